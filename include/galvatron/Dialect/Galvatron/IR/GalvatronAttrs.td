@@ -1,0 +1,175 @@
+//===- GalvatronAttrs.td - Galvatron attributes ------------*- tablegen -*-===//
+
+#ifndef GALVATRON_DIALECT_GALVATRON_IR_GALVATRONATTRS_TD
+#define GALVATRON_DIALECT_GALVATRON_IR_GALVATRONATTRS_TD
+
+include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Galvatron_DataParallelType : I32EnumAttr<"DataParallelType",
+    "data-parallel flavour of a layer", [
+      I32EnumAttrCase<"ddp", 0>,
+      I32EnumAttrCase<"zero1", 1>,
+      I32EnumAttrCase<"zero2", 2>,
+      I32EnumAttrCase<"zero3", 3>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+  let genSpecializedAttr = 0;
+}
+
+def Galvatron_PipelineSchedule : I32EnumAttr<"PipelineSchedule",
+    "micro-batch schedule of a pipeline", [
+      I32EnumAttrCase<"gpipe", 0>,
+      // Galvatron's name for 1F1B (one forward, one backward, flush).
+      I32EnumAttrCase<"pipedream_flush", 1>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+  let genSpecializedAttr = 0;
+}
+
+def Galvatron_Precision : I32EnumAttr<"Precision",
+    "training precision", [
+      I32EnumAttrCase<"fp32", 0>,
+      I32EnumAttrCase<"fp16", 1>,
+      I32EnumAttrCase<"bf16", 2>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+  let genSpecializedAttr = 0;
+}
+
+def Galvatron_LayerKind : I32EnumAttr<"LayerKind",
+    "role of a layer in the model", [
+      I32EnumAttrCase<"embedding", 0>,
+      I32EnumAttrCase<"encoder", 1>,
+      I32EnumAttrCase<"decoder", 2>,
+      I32EnumAttrCase<"head", 3>,
+      I32EnumAttrCase<"other", 4>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
+def Galvatron_GeluApproximation : I32EnumAttr<"GeluApproximation",
+    "GELU formula", [
+      I32EnumAttrCase<"none", 0>,
+      I32EnumAttrCase<"tanh", 1>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
+def Galvatron_LossReduction : I32EnumAttr<"LossReduction",
+    "how a loss reduces over tokens", [
+      I32EnumAttrCase<"mean", 0>,
+      I32EnumAttrCase<"sum", 1>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
+def Galvatron_InitKind : I32EnumAttr<"InitKind",
+    "parameter initializer", [
+      I32EnumAttrCase<"zeros", 0>,
+      I32EnumAttrCase<"ones", 1>,
+      I32EnumAttrCase<"constant", 2>,
+      I32EnumAttrCase<"normal", 3>,
+      I32EnumAttrCase<"uniform", 4>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+  let genSpecializedAttr = 0;
+}
+
+//===----------------------------------------------------------------------===//
+// Attribute definitions
+//===----------------------------------------------------------------------===//
+
+class Galvatron_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Galvatron_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+def Galvatron_InitAttr : Galvatron_Attr<"Init", "init"> {
+  let summary = "How a parameter is initialized";
+  let description = [{
+    `#galvatron.init<zeros>`, `#galvatron.init<ones>`,
+    `#galvatron.init<constant(v)>`, `#galvatron.init<normal(mean, std)>` or
+    `#galvatron.init<uniform(low, high)>`. Initialization is deterministic
+    given the runtime's seed and the parameter's name.
+  }];
+  let parameters = (ins "InitKind":$kind,
+                        APFloatParameter<"first argument (value, mean, low)">:$a,
+                        APFloatParameter<"second argument (std, high)">:$b);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let builders = [
+    AttrBuilder<(ins "InitKind":$kind, CArg<"double", "0.0">:$a,
+                     CArg<"double", "0.0">:$b), [{
+      return $_get($_ctxt, kind, ::llvm::APFloat(a), ::llvm::APFloat(b));
+    }]>
+  ];
+}
+
+def Galvatron_ExternalDataAttr : Galvatron_Attr<"ExternalData", "external"> {
+  let summary = "Where a parameter's values live outside the IR";
+  let description = [{
+    A reference to weight bytes that stay in their file: `location` is a path
+    relative to the IR's source model folder, `offset` and `length` select a
+    byte range (`length = -1` means to the end of the file), and `key`, when
+    present, names the tensor inside a container file (an ONNX model's
+    initializer or a safetensors entry).
+  }];
+  let parameters = (ins
+    StringRefParameter<"file holding the data">:$location,
+    DefaultValuedParameter<"int64_t", "0">:$offset,
+    DefaultValuedParameter<"int64_t", "-1">:$length,
+    OptionalParameter<"::mlir::StringAttr">:$key);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Galvatron_StrategyAttr : Galvatron_Attr<"Strategy", "strategy"> {
+  let summary = "Hybrid-parallel strategy of one layer";
+  let description = [{
+    Pipeline `stage` (0-based), tensor-parallel degree `tp` (its ranks
+    consecutive device ids when `tp_consecutive`), data-parallel degree `dp`
+    and flavour `dp_type` (ddp, or ZeRO stage 1 / 2 / 3), Megatron sequence
+    parallelism `sp`, and activation checkpointing `ckpt`. The degrees of
+    every layer must multiply with the module plan's pp to its device count.
+  }];
+  let parameters = (ins
+    "int64_t":$stage,
+    "int64_t":$tp,
+    "int64_t":$dp,
+    DefaultValuedParameter<"bool", "true">:$tp_consecutive,
+    DefaultValuedParameter<"DataParallelType", "DataParallelType::ddp">:$dp_type,
+    DefaultValuedParameter<"bool", "false">:$sp,
+    DefaultValuedParameter<"bool", "false">:$ckpt);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Galvatron_PlanAttr : Galvatron_Attr<"Plan", "plan"> {
+  let summary = "Module-level hybrid-parallel plan";
+  let description = [{
+    `devices` in nodes of `devices_per_node`, pipeline degree `pp`,
+    `micro_batches` per iteration, pipeline `schedule`, `global_batch`
+    (sequences per iteration) and training `precision`.
+  }];
+  let parameters = (ins
+    "int64_t":$devices,
+    "int64_t":$devices_per_node,
+    "int64_t":$pp,
+    "int64_t":$micro_batches,
+    "int64_t":$global_batch,
+    DefaultValuedParameter<"PipelineSchedule", "PipelineSchedule::gpipe">:$schedule,
+    DefaultValuedParameter<"Precision", "Precision::fp32">:$precision);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    int64_t getNodes() const { return getDevices() / getDevicesPerNode(); }
+  }];
+}
+
+#endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONATTRS_TD

@@ -1,0 +1,523 @@
+//===- GalvatronOps.td - Galvatron operations --------------*- tablegen -*-===//
+
+#ifndef GALVATRON_DIALECT_GALVATRON_IR_GALVATRONOPS_TD
+#define GALVATRON_DIALECT_GALVATRON_IR_GALVATRONOPS_TD
+
+include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.td"
+include "galvatron/Dialect/Galvatron/IR/GalvatronAttrs.td"
+include "galvatron/Dialect/Galvatron/IR/GalvatronInterfaces.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+def Galvatron_ParameterOp : Galvatron_Op<"parameter",
+    [Symbol, HasParent<"::mlir::ModuleOp">]> {
+  let summary = "Declares a trainable weight";
+  let description = [{
+    Declares a weight by name, type, initializer and (for imported models) a
+    reference to where its values already live. The IR never holds weight
+    values. Names follow the source model (`transformer.h.0.attn.c_attn.weight`)
+    so checkpoints map one to one.
+
+    ```mlir
+    galvatron.parameter @"transformer.wte.weight" : tensor<50257x768xf32>
+        {init = #galvatron.init<normal(0.0, 0.02)>}
+    ```
+  }];
+  let arguments = (ins
+    SymbolNameAttr:$sym_name,
+    TypeAttrOf<Galvatron_FloatTensor>:$type,
+    OptionalAttr<Galvatron_InitAttr>:$init,
+    OptionalAttr<Galvatron_ExternalDataAttr>:$external);
+  let assemblyFormat = "$sym_name `:` $type attr-dict";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+    /// Number of scalar values the parameter holds.
+    int64_t getNumElements() { return getTensorType().getNumElements(); }
+  }];
+}
+
+def Galvatron_ParamOp : Galvatron_Op<"param",
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reads a declared parameter";
+  let description = [{
+    Yields the current value of the `galvatron.parameter` named by `name`. A
+    weight shared by two layers (a tied embedding and LM head) is read in
+    both with the same name.
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs AnyStaticShapeTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Structure
+//===----------------------------------------------------------------------===//
+
+def Galvatron_LayerOp : Galvatron_Op<"layer", [
+    IsolatedFromAbove, RecursiveMemoryEffects,
+    SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "One layer of a model: the unit of parallel strategy";
+  let description = [{
+    A transformer block (`encoder` or `decoder`) or one of the parts outside
+    the blocks (`embedding`, `head`, `other`). The region's arguments are
+    bound to the operands, and `galvatron.yield` gives the results: a layer
+    reads nothing from above but parameters, so each layer can be costed,
+    partitioned and recomputed on its own. An optional `strategy` holds the
+    layer's hybrid-parallel strategy.
+
+    ```mlir
+    %h = galvatron.layer decoder "transformer.h.0" (%x = %e : tensor<1x8x16xf32>)
+        -> tensor<1x8x16xf32> {
+      ...
+      galvatron.yield %y : tensor<1x8x16xf32>
+    }
+    ```
+  }];
+  let arguments = (ins
+    StrAttr:$layer_name,
+    Galvatron_LayerKind:$kind,
+    Variadic<AnyType>:$inputs,
+    OptionalAttr<Galvatron_StrategyAttr>:$strategy);
+  let results = (outs Variadic<AnyType>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let hasCustomAssemblyFormat = 1;
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let skipDefaultBuilders = 1;
+  let builders = [
+    OpBuilder<(ins "::mlir::TypeRange":$resultTypes, "::llvm::StringRef":$name,
+                   "LayerKind":$kind, "::mlir::ValueRange":$inputs)>
+  ];
+  let extraClassDeclaration = [{
+    ::mlir::Block &getBodyBlock() { return getBody().front(); }
+    /// Encoder and decoder layers are the repeated transformer blocks.
+    bool isTransformerBlock() {
+      return getKind() == LayerKind::encoder || getKind() == LayerKind::decoder;
+    }
+  }];
+}
+
+def Galvatron_YieldOp : Galvatron_Op<"yield",
+    [Pure, Terminator, ReturnLike, HasParent<"LayerOp">]> {
+  let summary = "Returns a layer's results";
+  let arguments = (ins Variadic<AnyType>:$values);
+  let builders = [OpBuilder<(ins), [{ /* nothing to yield */ }]>];
+  let assemblyFormat = "attr-dict ($values^ `:` type($values))?";
+}
+
+//===----------------------------------------------------------------------===//
+// Constants and casts
+//===----------------------------------------------------------------------===//
+
+def Galvatron_ConstantOp : Galvatron_Op<"constant",
+    [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
+  let summary = "A small constant tensor";
+  let description = [{
+    Scalars and small tensors (scales, masks folded at import). Weights are
+    never constants: a constant holds at most 65536 elements.
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    static constexpr int64_t kMaxElements = 65536;
+  }];
+}
+
+def Galvatron_CastOp : Galvatron_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+  let summary = "Converts the element type";
+  let arguments = (ins Galvatron_Tensor:$input);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+class Galvatron_UnaryOp<string mnemonic, list<Trait> traits = []>
+    : Galvatron_Op<mnemonic,
+        !listconcat([Pure, Elementwise, SameOperandsAndResultType], traits)> {
+  let arguments = (ins Galvatron_FloatTensor:$input);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Galvatron_NegOp : Galvatron_UnaryOp<"neg"> { let summary = "-x"; }
+def Galvatron_AbsOp : Galvatron_UnaryOp<"abs"> { let summary = "|x|"; }
+def Galvatron_ExpOp : Galvatron_UnaryOp<"exp"> { let summary = "e^x"; }
+def Galvatron_LogOp : Galvatron_UnaryOp<"log"> { let summary = "ln x"; }
+def Galvatron_SqrtOp : Galvatron_UnaryOp<"sqrt"> { let summary = "√x"; }
+def Galvatron_RsqrtOp : Galvatron_UnaryOp<"rsqrt"> { let summary = "1/√x"; }
+def Galvatron_ReciprocalOp : Galvatron_UnaryOp<"reciprocal"> {
+  let summary = "1/x";
+}
+def Galvatron_TanhOp : Galvatron_UnaryOp<"tanh"> { let summary = "tanh x"; }
+def Galvatron_ErfOp : Galvatron_UnaryOp<"erf"> { let summary = "erf x"; }
+def Galvatron_SigmoidOp : Galvatron_UnaryOp<"sigmoid"> {
+  let summary = "1/(1+e^-x)";
+}
+def Galvatron_ReluOp : Galvatron_UnaryOp<"relu"> { let summary = "max(x, 0)"; }
+def Galvatron_SiluOp : Galvatron_UnaryOp<"silu"> {
+  let summary = "x·sigmoid(x) (SwiGLU's gate)";
+}
+def Galvatron_GeluOp : Galvatron_UnaryOp<"gelu"> {
+  let summary = "GELU, exact (erf) or tanh approximation";
+  let arguments = (ins Galvatron_FloatTensor:$input,
+      DefaultValuedAttr<Galvatron_GeluApproximation,
+                        "GeluApproximation::none">:$approximate);
+  let assemblyFormat =
+      "$input (`approximate` `=` $approximate^)? attr-dict `:` type($result)";
+}
+
+class Galvatron_BinaryOp<string mnemonic, list<Trait> traits = []>
+    : Galvatron_Op<mnemonic,
+        !listconcat([Pure, SameOperandsElementType, InferTypeOpAdaptor],
+                    traits)> {
+  let description = [{
+    Elementwise with NumPy broadcasting: the result shape is the broadcast of
+    the operand shapes.
+  }];
+  let arguments = (ins Galvatron_Tensor:$lhs, Galvatron_Tensor:$rhs);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat =
+      "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+def Galvatron_AddOp : Galvatron_BinaryOp<"add", [Commutative]> {
+  let summary = "a + b";
+}
+def Galvatron_SubOp : Galvatron_BinaryOp<"sub"> { let summary = "a - b"; }
+def Galvatron_MulOp : Galvatron_BinaryOp<"mul", [Commutative]> {
+  let summary = "a · b";
+}
+def Galvatron_DivOp : Galvatron_BinaryOp<"div"> { let summary = "a / b"; }
+def Galvatron_PowOp : Galvatron_BinaryOp<"pow"> { let summary = "a ^ b"; }
+def Galvatron_MaxOp : Galvatron_BinaryOp<"max", [Commutative]> {
+  let summary = "max(a, b)";
+}
+def Galvatron_MinOp : Galvatron_BinaryOp<"min", [Commutative]> {
+  let summary = "min(a, b)";
+}
+
+def Galvatron_SelectOp : Galvatron_Op<"select", [Pure, InferTypeOpAdaptor]> {
+  let summary = "cond ? a : b, elementwise with broadcasting";
+  let arguments = (ins Galvatron_BoolTensor:$condition, Galvatron_Tensor:$lhs,
+                       Galvatron_Tensor:$rhs);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = [{
+    $condition `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Pure, InferTypeOpAdaptor,
+    SameOperandsElementType,
+    DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
+  let summary = "Batched matrix product with NumPy batch broadcasting";
+  let description = [{
+    `lhs` is [..., M, K] (or [..., K, M] with `transpose_lhs`), `rhs` is
+    [..., K, N] (or [..., N, K] with `transpose_rhs`); leading batch
+    dimensions broadcast. The result is [..., M, N].
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$lhs, Galvatron_FloatTensor:$rhs,
+      DefaultValuedAttr<BoolAttr, "false">:$transpose_lhs,
+      DefaultValuedAttr<BoolAttr, "false">:$transpose_rhs);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+def Galvatron_LinearOp : Galvatron_Op<"linear", [Pure, InferTypeOpAdaptor,
+    SameOperandsElementType,
+    DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
+  let summary = "x·W + b: a fully connected layer";
+  let description = [{
+    `input` is [..., K]; `weight` is [K, N] (Hugging Face Conv1D layout) or,
+    with `transpose_weight`, [N, K] (torch.nn.Linear layout); the optional
+    `bias` is [N]. The result is [..., N]. Tensor parallelism splits N
+    (column parallel) or K (row parallel).
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$input,
+      Galvatron_FloatTensor:$weight, Optional<Galvatron_FloatTensor>:$bias,
+      DefaultValuedAttr<BoolAttr, "false">:$transpose_weight);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+  let extraClassDeclaration = [{
+    int64_t getInFeatures() {
+      auto shape = getWeight().getType().getShape();
+      return getTransposeWeight() ? shape[1] : shape[0];
+    }
+    int64_t getOutFeatures() {
+      auto shape = getWeight().getType().getShape();
+      return getTransposeWeight() ? shape[0] : shape[1];
+    }
+  }];
+}
+
+def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "Looks up rows of a table";
+  let description = [{
+    `table` is [V, D], `indices` is any shape of integers in [0, V); the
+    result is indices.shape + [D].
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$table,
+                       Galvatron_IndexTensor:$indices);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$table `,` $indices attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization and softmax
+//===----------------------------------------------------------------------===//
+
+def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
+    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>]> {
+  let summary = "Layer normalization over the last dimension";
+  let arguments = (ins Galvatron_FloatTensor:$input,
+      Galvatron_FloatTensor:$weight, Optional<Galvatron_FloatTensor>:$bias,
+      DefaultValuedAttr<F64Attr, "1e-5">:$epsilon);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
+    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>]> {
+  let summary = "RMS normalization over the last dimension (LLaMA, T5)";
+  let arguments = (ins Galvatron_FloatTensor:$input,
+      Galvatron_FloatTensor:$weight,
+      DefaultValuedAttr<F64Attr, "1e-6">:$epsilon);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "Softmax along one axis";
+  let arguments = (ins Galvatron_FloatTensor:$input, I64Attr:$axis);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Shape ops
+//===----------------------------------------------------------------------===//
+
+def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
+    [Pure, SameOperandsAndResultElementType]> {
+  let summary = "Reinterprets the shape; element count is preserved";
+  let arguments = (ins Galvatron_Tensor:$input);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasFolder = 1;
+  let hasVerifier = 1;
+}
+
+def Galvatron_TransposeOp : Galvatron_Op<"transpose",
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+  let summary = "Permutes dimensions: result dim i is input dim perm[i]";
+  let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat =
+      "$input `,` $perm attr-dict `:` type($input) `->` type($result)";
+  let hasFolder = 1;
+}
+
+def Galvatron_SliceOp : Galvatron_Op<"slice",
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+  let summary = "Static strided slice: [start, limit) with stride per dim";
+  let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$starts,
+      DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = [{
+    $input `[` $starts `:` $limits `:` $strides `]` attr-dict `:`
+    type($input) `->` type($result)
+  }];
+  let hasFolder = 1;
+}
+
+def Galvatron_ConcatOp : Galvatron_Op<"concat",
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+  let summary = "Concatenates tensors along an axis";
+  let arguments = (ins Variadic<Galvatron_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat =
+      "$inputs attr-dict `:` functional-type(operands, results)";
+  let hasFolder = 1;
+}
+
+def Galvatron_SplitOp : Galvatron_Op<"split",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "Splits a tensor along an axis into pieces of given sizes";
+  let arguments = (ins Galvatron_Tensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$sizes);
+  let results = (outs Variadic<Galvatron_Tensor>:$results);
+  let assemblyFormat =
+      "$input attr-dict `:` type($input) `->` type($results)";
+}
+
+def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
+    [Pure, SameOperandsAndResultElementType]> {
+  let summary = "Broadcasts to a larger shape under NumPy rules";
+  let arguments = (ins Galvatron_Tensor:$input);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasFolder = 1;
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+class Galvatron_ReduceOp<string mnemonic>
+    : Galvatron_Op<mnemonic,
+        [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+  let arguments = (ins Galvatron_FloatTensor:$input,
+      DenseI64ArrayAttr:$axes,
+      DefaultValuedAttr<BoolAttr, "false">:$keep_dims);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$input `,` $axes attr-dict `:` type($input) `->` type($result)";
+}
+
+def Galvatron_ReduceSumOp : Galvatron_ReduceOp<"reduce_sum"> {
+  let summary = "Sum over axes";
+}
+def Galvatron_ReduceMeanOp : Galvatron_ReduceOp<"reduce_mean"> {
+  let summary = "Mean over axes";
+}
+def Galvatron_ReduceMaxOp : Galvatron_ReduceOp<"reduce_max"> {
+  let summary = "Maximum over axes";
+}
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+def Galvatron_RotaryOp : Galvatron_Op<"rotary",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "Rotary position embedding (RoPE)";
+  let description = [{
+    Rotates pairs of the first `rotary_dim` features of the last dimension
+    by position · theta^(-2i/rotary_dim), positions counted along
+    `seq_axis` from 0. Pairs are (i, i + rotary_dim/2) (LLaMA, GPT-NeoX
+    rotate-half) or, with `interleaved`, (2i, 2i+1) (GPT-J).
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$input, I64Attr:$seq_axis,
+      DefaultValuedAttr<F64Attr, "10000.0">:$theta,
+      OptionalAttr<I64Attr>:$rotary_dim,
+      DefaultValuedAttr<BoolAttr, "false">:$interleaved);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getEffectiveRotaryDim() {
+      auto dim = getRotaryDim();
+      return dim ? *dim : getInput().getType().getShape().back();
+    }
+  }];
+}
+
+def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
+    InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
+  let summary = "Fused scaled dot-product attention";
+  let description = [{
+    softmax(scale · Q·Kᵀ + mask) · V per head. `query` is [B, Hq, S, D],
+    `key` [B, Hkv, T, D], `value` [B, Hkv, T, Dv] with Hq a multiple of Hkv
+    (grouped-query attention shares each key/value head among Hq/Hkv query
+    heads). `mask`, when given, is added to the scores and broadcasts to
+    [B, Hq, S, T] (padding masks, relative position biases). `causal` masks
+    key positions after the query position. `scale` defaults to 1/√D. The
+    result is [B, Hq, S, Dv].
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$query, Galvatron_FloatTensor:$key,
+      Galvatron_FloatTensor:$value, Optional<Galvatron_FloatTensor>:$mask,
+      DefaultValuedAttr<BoolAttr, "false">:$causal,
+      OptionalAttr<F64Attr>:$scale);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`,` $mask^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    double getEffectiveScale() {
+      if (auto s = getScale()) return s->convertToDouble();
+      return 1.0 / std::sqrt(double(getQuery().getType().getShape()[3]));
+    }
+  }];
+}
+
+def Galvatron_CrossEntropyOp : Galvatron_Op<"cross_entropy",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "Softmax cross-entropy of logits against integer labels";
+  let description = [{
+    `logits` is [..., V], `labels` has the leading shape [...]; labels equal
+    to `ignore_index` do not count. The result is the f32 scalar mean (or
+    sum) over counted positions.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$logits,
+      Galvatron_IndexTensor:$labels,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<Galvatron_LossReduction,
+                        "LossReduction::mean">:$reduction);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat =
+      "$logits `,` $labels attr-dict `:` functional-type(operands, results)";
+}
+
+def Galvatron_RelativePositionBucketOp : Galvatron_Op<"relative_position_bucket",
+    [Pure]> {
+  let summary = "T5's bucketed relative positions";
+  let description = [{
+    Produces the [S, T] integer tensor of buckets of (key position − query
+    position) in T5's scheme: half the buckets exact, the rest logarithmic up
+    to `max_distance`; `bidirectional` splits the buckets by sign. An
+    embedding lookup of the result gives the relative position bias.
+  }];
+  let arguments = (ins I64Attr:$num_buckets, I64Attr:$max_distance,
+                       BoolAttr:$bidirectional);
+  let results = (outs StaticShapeTensorOf<[I64]>:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_ExtractPatchesOp : Galvatron_Op<"extract_patches",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "Cuts images into flattened non-overlapping patches (ViT)";
+  let description = [{
+    `input` is [B, C, H, W]; the result is [B, (H/P)·(W/P), C·P·P] with
+    patches in row-major order and features ordered (c, y, x), so a
+    convolution with kernel = stride = P equals a linear layer over patches.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$input, I64Attr:$patch_size);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+#endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONOPS_TD

@@ -1,0 +1,126 @@
+//===- GalvatronDialect.cpp - Galvatron dialect ---------------------------===//
+
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::galvatron;
+
+#include "galvatron/Dialect/Galvatron/IR/GalvatronOpsDialect.cpp.inc"
+
+void GalvatronDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "galvatron/Dialect/Galvatron/IR/GalvatronOps.cpp.inc"
+      >();
+  registerAttributes();
+}
+
+Operation *GalvatronDialect::materializeConstant(OpBuilder &builder,
+                                                 Attribute value, Type type,
+                                                 Location loc) {
+  auto elements = dyn_cast<ElementsAttr>(value);
+  if (!elements || elements.getType() != type)
+    return nullptr;
+  return ConstantOp::create(builder, loc, type, elements);
+}
+
+LogicalResult
+GalvatronDialect::verifyOperationAttribute(Operation *op,
+                                           NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (name == getPlanAttrName()) {
+    auto plan = dyn_cast<PlanAttr>(attribute.getValue());
+    if (!plan)
+      return op->emitError() << "'" << name
+                             << "' must be a #galvatron.plan attribute";
+    auto module = dyn_cast<ModuleOp>(op);
+    if (!module)
+      return op->emitError() << "'" << name
+                             << "' may only be attached to a module";
+    return verifyPlan(module, plan);
+  }
+  if (name == getModelAttrName()) {
+    if (!isa<StringAttr>(attribute.getValue()) || !isa<ModuleOp>(op))
+      return op->emitError() << "'" << name
+                             << "' must be a string on a module";
+    return success();
+  }
+  if (name == getNameAttrName()) {
+    if (!isa<StringAttr>(attribute.getValue()))
+      return op->emitError() << "'" << name << "' must be a string";
+    return success();
+  }
+  return op->emitError() << "unknown galvatron attribute '" << name << "'";
+}
+
+//===----------------------------------------------------------------------===//
+// Plan verification
+//===----------------------------------------------------------------------===//
+
+PlanAttr mlir::galvatron::getPlan(ModuleOp module) {
+  return module->getAttrOfType<PlanAttr>(GalvatronDialect::getPlanAttrName());
+}
+
+/// Verifies the layer sequence of one function against the plan.
+static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
+  int64_t microBatch = plan.getGlobalBatch() / plan.getMicroBatches();
+  int64_t previousStage = 0;
+  llvm::SmallVector<bool> stageUsed(plan.getPp(), false);
+  bool sawLayer = false;
+  WalkResult result = function->walk([&](LayerOp layer) -> WalkResult {
+    sawLayer = true;
+    StrategyAttr strategy = layer.getStrategyAttr();
+    if (!strategy)
+      return layer.emitOpError()
+             << "'" << layer.getLayerName()
+             << "' has no #galvatron.strategy but the module has a "
+                "#galvatron.plan";
+    int64_t devices = plan.getPp() * strategy.getTp() * strategy.getDp();
+    if (devices != plan.getDevices())
+      return layer.emitOpError()
+             << "'" << layer.getLayerName() << "': pp (" << plan.getPp()
+             << ") x tp (" << strategy.getTp() << ") x dp ("
+             << strategy.getDp() << ") = " << devices
+             << " does not equal the plan's " << plan.getDevices()
+             << " devices";
+    if (strategy.getStage() >= plan.getPp())
+      return layer.emitOpError()
+             << "'" << layer.getLayerName() << "' is on stage "
+             << strategy.getStage() << " but the plan has pp = "
+             << plan.getPp();
+    if (strategy.getStage() < previousStage)
+      return layer.emitOpError()
+             << "'" << layer.getLayerName() << "' is on stage "
+             << strategy.getStage() << " after a layer on stage "
+             << previousStage << ": stages must not decrease along the model";
+    if (microBatch % strategy.getDp() != 0)
+      return layer.emitOpError()
+             << "'" << layer.getLayerName() << "': a micro-batch of "
+             << microBatch << " sequences does not divide among dp = "
+             << strategy.getDp() << " replicas";
+    previousStage = strategy.getStage();
+    stageUsed[strategy.getStage()] = true;
+    return WalkResult::advance();
+  });
+  if (result.wasInterrupted())
+    return failure();
+  if (!sawLayer)
+    return success();
+  for (auto [stage, used] : llvm::enumerate(stageUsed))
+    if (!used)
+      return function->emitOpError()
+             << "pipeline stage " << stage << " of " << plan.getPp()
+             << " has no layer";
+  return success();
+}
+
+LogicalResult mlir::galvatron::verifyPlan(ModuleOp module, PlanAttr plan) {
+  for (auto function : module.getOps<func::FuncOp>())
+    if (failed(verifyFunctionPlan(function, plan)))
+      return failure();
+  return success();
+}

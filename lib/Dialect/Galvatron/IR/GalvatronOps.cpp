@@ -1,0 +1,807 @@
+//===- GalvatronOps.cpp - Galvatron operations ----------------------------===//
+
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+
+#include "mlir/Dialect/Traits.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <numeric>
+
+using namespace mlir;
+using namespace mlir::galvatron;
+
+#include "galvatron/Dialect/Galvatron/IR/GalvatronInterfaces.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Shared helpers
+//===----------------------------------------------------------------------===//
+
+/// Maps a possibly negative axis into [0, rank); fails when out of range.
+static FailureOr<int64_t> normalizeAxis(int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    return failure();
+  return axis < 0 ? axis + rank : axis;
+}
+
+static RankedTensorType rankedType(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "[";
+  llvm::interleaveComma(shape, os);
+  os << "]";
+  return text;
+}
+
+/// Result type of a NumPy-broadcasting elementwise op.
+static LogicalResult inferBroadcastType(std::optional<Location> location,
+                                        ArrayRef<Type> operandTypes,
+                                        Type elementType,
+                                        SmallVectorImpl<Type> &results) {
+  SmallVector<int64_t> shape;
+  for (Type type : operandTypes) {
+    auto tensor = cast<RankedTensorType>(type);
+    SmallVector<int64_t> next;
+    if (!OpTrait::util::getBroadcastedShape(shape, tensor.getShape(), next))
+      return emitOptionalError(location, "shapes ", shapeString(shape),
+                               " and ", shapeString(tensor.getShape()),
+                               " do not broadcast");
+    shape = std::move(next);
+  }
+  results.push_back(RankedTensorType::get(shape, elementType));
+  return success();
+}
+
+/// Result type of a reduction over `axes`.
+static LogicalResult inferReductionType(std::optional<Location> location,
+                                        RankedTensorType input,
+                                        ArrayRef<int64_t> axes, bool keepDims,
+                                        SmallVectorImpl<Type> &results) {
+  int64_t rank = input.getRank();
+  SmallVector<bool> reduced(rank, false);
+  for (int64_t axis : axes) {
+    FailureOr<int64_t> normalized = normalizeAxis(axis, rank);
+    if (failed(normalized))
+      return emitOptionalError(location, "reduction axis ", axis,
+                               " is out of range for rank ", rank);
+    if (reduced[*normalized])
+      return emitOptionalError(location, "reduction axis ", axis,
+                               " is repeated");
+    reduced[*normalized] = true;
+  }
+  SmallVector<int64_t> shape;
+  for (int64_t dim = 0; dim < rank; ++dim) {
+    if (!reduced[dim])
+      shape.push_back(input.getDimSize(dim));
+    else if (keepDims)
+      shape.push_back(1);
+  }
+  results.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+/// Shared check of a normalization op's weight: a vector the size of the
+/// normalized (last) dimension.
+static LogicalResult verifyNormWeight(Operation *op, RankedTensorType input,
+                                      Value weight, StringRef what) {
+  if (!weight)
+    return success();
+  auto type = rankedType(weight);
+  int64_t features = input.getRank() ? input.getShape().back() : 1;
+  if (type.getRank() != 1 || type.getDimSize(0) != features)
+    return op->emitOpError() << what << " must be [" << features
+                             << "] to match the last dimension, got "
+                             << shapeString(type.getShape());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ParameterOp / ParamOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParameterOp::verify() {
+  if (!getInit() && !getExternal())
+    return emitOpError() << "@" << getSymName()
+                         << " needs an initializer or external data";
+  return success();
+}
+
+LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto parameter =
+      symbolTable.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  if (!parameter)
+    return emitOpError() << "refers to '" << getName()
+                         << "', which is not a galvatron.parameter";
+  if (parameter.getType() != getType())
+    return emitOpError() << "type " << getType() << " does not match @"
+                         << getName() << "'s declared type "
+                         << parameter.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+void LayerOp::build(OpBuilder &builder, OperationState &state,
+                    TypeRange resultTypes, StringRef name, LayerKind kind,
+                    ValueRange inputs) {
+  state.addTypes(resultTypes);
+  state.addOperands(inputs);
+  state.getOrAddProperties<Properties>().layer_name =
+      builder.getStringAttr(name);
+  state.getOrAddProperties<Properties>().kind =
+      LayerKindAttr::get(builder.getContext(), kind);
+  Region *body = state.addRegion();
+  Block *block = new Block();
+  body->push_back(block);
+  for (Value input : inputs)
+    block->addArgument(input.getType(), input.getLoc());
+}
+
+ParseResult LayerOp::parse(OpAsmParser &parser, OperationState &result) {
+  MLIRContext *context = parser.getContext();
+  StringRef kindKeyword;
+  llvm::SMLoc kindLoc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&kindKeyword))
+    return failure();
+  std::optional<LayerKind> kind = symbolizeLayerKind(kindKeyword);
+  if (!kind)
+    return parser.emitError(kindLoc)
+           << "unknown layer kind '" << kindKeyword
+           << "' (expected embedding, encoder, decoder, head or other)";
+  std::string name;
+  if (parser.parseString(&name))
+    return failure();
+
+  // (%arg = %operand : type, ...)
+  SmallVector<OpAsmParser::Argument> arguments;
+  SmallVector<OpAsmParser::UnresolvedOperand> operands;
+  auto parseBinding = [&]() -> ParseResult {
+    OpAsmParser::Argument &argument = arguments.emplace_back();
+    OpAsmParser::UnresolvedOperand &operand = operands.emplace_back();
+    if (parser.parseArgument(argument) || parser.parseEqual() ||
+        parser.parseOperand(operand) || parser.parseColonType(argument.type))
+      return failure();
+    return success();
+  };
+  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Paren,
+                                     parseBinding))
+    return failure();
+  for (auto [argument, operand] : llvm::zip(arguments, operands))
+    if (parser.resolveOperand(operand, argument.type, result.operands))
+      return failure();
+
+  if (parser.parseOptionalArrowTypeList(result.types) ||
+      parser.parseOptionalAttrDictWithKeyword(result.attributes))
+    return failure();
+  result.addAttribute("layer_name", StringAttr::get(context, name));
+  result.addAttribute("kind", LayerKindAttr::get(context, *kind));
+
+  Region *body = result.addRegion();
+  if (parser.parseRegion(*body, arguments))
+    return failure();
+  LayerOp::ensureTerminator(*body, parser.getBuilder(), result.location);
+  return success();
+}
+
+void LayerOp::print(OpAsmPrinter &printer) {
+  printer << " " << stringifyLayerKind(getKind()) << " ";
+  printer.printString(getLayerName());
+  printer << " (";
+  llvm::interleaveComma(
+      llvm::zip(getBodyBlock().getArguments(), getInputs()), printer,
+      [&](auto pair) {
+        auto [argument, input] = pair;
+        printer.printRegionArgument(argument, /*argAttrs=*/{},
+                                    /*omitType=*/true);
+        printer << " = " << input << " : " << input.getType();
+      });
+  printer << ")";
+  if (!getResults().empty()) {
+    printer << " -> ";
+    if (getNumResults() == 1)
+      printer << getResult(0).getType();
+    else
+      printer << "(" << getResultTypes() << ")";
+  }
+  printer.printOptionalAttrDictWithKeyword((*this)->getAttrs(),
+                                           {"layer_name", "kind"});
+  printer << " ";
+  printer.printRegion(getBody(), /*printEntryBlockArgs=*/false);
+}
+
+LogicalResult LayerOp::verify() {
+  if ((*this)->getParentOfType<LayerOp>())
+    return emitOpError() << "'" << getLayerName()
+                         << "' is nested in another layer; layers must be "
+                            "direct parts of a function";
+  if (getStrategy()) {
+    auto module = (*this)->getParentOfType<ModuleOp>();
+    if (!module || !getPlan(module))
+      return emitOpError() << "'" << getLayerName()
+                           << "' has a #galvatron.strategy but the enclosing "
+                              "module has no #galvatron.plan";
+  }
+  return success();
+}
+
+LogicalResult LayerOp::verifyRegions() {
+  Block &block = getBodyBlock();
+  if (block.getNumArguments() != getInputs().size())
+    return emitOpError() << "body has " << block.getNumArguments()
+                         << " arguments for " << getInputs().size()
+                         << " inputs";
+  for (auto [index, pair] :
+       llvm::enumerate(llvm::zip(block.getArgumentTypes(), getInputs())))
+    if (std::get<0>(pair) != std::get<1>(pair).getType())
+      return emitOpError() << "body argument #" << index << " has type "
+                           << std::get<0>(pair) << " but input is "
+                           << std::get<1>(pair).getType();
+  auto yield = cast<YieldOp>(block.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yields (" << yield.getValues().getTypes()
+                         << ") but the layer returns (" << getResultTypes()
+                         << ")";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ConstantOp / CastOp
+//===----------------------------------------------------------------------===//
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
+
+LogicalResult ConstantOp::verify() {
+  int64_t count = getType().getNumElements();
+  if (count > kMaxElements)
+    return emitOpError() << "holds " << count << " elements; constants hold at "
+                         << "most " << kMaxElements
+                         << " (declare weights with galvatron.parameter)";
+  return success();
+}
+
+OpFoldResult CastOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+#define GALVATRON_BROADCAST_INFERENCE(OP)                                      \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> location, Adaptor adaptor,        \
+      SmallVectorImpl<Type> &results) {                                        \
+    Type lhs = adaptor.getLhs().getType(), rhs = adaptor.getRhs().getType();   \
+    return inferBroadcastType(location, {lhs, rhs},                            \
+                              cast<RankedTensorType>(lhs).getElementType(),    \
+                              results);                                        \
+  }
+GALVATRON_BROADCAST_INFERENCE(AddOp)
+GALVATRON_BROADCAST_INFERENCE(SubOp)
+GALVATRON_BROADCAST_INFERENCE(MulOp)
+GALVATRON_BROADCAST_INFERENCE(DivOp)
+GALVATRON_BROADCAST_INFERENCE(PowOp)
+GALVATRON_BROADCAST_INFERENCE(MaxOp)
+GALVATRON_BROADCAST_INFERENCE(MinOp)
+#undef GALVATRON_BROADCAST_INFERENCE
+
+LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> location,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  auto lhs = cast<RankedTensorType>(adaptor.getLhs().getType());
+  auto rhs = cast<RankedTensorType>(adaptor.getRhs().getType());
+  if (lhs.getElementType() != rhs.getElementType())
+    return emitOptionalError(location, "select operands have different "
+                                       "element types ",
+                             lhs.getElementType(), " and ",
+                             rhs.getElementType());
+  return inferBroadcastType(location,
+                            {adaptor.getCondition().getType(), lhs, rhs},
+                            lhs.getElementType(), results);
+}
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+/// The (batch, M, K, N) decomposition of a matmul, with batch dims broadcast.
+struct MatmulDims {
+  SmallVector<int64_t> batch;
+  int64_t m, k, n;
+};
+
+static FailureOr<MatmulDims> getMatmulDims(std::optional<Location> location,
+                                           RankedTensorType lhs,
+                                           RankedTensorType rhs,
+                                           bool transposeLhs,
+                                           bool transposeRhs) {
+  if (lhs.getRank() < 2 || rhs.getRank() < 2)
+    return emitOptionalError(location, "matmul operands must have rank >= 2, "
+                                       "got ",
+                             lhs.getRank(), " and ", rhs.getRank());
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t lr = l.size(), rr = r.size();
+  MatmulDims dims;
+  dims.m = transposeLhs ? l[lr - 1] : l[lr - 2];
+  int64_t lk = transposeLhs ? l[lr - 2] : l[lr - 1];
+  int64_t rk = transposeRhs ? r[rr - 1] : r[rr - 2];
+  dims.n = transposeRhs ? r[rr - 2] : r[rr - 1];
+  if (lk != rk)
+    return emitOptionalError(location, "contracting dimensions differ: ", lk,
+                             " vs ", rk);
+  dims.k = lk;
+  if (!OpTrait::util::getBroadcastedShape(l.drop_back(2), r.drop_back(2),
+                                          dims.batch))
+    return emitOptionalError(location, "batch dimensions ",
+                             shapeString(l.drop_back(2)), " and ",
+                             shapeString(r.drop_back(2)), " do not broadcast");
+  return dims;
+}
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> location,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  auto lhs = cast<RankedTensorType>(adaptor.getLhs().getType());
+  FailureOr<MatmulDims> dims = getMatmulDims(
+      location, lhs, cast<RankedTensorType>(adaptor.getRhs().getType()),
+      adaptor.getTransposeLhs(), adaptor.getTransposeRhs());
+  if (failed(dims))
+    return failure();
+  SmallVector<int64_t> shape = dims->batch;
+  shape.append({dims->m, dims->n});
+  results.push_back(RankedTensorType::get(shape, lhs.getElementType()));
+  return success();
+}
+
+int64_t MatmulOp::getFlops() {
+  FailureOr<MatmulDims> dims =
+      getMatmulDims(std::nullopt, getLhs().getType(), getRhs().getType(),
+                    getTransposeLhs(), getTransposeRhs());
+  int64_t batch = 1;
+  for (int64_t size : dims->batch)
+    batch *= size;
+  return 2 * batch * dims->m * dims->n * dims->k;
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> location,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto weight = cast<RankedTensorType>(adaptor.getWeight().getType());
+  if (input.getRank() < 1)
+    return emitOptionalError(location, "linear input must have rank >= 1");
+  if (weight.getRank() != 2)
+    return emitOptionalError(location, "linear weight must have rank 2, got ",
+                             weight.getRank());
+  bool transposed = adaptor.getTransposeWeight();
+  int64_t in = weight.getDimSize(transposed ? 1 : 0);
+  int64_t out = weight.getDimSize(transposed ? 0 : 1);
+  if (input.getShape().back() != in)
+    return emitOptionalError(location, "input features ",
+                             input.getShape().back(),
+                             " do not match the weight's ", in);
+  if (Value bias = adaptor.getBias()) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    if (biasType.getRank() != 1 || biasType.getDimSize(0) != out)
+      return emitOptionalError(location, "bias must be [", out, "], got ",
+                               shapeString(biasType.getShape()));
+  }
+  SmallVector<int64_t> shape(input.getShape());
+  shape.back() = out;
+  results.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+int64_t LinearOp::getFlops() {
+  int64_t rows = getInput().getType().getNumElements() / getInFeatures();
+  return 2 * rows * getInFeatures() * getOutFeatures();
+}
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> location,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &results) {
+  auto table = cast<RankedTensorType>(adaptor.getTable().getType());
+  auto indices = cast<RankedTensorType>(adaptor.getIndices().getType());
+  if (table.getRank() != 2)
+    return emitOptionalError(location, "embedding table must have rank 2, "
+                                       "got ",
+                             table.getRank());
+  SmallVector<int64_t> shape(indices.getShape());
+  shape.push_back(table.getDimSize(1));
+  results.push_back(RankedTensorType::get(shape, table.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization and softmax
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerNormOp::verify() {
+  auto input = getInput().getType();
+  if (input.getRank() < 1)
+    return emitOpError() << "input must have rank >= 1";
+  if (getEpsilon().convertToDouble() <= 0.0)
+    return emitOpError() << "epsilon must be positive";
+  if (failed(verifyNormWeight(*this, input, getWeight(), "weight")))
+    return failure();
+  return verifyNormWeight(*this, input, getBias(), "bias");
+}
+
+LogicalResult RMSNormOp::verify() {
+  auto input = getInput().getType();
+  if (input.getRank() < 1)
+    return emitOpError() << "input must have rank >= 1";
+  if (getEpsilon().convertToDouble() <= 0.0)
+    return emitOpError() << "epsilon must be positive";
+  return verifyNormWeight(*this, input, getWeight(), "weight");
+}
+
+LogicalResult SoftmaxOp::verify() {
+  if (failed(normalizeAxis(getAxis(), getType().getRank())))
+    return emitOpError() << "axis " << getAxis()
+                         << " is out of range for rank "
+                         << getType().getRank();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Shape ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReshapeOp::verify() {
+  int64_t in = getInput().getType().getNumElements();
+  int64_t out = getType().getNumElements();
+  if (in != out)
+    return emitOpError() << "cannot reshape " << in << " elements into "
+                         << shapeString(getType().getShape()) << " (" << out
+                         << " elements)";
+  return success();
+}
+
+OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  if (auto elements = dyn_cast_if_present<DenseElementsAttr>(adaptor.getInput()))
+    return elements.reshape(getType());
+  // reshape(reshape(x)) folds into one reshape of x.
+  if (auto producer = getInput().getDefiningOp<ReshapeOp>()) {
+    getInputMutable().assign(producer.getInput());
+    if (getInput().getType() == getType())
+      return getInput();
+    return getResult();
+  }
+  return {};
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> location,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &results) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  ArrayRef<int64_t> perm = adaptor.getPerm();
+  if (static_cast<int64_t>(perm.size()) != input.getRank())
+    return emitOptionalError(location, "permutation has ", perm.size(),
+                             " entries for rank ", input.getRank());
+  SmallVector<bool> seen(perm.size(), false);
+  SmallVector<int64_t> shape;
+  for (int64_t dim : perm) {
+    if (dim < 0 || dim >= input.getRank() || seen[dim])
+      return emitOptionalError(location, "invalid permutation ",
+                               shapeString(perm));
+    seen[dim] = true;
+    shape.push_back(input.getDimSize(dim));
+  }
+  results.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+OpFoldResult TransposeOp::fold(FoldAdaptor) {
+  auto isIdentity = [](ArrayRef<int64_t> perm) {
+    for (auto [index, dim] : llvm::enumerate(perm))
+      if (static_cast<int64_t>(index) != dim)
+        return false;
+    return true;
+  };
+  if (isIdentity(getPerm()))
+    return getInput();
+  // transpose(transpose(x, inner), outer) is transpose(x, inner ∘ outer).
+  if (auto producer = getInput().getDefiningOp<TransposeOp>()) {
+    ArrayRef<int64_t> inner = producer.getPerm();
+    SmallVector<int64_t> composed;
+    for (int64_t dim : getPerm())
+      composed.push_back(inner[dim]);
+    if (isIdentity(composed))
+      return producer.getInput();
+    getInputMutable().assign(producer.getInput());
+    setPerm(composed);
+    return getResult();
+  }
+  return {};
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> location,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &results) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  ArrayRef<int64_t> starts = adaptor.getStarts(), limits = adaptor.getLimits(),
+                    strides = adaptor.getStrides();
+  int64_t rank = input.getRank();
+  if (static_cast<int64_t>(starts.size()) != rank ||
+      static_cast<int64_t>(limits.size()) != rank ||
+      static_cast<int64_t>(strides.size()) != rank)
+    return emitOptionalError(location, "slice needs a start, limit and stride "
+                                       "for each of the ",
+                             rank, " dimensions");
+  SmallVector<int64_t> shape;
+  for (int64_t dim = 0; dim < rank; ++dim) {
+    int64_t size = input.getDimSize(dim);
+    if (strides[dim] < 1)
+      return emitOptionalError(location, "slice stride must be positive in "
+                                         "dimension ",
+                               dim);
+    if (starts[dim] < 0 || starts[dim] > limits[dim] || limits[dim] > size)
+      return emitOptionalError(location, "slice [", starts[dim], ", ",
+                               limits[dim], ") is out of bounds for "
+                                            "dimension ",
+                               dim, " of size ", size);
+    shape.push_back((limits[dim] - starts[dim] + strides[dim] - 1) /
+                    strides[dim]);
+  }
+  results.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+OpFoldResult SliceOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType() &&
+      llvm::all_of(getStrides(), [](int64_t s) { return s == 1; }))
+    return getInput();
+  return {};
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> location,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &results) {
+  if (adaptor.getInputs().empty())
+    return emitOptionalError(location, "concat needs at least one input");
+  auto first = cast<RankedTensorType>(adaptor.getInputs()[0].getType());
+  FailureOr<int64_t> axis = normalizeAxis(adaptor.getAxis(), first.getRank());
+  if (failed(axis))
+    return emitOptionalError(location, "concat axis ", adaptor.getAxis(),
+                             " is out of range for rank ", first.getRank());
+  SmallVector<int64_t> shape(first.getShape());
+  shape[*axis] = 0;
+  for (Value input : adaptor.getInputs()) {
+    auto type = cast<RankedTensorType>(input.getType());
+    if (type.getRank() != first.getRank())
+      return emitOptionalError(location, "concat inputs differ in rank");
+    for (int64_t dim = 0; dim < type.getRank(); ++dim)
+      if (dim != *axis && type.getDimSize(dim) != first.getDimSize(dim))
+        return emitOptionalError(location, "concat inputs differ in "
+                                           "dimension ",
+                                 dim, " (", first.getDimSize(dim), " vs ",
+                                 type.getDimSize(dim), ")");
+    shape[*axis] += type.getDimSize(*axis);
+  }
+  results.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
+OpFoldResult ConcatOp::fold(FoldAdaptor) {
+  if (getInputs().size() == 1)
+    return getInputs()[0];
+  return {};
+}
+
+LogicalResult SplitOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> location,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &results) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  FailureOr<int64_t> axis = normalizeAxis(adaptor.getAxis(), input.getRank());
+  if (failed(axis))
+    return emitOptionalError(location, "split axis ", adaptor.getAxis(),
+                             " is out of range for rank ", input.getRank());
+  int64_t total = 0;
+  for (int64_t size : adaptor.getSizes()) {
+    if (size < 1)
+      return emitOptionalError(location, "split sizes must be positive");
+    total += size;
+    SmallVector<int64_t> shape(input.getShape());
+    shape[*axis] = size;
+    results.push_back(RankedTensorType::get(shape, input.getElementType()));
+  }
+  if (total != input.getDimSize(*axis))
+    return emitOptionalError(location, "split sizes add up to ", total,
+                             " but dimension ", *axis, " has size ",
+                             input.getDimSize(*axis));
+  return success();
+}
+
+LogicalResult BroadcastOp::verify() {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> out = getType().getShape();
+  SmallVector<int64_t> shape;
+  if (in.size() > out.size() ||
+      !OpTrait::util::getBroadcastedShape(in, out, shape) ||
+      ArrayRef<int64_t>(shape) != out)
+    return emitOpError() << "cannot broadcast " << shapeString(in) << " to "
+                         << shapeString(out);
+  return success();
+}
+
+OpFoldResult BroadcastOp::fold(FoldAdaptor adaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  if (auto splat = dyn_cast_if_present<SplatElementsAttr>(adaptor.getInput()))
+    return splat.resizeSplat(getType());
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+#define GALVATRON_REDUCTION_INFERENCE(OP)                                      \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> location, Adaptor adaptor,        \
+      SmallVectorImpl<Type> &results) {                                        \
+    return inferReductionType(                                                 \
+        location, cast<RankedTensorType>(adaptor.getInput().getType()),        \
+        adaptor.getAxes(), adaptor.getKeepDims(), results);                    \
+  }
+GALVATRON_REDUCTION_INFERENCE(ReduceSumOp)
+GALVATRON_REDUCTION_INFERENCE(ReduceMeanOp)
+GALVATRON_REDUCTION_INFERENCE(ReduceMaxOp)
+#undef GALVATRON_REDUCTION_INFERENCE
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult RotaryOp::verify() {
+  auto type = getInput().getType();
+  if (type.getRank() < 2)
+    return emitOpError() << "input must have rank >= 2";
+  FailureOr<int64_t> seqAxis = normalizeAxis(getSeqAxis(), type.getRank());
+  if (failed(seqAxis) || *seqAxis == type.getRank() - 1)
+    return emitOpError() << "sequence axis " << getSeqAxis()
+                         << " must name a dimension other than the last";
+  int64_t features = type.getShape().back();
+  int64_t rotary = getEffectiveRotaryDim();
+  if (rotary < 2 || rotary % 2 != 0 || rotary > features)
+    return emitOpError() << "rotary dimension " << rotary
+                         << " must be even, at least 2 and at most the "
+                            "feature size "
+                         << features;
+  if (getTheta().convertToDouble() <= 0.0)
+    return emitOpError() << "theta must be positive";
+  return success();
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> location,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &results) {
+  auto q = cast<RankedTensorType>(adaptor.getQuery().getType());
+  auto k = cast<RankedTensorType>(adaptor.getKey().getType());
+  auto v = cast<RankedTensorType>(adaptor.getValue().getType());
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+    return emitOptionalError(location, "query, key and value must be "
+                                       "[batch, heads, seq, head_dim]");
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return emitOptionalError(location, "query, key and value must share an "
+                                       "element type");
+  int64_t batch = q.getDimSize(0), heads = q.getDimSize(1),
+          seq = q.getDimSize(2), headDim = q.getDimSize(3);
+  if (k.getDimSize(0) != batch || v.getDimSize(0) != batch)
+    return emitOptionalError(location, "batch sizes differ");
+  int64_t kvHeads = k.getDimSize(1);
+  if (v.getDimSize(1) != kvHeads)
+    return emitOptionalError(location, "key has ", kvHeads,
+                             " heads but value has ", v.getDimSize(1));
+  if (heads % kvHeads != 0)
+    return emitOptionalError(location, heads, " query heads are not a "
+                                              "multiple of ",
+                             kvHeads, " key/value heads");
+  if (k.getDimSize(3) != headDim)
+    return emitOptionalError(location, "query head size ", headDim,
+                             " differs from key head size ", k.getDimSize(3));
+  int64_t keyLen = k.getDimSize(2);
+  if (v.getDimSize(2) != keyLen)
+    return emitOptionalError(location, "key length ", keyLen,
+                             " differs from value length ", v.getDimSize(2));
+  if (adaptor.getCausal() && keyLen != seq)
+    return emitOptionalError(location, "causal attention needs equal query "
+                                       "and key lengths, got ",
+                             seq, " and ", keyLen);
+  if (Value mask = adaptor.getMask()) {
+    auto maskType = cast<RankedTensorType>(mask.getType());
+    SmallVector<int64_t> scores = {batch, heads, seq, keyLen}, shape;
+    if (maskType.getRank() > 4 ||
+        !OpTrait::util::getBroadcastedShape(maskType.getShape(), scores,
+                                            shape) ||
+        ArrayRef<int64_t>(shape) != ArrayRef<int64_t>(scores))
+      return emitOptionalError(location, "mask ",
+                               shapeString(maskType.getShape()),
+                               " does not broadcast to the scores ",
+                               shapeString(scores));
+  }
+  results.push_back(RankedTensorType::get({batch, heads, seq, v.getDimSize(3)},
+                                          q.getElementType()));
+  return success();
+}
+
+int64_t AttentionOp::getFlops() {
+  ArrayRef<int64_t> q = getQuery().getType().getShape();
+  ArrayRef<int64_t> v = getValue().getType().getShape();
+  int64_t scores = q[0] * q[1] * q[2] * v[2];
+  return 2 * scores * q[3] + 2 * scores * v[3];
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  auto logits = cast<RankedTensorType>(adaptor.getLogits().getType());
+  auto labels = cast<RankedTensorType>(adaptor.getLabels().getType());
+  if (logits.getRank() < 1 ||
+      logits.getShape().drop_back() != labels.getShape())
+    return emitOptionalError(location, "labels ",
+                             shapeString(labels.getShape()),
+                             " must match the logits' leading shape ",
+                             shapeString(logits.getShape().drop_back()));
+  results.push_back(RankedTensorType::get({}, Float32Type::get(context)));
+  return success();
+}
+
+LogicalResult RelativePositionBucketOp::verify() {
+  if (getType().getRank() != 2)
+    return emitOpError() << "result must be [query_len, key_len]";
+  if (getNumBuckets() < 2 || (getBidirectional() && getNumBuckets() < 4))
+    return emitOpError() << "needs at least " << (getBidirectional() ? 4 : 2)
+                         << " buckets, got " << getNumBuckets();
+  if (getMaxDistance() < 1)
+    return emitOpError() << "max_distance must be positive";
+  return success();
+}
+
+LogicalResult ExtractPatchesOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  int64_t patch = adaptor.getPatchSize();
+  if (input.getRank() != 4)
+    return emitOptionalError(location, "images must be [batch, channels, "
+                                       "height, width]");
+  if (patch < 1 || input.getDimSize(2) % patch != 0 ||
+      input.getDimSize(3) % patch != 0)
+    return emitOptionalError(location, "patch size ", patch,
+                             " does not tile a ", input.getDimSize(2), "x",
+                             input.getDimSize(3), " image");
+  int64_t patches =
+      (input.getDimSize(2) / patch) * (input.getDimSize(3) / patch);
+  results.push_back(RankedTensorType::get(
+      {input.getDimSize(0), patches, input.getDimSize(1) * patch * patch},
+      input.getElementType()));
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "galvatron/Dialect/Galvatron/IR/GalvatronOps.cpp.inc"
