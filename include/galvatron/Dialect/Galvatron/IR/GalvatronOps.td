@@ -353,7 +353,7 @@ def Galvatron_SliceOp : Galvatron_Op<"slice",
       DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
   let results = (outs Galvatron_Tensor:$result);
   let assemblyFormat = [{
-    $input `[` $starts `:` $limits `:` $strides `]` attr-dict `:`
+    $input $starts `to` $limits `step` $strides attr-dict `:`
     type($input) `->` type($result)
   }];
   let hasFolder = 1;

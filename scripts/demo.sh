@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine, builds, and runs the main job on the built-in
+# default: generate the gpt-1.5b preset and print its statistics.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$(bash "$root/scripts/build.sh")
+model=${1:-gpt-1.5b}
+
+"$build/bin/galvatron-translate" --model="$model" -o "$build/$model.mlir"
+echo "== $model: $(wc -c < "$build/$model.mlir") bytes of IR in $build/$model.mlir"
+"$build/bin/galvatron-opt" --galvatron-model-stats "$build/$model.mlir" -o /dev/null

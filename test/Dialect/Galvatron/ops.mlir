@@ -1,0 +1,175 @@
+// RUN: galvatron-opt %s | FileCheck %s
+// Round trip through the custom and the generic form.
+// RUN: galvatron-opt %s | galvatron-opt | FileCheck %s
+// RUN: galvatron-opt %s --mlir-print-op-generic | galvatron-opt | FileCheck %s
+
+// CHECK: galvatron.parameter @w : tensor<16x32xf32> {init = #galvatron.init<normal(0.000000e+00, 2.000000e-02)>}
+galvatron.parameter @w : tensor<16x32xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+// CHECK: galvatron.parameter @b : tensor<32xf32> {init = #galvatron.init<zeros>}
+galvatron.parameter @b : tensor<32xf32> {init = #galvatron.init<zeros>}
+// CHECK: galvatron.parameter @g : tensor<16xf32> {init = #galvatron.init<ones>}
+galvatron.parameter @g : tensor<16xf32> {init = #galvatron.init<ones>}
+// CHECK: galvatron.parameter @c : tensor<16xbf16> {init = #galvatron.init<constant(5.000000e-01)>}
+galvatron.parameter @c : tensor<16xbf16> {init = #galvatron.init<constant(0.5)>}
+// CHECK: galvatron.parameter @u : tensor<8x16xf16> {init = #galvatron.init<uniform(-1.000000e-01, 1.000000e-01)>}
+galvatron.parameter @u : tensor<8x16xf16> {init = #galvatron.init<uniform(-0.1, 0.1)>}
+// CHECK: galvatron.parameter @ext : tensor<4x4xf32> {external = #galvatron.external<location = "weights.bin", offset = 64, length = 64>}
+galvatron.parameter @ext : tensor<4x4xf32> {external = #galvatron.external<location = "weights.bin", offset = 64, length = 64>}
+// CHECK: galvatron.parameter @keyed : tensor<4xf32> {external = #galvatron.external<location = "model.onnx", key = "fc.bias">}
+galvatron.parameter @keyed : tensor<4xf32> {external = #galvatron.external<location = "model.onnx", key = "fc.bias">}
+
+// CHECK-LABEL: func.func @layers
+func.func @layers(%x: tensor<2x8x16xf32>, %ids: tensor<2x8xi64>) -> (tensor<2x8x32xf32>, tensor<2x8x16xf32>) {
+  // CHECK: galvatron.layer decoder "block.0" (%{{.*}} = %{{.*}} : tensor<2x8x16xf32>) -> tensor<2x8x32xf32> {
+  // CHECK: galvatron.param @w : tensor<16x32xf32>
+  // CHECK: galvatron.linear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<2x8x32xf32>
+  // CHECK: galvatron.yield %{{.*}} : tensor<2x8x32xf32>
+  %0 = galvatron.layer decoder "block.0" (%a = %x : tensor<2x8x16xf32>) -> tensor<2x8x32xf32> {
+    %w = galvatron.param @w : tensor<16x32xf32>
+    %b = galvatron.param @b : tensor<32xf32>
+    %y = galvatron.linear %a, %w, %b : (tensor<2x8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<2x8x32xf32>
+    galvatron.yield %y : tensor<2x8x32xf32>
+  }
+  // CHECK: galvatron.layer embedding "embed" (%{{.*}} = %{{.*}} : tensor<2x8x16xf32>, %{{.*}} = %{{.*}} : tensor<2x8xi64>) -> (tensor<2x8x16xf32>, tensor<2x8xi64>) {
+  %1:2 = galvatron.layer embedding "embed" (%a = %x : tensor<2x8x16xf32>, %i = %ids : tensor<2x8xi64>) -> (tensor<2x8x16xf32>, tensor<2x8xi64>) {
+    galvatron.yield %a, %i : tensor<2x8x16xf32>, tensor<2x8xi64>
+  }
+  // CHECK: galvatron.layer head "head"
+  %2 = galvatron.layer head "head" (%a = %1#0 : tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+    galvatron.yield %a : tensor<2x8x16xf32>
+  }
+  // CHECK: galvatron.layer encoder "enc"
+  %3 = galvatron.layer encoder "enc" (%a = %2 : tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+    galvatron.yield %a : tensor<2x8x16xf32>
+  }
+  // CHECK: galvatron.layer other "glue"
+  %4 = galvatron.layer other "glue" (%a = %3 : tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+    galvatron.yield %a : tensor<2x8x16xf32>
+  }
+  return %0, %4 : tensor<2x8x32xf32>, tensor<2x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @elementwise
+func.func @elementwise(%x: tensor<2x3xf32>, %r: tensor<3xf32>, %c: tensor<2x1xi1>) {
+  // CHECK: galvatron.neg %{{.*}} : tensor<2x3xf32>
+  %0 = galvatron.neg %x : tensor<2x3xf32>
+  // CHECK: galvatron.abs
+  %1 = galvatron.abs %x : tensor<2x3xf32>
+  // CHECK: galvatron.exp
+  %2 = galvatron.exp %x : tensor<2x3xf32>
+  // CHECK: galvatron.log
+  %3 = galvatron.log %x : tensor<2x3xf32>
+  // CHECK: galvatron.sqrt
+  %4 = galvatron.sqrt %x : tensor<2x3xf32>
+  // CHECK: galvatron.rsqrt
+  %5 = galvatron.rsqrt %x : tensor<2x3xf32>
+  // CHECK: galvatron.reciprocal
+  %6 = galvatron.reciprocal %x : tensor<2x3xf32>
+  // CHECK: galvatron.tanh
+  %7 = galvatron.tanh %x : tensor<2x3xf32>
+  // CHECK: galvatron.erf
+  %8 = galvatron.erf %x : tensor<2x3xf32>
+  // CHECK: galvatron.sigmoid
+  %9 = galvatron.sigmoid %x : tensor<2x3xf32>
+  // CHECK: galvatron.relu
+  %10 = galvatron.relu %x : tensor<2x3xf32>
+  // CHECK: galvatron.silu
+  %11 = galvatron.silu %x : tensor<2x3xf32>
+  // CHECK: galvatron.gelu %{{.*}} : tensor<2x3xf32>
+  %12 = galvatron.gelu %x : tensor<2x3xf32>
+  // CHECK: galvatron.gelu %{{.*}} approximate = tanh : tensor<2x3xf32>
+  %13 = galvatron.gelu %x approximate = tanh : tensor<2x3xf32>
+  // CHECK: galvatron.add %{{.*}}, %{{.*}} : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  %14 = galvatron.add %x, %r : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.sub
+  %15 = galvatron.sub %x, %r : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.mul
+  %16 = galvatron.mul %r, %x : (tensor<3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.div
+  %17 = galvatron.div %x, %x : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.pow
+  %18 = galvatron.pow %x, %r : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.max
+  %19 = galvatron.max %x, %r : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.min
+  %20 = galvatron.min %x, %r : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.select %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x1xi1>, tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  %21 = galvatron.select %c, %x, %r : (tensor<2x1xi1>, tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  // CHECK: galvatron.constant dense<1.250000e-01> : tensor<f32>
+  %22 = galvatron.constant dense<0.125> : tensor<f32>
+  // CHECK: galvatron.cast %{{.*}} : tensor<2x3xf32> to tensor<2x3xbf16>
+  %23 = galvatron.cast %x : tensor<2x3xf32> to tensor<2x3xbf16>
+  return
+}
+
+// CHECK-LABEL: func.func @linalg
+func.func @linalg(%a: tensor<4x2x8x16xf32>, %b: tensor<16x32xf32>, %bt: tensor<2x32x16xf32>, %table: tensor<100x16xf32>, %ids: tensor<4x7xi32>) {
+  // CHECK: galvatron.matmul %{{.*}}, %{{.*}} : (tensor<4x2x8x16xf32>, tensor<16x32xf32>) -> tensor<4x2x8x32xf32>
+  %0 = galvatron.matmul %a, %b : (tensor<4x2x8x16xf32>, tensor<16x32xf32>) -> tensor<4x2x8x32xf32>
+  // CHECK: galvatron.matmul %{{.*}}, %{{.*}} {transpose_rhs = true} : (tensor<4x2x8x16xf32>, tensor<2x32x16xf32>) -> tensor<4x2x8x32xf32>
+  %1 = galvatron.matmul %a, %bt {transpose_rhs = true} : (tensor<4x2x8x16xf32>, tensor<2x32x16xf32>) -> tensor<4x2x8x32xf32>
+  // CHECK: galvatron.matmul %{{.*}}, %{{.*}} {transpose_lhs = true} : (tensor<4x2x8x16xf32>, tensor<4x2x8x16xf32>) -> tensor<4x2x16x16xf32>
+  %2 = galvatron.matmul %a, %a {transpose_lhs = true} : (tensor<4x2x8x16xf32>, tensor<4x2x8x16xf32>) -> tensor<4x2x16x16xf32>
+  // CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<4x2x8x16xf32>, tensor<100x16xf32>) -> tensor<4x2x8x100xf32>
+  %3 = galvatron.linear %a, %table {transpose_weight = true} : (tensor<4x2x8x16xf32>, tensor<100x16xf32>) -> tensor<4x2x8x100xf32>
+  // CHECK: galvatron.embedding %{{.*}}, %{{.*}} : (tensor<100x16xf32>, tensor<4x7xi32>) -> tensor<4x7x16xf32>
+  %4 = galvatron.embedding %table, %ids : (tensor<100x16xf32>, tensor<4x7xi32>) -> tensor<4x7x16xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @norms
+func.func @norms(%x: tensor<2x8x16xf32>, %w: tensor<16xf32>) {
+  // CHECK: galvatron.layer_norm %{{.*}}, %{{.*}}, %{{.*}} {epsilon = 9.9999999999999998E-13 : f64} : (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  %0 = galvatron.layer_norm %x, %w, %w {epsilon = 1.0e-12 : f64} : (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  // CHECK: galvatron.layer_norm %{{.*}}, %{{.*}} : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  %1 = galvatron.layer_norm %x, %w : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  // CHECK: galvatron.rms_norm %{{.*}}, %{{.*}} : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  %2 = galvatron.rms_norm %x, %w : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  // CHECK: galvatron.softmax %{{.*}} {axis = -1 : i64} : tensor<2x8x16xf32>
+  %3 = galvatron.softmax %x {axis = -1 : i64} : tensor<2x8x16xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @shapes
+func.func @shapes(%x: tensor<2x8x16xf32>, %y: tensor<2x4x16xf32>, %s: tensor<1x16xf32>) {
+  // CHECK: galvatron.reshape %{{.*}} : tensor<2x8x16xf32> -> tensor<2x8x4x4xf32>
+  %0 = galvatron.reshape %x : tensor<2x8x16xf32> -> tensor<2x8x4x4xf32>
+  // CHECK: galvatron.transpose %{{.*}}, [0, 2, 1, 3] : tensor<2x8x4x4xf32> -> tensor<2x4x8x4xf32>
+  %1 = galvatron.transpose %0, [0, 2, 1, 3] : tensor<2x8x4x4xf32> -> tensor<2x4x8x4xf32>
+  // CHECK: galvatron.slice %{{.*}} [0, 1, 0] to [2, 8, 16] step [1, 2, 4] : tensor<2x8x16xf32> -> tensor<2x4x4xf32>
+  %2 = galvatron.slice %x [0, 1, 0] to [2, 8, 16] step [1, 2, 4] : tensor<2x8x16xf32> -> tensor<2x4x4xf32>
+  // CHECK: galvatron.concat %{{.*}}, %{{.*}} {axis = 1 : i64} : (tensor<2x8x16xf32>, tensor<2x4x16xf32>) -> tensor<2x12x16xf32>
+  %3 = galvatron.concat %x, %y {axis = 1 : i64} : (tensor<2x8x16xf32>, tensor<2x4x16xf32>) -> tensor<2x12x16xf32>
+  // CHECK: galvatron.split %{{.*}} {axis = -1 : i64, sizes = array<i64: 4, 12>} : tensor<2x8x16xf32> -> tensor<2x8x4xf32>, tensor<2x8x12xf32>
+  %4:2 = galvatron.split %x {axis = -1 : i64, sizes = array<i64: 4, 12>} : tensor<2x8x16xf32> -> tensor<2x8x4xf32>, tensor<2x8x12xf32>
+  // CHECK: galvatron.broadcast %{{.*}} : tensor<1x16xf32> -> tensor<2x8x16xf32>
+  %5 = galvatron.broadcast %s : tensor<1x16xf32> -> tensor<2x8x16xf32>
+  // CHECK: galvatron.reduce_sum %{{.*}}, [1] : tensor<2x8x16xf32> -> tensor<2x16xf32>
+  %6 = galvatron.reduce_sum %x, [1] : tensor<2x8x16xf32> -> tensor<2x16xf32>
+  // CHECK: galvatron.reduce_mean %{{.*}}, [-1] {keep_dims = true} : tensor<2x8x16xf32> -> tensor<2x8x1xf32>
+  %7 = galvatron.reduce_mean %x, [-1] {keep_dims = true} : tensor<2x8x16xf32> -> tensor<2x8x1xf32>
+  // CHECK: galvatron.reduce_max %{{.*}}, [0, 2] : tensor<2x8x16xf32> -> tensor<8xf32>
+  %8 = galvatron.reduce_max %x, [0, 2] : tensor<2x8x16xf32> -> tensor<8xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @transformer
+func.func @transformer(%q: tensor<2x8x16x32xf32>, %kv: tensor<2x2x16x32xf32>, %k2: tensor<2x8x24x32xf32>, %mask: tensor<2x1x1x24xf32>, %logits: tensor<2x16x100xf32>, %labels: tensor<2x16xi64>, %img: tensor<2x3x32x32xf32>) {
+  // CHECK: galvatron.rotary %{{.*}} {seq_axis = 2 : i64} : tensor<2x8x16x32xf32>
+  %0 = galvatron.rotary %q {seq_axis = 2 : i64} : tensor<2x8x16x32xf32>
+  // CHECK: galvatron.rotary %{{.*}} {interleaved = true, rotary_dim = 16 : i64, seq_axis = 2 : i64, theta = 5.000000e+05 : f64} : tensor<2x8x16x32xf32>
+  %1 = galvatron.rotary %q {seq_axis = 2 : i64, theta = 500000.0 : f64, rotary_dim = 16 : i64, interleaved = true} : tensor<2x8x16x32xf32>
+  // CHECK: galvatron.attention %{{.*}}, %{{.*}}, %{{.*}} {causal = true} : (tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>) -> tensor<2x8x16x32xf32>
+  %2 = galvatron.attention %q, %kv, %kv {causal = true} : (tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>) -> tensor<2x8x16x32xf32>
+  // CHECK: galvatron.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {scale = 1.000000e+00 : f64} : (tensor<2x8x16x32xf32>, tensor<2x8x24x32xf32>, tensor<2x8x24x32xf32>, tensor<2x1x1x24xf32>) -> tensor<2x8x16x32xf32>
+  %3 = galvatron.attention %q, %k2, %k2, %mask {scale = 1.0 : f64} : (tensor<2x8x16x32xf32>, tensor<2x8x24x32xf32>, tensor<2x8x24x32xf32>, tensor<2x1x1x24xf32>) -> tensor<2x8x16x32xf32>
+  // CHECK: galvatron.cross_entropy %{{.*}}, %{{.*}} : (tensor<2x16x100xf32>, tensor<2x16xi64>) -> tensor<f32>
+  %4 = galvatron.cross_entropy %logits, %labels : (tensor<2x16x100xf32>, tensor<2x16xi64>) -> tensor<f32>
+  // CHECK: galvatron.cross_entropy %{{.*}}, %{{.*}} {ignore_index = 0 : i64, reduction = 1 : i32} : (tensor<2x16x100xf32>, tensor<2x16xi64>) -> tensor<f32>
+  %5 = galvatron.cross_entropy %logits, %labels {ignore_index = 0 : i64, reduction = 1 : i32} : (tensor<2x16x100xf32>, tensor<2x16xi64>) -> tensor<f32>
+  // CHECK: galvatron.relative_position_bucket {bidirectional = true, max_distance = 128 : i64, num_buckets = 32 : i64} : tensor<16x16xi64>
+  %6 = galvatron.relative_position_bucket {num_buckets = 32 : i64, max_distance = 128 : i64, bidirectional = true} : tensor<16x16xi64>
+  // CHECK: galvatron.extract_patches %{{.*}} {patch_size = 8 : i64} : tensor<2x3x32x32xf32> -> tensor<2x16x192xf32>
+  %7 = galvatron.extract_patches %img {patch_size = 8 : i64} : tensor<2x3x32x32xf32> -> tensor<2x16x192xf32>
+  return
+}

@@ -1,0 +1,25 @@
+# -*- Python -*-
+# lit configuration of the Galvatron regression tests.
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "Galvatron"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.galvatron_obj_root, "test")
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs"]
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%galvatron_src_root", config.galvatron_src_root))
+
+tool_dirs = [config.galvatron_tools_dir, config.llvm_tools_dir]
+tools = ["galvatron-opt", "galvatron-translate"]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
