@@ -172,3 +172,19 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 8, devices_per_nod
     return %2 : tensor<8xf32>
   }
 }
+
+// -----
+
+// Backward layers run in reverse: their stages must not increase.
+module attributes {galvatron.plan = #galvatron.plan<devices = 8, devices_per_node = 8, pp = 2, micro_batches = 1, global_batch = 8>} {
+  func.func @backward(%x: tensor<8xf32>) -> tensor<8xf32> {
+    %0 = galvatron.layer decoder backward "h.0" (%a = %x : tensor<8xf32>) -> tensor<8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 2>} {
+      galvatron.yield %a : tensor<8xf32>
+    }
+    // expected-error @+1 {{backward layer 'h.1' is on stage 1 after a backward layer on stage 0: backward stages must not increase}}
+    %1 = galvatron.layer decoder backward "h.1" (%a = %0 : tensor<8xf32>) -> tensor<8xf32> attributes {strategy = #galvatron.strategy<stage = 1, tp = 2, dp = 2>} {
+      galvatron.yield %a : tensor<8xf32>
+    }
+    return %1 : tensor<8xf32>
+  }
+}

@@ -645,3 +645,379 @@ func.func @f(%x: tensor<2x3x30x32xf32>) {
   %0 = galvatron.extract_patches %x {patch_size = 8 : i64} : tensor<2x3x30x32xf32> -> tensor<2x12x192xf32>
   return
 }
+
+// -----
+
+// expected-error @+1 {{@w.grad belongs to 'nothing', which is not a galvatron.parameter}}
+galvatron.state gradient @w.grad of @nothing : tensor<4xf32> {init = #galvatron.init<zeros>}
+
+// -----
+
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
+// expected-error @+1 {{@w.grad has shape [8] but its parameter @w has shape [4]}}
+galvatron.state gradient @w.grad of @w : tensor<8xf32> {init = #galvatron.init<zeros>}
+
+// -----
+
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
+func.func @f() -> tensor<4xf32> {
+  // expected-error @+1 {{refers to 'w', which is not a galvatron.state}}
+  %0 = galvatron.read_state @w : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+galvatron.state control @s : tensor<i64> {init = #galvatron.init<zeros>}
+func.func @f() -> tensor<i32> {
+  // expected-error @+1 {{type 'tensor<i32>' does not match @s's declared type 'tensor<i64>'}}
+  %0 = galvatron.read_state @s : tensor<i32>
+  return %0 : tensor<i32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) {
+  // expected-error @+1 {{refers to 'missing', which is neither a galvatron.parameter nor a galvatron.state}}
+  galvatron.assign @missing, %x : tensor<4xf32>
+  return
+}
+
+// -----
+
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
+func.func @f(%x: tensor<4xbf16>) {
+  // expected-error @+1 {{assigns 'tensor<4xbf16>' to @w of type 'tensor<4xf32>'}}
+  galvatron.assign @w, %x : tensor<4xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3xf32>, %y: tensor<4xf32>) {
+  // expected-error @+2 {{shapes [2, 3] and [4] do not broadcast}}
+  // expected-error @+1 {{'galvatron.compare' op failed to infer returned types}}
+  %0 = galvatron.compare lt, %x, %y : (tensor<2x3xf32>, tensor<4xf32>) -> tensor<2x3xi1>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3xf32>) {
+  // expected-error @+2 {{pad needs low, high and interior padding for each of the 2 dimensions}}
+  // expected-error @+1 {{'galvatron.pad' op failed to infer returned types}}
+  %0 = galvatron.pad %x low [0] high [0, 0] interior [0, 0] : tensor<2x3xf32> -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3xf32>) {
+  // expected-error @+2 {{padding must be non-negative in dimension 1}}
+  // expected-error @+1 {{'galvatron.pad' op failed to infer returned types}}
+  %0 = galvatron.pad %x low [0, -1] high [0, 0] interior [0, 0] : tensor<2x3xf32> -> tensor<2x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<f32>, %w: tensor<1xf32>) {
+  // expected-error @+1 {{input must have rank >= 1}}
+  %0:3 = galvatron.layer_norm_grad %x, %x, %w : (tensor<f32>, tensor<f32>, tensor<1xf32>) -> (tensor<f32>, tensor<1xf32>, tensor<1xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{epsilon must be positive}}
+  %0:3 = galvatron.layer_norm_grad %x, %x, %w {epsilon = 0.0 : f64} : (tensor<2x4xf32>, tensor<2x4xf32>, tensor<4xf32>) -> (tensor<2x4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<3xf32>) {
+  // expected-error @+1 {{weight must be [4] to match the last dimension, got [3]}}
+  %0:3 = galvatron.layer_norm_grad %x, %x, %w : (tensor<2x4xf32>, tensor<2x4xf32>, tensor<3xf32>) -> (tensor<2x4xf32>, tensor<3xf32>, tensor<3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<4x4xf32>, %x: tensor<2x4xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{the gradient must be 'tensor<2x4xf32>', got 'tensor<4x4xf32>'}}
+  %0:3 = galvatron.layer_norm_grad %g, %x, %w : (tensor<4x4xf32>, tensor<2x4xf32>, tensor<4xf32>) -> (tensor<2x4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{the input gradient must be 'tensor<2x4xf32>', got 'tensor<4x2xf32>'}}
+  %0:2 = galvatron.rms_norm_grad %x, %x, %w : (tensor<2x4xf32>, tensor<2x4xf32>, tensor<4xf32>) -> (tensor<4x2xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{a parameter gradient must be 'tensor<4xf32>', got 'tensor<2x4xf32>'}}
+  %0:2 = galvatron.rms_norm_grad %x, %x, %w : (tensor<2x4xf32>, tensor<2x4xf32>, tensor<4xf32>) -> (tensor<2x4xf32>, tensor<2x4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x3x8x16xf32>, %kv: tensor<2x2x8x16xf32>) {
+  // expected-error @+1 {{3 query heads are not a multiple of 2 key/value heads}}
+  %0:3 = galvatron.attention_grad %q, %q, %kv, %kv : (tensor<2x3x8x16xf32>, tensor<2x3x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) -> (tensor<2x3x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<2x4x8x8xf32>, %q: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{the output gradient must be 'tensor<2x4x8x16xf32>', got 'tensor<2x4x8x8xf32>'}}
+  %0:3 = galvatron.attention_grad %g, %q, %q, %q : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %kv: tensor<2x2x8x16xf32>) {
+  // expected-error @+1 {{the query gradient must be 'tensor<2x4x8x16xf32>', got 'tensor<2x2x8x16xf32>'}}
+  %0:3 = galvatron.attention_grad %q, %q, %kv, %kv : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) -> (tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %kv: tensor<2x2x8x16xf32>) {
+  // expected-error @+1 {{the key gradient must be 'tensor<2x2x8x16xf32>', got 'tensor<2x4x8x16xf32>'}}
+  %0:3 = galvatron.attention_grad %q, %q, %kv, %kv : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %kv: tensor<2x2x8x16xf32>) {
+  // expected-error @+1 {{the value gradient must be 'tensor<2x2x8x16xf32>', got 'tensor<2x4x8x16xf32>'}}
+  %0:3 = galvatron.attention_grad %q, %q, %kv, %kv : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x4x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{has a mask gradient but no mask}}
+  %0:4 = galvatron.attention_grad %q, %q, %q, %q : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<1x4x8x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %m: tensor<1x4x8x8xf32>) {
+  // expected-error @+1 {{the mask gradient must be 'tensor<1x4x8x8xf32>', got 'tensor<2x4x8x8xf32>'}}
+  %0:4 = galvatron.attention_grad %q, %q, %q, %q, %m : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<1x4x8x8xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<2x8x16xf32>, %ids: tensor<2x8xi64>) {
+  // expected-error @+1 {{the table gradient must have rank 2, got 1}}
+  %0 = galvatron.embedding_grad %g, %ids : (tensor<2x8x16xf32>, tensor<2x8xi64>) -> tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<2x8x16xf32>, %ids: tensor<2x8xi64>) {
+  // expected-error @+1 {{the table gradient's element type 'bf16' differs from the gradient's 'f32'}}
+  %0 = galvatron.embedding_grad %g, %ids : (tensor<2x8x16xf32>, tensor<2x8xi64>) -> tensor<100x16xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<2x8x16xf32>, %ids: tensor<2x4xi64>) {
+  // expected-error @+1 {{gradient [2, 8, 16] must be the indices' shape [2, 4] followed by [16]}}
+  %0 = galvatron.embedding_grad %g, %ids : (tensor<2x8x16xf32>, tensor<2x4xi64>) -> tensor<100x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<f32>, %x: tensor<2x8x100xf32>, %ids: tensor<2x4xi64>) {
+  // expected-error @+1 {{labels [2, 4] must match the logits' leading shape [2, 8]}}
+  %0 = galvatron.cross_entropy_grad %l, %x, %ids : (tensor<f32>, tensor<2x8x100xf32>, tensor<2x4xi64>) -> tensor<2x8x100xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<f32>, %x: tensor<2x8x100xf32>, %ids: tensor<2x8xi64>) {
+  // expected-error @+1 {{the logits gradient must be 'tensor<2x8x100xf32>', got 'tensor<2x8x100xbf16>'}}
+  %0 = galvatron.cross_entropy_grad %l, %x, %ids : (tensor<f32>, tensor<2x8x100xf32>, tensor<2x8xi64>) -> tensor<2x8x100xbf16>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i64>) {
+  // expected-error @+1 {{learning rates must be non-negative}}
+  %0 = galvatron.lr_schedule %t {lr = -1.0 : f64} : tensor<i64> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i64>) {
+  // expected-error @+1 {{step counts must be non-negative}}
+  %0 = galvatron.lr_schedule %t {lr = 1.0 : f64, warmup_steps = -1 : i64} : tensor<i64> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %g: tensor<2xf32>, %lr: tensor<f32>, %t: tensor<i64>) {
+  // expected-error @+1 {{gradient [2] does not match the parameter [4]}}
+  %0:3 = galvatron.adamw_update %p, %g, %p, %p, %lr, %t, %lr : (tensor<4xf32>, tensor<2xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>, %t: tensor<i64>) {
+  // expected-error @+1 {{beta1 must lie in [0, 1), got 1}}
+  %0:3 = galvatron.adamw_update %p, %p, %p, %p, %lr, %t, %lr {beta1 = 1.0 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>, %t: tensor<i64>) {
+  // expected-error @+1 {{beta2 must lie in [0, 1), got -0.5}}
+  %0:3 = galvatron.adamw_update %p, %p, %p, %p, %lr, %t, %lr {beta2 = -0.5 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>, %t: tensor<i64>) {
+  // expected-error @+1 {{epsilon must lie in [0, inf), got -1}}
+  %0:3 = galvatron.adamw_update %p, %p, %p, %p, %lr, %t, %lr {epsilon = -1.0 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>, %t: tensor<i64>) {
+  // expected-error @+1 {{weight_decay must lie in [0, inf), got -0.25}}
+  %0:3 = galvatron.adamw_update %p, %p, %p, %p, %lr, %t, %lr {weight_decay = -0.25 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>) {
+  // expected-error @+1 {{momentum must lie in [0, 1), got 1.5}}
+  %0:2 = galvatron.sgd_update %p, %p, %p, %lr, %lr {momentum = 1.5 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %g: tensor<4x1xf32>, %lr: tensor<f32>) {
+  // expected-error @+1 {{gradient [4, 1] does not match the parameter [4]}}
+  %0:2 = galvatron.sgd_update %p, %g, %p, %lr, %lr : (tensor<4xf32>, tensor<4x1xf32>, tensor<4xf32>, tensor<f32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4xf32>, %lr: tensor<f32>) {
+  // expected-error @+1 {{weight_decay must lie in [0, inf), got -1}}
+  %0:2 = galvatron.sgd_update %p, %p, %p, %lr, %lr {weight_decay = -1.0 : f64} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<f32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{needs at least one micro-batch, got 0}}
+galvatron.schedule @s loss next_token micro_batches 0 forward @fwd backward @bwd optimizer @opt [optimizer]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{step 3 comes after the optimizer step, which must be last}}
+galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer, forward 1, backward 1]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{step 1 names micro-batch 1 outside [0, 1)}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, optimizer]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{micro-batch 0 has two forward steps}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, forward 0, backward 0, optimizer]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{the backward step of micro-batch 0 comes before its forward step}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [backward 0, forward 0, optimizer]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{micro-batch 1 has no forward and backward step}}
+galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, forward 1, optimizer]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{needs exactly one optimizer step, has 0}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0]
+
+// -----
+
+func.func @fwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{the backward function 'bwd' does not exist}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]
+
+// -----
+
+func.func @fwd(%x: tensor<4xf32>) -> tensor<4xf32> { return %x : tensor<4xf32> }
+func.func @bwd(%x: tensor<8xf32>) { return }
+func.func @opt() { return }
+// expected-error @+1 {{the backward function takes ('tensor<8xf32>') but the forward function returns ('tensor<4xf32>')}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt(%x: tensor<4xf32>) { return }
+// expected-error @+1 {{the optimizer function must take no arguments}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]

@@ -173,3 +173,103 @@ func.func @transformer(%q: tensor<2x8x16x32xf32>, %kv: tensor<2x2x16x32xf32>, %k
   %7 = galvatron.extract_patches %img {patch_size = 8 : i64} : tensor<2x3x32x32xf32> -> tensor<2x16x192xf32>
   return
 }
+
+// Training: state, gradients, optimizer and schedule.
+
+// CHECK: galvatron.state gradient @w.grad of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
+galvatron.state gradient @"w.grad" of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
+// CHECK: galvatron.state optimizer @w.exp_avg of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
+galvatron.state optimizer @"w.exp_avg" of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
+// CHECK: galvatron.state control @train.step : tensor<i64> {init = #galvatron.init<zeros>}
+galvatron.state control @"train.step" : tensor<i64> {init = #galvatron.init<zeros>}
+
+// CHECK-LABEL: func.func @state
+func.func @state(%g: tensor<16x32xf32>) {
+  // CHECK: %[[W:.*]] = galvatron.param @w : tensor<16x32xf32>
+  // CHECK: %[[A:.*]] = galvatron.read_state @w.grad : tensor<16x32xf32>
+  // CHECK: galvatron.assign @w.grad, %{{.*}} : tensor<16x32xf32>
+  // CHECK: galvatron.assign @w, %[[A]] : tensor<16x32xf32>
+  %w = galvatron.param @w : tensor<16x32xf32>
+  %acc = galvatron.read_state @"w.grad" : tensor<16x32xf32>
+  %sum = galvatron.add %acc, %g : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  galvatron.assign @"w.grad", %sum : tensor<16x32xf32>
+  galvatron.assign @w, %acc : tensor<16x32xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @backward_layer
+func.func @backward_layer(%g: tensor<2x8x32xf32>, %x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+  // CHECK: galvatron.layer decoder backward "block.0" (%{{.*}} = %{{.*}} : tensor<2x8x32xf32>, %{{.*}} = %{{.*}} : tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+  %0 = galvatron.layer decoder backward "block.0" (%dy = %g : tensor<2x8x32xf32>, %a = %x : tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+    %w = galvatron.param @w : tensor<16x32xf32>
+    %dx = galvatron.linear %dy, %w {transpose_weight = true} : (tensor<2x8x32xf32>, tensor<16x32xf32>) -> tensor<2x8x16xf32>
+    galvatron.yield %dx : tensor<2x8x16xf32>
+  }
+  return %0 : tensor<2x8x16xf32>
+}
+
+// CHECK-LABEL: func.func @compare_pad
+func.func @compare_pad(%x: tensor<2x3xf32>, %z: tensor<f32>) {
+  // CHECK: galvatron.compare gt, %{{.*}}, %{{.*}} : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xi1>
+  %0 = galvatron.compare gt, %x, %z : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xi1>
+  // CHECK: galvatron.compare ne
+  %1 = galvatron.compare ne, %x, %x : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xi1>
+  // CHECK: galvatron.pad %{{.*}} low [0, 1] high [0, 2] interior [0, 1] : tensor<2x3xf32> -> tensor<2x8xf32>
+  %2 = galvatron.pad %x low [0, 1] high [0, 2] interior [0, 1] : tensor<2x3xf32> -> tensor<2x8xf32>
+  // CHECK: galvatron.pad %{{.*}} low [1, 0] high [0, 0] interior [0, 0] {value = -1.000000e+00 : f64} : tensor<2x3xf32> -> tensor<3x3xf32>
+  %3 = galvatron.pad %x low [1, 0] high [0, 0] interior [0, 0] {value = -1.0 : f64} : tensor<2x3xf32> -> tensor<3x3xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @gradients
+func.func @gradients(%x: tensor<2x8x16xf32>, %w: tensor<16xf32>, %q: tensor<2x8x16x32xf32>, %kv: tensor<2x2x16x32xf32>, %bias: tensor<1x8x16x16xf32>, %ids: tensor<2x8xi64>, %logits: tensor<2x8x100xf32>, %loss: tensor<f32>) {
+  // CHECK: galvatron.activation_grad gelu_tanh, %{{.*}}, %{{.*}} : tensor<2x8x16xf32>
+  %0 = galvatron.activation_grad gelu_tanh, %x, %x : tensor<2x8x16xf32>
+  // CHECK: galvatron.activation_grad relu
+  %1 = galvatron.activation_grad relu, %x, %x : tensor<2x8x16xf32>
+  // CHECK: galvatron.layer_norm_grad %{{.*}}, %{{.*}}, %{{.*}} {epsilon = 9.9999999999999998E-13 : f64} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<16xf32>) -> (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>)
+  %2:3 = galvatron.layer_norm_grad %x, %x, %w {epsilon = 1.0e-12 : f64} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<16xf32>) -> (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>)
+  // CHECK: galvatron.rms_norm_grad %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<16xf32>) -> (tensor<2x8x16xf32>, tensor<16xf32>)
+  %3:2 = galvatron.rms_norm_grad %x, %x, %w : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<16xf32>) -> (tensor<2x8x16xf32>, tensor<16xf32>)
+  // Grouped-query attention: 8 query heads share 2 key/value heads.
+  // CHECK: galvatron.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {causal = true} : (tensor<2x8x16x32xf32>, tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>) -> (tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>)
+  %4:3 = galvatron.attention_grad %q, %q, %kv, %kv {causal = true} : (tensor<2x8x16x32xf32>, tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>) -> (tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>)
+  // A trainable bias gets its gradient.
+  // CHECK: galvatron.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {scale = 1.000000e+00 : f64} : (tensor<2x8x16x32xf32>, tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>, tensor<1x8x16x16xf32>) -> (tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>, tensor<1x8x16x16xf32>)
+  %5:4 = galvatron.attention_grad %q, %q, %kv, %kv, %bias {scale = 1.0 : f64} : (tensor<2x8x16x32xf32>, tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>, tensor<1x8x16x16xf32>) -> (tensor<2x8x16x32xf32>, tensor<2x2x16x32xf32>, tensor<2x2x16x32xf32>, tensor<1x8x16x16xf32>)
+  // CHECK: galvatron.embedding_grad %{{.*}}, %{{.*}} : (tensor<2x8x16xf32>, tensor<2x8xi64>) -> tensor<100x16xf32>
+  %6 = galvatron.embedding_grad %x, %ids : (tensor<2x8x16xf32>, tensor<2x8xi64>) -> tensor<100x16xf32>
+  // CHECK: galvatron.cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}} : (tensor<f32>, tensor<2x8x100xf32>, tensor<2x8xi64>) -> tensor<2x8x100xf32>
+  %7 = galvatron.cross_entropy_grad %loss, %logits, %ids : (tensor<f32>, tensor<2x8x100xf32>, tensor<2x8xi64>) -> tensor<2x8x100xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @optimizer
+func.func @optimizer(%p: tensor<16x32xf32>, %g: tensor<16x32xf32>, %step: tensor<i64>, %scale: tensor<f32>, %ok: tensor<i1>) {
+  // CHECK: %[[LR:.*]] = galvatron.lr_schedule %{{.*}} {decay_steps = 100 : i64, lr = 1.000000e-03 : f64, min_lr = 1.000000e-04 : f64, warmup_steps = 10 : i64} : tensor<i64> -> tensor<f32>
+  %lr = galvatron.lr_schedule %step {lr = 1.0e-3 : f64, min_lr = 1.0e-4 : f64, warmup_steps = 10 : i64, decay_steps = 100 : i64} : tensor<i64> -> tensor<f32>
+  // CHECK: galvatron.adamw_update %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[LR]], %{{.*}}, %{{.*}} {beta2 = 5.000000e-01 : f64} : (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>)
+  %0:3 = galvatron.adamw_update %p, %g, %p, %p, %lr, %step, %scale {beta2 = 0.5 : f64} : (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>)
+  // A skippable step (fp16 loss scaling) takes the enable flag.
+  // CHECK: galvatron.adamw_update {{.*}} : (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>, tensor<i1>)
+  %1:3 = galvatron.adamw_update %p, %g, %p, %p, %lr, %step, %scale, %ok : (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>, tensor<i1>) -> (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>)
+  // CHECK: galvatron.sgd_update %{{.*}}, %{{.*}}, %{{.*}}, %[[LR]], %{{.*}} {nesterov = true} : (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<f32>, tensor<f32>) -> (tensor<16x32xf32>, tensor<16x32xf32>)
+  %2:2 = galvatron.sgd_update %p, %g, %p, %lr, %scale {nesterov = true} : (tensor<16x32xf32>, tensor<16x32xf32>, tensor<16x32xf32>, tensor<f32>, tensor<f32>) -> (tensor<16x32xf32>, tensor<16x32xf32>)
+  return
+}
+
+func.func @fwd(%ids: tensor<2x8xi64>) -> tensor<2x8x16xf32> {
+  %0 = galvatron.constant dense<0.0> : tensor<2x8x16xf32>
+  return %0 : tensor<2x8x16xf32>
+}
+func.func @bwd(%saved: tensor<2x8x16xf32>) {
+  return
+}
+func.func @opt() -> tensor<f32> {
+  %0 = galvatron.constant dense<0.0> : tensor<f32>
+  return %0 : tensor<f32>
+}
+// CHECK: galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, forward 1, backward 1, optimizer]
+galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, forward 1, backward 1, optimizer]
+// CHECK: galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, backward 0, backward 1, optimizer]
+galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, backward 0, backward 1, optimizer]

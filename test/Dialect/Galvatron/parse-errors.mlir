@@ -39,3 +39,9 @@ galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<normal(0.0, 0.02)
 // expected-error @+2 {{expected one of [ddp, zero1, zero2, zero3] for data-parallel flavour of a layer, got: zero4}}
 // expected-error @+1 {{failed to parse Galvatron_StrategyAttr parameter 'dp_type'}}
 #s = #galvatron.strategy<stage = 0, tp = 1, dp = 1, dp_type = zero4>
+
+// -----
+
+func.func @fwd() { return }
+// expected-error @+1 {{unknown schedule step 'update' (expected forward, backward or optimizer)}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @fwd optimizer @fwd [forward 0, update]

@@ -83,14 +83,14 @@ PlanAttr mlir::galvatron::getPlan(ModuleOp module) {
   return module->getAttrOfType<PlanAttr>(GalvatronDialect::getPlanAttrName());
 }
 
-/// Verifies the layer sequence of one function against the plan.
+/// Verifies the layer sequence of one function against the plan. Backward
+/// layers run in reverse: their stages never increase.
 static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
   int64_t microBatch = plan.getGlobalBatch() / plan.getMicroBatches();
-  int64_t previousStage = 0;
+  int64_t previousStage = 0, previousBackwardStage = plan.getPp() - 1;
   llvm::SmallVector<bool> stageUsed(plan.getPp(), false);
   bool sawLayer = false;
   WalkResult result = function->walk([&](LayerOp layer) -> WalkResult {
-    sawLayer = true;
     StrategyAttr strategy = layer.getStrategyAttr();
     if (!strategy)
       return layer.emitOpError()
@@ -108,6 +108,17 @@ static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
       return layer.emitOpError() << "'" << layer.getLayerName()
                                  << "' is on stage " << strategy.getStage()
                                  << " but the plan has pp = " << plan.getPp();
+    if (layer.getBackward()) {
+      if (strategy.getStage() > previousBackwardStage)
+        return layer.emitOpError()
+               << "backward layer '" << layer.getLayerName() << "' is on stage "
+               << strategy.getStage() << " after a backward layer on stage "
+               << previousBackwardStage
+               << ": backward stages must not increase";
+      previousBackwardStage = strategy.getStage();
+      return WalkResult::advance();
+    }
+    sawLayer = true;
     if (strategy.getStage() < previousStage)
       return layer.emitOpError()
              << "'" << layer.getLayerName() << "' is on stage "

@@ -9,6 +9,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/STLExtras.h"
 
+#include <cstdio>
 #include <numeric>
 
 using namespace mlir;
@@ -38,6 +39,18 @@ static std::string shapeString(ArrayRef<int64_t> shape) {
   llvm::interleaveComma(shape, os);
   os << "]";
   return text;
+}
+
+/// Checks that each of `arrays` has one entry per dimension of a rank-`rank`
+/// tensor (slice starts/limits/strides, pad low/high/interior).
+static LogicalResult
+verifyPerDimension(std::optional<Location> location, int64_t rank,
+                   ArrayRef<ArrayRef<int64_t>> arrays, StringRef what) {
+  for (ArrayRef<int64_t> array : arrays)
+    if (static_cast<int64_t>(array.size()) != rank)
+      return emitOptionalError(location, what, " for each of the ", rank,
+                               " dimensions");
+  return success();
 }
 
 /// Result type of a NumPy-broadcasting elementwise op.
@@ -127,6 +140,57 @@ LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 }
 
 //===----------------------------------------------------------------------===//
+// StateOp / ReadStateOp / AssignOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult StateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  if (!getParameterAttr())
+    return success();
+  auto parameter = symbolTable.lookupNearestSymbolFrom<ParameterOp>(
+      *this, getParameterAttr());
+  if (!parameter)
+    return emitOpError() << "@" << getSymName() << " belongs to '"
+                         << *getParameter()
+                         << "', which is not a galvatron.parameter";
+  if (parameter.getTensorType().getShape() != getTensorType().getShape())
+    return emitOpError() << "@" << getSymName() << " has shape "
+                         << shapeString(getTensorType().getShape())
+                         << " but its parameter @" << *getParameter()
+                         << " has shape "
+                         << shapeString(parameter.getTensorType().getShape());
+  return success();
+}
+
+LogicalResult ReadStateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto state = symbolTable.lookupNearestSymbolFrom<StateOp>(*this, getNameAttr());
+  if (!state)
+    return emitOpError() << "refers to '" << getName()
+                         << "', which is not a galvatron.state";
+  if (state.getType() != getType())
+    return emitOpError() << "type " << getType() << " does not match @"
+                         << getName() << "'s declared type " << state.getType();
+  return success();
+}
+
+LogicalResult AssignOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  Operation *target =
+      symbolTable.lookupNearestSymbolFrom(*this, getNameAttr());
+  Type declared;
+  if (auto parameter = dyn_cast_if_present<ParameterOp>(target))
+    declared = parameter.getType();
+  else if (auto state = dyn_cast_if_present<StateOp>(target))
+    declared = state.getType();
+  else
+    return emitOpError() << "refers to '" << getName()
+                         << "', which is neither a galvatron.parameter nor a "
+                            "galvatron.state";
+  if (declared != getValue().getType())
+    return emitOpError() << "assigns " << getValue().getType() << " to @"
+                         << getName() << " of type " << declared;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // LayerOp
 //===----------------------------------------------------------------------===//
 
@@ -157,6 +221,8 @@ ParseResult LayerOp::parse(OpAsmParser &parser, OperationState &result) {
     return parser.emitError(kindLoc)
            << "unknown layer kind '" << kindKeyword
            << "' (expected embedding, encoder, decoder, head or other)";
+  if (succeeded(parser.parseOptionalKeyword("backward")))
+    result.addAttribute("backward", UnitAttr::get(context));
   std::string name;
   if (parser.parseString(&name))
     return failure();
@@ -194,6 +260,8 @@ ParseResult LayerOp::parse(OpAsmParser &parser, OperationState &result) {
 
 void LayerOp::print(OpAsmPrinter &printer) {
   printer << " " << stringifyLayerKind(getKind()) << " ";
+  if (getBackward())
+    printer << "backward ";
   printer.printString(getLayerName());
   printer << " (";
   llvm::interleaveComma(llvm::zip(getBodyBlock().getArguments(), getInputs()),
@@ -212,7 +280,7 @@ void LayerOp::print(OpAsmPrinter &printer) {
       printer << "(" << getResultTypes() << ")";
   }
   printer.printOptionalAttrDictWithKeyword((*this)->getAttrs(),
-                                           {"layer_name", "kind"});
+                                           {"layer_name", "kind", "backward"});
   printer << " ";
   printer.printRegion(getBody(), /*printEntryBlockArgs=*/false);
 }
@@ -310,6 +378,15 @@ LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
   return inferBroadcastType(location,
                             {adaptor.getCondition().getType(), lhs, rhs},
                             lhs.getElementType(), results);
+}
+
+LogicalResult CompareOp::inferReturnTypes(MLIRContext *context,
+                                          std::optional<Location> location,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &results) {
+  return inferBroadcastType(
+      location, {adaptor.getLhs().getType(), adaptor.getRhs().getType()},
+      IntegerType::get(context, 1), results);
 }
 
 //===----------------------------------------------------------------------===//
@@ -543,13 +620,9 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
   ArrayRef<int64_t> starts = adaptor.getStarts(), limits = adaptor.getLimits(),
                     strides = adaptor.getStrides();
   int64_t rank = input.getRank();
-  if (static_cast<int64_t>(starts.size()) != rank ||
-      static_cast<int64_t>(limits.size()) != rank ||
-      static_cast<int64_t>(strides.size()) != rank)
-    return emitOptionalError(location,
-                             "slice needs a start, limit and stride "
-                             "for each of the ",
-                             rank, " dimensions");
+  if (failed(verifyPerDimension(location, rank, {starts, limits, strides},
+                                "slice needs a start, limit and stride")))
+    return failure();
   SmallVector<int64_t> shape;
   for (int64_t dim = 0; dim < rank; ++dim) {
     int64_t size = input.getDimSize(dim);
@@ -656,9 +729,38 @@ LogicalResult BroadcastOp::verify() {
 OpFoldResult BroadcastOp::fold(FoldAdaptor adaptor) {
   if (getInput().getType() == getType())
     return getInput();
+  // Folding a splat into a constant is only allowed while the constant stays
+  // small: broadcast zeros of a weight's size stay a broadcast.
   if (auto splat = dyn_cast_if_present<SplatElementsAttr>(adaptor.getInput()))
-    return splat.resizeSplat(getType());
+    if (getType().getNumElements() <= ConstantOp::kMaxElements)
+      return splat.resizeSplat(getType());
   return {};
+}
+
+LogicalResult PadOp::inferReturnTypes(MLIRContext *,
+                                      std::optional<Location> location,
+                                      Adaptor adaptor,
+                                      SmallVectorImpl<Type> &results) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  ArrayRef<int64_t> low = adaptor.getLow(), high = adaptor.getHigh(),
+                    interior = adaptor.getInterior();
+  int64_t rank = input.getRank();
+  if (failed(verifyPerDimension(location, rank, {low, high, interior},
+                                "pad needs low, high and interior padding")))
+    return failure();
+  SmallVector<int64_t> shape;
+  for (int64_t dim = 0; dim < rank; ++dim) {
+    if (low[dim] < 0 || high[dim] < 0 || interior[dim] < 0)
+      return emitOptionalError(location, "padding must be non-negative in "
+                                         "dimension ",
+                               dim);
+    int64_t size = input.getDimSize(dim);
+    shape.push_back(low[dim] + size + std::max<int64_t>(size - 1, 0) *
+                                          interior[dim] +
+                    high[dim]);
+  }
+  results.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -703,13 +805,14 @@ LogicalResult RotaryOp::verify() {
   return success();
 }
 
-LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
-                                            std::optional<Location> location,
-                                            Adaptor adaptor,
-                                            SmallVectorImpl<Type> &results) {
-  auto q = cast<RankedTensorType>(adaptor.getQuery().getType());
-  auto k = cast<RankedTensorType>(adaptor.getKey().getType());
-  auto v = cast<RankedTensorType>(adaptor.getValue().getType());
+/// The result type of an attention over `query`, `key`, `value` and the
+/// optional `mask`, shared by the op and its gradient.
+static FailureOr<RankedTensorType>
+inferAttentionType(std::optional<Location> location, Value query, Value key,
+                   Value value, Value mask, bool causal) {
+  auto q = cast<RankedTensorType>(query.getType());
+  auto k = cast<RankedTensorType>(key.getType());
+  auto v = cast<RankedTensorType>(value.getType());
   if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
     return emitOptionalError(location, "query, key and value must be "
                                        "[batch, heads, seq, head_dim]");
@@ -737,12 +840,12 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
   if (v.getDimSize(2) != keyLen)
     return emitOptionalError(location, "key length ", keyLen,
                              " differs from value length ", v.getDimSize(2));
-  if (adaptor.getCausal() && keyLen != seq)
+  if (causal && keyLen != seq)
     return emitOptionalError(location,
                              "causal attention needs equal query "
                              "and key lengths, got ",
                              seq, " and ", keyLen);
-  if (Value mask = adaptor.getMask()) {
+  if (mask) {
     auto maskType = cast<RankedTensorType>(mask.getType());
     SmallVector<int64_t> scores = {batch, heads, seq, keyLen}, shape;
     if (maskType.getRank() > 4 ||
@@ -753,8 +856,20 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
           location, "mask ", shapeString(maskType.getShape()),
           " does not broadcast to the scores ", shapeString(scores));
   }
-  results.push_back(RankedTensorType::get({batch, heads, seq, v.getDimSize(3)},
-                                          q.getElementType()));
+  return RankedTensorType::get({batch, heads, seq, v.getDimSize(3)},
+                               q.getElementType());
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> location,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &results) {
+  FailureOr<RankedTensorType> type = inferAttentionType(
+      location, adaptor.getQuery(), adaptor.getKey(), adaptor.getValue(),
+      adaptor.getMask(), adaptor.getCausal());
+  if (failed(type))
+    return failure();
+  results.push_back(*type);
   return success();
 }
 
@@ -811,6 +926,277 @@ LogicalResult ExtractPatchesOp::inferReturnTypes(
   results.push_back(RankedTensorType::get(
       {input.getDimSize(0), patches, input.getDimSize(1) * patch * patch},
       input.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Fused gradients
+//===----------------------------------------------------------------------===//
+
+/// Checks that `actual` is `expected`, naming `what` otherwise.
+static LogicalResult verifyTypeIs(Operation *op, StringRef what, Type actual,
+                                  Type expected) {
+  if (actual != expected)
+    return op->emitOpError() << what << " must be " << expected << ", got "
+                             << actual;
+  return success();
+}
+
+/// Shared checks of the normalization gradients: the upstream gradient and
+/// the input gradient match the input, the weight is [features], and every
+/// parameter gradient matches the weight.
+static LogicalResult verifyNormGrad(Operation *op, Value grad, Value input,
+                                    Value weight, double epsilon,
+                                    ValueRange inputGrads,
+                                    ValueRange weightGrads) {
+  auto inputType = rankedType(input);
+  if (inputType.getRank() < 1)
+    return op->emitOpError() << "input must have rank >= 1";
+  if (epsilon <= 0.0)
+    return op->emitOpError() << "epsilon must be positive";
+  if (failed(verifyNormWeight(op, inputType, weight, "weight")) ||
+      failed(verifyTypeIs(op, "the gradient", grad.getType(), inputType)))
+    return failure();
+  for (Value result : inputGrads)
+    if (failed(verifyTypeIs(op, "the input gradient", result.getType(),
+                            inputType)))
+      return failure();
+  for (Value result : weightGrads)
+    if (failed(verifyTypeIs(op, "a parameter gradient", result.getType(),
+                            weight.getType())))
+      return failure();
+  return success();
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  return verifyNormGrad(*this, getGrad(), getInput(), getWeight(),
+                        getEpsilon().convertToDouble(), getInputGrad(),
+                        {getWeightGrad(), getBiasGrad()});
+}
+
+LogicalResult RMSNormGradOp::verify() {
+  return verifyNormGrad(*this, getGrad(), getInput(), getWeight(),
+                        getEpsilon().convertToDouble(), getInputGrad(),
+                        getWeightGrad());
+}
+
+LogicalResult AttentionGradOp::verify() {
+  FailureOr<RankedTensorType> outputType =
+      inferAttentionType(getLoc(), getQuery(), getKey(), getValue(), getMask(),
+                         getCausal());
+  if (failed(outputType) ||
+      failed(verifyTypeIs(*this, "the output gradient", getGrad().getType(),
+                          *outputType)) ||
+      failed(verifyTypeIs(*this, "the query gradient",
+                          getQueryGrad().getType(), getQuery().getType())) ||
+      failed(verifyTypeIs(*this, "the key gradient", getKeyGrad().getType(),
+                          getKey().getType())) ||
+      failed(verifyTypeIs(*this, "the value gradient",
+                          getValueGrad().getType(), getValue().getType())))
+    return failure();
+  if (Value maskGrad = getMaskGrad()) {
+    if (!getMask())
+      return emitOpError() << "has a mask gradient but no mask";
+    return verifyTypeIs(*this, "the mask gradient", maskGrad.getType(),
+                        getMask().getType());
+  }
+  return success();
+}
+
+LogicalResult EmbeddingGradOp::verify() {
+  ArrayRef<int64_t> indices = getIndices().getType().getShape();
+  ArrayRef<int64_t> grad = getGrad().getType().getShape();
+  RankedTensorType table = getType();
+  if (table.getRank() != 2)
+    return emitOpError() << "the table gradient must have rank 2, got "
+                         << table.getRank();
+  if (table.getElementType() != getGrad().getType().getElementType())
+    return emitOpError() << "the table gradient's element type "
+                         << table.getElementType()
+                         << " differs from the gradient's "
+                         << getGrad().getType().getElementType();
+  if (grad.drop_back() != indices || grad.empty() ||
+      grad.back() != table.getDimSize(1))
+    return emitOpError() << "gradient " << shapeString(grad)
+                         << " must be the indices' shape "
+                         << shapeString(indices) << " followed by ["
+                         << table.getDimSize(1) << "]";
+  return success();
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  auto logits = getLogits().getType();
+  ArrayRef<int64_t> labels = getLabels().getType().getShape();
+  if (logits.getRank() < 1 || logits.getShape().drop_back() != labels)
+    return emitOpError() << "labels " << shapeString(labels)
+                         << " must match the logits' leading shape "
+                         << shapeString(logits.getShape().drop_back());
+  return verifyTypeIs(*this, "the logits gradient", getType(), logits);
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer
+//===----------------------------------------------------------------------===//
+
+LogicalResult LRScheduleOp::verify() {
+  double lr = getLr().convertToDouble(), minLr = getMinLr().convertToDouble();
+  if (lr < 0.0 || minLr < 0.0)
+    return emitOpError() << "learning rates must be non-negative";
+  if (static_cast<int64_t>(getWarmupSteps()) < 0 ||
+      static_cast<int64_t>(getDecaySteps()) < 0)
+    return emitOpError() << "step counts must be non-negative";
+  return success();
+}
+
+/// Hyperparameters shared by the optimizer updates: each at least 0 and, for
+/// decay rates, below 1.
+static LogicalResult verifyHyperparameter(Operation *op, StringRef name,
+                                          double value, bool belowOne) {
+  if (value >= 0.0 && (!belowOne || value < 1.0))
+    return success();
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return op->emitOpError() << name << " must lie in "
+                           << (belowOne ? "[0, 1)" : "[0, inf)") << ", got "
+                           << text;
+}
+
+/// The gradient of a parameter has the parameter's shape.
+static LogicalResult verifyUpdateGrad(Operation *op, Value param, Value grad) {
+  if (rankedType(param).getShape() != rankedType(grad).getShape())
+    return op->emitOpError()
+           << "gradient " << shapeString(rankedType(grad).getShape())
+           << " does not match the parameter "
+           << shapeString(rankedType(param).getShape());
+  return success();
+}
+
+LogicalResult AdamWUpdateOp::verify() {
+  return failure(
+      failed(verifyUpdateGrad(*this, getParam(), getGrad())) ||
+      failed(verifyHyperparameter(*this, "beta1", getBeta1().convertToDouble(),
+                                  true)) ||
+      failed(verifyHyperparameter(*this, "beta2", getBeta2().convertToDouble(),
+                                  true)) ||
+      failed(verifyHyperparameter(*this, "epsilon",
+                                  getEpsilon().convertToDouble(), false)) ||
+      failed(verifyHyperparameter(*this, "weight_decay",
+                                  getWeightDecay().convertToDouble(), false)));
+}
+
+LogicalResult SGDUpdateOp::verify() {
+  return failure(
+      failed(verifyUpdateGrad(*this, getParam(), getGrad())) ||
+      failed(verifyHyperparameter(*this, "momentum",
+                                  getMomentum().convertToDouble(), true)) ||
+      failed(verifyHyperparameter(*this, "weight_decay",
+                                  getWeightDecay().convertToDouble(), false)));
+}
+
+//===----------------------------------------------------------------------===//
+// ScheduleOp
+//===----------------------------------------------------------------------===//
+
+/// `[forward 0, backward 0, optimizer]`.
+static ParseResult parseScheduleOrder(OpAsmParser &parser, ArrayAttr &order) {
+  MLIRContext *context = parser.getContext();
+  SmallVector<Attribute> steps;
+  auto parseStep = [&]() -> ParseResult {
+    StringRef keyword;
+    llvm::SMLoc loc = parser.getCurrentLocation();
+    if (parser.parseKeyword(&keyword))
+      return failure();
+    std::optional<ScheduleStepKind> kind = symbolizeScheduleStepKind(keyword);
+    if (!kind)
+      return parser.emitError(loc)
+             << "unknown schedule step '" << keyword
+             << "' (expected forward, backward or optimizer)";
+    int64_t microBatch = -1;
+    if (*kind != ScheduleStepKind::optimizer && parser.parseInteger(microBatch))
+      return failure();
+    steps.push_back(ScheduleStepAttr::get(context, *kind, microBatch));
+    return success();
+  };
+  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square, parseStep))
+    return failure();
+  order = ArrayAttr::get(context, steps);
+  return success();
+}
+
+static void printScheduleOrder(OpAsmPrinter &printer, Operation *,
+                               ArrayAttr order) {
+  printer << "[";
+  llvm::interleaveComma(order.getAsRange<ScheduleStepAttr>(), printer,
+                        [&](ScheduleStepAttr step) {
+                          printer << stringifyScheduleStepKind(step.getKind());
+                          if (step.getKind() != ScheduleStepKind::optimizer)
+                            printer << " " << step.getMicroBatch();
+                        });
+  printer << "]";
+}
+
+LogicalResult ScheduleOp::verify() {
+  int64_t microBatches = getMicroBatches();
+  if (microBatches < 1)
+    return emitOpError() << "needs at least one micro-batch, got "
+                         << microBatches;
+  SmallVector<int> forwardSeen(microBatches, 0), backwardSeen(microBatches, 0);
+  int optimizerSteps = 0;
+  for (auto [index, step] :
+       llvm::enumerate(getOrder().getAsRange<ScheduleStepAttr>())) {
+    if (optimizerSteps)
+      return emitOpError() << "step " << index
+                           << " comes after the optimizer step, which must be "
+                              "last";
+    if (step.getKind() == ScheduleStepKind::optimizer) {
+      ++optimizerSteps;
+      continue;
+    }
+    int64_t micro = step.getMicroBatch();
+    if (micro < 0 || micro >= microBatches)
+      return emitOpError() << "step " << index << " names micro-batch " << micro
+                           << " outside [0, " << microBatches << ")";
+    bool isForward = step.getKind() == ScheduleStepKind::forward;
+    if ((isForward ? forwardSeen : backwardSeen)[micro]++)
+      return emitOpError() << "micro-batch " << micro << " has two "
+                           << stringifyScheduleStepKind(step.getKind())
+                           << " steps";
+    if (!isForward && !forwardSeen[micro])
+      return emitOpError() << "the backward step of micro-batch " << micro
+                           << " comes before its forward step";
+  }
+  for (int64_t micro = 0; micro < microBatches; ++micro)
+    if (!backwardSeen[micro])
+      return emitOpError() << "micro-batch " << micro
+                           << " has no forward and backward step";
+  if (optimizerSteps != 1)
+    return emitOpError() << "needs exactly one optimizer step, has "
+                         << optimizerSteps;
+  return success();
+}
+
+LogicalResult ScheduleOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto lookup = [&](FlatSymbolRefAttr name,
+                    StringRef role) -> FailureOr<func::FuncOp> {
+    auto function = symbolTable.lookupNearestSymbolFrom<func::FuncOp>(*this,
+                                                                      name);
+    if (!function)
+      return emitOpError() << "the " << role << " function '" << name.getValue()
+                           << "' does not exist";
+    return function;
+  };
+  FailureOr<func::FuncOp> forward = lookup(getForwardAttr(), "forward");
+  FailureOr<func::FuncOp> backward = lookup(getBackwardAttr(), "backward");
+  FailureOr<func::FuncOp> optimizer = lookup(getOptimizerAttr(), "optimizer");
+  if (failed(forward) || failed(backward) || failed(optimizer))
+    return failure();
+  if (forward->getResultTypes() != backward->getArgumentTypes())
+    return emitOpError() << "the backward function takes ("
+                         << backward->getArgumentTypes()
+                         << ") but the forward function returns ("
+                         << forward->getResultTypes() << ")";
+  if (optimizer->getNumArguments() != 0)
+    return emitOpError() << "the optimizer function must take no arguments";
   return success();
 }
 

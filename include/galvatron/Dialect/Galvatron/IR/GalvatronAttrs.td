@@ -81,6 +81,60 @@ def Galvatron_InitKind : I32EnumAttr<"InitKind",
   let genSpecializedAttr = 0;
 }
 
+def Galvatron_ComparePredicate : I32EnumAttr<"ComparePredicate",
+    "elementwise comparison", [
+      I32EnumAttrCase<"eq", 0>,
+      I32EnumAttrCase<"ne", 1>,
+      I32EnumAttrCase<"lt", 2>,
+      I32EnumAttrCase<"le", 3>,
+      I32EnumAttrCase<"gt", 4>,
+      I32EnumAttrCase<"ge", 5>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
+def Galvatron_Activation : I32EnumAttr<"Activation",
+    "activation function whose derivative activation_grad applies", [
+      I32EnumAttrCase<"relu", 0>,
+      I32EnumAttrCase<"silu", 1>,
+      I32EnumAttrCase<"gelu", 2>,
+      I32EnumAttrCase<"gelu_tanh", 3>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
+def Galvatron_StateKind : I32EnumAttr<"StateKind",
+    "what a training state variable holds", [
+      // Gradient accumulators, one per trained parameter.
+      I32EnumAttrCase<"gradient", 0>,
+      // Optimizer moments and buffers, one set per trained parameter.
+      I32EnumAttrCase<"optimizer", 1>,
+      // Scalars that steer training: step counter, loss scale, loss sum.
+      I32EnumAttrCase<"control", 2>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
+def Galvatron_ScheduleStepKind : I32EnumAttr<"ScheduleStepKind",
+    "one call of a training schedule", [
+      I32EnumAttrCase<"forward", 0>,
+      I32EnumAttrCase<"backward", 1>,
+      I32EnumAttrCase<"optimizer", 2>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+  let genSpecializedAttr = 0;
+}
+
+def Galvatron_LossKind : I32EnumAttr<"LossKind",
+    "training objective: how the data pipeline derives labels", [
+      // Labels are the inputs shifted by one token (causal language models).
+      I32EnumAttrCase<"next_token", 0>,
+      // Labels are the original tokens at masked positions (BERT).
+      I32EnumAttrCase<"masked_token", 1>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
 //===----------------------------------------------------------------------===//
 // Attribute definitions
 //===----------------------------------------------------------------------===//
@@ -170,6 +224,19 @@ def Galvatron_PlanAttr : Galvatron_Attr<"Plan", "plan"> {
   let extraClassDeclaration = [{
     int64_t getNodes() const { return getDevices() / getDevicesPerNode(); }
   }];
+}
+
+def Galvatron_ScheduleStepAttr : Galvatron_Attr<"ScheduleStep", "step"> {
+  let summary = "One call of a training schedule";
+  let description = [{
+    `#galvatron.step<forward, 3>` runs the forward function on micro-batch
+    3, `#galvatron.step<backward, 3>` its backward function on the saved
+    activations of micro-batch 3, `#galvatron.step<optimizer>` the optimizer
+    step (no micro-batch).
+  }];
+  let parameters = (ins "ScheduleStepKind":$kind,
+                        DefaultValuedParameter<"int64_t", "-1">:$micro_batch);
+  let assemblyFormat = "`<` $kind (`,` $micro_batch^)? `>`";
 }
 
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONATTRS_TD

@@ -18,4 +18,47 @@ def Galvatron_FlopCountOpInterface : OpInterface<"FlopCountOpInterface"> {
   ];
 }
 
+def Galvatron_VJPOpInterface : OpInterface<"VJPOpInterface"> {
+  let cppNamespace = "::mlir::galvatron";
+  let description = [{
+    The reverse-mode rule of an op: given the gradients of its results, build
+    the gradients of its operands (a vector-Jacobian product). The autodiff
+    engine (`galvatron/Transforms/Autodiff.h`) calls it layer by layer in
+    reverse, inside the backward layer it is building, through a
+    `VJPBuilder` that maps the forward values the rule declared it needs to
+    their backward-side copies (saved activations, recomputed values or
+    re-read weights), holds the result gradients (null means zero) and
+    collects the operand gradients (null for operands that need none, such
+    as integer indices). Ops that read a variable hand its gradient to the
+    engine with `VJPBuilder::addVariableGradient`.
+
+    Ops that carry values out of a function without results (a pipeline
+    `send`) are gradient sources: the engine calls their rule even though no
+    result gradient exists, and the rule produces the operand gradient
+    itself (a `recv`).
+
+    Ops without float operands (constants, comparisons, position buckets)
+    never depend on a parameter, so they need no rule.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Appends to `values` the forward values (operands or results of this
+        op) the rule reads when the operands flagged in `wanted` need
+        gradients. The engine saves or recomputes exactly these.
+      }], "void", "getVJPPrimals",
+      (ins "::llvm::ArrayRef<bool>":$wanted,
+           "::llvm::SmallVectorImpl<::mlir::Value> &":$values)>,
+    InterfaceMethod<[{
+        Builds the gradients of the wanted operands with `vjp`'s builder and
+        records them with `vjp.setGradient`. Fails (with a diagnostic) when
+        the op cannot be differentiated as configured.
+      }], "::mlir::LogicalResult", "buildVJP",
+      (ins "::mlir::galvatron::VJPBuilder &":$vjp)>,
+    InterfaceMethod<[{
+        Whether the op produces operand gradients without any result
+        gradient (ops that send values out of the function).
+      }], "bool", "isGradientSource", (ins), [{}], [{ return false; }]>
+  ];
+}
+
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONINTERFACES_TD

@@ -11,6 +11,9 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 
+// Parameters and state variables: reads are never reordered across writes.
+def Galvatron_VariableResource : Resource<"::mlir::galvatron::VariableResource">;
+
 //===----------------------------------------------------------------------===//
 // Parameters
 //===----------------------------------------------------------------------===//
@@ -46,16 +49,90 @@ def Galvatron_ParameterOp : Galvatron_Op<"parameter",
 }
 
 def Galvatron_ParamOp : Galvatron_Op<"param",
-    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+    [MemoryEffects<[MemRead<Galvatron_VariableResource>]>,
+     DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Reads a declared parameter";
   let description = [{
     Yields the current value of the `galvatron.parameter` named by `name`. A
     weight shared by two layers (a tied embedding and LM head) is read in
-    both with the same name.
+    both with the same name. The read has value semantics: a later
+    `galvatron.assign` to the parameter does not change what it yielded.
+    Its gradient goes to the parameter (the autodiff engine accumulates it
+    into the parameter's gradient state).
   }];
   let arguments = (ins FlatSymbolRefAttr:$name);
   let results = (outs AnyStaticShapeTensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Training state
+//===----------------------------------------------------------------------===//
+
+def Galvatron_StateOp : Galvatron_Op<"state",
+    [Symbol, HasParent<"::mlir::ModuleOp">,
+     DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Declares a mutable training variable";
+  let description = [{
+    Training state that lives across steps and is not a trainable weight:
+    gradient accumulators, optimizer moments, the step counter, the loss
+    scale. `kind` says which (`gradient`, `optimizer`, `control`); state
+    kept per parameter names it with `of`, so partitioning shards it like
+    the parameter and checkpoints group it. Every state starts from its
+    initializer and is saved in checkpoints next to the parameters.
+    `galvatron.read_state` reads it, `galvatron.assign` writes it. Kept apart
+    from `galvatron.parameter` so that parameter counts, memory accounting
+    and weight loading only ever see trainable weights.
+
+    ```mlir
+    galvatron.state gradient @"w.grad" of @w : tensor<16x32xf32>
+        {init = #galvatron.init<zeros>}
+    galvatron.state control @"train.step" : tensor<i64>
+        {init = #galvatron.init<zeros>}
+    ```
+  }];
+  let arguments = (ins
+    Galvatron_StateKind:$kind,
+    SymbolNameAttr:$sym_name,
+    TypeAttrOf<Galvatron_Tensor>:$type,
+    Galvatron_InitAttr:$init,
+    OptionalAttr<FlatSymbolRefAttr>:$parameter);
+  let assemblyFormat =
+      "$kind $sym_name (`of` $parameter^)? `:` $type attr-dict";
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+  }];
+}
+
+def Galvatron_ReadStateOp : Galvatron_Op<"read_state",
+    [MemoryEffects<[MemRead<Galvatron_VariableResource>]>,
+     DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reads a training state variable";
+  let description = [{
+    Yields the current value of the `galvatron.state` named by `name`, with
+    value semantics (a later `galvatron.assign` does not change it). State
+    is not differentiated.
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+def Galvatron_AssignOp : Galvatron_Op<"assign",
+    [MemoryEffects<[MemWrite<Galvatron_VariableResource>]>,
+     DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Overwrites a parameter or state variable";
+  let description = [{
+    Stores `value` into the `galvatron.parameter` or `galvatron.state` named
+    by `name`; the types must match. Reads before the assignment keep the
+    old value, reads after it see the new one. The optimizer step assigns
+    parameters and moments, the backward pass gradient accumulators.
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name, Galvatron_Tensor:$value);
+  let assemblyFormat = "$name `,` $value attr-dict `:` type($value)";
 }
 
 //===----------------------------------------------------------------------===//
@@ -72,7 +149,10 @@ def Galvatron_LayerOp : Galvatron_Op<"layer", [
     bound to the operands, and `galvatron.yield` gives the results: a layer
     reads nothing from above but parameters, so each layer can be costed,
     partitioned and recomputed on its own. An optional `strategy` holds the
-    layer's hybrid-parallel strategy.
+    layer's hybrid-parallel strategy. A `backward` layer (printed after the
+    kind) is the reverse-mode counterpart of the forward layer of the same
+    name: it receives the gradients of that layer's results and its saved
+    activations, and yields the gradients of its inputs.
 
     ```mlir
     %h = galvatron.layer decoder "transformer.h.0" (%x = %e : tensor<1x8x16xf32>)
@@ -86,7 +166,8 @@ def Galvatron_LayerOp : Galvatron_Op<"layer", [
     StrAttr:$layer_name,
     Galvatron_LayerKind:$kind,
     Variadic<AnyType>:$inputs,
-    OptionalAttr<Galvatron_StrategyAttr>:$strategy);
+    OptionalAttr<Galvatron_StrategyAttr>:$strategy,
+    UnitAttr:$backward);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let hasCustomAssemblyFormat = 1;
@@ -135,7 +216,8 @@ def Galvatron_ConstantOp : Galvatron_Op<"constant",
   }];
 }
 
-def Galvatron_CastOp : Galvatron_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+def Galvatron_CastOp : Galvatron_Op<"cast", [Pure, SameOperandsAndResultShape,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Converts the element type";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -149,7 +231,8 @@ def Galvatron_CastOp : Galvatron_Op<"cast", [Pure, SameOperandsAndResultShape]> 
 
 class Galvatron_UnaryOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic,
-        !listconcat([Pure, Elementwise, SameOperandsAndResultType], traits)> {
+        !listconcat([Pure, Elementwise, SameOperandsAndResultType,
+                     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
   let arguments = (ins Galvatron_FloatTensor:$input);
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
@@ -184,8 +267,8 @@ def Galvatron_GeluOp : Galvatron_UnaryOp<"gelu"> {
 
 class Galvatron_BinaryOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic,
-        !listconcat([Pure, SameOperandsElementType, InferTypeOpAdaptor],
-                    traits)> {
+        !listconcat([Pure, SameOperandsElementType, InferTypeOpAdaptor,
+                     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
   let description = [{
     Elementwise with NumPy broadcasting: the result shape is the broadcast of
     the operand shapes.
@@ -212,7 +295,8 @@ def Galvatron_MinOp : Galvatron_BinaryOp<"min", [Commutative]> {
   let summary = "min(a, b)";
 }
 
-def Galvatron_SelectOp : Galvatron_Op<"select", [Pure, InferTypeOpAdaptor]> {
+def Galvatron_SelectOp : Galvatron_Op<"select", [Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "cond ? a : b, elementwise with broadcasting";
   let arguments = (ins Galvatron_BoolTensor:$condition, Galvatron_Tensor:$lhs,
                        Galvatron_Tensor:$rhs);
@@ -222,12 +306,32 @@ def Galvatron_SelectOp : Galvatron_Op<"select", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+def Galvatron_CompareOp : Galvatron_Op<"compare",
+    [Pure, SameOperandsElementType, InferTypeOpAdaptor]> {
+  let summary = "Elementwise comparison with broadcasting";
+  let description = [{
+    `predicate` (eq, ne, lt, le, gt, ge) of `lhs` and `rhs`, elementwise
+    with NumPy broadcasting; the result is i1. Comparisons with NaN are
+    false except `ne`.
+
+    ```mlir
+    %m = galvatron.compare gt, %x, %zero : (tensor<4x8xf32>, tensor<f32>) -> tensor<4x8xi1>
+    ```
+  }];
+  let arguments = (ins Galvatron_ComparePredicate:$predicate,
+                       Galvatron_Tensor:$lhs, Galvatron_Tensor:$rhs);
+  let results = (outs Galvatron_BoolTensor:$result);
+  let assemblyFormat = [{
+    $predicate `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
 def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Pure, InferTypeOpAdaptor,
-    SameOperandsElementType,
+    SameOperandsElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Batched matrix product with NumPy batch broadcasting";
   let description = [{
@@ -244,7 +348,7 @@ def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Pure, InferTypeOpAdaptor,
 }
 
 def Galvatron_LinearOp : Galvatron_Op<"linear", [Pure, InferTypeOpAdaptor,
-    SameOperandsElementType,
+    SameOperandsElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "x·W + b: a fully connected layer";
   let description = [{
@@ -272,7 +376,7 @@ def Galvatron_LinearOp : Galvatron_Op<"linear", [Pure, InferTypeOpAdaptor,
 }
 
 def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
-    [Pure, InferTypeOpAdaptor]> {
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Looks up rows of a table";
   let description = [{
     `table` is [V, D], `indices` is any shape of integers in [0, V); the
@@ -290,7 +394,8 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
-    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>]> {
+    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Layer normalization over the last dimension";
   let arguments = (ins Galvatron_FloatTensor:$input,
       Galvatron_FloatTensor:$weight, Optional<Galvatron_FloatTensor>:$bias,
@@ -302,7 +407,8 @@ def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
 }
 
 def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
-    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>]> {
+    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "RMS normalization over the last dimension (LLaMA, T5)";
   let arguments = (ins Galvatron_FloatTensor:$input,
       Galvatron_FloatTensor:$weight,
@@ -314,7 +420,7 @@ def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
 }
 
 def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
-    [Pure, SameOperandsAndResultType]> {
+    [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Softmax along one axis";
   let arguments = (ins Galvatron_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Galvatron_FloatTensor:$result);
@@ -327,7 +433,7 @@ def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
-    [Pure, SameOperandsAndResultElementType]> {
+    [Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Reinterprets the shape; element count is preserved";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -337,7 +443,8 @@ def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
 }
 
 def Galvatron_TransposeOp : Galvatron_Op<"transpose",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Permutes dimensions: result dim i is input dim perm[i]";
   let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Galvatron_Tensor:$result);
@@ -347,7 +454,8 @@ def Galvatron_TransposeOp : Galvatron_Op<"transpose",
 }
 
 def Galvatron_SliceOp : Galvatron_Op<"slice",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Static strided slice: [start, limit) with stride per dim";
   let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$starts,
       DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
@@ -360,7 +468,8 @@ def Galvatron_SliceOp : Galvatron_Op<"slice",
 }
 
 def Galvatron_ConcatOp : Galvatron_Op<"concat",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Concatenates tensors along an axis";
   let arguments = (ins Variadic<Galvatron_Tensor>:$inputs, I64Attr:$axis);
   let results = (outs Galvatron_Tensor:$result);
@@ -370,7 +479,7 @@ def Galvatron_ConcatOp : Galvatron_Op<"concat",
 }
 
 def Galvatron_SplitOp : Galvatron_Op<"split",
-    [Pure, InferTypeOpAdaptor]> {
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Splits a tensor along an axis into pieces of given sizes";
   let arguments = (ins Galvatron_Tensor:$input, I64Attr:$axis,
                        DenseI64ArrayAttr:$sizes);
@@ -380,7 +489,7 @@ def Galvatron_SplitOp : Galvatron_Op<"split",
 }
 
 def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
-    [Pure, SameOperandsAndResultElementType]> {
+    [Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Broadcasts to a larger shape under NumPy rules";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -389,13 +498,40 @@ def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
   let hasVerifier = 1;
 }
 
+def Galvatron_PadOp : Galvatron_Op<"pad",
+    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+  let summary = "Pads with a constant: before, after and between elements";
+  let description = [{
+    Per dimension, places the input's elements `low` positions from the
+    start, with `interior` padding elements between neighbours and `high`
+    after the last; every other element is `value`. A dimension of size n
+    becomes low + n + (n - 1)·interior + high. The adjoint of a strided
+    slice is a pad with low = start and interior = stride - 1.
+
+    ```mlir
+    %p = galvatron.pad %x low [0, 1] high [0, 2] interior [0, 1]
+        : tensor<2x3xf32> -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$low,
+      DenseI64ArrayAttr:$high, DenseI64ArrayAttr:$interior,
+      DefaultValuedAttr<F64Attr, "0.0">:$value);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = [{
+    $input `low` $low `high` $high `interior` $interior attr-dict `:`
+    type($input) `->` type($result)
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Reductions
 //===----------------------------------------------------------------------===//
 
 class Galvatron_ReduceOp<string mnemonic>
     : Galvatron_Op<mnemonic,
-        [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType]> {
+        [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+         DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let arguments = (ins Galvatron_FloatTensor:$input,
       DenseI64ArrayAttr:$axes,
       DefaultValuedAttr<BoolAttr, "false">:$keep_dims);
@@ -419,7 +555,7 @@ def Galvatron_ReduceMaxOp : Galvatron_ReduceOp<"reduce_max"> {
 //===----------------------------------------------------------------------===//
 
 def Galvatron_RotaryOp : Galvatron_Op<"rotary",
-    [Pure, SameOperandsAndResultType]> {
+    [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Rotary position embedding (RoPE)";
   let description = [{
     Rotates pairs of the first `rotary_dim` features of the last dimension
@@ -443,7 +579,7 @@ def Galvatron_RotaryOp : Galvatron_Op<"rotary",
 }
 
 def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
-    InferTypeOpAdaptor,
+    InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Fused scaled dot-product attention";
   let description = [{
@@ -473,7 +609,7 @@ def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
 }
 
 def Galvatron_CrossEntropyOp : Galvatron_Op<"cross_entropy",
-    [Pure, InferTypeOpAdaptor]> {
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Softmax cross-entropy of logits against integer labels";
   let description = [{
     `logits` is [..., V], `labels` has the leading shape [...]; labels equal
@@ -507,7 +643,7 @@ def Galvatron_RelativePositionBucketOp : Galvatron_Op<"relative_position_bucket"
 }
 
 def Galvatron_ExtractPatchesOp : Galvatron_Op<"extract_patches",
-    [Pure, InferTypeOpAdaptor]> {
+    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Cuts images into flattened non-overlapping patches (ViT)";
   let description = [{
     `input` is [B, C, H, W]; the result is [B, (H/P)·(W/P), C·P·P] with
@@ -518,6 +654,252 @@ def Galvatron_ExtractPatchesOp : Galvatron_Op<"extract_patches",
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat =
       "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Fused gradients. The backward counterparts of ops whose reverse-mode rule
+// would otherwise be a long chain of small ops; kernels compute in f32 for
+// 16-bit tensors.
+//===----------------------------------------------------------------------===//
+
+def Galvatron_ActivationGradOp : Galvatron_Op<"activation_grad",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "Gradient through an activation: grad · f'(input)";
+  let description = [{
+    Elementwise `grad · f'(input)` for `activation`:
+    relu: 1 where input > 0, else 0;
+    silu: s·(1 + x·(1 − s)) with s = sigmoid(x);
+    gelu (exact): Φ(x) + x·φ(x), Φ the standard normal CDF, φ its density;
+    gelu_tanh: the derivative of 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+  }];
+  let arguments = (ins Galvatron_Activation:$activation,
+      Galvatron_FloatTensor:$grad, Galvatron_FloatTensor:$input);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$activation `,` $grad `,` $input attr-dict `:` type($result)";
+}
+
+def Galvatron_LayerNormGradOp : Galvatron_Op<"layer_norm_grad",
+    [Pure, SameOperandsElementType]> {
+  let summary = "Gradients of layer normalization";
+  let description = [{
+    For y = (x − μ)·r·w + b over the last dimension (μ the mean,
+    r = 1/√(σ² + epsilon), σ² the biased variance), given `grad` = ∂L/∂y:
+    `input_grad` = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = grad·w and
+    x̂ = (x − μ)·r; `weight_grad` = Σ grad·x̂ and `bias_grad` = Σ grad,
+    summed over every leading position. Mean and r are recomputed from
+    `input`.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$grad,
+      Galvatron_FloatTensor:$input, Galvatron_FloatTensor:$weight,
+      DefaultValuedAttr<F64Attr, "1e-5">:$epsilon);
+  let results = (outs Galvatron_FloatTensor:$input_grad,
+      Galvatron_FloatTensor:$weight_grad, Galvatron_FloatTensor:$bias_grad);
+  let assemblyFormat =
+      "$grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_RMSNormGradOp : Galvatron_Op<"rms_norm_grad",
+    [Pure, SameOperandsElementType]> {
+  let summary = "Gradients of RMS normalization";
+  let description = [{
+    For y = x·r·w over the last dimension with r = 1/√(mean(x²) + epsilon),
+    given `grad` = ∂L/∂y: `input_grad` = r·(ĝ − x·r²·mean(ĝ·x)) with
+    ĝ = grad·w, and `weight_grad` = Σ grad·x·r over every leading position.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$grad,
+      Galvatron_FloatTensor:$input, Galvatron_FloatTensor:$weight,
+      DefaultValuedAttr<F64Attr, "1e-6">:$epsilon);
+  let results = (outs Galvatron_FloatTensor:$input_grad,
+      Galvatron_FloatTensor:$weight_grad);
+  let assemblyFormat =
+      "$grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_AttentionGradOp : Galvatron_Op<"attention_grad",
+    [Pure, SameOperandsElementType]> {
+  let summary = "Gradients of fused scaled dot-product attention";
+  let description = [{
+    The gradients of `galvatron.attention` with the same operands and
+    attributes, given `grad` = ∂L/∂output ([B, Hq, S, Dv]). With
+    P = softmax(scale·Q·Kᵀ + mask) (causal positions masked) recomputed per
+    row and dP = grad·Vᵀ: dS = P ∘ (dP − rowsum(P ∘ dP)),
+    `query_grad` = scale·dS·K, `key_grad` = scale·dSᵀ·Q and
+    `value_grad` = Pᵀ·grad, where key and value gradients sum over the query
+    heads sharing a key/value head. The optional `mask_grad` (requested by
+    giving its type; only with a mask) is dS summed over the dimensions the
+    mask broadcasts along: the gradient of a trainable bias (T5's relative
+    positions).
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$grad,
+      Galvatron_FloatTensor:$query, Galvatron_FloatTensor:$key,
+      Galvatron_FloatTensor:$value, Optional<Galvatron_FloatTensor>:$mask,
+      DefaultValuedAttr<BoolAttr, "false">:$causal,
+      OptionalAttr<F64Attr>:$scale);
+  let results = (outs Galvatron_FloatTensor:$query_grad,
+      Galvatron_FloatTensor:$key_grad, Galvatron_FloatTensor:$value_grad,
+      Optional<Galvatron_FloatTensor>:$mask_grad);
+  let assemblyFormat = [{
+    $grad `,` $query `,` $key `,` $value (`,` $mask^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad", [Pure]> {
+  let summary = "Gradient of an embedding table (scatter-add)";
+  let description = [{
+    Row v of the result is the sum of `grad`'s rows at every position whose
+    index is v; rows no index selects are zero. `grad` is indices.shape + [D],
+    the result the table's [V, D]. Indices lie in [0, V), as for the lookup.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$grad,
+                       Galvatron_IndexTensor:$indices);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat =
+      "$grad `,` $indices attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_CrossEntropyGradOp : Galvatron_Op<"cross_entropy_grad",
+    [Pure]> {
+  let summary = "Gradient of softmax cross-entropy with respect to the logits";
+  let description = [{
+    `grad` is the f32 scalar gradient of the loss. Each counted row (label
+    not `ignore_index`) gets grad · (softmax(logits) − onehot(label)) / N,
+    with N the number of counted rows for `mean` and 1 for `sum`; ignored
+    rows get zero, and so does everything when no row counts.
+  }];
+  let arguments = (ins 0DTensorOf<[F32]>:$grad,
+      Galvatron_FloatTensor:$logits, Galvatron_IndexTensor:$labels,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<Galvatron_LossReduction,
+                        "LossReduction::mean">:$reduction);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $logits `,` $labels attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer
+//===----------------------------------------------------------------------===//
+
+def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Pure]> {
+  let summary = "Learning rate of an optimizer step: warm-up, then cosine";
+  let description = [{
+    For the 1-based update number t (`step`), with W = `warmup_steps` and
+    D = `decay_steps`: lr·t/W while t ≤ W; then
+    min_lr + ½·(lr − min_lr)·(1 + cos(π·(t − W)/(D − W))) while t ≤ D; then
+    min_lr. D ≤ W means no decay: lr after the warm-up.
+  }];
+  let arguments = (ins 0DTensorOf<[I64]>:$step, F64Attr:$lr,
+      DefaultValuedAttr<F64Attr, "0.0">:$min_lr,
+      DefaultValuedAttr<I64Attr, "0">:$warmup_steps,
+      DefaultValuedAttr<I64Attr, "0">:$decay_steps);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = "$step attr-dict `:` type($step) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Galvatron_AdamWUpdateOp : Galvatron_Op<"adamw_update", [Pure,
+    AllTypesMatch<["param", "exp_avg", "exp_avg_sq", "new_param",
+                   "new_exp_avg", "new_exp_avg_sq"]>]> {
+  let summary = "One AdamW update of a parameter and its moments";
+  let description = [{
+    With g = grad·grad_scale (the clipping coefficient, divided by the loss
+    scale under fp16) and t = `step` (1-based):
+    p ← p·(1 − lr·weight_decay);
+    m ← beta1·m + (1 − beta1)·g;  v ← beta2·v + (1 − beta2)·g²;
+    p ← p − (lr / (1 − beta1^t)) · m / (√v / √(1 − beta2^t) + epsilon),
+    the arithmetic of torch.optim.AdamW. When `enable` is given and false
+    (a skipped fp16 step) the results equal the inputs.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$param,
+      Galvatron_FloatTensor:$grad, Galvatron_FloatTensor:$exp_avg,
+      Galvatron_FloatTensor:$exp_avg_sq, 0DTensorOf<[F32]>:$lr,
+      0DTensorOf<[I64]>:$step, 0DTensorOf<[F32]>:$grad_scale,
+      Optional<0DTensorOf<[I1]>>:$enable,
+      DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+      DefaultValuedAttr<F64Attr, "0.999">:$beta2,
+      DefaultValuedAttr<F64Attr, "1e-8">:$epsilon,
+      DefaultValuedAttr<F64Attr, "0.01">:$weight_decay);
+  let results = (outs Galvatron_FloatTensor:$new_param,
+      Galvatron_FloatTensor:$new_exp_avg, Galvatron_FloatTensor:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $lr `,` $step `,`
+    $grad_scale (`,` $enable^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galvatron_SGDUpdateOp : Galvatron_Op<"sgd_update", [Pure,
+    AllTypesMatch<["param", "momentum_buffer", "new_param",
+                   "new_momentum_buffer"]>]> {
+  let summary = "One SGD-with-momentum update of a parameter";
+  let description = [{
+    With g = grad·grad_scale + weight_decay·p:
+    b ← momentum·b + g; p ← p − lr·(nesterov ? g + momentum·b : b), the
+    arithmetic of torch.optim.SGD without dampening (the buffer starts at
+    zero, which equals torch's first-step copy). When `enable` is given and
+    false the results equal the inputs.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$param,
+      Galvatron_FloatTensor:$grad, Galvatron_FloatTensor:$momentum_buffer,
+      0DTensorOf<[F32]>:$lr, 0DTensorOf<[F32]>:$grad_scale,
+      Optional<0DTensorOf<[I1]>>:$enable,
+      DefaultValuedAttr<F64Attr, "0.9">:$momentum,
+      DefaultValuedAttr<F64Attr, "0.0">:$weight_decay,
+      DefaultValuedAttr<BoolAttr, "false">:$nesterov);
+  let results = (outs Galvatron_FloatTensor:$new_param,
+      Galvatron_FloatTensor:$new_momentum_buffer);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $momentum_buffer `,` $lr `,` $grad_scale
+    (`,` $enable^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Training schedule
+//===----------------------------------------------------------------------===//
+
+def Galvatron_ScheduleOp : Galvatron_Op<"schedule",
+    [Symbol, HasParent<"::mlir::ModuleOp">,
+     DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "The calls one device makes in a training step, as data";
+  let description = [{
+    Names the `forward` function (one micro-batch: takes the data inputs,
+    returns the activations its backward needs), the `backward` function
+    (takes exactly those, accumulates parameter gradients into state) and
+    the `optimizer` function (no arguments; updates parameters and returns
+    the step's metrics), and lists the order of calls in one training step.
+    Every micro-batch in [0, `micro_batches`) has one forward call and,
+    after it, one backward call; the optimizer step comes once, last.
+    Between a micro-batch's forward and backward its saved activations are
+    live, which is what checkpointing and the pipeline schedule trade.
+    `loss` tells the data pipeline how to derive labels.
+
+    ```mlir
+    galvatron.schedule @train_step loss next_token micro_batches 2
+        forward @forward backward @backward optimizer @optimizer_step
+        [forward 0, backward 0, forward 1, backward 1, optimizer]
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, Galvatron_LossKind:$loss,
+      I64Attr:$micro_batches, FlatSymbolRefAttr:$forward,
+      FlatSymbolRefAttr:$backward, FlatSymbolRefAttr:$optimizer,
+      TypedArrayAttrBase<Galvatron_ScheduleStepAttr, "schedule steps">:$order);
+  let assemblyFormat = [{
+    $sym_name `loss` $loss `micro_batches` $micro_batches
+    `forward` $forward `backward` $backward `optimizer` $optimizer
+    custom<ScheduleOrder>($order) attr-dict
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONOPS_TD
