@@ -23,4 +23,101 @@ def ModelStats : Pass<"galvatron-model-stats", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
 
+def Differentiate : Pass<"galvatron-differentiate", "::mlir::ModuleOp"> {
+  let summary = "Build the backward function of a layered forward function";
+  let description = [{
+    Differentiates `@<function>`, a function whose ops all live in
+    `galvatron.layer`s, with the reverse-mode rules of `VJPOpInterface`, the
+    shape of a pipeline stage: the gradients of its results arrive from
+    outside.
+
+    `@<function>` keeps its results and also returns, after them, the
+    activations the backward needs. `@<function>_backward` takes the
+    gradients of the float results that depend on a parameter or a float
+    argument, then those activations, and returns the gradients of the float
+    arguments that reach a result. Each backward layer adds the gradients of
+    the parameters it reads into `galvatron.state gradient @<name>.grad`.
+    Layers recompute their forward in the backward as `checkpoint` says:
+    `plan` (the layer strategy's ckpt), `none`, `blocks` (encoder and
+    decoder layers) or `all`.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"main\"",
+           "Function to differentiate">,
+    Option<"checkpoint", "checkpoint", "std::string", /*default=*/"\"plan\"",
+           "Layers that recompute: plan, none, blocks or all">
+  ];
+  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
+}
+
+def BuildTrainStep : Pass<"galvatron-build-train-step", "::mlir::ModuleOp"> {
+  let summary = "Turn a forward model into a training step";
+  let description = [{
+    Rewrites the forward model `@<function>` (returning logits) into a
+    training step for one device:
+
+    - `@forward(inputs..., labels)`: one micro-batch. The layer producing the
+      logits also computes the f32 cross-entropy against `labels` (same
+      leading shape, -100 = ignored, mean over counted tokens) and adds
+      loss / micro-batches to `@train.loss`. It returns the activations the
+      backward needs: for a recomputed layer only its inputs.
+    - `@backward(activations...)`: the backward layers in reverse, seeded
+      with 1 / micro-batches (times the loss scale under fp16); each adds
+      its parameter gradients into `<parameter>.grad`.
+    - `@optimizer_step()`: global gradient norm, clipping to
+      `max-grad-norm` (0: off), the step counter, the learning rate
+      (`lr_schedule`), AdamW or SGD with momentum, zeroed accumulators, the
+      fp16 loss-scale update; returns loss, grad_norm, lr (and loss_scale).
+    - `galvatron.schedule @train_step`: F0 B0 F1 B1 ... optimizer.
+
+    Labels for `loss=next-token` are the inputs shifted by one (the data
+    pipeline reads S+1 tokens per sequence); for `loss=masked` they hold the
+    original tokens at masked positions and -100 elsewhere. Micro-batches
+    and precision come from the module's `#galvatron.plan` when it has one
+    (the batch of the model must then be global_batch / micro_batches),
+    else from the options. bf16 and fp16 compute in 16 bits from f32 master
+    weights with an f32 loss; fp16 adds dynamic loss scaling (skipping steps
+    whose gradients are not finite). `checkpoint` picks the recomputed
+    layers as in `--galvatron-differentiate`.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"main\"",
+           "Forward function returning the logits">,
+    Option<"loss", "loss", "std::string", /*default=*/"\"next-token\"",
+           "Objective: next-token (causal LM) or masked (masked LM)">,
+    Option<"optimizer", "optimizer", "std::string", /*default=*/"\"adamw\"",
+           "adamw or sgd (with momentum)">,
+    Option<"lr", "lr", "double", /*default=*/"1e-3", "Peak learning rate">,
+    Option<"minLr", "min-lr", "double", /*default=*/"0.0",
+           "Learning rate at the end of the cosine decay">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", /*default=*/"0",
+           "Linear warm-up steps">,
+    Option<"decaySteps", "decay-steps", "int64_t", /*default=*/"0",
+           "Step at which the cosine decay reaches min-lr (<= warm-up: no decay)">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999", "AdamW beta2">,
+    Option<"epsilon", "eps", "double", /*default=*/"1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.01",
+           "Decoupled (AdamW) or L2 (SGD) weight decay">,
+    Option<"momentum", "momentum", "double", /*default=*/"0.9",
+           "SGD momentum">,
+    Option<"nesterov", "nesterov", "bool", /*default=*/"false",
+           "SGD with Nesterov momentum">,
+    Option<"maxGradNorm", "max-grad-norm", "double", /*default=*/"1.0",
+           "Clip gradients to this global norm (0: no clipping)">,
+    Option<"microBatches", "micro-batches", "int64_t", /*default=*/"0",
+           "Micro-batches per step (0: the plan's, else 1)">,
+    Option<"precision", "precision", "std::string", /*default=*/"\"\"",
+           "fp32, bf16 or fp16 (empty: the plan's, else fp32)">,
+    Option<"checkpoint", "checkpoint", "std::string", /*default=*/"\"plan\"",
+           "Layers that recompute: plan, none, blocks or all">,
+    Option<"initialLossScale", "initial-loss-scale", "double",
+           /*default=*/"65536.0", "fp16: starting loss scale">,
+    Option<"lossScaleWindow", "loss-scale-window", "int64_t",
+           /*default=*/"2000",
+           "fp16: finite steps after which the loss scale doubles">
+  ];
+  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
+}
+
 #endif // GALVATRON_DIALECT_GALVATRON_TRANSFORMS_PASSES_TD

@@ -1,0 +1,497 @@
+//===- BuildTrainStep.cpp - Loss, backward, optimizer and schedule --------===//
+
+#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Autodiff.h"
+#include "galvatron/Transforms/LayerUtils.h"
+#include "galvatron/Transforms/Training.h"
+
+#include "llvm/ADT/StringSwitch.h"
+
+namespace mlir::galvatron {
+#define GEN_PASS_DEF_BUILDTRAINSTEP
+#include "galvatron/Dialect/Galvatron/Transforms/Passes.h.inc"
+
+namespace {
+
+// Functions, schedule and control state the pass creates.
+constexpr StringLiteral kForward = "forward";
+constexpr StringLiteral kBackward = "backward";
+constexpr StringLiteral kOptimizer = "optimizer_step";
+constexpr StringLiteral kSchedule = "train_step";
+constexpr StringLiteral kLossState = "train.loss";
+constexpr StringLiteral kStepState = "train.step";
+constexpr StringLiteral kLossScaleState = "train.loss_scale";
+constexpr StringLiteral kGoodStepsState = "train.good_steps";
+
+/// Labels equal to this do not count (torch's default ignore_index).
+constexpr int64_t kIgnoreIndex = -100;
+
+/// The options resolved against the module's plan.
+struct TrainConfig {
+  int64_t microBatches;
+  Precision precision;
+  LossKind loss;
+  bool sgd;
+  CheckpointPolicy checkpoint;
+};
+
+/// Emits the ops of the optimizer step and the loss bookkeeping.
+struct Emitter {
+  OpBuilder &b;
+  Location loc;
+
+  RankedTensorType scalarType(Type element) {
+    return RankedTensorType::get({}, element);
+  }
+  Value f32(double value) {
+    return buildScalar(b, loc, value, b.getF32Type());
+  }
+  Value i64(int64_t value) {
+    return buildScalar(b, loc, static_cast<double>(value), b.getI64Type());
+  }
+  Value read(StateOp state) {
+    return ReadStateOp::create(b, loc, state.getType(),
+                               FlatSymbolRefAttr::get(state.getSymNameAttr()));
+  }
+  void assign(StringAttr name, Value value) {
+    AssignOp::create(b, loc, FlatSymbolRefAttr::get(name), value);
+  }
+  void assign(StateOp state, Value value) {
+    assign(state.getSymNameAttr(), value);
+  }
+  Value add(Value x, Value y) { return AddOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return SubOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return MulOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return DivOp::create(b, loc, x, y); }
+  Value select(Value c, Value x, Value y) {
+    return SelectOp::create(b, loc, c, x, y);
+  }
+  Value compare(ComparePredicate predicate, Value x, Value y) {
+    return CompareOp::create(b, loc, predicate, x, y);
+  }
+  /// Σ x² over every element, as an f32 scalar.
+  Value sumOfSquares(Value x) {
+    Value squares = mul(x, x);
+    auto type = cast<RankedTensorType>(x.getType());
+    if (type.getRank() == 0)
+      return squares;
+    SmallVector<int64_t> axes;
+    for (int64_t dim = 0; dim < type.getRank(); ++dim)
+      axes.push_back(dim);
+    return ReduceSumOp::create(b, loc, squares, axes, false);
+  }
+};
+
+struct BuildTrainStepPass : impl::BuildTrainStepBase<BuildTrainStepPass> {
+  using BuildTrainStepBase::BuildTrainStepBase;
+
+  void runOnOperation() override {
+    if (failed(run()))
+      signalPassFailure();
+  }
+
+private:
+  InFlightDiagnostic error() {
+    return getOperation().emitError() << "--galvatron-build-train-step: ";
+  }
+  LogicalResult run();
+  FailureOr<TrainConfig> resolveConfig(func::FuncOp main);
+  FailureOr<Value> addLoss(func::FuncOp forward, const TrainConfig &config,
+                           StateOp lossState);
+  func::FuncOp buildOptimizer(func::FuncOp after, const TrainConfig &config,
+                              StateDeclarer &states,
+                              const GradientAccumulators &accumulators,
+                              ArrayRef<StateOp> control);
+  LogicalResult checkHyperparameters();
+};
+
+LogicalResult BuildTrainStepPass::checkHyperparameters() {
+  auto require = [&](bool ok, StringRef what) -> LogicalResult {
+    if (ok)
+      return success();
+    return error() << what;
+  };
+  return failure(
+      failed(require(lr >= 0.0 && minLr >= 0.0,
+                     "learning rates must be non-negative")) ||
+      failed(require(warmupSteps >= 0 && decaySteps >= 0,
+                     "warm-up and decay steps must be non-negative")) ||
+      failed(require(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 &&
+                         beta2 < 1.0,
+                     "beta1 and beta2 must lie in [0, 1)")) ||
+      failed(require(epsilon >= 0.0 && weightDecay >= 0.0,
+                     "eps and weight-decay must be non-negative")) ||
+      failed(require(momentum >= 0.0 && momentum < 1.0,
+                     "momentum must lie in [0, 1)")) ||
+      failed(require(maxGradNorm >= 0.0,
+                     "max-grad-norm must be non-negative (0: no clipping)")) ||
+      failed(require(initialLossScale > 0.0 && lossScaleWindow >= 1,
+                     "the loss scale and its window must be positive")));
+}
+
+FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
+  TrainConfig config;
+  std::optional<LossKind> lossKind =
+      llvm::StringSwitch<std::optional<LossKind>>(loss)
+          .Case("next-token", LossKind::next_token)
+          .Case("masked", LossKind::masked_token)
+          .Default(std::nullopt);
+  if (!lossKind)
+    return error() << "unknown loss '" << loss
+                   << "' (expected next-token or masked)";
+  config.loss = *lossKind;
+  if (optimizer != "adamw" && optimizer != "sgd")
+    return error() << "unknown optimizer '" << optimizer
+                   << "' (expected adamw or sgd)";
+  config.sgd = optimizer == "sgd";
+  std::optional<CheckpointPolicy> policy = parseCheckpointPolicy(checkpoint);
+  if (!policy)
+    return error() << "unknown checkpoint policy '" << checkpoint
+                   << "' (expected plan, none, blocks or all)";
+  config.checkpoint = *policy;
+
+  PlanAttr plan = getPlan(getOperation());
+  config.microBatches = microBatches;
+  if (plan) {
+    if (microBatches && microBatches != plan.getMicroBatches())
+      return error() << "micro-batches=" << microBatches
+                     << " conflicts with the plan's "
+                     << plan.getMicroBatches();
+    config.microBatches = plan.getMicroBatches();
+  } else if (!config.microBatches) {
+    config.microBatches = 1;
+  }
+  if (config.microBatches < 1)
+    return error() << "micro-batches must be positive, got "
+                   << config.microBatches;
+
+  config.precision = plan ? plan.getPrecision() : Precision::fp32;
+  if (!precision.empty()) {
+    std::optional<Precision> requested = symbolizePrecision(precision);
+    if (!requested)
+      return error() << "unknown precision '" << precision
+                     << "' (expected fp32, bf16 or fp16)";
+    if (plan && *requested != plan.getPrecision())
+      return error() << "precision=" << precision << " conflicts with the plan's "
+                     << stringifyPrecision(plan.getPrecision());
+    config.precision = *requested;
+  }
+
+  // The model is built for one micro-batch.
+  if (plan) {
+    int64_t microBatch = plan.getGlobalBatch() / plan.getMicroBatches();
+    for (auto [index, type] : llvm::enumerate(main.getArgumentTypes())) {
+      auto tensor = dyn_cast<RankedTensorType>(type);
+      if (tensor && tensor.getRank() >= 1 && tensor.getDimSize(0) != microBatch)
+        return error() << "input #" << index << " of @" << function
+                       << " has batch " << tensor.getDimSize(0)
+                       << " but the plan's micro-batch is global_batch / "
+                          "micro_batches = "
+                       << microBatch;
+    }
+  }
+  return config;
+}
+
+FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
+                                             const TrainConfig &config,
+                                             StateOp lossState) {
+  Operation *terminator = forward.getBody().front().getTerminator();
+  // The logits: the result named "logits", or the only result.
+  std::optional<unsigned> logitsIndex;
+  for (unsigned index = 0; index < forward.getNumResults(); ++index)
+    if (auto name = forward.getResultAttrOfType<StringAttr>(
+            index, GalvatronDialect::getNameAttrName());
+        name && name.getValue() == "logits")
+      logitsIndex = index;
+  if (!logitsIndex && forward.getNumResults() == 1)
+    logitsIndex = 0;
+  if (!logitsIndex)
+    return error() << "cannot tell which result of @" << function
+                   << " holds the logits: name it \"logits\" with "
+                   << GalvatronDialect::getNameAttrName();
+  Value logits = terminator->getOperand(*logitsIndex);
+  auto logitsType = dyn_cast<RankedTensorType>(logits.getType());
+  auto head = logits.getDefiningOp<LayerOp>();
+  if (!logitsType || logitsType.getRank() < 1 ||
+      !isa<FloatType>(logitsType.getElementType()) || !head)
+    return error() << "the logits must be a float tensor computed by a layer";
+  unsigned resultIndex = cast<OpResult>(logits).getResultNumber();
+
+  // labels: the logits' leading shape, integers, -100 where not counted.
+  MLIRContext *context = &getContext();
+  auto labelsType = RankedTensorType::get(logitsType.getShape().drop_back(),
+                                          IntegerType::get(context, 64));
+  unsigned labelsIndex = forward.getNumArguments();
+  if (failed(forward.insertArgument(
+          labelsIndex, labelsType,
+          DictionaryAttr::get(
+              context, {NamedAttribute(GalvatronDialect::getNameAttrName(),
+                                       StringAttr::get(context, "labels"))}),
+          forward.getLoc())))
+    return failure();
+  head = appendLayerInputs(head, forward.getArgument(labelsIndex));
+
+  // The loss inside the head layer; loss / micro-batches summed into state.
+  YieldOp yield = getLayerYield(head);
+  OpBuilder builder(yield);
+  Emitter emit{builder, head.getLoc()};
+  Value labels = head.getBodyBlock().getArguments().back();
+  Value loss = CrossEntropyOp::create(builder, head.getLoc(),
+                                      yield.getOperand(resultIndex), labels,
+                                      kIgnoreIndex, LossReduction::mean);
+  emit.assign(lossState,
+              emit.add(emit.read(lossState),
+                       emit.mul(loss, emit.f32(1.0 / config.microBatches))));
+  SmallVector<Value> values(yield.getValues());
+  SmallVector<int> newIndex;
+  for (unsigned i = 0; i < values.size(); ++i)
+    newIndex.push_back(i);
+  values.push_back(loss);
+  head = rebuildLayerResults(head, values, newIndex);
+  return head.getResults().back();
+}
+
+/// Makes `function` return `values`, without result attributes.
+static void setResults(func::FuncOp function, ValueRange values) {
+  Operation *terminator = function.getBody().front().getTerminator();
+  terminator->setOperands(values);
+  function.setFunctionType(FunctionType::get(
+      function.getContext(), function.getArgumentTypes(), values.getTypes()));
+  function.setAllResultAttrs(ArrayRef<DictionaryAttr>{});
+}
+
+func::FuncOp BuildTrainStepPass::buildOptimizer(
+    func::FuncOp after, const TrainConfig &config, StateDeclarer &states,
+    const GradientAccumulators &accumulators, ArrayRef<StateOp> control) {
+  StateOp lossState = control[0], stepState = control[1];
+  bool fp16 = config.precision == Precision::fp16;
+  MLIRContext *context = &getContext();
+  Location loc = after.getLoc();
+  OpBuilder b(context);
+  b.setInsertionPointAfter(after);
+  auto function = func::FuncOp::create(b, loc, kOptimizer,
+                                       b.getFunctionType({}, {}));
+  b.setInsertionPointToStart(function.addEntryBlock());
+  Emitter emit{b, loc};
+
+  // The mean loss of the step, then a fresh sum for the next one.
+  Value meanLoss = emit.read(lossState);
+  emit.assign(lossState, emit.f32(0.0));
+
+  // Global norm of the accumulated gradients (unscaled under fp16).
+  Value sumSquares;
+  for (auto &entry : accumulators.get()) {
+    Value squares = emit.sumOfSquares(emit.read(entry.second));
+    sumSquares = sumSquares ? emit.add(sumSquares, squares) : squares;
+  }
+  Value norm = SqrtOp::create(b, loc, sumSquares);
+  Value lossScale, finite;
+  if (fp16) {
+    lossScale = emit.read(control[2]);
+    norm = emit.div(norm, lossScale);
+    // inf - inf and NaN - NaN are NaN, which equals nothing.
+    finite = emit.compare(ComparePredicate::eq, emit.sub(norm, norm),
+                          emit.f32(0.0));
+  }
+  // torch.nn.utils.clip_grad_norm_: scale by min(1, max / (norm + 1e-6)).
+  Value gradScale = emit.f32(1.0);
+  if (maxGradNorm > 0.0)
+    gradScale = MinOp::create(
+        b, loc, gradScale,
+        emit.div(emit.f32(maxGradNorm), emit.add(norm, emit.f32(1e-6))));
+  if (fp16)
+    gradScale = emit.div(gradScale, lossScale);
+
+  // The 1-based number of this update; a skipped fp16 step does not count.
+  Value increment = fp16 ? Value(CastOp::create(b, loc,
+                                                emit.scalarType(b.getI64Type()),
+                                                finite))
+                         : emit.i64(1);
+  Value step = emit.add(emit.read(stepState), increment);
+  emit.assign(stepState, step);
+  Value rate = LRScheduleOp::create(
+      b, loc, emit.scalarType(b.getF32Type()), step, b.getF64FloatAttr(lr),
+      b.getF64FloatAttr(minLr), b.getI64IntegerAttr(warmupSteps),
+      b.getI64IntegerAttr(decaySteps));
+
+  for (auto [parameter, gradientState] : accumulators.get()) {
+    RankedTensorType type = parameter.getTensorType();
+    StringAttr name = parameter.getSymNameAttr();
+    auto declare = [&](StringRef suffix) {
+      return states.declare((name.getValue() + suffix).str(),
+                            StateKind::optimizer, type, parameter);
+    };
+    Value param = ParamOp::create(b, loc, type, name.getValue());
+    Value gradient = emit.read(gradientState);
+    if (config.sgd) {
+      FailureOr<StateOp> buffer = declare(".momentum_buffer");
+      if (failed(buffer))
+        return {};
+      auto update = SGDUpdateOp::create(
+          b, loc, param, gradient, emit.read(*buffer), rate, gradScale, finite,
+          b.getF64FloatAttr(momentum), b.getF64FloatAttr(weightDecay),
+          b.getBoolAttr(nesterov));
+      emit.assign(name, update.getNewParam());
+      emit.assign(*buffer, update.getNewMomentumBuffer());
+    } else {
+      FailureOr<StateOp> expAvg = declare(".exp_avg");
+      FailureOr<StateOp> expAvgSq = declare(".exp_avg_sq");
+      if (failed(expAvg) || failed(expAvgSq))
+        return {};
+      auto update = AdamWUpdateOp::create(
+          b, loc, param, gradient, emit.read(*expAvg), emit.read(*expAvgSq),
+          rate, step, gradScale, finite, b.getF64FloatAttr(beta1),
+          b.getF64FloatAttr(beta2), b.getF64FloatAttr(epsilon),
+          b.getF64FloatAttr(weightDecay));
+      emit.assign(name, update.getNewParam());
+      emit.assign(*expAvg, update.getNewExpAvg());
+      emit.assign(*expAvgSq, update.getNewExpAvgSq());
+    }
+    emit.assign(gradientState, buildZeros(b, loc, type));
+  }
+
+  SmallVector<std::pair<StringRef, Value>> metrics = {
+      {"loss", meanLoss}, {"grad_norm", norm}, {"lr", rate}};
+  if (fp16) {
+    // Dynamic loss scaling: halve on overflow, double after a window of
+    // finite steps (torch.cuda.amp.GradScaler).
+    StateOp goodState = control[3];
+    Value good = emit.add(emit.read(goodState), emit.i64(1));
+    Value grow =
+        emit.compare(ComparePredicate::ge, good, emit.i64(lossScaleWindow));
+    Value scaleIfFinite =
+        emit.select(grow, emit.mul(lossScale, emit.f32(2.0)), lossScale);
+    emit.assign(control[2],
+                emit.select(finite, scaleIfFinite,
+                            emit.mul(lossScale, emit.f32(0.5))));
+    emit.assign(goodState,
+                emit.select(finite, emit.select(grow, emit.i64(0), good),
+                            emit.i64(0)));
+    metrics.push_back({"loss_scale", lossScale});
+  }
+  SmallVector<Value> values;
+  for (auto &metric : metrics)
+    values.push_back(metric.second);
+  func::ReturnOp::create(b, loc, values);
+  function.setFunctionType(
+      b.getFunctionType({}, ValueRange(values).getTypes()));
+  for (auto [index, metric] : llvm::enumerate(metrics))
+    function.setResultAttr(index, GalvatronDialect::getNameAttrName(),
+                           b.getStringAttr(metric.first));
+  return function;
+}
+
+LogicalResult BuildTrainStepPass::run() {
+  ModuleOp module = getOperation();
+  if (failed(checkHyperparameters()))
+    return failure();
+  auto main = module.lookupSymbol<func::FuncOp>(function);
+  if (!main || main.isExternal())
+    return error() << "no function @" << function << " with a body";
+  for (StringRef name : {kForward, kBackward, kOptimizer, kSchedule})
+    if (Operation *existing = module.lookupSymbol(name);
+        existing && existing != main)
+      return error() << "@" << name << " already exists";
+  FailureOr<TrainConfig> config = resolveConfig(main);
+  if (failed(config))
+    return failure();
+
+  func::FuncOp forward = main;
+  forward.setSymName(kForward);
+  if (config->precision != Precision::fp32) {
+    Builder builder(&getContext());
+    convertToLowPrecision(forward, config->precision == Precision::bf16
+                                       ? FloatType(builder.getBF16Type())
+                                       : FloatType(builder.getF16Type()));
+  }
+
+  StateDeclarer states(module);
+  auto scalar = [&](Type element) { return RankedTensorType::get({}, element); };
+  Builder builder(&getContext());
+  SmallVector<StateOp> control;
+  auto declareControl = [&](StringRef name, Type element,
+                            InitAttr init = {}) -> LogicalResult {
+    FailureOr<StateOp> state =
+        states.declare(name, StateKind::control, scalar(element), {}, init);
+    if (failed(state))
+      return failure();
+    control.push_back(*state);
+    return success();
+  };
+  if (failed(declareControl(kLossState, builder.getF32Type())) ||
+      failed(declareControl(kStepState, builder.getI64Type())))
+    return failure();
+  bool fp16 = config->precision == Precision::fp16;
+  if (fp16 &&
+      (failed(declareControl(
+           kLossScaleState, builder.getF32Type(),
+           InitAttr::get(&getContext(), InitKind::constant, initialLossScale))) ||
+       failed(declareControl(kGoodStepsState, builder.getI64Type()))))
+    return failure();
+
+  FailureOr<Value> loss = addLoss(forward, *config, control[0]);
+  if (failed(loss))
+    return failure();
+  setResults(forward, *loss);
+  // Dropping the logits and other outputs rebuilds the head layer.
+  pruneUnusedLayerResults(forward);
+  Value lossValue = forward.getBody().front().getTerminator()->getOperand(0);
+
+  GradientAccumulators accumulators(states);
+  AutodiffOptions options;
+  options.backwardName = kBackward.str();
+  options.recompute = [&](LayerOp layer) {
+    return shouldRecompute(config->checkpoint, layer);
+  };
+  options.parameterGradient = [&](OpBuilder &b, Location loc,
+                                  ParameterOp parameter, Value gradient) {
+    return accumulators.accumulate(b, loc, parameter, gradient);
+  };
+  // d(loss)/d(loss) = 1 / micro-batches, times the loss scale under fp16.
+  double seedScale = 1.0 / config->microBatches;
+  GradientSeed seed{lossValue, [&](OpBuilder &b, Location loc) -> Value {
+                      Emitter emit{b, loc};
+                      Value value = emit.f32(seedScale);
+                      return fp16 ? emit.mul(emit.read(control[2]), value)
+                                  : value;
+                    }};
+  FailureOr<BackwardFunction> backward =
+      buildBackward(forward, seed, options);
+  if (failed(backward))
+    return failure();
+  if (accumulators.get().empty())
+    return error() << "the loss of @" << function
+                   << " does not depend on any parameter";
+  setResults(forward, backward->savedValues);
+  pruneUnusedLayerResults(forward);
+
+  func::FuncOp optimizerStep = buildOptimizer(backward->function, *config,
+                                              states, accumulators, control);
+  if (!optimizerStep)
+    return failure();
+
+  // One device: each micro-batch's forward, then its backward, then the
+  // update; only one micro-batch's activations are live at a time.
+  OpBuilder b(&getContext());
+  b.setInsertionPointAfter(optimizerStep);
+  SmallVector<Attribute> order;
+  for (int64_t micro = 0; micro < config->microBatches; ++micro)
+    for (ScheduleStepKind kind :
+         {ScheduleStepKind::forward, ScheduleStepKind::backward})
+      order.push_back(ScheduleStepAttr::get(&getContext(), kind, micro));
+  order.push_back(
+      ScheduleStepAttr::get(&getContext(), ScheduleStepKind::optimizer, -1));
+  ScheduleOp::create(
+      b, module.getLoc(), b.getStringAttr(kSchedule),
+      LossKindAttr::get(&getContext(), config->loss),
+      b.getI64IntegerAttr(config->microBatches),
+      FlatSymbolRefAttr::get(forward.getSymNameAttr()),
+      FlatSymbolRefAttr::get(backward->function.getSymNameAttr()),
+      FlatSymbolRefAttr::get(optimizerStep.getSymNameAttr()),
+      b.getArrayAttr(order));
+  return success();
+}
+
+} // namespace
+} // namespace mlir::galvatron
