@@ -36,18 +36,23 @@ void VJPBuilder::setGradient(unsigned index, Value gradient) {
     operandGradients[index] = gradient;
 }
 
-Value VJPBuilder::scalar(double value, Type elementType) {
+Value mlir::galvatron::buildScalar(OpBuilder &builder, Location loc,
+                                   double value, Type elementType) {
   auto type = RankedTensorType::get({}, elementType);
   Attribute element = isa<FloatType>(elementType)
                           ? Attribute(FloatAttr::get(elementType, value))
                           : Attribute(IntegerAttr::get(
                                 elementType, static_cast<int64_t>(value)));
-  return ConstantOp::create(builder, getLoc(), type,
+  return ConstantOp::create(builder, loc, type,
                             DenseElementsAttr::get(type, element));
 }
 
-Value VJPBuilder::zeros(RankedTensorType type) {
-  return broadcastTo(scalar(0.0, type.getElementType()), type);
+Value mlir::galvatron::buildZeros(OpBuilder &builder, Location loc,
+                                  RankedTensorType type) {
+  Value zero = buildScalar(builder, loc, 0.0, type.getElementType());
+  if (type.getRank() == 0)
+    return zero;
+  return BroadcastOp::create(builder, loc, type, zero);
 }
 
 Value VJPBuilder::sumToShape(Value gradient, RankedTensorType type) {
@@ -115,7 +120,10 @@ struct RuleBuilder {
   Value div(Value x, Value y) { return DivOp::create(b, loc, x, y); }
   Value neg(Value x) { return NegOp::create(b, loc, x); }
   /// `x` times the constant `c` of x's element type.
-  Value scale(Value x, double c) { return mul(x, vjp.scalar(c, elementType(x))); }
+  Value scale(Value x, double c) {
+    Value factor = vjp.scalar(c, elementType(x));
+    return mul(x, factor);
+  }
   Value compare(ComparePredicate predicate, Value x, Value y) {
     return CompareOp::create(b, loc, predicate, x, y);
   }
@@ -199,10 +207,11 @@ LogicalResult AbsOp::buildVJP(VJPBuilder &vjp) {
   Value g = vjp.resultGradient(0), x = vjp.primal(getInput());
   // sign(x)·g with sign(0) = 0, as torch.
   Value zero = r.zero(x);
-  Value negative = r.select(r.compare(ComparePredicate::lt, x, zero), r.neg(g),
-                            zero);
-  vjp.setGradient(
-      0, r.select(r.compare(ComparePredicate::gt, x, zero), g, negative));
+  Value isNegative = r.compare(ComparePredicate::lt, x, zero);
+  Value negated = r.neg(g);
+  Value negative = r.select(isNegative, negated, zero);
+  Value isPositive = r.compare(ComparePredicate::gt, x, zero);
+  vjp.setGradient(0, r.select(isPositive, g, negative));
   return success();
 }
 
@@ -223,8 +232,8 @@ LogicalResult LogOp::buildVJP(VJPBuilder &vjp) {
 GALVATRON_PRIMALS(SqrtOp, getResult())
 LogicalResult SqrtOp::buildVJP(VJPBuilder &vjp) {
   RuleBuilder r(vjp);
-  vjp.setGradient(0, r.div(r.scale(vjp.resultGradient(0), 0.5),
-                           vjp.primal(getResult())));
+  Value half = r.scale(vjp.resultGradient(0), 0.5);
+  vjp.setGradient(0, r.div(half, vjp.primal(getResult())));
   return success();
 }
 
@@ -233,8 +242,10 @@ LogicalResult RsqrtOp::buildVJP(VJPBuilder &vjp) {
   // d(x^-1/2) = -1/2 · y³.
   RuleBuilder r(vjp);
   Value y = vjp.primal(getResult());
-  vjp.setGradient(0, r.mul(r.scale(vjp.resultGradient(0), -0.5),
-                           r.mul(y, r.mul(y, y))));
+  Value scaled = r.scale(vjp.resultGradient(0), -0.5);
+  Value square = r.mul(y, y);
+  Value cube = r.mul(y, square);
+  vjp.setGradient(0, r.mul(scaled, cube));
   return success();
 }
 
@@ -242,7 +253,9 @@ GALVATRON_PRIMALS(ReciprocalOp, getResult())
 LogicalResult ReciprocalOp::buildVJP(VJPBuilder &vjp) {
   RuleBuilder r(vjp);
   Value y = vjp.primal(getResult());
-  vjp.setGradient(0, r.mul(r.neg(vjp.resultGradient(0)), r.mul(y, y)));
+  Value negated = r.neg(vjp.resultGradient(0));
+  Value square = r.mul(y, y);
+  vjp.setGradient(0, r.mul(negated, square));
   return success();
 }
 
@@ -251,7 +264,9 @@ LogicalResult TanhOp::buildVJP(VJPBuilder &vjp) {
   RuleBuilder r(vjp);
   Value y = vjp.primal(getResult());
   Value one = vjp.scalar(1.0, elementType(y));
-  vjp.setGradient(0, r.mul(vjp.resultGradient(0), r.sub(one, r.mul(y, y))));
+  Value square = r.mul(y, y);
+  Value derivative = r.sub(one, square);
+  vjp.setGradient(0, r.mul(vjp.resultGradient(0), derivative));
   return success();
 }
 
@@ -260,9 +275,11 @@ LogicalResult ErfOp::buildVJP(VJPBuilder &vjp) {
   // d erf(x) = 2/√π · e^(-x²).
   RuleBuilder r(vjp);
   Value x = vjp.primal(getInput());
-  Value gaussian = ExpOp::create(r.b, r.loc, r.neg(r.mul(x, x)));
-  vjp.setGradient(0, r.mul(r.scale(vjp.resultGradient(0), 2.0 / std::sqrt(M_PI)),
-                           gaussian));
+  Value square = r.mul(x, x);
+  Value exponent = r.neg(square);
+  Value gaussian = ExpOp::create(r.b, r.loc, exponent);
+  Value scaled = r.scale(vjp.resultGradient(0), 2.0 / std::sqrt(M_PI));
+  vjp.setGradient(0, r.mul(scaled, gaussian));
   return success();
 }
 
@@ -271,7 +288,9 @@ LogicalResult SigmoidOp::buildVJP(VJPBuilder &vjp) {
   RuleBuilder r(vjp);
   Value y = vjp.primal(getResult());
   Value one = vjp.scalar(1.0, elementType(y));
-  vjp.setGradient(0, r.mul(vjp.resultGradient(0), r.mul(y, r.sub(one, y))));
+  Value complement = r.sub(one, y);
+  Value derivative = r.mul(y, complement);
+  vjp.setGradient(0, r.mul(vjp.resultGradient(0), derivative));
   return success();
 }
 
@@ -338,9 +357,12 @@ void MulOp::getVJPPrimals(ArrayRef<bool> wanted,
 LogicalResult MulOp::buildVJP(VJPBuilder &vjp) {
   RuleBuilder r(vjp);
   Value g = vjp.resultGradient(0);
-  setBinaryGradients(
-      vjp, vjp.wantsGradient(0) ? r.mul(g, vjp.primal(getRhs())) : Value(),
-      vjp.wantsGradient(1) ? r.mul(g, vjp.primal(getLhs())) : Value());
+  Value lhsGrad, rhsGrad;
+  if (vjp.wantsGradient(0))
+    lhsGrad = r.mul(g, vjp.primal(getRhs()));
+  if (vjp.wantsGradient(1))
+    rhsGrad = r.mul(g, vjp.primal(getLhs()));
+  setBinaryGradients(vjp, lhsGrad, rhsGrad);
   return success();
 }
 
@@ -354,11 +376,15 @@ LogicalResult DivOp::buildVJP(VJPBuilder &vjp) {
   // a/b: ga = g/b, gb = -g·(a/b)/b.
   RuleBuilder r(vjp);
   Value g = vjp.resultGradient(0), b = vjp.primal(getRhs());
-  setBinaryGradients(
-      vjp, vjp.wantsGradient(0) ? r.div(g, b) : Value(),
-      vjp.wantsGradient(1)
-          ? r.neg(r.div(r.mul(g, vjp.primal(getResult())), b))
-          : Value());
+  Value lhsGrad, rhsGrad;
+  if (vjp.wantsGradient(0))
+    lhsGrad = r.div(g, b);
+  if (vjp.wantsGradient(1)) {
+    Value product = r.mul(g, vjp.primal(getResult()));
+    Value quotient = r.div(product, b);
+    rhsGrad = r.neg(quotient);
+  }
+  setBinaryGradients(vjp, lhsGrad, rhsGrad);
   return success();
 }
 
@@ -375,14 +401,19 @@ LogicalResult PowOp::buildVJP(VJPBuilder &vjp) {
         b = vjp.primal(getRhs());
   Value lhsGrad, rhsGrad;
   if (vjp.wantsGradient(0)) {
-    Value bMinusOne = r.sub(b, vjp.scalar(1.0, elementType(b)));
-    lhsGrad = r.mul(g, r.mul(b, PowOp::create(r.b, r.loc, a, bMinusOne)));
+    Value one = vjp.scalar(1.0, elementType(b));
+    Value bMinusOne = r.sub(b, one);
+    Value power = PowOp::create(r.b, r.loc, a, bMinusOne);
+    Value derivative = r.mul(b, power);
+    lhsGrad = r.mul(g, derivative);
   }
   if (vjp.wantsGradient(1)) {
     Value zero = r.zero(a);
-    Value term = r.mul(vjp.primal(getResult()), LogOp::create(r.b, r.loc, a));
-    rhsGrad = r.mul(
-        g, r.select(r.compare(ComparePredicate::eq, a, zero), zero, term));
+    Value logarithm = LogOp::create(r.b, r.loc, a);
+    Value term = r.mul(vjp.primal(getResult()), logarithm);
+    Value isZero = r.compare(ComparePredicate::eq, a, zero);
+    Value derivative = r.select(isZero, zero, term);
+    rhsGrad = r.mul(g, derivative);
   }
   setBinaryGradients(vjp, lhsGrad, rhsGrad);
   return success();
@@ -396,14 +427,19 @@ static LogicalResult buildExtremumVJP(VJPBuilder &vjp, Value lhs, Value rhs,
   RuleBuilder r(vjp);
   Value g = vjp.resultGradient(0), a = vjp.primal(lhs), b = vjp.primal(rhs);
   Value zero = r.zero(g);
-  Value tie = r.select(r.compare(ComparePredicate::eq, a, b), r.scale(g, 0.5),
-                       zero);
-  setBinaryGradients(
-      vjp,
-      vjp.wantsGradient(0) ? r.select(r.compare(lhsWins, a, b), g, tie)
-                           : Value(),
-      vjp.wantsGradient(1) ? r.select(r.compare(rhsWins, a, b), g, tie)
-                           : Value());
+  Value half = r.scale(g, 0.5);
+  Value isTie = r.compare(ComparePredicate::eq, a, b);
+  Value tie = r.select(isTie, half, zero);
+  Value lhsGrad, rhsGrad;
+  if (vjp.wantsGradient(0)) {
+    Value wins = r.compare(lhsWins, a, b);
+    lhsGrad = r.select(wins, g, tie);
+  }
+  if (vjp.wantsGradient(1)) {
+    Value wins = r.compare(rhsWins, a, b);
+    rhsGrad = r.select(wins, g, tie);
+  }
+  setBinaryGradients(vjp, lhsGrad, rhsGrad);
   return success();
 }
 
@@ -536,9 +572,12 @@ LogicalResult SoftmaxOp::buildVJP(VJPBuilder &vjp) {
   // y·(g − Σ g·y) along the axis.
   RuleBuilder r(vjp);
   Value g = vjp.resultGradient(0), y = vjp.primal(getResult());
-  Value dot = ReduceSumOp::create(r.b, r.loc, r.mul(g, y),
-                                  ArrayRef<int64_t>{getAxis()}, true);
-  vjp.setGradient(0, r.mul(y, r.sub(g, dot)));
+  Value product = r.mul(g, y);
+  Value dot = ReduceSumOp::create(r.b, r.loc, product,
+                                  ArrayRef<int64_t>{static_cast<int64_t>(getAxis())},
+                                  true);
+  Value centered = r.sub(g, dot);
+  vjp.setGradient(0, r.mul(y, centered));
   return success();
 }
 
@@ -602,7 +641,9 @@ GALVATRON_NO_PRIMALS(ConcatOp)
 LogicalResult ConcatOp::buildVJP(VJPBuilder &vjp) {
   Value g = vjp.resultGradient(0);
   ArrayRef<int64_t> shape = getType().getShape();
-  int64_t axis = getAxis() < 0 ? getAxis() + getType().getRank() : getAxis();
+  int64_t axis = static_cast<int64_t>(getAxis());
+  if (axis < 0)
+    axis += getType().getRank();
   int64_t offset = 0;
   for (auto [index, input] : llvm::enumerate(getInputs())) {
     int64_t size = tensorType(input).getDimSize(axis);
@@ -683,9 +724,11 @@ LogicalResult ReduceMaxOp::buildVJP(VJPBuilder &vjp) {
   Value y = spreadReduction(vjp, vjp.primal(getResult()), input, getAxes(),
                             getKeepDims());
   Value isMax = r.compare(ComparePredicate::eq, vjp.primal(getInput()), y);
-  Value ties = ReduceSumOp::create(
-      r.b, r.loc, vjp.castTo(isMax, input), getAxes(), true);
-  vjp.setGradient(0, r.select(isMax, r.div(g, ties), r.zero(g)));
+  Value counts = vjp.castTo(isMax, input);
+  Value ties = ReduceSumOp::create(r.b, r.loc, counts, getAxes(), true);
+  Value shared = r.div(g, ties);
+  Value zero = r.zero(g);
+  vjp.setGradient(0, r.select(isMax, shared, zero));
   return success();
 }
 

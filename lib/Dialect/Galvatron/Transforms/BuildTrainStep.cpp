@@ -240,9 +240,9 @@ FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
   Value loss = CrossEntropyOp::create(builder, head.getLoc(),
                                       yield.getOperand(resultIndex), labels,
                                       kIgnoreIndex, LossReduction::mean);
-  emit.assign(lossState,
-              emit.add(emit.read(lossState),
-                       emit.mul(loss, emit.f32(1.0 / config.microBatches))));
+  Value share = emit.mul(loss, emit.f32(1.0 / config.microBatches));
+  Value sum = emit.read(lossState);
+  emit.assign(lossState, emit.add(sum, share));
   SmallVector<Value> values(yield.getValues());
   SmallVector<int> newIndex;
   for (unsigned i = 0; i < values.size(); ++i)
@@ -291,15 +291,16 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
     lossScale = emit.read(control[2]);
     norm = emit.div(norm, lossScale);
     // inf - inf and NaN - NaN are NaN, which equals nothing.
-    finite = emit.compare(ComparePredicate::eq, emit.sub(norm, norm),
-                          emit.f32(0.0));
+    Value difference = emit.sub(norm, norm);
+    finite = emit.compare(ComparePredicate::eq, difference, emit.f32(0.0));
   }
   // torch.nn.utils.clip_grad_norm_: scale by min(1, max / (norm + 1e-6)).
   Value gradScale = emit.f32(1.0);
-  if (maxGradNorm > 0.0)
-    gradScale = MinOp::create(
-        b, loc, gradScale,
-        emit.div(emit.f32(maxGradNorm), emit.add(norm, emit.f32(1e-6))));
+  if (maxGradNorm > 0.0) {
+    Value denominator = emit.add(norm, emit.f32(1e-6));
+    Value coefficient = emit.div(emit.f32(maxGradNorm), denominator);
+    gradScale = MinOp::create(b, loc, gradScale, coefficient);
+  }
   if (fp16)
     gradScale = emit.div(gradScale, lossScale);
 
@@ -339,9 +340,10 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
       FailureOr<StateOp> expAvgSq = declare(".exp_avg_sq");
       if (failed(expAvg) || failed(expAvgSq))
         return {};
+      Value expAvgValue = emit.read(*expAvg);
+      Value expAvgSqValue = emit.read(*expAvgSq);
       auto update = AdamWUpdateOp::create(
-          b, loc, param, gradient, emit.read(*expAvg), emit.read(*expAvgSq),
-          rate, step, gradScale, finite, b.getF64FloatAttr(beta1),
+          b, loc, param, gradient, expAvgValue, expAvgSqValue, rate, step, gradScale, finite, b.getF64FloatAttr(beta1),
           b.getF64FloatAttr(beta2), b.getF64FloatAttr(epsilon),
           b.getF64FloatAttr(weightDecay));
       emit.assign(name, update.getNewParam());
@@ -357,17 +359,17 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
     // Dynamic loss scaling: halve on overflow, double after a window of
     // finite steps (torch.cuda.amp.GradScaler).
     StateOp goodState = control[3];
-    Value good = emit.add(emit.read(goodState), emit.i64(1));
+    Value previous = emit.read(goodState);
+    Value good = emit.add(previous, emit.i64(1));
     Value grow =
         emit.compare(ComparePredicate::ge, good, emit.i64(lossScaleWindow));
-    Value scaleIfFinite =
-        emit.select(grow, emit.mul(lossScale, emit.f32(2.0)), lossScale);
-    emit.assign(control[2],
-                emit.select(finite, scaleIfFinite,
-                            emit.mul(lossScale, emit.f32(0.5))));
-    emit.assign(goodState,
-                emit.select(finite, emit.select(grow, emit.i64(0), good),
-                            emit.i64(0)));
+    Value doubled = emit.mul(lossScale, emit.f32(2.0));
+    Value halved = emit.mul(lossScale, emit.f32(0.5));
+    Value scaleIfFinite = emit.select(grow, doubled, lossScale);
+    emit.assign(control[2], emit.select(finite, scaleIfFinite, halved));
+    Value zero = emit.i64(0);
+    Value goodIfFinite = emit.select(grow, zero, good);
+    emit.assign(goodState, emit.select(finite, goodIfFinite, zero));
     metrics.push_back({"loss_scale", lossScale});
   }
   SmallVector<Value> values;

@@ -22,6 +22,12 @@ struct VariableResource : public SideEffects::Resource::Base<VariableResource> {
   StringRef getName() final { return "galvatron.variables"; }
 };
 
+/// A rank-0 constant `value` of `elementType` (float or integer).
+Value buildScalar(OpBuilder &builder, Location loc, double value,
+                  Type elementType);
+/// A tensor of zeros: a broadcast scalar, never a large constant.
+Value buildZeros(OpBuilder &builder, Location loc, RankedTensorType type);
+
 /// Builds the operand gradients of one forward op inside a backward layer.
 /// Forward values reach the rule through `primal`, which returns their copy
 /// on the backward side; the rule may only ask for values it declared in
@@ -61,10 +67,12 @@ public:
   // Helpers shared by the rules
   //===--------------------------------------------------------------------===//
 
-  /// A rank-0 constant of the given float element type.
-  Value scalar(double value, Type elementType);
-  /// A tensor of zeros (a broadcast scalar, never a large constant).
-  Value zeros(RankedTensorType type);
+  Value scalar(double value, Type elementType) {
+    return buildScalar(builder, getLoc(), value, elementType);
+  }
+  Value zeros(RankedTensorType type) {
+    return buildZeros(builder, getLoc(), type);
+  }
   /// Sums `gradient` over the dimensions NumPy broadcasting added to reach its
   /// shape from `type`'s, the adjoint of broadcasting `type` up.
   Value sumToShape(Value gradient, RankedTensorType type);

@@ -1,0 +1,65 @@
+// RUN: galvatron-opt %s -split-input-file -verify-diagnostics --galvatron-differentiate
+// RUN: not galvatron-opt %s -split-input-file --galvatron-differentiate=checkpoint=sometimes 2>&1 | FileCheck %s --check-prefix=POLICY
+// POLICY: error: --galvatron-differentiate: unknown checkpoint policy 'sometimes' (expected plan, none, blocks or all)
+
+func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{is outside any galvatron.layer of @main; autodiff differentiates functions made of layers}}
+  %0 = galvatron.neg %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<ones>}
+func.func @main(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  %0 = galvatron.layer other "f" (%a = %x : tensor<2x4xf32>) -> tensor<2x4xf32> {
+    %w = galvatron.param @w : tensor<4xf32>
+    // expected-error @+1 {{has no reverse-mode rule (VJPOpInterface) but layer 'f' needs its gradient}}
+    %g:3 = galvatron.layer_norm_grad %a, %a, %w : (tensor<2x4xf32>, tensor<2x4xf32>, tensor<4xf32>) -> (tensor<2x4xf32>, tensor<4xf32>, tensor<4xf32>)
+    galvatron.yield %g#0 : tensor<2x4xf32>
+  }
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'f' is already a backward layer; autodiff differentiates forward functions}}
+  %0 = galvatron.layer other backward "f" (%a = %x : tensor<4xf32>) -> tensor<4xf32> {
+    galvatron.yield %a : tensor<4xf32>
+  }
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+// expected-error @+1 {{takes the name @w.grad that training state needs}}
+galvatron.parameter @w.grad : tensor<4xf32> {init = #galvatron.init<ones>}
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<ones>}
+func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = galvatron.layer other "f" (%a = %x : tensor<4xf32>) -> tensor<4xf32> {
+    %w = galvatron.param @w : tensor<4xf32>
+    %y = galvatron.mul %a, %w : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+    galvatron.yield %y : tensor<4xf32>
+  }
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+// expected-error @+1 {{--galvatron-differentiate: no function @main with a body to differentiate}}
+module {
+  func.func private @main(%x: tensor<4xf32>) -> tensor<4xf32>
+}
+
+// -----
+
+// expected-error @+1 {{--galvatron-differentiate: @main_backward already exists}}
+module {
+  func.func @main_backward() {
+    return
+  }
+  func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+    return %x : tensor<4xf32>
+  }
+}
