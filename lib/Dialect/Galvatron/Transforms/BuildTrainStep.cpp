@@ -154,7 +154,7 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
   config.microBatches = microBatches;
   if (plan) {
     if (microBatches && microBatches != plan.getMicroBatches())
-      return error() << "micro-batches=" << microBatches
+      return error() << "micro-batches=" << static_cast<int64_t>(microBatches)
                      << " conflicts with the plan's "
                      << plan.getMicroBatches();
     config.microBatches = plan.getMicroBatches();
