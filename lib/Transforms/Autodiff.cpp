@@ -111,14 +111,15 @@ LogicalResult Differentiator::collectLayers() {
     }
     if (op.hasTrait<OpTrait::IsTerminator>())
       continue;
-    return op.emitOpError() << "is outside any galvatron.layer of @"
-                            << forward.getSymName()
-                            << "; autodiff differentiates functions made of "
-                               "layers";
+    return op.emitOpError()
+           << "is outside any galvatron.layer of @" << forward.getSymName()
+           << "; autodiff differentiates functions made of "
+              "layers";
   }
   for (const GradientSeed &seed : seeds) {
     auto layer = seed.value.getDefiningOp<LayerOp>();
-    auto it = llvm::find_if(plans, [&](LayerPlan &p) { return p.layer == layer; });
+    auto it =
+        llvm::find_if(plans, [&](LayerPlan &p) { return p.layer == layer; });
     if (!layer || it == plans.end())
       return forward.emitOpError()
              << "a gradient seed is not a layer result of @"
@@ -139,9 +140,9 @@ void Differentiator::analyzeActivity() {
       if (varied.contains(input))
         varied.insert(argument);
     for (Operation &op : layer.getBodyBlock().without_terminator()) {
-      bool depends = isa<ParamOp>(op) || llvm::any_of(op.getOperands(), [&](Value v) {
-                       return varied.contains(v);
-                     });
+      bool depends = isa<ParamOp>(op) ||
+                     llvm::any_of(op.getOperands(),
+                                  [&](Value v) { return varied.contains(v); });
       if (depends)
         for (Value value : op.getResults())
           if (isFloatTensor(value))
@@ -220,12 +221,11 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
   llvm::SetVector<Value> primals;
   for (Operation &op : layer.getBodyBlock().without_terminator()) {
     auto rule = dyn_cast<VJPOpInterface>(op);
-    bool source = rule && rule.isGradientSource() &&
-                  llvm::any_of(op.getOperands(),
-                               [&](Value v) { return isActive(v); });
-    bool active = source || llvm::any_of(op.getResults(), [&](Value v) {
-                    return isActive(v);
-                  });
+    bool source =
+        rule && rule.isGradientSource() &&
+        llvm::any_of(op.getOperands(), [&](Value v) { return isActive(v); });
+    bool active = source || llvm::any_of(op.getResults(),
+                                         [&](Value v) { return isActive(v); });
     if (!active)
       continue;
     if (!rule)
@@ -340,9 +340,9 @@ LogicalResult Differentiator::buildBackwardLayer(LayerPlan &plan,
   for (auto &entry : inputGradients)
     resultTypes.push_back(entry.first.getType());
 
-  auto backward = LayerOp::create(builder, loc, resultTypes,
-                                  layer.getLayerName(), layer.getKind(),
-                                  operands);
+  auto backward =
+      LayerOp::create(builder, loc, resultTypes, layer.getLayerName(),
+                      layer.getKind(), operands);
   backward.setBackward(true);
   backward.setStrategyAttr(layer.getStrategyAttr());
   Block &body = backward.getBodyBlock();
@@ -424,8 +424,8 @@ LogicalResult Differentiator::buildBackwardLayer(LayerPlan &plan,
     if (running != runningInputs.end()) {
       Value previous = arguments[resultGradients.size() + plan.received.size() +
                                  (running - runningInputs.begin())];
-      total = total ? Value(AddOp::create(inner, loc, total, previous))
-                    : previous;
+      total =
+          total ? Value(AddOp::create(inner, loc, total, previous)) : previous;
     }
     if (!total)
       total = buildZeros(inner, loc, cast<RankedTensorType>(input.getType()));
@@ -465,9 +465,9 @@ FailureOr<BackwardFunction> Differentiator::run() {
 
   OpBuilder builder(forward->getContext());
   builder.setInsertionPointAfter(forward);
-  auto backward = func::FuncOp::create(
-      builder, forward.getLoc(), options.backwardName,
-      builder.getFunctionType(argumentTypes, {}));
+  auto backward =
+      func::FuncOp::create(builder, forward.getLoc(), options.backwardName,
+                           builder.getFunctionType(argumentTypes, {}));
   result.function = backward;
   Block *entry = backward.addEntryBlock();
   builder.setInsertionPointToStart(entry);

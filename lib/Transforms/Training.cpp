@@ -34,16 +34,14 @@ FailureOr<StateOp> StateDeclarer::declare(StringRef name, StateKind kind,
                 : FlatSymbolRefAttr());
 }
 
-LogicalResult GradientAccumulators::accumulate(OpBuilder &builder,
-                                               Location loc,
+LogicalResult GradientAccumulators::accumulate(OpBuilder &builder, Location loc,
                                                ParameterOp parameter,
                                                Value gradient) {
   StateOp &state = accumulators[parameter];
   if (!state) {
-    FailureOr<StateOp> declared =
-        states.declare((parameter.getSymName() + ".grad").str(),
-                       StateKind::gradient, parameter.getTensorType(),
-                       parameter);
+    FailureOr<StateOp> declared = states.declare(
+        (parameter.getSymName() + ".grad").str(), StateKind::gradient,
+        parameter.getTensorType(), parameter);
     if (failed(declared))
       return failure();
     state = *declared;

@@ -1,4 +1,5 @@
-//===- Autodiff.h - Reverse-mode differentiation of layered functions ------===//
+//===- Autodiff.h - Reverse-mode differentiation of layered functions
+//------===//
 //
 // The autodiff engine: differentiates a function made of `galvatron.layer`
 // ops, layer by layer in reverse, into a backward function of backward

@@ -3,7 +3,7 @@
 // RUN: not galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step=loss=contrastive 2>&1 | FileCheck %s --check-prefix=LOSS
 // LOSS: error: --galvatron-build-train-step: unknown loss 'contrastive' (expected next-token or masked)
 // RUN: not galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step=optimizer=lamb 2>&1 | FileCheck %s --check-prefix=OPT
-// OPT: error: --galvatron-build-train-step: unknown optimizer 'lamb' (expected adamw or sgd)
+// OPT: error: --galvatron-build-train-step: unknown optimizer 'lamb' (expected adamw, sgd or none)
 // RUN: not galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step=precision=fp8 2>&1 | FileCheck %s --check-prefix=PREC
 // PREC: error: --galvatron-build-train-step: unknown precision 'fp8' (expected fp32, bf16 or fp16)
 // RUN: not galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step=checkpoint=half 2>&1 | FileCheck %s --check-prefix=CKPT

@@ -2,6 +2,7 @@
 // RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step="optimizer=sgd momentum=0.5 nesterov=true weight-decay=0.1 max-grad-norm=0 lr=0.1 min-lr=0.01 warmup-steps=10 decay-steps=100 loss=masked" | FileCheck %s --check-prefix=SGD
 // RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step="beta1=0.8 beta2=0.95 eps=1e-6 weight-decay=0 max-grad-norm=0.5" | FileCheck %s --check-prefix=ADAMW
 // RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step="checkpoint=all" | FileCheck %s --check-prefix=CKPT
+// RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step="optimizer=none" | FileCheck %s --check-prefix=NONE
 
 // Gradient accumulation over two micro-batches: each adds half its loss to
 // the sum and seeds its backward with 1/2, so the accumulated gradient is
@@ -52,3 +53,13 @@
 // CKPT: galvatron.layer decoder backward "block"
 // CKPT: galvatron.linear
 // CKPT: galvatron.activation_grad
+
+// Without an optimizer the step reports loss, norm and learning rate and
+// leaves parameters and accumulated gradients alone (gradient checks).
+// NONE-NOT: galvatron.state optimizer
+// NONE-LABEL: func.func @optimizer_step
+// NONE: galvatron.sqrt
+// NONE: galvatron.lr_schedule
+// NONE-NOT: galvatron.assign @wte
+// NONE-NOT: galvatron.assign @{{.*}}.grad
+// NONE: return

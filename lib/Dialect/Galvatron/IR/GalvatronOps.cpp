@@ -43,9 +43,10 @@ static std::string shapeString(ArrayRef<int64_t> shape) {
 
 /// Checks that each of `arrays` has one entry per dimension of a rank-`rank`
 /// tensor (slice starts/limits/strides, pad low/high/interior).
-static LogicalResult
-verifyPerDimension(std::optional<Location> location, int64_t rank,
-                   ArrayRef<ArrayRef<int64_t>> arrays, StringRef what) {
+static LogicalResult verifyPerDimension(std::optional<Location> location,
+                                        int64_t rank,
+                                        ArrayRef<ArrayRef<int64_t>> arrays,
+                                        StringRef what) {
   for (ArrayRef<int64_t> array : arrays)
     if (static_cast<int64_t>(array.size()) != rank)
       return emitOptionalError(location, what, " for each of the ", rank,
@@ -161,8 +162,10 @@ LogicalResult StateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   return success();
 }
 
-LogicalResult ReadStateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  auto state = symbolTable.lookupNearestSymbolFrom<StateOp>(*this, getNameAttr());
+LogicalResult
+ReadStateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto state =
+      symbolTable.lookupNearestSymbolFrom<StateOp>(*this, getNameAttr());
   if (!state)
     return emitOpError() << "refers to '" << getName()
                          << "', which is not a galvatron.state";
@@ -173,8 +176,7 @@ LogicalResult ReadStateOp::verifySymbolUses(SymbolTableCollection &symbolTable) 
 }
 
 LogicalResult AssignOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  Operation *target =
-      symbolTable.lookupNearestSymbolFrom(*this, getNameAttr());
+  Operation *target = symbolTable.lookupNearestSymbolFrom(*this, getNameAttr());
   Type declared;
   if (auto parameter = dyn_cast_if_present<ParameterOp>(target))
     declared = parameter.getType();
@@ -751,13 +753,13 @@ LogicalResult PadOp::inferReturnTypes(MLIRContext *,
   SmallVector<int64_t> shape;
   for (int64_t dim = 0; dim < rank; ++dim) {
     if (low[dim] < 0 || high[dim] < 0 || interior[dim] < 0)
-      return emitOptionalError(location, "padding must be non-negative in "
-                                         "dimension ",
+      return emitOptionalError(location,
+                               "padding must be non-negative in "
+                               "dimension ",
                                dim);
     int64_t size = input.getDimSize(dim);
-    shape.push_back(low[dim] + size + std::max<int64_t>(size - 1, 0) *
-                                          interior[dim] +
-                    high[dim]);
+    shape.push_back(low[dim] + size +
+                    std::max<int64_t>(size - 1, 0) * interior[dim] + high[dim]);
   }
   results.push_back(RankedTensorType::get(shape, input.getElementType()));
   return success();
@@ -937,8 +939,8 @@ LogicalResult ExtractPatchesOp::inferReturnTypes(
 static LogicalResult verifyTypeIs(Operation *op, StringRef what, Type actual,
                                   Type expected) {
   if (actual != expected)
-    return op->emitOpError() << what << " must be " << expected << ", got "
-                             << actual;
+    return op->emitOpError()
+           << what << " must be " << expected << ", got " << actual;
   return success();
 }
 
@@ -981,18 +983,17 @@ LogicalResult RMSNormGradOp::verify() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  FailureOr<RankedTensorType> outputType =
-      inferAttentionType(getLoc(), getQuery(), getKey(), getValue(), getMask(),
-                         getCausal());
+  FailureOr<RankedTensorType> outputType = inferAttentionType(
+      getLoc(), getQuery(), getKey(), getValue(), getMask(), getCausal());
   if (failed(outputType) ||
       failed(verifyTypeIs(*this, "the output gradient", getGrad().getType(),
                           *outputType)) ||
-      failed(verifyTypeIs(*this, "the query gradient",
-                          getQueryGrad().getType(), getQuery().getType())) ||
+      failed(verifyTypeIs(*this, "the query gradient", getQueryGrad().getType(),
+                          getQuery().getType())) ||
       failed(verifyTypeIs(*this, "the key gradient", getKeyGrad().getType(),
                           getKey().getType())) ||
-      failed(verifyTypeIs(*this, "the value gradient",
-                          getValueGrad().getType(), getValue().getType())))
+      failed(verifyTypeIs(*this, "the value gradient", getValueGrad().getType(),
+                          getValue().getType())))
     return failure();
   if (Value maskGrad = getMaskGrad()) {
     if (!getMask())
@@ -1178,8 +1179,8 @@ LogicalResult ScheduleOp::verify() {
 LogicalResult ScheduleOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   auto lookup = [&](FlatSymbolRefAttr name,
                     StringRef role) -> FailureOr<func::FuncOp> {
-    auto function = symbolTable.lookupNearestSymbolFrom<func::FuncOp>(*this,
-                                                                      name);
+    auto function =
+        symbolTable.lookupNearestSymbolFrom<func::FuncOp>(*this, name);
     if (!function)
       return emitOpError() << "the " << role << " function '" << name.getValue()
                            << "' does not exist";

@@ -62,13 +62,14 @@ Value VJPBuilder::sumToShape(Value gradient, RankedTensorType type) {
   int64_t offset = gradType.getRank() - type.getRank();
   SmallVector<int64_t> axes;
   for (int64_t dim = 0; dim < gradType.getRank(); ++dim)
-    if (dim < offset || (type.getDimSize(dim - offset) == 1 &&
-                         gradType.getDimSize(dim) != 1))
+    if (dim < offset ||
+        (type.getDimSize(dim - offset) == 1 && gradType.getDimSize(dim) != 1))
       axes.push_back(dim);
   Value sum = axes.empty() ? gradient
                            : Value(ReduceSumOp::create(builder, getLoc(),
                                                        gradient, axes, false));
-  auto target = RankedTensorType::get(type.getShape(), gradType.getElementType());
+  auto target =
+      RankedTensorType::get(type.getShape(), gradType.getElementType());
   if (sum.getType() == target)
     return sum;
   return ReshapeOp::create(builder, getLoc(), target, sum);
@@ -102,7 +103,9 @@ static RankedTensorType tensorType(Value value) {
   return cast<RankedTensorType>(value.getType());
 }
 
-static Type elementType(Value value) { return tensorType(value).getElementType(); }
+static Type elementType(Value value) {
+  return tensorType(value).getElementType();
+}
 
 namespace {
 /// Shorthands for building rule bodies.
@@ -132,8 +135,8 @@ struct RuleBuilder {
   }
   Value zero(Value like) { return vjp.scalar(0.0, elementType(like)); }
   Value reshape(Value x, ArrayRef<int64_t> shape) {
-    return ReshapeOp::create(
-        b, loc, RankedTensorType::get(shape, elementType(x)), x);
+    return ReshapeOp::create(b, loc,
+                             RankedTensorType::get(shape, elementType(x)), x);
   }
   Value transpose(Value x, ArrayRef<int64_t> perm) {
     return TransposeOp::create(b, loc, x, perm);
@@ -158,8 +161,8 @@ static SmallVector<int64_t> invertPermutation(ArrayRef<int64_t> perm) {
 }
 
 /// Products: the gradient of each factor reads the other factor.
-static void appendOtherFactors(ArrayRef<bool> wanted, Value first,
-                               Value second, SmallVectorImpl<Value> &values) {
+static void appendOtherFactors(ArrayRef<bool> wanted, Value first, Value second,
+                               SmallVectorImpl<Value> &values) {
   if (wanted[0])
     values.push_back(second);
   if (wanted[1])
@@ -461,9 +464,11 @@ LogicalResult SelectOp::buildVJP(VJPBuilder &vjp) {
   Value g = vjp.resultGradient(0), c = vjp.primal(getCondition());
   Value zero = r.zero(g);
   if (vjp.wantsGradient(1))
-    vjp.setGradient(1, vjp.sumToShape(r.select(c, g, zero), getLhs().getType()));
+    vjp.setGradient(1,
+                    vjp.sumToShape(r.select(c, g, zero), getLhs().getType()));
   if (vjp.wantsGradient(2))
-    vjp.setGradient(2, vjp.sumToShape(r.select(c, zero, g), getRhs().getType()));
+    vjp.setGradient(2,
+                    vjp.sumToShape(r.select(c, zero, g), getRhs().getType()));
   return success();
 }
 
@@ -472,7 +477,7 @@ LogicalResult SelectOp::buildVJP(VJPBuilder &vjp) {
 //===----------------------------------------------------------------------===//
 
 void MatmulOp::getVJPPrimals(ArrayRef<bool> wanted,
-                          SmallVectorImpl<Value> &values) {
+                             SmallVectorImpl<Value> &values) {
   appendOtherFactors(wanted, getLhs(), getRhs(), values);
 }
 LogicalResult MatmulOp::buildVJP(VJPBuilder &vjp) {
@@ -498,7 +503,7 @@ LogicalResult MatmulOp::buildVJP(VJPBuilder &vjp) {
 }
 
 void LinearOp::getVJPPrimals(ArrayRef<bool> wanted,
-                          SmallVectorImpl<Value> &values) {
+                             SmallVectorImpl<Value> &values) {
   appendOtherFactors(wanted, getInput(), getWeight(), values);
 }
 LogicalResult LinearOp::buildVJP(VJPBuilder &vjp) {
@@ -573,9 +578,9 @@ LogicalResult SoftmaxOp::buildVJP(VJPBuilder &vjp) {
   RuleBuilder r(vjp);
   Value g = vjp.resultGradient(0), y = vjp.primal(getResult());
   Value product = r.mul(g, y);
-  Value dot = ReduceSumOp::create(r.b, r.loc, product,
-                                  ArrayRef<int64_t>{static_cast<int64_t>(getAxis())},
-                                  true);
+  Value dot = ReduceSumOp::create(
+      r.b, r.loc, product, ArrayRef<int64_t>{static_cast<int64_t>(getAxis())},
+      true);
   Value centered = r.sub(g, dot);
   vjp.setGradient(0, r.mul(y, centered));
   return success();
@@ -674,8 +679,8 @@ LogicalResult SplitOp::buildVJP(VJPBuilder &vjp) {
 
 GALVATRON_NO_PRIMALS(BroadcastOp)
 LogicalResult BroadcastOp::buildVJP(VJPBuilder &vjp) {
-  vjp.setGradient(
-      0, vjp.sumToShape(vjp.resultGradient(0), getInput().getType()));
+  vjp.setGradient(0,
+                  vjp.sumToShape(vjp.resultGradient(0), getInput().getType()));
   return success();
 }
 
@@ -705,8 +710,8 @@ LogicalResult ReduceSumOp::buildVJP(VJPBuilder &vjp) {
 GALVATRON_NO_PRIMALS(ReduceMeanOp)
 LogicalResult ReduceMeanOp::buildVJP(VJPBuilder &vjp) {
   RankedTensorType input = getInput().getType();
-  int64_t count = input.getNumElements() / std::max<int64_t>(
-                                               getType().getNumElements(), 1);
+  int64_t count =
+      input.getNumElements() / std::max<int64_t>(getType().getNumElements(), 1);
   Value g = spreadReduction(vjp, vjp.resultGradient(0), input, getAxes(),
                             getKeepDims());
   g = RuleBuilder(vjp).scale(g, 1.0 / static_cast<double>(count));
@@ -745,8 +750,8 @@ LogicalResult RotaryOp::buildVJP(VJPBuilder &vjp) {
   int64_t features = type.getShape().back(), rotary = getEffectiveRotaryDim();
   SmallVector<Attribute> signs;
   for (int64_t i = 0; i < features; ++i) {
-    bool second = i < rotary && (getInterleaved() ? i % 2 == 1
-                                                  : i >= rotary / 2);
+    bool second =
+        i < rotary && (getInterleaved() ? i % 2 == 1 : i >= rotary / 2);
     signs.push_back(FloatAttr::get(type.getElementType(), second ? -1.0 : 1.0));
   }
   auto signType = RankedTensorType::get({features}, type.getElementType());
@@ -770,10 +775,10 @@ LogicalResult AttentionOp::buildVJP(VJPBuilder &vjp) {
   Type maskGradType =
       getMask() && vjp.wantsGradient(3) ? getMask().getType() : Type();
   auto grad = AttentionGradOp::create(
-      vjp.getBuilder(), vjp.getLoc(), getQuery().getType(),
-      getKey().getType(), getValue().getType(), maskGradType,
-      vjp.resultGradient(0), vjp.primal(getQuery()), vjp.primal(getKey()),
-      vjp.primal(getValue()), mask, getCausalAttr(), getScaleAttr());
+      vjp.getBuilder(), vjp.getLoc(), getQuery().getType(), getKey().getType(),
+      getValue().getType(), maskGradType, vjp.resultGradient(0),
+      vjp.primal(getQuery()), vjp.primal(getKey()), vjp.primal(getValue()),
+      mask, getCausalAttr(), getScaleAttr());
   vjp.setGradient(0, grad.getQueryGrad());
   vjp.setGradient(1, grad.getKeyGrad());
   vjp.setGradient(2, grad.getValueGrad());

@@ -26,12 +26,14 @@ constexpr StringLiteral kGoodStepsState = "train.good_steps";
 /// Labels equal to this do not count (torch's default ignore_index).
 constexpr int64_t kIgnoreIndex = -100;
 
+enum class OptimizerKind { adamw, sgd, none };
+
 /// The options resolved against the module's plan.
 struct TrainConfig {
   int64_t microBatches;
   Precision precision;
   LossKind loss;
-  bool sgd;
+  OptimizerKind optimizer;
   CheckpointPolicy checkpoint;
 };
 
@@ -43,9 +45,7 @@ struct Emitter {
   RankedTensorType scalarType(Type element) {
     return RankedTensorType::get({}, element);
   }
-  Value f32(double value) {
-    return buildScalar(b, loc, value, b.getF32Type());
-  }
+  Value f32(double value) { return buildScalar(b, loc, value, b.getF32Type()); }
   Value i64(int64_t value) {
     return buildScalar(b, loc, static_cast<double>(value), b.getI64Type());
   }
@@ -116,8 +116,7 @@ LogicalResult BuildTrainStepPass::checkHyperparameters() {
                      "learning rates must be non-negative")) ||
       failed(require(warmupSteps >= 0 && decaySteps >= 0,
                      "warm-up and decay steps must be non-negative")) ||
-      failed(require(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 &&
-                         beta2 < 1.0,
+      failed(require(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0,
                      "beta1 and beta2 must lie in [0, 1)")) ||
       failed(require(epsilon >= 0.0 && weightDecay >= 0.0,
                      "eps and weight-decay must be non-negative")) ||
@@ -140,10 +139,16 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
     return error() << "unknown loss '" << loss
                    << "' (expected next-token or masked)";
   config.loss = *lossKind;
-  if (optimizer != "adamw" && optimizer != "sgd")
+  std::optional<OptimizerKind> optimizerKind =
+      llvm::StringSwitch<std::optional<OptimizerKind>>(optimizer)
+          .Case("adamw", OptimizerKind::adamw)
+          .Case("sgd", OptimizerKind::sgd)
+          .Case("none", OptimizerKind::none)
+          .Default(std::nullopt);
+  if (!optimizerKind)
     return error() << "unknown optimizer '" << optimizer
-                   << "' (expected adamw or sgd)";
-  config.sgd = optimizer == "sgd";
+                   << "' (expected adamw, sgd or none)";
+  config.optimizer = *optimizerKind;
   std::optional<CheckpointPolicy> policy = parseCheckpointPolicy(checkpoint);
   if (!policy)
     return error() << "unknown checkpoint policy '" << checkpoint
@@ -155,8 +160,7 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
   if (plan) {
     if (microBatches && microBatches != plan.getMicroBatches())
       return error() << "micro-batches=" << static_cast<int64_t>(microBatches)
-                     << " conflicts with the plan's "
-                     << plan.getMicroBatches();
+                     << " conflicts with the plan's " << plan.getMicroBatches();
     config.microBatches = plan.getMicroBatches();
   } else if (!config.microBatches) {
     config.microBatches = 1;
@@ -172,7 +176,8 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
       return error() << "unknown precision '" << precision
                      << "' (expected fp32, bf16 or fp16)";
     if (plan && *requested != plan.getPrecision())
-      return error() << "precision=" << precision << " conflicts with the plan's "
+      return error() << "precision=" << precision
+                     << " conflicts with the plan's "
                      << stringifyPrecision(plan.getPrecision());
     config.precision = *requested;
   }
@@ -270,8 +275,8 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
   Location loc = after.getLoc();
   OpBuilder b(context);
   b.setInsertionPointAfter(after);
-  auto function = func::FuncOp::create(b, loc, kOptimizer,
-                                       b.getFunctionType({}, {}));
+  auto function =
+      func::FuncOp::create(b, loc, kOptimizer, b.getFunctionType({}, {}));
   b.setInsertionPointToStart(function.addEntryBlock());
   Emitter emit{b, loc};
 
@@ -305,9 +310,8 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
     gradScale = emit.div(gradScale, lossScale);
 
   // The 1-based number of this update; a skipped fp16 step does not count.
-  Value increment = fp16 ? Value(CastOp::create(b, loc,
-                                                emit.scalarType(b.getI64Type()),
-                                                finite))
+  Value increment = fp16 ? Value(CastOp::create(
+                               b, loc, emit.scalarType(b.getI64Type()), finite))
                          : emit.i64(1);
   Value step = emit.add(emit.read(stepState), increment);
   emit.assign(stepState, step);
@@ -316,7 +320,8 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
       b.getF64FloatAttr(minLr), b.getI64IntegerAttr(warmupSteps),
       b.getI64IntegerAttr(decaySteps));
 
-  for (auto [parameter, gradientState] : accumulators.get()) {
+  auto updateParameter = [&](ParameterOp parameter,
+                             StateOp gradientState) -> LogicalResult {
     RankedTensorType type = parameter.getTensorType();
     StringAttr name = parameter.getSymNameAttr();
     auto declare = [&](StringRef suffix) {
@@ -325,10 +330,10 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
     };
     Value param = ParamOp::create(b, loc, type, name.getValue());
     Value gradient = emit.read(gradientState);
-    if (config.sgd) {
+    if (config.optimizer == OptimizerKind::sgd) {
       FailureOr<StateOp> buffer = declare(".momentum_buffer");
       if (failed(buffer))
-        return {};
+        return failure();
       auto update = SGDUpdateOp::create(
           b, loc, param, gradient, emit.read(*buffer), rate, gradScale, finite,
           b.getF64FloatAttr(momentum), b.getF64FloatAttr(weightDecay),
@@ -339,19 +344,26 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
       FailureOr<StateOp> expAvg = declare(".exp_avg");
       FailureOr<StateOp> expAvgSq = declare(".exp_avg_sq");
       if (failed(expAvg) || failed(expAvgSq))
-        return {};
+        return failure();
       Value expAvgValue = emit.read(*expAvg);
       Value expAvgSqValue = emit.read(*expAvgSq);
       auto update = AdamWUpdateOp::create(
-          b, loc, param, gradient, expAvgValue, expAvgSqValue, rate, step, gradScale, finite, b.getF64FloatAttr(beta1),
-          b.getF64FloatAttr(beta2), b.getF64FloatAttr(epsilon),
-          b.getF64FloatAttr(weightDecay));
+          b, loc, param, gradient, expAvgValue, expAvgSqValue, rate, step,
+          gradScale, finite, b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
+          b.getF64FloatAttr(epsilon), b.getF64FloatAttr(weightDecay));
       emit.assign(name, update.getNewParam());
       emit.assign(*expAvg, update.getNewExpAvg());
       emit.assign(*expAvgSq, update.getNewExpAvgSq());
     }
     emit.assign(gradientState, buildZeros(b, loc, type));
-  }
+    return success();
+  };
+  // Without an optimizer the step only reports; the accumulated gradients
+  // stay for inspection (gradient checks).
+  if (config.optimizer != OptimizerKind::none)
+    for (auto [parameter, gradientState] : accumulators.get())
+      if (failed(updateParameter(parameter, gradientState)))
+        return {};
 
   SmallVector<std::pair<StringRef, Value>> metrics = {
       {"loss", meanLoss}, {"grad_norm", norm}, {"lr", rate}};
@@ -409,7 +421,9 @@ LogicalResult BuildTrainStepPass::run() {
   }
 
   StateDeclarer states(module);
-  auto scalar = [&](Type element) { return RankedTensorType::get({}, element); };
+  auto scalar = [&](Type element) {
+    return RankedTensorType::get({}, element);
+  };
   Builder builder(&getContext());
   SmallVector<StateOp> control;
   auto declareControl = [&](StringRef name, Type element,
@@ -426,9 +440,9 @@ LogicalResult BuildTrainStepPass::run() {
     return failure();
   bool fp16 = config->precision == Precision::fp16;
   if (fp16 &&
-      (failed(declareControl(
-           kLossScaleState, builder.getF32Type(),
-           InitAttr::get(&getContext(), InitKind::constant, initialLossScale))) ||
+      (failed(declareControl(kLossScaleState, builder.getF32Type(),
+                             InitAttr::get(&getContext(), InitKind::constant,
+                                           initialLossScale))) ||
        failed(declareControl(kGoodStepsState, builder.getI64Type()))))
     return failure();
 
@@ -458,8 +472,7 @@ LogicalResult BuildTrainStepPass::run() {
                       return fp16 ? emit.mul(emit.read(control[2]), value)
                                   : value;
                     }};
-  FailureOr<BackwardFunction> backward =
-      buildBackward(forward, seed, options);
+  FailureOr<BackwardFunction> backward = buildBackward(forward, seed, options);
   if (failed(backward))
     return failure();
   if (accumulators.get().empty())

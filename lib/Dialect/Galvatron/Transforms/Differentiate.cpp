@@ -84,9 +84,9 @@ struct DifferentiatePass : impl::DifferentiateBase<DifferentiatePass> {
     results.append(backward->savedValues);
     resultAttrs.resize(results.size(), DictionaryAttr::get(&getContext()));
     terminator->setOperands(results);
-    forward.setFunctionType(FunctionType::get(
-        &getContext(), forward.getArgumentTypes(),
-        ValueRange(results).getTypes()));
+    forward.setFunctionType(FunctionType::get(&getContext(),
+                                              forward.getArgumentTypes(),
+                                              ValueRange(results).getTypes()));
     forward.setAllResultAttrs(resultAttrs);
 
     // Name the backward function's gradients after what they belong to.
@@ -100,11 +100,11 @@ struct DifferentiatePass : impl::DifferentiateBase<DifferentiatePass> {
           StringAttr::get(&getContext(),
                           resultName(forward, result) + ".grad"));
     }
-    for (auto [position, index] :
-         llvm::enumerate(backward->argumentGradients))
+    for (auto [position, index] : llvm::enumerate(backward->argumentGradients))
       backwardFunction.setResultAttr(
           position, nameAttr,
-          StringAttr::get(&getContext(), argumentName(forward, index) + ".grad"));
+          StringAttr::get(&getContext(),
+                          argumentName(forward, index) + ".grad"));
   }
 };
 

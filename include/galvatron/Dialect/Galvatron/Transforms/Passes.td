@@ -86,7 +86,7 @@ def BuildTrainStep : Pass<"galvatron-build-train-step", "::mlir::ModuleOp"> {
     Option<"loss", "loss", "std::string", /*default=*/"\"next-token\"",
            "Objective: next-token (causal LM) or masked (masked LM)">,
     Option<"optimizer", "optimizer", "std::string", /*default=*/"\"adamw\"",
-           "adamw or sgd (with momentum)">,
+           "adamw, sgd (with momentum) or none (report, leave gradients)">,
     Option<"lr", "lr", "double", /*default=*/"1e-3", "Peak learning rate">,
     Option<"minLr", "min-lr", "double", /*default=*/"0.0",
            "Learning rate at the end of the cosine decay">,
