@@ -1,5 +1,6 @@
 // RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step | FileCheck %s
-// RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step | galvatron-opt --verify-roundtrip > /dev/null
+// The result verifies, round-trips and survives canonicalization and CSE.
+// RUN: galvatron-opt %S/Inputs/tiny-lm.mlir --galvatron-build-train-step="precision=fp16 micro-batches=2" --canonicalize --cse | galvatron-opt --verify-roundtrip > /dev/null
 // The training step of a small causal LM with a tied head, default options
 // (AdamW, clipping to 1, one micro-batch, fp32).
 
