@@ -1021,3 +1021,9 @@ func.func @bwd() { return }
 func.func @opt(%x: tensor<4xf32>) { return }
 // expected-error @+1 {{the optimizer function must take no arguments}}
 galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]
+
+// -----
+
+// expected-error @+1 {{'galvatron.training' must be a #galvatron.training on a function}}
+module attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 1>} {
+}

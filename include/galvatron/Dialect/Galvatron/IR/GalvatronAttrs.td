@@ -239,4 +239,17 @@ def Galvatron_ScheduleStepAttr : Galvatron_Attr<"ScheduleStep", "step"> {
   let assemblyFormat = "`<` $kind (`,` $micro_batch^)? `>`";
 }
 
+def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
+  let summary = "What a runtime needs to drive an unrolled training step";
+  let description = [{
+    On the function `--galvatron-unroll-schedule` makes of a training step:
+    the objective `loss` (how the data pipeline derives labels) and
+    `model_flops`, the model FLOPs of one step (3 x the forward FLOPs of
+    every micro-batch, recomputation not counted, causal attention not
+    halved), from which the runtime reports MFU.
+  }];
+  let parameters = (ins "LossKind":$loss, "int64_t":$model_flops);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONATTRS_TD

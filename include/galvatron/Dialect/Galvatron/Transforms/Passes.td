@@ -120,4 +120,21 @@ def BuildTrainStep : Pass<"galvatron-build-train-step", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
 
+def UnrollSchedule : Pass<"galvatron-unroll-schedule", "::mlir::ModuleOp"> {
+  let summary = "Expand a training schedule into one function of all its calls";
+  let description = [{
+    Replaces the `galvatron.schedule` and the functions it calls by one
+    function of the same name that makes the calls in the schedule's order:
+    it takes the data of the whole step (each forward argument with its
+    leading dimension multiplied by the micro-batch count, under the same
+    name), gives micro-batch m rows [m·b, (m+1)·b), passes each forward's
+    saved activations to its backward, and returns the optimizer step's
+    results. The saved activations of micro-batches in flight thus become
+    ordinary values whose lifetimes a memory planner sees. The function
+    carries `#galvatron.training` (the objective and the model FLOPs of the
+    step) for the runtime.
+  }];
+  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
+}
+
 #endif // GALVATRON_DIALECT_GALVATRON_TRANSFORMS_PASSES_TD
