@@ -20,6 +20,8 @@ PACKAGES=(
   libgtest-dev
   # reference models and data for tests (Debian's python, not PyPI)
   python3 python3-numpy python3-torch python3-onnx
+  # the demo's training text: the King James Bible (public domain)
+  bible-kjv bible-kjv-text
 )
 
 missing=()
