@@ -83,10 +83,13 @@ LogicalResult convertDropout(Importer &im) {
     if ((*training)->numel() != 1 || (*training)->getDouble(0) != 0.0)
       return im.fail("Dropout in training mode is not supported");
   }
-  if (im.node().output_size() > 1 && !im.node().output(1).empty())
-    return im.fail("the mask output of Dropout is not supported");
   im.aliasOutput(0, 0);
-  return success();
+  // Outside training, the mask keeps everything.
+  FailureOr<ONNXTensorType> type = im.inputType(0);
+  if (failed(type))
+    return failure();
+  HostTensor keep = HostTensor::fromInts(DType::Bool, {}, {1});
+  return bindConstant(im, 1, expandTensor(keep, type->shape));
 }
 
 LogicalResult convertConstant(Importer &im) {
@@ -357,21 +360,18 @@ LogicalResult convertUnary(Importer &im) {
 }
 
 LogicalResult convertClip(Importer &im) {
-  FailureOr<const HostTensor *> input = im.constantInput(0);
-  if (failed(input))
-    return failure();
-  // Bounds must be known; apply min(x, high) then max(x, low).
+  // min(x, high), then max(x, low); absent bounds do not clip.
   SmallVector<std::pair<int, BinaryKind>> bounds = {{2, BinaryKind::Min},
                                                     {1, BinaryKind::Max}};
-  if (*input) {
-    HostTensor result = **input;
+  FailureOr<bool> folded = im.allInputsConstant();
+  if (failed(folded))
+    return failure();
+  if (*folded) {
+    HostTensor result = **im.constantInput(0);
     for (auto [index, kind] : bounds) {
       if (!im.hasInput(index))
         continue;
-      FailureOr<const HostTensor *> bound = im.requireConstant(index, "bound");
-      if (failed(bound))
-        return failure();
-      HostResult next = evaluateBinary(kind, result, **bound);
+      HostResult next = evaluateBinary(kind, result, **im.constantInput(index));
       if (!next)
         return im.fail(next.takeError());
       result = std::move(*next);
@@ -385,8 +385,6 @@ LogicalResult convertClip(Importer &im) {
       return failure();
     if (!im.hasInput(index))
       continue;
-    if (failed(im.requireConstant(index, "bound")))
-      return failure();
     FailureOr<Value> bound = im.input(index);
     if (failed(bound))
       return failure();
@@ -1094,40 +1092,78 @@ LogicalResult convertLayerNormalization(Importer &im) {
   FailureOr<Value> value = im.input(0);
   if (failed(value))
     return failure();
-  int64_t rank = shapeOf(*value).size();
+  auto type = cast<RankedTensorType>(value->getType());
+  int64_t rank = type.getRank();
   FailureOr<int64_t> axis = axisAttribute(im, "axis", -1, rank);
   FailureOr<double> epsilon = im.floatAttribute("epsilon", 1e-5);
   if (failed(axis) || failed(epsilon))
     return failure();
-  if (*axis != rank - 1)
-    return im.fail("LayerNormalization over more than the last dimension is "
-                   "not supported");
-  for (int output = 1; output < im.node().output_size(); ++output)
-    if (!im.node().output(output).empty())
-      return im.fail("the Mean and InvStdDev outputs of LayerNormalization "
-                     "are not supported");
-  int64_t features = shapeOf(*value).back();
-  SmallVector<Value> operands = {*value};
+  // Normalizing the trailing dimensions [axis, rank) is a layer norm over
+  // them flattened into one.
+  SmallVector<int64_t> rows(type.getShape().take_front(*axis));
+  int64_t features = 1;
+  for (int64_t dim : type.getShape().drop_front(*axis))
+    features *= dim;
+  SmallVector<int64_t> flatShape(rows);
+  flatShape.push_back(features);
+  FailureOr<Value> flat = im.reshape(*value, flatShape);
+  if (failed(flat))
+    return failure();
+  SmallVector<Value> operands = {*flat};
   for (int index = 1; index <= 2; ++index) {
     if (!im.hasInput(index))
       continue;
     FailureOr<Value> parameter = im.input(index);
     if (failed(parameter))
       return failure();
-    // Scale and bias broadcast over the normalized dimension: keep [D].
-    if (cast<RankedTensorType>(parameter->getType()).getNumElements() ==
+    if (cast<RankedTensorType>(parameter->getType()).getNumElements() !=
         features)
-      parameter = im.reshape(*parameter, {features});
+      return im.fail("the scale and bias of LayerNormalization must hold one "
+                     "value per normalized element");
+    parameter = im.reshape(*parameter, {features});
     if (failed(parameter))
       return failure();
     operands.push_back(*parameter);
   }
-  return bindResult(
-      im, 0,
-      im.create<LayerNormOp>(
-          operands,
-          {namedAttr(im, "epsilon", im.getBuilder().getF64FloatAttr(*epsilon))},
-          {value->getType()}));
+  FailureOr<Value> normalized = im.create<LayerNormOp>(
+      operands,
+      {namedAttr(im, "epsilon", im.getBuilder().getF64FloatAttr(*epsilon))},
+      {(*flat).getType()});
+  if (failed(normalized))
+    return failure();
+  if (failed(bindResult(im, 0, im.reshape(*normalized, type.getShape()))))
+    return failure();
+  bool wantsStatistics = false;
+  for (int output = 1; output < im.node().output_size(); ++output)
+    wantsStatistics |= !im.node().output(output).empty();
+  if (!wantsStatistics)
+    return success();
+  // Mean and 1/sqrt(variance + epsilon) over the normalized dimensions, kept
+  // as size-1 dimensions.
+  SmallVector<int64_t> axes;
+  for (int64_t dim = *axis; dim < rank; ++dim)
+    axes.push_back(dim);
+  SmallVector<NamedAttribute> reduction = {
+      namedAttr(im, "axes", im.getBuilder().getDenseI64ArrayAttr(axes)),
+      namedAttr(im, "keep_dims", im.getBuilder().getBoolAttr(true))};
+  FailureOr<Value> mean = im.create<ReduceMeanOp>({*value}, reduction);
+  if (failed(mean))
+    return failure();
+  FailureOr<Value> centered = im.create<SubOp>({*value, *mean});
+  FailureOr<Value> squared =
+      succeeded(centered) ? im.create<MulOp>({*centered, *centered}) : centered;
+  FailureOr<Value> variance =
+      succeeded(squared) ? im.create<ReduceMeanOp>({*squared}, reduction)
+                         : squared;
+  FailureOr<Value> eps = im.scalar(*epsilon, type.getElementType());
+  if (failed(variance) || failed(eps))
+    return failure();
+  FailureOr<Value> shifted = im.create<AddOp>({*variance, *eps});
+  if (failed(shifted))
+    return failure();
+  im.setOutput(1, *mean);
+  return bindResult(im, 2,
+                    im.create<RsqrtOp>({*shifted}, {}, {shifted->getType()}));
 }
 
 } // namespace

@@ -213,10 +213,10 @@ void LayerDiscovery::assignBlocksFromStructure() {
   }
 
   SmallVector<SmallVector<int>> foundBlocks;
-  // Ops on a chain segment (blocks, embeddings, heads) keep their place;
-  // side computations (masks, position tables) may join the block using
-  // them.
-  SmallVector<bool> onChain(count, false);
+  // The chain before a run of blocks is an embedding: it must not join the
+  // first block. Everything else may join the one block that uses it (side
+  // computations such as cross-attention keys of the encoder output).
+  SmallVector<bool> embedding(count, false);
   for (BlockArgument argument : function.getArguments()) {
     int start = -1;
     for (Operation *user : argument.getUsers()) {
@@ -250,10 +250,8 @@ void LayerDiscovery::assignBlocksFromStructure() {
     SmallVector<SmallVector<int>> segments(chain.size());
     for (int i = 0; i < count; ++i) {
       int k = nearest[i];
-      if (k >= 0 && (chainIndex[i] == k || anc[i] == k - 1)) {
+      if (k >= 0 && (chainIndex[i] == k || anc[i] == k - 1))
         segments[k].push_back(i);
-        onChain[i] = true;
-      }
     }
     // Segment signatures: op names, types, attributes and where each operand
     // comes from (this segment, the previous chain point, weights, outside).
@@ -310,6 +308,9 @@ void LayerDiscovery::assignBlocksFromStructure() {
     }
     if (!bestCover)
       continue;
+    for (int k = 0; k < bestStart; ++k)
+      for (int member : segments[k])
+        embedding[member] = true;
     for (int first = bestStart; first < bestStart + bestCover;
          first += bestPeriod) {
       SmallVector<int> members;
@@ -333,7 +334,7 @@ void LayerDiscovery::assignBlocksFromStructure() {
     blockNames.push_back("block." + std::to_string(id));
   }
   for (int i = 0; i < count; ++i)
-    absorbable[i] = !onChain[i];
+    absorbable[i] = !embedding[i];
 }
 
 /// Places every runtime op on the line; false when the block assignment
@@ -341,31 +342,24 @@ void LayerDiscovery::assignBlocksFromStructure() {
 bool LayerDiscovery::placeOps() {
   int count = ops.size();
   int64_t end = 2 * numBlocks();
+  // Blocks are fixed; every other op goes as late as its users allow: into
+  // the one block using it when it may join blocks (nameless side
+  // computations), else into the gap before its first user, and never
+  // before its operands (which can put it into its producer's block).
   SmallVector<int64_t> lower(count, 0);
-  SmallVector<bool> decided(count, false);
-  // Forward: blocks are fixed; a nameless op after a block joins it.
   for (int i = 0; i < count; ++i) {
-    if (blockOf[i] >= 0) {
+    if (blockOf[i] >= 0)
       position[i] = 2 * blockOf[i] + 1;
-      decided[i] = true;
-    }
-    int64_t earliest = 0;
     for (Value operand : ops[i]->getOperands()) {
       int producer = operandProducer(operand);
       if (producer >= 0)
-        earliest = std::max(earliest, decided[producer] ? position[producer]
-                                                        : lower[producer]);
-    }
-    lower[i] = earliest;
-    if (!decided[i] && absorbable[i] && earliest % 2 == 1) {
-      position[i] = earliest;
-      decided[i] = true;
+        lower[i] = std::max(lower[i], blockOf[producer] >= 0
+                                          ? position[producer]
+                                          : lower[producer]);
     }
   }
-  // Backward: the rest as late as their users allow; a nameless op used by
-  // one block only joins it.
   for (int i = count - 1; i >= 0; --i) {
-    if (decided[i])
+    if (blockOf[i] >= 0)
       continue;
     int64_t latest = end;
     std::optional<int64_t> onlyBlock;
@@ -379,13 +373,12 @@ bool LayerDiscovery::placeOps() {
       else
         single = false;
     }
+    if (lower[i] > latest)
+      return false;
     if (absorbable[i] && single && onlyBlock)
       position[i] = *onlyBlock;
     else
-      position[i] = latest % 2 ? latest - 1 : latest;
-    if (position[i] < lower[i])
-      return false;
-    decided[i] = true;
+      position[i] = std::max(lower[i], latest % 2 ? latest - 1 : latest);
   }
   for (int i = 0; i < count; ++i)
     for (Value operand : ops[i]->getOperands()) {

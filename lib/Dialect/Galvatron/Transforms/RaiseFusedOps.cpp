@@ -521,15 +521,13 @@ bool isCausalCondition(Value condition) {
   return tril && tril.getDiagonal() == 0;
 }
 
-/// Adds the terms of a sum (through add ops of any use count).
+/// The terms of a sum (through add ops of any use count; the terms
+/// broadcast to the sum's shape, so re-adding them gives the same sum).
 void flattenSum(Value value, SmallVectorImpl<Value> &terms) {
   if (auto add = value.getDefiningOp<AddOp>()) {
-    if (typeOf(add.getLhs()) == add.getType() ||
-        typeOf(add.getRhs()) == add.getType()) {
-      flattenSum(add.getLhs(), terms);
-      flattenSum(add.getRhs(), terms);
-      return;
-    }
+    flattenSum(add.getLhs(), terms);
+    flattenSum(add.getRhs(), terms);
+    return;
   }
   terms.push_back(value);
 }
