@@ -18,6 +18,7 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
@@ -161,17 +162,26 @@ static int importONNX() {
   DialectRegistry registry;
   registry.insert<GalvatronDialect, func::FuncDialect>();
   MLIRContext context(registry);
+  // --mlir-timing reports the import and each clean-up pass.
+  DefaultTimingManager timing;
+  applyDefaultTimingManagerCLOptions(timing);
+  TimingScope rootTimer = timing.getRootScope();
+  TimingScope importTimer = rootTimer.nest("ONNX import");
   auto module = importONNXFile(&context, inputFilename, options);
+  importTimer.stop();
   if (!module)
     return error(llvm::toString(module.takeError()));
   if (!noCleanup) {
     PassManager pm(&context);
     if (failed(applyPassManagerCLOptions(pm)))
       return error("invalid pass manager options");
+    TimingScope cleanupTimer = rootTimer.nest("Clean-up");
+    pm.enableTiming(cleanupTimer);
     buildONNXCleanupPipeline(pm);
     if (failed(pm.run(**module)))
       return error(inputFilename + ": the clean-up after import failed");
   }
+  TimingScope outputTimer = rootTimer.nest("Output");
   return writeModule(**module);
 }
 
@@ -192,6 +202,7 @@ int main(int argc, char **argv) {
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
   cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv,
                               "Galvatron model presets and translations\n");
