@@ -285,12 +285,14 @@ ONNXModel::tensorShape(const onnx::TensorProto &tensor) {
   return shape;
 }
 
-/// Bytes the raw data of a tensor of `count` elements of `type` occupies.
-static Expected<int64_t> rawSize(const onnx::TensorProto &tensor,
-                                 int64_t count) {
+/// Bytes the raw data of a tensor occupies, from its shape and type.
+static Expected<int64_t> rawSize(const onnx::TensorProto &tensor) {
+  Expected<SmallVector<int64_t>> shape = ONNXModel::tensorShape(tensor);
+  if (!shape)
+    return shape.takeError();
   int64_t size = dtypeSize(static_cast<DType>(tensor.data_type()));
   int64_t bytes;
-  if (!size || __builtin_mul_overflow(count, size, &bytes))
+  if (!size || __builtin_mul_overflow(*checkedNumel(*shape), size, &bytes))
     return importError("tensor '" + tensor.name() + "' of element type " +
                        dtypeName(tensor.data_type()) + " cannot be read");
   return bytes;
@@ -313,10 +315,7 @@ static bool isExternal(const onnx::TensorProto &tensor) {
 }
 
 Expected<RawBytes> ONNXModel::rawBytes(const onnx::TensorProto &tensor) const {
-  Expected<SmallVector<int64_t>> shape = tensorShape(tensor);
-  if (!shape)
-    return shape.takeError();
-  Expected<int64_t> bytes = rawSize(tensor, *checkedNumel(*shape));
+  Expected<int64_t> bytes = rawSize(tensor);
   if (!bytes)
     return bytes.takeError();
   RawBytes result;
@@ -472,10 +471,7 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
 
 Expected<TensorLocation>
 ONNXModel::locate(const onnx::TensorProto &tensor) const {
-  Expected<SmallVector<int64_t>> shape = tensorShape(tensor);
-  if (!shape)
-    return shape.takeError();
-  Expected<int64_t> bytes = rawSize(tensor, *checkedNumel(*shape));
+  Expected<int64_t> bytes = rawSize(tensor);
   if (!bytes)
     return bytes.takeError();
   TensorLocation result;
@@ -504,7 +500,7 @@ ONNXModel::locate(const onnx::TensorProto &tensor) const {
                          " bytes but its shape and type need " + Twine(*bytes));
     return result;
   }
-  int64_t count = *checkedNumel(*shape);
+  int64_t count = *bytes / dtypeSize(static_cast<DType>(tensor.data_type()));
   if (typedValueCount(tensor) != count)
     return importError("tensor '" + tensor.name() + "' stores " +
                        Twine(typedValueCount(tensor)) +

@@ -45,6 +45,21 @@ LogicalResult bindConstant(Importer &im, int index, HostResult contents) {
   return success();
 }
 
+/// Binds output 0 to `fold(input 0)` when input 0 is known at import, else to
+/// `build(input 0)` emitted as IR.
+template <typename FoldFn, typename BuildFn>
+LogicalResult foldOrBuild(Importer &im, FoldFn fold, BuildFn build) {
+  FailureOr<const HostTensor *> contents = im.constantInput(0);
+  if (failed(contents))
+    return failure();
+  if (*contents)
+    return bindConstant(im, 0, fold(**contents));
+  FailureOr<Value> value = im.input(0);
+  if (failed(value))
+    return failure();
+  return bindResult(im, 0, build(*value));
+}
+
 /// Normalizes an axis attribute against `rank`, reporting errors.
 FailureOr<int64_t> axisAttribute(Importer &im, StringRef name, int64_t fallback,
                                  int64_t rank) {
@@ -187,19 +202,15 @@ LogicalResult convertCastTo(Importer &im, int32_t code) {
   if (!isHostType(code))
     return im.fail("cannot cast to " + dtypeName(code));
   auto target = static_cast<DType>(code);
-  FailureOr<const HostTensor *> contents = im.constantInput(0);
-  if (failed(contents))
-    return failure();
-  if (*contents)
-    return bindConstant(im, 0, castTensor(**contents, target));
   Type elementType = getElementType(im.getContext(), target);
-  if (!elementType)
-    return im.fail("a cast to " + dtypeName(target) +
-                   " is not supported at run time");
-  FailureOr<Value> value = im.input(0);
-  if (failed(value))
-    return failure();
-  return bindResult(im, 0, im.castTo(*value, elementType));
+  return foldOrBuild(
+      im, [&](const HostTensor &input) { return castTensor(input, target); },
+      [&](Value value) -> FailureOr<Value> {
+        if (!elementType)
+          return im.fail("a cast to " + dtypeName(target) +
+                         " is not supported at run time");
+        return im.castTo(value, elementType);
+      });
 }
 
 LogicalResult convertCast(Importer &im) {
@@ -343,20 +354,15 @@ LogicalResult convertWhere(Importer &im) {
 
 template <UnaryKind Kind, typename OpTy = void>
 LogicalResult convertUnary(Importer &im) {
-  FailureOr<const HostTensor *> contents = im.constantInput(0);
-  if (failed(contents))
-    return failure();
-  if (*contents)
-    return bindConstant(im, 0, evaluateUnary(Kind, **contents));
-  if constexpr (std::is_void_v<OpTy>) {
-    return im.fail("this operation needs inputs known at import; galvatron "
-                   "has no run-time op for it");
-  } else {
-    FailureOr<Value> value = im.input(0);
-    if (failed(value))
-      return failure();
-    return bindResult(im, 0, im.create<OpTy>({*value}, {}, {value->getType()}));
-  }
+  return foldOrBuild(
+      im, [](const HostTensor &input) { return evaluateUnary(Kind, input); },
+      [&](Value value) -> FailureOr<Value> {
+        if constexpr (std::is_void_v<OpTy>)
+          return im.fail("this operation needs inputs known at import; "
+                         "galvatron has no run-time op for it");
+        else
+          return im.create<OpTy>({value}, {}, {value.getType()});
+      });
 }
 
 LogicalResult convertClip(Importer &im) {
@@ -673,15 +679,9 @@ LogicalResult convertGather(Importer &im) {
 
 /// Binds the input reshaped to `shape`, on the host or at run time.
 LogicalResult bindReshaped(Importer &im, llvm::ArrayRef<int64_t> shape) {
-  FailureOr<const HostTensor *> contents = im.constantInput(0);
-  if (failed(contents))
-    return failure();
-  if (*contents)
-    return bindConstant(im, 0, reshapeTensor(**contents, shape));
-  FailureOr<Value> value = im.input(0);
-  if (failed(value))
-    return failure();
-  return bindResult(im, 0, im.reshape(*value, shape));
+  return foldOrBuild(
+      im, [&](const HostTensor &input) { return reshapeTensor(input, shape); },
+      [&](Value value) { return im.reshape(value, shape); });
 }
 
 LogicalResult convertReshape(Importer &im) {
@@ -751,15 +751,11 @@ LogicalResult convertTranspose(Importer &im) {
     return failure();
   FailureOr<SmallVector<int64_t>> perm =
       check(im, resolvePermutation(type->shape.size(), *given));
-  FailureOr<const HostTensor *> contents = im.constantInput(0);
-  if (failed(perm) || failed(contents))
+  if (failed(perm))
     return failure();
-  if (*contents)
-    return bindConstant(im, 0, transposeTensor(**contents, *perm));
-  FailureOr<Value> value = im.input(0);
-  if (failed(value))
-    return failure();
-  return bindResult(im, 0, im.transpose(*value, *perm));
+  return foldOrBuild(
+      im, [&](const HostTensor &input) { return transposeTensor(input, *perm); },
+      [&](Value value) { return im.transpose(value, *perm); });
 }
 
 LogicalResult convertConcat(Importer &im) {
@@ -888,22 +884,21 @@ LogicalResult convertSlice(Importer &im) {
   }
   FailureOr<SliceSpec> spec =
       check(im, resolveSlice(type->shape, *starts, *ends, axes, steps));
-  FailureOr<const HostTensor *> contents = im.constantInput(0);
-  if (failed(spec) || failed(contents))
+  if (failed(spec))
     return failure();
-  if (*contents)
-    return bindConstant(im, 0, sliceTensor(**contents, *spec));
-  for (auto [step, size] : llvm::zip(spec->steps, spec->sizes))
-    if (step < 0 && size > 1)
-      return im.fail("Slice with a negative step is not supported at run "
-                     "time");
-  SliceSpec forward = *spec;
-  for (int64_t &step : forward.steps)
-    step = std::max<int64_t>(step, 1);
-  FailureOr<Value> value = im.input(0);
-  if (failed(value))
-    return failure();
-  return bindResult(im, 0, im.slice(*value, forward));
+  return foldOrBuild(
+      im, [&](const HostTensor &input) { return sliceTensor(input, *spec); },
+      [&](Value value) -> FailureOr<Value> {
+        // A negative step that takes one element is a plain slice.
+        SliceSpec forward = *spec;
+        for (auto [step, size] : llvm::zip(forward.steps, forward.sizes)) {
+          if (step < 0 && size > 1)
+            return im.fail("Slice with a negative step is not supported at "
+                           "run time");
+          step = std::max<int64_t>(step, 1);
+        }
+        return im.slice(value, forward);
+      });
 }
 
 LogicalResult convertExpand(Importer &im) {
@@ -913,15 +908,11 @@ LogicalResult convertExpand(Importer &im) {
     return failure();
   FailureOr<SmallVector<int64_t>> target =
       check(im, broadcastShapes(type->shape, *shape));
-  FailureOr<const HostTensor *> contents = im.constantInput(0);
-  if (failed(target) || failed(contents))
+  if (failed(target))
     return failure();
-  if (*contents)
-    return bindConstant(im, 0, expandTensor(**contents, *shape));
-  FailureOr<Value> value = im.input(0);
-  if (failed(value))
-    return failure();
-  return bindResult(im, 0, im.broadcast(*value, *target));
+  return foldOrBuild(
+      im, [&](const HostTensor &input) { return expandTensor(input, *shape); },
+      [&](Value value) { return im.broadcast(value, *target); });
 }
 
 LogicalResult convertTile(Importer &im) {

@@ -151,6 +151,25 @@ bool isWeightDerived(Value value, int depth = 0) {
   });
 }
 
+/// Whether `value` is a weight holding one value per feature ([D] or
+/// [1, ..., 1, D]), as the weight or bias of a norm or linear layer.
+bool isFeatureVector(Value value, int64_t features) {
+  auto type = typeOf(value);
+  return isWeightDerived(value) && type.getNumElements() == features &&
+         type.getRank() >= 1 && type.getShape().back() == features;
+}
+
+/// A feature vector as [D] (reshaping [1, ..., 1, D]).
+Value asVector(PatternRewriter &rewriter, Value vector) {
+  auto type = typeOf(vector);
+  if (type.getRank() == 1)
+    return vector;
+  return ReshapeOp::create(
+      rewriter, vector.getLoc(),
+      RankedTensorType::get({type.getNumElements()}, type.getElementType()),
+      vector);
+}
+
 /// Whether `value` reduces over the last axis keeping dimensions.
 template <typename OpTy>
 OpTy lastAxisReduction(Value value) {
@@ -166,6 +185,21 @@ OpTy lastAxisReduction(Value value) {
 // Activations
 //===----------------------------------------------------------------------===//
 
+/// Completes a GELU match: `activation` (erf or tanh of the scaled x) is
+/// used as 1 + activation in the product 0.5 · x · (1 + activation).
+LogicalResult replaceGelu(PatternRewriter &rewriter, Value activation, Value x,
+                          GeluApproximation approximation) {
+  auto onePlus = singleUserOf<AddOp>(activation);
+  if (!onePlus || !isSplat(otherOperand(onePlus, activation), 1.0))
+    return failure();
+  MulOp root =
+      findProductRoot(onePlus.getResult(), {x, onePlus.getResult()}, 0.5);
+  if (!root || root.getType() != x.getType())
+    return failure();
+  rewriter.replaceOpWithNewOp<GeluOp>(root, x, approximation);
+  return success();
+}
+
 /// 0.5·x·(1 + erf(x/√2)) → gelu(x).
 struct RaiseGeluErf : OpRewritePattern<ErfOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -175,16 +209,8 @@ struct RaiseGeluErf : OpRewritePattern<ErfOp> {
     flattenProduct(erf.getInput(), argument);
     if (argument.factors.size() != 1 || !near(argument.scale, M_SQRT1_2))
       return failure();
-    Value x = argument.factors[0];
-    auto onePlus = singleUserOf<AddOp>(erf.getResult());
-    if (!onePlus || !isSplat(otherOperand(onePlus, erf.getResult()), 1.0))
-      return failure();
-    MulOp root = findProductRoot(onePlus.getResult(), {x, onePlus.getResult()},
-                                 0.5);
-    if (!root || root.getType() != x.getType())
-      return failure();
-    rewriter.replaceOpWithNewOp<GeluOp>(root, x, GeluApproximation::none);
-    return success();
+    return replaceGelu(rewriter, erf.getResult(), argument.factors[0],
+                       GeluApproximation::none);
   }
 };
 
@@ -225,15 +251,7 @@ struct RaiseGeluTanh : OpRewritePattern<TanhOp> {
         x = candidate;
     if (!x)
       return failure();
-    auto onePlus = singleUserOf<AddOp>(tanh.getResult());
-    if (!onePlus || !isSplat(otherOperand(onePlus, tanh.getResult()), 1.0))
-      return failure();
-    MulOp root = findProductRoot(onePlus.getResult(), {x, onePlus.getResult()},
-                                 0.5);
-    if (!root || root.getType() != x.getType())
-      return failure();
-    rewriter.replaceOpWithNewOp<GeluOp>(root, x, GeluApproximation::tanh);
-    return success();
+    return replaceGelu(rewriter, tanh.getResult(), x, GeluApproximation::tanh);
   }
 };
 
@@ -301,14 +319,6 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
     return nullptr;
   }
 
-  /// Whether `value` is a weight holding one value per feature ([D] or
-  /// [1, ..., 1, D]).
-  static bool isFeatureVector(Value value, int64_t features) {
-    auto type = typeOf(value);
-    return isWeightDerived(value) && type.getNumElements() == features &&
-           type.getRank() >= 1 && type.getShape().back() == features;
-  }
-
   LogicalResult matchAndRewrite(ReduceMeanOp variance,
                                 PatternRewriter &rewriter) const override {
     if (variance != lastAxisReduction<ReduceMeanOp>(variance.getResult()))
@@ -374,13 +384,8 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
     // parameters as [D] vectors.
     rewriter.setInsertionPoint(root);
     auto vectorType = RankedTensorType::get({features}, type.getElementType());
-    auto asVector = [&](Value vector) -> Value {
-      if (!vector || vector.getType() == vectorType)
-        return vector;
-      return ReshapeOp::create(rewriter, vector.getLoc(), vectorType, vector);
-    };
-    weight = asVector(weight);
-    bias = asVector(bias);
+    weight = weight ? asVector(rewriter, weight) : weight;
+    bias = bias ? asVector(rewriter, bias) : bias;
     if (!weight)
       weight = ConstantOp::create(
           rewriter, root->getLoc(), vectorType,
@@ -445,17 +450,10 @@ struct FoldLinearBias : OpRewritePattern<AddOp> {
           linear.getType() != add.getType())
         continue;
       Value bias = otherOperand(add, operand);
-      auto biasType = typeOf(bias);
-      int64_t features = linear.getOutFeatures();
-      if (!isWeightDerived(bias) || biasType.getNumElements() != features ||
-          biasType.getRank() < 1 || biasType.getShape().back() != features)
+      if (!isFeatureVector(bias, linear.getOutFeatures()))
         continue;
-      if (biasType.getRank() != 1)
-        bias = ReshapeOp::create(
-            rewriter, bias.getLoc(),
-            RankedTensorType::get({features}, biasType.getElementType()), bias);
       rewriter.replaceOpWithNewOp<LinearOp>(
-          add, linear.getInput(), linear.getWeight(), bias,
+          add, linear.getInput(), linear.getWeight(), asVector(rewriter, bias),
           linear.getTransposeWeight());
       return success();
     }
