@@ -50,6 +50,31 @@ def matmul_with(weight):
                  [tensor("x", FLOAT, [2, 4])], [tensor("y", FLOAT, [2, 3])], [weight])
 
 
+def rotary_model(seq, dim, theta):
+    """x·cos + rotate_half(x)·sin as torch exports Hugging Face's LLaMA."""
+    inv_freq = (1.0 / (theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))).astype(np.float32)
+    freqs = np.outer(np.arange(seq, dtype=np.float32), inv_freq).astype(np.float32)
+    emb = np.concatenate([freqs, freqs], axis=-1)[None, None]
+    half = dim // 2
+    nodes = [
+        helper.make_node("Constant", [], ["cos"], name="/rotary/Cos",
+                         value=const("c", np.cos(emb).astype(np.float32))),
+        helper.make_node("Constant", [], ["sin"], name="/rotary/Sin",
+                         value=const("s", np.sin(emb).astype(np.float32))),
+        helper.make_node("Mul", ["x", "cos"], ["x_cos"], name="/rotary/Mul"),
+        helper.make_node("Slice", ["x", "zero", "half", "last"], ["x1"], name="/rotary/Slice"),
+        helper.make_node("Slice", ["x", "half", "end", "last"], ["x2"], name="/rotary/Slice_1"),
+        helper.make_node("Neg", ["x2"], ["minus_x2"], name="/rotary/Neg"),
+        helper.make_node("Concat", ["minus_x2", "x1"], ["rotated"], name="/rotary/Concat", axis=-1),
+        helper.make_node("Mul", ["rotated", "sin"], ["rotated_sin"], name="/rotary/Mul_1"),
+        helper.make_node("Add", ["x_cos", "rotated_sin"], ["y"], name="/rotary/Add"),
+    ]
+    shape = [1, 2, seq, dim]
+    return model(nodes, [tensor("x", FLOAT, shape)], [tensor("y", FLOAT, shape)],
+                 [const("zero", np.array([0], np.int64)), const("half", np.array([half], np.int64)),
+                  const("end", np.array([dim], np.int64)), const("last", np.array([-1], np.int64))])
+
+
 def write(outdir, name, proto):
     onnx.save(proto, os.path.join(outdir, name + ".onnx"))
 
@@ -174,6 +199,10 @@ def edge_cases(outdir):
         [tensor("x", FLOAT, [4, 5, 6])],
         [tensor("row", FLOAT, [4, 6]), tensor("picked", FLOAT, [4, 2, 2, 6])],
         [const("first", np.array(0, np.int64)), const("picks", np.array([[4, 0], [-1, 2]], np.int64))]))
+
+    # Rotary embedding of a long sequence: torch folds the cos/sin tables
+    # into Constant nodes with more elements than a galvatron.constant holds.
+    write(outdir, "rotary-long", rotary_model(seq=2048, dim=64, theta=500000.0))
 
     # Weights stored as raw bytes and as (packed) float_data both get byte
     # ranges in the file; a scalar float initializer is a constant.

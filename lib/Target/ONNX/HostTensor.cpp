@@ -1093,6 +1093,66 @@ mlir::galvatron::onnx_import::matchTriangular(const HostTensor &tensor) {
   return TriangularPattern{*diagonal, lower, upper};
 }
 
+std::optional<RotaryTablePattern>
+mlir::galvatron::onnx_import::matchRotaryTable(const HostTensor &tensor) {
+  if (!tensor.isFloat() || tensor.rank() < 2)
+    return std::nullopt;
+  int64_t rows = tensor.shape[tensor.rank() - 2];
+  int64_t dim = tensor.shape[tensor.rank() - 1];
+  if (rows < 2 || dim < 4 || dim % 2 ||
+      llvm::any_of(ArrayRef<int64_t>(tensor.shape).drop_back(2),
+                   [](int64_t size) { return size != 1; }))
+    return std::nullopt;
+  auto at = [&](int64_t row, int64_t column) {
+    return tensor.floats[row * dim + column];
+  };
+  // Row 0 is cos(0) = 1 or sin(0) = 0 everywhere.
+  bool sine = at(0, 0) == 0.0;
+  for (int64_t j = 0; j < dim; ++j)
+    if (at(0, j) != (sine ? 0.0 : 1.0))
+      return std::nullopt;
+  // Frequency 1 is theta^(-2/D); read it where its angle is well
+  // conditioned (near 1 for sin, near pi/2 for cos).
+  double value = at(1, 1);
+  if (!(std::fabs(value) <= 1.0))
+    return std::nullopt;
+  double frequency = sine ? std::asin(value) : std::acos(value);
+  if (!(frequency > 0.0 && frequency <= 1.0))
+    return std::nullopt;
+  int64_t row = std::clamp<int64_t>(
+      static_cast<int64_t>((sine ? 1.0 : M_PI / 2) / frequency), 1, rows - 1);
+  double refined = sine ? std::asin(at(row, 1)) : std::acos(at(row, 1));
+  if (refined > 0.0 && refined / row <= 1.0)
+    frequency = refined / row;
+  double estimate = std::pow(frequency, -dim / 2.0);
+  if (!std::isfinite(estimate) || estimate <= 1.0)
+    return std::nullopt;
+  // The table was computed in float32: allow its rounding, which grows with
+  // the angle.
+  auto matches = [&](double theta) {
+    for (int64_t j = 0; j < dim / 2; ++j) {
+      double inverse = std::pow(theta, -2.0 * j / dim);
+      for (int64_t s = 0; s < rows; ++s) {
+        double angle = s * inverse;
+        double expected = sine ? std::sin(angle) : std::cos(angle);
+        double tolerance = 1e-5 + 1e-6 * angle;
+        if (std::fabs(at(s, j) - expected) > tolerance ||
+            std::fabs(at(s, j + dim / 2) - expected) > tolerance)
+          return false;
+      }
+    }
+    return true;
+  };
+  // Bases are round numbers (10000, 500000); try the estimate rounded to five
+  // significant digits first.
+  double magnitude = std::pow(10.0, std::floor(std::log10(estimate)) - 4);
+  double rounded = std::round(estimate / magnitude) * magnitude;
+  for (double theta : {rounded, estimate})
+    if (matches(theta))
+      return RotaryTablePattern{theta, sine};
+  return std::nullopt;
+}
+
 SmallVector<bool>
 mlir::galvatron::onnx_import::findBroadcastDims(const HostTensor &tensor) {
   SmallVector<bool> broadcast(tensor.rank(), false);

@@ -196,6 +196,15 @@ struct TriangularPattern {
 };
 std::optional<TriangularPattern> matchTriangular(const HostTensor &tensor);
 
+/// A rotary position table as Hugging Face builds it: [1, ..., 1, S, D] with
+/// column j of row s holding cos (or sin) of s · theta^(-2(j mod D/2)/D)
+/// (the frequencies repeated for both halves, rotate-half layout).
+struct RotaryTablePattern {
+  double theta;
+  bool sine;
+};
+std::optional<RotaryTablePattern> matchRotaryTable(const HostTensor &tensor);
+
 /// The dimensions along which every slice equals the first (the tensor is a
 /// broadcast along them).
 llvm::SmallVector<bool> findBroadcastDims(const HostTensor &tensor);

@@ -413,6 +413,42 @@ FailureOr<Value> Importer::materializeTriangular(const HostTensor &contents,
   return create<SelectOp>({*mask, *lower, *upper});
 }
 
+FailureOr<Value>
+Importer::materializeRotaryTable(const HostTensor &contents,
+                                 const RotaryTablePattern &table) {
+  // rotary() of the basis [1 ... 1, 0 ... 0] at positions 0..S-1 is
+  // [cos | sin] of the frequencies; each table repeats one half twice.
+  int64_t rank = contents.rank();
+  int64_t rows = contents.shape[rank - 2], dim = contents.shape[rank - 1];
+  int64_t half = dim / 2;
+  SmallVector<double> basisValues(dim, 0.0);
+  std::fill(basisValues.begin(), basisValues.begin() + half, 1.0);
+  FailureOr<Value> basis = materialize(
+      HostTensor::fromDoubles(contents.type, {1, dim}, basisValues));
+  if (failed(basis))
+    return failure();
+  FailureOr<Value> positions = broadcast(*basis, {rows, dim});
+  if (failed(positions))
+    return failure();
+  FailureOr<Value> rotated = create<RotaryOp>(
+      {*positions},
+      {builder.getNamedAttr("seq_axis", builder.getI64IntegerAttr(0)),
+       builder.getNamedAttr("theta", builder.getF64FloatAttr(table.theta))},
+      {positions->getType()});
+  if (failed(rotated))
+    return failure();
+  FailureOr<Value> values =
+      slice(*rotated, SliceSpec{{0, table.sine ? half : 0}, {1, 1}, {rows, half}});
+  if (failed(values))
+    return failure();
+  FailureOr<Value> repeated = create<ConcatOp>(
+      {*values, *values},
+      {builder.getNamedAttr("axis", builder.getI64IntegerAttr(1))});
+  if (failed(repeated))
+    return failure();
+  return reshape(*repeated, contents.shape);
+}
+
 FailureOr<Value> Importer::materialize(const HostTensor &contents) {
   Type elementType = getElementType(context, contents.type);
   if (!elementType)
@@ -425,6 +461,11 @@ FailureOr<Value> Importer::materialize(const HostTensor &contents) {
   };
   bool small = contents.numel() <= ConstantOp::kMaxElements;
   bool mask = isMaskLike(contents);
+  // Rotary tables are always built from the rotary op, so that raising can
+  // recognize rotary embeddings whatever the sequence length.
+  std::optional<RotaryTablePattern> rotaryTable = matchRotaryTable(contents);
+  if (rotaryTable)
+    return materializeRotaryTable(contents, *rotaryTable);
   if (small && !mask)
     return constant();
   if (!small && contents.isSplat()) {
@@ -459,7 +500,8 @@ FailureOr<Value> Importer::materialize(const HostTensor &contents) {
   return fail("a constant of " + Twine(contents.numel()) +
               " elements is too large for the IR (at most " +
               Twine(ConstantOp::kMaxElements) +
-              ") and is not a splat, broadcast or triangular mask");
+              ") and is not a splat, broadcast, triangular mask or rotary "
+              "table");
 }
 
 FailureOr<Value> Importer::scalar(double value, Type elementType) {

@@ -179,6 +179,8 @@ private:
   FailureOr<Value> readWeight(const onnx::TensorProto &tensor);
   FailureOr<Value> materializeTriangular(const HostTensor &contents,
                                          Type elementType);
+  FailureOr<Value> materializeRotaryTable(const HostTensor &contents,
+                                          const RotaryTablePattern &table);
 
   LogicalResult declareInputs(llvm::SmallVectorImpl<Type> &types,
                               llvm::SmallVectorImpl<std::string> &names);

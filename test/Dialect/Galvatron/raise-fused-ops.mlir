@@ -295,3 +295,54 @@ func.func @attention_scores_escape(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16
   %o = galvatron.matmul %p, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
   return %o, %s : tensor<2x4x8x16xf32>, tensor<2x4x8x8xf32>
 }
+
+// -----
+
+// Rotary embedding with the tables the ONNX importer builds: rotary() of
+// the basis [1, 1, 0, 0] gives [cos | sin]; each table repeats one half.
+// CHECK-LABEL: func.func @rotary
+// CHECK-SAME: (%[[X:.*]]: tensor<2x3x4x4xf32>)
+// CHECK-NEXT: %[[Y:.*]] = galvatron.rotary %[[X]] {seq_axis = 2 : i64, theta = 5.000000e+05 : f64} : tensor<2x3x4x4xf32>
+// CHECK-NEXT: return %[[Y]]
+func.func @rotary(%x: tensor<2x3x4x4xf32>) -> tensor<2x3x4x4xf32> {
+  %basis = galvatron.constant dense<[[1.0, 1.0, 0.0, 0.0]]> : tensor<1x4xf32>
+  %positions = galvatron.broadcast %basis : tensor<1x4xf32> -> tensor<4x4xf32>
+  %tables = galvatron.rotary %positions {seq_axis = 0 : i64, theta = 500000.0 : f64} : tensor<4x4xf32>
+  %cos_half = galvatron.slice %tables [0, 0] to [4, 2] step [1, 1] : tensor<4x4xf32> -> tensor<4x2xf32>
+  %cos2 = galvatron.concat %cos_half, %cos_half {axis = 1 : i64} : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x4xf32>
+  %cos = galvatron.reshape %cos2 : tensor<4x4xf32> -> tensor<1x1x4x4xf32>
+  %sin_half = galvatron.slice %tables [0, 2] to [4, 4] step [1, 1] : tensor<4x4xf32> -> tensor<4x2xf32>
+  %sin2 = galvatron.concat %sin_half, %sin_half {axis = 1 : i64} : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x4xf32>
+  %sin = galvatron.reshape %sin2 : tensor<4x4xf32> -> tensor<1x1x4x4xf32>
+  %x1 = galvatron.slice %x [0, 0, 0, 0] to [2, 3, 4, 2] step [1, 1, 1, 1] : tensor<2x3x4x4xf32> -> tensor<2x3x4x2xf32>
+  %x2 = galvatron.slice %x [0, 0, 0, 2] to [2, 3, 4, 4] step [1, 1, 1, 1] : tensor<2x3x4x4xf32> -> tensor<2x3x4x2xf32>
+  %neg = galvatron.neg %x2 : tensor<2x3x4x2xf32>
+  %rot = galvatron.concat %neg, %x1 {axis = 3 : i64} : (tensor<2x3x4x2xf32>, tensor<2x3x4x2xf32>) -> tensor<2x3x4x4xf32>
+  %a = galvatron.mul %x, %cos : (tensor<2x3x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<2x3x4x4xf32>
+  %b = galvatron.mul %rot, %sin : (tensor<2x3x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<2x3x4x4xf32>
+  %y = galvatron.add %a, %b : (tensor<2x3x4x4xf32>, tensor<2x3x4x4xf32>) -> tensor<2x3x4x4xf32>
+  return %y : tensor<2x3x4x4xf32>
+}
+
+// -----
+
+// The sine table must go with the rotated half: swapped tables stay as they are.
+// CHECK-LABEL: func.func @not_rotary
+// CHECK-NOT: galvatron.rotary %arg0
+func.func @not_rotary(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
+  %basis = galvatron.constant dense<[[1.0, 1.0, 0.0, 0.0]]> : tensor<1x4xf32>
+  %positions = galvatron.broadcast %basis : tensor<1x4xf32> -> tensor<4x4xf32>
+  %tables = galvatron.rotary %positions {seq_axis = 0 : i64} : tensor<4x4xf32>
+  %cos_half = galvatron.slice %tables [0, 0] to [4, 2] step [1, 1] : tensor<4x4xf32> -> tensor<4x2xf32>
+  %cos = galvatron.concat %cos_half, %cos_half {axis = 1 : i64} : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x4xf32>
+  %sin_half = galvatron.slice %tables [0, 2] to [4, 4] step [1, 1] : tensor<4x4xf32> -> tensor<4x2xf32>
+  %sin = galvatron.concat %sin_half, %sin_half {axis = 1 : i64} : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x4xf32>
+  %x1 = galvatron.slice %x [0, 0] to [4, 2] step [1, 1] : tensor<4x4xf32> -> tensor<4x2xf32>
+  %x2 = galvatron.slice %x [0, 2] to [4, 4] step [1, 1] : tensor<4x4xf32> -> tensor<4x2xf32>
+  %neg = galvatron.neg %x2 : tensor<4x2xf32>
+  %rot = galvatron.concat %neg, %x1 {axis = 1 : i64} : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x4xf32>
+  %a = galvatron.mul %x, %sin : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+  %b = galvatron.mul %rot, %cos : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+  %y = galvatron.add %a, %b : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+  return %y : tensor<4x4xf32>
+}

@@ -495,6 +495,122 @@ struct CollapseLinearReshape : OpRewritePattern<ReshapeOp> {
 };
 
 //===----------------------------------------------------------------------===//
+// Rotary embeddings
+//===----------------------------------------------------------------------===//
+
+/// A rotary position table in the form the ONNX importer builds it:
+/// concat(h, h) of one half h of rotary(basis) at positions 0..S-1, with
+/// basis rows [1 ... 1, 0 ... 0] (giving [cos | sin]), reshaped or
+/// broadcast to [..., S, D].
+struct RotaryTable {
+  double theta;
+  bool sine;
+  int64_t rows, dim;
+};
+
+std::optional<RotaryTable> matchRotaryTable(Value value) {
+  ArrayRef<int64_t> shape = typeOf(value).getShape();
+  while (isa_and_nonnull<ReshapeOp, BroadcastOp>(value.getDefiningOp()))
+    value = value.getDefiningOp()->getOperand(0);
+  auto concat = value.getDefiningOp<ConcatOp>();
+  if (!concat || concat.getInputs().size() != 2 || concat.getAxis() != 1 ||
+      concat.getInputs()[0] != concat.getInputs()[1])
+    return std::nullopt;
+  auto half = concat.getInputs()[0].getDefiningOp<SliceOp>();
+  if (!half)
+    return std::nullopt;
+  auto rotary = half.getInput().getDefiningOp<RotaryOp>();
+  if (!rotary || rotary.getSeqAxis() != 0 || rotary.getInterleaved())
+    return std::nullopt;
+  ArrayRef<int64_t> full = rotary.getType().getShape();
+  if (full.size() != 2 || shape.size() < 2 || shape.take_back(2) != full ||
+      rotary.getEffectiveRotaryDim() != full[1])
+    return std::nullopt;
+  int64_t rows = full[0], dim = full[1], width = dim / 2;
+  bool sine = half.getStarts() == ArrayRef<int64_t>{0, width};
+  if ((!sine && half.getStarts() != ArrayRef<int64_t>{0, 0}) ||
+      half.getLimits() != ArrayRef<int64_t>{rows, sine ? dim : width} ||
+      half.getStrides() != ArrayRef<int64_t>{1, 1})
+    return std::nullopt;
+  // The basis: every row is width ones then width zeros.
+  Value basis = rotary.getInput();
+  if (auto broadcast = basis.getDefiningOp<BroadcastOp>())
+    basis = broadcast.getInput();
+  DenseElementsAttr elements;
+  if (!matchPattern(basis, m_Constant(&elements)) ||
+      !isa<FloatType>(elements.getElementType()))
+    return std::nullopt;
+  for (auto [index, element] : llvm::enumerate(elements.getValues<APFloat>()))
+    if (element.convertToDouble() != (int64_t(index) % dim < width ? 1.0 : 0.0))
+      return std::nullopt;
+  return RotaryTable{rotary.getTheta().convertToDouble(), sine, rows, dim};
+}
+
+/// Whether `value` is rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2]).
+bool isRotateHalf(Value value, Value x) {
+  auto concat = value.getDefiningOp<ConcatOp>();
+  auto type = typeOf(x);
+  int64_t rank = type.getRank(), dim = type.getShape().back();
+  if (!concat || concat.getInputs().size() != 2 || dim % 2)
+    return false;
+  int64_t axis = concat.getAxis();
+  if (axis != rank - 1 && axis != -1)
+    return false;
+  auto isHalf = [&](Value candidate, int64_t start) {
+    auto slice = candidate.getDefiningOp<SliceOp>();
+    if (!slice || slice.getInput() != x)
+      return false;
+    SmallVector<int64_t> starts(rank, 0), limits(type.getShape());
+    starts.back() = start;
+    limits.back() = start + dim / 2;
+    return slice.getStarts() == ArrayRef<int64_t>(starts) &&
+           slice.getLimits() == ArrayRef<int64_t>(limits) &&
+           llvm::all_of(slice.getStrides(), [](int64_t s) { return s == 1; });
+  };
+  auto negated = concat.getInputs()[0].getDefiningOp<NegOp>();
+  return negated && isHalf(negated.getInput(), dim / 2) &&
+         isHalf(concat.getInputs()[1], 0);
+}
+
+/// x·cos + rotate_half(x)·sin with rotary tables → rotary(x).
+struct RaiseRotary : OpRewritePattern<AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AddOp add,
+                                PatternRewriter &rewriter) const override {
+    for (auto [cosTerm, sinTerm] : {std::pair(add.getLhs(), add.getRhs()),
+                                    std::pair(add.getRhs(), add.getLhs())}) {
+      auto cosMul = cosTerm.getDefiningOp<MulOp>();
+      auto sinMul = sinTerm.getDefiningOp<MulOp>();
+      if (!cosMul || !sinMul)
+        continue;
+      for (auto [x, cosTable] : {std::pair(cosMul.getLhs(), cosMul.getRhs()),
+                                 std::pair(cosMul.getRhs(), cosMul.getLhs())}) {
+        std::optional<RotaryTable> cos = matchRotaryTable(cosTable);
+        auto type = typeOf(x);
+        if (!cos || cos->sine || add.getType() != type || type.getRank() < 2 ||
+            type.getShape().take_back(2) != ArrayRef<int64_t>{cos->rows, cos->dim})
+          continue;
+        for (auto [rotated, sinTable] :
+             {std::pair(sinMul.getLhs(), sinMul.getRhs()),
+              std::pair(sinMul.getRhs(), sinMul.getLhs())}) {
+          std::optional<RotaryTable> sin = matchRotaryTable(sinTable);
+          if (!sin || !sin->sine || sin->theta != cos->theta ||
+              sin->rows != cos->rows || sin->dim != cos->dim ||
+              !isRotateHalf(rotated, x))
+            continue;
+          rewriter.replaceOpWithNewOp<RotaryOp>(
+              add, type, x, rewriter.getI64IntegerAttr(type.getRank() - 2),
+              rewriter.getF64FloatAttr(cos->theta), IntegerAttr(),
+              rewriter.getBoolAttr(false));
+          return success();
+        }
+      }
+    }
+    return failure();
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // Attention
 //===----------------------------------------------------------------------===//
 
@@ -623,7 +739,8 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
   LogicalResult matchAndRewrite(SoftmaxOp softmax,
                                 PatternRewriter &rewriter) const override {
     auto type = softmax.getType();
-    if (type.getRank() != 4 || softmax.getAxis() % 4 != 3 ||
+    int64_t axis = softmax.getAxis();
+    if (type.getRank() != 4 || (axis != 3 && axis != -1) ||
         !isa<FloatType>(type.getElementType()))
       return failure();
     auto output = singleUserOf<MatmulOp>(softmax.getResult());
@@ -805,7 +922,8 @@ struct RaiseFusedOpsPass : impl::RaiseFusedOpsBase<RaiseFusedOpsPass> {
     RewritePatternSet patterns(&getContext());
     patterns.add<RaiseGeluErf, RaiseGeluTanh, RaiseSilu, RaiseNorm, RaiseLinear,
                  FoldLinearWeightTranspose, FoldLinearBias,
-                 CollapseLinearReshape, RaiseAttention>(&getContext());
+                 CollapseLinearReshape, RaiseRotary, RaiseAttention>(
+        &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

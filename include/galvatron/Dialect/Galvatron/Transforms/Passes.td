@@ -41,6 +41,10 @@ def RaiseFusedOps : Pass<"galvatron-raise-fused-ops", "::mlir::func::FuncOp"> {
       0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in any grouping of the
       products.
     - `silu`: x·sigmoid(x).
+    - `rotary`: x·cos + rotate_half(x)·sin (rotate_half = concat of the
+      negated second half and the first half) where cos and sin are the
+      rotary tables the ONNX importer builds with `rotary` itself (Hugging
+      Face's rotate-half layout, positions from 0).
     - `linear`: matmul(x, W) (+ b) with a 2-D W computed from parameters
       only (a transposed W becomes `transpose_weight`); a linear on
       flattened rows whose result is reshaped back ([Πd, K] → [d..., N],
