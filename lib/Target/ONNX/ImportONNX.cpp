@@ -844,9 +844,11 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   const onnx::GraphProto &graph = model.graph();
   Location moduleLoc = FileLineColLoc::get(context, displayName, 0, 0);
   module = ModuleOp::create(moduleLoc);
-  std::string modelName = graph.name();
+  // Exporters give graphs generic names ("torch_jit"); the file names the
+  // model.
+  std::string modelName = llvm::sys::path::stem(displayName).str();
   if (modelName.empty())
-    modelName = llvm::sys::path::stem(displayName).str();
+    modelName = graph.name();
   (*module)->setAttr(GalvatronDialect::getModelAttrName(),
                      builder.getStringAttr(modelName));
 
