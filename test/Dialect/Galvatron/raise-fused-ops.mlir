@@ -346,3 +346,27 @@ func.func @not_rotary(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
   %y = galvatron.add %a, %b : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
   return %y : tensor<4x4xf32>
 }
+
+// -----
+
+// Coefficients rounded to float16 still make a GELU.
+// CHECK-LABEL: func.func @gelu_tanh_f16
+// CHECK: galvatron.gelu %{{.*}} approximate = tanh : tensor<4xf16>
+// CHECK-NOT: galvatron.tanh
+func.func @gelu_tanh_f16(%x: tensor<4xf16>) -> tensor<4xf16> {
+  // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
+  %half = galvatron.constant dense<0.5> : tensor<f16>
+  %three = galvatron.constant dense<3.0> : tensor<f16>
+  %kappa = galvatron.constant dense<0.04471> : tensor<f16>
+  %beta = galvatron.constant dense<0.7979> : tensor<f16>
+  %one = galvatron.constant dense<1.0> : tensor<f16>
+  %0 = galvatron.mul %x, %half : (tensor<4xf16>, tensor<f16>) -> tensor<4xf16>
+  %1 = galvatron.pow %x, %three : (tensor<4xf16>, tensor<f16>) -> tensor<4xf16>
+  %2 = galvatron.mul %1, %kappa : (tensor<4xf16>, tensor<f16>) -> tensor<4xf16>
+  %3 = galvatron.add %x, %2 : (tensor<4xf16>, tensor<4xf16>) -> tensor<4xf16>
+  %4 = galvatron.mul %3, %beta : (tensor<4xf16>, tensor<f16>) -> tensor<4xf16>
+  %5 = galvatron.tanh %4 : tensor<4xf16>
+  %6 = galvatron.add %5, %one : (tensor<4xf16>, tensor<f16>) -> tensor<4xf16>
+  %7 = galvatron.mul %0, %6 : (tensor<4xf16>, tensor<4xf16>) -> tensor<4xf16>
+  return %7 : tensor<4xf16>
+}

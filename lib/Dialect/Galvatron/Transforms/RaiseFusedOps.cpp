@@ -53,13 +53,24 @@ std::optional<double> getSplat(Value value) {
   return static_cast<double>(elements.getSplatValue<APInt>().getSExtValue());
 }
 
-bool near(double value, double expected, double tolerance = 1e-4) {
+bool near(double value, double expected, double tolerance) {
   return std::fabs(value - expected) <= tolerance * std::fabs(expected);
+}
+
+/// How far constants of `value`'s element type may be from the exact
+/// coefficients of an idiom (0.044715 is 0.04471 in float16).
+double toleranceOf(Value value) {
+  Type element = typeOf(value).getElementType();
+  if (element.isF16())
+    return 4e-3;
+  if (element.isBF16())
+    return 3e-2;
+  return 1e-4;
 }
 
 bool isSplat(Value value, double expected) {
   std::optional<double> splat = getSplat(value);
-  return splat && near(*splat, expected);
+  return splat && near(*splat, expected, toleranceOf(value));
 }
 
 /// The single user of `value`, when it has exactly one use.
@@ -110,8 +121,10 @@ void flattenProduct(Value value, Product &product, bool isRoot = true) {
 }
 
 /// Whether `product` is exactly `scale` times the multiset `factors`.
-bool productIs(const Product &product, ArrayRef<Value> factors, double scale) {
-  if (!near(product.scale, scale) || product.factors.size() != factors.size())
+bool productIs(const Product &product, ArrayRef<Value> factors, double scale,
+               double tolerance) {
+  if (!near(product.scale, scale, tolerance) ||
+      product.factors.size() != factors.size())
     return false;
   SmallVector<Value> remaining(factors);
   for (Value factor : product.factors) {
@@ -130,7 +143,7 @@ MulOp findProductRoot(Value anchor, ArrayRef<Value> factors, double scale) {
   while (auto mul = singleUserOf<MulOp>(current)) {
     Product product;
     flattenProduct(mul.getResult(), product);
-    if (productIs(product, factors, scale))
+    if (productIs(product, factors, scale, toleranceOf(anchor)))
       return mul;
     current = mul.getResult();
   }
@@ -207,7 +220,8 @@ struct RaiseGeluErf : OpRewritePattern<ErfOp> {
                                 PatternRewriter &rewriter) const override {
     Product argument;
     flattenProduct(erf.getInput(), argument);
-    if (argument.factors.size() != 1 || !near(argument.scale, M_SQRT1_2))
+    if (argument.factors.size() != 1 ||
+        !near(argument.scale, M_SQRT1_2, toleranceOf(erf.getInput())))
       return failure();
     return replaceGelu(rewriter, erf.getResult(), argument.factors[0],
                        GeluApproximation::none);
@@ -222,7 +236,7 @@ struct RaiseGeluTanh : OpRewritePattern<TanhOp> {
   static bool isCubicTerm(Value value, Value x) {
     Product product;
     flattenProduct(value, product);
-    if (!near(product.scale, 0.044715))
+    if (!near(product.scale, 0.044715, toleranceOf(value)))
       return false;
     if (product.factors.size() == 3)
       return llvm::all_of(product.factors, [&](Value f) { return f == x; });
@@ -238,7 +252,7 @@ struct RaiseGeluTanh : OpRewritePattern<TanhOp> {
     Product argument;
     flattenProduct(tanh.getInput(), argument);
     if (argument.factors.size() != 1 ||
-        !near(argument.scale, std::sqrt(2.0 / M_PI)))
+        !near(argument.scale, std::sqrt(2.0 / M_PI), toleranceOf(tanh.getInput())))
       return failure();
     auto sum = argument.factors[0].getDefiningOp<AddOp>();
     if (!sum || !sum->hasOneUse())
