@@ -159,6 +159,16 @@ def error_cases(outdir):
         handle.write(b"\0" * 16)
     write(outdir, "short-external", matmul_with(external_weight("w", "short.bin")))
 
+    # And one it reads: offset 16 into a subfolder's file.
+    os.makedirs(os.path.join(outdir, "data"), exist_ok=True)
+    with open(os.path.join(outdir, "data", "weights.bin"), "wb") as handle:
+        handle.write(b"\0" * 16 + np.arange(12, dtype=np.float32).tobytes())
+    weight = external_weight("w", "data/weights.bin")
+    for key, value in (("offset", "16"), ("length", "48")):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    write(outdir, "external", matmul_with(weight))
+
 
 def edge_cases(outdir):
     # Shape arithmetic on static shapes folds away (Shape, Gather,

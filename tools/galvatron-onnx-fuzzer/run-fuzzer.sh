@@ -11,6 +11,9 @@ rm -rf "$work"
 mkdir -p "$work/seeds" "$work/corpus" "$work/external"
 /usr/bin/python3 "$root/test/python/make_onnx_cases.py" "$work/cases" >/dev/null
 cp "$work"/cases/*.onnx "$work/seeds/"
+# External data the seeds refer to, in the folder the fuzzer resolves in.
+cp -P "$work"/cases/*.bin "$work/external/"
+cp -r "$work/cases/data" "$work/external/"
 /usr/bin/python3 "$root/test/python/export_onnx.py" gpt2 "$work/seeds/gpt2.onnx" \
   --layers 1 --seq 4 >/dev/null 2>&1
 cd "$work"
