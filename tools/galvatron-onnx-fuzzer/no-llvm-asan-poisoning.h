@@ -1,4 +1,4 @@
-//===- no-llvm-asan-poisoning.h - Keep LLVM headers from poisoning ---------===//
+//===- no-llvm-asan-poisoning.h - No ASan annotations in LLVM headers ----===//
 //
 // Force-included into the fuzz tree. LLVM's BumpPtrAllocator poisons and
 // unpoisons its slabs for AddressSanitizer when the including code is

@@ -21,23 +21,40 @@ using llvm::SmallVector;
 
 std::string mlir::galvatron::onnx_import::dtypeName(int32_t code) {
   switch (static_cast<DType>(code)) {
-  case DType::Undefined: return "undefined";
-  case DType::Float: return "float";
-  case DType::UInt8: return "uint8";
-  case DType::Int8: return "int8";
-  case DType::UInt16: return "uint16";
-  case DType::Int16: return "int16";
-  case DType::Int32: return "int32";
-  case DType::Int64: return "int64";
-  case DType::String: return "string";
-  case DType::Bool: return "bool";
-  case DType::Float16: return "float16";
-  case DType::Double: return "double";
-  case DType::UInt32: return "uint32";
-  case DType::UInt64: return "uint64";
-  case DType::Complex64: return "complex64";
-  case DType::Complex128: return "complex128";
-  case DType::BFloat16: return "bfloat16";
+  case DType::Undefined:
+    return "undefined";
+  case DType::Float:
+    return "float";
+  case DType::UInt8:
+    return "uint8";
+  case DType::Int8:
+    return "int8";
+  case DType::UInt16:
+    return "uint16";
+  case DType::Int16:
+    return "int16";
+  case DType::Int32:
+    return "int32";
+  case DType::Int64:
+    return "int64";
+  case DType::String:
+    return "string";
+  case DType::Bool:
+    return "bool";
+  case DType::Float16:
+    return "float16";
+  case DType::Double:
+    return "double";
+  case DType::UInt32:
+    return "uint32";
+  case DType::UInt64:
+    return "uint64";
+  case DType::Complex64:
+    return "complex64";
+  case DType::Complex128:
+    return "complex128";
+  case DType::BFloat16:
+    return "bfloat16";
   }
   return ("type " + llvm::Twine(code)).str();
 }
@@ -49,8 +66,14 @@ bool mlir::galvatron::onnx_import::isFloatType(DType type) {
 
 bool mlir::galvatron::onnx_import::isIntegerType(DType type) {
   switch (type) {
-  case DType::UInt8: case DType::Int8: case DType::UInt16: case DType::Int16:
-  case DType::Int32: case DType::Int64: case DType::Bool: case DType::UInt32:
+  case DType::UInt8:
+  case DType::Int8:
+  case DType::UInt16:
+  case DType::Int16:
+  case DType::Int32:
+  case DType::Int64:
+  case DType::Bool:
+  case DType::UInt32:
   case DType::UInt64:
     return true;
   default:
@@ -60,12 +83,25 @@ bool mlir::galvatron::onnx_import::isIntegerType(DType type) {
 
 int64_t mlir::galvatron::onnx_import::dtypeSize(DType type) {
   switch (type) {
-  case DType::UInt8: case DType::Int8: case DType::Bool: return 1;
-  case DType::UInt16: case DType::Int16: case DType::Float16:
-  case DType::BFloat16: return 2;
-  case DType::Float: case DType::Int32: case DType::UInt32: return 4;
-  case DType::Int64: case DType::UInt64: case DType::Double: return 8;
-  default: return 0;
+  case DType::UInt8:
+  case DType::Int8:
+  case DType::Bool:
+    return 1;
+  case DType::UInt16:
+  case DType::Int16:
+  case DType::Float16:
+  case DType::BFloat16:
+    return 2;
+  case DType::Float:
+  case DType::Int32:
+  case DType::UInt32:
+    return 4;
+  case DType::Int64:
+  case DType::UInt64:
+  case DType::Double:
+    return 8;
+  default:
+    return 0;
   }
 }
 
@@ -76,7 +112,8 @@ bool mlir::galvatron::onnx_import::isHostType(int32_t code) {
   return isFloatType(type) || isIntegerType(type);
 }
 
-llvm::Error mlir::galvatron::onnx_import::importError(const llvm::Twine &message) {
+llvm::Error
+mlir::galvatron::onnx_import::importError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
@@ -100,14 +137,22 @@ double mlir::galvatron::onnx_import::roundToType(DType type, double value) {
 
 int64_t mlir::galvatron::onnx_import::wrapToType(DType type, int64_t value) {
   switch (type) {
-  case DType::Bool: return value != 0;
-  case DType::Int8: return static_cast<int8_t>(value);
-  case DType::UInt8: return static_cast<uint8_t>(value);
-  case DType::Int16: return static_cast<int16_t>(value);
-  case DType::UInt16: return static_cast<uint16_t>(value);
-  case DType::Int32: return static_cast<int32_t>(value);
-  case DType::UInt32: return static_cast<uint32_t>(value);
-  default: return value;
+  case DType::Bool:
+    return value != 0;
+  case DType::Int8:
+    return static_cast<int8_t>(value);
+  case DType::UInt8:
+    return static_cast<uint8_t>(value);
+  case DType::Int16:
+    return static_cast<int16_t>(value);
+  case DType::UInt16:
+    return static_cast<uint16_t>(value);
+  case DType::Int32:
+    return static_cast<int32_t>(value);
+  case DType::UInt32:
+    return static_cast<uint32_t>(value);
+  default:
+    return value;
   }
 }
 
@@ -307,10 +352,8 @@ mlir::galvatron::onnx_import::broadcastShapes(ArrayRef<int64_t> a,
   return shape;
 }
 
-Expected<SmallVector<int64_t>>
-mlir::galvatron::onnx_import::resolveReshape(ArrayRef<int64_t> input,
-                                             ArrayRef<int64_t> requested,
-                                             bool allowZero) {
+Expected<SmallVector<int64_t>> mlir::galvatron::onnx_import::resolveReshape(
+    ArrayRef<int64_t> input, ArrayRef<int64_t> requested, bool allowZero) {
   Expected<int64_t> total = checkedNumel(input);
   if (!total)
     return total.takeError();
@@ -337,8 +380,7 @@ mlir::galvatron::onnx_import::resolveReshape(ArrayRef<int64_t> input,
       return importError("reshape to " + shapeText(requested) +
                          " has a negative dimension");
     if (__builtin_mul_overflow(known, dim, &known))
-      return importError("reshape to " + shapeText(requested) +
-                         " overflows");
+      return importError("reshape to " + shapeText(requested) + " overflows");
     shape.push_back(dim);
   }
   if (inferred >= 0) {
@@ -410,8 +452,8 @@ mlir::galvatron::onnx_import::resolvePermutation(int64_t rank,
     return result;
   }
   if (static_cast<int64_t>(perm.size()) != rank)
-    return importError("permutation " + shapeText(perm) + " does not match rank " +
-                       llvm::Twine(rank));
+    return importError("permutation " + shapeText(perm) +
+                       " does not match rank " + llvm::Twine(rank));
   SmallVector<bool> seen(rank, false);
   for (int64_t dim : perm) {
     if (dim < 0 || dim >= rank || seen[dim])
@@ -423,7 +465,8 @@ mlir::galvatron::onnx_import::resolvePermutation(int64_t rank,
 }
 
 Expected<SmallVector<int64_t>>
-mlir::galvatron::onnx_import::resolveAxes(int64_t rank, ArrayRef<int64_t> axes) {
+mlir::galvatron::onnx_import::resolveAxes(int64_t rank,
+                                          ArrayRef<int64_t> axes) {
   SmallVector<int64_t> result;
   if (axes.empty()) {
     for (int64_t dim = 0; dim < rank; ++dim)
@@ -502,8 +545,11 @@ Expected<SliceSpec> mlir::galvatron::onnx_import::resolveSlice(
 
 bool mlir::galvatron::onnx_import::isComparison(BinaryKind kind) {
   switch (kind) {
-  case BinaryKind::Equal: case BinaryKind::Less: case BinaryKind::Greater:
-  case BinaryKind::LessOrEqual: case BinaryKind::GreaterOrEqual:
+  case BinaryKind::Equal:
+  case BinaryKind::Less:
+  case BinaryKind::Greater:
+  case BinaryKind::LessOrEqual:
+  case BinaryKind::GreaterOrEqual:
     return true;
   default:
     return false;
@@ -514,9 +560,12 @@ static uint64_t bits(int64_t value) { return static_cast<uint64_t>(value); }
 
 static Expected<int64_t> binaryInt(BinaryKind kind, int64_t a, int64_t b) {
   switch (kind) {
-  case BinaryKind::Add: return static_cast<int64_t>(bits(a) + bits(b));
-  case BinaryKind::Sub: return static_cast<int64_t>(bits(a) - bits(b));
-  case BinaryKind::Mul: return static_cast<int64_t>(bits(a) * bits(b));
+  case BinaryKind::Add:
+    return static_cast<int64_t>(bits(a) + bits(b));
+  case BinaryKind::Sub:
+    return static_cast<int64_t>(bits(a) - bits(b));
+  case BinaryKind::Mul:
+    return static_cast<int64_t>(bits(a) * bits(b));
   case BinaryKind::Div:
   case BinaryKind::Mod:
   case BinaryKind::FMod: {
@@ -542,41 +591,64 @@ static Expected<int64_t> binaryInt(BinaryKind kind, int64_t a, int64_t b) {
     }
     return static_cast<int64_t>(result);
   }
-  case BinaryKind::Max: return std::max(a, b);
-  case BinaryKind::Min: return std::min(a, b);
-  case BinaryKind::Equal: return a == b;
-  case BinaryKind::Less: return a < b;
-  case BinaryKind::Greater: return a > b;
-  case BinaryKind::LessOrEqual: return a <= b;
-  case BinaryKind::GreaterOrEqual: return a >= b;
-  case BinaryKind::And: return a && b;
-  case BinaryKind::Or: return a || b;
-  case BinaryKind::Xor: return (a != 0) != (b != 0);
+  case BinaryKind::Max:
+    return std::max(a, b);
+  case BinaryKind::Min:
+    return std::min(a, b);
+  case BinaryKind::Equal:
+    return a == b;
+  case BinaryKind::Less:
+    return a < b;
+  case BinaryKind::Greater:
+    return a > b;
+  case BinaryKind::LessOrEqual:
+    return a <= b;
+  case BinaryKind::GreaterOrEqual:
+    return a >= b;
+  case BinaryKind::And:
+    return a && b;
+  case BinaryKind::Or:
+    return a || b;
+  case BinaryKind::Xor:
+    return (a != 0) != (b != 0);
   }
   return 0;
 }
 
 static Expected<double> binaryFloat(BinaryKind kind, double a, double b) {
   switch (kind) {
-  case BinaryKind::Add: return a + b;
-  case BinaryKind::Sub: return a - b;
-  case BinaryKind::Mul: return a * b;
-  case BinaryKind::Div: return a / b;
-  case BinaryKind::Pow: return std::pow(a, b);
-  case BinaryKind::Max: return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b);
-  case BinaryKind::Min: return std::isnan(a) || std::isnan(b) ? NAN : std::min(a, b);
-  case BinaryKind::FMod: return std::fmod(a, b);
+  case BinaryKind::Add:
+    return a + b;
+  case BinaryKind::Sub:
+    return a - b;
+  case BinaryKind::Mul:
+    return a * b;
+  case BinaryKind::Div:
+    return a / b;
+  case BinaryKind::Pow:
+    return std::pow(a, b);
+  case BinaryKind::Max:
+    return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b);
+  case BinaryKind::Min:
+    return std::isnan(a) || std::isnan(b) ? NAN : std::min(a, b);
+  case BinaryKind::FMod:
+    return std::fmod(a, b);
   case BinaryKind::Mod: {
     double remainder = std::fmod(a, b);
     if (remainder != 0 && (remainder < 0) != (b < 0))
       remainder += b;
     return remainder;
   }
-  case BinaryKind::Equal: return a == b;
-  case BinaryKind::Less: return a < b;
-  case BinaryKind::Greater: return a > b;
-  case BinaryKind::LessOrEqual: return a <= b;
-  case BinaryKind::GreaterOrEqual: return a >= b;
+  case BinaryKind::Equal:
+    return a == b;
+  case BinaryKind::Less:
+    return a < b;
+  case BinaryKind::Greater:
+    return a > b;
+  case BinaryKind::LessOrEqual:
+    return a <= b;
+  case BinaryKind::GreaterOrEqual:
+    return a >= b;
   case BinaryKind::And:
   case BinaryKind::Or:
   case BinaryKind::Xor:
@@ -636,8 +708,9 @@ HostResult mlir::galvatron::onnx_import::evaluateBinary(BinaryKind kind,
   return result;
 }
 
-HostResult mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
-                                                       const HostTensor &input) {
+HostResult
+mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
+                                            const HostTensor &input) {
   HostResult result = allocate(input.type, input.shape);
   if (!result)
     return result.takeError();
@@ -649,19 +722,30 @@ HostResult mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
       int64_t value = input.ints[i];
       int64_t out;
       switch (kind) {
-      case UnaryKind::Neg: out = static_cast<int64_t>(-bits(value)); break;
+      case UnaryKind::Neg:
+        out = static_cast<int64_t>(-bits(value));
+        break;
       case UnaryKind::Abs:
         out = value < 0 ? static_cast<int64_t>(-bits(value)) : value;
         break;
-      case UnaryKind::Relu: out = std::max<int64_t>(value, 0); break;
-      case UnaryKind::Sign: out = (value > 0) - (value < 0); break;
-      case UnaryKind::Not: out = !value; break;
-      case UnaryKind::Floor: case UnaryKind::Ceil: case UnaryKind::Round:
+      case UnaryKind::Relu:
+        out = std::max<int64_t>(value, 0);
+        break;
+      case UnaryKind::Sign:
+        out = (value > 0) - (value < 0);
+        break;
+      case UnaryKind::Not:
+        out = !value;
+        break;
+      case UnaryKind::Floor:
+      case UnaryKind::Ceil:
+      case UnaryKind::Round:
         out = value;
         break;
       default:
         return importError("this operation needs a floating-point tensor, "
-                           "got " + dtypeName(input.type));
+                           "got " +
+                           dtypeName(input.type));
       }
       result->ints[i] = wrapToType(input.type, out);
     }
@@ -670,32 +754,64 @@ HostResult mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
   for (int64_t i = 0; i < count; ++i) {
     double x = input.floats[i], y = 0;
     switch (kind) {
-    case UnaryKind::Neg: y = -x; break;
-    case UnaryKind::Abs: y = std::fabs(x); break;
-    case UnaryKind::Exp: y = std::exp(x); break;
-    case UnaryKind::Log: y = std::log(x); break;
-    case UnaryKind::Sqrt: y = std::sqrt(x); break;
-    case UnaryKind::Reciprocal: y = 1.0 / x; break;
-    case UnaryKind::Tanh: y = std::tanh(x); break;
-    case UnaryKind::Erf: y = std::erf(x); break;
-    case UnaryKind::Sigmoid: y = 1.0 / (1.0 + std::exp(-x)); break;
-    case UnaryKind::Relu: y = x > 0 ? x : 0.0; break;
-    case UnaryKind::Floor: y = std::floor(x); break;
-    case UnaryKind::Ceil: y = std::ceil(x); break;
-    case UnaryKind::Round: y = std::nearbyint(x); break;
-    case UnaryKind::Sin: y = std::sin(x); break;
-    case UnaryKind::Cos: y = std::cos(x); break;
-    case UnaryKind::Sign: y = (x > 0) - (x < 0); break;
-    case UnaryKind::Not: break;
+    case UnaryKind::Neg:
+      y = -x;
+      break;
+    case UnaryKind::Abs:
+      y = std::fabs(x);
+      break;
+    case UnaryKind::Exp:
+      y = std::exp(x);
+      break;
+    case UnaryKind::Log:
+      y = std::log(x);
+      break;
+    case UnaryKind::Sqrt:
+      y = std::sqrt(x);
+      break;
+    case UnaryKind::Reciprocal:
+      y = 1.0 / x;
+      break;
+    case UnaryKind::Tanh:
+      y = std::tanh(x);
+      break;
+    case UnaryKind::Erf:
+      y = std::erf(x);
+      break;
+    case UnaryKind::Sigmoid:
+      y = 1.0 / (1.0 + std::exp(-x));
+      break;
+    case UnaryKind::Relu:
+      y = x > 0 ? x : 0.0;
+      break;
+    case UnaryKind::Floor:
+      y = std::floor(x);
+      break;
+    case UnaryKind::Ceil:
+      y = std::ceil(x);
+      break;
+    case UnaryKind::Round:
+      y = std::nearbyint(x);
+      break;
+    case UnaryKind::Sin:
+      y = std::sin(x);
+      break;
+    case UnaryKind::Cos:
+      y = std::cos(x);
+      break;
+    case UnaryKind::Sign:
+      y = (x > 0) - (x < 0);
+      break;
+    case UnaryKind::Not:
+      break;
     }
     result->floats[i] = roundToType(input.type, y);
   }
   return result;
 }
 
-HostResult mlir::galvatron::onnx_import::evaluateWhere(const HostTensor &condition,
-                                                       const HostTensor &lhs,
-                                                       const HostTensor &rhs) {
+HostResult mlir::galvatron::onnx_import::evaluateWhere(
+    const HostTensor &condition, const HostTensor &lhs, const HostTensor &rhs) {
   if (condition.type != DType::Bool)
     return importError("Where needs a bool condition, got " +
                        dtypeName(condition.type));
@@ -748,8 +864,9 @@ HostResult mlir::galvatron::onnx_import::castTensor(const HostTensor &input,
 // Data movement
 //===----------------------------------------------------------------------===//
 
-HostResult mlir::galvatron::onnx_import::reshapeTensor(const HostTensor &input,
-                                                       ArrayRef<int64_t> shape) {
+HostResult
+mlir::galvatron::onnx_import::reshapeTensor(const HostTensor &input,
+                                            ArrayRef<int64_t> shape) {
   Expected<int64_t> count = checkedNumel(shape);
   if (!count)
     return count.takeError();
@@ -761,8 +878,9 @@ HostResult mlir::galvatron::onnx_import::reshapeTensor(const HostTensor &input,
   return result;
 }
 
-HostResult mlir::galvatron::onnx_import::transposeTensor(const HostTensor &input,
-                                                         ArrayRef<int64_t> perm) {
+HostResult
+mlir::galvatron::onnx_import::transposeTensor(const HostTensor &input,
+                                              ArrayRef<int64_t> perm) {
   SmallVector<int64_t> shape, strides;
   SmallVector<int64_t> own = stridesOf(input.shape);
   for (int64_t dim : perm) {
@@ -1008,23 +1126,37 @@ HostResult mlir::galvatron::onnx_import::reduceTensor(ReduceKind kind,
                  if (input.isFloat()) {
                    double x = input.floats[in], &acc = accumulator[out];
                    switch (kind) {
-                   case ReduceKind::Sum: case ReduceKind::Mean: acc += x; break;
-                   case ReduceKind::Prod: acc *= x; break;
-                   case ReduceKind::Max: acc = first ? x : std::max(acc, x); break;
-                   case ReduceKind::Min: acc = first ? x : std::min(acc, x); break;
+                   case ReduceKind::Sum:
+                   case ReduceKind::Mean:
+                     acc += x;
+                     break;
+                   case ReduceKind::Prod:
+                     acc *= x;
+                     break;
+                   case ReduceKind::Max:
+                     acc = first ? x : std::max(acc, x);
+                     break;
+                   case ReduceKind::Min:
+                     acc = first ? x : std::min(acc, x);
+                     break;
                    }
                    return;
                  }
                  int64_t x = input.ints[in], &acc = intAccumulator[out];
                  switch (kind) {
-                 case ReduceKind::Sum: case ReduceKind::Mean:
+                 case ReduceKind::Sum:
+                 case ReduceKind::Mean:
                    acc = static_cast<int64_t>(bits(acc) + bits(x));
                    break;
                  case ReduceKind::Prod:
                    acc = static_cast<int64_t>(bits(acc) * bits(x));
                    break;
-                 case ReduceKind::Max: acc = first ? x : std::max(acc, x); break;
-                 case ReduceKind::Min: acc = first ? x : std::min(acc, x); break;
+                 case ReduceKind::Max:
+                   acc = first ? x : std::max(acc, x);
+                   break;
+                 case ReduceKind::Min:
+                   acc = first ? x : std::min(acc, x);
+                   break;
                  }
                });
   for (int64_t i = 0; i < count; ++i) {

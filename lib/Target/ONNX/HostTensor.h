@@ -147,12 +147,42 @@ llvm::Expected<SliceSpec> resolveSlice(llvm::ArrayRef<int64_t> shape,
 //===----------------------------------------------------------------------===//
 
 enum class UnaryKind {
-  Neg, Abs, Exp, Log, Sqrt, Reciprocal, Tanh, Erf, Sigmoid, Relu, Not, Floor,
-  Ceil, Round, Sin, Cos, Sign
+  Neg,
+  Abs,
+  Exp,
+  Log,
+  Sqrt,
+  Reciprocal,
+  Tanh,
+  Erf,
+  Sigmoid,
+  Relu,
+  Not,
+  Floor,
+  Ceil,
+  Round,
+  Sin,
+  Cos,
+  Sign
 };
 enum class BinaryKind {
-  Add, Sub, Mul, Div, Pow, Max, Min, Mod, FMod, Equal, Less, Greater,
-  LessOrEqual, GreaterOrEqual, And, Or, Xor
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Max,
+  Min,
+  Mod,
+  FMod,
+  Equal,
+  Less,
+  Greater,
+  LessOrEqual,
+  GreaterOrEqual,
+  And,
+  Or,
+  Xor
 };
 enum class ReduceKind { Sum, Mean, Max, Min, Prod };
 
@@ -175,10 +205,8 @@ HostResult gatherTensor(const HostTensor &data, const HostTensor &indices,
                         int64_t axis);
 HostResult concatTensors(llvm::ArrayRef<const HostTensor *> inputs,
                          int64_t axis);
-HostResult expandTensor(const HostTensor &input,
-                        llvm::ArrayRef<int64_t> shape);
-HostResult tileTensor(const HostTensor &input,
-                      llvm::ArrayRef<int64_t> repeats);
+HostResult expandTensor(const HostTensor &input, llvm::ArrayRef<int64_t> shape);
+HostResult tileTensor(const HostTensor &input, llvm::ArrayRef<int64_t> repeats);
 HostResult rangeTensor(const HostTensor &start, const HostTensor &limit,
                        const HostTensor &delta);
 HostResult triluTensor(const HostTensor &input, int64_t diagonal, bool upper);

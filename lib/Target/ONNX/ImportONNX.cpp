@@ -32,23 +32,36 @@ Type mlir::galvatron::onnx_import::getElementType(MLIRContext *context,
                                                   DType type) {
   Builder builder(context);
   switch (type) {
-  case DType::Float: return builder.getF32Type();
-  case DType::Float16: return builder.getF16Type();
-  case DType::BFloat16: return builder.getBF16Type();
-  case DType::Int64: return builder.getI64Type();
-  case DType::Int32: return builder.getI32Type();
-  case DType::Bool: return builder.getI1Type();
-  default: return {};
+  case DType::Float:
+    return builder.getF32Type();
+  case DType::Float16:
+    return builder.getF16Type();
+  case DType::BFloat16:
+    return builder.getBF16Type();
+  case DType::Int64:
+    return builder.getI64Type();
+  case DType::Int32:
+    return builder.getI32Type();
+  case DType::Bool:
+    return builder.getI1Type();
+  default:
+    return {};
   }
 }
 
 DType mlir::galvatron::onnx_import::getDType(Type type) {
-  if (type.isF32()) return DType::Float;
-  if (type.isF16()) return DType::Float16;
-  if (type.isBF16()) return DType::BFloat16;
-  if (type.isInteger(64)) return DType::Int64;
-  if (type.isInteger(32)) return DType::Int32;
-  if (type.isInteger(1)) return DType::Bool;
+  if (type.isF32())
+    return DType::Float;
+  if (type.isF16())
+    return DType::Float16;
+  if (type.isBF16())
+    return DType::BFloat16;
+  if (type.isInteger(64))
+    return DType::Int64;
+  if (type.isInteger(32))
+    return DType::Int32;
+  if (type.isInteger(1))
+    return DType::Bool;
   return DType::Undefined;
 }
 
@@ -56,8 +69,7 @@ DType mlir::galvatron::onnx_import::getDType(Type type) {
 /// integer tensors are constants the importer folds.
 static bool isWeight(const onnx::TensorProto &tensor) {
   auto type = static_cast<DType>(tensor.data_type());
-  if (type != DType::Float && type != DType::Float16 &&
-      type != DType::BFloat16)
+  if (type != DType::Float && type != DType::Float16 && type != DType::BFloat16)
     return false;
   int64_t count = 1;
   for (int64_t dim : tensor.dims())
@@ -126,7 +138,7 @@ FailureOr<ONNXTensorType> Importer::inputType(int index) {
   if (value.value) {
     auto type = cast<RankedTensorType>(value.value.getType());
     return ONNXTensorType{getDType(type.getElementType()),
-                      SmallVector<int64_t>(type.getShape())};
+                          SmallVector<int64_t>(type.getShape())};
   }
   if (value.constant)
     return ONNXTensorType{value.constant->type, value.constant->shape};
@@ -267,8 +279,8 @@ Importer::tensorAttribute(StringRef name) {
 
 void Importer::setOutput(int index, Value value) {
   if (index < node().output_size() && !node().output(index).empty())
-    tensors[node().output(index)] = TensorValue{value, nullptr, nullptr,
-                                                nullptr};
+    tensors[node().output(index)] =
+        TensorValue{value, nullptr, nullptr, nullptr};
 }
 
 void Importer::setOutput(int index, HostTensor contents) {
@@ -343,8 +355,9 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
     symbol = parameterSymbols.try_emplace(tensor.name(), name).first;
   }
   return create<ParamOp>(
-      {}, {builder.getNamedAttr("name", FlatSymbolRefAttr::get(
-                                            context, symbol->second))},
+      {},
+      {builder.getNamedAttr("name",
+                            FlatSymbolRefAttr::get(context, symbol->second))},
       {type});
 }
 
@@ -401,8 +414,9 @@ FailureOr<Value> Importer::materializeTriangular(const HostTensor &contents,
     return failure();
   auto maskType = RankedTensorType::get(contents.shape, builder.getI1Type());
   FailureOr<Value> mask = create<TrilMaskOp>(
-      {}, {builder.getNamedAttr("diagonal",
-                                builder.getI64IntegerAttr(pattern->diagonal))},
+      {},
+      {builder.getNamedAttr("diagonal",
+                            builder.getI64IntegerAttr(pattern->diagonal))},
       {maskType});
   if (failed(mask) || (elementType.isInteger(1) && pattern->lower == 1.0))
     return mask;
@@ -437,8 +451,8 @@ Importer::materializeRotaryTable(const HostTensor &contents,
       {positions->getType()});
   if (failed(rotated))
     return failure();
-  FailureOr<Value> values =
-      slice(*rotated, SliceSpec{{0, table.sine ? half : 0}, {1, 1}, {rows, half}});
+  FailureOr<Value> values = slice(
+      *rotated, SliceSpec{{0, table.sine ? half : 0}, {1, 1}, {rows, half}});
   if (failed(values))
     return failure();
   FailureOr<Value> repeated = create<ConcatOp>(
@@ -516,18 +530,21 @@ FailureOr<Value> Importer::reshape(Value input, llvm::ArrayRef<int64_t> shape) {
   auto type = cast<RankedTensorType>(input.getType());
   if (type.getShape() == shape)
     return input;
-  return create<ReshapeOp>({input}, {},
-                           {RankedTensorType::get(shape, type.getElementType())});
+  return create<ReshapeOp>(
+      {input}, {}, {RankedTensorType::get(shape, type.getElementType())});
 }
 
-FailureOr<Value> Importer::transpose(Value input, llvm::ArrayRef<int64_t> perm) {
+FailureOr<Value> Importer::transpose(Value input,
+                                     llvm::ArrayRef<int64_t> perm) {
   if (llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
     return input;
   return create<TransposeOp>(
-      {input}, {builder.getNamedAttr("perm", builder.getDenseI64ArrayAttr(perm))});
+      {input},
+      {builder.getNamedAttr("perm", builder.getDenseI64ArrayAttr(perm))});
 }
 
-FailureOr<Value> Importer::broadcast(Value input, llvm::ArrayRef<int64_t> shape) {
+FailureOr<Value> Importer::broadcast(Value input,
+                                     llvm::ArrayRef<int64_t> shape) {
   auto type = cast<RankedTensorType>(input.getType());
   if (type.getShape() == shape)
     return input;
@@ -542,9 +559,11 @@ FailureOr<Value> Importer::slice(Value input, const SliceSpec &spec) {
     limits.push_back(size ? start + (size - 1) * step + 1 : start);
   return create<SliceOp>(
       {input},
-      {builder.getNamedAttr("starts", builder.getDenseI64ArrayAttr(spec.starts)),
+      {builder.getNamedAttr("starts",
+                            builder.getDenseI64ArrayAttr(spec.starts)),
        builder.getNamedAttr("limits", builder.getDenseI64ArrayAttr(limits)),
-       builder.getNamedAttr("strides", builder.getDenseI64ArrayAttr(spec.steps))});
+       builder.getNamedAttr("strides",
+                            builder.getDenseI64ArrayAttr(spec.steps))});
 }
 
 FailureOr<Value> Importer::castTo(Value input, Type elementType) {
@@ -600,7 +619,8 @@ void Importer::findTransposedCopies() {
     return isWeight(tensor) && tensor.dims_size() == 2;
   };
   for (const onnx::TensorProto &tensor : model.graph().initializer())
-    if (isMatrixWeight(tensor) && !StringRef(tensor.name()).starts_with("onnx::"))
+    if (isMatrixWeight(tensor) &&
+        !StringRef(tensor.name()).starts_with("onnx::"))
       named[{tensor.dims(0), tensor.dims(1)}].push_back(&tensor);
   for (const onnx::TensorProto &tensor : model.graph().initializer()) {
     if (!isMatrixWeight(tensor) ||
@@ -671,13 +691,15 @@ LogicalResult Importer::resolveInputShape(const onnx::ValueInfoProto &input,
     else if (index == 1 && options.seqLen)
       shape.push_back(*options.seqLen);
     else
-      return fail(
-          "graph input '" + name + "' has a dynamic dimension " + Twine(index) +
-          (param.empty() ? Twine("") : Twine(" ('") + param + "')") +
-          "; give its size with " +
-          (index == 0 ? "--batch, " : index == 1 ? "--seq-len, " : "") +
-          (param.empty() ? "" : "--dim " + param.str() + "=N, ") +
-          "or --input-shape " + name + "=D0xD1x...");
+      return fail("graph input '" + name + "' has a dynamic dimension " +
+                  Twine(index) +
+                  (param.empty() ? Twine("") : Twine(" ('") + param + "')") +
+                  "; give its size with " +
+                  (index == 0   ? "--batch, "
+                   : index == 1 ? "--seq-len, "
+                                : "") +
+                  (param.empty() ? "" : "--dim " + param.str() + "=N, ") +
+                  "or --input-shape " + name + "=D0xD1x...");
   }
   return success();
 }
@@ -809,7 +831,8 @@ LogicalResult Importer::convertNode(const onnx::NodeProto &node, int index) {
   }
   for (const std::string &name : node.output())
     if (!name.empty() && tensors.count(name))
-      return fail("output '" + name + "' is already defined (tensor names "
+      return fail("output '" + name +
+                  "' is already defined (tensor names "
                   "must be unique)");
 
   if (failed(converter->convert(*this)) || !error.empty()) {
@@ -920,9 +943,9 @@ mlir::galvatron::importONNXFile(MLIRContext *context, StringRef path,
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
   if (!buffer)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path + ": cannot read the file: " +
-                                       buffer.getError().message());
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        path + ": cannot read the file: " + buffer.getError().message());
   StringRef directory = llvm::sys::path::parent_path(path);
   llvm::Expected<std::unique_ptr<ONNXModel>> model = ONNXModel::parse(
       (*buffer)->getBuffer(), llvm::sys::path::filename(path).str(),

@@ -90,7 +90,8 @@ public:
   FailureOr<const HostTensor *> constantInput(int index);
   /// Input `index`, which must be known at import (`what` names it in the
   /// error).
-  FailureOr<const HostTensor *> requireConstant(int index, llvm::StringRef what);
+  FailureOr<const HostTensor *> requireConstant(int index,
+                                                llvm::StringRef what);
   /// A 1-D (or scalar) integer input known at import, as a vector.
   FailureOr<llvm::SmallVector<int64_t>> requireInts(int index,
                                                     llvm::StringRef what);
@@ -125,9 +126,9 @@ public:
   /// types when `resultTypes` is empty (ops with InferTypeOpInterface).
   /// Diagnostics become the node's error instead of aborting.
   template <typename OpTy>
-  FailureOr<Operation *> createOp(ValueRange operands,
-                                  llvm::ArrayRef<NamedAttribute> attributes = {},
-                                  TypeRange resultTypes = {}) {
+  FailureOr<Operation *>
+  createOp(ValueRange operands, llvm::ArrayRef<NamedAttribute> attributes = {},
+           TypeRange resultTypes = {}) {
     OperationState state(currentLoc, OpTy::getOperationName());
     OpTy::build(builder, state, resultTypes, operands, attributes);
     // The generic builder leaves default-valued attributes unset.

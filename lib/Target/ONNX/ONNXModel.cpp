@@ -170,9 +170,9 @@ void ONNXModel::scanEmbeddedRanges(StringRef bytes) {
       expected = tensor->raw_data();
     else if (tensor->data_type() == onnx::TensorProto::FLOAT &&
              llvm::sys::IsLittleEndianHost)
-      expected = StringRef(
-          reinterpret_cast<const char *>(tensor->float_data().data()),
-          tensor->float_data_size() * sizeof(float));
+      expected =
+          StringRef(reinterpret_cast<const char *>(tensor->float_data().data()),
+                    tensor->float_data_size() * sizeof(float));
     if (expected.empty() ||
         static_cast<int64_t>(expected.size()) != candidate.length ||
         bytes.substr(candidate.offset, candidate.length) != expected)
@@ -260,8 +260,9 @@ ONNXModel::resolveExternal(const onnx::TensorProto &tensor,
     file.length = expectedBytes;
   if (file.length != expectedBytes)
     return refuse("has length " + Twine(file.length) + " but a " +
-                  dtypeName(tensor.data_type()) + " tensor of that shape needs " +
-                  Twine(expectedBytes) + " bytes");
+                  dtypeName(tensor.data_type()) +
+                  " tensor of that shape needs " + Twine(expectedBytes) +
+                  " bytes");
   if (file.offset > static_cast<int64_t>(size) ||
       file.length > static_cast<int64_t>(size) - file.offset)
     return refuse("is truncated: bytes [" + Twine(file.offset) + ", " +
@@ -280,8 +281,8 @@ ONNXModel::tensorShape(const onnx::TensorProto &tensor) {
   SmallVector<int64_t> shape(tensor.dims().begin(), tensor.dims().end());
   Expected<int64_t> count = checkedNumel(shape);
   if (!count)
-    return importError("tensor '" + tensor.name() + "': " +
-                       llvm::toString(count.takeError()));
+    return importError("tensor '" + tensor.name() +
+                       "': " + llvm::toString(count.takeError()));
   return shape;
 }
 
@@ -301,12 +302,17 @@ static Expected<int64_t> rawSize(const onnx::TensorProto &tensor) {
 /// Values stored in the typed field that holds a tensor of its element type.
 static int64_t typedValueCount(const onnx::TensorProto &tensor) {
   switch (static_cast<DType>(tensor.data_type())) {
-  case DType::Float: return tensor.float_data_size();
-  case DType::Double: return tensor.double_data_size();
-  case DType::Int64: return tensor.int64_data_size();
+  case DType::Float:
+    return tensor.float_data_size();
+  case DType::Double:
+    return tensor.double_data_size();
+  case DType::Int64:
+    return tensor.int64_data_size();
   case DType::UInt32:
-  case DType::UInt64: return tensor.uint64_data_size();
-  default: return tensor.int32_data_size();
+  case DType::UInt64:
+    return tensor.uint64_data_size();
+  default:
+    return tensor.int32_data_size();
   }
 }
 
@@ -344,8 +350,10 @@ Expected<RawBytes> ONNXModel::rawBytes(const onnx::TensorProto &tensor) const {
   }
   if (static_cast<int64_t>(result.data.size()) != *bytes)
     return importError("tensor '" + tensor.name() + "' holds " +
-                       Twine(result.data.size()) + " bytes but its shape and "
-                       "type need " + Twine(*bytes));
+                       Twine(result.data.size()) +
+                       " bytes but its shape and "
+                       "type need " +
+                       Twine(*bytes));
   return std::move(result);
 }
 
@@ -379,17 +387,27 @@ static void decodeElement(DType type, const char *data, HostTensor &result,
     result.floats[index] =
         halfToDouble(endian::read16le(data), llvm::APFloat::BFloat());
     return;
-  case DType::Bool: result.ints[index] = data[0] != 0; return;
-  case DType::Int8: result.ints[index] = static_cast<int8_t>(data[0]); return;
-  case DType::UInt8: result.ints[index] = static_cast<uint8_t>(data[0]); return;
+  case DType::Bool:
+    result.ints[index] = data[0] != 0;
+    return;
+  case DType::Int8:
+    result.ints[index] = static_cast<int8_t>(data[0]);
+    return;
+  case DType::UInt8:
+    result.ints[index] = static_cast<uint8_t>(data[0]);
+    return;
   case DType::Int16:
     result.ints[index] = static_cast<int16_t>(endian::read16le(data));
     return;
-  case DType::UInt16: result.ints[index] = endian::read16le(data); return;
+  case DType::UInt16:
+    result.ints[index] = endian::read16le(data);
+    return;
   case DType::Int32:
     result.ints[index] = static_cast<int32_t>(endian::read32le(data));
     return;
-  case DType::UInt32: result.ints[index] = endian::read32le(data); return;
+  case DType::UInt32:
+    result.ints[index] = endian::read32le(data);
+    return;
   case DType::Int64:
   case DType::UInt64:
     result.ints[index] = static_cast<int64_t>(endian::read64le(data));
@@ -406,7 +424,8 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
                        dtypeName(tensor.data_type()) +
                        ", which the importer cannot read");
   if (tensor.has_segment())
-    return importError("tensor '" + name + "' is segmented, which the "
+    return importError("tensor '" + name +
+                       "' is segmented, which the "
                        "importer does not support");
   auto type = static_cast<DType>(tensor.data_type());
   Expected<SmallVector<int64_t>> shape = tensorShape(tensor);
@@ -449,7 +468,8 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
   case DType::UInt32:
   case DType::UInt64:
     for (int64_t i = 0; i < count; ++i)
-      result.ints[i] = wrapToType(type, static_cast<int64_t>(tensor.uint64_data(i)));
+      result.ints[i] =
+          wrapToType(type, static_cast<int64_t>(tensor.uint64_data(i)));
     break;
   default: {
     // Narrow integers, bool, float16 and bfloat16 live in int32_data.

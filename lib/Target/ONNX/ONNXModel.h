@@ -75,8 +75,8 @@ private:
     std::string location, path;
     int64_t offset, length;
   };
-  llvm::Expected<ExternalFile>
-  resolveExternal(const onnx::TensorProto &tensor, int64_t expectedBytes) const;
+  llvm::Expected<ExternalFile> resolveExternal(const onnx::TensorProto &tensor,
+                                               int64_t expectedBytes) const;
   /// Records the file offsets of initializers' raw_data / packed float_data.
   void scanEmbeddedRanges(llvm::StringRef bytes);
 

@@ -129,9 +129,9 @@ LogicalResult convertConstant(Importer &im) {
     if (attr->type() != onnx::AttributeProto::FLOATS)
       return im.fail("attribute 'value_floats' must be a list of floats");
     SmallVector<double> values(attr->floats().begin(), attr->floats().end());
-    im.setOutput(0, HostTensor::fromDoubles(
-                        DType::Float, {static_cast<int64_t>(values.size())},
-                        values));
+    im.setOutput(
+        0, HostTensor::fromDoubles(
+               DType::Float, {static_cast<int64_t>(values.size())}, values));
     return success();
   }
   if (im.attribute("value_int")) {
@@ -145,9 +145,9 @@ LogicalResult convertConstant(Importer &im) {
     FailureOr<SmallVector<int64_t>> values = im.intsAttribute("value_ints");
     if (failed(values))
       return failure();
-    im.setOutput(0, HostTensor::fromInts(
-                        DType::Int64, {static_cast<int64_t>(values->size())},
-                        *values));
+    im.setOutput(0, HostTensor::fromInts(DType::Int64,
+                                         {static_cast<int64_t>(values->size())},
+                                         *values));
     return success();
   }
   return im.fail("Constant has no value attribute");
@@ -181,9 +181,8 @@ LogicalResult convertShape(Importer &im) {
   int64_t first = clampIndex(*start), last = std::max(first, clampIndex(*end));
   llvm::ArrayRef<int64_t> dims =
       llvm::ArrayRef<int64_t>(type->shape).slice(first, last - first);
-  im.setOutput(0, HostTensor::fromInts(DType::Int64,
-                                       {static_cast<int64_t>(dims.size())},
-                                       dims));
+  im.setOutput(0, HostTensor::fromInts(
+                      DType::Int64, {static_cast<int64_t>(dims.size())}, dims));
   return success();
 }
 
@@ -235,21 +234,27 @@ LogicalResult convertCastLike(Importer &im) {
 FailureOr<Value> createBinary(Importer &im, BinaryKind kind, Value lhs,
                               Value rhs) {
   switch (kind) {
-  case BinaryKind::Add: return im.create<AddOp>({lhs, rhs});
-  case BinaryKind::Sub: return im.create<SubOp>({lhs, rhs});
-  case BinaryKind::Mul: return im.create<MulOp>({lhs, rhs});
-  case BinaryKind::Div: return im.create<DivOp>({lhs, rhs});
-  case BinaryKind::Pow: return im.create<PowOp>({lhs, rhs});
-  case BinaryKind::Max: return im.create<MaxOp>({lhs, rhs});
-  case BinaryKind::Min: return im.create<MinOp>({lhs, rhs});
+  case BinaryKind::Add:
+    return im.create<AddOp>({lhs, rhs});
+  case BinaryKind::Sub:
+    return im.create<SubOp>({lhs, rhs});
+  case BinaryKind::Mul:
+    return im.create<MulOp>({lhs, rhs});
+  case BinaryKind::Div:
+    return im.create<DivOp>({lhs, rhs});
+  case BinaryKind::Pow:
+    return im.create<PowOp>({lhs, rhs});
+  case BinaryKind::Max:
+    return im.create<MaxOp>({lhs, rhs});
+  case BinaryKind::Min:
+    return im.create<MinOp>({lhs, rhs});
   default:
     return im.fail("this operation needs inputs known at import; galvatron "
                    "has no run-time op for it");
   }
 }
 
-template <BinaryKind Kind>
-LogicalResult convertBinary(Importer &im) {
+template <BinaryKind Kind> LogicalResult convertBinary(Importer &im) {
   FailureOr<bool> folded = im.allInputsConstant();
   if (failed(folded))
     return failure();
@@ -258,9 +263,9 @@ LogicalResult convertBinary(Importer &im) {
     return failure();
   BinaryKind kind = Kind == BinaryKind::Mod && *fmod ? BinaryKind::FMod : Kind;
   if (*folded)
-    return bindConstant(im, 0,
-                        evaluateBinary(kind, **im.constantInput(0),
-                                       **im.constantInput(1)));
+    return bindConstant(
+        im, 0,
+        evaluateBinary(kind, **im.constantInput(0), **im.constantInput(1)));
   FailureOr<Value> lhs = im.input(0);
   if (failed(lhs))
     return failure();
@@ -456,10 +461,10 @@ LogicalResult convertGemm(Importer &im) {
   }
   Type elementType = elementTypeOf(*a);
   auto biasShape = bias ? shapeOf(bias) : llvm::ArrayRef<int64_t>();
-  bool vectorBias = !bias || (*beta == 1.0 && !biasShape.empty() &&
-                              biasShape.back() == columns &&
-                              llvm::all_of(biasShape.drop_back(),
-                                           [](int64_t d) { return d == 1; }));
+  bool vectorBias =
+      !bias ||
+      (*beta == 1.0 && !biasShape.empty() && biasShape.back() == columns &&
+       llvm::all_of(biasShape.drop_back(), [](int64_t d) { return d == 1; }));
   if (*alpha == 1.0 && vectorBias) {
     // x·W + b with W [K, N] or, transposed, [N, K]: a fully connected layer.
     SmallVector<Value> operands = {*a, *b};
@@ -476,8 +481,8 @@ LogicalResult convertGemm(Importer &im) {
                                        im.getBuilder().getBoolAttr(*transB))}));
   }
   FailureOr<Value> product = im.create<MatmulOp>(
-      {*a, *b}, {namedAttr(im, "transpose_rhs",
-                           im.getBuilder().getBoolAttr(*transB))});
+      {*a, *b},
+      {namedAttr(im, "transpose_rhs", im.getBuilder().getBoolAttr(*transB))});
   auto scaleBy = [&](FailureOr<Value> value, double factor) {
     if (failed(value) || factor == 1.0)
       return value;
@@ -504,7 +509,8 @@ LogicalResult convertConv(Importer &im) {
   FailureOr<SmallVector<int64_t>> strides = im.intsAttribute("strides");
   FailureOr<SmallVector<int64_t>> pads = im.intsAttribute("pads");
   FailureOr<SmallVector<int64_t>> dilations = im.intsAttribute("dilations");
-  FailureOr<SmallVector<int64_t>> kernelShape = im.intsAttribute("kernel_shape");
+  FailureOr<SmallVector<int64_t>> kernelShape =
+      im.intsAttribute("kernel_shape");
   FailureOr<int64_t> group = im.intAttribute("group", 1);
   FailureOr<std::string> autoPad = im.stringAttribute("auto_pad", "NOTSET");
   if (failed(inputType) || failed(kernelType) || failed(strides) ||
@@ -525,11 +531,14 @@ LogicalResult convertConv(Importer &im) {
     return llvm::all_of(values, [&](int64_t v) { return v == expected; });
   };
   if (strides->size() != 2 || !all(*strides, patch) || !all(*pads, 0) ||
-      !all(*dilations, 1) || (!kernelShape->empty() && !all(*kernelShape, patch)))
+      !all(*dilations, 1) ||
+      (!kernelShape->empty() && !all(*kernelShape, patch)))
     return unsupported();
   if (x[1] != w[1])
-    return im.fail("Conv input has " + Twine(x[1]) + " channels but the "
-                   "kernel expects " + Twine(w[1]));
+    return im.fail("Conv input has " + Twine(x[1]) +
+                   " channels but the "
+                   "kernel expects " +
+                   Twine(w[1]));
   FailureOr<Value> image = im.input(0);
   FailureOr<Value> kernel = im.input(1);
   if (failed(image) || failed(kernel))
@@ -537,8 +546,8 @@ LogicalResult convertConv(Importer &im) {
   // Pixels beyond the last whole patch do not reach the output.
   int64_t rows = x[2] / patch, cols = x[3] / patch;
   if (rows * patch != x[2] || cols * patch != x[3]) {
-    SliceSpec crop{{0, 0, 0, 0}, {1, 1, 1, 1},
-                   {x[0], x[1], rows * patch, cols * patch}};
+    SliceSpec crop{
+        {0, 0, 0, 0}, {1, 1, 1, 1}, {x[0], x[1], rows * patch, cols * patch}};
     image = im.slice(*image, crop);
     if (failed(image))
       return failure();
@@ -557,15 +566,16 @@ LogicalResult convertConv(Importer &im) {
     operands.push_back(*bias);
   }
   FailureOr<Value> projected = im.create<LinearOp>(
-      operands, {namedAttr(im, "transpose_weight",
-                           im.getBuilder().getBoolAttr(true))});
+      operands,
+      {namedAttr(im, "transpose_weight", im.getBuilder().getBoolAttr(true))});
   if (failed(projected))
     return failure();
   // [B, patches, O] -> [B, O, rows, cols]
   FailureOr<Value> channelsFirst = im.transpose(*projected, {0, 2, 1});
   if (failed(channelsFirst))
     return failure();
-  return bindResult(im, 0, im.reshape(*channelsFirst, {x[0], w[0], rows, cols}));
+  return bindResult(im, 0,
+                    im.reshape(*channelsFirst, {x[0], w[0], rows, cols}));
 }
 
 //===----------------------------------------------------------------------===//
@@ -615,7 +625,8 @@ LogicalResult convertGather(Importer &im) {
     for (int64_t i = 1; i < count && consecutive; ++i)
       consecutive = normalized.ints[i] == normalized.ints[0] + i;
     if (consecutive && count) {
-      SliceSpec spec{SmallVector<int64_t>(rank, 0), SmallVector<int64_t>(rank, 1),
+      SliceSpec spec{SmallVector<int64_t>(rank, 0),
+                     SmallVector<int64_t>(rank, 1),
                      SmallVector<int64_t>(dataShape)};
       spec.starts[*axis] = normalized.ints[0];
       spec.sizes[*axis] = count;
@@ -754,7 +765,8 @@ LogicalResult convertTranspose(Importer &im) {
   if (failed(perm))
     return failure();
   return foldOrBuild(
-      im, [&](const HostTensor &input) { return transposeTensor(input, *perm); },
+      im,
+      [&](const HostTensor &input) { return transposeTensor(input, *perm); },
       [&](Value value) { return im.transpose(value, *perm); });
 }
 
@@ -983,12 +995,13 @@ LogicalResult convertTrilu(Importer &im) {
   FailureOr<Value> value = im.input(0);
   if (failed(value))
     return failure();
-  auto maskType = RankedTensorType::get(
-      llvm::ArrayRef<int64_t>(type->shape).take_back(2),
-      im.getBuilder().getI1Type());
+  auto maskType =
+      RankedTensorType::get(llvm::ArrayRef<int64_t>(type->shape).take_back(2),
+                            im.getBuilder().getI1Type());
   FailureOr<Value> mask = im.create<TrilMaskOp>(
-      {}, {namedAttr(im, "diagonal",
-                     im.getBuilder().getI64IntegerAttr(maskDiagonal))},
+      {},
+      {namedAttr(im, "diagonal",
+                 im.getBuilder().getI64IntegerAttr(maskDiagonal))},
       {maskType});
   FailureOr<Value> zero = im.scalar(0.0, elementTypeOf(*value));
   if (failed(mask) || failed(zero))
@@ -1018,8 +1031,7 @@ LogicalResult convertSoftmax(Importer &im) {
           {value->getType()}));
 }
 
-template <ReduceKind Kind>
-LogicalResult convertReduce(Importer &im) {
+template <ReduceKind Kind> LogicalResult convertReduce(Importer &im) {
   FailureOr<ONNXTensorType> type = im.inputType(0);
   FailureOr<int64_t> keepDims = im.intAttribute("keepdims", 1);
   FailureOr<int64_t> noopWithEmptyAxes =
@@ -1189,7 +1201,8 @@ mlir::galvatron::onnx_import::getOpConverters() {
       {"Gather", {convertGather, false, 2, 2}},
       {"Gemm", {convertGemm, false, 2, 3}},
       {"Greater", {convertBinary<BinaryKind::Greater>, true, 2, 2}},
-      {"GreaterOrEqual", {convertBinary<BinaryKind::GreaterOrEqual>, true, 2, 2}},
+      {"GreaterOrEqual",
+       {convertBinary<BinaryKind::GreaterOrEqual>, true, 2, 2}},
       {"Identity", {convertIdentity, false, 1, 1}},
       {"LayerNormalization", {convertLayerNormalization, false, 2, 3}},
       {"Less", {convertBinary<BinaryKind::Less>, true, 2, 2}},
@@ -1206,7 +1219,8 @@ mlir::galvatron::onnx_import::getOpConverters() {
       {"Or", {convertBinary<BinaryKind::Or>, true, 2, 2}},
       {"Pow", {convertBinary<BinaryKind::Pow>, false, 2, 2}},
       {"Range", {convertRange, true, 3, 3}},
-      {"Reciprocal", {convertUnary<UnaryKind::Reciprocal, ReciprocalOp>, false, 1, 1}},
+      {"Reciprocal",
+       {convertUnary<UnaryKind::Reciprocal, ReciprocalOp>, false, 1, 1}},
       {"ReduceMax", {convertReduce<ReduceKind::Max>, false, 1, 1}},
       {"ReduceMean", {convertReduce<ReduceKind::Mean>, false, 1, 1}},
       {"ReduceMin", {convertReduce<ReduceKind::Min>, false, 1, 1}},

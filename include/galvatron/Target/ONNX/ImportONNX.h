@@ -1,4 +1,4 @@
-//===- ImportONNX.h - Import ONNX models into the galvatron dialect -*- C++ -*-===//
+//===- ImportONNX.h - Import ONNX models into galvatron IR ------*- C++ -*-===//
 //
 // Translates an ONNX model (opsets 13 to 17) into a module with one flat
 // `@main` function of galvatron ops and a `galvatron.parameter` per weight

@@ -61,7 +61,7 @@ SmallVector<StringRef> scopeOf(StringRef name) {
 
 /// A transformer block named by a scope: the first component "name.N".
 struct BlockKey {
-  std::string name; // e.g. "transformer.h.3"
+  std::string name;  // e.g. "transformer.h.3"
   std::string stack; // e.g. "transformer.h"
 };
 
@@ -239,9 +239,9 @@ void LayerDiscovery::assignBlocksFromStructure() {
       for (Value operand : ops[i]->getOperands()) {
         int producer = operandProducer(operand);
         if (producer >= 0)
-          anc[i] = std::max(anc[i], chainIndex[producer] >= 0
-                                        ? chainIndex[producer]
-                                        : anc[producer]);
+          anc[i] =
+              std::max(anc[i], chainIndex[producer] >= 0 ? chainIndex[producer]
+                                                         : anc[producer]);
       }
     for (int i = count - 1; i >= 0; --i)
       nearest[i] = chainIndex[i] >= 0 ? chainIndex[i]
@@ -268,10 +268,10 @@ void LayerDiscovery::assignBlocksFromStructure() {
         for (Value operand : op->getOperands()) {
           int producer = operandProducer(operand);
           Operation *def = operand.getDefiningOp();
-          int origin = producer < 0 ? (def ? 3 : 4)
-                       : local.count(producer)       ? 1
+          int origin = producer < 0                        ? (def ? 3 : 4)
+                       : local.count(producer)             ? 1
                        : k > 0 && producer == chain[k - 1] ? 2
-                                                          : 4;
+                                                           : 4;
           hash = llvm::hash_combine(hash, origin,
                                     origin == 1 ? local[producer] : 0,
                                     operand.getType().getAsOpaquePointer());
@@ -296,9 +296,9 @@ void LayerDiscovery::assignBlocksFromStructure() {
         int length = j + period - i, repeats = length / period;
         int cover = repeats * period, start = j + period - cover;
         if (repeats >= 2 &&
-            (cover > bestCover ||
-             (cover == bestCover && period < bestPeriod) ||
-             (cover == bestCover && period == bestPeriod && start > bestStart))) {
+            (cover > bestCover || (cover == bestCover && period < bestPeriod) ||
+             (cover == bestCover && period == bestPeriod &&
+              start > bestStart))) {
           bestCover = cover;
           bestPeriod = period;
           bestStart = start;
@@ -325,9 +325,10 @@ void LayerDiscovery::assignBlocksFromStructure() {
     }
   }
   // Blocks in program order of their first op.
-  llvm::sort(foundBlocks, [](const SmallVector<int> &a, const SmallVector<int> &b) {
-    return *llvm::min_element(a) < *llvm::min_element(b);
-  });
+  llvm::sort(foundBlocks,
+             [](const SmallVector<int> &a, const SmallVector<int> &b) {
+               return *llvm::min_element(a) < *llvm::min_element(b);
+             });
   for (auto [id, members] : llvm::enumerate(foundBlocks)) {
     for (int member : members)
       blockOf[member] = id;
@@ -353,9 +354,9 @@ bool LayerDiscovery::placeOps() {
     for (Value operand : ops[i]->getOperands()) {
       int producer = operandProducer(operand);
       if (producer >= 0)
-        lower[i] = std::max(lower[i], blockOf[producer] >= 0
-                                          ? position[producer]
-                                          : lower[producer]);
+        lower[i] =
+            std::max(lower[i], blockOf[producer] >= 0 ? position[producer]
+                                                      : lower[producer]);
     }
   }
   for (int i = count - 1; i >= 0; --i) {
@@ -462,8 +463,8 @@ SmallVector<Layer> LayerDiscovery::formLayers() {
       auto model = module ? module->getAttrOfType<StringAttr>(
                                 GalvatronDialect::getModelAttrName())
                           : StringAttr();
-      layers.push_back({LayerKind::other, model ? model.str() : "model",
-                        groupOps});
+      layers.push_back(
+          {LayerKind::other, model ? model.str() : "model", groupOps});
       continue;
     }
     if (at == 0 || at == end) {
@@ -543,7 +544,8 @@ void LayerDiscovery::buildLayers(ArrayRef<Layer> layers) {
     SmallVector<Type> resultTypes;
     for (Value value : llvm::concat<Value>(outputs, weightOutputs))
       resultTypes.push_back(value.getType());
-    Location loc = layer.ops.empty() ? function.getLoc() : layer.ops.front()->getLoc();
+    Location loc =
+        layer.ops.empty() ? function.getLoc() : layer.ops.front()->getLoc();
     auto layerOp = LayerOp::create(builder, loc, resultTypes, layer.name,
                                    layer.kind, operands);
     Block &layerBody = layerOp.getBodyBlock();
@@ -576,8 +578,8 @@ void LayerDiscovery::buildLayers(ArrayRef<Layer> layers) {
     YieldOp::create(yieldBuilder, loc, yielded);
     for (auto [value, result] : llvm::zip(outputs, layerOp.getResults()))
       exported[value] = result;
-    for (auto [value, result] :
-         llvm::zip(weightOutputs, layerOp.getResults().drop_front(outputs.size())))
+    for (auto [value, result] : llvm::zip(
+             weightOutputs, layerOp.getResults().drop_front(outputs.size())))
       exported[value] = result;
   }
   for (OpOperand &operand : ret->getOpOperands())

@@ -78,8 +78,7 @@ Operation *singleUser(Value value) {
   return value.hasOneUse() ? *value.getUsers().begin() : nullptr;
 }
 
-template <typename OpTy>
-OpTy singleUserOf(Value value) {
+template <typename OpTy> OpTy singleUserOf(Value value) {
   return dyn_cast_or_null<OpTy>(singleUser(value));
 }
 
@@ -184,8 +183,7 @@ Value asVector(PatternRewriter &rewriter, Value vector) {
 }
 
 /// Whether `value` reduces over the last axis keeping dimensions.
-template <typename OpTy>
-OpTy lastAxisReduction(Value value) {
+template <typename OpTy> OpTy lastAxisReduction(Value value) {
   auto reduce = value.getDefiningOp<OpTy>();
   if (!reduce || !reduce.getKeepDims() || reduce.getAxes().size() != 1)
     return {};
@@ -252,15 +250,15 @@ struct RaiseGeluTanh : OpRewritePattern<TanhOp> {
     Product argument;
     flattenProduct(tanh.getInput(), argument);
     if (argument.factors.size() != 1 ||
-        !near(argument.scale, std::sqrt(2.0 / M_PI), toleranceOf(tanh.getInput())))
+        !near(argument.scale, std::sqrt(2.0 / M_PI),
+              toleranceOf(tanh.getInput())))
       return failure();
     auto sum = argument.factors[0].getDefiningOp<AddOp>();
     if (!sum || !sum->hasOneUse())
       return failure();
     Value x;
-    for (auto [candidate, other] :
-         {std::pair(sum.getLhs(), sum.getRhs()),
-          std::pair(sum.getRhs(), sum.getLhs())})
+    for (auto [candidate, other] : {std::pair(sum.getLhs(), sum.getRhs()),
+                                    std::pair(sum.getRhs(), sum.getLhs())})
       if (isCubicTerm(other, candidate))
         x = candidate;
     if (!x)
@@ -328,7 +326,7 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
     if (auto reciprocal = dyn_cast_or_null<ReciprocalOp>(next)) {
       auto mul = singleUserOf<MulOp>(reciprocal.getResult());
       return mul && otherOperand(mul, reciprocal.getResult()) == y ? mul
-                                                                  : nullptr;
+                                                                   : nullptr;
     }
     return nullptr;
   }
@@ -403,16 +401,16 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
     if (!weight)
       weight = ConstantOp::create(
           rewriter, root->getLoc(), vectorType,
-          DenseElementsAttr::get(vectorType, rewriter.getFloatAttr(
-                                                 type.getElementType(), 1.0)));
+          DenseElementsAttr::get(
+              vectorType, rewriter.getFloatAttr(type.getElementType(), 1.0)));
     FloatAttr eps = rewriter.getF64FloatAttr(*epsilon);
     Location loc = rewriter.getFusedLoc({variance.getLoc(), root->getLoc()});
     if (layerNorm)
-      rewriter.replaceOp(root, LayerNormOp::create(rewriter, loc, type, x,
-                                                   weight, bias, eps));
+      rewriter.replaceOp(
+          root, LayerNormOp::create(rewriter, loc, type, x, weight, bias, eps));
     else
-      rewriter.replaceOp(root, RMSNormOp::create(rewriter, loc, type, x, weight,
-                                                 eps));
+      rewriter.replaceOp(
+          root, RMSNormOp::create(rewriter, loc, type, x, weight, eps));
     return success();
   }
 };
@@ -499,7 +497,8 @@ struct CollapseLinearReshape : OpRewritePattern<ReshapeOp> {
     shape.push_back(input[1]);
     Value reshaped = ReshapeOp::create(
         rewriter, outer.getLoc(),
-        RankedTensorType::get(shape, linear.getInput().getType().getElementType()),
+        RankedTensorType::get(shape,
+                              linear.getInput().getType().getElementType()),
         linear.getInput());
     rewriter.replaceOpWithNewOp<LinearOp>(outer, reshaped, linear.getWeight(),
                                           linear.getBias(),
@@ -602,7 +601,8 @@ struct RaiseRotary : OpRewritePattern<AddOp> {
         std::optional<RotaryTable> cos = matchRotaryTable(cosTable);
         auto type = typeOf(x);
         if (!cos || cos->sine || add.getType() != type || type.getRank() < 2 ||
-            type.getShape().take_back(2) != ArrayRef<int64_t>{cos->rows, cos->dim})
+            type.getShape().take_back(2) !=
+                ArrayRef<int64_t>{cos->rows, cos->dim})
           continue;
         for (auto [rotated, sinTable] :
              {std::pair(sinMul.getLhs(), sinMul.getRhs()),
@@ -892,11 +892,11 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
     // Rewrite at the product with V, which every operand dominates.
     rewriter.setInsertionPoint(output);
     Location loc = rewriter.getFusedLoc({softmax.getLoc(), output.getLoc()});
-    Value key = keyPlan.perm.empty()
-                    ? keyPlan.source
-                    : TransposeOp::create(rewriter, loc, keyPlan.source,
-                                          keyPlan.perm)
-                          .getResult();
+    Value key =
+        keyPlan.perm.empty()
+            ? keyPlan.source
+            : TransposeOp::create(rewriter, loc, keyPlan.source, keyPlan.perm)
+                  .getResult();
     Value mask;
     auto accumulate = [&](Value term) {
       mask = mask ? AddOp::create(rewriter, loc, mask, term).getResult() : term;
