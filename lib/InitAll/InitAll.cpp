@@ -17,6 +17,7 @@ void mlir::galvatron::registerAllDialects(DialectRegistry &registry) {
 
 void mlir::galvatron::registerAllPasses() {
   registerGalvatronPasses();
+  registerGalvatronPipelines();
   // The upstream passes users combine with ours.
   registerCanonicalizerPass();
   registerCSEPass();

@@ -648,6 +648,22 @@ func.func @f(%x: tensor<2x3x30x32xf32>) {
 
 // -----
 
+func.func @f() {
+  // expected-error @+1 {{result must have rank >= 2 ([..., rows, cols]), got rank 1}}
+  %0 = galvatron.tril_mask : tensor<8xi1>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{must be statically shaped tensor of 1-bit signless integer values}}
+  %0 = galvatron.tril_mask : tensor<8x8xf32>
+  return
+}
+
+// -----
+
 // expected-error @+1 {{@w.grad belongs to 'nothing', which is not a galvatron.parameter}}
 galvatron.state gradient @w.grad of @nothing : tensor<4xf32> {init = #galvatron.init<zeros>}
 
