@@ -1,0 +1,57 @@
+//===- PlanReport.cpp - Print the predicted cost of a plan ----------------===//
+
+#include "galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/PlanUtils.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+namespace mlir::galvatron {
+#define GEN_PASS_DEF_PLANREPORT
+#include "galvatron/Transforms/Passes.h.inc"
+
+namespace {
+struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
+  using PlanReportBase::PlanReportBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto fail = [&](const llvm::Twine &message) {
+      module.emitError() << "--galvatron-plan-report: " << message;
+      signalPassFailure();
+    };
+    FailureOr<func::FuncOp> function =
+        getModelFunction(module, "--galvatron-plan-report");
+    if (failed(function))
+      return signalPassFailure();
+    auto model = ModelProfile::build(*function);
+    if (!model)
+      return fail(llvm::toString(model.takeError()));
+    auto plan = readPlan(module, *function);
+    if (!plan)
+      return fail(llvm::toString(plan.takeError()));
+    // Without a size, the cluster takes the plan's device count.
+    CostModelOptions options{cluster, nodes, devices, memory, profiles};
+    if (nodes == 0 && devices == 0)
+      options.devices = plan->devices;
+    auto setup = makeCostModelSetup(options);
+    if (!setup)
+      return fail(llvm::toString(setup.takeError()));
+    if (setup->cluster.getDevices() != plan->devices)
+      return fail(llvm::formatv("the plan is for {0} devices but the cluster "
+                                "has {1}",
+                                plan->devices, setup->cluster.getDevices())
+                      .str());
+    if (std::string error = plan->check(*model); !error.empty())
+      return fail("the plan does not suit the model: " + error);
+    PlanEvaluation evaluation =
+        evaluatePlan(*model, *plan, setup->cluster, setup->memoryBudget);
+    if (llvm::Error error =
+            writePlanReport(format, output,
+                            {&*model, &*plan, &evaluation, &setup->cluster,
+                             nullptr}))
+      return fail(llvm::toString(std::move(error)));
+    markAllAnalysesPreserved();
+  }
+};
+} // namespace
+} // namespace mlir::galvatron

@@ -1,0 +1,98 @@
+//===- Search.cpp - Find the fastest plan that fits memory ----------------===//
+
+#include "galvatron/Analysis/PlanSearch.h"
+#include "galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/PlanUtils.h"
+
+#include "llvm/Support/MathExtras.h"
+
+namespace mlir::galvatron {
+#define GEN_PASS_DEF_PLANSEARCH
+#include "galvatron/Transforms/Passes.h.inc"
+
+namespace {
+struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
+  using PlanSearchBase::PlanSearchBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto fail = [&](const llvm::Twine &message) {
+      module.emitError() << "--galvatron-search: " << message;
+      signalPassFailure();
+    };
+    FailureOr<func::FuncOp> function =
+        getModelFunction(module, "--galvatron-search");
+    if (failed(function))
+      return signalPassFailure();
+    auto model = ModelProfile::build(*function);
+    if (!model)
+      return fail(llvm::toString(model.takeError()));
+    auto setup =
+        makeCostModelSetup({cluster, nodes, devices, memory, profiles});
+    if (!setup)
+      return fail(llvm::toString(setup.takeError()));
+    auto trainingPrecision = parsePrecision(precision);
+    if (!trainingPrecision)
+      return fail(llvm::toString(trainingPrecision.takeError()));
+
+    SearchOptions options;
+    options.globalBatch = globalBatch > 0 ? globalBatch : model->irBatch;
+    options.precision = *trainingPrecision;
+    options.memoryBudget = setup->memoryBudget;
+    options.memoryBins = memoryBins;
+    SearchSpace &space = options.space;
+    if (maxTp < 0 || (maxTp > 0 && !llvm::isPowerOf2_64(maxTp)))
+      return fail("max-tp must be a power of two, got " + llvm::Twine(maxTp));
+    if (minTp < 1 || !llvm::isPowerOf2_64(minTp))
+      return fail("min-tp must be a power of two, got " + llvm::Twine(minTp));
+    if (maxPp < 0 || pp < 0 || chunks < 0)
+      return fail("max-pp, pp and chunks must not be negative");
+    space.maxTp = maxTp;
+    space.minTp = minTp;
+    space.maxPp = maxPp;
+    space.fixedPp = pp;
+    space.fixedMicroBatches = chunks;
+    if (schedule == "gpipe")
+      space.schedule = PipelineSchedule::gpipe;
+    else if (schedule == "1f1b" || schedule == "pipedream_flush")
+      space.schedule = PipelineSchedule::pipedream_flush;
+    else if (schedule != "any")
+      return fail("unknown schedule '" + schedule +
+                  "' (expected any, gpipe or 1f1b)");
+    for (const std::string &dimension : disable) {
+      if (dimension == "tp")
+        space.maxTp = 1;
+      else if (dimension == "pp")
+        space.maxPp = 1;
+      else if (dimension == "sp")
+        space.sequenceParallel = false;
+      else if (dimension == "ckpt")
+        space.checkpointing = false;
+      else if (dimension == "tp-nonconsecutive")
+        space.nonConsecutiveTp = false;
+      else if (auto type = symbolizeDataParallelType(dimension))
+        space.dpTypes[static_cast<int>(*type)] = false;
+      else
+        return fail("cannot disable '" + dimension +
+                    "' (expected tp, pp, sp, ckpt, ddp, zero1, zero2, zero3 "
+                    "or tp-nonconsecutive)");
+    }
+    if (llvm::none_of(space.dpTypes, [](bool allowed) { return allowed; }))
+      return fail("every data-parallel type is disabled");
+    if (space.maxTp > 0 && space.minTp > space.maxTp)
+      return fail("min-tp exceeds max-tp");
+
+    auto result = searchPlan(*model, setup->cluster, options);
+    if (!result)
+      return fail(llvm::toString(result.takeError()));
+    writePlan(module, *function, result->plan);
+    if (!report.empty())
+      if (llvm::Error error = writePlanReport(
+              report, reportFile,
+              {&*model, &result->plan, &result->evaluation, &setup->cluster,
+               &result->statistics}))
+        return fail(llvm::toString(std::move(error)));
+  }
+};
+} // namespace
+} // namespace mlir::galvatron
