@@ -562,7 +562,10 @@ std::string mlir::galvatron::assignStages(ParallelPlan &plan,
             " transformer blocks but the model has " + llvm::Twine(blocks))
         .str();
   plan.layers.resize(model.layers.size());
-  int64_t stage = 0, placed = 0;
+  int64_t stage = 0, placed = 0, lastBlock = -1;
+  for (auto [index, layer] : llvm::enumerate(model.layers))
+    if (layer.isTransformerBlock())
+      lastBlock = index;
   for (auto [index, layer] : llvm::enumerate(model.layers)) {
     if (layer.isTransformerBlock()) {
       while (stage + 1 < plan.pp && placed == division[stage]) {
@@ -570,6 +573,9 @@ std::string mlir::galvatron::assignStages(ParallelPlan &plan,
         placed = 0;
       }
       ++placed;
+    } else if (static_cast<int64_t>(index) > lastBlock) {
+      // The head and what follows the blocks end the pipeline.
+      stage = plan.pp - 1;
     }
     plan.layers[index].stage = stage;
   }

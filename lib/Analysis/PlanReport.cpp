@@ -63,9 +63,9 @@ void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
      << stringifyPrecision(plan.precision) << "\n";
 
   os << "layers\n";
-  os << llvm::format("  %-44s %-10s %5s %4s %5s %-6s %-5s %-3s %-4s\n",
-                     "layer", "kind", "stage", "tp", "dp", "dp", "consec",
-                     "sp", "ckpt");
+  os << llvm::format("  %-44s %-10s %5s %4s %5s %-7s %-6s %-3s %-4s\n",
+                     "layer", "kind", "stage", "tp", "dp", "dp-type",
+                     "consec", "sp", "ckpt");
   for (const LayerRun &run : getRuns(input)) {
     const LayerStrategy &strategy = plan.layers[run.first];
     std::string name = model.layers[run.first].name;
@@ -75,7 +75,7 @@ void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
     bool consecutive = strategy.consecutive || strategy.tp == 1 ||
                        plan.getDp(strategy) == 1;
     os << llvm::format(
-        "  %-44s %-10s %5lld %4lld %5lld %-6s %-6s %-3s %-4s\n", name.c_str(),
+        "  %-44s %-10s %5lld %4lld %5lld %-7s %-6s %-3s %-4s\n", name.c_str(),
         stringifyLayerKind(model.layers[run.first].kind).str().c_str(),
         (long long)strategy.stage, (long long)strategy.tp,
         (long long)plan.getDp(strategy), dpTypeName(plan, strategy).c_str(),

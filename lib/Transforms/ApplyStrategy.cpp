@@ -19,7 +19,7 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto fail = [&](const llvm::Twine &message) {
-      module.emitError() << "--galvatron-apply-strategy: " << message;
+      emitError(module.getLoc()) << "--galvatron-apply-strategy: " << message;
       signalPassFailure();
     };
     FailureOr<func::FuncOp> function =

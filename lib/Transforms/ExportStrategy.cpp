@@ -19,7 +19,7 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto fail = [&](const llvm::Twine &message) {
-      module.emitError() << "--galvatron-export-strategy: " << message;
+      emitError(module.getLoc()) << "--galvatron-export-strategy: " << message;
       signalPassFailure();
     };
     FailureOr<func::FuncOp> function =

@@ -16,7 +16,7 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto fail = [&](const llvm::Twine &message) {
-      module.emitError() << "--galvatron-plan-report: " << message;
+      emitError(module.getLoc()) << "--galvatron-plan-report: " << message;
       signalPassFailure();
     };
     FailureOr<func::FuncOp> function =

@@ -20,7 +20,7 @@ FailureOr<func::FuncOp> mlir::galvatron::getModelFunction(ModuleOp module,
     if (function.getOps<LayerOp>().empty())
       continue;
     if (found) {
-      module.emitError() << pass << ": the module has several functions with "
+      emitError(module.getLoc()) << pass << ": the module has several functions with "
                          << "layers (@" << found.getSymName() << ", @"
                          << function.getSymName()
                          << "); a plan describes one model function";
@@ -29,7 +29,7 @@ FailureOr<func::FuncOp> mlir::galvatron::getModelFunction(ModuleOp module,
     found = function;
   }
   if (!found) {
-    module.emitError() << pass << ": the module has no function with "
+    emitError(module.getLoc()) << pass << ": the module has no function with "
                        << "galvatron.layer ops";
     return failure();
   }

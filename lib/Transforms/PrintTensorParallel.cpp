@@ -19,7 +19,7 @@ struct PrintTensorParallelPass
     std::string error;
     std::unique_ptr<llvm::ToolOutputFile> file = openOutputFile(output, &error);
     if (!file) {
-      getOperation().emitError()
+      emitError(getOperation().getLoc())
           << "--galvatron-print-tensor-parallel: " << error;
       return signalPassFailure();
     }

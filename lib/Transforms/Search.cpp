@@ -17,7 +17,7 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto fail = [&](const llvm::Twine &message) {
-      module.emitError() << "--galvatron-search: " << message;
+      emitError(module.getLoc()) << "--galvatron-search: " << message;
       signalPassFailure();
     };
     FailureOr<func::FuncOp> function =

@@ -217,7 +217,9 @@ struct ParallelPlan {
 
 /// Puts `blocksPerStage[k]` transformer blocks on stage k of `plan` (which
 /// has pp entries); a layer outside the blocks joins the stage of the block
-/// before it (the first stage when none precedes it). An empty
+/// before it, except that layers before the first block go on the first
+/// stage and layers after the last block on the last stage (Galvatron's
+/// placement of embeddings and the head). An empty
 /// `blocksPerStage` splits the blocks as evenly as possible, the remainder
 /// going to the last stages. Returns an error message, or "".
 std::string assignStages(ParallelPlan &plan, const ModelProfile &model,
