@@ -204,9 +204,8 @@ struct Engine {
   bool trace = false;
   /// When every stage the pass serves has at least `boundLength` layers:
   /// lower bounds of what the layers after each prefix up to that length
-  /// still need, to
-  /// discard states that cannot finish within the budget or the time
-  /// bound. restCost[x][j] = sum over those layers of the least
+  /// still need, to discard states that cannot finish within the budget or
+  /// the time bound. restCost[x][j] = sum over those layers of the least
   /// time + lambdas[j] * memory, the Lagrangian bound of the rest's time
   /// given the memory left.
   unsigned boundLength = 0;
@@ -310,7 +309,19 @@ private:
   double explorePass(const Configuration &configuration);
   /// Re-solves stage `stage` = [start, end) with back-pointers.
   SmallVector<LayerStrategy> reconstruct(int64_t stage, unsigned start,
-                                         unsigned end, double expected);
+                                         unsigned end);
+  /// The forced owner layouts to try when ties bind on [start, end).
+  SmallVector<SmallVector<std::pair<unsigned, unsigned>>>
+  getTieVariants(int64_t stage, unsigned start, unsigned end);
+  /// A fresh pass over [start, end) with back-pointers: the stage's best
+  /// time (exit change included, transfers not) and its strategies.
+  std::pair<double, SmallVector<LayerStrategy>>
+  solveTraced(int64_t stage, unsigned start, unsigned end,
+              ArrayRef<std::pair<unsigned, unsigned>> forced);
+  bool honoursTies(ArrayRef<LayerStrategy> strategies, unsigned start) const;
+  /// The best time and strategies of a stage whose weights are tied.
+  std::pair<double, SmallVector<LayerStrategy>>
+  solveStage(int64_t stage, unsigned start, unsigned end);
 
   double minimumMemory(std::string &where);
   /// A feasible plan for `configuration` from a quick heuristic (blocks
@@ -329,7 +340,6 @@ private:
   int64_t capacity = 0;
   SmallVector<Tie> ties;
   unsigned maxTiedOwner = 0;
-  bool hasTies = false;
   SmallVector<unsigned> cutIds;
 
   // Shape state.
@@ -807,7 +817,6 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
     for (int j = 0; j <= kSteps; ++j)
       engine.lambdas.push_back(low * std::pow(high / low, double(j) / kSteps));
   }
-  if (getenv("GALVATRON_DEBUG_SEARCH")) llvm::errs() << "bound length " << length << " lambdas " << engine.lambdas.size() << " low " << low << " high " << high << " stageBound " << stageBound << "\n";
   engine.restCost.assign(length + 1,
                          std::vector<double>(engine.lambdas.size(), 0.0));
   for (unsigned x = length; x-- > 0;) {
@@ -1118,56 +1127,8 @@ double Searcher::getStageTime(int64_t stage, unsigned start, unsigned end) {
         setBoundLength(engine, boundLength);
       time = readout(engine, start, end, stage);
     } else {
-      // Tied weights on this stage: one pass per layout of the owners.
-      SmallVector<SmallVector<unsigned>> keys;
-      for (auto [owner, unused] : owners) {
-        SmallVector<unsigned> ownerKeys;
-        for (const CostedStrategy &costed :
-             getCosts(owner, start, getOffsetKey(stage)))
-          if (!llvm::is_contained(ownerKeys, getTieKey(costed.strategy)))
-            ownerKeys.push_back(getTieKey(costed.strategy));
-        keys.push_back(ownerKeys);
-      }
-      SmallVector<size_t> choice(owners.size(), 0);
-      while (true) {
-        SmallVector<std::pair<unsigned, unsigned>> forced;
-        bool empty = false;
-        for (size_t i = 0; i < owners.size(); ++i) {
-          if (keys[i].empty()) {
-            empty = true;
-            break;
-          }
-          forced.push_back({owners[i].first, keys[i][choice[i]]});
-        }
-        if (empty)
-          break;
-        Engine *engine = nullptr;
-        for (const std::unique_ptr<Engine> &candidate : engines)
-          if (!candidate->reverse && candidate->start == start &&
-              candidate->forced == forced &&
-              candidate->inFlight == getInFlight(stage) &&
-              candidate->offsetKey == getOffsetKey(stage) &&
-              candidate->entry == (stage > 0))
-            engine = candidate.get();
-        if (!engine) {
-          auto created = std::make_unique<Engine>();
-          created->inFlight = getInFlight(stage);
-          created->offsetKey = getOffsetKey(stage);
-          created->start = start;
-          created->entry = stage > 0;
-          created->forced = forced;
-          if (boundLength > 1)
-            setBoundLength(*created, boundLength);
-          engines.push_back(std::move(created));
-          engine = engines.back().get();
-        }
-        time = std::min(time, readout(*engine, start, end, stage));
-        size_t i = 0;
-        while (i < owners.size() && ++choice[i] == keys[i].size())
-          choice[i++] = 0;
-        if (i == owners.size())
-          break;
-      }
+      // Tied weights on this stage.
+      time = solveStage(stage, start, end).first;
     }
   }
   if (time < kInfinity) {
@@ -1217,11 +1178,6 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
 }
 
 double Searcher::explorePass(const Configuration &configuration) {
-  struct Report {
-    Searcher &s; const Configuration &c; int64_t steps, states;
-    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-    ~Report() { if (getenv("GALVATRON_DEBUG_SEARCH")) llvm::errs() << "pass pp=" << c.pp << " m=" << c.microBatches << " bins=" << s.capacity << " lb=" << c.lowerBound << " best=" << s.bestTime << " steps=" << s.statistics.dpSteps - steps << " states=" << s.statistics.dpStates - states << " engines=" << s.engines.size() << " sec=" << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << "\n"; }
-  } report{*this, configuration, statistics.dpSteps, statistics.dpStates};
   prepareShape(configuration.pp, options.globalBatch /
                                      configuration.microBatches);
   prepareConfiguration(configuration);
@@ -1344,84 +1300,127 @@ double Searcher::explorePass(const Configuration &configuration) {
 // Reconstruction
 //===----------------------------------------------------------------------===//
 
-SmallVector<LayerStrategy> Searcher::reconstruct(int64_t stage, unsigned start,
-                                                 unsigned end,
-                                                 double expected) {
+SmallVector<SmallVector<std::pair<unsigned, unsigned>>>
+Searcher::getTieVariants(int64_t stage, unsigned start, unsigned end) {
+  SmallVector<SmallVector<std::pair<unsigned, unsigned>>> variants;
   SmallVector<std::pair<unsigned, unsigned>> owners =
       getForcedOwners(start, end);
-  SmallVector<SmallVector<std::pair<unsigned, unsigned>>> variants;
-  if (owners.empty()) {
-    variants.push_back({});
-  } else {
-    SmallVector<SmallVector<unsigned>> keys;
-    for (auto [owner, unused] : owners) {
-      SmallVector<unsigned> ownerKeys;
-      for (const CostedStrategy &costed :
-           getCosts(owner, start, getOffsetKey(stage)))
-        if (!llvm::is_contained(ownerKeys, getTieKey(costed.strategy)))
-          ownerKeys.push_back(getTieKey(costed.strategy));
-      keys.push_back(ownerKeys);
-    }
-    SmallVector<size_t> choice(owners.size(), 0);
-    while (llvm::all_of(keys, [](auto &k) { return !k.empty(); })) {
-      SmallVector<std::pair<unsigned, unsigned>> forced;
-      for (size_t i = 0; i < owners.size(); ++i)
-        forced.push_back({owners[i].first, keys[i][choice[i]]});
-      variants.push_back(forced);
-      size_t i = 0;
-      while (i < owners.size() && ++choice[i] == keys[i].size())
-        choice[i++] = 0;
-      if (i == owners.size())
-        break;
+  SmallVector<SmallVector<unsigned>> keys;
+  for (auto [owner, unused] : owners) {
+    SmallVector<unsigned> ownerKeys;
+    for (const CostedStrategy &costed :
+         getCosts(owner, start, getOffsetKey(stage)))
+      if (!llvm::is_contained(ownerKeys, getTieKey(costed.strategy)))
+        ownerKeys.push_back(getTieKey(costed.strategy));
+    if (ownerKeys.empty())
+      return variants;
+    keys.push_back(ownerKeys);
+  }
+  SmallVector<size_t> choice(owners.size(), 0);
+  while (true) {
+    SmallVector<std::pair<unsigned, unsigned>> forced;
+    for (size_t i = 0; i < owners.size(); ++i)
+      forced.push_back({owners[i].first, keys[i][choice[i]]});
+    variants.push_back(forced);
+    size_t i = 0;
+    while (i < owners.size() && ++choice[i] == keys[i].size())
+      choice[i++] = 0;
+    if (i == owners.size())
+      break;
+  }
+  return variants;
+}
+
+std::pair<double, SmallVector<LayerStrategy>> Searcher::solveTraced(
+    int64_t stage, unsigned start, unsigned end,
+    ArrayRef<std::pair<unsigned, unsigned>> forced) {
+  Engine engine;
+  engine.inFlight = getInFlight(stage);
+  engine.offsetKey = getOffsetKey(stage);
+  engine.start = start;
+  engine.entry = stage > 0;
+  engine.forced.assign(forced.begin(), forced.end());
+  engine.trace = true;
+  setBoundLength(engine, end - start);
+  while (engine.processed < end - start && !engine.dead)
+    advance(engine);
+  if (engine.processed < end - start)
+    return {kInfinity, {}};
+  // The best final state, with the exit change.
+  double best = kInfinity;
+  int bestLayout = -1, bestIndex = -1;
+  for (size_t layout = 0; layout < layouts.size(); ++layout) {
+    double extra = stage + 1 < pp
+                       ? getBoundaryCost(end, layout, engine.offsetKey)
+                       : 0.0;
+    for (auto [index, state] : llvm::enumerate(engine.states[layout]))
+      if (state.time + extra < best) {
+        best = state.time + extra;
+        bestLayout = layout;
+        bestIndex = index;
+      }
+  }
+  if (bestLayout < 0)
+    return {kInfinity, {}};
+  SmallVector<LayerStrategy> strategies(end - start);
+  int layout = bestLayout, index = bestIndex;
+  for (int step = static_cast<int>(end - start) - 1; step >= 0; --step) {
+    const State &state = engine.history[step][layout][index];
+    unsigned layer = engine.historyLayers[step];
+    LayerStrategy strategy =
+        getCosts(layer, start, engine.offsetKey)[state.candidate].strategy;
+    strategy.stage = stage;
+    strategies[layer - start] = strategy;
+    layout = state.parentLayout;
+    index = state.parent;
+  }
+  return {best, std::move(strategies)};
+}
+
+bool Searcher::honoursTies(ArrayRef<LayerStrategy> strategies,
+                           unsigned start) const {
+  for (const Tie &tie : ties)
+    if (tie.owner >= start && tie.reader < start + strategies.size() &&
+        getTieKey(strategies[tie.reader - start]) !=
+            getTieKey(strategies[tie.owner - start]))
+      return false;
+  return true;
+}
+
+std::pair<double, SmallVector<LayerStrategy>>
+Searcher::solveStage(int64_t stage, unsigned start, unsigned end) {
+  // Without the ties first: when its best plan honours them, it is the
+  // answer; otherwise one pass per layout of the owners.
+  auto relaxedResult = solveTraced(stage, start, end, {});
+  if (relaxedResult.first == kInfinity ||
+      honoursTies(relaxedResult.second, start))
+    return relaxedResult;
+  // Try first the owners' layouts the relaxed plan chose, and bound each
+  // pass by the best one so far.
+  auto variants = getTieVariants(stage, start, end);
+  auto preferred = [&](const SmallVector<std::pair<unsigned, unsigned>> &v) {
+    return llvm::all_of(v, [&](const std::pair<unsigned, unsigned> &owner) {
+      return getTieKey(relaxedResult.second[owner.first - start]) ==
+             owner.second;
+    });
+  };
+  std::stable_partition(variants.begin(), variants.end(), preferred);
+  double savedBound = stageBound;
+  std::pair<double, SmallVector<LayerStrategy>> best{kInfinity, {}};
+  for (const auto &forced : variants) {
+    auto result = solveTraced(stage, start, end, forced);
+    if (result.first < best.first) {
+      best = std::move(result);
+      stageBound = std::min(stageBound, best.first * (1.0 + 1e-9));
     }
   }
-  double bestFound = kInfinity;
-  SmallVector<LayerStrategy> result;
-  for (auto &forced : variants) {
-    Engine engine;
-    engine.inFlight = getInFlight(stage);
-    engine.offsetKey = getOffsetKey(stage);
-    engine.start = start;
-    engine.entry = stage > 0;
-    engine.forced = forced;
-    engine.trace = true;
-    setBoundLength(engine, end - start);
-    while (engine.processed < end - start && !engine.dead)
-      advance(engine);
-    if (engine.processed < end - start)
-      continue;
-    // The best final state, with the exit change.
-    double best = kInfinity;
-    int bestLayout = -1, bestIndex = -1;
-    for (size_t layout = 0; layout < layouts.size(); ++layout) {
-      double extra = stage + 1 < pp
-                         ? getBoundaryCost(end, layout, engine.offsetKey)
-                         : 0.0;
-      for (auto [index, state] : llvm::enumerate(engine.states[layout]))
-        if (state.time + extra < best) {
-          best = state.time + extra;
-          bestLayout = layout;
-          bestIndex = index;
-        }
-    }
-    if (best >= bestFound)
-      continue;
-    bestFound = best;
-    result.assign(end - start, LayerStrategy());
-    int layout = bestLayout, index = bestIndex;
-    for (int step = static_cast<int>(end - start) - 1; step >= 0; --step) {
-      const State &state = engine.history[step][layout][index];
-      unsigned layer = engine.historyLayers[step];
-      LayerStrategy strategy =
-          getCosts(layer, start, engine.offsetKey)[state.candidate].strategy;
-      strategy.stage = stage;
-      result[layer - start] = strategy;
-      layout = state.parentLayout;
-      index = state.parent;
-    }
-  }
-  (void)expected;
-  return result;
+  stageBound = savedBound;
+  return best;
+}
+
+SmallVector<LayerStrategy> Searcher::reconstruct(int64_t stage, unsigned start,
+                                                 unsigned end) {
+  return solveStage(stage, start, end).second;
 }
 
 //===----------------------------------------------------------------------===//
@@ -1538,7 +1537,7 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
         }
         // Upgrade layers to their richer choice while memory allows (the
         // rounding of the relaxation, which would mix the two).
-        double time = measure(lean, cap, used);
+        measure(lean, cap, used);
         for (size_t i = 0; i < lean.size(); ++i) {
           if (!rich[i] || rich[i] == lean[i] ||
               getTieKey(rich[i]->strategy) != getTieKey(lean[i]->strategy))
@@ -1550,7 +1549,6 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
             continue;
           lean[i] = rich[i];
           used += extra;
-          (void)time;
         }
       }
       double time = measure(lean, cap, used);
@@ -1567,15 +1565,11 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
     }
     start = end;
   }
-  if (!plan.check(model).empty()) {
-    if (getenv("GALVATRON_DEBUG_SEARCH")) llvm::errs() << "heuristic check failed pp=" << pp << ": " << plan.check(model) << "\n";
+  if (!plan.check(model).empty())
     return std::nullopt;
-  }
   PlanEvaluation evaluation = evaluatePlan(model, plan, cluster, usable);
-  if (!fitsQuantized(plan, evaluation, usable, options.memoryBins)) {
-    if (getenv("GALVATRON_DEBUG_SEARCH")) llvm::errs() << "heuristic does not fit pp=" << pp << "\n";
+  if (!fitsQuantized(plan, evaluation, usable, options.memoryBins))
     return std::nullopt;
-  }
   return plan;
 }
 
@@ -1684,7 +1678,6 @@ llvm::Expected<SearchResult> Searcher::run() {
       if (param.owner != index) {
         ties.push_back({static_cast<unsigned>(index), param.owner});
         maxTiedOwner = std::max(maxTiedOwner, param.owner);
-        hasTies = true;
       }
   SmallVector<ByteCount> distinctCuts;
   for (const LayerProfile &layer : model.layers) {
@@ -1693,8 +1686,6 @@ llvm::Expected<SearchResult> Searcher::run() {
     if (it == distinctCuts.end())
       distinctCuts.push_back(layer.inputCut);
   }
-  if (!hasTies)
-    maxTiedOwner = 0;
 
   // Configurations and their lower bounds.
   SmallVector<PipelineSchedule, 2> schedules;
@@ -1741,9 +1732,9 @@ llvm::Expected<SearchResult> Searcher::run() {
       break;
     if (std::optional<ParallelPlan> plan = getHeuristicPlan(configuration)) {
       double time = evaluatePlan(model, *plan, cluster, usable).iterationTime;
-      if (getenv("GALVATRON_DEBUG_SEARCH")) llvm::errs() << "heuristic pp=" << configuration.pp << " m=" << configuration.microBatches << " lb=" << configuration.lowerBound << " time=" << time << "\n";
       if (time < bestTime) {
         bestTime = time;
+        bestConfiguration = configuration;
         incumbent = std::move(plan);
       }
     }
@@ -1758,20 +1749,27 @@ llvm::Expected<SearchResult> Searcher::run() {
   for (Configuration &configuration : configurations) {
     if (configuration.lowerBound >= bestTime)
       break;
-    // A relaxed pass at a quarter of the resolution first can refute it.
-    int64_t middle = std::max<int64_t>(kCoarseBins * 4, options.memoryBins / 4);
-    if (middle < options.memoryBins) {
-      int64_t fineCapacity = capacity;
-      double fineQuantum = quantum;
-      capacity = middle;
-      quantum = usable / static_cast<double>(middle);
+    // Relaxed passes at rising resolutions first can refute it cheaply;
+    // the configuration holding the best plan needs its fine pass anyway.
+    int64_t fineCapacity = capacity;
+    double fineQuantum = quantum;
+    bool holdsBest = configuration.pp == bestConfiguration.pp &&
+                     configuration.microBatches ==
+                         bestConfiguration.microBatches &&
+                     configuration.schedule == bestConfiguration.schedule;
+    for (int64_t bins = kCoarseBins * 4;
+         !holdsBest && bins < options.memoryBins; bins *= 4) {
+      if (configuration.lowerBound >= bestTime)
+        break;
+      capacity = bins;
+      quantum = usable / static_cast<double>(bins);
       relaxed = true;
       configuration.lowerBound =
           std::max(configuration.lowerBound, explorePass(configuration));
       relaxed = false;
-      capacity = fineCapacity;
-      quantum = fineQuantum;
     }
+    capacity = fineCapacity;
+    quantum = fineQuantum;
     explore(configuration, options.memoryBins, options.memoryBins, 0);
   }
 
@@ -1816,7 +1814,7 @@ llvm::Expected<SearchResult> Searcher::run() {
   plan.precision = options.precision;
   for (int64_t k = 0; k < pp; ++k) {
     SmallVector<LayerStrategy> stage =
-        reconstruct(k, bestSplit[k], bestSplit[k + 1], 0);
+        reconstruct(k, bestSplit[k], bestSplit[k + 1]);
     if (stage.size() != bestSplit[k + 1] - bestSplit[k])
       return makeError("internal error: the search could not recover the "
                        "strategies of stage " +

@@ -59,6 +59,8 @@ LinkCost CollectiveTable::lookup(int64_t groupSize) const {
     cost.busBandwidth = defaults.busBandwidth;
   if (cost.latency == 0)
     cost.latency = defaults.latency;
+  if (cost.hopLatency == 0)
+    cost.hopLatency = defaults.hopLatency;
   return cost;
 }
 
@@ -104,6 +106,8 @@ LinkCost mlir::galvatron::getLinkCost(const ClusterSpec &cluster,
     }
     if (cost.latency == 0)
       cost.latency = intra.lookup(group.size).latency;
+    if (cost.hopLatency == 0)
+      cost.hopLatency = intra.lookup(group.size).hopLatency;
   }
   // Galvatron's measurements describe the profiled cluster directly.
   bool allReduceFamily = collective == Collective::AllReduce ||
@@ -112,7 +116,7 @@ LinkCost mlir::galvatron::getLinkCost(const ClusterSpec &cluster,
   if (allReduceFamily) {
     auto fit = cluster.measuredAllReduceFit.find(group.size);
     if (fit != cluster.measuredAllReduceFit.end())
-      cost = fit->second;
+      cost = fit->second; // the fitted intercept covers every step
     auto measured =
         cluster.measuredAllReduce.find({group.size, group.consecutive});
     if (measured != cluster.measuredAllReduce.end())
@@ -133,21 +137,23 @@ double mlir::galvatron::getCollectiveTime(const ClusterSpec &cluster,
     return 0;
   LinkCost cost = getLinkCost(cluster, collective, group);
   double g = static_cast<double>(group.size);
-  double factor = 1.0;
+  double factor = 1.0, steps = 1.0;
   switch (collective) {
   case Collective::AllReduce:
     factor = 2.0 * (g - 1.0) / g;
+    steps = 2.0 * (g - 1.0);
     break;
   case Collective::AllGather:
   case Collective::ReduceScatter:
   case Collective::AllToAll:
     factor = (g - 1.0) / g;
+    steps = g - 1.0;
     break;
   case Collective::PointToPoint:
-    factor = 1.0;
     break;
   }
-  return cost.latency + factor * bytes / cost.busBandwidth;
+  return cost.latency + steps * cost.hopLatency +
+         factor * bytes / cost.busBandwidth;
 }
 
 double mlir::galvatron::getPointToPointTime(const ClusterSpec &cluster,
@@ -165,10 +171,12 @@ double mlir::galvatron::getPointToPointTime(const ClusterSpec &cluster,
         cluster.nodeNetworkBandwidth / cluster.devicesPerNode;
   if (acrossNodes && cost.latency == 0)
     cost.latency = cluster.intraNode[index].lookup(2).latency;
+  if (acrossNodes && cost.hopLatency == 0)
+    cost.hopLatency = cluster.intraNode[index].lookup(2).hopLatency;
   auto measured = cluster.measuredP2P.find(pp);
   if (measured != cluster.measuredP2P.end())
     cost.busBandwidth = measured->second;
-  return cost.latency + bytes / cost.busBandwidth;
+  return cost.latency + cost.hopLatency + bytes / cost.busBandwidth;
 }
 
 //===----------------------------------------------------------------------===//
@@ -241,6 +249,8 @@ static llvm::json::Object linkToJSON(const LinkCost &cost) {
     object["bandwidth_gbps"] = cost.busBandwidth / kGB;
   if (cost.latency > 0)
     object["latency_us"] = cost.latency / kMicro;
+  if (cost.hopLatency > 0)
+    object["hop_latency_us"] = cost.hopLatency / kMicro;
   return object;
 }
 
@@ -294,7 +304,8 @@ struct PresetNumbers {
   const char *description;
   double memoryGiB, fp32Tflops, halfTflops, hbmGBps;
   double intraBus[kNumCollectives];
-  double intraLatencyUs, nodeNetworkGBps, interLatencyUs;
+  double intraLatencyUs, intraHopUs, nodeNetworkGBps, interLatencyUs,
+      interHopUs;
 };
 } // namespace
 
@@ -308,15 +319,15 @@ static const PresetNumbers kPresets[] = {
     {"a100-80gb",
      "nodes of 8 A100-SXM4-80GB, NVLink 3 (NVSwitch), 8x200 Gb/s InfiniBand "
      "(DGX A100)",
-     80, 156, 312, 2039, {230, 230, 230, 200, 230}, 10, 180, 25},
+     80, 156, 312, 2039, {230, 230, 230, 200, 230}, 10, 0.5, 180, 25, 3},
     {"h100-80gb",
      "nodes of 8 H100-SXM5-80GB, NVLink 4 (NVSwitch), 8x400 Gb/s InfiniBand "
      "(DGX H100)",
-     80, 495, 989, 3350, {370, 370, 370, 300, 370}, 8, 360, 20},
+     80, 495, 989, 3350, {370, 370, 370, 300, 370}, 8, 0.5, 360, 20, 2.5},
     {"a100-40gb-pcie",
      "boxes of 8 A100-PCIe-40GB on PCIe 4.0 switches, no NVLink, 100 Gb/s "
      "Ethernet",
-     40, 156, 312, 1555, {20, 20, 20, 15, 20}, 15, 11, 30},
+     40, 156, 312, 1555, {20, 20, 20, 15, 20}, 15, 1.5, 11, 30, 5},
 };
 
 ArrayRef<ClusterPresetInfo> mlir::galvatron::getClusterPresets() {
@@ -344,8 +355,10 @@ Expected<ClusterSpec> mlir::galvatron::getClusterPreset(StringRef name,
     spec.memoryBandwidth = preset.hbmGBps * kGB;
     for (unsigned i = 0; i < kNumCollectives; ++i) {
       spec.intraNode[i].defaults = {preset.intraBus[i] * kGB,
-                                    preset.intraLatencyUs * kMicro};
-      spec.interNode[i].defaults = {0, preset.interLatencyUs * kMicro};
+                                    preset.intraLatencyUs * kMicro,
+                                    preset.intraHopUs * kMicro};
+      spec.interNode[i].defaults = {0, preset.interLatencyUs * kMicro,
+                                    preset.interHopUs * kMicro};
     }
     spec.nodeNetworkBandwidth = preset.nodeNetworkGBps * kGB;
     if (Error error = spec.validate())
@@ -451,17 +464,22 @@ private:
 } // namespace
 
 static Error readLink(StrictObject &reader, LinkCost &cost) {
-  double gbps = 0, us = 0;
-  bool hasBandwidth = false, hasLatency = false;
+  double gbps = 0, us = 0, hopUs = 0;
+  bool hasBandwidth = false, hasLatency = false, hasHop = false;
   if (Error e = reader.number("bandwidth_gbps", gbps, &hasBandwidth))
     return e;
   if (Error e = reader.number("latency_us", us, &hasLatency,
+                              /*positive=*/false))
+    return e;
+  if (Error e = reader.number("hop_latency_us", hopUs, &hasHop,
                               /*positive=*/false))
     return e;
   if (hasBandwidth)
     cost.busBandwidth = gbps * kGB;
   if (hasLatency)
     cost.latency = us * kMicro;
+  if (hasHop)
+    cost.hopLatency = hopUs * kMicro;
   return Error::success();
 }
 

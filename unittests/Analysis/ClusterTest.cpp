@@ -101,7 +101,7 @@ TEST(ClusterTest, GalvatronHardwareProfiles) {
   ASSERT_FALSE(bool(applyGalvatronHardwareProfile(
       cluster, R"({"pp_size_2": 8.0})", "p2p_bandwidth.json")));
   EXPECT_DOUBLE_EQ(getPointToPointTime(cluster, 2, true, 8e9),
-                   25e-6 + 1.0);
+                   25e-6 + 3e-6 + 1.0);
   ASSERT_FALSE(bool(applyGalvatronHardwareProfile(
       cluster, R"({"overlap_coe": 1.1256})", "overlap_coefficient.json")));
   EXPECT_DOUBLE_EQ(cluster.efficiency.overlap, 1.1256);

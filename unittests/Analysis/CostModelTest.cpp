@@ -224,21 +224,23 @@ TEST(CostModelTest, CollectiveTimes) {
   GroupShape node = getGroupShape(cluster, 0, 1, 8);
   EXPECT_EQ(node.nodes, 1);
   EXPECT_EQ(node.perNode, 8);
+  // 10 us to start and 0.5 us per ring step in a node.
   EXPECT_DOUBLE_EQ(getCollectiveTime(cluster, Collective::AllReduce, node, 1e9),
-                   10e-6 + 2.0 * 7 / 8 * 1e9 / 230e9);
+                   10e-6 + 14 * 0.5e-6 + 2.0 * 7 / 8 * 1e9 / 230e9);
   EXPECT_DOUBLE_EQ(getCollectiveTime(cluster, Collective::AllGather, node, 1e9),
-                   10e-6 + 7.0 / 8 * 1e9 / 230e9);
+                   10e-6 + 7 * 0.5e-6 + 7.0 / 8 * 1e9 / 230e9);
   // dp across two nodes, one device per node (stride 8): 180 GB/s / 8.
   GroupShape across = getGroupShape(cluster, 0, 8, 2);
   EXPECT_EQ(across.nodes, 2);
   EXPECT_EQ(across.perNode, 1);
+  // 25 us and 3 us per step across nodes.
   EXPECT_DOUBLE_EQ(
       getCollectiveTime(cluster, Collective::AllReduce, across, 1e9),
-      25e-6 + 1.0 * 1e9 / (180e9 / 8));
+      25e-6 + 2 * 3e-6 + 1.0 * 1e9 / (180e9 / 8));
   // All 16 devices: 8 per node share all adapters.
   GroupShape all = getGroupShape(cluster, 0, 1, 16);
   EXPECT_DOUBLE_EQ(getCollectiveTime(cluster, Collective::AllReduce, all, 1e9),
-                   25e-6 + 2.0 * 15 / 16 * 1e9 / 180e9);
+                   25e-6 + 30 * 3e-6 + 2.0 * 15 / 16 * 1e9 / 180e9);
   EXPECT_EQ(getCollectiveTime(cluster, Collective::AllReduce,
                               getGroupShape(cluster, 0, 1, 1), 1e9),
             0);

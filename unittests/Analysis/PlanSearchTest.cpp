@@ -139,7 +139,6 @@ void expectSearchMatchesBruteForce(const ModelProfile &model,
   auto searched = searchPlan(model, cluster, options);
   ASSERT_GE(brute.fitting, minimumFitting) << "the case should have fitting plans";
   ASSERT_TRUE(bool(searched)) << llvm::toString(searched.takeError());
-  if (getenv("GALVATRON_TEST_VERBOSE")) llvm::errs() << "brute " << brute.time << " plans " << brute.plans << " fit " << brute.fitting << " search " << searched->evaluation.iterationTime << " pp " << searched->plan.pp << " m " << searched->plan.microBatches << "\n";
   EXPECT_NEAR(searched->evaluation.iterationTime, brute.time,
               1e-9 * brute.time)
       << "search " << searched->evaluation.iterationTime << " brute force "

@@ -38,12 +38,14 @@ constexpr unsigned kNumCollectives = 5;
 
 llvm::StringRef stringifyCollective(Collective collective);
 
-/// Achieved bus bandwidth and start-up latency of one collective.
+/// Achieved bus bandwidth and latency of one collective.
 struct LinkCost {
   /// Bytes per second of bus bandwidth (nccl-tests' busbw); 0 = not given.
   double busBandwidth = 0;
-  /// Seconds.
+  /// Seconds to start, and per ring step (g - 1 steps for all-gather,
+  /// reduce-scatter and all-to-all, 2(g - 1) for all-reduce).
   double latency = 0;
+  double hopLatency = 0;
 };
 
 /// A collective's cost for every group size: `defaults`, overridden per size.
@@ -155,9 +157,10 @@ LinkCost getLinkCost(const ClusterSpec &cluster, Collective collective,
 /// Seconds `collective` takes on `group` for a buffer of `bytes`: the full
 /// buffer for all-reduce, all-gather (output) and reduce-scatter (input),
 /// the per-rank buffer for all-to-all, the message for point-to-point.
-/// latency + factor · bytes / busBandwidth with factor 2(g-1)/g for
-/// all-reduce, (g-1)/g for the others and 1 for point-to-point. A group of
-/// one costs nothing.
+/// latency + steps · hopLatency + factor · bytes / busBandwidth with
+/// factor 2(g-1)/g and 2(g-1) steps for all-reduce, (g-1)/g and g-1 steps
+/// for the others, 1 and one step for point-to-point. A group of one costs
+/// nothing.
 double getCollectiveTime(const ClusterSpec &cluster, Collective collective,
                          const GroupShape &group, double bytes);
 
