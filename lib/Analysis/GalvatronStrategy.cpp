@@ -117,13 +117,10 @@ private:
 Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
     StringRef text, StringRef source, const ModelProfile &model,
     int64_t devices, int64_t devicesPerNode, Precision precision) {
-  Expected<llvm::json::Value> parsed = llvm::json::parse(text);
-  if (!parsed)
-    return makeError(source + ": malformed JSON: " +
-                     llvm::toString(parsed.takeError()));
-  const llvm::json::Object *root = parsed->getAsObject();
-  if (!root)
-    return makeError(source + ": a Galvatron strategy must be a JSON object");
+  auto parsedRoot = parseJSONObject(text, source, "a Galvatron strategy");
+  if (!parsedRoot)
+    return parsedRoot.takeError();
+  const llvm::json::Object *root = &*parsedRoot;
   for (const auto &entry : *root)
     if (!llvm::is_contained(kKeys, entry.first.str()))
       return makeError(source + ": unknown key '" + entry.first.str() +

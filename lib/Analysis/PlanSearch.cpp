@@ -147,6 +147,10 @@ struct Layout {
   int64_t tp;
   bool consecutive;
   bool sp;
+
+  LayerStrategy toStrategy() const {
+    return {0, tp, consecutive, DataParallelType::ddp, sp, false};
+  }
 };
 
 struct CostedStrategy {
@@ -252,6 +256,8 @@ private:
 
   void prepareShape(int64_t pp, int64_t microBatch);
   StageContext getContext(int64_t stage, unsigned firstLayer) const;
+  /// The context of a stage with `offsetKey` (all such stages price alike).
+  StageContext getContextForOffset(int offsetKey, unsigned firstLayer) const;
   int getOffsetKey(int64_t stage) const;
   unsigned getLayout(const LayerStrategy &strategy) const;
   unsigned getTieKey(const LayerStrategy &strategy) const;
@@ -304,6 +310,9 @@ private:
   /// to `toBins`, tightening its lower bound.
   void explore(Configuration &configuration, int64_t fromBins,
                int64_t toBins, int64_t relaxedBins);
+  /// A relaxed pass (memory rounded down) at the current quantum: its
+  /// optimum bounds the configuration from below.
+  void tightenLowerBound(Configuration &configuration);
   /// One pass at the current quantum; returns the best time it found below
   /// the best so far (infinity if none). Relaxed passes only report it.
   double explorePass(const Configuration &configuration);
@@ -418,6 +427,14 @@ StageContext Searcher::getContext(int64_t stage, unsigned firstLayer) const {
   return context;
 }
 
+StageContext Searcher::getContextForOffset(int offsetKey,
+                                           unsigned firstLayer) const {
+  int64_t stage = 0;
+  while (getOffsetKey(stage) != offsetKey)
+    ++stage;
+  return getContext(stage, firstLayer);
+}
+
 /// Costs repeat with period devices-per-node in the first device (group
 /// shapes), except whether the stage sits on the first node.
 int Searcher::getOffsetKey(int64_t stage) const {
@@ -459,11 +476,7 @@ Searcher::getCosts(unsigned layer, unsigned start, int offsetKey) {
   auto it = costs.find(key);
   if (it != costs.end())
     return it->second;
-  // Any stage with this offset key prices the same; find one.
-  int64_t stage = 0;
-  while (getOffsetKey(stage) != offsetKey)
-    ++stage;
-  StageContext context = getContext(stage, start);
+  StageContext context = getContextForOffset(offsetKey, start);
   std::vector<CostedStrategy> list;
   for (const LayerStrategy &strategy :
        getLayerStrategies(profile, devicesPerStage, cluster.devicesPerNode,
@@ -494,20 +507,14 @@ const std::vector<double> &Searcher::getTransitions(unsigned layer,
   auto it = transitions.find(key);
   if (it != transitions.end())
     return it->second;
-  int64_t stage = 0;
-  while (getOffsetKey(stage) != offsetKey)
-    ++stage;
-  StageContext context = getContext(stage, 0);
+  StageContext context = getContextForOffset(offsetKey, 0);
   size_t count = layouts.size();
   std::vector<double> matrix(count * count, 0.0);
   for (size_t from = 0; from < count; ++from)
-    for (size_t to = 0; to < count; ++to) {
-      const Layout &a = layouts[from], &b = layouts[to];
+    for (size_t to = 0; to < count; ++to)
       matrix[from * count + to] = getLayoutChangeTime(
-          {0, a.tp, a.consecutive, DataParallelType::ddp, a.sp, false},
-          {0, b.tp, b.consecutive, DataParallelType::ddp, b.sp, false},
+          layouts[from].toStrategy(), layouts[to].toStrategy(),
           model.layers[layer].inputCut, context);
-    }
   return transitions.emplace(key, std::move(matrix)).first->second;
 }
 
@@ -517,16 +524,12 @@ const std::vector<double> &Searcher::getBoundary(unsigned layer,
   auto it = boundaries.find(key);
   if (it != boundaries.end())
     return it->second;
-  int64_t stage = 0;
-  while (getOffsetKey(stage) != offsetKey)
-    ++stage;
-  StageContext context = getContext(stage, 0);
+  StageContext context = getContextForOffset(offsetKey, 0);
   std::vector<double> costs;
   for (const Layout &layout : layouts)
-    costs.push_back(getStageBoundaryTime(
-        {0, layout.tp, layout.consecutive, DataParallelType::ddp, layout.sp,
-         false},
-        model.layers[layer].inputCut, context));
+    costs.push_back(getStageBoundaryTime(layout.toStrategy(),
+                                         model.layers[layer].inputCut,
+                                         context));
   return boundaries.emplace(key, std::move(costs)).first->second;
 }
 
@@ -707,9 +710,7 @@ void Searcher::advance(Engine &engine) {
     if (group.empty())
       continue;
     if (forcedKey) {
-      const Layout &layout = layouts[to];
-      LayerStrategy probe{0, layout.tp, layout.consecutive, {}, false, false};
-      if (getTieKey(probe) != *forcedKey)
+      if (getTieKey(layouts[to].toStrategy()) != *forcedKey)
         continue;
     }
     // Every way to arrive in layout `to`: from each layout's states plus
@@ -1166,15 +1167,18 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
     capacity = fineCapacity / scale;
     quantum = fineQuantum * static_cast<double>(scale);
     explorePass(configuration);
-    if (capacity <= relaxedBins) {
-      relaxed = true;
-      configuration.lowerBound =
-          std::max(configuration.lowerBound, explorePass(configuration));
-      relaxed = false;
-    }
+    if (capacity <= relaxedBins)
+      tightenLowerBound(configuration);
   }
   capacity = fineCapacity;
   quantum = fineQuantum;
+}
+
+void Searcher::tightenLowerBound(Configuration &configuration) {
+  relaxed = true;
+  configuration.lowerBound =
+      std::max(configuration.lowerBound, explorePass(configuration));
+  relaxed = false;
 }
 
 double Searcher::explorePass(const Configuration &configuration) {
@@ -1763,10 +1767,7 @@ llvm::Expected<SearchResult> Searcher::run() {
         break;
       capacity = bins;
       quantum = usable / static_cast<double>(bins);
-      relaxed = true;
-      configuration.lowerBound =
-          std::max(configuration.lowerBound, explorePass(configuration));
-      relaxed = false;
+      tightenLowerBound(configuration);
     }
     capacity = fineCapacity;
     quantum = fineQuantum;

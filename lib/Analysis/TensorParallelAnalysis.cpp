@@ -40,6 +40,24 @@ static bool isFloat(Value value) {
   return type && isa<FloatType>(type.getElementType());
 }
 
+/// Marks `op`'s results batched when an operand is, and as needing a
+/// gradient when it reads a parameter or a float operand that needs one.
+static void propagateFlags(Operation &op, llvm::DenseSet<Value> &batched,
+                           llvm::DenseSet<Value> &gradient) {
+  bool anyBatched = llvm::any_of(
+      op.getOperands(), [&](Value v) { return batched.contains(v); });
+  bool anyGradient =
+      isa<ParamOp>(op) || llvm::any_of(op.getOperands(), [&](Value v) {
+        return gradient.contains(v);
+      });
+  for (Value result : op.getResults()) {
+    if (anyBatched)
+      batched.insert(result);
+    if (anyGradient && isFloat(result))
+      gradient.insert(result);
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // Construction
 //===----------------------------------------------------------------------===//
@@ -71,20 +89,8 @@ TensorParallelAnalysis::analyzeFunction(func::FuncOp function) {
   for (Operation &op : function.getBody().getOps()) {
     auto layer = dyn_cast<LayerOp>(op);
     if (!layer) {
-      // Glue outside layers: propagate the flags conservatively.
-      bool anyBatched = llvm::any_of(op.getOperands(), [&](Value v) {
-        return batchedValues.contains(v);
-      });
-      bool anyGradient = isa<ParamOp>(op) ||
-                         llvm::any_of(op.getOperands(), [&](Value v) {
-                           return gradientValues.contains(v);
-                         });
-      for (Value v : op.getResults()) {
-        if (anyBatched)
-          batchedValues.insert(v);
-        if (anyGradient && isFloat(v))
-          gradientValues.insert(v);
-      }
+      // Glue outside layers.
+      propagateFlags(op, batchedValues, gradientValues);
       continue;
     }
     SmallVector<bool> inputBatched, inputGradient;
@@ -227,18 +233,7 @@ void TensorParallelAnalysis::run() {
     }
   }
   for (Operation &op : body) {
-    bool anyBatched = llvm::any_of(
-        op.getOperands(), [&](Value v) { return batched.contains(v); });
-    bool anyGradient = isa<ParamOp>(op) ||
-                       llvm::any_of(op.getOperands(), [&](Value v) {
-                         return gradient.contains(v);
-                       });
-    for (Value result : op.getResults()) {
-      if (anyBatched)
-        batched.insert(result);
-      if (anyGradient && isFloat(result))
-        gradient.insert(result);
-    }
+    propagateFlags(op, batched, gradient);
     visit(&op);
     checkSequenceParallel(&op);
   }

@@ -553,28 +553,25 @@ Error mlir::galvatron::applyCostProfile(EfficiencyFactors &factors,
   double kernelUs = factors.kernelOverhead / kMicro;
   double runtimeGiB = factors.runtimeMemory / kGiB;
   std::string kernel;
-  if (Error e = reader.number("gemm_efficiency", factors.gemm))
-    return e;
-  if (Error e = reader.number("attention_efficiency", factors.attention))
-    return e;
-  if (Error e = reader.number("memory_bound_efficiency", factors.memoryBound))
-    return e;
-  if (Error e = reader.number("kernel_overhead_us", kernelUs, nullptr,
-                              /*positive=*/false))
-    return e;
-  if (Error e = reader.number("overlap_coefficient", factors.overlap))
-    return e;
-  if (Error e = reader.number("backward_flops_ratio", factors.backwardFlops))
-    return e;
-  if (Error e = reader.number("backward_bytes_ratio", factors.backwardBytes))
-    return e;
-  if (Error e = reader.number("runtime_memory_gib", runtimeGiB, nullptr,
-                              /*positive=*/false))
-    return e;
-  if (Error e = reader.number("allocator_fragmentation",
-                              factors.fragmentation, nullptr,
-                              /*positive=*/false))
-    return e;
+  struct Field {
+    const char *key;
+    double *value;
+    bool positive;
+  };
+  for (const Field &field : {
+           Field{"gemm_efficiency", &factors.gemm, true},
+           {"attention_efficiency", &factors.attention, true},
+           {"memory_bound_efficiency", &factors.memoryBound, true},
+           {"kernel_overhead_us", &kernelUs, false},
+           {"overlap_coefficient", &factors.overlap, true},
+           {"backward_flops_ratio", &factors.backwardFlops, true},
+           {"backward_bytes_ratio", &factors.backwardBytes, true},
+           {"runtime_memory_gib", &runtimeGiB, false},
+           {"allocator_fragmentation", &factors.fragmentation, false},
+       })
+    if (Error e =
+            reader.number(field.key, *field.value, nullptr, field.positive))
+      return e;
   if (Error e = reader.string("attention_kernel", kernel))
     return e;
   if (!kernel.empty()) {
@@ -589,15 +586,25 @@ Error mlir::galvatron::applyCostProfile(EfficiencyFactors &factors,
   return reader.finish();
 }
 
-Expected<ClusterSpec> mlir::galvatron::parseClusterJSON(StringRef text,
-                                                        StringRef source) {
+Expected<llvm::json::Object>
+mlir::galvatron::parseJSONObject(StringRef text, StringRef source,
+                                 StringRef what) {
   Expected<llvm::json::Value> parsed = llvm::json::parse(text);
   if (!parsed)
     return makeError(source + ": malformed JSON: " +
                      llvm::toString(parsed.takeError()));
-  const llvm::json::Object *root = parsed->getAsObject();
-  if (!root)
-    return makeError(source + ": a cluster description must be a JSON object");
+  llvm::json::Object *object = parsed->getAsObject();
+  if (!object)
+    return makeError(source + ": " + what + " must be a JSON object");
+  return std::move(*object);
+}
+
+Expected<ClusterSpec> mlir::galvatron::parseClusterJSON(StringRef text,
+                                                        StringRef source) {
+  auto parsedRoot = parseJSONObject(text, source, "a cluster description");
+  if (!parsedRoot)
+    return parsedRoot.takeError();
+  const llvm::json::Object *root = &*parsedRoot;
   ClusterSpec spec;
   StrictObject reader(*root, source, "");
   if (Error e = reader.string("name", spec.name))
@@ -729,13 +736,10 @@ fitLinkCost(ArrayRef<std::pair<double, double>> bytesAndSeconds,
 Error mlir::galvatron::applyGalvatronHardwareProfile(ClusterSpec &cluster,
                                                      StringRef text,
                                                      StringRef source) {
-  Expected<llvm::json::Value> parsed = llvm::json::parse(text);
-  if (!parsed)
-    return makeError(source + ": malformed JSON: " +
-                     llvm::toString(parsed.takeError()));
-  const llvm::json::Object *root = parsed->getAsObject();
-  if (!root)
-    return makeError(source + ": a Galvatron profile must be a JSON object");
+  auto parsedRoot = parseJSONObject(text, source, "a Galvatron profile");
+  if (!parsedRoot)
+    return parsedRoot.takeError();
+  const llvm::json::Object *root = &*parsedRoot;
   std::map<int64_t, std::vector<std::pair<double, double>>> allReduceTimes,
       allToAllTimes;
   for (auto &entry : *root) {
@@ -804,13 +808,10 @@ Error mlir::galvatron::applyProfileFile(ClusterSpec &cluster, StringRef path) {
   Expected<std::string> text = readFile(path);
   if (!text)
     return text.takeError();
-  Expected<llvm::json::Value> parsed = llvm::json::parse(*text);
-  if (!parsed)
-    return makeError(path + ": malformed JSON: " +
-                     llvm::toString(parsed.takeError()));
-  const llvm::json::Object *root = parsed->getAsObject();
-  if (!root)
-    return makeError(path + ": a profile must be a JSON object");
+  auto parsedRoot = parseJSONObject(*text, path, "a profile");
+  if (!parsedRoot)
+    return parsedRoot.takeError();
+  const llvm::json::Object *root = &*parsedRoot;
   bool galvatron = llvm::any_of(*root, [](const auto &entry) {
     StringRef key = entry.first;
     return key.starts_with("allreduce_size_") ||

@@ -18,25 +18,19 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    constexpr StringRef pass = "--galvatron-apply-strategy";
     auto fail = [&](const llvm::Twine &message) {
-      emitError(module.getLoc()) << "--galvatron-apply-strategy: " << message;
+      emitPassError(module, pass, message);
       signalPassFailure();
     };
-    FailureOr<func::FuncOp> function =
-        getModelFunction(module, "--galvatron-apply-strategy");
-    if (failed(function))
+    FailureOr<PlanningInput> input = getPlanningInput(
+        module, pass, {cluster, nodes, devices, memory, profiles}, precision);
+    if (failed(input))
       return signalPassFailure();
-    auto model = ModelProfile::build(*function);
-    if (!model)
-      return fail(llvm::toString(model.takeError()));
-    auto setup =
-        makeCostModelSetup({cluster, nodes, devices, memory, profiles});
-    if (!setup)
-      return fail(llvm::toString(setup.takeError()));
-    auto trainingPrecision = parsePrecision(precision);
-    if (!trainingPrecision)
-      return fail(llvm::toString(trainingPrecision.takeError()));
+    const ModelProfile *model = &input->input.model;
+    const CostModelSetup *setup = &input->setup;
     const ClusterSpec &spec = setup->cluster;
+    Precision *trainingPrecision = &input->precision;
 
     ParallelPlan plan;
     if (!json.empty()) {
@@ -128,7 +122,7 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
                       evaluation.memoryBudget / gib)
                       .str());
     }
-    writePlan(module, *function, plan);
+    writePlan(module, input->input.function, plan);
     if (!report.empty())
       if (llvm::Error error =
               writePlanReport(report, reportFile,

@@ -18,21 +18,15 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    constexpr StringRef pass = "--galvatron-export-strategy";
     auto fail = [&](const llvm::Twine &message) {
-      emitError(module.getLoc()) << "--galvatron-export-strategy: " << message;
+      emitPassError(module, pass, message);
       signalPassFailure();
     };
-    FailureOr<func::FuncOp> function =
-        getModelFunction(module, "--galvatron-export-strategy");
-    if (failed(function))
+    auto input = getModelAndPlan(module, pass);
+    if (failed(input))
       return signalPassFailure();
-    auto model = ModelProfile::build(*function);
-    if (!model)
-      return fail(llvm::toString(model.takeError()));
-    auto plan = readPlan(module, *function);
-    if (!plan)
-      return fail(llvm::toString(plan.takeError()));
-    auto json = writeGalvatronStrategy(*plan, *model);
+    auto json = writeGalvatronStrategy(input->second, input->first.model);
     if (!json)
       return fail(llvm::toString(json.takeError()));
     std::string error;

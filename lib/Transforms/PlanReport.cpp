@@ -15,20 +15,16 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    constexpr StringRef pass = "--galvatron-plan-report";
     auto fail = [&](const llvm::Twine &message) {
-      emitError(module.getLoc()) << "--galvatron-plan-report: " << message;
+      emitPassError(module, pass, message);
       signalPassFailure();
     };
-    FailureOr<func::FuncOp> function =
-        getModelFunction(module, "--galvatron-plan-report");
-    if (failed(function))
+    auto input = getModelAndPlan(module, pass);
+    if (failed(input))
       return signalPassFailure();
-    auto model = ModelProfile::build(*function);
-    if (!model)
-      return fail(llvm::toString(model.takeError()));
-    auto plan = readPlan(module, *function);
-    if (!plan)
-      return fail(llvm::toString(plan.takeError()));
+    const ModelProfile *model = &input->first.model;
+    const ParallelPlan *plan = &input->second;
     // Without a size, the cluster takes the plan's device count.
     CostModelOptions options{cluster, nodes, devices, memory, profiles};
     if (nodes == 0 && devices == 0)

@@ -20,17 +20,17 @@ FailureOr<func::FuncOp> mlir::galvatron::getModelFunction(ModuleOp module,
     if (function.getOps<LayerOp>().empty())
       continue;
     if (found) {
-      emitError(module.getLoc()) << pass << ": the module has several functions with "
-                         << "layers (@" << found.getSymName() << ", @"
-                         << function.getSymName()
-                         << "); a plan describes one model function";
+      emitPassError(module, pass,
+                    "the module has several functions with layers (@" +
+                        found.getSymName() + ", @" + function.getSymName() +
+                        "); a plan describes one model function");
       return failure();
     }
     found = function;
   }
   if (!found) {
-    emitError(module.getLoc()) << pass << ": the module has no function with "
-                       << "galvatron.layer ops";
+    emitPassError(module, pass,
+                  "the module has no function with galvatron.layer ops");
     return failure();
   }
   return found;
@@ -151,4 +151,56 @@ llvm::Error mlir::galvatron::writePlanReport(StringRef format,
     printPlanReport(file->os(), input);
   file->keep();
   return llvm::Error::success();
+}
+
+void mlir::galvatron::emitPassError(ModuleOp module, StringRef pass,
+                                    const llvm::Twine &message) {
+  emitError(module.getLoc()) << pass << ": " << message;
+}
+
+FailureOr<ModelInput> mlir::galvatron::getModelInput(ModuleOp module,
+                                                     StringRef pass) {
+  FailureOr<func::FuncOp> function = getModelFunction(module, pass);
+  if (failed(function))
+    return failure();
+  auto model = ModelProfile::build(*function);
+  if (!model) {
+    emitPassError(module, pass, llvm::toString(model.takeError()));
+    return failure();
+  }
+  return ModelInput{*function, std::move(*model)};
+}
+
+FailureOr<std::pair<ModelInput, ParallelPlan>>
+mlir::galvatron::getModelAndPlan(ModuleOp module, StringRef pass) {
+  FailureOr<ModelInput> input = getModelInput(module, pass);
+  if (failed(input))
+    return failure();
+  auto plan = readPlan(module, input->function);
+  if (!plan) {
+    emitPassError(module, pass, llvm::toString(plan.takeError()));
+    return failure();
+  }
+  return std::make_pair(std::move(*input), std::move(*plan));
+}
+
+FailureOr<PlanningInput>
+mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
+                                  const CostModelOptions &options,
+                                  StringRef precision) {
+  FailureOr<ModelInput> input = getModelInput(module, pass);
+  if (failed(input))
+    return failure();
+  auto setup = makeCostModelSetup(options);
+  if (!setup) {
+    emitPassError(module, pass, llvm::toString(setup.takeError()));
+    return failure();
+  }
+  auto trainingPrecision = parsePrecision(precision);
+  if (!trainingPrecision) {
+    emitPassError(module, pass, llvm::toString(trainingPrecision.takeError()));
+    return failure();
+  }
+  return PlanningInput{std::move(*input), std::move(*setup),
+                       *trainingPrecision};
 }

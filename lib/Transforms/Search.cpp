@@ -16,29 +16,22 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    constexpr StringRef pass = "--galvatron-search";
     auto fail = [&](const llvm::Twine &message) {
-      emitError(module.getLoc()) << "--galvatron-search: " << message;
+      emitPassError(module, pass, message);
       signalPassFailure();
     };
-    FailureOr<func::FuncOp> function =
-        getModelFunction(module, "--galvatron-search");
-    if (failed(function))
+    FailureOr<PlanningInput> input = getPlanningInput(
+        module, pass, {cluster, nodes, devices, memory, profiles}, precision);
+    if (failed(input))
       return signalPassFailure();
-    auto model = ModelProfile::build(*function);
-    if (!model)
-      return fail(llvm::toString(model.takeError()));
-    auto setup =
-        makeCostModelSetup({cluster, nodes, devices, memory, profiles});
-    if (!setup)
-      return fail(llvm::toString(setup.takeError()));
-    auto trainingPrecision = parsePrecision(precision);
-    if (!trainingPrecision)
-      return fail(llvm::toString(trainingPrecision.takeError()));
+    const ModelProfile &model = input->input.model;
+    const CostModelSetup &setup = input->setup;
 
     SearchOptions options;
-    options.globalBatch = globalBatch > 0 ? globalBatch : model->irBatch;
-    options.precision = *trainingPrecision;
-    options.memoryBudget = setup->memoryBudget;
+    options.globalBatch = globalBatch > 0 ? globalBatch : model.irBatch;
+    options.precision = input->precision;
+    options.memoryBudget = setup.memoryBudget;
     options.memoryBins = memoryBins;
     SearchSpace &space = options.space;
     if (maxTp < 0 || (maxTp > 0 && !llvm::isPowerOf2_64(maxTp)))
@@ -82,14 +75,14 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
     if (space.maxTp > 0 && space.minTp > space.maxTp)
       return fail("min-tp exceeds max-tp");
 
-    auto result = searchPlan(*model, setup->cluster, options);
+    auto result = searchPlan(model, setup.cluster, options);
     if (!result)
       return fail(llvm::toString(result.takeError()));
-    writePlan(module, *function, result->plan);
+    writePlan(module, input->input.function, result->plan);
     if (!report.empty())
       if (llvm::Error error = writePlanReport(
               report, reportFile,
-              {&*model, &result->plan, &result->evaluation, &setup->cluster,
+              {&model, &result->plan, &result->evaluation, &setup.cluster,
                &result->statistics}))
         return fail(llvm::toString(std::move(error)));
   }

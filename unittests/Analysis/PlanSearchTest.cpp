@@ -163,6 +163,18 @@ double unconstrainedMemory(const ModelProfile &model, const ClusterSpec &cluster
   return searched->evaluation.peakMemory;
 }
 
+/// Budgets at `fractions` of what the fastest plan needs ignoring memory.
+void expectMatchesAtBudgets(const ModelProfile &model,
+                            const ClusterSpec &cluster, SearchOptions options,
+                            ArrayRef<double> fractions) {
+  double free = unconstrainedMemory(model, cluster, options);
+  for (double fraction : fractions) {
+    options.memoryBudget = fraction * free;
+    SCOPED_TRACE(fraction);
+    expectSearchMatchesBruteForce(model, cluster, options);
+  }
+}
+
 TEST(PlanSearchTest, GptTinyTwoDevicesMatchesBruteForce) {
   MLIRContext context;
   ModelProfile model = profileOf(context, "gpt-tiny");
@@ -170,12 +182,7 @@ TEST(PlanSearchTest, GptTinyTwoDevicesMatchesBruteForce) {
   SearchOptions options;
   options.globalBatch = 8;
   options.memoryBins = 64;
-  double free = unconstrainedMemory(model, cluster, options);
-  for (double fraction : {1.5, 0.7, 0.45}) {
-    options.memoryBudget = fraction * free;
-    SCOPED_TRACE(fraction);
-    expectSearchMatchesBruteForce(model, cluster, options);
-  }
+  expectMatchesAtBudgets(model, cluster, options, {1.5, 0.7, 0.45});
 }
 
 TEST(PlanSearchTest, LlamaTinyTwoNodesMatchesBruteForce) {
@@ -189,12 +196,7 @@ TEST(PlanSearchTest, LlamaTinyTwoNodesMatchesBruteForce) {
   options.space.maxTp = 2;
   options.space.dpTypes[1] = options.space.dpTypes[2] = false; // ddp, zero3
   options.space.nonConsecutiveTp = false;
-  double free = unconstrainedMemory(model, cluster, options);
-  for (double fraction : {1.2, 0.6}) {
-    options.memoryBudget = fraction * free;
-    SCOPED_TRACE(fraction);
-    expectSearchMatchesBruteForce(model, cluster, options);
-  }
+  expectMatchesAtBudgets(model, cluster, options, {1.2, 0.6});
 }
 
 TEST(PlanSearchTest, TiedWeightsAndEncoderDecoderMatchBruteForce) {
@@ -210,12 +212,7 @@ TEST(PlanSearchTest, TiedWeightsAndEncoderDecoderMatchBruteForce) {
   options.space.checkpointing = false;
   options.space.dpTypes[1] = options.space.dpTypes[2] =
       options.space.dpTypes[3] = false;
-  double free = unconstrainedMemory(model, cluster, options);
-  for (double fraction : {1.0, 0.75}) {
-    options.memoryBudget = fraction * free;
-    SCOPED_TRACE(fraction);
-    expectSearchMatchesBruteForce(model, cluster, options);
-  }
+  expectMatchesAtBudgets(model, cluster, options, {1.0, 0.75});
 }
 
 TEST(PlanSearchTest, BertTinyFourDevicesMatchesBruteForce) {
@@ -228,12 +225,7 @@ TEST(PlanSearchTest, BertTinyFourDevicesMatchesBruteForce) {
   options.space.maxTp = 2;
   options.space.dpTypes[1] = options.space.dpTypes[3] = false; // ddp, zero2
   options.space.sequenceParallel = false;
-  double free = unconstrainedMemory(model, cluster, options);
-  for (double fraction : {0.8, 0.4}) {
-    options.memoryBudget = fraction * free;
-    SCOPED_TRACE(fraction);
-    expectSearchMatchesBruteForce(model, cluster, options);
-  }
+  expectMatchesAtBudgets(model, cluster, options, {0.8, 0.4});
 }
 
 TEST(PlanSearchTest, NoFittingPlanNamesTheLeastMemory) {

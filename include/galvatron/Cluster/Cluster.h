@@ -215,6 +215,12 @@ llvm::Error applyCostProfile(EfficiencyFactors &factors,
 /// profile, told apart by their keys.
 llvm::Error applyProfileFile(ClusterSpec &cluster, llvm::StringRef path);
 
+/// Parses `text` as a JSON object; errors name `source` and say that
+/// `what` ("a cluster description") must be one.
+llvm::Expected<llvm::json::Object> parseJSONObject(llvm::StringRef text,
+                                                   llvm::StringRef source,
+                                                   llvm::StringRef what);
+
 /// Parses "80", "80GB", "80GiB", "81920MiB", "1.5TB" into bytes (a bare
 /// number is GiB).
 llvm::Expected<double> parseMemorySize(llvm::StringRef text);

@@ -54,6 +54,33 @@ llvm::Expected<ParallelPlan> readPlan(ModuleOp module, func::FuncOp function);
 llvm::Error writePlanReport(StringRef format, StringRef output,
                             const PlanReportInput &input);
 
+/// Emits "`pass`: `message`" as an error at `module`.
+void emitPassError(ModuleOp module, StringRef pass,
+                   const llvm::Twine &message);
+
+/// The model function and its profile.
+struct ModelInput {
+  func::FuncOp function;
+  ModelProfile model;
+};
+
+/// What a pass reading a model needs; emits the error and fails otherwise.
+FailureOr<ModelInput> getModelInput(ModuleOp module, StringRef pass);
+
+/// The model and the plan its attributes describe.
+FailureOr<std::pair<ModelInput, ParallelPlan>>
+getModelAndPlan(ModuleOp module, StringRef pass);
+
+/// The model, the cluster and budget the options give, and the precision.
+struct PlanningInput {
+  ModelInput input;
+  CostModelSetup setup;
+  Precision precision;
+};
+FailureOr<PlanningInput> getPlanningInput(ModuleOp module, StringRef pass,
+                                          const CostModelOptions &options,
+                                          StringRef precision);
+
 } // namespace mlir::galvatron
 
 #endif // GALVATRON_TRANSFORMS_PLANUTILS_H
