@@ -38,13 +38,26 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
       return fail("max-tp must be a power of two, got " + llvm::Twine(maxTp));
     if (minTp < 1 || !llvm::isPowerOf2_64(minTp))
       return fail("min-tp must be a power of two, got " + llvm::Twine(minTp));
-    if (maxPp < 0 || pp < 0 || chunks < 0)
-      return fail("max-pp, pp and chunks must not be negative");
+    if (maxPp < 0 || pp < 0 || chunks < 0 || microBatch < 0)
+      return fail("max-pp, pp, chunks and micro-batch must not be negative");
+    int64_t fixedChunks = chunks;
+    if (microBatch > 0) {
+      if (options.globalBatch % microBatch != 0)
+        return fail("micro-batch = " + llvm::Twine(microBatch) +
+                    " does not divide the global batch of " +
+                    llvm::Twine(options.globalBatch));
+      int64_t implied = options.globalBatch / microBatch;
+      if (chunks > 0 && chunks != implied)
+        return fail("micro-batch = " + llvm::Twine(microBatch) + " makes " +
+                    llvm::Twine(implied) + " micro-batches, not chunks = " +
+                    llvm::Twine(chunks));
+      fixedChunks = implied;
+    }
     space.maxTp = maxTp;
     space.minTp = minTp;
     space.maxPp = maxPp;
     space.fixedPp = pp;
-    space.fixedMicroBatches = chunks;
+    space.fixedMicroBatches = fixedChunks;
     if (schedule == "gpipe")
       space.schedule = PipelineSchedule::gpipe;
     else if (schedule == "1f1b" || schedule == "pipedream_flush")

@@ -23,6 +23,11 @@
 // RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="pp=3" 2>&1 | FileCheck %s --check-prefix=PP
 // PP: error: --galvatron-search: pp = 3 does not divide the 8 devices
 
+// RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="global-batch=16 micro-batch=3" 2>&1 | FileCheck %s --check-prefix=MICRO
+// MICRO: error: --galvatron-search: micro-batch = 3 does not divide the global batch of 16
+// RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="global-batch=16 micro-batch=4 chunks=2" 2>&1 | FileCheck %s --check-prefix=CHUNKS
+// CHUNKS: error: --galvatron-search: micro-batch = 4 makes 4 micro-batches, not chunks = 2
+
 // RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="max-tp=3" 2>&1 | FileCheck %s --check-prefix=MAXTP
 // MAXTP: error: --galvatron-search: max-tp must be a power of two, got 3
 

@@ -9,6 +9,9 @@
 // RUN: FileCheck %s --check-prefix=JSON < %t.json
 // Our cluster format and Galvatron's hardware profiles.
 // RUN: galvatron-translate --model=gpt-tiny --batch=2 | galvatron-opt --galvatron-search="cluster=%S/Inputs/cluster-four.json global-batch=8 profile=%S/Inputs/allreduce_bandwidth_1nodes_4gpus_per_node.json,%S/Inputs/overlap_coefficient.json,%S/Inputs/cost-profile.json report=text" -o /dev/null | FileCheck %s --check-prefix=FILE
+// A fixed micro-batch size fixes the micro-batch count.
+// RUN: galvatron-translate --model=gpt-tiny --batch=2 | galvatron-opt --galvatron-search="devices=4 global-batch=16 micro-batch=4" | FileCheck %s --check-prefix=MICRO
+// MICRO: galvatron.plan = #galvatron.plan<devices = 4, devices_per_node = 4, pp = {{[0-9]+}}, micro_batches = 4, global_batch = 16
 // A GPipe-only space still finds a plan.
 // RUN: galvatron-translate --model=gpt-tiny --batch=2 | galvatron-opt --galvatron-search="devices=4 global-batch=8 schedule=gpipe pp=2" | FileCheck %s --check-prefix=GPIPE
 

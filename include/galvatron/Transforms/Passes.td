@@ -68,6 +68,8 @@ def PlanSearch : Pass<"galvatron-search", "::mlir::ModuleOp"> {
            "Fixed pipeline degree (0: search)">,
     Option<"chunks", "chunks", "int64_t", /*default=*/"0",
            "Fixed micro-batch count (0: search)">,
+    Option<"microBatch", "micro-batch", "int64_t", /*default=*/"0",
+           "Fixed micro-batch size in sequences (0: search)">,
     Option<"schedule", "schedule", "std::string", /*default=*/"\"any\"",
            "Pipeline schedule: any, gpipe or 1f1b">,
     ListOption<"disable", "disable", "std::string",
