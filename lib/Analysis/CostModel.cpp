@@ -616,8 +616,6 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
     context.devicesPerStage = stageDevices;
     context.firstDevice = k * stageDevices;
     context.microBatch = plan.getMicroBatchSize();
-    context.microBatches = plan.microBatches;
-    context.sequenceLength = model.sequenceLength;
     context.firstLayer = stage.firstLayer;
 
     double perMicroBatch = 0, compute = 0, tensor = 0, data = 0, transfer = 0;

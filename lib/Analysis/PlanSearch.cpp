@@ -421,8 +421,6 @@ StageContext Searcher::getContext(int64_t stage, unsigned firstLayer) const {
   context.devicesPerStage = devicesPerStage;
   context.firstDevice = stage * devicesPerStage;
   context.microBatch = microBatch;
-  context.microBatches = current.microBatches;
-  context.sequenceLength = model.sequenceLength;
   context.firstLayer = firstLayer;
   return context;
 }

@@ -76,7 +76,6 @@ struct Fixture {
     stage.precision = precision;
     stage.devicesPerStage = cluster.getDevices();
     stage.microBatch = microBatch;
-    stage.sequenceLength = model.sequenceLength;
     return stage;
   }
 };

@@ -235,8 +235,6 @@ struct StageContext {
   int64_t firstDevice = 0;
   /// Sequences per micro-batch (before the data-parallel split).
   int64_t microBatch = 1;
-  int64_t microBatches = 1;
-  int64_t sequenceLength = 0;
   /// Index of the stage's first layer: parameters owned before it are held
   /// as copies.
   unsigned firstLayer = 0;
@@ -273,6 +271,8 @@ struct LayerCost {
   }
 };
 
+/// Prices layer `layerIndex` of a model under `strategy` on a stage: the
+/// formulas of docs/architecture.md, "Cost model".
 LayerCost evaluateLayer(const LayerProfile &layer, unsigned layerIndex,
                         const LayerStrategy &strategy,
                         const StageContext &context);
