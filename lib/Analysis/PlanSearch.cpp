@@ -1580,6 +1580,7 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
 //===----------------------------------------------------------------------===//
 
 double Searcher::minimumMemory(std::string &where) {
+  constexpr double kHuge = 1e30;
   double least = kInfinity;
   for (int64_t degree : getPipelineDegrees(model, cluster.getDevices(),
                                            options.space)) {
@@ -1590,53 +1591,120 @@ double Searcher::minimumMemory(std::string &where) {
           options.space.schedule.value_or(PipelineSchedule::pipedream_flush),
           0};
       prepareConfiguration(configuration);
-      // Least memory of a stage [start, end): per layer the least memory
-      // among strategies whose transient stays under a cap, plus the cap.
-      auto stageMemory = [&](int64_t k, unsigned start, unsigned end) {
-        std::vector<double> caps;
-        for (unsigned layer = start; layer < end; ++layer)
-          for (const CostedStrategy &c :
-               getCosts(layer, start, getOffsetKey(k)))
-            caps.push_back(c.cost.transient);
-        llvm::sort(caps);
-        caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
-        double best = kInfinity;
-        for (double cap : caps) {
-          double total = cap;
-          for (unsigned layer = start; layer < end && total < best; ++layer) {
-            double layerBest = kInfinity;
+      // A stage's least memory: over caps on the transient, the cap plus
+      // each layer's least memory among strategies within the cap.
+      SmallVector<double> caps;
+      for (int64_t k = 0; k < pp; ++k)
+        for (unsigned layer = 0; layer < layers; ++layer)
+          for (unsigned start : {0u, layers})
             for (const CostedStrategy &c :
                  getCosts(layer, start, getOffsetKey(k)))
-              if (c.cost.transient <= cap)
-                layerBest = std::min(layerBest,
-                                     c.cost.getMemory(getInFlight(k)));
-            total += layerBest;
+              caps.push_back(c.cost.transient);
+      llvm::sort(caps);
+      caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+      if (caps.empty())
+        continue;
+      // rows[(in flight, offset key, start)][layer][cap]: least memory,
+      // with parameter copies counted as for a stage starting at `start`
+      // (0: none, layers: all); shared by layers of one signature.
+      std::map<std::tuple<int64_t, int, unsigned>,
+               std::vector<std::vector<double>>>
+          rows;
+      auto tableFor = [&](int64_t inFlight, int key, unsigned start)
+          -> const std::vector<std::vector<double>> & {
+        auto [it, inserted] =
+            rows.insert({std::make_tuple(inFlight, key, start), {}});
+        if (!inserted)
+          return it->second;
+        std::map<std::pair<unsigned, unsigned>, std::vector<double>> bySignature;
+        for (unsigned layer = 0; layer < layers; ++layer) {
+          auto signature = std::make_pair(model.layers[layer].signature,
+                                          getCopies(layer, start));
+          auto found = bySignature.find(signature);
+          if (found == bySignature.end()) {
+            SmallVector<std::pair<double, double>> options;
+            for (const CostedStrategy &c : getCosts(layer, start, key))
+              options.push_back({c.cost.transient, c.cost.getMemory(inFlight)});
+            llvm::sort(options);
+            std::vector<double> row(caps.size(), kHuge);
+            double running = kHuge;
+            size_t next = 0;
+            for (size_t c = 0; c < caps.size(); ++c) {
+              while (next < options.size() && options[next].first <= caps[c])
+                running = std::min(running, options[next++].second);
+              row[c] = running;
+            }
+            found = bySignature.emplace(signature, std::move(row)).first;
           }
+          it->second.push_back(found->second);
+        }
+        return it->second;
+      };
+      struct StageTables {
+        const std::vector<std::vector<double>> *copies, *none;
+        std::vector<std::vector<double>> prefix; // [cap][layer]
+      };
+      std::vector<StageTables> stages(pp);
+      for (int64_t k = 0; k < pp; ++k) {
+        StageTables &tables = stages[k];
+        tables.copies = &tableFor(getInFlight(k), getOffsetKey(k), layers);
+        tables.none = &tableFor(getInFlight(k), getOffsetKey(k), 0);
+        tables.prefix.assign(caps.size(), std::vector<double>(layers + 1, 0));
+        for (size_t c = 0; c < caps.size(); ++c)
+          for (unsigned layer = 0; layer < layers; ++layer)
+            tables.prefix[c][layer + 1] =
+                tables.prefix[c][layer] + (*tables.copies)[layer][c];
+      }
+      auto stageMemory = [&](int64_t k, unsigned start, unsigned end) {
+        const StageTables &tables = stages[k];
+        double best = kInfinity;
+        for (size_t c = 0; c < caps.size(); ++c) {
+          double total =
+              caps[c] + tables.prefix[c][end] - tables.prefix[c][start];
+          // A weight tied to an owner on this stage is not a copy.
+          for (const Tie &tie : ties)
+            if (tie.owner >= start && tie.reader >= start && tie.reader < end)
+              total += (*tables.none)[tie.reader][c] -
+                       (*tables.copies)[tie.reader][c];
           best = std::min(best, total);
         }
         return best;
       };
-      // Minimize the largest stage over splits.
+      // Minimize the largest stage over splits. More layers need more
+      // memory, so worst[k][s] grows with s while the next stage's memory
+      // shrinks: the best start is where they cross.
       std::vector<std::vector<double>> worst(
           pp + 1, std::vector<double>(layers + 1, kInfinity));
       worst[0][0] = 0;
-      for (int64_t k = 0; k < pp; ++k)
-        for (unsigned start = k; start + (pp - k) <= layers; ++start) {
-          if (worst[k][start] == kInfinity)
-            continue;
-          unsigned minEnd = k + 1 == pp ? layers : start + 1;
-          for (unsigned end = minEnd; end + (pp - 1 - k) <= layers; ++end) {
-            double value = std::max(worst[k][start], stageMemory(k, start, end));
-            worst[k + 1][end] = std::min(worst[k + 1][end], value);
+      for (int64_t k = 0; k < pp; ++k) {
+        unsigned firstEnd = k + 1 == pp ? layers : k + 1;
+        for (unsigned end = firstEnd; end + (pp - 1 - k) <= layers; ++end) {
+          unsigned low = k, high = end - 1; // candidate starts
+          auto value = [&](unsigned start) {
+            if (worst[k][start] == kInfinity)
+              return kInfinity;
+            return std::max(worst[k][start], stageMemory(k, start, end));
+          };
+          while (low < high) {
+            unsigned middle = (low + high) / 2;
+            if (worst[k][middle] >= stageMemory(k, middle, end))
+              high = middle;
+            else
+              low = middle + 1;
           }
+          double best = value(low);
+          if (low > static_cast<unsigned>(k))
+            best = std::min(best, value(low - 1));
+          worst[k + 1][end] = best;
         }
+      }
       if (worst[pp][layers] < least) {
         least = worst[pp][layers];
         where = llvm::formatv("pp = {0}, {1} micro-batches", degree, m).str();
       }
     }
   }
-  return least;
+  return least >= kHuge ? kInfinity : least;
 }
 
 //===----------------------------------------------------------------------===//
