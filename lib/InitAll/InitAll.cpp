@@ -19,6 +19,7 @@ void mlir::galvatron::registerAllDialects(DialectRegistry &registry) {
 void mlir::galvatron::registerAllPasses() {
   registerGalvatronPasses();
   registerGalvatronTransformsPasses();
+  registerGalvatronPipelines();
   // The upstream passes users combine with ours.
   registerCanonicalizerPass();
   registerCSEPass();
