@@ -4,6 +4,7 @@
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -17,6 +18,7 @@ void mlir::galvatron::registerAllDialects(DialectRegistry &registry) {
 
 void mlir::galvatron::registerAllPasses() {
   registerGalvatronPasses();
+  registerGalvatronTransformsPasses();
   registerGalvatronPipelines();
   // The upstream passes users combine with ours.
   registerCanonicalizerPass();

@@ -1,6 +1,6 @@
 //===- BuildTrainStep.cpp - Loss, backward, optimizer and schedule --------===//
 
-#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/Autodiff.h"
 #include "galvatron/Transforms/LayerUtils.h"
 #include "galvatron/Transforms/Training.h"
@@ -9,7 +9,7 @@
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_BUILDTRAINSTEP
-#include "galvatron/Dialect/Galvatron/Transforms/Passes.h.inc"
+#include "galvatron/Transforms/Passes.h.inc"
 
 namespace {
 

@@ -1,12 +1,12 @@
 //===- UnrollSchedule.cpp - One function for a training step --------------===//
 
-#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_UNROLLSCHEDULE
-#include "galvatron/Dialect/Galvatron/Transforms/Passes.h.inc"
+#include "galvatron/Transforms/Passes.h.inc"
 
 namespace {
 

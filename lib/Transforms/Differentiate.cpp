@@ -1,12 +1,12 @@
 //===- Differentiate.cpp - Backward function of a layered function --------===//
 
-#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/Autodiff.h"
 #include "galvatron/Transforms/Training.h"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_DIFFERENTIATE
-#include "galvatron/Dialect/Galvatron/Transforms/Passes.h.inc"
+#include "galvatron/Transforms/Passes.h.inc"
 
 namespace {
 
