@@ -1,0 +1,323 @@
+//===- ElementwiseKernels.cpp - Unary, binary, select and cast ------------===//
+
+#include "CPUKernels.h"
+
+#include "galvatron/Runtime/HalfFloat.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace galvatron::runtime::cpu {
+namespace {
+
+/// Elements per thread below which a loop stays serial.
+constexpr int64_t kGrain = 1 << 14;
+
+//===----------------------------------------------------------------------===//
+// Unary float kernels
+//===----------------------------------------------------------------------===//
+
+template <typename F> Status unary(const KernelContext &context, F f) {
+  const float *in = context.input(0).as<float>();
+  float *out = context.output().as<float>();
+  parallelFor(context.output().numElements(), kGrain,
+              [&](int64_t begin, int64_t end) {
+                for (int64_t i = begin; i < end; ++i)
+                  out[i] = f(in[i]);
+              });
+  return Status::ok();
+}
+
+#define GALVATRON_UNARY(NAME, EXPR)                                            \
+  Status NAME(const KernelContext &context) {                                  \
+    return unary(context, [](float x) { return EXPR; });                       \
+  }
+GALVATRON_UNARY(neg, -x)
+GALVATRON_UNARY(absolute, std::fabs(x))
+GALVATRON_UNARY(exponential, std::exp(x))
+GALVATRON_UNARY(logarithm, std::log(x))
+GALVATRON_UNARY(squareRoot, std::sqrt(x))
+GALVATRON_UNARY(reciprocalSquareRoot, 1.0f / std::sqrt(x))
+GALVATRON_UNARY(reciprocal, 1.0f / x)
+GALVATRON_UNARY(hyperbolicTangent, std::tanh(x))
+GALVATRON_UNARY(errorFunction, std::erf(x))
+GALVATRON_UNARY(sigmoid, 1.0f / (1.0f + std::exp(-x)))
+GALVATRON_UNARY(relu, x > 0.0f ? x : 0.0f)
+GALVATRON_UNARY(silu, x / (1.0f + std::exp(-x)))
+#undef GALVATRON_UNARY
+
+Status gelu(const KernelContext &context) {
+  if (context.flag("approximate"))
+    return unary(context, [](float x) {
+      constexpr float kBeta = 0.7978845608028654f; // sqrt(2/pi)
+      return 0.5f * x * (1.0f + std::tanh(kBeta * (x + 0.044715f * x * x * x)));
+    });
+  return unary(context, [](float x) {
+    return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// Binary kernels with broadcasting
+//===----------------------------------------------------------------------===//
+
+/// Applies `f` over the broadcast of inputs 0 and 1 into output 0.
+template <typename T, typename F>
+void broadcastBinary(const KernelContext &context, F f) {
+  const Tensor &lhs = context.input(0), &rhs = context.input(1);
+  const Tensor &out = context.output();
+  BroadcastLoop loop(out.shape(), {&lhs.shape(), &rhs.shape()});
+  const T *a = lhs.as<T>(), *b = rhs.as<T>();
+  T *c = out.as<T>();
+  int64_t length = loop.rowLength();
+  int64_t sa = loop.rowStride(0), sb = loop.rowStride(1);
+  parallelFor(loop.rows(), std::max<int64_t>(1, kGrain / std::max<int64_t>(length, 1)),
+              [&](int64_t begin, int64_t end) {
+                for (int64_t row = begin; row < end; ++row) {
+                  const T *x = a + loop.rowOffset(0, row);
+                  const T *y = b + loop.rowOffset(1, row);
+                  T *z = c + row * length;
+                  if (sa == 1 && sb == 1)
+                    for (int64_t i = 0; i < length; ++i)
+                      z[i] = f(x[i], y[i]);
+                  else if (sa == 1 && sb == 0)
+                    for (int64_t i = 0; i < length; ++i)
+                      z[i] = f(x[i], y[0]);
+                  else if (sa == 0 && sb == 1)
+                    for (int64_t i = 0; i < length; ++i)
+                      z[i] = f(x[0], y[i]);
+                  else
+                    for (int64_t i = 0; i < length; ++i)
+                      z[i] = f(x[i * sa], y[i * sb]);
+                }
+              });
+}
+
+/// Dispatches a binary kernel over f32, i32 and i64 with one generic
+/// functor.
+template <typename F> Status binary(const KernelContext &context, F f) {
+  switch (context.input(0).elementType()) {
+  case ElementType::f32:
+    broadcastBinary<float>(context, f);
+    break;
+  case ElementType::i32:
+    broadcastBinary<int32_t>(context, f);
+    break;
+  case ElementType::i64:
+    broadcastBinary<int64_t>(context, f);
+    break;
+  default:
+    return error("unsupported element type");
+  }
+  return Status::ok();
+}
+
+Status add(const KernelContext &context) {
+  return binary(context, [](auto a, auto b) { return a + b; });
+}
+Status sub(const KernelContext &context) {
+  return binary(context, [](auto a, auto b) { return a - b; });
+}
+Status mul(const KernelContext &context) {
+  return binary(context, [](auto a, auto b) { return a * b; });
+}
+Status maximum(const KernelContext &context) {
+  return binary(context, [](auto a, auto b) { return a < b ? b : a; });
+}
+Status minimum(const KernelContext &context) {
+  return binary(context, [](auto a, auto b) { return b < a ? b : a; });
+}
+
+/// Integer division truncates toward zero, as in C and ONNX; a zero divisor
+/// (or the one overflowing quotient) is an error rather than a trap.
+template <typename T> Status integerDivide(const KernelContext &context) {
+  const Tensor &rhs = context.input(1);
+  const T *divisor = rhs.as<T>();
+  for (int64_t i = 0; i < rhs.numElements(); ++i)
+    if (divisor[i] == 0)
+      return error("integer division by zero");
+  bool overflow = false;
+  broadcastBinary<T>(context, [&overflow](T a, T b) {
+    if (b == -1 && a == std::numeric_limits<T>::min()) {
+      overflow = true;
+      return a;
+    }
+    return T(a / b);
+  });
+  if (overflow)
+    return error("integer division overflows");
+  return Status::ok();
+}
+
+Status divide(const KernelContext &context) {
+  switch (context.input(0).elementType()) {
+  case ElementType::i32:
+    return integerDivide<int32_t>(context);
+  case ElementType::i64:
+    return integerDivide<int64_t>(context);
+  default:
+    broadcastBinary<float>(context, [](float a, float b) { return a / b; });
+    return Status::ok();
+  }
+}
+
+Status power(const KernelContext &context) {
+  return binary(context, [](auto a, auto b) {
+    using T = decltype(a);
+    return T(std::pow(double(a), double(b)));
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// Select and cast
+//===----------------------------------------------------------------------===//
+
+template <typename T> void selectElements(const KernelContext &context) {
+  const Tensor &condition = context.input(0), &lhs = context.input(1),
+               &rhs = context.input(2), &out = context.output();
+  BroadcastLoop loop(out.shape(),
+                     {&condition.shape(), &lhs.shape(), &rhs.shape()});
+  const uint8_t *c = condition.as<uint8_t>();
+  const T *a = lhs.as<T>(), *b = rhs.as<T>();
+  T *z = out.as<T>();
+  int64_t length = loop.rowLength();
+  int64_t sc = loop.rowStride(0), sa = loop.rowStride(1),
+          sb = loop.rowStride(2);
+  parallelFor(loop.rows(), std::max<int64_t>(1, kGrain / std::max<int64_t>(length, 1)),
+              [&](int64_t begin, int64_t end) {
+                for (int64_t row = begin; row < end; ++row) {
+                  const uint8_t *cr = c + loop.rowOffset(0, row);
+                  const T *ar = a + loop.rowOffset(1, row);
+                  const T *br = b + loop.rowOffset(2, row);
+                  T *zr = z + row * length;
+                  for (int64_t i = 0; i < length; ++i)
+                    zr[i] = cr[i * sc] ? ar[i * sa] : br[i * sb];
+                }
+              });
+}
+
+Status select(const KernelContext &context) {
+  // Selection moves elements without looking at them: dispatch on size.
+  switch (elementSize(context.output().elementType())) {
+  case 1:
+    selectElements<uint8_t>(context);
+    break;
+  case 2:
+    selectElements<uint16_t>(context);
+    break;
+  case 4:
+    selectElements<uint32_t>(context);
+    break;
+  default:
+    selectElements<uint64_t>(context);
+    break;
+  }
+  return Status::ok();
+}
+
+/// Element `i` of `data` (of `type`) as a double.
+double loadElement(const uint8_t *data, ElementType type, int64_t i) {
+  switch (type) {
+  case ElementType::f32:
+    return reinterpret_cast<const float *>(data)[i];
+  case ElementType::f16:
+    return halfToFloat(reinterpret_cast<const uint16_t *>(data)[i]);
+  case ElementType::bf16:
+    return bfloat16ToFloat(reinterpret_cast<const uint16_t *>(data)[i]);
+  case ElementType::i64:
+    return double(reinterpret_cast<const int64_t *>(data)[i]);
+  case ElementType::i32:
+    return reinterpret_cast<const int32_t *>(data)[i];
+  case ElementType::i1:
+    return data[i] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+/// Converts a double to an integer type: truncation toward zero, saturated
+/// at the type's range, NaN as 0.
+template <typename T> T toInteger(double value) {
+  if (std::isnan(value))
+    return 0;
+  if (value <= double(std::numeric_limits<T>::min()))
+    return std::numeric_limits<T>::min();
+  if (value >= double(std::numeric_limits<T>::max()))
+    return std::numeric_limits<T>::max();
+  return T(value);
+}
+
+void storeElement(uint8_t *data, ElementType type, int64_t i, double value) {
+  switch (type) {
+  case ElementType::f32:
+    reinterpret_cast<float *>(data)[i] = float(value);
+    break;
+  case ElementType::f16:
+    reinterpret_cast<uint16_t *>(data)[i] = floatToHalf(float(value));
+    break;
+  case ElementType::bf16:
+    reinterpret_cast<uint16_t *>(data)[i] = floatToBfloat16(float(value));
+    break;
+  case ElementType::i64:
+    reinterpret_cast<int64_t *>(data)[i] = toInteger<int64_t>(value);
+    break;
+  case ElementType::i32:
+    reinterpret_cast<int32_t *>(data)[i] = toInteger<int32_t>(value);
+    break;
+  case ElementType::i1:
+    data[i] = value != 0.0;
+    break;
+  }
+}
+
+Status cast(const KernelContext &context) {
+  const Tensor &in = context.input(0), &out = context.output();
+  ElementType from = in.elementType(), to = out.elementType();
+  if (from == to) {
+    if (in.data != out.data)
+      std::memcpy(out.data, in.data, in.type->byteSize());
+    return Status::ok();
+  }
+  // i64 values beyond 2^53 do not survive a trip through double.
+  if (from == ElementType::i64 && to == ElementType::i32) {
+    const int64_t *x = in.as<int64_t>();
+    int32_t *y = out.as<int32_t>();
+    for (int64_t i = 0; i < in.numElements(); ++i)
+      y[i] = int32_t(x[i]);
+    return Status::ok();
+  }
+  parallelFor(in.numElements(), kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      storeElement(out.data, to, i, loadElement(in.data, from, i));
+  });
+  return Status::ok();
+}
+
+} // namespace
+
+void registerElementwiseKernels(CPUKernelTable &table) {
+  table.add(Opcode::Neg, neg);
+  table.add(Opcode::Abs, absolute);
+  table.add(Opcode::Exp, exponential);
+  table.add(Opcode::Log, logarithm);
+  table.add(Opcode::Sqrt, squareRoot);
+  table.add(Opcode::Rsqrt, reciprocalSquareRoot);
+  table.add(Opcode::Reciprocal, reciprocal);
+  table.add(Opcode::Tanh, hyperbolicTangent);
+  table.add(Opcode::Erf, errorFunction);
+  table.add(Opcode::Sigmoid, sigmoid);
+  table.add(Opcode::Relu, relu);
+  table.add(Opcode::Silu, silu);
+  table.add(Opcode::Gelu, gelu);
+  table.add(Opcode::Add, add);
+  table.add(Opcode::Sub, sub);
+  table.add(Opcode::Mul, mul);
+  table.add(Opcode::Div, divide);
+  table.add(Opcode::Pow, power);
+  table.add(Opcode::Max, maximum);
+  table.add(Opcode::Min, minimum);
+  table.add(Opcode::Select, select);
+  table.add(Opcode::Cast, cast);
+}
+
+} // namespace galvatron::runtime::cpu
