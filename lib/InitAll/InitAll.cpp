@@ -3,7 +3,9 @@
 #include "galvatron/InitAll.h"
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Conversion/Passes.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Dialect/Runtime/IR/RuntimeDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -11,12 +13,14 @@
 #include "mlir/Transforms/Passes.h"
 
 void mlir::galvatron::registerAllDialects(DialectRegistry &registry) {
-  registry.insert<GalvatronDialect, func::FuncDialect, arith::ArithDialect,
-                  tensor::TensorDialect>();
+  registry.insert<GalvatronDialect, grt::GrtDialect, func::FuncDialect,
+                  arith::ArithDialect, tensor::TensorDialect>();
 }
 
 void mlir::galvatron::registerAllPasses() {
   registerGalvatronPasses();
+  registerGalvatronConversionPasses();
+  registerRuntimePipeline();
   // The upstream passes users combine with ours.
   registerCanonicalizerPass();
   registerCSEPass();

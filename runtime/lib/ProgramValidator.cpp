@@ -363,44 +363,50 @@ Status validateInstruction(const Program &program, const RankProgram &rank,
 // Memory plan
 //===----------------------------------------------------------------------===//
 
-Status checkMemoryPlan(const RankProgram &rank) {
+Expected<std::vector<LiveRange>> computeLiveRanges(const RankProgram &rank) {
   const int64_t count = int64_t(rank.instructions.size());
-  constexpr int64_t kNever = -2;
-  // Per root buffer: the first write (-1: before the first instruction) and
-  // the last access (`count`: after the last instruction).
-  std::vector<int64_t> start(rank.buffers.size(), kNever);
-  std::vector<int64_t> end(rank.buffers.size(), kNever);
+  std::vector<LiveRange> ranges(rank.buffers.size(),
+                                LiveRange{LiveRange::kNever, LiveRange::kNever});
   auto touch = [&](uint32_t root, int64_t at) {
-    end[root] = std::max(end[root], at);
+    ranges[root].end = std::max(ranges[root].end, at);
   };
   for (const Parameter &parameter : rank.parameters)
-    start[parameter.buffer] = -1, end[parameter.buffer] = count;
+    ranges[parameter.buffer] = LiveRange{-1, count};
   for (const Constant &constant : rank.constants)
-    start[constant.buffer] = -1, end[constant.buffer] = count;
+    ranges[constant.buffer] = LiveRange{-1, count};
   for (const Binding &input : rank.inputs)
-    start[input.buffer] = -1, touch(input.buffer, -1);
+    ranges[input.buffer].start = -1, touch(input.buffer, -1);
   for (int64_t i = 0; i < count; ++i) {
     const Instruction &instruction = rank.instructions[i];
     for (uint32_t input : instruction.inputs) {
       uint32_t root = rank.rootOf(input);
-      if (start[root] == kNever)
+      if (ranges[root].start == LiveRange::kNever)
         return error(describeInstruction(rank, i), " reads ",
                      describeBuffer(rank, input), " before it is written");
       touch(root, i);
     }
     for (uint32_t output : instruction.outputs) {
       uint32_t root = rank.rootOf(output);
-      if (start[root] == kNever)
-        start[root] = i;
+      if (ranges[root].start == LiveRange::kNever)
+        ranges[root].start = i;
       touch(root, i);
     }
   }
   for (const Binding &output : rank.outputs) {
     uint32_t root = rank.rootOf(output.buffer);
-    if (start[root] == kNever)
+    if (ranges[root].start == LiveRange::kNever)
       return error("output '", output.name, "' is never written");
-    end[root] = count;
+    ranges[root].end = count;
   }
+  return ranges;
+}
+
+Status checkMemoryPlan(const RankProgram &rank) {
+  const int64_t count = int64_t(rank.instructions.size());
+  Expected<std::vector<LiveRange>> live = computeLiveRanges(rank);
+  if (!live)
+    return live.takeStatus();
+  const std::vector<LiveRange> &ranges = *live;
 
   // Instruction `at` may write root `later` over root `earlier` when it reads
   // `earlier` for the last time in place (checked per instruction).
@@ -419,7 +425,7 @@ Status checkMemoryPlan(const RankProgram &rank) {
 
   std::vector<uint32_t> roots;
   for (uint32_t b = 0; b < rank.buffers.size(); ++b)
-    if (!rank.buffers[b].viewOf && start[b] != kNever &&
+    if (!rank.buffers[b].viewOf && ranges[b].start != LiveRange::kNever &&
         rank.buffers[b].type.byteSize() > 0)
       roots.push_back(b);
   std::sort(roots.begin(), roots.end(), [&](uint32_t a, uint32_t b) {
@@ -431,18 +437,46 @@ Status checkMemoryPlan(const RankProgram &rank) {
     for (size_t j = i + 1;
          j < roots.size() && rank.buffers[roots[j]].offset < aEnd; ++j) {
       uint32_t b = roots[j];
-      if (end[a] < start[b] || end[b] < start[a])
+      const LiveRange &x = ranges[a], &y = ranges[b];
+      if (x.end < y.start || y.end < x.start)
         continue;
-      if ((end[a] == start[b] && handsOver(a, b, start[b])) ||
-          (end[b] == start[a] && handsOver(b, a, start[a])))
+      if ((x.end == y.start && handsOver(a, b, y.start)) ||
+          (y.end == x.start && handsOver(b, a, x.start)))
         continue;
       return error(describeBuffer(rank, a), " and ", describeBuffer(rank, b),
                    " share bytes while both are live (instructions ",
-                   std::max(start[a], start[b]), " to ",
-                   std::min(end[a], end[b]), ")");
+                   std::max(x.start, y.start), " to ", std::min(x.end, y.end),
+                   ")");
     }
   }
   return Status::ok();
+}
+
+MemoryUsage analyzeMemory(const RankProgram &rank) {
+  MemoryUsage usage;
+  usage.arenaBytes = rank.arenaSize;
+  Expected<std::vector<LiveRange>> live = computeLiveRanges(rank);
+  if (!live)
+    return usage;
+  for (const Parameter &parameter : rank.parameters)
+    usage.parameterBytes += rank.buffers[parameter.buffer].type.byteSize();
+  // Per step, the distinct byte ranges of live roots (a result computed in
+  // place shares its operand's range at the step it is written).
+  int64_t count = int64_t(rank.instructions.size());
+  for (int64_t step = -1; step <= count; ++step) {
+    std::set<std::pair<uint64_t, uint64_t>> occupied;
+    for (uint32_t b = 0; b < rank.buffers.size(); ++b) {
+      const LiveRange &range = (*live)[b];
+      if (!rank.buffers[b].viewOf && range.start != LiveRange::kNever &&
+          range.start <= step && step <= range.end)
+        occupied.insert(byteRange(rank.buffers[b]));
+    }
+    uint64_t bytes = 0;
+    for (const auto &[begin, end] : occupied)
+      bytes += end - begin;
+    usage.peakLiveBytes = std::max(usage.peakLiveBytes, bytes);
+  }
+  return usage;
 }
 
 //===----------------------------------------------------------------------===//

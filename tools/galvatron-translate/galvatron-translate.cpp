@@ -3,18 +3,24 @@
 // Produces galvatron IR from outside the IR world:
 //   galvatron-translate --model=NAME [--seq-len=N] [--batch=N] [-o out.mlir]
 //   galvatron-translate --list-models
+//   galvatron-translate --emit-program in.mlir -o m.gxp
 //
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Target/Program/ProgramEmitter.h"
 
 #include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -35,6 +41,14 @@ static cl::opt<int64_t>
            cl::init(0), cl::cat(category));
 static cl::opt<int64_t> batch("batch", cl::desc("Batch size"), cl::init(1),
                               cl::cat(category));
+static cl::opt<bool> emitProgram(
+    "emit-program",
+    cl::desc("Write the program file of the input IR (galvatron IR is "
+             "lowered with the runtime pipeline first)"),
+    cl::cat(category));
+static cl::opt<std::string> inputFilename(cl::Positional,
+                                          cl::desc("<input file>"),
+                                          cl::init("-"), cl::cat(category));
 static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::value_desc("filename"),
                                            cl::init("-"), cl::cat(category));
@@ -80,6 +94,25 @@ static int emitModel() {
   return 0;
 }
 
+static int writeProgram() {
+  if (outputFilename == "-")
+    return error("--emit-program writes a binary file: give -o FILE");
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  std::string message;
+  auto input = openInputFile(inputFilename, &message);
+  if (!input)
+    return error(message);
+  sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module || failed(mlir::galvatron::emitProgramFile(*module, outputFilename)))
+    return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   registerAsmPrinterCLOptions();
@@ -93,5 +126,8 @@ int main(int argc, char **argv) {
   }
   if (!modelName.empty())
     return emitModel();
-  return error("nothing to do: give --model=NAME or --list-models");
+  if (emitProgram)
+    return writeProgram();
+  return error("nothing to do: give --model=NAME, --list-models or "
+               "--emit-program");
 }

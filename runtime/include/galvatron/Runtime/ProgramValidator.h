@@ -41,6 +41,30 @@ Status validateInstruction(const Program &program, const RankProgram &rank,
 /// instruction). Assumes validateRankProgram's other checks passed.
 Status checkMemoryPlan(const RankProgram &rank);
 
+/// When a root buffer's bytes are in use: from its first write (-1: before
+/// the first instruction) to its last access (the instruction count: after
+/// the last instruction). Both are kNever for an unused buffer.
+struct LiveRange {
+  static constexpr int64_t kNever = -2;
+  int64_t start, end;
+};
+
+/// The live range of every root buffer (entries of views are unused).
+/// Fails when a buffer is read before it is written or an output is never
+/// written.
+Expected<std::vector<LiveRange>> computeLiveRanges(const RankProgram &rank);
+
+struct MemoryUsage {
+  /// The arena the program plans (and the runtime allocates).
+  uint64_t arenaBytes = 0;
+  /// Most bytes live at one instruction: what any plan needs at least.
+  uint64_t peakLiveBytes = 0;
+  uint64_t parameterBytes = 0;
+};
+
+/// Memory figures of a validated rank program.
+MemoryUsage analyzeMemory(const RankProgram &rank);
+
 /// A name for diagnostics: "instruction 12 (kernel 'linear' in layer 'h.0')".
 std::string describeInstruction(const RankProgram &rank, size_t index);
 
