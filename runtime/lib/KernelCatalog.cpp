@@ -249,8 +249,8 @@ static Status verifySlice(const KernelCall &call) {
       return error("[", starts[dim], ", ", limits[dim],
                    ") is out of bounds for dimension ", dim, " of ",
                    input.str());
-    result.shape.push_back((limits[dim] - starts[dim] + strides[dim] - 1) /
-                           strides[dim]);
+    int64_t extent = limits[dim] - starts[dim];
+    result.shape.push_back(extent ? (extent - 1) / strides[dim] + 1 : 0);
   }
   return expectOutput(call, result);
 }

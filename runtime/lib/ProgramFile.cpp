@@ -309,9 +309,8 @@ Expected<Program> deserializeProgram(const uint8_t *data, size_t size) {
   uint32_t major = getU32(data + 8), minor = getU32(data + 12);
   if (major != kFormatMajorVersion || minor > kFormatMinorVersion)
     return error("program format version ", major, ".", minor,
-                 " is not supported (this runtime reads ",
-                 kFormatMajorVersion, ".0 to ", kFormatMajorVersion, ".",
-                 kFormatMinorVersion, ")");
+                 " is not supported by this runtime (format ",
+                 kFormatMajorVersion, ".", kFormatMinorVersion, ")");
   uint64_t payloadSize = getU64(data + 16);
   if (payloadSize != size - kProgramHeaderSize)
     return error("truncated or padded file: the header announces ",

@@ -381,7 +381,7 @@ Expected<std::vector<LiveRange>> computeLiveRanges(const RankProgram &rank) {
     for (uint32_t input : instruction.inputs) {
       uint32_t root = rank.rootOf(input);
       if (ranges[root].start == LiveRange::kNever)
-        return error(describeInstruction(rank, i), " reads ",
+        return error(describeInstruction(rank, i), ": reads ",
                      describeBuffer(rank, input), " before it is written");
       touch(root, i);
     }
@@ -428,7 +428,7 @@ Status checkMemoryPlan(const RankProgram &rank) {
     if (!rank.buffers[b].viewOf && ranges[b].start != LiveRange::kNever &&
         rank.buffers[b].type.byteSize() > 0)
       roots.push_back(b);
-  std::sort(roots.begin(), roots.end(), [&](uint32_t a, uint32_t b) {
+  std::stable_sort(roots.begin(), roots.end(), [&](uint32_t a, uint32_t b) {
     return rank.buffers[a].offset < rank.buffers[b].offset;
   });
   for (size_t i = 0; i < roots.size(); ++i) {
