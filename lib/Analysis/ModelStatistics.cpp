@@ -101,8 +101,7 @@ void ModelStatistics::print(llvm::raw_ostream &os) const {
   os << llvm::format("%-40s %-10s %16s %16s %24s\n", "layer", "kind",
                      "parameters", "shared", "forward FLOPs");
   auto row = [&](const LayerStatistics &layer) {
-    os << llvm::format("%-40s %-10s %16lld %16lld %24lld\n",
-                       layer.name.c_str(),
+    os << llvm::format("%-40s %-10s %16lld %16lld %24lld\n", layer.name.c_str(),
                        stringifyLayerKind(layer.kind).str().c_str(),
                        static_cast<long long>(layer.parameters),
                        static_cast<long long>(layer.sharedParameters),

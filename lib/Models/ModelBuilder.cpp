@@ -24,14 +24,14 @@ namespace {
 /// the layer currently being built.
 class ModelBuilder {
 public:
-  ModelBuilder(MLIRContext *context, const ModelConfig &config,
-               int64_t batch, int64_t seq)
+  ModelBuilder(MLIRContext *context, const ModelConfig &config, int64_t batch,
+               int64_t seq)
       : config(config), batch(batch), seq(seq), builder(context),
         loc(NameLoc::get(StringAttr::get(context, config.name))),
         f32(builder.getF32Type()), i64(builder.getI64Type()) {
     module = ModuleOp::create(loc);
     (*module)->setAttr(GalvatronDialect::getModelAttrName(),
-                    builder.getStringAttr(config.name));
+                       builder.getStringAttr(config.name));
   }
 
   OwningOpRef<ModuleOp> build();
@@ -49,8 +49,12 @@ private:
   InitAttr normal(double std) {
     return InitAttr::get(builder.getContext(), InitKind::normal, 0.0, std);
   }
-  InitAttr zeros() { return InitAttr::get(builder.getContext(), InitKind::zeros); }
-  InitAttr ones() { return InitAttr::get(builder.getContext(), InitKind::ones); }
+  InitAttr zeros() {
+    return InitAttr::get(builder.getContext(), InitKind::zeros);
+  }
+  InitAttr ones() {
+    return InitAttr::get(builder.getContext(), InitKind::ones);
+  }
 
   /// Reads parameter `name`, declaring it on first use.
   Value param(const Twine &name, ArrayRef<int64_t> shape, InitAttr init) {
@@ -73,8 +77,8 @@ private:
 
   /// x·W (+ b). `torchLayout` stores W as [out, in] (torch.nn.Linear),
   /// otherwise [in, out] (Hugging Face Conv1D).
-  Value linear(Value x, const Twine &prefix, int64_t in, int64_t out,
-               bool bias, bool torchLayout, double std = 0.02) {
+  Value linear(Value x, const Twine &prefix, int64_t in, int64_t out, bool bias,
+               bool torchLayout, double std = 0.02) {
     Value weight = torchLayout
                        ? param(prefix + ".weight", {out, in}, normal(std))
                        : param(prefix + ".weight", {in, out}, normal(std));
@@ -100,8 +104,8 @@ private:
 
   Value reshape(Value x, ArrayRef<int64_t> shape) {
     auto type = cast<RankedTensorType>(x.getType());
-    return ReshapeOp::create(builder, loc,
-                             tensor(shape, type.getElementType()), x);
+    return ReshapeOp::create(builder, loc, tensor(shape, type.getElementType()),
+                             x);
   }
 
   Value transpose(Value x, ArrayRef<int64_t> perm) {
@@ -125,17 +129,17 @@ private:
 
   Value attention(Value q, Value k, Value v, Value mask, bool causal,
                   std::optional<double> scale = std::nullopt) {
-    return AttentionOp::create(
-        builder, loc, q, k, v, mask, causal,
-        scale ? builder.getF64FloatAttr(*scale) : FloatAttr());
+    return AttentionOp::create(builder, loc, q, k, v, mask, causal,
+                               scale ? builder.getF64FloatAttr(*scale)
+                                     : FloatAttr());
   }
 
   /// Opens a layer whose body receives `inputs` as block arguments; returns
   /// the block arguments. Close it with `endLayer`.
   SmallVector<Value> beginLayer(LayerKind kind, const Twine &name,
                                 ValueRange inputs, TypeRange resultTypes) {
-    auto layer = LayerOp::create(builder, loc, resultTypes, name.str(), kind,
-                                 inputs);
+    auto layer =
+        LayerOp::create(builder, loc, resultTypes, name.str(), kind, inputs);
     pendingLayer = layer;
     builder.setInsertionPointToStart(&layer.getBodyBlock());
     return SmallVector<Value>(layer.getBodyBlock().getArguments());
@@ -213,12 +217,12 @@ void ModelBuilder::buildGPT() {
   Value x = beginLayer(LayerKind::embedding, "transformer.embeddings", ids,
                        hiddenType())[0];
   Value wte = param("transformer.wte.weight", {v, h}, normal(0.02));
-  Value wpe = param("transformer.wpe.weight", {config.maxPositions, h},
-                    normal(0.01));
+  Value wpe =
+      param("transformer.wpe.weight", {config.maxPositions, h}, normal(0.01));
   Value tokens = EmbeddingOp::create(builder, loc, wte, x);
-  Value positions = SliceOp::create(builder, loc, wpe, ArrayRef<int64_t>{0, 0},
-                                    ArrayRef<int64_t>{seq, h},
-                                    ArrayRef<int64_t>{1, 1});
+  Value positions =
+      SliceOp::create(builder, loc, wpe, ArrayRef<int64_t>{0, 0},
+                      ArrayRef<int64_t>{seq, h}, ArrayRef<int64_t>{1, 1});
   Value hidden = endLayer(add(tokens, positions));
 
   // GPT-2 scales the residual projections' init by 1/sqrt(2·layers).
@@ -228,14 +232,14 @@ void ModelBuilder::buildGPT() {
     Value in = beginLayer(LayerKind::decoder, p, hidden, hiddenType())[0];
     Value n1 = layerNorm(in, p + ".ln_1", h);
     Value qkv = linear(n1, p + ".attn.c_attn", h, 3 * h, true, false);
-    auto split = SplitOp::create(builder, loc, qkv, 2,
-                                 ArrayRef<int64_t>{h, h, h});
+    auto split =
+        SplitOp::create(builder, loc, qkv, 2, ArrayRef<int64_t>{h, h, h});
     Value q = splitHeads(split.getResult(0), config.heads);
     Value k = splitHeads(split.getResult(1), config.heads);
     Value val = splitHeads(split.getResult(2), config.heads);
     Value attn = mergeHeads(attention(q, k, val, Value(), /*causal=*/true));
-    Value proj = linear(attn, p + ".attn.c_proj", h, h, true, false,
-                        residualStd);
+    Value proj =
+        linear(attn, p + ".attn.c_proj", h, h, true, false, residualStd);
     Value r1 = add(in, proj);
     Value n2 = layerNorm(r1, p + ".ln_2", h);
     Value fc = linear(n2, p + ".mlp.c_fc", h, config.ffnHidden, true, false);
@@ -277,16 +281,16 @@ void ModelBuilder::buildLLaMA() {
     Value n1 = rmsNorm(in, p + ".input_layernorm.weight", h);
     Value q = splitHeads(linear(n1, p + ".self_attn.q_proj", h, h, false, true),
                          config.heads);
-    Value k = splitHeads(
-        linear(n1, p + ".self_attn.k_proj", h, kv, false, true),
-        config.kvHeads);
-    Value val = splitHeads(
-        linear(n1, p + ".self_attn.v_proj", h, kv, false, true),
-        config.kvHeads);
+    Value k =
+        splitHeads(linear(n1, p + ".self_attn.k_proj", h, kv, false, true),
+                   config.kvHeads);
+    Value val =
+        splitHeads(linear(n1, p + ".self_attn.v_proj", h, kv, false, true),
+                   config.kvHeads);
     Value attn = mergeHeads(
         attention(rotary(q), rotary(k), val, Value(), /*causal=*/true));
-    Value r1 = add(in, linear(attn, p + ".self_attn.o_proj", h, h, false,
-                              true));
+    Value r1 =
+        add(in, linear(attn, p + ".self_attn.o_proj", h, h, false, true));
     Value n2 = rmsNorm(r1, p + ".post_attention_layernorm.weight", h);
     Value gate = SiluOp::create(
         builder, loc,
@@ -319,16 +323,15 @@ void ModelBuilder::buildBERT() {
       embedIn[0]);
   Value positionTable = param(e + ".position_embeddings.weight",
                               {config.maxPositions, h}, normal(0.02));
-  Value positions = SliceOp::create(
-      builder, loc, positionTable, ArrayRef<int64_t>{0, 0},
-      ArrayRef<int64_t>{seq, h}, ArrayRef<int64_t>{1, 1});
-  Value types = EmbeddingOp::create(
-      builder, loc,
-      param(e + ".token_type_embeddings.weight", {config.tokenTypes, h},
-            normal(0.02)),
-      embedIn[1]);
-  Value embedded = layerNorm(add(add(words, positions), types),
-                             e + ".LayerNorm", h);
+  Value positions =
+      SliceOp::create(builder, loc, positionTable, ArrayRef<int64_t>{0, 0},
+                      ArrayRef<int64_t>{seq, h}, ArrayRef<int64_t>{1, 1});
+  Value types = EmbeddingOp::create(builder, loc,
+                                    param(e + ".token_type_embeddings.weight",
+                                          {config.tokenTypes, h}, normal(0.02)),
+                                    embedIn[1]);
+  Value embedded =
+      layerNorm(add(add(words, positions), types), e + ".LayerNorm", h);
   // Additive padding mask: 0 where attended, -10000 where padded.
   Value keep = CastOp::create(builder, loc, tensor({batch, seq}), embedIn[2]);
   Value mask = mul(SubOp::create(builder, loc, keep, constant(1.0f)),
@@ -338,28 +341,27 @@ void ModelBuilder::buildBERT() {
 
   for (int64_t i = 0; i < config.layers; ++i) {
     std::string p = ("bert.encoder.layer." + Twine(i)).str();
-    auto in = beginLayer(LayerKind::encoder, p, {hidden, attnMask},
-                         hiddenType());
-    Value q = splitHeads(linear(in[0], p + ".attention.self.query", h, h, true,
-                                true),
-                         config.heads);
-    Value k = splitHeads(linear(in[0], p + ".attention.self.key", h, h, true,
-                                true),
-                         config.heads);
-    Value val = splitHeads(linear(in[0], p + ".attention.self.value", h, h,
-                                  true, true),
-                           config.heads);
+    auto in =
+        beginLayer(LayerKind::encoder, p, {hidden, attnMask}, hiddenType());
+    Value q =
+        splitHeads(linear(in[0], p + ".attention.self.query", h, h, true, true),
+                   config.heads);
+    Value k =
+        splitHeads(linear(in[0], p + ".attention.self.key", h, h, true, true),
+                   config.heads);
+    Value val =
+        splitHeads(linear(in[0], p + ".attention.self.value", h, h, true, true),
+                   config.heads);
     Value attn = mergeHeads(attention(q, k, val, in[1], /*causal=*/false));
-    Value a = layerNorm(
-        add(in[0], linear(attn, p + ".attention.output.dense", h, h, true,
-                          true)),
-        p + ".attention.output.LayerNorm", h);
+    Value a = layerNorm(add(in[0], linear(attn, p + ".attention.output.dense",
+                                          h, h, true, true)),
+                        p + ".attention.output.LayerNorm", h);
     Value inter = GeluOp::create(
         builder, loc,
         linear(a, p + ".intermediate.dense", h, config.ffnHidden, true, true),
         GeluApproximation::none);
-    Value o = linear(inter, p + ".output.dense", config.ffnHidden, h, true,
-                     true);
+    Value o =
+        linear(inter, p + ".output.dense", config.ffnHidden, h, true, true);
     hidden = endLayer(layerNorm(add(a, o), p + ".output.LayerNorm", h));
   }
 
@@ -370,11 +372,11 @@ void ModelBuilder::buildBERT() {
       builder, loc, out,
       param(e + ".word_embeddings.weight", {v, h}, normal(0.02)), Value(),
       true);
-  Value first = reshape(
-      SliceOp::create(builder, loc, out, ArrayRef<int64_t>{0, 0, 0},
-                      ArrayRef<int64_t>{batch, 1, h},
-                      ArrayRef<int64_t>{1, 1, 1}),
-      {batch, h});
+  Value first =
+      reshape(SliceOp::create(builder, loc, out, ArrayRef<int64_t>{0, 0, 0},
+                              ArrayRef<int64_t>{batch, 1, h},
+                              ArrayRef<int64_t>{1, 1, 1}),
+              {batch, h});
   Value pooled = TanhOp::create(
       builder, loc, linear(first, "bert.pooler.dense", h, h, true, true));
   auto results = endLayer({logits, pooled});
@@ -398,16 +400,17 @@ void ModelBuilder::buildT5() {
     return reshape(transpose(bias, {2, 0, 1}), {1, heads, seq, seq});
   };
   auto embed = [&](Value ids) {
-    return EmbeddingOp::create(builder, loc,
-                               param("shared.weight", {v, h}, normal(embedStd)),
-                               ids);
+    return EmbeddingOp::create(
+        builder, loc, param("shared.weight", {v, h}, normal(embedStd)), ids);
   };
   auto selfAttention = [&](Value x, Value bias, const std::string &p,
                            bool causal) {
     Value n = rmsNorm(x, p + ".layer_norm.weight", h);
     std::string a = p + ".SelfAttention";
-    Value q = splitHeads(linear(n, a + ".q", h, h, false, true, projStd), heads);
-    Value k = splitHeads(linear(n, a + ".k", h, h, false, true, projStd), heads);
+    Value q =
+        splitHeads(linear(n, a + ".q", h, h, false, true, projStd), heads);
+    Value k =
+        splitHeads(linear(n, a + ".k", h, h, false, true, projStd), heads);
     Value val =
         splitHeads(linear(n, a + ".v", h, h, false, true, projStd), heads);
     Value o = mergeHeads(attention(q, k, val, bias, causal, 1.0));
@@ -415,17 +418,17 @@ void ModelBuilder::buildT5() {
   };
   auto feedForward = [&](Value x, const std::string &p) {
     Value n = rmsNorm(x, p + ".layer_norm.weight", h);
-    Value inner = ReluOp::create(
-        builder, loc,
-        linear(n, p + ".DenseReluDense.wi", h, config.ffnHidden, false, true,
-               projStd));
+    Value inner =
+        ReluOp::create(builder, loc,
+                       linear(n, p + ".DenseReluDense.wi", h, config.ffnHidden,
+                              false, true, projStd));
     return add(x, linear(inner, p + ".DenseReluDense.wo", config.ffnHidden, h,
                          false, true, projStd));
   };
 
   // Encoder.
-  auto encIn = beginLayer(LayerKind::embedding, "encoder.embeddings",
-                          inputs[0], {hiddenType(), biasType});
+  auto encIn = beginLayer(LayerKind::embedding, "encoder.embeddings", inputs[0],
+                          {hiddenType(), biasType});
   auto encEmbed = endLayer(
       {embed(encIn[0]),
        positionBias(
@@ -435,8 +438,8 @@ void ModelBuilder::buildT5() {
   Value hidden = encEmbed[0];
   for (int64_t i = 0; i < config.layers; ++i) {
     std::string p = ("encoder.block." + Twine(i)).str();
-    auto in = beginLayer(LayerKind::encoder, p, {hidden, encEmbed[1]},
-                         hiddenType());
+    auto in =
+        beginLayer(LayerKind::encoder, p, {hidden, encEmbed[1]}, hiddenType());
     Value x = selfAttention(in[0], in[1], p + ".layer.0", /*causal=*/false);
     hidden = endLayer(feedForward(x, p + ".layer.1"));
   }
@@ -446,8 +449,8 @@ void ModelBuilder::buildT5() {
       endLayer(rmsNorm(encIn2, "encoder.final_layer_norm.weight", h));
 
   // Decoder.
-  auto decIn = beginLayer(LayerKind::embedding, "decoder.embeddings",
-                          inputs[1], {hiddenType(), biasType});
+  auto decIn = beginLayer(LayerKind::embedding, "decoder.embeddings", inputs[1],
+                          {hiddenType(), biasType});
   auto decEmbed = endLayer(
       {embed(decIn[0]),
        positionBias(
@@ -457,14 +460,15 @@ void ModelBuilder::buildT5() {
   hidden = decEmbed[0];
   for (int64_t i = 0; i < config.layers; ++i) {
     std::string p = ("decoder.block." + Twine(i)).str();
-    auto in = beginLayer(LayerKind::decoder, p,
-                         {hidden, encoded, decEmbed[1]}, hiddenType());
+    auto in = beginLayer(LayerKind::decoder, p, {hidden, encoded, decEmbed[1]},
+                         hiddenType());
     Value x = selfAttention(in[0], in[2], p + ".layer.0", /*causal=*/true);
     // Cross-attention: queries from the decoder, keys/values from the encoder.
     std::string c = p + ".layer.1";
     Value n = rmsNorm(x, c + ".layer_norm.weight", h);
     std::string a = c + ".EncDecAttention";
-    Value q = splitHeads(linear(n, a + ".q", h, h, false, true, projStd), heads);
+    Value q =
+        splitHeads(linear(n, a + ".q", h, h, false, true, projStd), heads);
     Value k =
         splitHeads(linear(in[1], a + ".k", h, h, false, true, projStd), heads);
     Value val =
@@ -489,9 +493,9 @@ void ModelBuilder::buildViT() {
   int64_t h = config.hidden, p = config.patchSize, c = config.channels;
   int64_t tokens = config.maxPositions, patches = tokens - 1;
   seq = tokens;
-  Value pixels = beginMain(
-      {{"pixel_values",
-        tensor({batch, c, config.imageSize, config.imageSize})}})[0];
+  Value pixels =
+      beginMain({{"pixel_values",
+                  tensor({batch, c, config.imageSize, config.imageSize})}})[0];
 
   std::string e = "vit.embeddings";
   Value image = beginLayer(LayerKind::embedding, e, pixels, hiddenType())[0];
@@ -501,26 +505,25 @@ void ModelBuilder::buildViT() {
   Value projected = LinearOp::create(
       builder, loc, flat, reshape(kernel, {h, c * p * p}),
       param(e + ".patch_embeddings.projection.bias", {h}, zeros()), true);
-  Value cls = BroadcastOp::create(
-      builder, loc, tensor({batch, 1, h}),
-      param(e + ".cls_token", {1, 1, h}, normal(0.02)));
+  Value cls =
+      BroadcastOp::create(builder, loc, tensor({batch, 1, h}),
+                          param(e + ".cls_token", {1, 1, h}, normal(0.02)));
   Value joined = ConcatOp::create(builder, loc, ValueRange{cls, projected}, 1);
   assert(cast<RankedTensorType>(projected.getType()).getDimSize(1) == patches);
-  Value hidden = endLayer(
-      add(joined, param(e + ".position_embeddings", {1, tokens, h},
-                        normal(0.02))));
+  Value hidden = endLayer(add(
+      joined, param(e + ".position_embeddings", {1, tokens, h}, normal(0.02))));
 
   for (int64_t i = 0; i < config.layers; ++i) {
     std::string l = ("vit.encoder.layer." + Twine(i)).str();
     Value in = beginLayer(LayerKind::encoder, l, hidden, hiddenType())[0];
     Value n1 = layerNorm(in, l + ".layernorm_before", h);
     std::string a = l + ".attention.attention";
-    Value q = splitHeads(linear(n1, a + ".query", h, h, true, true),
-                         config.heads);
-    Value k = splitHeads(linear(n1, a + ".key", h, h, true, true),
-                         config.heads);
-    Value val = splitHeads(linear(n1, a + ".value", h, h, true, true),
-                           config.heads);
+    Value q =
+        splitHeads(linear(n1, a + ".query", h, h, true, true), config.heads);
+    Value k =
+        splitHeads(linear(n1, a + ".key", h, h, true, true), config.heads);
+    Value val =
+        splitHeads(linear(n1, a + ".value", h, h, true, true), config.heads);
     Value attn = mergeHeads(attention(q, k, val, Value(), false));
     Value r1 =
         add(in, linear(attn, l + ".attention.output.dense", h, h, true, true));
@@ -529,19 +532,18 @@ void ModelBuilder::buildViT() {
         builder, loc,
         linear(n2, l + ".intermediate.dense", h, config.ffnHidden, true, true),
         GeluApproximation::none);
-    hidden = endLayer(
-        add(r1, linear(inter, l + ".output.dense", config.ffnHidden, h, true,
-                       true)));
+    hidden = endLayer(add(r1, linear(inter, l + ".output.dense",
+                                     config.ffnHidden, h, true, true)));
   }
 
   Value out = beginLayer(LayerKind::head, "classifier", hidden,
                          tensor({batch, config.classes}))[0];
   Value normed = layerNorm(out, "vit.layernorm", h);
-  Value first = reshape(
-      SliceOp::create(builder, loc, normed, ArrayRef<int64_t>{0, 0, 0},
-                      ArrayRef<int64_t>{batch, 1, h},
-                      ArrayRef<int64_t>{1, 1, 1}),
-      {batch, h});
+  Value first =
+      reshape(SliceOp::create(builder, loc, normed, ArrayRef<int64_t>{0, 0, 0},
+                              ArrayRef<int64_t>{batch, 1, h},
+                              ArrayRef<int64_t>{1, 1, 1}),
+              {batch, h});
   Value logits = linear(first, "classifier", h, config.classes, true, true);
   endMain({{"logits", endLayer(logits)}});
 }

@@ -34,25 +34,28 @@ StringRef mlir::galvatron::stringifyModelFamily(ModelFamily family) {
 static ModelConfig gpt(const char *name, int64_t layers, int64_t hidden,
                        int64_t heads, int64_t seqLen = 1024,
                        int64_t vocab = 50257) {
-  return ModelConfig{name,   ModelFamily::GPT, layers, hidden,     heads,
-                     heads,  4 * hidden,       vocab,  seqLen,     seqLen,
-                     true,   1e-5};
+  return ModelConfig{
+      name,  ModelFamily::GPT, layers, hidden, heads, heads, 4 * hidden,
+      vocab, seqLen,           seqLen, true,   1e-5};
 }
 
 static ModelConfig llama(const char *name, int64_t layers, int64_t hidden,
                          int64_t heads, int64_t kvHeads, int64_t ffn,
                          int64_t seqLen = 4096, int64_t vocab = 32000) {
-  return ModelConfig{name,    ModelFamily::LLaMA, layers, hidden, heads,
-                     kvHeads, ffn,                vocab,  0,      seqLen,
-                     false,   1e-5};
+  return ModelConfig{name,   ModelFamily::LLaMA,
+                     layers, hidden,
+                     heads,  kvHeads,
+                     ffn,    vocab,
+                     0,      seqLen,
+                     false,  1e-5};
 }
 
 static ModelConfig bert(const char *name, int64_t layers, int64_t hidden,
                         int64_t heads, int64_t seqLen = 512,
                         int64_t vocab = 30522, int64_t positions = 512) {
-  ModelConfig config{name,  ModelFamily::BERT, layers, hidden,    heads,
-                     heads, 4 * hidden,        vocab,  positions, seqLen,
-                     true,  1e-12};
+  ModelConfig config{
+      name,  ModelFamily::BERT, layers, hidden, heads, heads, 4 * hidden,
+      vocab, positions,         seqLen, true,   1e-12};
   config.tokenTypes = 2;
   return config;
 }
@@ -60,9 +63,8 @@ static ModelConfig bert(const char *name, int64_t layers, int64_t hidden,
 static ModelConfig t5(const char *name, int64_t layers, int64_t hidden,
                       int64_t heads, int64_t seqLen = 512,
                       int64_t vocab = 32128) {
-  ModelConfig config{name,  ModelFamily::T5, layers, hidden, heads,
-                     heads, 4 * hidden,      vocab,  0,      seqLen,
-                     true,  1e-6};
+  ModelConfig config{name,       ModelFamily::T5, layers, hidden, heads, heads,
+                     4 * hidden, vocab,           0,      seqLen, true,  1e-6};
   config.relativeBuckets = 32;
   config.relativeMaxDistance = 128;
   return config;
@@ -72,9 +74,9 @@ static ModelConfig vit(const char *name, int64_t layers, int64_t hidden,
                        int64_t heads, int64_t patch, int64_t image = 224,
                        int64_t classes = 1000) {
   int64_t tokens = (image / patch) * (image / patch) + 1;
-  ModelConfig config{name,  ModelFamily::ViT, layers, hidden, heads,
-                     heads, 4 * hidden,       0,      tokens, tokens,
-                     false, 1e-12};
+  ModelConfig config{
+      name, ModelFamily::ViT, layers, hidden, heads, heads, 4 * hidden,
+      0,    tokens,           tokens, false,  1e-12};
   config.imageSize = image;
   config.patchSize = patch;
   config.channels = 3;

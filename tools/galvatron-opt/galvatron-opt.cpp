@@ -13,6 +13,6 @@ int main(int argc, char **argv) {
   mlir::galvatron::registerAllPasses();
   mlir::DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "Galvatron optimizer driver\n", registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "Galvatron optimizer driver\n", registry));
 }

@@ -30,9 +30,9 @@ namespace cl = llvm::cl;
 
 static cl::OptionCategory category("galvatron-translate options");
 
-static cl::opt<std::string> modelName(
-    "model", cl::desc("Emit the forward graph of a preset model"),
-    cl::value_desc("name"), cl::cat(category));
+static cl::opt<std::string>
+    modelName("model", cl::desc("Emit the forward graph of a preset model"),
+              cl::value_desc("name"), cl::cat(category));
 static cl::opt<bool> listModels("list-models",
                                 cl::desc("List the preset models"),
                                 cl::cat(category));
@@ -54,8 +54,8 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::init("-"), cl::cat(category));
 
 static int error(const Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-translate") << message
-                                                              << "\n";
+  llvm::WithColor::error(llvm::errs(), "galvatron-translate")
+      << message << "\n";
   return 1;
 }
 
@@ -64,15 +64,14 @@ static void printModelList(llvm::raw_ostream &os) {
                      "family", "layers", "hidden", "heads", "kv", "ffn",
                      "vocab", "seq", "parameters");
   for (const ModelConfig &config : getModelPresets())
-    os << llvm::format("%-12s %-6s %6lld %7lld %6lld %5lld %7lld %7lld %6lld "
-                       "%16lld\n",
-                       config.name.c_str(),
-                       stringifyModelFamily(config.family).str().c_str(),
-                       (long long)config.layers, (long long)config.hidden,
-                       (long long)config.heads, (long long)config.kvHeads,
-                       (long long)config.ffnHidden, (long long)config.vocab,
-                       (long long)config.seqLen,
-                       (long long)countPresetParameters(config));
+    os << llvm::format(
+        "%-12s %-6s %6lld %7lld %6lld %5lld %7lld %7lld %6lld "
+        "%16lld\n",
+        config.name.c_str(), stringifyModelFamily(config.family).str().c_str(),
+        (long long)config.layers, (long long)config.hidden,
+        (long long)config.heads, (long long)config.kvHeads,
+        (long long)config.ffnHidden, (long long)config.vocab,
+        (long long)config.seqLen, (long long)countPresetParameters(config));
 }
 
 static int emitModel() {

@@ -50,20 +50,18 @@ TEST_F(AttributesTest, StrategyDegreesMustBePositive) {
 TEST_F(AttributesTest, PlanChecksBatchSplit) {
   auto loc = UnknownLoc::get(&context);
   std::string errors = diagnosticsOf([&] {
-    EXPECT_FALSE(PlanAttr::getChecked([&] { return emitError(loc); },
-                                      &context, int64_t(8), int64_t(8),
-                                      int64_t(2), int64_t(3), int64_t(16),
-                                      PipelineSchedule::gpipe,
-                                      Precision::bf16));
+    EXPECT_FALSE(PlanAttr::getChecked(
+        [&] { return emitError(loc); }, &context, int64_t(8), int64_t(8),
+        int64_t(2), int64_t(3), int64_t(16), PipelineSchedule::gpipe,
+        Precision::bf16));
   });
   EXPECT_NE(errors.find("global batch 16 does not split into 3 equal "
                         "micro-batches"),
             std::string::npos)
       << errors;
-  PlanAttr plan = PlanAttr::get(&context, int64_t(16), int64_t(8),
-                                int64_t(2), int64_t(4), int64_t(32),
-                                PipelineSchedule::pipedream_flush,
-                                Precision::fp16);
+  PlanAttr plan = PlanAttr::get(
+      &context, int64_t(16), int64_t(8), int64_t(2), int64_t(4), int64_t(32),
+      PipelineSchedule::pipedream_flush, Precision::fp16);
   EXPECT_EQ(plan.getNodes(), 2);
 }
 
@@ -88,11 +86,11 @@ TEST_F(AttributesTest, VerifyPlanAgainstLayers) {
   EXPECT_TRUE(succeeded(verifyPlan(*module, plan)));
 
   // The same layers under a 16-device plan no longer multiply out.
-  PlanAttr wrong = PlanAttr::get(&context, int64_t(16), int64_t(8),
-                                 int64_t(2), int64_t(2), int64_t(8),
-                                 PipelineSchedule::gpipe, Precision::fp32);
-  std::string errors = diagnosticsOf(
-      [&] { EXPECT_TRUE(failed(verifyPlan(*module, wrong))); });
+  PlanAttr wrong =
+      PlanAttr::get(&context, int64_t(16), int64_t(8), int64_t(2), int64_t(2),
+                    int64_t(8), PipelineSchedule::gpipe, Precision::fp32);
+  std::string errors =
+      diagnosticsOf([&] { EXPECT_TRUE(failed(verifyPlan(*module, wrong))); });
   EXPECT_NE(errors.find("pp (2) x tp (2) x dp (2) = 8 does not equal the "
                         "plan's 16 devices"),
             std::string::npos)

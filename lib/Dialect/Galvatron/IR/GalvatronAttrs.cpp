@@ -5,6 +5,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -19,6 +20,13 @@ void GalvatronDialect::registerAttributes() {
 #define GET_ATTRDEF_LIST
 #include "galvatron/Dialect/Galvatron/IR/GalvatronAttrs.cpp.inc"
       >();
+}
+
+/// Shortest readable form of a double for diagnostics ("0.02", "-1").
+static std::string formatNumber(double value) {
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::format("%g", value);
+  return text;
 }
 
 //===----------------------------------------------------------------------===//
@@ -65,9 +73,8 @@ Attribute InitAttr::parse(AsmParser &parser, Type) {
   }
   if (parser.parseGreater())
     return {};
-  return getChecked([&] { return parser.emitError(loc); },
-                    parser.getContext(), *kind, llvm::APFloat(args[0]),
-                    llvm::APFloat(args[1]));
+  return getChecked([&] { return parser.emitError(loc); }, parser.getContext(),
+                    *kind, llvm::APFloat(args[0]), llvm::APFloat(args[1]));
 }
 
 void InitAttr::print(AsmPrinter &printer) const {
@@ -89,10 +96,10 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (kind == InitKind::normal && !(b >= 0.0))
     return emitError() << "normal initializer needs a non-negative standard "
                           "deviation, got "
-                       << b;
+                       << formatNumber(b);
   if (kind == InitKind::uniform && !(a <= b))
-    return emitError() << "uniform initializer needs low <= high, got [" << a
-                       << ", " << b << "]";
+    return emitError() << "uniform initializer needs low <= high, got ["
+                       << formatNumber(a) << ", " << formatNumber(b) << "]";
   return success();
 }
 

@@ -35,26 +35,44 @@ GalvatronDialect::verifyOperationAttribute(Operation *op,
   if (name == getPlanAttrName()) {
     auto plan = dyn_cast<PlanAttr>(attribute.getValue());
     if (!plan)
-      return op->emitError() << "'" << name
-                             << "' must be a #galvatron.plan attribute";
+      return op->emitError()
+             << "'" << name << "' must be a #galvatron.plan attribute";
     auto module = dyn_cast<ModuleOp>(op);
     if (!module)
-      return op->emitError() << "'" << name
-                             << "' may only be attached to a module";
+      return op->emitError()
+             << "'" << name << "' may only be attached to a module";
     return verifyPlan(module, plan);
   }
   if (name == getModelAttrName()) {
     if (!isa<StringAttr>(attribute.getValue()) || !isa<ModuleOp>(op))
-      return op->emitError() << "'" << name
-                             << "' must be a string on a module";
-    return success();
-  }
-  if (name == getNameAttrName()) {
-    if (!isa<StringAttr>(attribute.getValue()))
-      return op->emitError() << "'" << name << "' must be a string";
+      return op->emitError() << "'" << name << "' must be a string on a module";
     return success();
   }
   return op->emitError() << "unknown galvatron attribute '" << name << "'";
+}
+
+/// Function arguments and results may carry the source model's name for them.
+static LogicalResult verifyValueNameAttribute(Operation *op,
+                                              NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (name != GalvatronDialect::getNameAttrName())
+    return op->emitError() << "unknown galvatron argument or result attribute '"
+                           << name << "'";
+  if (!isa<StringAttr>(attribute.getValue()))
+    return op->emitError() << "'" << name << "' must be a string";
+  return success();
+}
+
+LogicalResult
+GalvatronDialect::verifyRegionArgAttribute(Operation *op, unsigned, unsigned,
+                                           NamedAttribute attribute) {
+  return verifyValueNameAttribute(op, attribute);
+}
+
+LogicalResult
+GalvatronDialect::verifyRegionResultAttribute(Operation *op, unsigned, unsigned,
+                                              NamedAttribute attribute) {
+  return verifyValueNameAttribute(op, attribute);
 }
 
 //===----------------------------------------------------------------------===//
@@ -83,15 +101,13 @@ static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
     if (devices != plan.getDevices())
       return layer.emitOpError()
              << "'" << layer.getLayerName() << "': pp (" << plan.getPp()
-             << ") x tp (" << strategy.getTp() << ") x dp ("
-             << strategy.getDp() << ") = " << devices
-             << " does not equal the plan's " << plan.getDevices()
-             << " devices";
+             << ") x tp (" << strategy.getTp() << ") x dp (" << strategy.getDp()
+             << ") = " << devices << " does not equal the plan's "
+             << plan.getDevices() << " devices";
     if (strategy.getStage() >= plan.getPp())
-      return layer.emitOpError()
-             << "'" << layer.getLayerName() << "' is on stage "
-             << strategy.getStage() << " but the plan has pp = "
-             << plan.getPp();
+      return layer.emitOpError() << "'" << layer.getLayerName()
+                                 << "' is on stage " << strategy.getStage()
+                                 << " but the plan has pp = " << plan.getPp();
     if (strategy.getStage() < previousStage)
       return layer.emitOpError()
              << "'" << layer.getLayerName() << "' is on stage "
@@ -100,8 +116,9 @@ static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
     if (microBatch % strategy.getDp() != 0)
       return layer.emitOpError()
              << "'" << layer.getLayerName() << "': a micro-batch of "
-             << microBatch << " sequences does not divide among dp = "
-             << strategy.getDp() << " replicas";
+             << microBatch
+             << " sequences does not divide among dp = " << strategy.getDp()
+             << " replicas";
     previousStage = strategy.getStage();
     stageUsed[strategy.getStage()] = true;
     return WalkResult::advance();
@@ -112,9 +129,8 @@ static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
     return success();
   for (auto [stage, used] : llvm::enumerate(stageUsed))
     if (!used)
-      return function->emitOpError()
-             << "pipeline stage " << stage << " of " << plan.getPp()
-             << " has no layer";
+      return function->emitOpError() << "pipeline stage " << stage << " of "
+                                     << plan.getPp() << " has no layer";
   return success();
 }
 

@@ -50,8 +50,8 @@ static LogicalResult inferBroadcastType(std::optional<Location> location,
     auto tensor = cast<RankedTensorType>(type);
     SmallVector<int64_t> next;
     if (!OpTrait::util::getBroadcastedShape(shape, tensor.getShape(), next))
-      return emitOptionalError(location, "shapes ", shapeString(shape),
-                               " and ", shapeString(tensor.getShape()),
+      return emitOptionalError(location, "shapes ", shapeString(shape), " and ",
+                               shapeString(tensor.getShape()),
                                " do not broadcast");
     shape = std::move(next);
   }
@@ -196,14 +196,13 @@ void LayerOp::print(OpAsmPrinter &printer) {
   printer << " " << stringifyLayerKind(getKind()) << " ";
   printer.printString(getLayerName());
   printer << " (";
-  llvm::interleaveComma(
-      llvm::zip(getBodyBlock().getArguments(), getInputs()), printer,
-      [&](auto pair) {
-        auto [argument, input] = pair;
-        printer.printRegionArgument(argument, /*argAttrs=*/{},
-                                    /*omitType=*/true);
-        printer << " = " << input << " : " << input.getType();
-      });
+  llvm::interleaveComma(llvm::zip(getBodyBlock().getArguments(), getInputs()),
+                        printer, [&](auto pair) {
+                          auto [argument, input] = pair;
+                          printer.printRegionArgument(argument, /*argAttrs=*/{},
+                                                      /*omitType=*/true);
+                          printer << " = " << input << " : " << input.getType();
+                        });
   printer << ")";
   if (!getResults().empty()) {
     printer << " -> ";
@@ -303,8 +302,9 @@ LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
   auto lhs = cast<RankedTensorType>(adaptor.getLhs().getType());
   auto rhs = cast<RankedTensorType>(adaptor.getRhs().getType());
   if (lhs.getElementType() != rhs.getElementType())
-    return emitOptionalError(location, "select operands have different "
-                                       "element types ",
+    return emitOptionalError(location,
+                             "select operands have different "
+                             "element types ",
                              lhs.getElementType(), " and ",
                              rhs.getElementType());
   return inferBroadcastType(location,
@@ -322,14 +322,13 @@ struct MatmulDims {
   int64_t m, k, n;
 };
 
-static FailureOr<MatmulDims> getMatmulDims(std::optional<Location> location,
-                                           RankedTensorType lhs,
-                                           RankedTensorType rhs,
-                                           bool transposeLhs,
-                                           bool transposeRhs) {
+static FailureOr<MatmulDims>
+getMatmulDims(std::optional<Location> location, RankedTensorType lhs,
+              RankedTensorType rhs, bool transposeLhs, bool transposeRhs) {
   if (lhs.getRank() < 2 || rhs.getRank() < 2)
-    return emitOptionalError(location, "matmul operands must have rank >= 2, "
-                                       "got ",
+    return emitOptionalError(location,
+                             "matmul operands must have rank >= 2, "
+                             "got ",
                              lhs.getRank(), " and ", rhs.getRank());
   ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
   int64_t lr = l.size(), rr = r.size();
@@ -418,8 +417,9 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
   auto table = cast<RankedTensorType>(adaptor.getTable().getType());
   auto indices = cast<RankedTensorType>(adaptor.getIndices().getType());
   if (table.getRank() != 2)
-    return emitOptionalError(location, "embedding table must have rank 2, "
-                                       "got ",
+    return emitOptionalError(location,
+                             "embedding table must have rank 2, "
+                             "got ",
                              table.getRank());
   SmallVector<int64_t> shape(indices.getShape());
   shape.push_back(table.getDimSize(1));
@@ -452,9 +452,9 @@ LogicalResult RMSNormOp::verify() {
 }
 
 LogicalResult SoftmaxOp::verify() {
-  if (failed(normalizeAxis(getAxis(), getType().getRank())))
-    return emitOpError() << "axis " << getAxis()
-                         << " is out of range for rank "
+  int64_t axis = getAxis();
+  if (failed(normalizeAxis(axis, getType().getRank())))
+    return emitOpError() << "axis " << axis << " is out of range for rank "
                          << getType().getRank();
   return success();
 }
@@ -476,7 +476,8 @@ LogicalResult ReshapeOp::verify() {
 OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
   if (getInput().getType() == getType())
     return getInput();
-  if (auto elements = dyn_cast_if_present<DenseElementsAttr>(adaptor.getInput()))
+  if (auto elements =
+          dyn_cast_if_present<DenseElementsAttr>(adaptor.getInput()))
     return elements.reshape(getType());
   // reshape(reshape(x)) folds into one reshape of x.
   if (auto producer = getInput().getDefiningOp<ReshapeOp>()) {
@@ -545,20 +546,23 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
   if (static_cast<int64_t>(starts.size()) != rank ||
       static_cast<int64_t>(limits.size()) != rank ||
       static_cast<int64_t>(strides.size()) != rank)
-    return emitOptionalError(location, "slice needs a start, limit and stride "
-                                       "for each of the ",
+    return emitOptionalError(location,
+                             "slice needs a start, limit and stride "
+                             "for each of the ",
                              rank, " dimensions");
   SmallVector<int64_t> shape;
   for (int64_t dim = 0; dim < rank; ++dim) {
     int64_t size = input.getDimSize(dim);
     if (strides[dim] < 1)
-      return emitOptionalError(location, "slice stride must be positive in "
-                                         "dimension ",
+      return emitOptionalError(location,
+                               "slice stride must be positive in "
+                               "dimension ",
                                dim);
     if (starts[dim] < 0 || starts[dim] > limits[dim] || limits[dim] > size)
       return emitOptionalError(location, "slice [", starts[dim], ", ",
-                               limits[dim], ") is out of bounds for "
-                                            "dimension ",
+                               limits[dim],
+                               ") is out of bounds for "
+                               "dimension ",
                                dim, " of size ", size);
     shape.push_back((limits[dim] - starts[dim] + strides[dim] - 1) /
                     strides[dim]);
@@ -581,9 +585,10 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
   if (adaptor.getInputs().empty())
     return emitOptionalError(location, "concat needs at least one input");
   auto first = cast<RankedTensorType>(adaptor.getInputs()[0].getType());
-  FailureOr<int64_t> axis = normalizeAxis(adaptor.getAxis(), first.getRank());
+  int64_t requestedAxis = adaptor.getAxis();
+  FailureOr<int64_t> axis = normalizeAxis(requestedAxis, first.getRank());
   if (failed(axis))
-    return emitOptionalError(location, "concat axis ", adaptor.getAxis(),
+    return emitOptionalError(location, "concat axis ", requestedAxis,
                              " is out of range for rank ", first.getRank());
   SmallVector<int64_t> shape(first.getShape());
   shape[*axis] = 0;
@@ -593,8 +598,9 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
       return emitOptionalError(location, "concat inputs differ in rank");
     for (int64_t dim = 0; dim < type.getRank(); ++dim)
       if (dim != *axis && type.getDimSize(dim) != first.getDimSize(dim))
-        return emitOptionalError(location, "concat inputs differ in "
-                                           "dimension ",
+        return emitOptionalError(location,
+                                 "concat inputs differ in "
+                                 "dimension ",
                                  dim, " (", first.getDimSize(dim), " vs ",
                                  type.getDimSize(dim), ")");
     shape[*axis] += type.getDimSize(*axis);
@@ -614,9 +620,10 @@ LogicalResult SplitOp::inferReturnTypes(MLIRContext *,
                                         Adaptor adaptor,
                                         SmallVectorImpl<Type> &results) {
   auto input = cast<RankedTensorType>(adaptor.getInput().getType());
-  FailureOr<int64_t> axis = normalizeAxis(adaptor.getAxis(), input.getRank());
+  int64_t requestedAxis = adaptor.getAxis();
+  FailureOr<int64_t> axis = normalizeAxis(requestedAxis, input.getRank());
   if (failed(axis))
-    return emitOptionalError(location, "split axis ", adaptor.getAxis(),
+    return emitOptionalError(location, "split axis ", requestedAxis,
                              " is out of range for rank ", input.getRank());
   int64_t total = 0;
   for (int64_t size : adaptor.getSizes()) {
@@ -679,9 +686,10 @@ LogicalResult RotaryOp::verify() {
   auto type = getInput().getType();
   if (type.getRank() < 2)
     return emitOpError() << "input must have rank >= 2";
-  FailureOr<int64_t> seqAxis = normalizeAxis(getSeqAxis(), type.getRank());
+  int64_t requestedAxis = getSeqAxis();
+  FailureOr<int64_t> seqAxis = normalizeAxis(requestedAxis, type.getRank());
   if (failed(seqAxis) || *seqAxis == type.getRank() - 1)
-    return emitOpError() << "sequence axis " << getSeqAxis()
+    return emitOpError() << "sequence axis " << requestedAxis
                          << " must name a dimension other than the last";
   int64_t features = type.getShape().back();
   int64_t rotary = getEffectiveRotaryDim();
@@ -718,8 +726,9 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
     return emitOptionalError(location, "key has ", kvHeads,
                              " heads but value has ", v.getDimSize(1));
   if (heads % kvHeads != 0)
-    return emitOptionalError(location, heads, " query heads are not a "
-                                              "multiple of ",
+    return emitOptionalError(location, heads,
+                             " query heads are not a "
+                             "multiple of ",
                              kvHeads, " key/value heads");
   if (k.getDimSize(3) != headDim)
     return emitOptionalError(location, "query head size ", headDim,
@@ -729,8 +738,9 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
     return emitOptionalError(location, "key length ", keyLen,
                              " differs from value length ", v.getDimSize(2));
   if (adaptor.getCausal() && keyLen != seq)
-    return emitOptionalError(location, "causal attention needs equal query "
-                                       "and key lengths, got ",
+    return emitOptionalError(location,
+                             "causal attention needs equal query "
+                             "and key lengths, got ",
                              seq, " and ", keyLen);
   if (Value mask = adaptor.getMask()) {
     auto maskType = cast<RankedTensorType>(mask.getType());
@@ -739,10 +749,9 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
         !OpTrait::util::getBroadcastedShape(maskType.getShape(), scores,
                                             shape) ||
         ArrayRef<int64_t>(shape) != ArrayRef<int64_t>(scores))
-      return emitOptionalError(location, "mask ",
-                               shapeString(maskType.getShape()),
-                               " does not broadcast to the scores ",
-                               shapeString(scores));
+      return emitOptionalError(
+          location, "mask ", shapeString(maskType.getShape()),
+          " does not broadcast to the scores ", shapeString(scores));
   }
   results.push_back(RankedTensorType::get({batch, heads, seq, v.getDimSize(3)},
                                           q.getElementType()));
@@ -756,9 +765,10 @@ int64_t AttentionOp::getFlops() {
   return 2 * scores * q[3] + 2 * scores * v[3];
 }
 
-LogicalResult CrossEntropyOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
-    SmallVectorImpl<Type> &results) {
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
+                                               std::optional<Location> location,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &results) {
   auto logits = cast<RankedTensorType>(adaptor.getLogits().getType());
   auto labels = cast<RankedTensorType>(adaptor.getLabels().getType());
   if (logits.getRank() < 1 ||
@@ -774,10 +784,11 @@ LogicalResult CrossEntropyOp::inferReturnTypes(
 LogicalResult RelativePositionBucketOp::verify() {
   if (getType().getRank() != 2)
     return emitOpError() << "result must be [query_len, key_len]";
-  if (getNumBuckets() < 2 || (getBidirectional() && getNumBuckets() < 4))
+  int64_t buckets = getNumBuckets(), maxDistance = getMaxDistance();
+  if (buckets < 2 || (getBidirectional() && buckets < 4))
     return emitOpError() << "needs at least " << (getBidirectional() ? 4 : 2)
-                         << " buckets, got " << getNumBuckets();
-  if (getMaxDistance() < 1)
+                         << " buckets, got " << buckets;
+  if (maxDistance < 1)
     return emitOpError() << "max_distance must be positive";
   return success();
 }
@@ -786,7 +797,7 @@ LogicalResult ExtractPatchesOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> location, Adaptor adaptor,
     SmallVectorImpl<Type> &results) {
   auto input = cast<RankedTensorType>(adaptor.getInput().getType());
-  int64_t patch = adaptor.getPatchSize();
+  int64_t patch = static_cast<int64_t>(adaptor.getPatchSize());
   if (input.getRank() != 4)
     return emitOptionalError(location, "images must be [batch, channels, "
                                        "height, width]");

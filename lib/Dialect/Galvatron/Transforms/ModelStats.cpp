@@ -3,7 +3,9 @@
 #include "galvatron/Analysis/ModelStatistics.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 
+#include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/ToolOutputFile.h"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_MODELSTATS
@@ -14,6 +16,13 @@ struct ModelStatsPass : impl::ModelStatsBase<ModelStatsPass> {
   using ModelStatsBase::ModelStatsBase;
 
   void runOnOperation() override {
+    std::string error;
+    std::unique_ptr<llvm::ToolOutputFile> file = openOutputFile(output, &error);
+    if (!file) {
+      getOperation().emitError() << "--galvatron-model-stats: " << error;
+      return signalPassFailure();
+    }
+    llvm::raw_ostream &os = file->os();
     llvm::json::Array functions;
     for (auto function : getOperation().getOps<func::FuncOp>()) {
       if (function.getOps<LayerOp>().empty())
@@ -22,12 +31,12 @@ struct ModelStatsPass : impl::ModelStatsBase<ModelStatsPass> {
       if (json)
         functions.push_back(stats.toJSON());
       else
-        stats.print(llvm::outs());
+        stats.print(os);
     }
     if (json)
-      llvm::outs() << llvm::formatv("{0:2}",
-                                    llvm::json::Value(std::move(functions)))
-                   << "\n";
+      os << llvm::formatv("{0:2}", llvm::json::Value(std::move(functions)))
+         << "\n";
+    file->keep();
     markAllAnalysesPreserved();
   }
 };

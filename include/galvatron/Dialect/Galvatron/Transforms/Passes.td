@@ -16,7 +16,9 @@ def ModelStats : Pass<"galvatron-model-stats", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"json", "json", "bool", /*default=*/"false",
-           "Print the statistics as JSON">
+           "Print the statistics as JSON">,
+    Option<"output", "output", "std::string", /*default=*/"\"-\"",
+           "File to print to ('-' is stdout)">
   ];
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }

@@ -1,0 +1,647 @@
+// RUN: galvatron-opt %s -split-input-file -verify-diagnostics
+
+// expected-error @+1 {{@w needs an initializer or external data}}
+galvatron.parameter @w : tensor<4xf32>
+
+// -----
+
+// expected-error @+1 {{attribute 'type' failed to satisfy constraint}}
+galvatron.parameter @w : tensor<4xi32> {init = #galvatron.init<zeros>}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{expects parent op 'builtin.module'}}
+  galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
+  return
+}
+
+// -----
+
+// expected-error @+1 {{unknown initializer 'gaussian'}}
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<gaussian(0.0, 1.0)>}
+
+// -----
+
+// expected-error @+1 {{normal initializer needs a non-negative standard deviation, got -1}}
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<normal(0.0, -1.0)>}
+
+// -----
+
+// expected-error @+1 {{uniform initializer needs low <= high, got [1, -1]}}
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<uniform(1.0, -1.0)>}
+
+// -----
+
+// expected-error @+1 {{external data needs a non-empty location}}
+galvatron.parameter @w : tensor<4xf32> {external = #galvatron.external<location = "">}
+
+// -----
+
+// expected-error @+1 {{external data offset must be non-negative, got -8}}
+galvatron.parameter @w : tensor<4xf32> {external = #galvatron.external<location = "w.bin", offset = -8>}
+
+// -----
+
+// expected-error @+1 {{external data length must be -1 (to the end) or non-negative, got -2}}
+galvatron.parameter @w : tensor<4xf32> {external = #galvatron.external<location = "w.bin", length = -2>}
+
+// -----
+
+func.func @f() -> tensor<4xf32> {
+  // expected-error @+1 {{refers to 'missing', which is not a galvatron.parameter}}
+  %0 = galvatron.param @missing : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
+func.func @f() -> tensor<8xf32> {
+  // expected-error @+1 {{type 'tensor<8xf32>' does not match @w's declared type 'tensor<4xf32>'}}
+  %0 = galvatron.param @w : tensor<8xf32>
+  return %0 : tensor<8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = galvatron.layer decoder "outer" (%a = %x : tensor<4xf32>) -> tensor<4xf32> {
+    // expected-error @+1 {{'inner' is nested in another layer; layers must be direct parts of a function}}
+    %1 = galvatron.layer decoder "inner" (%b = %a : tensor<4xf32>) -> tensor<4xf32> {
+      galvatron.yield %b : tensor<4xf32>
+    }
+    galvatron.yield %1 : tensor<4xf32>
+  }
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'a' has a #galvatron.strategy but the enclosing module has no #galvatron.plan}}
+  %0 = galvatron.layer decoder "a" (%a = %x : tensor<4xf32>) -> tensor<4xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 1, dp = 1>} {
+    galvatron.yield %a : tensor<4xf32>
+  }
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<8xf32> {
+  // expected-error @+1 {{yields ('tensor<4xf32>') but the layer returns ('tensor<8xf32>')}}
+  %0 = galvatron.layer decoder "a" (%a = %x : tensor<4xf32>) -> tensor<8xf32> {
+    galvatron.yield %a : tensor<4xf32>
+  }
+  return %0 : tensor<8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{body argument #0 has type 'tensor<8xf32>' but input is 'tensor<4xf32>'}}
+  %0 = "galvatron.layer"(%x) ({
+  ^bb0(%a: tensor<8xf32>):
+    %c = galvatron.constant dense<0.0> : tensor<4xf32>
+    galvatron.yield %c : tensor<4xf32>
+  }) {layer_name = "a", kind = 2 : i32} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{body has 0 arguments for 1 inputs}}
+  %0 = "galvatron.layer"(%x) ({
+    %c = galvatron.constant dense<0.0> : tensor<4xf32>
+    galvatron.yield %c : tensor<4xf32>
+  }) {layer_name = "a", kind = 2 : i32} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) {
+  // expected-error @+1 {{unknown layer kind 'block' (expected embedding, encoder, decoder, head or other)}}
+  %0 = galvatron.layer block "a" (%a = %x : tensor<4xf32>) -> tensor<4xf32> {
+    galvatron.yield %a : tensor<4xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{holds 65537 elements; constants hold at most 65536 (declare weights with galvatron.parameter)}}
+  %0 = galvatron.constant dense<0.0> : tensor<65537xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x3xf32>, %b: tensor<4xf32>) {
+  // expected-error @+2 {{shapes [2, 3] and [4] do not broadcast}}
+  // expected-error @+1 {{'galvatron.add' op failed to infer returned types}}
+  %0 = galvatron.add %a, %b : (tensor<2x3xf32>, tensor<4xf32>) -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x3xf32>, %b: tensor<3xf32>) {
+  // expected-error @+2 {{inferred type(s) 'tensor<2x3xf32>' are incompatible with return type(s) of operation 'tensor<3x3xf32>'}}
+  // expected-error @+1 {{'galvatron.mul' op failed to infer returned types}}
+  %0 = galvatron.mul %a, %b : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<3x3xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x3xf32>, %b: tensor<3xbf16>) {
+  // expected-error @+1 {{requires the same element type for all operands}}
+  %0 = galvatron.sub %a, %b : (tensor<2x3xf32>, tensor<3xbf16>) -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: tensor<2xi1>, %a: tensor<2xf32>, %b: tensor<2xbf16>) {
+  // expected-error @+2 {{select operands have different element types 'f32' and 'bf16'}}
+  // expected-error @+1 {{'galvatron.select' op failed to infer returned types}}
+  %0 = galvatron.select %c, %a, %b : (tensor<2xi1>, tensor<2xf32>, tensor<2xbf16>) -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: tensor<3xi1>, %a: tensor<2xf32>) {
+  // expected-error @+2 {{shapes [3] and [2] do not broadcast}}
+  // expected-error @+1 {{'galvatron.select' op failed to infer returned types}}
+  %0 = galvatron.select %c, %a, %a : (tensor<3xi1>, tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<?x3xf32>) {
+  // expected-error @+1 {{operand #0 must be statically shaped tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<?x3xf32>'}}
+  %0 = galvatron.exp %a : tensor<?x3xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<4xf32>, %b: tensor<4x4xf32>) {
+  // expected-error @+2 {{matmul operands must have rank >= 2, got 1 and 2}}
+  // expected-error @+1 {{'galvatron.matmul' op failed to infer returned types}}
+  %0 = galvatron.matmul %a, %b : (tensor<4xf32>, tensor<4x4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x3xf32>, %b: tensor<4x5xf32>) {
+  // expected-error @+2 {{contracting dimensions differ: 3 vs 4}}
+  // expected-error @+1 {{'galvatron.matmul' op failed to infer returned types}}
+  %0 = galvatron.matmul %a, %b : (tensor<2x3xf32>, tensor<4x5xf32>) -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x2x3xf32>, %b: tensor<3x3x5xf32>) {
+  // expected-error @+2 {{batch dimensions [2] and [3] do not broadcast}}
+  // expected-error @+1 {{'galvatron.matmul' op failed to infer returned types}}
+  %0 = galvatron.matmul %a, %b : (tensor<2x2x3xf32>, tensor<3x3x5xf32>) -> tensor<2x2x5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<f32>, %w: tensor<4x4xf32>) {
+  // expected-error @+2 {{linear input must have rank >= 1}}
+  // expected-error @+1 {{'galvatron.linear' op failed to infer returned types}}
+  %0 = galvatron.linear %x, %w : (tensor<f32>, tensor<4x4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<4xf32>) {
+  // expected-error @+2 {{linear weight must have rank 2, got 1}}
+  // expected-error @+1 {{'galvatron.linear' op failed to infer returned types}}
+  %0 = galvatron.linear %x, %w : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<8x4xf32>) {
+  // expected-error @+2 {{input features 4 do not match the weight's 8}}
+  // expected-error @+1 {{'galvatron.linear' op failed to infer returned types}}
+  %0 = galvatron.linear %x, %w : (tensor<2x4xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>, %w: tensor<8x4xf32>, %b: tensor<4xf32>) {
+  // expected-error @+2 {{bias must be [8], got [4]}}
+  // expected-error @+1 {{'galvatron.linear' op failed to infer returned types}}
+  %0 = galvatron.linear %x, %w, %b {transpose_weight = true} : (tensor<2x4xf32>, tensor<8x4xf32>, tensor<4xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<4xf32>, %i: tensor<2xi64>) {
+  // expected-error @+2 {{embedding table must have rank 2, got 1}}
+  // expected-error @+1 {{'galvatron.embedding' op failed to infer returned types}}
+  %0 = galvatron.embedding %t, %i : (tensor<4xf32>, tensor<2xi64>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<4x4xf32>, %i: tensor<2xf32>) {
+  // expected-error @+1 {{operand #1 must be statically shaped tensor of 32-bit signless integer or 64-bit signless integer values}}
+  %0 = galvatron.embedding %t, %i : (tensor<4x4xf32>, tensor<2xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %w: tensor<4xf32>) {
+  // expected-error @+1 {{weight must be [8] to match the last dimension, got [4]}}
+  %0 = galvatron.layer_norm %x, %w : (tensor<2x8xf32>, tensor<4xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %w: tensor<8xf32>, %b: tensor<2x8xf32>) {
+  // expected-error @+1 {{bias must be [8] to match the last dimension, got [2, 8]}}
+  %0 = galvatron.layer_norm %x, %w, %b : (tensor<2x8xf32>, tensor<8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{epsilon must be positive}}
+  %0 = galvatron.layer_norm %x, %w {epsilon = 0.0 : f64} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<f32>, %w: tensor<1xf32>) {
+  // expected-error @+1 {{input must have rank >= 1}}
+  %0 = galvatron.layer_norm %x, %w : (tensor<f32>, tensor<1xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %w: tensor<2xf32>) {
+  // expected-error @+1 {{weight must be [8] to match the last dimension, got [2]}}
+  %0 = galvatron.rms_norm %x, %w : (tensor<2x8xf32>, tensor<2xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{epsilon must be positive}}
+  %0 = galvatron.rms_norm %x, %w {epsilon = -1.0 : f64} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<f32>, %w: tensor<1xf32>) {
+  // expected-error @+1 {{input must have rank >= 1}}
+  %0 = galvatron.rms_norm %x, %w : (tensor<f32>, tensor<1xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+1 {{axis 2 is out of range for rank 2}}
+  %0 = galvatron.softmax %x {axis = 2 : i64} : tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+1 {{cannot reshape 16 elements into [3, 5] (15 elements)}}
+  %0 = galvatron.reshape %x : tensor<2x8xf32> -> tensor<3x5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{permutation has 3 entries for rank 2}}
+  // expected-error @+1 {{'galvatron.transpose' op failed to infer returned types}}
+  %0 = galvatron.transpose %x, [0, 1, 2] : tensor<2x8xf32> -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{invalid permutation [1, 1]}}
+  // expected-error @+1 {{'galvatron.transpose' op failed to infer returned types}}
+  %0 = galvatron.transpose %x, [1, 1] : tensor<2x8xf32> -> tensor<8x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{slice needs a start, limit and stride for each of the 2 dimensions}}
+  // expected-error @+1 {{'galvatron.slice' op failed to infer returned types}}
+  %0 = galvatron.slice %x [0] to [2] step [1] : tensor<2x8xf32> -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{slice stride must be positive in dimension 1}}
+  // expected-error @+1 {{'galvatron.slice' op failed to infer returned types}}
+  %0 = galvatron.slice %x [0, 0] to [2, 8] step [1, 0] : tensor<2x8xf32> -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{slice [4, 9) is out of bounds for dimension 1 of size 8}}
+  // expected-error @+1 {{'galvatron.slice' op failed to infer returned types}}
+  %0 = galvatron.slice %x [0, 4] to [2, 9] step [1, 1] : tensor<2x8xf32> -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{concat axis 2 is out of range for rank 2}}
+  // expected-error @+1 {{'galvatron.concat' op failed to infer returned types}}
+  %0 = galvatron.concat %x, %x {axis = 2 : i64} : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %y: tensor<3x8xf32>) {
+  // expected-error @+2 {{concat inputs differ in dimension 0 (2 vs 3)}}
+  // expected-error @+1 {{'galvatron.concat' op failed to infer returned types}}
+  %0 = galvatron.concat %x, %y {axis = 1 : i64} : (tensor<2x8xf32>, tensor<3x8xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>, %y: tensor<8xf32>) {
+  // expected-error @+2 {{concat inputs differ in rank}}
+  // expected-error @+1 {{'galvatron.concat' op failed to infer returned types}}
+  %0 = galvatron.concat %x, %y {axis = 0 : i64} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<3x8xf32>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{expected 1 or more operands, but found 0}}
+  %0 = "galvatron.concat"() {axis = 0 : i64} : () -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{split sizes add up to 7 but dimension 1 has size 8}}
+  // expected-error @+1 {{'galvatron.split' op failed to infer returned types}}
+  %0:2 = galvatron.split %x {axis = 1 : i64, sizes = array<i64: 3, 4>} : tensor<2x8xf32> -> tensor<2x3xf32>, tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{split sizes must be positive}}
+  // expected-error @+1 {{'galvatron.split' op failed to infer returned types}}
+  %0:2 = galvatron.split %x {axis = 1 : i64, sizes = array<i64: 8, 0>} : tensor<2x8xf32> -> tensor<2x8xf32>, tensor<2x0xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{split axis -3 is out of range for rank 2}}
+  // expected-error @+1 {{'galvatron.split' op failed to infer returned types}}
+  %0 = galvatron.split %x {axis = -3 : i64, sizes = array<i64: 2>} : tensor<2x8xf32> -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+1 {{cannot broadcast [2, 8] to [4, 8]}}
+  %0 = galvatron.broadcast %x : tensor<2x8xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+1 {{cannot broadcast [2, 8] to [8]}}
+  %0 = galvatron.broadcast %x : tensor<2x8xf32> -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{reduction axis 2 is out of range for rank 2}}
+  // expected-error @+1 {{'galvatron.reduce_sum' op failed to infer returned types}}
+  %0 = galvatron.reduce_sum %x, [2] : tensor<2x8xf32> -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x8xf32>) {
+  // expected-error @+2 {{reduction axis -1 is repeated}}
+  // expected-error @+1 {{'galvatron.reduce_max' op failed to infer returned types}}
+  %0 = galvatron.reduce_max %x, [1, -1] : tensor<2x8xf32> -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<8xf32>) {
+  // expected-error @+1 {{input must have rank >= 2}}
+  %0 = galvatron.rotary %x {seq_axis = 0 : i64} : tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{sequence axis 3 must name a dimension other than the last}}
+  %0 = galvatron.rotary %x {seq_axis = 3 : i64} : tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{rotary dimension 7 must be even, at least 2 and at most the feature size 16}}
+  %0 = galvatron.rotary %x {seq_axis = 2 : i64, rotary_dim = 7 : i64} : tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) {
+  // expected-error @+1 {{theta must be positive}}
+  %0 = galvatron.rotary %x {seq_axis = 2 : i64, theta = 0.0 : f64} : tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x8x16xf32>) {
+  // expected-error @+2 {{query, key and value must be [batch, heads, seq, head_dim]}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %q, %q : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xbf16>) {
+  // expected-error @+2 {{query, key and value must share an element type}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %k : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xbf16>, tensor<2x4x8x16xbf16>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<3x4x8x16xf32>) {
+  // expected-error @+2 {{batch sizes differ}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %k : (tensor<2x4x8x16xf32>, tensor<3x4x8x16xf32>, tensor<3x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x2x8x16xf32>, %v: tensor<2x1x8x16xf32>) {
+  // expected-error @+2 {{key has 2 heads but value has 1}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %v : (tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x1x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x3x8x16xf32>) {
+  // expected-error @+2 {{4 query heads are not a multiple of 3 key/value heads}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %k : (tensor<2x4x8x16xf32>, tensor<2x3x8x16xf32>, tensor<2x3x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x32xf32>) {
+  // expected-error @+2 {{query head size 16 differs from key head size 32}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %k : (tensor<2x4x8x16xf32>, tensor<2x4x8x32xf32>, tensor<2x4x8x32xf32>) -> tensor<2x4x8x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x9x16xf32>) {
+  // expected-error @+2 {{key length 8 differs from value length 9}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %v : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x9x16xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x12x16xf32>) {
+  // expected-error @+2 {{causal attention needs equal query and key lengths, got 8 and 12}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %k, %k {causal = true} : (tensor<2x4x8x16xf32>, tensor<2x4x12x16xf32>, tensor<2x4x12x16xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>, %m: tensor<2x1x8x9xf32>) {
+  // expected-error @+2 {{mask [2, 1, 8, 9] does not broadcast to the scores [2, 4, 8, 8]}}
+  // expected-error @+1 {{'galvatron.attention' op failed to infer returned types}}
+  %0 = galvatron.attention %q, %q, %q, %m : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x1x8x9xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x8x100xf32>, %t: tensor<2x7xi64>) {
+  // expected-error @+2 {{labels [2, 7] must match the logits' leading shape [2, 8]}}
+  // expected-error @+1 {{'galvatron.cross_entropy' op failed to infer returned types}}
+  %0 = galvatron.cross_entropy %l, %t : (tensor<2x8x100xf32>, tensor<2x7xi64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{result must be [query_len, key_len]}}
+  %0 = galvatron.relative_position_bucket {num_buckets = 32 : i64, max_distance = 128 : i64, bidirectional = true} : tensor<8xi64>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{needs at least 4 buckets, got 2}}
+  %0 = galvatron.relative_position_bucket {num_buckets = 2 : i64, max_distance = 128 : i64, bidirectional = true} : tensor<8x8xi64>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{max_distance must be positive}}
+  %0 = galvatron.relative_position_bucket {num_buckets = 32 : i64, max_distance = 0 : i64, bidirectional = false} : tensor<8x8xi64>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3x32xf32>) {
+  // expected-error @+2 {{images must be [batch, channels, height, width]}}
+  // expected-error @+1 {{'galvatron.extract_patches' op failed to infer returned types}}
+  %0 = galvatron.extract_patches %x {patch_size = 8 : i64} : tensor<2x3x32xf32> -> tensor<2x4x96xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3x30x32xf32>) {
+  // expected-error @+2 {{patch size 8 does not tile a 30x32 image}}
+  // expected-error @+1 {{'galvatron.extract_patches' op failed to infer returned types}}
+  %0 = galvatron.extract_patches %x {patch_size = 8 : i64} : tensor<2x3x30x32xf32> -> tensor<2x12x192xf32>
+  return
+}
