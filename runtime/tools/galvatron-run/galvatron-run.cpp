@@ -186,9 +186,16 @@ std::string bindingNames(const std::vector<Binding> &bindings) {
 
 Status bindInputs(Executor &executor, const Options &options) {
   const RankProgram &rank = executor.rankProgram();
+  // In a job of several ranks an input may belong to some ranks only.
+  auto known = [&](const std::string &name) {
+    for (const RankProgram &other : executor.program().ranks)
+      if (findBinding(other.inputs, name))
+        return true;
+    return false;
+  };
   std::map<std::string, std::string> files;
   for (const auto &[name, file] : options.inputs) {
-    if (!findBinding(rank.inputs, name))
+    if (!known(name))
       return error("the program has no input '", name,
                    "' (its inputs: ", bindingNames(rank.inputs), ")");
     if (!files.emplace(name, forRank(file, rank.rank)).second)
