@@ -1,6 +1,7 @@
 //===- ElementwiseKernels.cpp - Unary, binary, select and cast ------------===//
 
 #include "CPUKernels.h"
+#include "FastMath.h"
 
 #include "galvatron/Runtime/HalfFloat.h"
 
@@ -23,6 +24,7 @@ template <typename F> Status unary(const KernelContext &context, F f) {
   float *out = context.output().as<float>();
   parallelFor(context.output().numElements(), kGrain,
               [&](int64_t begin, int64_t end) {
+#pragma omp simd
                 for (int64_t i = begin; i < end; ++i)
                   out[i] = f(in[i]);
               });
@@ -35,23 +37,24 @@ template <typename F> Status unary(const KernelContext &context, F f) {
   }
 GALVATRON_UNARY(neg, -x)
 GALVATRON_UNARY(absolute, std::fabs(x))
-GALVATRON_UNARY(exponential, std::exp(x))
+GALVATRON_UNARY(exponential, fastExp(x))
 GALVATRON_UNARY(logarithm, std::log(x))
 GALVATRON_UNARY(squareRoot, std::sqrt(x))
 GALVATRON_UNARY(reciprocalSquareRoot, 1.0f / std::sqrt(x))
 GALVATRON_UNARY(reciprocal, 1.0f / x)
 GALVATRON_UNARY(hyperbolicTangent, std::tanh(x))
 GALVATRON_UNARY(errorFunction, std::erf(x))
-GALVATRON_UNARY(sigmoid, 1.0f / (1.0f + std::exp(-x)))
+GALVATRON_UNARY(sigmoid, fastSigmoid(x))
 GALVATRON_UNARY(relu, x > 0.0f ? x : 0.0f)
-GALVATRON_UNARY(silu, x / (1.0f + std::exp(-x)))
+GALVATRON_UNARY(silu, x * fastSigmoid(x))
 #undef GALVATRON_UNARY
 
 Status gelu(const KernelContext &context) {
+  // 0.5·x·(1 + tanh(u)) is x·sigmoid(2u), which has no cancellation.
   if (context.flag("approximate"))
     return unary(context, [](float x) {
-      constexpr float kBeta = 0.7978845608028654f; // sqrt(2/pi)
-      return 0.5f * x * (1.0f + std::tanh(kBeta * (x + 0.044715f * x * x * x)));
+      constexpr float kTwoBeta = 1.5957691216057308f; // 2·sqrt(2/pi)
+      return x * fastSigmoid(kTwoBeta * (x + 0.044715f * x * x * x));
     });
   return unary(context, [](float x) {
     return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));

@@ -1,13 +1,15 @@
 //===- NormalizationKernels.cpp - layer_norm, rms_norm, softmax -----------===//
 //
-// Statistics accumulate in double: rows are thousands of features wide and
-// the result is compared against references at 1e-4 relative. Each kernel
-// reads a row completely before writing it, so results may overwrite their
-// operand in place.
+// Norm statistics accumulate in double: rows are thousands of features wide
+// and results are compared against references at 1e-4 relative. Softmax
+// sums in float over SIMD lanes (a pairwise-like order). Each kernel reads a
+// row completely before writing it, so results may overwrite their operand
+// in place.
 //
 //===----------------------------------------------------------------------===//
 
 #include "CPUKernels.h"
+#include "FastMath.h"
 
 #include <cmath>
 #include <limits>
@@ -75,15 +77,29 @@ Status rmsNorm(const KernelContext &context) {
 
 void softmaxLine(const float *in, float *out, int64_t length, int64_t stride) {
   float maximum = -std::numeric_limits<float>::infinity();
+  float sum = 0.0f;
+  if (stride == 1) {
+#pragma omp simd reduction(max : maximum)
+    for (int64_t i = 0; i < length; ++i)
+      maximum = std::max(maximum, in[i]);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < length; ++i) {
+      out[i] = fastExp(in[i] - maximum);
+      sum += out[i];
+    }
+    float scale = 1.0f / sum;
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i)
+      out[i] *= scale;
+    return;
+  }
   for (int64_t i = 0; i < length; ++i)
     maximum = std::max(maximum, in[i * stride]);
-  double sum = 0.0;
   for (int64_t i = 0; i < length; ++i) {
-    float value = std::exp(in[i * stride] - maximum);
-    out[i * stride] = value;
-    sum += value;
+    out[i * stride] = fastExp(in[i * stride] - maximum);
+    sum += out[i * stride];
   }
-  float scale = float(1.0 / sum);
+  float scale = 1.0f / sum;
   for (int64_t i = 0; i < length; ++i)
     out[i * stride] *= scale;
 }
