@@ -57,28 +57,17 @@ std::string TensorType::str() const {
 }
 
 Attribute Attribute::makeInteger(std::string name, int64_t value) {
-  Attribute attribute;
-  attribute.name = std::move(name);
-  attribute.kind = AttributeKind::integer;
-  attribute.integer = value;
-  return attribute;
+  return Attribute{std::move(name), AttributeKind::integer, value, 0.0, {}};
 }
 
 Attribute Attribute::makeReal(std::string name, double value) {
-  Attribute attribute;
-  attribute.name = std::move(name);
-  attribute.kind = AttributeKind::real;
-  attribute.real = value;
-  return attribute;
+  return Attribute{std::move(name), AttributeKind::real, 0, value, {}};
 }
 
 Attribute Attribute::makeIntegers(std::string name,
                                   std::vector<int64_t> values) {
-  Attribute attribute;
-  attribute.name = std::move(name);
-  attribute.kind = AttributeKind::integers;
-  attribute.integers = std::move(values);
-  return attribute;
+  return Attribute{std::move(name), AttributeKind::integers, 0, 0.0,
+                   std::move(values)};
 }
 
 std::string_view instructionKindName(InstructionKind kind) {

@@ -4,6 +4,7 @@
 
 #include "Json.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -12,20 +13,23 @@ namespace {
 
 using FilePointer = std::shared_ptr<FILE>;
 
-Expected<FilePointer> openFile(const std::string &path, const char *mode) {
-  FILE *file = std::fopen(path.c_str(), mode);
+/// A file opened for reading, and its size.
+struct InputFile {
+  FilePointer file;
+  uint64_t size;
+};
+
+Expected<InputFile> openForReading(const std::string &path) {
+  FILE *file = std::fopen(path.c_str(), "rb");
   if (!file)
     return error("cannot open '", path, "': ", std::strerror(errno));
-  return FilePointer(file, std::fclose);
-}
-
-Expected<uint64_t> fileSize(FILE *file, const std::string &path) {
-  if (fseeko(file, 0, SEEK_END) != 0)
+  FilePointer pointer(file, std::fclose);
+  off_t size = -1;
+  if (fseeko(file, 0, SEEK_END) == 0)
+    size = ftello(file);
+  if (size < 0)
     return error("cannot seek in '", path, "'");
-  off_t size = ftello(file);
-  if (size < 0 || fseeko(file, 0, SEEK_SET) != 0)
-    return error("cannot seek in '", path, "'");
-  return uint64_t(size);
+  return InputFile{pointer, uint64_t(size)};
 }
 
 Status readAt(FILE *file, const std::string &path, uint64_t offset,
@@ -61,36 +65,19 @@ Status writeAtomically(const std::string &path,
 
 constexpr char kNpyMagic[] = "\x93NUMPY";
 
-std::optional<ElementType> npyElementType(std::string_view descr) {
-  if (descr == "<f4")
-    return ElementType::f32;
-  if (descr == "<f2")
-    return ElementType::f16;
-  if (descr == "<i8")
-    return ElementType::i64;
-  if (descr == "<i4")
-    return ElementType::i32;
-  if (descr == "|b1")
-    return ElementType::i1;
-  return std::nullopt;
-}
+/// The names a file format gives element types, indexed by ElementType;
+/// null where the format has none.
+using TypeNames = std::array<const char *, kNumElementTypes>;
+constexpr TypeNames kNpyTypes = {"<f4", "<f2", nullptr, "<i8", "<i4", "|b1"};
+constexpr TypeNames kSafeTensorsTypes = {"F32", "F16", "BF16",
+                                         "I64", "I32", "BOOL"};
 
-const char *npyDescr(ElementType type) {
-  switch (type) {
-  case ElementType::f32:
-    return "<f4";
-  case ElementType::f16:
-    return "<f2";
-  case ElementType::i64:
-    return "<i8";
-  case ElementType::i32:
-    return "<i4";
-  case ElementType::i1:
-    return "|b1";
-  case ElementType::bf16:
-    return nullptr;
-  }
-  return nullptr;
+std::optional<ElementType> typeNamed(const TypeNames &names,
+                                     std::string_view name) {
+  for (unsigned i = 0; i < kNumElementTypes; ++i)
+    if (names[i] && name == names[i])
+      return ElementType(i);
+  return std::nullopt;
 }
 
 /// The value of `key` in a .npy header (a Python dict literal), as text.
@@ -123,7 +110,7 @@ Status parseNpyHeader(const std::string &header, TensorType &type) {
   auto shape = npyField(header, "shape");
   if (!descr || !fortran || !shape || descr->size() < 2 || shape->size() < 2)
     return error("malformed .npy header");
-  auto elementType = npyElementType(descr->substr(1, descr->size() - 2));
+  auto elementType = typeNamed(kNpyTypes, descr->substr(1, descr->size() - 2));
   if (!elementType)
     return error("unsupported .npy dtype ", *descr,
                  " (expected <f4, <f2, <i8, <i4 or |b1)");
@@ -159,27 +146,6 @@ Status parseNpyHeader(const std::string &header, TensorType &type) {
 // safetensors
 //===----------------------------------------------------------------------===//
 
-std::optional<ElementType> safeTensorsElementType(std::string_view dtype) {
-  if (dtype == "F32")
-    return ElementType::f32;
-  if (dtype == "F16")
-    return ElementType::f16;
-  if (dtype == "BF16")
-    return ElementType::bf16;
-  if (dtype == "I64")
-    return ElementType::i64;
-  if (dtype == "I32")
-    return ElementType::i32;
-  if (dtype == "BOOL")
-    return ElementType::i1;
-  return std::nullopt;
-}
-
-const char *safeTensorsDtype(ElementType type) {
-  static const char *names[] = {"F32", "F16", "BF16", "I64", "I32", "BOOL"};
-  return names[unsigned(type)];
-}
-
 Status parseEntry(const std::string &name, const JsonValue &value,
                   uint64_t dataStart, uint64_t fileSize,
                   SafeTensorsReader::Entry &entry) {
@@ -190,7 +156,7 @@ Status parseEntry(const std::string &name, const JsonValue &value,
       shape->kind != JsonValue::Kind::array || !offsets ||
       offsets->kind != JsonValue::Kind::array || offsets->items.size() != 2)
     return error("needs a dtype, a shape and two data_offsets");
-  auto type = safeTensorsElementType(dtype->string);
+  auto type = typeNamed(kSafeTensorsTypes, dtype->string);
   if (!type)
     return error("unsupported dtype ", dtype->string);
   entry.name = name;
@@ -220,14 +186,13 @@ Status parseEntry(const std::string &name, const JsonValue &value,
 } // namespace
 
 Expected<HostTensor> readNpy(const std::string &path) {
-  Expected<FilePointer> file = openFile(path, "rb");
-  if (!file)
-    return file.takeStatus();
-  Expected<uint64_t> size = fileSize(file->get(), path);
-  if (!size)
-    return size.takeStatus();
+  Expected<InputFile> input = openForReading(path);
+  if (!input)
+    return input.takeStatus();
+  FILE *file = input->file.get();
+  uint64_t size = input->size;
   uint8_t prefix[12];
-  if (*size < 10 || !readAt(file->get(), path, 0, prefix, 10).isOk() ||
+  if (size < 10 || !readAt(file, path, 0, prefix, 10).isOk() ||
       std::memcmp(prefix, kNpyMagic, 6) != 0)
     return error("'", path, "' is not a .npy file");
   uint8_t major = prefix[6];
@@ -236,35 +201,35 @@ Expected<HostTensor> readNpy(const std::string &path) {
     headerLength = prefix[8] | (uint64_t(prefix[9]) << 8);
     headerStart = 10;
   } else if (major == 2 || major == 3) {
-    GALVATRON_RETURN_IF_ERROR(readAt(file->get(), path, 0, prefix, 12));
+    GALVATRON_RETURN_IF_ERROR(readAt(file, path, 0, prefix, 12));
     headerLength = prefix[8] | (uint64_t(prefix[9]) << 8) |
                    (uint64_t(prefix[10]) << 16) | (uint64_t(prefix[11]) << 24);
     headerStart = 12;
   } else {
     return error("'", path, "': unsupported .npy version ", int(major));
   }
-  if (headerLength > *size - headerStart)
+  if (headerLength > size - headerStart)
     return error("'", path, "' is truncated");
   std::string header(headerLength, '\0');
   GALVATRON_RETURN_IF_ERROR(
-      readAt(file->get(), path, headerStart, header.data(), headerLength));
+      readAt(file, path, headerStart, header.data(), headerLength));
   HostTensor tensor;
   GALVATRON_RETURN_IF_ERROR(
       parseNpyHeader(header, tensor.type).withContext("'" + path + "'"));
   uint64_t dataStart = headerStart + headerLength;
   uint64_t bytes = tensor.type.byteSize();
-  if (*size - dataStart != bytes)
-    return error("'", path, "' holds ", *size - dataStart,
+  if (size - dataStart != bytes)
+    return error("'", path, "' holds ", size - dataStart,
                  " data bytes, but ", tensor.type.str(), " needs ", bytes);
   tensor.data.resize(bytes);
   GALVATRON_RETURN_IF_ERROR(
-      readAt(file->get(), path, dataStart, tensor.data.data(), bytes));
+      readAt(file, path, dataStart, tensor.data.data(), bytes));
   return tensor;
 }
 
 Status writeNpy(const std::string &path, const TensorType &type,
                 const void *data) {
-  const char *descr = npyDescr(type.elementType);
+  const char *descr = kNpyTypes[unsigned(type.elementType)];
   if (!descr)
     return error("cannot write ", type.str(), " to a .npy file");
   std::string shape = "(";
@@ -299,7 +264,7 @@ Status writeSafeTensors(const std::string &path,
     if (header.size() > 1)
       header += ",";
     header += quoteJson(tensor.name) + ":{\"dtype\":\"" +
-              safeTensorsDtype(tensor.type.elementType) + "\",\"shape\":[";
+              kSafeTensorsTypes[unsigned(tensor.type.elementType)] + "\",\"shape\":[";
     for (size_t i = 0; i < tensor.type.shape.size(); ++i)
       header += (i ? "," : "") + std::to_string(tensor.type.shape[i]);
     uint64_t end = offset + tensor.type.byteSize();
@@ -321,25 +286,24 @@ Status writeSafeTensors(const std::string &path,
 }
 
 Expected<SafeTensorsReader> SafeTensorsReader::open(const std::string &path) {
-  Expected<FilePointer> file = openFile(path, "rb");
-  if (!file)
-    return file.takeStatus();
-  Expected<uint64_t> size = fileSize(file->get(), path);
-  if (!size)
-    return size.takeStatus();
+  Expected<InputFile> input = openForReading(path);
+  if (!input)
+    return input.takeStatus();
+  FILE *file = input->file.get();
+  uint64_t size = input->size;
   uint8_t prefix[8];
-  if (*size < 8)
+  if (size < 8)
     return error("'", path, "' is not a safetensors file (too short)");
-  GALVATRON_RETURN_IF_ERROR(readAt(file->get(), path, 0, prefix, 8));
+  GALVATRON_RETURN_IF_ERROR(readAt(file, path, 0, prefix, 8));
   uint64_t headerLength = 0;
   for (int i = 0; i < 8; ++i)
     headerLength |= uint64_t(prefix[i]) << (8 * i);
-  if (headerLength > *size - 8 || headerLength > (uint64_t(1) << 30))
+  if (headerLength > size - 8 || headerLength > (uint64_t(1) << 30))
     return error("'", path, "' is not a safetensors file (header length ",
                  headerLength, " exceeds the file)");
   std::string header(headerLength, '\0');
   GALVATRON_RETURN_IF_ERROR(
-      readAt(file->get(), path, 8, header.data(), headerLength));
+      readAt(file, path, 8, header.data(), headerLength));
   Expected<JsonValue> json = parseJson(header);
   if (!json)
     return json.takeStatus().withContext("'" + path + "' header");
@@ -347,12 +311,12 @@ Expected<SafeTensorsReader> SafeTensorsReader::open(const std::string &path) {
     return error("'", path, "' header is not a JSON object");
   SafeTensorsReader reader;
   reader.filePath = path;
-  reader.file = *file;
+  reader.file = input->file;
   for (const auto &[name, value] : json->members) {
     if (name == "__metadata__")
       continue;
     GALVATRON_RETURN_IF_ERROR(
-        parseEntry(name, value, 8 + headerLength, *size,
+        parseEntry(name, value, 8 + headerLength, size,
                    reader.list.emplace_back())
             .withContext("'" + path + "': tensor '" + name + "'"));
   }
@@ -375,17 +339,15 @@ Status SafeTensorsReader::read(const Entry &entry,
 
 Status readFileRange(const std::string &path, uint64_t offset, uint64_t size,
                      std::vector<uint8_t> &bytes) {
-  Expected<FilePointer> file = openFile(path, "rb");
-  if (!file)
-    return file.takeStatus();
-  Expected<uint64_t> total = fileSize(file->get(), path);
-  if (!total)
-    return total.takeStatus();
-  if (offset > *total || size > *total - offset)
-    return error("'", path, "' holds ", *total, " bytes; cannot read ", size,
+  Expected<InputFile> input = openForReading(path);
+  if (!input)
+    return input.takeStatus();
+  uint64_t total = input->size;
+  if (offset > total || size > total - offset)
+    return error("'", path, "' holds ", total, " bytes; cannot read ", size,
                  " at offset ", offset);
   bytes.resize(size);
-  return readAt(file->get(), path, offset, bytes.data(), size);
+  return readAt(input->file.get(), path, offset, bytes.data(), size);
 }
 
 } // namespace galvatron::runtime

@@ -164,10 +164,16 @@ private:
 FailureOr<unsigned> Lowering::newBuffer(Operation *op, Value value, Role role) {
   auto type = dyn_cast<RankedTensorType>(value.getType());
   if (!type || !type.hasStaticShape() ||
-      !grt::convertElementType(type.getElementType()))
-    return op->emitOpError() << "produces " << value.getType()
-                             << ", which the runtime cannot hold (static "
-                                "tensors of f32, f16, bf16, i64, i32 or i1)";
+      !grt::convertElementType(type.getElementType())) {
+    InFlightDiagnostic diagnostic = op->emitOpError();
+    if (auto argument = dyn_cast<BlockArgument>(value))
+      diagnostic << "argument #" << argument.getArgNumber() << " has type ";
+    else
+      diagnostic << "produces ";
+    return diagnostic << value.getType()
+                      << ", which the runtime cannot hold (static tensors of "
+                         "f32, f16, bf16, i64, i32 or i1)";
+  }
   unsigned index = buffers.size();
   ValueBuffer &buffer = buffers.emplace_back();
   buffer.type = type;
@@ -441,7 +447,7 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
     ModuleOp module = getOperation();
     if (alignment < 1 || (alignment & (alignment - 1)) || alignment > 4096) {
       module.emitError() << "alignment must be a power of two up to 4096, got "
-                         << alignment;
+                         << int64_t(alignment);
       return signalPassFailure();
     }
     auto function = module.lookupSymbol<func::FuncOp>(entry);

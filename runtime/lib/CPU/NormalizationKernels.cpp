@@ -17,7 +17,10 @@
 namespace galvatron::runtime::cpu {
 namespace {
 
-Status layerNorm(const KernelContext &context) {
+/// y = (x - mean(x)) / sqrt(var(x) + eps) · weight (+ bias) when `centered`
+/// (layer norm), else y = x / sqrt(mean(x²) + eps) · weight (RMS norm), over
+/// the last dimension.
+Status normalize(const KernelContext &context, bool centered) {
   const Tensor &input = context.input(0);
   int64_t width = input.shape().back();
   int64_t rows = width ? input.numElements() / width : 0;
@@ -30,14 +33,16 @@ Status layerNorm(const KernelContext &context) {
     for (int64_t row = begin; row < end; ++row) {
       const float *in = x + row * width;
       float *out = y + row * width;
-      double sum = 0.0;
-      for (int64_t i = 0; i < width; ++i)
-        sum += in[i];
-      double mean = sum / double(width);
+      double mean = 0.0;
+      if (centered) {
+        for (int64_t i = 0; i < width; ++i)
+          mean += in[i];
+        mean /= double(width);
+      }
       double squares = 0.0;
       for (int64_t i = 0; i < width; ++i) {
-        double centered = in[i] - mean;
-        squares += centered * centered;
+        double centeredValue = in[i] - mean;
+        squares += centeredValue * centeredValue;
       }
       float scale = float(1.0 / std::sqrt(squares / double(width) + epsilon));
       float shift = float(mean);
@@ -50,27 +55,12 @@ Status layerNorm(const KernelContext &context) {
   return Status::ok();
 }
 
+Status layerNorm(const KernelContext &context) {
+  return normalize(context, /*centered=*/true);
+}
+
 Status rmsNorm(const KernelContext &context) {
-  const Tensor &input = context.input(0);
-  int64_t width = input.shape().back();
-  int64_t rows = width ? input.numElements() / width : 0;
-  const float *x = input.as<float>();
-  const float *weight = context.input(1).as<float>();
-  float *y = context.output().as<float>();
-  double epsilon = context.real("epsilon");
-  parallelFor(rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const float *in = x + row * width;
-      float *out = y + row * width;
-      double squares = 0.0;
-      for (int64_t i = 0; i < width; ++i)
-        squares += double(in[i]) * in[i];
-      float scale = float(1.0 / std::sqrt(squares / double(width) + epsilon));
-      for (int64_t i = 0; i < width; ++i)
-        out[i] = in[i] * scale * weight[i];
-    }
-  });
-  return Status::ok();
+  return normalize(context, /*centered=*/false);
 }
 
 } // namespace

@@ -162,6 +162,14 @@ private:
     return success();
   }
 
+  template <typename OpTy>
+  LogicalResult reducing(OpTy op, rt::InstructionKind kind) {
+    if (failed(collective(op, kind)))
+      return failure();
+    rank.instructions.back().reduce = rt::ReduceOp(unsigned(op.getReduce()));
+    return success();
+  }
+
   LogicalResult exportOp(Operation *op) {
     using rt::InstructionKind;
     return TypeSwitch<Operation *, LogicalResult>(op)
@@ -221,18 +229,10 @@ private:
           return success();
         })
         .Case([&](AllReduceOp op) {
-          if (failed(collective(op, InstructionKind::allReduce)))
-            return failure();
-          rank.instructions.back().reduce =
-              rt::ReduceOp(unsigned(op.getReduce()));
-          return success();
+          return reducing(op, InstructionKind::allReduce);
         })
         .Case([&](ReduceScatterOp op) {
-          if (failed(collective(op, InstructionKind::reduceScatter)))
-            return failure();
-          rank.instructions.back().reduce =
-              rt::ReduceOp(unsigned(op.getReduce()));
-          return success();
+          return reducing(op, InstructionKind::reduceScatter);
         })
         .Case([&](AllGatherOp op) {
           return collective(op, InstructionKind::allGather);
