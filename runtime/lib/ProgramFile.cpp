@@ -127,10 +127,14 @@ std::string text(const flatbuffers::String *string) {
   return string ? string->str() : std::string();
 }
 
-template <typename T, typename U>
-std::vector<T> list(const flatbuffers::Vector<U> *vector) {
-  return vector ? std::vector<T>(vector->begin(), vector->end())
-                : std::vector<T>();
+/// The elements of a scalar vector. The verifier checks where a vector
+/// starts but not that 8-byte elements are 8-byte aligned: copy bytes.
+template <typename T> std::vector<T> list(const flatbuffers::Vector<T> *vector) {
+  static_assert(FLATBUFFERS_LITTLEENDIAN, "the format is little-endian");
+  std::vector<T> values(vector ? vector->size() : 0);
+  if (!values.empty())
+    std::memcpy(values.data(), vector->Data(), values.size() * sizeof(T));
+  return values;
 }
 
 /// Iterates a possibly absent vector of tables.

@@ -50,7 +50,7 @@ Status writeAtomically(const std::string &path,
     return error("cannot write '", path, "': ", std::strerror(errno));
   bool ok = true;
   for (const auto &[data, size] : parts)
-    ok &= std::fwrite(data, 1, size, file) == size;
+    ok &= size == 0 || std::fwrite(data, 1, size, file) == size;
   ok &= std::fclose(file) == 0;
   if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
     std::remove(temporary.c_str());

@@ -16,7 +16,8 @@ inline HostTensor floats(std::vector<int64_t> shape,
                          const std::vector<float> &values) {
   HostTensor tensor{TensorType{ElementType::f32, std::move(shape)}, {}};
   tensor.data.resize(values.size() * sizeof(float));
-  std::memcpy(tensor.data.data(), values.data(), tensor.data.size());
+  if (!values.empty())
+    std::memcpy(tensor.data.data(), values.data(), tensor.data.size());
   return tensor;
 }
 

@@ -59,6 +59,10 @@ public:
                      "'");
       prepared[i].emplace(Kernel{function, KernelContext(instruction.attributes)});
     }
+    // A backend loaded again drops its previous program.
+    std::free(arena);
+    arena = nullptr;
+    kernels.clear();
     // Whole cache lines, and at least one, so that the pointer is valid.
     uint64_t bytes = (program.arenaSize + 63) / 64 * 64;
     arena = static_cast<uint8_t *>(std::aligned_alloc(64, bytes ? bytes : 64));
