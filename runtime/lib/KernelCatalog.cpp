@@ -64,10 +64,11 @@ static Status expectFlag(const KernelCall &call, std::string_view name) {
   return Status::ok();
 }
 
-/// Float elementwise: one f32 input, the result of the same type.
+/// Float elementwise: one float input (16-bit floats compute in f32), the
+/// result of the same type.
 static Status verifyUnary(const KernelCall &call) {
-  GALVATRON_RETURN_IF_ERROR(
-      expectType(call.inputs[0], ElementType::f32, "operand"));
+  if (!isFloat(call.inputs[0].elementType))
+    return error("operand must be a float type, got ", call.inputs[0].str());
   return expectOutput(call, call.inputs[0]);
 }
 
@@ -76,15 +77,11 @@ static Status verifyGelu(const KernelCall &call) {
   return verifyUnary(call);
 }
 
-static bool isArithmetic(ElementType type) {
-  return type == ElementType::f32 || isInteger(type);
-}
-
 static Status verifyBinary(const KernelCall &call) {
   const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
-  if (!isArithmetic(lhs.elementType) || lhs.elementType != rhs.elementType)
-    return error("operands must both be f32, i32 or i64, got ", lhs.str(),
-                 " and ", rhs.str());
+  if (lhs.elementType == ElementType::i1 || lhs.elementType != rhs.elementType)
+    return error("operands must both be of one float type, i32 or i64, got ",
+                 lhs.str(), " and ", rhs.str());
   auto shape = broadcastShapes(lhs.shape, rhs.shape);
   if (!shape)
     return error("operand shapes ", shapeString(lhs.shape), " and ",

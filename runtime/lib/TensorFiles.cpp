@@ -65,17 +65,17 @@ Status writeAtomically(const std::string &path,
 
 constexpr char kNpyMagic[] = "\x93NUMPY";
 
-/// The names a file format gives element types, indexed by ElementType;
-/// null where the format has none.
+/// The names a file format gives element types, indexed by ElementType.
 using TypeNames = std::array<const char *, kNumElementTypes>;
-constexpr TypeNames kNpyTypes = {"<f4", "<f2", nullptr, "<i8", "<i4", "|b1"};
+/// NumPy has no bfloat16: .npy files hold bf16 tensors as their raw bits.
+constexpr TypeNames kNpyTypes = {"<f4", "<f2", "<u2", "<i8", "<i4", "|b1"};
 constexpr TypeNames kSafeTensorsTypes = {"F32", "F16", "BF16",
                                          "I64", "I32", "BOOL"};
 
 std::optional<ElementType> typeNamed(const TypeNames &names,
                                      std::string_view name) {
   for (unsigned i = 0; i < kNumElementTypes; ++i)
-    if (names[i] && name == names[i])
+    if (name == names[i])
       return ElementType(i);
   return std::nullopt;
 }
@@ -113,7 +113,7 @@ Status parseNpyHeader(const std::string &header, TensorType &type) {
   auto elementType = typeNamed(kNpyTypes, descr->substr(1, descr->size() - 2));
   if (!elementType)
     return error("unsupported .npy dtype ", *descr,
-                 " (expected <f4, <f2, <i8, <i4 or |b1)");
+                 " (expected <f4, <f2, <u2 (bf16 bits), <i8, <i4 or |b1)");
   if (*fortran != "False")
     return error("Fortran-ordered .npy arrays are not supported");
   type.elementType = *elementType;
@@ -230,8 +230,6 @@ Expected<HostTensor> readNpy(const std::string &path) {
 Status writeNpy(const std::string &path, const TensorType &type,
                 const void *data) {
   const char *descr = kNpyTypes[unsigned(type.elementType)];
-  if (!descr)
-    return error("cannot write ", type.str(), " to a .npy file");
   std::string shape = "(";
   for (int64_t dim : type.shape)
     shape += std::to_string(dim) + ", ";

@@ -180,6 +180,28 @@ TEST(KernelsTest, IntegerArithmetic) {
   EXPECT_EQ(valuesOf<int32_t>((*results)[0]), (std::vector<int32_t>{25, 36}));
 }
 
+TEST(KernelsTest, SixteenBitFloatsComputeInFloat) {
+  std::vector<float> a = {1.5f, -2.0f, 0.25f}, b = {1.0f, -3.0f, 0.5f};
+  std::vector<uint16_t> ha, hb, ba;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ha.push_back(floatToHalf(a[i]));
+    hb.push_back(floatToHalf(b[i]));
+    ba.push_back(floatToBfloat16(a[i]));
+  }
+  auto maximum = runKernel("max", {integers(ElementType::f16, {3}, ha),
+                                   integers(ElementType::f16, {3}, hb)},
+                           {TensorType{ElementType::f16, {3}}});
+  ASSERT_TRUE(maximum.isOk());
+  std::vector<uint16_t> m = valuesOf<uint16_t>((*maximum)[0]);
+  EXPECT_EQ(halfToFloat(m[0]), 1.5f);
+  EXPECT_EQ(halfToFloat(m[1]), -2.0f);
+  EXPECT_EQ(halfToFloat(m[2]), 0.5f);
+  auto negated = runKernel("neg", {integers(ElementType::bf16, {3}, ba)},
+                           {TensorType{ElementType::bf16, {3}}});
+  ASSERT_TRUE(negated.isOk());
+  EXPECT_EQ(bfloat16ToFloat(valuesOf<uint16_t>((*negated)[0])[1]), 2.0f);
+}
+
 TEST(KernelsTest, IntegerDivisionByZeroIsAnError) {
   HostTensor a = integers<int64_t>(ElementType::i64, {2}, {1, 2});
   HostTensor zero = integers<int64_t>(ElementType::i64, {2}, {1, 0});

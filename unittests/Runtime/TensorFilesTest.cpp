@@ -35,6 +35,7 @@ TEST_F(TensorFilesTest, NpyRoundTripsEveryType) {
       integers<int32_t>(ElementType::i32, {1, 2, 1}, {7, 8}),
       integers<uint8_t>(ElementType::i1, {2}, {1, 0}),
       integers<uint16_t>(ElementType::f16, {2}, {0x3C00, 0xC000}),
+      integers<uint16_t>(ElementType::bf16, {2}, {0x3F80, 0xC000}),
       floats({}, {2.5f}),
       floats({0, 4}, {}),
   };
@@ -68,7 +69,7 @@ TEST_F(TensorFilesTest, MalformedNpyFilesAreRejected) {
   EXPECT_EQ(error(npy("{'descr': '<f8', 'fortran_order': False, "
                       "'shape': (2,), }\n", 16)),
             "'" + file + "': unsupported .npy dtype '<f8' (expected <f4, <f2, "
-            "<i8, <i4 or |b1)");
+            "<u2 (bf16 bits), <i8, <i4 or |b1)");
   EXPECT_EQ(error(npy("{'descr': '<f4', 'fortran_order': True, "
                       "'shape': (2, 2), }\n", 16)),
             "'" + file + "': Fortran-ordered .npy arrays are not supported");

@@ -16,19 +16,55 @@ namespace {
 constexpr int64_t kGrain = 1 << 14;
 
 //===----------------------------------------------------------------------===//
+// Float formats: 16-bit floats are computed in float
+//===----------------------------------------------------------------------===//
+
+struct F32 {
+  using Storage = float;
+  static float load(float value) { return value; }
+  static float store(float value) { return value; }
+};
+struct F16 {
+  using Storage = uint16_t;
+  static float load(uint16_t bits) { return halfToFloat(bits); }
+  static uint16_t store(float value) { return floatToHalf(value); }
+};
+struct BF16 {
+  using Storage = uint16_t;
+  static float load(uint16_t bits) { return bfloat16ToFloat(bits); }
+  static uint16_t store(float value) { return floatToBfloat16(value); }
+};
+
+/// Calls `body(Format())` with the format of a float element type.
+template <typename Body> auto withFloatFormat(ElementType type, Body body) {
+  switch (type) {
+  case ElementType::f16:
+    return body(F16());
+  case ElementType::bf16:
+    return body(BF16());
+  default:
+    return body(F32());
+  }
+}
+
+//===----------------------------------------------------------------------===//
 // Unary float kernels
 //===----------------------------------------------------------------------===//
 
 template <typename F> Status unary(const KernelContext &context, F f) {
-  const float *in = context.input(0).as<float>();
-  float *out = context.output().as<float>();
-  parallelFor(context.output().numElements(), kGrain,
-              [&](int64_t begin, int64_t end) {
+  return withFloatFormat(context.input(0).elementType(), [&](auto format) {
+    using Format = decltype(format);
+    using Storage = typename Format::Storage;
+    const Storage *in = context.input(0).as<Storage>();
+    Storage *out = context.output().as<Storage>();
+    parallelFor(context.output().numElements(), kGrain,
+                [&](int64_t begin, int64_t end) {
 #pragma omp simd
-                for (int64_t i = begin; i < end; ++i)
-                  out[i] = f(in[i]);
-              });
-  return Status::ok();
+                  for (int64_t i = begin; i < end; ++i)
+                    out[i] = Format::store(f(Format::load(in[i])));
+                });
+    return Status::ok();
+  });
 }
 
 #define GALVATRON_UNARY(NAME, EXPR)                                            \
@@ -97,13 +133,10 @@ void broadcastBinary(const KernelContext &context, F f) {
               });
 }
 
-/// Dispatches a binary kernel over f32, i32 and i64 with one generic
-/// functor.
+/// Dispatches a binary kernel over the float types, i32 and i64 with one
+/// generic functor.
 template <typename F> Status binary(const KernelContext &context, F f) {
-  switch (context.input(0).elementType()) {
-  case ElementType::f32:
-    broadcastBinary<float>(context, f);
-    break;
+  switch (ElementType type = context.input(0).elementType()) {
   case ElementType::i32:
     broadcastBinary<int32_t>(context, f);
     break;
@@ -111,7 +144,15 @@ template <typename F> Status binary(const KernelContext &context, F f) {
     broadcastBinary<int64_t>(context, f);
     break;
   default:
-    return error("unsupported element type");
+    withFloatFormat(type, [&](auto format) {
+      using Format = decltype(format);
+      using Storage = typename Format::Storage;
+      broadcastBinary<Storage>(context, [&](Storage a, Storage b) {
+        return Format::store(f(Format::load(a), Format::load(b)));
+      });
+      return 0;
+    });
+    break;
   }
   return Status::ok();
 }
@@ -160,8 +201,7 @@ Status divide(const KernelContext &context) {
   case ElementType::i64:
     return integerDivide<int64_t>(context);
   default:
-    broadcastBinary<float>(context, [](float a, float b) { return a / b; });
-    return Status::ok();
+    return binary(context, [](float a, float b) { return a / b; });
   }
 }
 

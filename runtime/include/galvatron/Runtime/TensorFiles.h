@@ -27,7 +27,8 @@ struct HostTensor {
 };
 
 /// Reads a C-ordered .npy file (format 1.0 to 3.0) of f32, f16, i64, i32 or
-/// bool elements.
+/// bool elements, or of bf16 stored as its raw bits (dtype '<u2': NumPy has
+/// no bfloat16).
 Expected<HostTensor> readNpy(const std::string &path);
 Status writeNpy(const std::string &path, const TensorType &type,
                 const void *data);
