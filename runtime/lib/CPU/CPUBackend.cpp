@@ -6,6 +6,8 @@
 
 #include <cblas.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -63,6 +65,14 @@ public:
     std::free(arena);
     arena = nullptr;
     kernels.clear();
+    // Memory is committed lazily: refuse an arena the machine cannot hold
+    // rather than be killed while filling it.
+    uint64_t physical = uint64_t(sysconf(_SC_PHYS_PAGES)) *
+                        uint64_t(sysconf(_SC_PAGE_SIZE));
+    if (program.arenaSize > physical)
+      return error("the arena of ", program.arenaSize,
+                   " bytes exceeds this machine's ", physical,
+                   " bytes of memory");
     // Whole cache lines, and at least one, so that the pointer is valid.
     uint64_t bytes = (program.arenaSize + 63) / 64 * 64;
     arena = static_cast<uint8_t *>(std::aligned_alloc(64, bytes ? bytes : 64));
