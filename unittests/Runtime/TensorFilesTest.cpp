@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 
 using namespace galvatron::runtime;
 using namespace galvatron::runtime::testing;
@@ -143,6 +144,42 @@ TEST_F(TensorFilesTest, MalformedSafeTensorsAreRejected) {
   // Deeply nested JSON is refused, not recursed into.
   EXPECT_EQ(error(withHeader(std::string(100, '[') + std::string(100, ']'), 0)),
             q + " header: invalid JSON at byte 33: nested too deeply");
+}
+
+/// Damaged .npy and safetensors files are rejected with a message or read
+/// as some tensor; never a crash.
+TEST_F(TensorFilesTest, DamagedFilesNeverCrash) {
+  HostTensor a = randomFloats({3, 5}, 3);
+  std::string npy = path("fuzz.npy"), safetensors = path("fuzz.safetensors");
+  ASSERT_TRUE(writeNpy(npy, a.type, a.data.data()).isOk());
+  ASSERT_TRUE(
+      writeSafeTensors(safetensors, {{"a", a.type, a.data.data()},
+                                     {"b", a.type, a.data.data()}})
+          .isOk());
+  std::string npyBytes = readBytes(npy), stBytes = readBytes(safetensors);
+  std::mt19937 engine(7);
+  std::string damaged = path("damaged");
+  for (int iteration = 0; iteration < 600; ++iteration) {
+    bool isNpy = iteration % 2 == 0;
+    std::string bytes = isNpy ? npyBytes : stBytes;
+    // Damage the headers mostly: that is where the structure is.
+    size_t span = std::min<size_t>(bytes.size(), isNpy ? 128 : 160);
+    for (int f = 1 + engine() % 3; f > 0; --f)
+      bytes[engine() % span] = char(engine());
+    if (engine() % 4 == 0)
+      bytes.resize(engine() % bytes.size());
+    writeBytes(damaged, bytes);
+    if (isNpy) {
+      (void)readNpy(damaged);
+      continue;
+    }
+    Expected<SafeTensorsReader> reader = SafeTensorsReader::open(damaged);
+    if (!reader)
+      continue;
+    std::vector<uint8_t> data;
+    for (const SafeTensorsReader::Entry &entry : reader->entries())
+      (void)reader->read(entry, data);
+  }
 }
 
 } // namespace
