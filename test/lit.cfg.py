@@ -30,6 +30,9 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
 config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
 config.environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+# Containers often forbid the cross-process memory access OpenMPI's shared
+# memory transport tries first.
+config.environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
 config.substitutions.append(("%mpirun", "mpirun --oversubscribe -np"))
 # Keep kernel threads from competing when several processes share the cores.
 config.environment["OMP_NUM_THREADS"] = "1"

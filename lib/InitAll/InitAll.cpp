@@ -2,8 +2,8 @@
 
 #include "galvatron/InitAll.h"
 
-#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Conversion/Passes.h"
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/Dialect/Runtime/IR/RuntimeDialect.h"
 
