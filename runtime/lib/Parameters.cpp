@@ -2,7 +2,6 @@
 
 #include "galvatron/Runtime/Parameters.h"
 
-#include "galvatron/Runtime/HalfFloat.h"
 #include "galvatron/Runtime/TensorFiles.h"
 
 #include "CPU/CPUKernels.h"
@@ -34,38 +33,11 @@ double uniform(uint64_t key, uint64_t counter) {
   return double((bits >> 11) + 1) * (1.0 / 9007199254740992.0);
 }
 
-void storeFloat(uint8_t *out, ElementType type, int64_t i, double value) {
-  switch (type) {
-  case ElementType::f16:
-    reinterpret_cast<uint16_t *>(out)[i] = floatToHalf(float(value));
-    break;
-  case ElementType::bf16:
-    reinterpret_cast<uint16_t *>(out)[i] = floatToBfloat16(float(value));
-    break;
-  default:
-    reinterpret_cast<float *>(out)[i] = float(value);
-    break;
-  }
-}
-
-/// Converts `count` floats between float element types.
-void convertFloats(const uint8_t *in, ElementType from, uint8_t *out,
-                   ElementType to, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) {
-    float value;
-    switch (from) {
-    case ElementType::f16:
-      value = halfToFloat(reinterpret_cast<const uint16_t *>(in)[i]);
-      break;
-    case ElementType::bf16:
-      value = bfloat16ToFloat(reinterpret_cast<const uint16_t *>(in)[i]);
-      break;
-    default:
-      value = reinterpret_cast<const float *>(in)[i];
-      break;
-    }
-    storeFloat(out, to, i, value);
-  }
+/// Converts `count` values between element types.
+void convertElements(const uint8_t *in, ElementType from, uint8_t *out,
+                     ElementType to, int64_t count) {
+  for (int64_t i = 0; i < count; ++i)
+    cpu::storeElement(out, to, i, cpu::loadElement(in, from, i));
 }
 
 /// The shape of the tensor a parameter's values come from.
@@ -87,8 +59,8 @@ Status fitSource(const Parameter &parameter, const TensorType &type,
   if (sourceType.elementType != type.elementType) {
     std::vector<uint8_t> converted(sourceType.numElements() *
                                    elementSize(type.elementType));
-    convertFloats(bytes.data(), sourceType.elementType, converted.data(),
-                  type.elementType, sourceType.numElements());
+    convertElements(bytes.data(), sourceType.elementType, converted.data(),
+                    type.elementType, sourceType.numElements());
     bytes.swap(converted);
   }
   if (!parameter.isSlice())
@@ -168,7 +140,7 @@ void initializeParameter(const Parameter &parameter, const TensorType &type,
         break;
       }
       }
-      storeFloat(out, type.elementType, i, value);
+      cpu::storeElement(out, type.elementType, i, value);
     }
   });
 }

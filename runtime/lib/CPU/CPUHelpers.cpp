@@ -2,6 +2,11 @@
 
 #include "CPUKernels.h"
 
+#include "galvatron/Runtime/HalfFloat.h"
+
+#include <cmath>
+#include <limits>
+
 namespace galvatron::runtime::cpu {
 
 std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape) {
@@ -62,6 +67,60 @@ int64_t BroadcastLoop::rowOffset(size_t o, int64_t row) const {
     row /= shape[d];
   }
   return offset;
+}
+
+/// Element `i` of `data` (of `type`) as a double.
+double loadElement(const uint8_t *data, ElementType type, int64_t i) {
+  switch (type) {
+  case ElementType::f32:
+    return reinterpret_cast<const float *>(data)[i];
+  case ElementType::f16:
+    return halfToFloat(reinterpret_cast<const uint16_t *>(data)[i]);
+  case ElementType::bf16:
+    return bfloat16ToFloat(reinterpret_cast<const uint16_t *>(data)[i]);
+  case ElementType::i64:
+    return double(reinterpret_cast<const int64_t *>(data)[i]);
+  case ElementType::i32:
+    return reinterpret_cast<const int32_t *>(data)[i];
+  case ElementType::i1:
+    return data[i] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+/// Converts a double to an integer type: truncation toward zero, saturated
+/// at the type's range, NaN as 0.
+template <typename T> static T toInteger(double value) {
+  if (std::isnan(value))
+    return 0;
+  if (value <= double(std::numeric_limits<T>::min()))
+    return std::numeric_limits<T>::min();
+  if (value >= double(std::numeric_limits<T>::max()))
+    return std::numeric_limits<T>::max();
+  return T(value);
+}
+
+void storeElement(uint8_t *data, ElementType type, int64_t i, double value) {
+  switch (type) {
+  case ElementType::f32:
+    reinterpret_cast<float *>(data)[i] = float(value);
+    break;
+  case ElementType::f16:
+    reinterpret_cast<uint16_t *>(data)[i] = floatToHalf(float(value));
+    break;
+  case ElementType::bf16:
+    reinterpret_cast<uint16_t *>(data)[i] = floatToBfloat16(float(value));
+    break;
+  case ElementType::i64:
+    reinterpret_cast<int64_t *>(data)[i] = toInteger<int64_t>(value);
+    break;
+  case ElementType::i32:
+    reinterpret_cast<int32_t *>(data)[i] = toInteger<int32_t>(value);
+    break;
+  case ElementType::i1:
+    data[i] = value != 0.0;
+    break;
+  }
 }
 
 } // namespace galvatron::runtime::cpu

@@ -88,6 +88,12 @@ void stridedCopy(const uint8_t *in, int64_t base,
                  const std::vector<int64_t> &strides, uint8_t *out,
                  const std::vector<int64_t> &shape, unsigned elementSize);
 
+/// Element `i` of `data` (of `type`) as a double, and back: floats round to
+/// nearest even, integers truncate toward zero and saturate (NaN gives 0),
+/// i1 is value != 0.
+double loadElement(const uint8_t *data, ElementType type, int64_t i);
+void storeElement(uint8_t *data, ElementType type, int64_t i, double value);
+
 /// Row-major strides of `shape` (in elements).
 std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape);
 

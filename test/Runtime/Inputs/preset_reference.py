@@ -296,6 +296,22 @@ def vit(w, c, x):
 FAMILIES = {"gpt": gpt, "llama": llama, "bert": bert, "t5": t5, "vit": vit}
 
 
+def compare(model, name, ours, reference, kept=None):
+    """Prints whether `ours` matches PyTorch's `reference` (at the positions
+    `kept`, a boolean mask of the leading dimensions, if given) within
+    TOLERANCE, relative to the largest reference value; returns it."""
+    if ours.shape != reference.shape:
+        print(f"{model}: {name} has shape {ours.shape}, "
+              f"PyTorch {reference.shape}")
+        return False
+    if kept is not None:
+        ours, reference = ours[kept], reference[kept]
+    error = np.abs(ours - reference).max() / np.abs(reference).max()
+    verdict = "matches" if error <= TOLERANCE else "DIFFERS FROM"
+    print(f"{model}: {name} {verdict} PyTorch (max relative error {error:.1e})")
+    return error <= TOLERANCE
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "inputs":
         os.makedirs(argv[3], exist_ok=True)
@@ -312,21 +328,11 @@ def main(argv):
          for name in inputs_of(model)}
     with torch.no_grad():
         expected = FAMILIES[config["family"]](w, config, x)
-    failed = False
-    for name, reference in expected.items():
-        ours = np.load(os.path.join(outputs, name + ".npy"))
-        reference = reference.numpy()
-        if ours.shape != reference.shape:
-            print(f"{model}: {name} has shape {ours.shape}, "
-                  f"PyTorch {reference.shape}")
-            failed = True
-            continue
-        error = np.abs(ours - reference).max() / np.abs(reference).max()
-        verdict = "matches" if error <= TOLERANCE else "DIFFERS FROM"
-        failed |= error > TOLERANCE
-        print(f"{model}: {name} {verdict} PyTorch "
-              f"(max relative error {error:.1e})")
-    return 1 if failed else 0
+    matches = [compare(model, name,
+                       np.load(os.path.join(outputs, name + ".npy")),
+                       reference.numpy())
+               for name, reference in expected.items()]
+    return 0 if all(matches) else 1
 
 
 if __name__ == "__main__":
