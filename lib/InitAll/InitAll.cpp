@@ -6,6 +6,7 @@
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/Dialect/Runtime/IR/RuntimeDialect.h"
+#include "galvatron/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -21,6 +22,8 @@ void mlir::galvatron::registerAllPasses() {
   registerGalvatronPasses();
   registerGalvatronConversionPasses();
   registerRuntimePipeline();
+  registerGalvatronTransformsPasses();
+  registerGalvatronPipelines();
   // The upstream passes users combine with ours.
   registerCanonicalizerPass();
   registerCSEPass();

@@ -4,18 +4,26 @@
 //   galvatron-translate --model=NAME [--seq-len=N] [--batch=N] [-o out.mlir]
 //   galvatron-translate --list-models
 //   galvatron-translate --emit-program in.mlir -o m.gxp
+//   galvatron-translate --import-onnx model.onnx [--batch=N] [--seq-len=N]
+//       [--dim NAME=N]... [--input-shape NAME=D0xD1...]... [--no-cleanup]
+//       [-o out.mlir]
+//   galvatron-translate --list-onnx-ops
 //
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
@@ -41,14 +49,33 @@ static cl::opt<int64_t>
            cl::init(0), cl::cat(category));
 static cl::opt<int64_t> batch("batch", cl::desc("Batch size"), cl::init(1),
                               cl::cat(category));
+static cl::opt<bool> importONNXFlag(
+    "import-onnx",
+    cl::desc("Import the ONNX model given as the positional argument"),
+    cl::cat(category));
+static cl::opt<std::string> inputFilename(cl::Positional,
+                                          cl::desc("<model.onnx | in.mlir>"),
+                                          cl::init(""), cl::cat(category));
+static cl::opt<bool> listONNXOps(
+    "list-onnx-ops",
+    cl::desc("List the ONNX op types the importer supports ('constant' marks "
+             "ops folded at import only)"),
+    cl::cat(category));
+static cl::opt<bool> noCleanup(
+    "no-cleanup",
+    cl::desc("Print the raw import: no fused-op raising, no layer discovery"),
+    cl::cat(category));
+static cl::list<std::string>
+    dimSizes("dim", cl::desc("Size of a symbolic ONNX dimension"),
+             cl::value_desc("name=N"), cl::cat(category));
+static cl::list<std::string>
+    inputShapes("input-shape", cl::desc("Shape of a graph input"),
+                cl::value_desc("name=D0xD1x..."), cl::cat(category));
 static cl::opt<bool> emitProgram(
     "emit-program",
     cl::desc("Write the program file of the input IR (galvatron IR is "
-             "lowered with the runtime pipeline first)"),
+             "lowered with the runtime pipeline first; no input: stdin)"),
     cl::cat(category));
-static cl::opt<std::string> inputFilename(cl::Positional,
-                                          cl::desc("<input file>"),
-                                          cl::init("-"), cl::cat(category));
 static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::value_desc("filename"),
                                            cl::init("-"), cl::cat(category));
@@ -74,6 +101,100 @@ static void printModelList(llvm::raw_ostream &os) {
         (long long)config.seqLen, (long long)countPresetParameters(config));
 }
 
+static int writeModule(ModuleOp module) {
+  std::string message;
+  auto output = openOutputFile(outputFilename, &message);
+  if (!output)
+    return error(message);
+  module->print(output->os());
+  output->os() << "\n";
+  output->keep();
+  return 0;
+}
+
+/// Splits "name=value" at the last '='.
+static std::optional<std::pair<StringRef, StringRef>>
+splitAssignment(StringRef text) {
+  size_t equals = text.rfind('=');
+  if (equals == StringRef::npos || equals == 0)
+    return std::nullopt;
+  return std::make_pair(text.take_front(equals), text.drop_front(equals + 1));
+}
+
+static std::optional<int64_t> parseSize(StringRef text) {
+  int64_t value;
+  if (text.getAsInteger(10, value) || value < 1)
+    return std::nullopt;
+  return value;
+}
+
+static int importONNX() {
+  if (inputFilename.empty())
+    return error("--import-onnx needs a model file");
+  ONNXImportOptions options;
+  auto sizeOption = [&](const cl::opt<int64_t> &option)
+      -> std::optional<int64_t> {
+    if (!option.getNumOccurrences())
+      return std::nullopt;
+    return option.getValue();
+  };
+  options.batch = sizeOption(batch);
+  options.seqLen = sizeOption(seqLen);
+  if ((options.batch && *options.batch < 1) ||
+      (options.seqLen && *options.seqLen < 1))
+    return error("--batch and --seq-len must be positive");
+  for (StringRef text : dimSizes) {
+    auto assignment = splitAssignment(text);
+    std::optional<int64_t> size =
+        assignment ? parseSize(assignment->second) : std::nullopt;
+    if (!size)
+      return error("--dim expects name=N with a positive N, got '" + text +
+                   "'");
+    options.dimSizes[assignment->first] = *size;
+  }
+  for (StringRef text : inputShapes) {
+    auto assignment = splitAssignment(text);
+    SmallVector<StringRef> parts;
+    if (assignment)
+      assignment->second.split(parts, 'x');
+    SmallVector<int64_t> shape;
+    for (StringRef part : parts) {
+      int64_t dim;
+      if (part.getAsInteger(10, dim) || dim < 0)
+        break;
+      shape.push_back(dim);
+    }
+    if (!assignment || shape.size() != parts.size())
+      return error("--input-shape expects name=D0xD1x..., got '" + text + "'");
+    options.inputShapes[assignment->first] = shape;
+  }
+
+  DialectRegistry registry;
+  registry.insert<GalvatronDialect, func::FuncDialect>();
+  MLIRContext context(registry);
+  // --mlir-timing reports the import and each clean-up pass.
+  DefaultTimingManager timing;
+  applyDefaultTimingManagerCLOptions(timing);
+  TimingScope rootTimer = timing.getRootScope();
+  TimingScope importTimer = rootTimer.nest("ONNX import");
+  auto module = importONNXFile(&context, inputFilename, options);
+  importTimer.stop();
+  if (!module)
+    return error(llvm::toString(module.takeError()));
+  if (!noCleanup) {
+    PassManager pm(&context);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return error("invalid pass manager options");
+    TimingScope cleanupTimer = rootTimer.nest("Clean-up");
+    pm.enableTiming(cleanupTimer);
+    buildONNXCleanupPipeline(pm);
+    if (failed(pm.run(**module)))
+      return error(inputFilename + ": the clean-up after import failed");
+  }
+  TimingScope outputTimer = rootTimer.nest("Output");
+  return writeModule(**module);
+}
+
 static int emitModel() {
   const ModelConfig *config = findModelPreset(modelName);
   if (!config)
@@ -83,14 +204,7 @@ static int emitModel() {
   auto module = buildModel(&context, *config, ModelShape{batch, seqLen});
   if (!module)
     return error(llvm::toString(module.takeError()));
-  std::string message;
-  auto output = openOutputFile(outputFilename, &message);
-  if (!output)
-    return error(message);
-  (*module)->print(output->os());
-  output->os() << "\n";
-  output->keep();
-  return 0;
+  return writeModule(**module);
 }
 
 static int writeProgram() {
@@ -101,7 +215,9 @@ static int writeProgram() {
   MLIRContext context(registry);
   llvm::SourceMgr sourceMgr;
   std::string message;
-  auto input = openInputFile(inputFilename, &message);
+  auto input = openInputFile(inputFilename.empty() ? std::string("-")
+                                                   : inputFilename.getValue(),
+                             &message);
   if (!input)
     return error(message);
   sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
@@ -116,6 +232,8 @@ int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
   cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv,
                               "Galvatron model presets and translations\n");
@@ -123,10 +241,18 @@ int main(int argc, char **argv) {
     printModelList(llvm::outs());
     return 0;
   }
+  if (listONNXOps) {
+    for (const SupportedONNXOp &op : getSupportedONNXOps())
+      llvm::outs() << op.opType << (op.constantOnly ? " constant" : "")
+                   << "\n";
+    return 0;
+  }
+  if (importONNXFlag)
+    return importONNX();
   if (!modelName.empty())
     return emitModel();
   if (emitProgram)
     return writeProgram();
-  return error("nothing to do: give --model=NAME, --list-models or "
-               "--emit-program");
+  return error("nothing to do: give --model=NAME, --list-models, "
+               "--import-onnx FILE, --list-onnx-ops or --emit-program");
 }

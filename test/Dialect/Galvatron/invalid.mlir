@@ -645,3 +645,19 @@ func.func @f(%x: tensor<2x3x30x32xf32>) {
   %0 = galvatron.extract_patches %x {patch_size = 8 : i64} : tensor<2x3x30x32xf32> -> tensor<2x12x192xf32>
   return
 }
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{result must have rank >= 2 ([..., rows, cols]), got rank 1}}
+  %0 = galvatron.tril_mask : tensor<8xi1>
+  return
+}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{must be statically shaped tensor of 1-bit signless integer values}}
+  %0 = galvatron.tril_mask : tensor<8x8xf32>
+  return
+}

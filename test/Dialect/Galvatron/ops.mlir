@@ -171,5 +171,9 @@ func.func @transformer(%q: tensor<2x8x16x32xf32>, %kv: tensor<2x2x16x32xf32>, %k
   %6 = galvatron.relative_position_bucket {num_buckets = 32 : i64, max_distance = 128 : i64, bidirectional = true} : tensor<16x16xi64>
   // CHECK: galvatron.extract_patches %{{.*}} {patch_size = 8 : i64} : tensor<2x3x32x32xf32> -> tensor<2x16x192xf32>
   %7 = galvatron.extract_patches %img {patch_size = 8 : i64} : tensor<2x3x32x32xf32> -> tensor<2x16x192xf32>
+  // CHECK: galvatron.tril_mask : tensor<1x1x16x16xi1>
+  %8 = galvatron.tril_mask {diagonal = 0} : tensor<1x1x16x16xi1>
+  // CHECK: galvatron.tril_mask {diagonal = -1 : i64} : tensor<16x24xi1>
+  %9 = galvatron.tril_mask {diagonal = -1} : tensor<16x24xi1>
   return
 }

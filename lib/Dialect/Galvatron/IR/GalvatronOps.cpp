@@ -765,6 +765,14 @@ int64_t AttentionOp::getFlops() {
   return 2 * scores * q[3] + 2 * scores * v[3];
 }
 
+LogicalResult TrilMaskOp::verify() {
+  if (getType().getRank() < 2)
+    return emitOpError() << "result must have rank >= 2 ([..., rows, cols]), "
+                            "got rank "
+                         << getType().getRank();
+  return success();
+}
+
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
                                                std::optional<Location> location,
                                                Adaptor adaptor,

@@ -450,7 +450,8 @@ def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
     softmax(scale · Q·Kᵀ + mask) · V per head. `query` is [B, Hq, S, D],
     `key` [B, Hkv, T, D], `value` [B, Hkv, T, Dv] with Hq a multiple of Hkv
     (grouped-query attention shares each key/value head among Hq/Hkv query
-    heads). `mask`, when given, is added to the scores and broadcasts to
+    heads: query head h reads key/value head floor(h / (Hq/Hkv)), the order
+    of Hugging Face's `repeat_kv`). `mask`, when given, is added to the scores and broadcasts to
     [B, Hq, S, T] (padding masks, relative position biases). `causal` masks
     key positions after the query position. `scale` defaults to 1/√D. The
     result is [B, Hq, S, Dv].
@@ -470,6 +471,27 @@ def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
       return 1.0 / std::sqrt(double(getQuery().getType().getShape()[3]));
     }
   }];
+}
+
+def Galvatron_TrilMaskOp : Galvatron_Op<"tril_mask", [Pure]> {
+  let summary = "Lower-triangular boolean mask (causal attention, ONNX Trilu)";
+  let description = [{
+    For a result of shape [..., R, C] (rank >= 2),
+    `result[..., i, j] = (j - i <= diagonal)`; leading dimensions repeat the
+    same R x C mask. With `diagonal = 0` it marks the key positions a causal
+    query may attend to, so `select(tril_mask, scores, -inf)` is a causal
+    mask whatever the sequence length, without a constant of R·C elements.
+    ONNX `Trilu(x, k)` keeps x where the mask with diagonal k is true
+    (lower) or where the mask with diagonal k - 1 is false (upper).
+
+    ```mlir
+    %causal = galvatron.tril_mask {diagonal = 0} : tensor<1x1x8x8xi1>
+    ```
+  }];
+  let arguments = (ins DefaultValuedAttr<I64Attr, "0">:$diagonal);
+  let results = (outs Galvatron_BoolTensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+  let hasVerifier = 1;
 }
 
 def Galvatron_CrossEntropyOp : Galvatron_Op<"cross_entropy",

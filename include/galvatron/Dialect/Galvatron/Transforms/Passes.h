@@ -5,6 +5,7 @@
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
 
 namespace mlir::galvatron {
 
@@ -13,6 +14,14 @@ namespace mlir::galvatron {
 
 #define GEN_PASS_REGISTRATION
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h.inc"
+
+/// The clean-up after ONNX import: canonicalize (folds identity reshapes,
+/// transposes, casts), raise fused ops, discover layers, then canonicalize
+/// and CSE within the layers.
+void buildONNXCleanupPipeline(OpPassManager &pm);
+
+/// Registers `galvatron-onnx-cleanup` (buildONNXCleanupPipeline).
+void registerGalvatronPipelines();
 
 } // namespace mlir::galvatron
 

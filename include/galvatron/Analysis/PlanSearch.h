@@ -1,0 +1,122 @@
+//===- PlanSearch.h - Optimal hybrid-parallel plan search -------*- C++ -*-===//
+//
+// Finds the plan with the lowest predicted iteration time (CostModel.h) that
+// fits device memory, over the space:
+//   pp        every divisor of the device count up to max-pp and the layer
+//             count (or a fixed one),
+//   m         every micro-batch count dividing the global batch (or a fixed
+//             one),
+//   schedule  1F1B (GPipe only when asked: it costs the same time and holds
+//             more micro-batches, so it never wins),
+//   split     every contiguous split of the layers into pp non-empty stages,
+//   per layer tp (powers of two up to max-tp that divide the stage and the
+//             layer's heads), tp consecutiveness, dp type (ddp, zero1,
+//             zero2, zero3), sequence parallelism, checkpointing; dp =
+//             devices / pp / tp must divide the micro-batch; layers sharing
+//             a weight on one stage share tp and consecutiveness.
+//
+// Memory is discretized: each layer's memory (model states plus in-flight
+// activations) and each layer's transient are rounded up to a quantum of
+// usable-memory / memory-bins bytes, and a stage fits when its rounded sum
+// plus its largest rounded transient fits in the bins. "Optimal" means: no
+// plan in the space that fits under this rounded accounting is predicted to
+// be faster. The rounding only over-estimates, so the chosen plan fits
+// exactly; plans missed are those within (layers per stage + 1) quanta of
+// the budget. docs/architecture.md gives the algorithm and its complexity.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_ANALYSIS_PLANSEARCH_H
+#define GALVATRON_ANALYSIS_PLANSEARCH_H
+
+#include "galvatron/Analysis/CostModel.h"
+
+#include <optional>
+
+namespace mlir::galvatron {
+
+/// Restrictions of the search space.
+struct SearchSpace {
+  /// Largest TP degree (0 = devices per node) and smallest.
+  int64_t maxTp = 0;
+  int64_t minTp = 1;
+  /// Largest pipeline degree (0 = no limit); a fixed one (0 = search).
+  int64_t maxPp = 0;
+  int64_t fixedPp = 0;
+  /// A fixed micro-batch count (0 = search).
+  int64_t fixedMicroBatches = 0;
+  /// A fixed schedule (none = both, which means 1F1B; see above).
+  std::optional<PipelineSchedule> schedule;
+  bool sequenceParallel = true;
+  bool checkpointing = true;
+  bool nonConsecutiveTp = true;
+  /// Allowed data-parallel types, indexed by DataParallelType.
+  bool dpTypes[4] = {true, true, true, true};
+};
+
+struct SearchOptions {
+  int64_t globalBatch = 1;
+  Precision precision = Precision::bf16;
+  /// Bytes per device; 0 = the cluster's device memory.
+  double memoryBudget = 0;
+  /// Memory discretization: the usable memory is split into this many
+  /// quanta.
+  int64_t memoryBins = 4096;
+  /// Seed the time bound with a quick heuristic plan per configuration.
+  /// Only speed depends on it: the result is the same either way.
+  bool heuristicIncumbent = true;
+  SearchSpace space;
+};
+
+struct SearchStatistics {
+  /// Layer strategies priced (evaluateLayer calls; identical layers share).
+  int64_t strategiesEvaluated = 0;
+  /// (pp, micro-batches, schedule) configurations in the space, and those
+  /// not discarded by their lower bound.
+  int64_t configurations = 0;
+  int64_t configurationsExplored = 0;
+  /// Layer steps of the dynamic program and states it generated.
+  int64_t dpSteps = 0;
+  int64_t dpStates = 0;
+  double seconds = 0;
+};
+
+struct SearchResult {
+  ParallelPlan plan;
+  PlanEvaluation evaluation;
+  SearchStatistics statistics;
+};
+
+/// Searches the space. Fails with a message when options are inconsistent
+/// or when no plan fits, then naming the least memory per device any plan
+/// in the space needs.
+llvm::Expected<SearchResult> searchPlan(const ModelProfile &model,
+                                        const ClusterSpec &cluster,
+                                        const SearchOptions &options);
+
+//===----------------------------------------------------------------------===//
+// The space, for tests that enumerate it
+//===----------------------------------------------------------------------===//
+
+/// Pipeline degrees in the space for `model` on `devices`.
+SmallVector<int64_t> getPipelineDegrees(const ModelProfile &model,
+                                        int64_t devices,
+                                        const SearchSpace &space);
+/// Micro-batch counts in the space.
+SmallVector<int64_t> getMicroBatchCounts(int64_t globalBatch,
+                                         const SearchSpace &space);
+/// Strategies of `layer` (stage 0) in a stage of `devicesPerStage` devices
+/// running micro-batches of `microBatch` sequences.
+SmallVector<LayerStrategy>
+getLayerStrategies(const LayerProfile &layer, int64_t devicesPerStage,
+                   int64_t devicesPerNode, int64_t microBatch,
+                   const SearchSpace &space);
+
+/// The search's rounded memory accounting of an evaluated plan: whether
+/// every stage fits `usableMemory` split into `memoryBins` quanta.
+bool fitsQuantized(const ParallelPlan &plan, const PlanEvaluation &evaluation,
+                   double usableMemory, int64_t memoryBins);
+
+} // namespace mlir::galvatron
+
+#endif // GALVATRON_ANALYSIS_PLANSEARCH_H

@@ -1,0 +1,86 @@
+//===- PlanUtils.h - What the plan passes share -----------------*- C++ -*-===//
+//
+// Finding the model function, turning pass options into a cluster and a
+// budget, converting plans to and from #galvatron.strategy /
+// #galvatron.plan attributes, and writing plan reports.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_TRANSFORMS_PLANUTILS_H
+#define GALVATRON_TRANSFORMS_PLANUTILS_H
+
+#include "galvatron/Analysis/PlanReport.h"
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+
+#include <string>
+
+namespace mlir::galvatron {
+
+/// The one function of `module` that contains layers; otherwise emits an
+/// error prefixed with `pass` and fails.
+FailureOr<func::FuncOp> getModelFunction(ModuleOp module, StringRef pass);
+
+/// The options of passes that price plans.
+struct CostModelOptions {
+  std::string cluster;
+  int64_t nodes = 0;
+  int64_t devices = 0;
+  std::string memory;
+  ArrayRef<std::string> profiles;
+};
+
+struct CostModelSetup {
+  ClusterSpec cluster;
+  /// Bytes per device.
+  double memoryBudget = 0;
+};
+
+/// The cluster (preset or file, resized to `nodes` or `devices`, with the
+/// profiles applied) and the memory budget the options describe.
+llvm::Expected<CostModelSetup> makeCostModelSetup(const CostModelOptions &options);
+
+/// "bf16", "fp16" or "fp32".
+llvm::Expected<Precision> parsePrecision(StringRef text);
+
+/// Writes `plan` as #galvatron.strategy on each layer of `function` and
+/// #galvatron.plan on `module`.
+void writePlan(ModuleOp module, func::FuncOp function, const ParallelPlan &plan);
+
+/// Reads the plan the attributes of `module` and `function` describe.
+llvm::Expected<ParallelPlan> readPlan(ModuleOp module, func::FuncOp function);
+
+/// Writes the report as `format` ("text" or "json") to `output` ('-' is
+/// stdout).
+llvm::Error writePlanReport(StringRef format, StringRef output,
+                            const PlanReportInput &input);
+
+/// Emits "`pass`: `message`" as an error at `module`.
+void emitPassError(ModuleOp module, StringRef pass,
+                   const llvm::Twine &message);
+
+/// The model function and its profile.
+struct ModelInput {
+  func::FuncOp function;
+  ModelProfile model;
+};
+
+/// What a pass reading a model needs; emits the error and fails otherwise.
+FailureOr<ModelInput> getModelInput(ModuleOp module, StringRef pass);
+
+/// The model and the plan its attributes describe.
+FailureOr<std::pair<ModelInput, ParallelPlan>>
+getModelAndPlan(ModuleOp module, StringRef pass);
+
+/// The model, the cluster and budget the options give, and the precision.
+struct PlanningInput {
+  ModelInput input;
+  CostModelSetup setup;
+  Precision precision;
+};
+FailureOr<PlanningInput> getPlanningInput(ModuleOp module, StringRef pass,
+                                          const CostModelOptions &options,
+                                          StringRef precision);
+
+} // namespace mlir::galvatron
+
+#endif // GALVATRON_TRANSFORMS_PLANUTILS_H

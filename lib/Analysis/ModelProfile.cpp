@@ -1,0 +1,505 @@
+//===- ModelProfile.cpp - Strategy-independent layer costs from the IR ----===//
+//
+// One walk over a model function turns each layer into a LayerProfile: the
+// work of its ops, the activations its backward pass needs, its
+// tensor-parallel communication and parameters, all per sample.
+//
+//===----------------------------------------------------------------------===//
+
+#include "galvatron/Analysis/CostModel.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <map>
+
+using namespace mlir;
+using namespace mlir::galvatron;
+
+static llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+double Split::share(int64_t tp, bool sp, int64_t sequenceLength) const {
+  if (tp <= 1)
+    return 1.0;
+  if (tpSize > 0)
+    return static_cast<double>((tpSize + tp - 1) / tp) /
+           static_cast<double>(tpSize);
+  if (sequence && sp && sequenceLength > 0)
+    return static_cast<double>((sequenceLength + tp - 1) / tp) /
+           static_cast<double>(sequenceLength);
+  return 1.0;
+}
+
+double LayerProfile::Parameter::localElements(int64_t tp) const {
+  if (segments.empty() || tp <= 1)
+    return static_cast<double>(elements);
+  int64_t total = 0, local = 0;
+  for (int64_t size : segments) {
+    total += size;
+    local += (size + tp - 1) / tp;
+  }
+  return static_cast<double>(elements) / static_cast<double>(total) *
+         static_cast<double>(local);
+}
+
+bool LayerProfile::supportsTP(int64_t tp) const {
+  if (tp == 1)
+    return true;
+  if (!tpFailure.empty())
+    return false;
+  return llvm::all_of(tpDivisors, [&](int64_t size) { return size % tp == 0; });
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor sizes
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Sizes of values per sample (batched) or in total (unbatched).
+class Sizer {
+public:
+  Sizer(const TensorParallelAnalysis &analysis, int64_t irBatch)
+      : analysis(analysis), irBatch(irBatch) {}
+
+  ByteCount bytes(Value value) const {
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!type)
+      return {};
+    double elements = static_cast<double>(type.getNumElements());
+    if (analysis.isBatched(value))
+      elements /= static_cast<double>(irBatch);
+    Type element = type.getElementType();
+    if (isa<FloatType>(element))
+      return {elements, 0};
+    return {0, elements * std::max<unsigned>(1, element.getIntOrFloatBitWidth()) /
+                   8.0};
+  }
+
+  /// How TP / SP divide `value`.
+  Split split(Value value) const {
+    Split result;
+    TPSharding sharding = analysis.getSharding(value);
+    if (sharding.kind == TPSharding::Sharded)
+      result.tpSize =
+          cast<RankedTensorType>(value.getType()).getDimSize(sharding.dim);
+    else if (analysis.isSequenceParallelValue(value))
+      result.sequence = true;
+    return result;
+  }
+
+private:
+  const TensorParallelAnalysis &analysis;
+  int64_t irBatch;
+};
+} // namespace
+
+/// Storage a value shares with: views (reshape, transpose, slice, split,
+/// broadcast) keep their source's storage for the backward pass.
+static Value storageRoot(Value value) {
+  while (Operation *def = value.getDefiningOp()) {
+    if (!isa<ReshapeOp, TransposeOp, SliceOp, SplitOp, BroadcastOp>(def))
+      break;
+    value = def->getOperand(0);
+  }
+  return value;
+}
+
+/// Ops that only re-describe their input.
+static bool isView(Operation *op) {
+  return isa<ReshapeOp, SliceOp, SplitOp, BroadcastOp, ParamOp, ConstantOp,
+             YieldOp>(op);
+}
+
+/// Values `op`'s backward needs, and fp32 statistics (bytes per row) it
+/// keeps besides. Attention's extra state depends on the kernel.
+static SmallVector<Value> getSavedValues(Operation *op) {
+  return llvm::TypeSwitch<Operation *, SmallVector<Value>>(op)
+      .Case<LinearOp, MatmulOp, MulOp, DivOp, PowOp, MaxOp, MinOp>(
+          [](Operation *o) {
+            SmallVector<Value> values;
+            for (Value operand : o->getOperands().take_front(2))
+              values.push_back(operand);
+            return values;
+          })
+      .Case([](AttentionOp o) {
+        return SmallVector<Value>{o.getQuery(), o.getKey(), o.getValue()};
+      })
+      .Case<LayerNormOp, RMSNormOp, GeluOp, SiluOp, ErfOp, LogOp, AbsOp,
+            ReluOp, ReduceMaxOp>([](Operation *o) {
+        return SmallVector<Value>{o->getOperand(0)};
+      })
+      .Case<SoftmaxOp, TanhOp, SigmoidOp, ExpOp, SqrtOp, RsqrtOp,
+            ReciprocalOp>(
+          [](Operation *o) { return SmallVector<Value>{o->getResult(0)}; })
+      .Case([](SelectOp o) { return SmallVector<Value>{o.getCondition()}; })
+      .Case([](EmbeddingOp o) { return SmallVector<Value>{o.getIndices()}; })
+      .Case([](CrossEntropyOp o) {
+        return SmallVector<Value>{o.getLogits(), o.getLabels()};
+      })
+      .Default([](Operation *) { return SmallVector<Value>{}; });
+}
+
+//===----------------------------------------------------------------------===//
+// Building the profile
+//===----------------------------------------------------------------------===//
+
+/// Serializes everything costs depend on, for signatures.
+static std::string fingerprint(const LayerProfile &layer, unsigned index) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << static_cast<int>(layer.kind) << "|";
+  auto bytes = [&](const ByteCount &b) { os << b.floats << "," << b.fixed; };
+  auto split = [&](const Split &s) { os << "/" << s.tpSize << s.sequence; };
+  for (const LayerProfile::Op &op : layer.ops) {
+    os << "o" << op.flops << ",";
+    bytes(op.bytes);
+    bytes(op.callBytes);
+    bytes(op.materializedBytes);
+    split(op.split);
+    os << op.batched << op.attention;
+  }
+  for (auto *list : {&layer.saved, &layer.checkpointed})
+    for (const LayerProfile::Tensor &tensor : *list) {
+      os << "t";
+      bytes(tensor.bytes);
+      split(tensor.split);
+      os << int(tensor.attentionMode);
+    }
+  for (const LayerProfile::Comm &comm : layer.comms) {
+    os << "c" << int(comm.kind);
+    bytes(comm.bytes);
+    os << comm.batched << comm.sequence << comm.gradient;
+  }
+  for (const LayerProfile::Parameter &param : layer.parameters) {
+    os << "p" << param.elements << ":";
+    for (int64_t size : param.segments)
+      os << size << ",";
+    os << (param.owner == index ? 0 : static_cast<int64_t>(index) -
+                                          static_cast<int64_t>(param.owner));
+  }
+  os << "d";
+  for (int64_t d : layer.tpDivisors)
+    os << d << ",";
+  os << layer.tpFailure << "|" << layer.sequenceParallel << "|"
+     << layer.sequenceLength << "|";
+  bytes(layer.inputCut);
+  os << "|" << layer.batchedFlops << "," << layer.unbatchedFlops;
+  return text;
+}
+
+/// Index of the layer containing `op`'s user, or `end` for a return.
+static unsigned userLayerIndex(Operation *user,
+                               const llvm::DenseMap<Operation *, unsigned> &index,
+                               unsigned end) {
+  while (user && !isa<LayerOp>(user) && !isa<func::ReturnOp>(user))
+    user = user->getParentOp();
+  if (!user || isa<func::ReturnOp>(user))
+    return end;
+  return index.lookup(user);
+}
+
+llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
+  ModelProfile profile;
+  if (auto module = function->getParentOfType<ModuleOp>())
+    if (auto name = module->getAttrOfType<StringAttr>(
+            GalvatronDialect::getModelAttrName()))
+      profile.model = name.str();
+  if (profile.model.empty())
+    profile.model = function.getSymName().str();
+
+  // The batch the IR was built for: dimension 0 of every input.
+  for (BlockArgument argument : function.getArguments()) {
+    auto type = dyn_cast<RankedTensorType>(argument.getType());
+    if (!type || type.getRank() < 1)
+      return makeError("@" + function.getSymName() + ": input " +
+                       llvm::Twine(argument.getArgNumber()) +
+                       " has no batch dimension");
+    int64_t batch = type.getDimSize(0);
+    if (argument.getArgNumber() == 0)
+      profile.irBatch = batch;
+    else if (batch != profile.irBatch)
+      return makeError("@" + function.getSymName() +
+                       ": inputs disagree on the batch dimension (" +
+                       llvm::Twine(profile.irBatch) + " vs " +
+                       llvm::Twine(batch) + ")");
+  }
+
+  SmallVector<LayerOp> layerOps;
+  llvm::DenseMap<Operation *, unsigned> layerIndex;
+  for (Operation &op : function.getBody().getOps()) {
+    if (auto layer = dyn_cast<LayerOp>(op)) {
+      layerIndex[layer] = layerOps.size();
+      layerOps.push_back(layer);
+      continue;
+    }
+    if (!isa<func::ReturnOp>(op))
+      return makeError("@" + function.getSymName() + ": '" +
+                       op.getName().getStringRef() +
+                       "' sits outside every layer; the cost model needs "
+                       "every op inside a galvatron.layer");
+  }
+  if (layerOps.empty())
+    return makeError("@" + function.getSymName() + " has no galvatron.layer");
+  unsigned end = layerOps.size();
+
+  std::vector<TensorParallelAnalysis> analyses =
+      TensorParallelAnalysis::analyzeFunction(function);
+  llvm::StringMap<unsigned> owners;
+
+  // Activations crossing each layer boundary: results of earlier layers
+  // used at or after it (data inputs are read where needed, not sent).
+  SmallVector<ByteCount> cuts(end + 1);
+  for (auto [producer, layer] : llvm::enumerate(layerOps)) {
+    auto yield = cast<YieldOp>(layer.getBodyBlock().getTerminator());
+    const TensorParallelAnalysis &analysis = analyses[producer];
+    Sizer sizer(analysis, profile.irBatch);
+    for (auto [output, yielded] :
+         llvm::zip(layer.getResults(), yield.getValues())) {
+      if (!analysis.isBatched(yielded))
+        continue;
+      unsigned last = producer;
+      for (Operation *user : output.getUsers())
+        last = std::max(last, userLayerIndex(user, layerIndex, end));
+      for (unsigned boundary = producer + 1; boundary <= last && boundary < end;
+           ++boundary)
+        cuts[boundary] += sizer.bytes(yielded);
+    }
+  }
+
+  llvm::StringMap<unsigned> signatures;
+  for (auto [index, layer] : llvm::enumerate(layerOps)) {
+    const TensorParallelAnalysis &analysis = analyses[index];
+    Sizer sizer(analysis, profile.irBatch);
+    LayerProfile &entry = profile.layers.emplace_back();
+    entry.name = layer.getLayerName().str();
+    entry.kind = layer.getKind();
+    entry.tpFailure = analysis.getFailure().str();
+    entry.sequenceParallel = analysis.supportsSequenceParallel();
+    entry.sequenceParallelFailure =
+        analysis.isShardable() ? analysis.getSequenceParallelFailure().str()
+                               : entry.tpFailure;
+    entry.tpDivisors.assign(analysis.getDivisibilityConstraints().begin(),
+                            analysis.getDivisibilityConstraints().end());
+    llvm::sort(entry.tpDivisors);
+    entry.tpDivisors.erase(
+        std::unique(entry.tpDivisors.begin(), entry.tpDivisors.end()),
+        entry.tpDivisors.end());
+    entry.inputCut = cuts[index];
+    entry.sequenceLength = analysis.getSequenceLength();
+    profile.sequenceLength =
+        std::max(profile.sequenceLength,
+                 layer.isTransformerBlock() ? entry.sequenceLength : 0);
+
+    auto operandSplit = [&](Operation *op) {
+      Split split;
+      split.tpSize = analysis.getSplitSize(op);
+      if (split.tpSize == 0) {
+        auto isSP = [&](Value v) {
+          return analysis.isSequenceParallelValue(v);
+        };
+        split.sequence = llvm::any_of(op->getOperands(), isSP) ||
+                         llvm::any_of(op->getResults(), isSP);
+      }
+      return split;
+    };
+
+    // Work.
+    llvm::DenseMap<Value, size_t> savedIndex;
+    // Records that the backward pass needs `value`'s storage; a tensor
+    // needed by any op is kept whatever the attention kernel.
+    auto save = [&](Value value, uint8_t attentionMode) {
+      Value root = storageRoot(value);
+      if (!analysis.isBatched(root))
+        return;
+      auto [it, inserted] = savedIndex.insert({root, entry.saved.size()});
+      if (!inserted) {
+        if (attentionMode == 0)
+          entry.saved[it->second].attentionMode = 0;
+        return;
+      }
+      entry.saved.push_back({sizer.bytes(root), sizer.split(root),
+                             attentionMode});
+    };
+    for (Operation &op : layer.getBodyBlock()) {
+      bool opBatched =
+          llvm::any_of(op.getResults(),
+                       [&](Value v) { return analysis.isBatched(v); }) ||
+          llvm::any_of(op.getOperands(),
+                       [&](Value v) { return analysis.isBatched(v); });
+      LayerProfile::Op cost;
+      cost.batched = opBatched;
+      if (auto flops = dyn_cast<FlopCountOpInterface>(op)) {
+        cost.flops = static_cast<double>(flops.getFlops());
+        if (opBatched)
+          cost.flops /= static_cast<double>(profile.irBatch);
+      }
+      if (!isView(&op)) {
+        for (Value v : op.getOperands()) {
+          ByteCount b = sizer.bytes(v);
+          if (analysis.isBatched(v) || !opBatched)
+            cost.bytes += b;
+          else
+            cost.callBytes += b;
+        }
+        for (Value v : op.getResults())
+          cost.bytes += sizer.bytes(v);
+      }
+      if (auto attention = dyn_cast<AttentionOp>(op)) {
+        cost.attention = true;
+        ArrayRef<int64_t> q = attention.getQuery().getType().getShape();
+        ArrayRef<int64_t> k = attention.getKey().getType().getShape();
+        double scores = static_cast<double>(q[0] * q[1] * q[2] * k[2]);
+        if (opBatched)
+          scores /= static_cast<double>(profile.irBatch);
+        // Materialized: scores written, read and written by softmax, read
+        // by the second product.
+        cost.materializedBytes = {4.0 * scores, 0};
+      }
+      cost.split = operandSplit(&op);
+      if (cost.flops > 0 || cost.bytes.floats > 0 || cost.bytes.fixed > 0 ||
+          cost.callBytes.floats > 0) {
+        if (cost.batched)
+          entry.batchedFlops += cost.flops;
+        else
+          entry.unbatchedFlops += cost.flops;
+        entry.ops.push_back(cost);
+      }
+
+      // Activations the backward pass keeps.
+      for (Value value : getSavedValues(&op))
+        save(value, 0);
+      if (auto norm = dyn_cast<LayerNormOp>(op)) {
+        // Mean and reciprocal deviation per row, fp32.
+        ByteCount input = sizer.bytes(norm.getInput());
+        double rows = input.floats / norm.getInput().getType().getShape().back();
+        entry.saved.push_back({{0, 8.0 * rows}, sizer.split(norm.getInput()), 0});
+      } else if (auto norm = dyn_cast<RMSNormOp>(op)) {
+        ByteCount input = sizer.bytes(norm.getInput());
+        double rows = input.floats / norm.getInput().getType().getShape().back();
+        entry.saved.push_back({{0, 4.0 * rows}, sizer.split(norm.getInput()), 0});
+      } else if (auto attention = dyn_cast<AttentionOp>(op)) {
+        if (analysis.isBatched(attention.getResult())) {
+          ArrayRef<int64_t> q = attention.getQuery().getType().getShape();
+          ArrayRef<int64_t> k = attention.getKey().getType().getShape();
+          Split heads = sizer.split(attention.getResult());
+          double scores = static_cast<double>(q[0] * q[1] * q[2] * k[2]) /
+                          static_cast<double>(profile.irBatch);
+          // Materialized: the softmax probabilities.
+          entry.saved.push_back({{scores, 0}, heads, 1});
+          // Fused: the output and the fp32 log-sum-exp per query row.
+          save(attention.getResult(), 2);
+          double rows = static_cast<double>(q[0] * q[1] * q[2]) /
+                        static_cast<double>(profile.irBatch);
+          entry.saved.push_back({{0, 4.0 * rows}, heads, 2});
+        }
+      }
+    }
+
+    // A checkpointed layer keeps its batched inputs.
+    for (BlockArgument argument : layer.getBodyBlock().getArguments())
+      if (analysis.isBatched(argument))
+        entry.checkpointed.push_back(
+            {sizer.bytes(argument), sizer.split(argument), 0});
+    // Model outputs are kept in fp32 for the loss either way.
+    auto yield = cast<YieldOp>(layer.getBodyBlock().getTerminator());
+    for (auto [output, yielded] :
+         llvm::zip(layer.getResults(), yield.getValues())) {
+      bool modelOutput = llvm::any_of(output.getUsers(), [](Operation *user) {
+        return isa<func::ReturnOp>(user);
+      });
+      if (!modelOutput || !analysis.isBatched(yielded))
+        continue;
+      ByteCount bytes = sizer.bytes(yielded);
+      LayerProfile::Tensor kept{{0, 4.0 * bytes.floats + bytes.fixed},
+                                sizer.split(yielded), 0};
+      entry.saved.push_back(kept);
+      entry.checkpointed.push_back(kept);
+    }
+
+    // Tensor-parallel communication.
+    for (const TPCommPoint &point : analysis.getCommPoints()) {
+      LayerProfile::Comm comm;
+      comm.kind = point.kind;
+      comm.batched = analysis.isBatched(point.value);
+      comm.sequence = analysis.isSequenceShaped(point.value);
+      comm.gradient = analysis.needsGradient(point.value);
+      if (point.kind == TPCommPoint::VocabParallelLoss) {
+        ByteCount logits = sizer.bytes(point.value);
+        double rows = (logits.floats + logits.fixed) /
+                      cast<RankedTensorType>(point.value.getType())
+                          .getShape()
+                          .back();
+        comm.bytes = {0, 3.0 * 4.0 * rows};
+      } else {
+        comm.bytes = sizer.bytes(point.value);
+      }
+      entry.comms.push_back(comm);
+    }
+
+    // Parameters, each once per layer; the first layer reading one owns it.
+    llvm::StringMap<bool> seen;
+    for (const TPParameterSharding &sharding : analysis.getParameters()) {
+      ParamOp param = sharding.op;
+      StringRef name = param.getName();
+      if (!seen.insert({name, true}).second)
+        continue;
+      LayerProfile::Parameter parameter;
+      parameter.name = name.str();
+      auto type = cast<RankedTensorType>(param.getType());
+      parameter.elements = type.getNumElements();
+      if (sharding.dim >= 0) {
+        if (sharding.segments.empty())
+          parameter.segments.push_back(type.getDimSize(sharding.dim));
+        else
+          parameter.segments.assign(sharding.segments.begin(),
+                                    sharding.segments.end());
+      }
+      parameter.owner = owners.insert({name, index}).first->second;
+      entry.parameters.push_back(std::move(parameter));
+    }
+
+    std::string key = fingerprint(entry, index);
+    auto inserted = signatures.insert({key, signatures.size()});
+    entry.signature = inserted.first->second;
+  }
+  profile.signatureCount = signatures.size();
+  return profile;
+}
+
+llvm::Expected<ModelProfile> ModelProfile::build(ModuleOp module) {
+  func::FuncOp chosen;
+  for (auto function : module.getOps<func::FuncOp>()) {
+    if (function.getOps<LayerOp>().empty())
+      continue;
+    if (function.getSymName() == "main")
+      return build(function);
+    if (chosen)
+      return makeError("the module has several functions with layers and none "
+                       "is @main");
+    chosen = function;
+  }
+  if (!chosen)
+    return makeError("the module has no function with galvatron.layer ops");
+  return build(chosen);
+}
+
+double ModelProfile::getTrainingFlops(int64_t globalBatch,
+                                      int64_t microBatches) const {
+  double forward = 0;
+  for (const LayerProfile &layer : layers)
+    forward += layer.batchedFlops * static_cast<double>(globalBatch) +
+               layer.unbatchedFlops * static_cast<double>(microBatches);
+  return 3.0 * forward;
+}
+
+int64_t ModelProfile::getParameterCount() const {
+  int64_t count = 0;
+  for (auto [index, layer] : llvm::enumerate(layers))
+    for (const LayerProfile::Parameter &param : layer.parameters)
+      if (param.owner == index)
+        count += param.elements;
+  return count;
+}

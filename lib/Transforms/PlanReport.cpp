@@ -1,0 +1,53 @@
+//===- PlanReport.cpp - Print the predicted cost of a plan ----------------===//
+
+#include "galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/PlanUtils.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+namespace mlir::galvatron {
+#define GEN_PASS_DEF_PLANREPORT
+#include "galvatron/Transforms/Passes.h.inc"
+
+namespace {
+struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
+  using PlanReportBase::PlanReportBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    constexpr StringRef pass = "--galvatron-plan-report";
+    auto fail = [&](const llvm::Twine &message) {
+      emitPassError(module, pass, message);
+      signalPassFailure();
+    };
+    auto input = getModelAndPlan(module, pass);
+    if (failed(input))
+      return signalPassFailure();
+    const ModelProfile *model = &input->first.model;
+    const ParallelPlan *plan = &input->second;
+    // Without a size, the cluster takes the plan's device count.
+    CostModelOptions options{cluster, nodes, devices, memory, profiles};
+    if (nodes == 0 && devices == 0)
+      options.devices = plan->devices;
+    auto setup = makeCostModelSetup(options);
+    if (!setup)
+      return fail(llvm::toString(setup.takeError()));
+    if (setup->cluster.getDevices() != plan->devices)
+      return fail(llvm::formatv("the plan is for {0} devices but the cluster "
+                                "has {1}",
+                                plan->devices, setup->cluster.getDevices())
+                      .str());
+    if (std::string error = plan->check(*model); !error.empty())
+      return fail("the plan does not suit the model: " + error);
+    PlanEvaluation evaluation =
+        evaluatePlan(*model, *plan, setup->cluster, setup->memoryBudget);
+    if (llvm::Error error =
+            writePlanReport(format, output,
+                            {&*model, &*plan, &evaluation, &setup->cluster,
+                             nullptr}))
+      return fail(llvm::toString(std::move(error)));
+    markAllAnalysesPreserved();
+  }
+};
+} // namespace
+} // namespace mlir::galvatron

@@ -1,0 +1,116 @@
+//===- GalvatronStrategyTest.cpp - Galvatron strategy JSON ----------------===//
+
+#include "galvatron/Analysis/GalvatronStrategy.h"
+#include "galvatron/Models/ModelPresets.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "gtest/gtest.h"
+
+using namespace mlir;
+using namespace mlir::galvatron;
+
+namespace {
+
+ModelProfile gptTiny(MLIRContext &context) {
+  auto module = buildModel(&context, *findModelPreset("gpt-tiny"), {1, 0});
+  return std::move(*ModelProfile::build(**module));
+}
+
+constexpr const char *kStrategy = R"({
+  "pp_deg": 2, "tp_sizes_enc": "2,1", "tp_consecutive_flags": "1,1",
+  "dp_types_enc": "0,1", "use_sp": "1,0", "checkpoint": "0,1",
+  "global_bsz": 16, "chunks": 4, "pp_division": "1,1",
+  "pipeline_type": "pipedream_flush", "default_dp_type": "zero2",
+  "vtp": 2, "vsp": 0, "embed_sdp": 1})";
+
+TEST(GalvatronStrategyTest, ReadsEveryField) {
+  MLIRContext context;
+  ModelProfile model = gptTiny(context);
+  auto plan = parseGalvatronStrategy(kStrategy, "s.json", model, 8, 8,
+                                     Precision::bf16);
+  ASSERT_TRUE(bool(plan)) << llvm::toString(plan.takeError());
+  EXPECT_EQ(plan->pp, 2);
+  EXPECT_EQ(plan->microBatches, 4);
+  EXPECT_EQ(plan->globalBatch, 16);
+  // embedding, h.0, h.1, head
+  EXPECT_EQ(plan->layers[0], (LayerStrategy{0, 2, true, DataParallelType::zero3,
+                                            false, false}));
+  EXPECT_EQ(plan->layers[1], (LayerStrategy{0, 2, true, DataParallelType::zero2,
+                                            true, false}));
+  EXPECT_EQ(plan->layers[2], (LayerStrategy{1, 1, true, DataParallelType::zero3,
+                                            false, true}));
+  EXPECT_EQ(plan->layers[3].stage, 1);
+  EXPECT_EQ(plan->layers[3].tp, 2);
+}
+
+TEST(GalvatronStrategyTest, RoundTrips) {
+  MLIRContext context;
+  ModelProfile model = gptTiny(context);
+  auto plan = parseGalvatronStrategy(kStrategy, "s.json", model, 8, 8,
+                                     Precision::bf16);
+  ASSERT_TRUE(bool(plan));
+  auto json = writeGalvatronStrategy(*plan, model);
+  ASSERT_TRUE(bool(json)) << llvm::toString(json.takeError());
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::json::Value(std::move(*json));
+  auto again = parseGalvatronStrategy(text, "again.json", model, 8, 8,
+                                      Precision::bf16);
+  ASSERT_TRUE(bool(again)) << llvm::toString(again.takeError());
+  EXPECT_EQ(again->layers, plan->layers);
+  EXPECT_EQ(again->microBatches, plan->microBatches);
+}
+
+std::string errorOf(MLIRContext &context, llvm::StringRef text) {
+  ModelProfile model = gptTiny(context);
+  auto plan = parseGalvatronStrategy(text, "s.json", model, 8, 8,
+                                     Precision::bf16);
+  if (plan)
+    return "";
+  return llvm::toString(plan.takeError());
+}
+
+TEST(GalvatronStrategyTest, Errors) {
+  MLIRContext context;
+  EXPECT_NE(errorOf(context, "[1]").find("must be a JSON object"),
+            std::string::npos);
+  EXPECT_NE(errorOf(context, R"({"pp_deg": 1, "global_bsz": 8, "gpus": 8})")
+                .find("unknown key 'gpus'"),
+            std::string::npos);
+  EXPECT_NE(errorOf(context, R"({"global_bsz": 8})")
+                .find("'pp_deg' is missing"),
+            std::string::npos);
+  EXPECT_NE(errorOf(context,
+                    R"({"pp_deg": 1, "global_bsz": 8, "tp_sizes_enc": "1"})")
+                .find("'tp_sizes_enc' has 1 entries but the model has 2"),
+            std::string::npos);
+  EXPECT_NE(errorOf(context, R"({"pp_deg": 1, "global_bsz": 8,
+                                 "pipeline_type": "interleaved"})")
+                .find("'pipeline_type' must be"),
+            std::string::npos);
+  EXPECT_NE(errorOf(context, R"({"pp_deg": 3, "global_bsz": 8})")
+                .find("does not divide the 8 devices"),
+            std::string::npos);
+  // tp 8 with 4 heads.
+  EXPECT_NE(errorOf(context, R"({"pp_deg": 1, "global_bsz": 8,
+                                 "tp_sizes_enc": "8,8"})")
+                .find("4 heads do not divide among 8 ranks"),
+            std::string::npos);
+}
+
+TEST(GalvatronStrategyTest, ExportNamesWhatItCannotExpress) {
+  MLIRContext context;
+  ModelProfile model = gptTiny(context);
+  ParallelPlan plan;
+  plan.devices = 8;
+  plan.devicesPerNode = 8;
+  plan.globalBatch = 8;
+  ASSERT_EQ(assignStages(plan, model, {}), "");
+  plan.layers[1].dpType = DataParallelType::zero1;
+  plan.layers[2].dpType = DataParallelType::zero2;
+  auto json = writeGalvatronStrategy(plan, model);
+  ASSERT_FALSE(bool(json));
+  EXPECT_NE(llvm::toString(json.takeError()).find("one default_dp_type"),
+            std::string::npos);
+}
+
+} // namespace
