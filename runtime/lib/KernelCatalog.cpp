@@ -421,6 +421,13 @@ static Status verifyExtractPatches(const KernelCall &call) {
                        {input.shape[0], patches, input.shape[1] * patch * patch}});
 }
 
+static Status verifyTrilMask(const KernelCall &call) {
+  const TensorType &output = call.outputs[0];
+  if (output.elementType != ElementType::i1 || output.rank() < 2)
+    return error("result must be i1 [..., rows, cols], got ", output.str());
+  return Status::ok();
+}
+
 //===----------------------------------------------------------------------===//
 // The catalog
 //===----------------------------------------------------------------------===//
@@ -515,6 +522,8 @@ std::vector<KernelSpec> buildCatalog() {
        kNone, verifyRelativePositionBucket},
       {O::ExtractPatches, {}, 1, 1, 1, 1,
        {{"patch_size", kInt, true}}, kNone, verifyExtractPatches},
+      {O::TrilMask, {}, 0, 0, 1, 1, {{"diagonal", kInt, false}}, kNone,
+       verifyTrilMask},
   };
 }
 

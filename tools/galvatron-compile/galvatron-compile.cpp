@@ -1,18 +1,22 @@
 //===- galvatron-compile.cpp - The Galvatron compiler driver --------------===//
 //
+//   galvatron-compile model.onnx [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile --model=NAME [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile model.mlir -o m.gxp
 //
-// Runs the whole pipeline available so far on a preset or on galvatron IR
-// and writes the program file (or, with --emit=mlir, the lowered IR). Later
-// stages (plan search, training step, partitioning) join the pipeline here.
+// Runs the whole pipeline available so far on an ONNX model (import and
+// clean-up), a preset or galvatron IR, and writes the program file (or, with
+// --emit=mlir, the lowered IR). Later stages (training step, partitioning
+// by the searched plan) join the pipeline here.
 //
 //===----------------------------------------------------------------------===//
 
+#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
+#include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
 #include "mlir/IR/AsmState.h"
@@ -37,18 +41,22 @@ namespace rt = ::galvatron::runtime;
 static cl::OptionCategory category("galvatron-compile options");
 
 static cl::opt<std::string> inputFilename(
-    cl::Positional, cl::desc("<galvatron IR file (.mlir)>"), cl::init(""),
+    cl::Positional, cl::desc("<model.onnx | galvatron IR (.mlir)>"),
+    cl::init(""),
     cl::cat(category));
 static cl::opt<std::string> modelName(
     "model", cl::desc("Compile a preset model (see galvatron-translate "
                       "--list-models)"),
     cl::value_desc("name"), cl::cat(category));
-static cl::opt<int64_t> batch("batch", cl::desc("Batch size of a preset"),
-                              cl::init(1), cl::cat(category));
 static cl::opt<int64_t>
-    seqLen("seq-len",
-           cl::desc("Sequence length of a preset (default: the preset's)"),
-           cl::init(0), cl::cat(category));
+    batch("batch",
+          cl::desc("Batch size of a preset or an ONNX model's dynamic batch"),
+          cl::init(1), cl::cat(category));
+static cl::opt<int64_t> seqLen(
+    "seq-len",
+    cl::desc("Sequence length of a preset (default: the preset's) or an ONNX "
+             "model's dynamic sequence"),
+    cl::init(0), cl::cat(category));
 static cl::opt<std::string>
     modelDirectory("model-dir",
                    cl::desc("Directory that external parameter data is "
@@ -95,6 +103,25 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
       return failure();
     }
     description = modelName;
+    return std::move(*module);
+  }
+  if (llvm::StringRef(inputFilename).ends_with(".onnx")) {
+    mlir::galvatron::ONNXImportOptions options;
+    if (batch.getNumOccurrences())
+      options.batch = batch;
+    if (seqLen.getNumOccurrences())
+      options.seqLen = seqLen;
+    auto module =
+        mlir::galvatron::importONNXFile(&context, inputFilename, options);
+    if (!module) {
+      error(llvm::toString(module.takeError()));
+      return failure();
+    }
+    PassManager pm(&context);
+    mlir::galvatron::buildONNXCleanupPipeline(pm);
+    if (failed(pm.run(**module)))
+      return failure();
+    description = inputFilename;
     return std::move(*module);
   }
   std::string message;

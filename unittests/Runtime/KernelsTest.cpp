@@ -672,6 +672,20 @@ TEST(KernelsTest, RelativePositionBucketsOfT5) {
   EXPECT_EQ(valuesOf<int64_t>((*results)[0]), (std::vector<int64_t>{0, 1, 2}));
 }
 
+TEST(KernelsTest, TrilMaskRepeatsOverLeadingDimensions) {
+  for (int64_t diagonal : {-1, 0, 2}) {
+    auto results = runKernel("tril_mask", {},
+                             {TensorType{ElementType::i1, {2, 3, 4}}},
+                             {Attribute::makeInteger("diagonal", diagonal)});
+    ASSERT_TRUE(results.isOk());
+    std::vector<uint8_t> mask = valuesOf<uint8_t>((*results)[0]);
+    for (int64_t k = 0; k < 24; ++k) {
+      int64_t i = k / 4 % 3, j = k % 4;
+      EXPECT_EQ(mask[k], j - i <= diagonal) << k;
+    }
+  }
+}
+
 TEST(KernelsTest, ExtractPatchesOrdersChannelsThenPixels) {
   Shape shape = {2, 3, 4, 6};
   HostTensor x = randomFloats(shape, 31);

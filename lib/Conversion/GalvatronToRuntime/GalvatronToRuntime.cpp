@@ -92,7 +92,8 @@ describeKernel(Operation *op) {
       })
       .Case([&](ExtractPatchesOp op) {
         add("patch_size", op.getPatchSizeAttr());
-      });
+      })
+      .Case([&](TrilMaskOp op) { add("diagonal", op.getDiagonalAttr()); });
   return std::make_pair(name, b.getDictionaryAttr(config));
 }
 

@@ -268,6 +268,23 @@ Status extractPatches(const KernelContext &context) {
   return Status::ok();
 }
 
+/// result[..., i, j] = (j - i <= diagonal), the same rows × cols mask
+/// repeated over the leading dimensions.
+Status trilMask(const KernelContext &context) {
+  const Tensor &out = context.output();
+  const auto &shape = out.shape();
+  int64_t rows = shape[shape.size() - 2], cols = shape.back();
+  int64_t diagonal = context.integer("diagonal");
+  uint8_t *mask = out.as<uint8_t>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      mask[i * cols + j] = j - i <= diagonal;
+  int64_t matrix = rows * cols, copies = matrix ? out.numElements() / matrix : 0;
+  for (int64_t copy = 1; copy < copies; ++copy)
+    std::memcpy(mask + copy * matrix, mask, matrix);
+  return Status::ok();
+}
+
 } // namespace
 
 void registerTransformerKernels(CPUKernelTable &table) {
@@ -276,6 +293,7 @@ void registerTransformerKernels(CPUKernelTable &table) {
   table.add(Opcode::CrossEntropy, crossEntropy);
   table.add(Opcode::RelativePositionBucket, relativePositionBucket);
   table.add(Opcode::ExtractPatches, extractPatches);
+  table.add(Opcode::TrilMask, trilMask);
 }
 
 } // namespace galvatron::runtime::cpu

@@ -75,7 +75,7 @@ func.func @main(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf3
 
 // Kernel configurations carry every attribute explicitly, defaults included.
 // CHECK-LABEL: grt.executable
-func.func @main(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, %ids: tensor<4x4xi64>) -> (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<4x4xf32>, tensor<f32>) {
+func.func @main(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, %ids: tensor<4x4xi64>) -> (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<4x4xf32>, tensor<f32>, tensor<2x4x4xi1>) {
   // CHECK: grt.kernel "rotary" {{.*}} {rotary_dim = 8 : i64, seq_axis = 2 : i64, theta = 1.000000e+04 : f64}
   %r = galvatron.rotary %q {seq_axis = 2 : i64} : tensor<1x2x4x8xf32>
   // CHECK: grt.kernel "attention" {{.*}} {causal = true, scale = 0.3535533905932737{{[0-9]}} : f64}
@@ -84,10 +84,12 @@ func.func @main(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, %ids: tensor<4
   %s:2 = galvatron.split %ids {axis = 1 : i64, sizes = array<i64: 1, 3>} : tensor<4x4xi64> -> tensor<4x1xi64>, tensor<4x3xi64>
   // CHECK: grt.kernel "cast"
   %f = galvatron.cast %ids : tensor<4x4xi64> to tensor<4x4xf32>
+  // CHECK: grt.kernel "tril_mask" ins() outs(%{{.*}} : memref<2x4x4xi1>) {diagonal = -1 : i64}
+  %mask = galvatron.tril_mask {diagonal = -1} : tensor<2x4x4xi1>
   // CHECK: grt.kernel "cross_entropy" {{.*}} {ignore_index = -100 : i64, reduction = 0 : i64}
   %labels = galvatron.reshape %s#0 : tensor<4x1xi64> -> tensor<4xi64>
   %l = galvatron.cross_entropy %f, %labels : (tensor<4x4xf32>, tensor<4xi64>) -> tensor<f32>
-  return %r, %a, %f, %l : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<4x4xf32>, tensor<f32>
+  return %r, %a, %f, %l, %mask : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<4x4xf32>, tensor<f32>, tensor<2x4x4xi1>
 }
 
 // -----
