@@ -21,5 +21,19 @@ config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%galvatron_src_root", config.galvatron_src_root))
 
 tool_dirs = [config.galvatron_tools_dir, config.llvm_tools_dir]
-tools = ["galvatron-opt", "galvatron-translate"]
+tools = ["galvatron-compile", "galvatron-opt", "galvatron-run",
+         "galvatron-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Multi-rank runs: OpenMPI refuses root without these and counts cores, not
+# processes, unless told to oversubscribe.
+config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+config.environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+# Containers often forbid the cross-process memory access OpenMPI's shared
+# memory transport tries first.
+config.environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+config.substitutions.append(("%mpirun", "mpirun --oversubscribe -np"))
+# Keep kernel threads from competing when several processes share the cores.
+config.environment["OMP_NUM_THREADS"] = "1"
+config.environment["OPENBLAS_NUM_THREADS"] = "1"

@@ -3,6 +3,7 @@
 // Produces galvatron IR from outside the IR world:
 //   galvatron-translate --model=NAME [--seq-len=N] [--batch=N] [-o out.mlir]
 //   galvatron-translate --list-models
+//   galvatron-translate --emit-program in.mlir -o m.gxp
 //   galvatron-translate --import-onnx model.onnx [--batch=N] [--seq-len=N]
 //       [--dim NAME=N]... [--input-shape NAME=D0xD1...]... [--no-cleanup]
 //       [-o out.mlir]
@@ -12,17 +13,22 @@
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
+#include "galvatron/Target/Program/ProgramEmitter.h"
 
 #include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -48,7 +54,7 @@ static cl::opt<bool> importONNXFlag(
     cl::desc("Import the ONNX model given as the positional argument"),
     cl::cat(category));
 static cl::opt<std::string> inputFilename(cl::Positional,
-                                          cl::desc("<model.onnx>"),
+                                          cl::desc("<model.onnx | in.mlir>"),
                                           cl::init(""), cl::cat(category));
 static cl::opt<bool> listONNXOps(
     "list-onnx-ops",
@@ -65,6 +71,11 @@ static cl::list<std::string>
 static cl::list<std::string>
     inputShapes("input-shape", cl::desc("Shape of a graph input"),
                 cl::value_desc("name=D0xD1x..."), cl::cat(category));
+static cl::opt<bool> emitProgram(
+    "emit-program",
+    cl::desc("Write the program file of the input IR (galvatron IR is "
+             "lowered with the runtime pipeline first; no input: stdin)"),
+    cl::cat(category));
 static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::value_desc("filename"),
                                            cl::init("-"), cl::cat(category));
@@ -196,6 +207,27 @@ static int emitModel() {
   return writeModule(**module);
 }
 
+static int writeProgram() {
+  if (outputFilename == "-")
+    return error("--emit-program writes a binary file: give -o FILE");
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  std::string message;
+  auto input = openInputFile(inputFilename.empty() ? std::string("-")
+                                                   : inputFilename.getValue(),
+                             &message);
+  if (!input)
+    return error(message);
+  sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module || failed(mlir::galvatron::emitProgramFile(*module, outputFilename)))
+    return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   registerAsmPrinterCLOptions();
@@ -219,6 +251,8 @@ int main(int argc, char **argv) {
     return importONNX();
   if (!modelName.empty())
     return emitModel();
+  if (emitProgram)
+    return writeProgram();
   return error("nothing to do: give --model=NAME, --list-models, "
-               "--import-onnx FILE or --list-onnx-ops");
+               "--import-onnx FILE, --list-onnx-ops or --emit-program");
 }

@@ -1,0 +1,44 @@
+//===- MemoryPlanner.h - Static arena planning from liveness ----*- C++ -*-===//
+//
+// Places blocks of memory in one arena so that blocks live at the same time
+// never overlap and blocks that are not reuse each other's space. Used to
+// lay out a rank's buffers when lowering to the runtime, and to predict a
+// rank's memory before anything runs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_ANALYSIS_MEMORYPLANNER_H
+#define GALVATRON_ANALYSIS_MEMORYPLANNER_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <cstdint>
+
+namespace mlir::galvatron {
+
+/// `size` bytes needed from step `start` to step `end`, both included (steps
+/// are instruction indices; -1 is before the first).
+struct MemoryRequest {
+  uint64_t size;
+  int64_t start, end;
+};
+
+struct MemoryPlan {
+  /// Offset of each request, a multiple of the alignment.
+  llvm::SmallVector<uint64_t> offsets;
+  /// Bytes of arena the plan needs: its highest end address.
+  uint64_t size = 0;
+  /// Most (aligned) bytes live at any one step: a lower bound of `size`.
+  uint64_t livePeak = 0;
+};
+
+/// Greedy by size: the largest request first, each into the smallest free
+/// gap among the requests it overlaps in time that fits, or above them.
+/// Deterministic; sizes are rounded up to `alignment` (a power of two).
+MemoryPlan planMemory(llvm::ArrayRef<MemoryRequest> requests,
+                      uint64_t alignment);
+
+} // namespace mlir::galvatron
+
+#endif // GALVATRON_ANALYSIS_MEMORYPLANNER_H

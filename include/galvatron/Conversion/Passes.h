@@ -1,0 +1,34 @@
+//===- Passes.h - Conversions out of the galvatron dialect ------*- C++ -*-===//
+
+#ifndef GALVATRON_CONVERSION_PASSES_H
+#define GALVATRON_CONVERSION_PASSES_H
+
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Dialect/Runtime/IR/RuntimeDialect.h"
+
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::galvatron {
+
+#define GEN_PASS_DECL
+#include "galvatron/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "galvatron/Conversion/Passes.h.inc"
+
+/// Options of the pipeline from galvatron IR to a runtime program.
+struct RuntimePipelineOptions {
+  /// Passed to --galvatron-lower-to-runtime.
+  std::string modelDirectory;
+};
+
+/// Canonicalizes, removes common subexpressions, lowers to the runtime.
+void buildRuntimePipeline(OpPassManager &pm,
+                          const RuntimePipelineOptions &options = {});
+
+/// Registers `galvatron-runtime-pipeline`.
+void registerRuntimePipeline();
+
+} // namespace mlir::galvatron
+
+#endif // GALVATRON_CONVERSION_PASSES_H

@@ -1,0 +1,71 @@
+//===- Communicator.h - Collectives and point-to-point messages -*- C++ -*-===//
+//
+// The ranks of a job talk through a communicator: collectives on the device
+// groups a program declares, and send/recv between world ranks. MPI carries
+// them on the CPU backend; an NCCL communicator (device pointers, the
+// backend's stream, its unique id broadcast over MPI) is the next one.
+// Buffers are addresses the backend hands out (Backend::address).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_RUNTIME_COMMUNICATOR_H
+#define GALVATRON_RUNTIME_COMMUNICATOR_H
+
+#include "galvatron/Runtime/Program.h"
+#include "galvatron/Runtime/Status.h"
+
+#include <memory>
+
+namespace galvatron::runtime {
+
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+
+  virtual uint32_t rank() const = 0;
+  virtual uint32_t worldSize() const = 0;
+
+  /// Prepares the groups of a program (the program-wide table, identical on
+  /// every rank); later calls name a group by its index. Every rank must
+  /// call this with the same table.
+  virtual Status setupGroups(const std::vector<std::vector<uint32_t>> &groups) = 0;
+
+  /// Every member's `count` elements reduced with `op` into every member's
+  /// `out`. `in` may equal `out`.
+  virtual Status allReduce(uint32_t group, const void *in, void *out,
+                           uint64_t count, ElementType type, ReduceOp op) = 0;
+  /// The members' `count` elements concatenated in group order.
+  virtual Status allGather(uint32_t group, const void *in, void *out,
+                           uint64_t count, ElementType type) = 0;
+  /// Member i receives part i (`count` elements) of the reduced input.
+  virtual Status reduceScatter(uint32_t group, const void *in, void *out,
+                               uint64_t count, ElementType type,
+                               ReduceOp op) = 0;
+  /// Part j (`count` elements) of member i's input becomes part i of member
+  /// j's output.
+  virtual Status allToAll(uint32_t group, const void *in, void *out,
+                          uint64_t count, ElementType type) = 0;
+  /// World rank `root`'s input copied into every member's output.
+  virtual Status broadcast(uint32_t group, uint32_t root, const void *in,
+                           void *out, uint64_t count, ElementType type) = 0;
+
+  virtual Status send(uint32_t peer, const void *data, uint64_t bytes,
+                      int32_t tag) = 0;
+  virtual Status recv(uint32_t peer, void *data, uint64_t bytes,
+                      int32_t tag) = 0;
+
+  /// Whether every rank passes `succeeded` = true: lets all ranks stop
+  /// together when one of them fails before the first collective.
+  virtual bool allSucceeded(bool succeeded) = 0;
+
+  /// Ends the whole job after an error on this rank, so that no other rank
+  /// waits forever for it. Does not return.
+  [[noreturn]] virtual void abort(int exitCode) = 0;
+};
+
+/// A job of one process: groups must be {0}; collectives copy.
+std::unique_ptr<Communicator> createSingleProcessCommunicator();
+
+} // namespace galvatron::runtime
+
+#endif // GALVATRON_RUNTIME_COMMUNICATOR_H

@@ -1,0 +1,53 @@
+//===- Parameters.h - Where parameter values come from ----------*- C++ -*-===//
+//
+// A parameter's values come from a safetensors checkpoint (by the source
+// model's name), from the external data its program records (an ONNX
+// initializer's bytes), or from its initializer. Initialization is
+// counter-based: value i of parameter P depends only on the seed, P's name
+// and i's index in P's full tensor, never on the order of parameters or on
+// how P is sliced across ranks, so a shard initializes to exactly the slice
+// of the whole.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_RUNTIME_PARAMETERS_H
+#define GALVATRON_RUNTIME_PARAMETERS_H
+
+#include "galvatron/Runtime/Executor.h"
+
+#include <string>
+
+namespace galvatron::runtime {
+
+struct ParameterOptions {
+  uint64_t seed = 0;
+  /// A safetensors file holding every parameter; empty: none.
+  std::string checkpoint;
+  /// Overrides the program's model directory for external data.
+  std::string modelDirectory;
+  /// Ignore external data and use the initializers.
+  bool initializersOnly = false;
+};
+
+/// How many parameters (and values) came from where.
+struct ParameterReport {
+  int64_t fromCheckpoint = 0, fromExternalData = 0, initialized = 0;
+  int64_t values = 0;
+};
+
+/// Writes every parameter of the executor's rank into its buffer.
+Expected<ParameterReport> loadParameters(Executor &executor,
+                                         const ParameterOptions &options);
+
+/// Writes the rank's parameters to a safetensors file under their names.
+/// Sliced parameters cannot be saved from one rank.
+Status saveParameters(Executor &executor, const std::string &path);
+
+/// Fills `out` (of `type`, the parameter's buffer type) from the
+/// parameter's initializer with `seed`.
+void initializeParameter(const Parameter &parameter, const TensorType &type,
+                         uint64_t seed, uint8_t *out);
+
+} // namespace galvatron::runtime
+
+#endif // GALVATRON_RUNTIME_PARAMETERS_H

@@ -1,0 +1,153 @@
+//===- CPUKernels.h - The CPU backend's kernel table ------------*- C++ -*-===//
+//
+// CPU kernels receive their operands as host pointers into the arena and the
+// instruction's attributes. Each kernel family registers its kernels in
+// `CPUKernelTable` by opcode; the backend looks them up once at load.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_RUNTIME_CPU_CPUKERNELS_H
+#define GALVATRON_RUNTIME_CPU_CPUKERNELS_H
+
+#include "galvatron/Runtime/KernelCatalog.h"
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace galvatron::runtime::cpu {
+
+/// An operand: its type and its bytes in the arena.
+struct Tensor {
+  const TensorType *type;
+  uint8_t *data;
+
+  template <typename T> T *as() const { return reinterpret_cast<T *>(data); }
+  const std::vector<int64_t> &shape() const { return type->shape; }
+  int64_t rank() const { return type->rank(); }
+  int64_t numElements() const { return type->numElements(); }
+  ElementType elementType() const { return type->elementType; }
+};
+
+/// A validated kernel call: the signature in KernelCatalog.h holds.
+class KernelContext : public AttributeList {
+public:
+  explicit KernelContext(const std::vector<Attribute> &attributes)
+      : AttributeList(attributes) {}
+  std::vector<Tensor> inputs, outputs;
+
+  const Tensor &input(size_t i) const { return inputs[i]; }
+  const Tensor &output(size_t i = 0) const { return outputs[i]; }
+  bool hasInput(size_t i) const { return i < inputs.size(); }
+};
+
+using KernelFunction = Status (*)(const KernelContext &context);
+
+class CPUKernelTable {
+public:
+  void add(Opcode opcode, KernelFunction function) {
+    functions[unsigned(opcode)] = function;
+  }
+  KernelFunction find(Opcode opcode) const {
+    return functions[unsigned(opcode)];
+  }
+
+private:
+  std::array<KernelFunction, kNumOpcodes> functions{};
+};
+
+/// The kernel families.
+void registerElementwiseKernels(CPUKernelTable &table);
+void registerLinearAlgebraKernels(CPUKernelTable &table);
+void registerNormalizationKernels(CPUKernelTable &table);
+void registerDataMovementKernels(CPUKernelTable &table);
+void registerReductionKernels(CPUKernelTable &table);
+void registerTransformerKernels(CPUKernelTable &table);
+
+//===----------------------------------------------------------------------===//
+// Shared helpers
+//===----------------------------------------------------------------------===//
+
+/// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, through OpenBLAS
+/// (multi-threaded unless called inside a parallel region).
+Status gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k,
+            float alpha, const float *a, const float *b, float beta, float *c);
+
+/// Softmax of `length` values `stride` apart; `out` may equal `in`.
+void softmaxLine(const float *in, float *out, int64_t length, int64_t stride);
+
+/// Copies the elements of a strided view into the contiguous `out` of
+/// `shape`: element (i0, i1, ...) is read from `in` at byte offset
+/// elementSize · (base + Σ i_d · strides[d]). Transposes, slices and
+/// broadcasts are such views.
+void stridedCopy(const uint8_t *in, int64_t base,
+                 const std::vector<int64_t> &strides, uint8_t *out,
+                 const std::vector<int64_t> &shape, unsigned elementSize);
+
+/// Element `i` of `data` (of `type`) as a double, and back: floats round to
+/// nearest even, integers truncate toward zero and saturate (NaN gives 0),
+/// i1 is value != 0.
+double loadElement(const uint8_t *data, ElementType type, int64_t i);
+void storeElement(uint8_t *data, ElementType type, int64_t i, double value);
+
+/// Row-major strides of `shape` (in elements).
+std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape);
+
+/// Product of shape[begin, end).
+int64_t product(const std::vector<int64_t> &shape, size_t begin, size_t end);
+
+inline int threadCount() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Calls `body(begin, end)` on disjoint chunks covering [0, count), in
+/// parallel when there is at least `grain` work per thread.
+template <typename Body>
+void parallelFor(int64_t count, int64_t grain, Body &&body) {
+  int64_t chunks = std::min<int64_t>(threadCount(), count / std::max<int64_t>(grain, 1));
+  if (chunks <= 1) {
+    if (count > 0)
+      body(int64_t(0), count);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk)
+    body(count * chunk / chunks, count * (chunk + 1) / chunks);
+}
+
+/// An iteration over the elements of a broadcast result: `operands` shapes
+/// broadcast to `result`. Adjacent dimensions that every operand walks alike
+/// are merged, so the innermost loop is as long as possible.
+class BroadcastLoop {
+public:
+  BroadcastLoop(const std::vector<int64_t> &result,
+                const std::vector<const std::vector<int64_t> *> &operands);
+
+  /// Number of innermost rows and their length.
+  int64_t rows() const { return rowCount; }
+  int64_t rowLength() const { return shape.empty() ? 1 : shape.back(); }
+  /// Element stride of operand `o` along the row (0 or 1 after merging, or
+  /// any value for a general layout).
+  int64_t rowStride(size_t o) const {
+    return shape.empty() ? 0 : strides[o].back();
+  }
+  /// Element offset of row `row`'s first element in operand `o`.
+  int64_t rowOffset(size_t o, int64_t row) const;
+
+private:
+  std::vector<int64_t> shape;
+  std::vector<std::vector<int64_t>> strides;
+  int64_t rowCount;
+};
+
+} // namespace galvatron::runtime::cpu
+
+#endif // GALVATRON_RUNTIME_CPU_CPUKERNELS_H

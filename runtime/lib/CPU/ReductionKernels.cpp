@@ -1,0 +1,84 @@
+//===- ReductionKernels.cpp - reduce_sum, reduce_mean, reduce_max ---------===//
+
+#include "CPUKernels.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace galvatron::runtime::cpu {
+namespace {
+
+/// Reduces the input's `axes` with `combine` starting from `initial`, then
+/// applies `finish(accumulator, count)`. Sums accumulate in double.
+template <typename Combine, typename Finish>
+Status reduce(const KernelContext &context, double initial, Combine combine,
+              Finish finish) {
+  const Tensor &input = context.input(0);
+  const auto &shape = input.shape();
+  std::vector<bool> reduced(shape.size(), false);
+  for (int64_t axis : context.integers("axes"))
+    reduced[*normalizeAxis(axis, input.rank())] = true;
+  // Walk kept dimensions (the output, row-major) outside and reduced ones
+  // inside, both as strided views of the input.
+  std::vector<int64_t> strides = stridesOf(shape);
+  std::vector<int64_t> keptShape, keptStrides, reducedShape, reducedStrides;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    (reduced[d] ? reducedShape : keptShape).push_back(shape[d]);
+    (reduced[d] ? reducedStrides : keptStrides).push_back(strides[d]);
+  }
+  int64_t outputs = product(keptShape, 0, keptShape.size());
+  int64_t count = product(reducedShape, 0, reducedShape.size());
+  auto offsetOf = [](int64_t index, const std::vector<int64_t> &dims,
+                     const std::vector<int64_t> &steps) {
+    int64_t offset = 0;
+    for (size_t d = dims.size(); d-- > 0;) {
+      offset += (index % dims[d]) * steps[d];
+      index /= dims[d];
+    }
+    return offset;
+  };
+  const float *x = input.as<float>();
+  float *y = context.output().as<float>();
+  parallelFor(outputs, std::max<int64_t>(1, 16384 / std::max<int64_t>(count, 1)),
+              [&](int64_t begin, int64_t end) {
+                for (int64_t o = begin; o < end; ++o) {
+                  const float *base = x + offsetOf(o, keptShape, keptStrides);
+                  double accumulator = initial;
+                  for (int64_t r = 0; r < count; ++r)
+                    accumulator = combine(
+                        accumulator,
+                        base[offsetOf(r, reducedShape, reducedStrides)]);
+                  y[o] = float(finish(accumulator, count));
+                }
+              });
+  return Status::ok();
+}
+
+Status reduceSum(const KernelContext &context) {
+  return reduce(
+      context, 0.0, [](double a, float x) { return a + x; },
+      [](double a, int64_t) { return a; });
+}
+
+Status reduceMean(const KernelContext &context) {
+  return reduce(
+      context, 0.0, [](double a, float x) { return a + x; },
+      [](double a, int64_t count) { return a / double(count); });
+}
+
+Status reduceMax(const KernelContext &context) {
+  return reduce(
+      context, -std::numeric_limits<double>::infinity(),
+      [](double a, float x) { return x != x ? double(x) : std::max(a, double(x)); },
+      [](double a, int64_t) { return a; });
+}
+
+} // namespace
+
+void registerReductionKernels(CPUKernelTable &table) {
+  table.add(Opcode::ReduceSum, reduceSum);
+  table.add(Opcode::ReduceMean, reduceMean);
+  table.add(Opcode::ReduceMax, reduceMax);
+}
+
+} // namespace galvatron::runtime::cpu

@@ -1,0 +1,614 @@
+//===- KernelCatalog.cpp - Kernel signatures ------------------------------===//
+
+#include "galvatron/Runtime/KernelCatalog.h"
+
+#include <algorithm>
+#include <array>
+
+namespace galvatron::runtime {
+
+//===----------------------------------------------------------------------===//
+// Shape helpers
+//===----------------------------------------------------------------------===//
+
+std::optional<std::vector<int64_t>>
+broadcastShapes(const std::vector<int64_t> &a, const std::vector<int64_t> &b) {
+  size_t rank = std::max(a.size(), b.size());
+  std::vector<int64_t> result(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t x = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t y = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (x != y && x != 1 && y != 1)
+      return std::nullopt;
+    result[i] = x == 1 ? y : x;
+  }
+  return result;
+}
+
+std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    return std::nullopt;
+  return axis < 0 ? axis + rank : axis;
+}
+
+//===----------------------------------------------------------------------===//
+// Rules shared by several kernels
+//===----------------------------------------------------------------------===//
+
+static Status expectType(const TensorType &type, ElementType expected,
+                         std::string_view what) {
+  if (type.elementType != expected)
+    return error(what, " must be ", elementTypeName(expected), ", got ",
+                 type.str());
+  return Status::ok();
+}
+
+static Status expectIndices(const TensorType &type, std::string_view what) {
+  if (!isInteger(type.elementType))
+    return error(what, " must be i32 or i64, got ", type.str());
+  return Status::ok();
+}
+
+static Status expectOutput(const KernelCall &call, const TensorType &expected,
+                           unsigned index = 0) {
+  if (call.outputs[index] != expected)
+    return error("result #", index, " must be ", expected.str(), ", got ",
+                 call.outputs[index].str());
+  return Status::ok();
+}
+
+static Status expectFlag(const KernelCall &call, std::string_view name) {
+  int64_t value = call.integer(name);
+  if (value != 0 && value != 1)
+    return error("attribute '", name, "' must be 0 or 1, got ", value);
+  return Status::ok();
+}
+
+/// Float elementwise: one float input (16-bit floats compute in f32), the
+/// result of the same type.
+static Status verifyUnary(const KernelCall &call) {
+  if (!isFloat(call.inputs[0].elementType))
+    return error("operand must be a float type, got ", call.inputs[0].str());
+  return expectOutput(call, call.inputs[0]);
+}
+
+static Status verifyGelu(const KernelCall &call) {
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "approximate"));
+  return verifyUnary(call);
+}
+
+static Status verifyBinary(const KernelCall &call) {
+  const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
+  if (lhs.elementType == ElementType::i1 || lhs.elementType != rhs.elementType)
+    return error("operands must both be of one float type, i32 or i64, got ",
+                 lhs.str(), " and ", rhs.str());
+  auto shape = broadcastShapes(lhs.shape, rhs.shape);
+  if (!shape)
+    return error("operand shapes ", shapeString(lhs.shape), " and ",
+                 shapeString(rhs.shape), " do not broadcast");
+  return expectOutput(call, TensorType{lhs.elementType, *shape});
+}
+
+static Status verifySelect(const KernelCall &call) {
+  const TensorType &condition = call.inputs[0], &lhs = call.inputs[1],
+                   &rhs = call.inputs[2];
+  GALVATRON_RETURN_IF_ERROR(
+      expectType(condition, ElementType::i1, "condition"));
+  if (lhs.elementType != rhs.elementType)
+    return error("operands have different element types: ", lhs.str(), " and ",
+                 rhs.str());
+  auto shape = broadcastShapes(condition.shape, lhs.shape);
+  if (shape)
+    shape = broadcastShapes(*shape, rhs.shape);
+  if (!shape)
+    return error("shapes ", shapeString(condition.shape), ", ",
+                 shapeString(lhs.shape), " and ", shapeString(rhs.shape),
+                 " do not broadcast");
+  return expectOutput(call, TensorType{lhs.elementType, *shape});
+}
+
+static Status verifyCast(const KernelCall &call) {
+  if (call.outputs[0].shape != call.inputs[0].shape)
+    return error("result shape ", shapeString(call.outputs[0].shape),
+                 " differs from the operand's ",
+                 shapeString(call.inputs[0].shape));
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+static Status verifyMatmul(const KernelCall &call) {
+  const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "transpose_lhs"));
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "transpose_rhs"));
+  GALVATRON_RETURN_IF_ERROR(expectType(lhs, ElementType::f32, "lhs"));
+  GALVATRON_RETURN_IF_ERROR(expectType(rhs, ElementType::f32, "rhs"));
+  if (lhs.rank() < 2 || rhs.rank() < 2)
+    return error("operands must have rank >= 2, got ", lhs.str(), " and ",
+                 rhs.str());
+  bool tl = call.flag("transpose_lhs"), tr = call.flag("transpose_rhs");
+  const auto &l = lhs.shape, &r = rhs.shape;
+  size_t lr = l.size(), rr = r.size();
+  int64_t m = tl ? l[lr - 1] : l[lr - 2], lk = tl ? l[lr - 2] : l[lr - 1];
+  int64_t rk = tr ? r[rr - 1] : r[rr - 2], n = tr ? r[rr - 2] : r[rr - 1];
+  if (lk != rk)
+    return error("contracting dimensions differ: ", lk, " vs ", rk);
+  auto batch = broadcastShapes(std::vector<int64_t>(l.begin(), l.end() - 2),
+                               std::vector<int64_t>(r.begin(), r.end() - 2));
+  if (!batch)
+    return error("batch dimensions of ", lhs.str(), " and ", rhs.str(),
+                 " do not broadcast");
+  batch->push_back(m);
+  batch->push_back(n);
+  return expectOutput(call, TensorType{ElementType::f32, *batch});
+}
+
+static Status verifyLinear(const KernelCall &call) {
+  const TensorType &input = call.inputs[0], &weight = call.inputs[1];
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "transpose_weight"));
+  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
+  GALVATRON_RETURN_IF_ERROR(expectType(weight, ElementType::f32, "weight"));
+  if (input.rank() < 1 || weight.rank() != 2)
+    return error("input must have rank >= 1 and weight rank 2, got ",
+                 input.str(), " and ", weight.str());
+  bool transposed = call.flag("transpose_weight");
+  int64_t in = weight.shape[transposed ? 1 : 0];
+  int64_t out = weight.shape[transposed ? 0 : 1];
+  if (input.shape.back() != in)
+    return error("input features ", input.shape.back(),
+                 " do not match the weight's ", in);
+  if (call.inputs.size() == 3 &&
+      call.inputs[2] != TensorType{ElementType::f32, {out}})
+    return error("bias must be f32[", out, "], got ", call.inputs[2].str());
+  TensorType result = input;
+  result.shape.back() = out;
+  return expectOutput(call, result);
+}
+
+static Status verifyEmbedding(const KernelCall &call) {
+  const TensorType &table = call.inputs[0], &indices = call.inputs[1];
+  GALVATRON_RETURN_IF_ERROR(expectType(table, ElementType::f32, "table"));
+  GALVATRON_RETURN_IF_ERROR(expectIndices(indices, "indices"));
+  if (table.rank() != 2)
+    return error("table must have rank 2, got ", table.str());
+  TensorType result{ElementType::f32, indices.shape};
+  result.shape.push_back(table.shape[1]);
+  return expectOutput(call, result);
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization
+//===----------------------------------------------------------------------===//
+
+static Status verifyNorm(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
+  if (input.rank() < 1)
+    return error("input must have rank >= 1");
+  if (!(call.real("epsilon") > 0.0))
+    return error("epsilon must be positive, got ", call.real("epsilon"));
+  TensorType vector{ElementType::f32, {input.shape.back()}};
+  for (size_t i = 1; i < call.inputs.size(); ++i)
+    if (call.inputs[i] != vector)
+      return error(i == 1 ? "weight" : "bias", " must be ", vector.str(),
+                   " to match the last dimension, got ", call.inputs[i].str());
+  return expectOutput(call, input);
+}
+
+static Status verifySoftmax(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
+  if (!normalizeAxis(call.integer("axis"), input.rank()))
+    return error("axis ", call.integer("axis"), " is out of range for ",
+                 input.str());
+  return expectOutput(call, input);
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+static Status verifyTranspose(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  std::vector<int64_t> perm = call.integers("perm");
+  if (int64_t(perm.size()) != input.rank())
+    return error("permutation ", shapeString(perm), " does not fit ",
+                 input.str());
+  std::vector<bool> seen(perm.size(), false);
+  TensorType result{input.elementType, {}};
+  for (int64_t dim : perm) {
+    if (dim < 0 || dim >= input.rank() || seen[dim])
+      return error("invalid permutation ", shapeString(perm));
+    seen[dim] = true;
+    result.shape.push_back(input.shape[dim]);
+  }
+  return expectOutput(call, result);
+}
+
+static Status verifySlice(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  std::vector<int64_t> starts = call.integers("starts"),
+                       limits = call.integers("limits"),
+                       strides = call.integers("strides");
+  if (int64_t(starts.size()) != input.rank() ||
+      int64_t(limits.size()) != input.rank() ||
+      int64_t(strides.size()) != input.rank())
+    return error("needs a start, limit and stride for each dimension of ",
+                 input.str());
+  TensorType result{input.elementType, {}};
+  for (int64_t dim = 0; dim < input.rank(); ++dim) {
+    if (strides[dim] < 1)
+      return error("stride of dimension ", dim, " must be positive");
+    if (starts[dim] < 0 || starts[dim] > limits[dim] ||
+        limits[dim] > input.shape[dim])
+      return error("[", starts[dim], ", ", limits[dim],
+                   ") is out of bounds for dimension ", dim, " of ",
+                   input.str());
+    int64_t extent = limits[dim] - starts[dim];
+    result.shape.push_back(extent ? (extent - 1) / strides[dim] + 1 : 0);
+  }
+  return expectOutput(call, result);
+}
+
+/// The tensors in `parts` must equal `whole` except along `axis`, where their
+/// sizes add up to whole's.
+static Status verifyPartition(const TensorType &whole,
+                              const std::vector<TensorType> &parts,
+                              int64_t axis, std::string_view partName) {
+  auto normalized = normalizeAxis(axis, whole.rank());
+  if (!normalized)
+    return error("axis ", axis, " is out of range for ", whole.str());
+  int64_t total = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const TensorType &part = parts[i];
+    if (part.elementType != whole.elementType || part.rank() != whole.rank())
+      return error(partName, " #", i, " ", part.str(), " does not match ",
+                   whole.str());
+    for (int64_t dim = 0; dim < whole.rank(); ++dim)
+      if (dim != *normalized && part.shape[dim] != whole.shape[dim])
+        return error(partName, " #", i, " ", part.str(), " differs from ",
+                     whole.str(), " in dimension ", dim);
+    total += part.shape[*normalized];
+  }
+  if (total != whole.shape[*normalized])
+    return error(partName, "s add up to ", total, " along axis ", axis,
+                 ", expected ", whole.shape[*normalized]);
+  return Status::ok();
+}
+
+static Status verifyConcat(const KernelCall &call) {
+  return verifyPartition(call.outputs[0], call.inputs, call.integer("axis"),
+                         "operand");
+}
+
+static Status verifySplit(const KernelCall &call) {
+  return verifyPartition(call.inputs[0], call.outputs, call.integer("axis"),
+                         "result");
+}
+
+static Status verifyBroadcast(const KernelCall &call) {
+  const TensorType &input = call.inputs[0], &output = call.outputs[0];
+  auto shape = broadcastShapes(input.shape, output.shape);
+  if (input.elementType != output.elementType ||
+      input.rank() > output.rank() || !shape || *shape != output.shape)
+    return error("cannot broadcast ", input.str(), " to ", output.str());
+  return Status::ok();
+}
+
+static Status verifyReduce(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "keep_dims"));
+  std::vector<bool> reduced(input.rank(), false);
+  for (int64_t axis : call.integers("axes")) {
+    auto normalized = normalizeAxis(axis, input.rank());
+    if (!normalized || reduced[*normalized])
+      return error("reduction axis ", axis, " is out of range or repeated for ",
+                   input.str());
+    reduced[*normalized] = true;
+  }
+  TensorType result{input.elementType, {}};
+  for (int64_t dim = 0; dim < input.rank(); ++dim) {
+    if (!reduced[dim])
+      result.shape.push_back(input.shape[dim]);
+    else if (call.flag("keep_dims"))
+      result.shape.push_back(1);
+  }
+  return expectOutput(call, result);
+}
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+static Status verifyRotary(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "interleaved"));
+  if (input.rank() < 2)
+    return error("input must have rank >= 2, got ", input.str());
+  auto seqAxis = normalizeAxis(call.integer("seq_axis"), input.rank());
+  if (!seqAxis || *seqAxis == input.rank() - 1)
+    return error("sequence axis ", call.integer("seq_axis"),
+                 " must name a dimension of ", input.str(),
+                 " other than the last");
+  int64_t rotaryDim = call.integer("rotary_dim");
+  if (rotaryDim < 2 || rotaryDim % 2 || rotaryDim > input.shape.back())
+    return error("rotary dimension ", rotaryDim,
+                 " must be even, at least 2 and at most ", input.shape.back());
+  if (!(call.real("theta") > 0.0))
+    return error("theta must be positive");
+  return expectOutput(call, input);
+}
+
+static Status verifyAttention(const KernelCall &call) {
+  const TensorType &q = call.inputs[0], &k = call.inputs[1],
+                   &v = call.inputs[2];
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "causal"));
+  for (const TensorType *type : {&q, &k, &v})
+    if (type->elementType != ElementType::f32 || type->rank() != 4)
+      return error("query, key and value must be f32 [batch, heads, seq, "
+                   "head_dim], got ",
+                   q.str(), ", ", k.str(), " and ", v.str());
+  int64_t batch = q.shape[0], heads = q.shape[1], seq = q.shape[2];
+  int64_t kvHeads = k.shape[1], keyLen = k.shape[2];
+  if (k.shape[0] != batch || v.shape[0] != batch || v.shape[1] != kvHeads ||
+      v.shape[2] != keyLen || k.shape[3] != q.shape[3])
+    return error("query ", q.str(), ", key ", k.str(), " and value ", v.str(),
+                 " do not fit together");
+  if (kvHeads == 0 || heads % kvHeads)
+    return error(heads, " query heads are not a multiple of ", kvHeads,
+                 " key/value heads");
+  if (call.flag("causal") && keyLen != seq)
+    return error("causal attention needs equal query and key lengths, got ",
+                 seq, " and ", keyLen);
+  if (call.inputs.size() == 4) {
+    const TensorType &mask = call.inputs[3];
+    std::vector<int64_t> scores = {batch, heads, seq, keyLen};
+    auto shape = broadcastShapes(mask.shape, scores);
+    if (mask.elementType != ElementType::f32 || mask.rank() > 4 || !shape ||
+        *shape != scores)
+      return error("mask ", mask.str(), " does not broadcast to the scores ",
+                   shapeString(scores));
+  }
+  return expectOutput(call,
+                      TensorType{ElementType::f32, {batch, heads, seq, v.shape[3]}});
+}
+
+static Status verifyCrossEntropy(const KernelCall &call) {
+  const TensorType &logits = call.inputs[0], &labels = call.inputs[1];
+  GALVATRON_RETURN_IF_ERROR(expectType(logits, ElementType::f32, "logits"));
+  GALVATRON_RETURN_IF_ERROR(expectIndices(labels, "labels"));
+  if (logits.rank() < 1 ||
+      std::vector<int64_t>(logits.shape.begin(), logits.shape.end() - 1) !=
+          labels.shape)
+    return error("labels ", labels.str(),
+                 " must match the leading shape of the logits ", logits.str());
+  int64_t reduction = call.integer("reduction");
+  if (reduction != 0 && reduction != 1)
+    return error("reduction must be 0 (mean) or 1 (sum), got ", reduction);
+  return expectOutput(call, TensorType{ElementType::f32, {}});
+}
+
+static Status verifyRelativePositionBucket(const KernelCall &call) {
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "bidirectional"));
+  const TensorType &output = call.outputs[0];
+  if (output.elementType != ElementType::i64 || output.rank() != 2)
+    return error("result must be i64 [query_len, key_len], got ", output.str());
+  int64_t minimum = call.flag("bidirectional") ? 4 : 2;
+  if (call.integer("num_buckets") < minimum)
+    return error("needs at least ", minimum, " buckets, got ",
+                 call.integer("num_buckets"));
+  if (call.integer("max_distance") < 1)
+    return error("max_distance must be positive");
+  return Status::ok();
+}
+
+static Status verifyExtractPatches(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
+  int64_t patch = call.integer("patch_size");
+  if (input.rank() != 4)
+    return error("images must be [batch, channels, height, width], got ",
+                 input.str());
+  if (patch < 1 || input.shape[2] % patch || input.shape[3] % patch)
+    return error("patch size ", patch, " does not tile ", input.str());
+  int64_t patches = (input.shape[2] / patch) * (input.shape[3] / patch);
+  return expectOutput(
+      call, TensorType{ElementType::f32,
+                       {input.shape[0], patches, input.shape[1] * patch * patch}});
+}
+
+static Status verifyTrilMask(const KernelCall &call) {
+  const TensorType &output = call.outputs[0];
+  if (output.elementType != ElementType::i1 || output.rank() < 2)
+    return error("result must be i1 [..., rows, cols], got ", output.str());
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// The catalog
+//===----------------------------------------------------------------------===//
+
+namespace {
+constexpr AttributeKind kInt = AttributeKind::integer;
+constexpr AttributeKind kReal = AttributeKind::real;
+constexpr AttributeKind kInts = AttributeKind::integers;
+constexpr uint32_t kFirst = 1, kBoth = 3, kNone = 0;
+
+KernelSpec unary(Opcode opcode) {
+  return {opcode, {}, 1, 1, 1, 1, {}, kFirst, verifyUnary};
+}
+KernelSpec binary(Opcode opcode) {
+  return {opcode, {}, 2, 2, 1, 1, {}, kBoth, verifyBinary};
+}
+KernelSpec reduction(Opcode opcode) {
+  return {opcode, {}, 1, 1, 1, 1,
+          {{"axes", kInts, true}, {"keep_dims", kInt, false}},
+          kNone, verifyReduce};
+}
+
+/// One spec per opcode (checked by the unit tests), in any order.
+std::vector<KernelSpec> buildCatalog() {
+  using O = Opcode;
+  return {
+      unary(O::Neg),
+      unary(O::Abs),
+      unary(O::Exp),
+      unary(O::Log),
+      unary(O::Sqrt),
+      unary(O::Rsqrt),
+      unary(O::Reciprocal),
+      unary(O::Tanh),
+      unary(O::Erf),
+      unary(O::Sigmoid),
+      unary(O::Relu),
+      unary(O::Silu),
+      {O::Gelu, {}, 1, 1, 1, 1, {{"approximate", kInt, false}}, kFirst,
+       verifyGelu},
+      binary(O::Add),
+      binary(O::Sub),
+      binary(O::Mul),
+      binary(O::Div),
+      binary(O::Pow),
+      binary(O::Max),
+      binary(O::Min),
+      {O::Select, {}, 3, 3, 1, 1, {}, 0b110, verifySelect},
+      {O::Cast, {}, 1, 1, 1, 1, {}, kNone, verifyCast},
+      {O::Matmul, {}, 2, 2, 1, 1,
+       {{"transpose_lhs", kInt, false}, {"transpose_rhs", kInt, false}},
+       kNone, verifyMatmul},
+      {O::Linear, {}, 2, 3, 1, 1, {{"transpose_weight", kInt, false}},
+       kNone, verifyLinear},
+      {O::Embedding, {}, 2, 2, 1, 1, {}, kNone, verifyEmbedding},
+      {O::LayerNorm, {}, 2, 3, 1, 1, {{"epsilon", kReal, true}},
+       kFirst, verifyNorm},
+      {O::RMSNorm, {}, 2, 2, 1, 1, {{"epsilon", kReal, true}}, kFirst,
+       verifyNorm},
+      {O::Softmax, {}, 1, 1, 1, 1, {{"axis", kInt, true}}, kFirst,
+       verifySoftmax},
+      {O::Transpose, {}, 1, 1, 1, 1, {{"perm", kInts, true}}, kNone,
+       verifyTranspose},
+      {O::Slice, {}, 1, 1, 1, 1,
+       {{"starts", kInts, true}, {"limits", kInts, true},
+        {"strides", kInts, true}},
+       kNone, verifySlice},
+      {O::Concat, {}, 1, kVariadic, 1, 1, {{"axis", kInt, true}}, kNone,
+       verifyConcat},
+      {O::Split, {}, 1, 1, 1, kVariadic, {{"axis", kInt, true}}, kNone,
+       verifySplit},
+      {O::Broadcast, {}, 1, 1, 1, 1, {}, kNone, verifyBroadcast},
+      reduction(O::ReduceSum),
+      reduction(O::ReduceMean),
+      reduction(O::ReduceMax),
+      {O::Rotary, {}, 1, 1, 1, 1,
+       {{"seq_axis", kInt, true},
+        {"theta", kReal, true},
+        {"rotary_dim", kInt, true},
+        {"interleaved", kInt, false}},
+       kFirst, verifyRotary},
+      {O::Attention, {}, 3, 4, 1, 1,
+       {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
+       verifyAttention},
+      {O::CrossEntropy, {}, 2, 2, 1, 1,
+       {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
+       verifyCrossEntropy},
+      {O::RelativePositionBucket, {}, 0, 0, 1, 1,
+       {{"num_buckets", kInt, true},
+        {"max_distance", kInt, true},
+        {"bidirectional", kInt, true}},
+       kNone, verifyRelativePositionBucket},
+      {O::ExtractPatches, {}, 1, 1, 1, 1,
+       {{"patch_size", kInt, true}}, kNone, verifyExtractPatches},
+      {O::TrilMask, {}, 0, 0, 1, 1, {{"diagonal", kInt, false}}, kNone,
+       verifyTrilMask},
+  };
+}
+
+constexpr std::array<std::string_view, kNumOpcodes> kOpcodeNames = {
+#define GALVATRON_KERNEL(Enumerator, name) name,
+#include "galvatron/Runtime/Kernels.def"
+};
+
+/// The specs indexed by opcode, named as in Kernels.def.
+const std::vector<KernelSpec> &catalog() {
+  static const std::vector<KernelSpec> specs = [] {
+    std::vector<KernelSpec> built = buildCatalog();
+    std::sort(built.begin(), built.end(),
+              [](const KernelSpec &a, const KernelSpec &b) {
+                return a.opcode < b.opcode;
+              });
+    for (KernelSpec &spec : built)
+      spec.name = kOpcodeNames[unsigned(spec.opcode)];
+    return built;
+  }();
+  return specs;
+}
+} // namespace
+
+const KernelSpec &getKernel(Opcode opcode) {
+  return catalog()[unsigned(opcode)];
+}
+
+const KernelSpec *findKernel(std::string_view name) {
+  for (unsigned i = 0; i < kNumOpcodes; ++i)
+    if (kOpcodeNames[i] == name)
+      return &getKernel(Opcode(i));
+  return nullptr;
+}
+
+static std::string_view attributeKindName(AttributeKind kind) {
+  switch (kind) {
+  case AttributeKind::integer:
+    return "an integer";
+  case AttributeKind::real:
+    return "a real";
+  case AttributeKind::integers:
+    return "an integer list";
+  }
+  return "?";
+}
+
+static Status checkCount(size_t count, unsigned minimum, unsigned maximum,
+                         std::string_view what) {
+  if (count < minimum || (maximum != kVariadic && count > maximum)) {
+    if (minimum == maximum)
+      return error("takes ", minimum, " ", what, ", got ", count);
+    if (maximum == kVariadic)
+      return error("takes at least ", minimum, " ", what, ", got ", count);
+    return error("takes ", minimum, " to ", maximum, " ", what, ", got ",
+                 count);
+  }
+  return Status::ok();
+}
+
+Status verifyKernelCall(const KernelCall &call) {
+  const KernelSpec &spec = call.spec;
+  GALVATRON_RETURN_IF_ERROR(checkCount(call.inputs.size(), spec.minInputs,
+                                       spec.maxInputs, "operands"));
+  GALVATRON_RETURN_IF_ERROR(checkCount(call.outputs.size(), spec.minOutputs,
+                                       spec.maxOutputs, "results"));
+  const std::vector<Attribute> &attributes = call.all();
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    const Attribute &attribute = attributes[i];
+    auto known = std::find_if(
+        spec.attributes.begin(), spec.attributes.end(),
+        [&](const AttributeSpec &s) { return s.name == attribute.name; });
+    if (known == spec.attributes.end())
+      return error("unknown attribute '", attribute.name, "'");
+    if (known->kind != attribute.kind)
+      return error("attribute '", attribute.name, "' must be ",
+                   attributeKindName(known->kind));
+    for (size_t j = 0; j < i; ++j)
+      if (attributes[j].name == attribute.name)
+        return error("attribute '", attribute.name, "' is given twice");
+  }
+  for (const AttributeSpec &attribute : spec.attributes)
+    if (attribute.required && !call.find(attribute.name))
+      return error("missing attribute '", attribute.name, "'");
+  return spec.verify(call);
+}
+
+} // namespace galvatron::runtime

@@ -1,0 +1,229 @@
+//===- MPICommunicator.cpp - Collectives over MPI -------------------------===//
+
+#include "galvatron/Runtime/MPICommunicator.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+namespace galvatron::runtime {
+namespace {
+
+Status mpiStatus(int code, const char *what) {
+  if (code == MPI_SUCCESS)
+    return Status::ok();
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  return error(what, " failed: ", std::string(text, length));
+}
+
+MPI_Datatype mpiType(ElementType type) {
+  switch (type) {
+  case ElementType::f32:
+    return MPI_FLOAT;
+  case ElementType::i64:
+    return MPI_INT64_T;
+  case ElementType::i32:
+    return MPI_INT32_T;
+  case ElementType::f16:
+  case ElementType::bf16:
+    return MPI_UINT16_T; // moved, never reduced (the validator ensures it)
+  case ElementType::i1:
+    return MPI_UINT8_T;
+  }
+  return MPI_BYTE;
+}
+
+MPI_Op mpiOp(ReduceOp op) {
+  switch (op) {
+  case ReduceOp::max:
+    return MPI_MAX;
+  case ReduceOp::min:
+    return MPI_MIN;
+  default:
+    return MPI_SUM; // avg divides the sum afterwards
+  }
+}
+
+Status checkCount(uint64_t count) {
+  if (count > uint64_t(INT_MAX))
+    return error("a message of ", count,
+                 " elements exceeds MPI's 32-bit counts");
+  return Status::ok();
+}
+
+class MPICommunicator final : public Communicator {
+public:
+  MPICommunicator(uint32_t rank, uint32_t size) : myRank(rank), size(size) {}
+
+  ~MPICommunicator() override {
+    for (MPI_Comm &comm : comms)
+      if (comm != MPI_COMM_NULL)
+        MPI_Comm_free(&comm);
+    MPI_Finalize();
+  }
+
+  uint32_t rank() const override { return myRank; }
+  uint32_t worldSize() const override { return size; }
+
+  Status setupGroups(const std::vector<std::vector<uint32_t>> &table) override {
+    groups = table;
+    comms.assign(table.size(), MPI_COMM_NULL);
+    MPI_Group world;
+    GALVATRON_RETURN_IF_ERROR(
+        mpiStatus(MPI_Comm_group(MPI_COMM_WORLD, &world), "MPI_Comm_group"));
+    // Every rank walks the table in the same order and joins the groups it
+    // belongs to; creation is collective over the members only.
+    for (size_t g = 0; g < table.size(); ++g) {
+      const std::vector<uint32_t> &members = table[g];
+      if (std::find(members.begin(), members.end(), myRank) == members.end())
+        continue;
+      std::vector<int> ranks(members.begin(), members.end());
+      MPI_Group group;
+      GALVATRON_RETURN_IF_ERROR(mpiStatus(
+          MPI_Group_incl(world, int(ranks.size()), ranks.data(), &group),
+          "MPI_Group_incl"));
+      int code = MPI_Comm_create_group(MPI_COMM_WORLD, group, int(g & 0x7FFF),
+                                       &comms[g]);
+      MPI_Group_free(&group);
+      GALVATRON_RETURN_IF_ERROR(mpiStatus(code, "MPI_Comm_create_group"));
+      MPI_Comm_set_errhandler(comms[g], MPI_ERRORS_RETURN);
+    }
+    MPI_Group_free(&world);
+    return Status::ok();
+  }
+
+  Status allReduce(uint32_t group, const void *in, void *out, uint64_t count,
+                   ElementType type, ReduceOp op) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(count));
+    GALVATRON_RETURN_IF_ERROR(mpiStatus(
+        MPI_Allreduce(in == out ? MPI_IN_PLACE : in, out, int(count),
+                      mpiType(type), mpiOp(op), comms[group]),
+        "MPI_Allreduce"));
+    average(group, out, count, op);
+    return Status::ok();
+  }
+
+  Status allGather(uint32_t group, const void *in, void *out, uint64_t count,
+                   ElementType type) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(count * groups[group].size()));
+    return mpiStatus(MPI_Allgather(in, int(count), mpiType(type), out,
+                                   int(count), mpiType(type), comms[group]),
+                     "MPI_Allgather");
+  }
+
+  Status reduceScatter(uint32_t group, const void *in, void *out,
+                       uint64_t count, ElementType type,
+                       ReduceOp op) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(count * groups[group].size()));
+    GALVATRON_RETURN_IF_ERROR(mpiStatus(
+        MPI_Reduce_scatter_block(in, out, int(count), mpiType(type),
+                                 mpiOp(op), comms[group]),
+        "MPI_Reduce_scatter_block"));
+    average(group, out, count, op);
+    return Status::ok();
+  }
+
+  Status allToAll(uint32_t group, const void *in, void *out, uint64_t count,
+                  ElementType type) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(count * groups[group].size()));
+    return mpiStatus(MPI_Alltoall(in, int(count), mpiType(type), out,
+                                  int(count), mpiType(type), comms[group]),
+                     "MPI_Alltoall");
+  }
+
+  Status broadcast(uint32_t group, uint32_t root, const void *in, void *out,
+                   uint64_t count, ElementType type) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(count));
+    const std::vector<uint32_t> &members = groups[group];
+    int localRoot = int(std::find(members.begin(), members.end(), root) -
+                        members.begin());
+    if (root == myRank && in != out)
+      std::memcpy(out, in, count * elementSize(type));
+    return mpiStatus(
+        MPI_Bcast(out, int(count), mpiType(type), localRoot, comms[group]),
+        "MPI_Bcast");
+  }
+
+  Status send(uint32_t peer, const void *data, uint64_t bytes,
+              int32_t tag) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(bytes));
+    return mpiStatus(MPI_Send(data, int(bytes), MPI_BYTE, int(peer), tag,
+                              MPI_COMM_WORLD),
+                     "MPI_Send");
+  }
+
+  Status recv(uint32_t peer, void *data, uint64_t bytes,
+              int32_t tag) override {
+    GALVATRON_RETURN_IF_ERROR(checkCount(bytes));
+    MPI_Status status;
+    GALVATRON_RETURN_IF_ERROR(mpiStatus(MPI_Recv(data, int(bytes), MPI_BYTE,
+                                                 int(peer), tag,
+                                                 MPI_COMM_WORLD, &status),
+                                        "MPI_Recv"));
+    int received = 0;
+    MPI_Get_count(&status, MPI_BYTE, &received);
+    if (uint64_t(received) != bytes)
+      return error("received ", received, " bytes from rank ", peer,
+                   ", expected ", bytes);
+    return Status::ok();
+  }
+
+  bool allSucceeded(bool succeeded) override {
+    int local = succeeded ? 1 : 0, all = 0;
+    if (MPI_Allreduce(&local, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD) !=
+        MPI_SUCCESS)
+      return false;
+    return all != 0;
+  }
+
+  [[noreturn]] void abort(int exitCode) override {
+    MPI_Abort(MPI_COMM_WORLD, exitCode);
+    std::exit(exitCode);
+  }
+
+private:
+  /// Turns a sum of f32 values into their mean over the group.
+  void average(uint32_t group, void *data, uint64_t count, ReduceOp op) {
+    if (op != ReduceOp::avg)
+      return;
+    float *values = static_cast<float *>(data);
+    float members = float(groups[group].size());
+    for (uint64_t i = 0; i < count; ++i)
+      values[i] /= members;
+  }
+
+  uint32_t myRank, size;
+  std::vector<std::vector<uint32_t>> groups;
+  std::vector<MPI_Comm> comms;
+};
+
+} // namespace
+
+bool launchedByMPI() {
+  for (const char *variable :
+       {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"})
+    if (std::getenv(variable))
+      return true;
+  return false;
+}
+
+Expected<std::unique_ptr<Communicator>> createMPICommunicator(int *argc,
+                                                              char ***argv) {
+  int provided = 0;
+  GALVATRON_RETURN_IF_ERROR(mpiStatus(
+      MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided),
+      "MPI_Init_thread"));
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  int rank = 0, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return std::unique_ptr<Communicator>(
+      std::make_unique<MPICommunicator>(uint32_t(rank), uint32_t(size)));
+}
+
+} // namespace galvatron::runtime

@@ -1,0 +1,217 @@
+//===- Parameters.cpp - Where parameter values come from ------------------===//
+
+#include "galvatron/Runtime/Parameters.h"
+
+#include "galvatron/Runtime/TensorFiles.h"
+
+#include "CPU/CPUKernels.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace galvatron::runtime {
+namespace {
+
+uint64_t mix(uint64_t x) {
+  // SplitMix64's finalizer: a bijection with good avalanche.
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t hashName(const std::string &name) {
+  uint64_t hash = 0xCBF29CE484222325ull; // FNV-1a
+  for (unsigned char c : name)
+    hash = (hash ^ c) * 0x100000001B3ull;
+  return hash;
+}
+
+/// A uniform value in (0, 1] from stream `key` at `counter`.
+double uniform(uint64_t key, uint64_t counter) {
+  uint64_t bits = mix(mix(counter) ^ key);
+  return double((bits >> 11) + 1) * (1.0 / 9007199254740992.0);
+}
+
+/// Converts `count` values between element types.
+void convertElements(const uint8_t *in, ElementType from, uint8_t *out,
+                     ElementType to, int64_t count) {
+  for (int64_t i = 0; i < count; ++i)
+    cpu::storeElement(out, to, i, cpu::loadElement(in, from, i));
+}
+
+/// The shape of the tensor a parameter's values come from.
+std::vector<int64_t> sourceShape(const Parameter &parameter,
+                                 const TensorType &type) {
+  return parameter.isSlice() ? parameter.fullShape : type.shape;
+}
+
+/// Turns the full source tensor (of `sourceType`) into the parameter's
+/// buffer bytes: converts the element type and cuts out the slice.
+Status fitSource(const Parameter &parameter, const TensorType &type,
+                 const TensorType &sourceType, std::vector<uint8_t> &bytes) {
+  if (sourceType.shape != sourceShape(parameter, type))
+    return error("has shape ", shapeString(sourceType.shape), ", expected ",
+                 shapeString(sourceShape(parameter, type)));
+  if (!isFloat(sourceType.elementType))
+    return error("holds ", elementTypeName(sourceType.elementType),
+                 " values, expected floats");
+  if (sourceType.elementType != type.elementType) {
+    std::vector<uint8_t> converted(sourceType.numElements() *
+                                   elementSize(type.elementType));
+    convertElements(bytes.data(), sourceType.elementType, converted.data(),
+                    type.elementType, sourceType.numElements());
+    bytes.swap(converted);
+  }
+  if (!parameter.isSlice())
+    return Status::ok();
+  std::vector<int64_t> strides = cpu::stridesOf(parameter.fullShape);
+  int64_t base = 0;
+  for (size_t d = 0; d < strides.size(); ++d)
+    base += parameter.sliceStart[d] * strides[d];
+  std::vector<uint8_t> slice(type.byteSize());
+  cpu::stridedCopy(bytes.data(), base, strides, slice.data(), type.shape,
+                   elementSize(type.elementType));
+  bytes.swap(slice);
+  return Status::ok();
+}
+
+std::string joinPath(const std::string &directory, const std::string &file) {
+  if (directory.empty() || (!file.empty() && file[0] == '/'))
+    return file;
+  return directory.back() == '/' ? directory + file : directory + "/" + file;
+}
+
+Status readExternal(const Parameter &parameter, const TensorType &type,
+                    const std::string &directory, std::vector<uint8_t> &bytes) {
+  const ExternalData &external = *parameter.external;
+  TensorType source{type.elementType, sourceShape(parameter, type)};
+  uint64_t expected = source.byteSize();
+  if (external.length != -1 && uint64_t(external.length) != expected)
+    return error("external data of ", external.length, " bytes does not fit ",
+                 source.str(), " (", expected, " bytes)");
+  GALVATRON_RETURN_IF_ERROR(readFileRange(joinPath(directory, external.location),
+                                          uint64_t(external.offset), expected,
+                                          bytes));
+  return fitSource(parameter, type, source, bytes);
+}
+
+} // namespace
+
+void initializeParameter(const Parameter &parameter, const TensorType &type,
+                         uint64_t seed, uint8_t *out) {
+  const Initializer &init = *parameter.init;
+  uint64_t key = mix(seed ^ mix(hashName(parameter.name)));
+  int64_t count = type.numElements();
+  // Index in the full tensor of each element of the (possibly sliced) buffer.
+  std::vector<int64_t> fullStrides =
+      cpu::stridesOf(sourceShape(parameter, type));
+  auto fullIndex = [&](int64_t i) {
+    if (!parameter.isSlice())
+      return i;
+    int64_t index = 0;
+    for (size_t d = type.shape.size(); d-- > 0;) {
+      index += (parameter.sliceStart[d] + i % type.shape[d]) * fullStrides[d];
+      i /= type.shape[d];
+    }
+    return index;
+  };
+  cpu::parallelFor(count, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      uint64_t counter = uint64_t(fullIndex(i));
+      double value = 0.0;
+      switch (init.kind) {
+      case InitKind::zeros:
+        break;
+      case InitKind::ones:
+        value = 1.0;
+        break;
+      case InitKind::constant:
+        value = init.a;
+        break;
+      case InitKind::uniform:
+        value = init.a + (init.b - init.a) * (1.0 - uniform(key, counter));
+        break;
+      case InitKind::normal: {
+        // Box-Muller on two independent uniforms of this element.
+        double radius = std::sqrt(-2.0 * std::log(uniform(key, 2 * counter)));
+        double angle = 6.283185307179586 * uniform(key, 2 * counter + 1);
+        value = init.a + init.b * radius * std::cos(angle);
+        break;
+      }
+      }
+      cpu::storeElement(out, type.elementType, i, value);
+    }
+  });
+}
+
+Expected<ParameterReport> loadParameters(Executor &executor,
+                                         const ParameterOptions &options) {
+  const RankProgram &rank = executor.rankProgram();
+  std::optional<SafeTensorsReader> checkpoint;
+  if (!options.checkpoint.empty()) {
+    Expected<SafeTensorsReader> reader =
+        SafeTensorsReader::open(options.checkpoint);
+    if (!reader)
+      return reader.takeStatus();
+    checkpoint = std::move(*reader);
+  }
+  std::string directory = options.modelDirectory.empty()
+                              ? executor.program().modelDirectory
+                              : options.modelDirectory;
+  ParameterReport report;
+  std::vector<uint8_t> bytes;
+  for (const Parameter &parameter : rank.parameters) {
+    const TensorType &type = rank.buffers[parameter.buffer].type;
+    std::string what = "parameter '" + parameter.name + "'";
+    if (checkpoint) {
+      const SafeTensorsReader::Entry *entry = checkpoint->find(parameter.name);
+      if (!entry)
+        return error(what, " is missing from '", checkpoint->path(), "'");
+      GALVATRON_RETURN_IF_ERROR(checkpoint->read(*entry, bytes));
+      GALVATRON_RETURN_IF_ERROR(
+          fitSource(parameter, type, entry->type, bytes)
+              .withContext(what + " in '" + checkpoint->path() + "'"));
+      ++report.fromCheckpoint;
+    } else if (parameter.external && !options.initializersOnly) {
+      GALVATRON_RETURN_IF_ERROR(
+          readExternal(parameter, type, directory, bytes).withContext(what));
+      ++report.fromExternalData;
+    } else if (parameter.init) {
+      bytes.resize(type.byteSize());
+      initializeParameter(parameter, type, options.seed, bytes.data());
+      ++report.initialized;
+    } else {
+      return error(what, " has no initializer; give a checkpoint");
+    }
+    GALVATRON_RETURN_IF_ERROR(
+        executor.writeBuffer(parameter.buffer, bytes.data(), bytes.size()));
+    report.values += type.numElements();
+  }
+  return report;
+}
+
+Status saveParameters(Executor &executor, const std::string &path) {
+  const RankProgram &rank = executor.rankProgram();
+  std::vector<std::vector<uint8_t>> values;
+  std::vector<NamedTensor> tensors;
+  for (const Parameter &parameter : rank.parameters) {
+    if (parameter.isSlice())
+      return error("parameter '", parameter.name,
+                   "' is a slice; rank ", rank.rank,
+                   " cannot save the whole tensor");
+    const TensorType &type = rank.buffers[parameter.buffer].type;
+    values.emplace_back(type.byteSize());
+    GALVATRON_RETURN_IF_ERROR(executor.readBuffer(
+        parameter.buffer, values.back().data(), values.back().size()));
+  }
+  for (size_t i = 0; i < rank.parameters.size(); ++i) {
+    const Parameter &parameter = rank.parameters[i];
+    tensors.push_back(NamedTensor{parameter.name,
+                                  rank.buffers[parameter.buffer].type,
+                                  values[i].data()});
+  }
+  return writeSafeTensors(path, tensors);
+}
+
+} // namespace galvatron::runtime

@@ -1,0 +1,114 @@
+//===- Program.cpp - In-memory model of a compiled program ----------------===//
+
+#include "galvatron/Runtime/Program.h"
+
+#include <sstream>
+
+namespace galvatron::runtime {
+
+unsigned elementSize(ElementType type) {
+  switch (type) {
+  case ElementType::f32:
+  case ElementType::i32:
+    return 4;
+  case ElementType::f16:
+  case ElementType::bf16:
+    return 2;
+  case ElementType::i64:
+    return 8;
+  case ElementType::i1:
+    return 1;
+  }
+  return 0;
+}
+
+static constexpr std::string_view kElementTypeNames[] = {"f32", "f16", "bf16",
+                                                         "i64", "i32", "i1"};
+
+std::string_view elementTypeName(ElementType type) {
+  return kElementTypeNames[unsigned(type)];
+}
+
+std::optional<ElementType> parseElementType(std::string_view name) {
+  for (unsigned i = 0; i < kNumElementTypes; ++i)
+    if (kElementTypeNames[i] == name)
+      return ElementType(i);
+  return std::nullopt;
+}
+
+int64_t TensorType::numElements() const {
+  int64_t count = 1;
+  for (int64_t dim : shape)
+    count *= dim;
+  return count;
+}
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    os << (i ? "," : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+std::string TensorType::str() const {
+  return std::string(elementTypeName(elementType)) + shapeString(shape);
+}
+
+Attribute Attribute::makeInteger(std::string name, int64_t value) {
+  return Attribute{std::move(name), AttributeKind::integer, value, 0.0, {}};
+}
+
+Attribute Attribute::makeReal(std::string name, double value) {
+  return Attribute{std::move(name), AttributeKind::real, 0, value, {}};
+}
+
+Attribute Attribute::makeIntegers(std::string name,
+                                  std::vector<int64_t> values) {
+  return Attribute{std::move(name), AttributeKind::integers, 0, 0.0,
+                   std::move(values)};
+}
+
+std::string_view instructionKindName(InstructionKind kind) {
+  static constexpr std::string_view names[] = {
+      "kernel",     "all_reduce", "all_gather", "reduce_scatter",
+      "all_to_all", "broadcast",  "send",       "recv"};
+  return names[unsigned(kind)];
+}
+
+std::string_view reduceOpName(ReduceOp op) {
+  static constexpr std::string_view names[] = {"sum", "max", "min", "avg"};
+  return names[unsigned(op)];
+}
+
+const Attribute *AttributeList::find(std::string_view name) const {
+  for (const Attribute &attribute : *attributes)
+    if (attribute.name == name)
+      return &attribute;
+  return nullptr;
+}
+
+int64_t AttributeList::integer(std::string_view name, int64_t fallback) const {
+  const Attribute *attribute = find(name);
+  return attribute ? attribute->integer : fallback;
+}
+
+double AttributeList::real(std::string_view name, double fallback) const {
+  const Attribute *attribute = find(name);
+  return attribute ? attribute->real : fallback;
+}
+
+std::vector<int64_t> AttributeList::integers(std::string_view name) const {
+  const Attribute *attribute = find(name);
+  return attribute ? attribute->integers : std::vector<int64_t>();
+}
+
+const RankProgram *Program::findRank(uint32_t rank) const {
+  for (const RankProgram &program : ranks)
+    if (program.rank == rank)
+      return &program;
+  return nullptr;
+}
+
+} // namespace galvatron::runtime

@@ -1,0 +1,375 @@
+//===- ProgramFile.cpp - The program file format --------------------------===//
+
+#include "galvatron/Runtime/ProgramFile.h"
+
+#include "galvatron/Runtime/ProgramValidator.h"
+#include "program_generated.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace galvatron::runtime {
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Header
+//===----------------------------------------------------------------------===//
+
+void putU32(uint8_t *at, uint32_t value) {
+  for (int i = 0; i < 4; ++i)
+    at[i] = uint8_t(value >> (8 * i));
+}
+void putU64(uint8_t *at, uint64_t value) {
+  for (int i = 0; i < 8; ++i)
+    at[i] = uint8_t(value >> (8 * i));
+}
+uint32_t getU32(const uint8_t *at) {
+  uint32_t value = 0;
+  for (int i = 0; i < 4; ++i)
+    value |= uint32_t(at[i]) << (8 * i);
+  return value;
+}
+uint64_t getU64(const uint8_t *at) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i)
+    value |= uint64_t(at[i]) << (8 * i);
+  return value;
+}
+
+//===----------------------------------------------------------------------===//
+// Encoding
+//===----------------------------------------------------------------------===//
+
+using flatbuffers::FlatBufferBuilder;
+using flatbuffers::Offset;
+
+Offset<fb::Attribute> encode(FlatBufferBuilder &fbb, const Attribute &attr) {
+  return fb::CreateAttributeDirect(
+      fbb, attr.name.c_str(), fb::AttributeKind(attr.kind), attr.integer,
+      attr.real, attr.kind == AttributeKind::integers ? &attr.integers : nullptr);
+}
+
+Offset<fb::Instruction> encode(FlatBufferBuilder &fbb,
+                               const Instruction &instruction) {
+  std::vector<Offset<fb::Attribute>> attributes;
+  for (const Attribute &attribute : instruction.attributes)
+    attributes.push_back(encode(fbb, attribute));
+  return fb::CreateInstructionDirect(
+      fbb, fb::InstructionKind(instruction.kind),
+      instruction.kind == InstructionKind::kernel ? instruction.kernel.c_str()
+                                                  : nullptr,
+      &instruction.inputs, &instruction.outputs, &attributes,
+      instruction.group, fb::ReduceOp(instruction.reduce), instruction.peer,
+      instruction.tag, instruction.layer);
+}
+
+Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
+                             const Parameter &parameter) {
+  Offset<fb::Initializer> init;
+  if (parameter.init)
+    init = fb::CreateInitializer(fbb, fb::InitKind(parameter.init->kind),
+                                 parameter.init->a, parameter.init->b);
+  Offset<fb::ExternalData> external;
+  if (parameter.external) {
+    const ExternalData &data = *parameter.external;
+    external = fb::CreateExternalDataDirect(
+        fbb, data.location.c_str(), data.offset, data.length,
+        data.key.empty() ? nullptr : data.key.c_str());
+  }
+  return fb::CreateParameterDirect(
+      fbb, parameter.buffer, parameter.name.c_str(),
+      parameter.isSlice() ? &parameter.fullShape : nullptr,
+      parameter.isSlice() ? &parameter.sliceStart : nullptr, init, external);
+}
+
+Offset<fb::RankProgram> encode(FlatBufferBuilder &fbb,
+                               const RankProgram &rank) {
+  std::vector<Offset<fb::Buffer>> buffers;
+  for (const Buffer &buffer : rank.buffers)
+    buffers.push_back(fb::CreateBufferDirect(
+        fbb, fb::ElementType(buffer.type.elementType), &buffer.type.shape,
+        buffer.offset, buffer.viewOf ? int64_t(*buffer.viewOf) : -1,
+        buffer.name.empty() ? nullptr : buffer.name.c_str()));
+  std::vector<Offset<fb::Parameter>> parameters;
+  for (const Parameter &parameter : rank.parameters)
+    parameters.push_back(encode(fbb, parameter));
+  std::vector<Offset<fb::Constant>> constants;
+  for (const Constant &constant : rank.constants)
+    constants.push_back(
+        fb::CreateConstantDirect(fbb, constant.buffer, &constant.data));
+  auto bindings = [&](const std::vector<Binding> &list) {
+    std::vector<Offset<fb::Binding>> encoded;
+    for (const Binding &binding : list)
+      encoded.push_back(
+          fb::CreateBindingDirect(fbb, binding.name.c_str(), binding.buffer));
+    return encoded;
+  };
+  std::vector<Offset<fb::Binding>> inputs = bindings(rank.inputs);
+  std::vector<Offset<fb::Binding>> outputs = bindings(rank.outputs);
+  std::vector<Offset<fb::Instruction>> instructions;
+  for (const Instruction &instruction : rank.instructions)
+    instructions.push_back(encode(fbb, instruction));
+  std::vector<Offset<flatbuffers::String>> layers;
+  for (const std::string &layer : rank.layers)
+    layers.push_back(fbb.CreateString(layer));
+  return fb::CreateRankProgramDirect(fbb, rank.rank, rank.arenaSize, &buffers,
+                                     &parameters, &constants, &inputs,
+                                     &outputs, &instructions, &layers);
+}
+
+//===----------------------------------------------------------------------===//
+// Decoding
+//===----------------------------------------------------------------------===//
+
+std::string text(const flatbuffers::String *string) {
+  return string ? string->str() : std::string();
+}
+
+/// The elements of a scalar vector. The verifier checks where a vector
+/// starts but not that 8-byte elements are 8-byte aligned: copy bytes.
+template <typename T> std::vector<T> list(const flatbuffers::Vector<T> *vector) {
+  static_assert(FLATBUFFERS_LITTLEENDIAN, "the format is little-endian");
+  std::vector<T> values(vector ? vector->size() : 0);
+  if (!values.empty())
+    std::memcpy(values.data(), vector->Data(), values.size() * sizeof(T));
+  return values;
+}
+
+/// Iterates a possibly absent vector of tables.
+template <typename T, typename F>
+Status forEach(const flatbuffers::Vector<Offset<T>> *vector, F &&f) {
+  if (!vector)
+    return Status::ok();
+  for (flatbuffers::uoffset_t i = 0; i < vector->size(); ++i)
+    GALVATRON_RETURN_IF_ERROR(f(*vector->Get(i), size_t(i)));
+  return Status::ok();
+}
+
+template <typename Raw, typename Decoded>
+Status decodeEnum(Raw raw, unsigned count, std::string_view what,
+                  Decoded &out) {
+  if (unsigned(raw) >= count)
+    return error("unknown ", what, " ", unsigned(raw));
+  out = Decoded(unsigned(raw));
+  return Status::ok();
+}
+
+Status decode(const fb::Instruction &in, Instruction &out) {
+  GALVATRON_RETURN_IF_ERROR(
+      decodeEnum(in.kind(), kNumInstructionKinds, "instruction kind", out.kind));
+  GALVATRON_RETURN_IF_ERROR(
+      decodeEnum(in.reduce(), kNumReduceOps, "reduction", out.reduce));
+  out.kernel = text(in.kernel());
+  out.inputs = list<uint32_t>(in.inputs());
+  out.outputs = list<uint32_t>(in.outputs());
+  out.group = in.group();
+  out.peer = in.peer();
+  out.tag = in.tag();
+  out.layer = in.layer();
+  return forEach(in.attributes(), [&](const fb::Attribute &attr, size_t) {
+    Attribute &decoded = out.attributes.emplace_back();
+    decoded.name = attr.name()->str();
+    decoded.integer = attr.integer();
+    decoded.real = attr.real();
+    decoded.integers = list<int64_t>(attr.integers());
+    return decodeEnum(attr.kind(), kNumAttributeKinds, "attribute kind",
+                      decoded.kind);
+  });
+}
+
+Status decode(const fb::Parameter &in, Parameter &out) {
+  out.buffer = in.buffer();
+  out.name = in.name()->str();
+  out.fullShape = list<int64_t>(in.full_shape());
+  out.sliceStart = list<int64_t>(in.slice_start());
+  if (const fb::ExternalData *external = in.external())
+    out.external = ExternalData{external->location()->str(), external->offset(),
+                                external->length(), text(external->key())};
+  if (const fb::Initializer *init = in.init()) {
+    out.init = Initializer{InitKind::zeros, init->a(), init->b()};
+    return decodeEnum(init->kind(), kNumInitKinds, "initializer kind",
+                      out.init->kind);
+  }
+  return Status::ok();
+}
+
+Status decode(const fb::RankProgram &in, RankProgram &out) {
+  out.rank = in.rank();
+  out.arenaSize = in.arena_size();
+  out.layers.clear();
+  if (in.layers())
+    for (const flatbuffers::String *layer : *in.layers())
+      out.layers.push_back(layer->str());
+  GALVATRON_RETURN_IF_ERROR(
+      forEach(in.buffers(), [&](const fb::Buffer &buffer, size_t index) {
+        Buffer &decoded = out.buffers.emplace_back();
+        decoded.type.shape = list<int64_t>(buffer.shape());
+        decoded.offset = buffer.offset();
+        decoded.name = text(buffer.name());
+        if (buffer.view_of() != -1) {
+          if (buffer.view_of() < 0 || buffer.view_of() > int64_t(UINT32_MAX))
+            return error("buffer ", index, " is a view of buffer ",
+                         buffer.view_of(), ", which does not exist");
+          decoded.viewOf = uint32_t(buffer.view_of());
+        }
+        return decodeEnum(buffer.element_type(), kNumElementTypes,
+                          "element type", decoded.type.elementType)
+            .withContext("buffer " + std::to_string(index));
+      }));
+  GALVATRON_RETURN_IF_ERROR(
+      forEach(in.parameters(), [&](const fb::Parameter &parameter, size_t) {
+        return decode(parameter, out.parameters.emplace_back());
+      }));
+  GALVATRON_RETURN_IF_ERROR(
+      forEach(in.constants(), [&](const fb::Constant &constant, size_t) {
+        out.constants.push_back(
+            Constant{constant.buffer(), list<uint8_t>(constant.data())});
+        return Status::ok();
+      }));
+  auto bindings = [](std::vector<Binding> &into) {
+    return [&into](const fb::Binding &binding, size_t) {
+      into.push_back(Binding{binding.name()->str(), binding.buffer()});
+      return Status::ok();
+    };
+  };
+  GALVATRON_RETURN_IF_ERROR(forEach(in.inputs(), bindings(out.inputs)));
+  GALVATRON_RETURN_IF_ERROR(forEach(in.outputs(), bindings(out.outputs)));
+  return forEach(in.instructions(),
+                 [&](const fb::Instruction &instruction, size_t index) {
+                   return decode(instruction, out.instructions.emplace_back())
+                       .withContext("instruction " + std::to_string(index));
+                 });
+}
+
+Status decode(const fb::Program &in, Program &out) {
+  out.worldSize = in.world_size();
+  out.alignment = in.alignment();
+  out.model = text(in.model());
+  out.modelDirectory = text(in.model_directory());
+  GALVATRON_RETURN_IF_ERROR(
+      forEach(in.groups(), [&](const fb::Group &group, size_t) {
+        out.groups.push_back(list<uint32_t>(group.ranks()));
+        return Status::ok();
+      }));
+  return forEach(in.ranks(), [&](const fb::RankProgram &rank, size_t index) {
+    return decode(rank, out.ranks.emplace_back())
+        .withContext("rank program " + std::to_string(index));
+  });
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Entry points
+//===----------------------------------------------------------------------===//
+
+uint32_t crc32(const uint8_t *data, size_t size) {
+  static const auto table = [] {
+    std::vector<uint32_t> entries(256);
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      entries[i] = c;
+    }
+    return entries;
+  }();
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 0; i < size; ++i)
+    crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+  return crc ^ 0xFFFFFFFFu;
+}
+
+std::vector<uint8_t> serializeProgram(const Program &program) {
+  FlatBufferBuilder fbb;
+  std::vector<Offset<fb::Group>> groups;
+  for (const std::vector<uint32_t> &group : program.groups)
+    groups.push_back(fb::CreateGroupDirect(fbb, &group));
+  std::vector<Offset<fb::RankProgram>> ranks;
+  for (const RankProgram &rank : program.ranks)
+    ranks.push_back(encode(fbb, rank));
+  fb::FinishProgramBuffer(
+      fbb, fb::CreateProgramDirect(fbb, program.worldSize, program.alignment,
+                                   &groups, &ranks, program.model.c_str(),
+                                   program.modelDirectory.c_str()));
+
+  std::vector<uint8_t> bytes(kProgramHeaderSize + fbb.GetSize());
+  std::memcpy(bytes.data(), kProgramMagic, sizeof(kProgramMagic));
+  putU32(&bytes[8], kFormatMajorVersion);
+  putU32(&bytes[12], kFormatMinorVersion);
+  putU64(&bytes[16], fbb.GetSize());
+  putU32(&bytes[24], crc32(fbb.GetBufferPointer(), fbb.GetSize()));
+  std::memcpy(&bytes[kProgramHeaderSize], fbb.GetBufferPointer(),
+              fbb.GetSize());
+  return bytes;
+}
+
+Expected<Program> deserializeProgram(const uint8_t *data, size_t size) {
+  if (size < kProgramHeaderSize ||
+      std::memcmp(data, kProgramMagic, sizeof(kProgramMagic)) != 0)
+    return error("not a Galvatron program file (bad magic)");
+  uint32_t major = getU32(data + 8), minor = getU32(data + 12);
+  if (major != kFormatMajorVersion || minor > kFormatMinorVersion)
+    return error("program format version ", major, ".", minor,
+                 " is not supported by this runtime (format ",
+                 kFormatMajorVersion, ".", kFormatMinorVersion, ")");
+  uint64_t payloadSize = getU64(data + 16);
+  if (payloadSize != size - kProgramHeaderSize)
+    return error("truncated or padded file: the header announces ",
+                 payloadSize, " payload bytes, the file holds ",
+                 size - kProgramHeaderSize);
+  const uint8_t *payload = data + kProgramHeaderSize;
+  if (crc32(payload, payloadSize) != getU32(data + 24))
+    return error("checksum mismatch: the file is corrupt");
+  if (payloadSize >= FLATBUFFERS_MAX_BUFFER_SIZE)
+    return error("payload of ", payloadSize, " bytes is too large");
+
+  flatbuffers::Verifier::Options options;
+  options.max_tables = 1u << 26;
+  flatbuffers::Verifier verifier(payload, payloadSize, options);
+  if (!fb::VerifyProgramBuffer(verifier))
+    return error("malformed program payload (FlatBuffers verification failed)");
+
+  Program program;
+  GALVATRON_RETURN_IF_ERROR(decode(*fb::GetProgram(payload), program));
+  GALVATRON_RETURN_IF_ERROR(validateProgram(program));
+  return program;
+}
+
+Expected<Program> readProgramFile(const std::string &path) {
+  FILE *file = std::fopen(path.c_str(), "rb");
+  if (!file)
+    return error("cannot open '", path, "': ", std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[1 << 16];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof(chunk), file)) > 0)
+    bytes.insert(bytes.end(), chunk, chunk + got);
+  bool failed = std::ferror(file);
+  std::fclose(file);
+  if (failed)
+    return error("cannot read '", path, "'");
+  Expected<Program> program = deserializeProgram(bytes.data(), bytes.size());
+  if (!program)
+    return program.takeStatus().withContext(path);
+  return program;
+}
+
+Status writeProgramFile(const Program &program, const std::string &path) {
+  std::vector<uint8_t> bytes = serializeProgram(program);
+  std::string temporary = path + ".tmp";
+  FILE *file = std::fopen(temporary.c_str(), "wb");
+  if (!file)
+    return error("cannot write '", path, "': ", std::strerror(errno));
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+  ok &= std::fclose(file) == 0;
+  if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    return error("cannot write '", path, "': ", std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+} // namespace galvatron::runtime

@@ -1,0 +1,209 @@
+//===- galvatron-compile.cpp - The Galvatron compiler driver --------------===//
+//
+//   galvatron-compile model.onnx [--batch=N] [--seq-len=N] -o m.gxp
+//   galvatron-compile --model=NAME [--batch=N] [--seq-len=N] -o m.gxp
+//   galvatron-compile model.mlir -o m.gxp
+//
+// Runs the whole pipeline available so far on an ONNX model (import and
+// clean-up), a preset or galvatron IR, and writes the program file (or, with
+// --emit=mlir, the lowered IR). Later stages (training step, partitioning
+// by the searched plan) join the pipeline here.
+//
+//===----------------------------------------------------------------------===//
+
+#include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/InitAll.h"
+#include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Runtime/ProgramFile.h"
+#include "galvatron/Runtime/ProgramValidator.h"
+#include "galvatron/Target/ONNX/ImportONNX.h"
+#include "galvatron/Target/Program/ProgramEmitter.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+namespace rt = ::galvatron::runtime;
+
+static cl::OptionCategory category("galvatron-compile options");
+
+static cl::opt<std::string> inputFilename(
+    cl::Positional, cl::desc("<model.onnx | galvatron IR (.mlir)>"),
+    cl::init(""),
+    cl::cat(category));
+static cl::opt<std::string> modelName(
+    "model", cl::desc("Compile a preset model (see galvatron-translate "
+                      "--list-models)"),
+    cl::value_desc("name"), cl::cat(category));
+static cl::opt<int64_t>
+    batch("batch",
+          cl::desc("Batch size of a preset or an ONNX model's dynamic batch"),
+          cl::init(1), cl::cat(category));
+static cl::opt<int64_t> seqLen(
+    "seq-len",
+    cl::desc("Sequence length of a preset (default: the preset's) or an ONNX "
+             "model's dynamic sequence"),
+    cl::init(0), cl::cat(category));
+static cl::opt<std::string>
+    modelDirectory("model-dir",
+                   cl::desc("Directory that external parameter data is "
+                            "relative to (default: the input's directory)"),
+                   cl::init(""), cl::cat(category));
+enum class EmitKind { program, mlir };
+static cl::opt<EmitKind> emit(
+    "emit", cl::desc("What to write"), cl::init(EmitKind::program),
+    cl::values(clEnumValN(EmitKind::program, "program", "the program file"),
+               clEnumValN(EmitKind::mlir, "mlir",
+                          "the lowered grt IR, as text")),
+    cl::cat(category));
+static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
+                                           cl::value_desc("filename"),
+                                           cl::Required, cl::cat(category));
+static cl::opt<bool> quiet("quiet", cl::desc("Print errors only"),
+                           cl::cat(category));
+
+static int error(const Twine &message) {
+  llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
+  return 1;
+}
+
+/// The model to compile: a preset or a parsed file.
+static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
+                                                  llvm::SourceMgr &sourceMgr,
+                                                  std::string &description) {
+  if (!modelName.empty() == !inputFilename.empty()) {
+    error("give either --model=NAME or an input file");
+    return failure();
+  }
+  if (!modelName.empty()) {
+    const mlir::galvatron::ModelConfig *config =
+        mlir::galvatron::findModelPreset(modelName);
+    if (!config) {
+      error("unknown model '" + modelName +
+            "'; galvatron-translate --list-models lists the presets");
+      return failure();
+    }
+    auto module = mlir::galvatron::buildModel(
+        &context, *config, mlir::galvatron::ModelShape{batch, seqLen});
+    if (!module) {
+      error(llvm::toString(module.takeError()));
+      return failure();
+    }
+    description = modelName;
+    return std::move(*module);
+  }
+  if (llvm::StringRef(inputFilename).ends_with(".onnx")) {
+    mlir::galvatron::ONNXImportOptions options;
+    if (batch.getNumOccurrences())
+      options.batch = batch;
+    if (seqLen.getNumOccurrences())
+      options.seqLen = seqLen;
+    auto module =
+        mlir::galvatron::importONNXFile(&context, inputFilename, options);
+    if (!module) {
+      error(llvm::toString(module.takeError()));
+      return failure();
+    }
+    PassManager pm(&context);
+    mlir::galvatron::buildONNXCleanupPipeline(pm);
+    if (failed(pm.run(**module)))
+      return failure();
+    description = inputFilename;
+    return std::move(*module);
+  }
+  std::string message;
+  auto input = openInputFile(inputFilename, &message);
+  if (!input) {
+    error(message);
+    return failure();
+  }
+  sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return failure();
+  description = inputFilename;
+  return std::move(module);
+}
+
+static void printSummary(const std::string &description,
+                         const rt::Program &program) {
+  llvm::outs() << "galvatron-compile: " << description << " -> "
+               << outputFilename << ": " << program.worldSize
+               << " rank(s), format " << rt::kFormatMajorVersion << "."
+               << rt::kFormatMinorVersion << "\n";
+  for (const rt::RankProgram &rank : program.ranks) {
+    rt::MemoryUsage usage = rt::analyzeMemory(rank);
+    llvm::outs() << "galvatron-compile: rank " << rank.rank << ": "
+                 << rank.instructions.size() << " instructions, "
+                 << rank.buffers.size() << " buffers, "
+                 << rank.parameters.size() << " parameters\n"
+                 << "galvatron-compile: rank " << rank.rank
+                 << ": arena (plan peak) " << usage.arenaBytes
+                 << " bytes, live peak " << usage.peakLiveBytes
+                 << " bytes, parameters " << usage.parameterBytes
+                 << " bytes\n";
+  }
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
+  cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");
+
+  DialectRegistry registry;
+  mlir::galvatron::registerAllDialects(registry);
+  MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  std::string description;
+  FailureOr<OwningOpRef<ModuleOp>> module =
+      loadModel(context, sourceMgr, description);
+  if (failed(module))
+    return 1;
+
+  mlir::galvatron::RuntimePipelineOptions options;
+  options.modelDirectory = modelDirectory;
+  if (options.modelDirectory.empty() && !inputFilename.empty()) {
+    llvm::SmallString<256> directory(inputFilename);
+    llvm::sys::fs::make_absolute(directory);
+    llvm::sys::path::remove_filename(directory);
+    options.modelDirectory = directory.str().str();
+  }
+  FailureOr<rt::Program> program =
+      mlir::galvatron::buildProgram(**module, options);
+  if (failed(program))
+    return 1;
+
+  if (emit == EmitKind::mlir) {
+    std::string message;
+    auto output = openOutputFile(outputFilename, &message);
+    if (!output)
+      return error(message);
+    (**module)->print(output->os());
+    output->os() << "\n";
+    output->keep();
+  } else {
+    rt::Status status = rt::writeProgramFile(*program, outputFilename);
+    if (!status.isOk())
+      return error(status.message());
+  }
+  if (!quiet)
+    printSummary(description, *program);
+  return 0;
+}

@@ -1,0 +1,150 @@
+//===- ParametersTest.cpp - Parameter initialization and loading ----------===//
+
+#include "RuntimeTestUtils.h"
+
+#include "galvatron/Runtime/Parameters.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+
+using namespace galvatron::runtime;
+using namespace galvatron::runtime::testing;
+
+namespace {
+
+std::vector<float> initialize(const Parameter &parameter, TensorType type,
+                              uint64_t seed) {
+  std::vector<uint8_t> bytes(type.byteSize());
+  initializeParameter(parameter, type, seed, bytes.data());
+  std::vector<float> values(type.numElements());
+  std::memcpy(values.data(), bytes.data(), bytes.size());
+  return values;
+}
+
+Parameter normal(const std::string &name, double mean, double std) {
+  Parameter parameter;
+  parameter.name = name;
+  parameter.init = Initializer{InitKind::normal, mean, std};
+  return parameter;
+}
+
+TEST(ParametersTest, InitializationIsKeyedBySeedAndName) {
+  TensorType type{ElementType::f32, {64, 32}};
+  std::vector<float> a = initialize(normal("w", 0, 1), type, 7);
+  EXPECT_EQ(a, initialize(normal("w", 0, 1), type, 7));
+  EXPECT_NE(a, initialize(normal("w", 0, 1), type, 8));
+  EXPECT_NE(a, initialize(normal("v", 0, 1), type, 7));
+}
+
+TEST(ParametersTest, NormalAndUniformHaveTheirMoments) {
+  TensorType type{ElementType::f32, {200000}};
+  std::vector<float> values = initialize(normal("w", 0.5, 2.0), type, 1);
+  double mean = 0, variance = 0;
+  for (float v : values)
+    mean += v / double(values.size());
+  for (float v : values)
+    variance += (v - mean) * (v - mean) / double(values.size());
+  EXPECT_NEAR(mean, 0.5, 0.02);
+  EXPECT_NEAR(std::sqrt(variance), 2.0, 0.02);
+  Parameter uniform;
+  uniform.name = "u";
+  uniform.init = Initializer{InitKind::uniform, -3.0, 1.0};
+  values = initialize(uniform, type, 1);
+  float low = 1e9, high = -1e9;
+  mean = 0;
+  for (float v : values) {
+    low = std::min(low, v);
+    high = std::max(high, v);
+    mean += v / double(values.size());
+  }
+  EXPECT_GE(low, -3.0f);
+  EXPECT_LT(high, 1.0f);
+  EXPECT_NEAR(mean, -1.0, 0.02);
+  Parameter constant;
+  constant.name = "c";
+  constant.init = Initializer{InitKind::constant, 0.25, 0};
+  EXPECT_EQ(initialize(constant, TensorType{ElementType::f32, {3}}, 0),
+            (std::vector<float>{0.25f, 0.25f, 0.25f}));
+}
+
+/// A shard initializes to exactly the slice of the whole parameter: ranks
+/// holding parts of a tensor-parallel weight agree with one rank holding it.
+TEST(ParametersTest, SlicesInitializeToTheSliceOfTheWhole) {
+  TensorType full{ElementType::f32, {6, 10}};
+  std::vector<float> whole = initialize(normal("w", 0, 1), full, 3);
+  Parameter shard = normal("w", 0, 1);
+  shard.fullShape = {6, 10};
+  shard.sliceStart = {2, 5};
+  std::vector<float> part =
+      initialize(shard, TensorType{ElementType::f32, {3, 4}}, 3);
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c)
+      EXPECT_EQ(part[r * 4 + c], whole[(r + 2) * 10 + c + 5]);
+}
+
+/// A program with one parameter and an identity-like kernel reading it.
+Program parameterProgram(Parameter parameter, TensorType type) {
+  Program program = kernelProgram("neg", {type}, {type}, {});
+  RankProgram &rank = program.ranks[0];
+  rank.inputs.clear();
+  parameter.buffer = 0;
+  rank.parameters = {parameter};
+  return program;
+}
+
+TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
+  TensorType type{ElementType::f32, {2, 3}};
+  std::vector<float> values = {1, 2, 3, 4, 5, 6};
+  std::string directory = ::testing::TempDir();
+  std::string weights = directory + "/parameters_test.bin";
+  FILE *file = std::fopen(weights.c_str(), "wb");
+  std::fwrite("header..", 1, 8, file);
+  std::fwrite(values.data(), sizeof(float), values.size(), file);
+  std::fclose(file);
+
+  Parameter parameter = normal("w", 0, 1);
+  parameter.external =
+      ExternalData{"parameters_test.bin", 8, 24, "w"};
+  Program program = parameterProgram(parameter, type);
+  ASSERT_TRUE(validateProgram(program).isOk());
+  std::unique_ptr<Backend> backend = createCPUBackend(1);
+  std::unique_ptr<Communicator> comm = createSingleProcessCommunicator();
+  auto executor = Executor::create(program, 0, *backend, *comm);
+  ASSERT_TRUE(executor.isOk());
+  ParameterOptions options;
+  options.modelDirectory = directory;
+  auto report = loadParameters(**executor, options);
+  ASSERT_TRUE(report.isOk()) << report.status().message();
+  EXPECT_EQ(report->fromExternalData, 1);
+  std::vector<float> loaded(6);
+  ASSERT_TRUE((*executor)->readBuffer(0, loaded.data(), 24).isOk());
+  EXPECT_EQ(loaded, values);
+
+  // Save, then load the checkpoint back.
+  std::string checkpoint = directory + "/parameters_test.safetensors";
+  ASSERT_TRUE(saveParameters(**executor, checkpoint).isOk());
+  options = ParameterOptions{};
+  options.initializersOnly = true;
+  ASSERT_TRUE(loadParameters(**executor, options).isOk());
+  ASSERT_TRUE((*executor)->readBuffer(0, loaded.data(), 24).isOk());
+  EXPECT_NE(loaded, values);
+  options.checkpoint = checkpoint;
+  report = loadParameters(**executor, options);
+  ASSERT_TRUE(report.isOk());
+  EXPECT_EQ(report->fromCheckpoint, 1);
+  ASSERT_TRUE((*executor)->readBuffer(0, loaded.data(), 24).isOk());
+  EXPECT_EQ(loaded, values);
+
+  // External data of the wrong size names the parameter and both sizes.
+  program.ranks[0].parameters[0].external->length = 20;
+  auto executor2 = Executor::create(program, 0, *backend, *comm);
+  ASSERT_TRUE(executor2.isOk());
+  options = ParameterOptions{};
+  options.modelDirectory = directory;
+  EXPECT_EQ(loadParameters(**executor2, options).status().message(),
+            "parameter 'w': external data of 20 bytes does not fit f32[2,3] "
+            "(24 bytes)");
+}
+
+} // namespace
