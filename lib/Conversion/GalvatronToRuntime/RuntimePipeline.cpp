@@ -14,6 +14,7 @@ void mlir::galvatron::buildRuntimePipeline(
   pm.addPass(createCSEPass());
   LowerToRuntimeOptions lowering;
   lowering.modelDirectory = options.modelDirectory;
+  lowering.entry = options.entry;
   pm.addPass(createLowerToRuntime(lowering));
 }
 

@@ -174,15 +174,9 @@ template <typename Label> Status crossEntropy(const KernelContext &context) {
   int64_t rows = labelTensor.numElements();
   const Label *labels = labelTensor.as<Label>();
   int64_t ignore = context.integer("ignore_index", -100);
-  int64_t counted = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (int64_t(labels[r]) == ignore)
-      continue;
-    if (labels[r] < 0 || int64_t(labels[r]) >= vocab)
-      return error("label ", int64_t(labels[r]), " at position ", r,
-                   " is out of range [0, ", vocab, ")");
-    ++counted;
-  }
+  Expected<int64_t> counted = countLabels(labels, rows, vocab, ignore);
+  if (!counted)
+    return counted.takeStatus();
   const float *x = logits.as<float>();
   double total = 0.0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
@@ -200,7 +194,7 @@ template <typename Label> Status crossEntropy(const KernelContext &context) {
   }
   bool mean = context.integer("reduction") == 0;
   *context.output().as<float>() =
-      float(mean ? total / double(counted) : total);
+      float(mean ? total / double(*counted) : total);
   return Status::ok();
 }
 
