@@ -62,6 +62,7 @@ Training (programs compiled with galvatron-compile --train):
   --save-every K          checkpoint every K steps (and after the last)
   --resume DIR            continue from the checkpoint in DIR
   --log FILE              also write one JSON line per step to FILE
+  --print-every K         print every K-th step's line (default 1)
   --peak-tflops X         peak of the machine for MFU (default: measured
                           single-precision GEMM rate)
 In a job of several ranks, "{rank}" in a file name is replaced by the rank.
@@ -87,6 +88,7 @@ struct Options {
   int64_t saveEvery = 0;
   std::string resume;
   std::string log;
+  int64_t printEvery = 1;
   double peakTflops = 0.0;
 };
 
@@ -209,6 +211,9 @@ Expected<Options> parseOptions(int argc, char **argv) {
     } else if (flag == "--log") {
       GALVATRON_RETURN_IF_ERROR(takeValue());
       options.log = value;
+    } else if (flag == "--print-every") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 1, options.printEvery));
     } else if (flag == "--peak-tflops") {
       GALVATRON_RETURN_IF_ERROR(takeValue());
       GALVATRON_RETURN_IF_ERROR(parseReal(flag, value, options.peakTflops));
@@ -224,7 +229,8 @@ Expected<Options> parseOptions(int argc, char **argv) {
   bool training = options.steps > 0;
   if (!training && (!options.data.empty() || options.synthetic ||
                     !options.checkpoint.empty() || !options.resume.empty() ||
-                    options.saveEvery || !options.log.empty()))
+                    options.saveEvery || !options.log.empty() ||
+                    options.printEvery != 1))
     return error("training options need --steps");
   if (training && options.data.empty() == !options.synthetic)
     return error("training needs exactly one of --data FILE and --synthetic");
@@ -488,13 +494,16 @@ public:
       GALVATRON_RETURN_IF_ERROR(readScalar("lr", lr));
       double tokensPerSecond = double(tokensPerStep) / seconds;
       double mfu = double(info.modelFlops) / seconds / peak;
-      if (lead) {
+      bool last = step == options.steps;
+      bool print = step % options.printEvery == 0 || step == 1 || last;
+      if (lead && (print || terminal)) {
         if (terminal)
           std::printf("\r\033[K");
-        std::printf("step %5lld/%lld | loss %.6f | lr %.4e | grad norm %.4f | "
-               "%.0f tok/s | MFU %.2f%%\n",
-               (long long)step, (long long)options.steps, loss, lr, norm,
-               tokensPerSecond, 100.0 * mfu);
+        if (print)
+          std::printf("step %5lld/%lld | loss %.6f | lr %.4e | grad norm "
+                      "%.4f | %.0f tok/s | MFU %.2f%%\n",
+                      (long long)step, (long long)options.steps, loss, lr,
+                      norm, tokensPerSecond, 100.0 * mfu);
         if (terminal) {
           int width = 30, done = int(width * step / options.steps);
           std::printf("[%s%s] %lld/%lld", std::string(done, '#').c_str(),
@@ -508,7 +517,6 @@ public:
                      "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
                      "\"grad_norm\": %.9g, \"seconds\": %.6f}\n",
                      (long long)step, loss, lr, norm, seconds);
-      bool last = step == options.steps;
       if (!options.checkpoint.empty() &&
           (last || (options.saveEvery && step % options.saveEvery == 0)))
         GALVATRON_RETURN_IF_ERROR(writeCheckpoint());
