@@ -476,7 +476,8 @@ MemoryUsage analyzeMemory(const RankProgram &rank) {
   if (!live)
     return usage;
   for (const Parameter &parameter : rank.parameters)
-    usage.parameterBytes += rank.buffers[parameter.buffer].type.byteSize();
+    (parameter.state ? usage.stateBytes : usage.parameterBytes) +=
+        rank.buffers[parameter.buffer].type.byteSize();
   // Per step, the distinct byte ranges of live roots (a result computed in
   // place shares its operand's range at the step it is written).
   int64_t count = int64_t(rank.instructions.size());

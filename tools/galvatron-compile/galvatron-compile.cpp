@@ -192,7 +192,10 @@ static void printSummary(const std::string &description,
                  << ": arena (plan peak) " << usage.arenaBytes
                  << " bytes, live peak " << usage.peakLiveBytes
                  << " bytes, parameters " << usage.parameterBytes
-                 << " bytes\n";
+                 << " bytes";
+    if (usage.stateBytes)
+      llvm::outs() << ", training state " << usage.stateBytes << " bytes";
+    llvm::outs() << "\n";
   }
 }
 
@@ -208,6 +211,8 @@ int main(int argc, char **argv) {
   DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);
   MLIRContext context(registry);
+  // Diagnostics name the cause; a dump of the whole module would bury it.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   std::string description;

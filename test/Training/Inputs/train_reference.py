@@ -8,6 +8,9 @@ keeps them in its checkpoint) and every parameter after the steps.
 
   train_reference.py tokens OUT.bin COUNT VOCAB
       write COUNT random uint16 tokens below VOCAB (nanoGPT's raw layout)
+  train_reference.py llmc RAW.bin OUT.bin VERSION [COUNT]
+      rewrite raw uint16 tokens in llm.c's layout (256 int32 header: magic
+      20240520, VERSION 1 = uint16 or 2 = uint32 tokens, COUNT)
   train_reference.py check MODEL WEIGHTS TOKENS GRADS_DIR LOG TRAINED_DIR
                      [--key=value ...]
       compare; the keys are the step's settings (batch, micro, lr, ...)
@@ -146,6 +149,16 @@ def main(argv):
     if len(argv) == 5 and argv[1] == "tokens":
         rng = np.random.RandomState(4321)
         rng.randint(0, int(argv[4]), int(argv[3])).astype("<u2").tofile(argv[2])
+        return 0
+    if len(argv) in (5, 6) and argv[1] == "llmc":
+        tokens = np.fromfile(argv[2], dtype="<u2")
+        version = int(argv[4])
+        header = np.zeros(256, dtype="<i4")
+        header[:3] = [20240520, version,
+                      int(argv[5]) if len(argv) == 6 else len(tokens)]
+        with open(argv[3], "wb") as f:
+            f.write(header.tobytes())
+            f.write(tokens.astype("<u4" if version == 2 else "<u2").tobytes())
         return 0
     if len(argv) < 8 or argv[1] != "check":
         print(__doc__, file=sys.stderr)
