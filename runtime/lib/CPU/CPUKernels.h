@@ -118,6 +118,19 @@ Expected<int64_t> countLabels(const Label *labels, int64_t rows, int64_t vocab,
   return counted;
 }
 
+/// Element strides of a tensor of `shape` (rank <= 4) read as broadcast to
+/// four dimensions: 0 along dimensions of size 1 or missing in front.
+inline std::array<int64_t, 4> broadcastStrides4(std::vector<int64_t> shape) {
+  shape.insert(shape.begin(), 4 - shape.size(), 1);
+  std::array<int64_t, 4> strides{};
+  int64_t stride = 1;
+  for (int d = 3; d >= 0; --d) {
+    strides[d] = shape[d] == 1 ? 0 : stride;
+    stride *= shape[d];
+  }
+  return strides;
+}
+
 inline int threadCount() {
 #ifdef _OPENMP
   return omp_get_max_threads();

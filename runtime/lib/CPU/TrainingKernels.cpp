@@ -234,21 +234,14 @@ Status attentionGrad(const KernelContext &context) {
   bool causal = context.flag("causal");
   float scale = float(context.real("scale"));
 
-  const float *mask = nullptr;
+  const float *mask = context.hasInput(4) ? context.input(4).as<float>() : nullptr;
+  std::array<int64_t, 4> maskStride =
+      mask ? broadcastStrides4(context.input(4).shape())
+           : std::array<int64_t, 4>{};
   float *maskGrad = nullptr;
-  int64_t maskStride[4] = {0, 0, 0, 0};
-  if (context.hasInput(4)) {
-    const Tensor &m = context.input(4);
-    mask = m.as<float>();
-    std::vector<int64_t> shape = m.shape();
-    shape.insert(shape.begin(), 4 - shape.size(), 1);
-    std::vector<int64_t> strides = stridesOf(shape);
-    for (int d = 0; d < 4; ++d)
-      maskStride[d] = shape[d] == 1 ? 0 : strides[d];
-    if (context.outputs.size() == 4) {
-      maskGrad = context.output(3).as<float>();
-      std::memset(maskGrad, 0, m.type->byteSize());
-    }
+  if (context.outputs.size() == 4) {
+    maskGrad = context.output(3).as<float>();
+    std::memset(maskGrad, 0, context.output(3).type->byteSize());
   }
 
   const float *dO = gradOut.as<float>(), *q = query.as<float>(),

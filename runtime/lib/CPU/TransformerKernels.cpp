@@ -44,17 +44,10 @@ Status attention(const KernelContext &context) {
   float scale = float(context.real("scale"));
 
   // The mask, if any, as a strided view of [batch, heads, seq, keys].
-  const float *mask = nullptr;
-  int64_t maskStride[4] = {0, 0, 0, 0};
-  if (context.hasInput(3)) {
-    const Tensor &m = context.input(3);
-    mask = m.as<float>();
-    std::vector<int64_t> shape = m.shape();
-    shape.insert(shape.begin(), 4 - shape.size(), 1);
-    std::vector<int64_t> strides = stridesOf(shape);
-    for (int d = 0; d < 4; ++d)
-      maskStride[d] = shape[d] == 1 ? 0 : strides[d];
-  }
+  const float *mask = context.hasInput(3) ? context.input(3).as<float>() : nullptr;
+  std::array<int64_t, 4> maskStride =
+      mask ? broadcastStrides4(context.input(3).shape())
+           : std::array<int64_t, 4>{};
 
   int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
   int64_t tasks = batch * heads * blocks;
