@@ -166,10 +166,11 @@ def main(argv):
     model, weights_path, tokens_path, grads_dir, log_path, trained_dir = argv[2:8]
     settings = dict(batch=1, micro=1, lr=1e-3, min_lr=0.0, warmup=0, decay=0,
                     beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                    clip=1.0)
+                    clip=1.0, optimizer="adamw", momentum=0.9)
     for option in argv[8:]:
         key, value = option.lstrip("-").split("=")
-        settings[key] = type(settings[key])(float(value))
+        kind = type(settings[key])
+        settings[key] = value if kind is str else kind(float(value))
     config = PRESETS[model]
     family = config["family"]
     initial = read_safetensors(weights_path)
@@ -185,10 +186,16 @@ def main(argv):
         hidden = config["hidden"]
         weights["bert.pooler.dense.weight"] = torch.zeros(hidden, hidden)
         weights["bert.pooler.dense.bias"] = torch.zeros(hidden)
-    optimizer = torch.optim.AdamW(
-        list(weights.values()), lr=settings["lr"],
-        betas=(settings["beta1"], settings["beta2"]), eps=settings["eps"],
-        weight_decay=settings["weight_decay"])
+    if settings["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(
+            list(weights.values()), lr=settings["lr"],
+            momentum=settings["momentum"],
+            weight_decay=settings["weight_decay"])
+    else:
+        optimizer = torch.optim.AdamW(
+            list(weights.values()), lr=settings["lr"],
+            betas=(settings["beta1"], settings["beta2"]), eps=settings["eps"],
+            weight_decay=settings["weight_decay"])
     ok = True
     data = batches(tokens, family, settings["batch"] * settings["micro"],
                    config["seq"], config["vocab"], steps)
@@ -245,7 +252,8 @@ def main(argv):
                   f"(relative error {error:.1e})")
             ok = False
         worst = max(worst, error)
-    print(f"{model}: {len(compared)} parameters after {steps} AdamW steps "
+    name = "SGD" if settings["optimizer"] == "sgd" else "AdamW"
+    print(f"{model}: {len(compared)} parameters after {steps} {name} steps "
           f"match PyTorch (max relative error {worst:.1e})"
           if worst <= TOLERANCE else f"{model}: parameters DIFFER")
     return 0 if ok else 1
