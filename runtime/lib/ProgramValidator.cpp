@@ -506,10 +506,20 @@ Status validateRankProgram(const Program &program, const RankProgram &rank) {
     GALVATRON_RETURN_IF_ERROR(
         checkBuffer(program, rank, b).withContext(describeBuffer(rank, b)));
   GALVATRON_RETURN_IF_ERROR(checkRoles(rank));
-  for (size_t i = 0; i < rank.instructions.size(); ++i)
+  // Constants are loaded once, before the first of possibly many runs.
+  std::set<uint32_t> constants;
+  for (const Constant &constant : rank.constants)
+    constants.insert(constant.buffer);
+  for (size_t i = 0; i < rank.instructions.size(); ++i) {
     GALVATRON_RETURN_IF_ERROR(
         validateInstruction(program, rank, rank.instructions[i])
             .withContext(describeInstruction(rank, i)));
+    for (uint32_t output : rank.instructions[i].outputs)
+      if (constants.count(rank.rootOf(output)))
+        return error(describeInstruction(rank, i), ": writes ",
+                     describeBuffer(rank, output),
+                     ", which holds a constant");
+  }
   return checkMemoryPlan(rank);
 }
 

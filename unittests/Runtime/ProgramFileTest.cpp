@@ -158,6 +158,21 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(first.instructions[1].reduce, ReduceOp::avg);
   EXPECT_EQ(first.instructions[2].tag, 3);
   EXPECT_EQ(first.layers, std::vector<std::string>{"fc"});
+  EXPECT_FALSE(loaded->training);
+
+  // Training programs: state and the training information.
+  program.ranks[0].parameters[0].state = true;
+  program.ranks[0].parameters[0].external.reset();
+  program.training = TrainingInfo{LossKind::maskedToken, 123, 50257};
+  ASSERT_EQ(validationError(program), "ok");
+  bytes = serializeProgram(program);
+  loaded = deserializeProgram(bytes.data(), bytes.size());
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_TRUE(loaded->ranks[0].parameters[0].state);
+  ASSERT_TRUE(loaded->training);
+  EXPECT_EQ(loaded->training->loss, LossKind::maskedToken);
+  EXPECT_EQ(loaded->training->modelFlops, 123);
+  EXPECT_EQ(loaded->training->vocabSize, 50257);
 }
 
 TEST(ProgramFileTest, HeaderProblemsAreNamed) {
@@ -279,6 +294,28 @@ TEST(ProgramValidatorTest, StructuralRulesAreEnforced) {
   p = twoRankProgram();
   p.worldSize = 3;
   EXPECT_EQ(validationError(p), "ok"); // a file may hold a subset of ranks
+  p = twoRankProgram();
+  p.ranks[0].parameters[0].state = true;
+  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': state needs an "
+                                "initializer and no external data");
+  p = twoRankProgram();
+  p.ranks[0].buffers[1].type = TensorType{ElementType::i64, {3, 4}};
+  p.ranks[0].parameters[0].state = true;
+  p.ranks[0].parameters[0].external.reset();
+  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': integer state needs a "
+                                "zeros, ones or constant initializer");
+  p = twoRankProgram();
+  p.training = TrainingInfo{LossKind::nextToken, 1, 0};
+  EXPECT_EQ(validationError(p), "training information needs non-negative "
+                                "model FLOPs and a positive vocabulary size");
+  p = twoRankProgram();
+  p.ranks[0].instructions[0].outputs = {2};
+  p.ranks[0].buffers[2].type = f32({2, 4});
+  p.ranks[0].constants[0].data.resize(32);
+  p.ranks[0].instructions[0].inputs = {0, 1};
+  EXPECT_EQ(validationError(p), "rank 0: instruction 0 (kernel 'linear' in "
+                                "layer 'fc'): writes buffer 2 ('c'), which "
+                                "holds a constant");
 }
 
 TEST(ProgramValidatorTest, MemoryPlanIsChecked) {
