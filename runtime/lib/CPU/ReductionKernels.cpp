@@ -39,6 +39,45 @@ Status reduce(const KernelContext &context, double initial, Combine combine,
   };
   const float *x = input.as<float>();
   float *y = context.output().as<float>();
+  // Fast paths where the reduced dimensions form one block: trailing (each
+  // output reads a contiguous run) or leading (rows of the output's length
+  // accumulate column-wise). Each output still adds its elements in order.
+  size_t firstReduced = 0, lastReduced = 0, reducedCount = 0;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (reduced[d]) {
+      if (!reducedCount++)
+        firstReduced = d;
+      lastReduced = d;
+    }
+  bool block = reducedCount == lastReduced - firstReduced + 1;
+  if (block && lastReduced + 1 == shape.size()) {
+    parallelFor(outputs, std::max<int64_t>(1, 16384 / std::max<int64_t>(count, 1)),
+                [&](int64_t begin, int64_t end) {
+                  for (int64_t o = begin; o < end; ++o) {
+                    const float *row = x + o * count;
+                    double accumulator = initial;
+                    for (int64_t r = 0; r < count; ++r)
+                      accumulator = combine(accumulator, row[r]);
+                    y[o] = float(finish(accumulator, count));
+                  }
+                });
+    return Status::ok();
+  }
+  if (block && firstReduced == 0) {
+    parallelFor(outputs, std::max<int64_t>(16, 16384 / std::max<int64_t>(count, 1)),
+                [&](int64_t begin, int64_t end) {
+                  std::vector<double> accumulators(end - begin, initial);
+                  for (int64_t r = 0; r < count; ++r) {
+                    const float *row = x + r * outputs;
+                    for (int64_t o = begin; o < end; ++o)
+                      accumulators[o - begin] =
+                          combine(accumulators[o - begin], row[o]);
+                  }
+                  for (int64_t o = begin; o < end; ++o)
+                    y[o] = float(finish(accumulators[o - begin], count));
+                });
+    return Status::ok();
+  }
   parallelFor(outputs, std::max<int64_t>(1, 16384 / std::max<int64_t>(count, 1)),
               [&](int64_t begin, int64_t end) {
                 for (int64_t o = begin; o < end; ++o) {

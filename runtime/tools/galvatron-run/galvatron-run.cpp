@@ -47,7 +47,8 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
   --save-params FILE      write the parameters to a safetensors file
   --threads N             threads for kernels and BLAS (default: all cores)
   --repeat N              run N times and report the fastest (default 1)
-  --profile               print the time per layer and per kernel
+  --profile               print the time per layer and per kernel (of the
+                          last step when training)
   --quiet                 print errors only
 Training (programs compiled with galvatron-compile --train):
   --steps N               train until step N (inputs come from the data)
@@ -476,6 +477,7 @@ public:
                (long long)progress.step, options.resume.c_str());
     }
     int64_t tokensPerStep = idsType.shape[0] * idsType.shape[1];
+    Profile profile;
     for (int64_t step = progress.step + 1; step <= options.steps; ++step) {
       Expected<Batch> batch = batches.make(step, progress.dataPosition);
       if (!batch)
@@ -483,7 +485,8 @@ public:
       for (const Binding &input : rank.inputs)
         GALVATRON_RETURN_IF_ERROR(writeInput(input, *batch));
       auto start = std::chrono::steady_clock::now();
-      GALVATRON_RETURN_IF_ERROR(executor->run());
+      GALVATRON_RETURN_IF_ERROR(
+          executor->run(options.profile ? &profile : nullptr));
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -523,6 +526,8 @@ public:
     }
     if (lead && terminal)
       std::printf("\n");
+    if (lead && options.profile)
+      printProfile(profile);
     return Status::ok();
   }
 
