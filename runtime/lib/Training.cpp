@@ -159,9 +159,11 @@ Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
               int64_t(counterUniform(key, counter++) * double(info.vocabSize)));
       }
     }
-    result["token_type_ids"].assign(batch * seq, 0);
-    result["attention_mask"].assign(batch * seq, 1);
   }
+  // For models that take them (BERT; exported GPT-2): no padding, one
+  // segment.
+  result["token_type_ids"].assign(batch * seq, 0);
+  result["attention_mask"].assign(batch * seq, 1);
   position += batch * seq;
   return result;
 }

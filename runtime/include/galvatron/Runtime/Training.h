@@ -53,8 +53,9 @@ using Batch = std::map<std::string, std::vector<int64_t>>;
 /// Sequence b of a batch starts at position + b·seq. `next_token` reads
 /// seq + 1 tokens (inputs the first seq, labels the last seq); `masked_token`
 /// reads seq tokens and masks 15% of positions (at least one per sequence)
-/// with the generator keyed by (seed, step). The position then advances by
-/// batch·seq, back to 0 when the next batch would pass the end.
+/// with the generator keyed by (seed, step). `token_type_ids` are zeros and
+/// `attention_mask` ones, for programs that take them. The position then
+/// advances by batch·seq, back to 0 when the next batch would pass the end.
 struct BatchMaker {
   const TokenData &data;
   TrainingInfo info;
