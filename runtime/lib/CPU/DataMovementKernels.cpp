@@ -84,13 +84,22 @@ Status slice(const KernelContext &context) {
 Status broadcast(const KernelContext &context) {
   const Tensor &input = context.input(0), &out = context.output();
   const auto &in = input.shape(), &shape = out.shape();
+  unsigned bytes = elementBytes(input);
+  if (input.numElements() == 1) {
+    // A fill (zeroing gradient accumulators, constant masks).
+    parallelFor(out.numElements(), 65536, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        std::memcpy(out.data + i * bytes, input.data, bytes);
+    });
+    return Status::ok();
+  }
   std::vector<int64_t> inStrides = stridesOf(in);
   std::vector<int64_t> strides(shape.size(), 0);
   size_t skip = shape.size() - in.size();
   for (size_t d = 0; d < in.size(); ++d)
     if (in[d] != 1)
       strides[d + skip] = inStrides[d];
-  stridedCopy(input.data, 0, strides, out.data, shape, elementBytes(input));
+  stridedCopy(input.data, 0, strides, out.data, shape, bytes);
   return Status::ok();
 }
 
