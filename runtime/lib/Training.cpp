@@ -104,7 +104,7 @@ int64_t TokenData::at(int64_t position) const {
 //===----------------------------------------------------------------------===//
 
 int64_t BatchMaker::span() const {
-  return batch * seq + (info.loss == LossKind::nextToken ? 1 : 0);
+  return shards * batch * seq + (info.loss == LossKind::nextToken ? 1 : 0);
 }
 
 Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
@@ -114,31 +114,34 @@ Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
                  info.loss == LossKind::nextToken ? " (+1)" : "", " tokens");
   if (position + span() > data.size())
     position = 0;
+  // This shard's sequences, contiguous from here.
+  int64_t first = position + shard * batch * seq;
   Batch result;
   std::vector<int64_t> &inputs = result["input_ids"];
   std::vector<int64_t> &labels = result["labels"];
   inputs.resize(batch * seq);
   labels.resize(batch * seq);
   for (int64_t i = 0; i < batch * seq; ++i) {
-    int64_t token = data.at(position + i);
+    int64_t token = data.at(first + i);
     if (token < 0 || token >= info.vocabSize)
-      return error("token ", token, " at position ", position + i, " of ",
+      return error("token ", token, " at position ", first + i, " of ",
                    data.description(), " is outside the model's vocabulary of ",
                    info.vocabSize);
     inputs[i] = token;
   }
   if (info.loss == LossKind::nextToken) {
     for (int64_t i = 0; i < batch * seq; ++i)
-      labels[i] = data.at(position + i + 1);
+      labels[i] = data.at(first + i + 1);
     if (labels.back() < 0 || labels.back() >= info.vocabSize)
       return error("token ", labels.back(), " at position ",
-                   position + batch * seq, " is outside the vocabulary");
+                   first + batch * seq, " is outside the vocabulary");
   } else {
     // 15% of positions (at least one) per sequence; of those 80% become the
     // mask token, 10% a random token, 10% stay.
-    uint64_t key = mixBits(seed ^ mixBits(uint64_t(step)));
-    uint64_t counter = 0;
+    uint64_t stepKey = mixBits(seed ^ mixBits(uint64_t(step)));
     for (int64_t b = 0; b < batch; ++b) {
+      uint64_t key = mixBits(stepKey ^ uint64_t(shard * batch + b));
+      uint64_t counter = 0;
       int64_t chosen = 0;
       for (int64_t s = 0; s < seq; ++s) {
         int64_t i = b * seq + s;
@@ -164,7 +167,7 @@ Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
   // segment.
   result["token_type_ids"].assign(batch * seq, 0);
   result["attention_mask"].assign(batch * seq, 1);
-  position += batch * seq;
+  position += shards * batch * seq;
   return result;
 }
 

@@ -63,9 +63,10 @@ def batches(tokens, family, batch, seq, vocab, steps, seed=0, mask_token=103):
             labels = window[1:]
         else:
             labels = np.full(batch * seq, -100, dtype=np.int64)
-            key = mix(seed ^ mix(step))
-            counter = 0
+            step_key = mix(seed ^ mix(step))
             for b in range(batch):
+                key = mix(step_key ^ b)
+                counter = 0
                 chosen = 0
                 for s in range(seq):
                     i = b * seq + s

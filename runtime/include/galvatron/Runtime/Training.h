@@ -50,20 +50,25 @@ private:
 using Batch = std::map<std::string, std::vector<int64_t>>;
 
 /// The data contract of docs/architecture.md ("The training step").
-/// Sequence b of a batch starts at position + b·seq. `next_token` reads
-/// seq + 1 tokens (inputs the first seq, labels the last seq); `masked_token`
-/// reads seq tokens and masks 15% of positions (at least one per sequence)
-/// with the generator keyed by (seed, step). `token_type_ids` are zeros and
+/// A step's global batch holds shards·batch sequences; this maker produces
+/// the `batch` sequences of shard `shard` (a data-parallel rank's part; one
+/// shard on a single rank). Global sequence g starts at position + g·seq.
+/// `next_token` reads seq + 1 tokens (inputs the first seq, labels the last
+/// seq); `masked_token` reads seq tokens and masks 15% of positions (at
+/// least one per sequence) with a generator keyed by (seed, step, g), so
+/// every sharding masks alike. `token_type_ids` are zeros and
 /// `attention_mask` ones, for programs that take them. The position then
-/// advances by batch·seq, back to 0 when the next batch would pass the end.
+/// advances by shards·batch·seq, back to 0 when the next global batch would
+/// pass the end.
 struct BatchMaker {
   const TokenData &data;
   TrainingInfo info;
   int64_t batch = 1, seq = 1;
   int64_t maskToken = 0;
   uint64_t seed = 0;
+  int64_t shard = 0, shards = 1;
 
-  /// Tokens one batch reads.
+  /// Tokens one global batch reads.
   int64_t span() const;
   /// The batch of 1-based step `step` at `position`; advances `position`.
   Expected<Batch> make(int64_t step, int64_t &position) const;
