@@ -131,6 +131,34 @@ inline std::array<int64_t, 4> broadcastStrides4(std::vector<int64_t> shape) {
   return strides;
 }
 
+/// An attention call whose query is operand `first` (key, value and the
+/// optional additive mask follow): query [batch, heads, seq, headDim], key
+/// and value [batch, kvHeads, keys, ...], the mask read as broadcast to
+/// [batch, heads, seq, keys].
+struct AttentionShape {
+  AttentionShape(const KernelContext &context, size_t first)
+      : batch(context.input(first).shape()[0]),
+        heads(context.input(first).shape()[1]),
+        seq(context.input(first).shape()[2]),
+        headDim(context.input(first).shape()[3]),
+        kvHeads(context.input(first + 1).shape()[1]),
+        keys(context.input(first + 1).shape()[2]),
+        valueDim(context.input(first + 2).shape()[3]),
+        group(heads / kvHeads), causal(context.flag("causal")),
+        scale(float(context.real("scale"))),
+        mask(context.hasInput(first + 3)
+                 ? context.input(first + 3).as<float>()
+                 : nullptr),
+        maskStride(mask ? broadcastStrides4(context.input(first + 3).shape())
+                        : std::array<int64_t, 4>{}) {}
+
+  int64_t batch, heads, seq, headDim, kvHeads, keys, valueDim, group;
+  bool causal;
+  float scale;
+  const float *mask;
+  std::array<int64_t, 4> maskStride;
+};
+
 inline int threadCount() {
 #ifdef _OPENMP
   return omp_get_max_threads();

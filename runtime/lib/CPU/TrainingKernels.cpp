@@ -226,18 +226,15 @@ constexpr int64_t kQueryBlock = 64;
 Status attentionGrad(const KernelContext &context) {
   const Tensor &gradOut = context.input(0), &query = context.input(1),
                &key = context.input(2), &value = context.input(3);
-  int64_t batch = query.shape()[0], heads = query.shape()[1],
-          seq = query.shape()[2], headDim = query.shape()[3];
-  int64_t kvHeads = key.shape()[1], keys = key.shape()[2],
-          valueDim = value.shape()[3];
-  int64_t group = heads / kvHeads;
-  bool causal = context.flag("causal");
-  float scale = float(context.real("scale"));
-
-  const float *mask = context.hasInput(4) ? context.input(4).as<float>() : nullptr;
-  std::array<int64_t, 4> maskStride =
-      mask ? broadcastStrides4(context.input(4).shape())
-           : std::array<int64_t, 4>{};
+  const AttentionShape shape(context, 1);
+  const int64_t batch = shape.batch, heads = shape.heads, seq = shape.seq,
+                headDim = shape.headDim, kvHeads = shape.kvHeads,
+                keys = shape.keys, valueDim = shape.valueDim,
+                group = shape.group;
+  const bool causal = shape.causal;
+  const float scale = shape.scale;
+  const float *mask = shape.mask;
+  const std::array<int64_t, 4> &maskStride = shape.maskStride;
   float *maskGrad = nullptr;
   if (context.outputs.size() == 4) {
     maskGrad = context.output(3).as<float>();

@@ -35,19 +35,15 @@ private:
 Status attention(const KernelContext &context) {
   const Tensor &query = context.input(0), &key = context.input(1),
                &value = context.input(2), &out = context.output();
-  int64_t batch = query.shape()[0], heads = query.shape()[1],
-          seq = query.shape()[2], headDim = query.shape()[3];
-  int64_t kvHeads = key.shape()[1], keys = key.shape()[2],
-          valueDim = value.shape()[3];
-  int64_t group = heads / kvHeads;
-  bool causal = context.flag("causal");
-  float scale = float(context.real("scale"));
-
-  // The mask, if any, as a strided view of [batch, heads, seq, keys].
-  const float *mask = context.hasInput(3) ? context.input(3).as<float>() : nullptr;
-  std::array<int64_t, 4> maskStride =
-      mask ? broadcastStrides4(context.input(3).shape())
-           : std::array<int64_t, 4>{};
+  const AttentionShape shape(context, 0);
+  const int64_t batch = shape.batch, heads = shape.heads, seq = shape.seq,
+                headDim = shape.headDim, kvHeads = shape.kvHeads,
+                keys = shape.keys, valueDim = shape.valueDim,
+                group = shape.group;
+  const bool causal = shape.causal;
+  const float scale = shape.scale;
+  const float *mask = shape.mask;
+  const std::array<int64_t, 4> &maskStride = shape.maskStride;
 
   int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
   int64_t tasks = batch * heads * blocks;
