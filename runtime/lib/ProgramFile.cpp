@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/ProgramFile.h"
 
+#include "galvatron/Runtime/AtomicFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 #include "program_generated.h"
 
@@ -373,17 +374,7 @@ Expected<Program> readProgramFile(const std::string &path) {
 
 Status writeProgramFile(const Program &program, const std::string &path) {
   std::vector<uint8_t> bytes = serializeProgram(program);
-  std::string temporary = path + ".tmp";
-  FILE *file = std::fopen(temporary.c_str(), "wb");
-  if (!file)
-    return error("cannot write '", path, "': ", std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-  ok &= std::fclose(file) == 0;
-  if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    return error("cannot write '", path, "': ", std::strerror(errno));
-  }
-  return Status::ok();
+  return writeFileAtomically(path, {{bytes.data(), bytes.size()}});
 }
 
 } // namespace galvatron::runtime

@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include <unistd.h>
-
 namespace galvatron::runtime {
 namespace {
 
@@ -43,26 +41,6 @@ Status readAt(FILE *file, const std::string &path, uint64_t offset,
   return Status::ok();
 }
 
-/// Writes `parts` to `path` through a temporary file, flushed to the disk
-/// before a rename replaces `path`: a crash leaves the old file or the new
-/// one, never a torn one.
-Status writeAtomically(const std::string &path,
-                       const std::vector<std::pair<const void *, uint64_t>> &parts) {
-  std::string temporary = path + ".tmp";
-  FILE *file = std::fopen(temporary.c_str(), "wb");
-  if (!file)
-    return error("cannot write '", path, "': ", std::strerror(errno));
-  bool ok = true;
-  for (const auto &[data, size] : parts)
-    ok &= size == 0 || std::fwrite(data, 1, size, file) == size;
-  ok &= std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-  ok &= std::fclose(file) == 0;
-  if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    return error("cannot write '", path, "': ", std::strerror(errno));
-  }
-  return Status::ok();
-}
 
 //===----------------------------------------------------------------------===//
 // .npy
@@ -254,7 +232,7 @@ Status writeNpy(const std::string &path, const TensorType &type,
   prefix += '\x00';
   prefix += char(header.size() & 0xFF);
   prefix += char(header.size() >> 8);
-  return writeAtomically(path, {{prefix.data(), prefix.size()},
+  return writeFileAtomically(path, {{prefix.data(), prefix.size()},
                                 {header.data(), header.size()},
                                 {data, type.byteSize()}});
 }
@@ -281,11 +259,11 @@ Status writeSafeTensors(const std::string &path,
   uint8_t length[8];
   for (int i = 0; i < 8; ++i)
     length[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  std::vector<std::pair<const void *, uint64_t>> parts = {
+  std::vector<FilePart> parts = {
       {length, 8}, {header.data(), header.size()}};
   for (const NamedTensor &tensor : tensors)
     parts.emplace_back(tensor.data, tensor.type.byteSize());
-  return writeAtomically(path, parts);
+  return writeFileAtomically(path, parts);
 }
 
 Expected<SafeTensorsReader> SafeTensorsReader::open(const std::string &path) {

@@ -10,6 +10,7 @@
 #ifndef GALVATRON_RUNTIME_TENSORFILES_H
 #define GALVATRON_RUNTIME_TENSORFILES_H
 
+#include "galvatron/Runtime/AtomicFile.h"
 #include "galvatron/Runtime/Program.h"
 #include "galvatron/Runtime/Status.h"
 

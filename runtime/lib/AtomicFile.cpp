@@ -1,0 +1,40 @@
+//===- AtomicFile.cpp - Files replaced whole or not at all ----------------===//
+
+#include "galvatron/Runtime/AtomicFile.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace galvatron::runtime {
+
+Status writeFileAtomically(const std::string &path,
+                           const std::vector<FilePart> &parts) {
+  // Devices and pipes (/dev/null, /dev/stdout, a FIFO) are written in place:
+  // renaming over them would replace the node itself.
+  struct stat status;
+  bool special = ::stat(path.c_str(), &status) == 0 && !S_ISREG(status.st_mode);
+  std::string target = special ? path : path + ".tmp";
+  FILE *file = std::fopen(target.c_str(), "wb");
+  if (!file)
+    return error("cannot write '", path, "': ", std::strerror(errno));
+  bool ok = true;
+  for (const auto &[data, size] : parts)
+    ok &= size == 0 || std::fwrite(data, 1, size, file) == size;
+  ok &= std::fflush(file) == 0;
+  ok &= special || ::fsync(::fileno(file)) == 0;
+  ok &= std::fclose(file) == 0;
+  if (special)
+    return ok ? Status::ok()
+              : error("cannot write '", path, "': ", std::strerror(errno));
+  if (!ok || std::rename(target.c_str(), path.c_str()) != 0) {
+    std::remove(target.c_str());
+    return error("cannot write '", path, "': ", std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+} // namespace galvatron::runtime
