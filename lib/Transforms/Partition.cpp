@@ -539,11 +539,8 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
     llvm::DenseMap<StringAttr, ParameterOp> shardedParameters;
     for (TensorParallelAnalysis &analysis : analyses) {
       LayerOp layer = analysis.getLayer();
+      // The plan's verifier guarantees every layer a strategy.
       StrategyAttr strategy = layer.getStrategyAttr();
-      if (!strategy) {
-        layer.emitOpError() << "has no #galvatron.strategy to partition by";
-        return signalPassFailure();
-      }
       DeviceMapping mapping = mappingOf(strategy, plan);
       auto yield = cast<YieldOp>(layer.getBodyBlock().getTerminator());
       SmallVector<bool> batchedResults;
