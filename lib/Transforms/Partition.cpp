@@ -74,11 +74,12 @@ RankedTensorType withShape(Type type, ArrayRef<int64_t> shape) {
 class LayerPartitioner {
 public:
   LayerPartitioner(LayerOp layer, const TensorParallelAnalysis &analysis,
-                   DeviceMapping mapping, DataParallelType dpType,
+                   DeviceMapping mapping, StrategyAttr strategy,
                    const llvm::DenseMap<Value, DeviceMapping> &layouts,
                    llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters,
                    const llvm::DenseMap<StringAttr, unsigned> &readers)
-      : layer(layer), analysis(analysis), mapping(mapping), dpType(dpType),
+      : layer(layer), analysis(analysis), mapping(mapping),
+        dpType(strategy.getDpType()), sequenceParallel(strategy.getSp()),
         layouts(layouts), shardedParameters(shardedParameters),
         readers(readers), context(layer.getContext()),
         tpGroups(mapping.groups(context, /*tensorParallel=*/true)),
@@ -91,6 +92,8 @@ private:
     auto it = overrides.find(value);
     if (it != overrides.end())
       return it->second;
+    if (sequenceParts.contains(value))
+      return TPSharding::sharded(1);
     return tensorParallel ? analysis.getSharding(value)
                           : TPSharding::replicated();
   }
@@ -110,6 +113,7 @@ private:
   const TensorParallelAnalysis &analysis;
   DeviceMapping mapping;
   DataParallelType dpType;
+  bool sequenceParallel;
   const llvm::DenseMap<Value, DeviceMapping> &layouts;
   llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters;
   const llvm::DenseMap<StringAttr, unsigned> &readers;
@@ -117,11 +121,26 @@ private:
   ArrayAttr tpGroups, dpGroups;
   bool tensorParallel = false;
   llvm::DenseMap<Value, TPSharding> overrides;
+  /// Under sequence parallelism: the replicated [batch, sequence, ...]
+  /// values, split along the sequence instead.
+  llvm::DenseSet<Value> sequenceValues;
+  /// Values holding this rank's part of the sequence (the above and the
+  /// conversions that make them).
+  llvm::DenseSet<Value> sequenceParts;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> conversions;
   llvm::DenseSet<Operation *> inserted;
 };
 
-enum ConversionKind { Reduce, Gather, Scatter, MarkReplicated };
+enum ConversionKind {
+  Reduce,
+  Gather,
+  Scatter,
+  MarkReplicated,
+  /// Sequence parallelism's f and g: all-gather along the sequence (the
+  /// gradient reduce-scattered), reduce-scatter of partial sums.
+  GatherSequence,
+  ReduceScatterSequence
+};
 
 LogicalResult LayerPartitioner::chooseTensorParallelism() {
   if (mapping.tp == 1)
@@ -147,6 +166,13 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
           return user->emitOpError()
                  << "reads a tensor-parallel weight; only linear layers may";
   tensorParallel = true;
+  if (sequenceParallel && analysis.supportsSequenceParallel())
+    layer.getBodyBlock().walk([&](Operation *op) {
+      for (Value value : op->getOperands())
+        if (analysis.isSequenceParallelValue(value))
+          sequenceParts.insert(value);
+    });
+  sequenceValues = sequenceParts;
   return success();
 }
 
@@ -190,10 +216,28 @@ Value LayerPartitioner::converted(Value value, int kind, int64_t dim) {
   case MarkReplicated:
     result = ReplicateOp::create(builder, loc, value, tpGroups);
     break;
+  case GatherSequence: {
+    SmallVector<int64_t> whole(type.getShape());
+    whole[1] *= mapping.tp;
+    result = AllGatherOp::create(builder, loc, withShape(type, whole), value,
+                                 1, tpGroups, /*reduce_grad=*/true);
+    break;
+  }
+  case ReduceScatterSequence: {
+    SmallVector<int64_t> part(type.getShape());
+    part[1] /= mapping.tp;
+    result = ReduceScatterOp::create(builder, loc, withShape(type, part),
+                                     value, CollectiveReduction::sum, 1,
+                                     tpGroups);
+    break;
+  }
   }
   inserted.insert(result.getDefiningOp());
-  overrides[result] = kind == Scatter ? TPSharding::sharded(dim)
-                                      : TPSharding::replicated();
+  if (kind == ReduceScatterSequence)
+    sequenceParts.insert(result);
+  else
+    overrides[result] = kind == Scatter ? TPSharding::sharded(dim)
+                                        : TPSharding::replicated();
   conversions[key] = result;
   return result;
 }
@@ -213,7 +257,8 @@ LogicalResult LayerPartitioner::convertInputs() {
     DeviceMapping want = batched ? mapping : DeviceMapping{};
     if (!batched)
       want.stageBase = mapping.stageBase;
-    if (from.sameBatchSplit(want))
+    bool convertBatch = !from.sameBatchSplit(want);
+    if (!convertBatch && !sequenceValues.contains(argument))
       continue;
     SmallVector<OpOperand *> uses;
     for (OpOperand &use : argument.getUses())
@@ -221,7 +266,7 @@ LogicalResult LayerPartitioner::convertInputs() {
     Value value = argument;
     auto type = cast<RankedTensorType>(argument.getType());
     SmallVector<int64_t> shape(type.getShape());
-    if (from.dp > 1) {
+    if (convertBatch && from.dp > 1) {
       shape[0] *= from.dp;
       value = AllGatherOp::create(builder, layer.getLoc(),
                                   withShape(type, shape), value, 0,
@@ -229,7 +274,7 @@ LogicalResult LayerPartitioner::convertInputs() {
                                   /*reduce_grad=*/false);
       inserted.insert(value.getDefiningOp());
     }
-    if (want.dp > 1) {
+    if (convertBatch && want.dp > 1) {
       if (shape.empty() || shape[0] % want.dp != 0)
         return layer.emitOpError()
                << "input #" << argument.getArgNumber() << " of batch "
@@ -240,6 +285,21 @@ LogicalResult LayerPartitioner::convertInputs() {
                               value, 0, dpGroups);
       inserted.insert(value.getDefiningOp());
     }
+    if (sequenceValues.contains(argument)) {
+      // The layer's part of the sequence.
+      if (shape.size() < 2 || shape[1] % mapping.tp != 0)
+        return layer.emitOpError()
+               << "input #" << argument.getArgNumber()
+               << " has a sequence that does not split among tp="
+               << mapping.tp << " ranks";
+      shape[1] /= mapping.tp;
+      value = ShardOp::create(builder, layer.getLoc(), withShape(type, shape),
+                              value, 1, tpGroups);
+      inserted.insert(value.getDefiningOp());
+      sequenceParts.insert(value);
+    }
+    if (value == argument)
+      continue;
     for (OpOperand *use : uses)
       use->set(value);
   }
@@ -274,6 +334,13 @@ LogicalResult LayerPartitioner::convertOperands(Operation *op) {
       break;
     }
     case TPSharding::Sharded: {
+      if (sequenceParts.contains(value) && linear &&
+          analysis.getLinearParallelism(linear) == LinearParallelism::Column) {
+        // Sequence parallelism's f: the whole sequence for column-parallel
+        // work; the members' gradients are summed and scattered back.
+        operand.set(converted(value, GatherSequence));
+        break;
+      }
       bool keeps = !yield && result.kind != TPSharding::Replicated;
       if (keeps && isElementwiseBinary(op) &&
           result.kind == TPSharding::Sharded) {
@@ -292,6 +359,7 @@ LogicalResult LayerPartitioner::convertOperands(Operation *op) {
         operand.set(converted(value, MarkReplicated));
         break;
       }
+
       if (result.kind != TPSharding::Sharded ||
           !(isElementwiseBinary(op) || isa<AttentionOp>(op)))
         break;
@@ -449,16 +517,24 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
 /// added once.
 void LayerPartitioner::reduceRowParallel(LinearOp linear) {
   Value bias = linear.getBias();
-  if (!bias)
+  bool sequence = !sequenceValues.empty();
+  if (!bias && !sequence)
     return;
-  linear.getBiasMutable().clear();
-  Value whole = converted(linear.getResult(), Reduce);
-  OpBuilder builder(context);
-  builder.setInsertionPointAfterValue(whole);
-  Value sum = AddOp::create(builder, linear.getLoc(), whole, bias);
-  inserted.insert(sum.getDefiningOp());
-  linear.getResult().replaceAllUsesExcept(sum, whole.getDefiningOp());
-  overrides[sum] = TPSharding::replicated();
+  Value reduced = converted(linear.getResult(),
+                            sequence ? ReduceScatterSequence : Reduce);
+  Value result = reduced;
+  if (bias) {
+    linear.getBiasMutable().clear();
+    OpBuilder builder(context);
+    builder.setInsertionPointAfterValue(reduced);
+    result = AddOp::create(builder, linear.getLoc(), reduced, bias);
+    inserted.insert(result.getDefiningOp());
+    if (sequence)
+      sequenceParts.insert(result);
+    else
+      overrides[result] = TPSharding::replicated();
+  }
+  linear.getResult().replaceAllUsesExcept(result, reduced.getDefiningOp());
 }
 
 LogicalResult LayerPartitioner::run() {
@@ -547,7 +623,7 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
       for (Value value : yield.getValues())
         batchedResults.push_back(analysis.isBatched(value));
       LayerPartitioner partitioner(layer, analysis, mapping,
-                                   strategy.getDpType(), layouts,
+                                   strategy, layouts,
                                    shardedParameters, readers);
       if (failed(partitioner.run()))
         return signalPassFailure();
