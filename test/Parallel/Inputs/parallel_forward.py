@@ -3,8 +3,9 @@ checks every rank's outputs against the one-rank program.
 
 usage: parallel_forward.py --tools BIN_OPT BIN_TRANSLATE BIN_RUN --model NAME
            --batch B --seq S --strategy "KNOBS" --ranks N --workdir DIR
-The strategy knobs go to --galvatron-apply-strategy (or json=FILE); the
-serial program is the same model without a plan.
+The strategy knobs go to --galvatron-apply-strategy (or json=FILE), or,
+after "search ", to --galvatron-search; the serial program is the same
+model without a plan.
 """
 import argparse
 import os
@@ -78,8 +79,12 @@ def main():
     run([galvatron_run, os.path.join(work, "serial.gxp"), "--seed", "3",
          "--quiet", "--output-dir", os.path.join(work, "serial")] + inputs)
 
-    strategy = ("--galvatron-apply-strategy=" + args.strategy +
-                " check-memory=false precision=fp32")
+    if args.strategy.startswith("search "):
+        strategy = ("--galvatron-search=" + args.strategy[len("search "):] +
+                    " precision=fp32")
+    else:
+        strategy = ("--galvatron-apply-strategy=" + args.strategy +
+                    " check-memory=false precision=fp32")
     partitioned = run([opt, strategy, "--galvatron-partition"], input=model)
     with open(os.path.join(work, "partitioned.mlir"), "w") as f:
         f.write(partitioned)
