@@ -503,6 +503,24 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
     value = ReplicateOp::create(builder, read.getLoc(), value, dpGroups);
     inserted.insert(value.getDefiningOp());
   }
+  // Under sequence parallelism a whole weight applied to this rank's part
+  // of the sequence (norms, a row-parallel bias) gets a part of its
+  // gradient: summed over the TP group as well.
+  bool onSequenceParts =
+      shard.splits.empty() && llvm::any_of(users, [&](Operation *user) {
+        auto linear = dyn_cast<LinearOp>(user);
+        if (linear && linear.getBias() == read.getResult())
+          return !sequenceValues.empty() &&
+                 analysis.getLinearParallelism(linear) ==
+                     LinearParallelism::Row;
+        return llvm::any_of(user->getResults(), [&](Value result) {
+          return sequenceValues.contains(result);
+        });
+      });
+  if (onSequenceParts) {
+    value = ReplicateOp::create(builder, read.getLoc(), value, tpGroups);
+    inserted.insert(value.getDefiningOp());
+  }
   if (refinedDim >= 0) {
     value = ReshapeOp::create(builder, read.getLoc(),
                               withShape(value.getType(), tpPart), value);

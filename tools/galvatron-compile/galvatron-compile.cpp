@@ -3,14 +3,19 @@
 //   galvatron-compile model.onnx [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile --model=NAME [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile model.mlir -o m.gxp
+//   galvatron-compile --model=NAME --train="lr=3e-4 ..." -o train.gxp
 //
 // Runs the whole pipeline available so far on an ONNX model (import and
 // clean-up), a preset or galvatron IR, and writes the program file (or, with
-// --emit=mlir, the lowered IR). Later stages (training step, partitioning
-// by the searched plan) join the pipeline here.
+// --emit=mlir, the lowered IR). With --train the program is one training
+// step (--galvatron-build-train-step with the given options, then
+// --galvatron-unroll-schedule); IR that already holds a galvatron.schedule
+// is unrolled and lowered the same way. Partitioning by the searched plan
+// joins the pipeline here.
 //
 //===----------------------------------------------------------------------===//
 
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
@@ -23,7 +28,9 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -74,6 +81,11 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::Required, cl::cat(category));
 static cl::opt<bool> quiet("quiet", cl::desc("Print errors only"),
                            cl::cat(category));
+static cl::opt<std::string> train(
+    "train",
+    cl::desc("Compile a training step; the value holds the options of "
+             "--galvatron-build-train-step (e.g. \"lr=3e-4 warmup-steps=10\")"),
+    cl::value_desc("options"), cl::ValueOptional, cl::cat(category));
 
 static int error(const Twine &message) {
   llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
@@ -138,6 +150,32 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
   return std::move(module);
 }
 
+/// With --train, or for IR that already holds a schedule: builds and unrolls
+/// the training step and names it as the entry to lower.
+static LogicalResult buildTrainingStep(ModuleOp module, std::string &entry) {
+  bool scheduled = !module.getOps<mlir::galvatron::ScheduleOp>().empty();
+  if (!train.getNumOccurrences() && !scheduled)
+    return success();
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  std::string pipeline;
+  if (train.getNumOccurrences())
+    pipeline += "galvatron-build-train-step{" + train + "},";
+  pipeline += "galvatron-unroll-schedule";
+  std::string message;
+  llvm::raw_string_ostream errors(message);
+  if (failed(parsePassPipeline(pipeline, pm, errors))) {
+    error("invalid --train options '" + train + "': " + message);
+    return failure();
+  }
+  if (failed(pm.run(module)))
+    return failure();
+  for (auto function : module.getOps<func::FuncOp>())
+    if (function->hasAttr(
+            mlir::galvatron::GalvatronDialect::getTrainingAttrName()))
+      entry = function.getSymName().str();
+  return success();
+}
+
 static void printSummary(const std::string &description,
                          const rt::Program &program) {
   llvm::outs() << "galvatron-compile: " << description << " -> "
@@ -154,7 +192,10 @@ static void printSummary(const std::string &description,
                  << ": arena (plan peak) " << usage.arenaBytes
                  << " bytes, live peak " << usage.peakLiveBytes
                  << " bytes, parameters " << usage.parameterBytes
-                 << " bytes\n";
+                 << " bytes";
+    if (usage.stateBytes)
+      llvm::outs() << ", training state " << usage.stateBytes << " bytes";
+    llvm::outs() << "\n";
   }
 }
 
@@ -163,12 +204,15 @@ int main(int argc, char **argv) {
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
+  mlir::galvatron::registerAllPasses();
   cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");
 
   DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);
   MLIRContext context(registry);
+  // Diagnostics name the cause; a dump of the whole module would bury it.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   std::string description;
@@ -178,6 +222,8 @@ int main(int argc, char **argv) {
     return 1;
 
   mlir::galvatron::RuntimePipelineOptions options;
+  if (failed(buildTrainingStep(**module, options.entry)))
+    return 1;
   options.modelDirectory = modelDirectory;
   if (options.modelDirectory.empty() && !inputFilename.empty()) {
     llvm::SmallString<256> directory(inputFilename);

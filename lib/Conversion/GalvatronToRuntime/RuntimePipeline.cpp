@@ -14,6 +14,7 @@ void mlir::galvatron::buildRuntimePipeline(
   pm.addPass(createCSEPass());
   LowerToRuntimeOptions lowering;
   lowering.modelDirectory = options.modelDirectory;
+  lowering.entry = options.entry;
   lowering.rank = options.rank;
   lowering.worldSize = options.worldSize;
   pm.addPass(createLowerToRuntime(lowering));

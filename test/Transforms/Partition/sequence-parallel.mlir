@@ -3,15 +3,19 @@
 // Megatron sequence parallelism on tp=2: the norm and the residual work on
 // the rank's half of the sequence; f is an all-gather along the sequence
 // whose gradient is reduce-scattered, g a reduce-scatter (the bias added
-// after); the result is gathered whole.
+// after); the result is gathered whole. Whole weights applied to sequence
+// parts (the norm's, the row-parallel bias) are replicated over the TP
+// group, so their partial gradients are summed.
 // CHECK-LABEL: galvatron.layer decoder "mlp"
 // CHECK-NEXT: %[[PART:.*]] = galvatron.shard %{{.*}} dim 1 groups {{\[}}[0, 1]] : tensor<2x4x8xf32> -> tensor<2x2x8xf32>
-// CHECK: %[[N:.*]] = galvatron.layer_norm %[[PART]], {{.*}} -> tensor<2x2x8xf32>
+// CHECK: %[[LW:.*]] = galvatron.param @ln.weight
+// CHECK-NEXT: %[[LWR:.*]] = galvatron.replicate %[[LW]] groups {{\[}}[0, 1]] : tensor<8xf32>
+// CHECK: %[[N:.*]] = galvatron.layer_norm %[[PART]], %[[LWR]], {{.*}} -> tensor<2x2x8xf32>
 // CHECK-NEXT: %[[F:.*]] = galvatron.all_gather %[[N]] dim 1 groups {{\[}}[0, 1]] reduce_grad : tensor<2x2x8xf32> -> tensor<2x4x8xf32>
 // CHECK: galvatron.linear %[[F]], {{.*}} -> tensor<2x4x16xf32>
 // CHECK: %[[P:.*]] = galvatron.linear {{.*}} : (tensor<2x4x16xf32>, tensor<16x8xf32>) -> tensor<2x4x8xf32>
 // CHECK-NEXT: %[[G:.*]] = galvatron.reduce_scatter sum %[[P]] dim 1 groups {{\[}}[0, 1]] : tensor<2x4x8xf32> -> tensor<2x2x8xf32>
-// CHECK-NEXT: %[[Y:.*]] = galvatron.add %[[G]], %{{.*}} : (tensor<2x2x8xf32>, tensor<8xf32>) -> tensor<2x2x8xf32>
+// CHECK-NEXT: %[[Y:.*]] = galvatron.add %[[G]], %[[B2:.*]] : (tensor<2x2x8xf32>, tensor<8xf32>) -> tensor<2x2x8xf32>
 // CHECK-NEXT: %[[R:.*]] = galvatron.add %[[PART]], %[[Y]] : (tensor<2x2x8xf32>, tensor<2x2x8xf32>) -> tensor<2x2x8xf32>
 // CHECK-NEXT: %[[WHOLE:.*]] = galvatron.all_gather %[[R]] dim 1 groups {{\[}}[0, 1]] : tensor<2x2x8xf32> -> tensor<2x4x8xf32>
 // CHECK-NEXT: galvatron.yield %[[WHOLE]]
