@@ -442,6 +442,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   ParameterShard shard;
   shard.fullShape = original;
   int64_t refinedDim = -1, segments = 0;
+  bool tensorSplit = false;
   if (tensorParallel) {
     for (const TPParameterSharding &entry : analysis.getParameters()) {
       if (ParamOp(entry.op) != read || entry.dim < 0)
@@ -464,6 +465,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
                                   << mapping.tp << " ranks";
       shard.splits.push_back({dim, tpGroups});
       tpPart[entry.dim] /= mapping.tp;
+      tensorSplit = true;
     }
   }
   SmallVector<int64_t> stored = shard.partShape();
@@ -507,7 +509,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   // of the sequence (norms, a row-parallel bias) gets a part of its
   // gradient: summed over the TP group as well.
   bool onSequenceParts =
-      shard.splits.empty() && llvm::any_of(users, [&](Operation *user) {
+      !tensorSplit && llvm::any_of(users, [&](Operation *user) {
         auto linear = dyn_cast<LinearOp>(user);
         if (linear && linear.getBias() == read.getResult())
           return !sequenceValues.empty() &&
