@@ -40,8 +40,9 @@ def merge_ranks(texts):
     return "\n".join(["module {", header] + groups + programs + ["  }", "}"])
 
 
-def main():
-    parser = argparse.ArgumentParser()
+def parse_common(parser):
+    """The options both drivers take; returns the arguments and the
+    preset's IR."""
     parser.add_argument("--tools", nargs=3, required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--batch", type=int, default=4)
@@ -51,11 +52,16 @@ def main():
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--mpirun", default="mpirun --oversubscribe -np")
     args = parser.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    model = run([args.tools[1], "--model=" + args.model,
+                 "--batch=%d" % args.batch, "--seq-len=%d" % args.seq])
+    return args, model
+
+
+def main():
+    args, model = parse_common(argparse.ArgumentParser())
     opt, translate, galvatron_run = args.tools
     work = args.workdir
-    os.makedirs(work, exist_ok=True)
-    model = run([translate, "--model=" + args.model, "--batch=%d" % args.batch,
-                 "--seq-len=%d" % args.seq])
 
     rng = np.random.default_rng(7)
     data = {

@@ -10,31 +10,20 @@ import argparse
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from parallel_forward import merge_ranks, run  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
+                                "Runtime", "Inputs"))
+from parallel_forward import merge_ranks, parse_common, run  # noqa: E402
+from preset_reference import read_safetensors as read_torch  # noqa: E402
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    tensors = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = entry["data_offsets"]
-        tensors[name] = np.frombuffer(
-            data[8 + length + begin:8 + length + end],
-            dtype={"F32": "<f4", "I64": "<i8"}[entry["dtype"]]).reshape(
-                entry["shape"])
-    return tensors
+    return {name: value.numpy() for name, value in read_torch(path).items()}
 
 
 def slices_of(program_text, rank):
@@ -55,23 +44,12 @@ def slices_of(program_text, rank):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tools", nargs=3, required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seq", type=int, default=8)
-    parser.add_argument("--strategy", required=True)
-    parser.add_argument("--ranks", type=int, required=True)
     parser.add_argument("--train", required=True)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tolerance", type=float, default=1e-5)
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--mpirun", default="mpirun --oversubscribe -np")
-    args = parser.parse_args()
+    args, model = parse_common(parser)
     opt, translate, galvatron_run = args.tools
     work = args.workdir
-    os.makedirs(work, exist_ok=True)
-    model = run([translate, "--model=" + args.model, "--batch=%d" % args.batch,
-                 "--seq-len=%d" % args.seq])
     rng = np.random.default_rng(5)
     tokens = os.path.join(work, "tokens.bin")
     rng.integers(0, 200, size=4096).astype("<u2").tofile(tokens)
