@@ -1,10 +1,12 @@
 //===- BuildTrainStep.cpp - Loss, backward, optimizer and schedule --------===//
 
 #include "galvatron/Transforms/Passes.h"
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 #include "galvatron/Transforms/Autodiff.h"
 #include "galvatron/Transforms/LayerUtils.h"
 #include "galvatron/Transforms/Training.h"
 
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringSwitch.h"
 
 namespace mlir::galvatron {
@@ -284,11 +286,26 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
   Value meanLoss = emit.read(lossState);
   emit.assign(lossState, emit.f32(0.0));
 
-  // Global norm of the accumulated gradients (unscaled under fp16).
-  Value sumSquares;
+  // Global norm of the accumulated gradients (unscaled under fp16). A
+  // partitioned parameter's part contributes its squares summed over the
+  // groups holding the other parts (one all-reduce per set of groups).
+  llvm::MapVector<Attribute, Value> partSquares;
   for (auto &entry : accumulators.get()) {
     Value squares = emit.sumOfSquares(emit.read(entry.second));
-    sumSquares = sumSquares ? emit.add(sumSquares, squares) : squares;
+    SmallVector<Attribute> groups;
+    if (std::optional<ParameterShard> shard = getParameterShard(entry.first))
+      for (const ParameterShard::Split &split : shard->splits)
+        groups.push_back(split.groups);
+    Value &sum = partSquares[b.getArrayAttr(groups)];
+    sum = sum ? emit.add(sum, squares) : squares;
+  }
+  Value sumSquares;
+  for (auto [groups, squares] : partSquares) {
+    Value whole = squares;
+    for (Attribute group : cast<ArrayAttr>(groups))
+      whole = AllReduceOp::create(b, loc, whole, CollectiveReduction::sum,
+                                  cast<ArrayAttr>(group));
+    sumSquares = sumSquares ? emit.add(sumSquares, whole) : whole;
   }
   Value norm = SqrtOp::create(b, loc, sumSquares);
   Value lossScale, finite;

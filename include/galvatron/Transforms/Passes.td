@@ -185,6 +185,45 @@ def PrintTensorParallel : Pass<"galvatron-print-tensor-parallel",
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
 
+def Partition : Pass<"galvatron-partition", "::mlir::ModuleOp"> {
+  let summary = "Rewrite the forward model into an SPMD program per stage";
+  let description = [{
+    Rewrites the layered forward function by each layer's
+    `#galvatron.strategy` and the module's `#galvatron.plan` into the
+    program every rank of the layer's pipeline stage runs, with collectives
+    on explicit device groups (see "Partitioning" in docs/architecture.md).
+    Run it before `--galvatron-build-train-step`: the gradients then come
+    from the collectives' own rules.
+
+    - Ranks: stage s holds world ranks [s·D, (s+1)·D), D = devices / pp.
+      Local rank l = dp_index·tp + tp_index when tp_consecutive, else
+      tp_index·dp + dp_index.
+    - Data parallelism: a batched layer input is sliced to the layer's
+      rows (`galvatron.shard` along dimension 0 over the DP groups, after
+      an all-gather when the producer split the batch otherwise); every
+      parameter read is `galvatron.replicate`d over the DP groups (its
+      gradient is summed: DDP; zero1 and zero2 lower the same way for
+      now), or, for zero3, the parameter is stored split along its first
+      divisible dimension and all-gathered before use (`reduce_grad`: its
+      gradient is reduce-scattered).
+    - Tensor parallelism, from `TensorParallelAnalysis`: column-parallel
+      linears read their input through `galvatron.replicate` over the TP
+      group (Megatron's f), their weights and biases are split; row-
+      parallel linears give partial sums that `galvatron.all_reduce` makes
+      whole (Megatron's g; the bias is added after); attention splits heads
+      (grouped-query: both head counts); a fused QKV weight is split per
+      segment; values needed whole are all-gathered. Layers with a
+      vocabulary-parallel lookup, or whose split weights other layers also
+      read (a tied LM head), run replicated on the TP group.
+    - The function's inputs and results are whole on every rank.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"main\"",
+           "The forward function to partition">
+  ];
+  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
+}
+
 def Differentiate : Pass<"galvatron-differentiate", "::mlir::ModuleOp"> {
   let summary = "Build the backward function of a layered forward function";
   let description = [{

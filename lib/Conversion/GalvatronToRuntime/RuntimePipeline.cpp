@@ -15,6 +15,8 @@ void mlir::galvatron::buildRuntimePipeline(
   LowerToRuntimeOptions lowering;
   lowering.modelDirectory = options.modelDirectory;
   lowering.entry = options.entry;
+  lowering.rank = options.rank;
+  lowering.worldSize = options.worldSize;
   pm.addPass(createLowerToRuntime(lowering));
 }
 

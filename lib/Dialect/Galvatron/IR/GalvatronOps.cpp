@@ -1209,5 +1209,7 @@ LogicalResult ScheduleOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   return success();
 }
 
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
+
 #define GET_OP_CLASSES
 #include "galvatron/Dialect/Galvatron/IR/GalvatronOps.cpp.inc"

@@ -1,0 +1,144 @@
+"""Trains a preset for a few steps partitioned for N ranks under mpirun and
+checks the loss and gradient norm of every step and every rank's part of
+every parameter and optimizer state against the one-rank run.
+
+usage: parallel_train.py --tools OPT TRANSLATE RUN --model NAME --batch B
+           --seq S --strategy "KNOBS" --ranks N --train "STEP OPTIONS"
+           --workdir DIR
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
+                                "Runtime", "Inputs"))
+from parallel_forward import merge_ranks, parse_common, run  # noqa: E402
+from preset_reference import read_safetensors as read_torch  # noqa: E402
+
+
+def read_safetensors(path):
+    return {name: value.numpy() for name, value in read_torch(path).items()}
+
+
+def slices_of(program_text, rank):
+    """name -> (full_shape, slice_start) of the rank's sharded parameters."""
+    start = program_text.index("grt.program rank %d " % rank)
+    end = program_text.find("grt.program rank", start + 1)
+    text = program_text[start:end if end >= 0 else len(program_text)]
+    slices = {}
+    for line in text.splitlines():
+        m = re.search(r'grt.parameter "([^"]+)".*full_shape = array<i64: '
+                      r'([0-9, ]+)>.*slice_start = array<i64: ([0-9, ]+)>',
+                      line)
+        if m:
+            slices[m.group(1)] = ([int(x) for x in m.group(2).split(",")],
+                                  [int(x) for x in m.group(3).split(",")])
+    return slices
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+    args, model = parse_common(parser)
+    opt, translate, galvatron_run = args.tools
+    work = args.workdir
+    rng = np.random.default_rng(5)
+    tokens = os.path.join(work, "tokens.bin")
+    rng.integers(0, 200, size=4096).astype("<u2").tofile(tokens)
+    step = ["--galvatron-build-train-step=" + args.train,
+            "--galvatron-unroll-schedule"]
+
+    def train(name, passes, ranks):
+        lowered = [run([opt] + passes + step +
+                       ["--galvatron-lower-to-runtime=entry=train_step "
+                        "rank=%d world-size=%d" % (r, ranks)], input=model)
+                   for r in range(ranks)]
+        text = merge_ranks(lowered)
+        path = os.path.join(work, name + ".mlir")
+        with open(path, "w") as f:
+            f.write(text)
+        run([translate, "--emit-program", path, "-o",
+             os.path.join(work, name + ".gxp")])
+        launch = args.mpirun.split() + [str(ranks)] if ranks > 1 else []
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
+                   OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        run(launch + [galvatron_run, os.path.join(work, name + ".gxp"),
+                      "--steps", str(args.steps), "--data", tokens, "--seed",
+                      "3", "--threads", "1", "--peak-tflops", "1", "--quiet",
+                      "--log", os.path.join(work, name + ".jsonl"),
+                      "--checkpoint", os.path.join(work, name)], env=env)
+        with open(os.path.join(work, name + ".jsonl")) as f:
+            return text, [json.loads(line) for line in f]
+
+    _, serial_log = train("serial", [], 1)
+    strategy = ("--galvatron-apply-strategy=" + args.strategy +
+                " check-memory=false precision=fp32")
+    text, parallel_log = train("parallel", [strategy, "--galvatron-partition"],
+                               args.ranks)
+
+    def relative(got, want):
+        """||got - want|| / ||want|| (L2 over the tensor)."""
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        return float(np.linalg.norm(got - want) /
+                     max(float(np.linalg.norm(want)), 1e-30))
+
+    worst = 0.0
+    for s, (want, got) in enumerate(zip(serial_log, parallel_log)):
+        for key in ("loss", "grad_norm"):
+            error = relative(got[key], want[key])
+            worst = max(worst, error)
+            if error > 1e-5:
+                sys.exit("step %d: %s %r differs from serial %r" %
+                         (s + 1, key, got[key], want[key]))
+    serial = read_safetensors(os.path.join(work, "serial",
+                                           "checkpoint.safetensors"))
+    compared = 0
+    for r in range(args.ranks):
+        part = read_safetensors(os.path.join(
+            work, "parallel", "checkpoint.rank%d.safetensors" % r))
+        slices = slices_of(text, r)
+        for name, value in part.items():
+            whole = serial[name]
+            # State of a sharded parameter is sharded like it.
+            owner = next((p for p in sorted(slices, key=len, reverse=True)
+                          if name == p or name.startswith(p + ".")), None)
+            if owner is not None and whole.shape != value.shape:
+                full, begin = slices[owner]
+                whole = whole.reshape(full)[tuple(
+                    slice(b, b + n) for b, n in zip(begin, value.shape))]
+            if whole.shape != value.shape:
+                sys.exit("rank %d: %s has shape %s, serial %s" %
+                         (r, name, value.shape, whole.shape))
+            # Attention ignores a bias added to every key: its exact
+            # gradient is zero, both runs hold rounding noise there, and
+            # AdamW's normalization turns the noise into updates no two
+            # runs share. Those elements are left out.
+            if ".key.bias" in name:
+                continue
+            if "c_attn.bias" in name:
+                rows = whole.reshape(3, -1)
+                keep = [0, 2]
+                whole = rows[keep]
+                value = value.reshape(3, -1)[keep]
+            error = relative(value, whole) if whole.size else 0.0
+            worst = max(worst, error)
+            if error > args.tolerance:
+                sys.exit("rank %d: %s differs from serial by %.3g" %
+                         (r, name, error))
+            compared += 1
+    print("%s [%s] on %d ranks: losses and gradient norms of %d steps and "
+          "%d parameter and state tensors match the serial run (max "
+          "relative error, L2 per tensor, below %g; measured %.1e)" %
+          (args.model, args.strategy, args.ranks, len(serial_log), compared,
+           args.tolerance, worst))
+
+
+if __name__ == "__main__":
+    main()
