@@ -3,11 +3,14 @@
 //   galvatron-compile model.onnx [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile --model=NAME [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile model.mlir -o m.gxp
+//   galvatron-compile --model=NAME --plan="devices=4 pp=4" -o m.gxp
 //
 // Runs the whole pipeline available so far on an ONNX model (import and
 // clean-up), a preset or galvatron IR, and writes the program file (or, with
-// --emit=mlir, the lowered IR). Later stages (training step, partitioning
-// by the searched plan) join the pipeline here.
+// --emit=mlir, the lowered IR). A plan (--plan, --strategy or --search, or
+// one already in the IR) over several devices gives one program per rank,
+// all in one file: each rank gets its pipeline stage's part of the model
+// (--galvatron-pipeline) and is lowered as that rank.
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,6 +27,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -57,6 +61,11 @@ static cl::opt<int64_t> seqLen(
     cl::desc("Sequence length of a preset (default: the preset's) or an ONNX "
              "model's dynamic sequence"),
     cl::init(0), cl::cat(category));
+static cl::opt<int64_t> layers(
+    "layers",
+    cl::desc("Transformer blocks of a preset (default: the preset's; T5: "
+             "per stack)"),
+    cl::init(0), cl::cat(category));
 static cl::opt<std::string>
     modelDirectory("model-dir",
                    cl::desc("Directory that external parameter data is "
@@ -74,6 +83,24 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::Required, cl::cat(category));
 static cl::opt<bool> quiet("quiet", cl::desc("Print errors only"),
                            cl::cat(category));
+static cl::opt<std::string> planOptions(
+    "plan",
+    cl::desc("Apply a hand-written plan: --galvatron-apply-strategy's "
+             "options, e.g. \"devices=4 pp=4 precision=fp32\""),
+    cl::value_desc("options"), cl::cat(category));
+static cl::opt<std::string> strategyFile(
+    "strategy", cl::desc("Apply a Galvatron strategy JSON file"),
+    cl::value_desc("file.json"), cl::cat(category));
+static cl::opt<std::string> searchOptions(
+    "search",
+    cl::desc("Search the plan: --galvatron-search's options, e.g. "
+             "\"cluster=a100-80gb devices=4\""),
+    cl::value_desc("options"), cl::cat(category));
+static cl::opt<std::string> trainOptions(
+    "train",
+    cl::desc("Compile the training step: --galvatron-build-train-step's "
+             "options (\"\" for the defaults)"),
+    cl::value_desc("options"), cl::ValueOptional, cl::cat(category));
 
 static int error(const Twine &message) {
   llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
@@ -96,8 +123,16 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
             "'; galvatron-translate --list-models lists the presets");
       return failure();
     }
+    mlir::galvatron::ModelConfig resized = *config;
+    if (layers.getNumOccurrences()) {
+      if (layers < 1) {
+        error("--layers must be positive, got " + Twine(layers.getValue()));
+        return failure();
+      }
+      resized.layers = layers;
+    }
     auto module = mlir::galvatron::buildModel(
-        &context, *config, mlir::galvatron::ModelShape{batch, seqLen});
+        &context, resized, mlir::galvatron::ModelShape{batch, seqLen});
     if (!module) {
       error(llvm::toString(module.takeError()));
       return failure();
@@ -138,6 +173,80 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
   return std::move(module);
 }
 
+/// Runs `pipeline`, a textual pass pipeline on the module, on `module`.
+static LogicalResult runPipeline(ModuleOp module, const std::string &pipeline) {
+  PassManager pm(module.getContext());
+  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    return failure();
+  return pm.run(module);
+}
+
+/// Writes the plan the options ask for onto the module.
+static LogicalResult applyPlan(ModuleOp module) {
+  int given = !planOptions.empty() + !strategyFile.empty() +
+              !searchOptions.empty();
+  if (given > 1) {
+    error("give at most one of --plan, --strategy and --search");
+    return failure();
+  }
+  if (!planOptions.empty())
+    return runPipeline(module, "galvatron-apply-strategy{" +
+                                   planOptions + "}");
+  if (!strategyFile.empty())
+    return runPipeline(module, "galvatron-apply-strategy{json=" +
+                                   strategyFile + "}");
+  if (!searchOptions.empty())
+    return runPipeline(module, "galvatron-search{" +
+                                   searchOptions + "}");
+  return success();
+}
+
+/// The training step, when asked for: loss, backward, optimizer, schedule,
+/// unrolled into one function.
+static LogicalResult buildTrainingStep(ModuleOp module) {
+  if (!trainOptions.getNumOccurrences())
+    return success();
+  return runPipeline(module, "galvatron-build-train-step{" +
+                                 trainOptions +
+                                 "},galvatron-unroll-schedule");
+}
+
+/// The program of every rank of `plan`'s job, one file: each rank compiles
+/// its pipeline stage (stage-major ranks) and the programs are linked.
+static FailureOr<rt::Program>
+compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
+             mlir::galvatron::RuntimePipelineOptions options,
+             std::string &lowered) {
+  int64_t devices = plan.getDevices(), pp = plan.getPp();
+  if (devices != pp) {
+    error("the plan runs " + Twine(devices / pp) +
+          " ranks per pipeline stage; partitioning a stage over several "
+          "ranks (tensor or data parallelism) is not supported yet");
+    return failure();
+  }
+  SmallVector<rt::Program> ranks;
+  llvm::raw_string_ostream text(lowered);
+  for (int64_t rank = 0; rank < devices; ++rank) {
+    OwningOpRef<ModuleOp> copy(module.clone());
+    int64_t stage = rank / (devices / pp);
+    if (failed(runPipeline(*copy, "galvatron-pipeline{stage=" +
+                                      std::to_string(stage) + "}")) ||
+        failed(buildTrainingStep(*copy)))
+      return failure();
+    options.rank = rank;
+    FailureOr<rt::Program> program =
+        mlir::galvatron::buildProgram(*copy, options);
+    if (failed(program))
+      return failure();
+    ranks.push_back(std::move(*program));
+    if (rank)
+      text << "// -----\n";
+    (*copy)->print(text);
+    text << "\n";
+  }
+  return mlir::galvatron::linkRankPrograms(module.getLoc(), ranks);
+}
+
 static void printSummary(const std::string &description,
                          const rt::Program &program) {
   llvm::outs() << "galvatron-compile: " << description << " -> "
@@ -166,6 +275,7 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");
 
+  mlir::galvatron::registerAllPasses();
   DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);
   MLIRContext context(registry);
@@ -185,8 +295,21 @@ int main(int argc, char **argv) {
     llvm::sys::path::remove_filename(directory);
     options.modelDirectory = directory.str().str();
   }
-  FailureOr<rt::Program> program =
-      mlir::galvatron::buildProgram(**module, options);
+  if (failed(applyPlan(**module)))
+    return 1;
+  FailureOr<rt::Program> program;
+  std::string lowered;
+  mlir::galvatron::PlanAttr plan = mlir::galvatron::getPlan(**module);
+  if (plan && plan.getDevices() > 1) {
+    program = compileRanks(**module, plan, options, lowered);
+  } else {
+    if (failed(buildTrainingStep(**module)))
+      return 1;
+    program = mlir::galvatron::buildProgram(**module, options);
+    llvm::raw_string_ostream text(lowered);
+    (**module)->print(text);
+    text << "\n";
+  }
   if (failed(program))
     return 1;
 
@@ -195,8 +318,7 @@ int main(int argc, char **argv) {
     auto output = openOutputFile(outputFilename, &message);
     if (!output)
       return error(message);
-    (**module)->print(output->os());
-    output->os() << "\n";
+    output->os() << lowered;
     output->keep();
   } else {
     rt::Status status = rt::writeProgramFile(*program, outputFilename);

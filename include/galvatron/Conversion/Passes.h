@@ -20,6 +20,7 @@ namespace mlir::galvatron {
 struct RuntimePipelineOptions {
   /// Passed to --galvatron-lower-to-runtime.
   std::string modelDirectory;
+  int64_t rank = 0;
 };
 
 /// Canonicalizes, removes common subexpressions, lowers to the runtime.

@@ -28,6 +28,11 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
       to last use. Space is reused once free (greedy by size, best-fitting
       gap), offsets are multiples of `alignment`.
 
+    - With a `#galvatron.plan`, the job has the plan's device count and
+      the program is rank `rank`'s. Pipeline messages go to the rank of
+      the peer stage holding the same local index (ranks are stage-major:
+      rank = stage · devices / pp + local index).
+
     The result verifies with the runtime's own validation and serializes to
     a program file with `galvatron-translate --emit-program`.
   }];
@@ -37,7 +42,9 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
     Option<"alignment", "alignment", "int64_t", /*default=*/"64",
            "Alignment of buffers in bytes (a power of two)">,
     Option<"modelDirectory", "model-dir", "std::string", /*default=*/"\"\"",
-           "Directory that external parameter data is relative to">
+           "Directory that external parameter data is relative to">,
+    Option<"rank", "rank", "int64_t", /*default=*/"0",
+           "The world rank whose program this is (of the plan's devices)">
   ];
   let dependentDialects = ["::mlir::galvatron::grt::GrtDialect"];
 }

@@ -129,10 +129,23 @@ struct KernelStep {
   SmallVector<unsigned> inputs, outputs;
 };
 
+/// Where a rank sits in the job: stage-major (rank = stage · devices / pp +
+/// local index), so the peer of a pipeline message holds the same local
+/// index on the other stage.
+struct RankPlacement {
+  int64_t rank = 0, worldSize = 1, ranksPerStage = 1;
+
+  int64_t peerOf(int64_t peerStage) const {
+    return peerStage * ranksPerStage + rank % ranksPerStage;
+  }
+};
+
 class Lowering {
 public:
-  Lowering(ModuleOp module, func::FuncOp entry, uint64_t alignment)
-      : module(module), entry(entry), alignment(alignment) {}
+  Lowering(ModuleOp module, func::FuncOp entry, uint64_t alignment,
+           RankPlacement placement)
+      : module(module), entry(entry), alignment(alignment),
+        placement(placement) {}
 
   LogicalResult collect();
   void assignInPlace();
@@ -149,6 +162,7 @@ private:
   ModuleOp module;
   func::FuncOp entry;
   uint64_t alignment;
+  RankPlacement placement;
 
   SmallVector<ValueBuffer> buffers;
   DenseMap<Value, unsigned> bufferOf;
@@ -242,10 +256,16 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     buffers[*index].offsetInRoot = source.offsetInRoot;
     return success();
   }
-  FailureOr<std::pair<std::string, DictionaryAttr>> kernel = describeKernel(op);
-  if (failed(kernel))
-    return failure();
-  KernelStep step{op, kernel->first, kernel->second, layer, {}, {}};
+  // Messages are steps without a kernel.
+  std::pair<std::string, DictionaryAttr> kernel;
+  if (!isa<SendOp, RecvOp>(op)) {
+    FailureOr<std::pair<std::string, DictionaryAttr>> described =
+        describeKernel(op);
+    if (failed(described))
+      return failure();
+    kernel = *described;
+  }
+  KernelStep step{op, kernel.first, kernel.second, layer, {}, {}};
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   for (Value result : op->getResults()) {
@@ -302,6 +322,8 @@ void Lowering::assignInPlace() {
   for (unsigned i = 0; i < buffers.size(); ++i)
     rootClass[i] = i;
   for (auto [index, step] : llvm::enumerate(steps)) {
+    if (step.kernel.empty())
+      continue;
     const rt::KernelSpec &spec = *rt::findKernel(step.kernel);
     if (!spec.inPlaceInputs || step.outputs.empty())
       continue;
@@ -368,10 +390,10 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
   auto model = module->getAttrOfType<StringAttr>(
       GalvatronDialect::getModelAttrName());
   auto executable = grt::ExecutableOp::create(
-      builder, loc, /*world_size=*/1, alignment, model,
+      builder, loc, placement.worldSize, alignment, model,
       modelDirectory.empty() ? StringAttr() : builder.getStringAttr(modelDirectory));
   builder.setInsertionPointToStart(&executable.getBody().emplaceBlock());
-  auto program = grt::ProgramOp::create(builder, loc, /*rank=*/0, memory.size);
+  auto program = grt::ProgramOp::create(builder, loc, placement.rank, memory.size);
   builder.setInsertionPointToStart(&program.getBody().emplaceBlock());
 
   auto offsetOf = [&](unsigned index) {
@@ -426,6 +448,19 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
       inputs.push_back(values[input]);
     for (unsigned output : step.outputs)
       results.push_back(values[output]);
+    Location at = step.op->getLoc();
+    if (auto send = dyn_cast<SendOp>(step.op)) {
+      grt::SendOp::create(builder, at, inputs[0],
+                          placement.peerOf(send.getPeer()), send.getTag(),
+                          step.layer);
+      continue;
+    }
+    if (auto recv = dyn_cast<RecvOp>(step.op)) {
+      grt::RecvOp::create(builder, at, results[0],
+                          placement.peerOf(recv.getPeer()), recv.getTag(),
+                          step.layer);
+      continue;
+    }
     grt::KernelOp::create(builder, step.op->getLoc(), step.kernel, inputs,
                           results, step.config, step.layer);
   }
@@ -460,7 +495,20 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
       function.emitOpError() << "must have a single block to be lowered";
       return signalPassFailure();
     }
-    Lowering lowering(module, function, uint64_t(alignment));
+    // The plan sizes the job; without one the program runs on one rank.
+    RankPlacement placement;
+    placement.rank = rank;
+    if (PlanAttr plan = getPlan(module)) {
+      placement.worldSize = plan.getDevices();
+      placement.ranksPerStage = plan.getDevices() / plan.getPp();
+    }
+    if (placement.rank < 0 || placement.rank >= placement.worldSize) {
+      module.emitError() << "rank " << int64_t(rank)
+                         << " is outside the job of " << placement.worldSize
+                         << (placement.worldSize == 1 ? " rank" : " ranks");
+      return signalPassFailure();
+    }
+    Lowering lowering(module, function, uint64_t(alignment), placement);
     if (failed(lowering.collect()))
       return signalPassFailure();
     lowering.assignInPlace();

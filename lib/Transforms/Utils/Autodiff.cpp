@@ -140,7 +140,8 @@ void Differentiator::analyzeActivity() {
       if (varied.contains(input))
         varied.insert(argument);
     for (Operation &op : layer.getBodyBlock().without_terminator()) {
-      bool depends = isa<ParamOp>(op) ||
+      auto rule = dyn_cast<VJPOpInterface>(op);
+      bool depends = isa<ParamOp>(op) || (rule && rule.isVariedSource()) ||
                      llvm::any_of(op.getOperands(),
                                   [&](Value v) { return varied.contains(v); });
       if (depends)
@@ -223,7 +224,8 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
     auto rule = dyn_cast<VJPOpInterface>(op);
     bool source =
         rule && rule.isGradientSource() &&
-        llvm::any_of(op.getOperands(), [&](Value v) { return isActive(v); });
+        (rule.isVariedSource() ||
+         llvm::any_of(op.getOperands(), [&](Value v) { return isActive(v); }));
     bool active = source || llvm::any_of(op.getResults(),
                                          [&](Value v) { return isActive(v); });
     if (!active)
