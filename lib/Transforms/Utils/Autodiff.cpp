@@ -189,7 +189,7 @@ static bool dependsOnInputs(Value value, LayerOp layer,
   Operation *producer = value.getDefiningOp();
   if (!producer || producer->getParentOp() != layer)
     depends = true;
-  else if (isa<ReadStateOp>(producer))
+  else if (isa<ReadStateOp, RecvOp>(producer))
     depends = true;
   else
     depends = llvm::any_of(producer->getOperands(), [&](Value operand) {
@@ -200,12 +200,13 @@ static bool dependsOnInputs(Value value, LayerOp layer,
 }
 
 /// Adds to `ops` the ops of `layer` that `value` is computed from (stopping
-/// at the layer's arguments) and to `arguments` the arguments reached.
+/// at the layer's arguments and at received values, which cannot be
+/// received twice) and to `arguments` the values reached.
 static void collectSlice(Value value, LayerOp layer,
                          llvm::SetVector<Operation *> &ops,
                          llvm::SetVector<Value> &arguments) {
   Operation *producer = value.getDefiningOp();
-  if (!producer) {
+  if (!producer || isa<RecvOp>(producer)) {
     arguments.insert(value);
     return;
   }
@@ -254,6 +255,10 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
                << "reads state @" << read.getName()
                << ", which may change before the backward pass; layer '"
                << layer.getLayerName() << "' cannot be recomputed";
+    // Received values are saved like activations.
+    for (Value value : plan.received)
+      if (!isa<BlockArgument>(value))
+        plan.yielded.push_back(value);
   } else {
     DenseMap<Value, bool> memo;
     llvm::SetVector<Value> noArguments;
