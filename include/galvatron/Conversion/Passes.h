@@ -20,7 +20,9 @@ namespace mlir::galvatron {
 struct RuntimePipelineOptions {
   /// Passed to --galvatron-lower-to-runtime.
   std::string modelDirectory;
+  /// The rank whose program to emit and the job's size (0: from the plan).
   int64_t rank = 0;
+  int64_t worldSize = 0;
 };
 
 /// Canonicalizes, removes common subexpressions, lowers to the runtime.

@@ -28,10 +28,18 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
       to last use. Space is reused once free (greedy by size, best-fitting
       gap), offsets are multiples of `alignment`.
 
-    - With a `#galvatron.plan`, the job has the plan's device count and
-      the program is rank `rank`'s. Pipeline messages go to the rank of
-      the peer stage holding the same local index (ranks are stage-major:
-      rank = stage · devices / pp + local index).
+    An SPMD function (partitioned by `--galvatron-partition`) lowers for
+    one `rank` of a `world-size` job: each collective runs on the one of
+    its device groups that holds the rank (`grt.group @g0_1 ranks [0, 1]`,
+    named after its members so programs of several ranks merge into one
+    executable), `galvatron.shard` becomes a slice of the rank's part, and a
+    parameter with `galvatron.shard` is bound to its part of the whole
+    (`full_shape` / `slice_start`). Collectives along a dimension other
+    than 0 go through a transpose, since the runtime's run along
+    dimension 0.
+    Pipeline messages (`galvatron.send` / `recv` to a stage) go to the rank
+    of the peer stage with the same local index: ranks are stage-major,
+    rank = stage · devices / pp + local index.
 
     The result verifies with the runtime's own validation and serializes to
     a program file with `galvatron-translate --emit-program`.
@@ -44,7 +52,9 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
     Option<"modelDirectory", "model-dir", "std::string", /*default=*/"\"\"",
            "Directory that external parameter data is relative to">,
     Option<"rank", "rank", "int64_t", /*default=*/"0",
-           "The world rank whose program this is (of the plan's devices)">
+           "The world rank whose program to emit from an SPMD function">,
+    Option<"worldSize", "world-size", "int64_t", /*default=*/"0",
+           "Ranks of the job (0: the module plan's device count, else 1)">
   ];
   let dependentDialects = ["::mlir::galvatron::grt::GrtDialect"];
 }

@@ -8,6 +8,7 @@
 
 #include "galvatron/Analysis/MemoryPlanner.h"
 #include "galvatron/Conversion/Passes.h"
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include "mlir/IR/Builders.h"
@@ -121,31 +122,28 @@ struct ValueBuffer {
   }
 };
 
+/// One instruction: a kernel call or a collective on the rank's group.
 struct KernelStep {
+  enum class Kind { kernel, allReduce, allGather, reduceScatter, send, recv };
   Operation *op;
   std::string kernel;
   DictionaryAttr config;
   StringAttr layer;
   SmallVector<unsigned> inputs, outputs;
-};
-
-/// Where a rank sits in the job: stage-major (rank = stage · devices / pp +
-/// local index), so the peer of a pipeline message holds the same local
-/// index on the other stage.
-struct RankPlacement {
-  int64_t rank = 0, worldSize = 1, ranksPerStage = 1;
-
-  int64_t peerOf(int64_t peerStage) const {
-    return peerStage * ranksPerStage + rank % ranksPerStage;
-  }
+  Kind kind = Kind::kernel;
+  grt::ReduceKind reduce = grt::ReduceKind::sum;
+  /// The world rank a pipeline message goes to or comes from, and its tag.
+  int64_t peer = 0, tag = 0;
+  /// The world ranks of the collective's group, in group order.
+  SmallVector<int64_t> group;
 };
 
 class Lowering {
 public:
   Lowering(ModuleOp module, func::FuncOp entry, uint64_t alignment,
-           RankPlacement placement)
-      : module(module), entry(entry), alignment(alignment),
-        placement(placement) {}
+           int64_t rank, int64_t worldSize)
+      : module(module), entry(entry), alignment(alignment), rank(rank),
+        worldSize(worldSize) {}
 
   LogicalResult collect();
   void assignInPlace();
@@ -154,7 +152,18 @@ public:
 
 private:
   FailureOr<unsigned> newBuffer(Operation *op, Value value, Role role);
+  /// A temporary without a value of its own (collectives' staging).
+  unsigned newTemporary(RankedTensorType type);
+  /// `type` over the bytes of `buffer` (a view of its root).
+  unsigned newView(unsigned buffer, RankedTensorType type);
   LogicalResult visit(Operation *op, StringAttr layer);
+  LogicalResult visitCollective(Operation *op, StringAttr layer);
+  /// The rank's group of `op`'s groups and its position in it.
+  FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> groupOf(Operation *op,
+                                                           ArrayAttr groups);
+  void addTranspose(Operation *op, StringAttr layer, unsigned input,
+                    unsigned output, ArrayRef<int64_t> perm);
+
   unsigned rootOf(unsigned buffer) const { return buffers[buffer].root; }
   /// The class (set of roots sharing bytes through in-place results).
   unsigned classOf(unsigned root) const { return rootClass[root]; }
@@ -162,12 +171,12 @@ private:
   ModuleOp module;
   func::FuncOp entry;
   uint64_t alignment;
-  RankPlacement placement;
+  int64_t rank, worldSize;
 
   SmallVector<ValueBuffer> buffers;
   DenseMap<Value, unsigned> bufferOf;
   llvm::StringMap<unsigned> parameterBuffers;
-  SmallVector<KernelStep> steps;
+  SmallVector<KernelStep, 0> steps;
   SmallVector<std::pair<std::string, unsigned>> outputs;
 
   // Per root buffer: first write (-1 before the run) and last access
@@ -198,7 +207,189 @@ FailureOr<unsigned> Lowering::newBuffer(Operation *op, Value value, Role role) {
   return index;
 }
 
+unsigned Lowering::newTemporary(RankedTensorType type) {
+  unsigned index = buffers.size();
+  ValueBuffer &buffer = buffers.emplace_back();
+  buffer.type = type;
+  buffer.root = index;
+  return index;
+}
+
+unsigned Lowering::newView(unsigned source, RankedTensorType type) {
+  unsigned index = newTemporary(type);
+  buffers[index].root = buffers[source].root;
+  buffers[index].offsetInRoot = buffers[source].offsetInRoot;
+  return index;
+}
+
+FailureOr<std::pair<ArrayRef<int64_t>, int64_t>>
+Lowering::groupOf(Operation *op, ArrayAttr groups) {
+  for (Attribute group : groups)
+    for (int64_t member : cast<DenseI64ArrayAttr>(group).asArrayRef())
+      if (member >= worldSize)
+        return op->emitOpError() << "names rank " << member
+                                 << " outside a world of " << worldSize;
+  auto found = findDeviceGroup(groups, rank);
+  if (!found)
+    return op->emitOpError() << "has no device group holding rank " << rank;
+  return *found;
+}
+
+void Lowering::addTranspose(Operation *op, StringAttr layer, unsigned input,
+                            unsigned output, ArrayRef<int64_t> perm) {
+  Builder b(op->getContext());
+  KernelStep &step = steps.emplace_back();
+  step.op = op;
+  step.kernel = "transpose";
+  step.config = b.getDictionaryAttr(
+      b.getNamedAttr("perm", b.getDenseI64ArrayAttr(perm)));
+  step.layer = layer;
+  step.inputs = {input};
+  step.outputs = {output};
+}
+
+/// `shape` with `size` inserted at `position`.
+static SmallVector<int64_t> insertDim(ArrayRef<int64_t> shape,
+                                      int64_t position, int64_t size) {
+  SmallVector<int64_t> result(shape);
+  result.insert(result.begin() + position, size);
+  return result;
+}
+
+/// The permutation moving dimension `from` to position `to`.
+static SmallVector<int64_t> movePermutation(int64_t rank, int64_t from,
+                                            int64_t to) {
+  SmallVector<int64_t> perm;
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != from)
+      perm.push_back(d);
+  perm.insert(perm.begin() + to, from);
+  return perm;
+}
+
+/// Collectives run along dimension 0 in the runtime; other dimensions go
+/// through a transpose that brings the member index to the front (or back).
+LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
+  auto groups = op->getAttrOfType<ArrayAttr>("groups");
+  FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> group = groupOf(op, groups);
+  if (failed(group))
+    return failure();
+  if (isa<ReplicateOp>(op)) {
+    bufferOf[op->getResult(0)] = bufferOf.lookup(op->getOperand(0));
+    return success();
+  }
+  Value input = op->getOperand(0), result = op->getResult(0);
+  auto inputType = cast<RankedTensorType>(input.getType());
+  auto resultType = cast<RankedTensorType>(result.getType());
+  int64_t members = group->first.size();
+  Builder b(op->getContext());
+  if (auto shard = dyn_cast<ShardOp>(op)) {
+    // The member's part is a local slice.
+    SmallVector<int64_t> starts(inputType.getRank(), 0),
+        limits(inputType.getShape()), strides(inputType.getRank(), 1);
+    int64_t part = resultType.getDimSize(shard.getDim());
+    starts[shard.getDim()] = group->second * part;
+    limits[shard.getDim()] = starts[shard.getDim()] + part;
+    FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+    if (failed(output))
+      return failure();
+    KernelStep &step = steps.emplace_back();
+    step.op = op;
+    step.kernel = "slice";
+    step.config = b.getDictionaryAttr(
+        {b.getNamedAttr("starts", b.getDenseI64ArrayAttr(starts)),
+         b.getNamedAttr("limits", b.getDenseI64ArrayAttr(limits)),
+         b.getNamedAttr("strides", b.getDenseI64ArrayAttr(strides))});
+    step.layer = layer;
+    step.inputs = {bufferOf.lookup(input)};
+    step.outputs = {*output};
+    return success();
+  }
+  KernelStep collective;
+  collective.op = op;
+  collective.layer = layer;
+  collective.group.assign(group->first.begin(), group->first.end());
+  auto reduceKind = [](CollectiveReduction reduction) {
+    switch (reduction) {
+    case CollectiveReduction::sum:
+      return grt::ReduceKind::sum;
+    case CollectiveReduction::avg:
+      return grt::ReduceKind::avg;
+    case CollectiveReduction::max:
+      return grt::ReduceKind::max;
+    }
+    llvm_unreachable("unknown reduction");
+  };
+  auto tensorOf = [&](ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, inputType.getElementType());
+  };
+  if (auto allReduce = dyn_cast<AllReduceOp>(op)) {
+    collective.kind = KernelStep::Kind::allReduce;
+    collective.reduce = reduceKind(allReduce.getReduce());
+    collective.inputs = {bufferOf.lookup(input)};
+    FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+    if (failed(output))
+      return failure();
+    collective.outputs = {*output};
+    steps.push_back(std::move(collective));
+    return success();
+  }
+  if (auto gather = dyn_cast<AllGatherOp>(op)) {
+    // Gather [1, part...] into [members, part...], then move the member
+    // index next to `dim`, whose bytes are then the result's.
+    int64_t dim = gather.getDim();
+    collective.kind = KernelStep::Kind::allGather;
+    collective.inputs = {
+        newView(bufferOf.lookup(input),
+                tensorOf(insertDim(inputType.getShape(), 0, 1)))};
+    unsigned gathered =
+        newTemporary(tensorOf(insertDim(inputType.getShape(), 0, members)));
+    collective.outputs = {gathered};
+    steps.push_back(std::move(collective));
+    unsigned whole = gathered;
+    if (dim != 0) {
+      whole = newTemporary(
+          tensorOf(insertDim(inputType.getShape(), dim, members)));
+      addTranspose(op, layer, gathered, whole,
+                   movePermutation(inputType.getRank() + 1, 0, dim));
+    }
+    // A view's root precedes it.
+    FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+    if (failed(output))
+      return failure();
+    buffers[*output].root = whole;
+    return success();
+  }
+  auto scatter = cast<ReduceScatterOp>(op);
+  int64_t dim = scatter.getDim();
+  collective.kind = KernelStep::Kind::reduceScatter;
+  collective.reduce = reduceKind(scatter.getReduce());
+  // Bring the member index of `dim` to the front, reduce-scatter, and view
+  // the [1, part...] result as the part.
+  SmallVector<int64_t> split = insertDim(resultType.getShape(), dim, members);
+  unsigned staged = newView(bufferOf.lookup(input), tensorOf(split));
+  if (dim != 0) {
+    unsigned front = newTemporary(
+        tensorOf(insertDim(resultType.getShape(), 0, members)));
+    addTranspose(op, layer, staged, front,
+                 movePermutation(resultType.getRank() + 1, dim, 0));
+    staged = front;
+  }
+  collective.inputs = {staged};
+  unsigned scattered =
+      newTemporary(tensorOf(insertDim(resultType.getShape(), 0, 1)));
+  collective.outputs = {scattered};
+  steps.push_back(std::move(collective));
+  FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+  if (failed(output))
+    return failure();
+  buffers[*output].root = scattered;
+  return success();
+}
+
 LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
+  if (isa<AllReduceOp, ReplicateOp, AllGatherOp, ReduceScatterOp, ShardOp>(op))
+    return visitCollective(op, layer);
   if (auto nested = dyn_cast<LayerOp>(op)) {
     Block &body = nested.getBodyBlock();
     for (auto [argument, operand] :
@@ -232,8 +423,12 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     if (failed(index))
       return failure();
     buffers[*index].name = param.getName().str();
-    buffers[*index].parameter =
-        module.lookupSymbol<ParameterOp>(param.getNameAttr());
+    auto parameter = module.lookupSymbol<ParameterOp>(param.getNameAttr());
+    buffers[*index].parameter = parameter;
+    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
+      if (!shard->sliceStart(rank))
+        return parameter.emitOpError()
+               << "is sharded over groups that do not hold rank " << rank;
     parameterBuffers[param.getName()] = *index;
     return success();
   }
@@ -256,16 +451,40 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     buffers[*index].offsetInRoot = source.offsetInRoot;
     return success();
   }
-  // Messages are steps without a kernel.
-  std::pair<std::string, DictionaryAttr> kernel;
-  if (!isa<SendOp, RecvOp>(op)) {
-    FailureOr<std::pair<std::string, DictionaryAttr>> described =
-        describeKernel(op);
-    if (failed(described))
-      return failure();
-    kernel = *described;
+  // Pipeline messages go to the peer stage's rank with the same local index
+  // (ranks are stage-major: rank = stage · devices / pp + local index).
+  if (isa<SendOp, RecvOp>(op)) {
+    PlanAttr plan = getPlan(module);
+    if (!plan)
+      return op->emitOpError()
+             << "needs the module's #galvatron.plan to find its peer rank";
+    int64_t ranksPerStage = plan.getDevices() / plan.getPp();
+    KernelStep step{op, "", {}, layer, {}, {}};
+    auto send = dyn_cast<SendOp>(op);
+    auto recv = dyn_cast<RecvOp>(op);
+    step.kind = send ? KernelStep::Kind::send : KernelStep::Kind::recv;
+    int64_t peerStage = send ? send.getPeer() : recv.getPeer();
+    step.peer = peerStage * ranksPerStage + rank % ranksPerStage;
+    step.tag = send ? send.getTag() : recv.getTag();
+    if (step.peer >= worldSize)
+      return op->emitOpError() << "goes to rank " << step.peer
+                               << " outside a world of " << worldSize;
+    if (send) {
+      step.inputs.push_back(bufferOf.lookup(send.getValue()));
+    } else {
+      FailureOr<unsigned> index =
+          newBuffer(op, recv.getResult(), Role::temporary);
+      if (failed(index))
+        return failure();
+      step.outputs.push_back(*index);
+    }
+    steps.push_back(std::move(step));
+    return success();
   }
-  KernelStep step{op, kernel.first, kernel.second, layer, {}, {}};
+  FailureOr<std::pair<std::string, DictionaryAttr>> kernel = describeKernel(op);
+  if (failed(kernel))
+    return failure();
+  KernelStep step{op, kernel->first, kernel->second, layer, {}, {}};
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   for (Value result : op->getResults()) {
@@ -322,7 +541,7 @@ void Lowering::assignInPlace() {
   for (unsigned i = 0; i < buffers.size(); ++i)
     rootClass[i] = i;
   for (auto [index, step] : llvm::enumerate(steps)) {
-    if (step.kernel.empty())
+    if (step.kind != KernelStep::Kind::kernel)
       continue;
     const rt::KernelSpec &spec = *rt::findKernel(step.kernel);
     if (!spec.inPlaceInputs || step.outputs.empty())
@@ -390,10 +609,27 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
   auto model = module->getAttrOfType<StringAttr>(
       GalvatronDialect::getModelAttrName());
   auto executable = grt::ExecutableOp::create(
-      builder, loc, placement.worldSize, alignment, model,
+      builder, loc, worldSize, alignment, model,
       modelDirectory.empty() ? StringAttr() : builder.getStringAttr(modelDirectory));
   builder.setInsertionPointToStart(&executable.getBody().emplaceBlock());
-  auto program = grt::ProgramOp::create(builder, loc, placement.rank, memory.size);
+  // One group per distinct member list, named after its members so the
+  // programs of several ranks merge into one executable by name.
+  llvm::StringMap<FlatSymbolRefAttr> groupSymbols;
+  auto groupSymbol = [&](ArrayRef<int64_t> members) {
+    std::string name = "g";
+    llvm::raw_string_ostream os(name);
+    llvm::interleave(members, os, "_");
+    auto [it, inserted] = groupSymbols.try_emplace(name);
+    if (inserted) {
+      grt::GroupOp::create(builder, loc, name, members);
+      it->second = FlatSymbolRefAttr::get(context, name);
+    }
+    return it->second;
+  };
+  for (const KernelStep &step : steps)
+    if (!step.group.empty())
+      groupSymbol(step.group);
+  auto program = grt::ProgramOp::create(builder, loc, rank, memory.size);
   builder.setInsertionPointToStart(&program.getBody().emplaceBlock());
 
   auto offsetOf = [&](unsigned index) {
@@ -425,10 +661,16 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
         break;
       case Role::parameter: {
         ParameterOp parameter = buffer.parameter;
+        std::optional<ParameterShard> shard = getParameterShard(parameter);
+        DenseI64ArrayAttr fullShape, sliceStart;
+        if (shard) {
+          fullShape = builder.getDenseI64ArrayAttr(shard->fullShape);
+          sliceStart = builder.getDenseI64ArrayAttr(*shard->sliceStart(rank));
+        }
         values[index] = grt::ParameterOp::create(
             builder, parameter.getLoc(), type, buffer.name, offsetOf(index),
-            parameter.getInitAttr(), parameter.getExternalAttr(),
-            DenseI64ArrayAttr(), DenseI64ArrayAttr());
+            parameter.getInitAttr(), parameter.getExternalAttr(), fullShape,
+            sliceStart);
         break;
       }
       case Role::constant:
@@ -449,20 +691,35 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
     for (unsigned output : step.outputs)
       results.push_back(values[output]);
     Location at = step.op->getLoc();
-    if (auto send = dyn_cast<SendOp>(step.op)) {
-      grt::SendOp::create(builder, at, inputs[0],
-                          placement.peerOf(send.getPeer()), send.getTag(),
+    switch (step.kind) {
+    case KernelStep::Kind::kernel:
+      grt::KernelOp::create(builder, at, step.kernel, inputs, results,
+                            step.config, step.layer);
+      break;
+    case KernelStep::Kind::allReduce:
+      grt::AllReduceOp::create(builder, at,
+                               grt::ReduceKindAttr::get(context, step.reduce), inputs[0], results[0],
+                               groupSymbol(step.group), step.layer);
+      break;
+    case KernelStep::Kind::allGather:
+      grt::AllGatherOp::create(builder, at, inputs[0], results[0],
+                               groupSymbol(step.group), step.layer);
+      break;
+    case KernelStep::Kind::reduceScatter:
+      grt::ReduceScatterOp::create(builder, at,
+                                   grt::ReduceKindAttr::get(context, step.reduce), inputs[0],
+                                   results[0], groupSymbol(step.group),
+                                   step.layer);
+      break;
+    case KernelStep::Kind::send:
+      grt::SendOp::create(builder, at, inputs[0], step.peer, step.tag,
                           step.layer);
-      continue;
-    }
-    if (auto recv = dyn_cast<RecvOp>(step.op)) {
-      grt::RecvOp::create(builder, at, results[0],
-                          placement.peerOf(recv.getPeer()), recv.getTag(),
+      break;
+    case KernelStep::Kind::recv:
+      grt::RecvOp::create(builder, at, results[0], step.peer, step.tag,
                           step.layer);
-      continue;
+      break;
     }
-    grt::KernelOp::create(builder, step.op->getLoc(), step.kernel, inputs,
-                          results, step.config, step.layer);
   }
   for (auto &[name, buffer] : outputs)
     grt::OutputOp::create(builder, loc, name, values[buffer]);
@@ -495,20 +752,18 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
       function.emitOpError() << "must have a single block to be lowered";
       return signalPassFailure();
     }
-    // The plan sizes the job; without one the program runs on one rank.
-    RankPlacement placement;
-    placement.rank = rank;
-    if (PlanAttr plan = getPlan(module)) {
-      placement.worldSize = plan.getDevices();
-      placement.ranksPerStage = plan.getDevices() / plan.getPp();
+    int64_t world = worldSize;
+    if (world == 0) {
+      auto plan = module->getAttrOfType<PlanAttr>(
+          GalvatronDialect::getPlanAttrName());
+      world = plan ? plan.getDevices() : 1;
     }
-    if (placement.rank < 0 || placement.rank >= placement.worldSize) {
+    if (world < 1 || rank < 0 || rank >= world) {
       module.emitError() << "rank " << int64_t(rank)
-                         << " is outside the job of " << placement.worldSize
-                         << (placement.worldSize == 1 ? " rank" : " ranks");
+                         << " is outside a world of " << world << " ranks";
       return signalPassFailure();
     }
-    Lowering lowering(module, function, uint64_t(alignment), placement);
+    Lowering lowering(module, function, uint64_t(alignment), rank, world);
     if (failed(lowering.collect()))
       return signalPassFailure();
     lowering.assignInPlace();

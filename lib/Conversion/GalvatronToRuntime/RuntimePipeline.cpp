@@ -15,6 +15,7 @@ void mlir::galvatron::buildRuntimePipeline(
   LowerToRuntimeOptions lowering;
   lowering.modelDirectory = options.modelDirectory;
   lowering.rank = options.rank;
+  lowering.worldSize = options.worldSize;
   pm.addPass(createLowerToRuntime(lowering));
 }
 

@@ -1,6 +1,7 @@
 // RUN: galvatron-opt %s --galvatron-lower-to-runtime="alignment=256 model-dir=/data" | FileCheck %s
 // RUN: galvatron-opt %s --galvatron-lower-to-runtime="entry=second" | FileCheck %s --check-prefix=ENTRY
 // RUN: not galvatron-opt %s --galvatron-lower-to-runtime="alignment=48" 2>&1 | FileCheck %s --check-prefix=ALIGN
+// RUN: not galvatron-opt %s --galvatron-lower-to-runtime="rank=2 world-size=2" 2>&1 | FileCheck %s --check-prefix=RANK
 
 // CHECK: grt.executable world_size 1 alignment 256 attributes {model_directory = "/data"}
 // CHECK: grt.program rank 0 arena 512
@@ -19,3 +20,5 @@ func.func @second(%x: tensor<4xf32>) -> tensor<4xf32> {
 }
 
 // ALIGN: error: alignment must be a power of two up to 4096, got 48
+
+// RANK: error: rank 2 is outside a world of 2 ranks

@@ -1046,6 +1046,105 @@ module attributes {galvatron.training = #galvatron.training<loss = next_token, m
 
 // -----
 
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{device groups must have one size, got 2 and 1}}
+  %0 = galvatron.all_reduce sum %x groups [[0, 1], [2]] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{rank 1 appears in more than one place of the device groups}}
+  %0 = galvatron.replicate %x groups [[0, 1], [1, 2]] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{needs at least one device group}}
+  %0 = galvatron.replicate %x groups [] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{has an empty device group}}
+  %0 = galvatron.replicate %x groups [[]] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{has negative rank -1}}
+  %0 = galvatron.replicate %x groups [[-1, 0]] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x3xf32>) -> tensor<4x6xf32> {
+  // expected-error @+1 {{expects dimension 1 of 'tensor<4x6xf32>' to be 3 x that of the part 'tensor<4x3xf32>'}}
+  %0 = galvatron.all_gather %x dim 1 groups [[0, 1, 2]] : tensor<4x3xf32> -> tensor<4x6xf32>
+  return %0 : tensor<4x6xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x3xf32>) -> tensor<8x3xf32> {
+  // expected-error @+1 {{dimension 2 is out of range for 'tensor<8x3xf32>'}}
+  %0 = galvatron.all_gather %x dim 2 groups [[0, 1]] : tensor<4x3xf32> -> tensor<8x3xf32>
+  return %0 : tensor<8x3xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x3xf32>) -> tensor<2x3xi64> {
+  // expected-error @+1 {{part 'tensor<2x3xi64>' and whole 'tensor<4x3xf32>' differ in element type or rank}}
+  %0 = galvatron.shard %x dim 0 groups [[0, 1]] : tensor<4x3xf32> -> tensor<2x3xi64>
+  return %0 : tensor<2x3xi64>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{supports sum and avg}}
+  %0 = galvatron.reduce_scatter max %x dim 0 groups [[0, 1]] : tensor<4x3xf32> -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'galvatron.shard' cannot split dimension 1 of the remaining block among 3 members}}
+galvatron.parameter @w : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1, groups = [array<i64: 0, 1, 2>]}]}}
+
+// -----
+
+// expected-error @+1 {{'galvatron.shard' must be {full_shape = array<i64: ...>, splits = [...]}}}
+galvatron.parameter @w : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = [4, 8]}}
+
+// -----
+
+// expected-error @+1 {{'galvatron.shard' needs splits of the form {dim = d, groups = [array<i64: ...>, ...]}}}
+galvatron.parameter @w : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1}]}}
+
+// -----
+
+// expected-error @+1 {{declared type 'tensor<4x2xf32>' is not one part of the shard's full shape}}
+galvatron.parameter @w : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1, groups = [array<i64: 0, 1>]}]}}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{'galvatron.shard' may only be attached to a galvatron.parameter}}
+  return {galvatron.shard = {}}
+}
+
+// -----
+
 func.func @send_negative_peer(%x: tensor<4xf32>) {
   // expected-error @+1 {{'galvatron.send' op peer stage must be non-negative, got -1}}
   galvatron.send %x to stage -1 tag 0 : tensor<4xf32>

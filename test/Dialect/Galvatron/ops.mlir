@@ -294,3 +294,26 @@ func.func @pipeline_messages(%x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
   %1 = galvatron.recv from stage 2 tag 0 : tensor<2x8xi64>
   return %0 : tensor<2x8x16xf32>
 }
+
+// Collectives name every device group of the SPMD program.
+// CHECK-LABEL: func.func @collectives
+func.func @collectives(%x: tensor<4x8xf32>, %ids: tensor<4x8xi64>) -> (tensor<4x8xf32>, tensor<2x8xi64>) {
+  // CHECK: galvatron.all_reduce sum %{{.*}} groups {{\[}}[0, 1], [2, 3]] : tensor<4x8xf32>
+  %0 = galvatron.all_reduce sum %x groups [[0, 1], [2, 3]] : tensor<4x8xf32>
+  // CHECK: galvatron.all_reduce max
+  %1 = galvatron.all_reduce max %0 groups [[0, 1, 2, 3]] : tensor<4x8xf32>
+  // CHECK: galvatron.replicate %{{.*}} groups {{\[}}[0, 2], [1, 3]] : tensor<4x8xf32>
+  %2 = galvatron.replicate %1 groups [[0, 2], [1, 3]] : tensor<4x8xf32>
+  // CHECK: galvatron.reduce_scatter avg %{{.*}} dim 1 groups {{\[}}[0, 1]] : tensor<4x8xf32> -> tensor<4x4xf32>
+  %3 = galvatron.reduce_scatter avg %2 dim 1 groups [[0, 1]] : tensor<4x8xf32> -> tensor<4x4xf32>
+  // CHECK: galvatron.all_gather %{{.*}} dim 1 groups {{\[}}[0, 1]] reduce_grad : tensor<4x4xf32> -> tensor<4x8xf32>
+  %4 = galvatron.all_gather %3 dim 1 groups [[0, 1]] reduce_grad : tensor<4x4xf32> -> tensor<4x8xf32>
+  // CHECK: galvatron.shard %{{.*}} dim 0 groups {{\[}}[1, 0]] : tensor<4x8xi64> -> tensor<2x8xi64>
+  %5 = galvatron.shard %ids dim 0 groups [[1, 0]] : tensor<4x8xi64> -> tensor<2x8xi64>
+  return %4, %5 : tensor<4x8xf32>, tensor<2x8xi64>
+}
+
+// A parameter's part of the whole: tensor parallelism splits dimension 1,
+// ZeRO-3 splits the part again.
+// CHECK: galvatron.parameter @sharded : tensor<4x2xf32> {galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>]}, {dim = 1 : i64, groups = [array<i64: 0, 1>]}]}
+galvatron.parameter @sharded : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1, groups = [array<i64: 0, 1>]}, {dim = 1, groups = [array<i64: 0, 1>]}]}}

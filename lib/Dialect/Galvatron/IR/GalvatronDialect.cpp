@@ -1,6 +1,7 @@
 //===- GalvatronDialect.cpp - Galvatron dialect ---------------------------===//
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -26,6 +27,24 @@ Operation *GalvatronDialect::materializeConstant(OpBuilder &builder,
   if (!elements || elements.getType() != type)
     return nullptr;
   return ConstantOp::create(builder, loc, type, elements);
+}
+
+/// A shard description names a parameter's place in the whole tensor.
+static LogicalResult verifyParameterShard(Operation *op, Attribute value) {
+  auto parameter = dyn_cast<ParameterOp>(op);
+  if (!parameter)
+    return op->emitError() << "'" << ParameterShard::getAttrName()
+                           << "' may only be attached to a galvatron.parameter";
+  std::string error;
+  FailureOr<ParameterShard> shard = ParameterShard::fromAttr(value, error);
+  if (failed(shard))
+    return op->emitError() << "'" << ParameterShard::getAttrName() << "' "
+                           << error;
+  if (ArrayRef<int64_t>(shard->partShape()) !=
+      parameter.getTensorType().getShape())
+    return op->emitError() << "declared type " << parameter.getType()
+                           << " is not one part of the shard's full shape";
+  return success();
 }
 
 LogicalResult
@@ -54,6 +73,8 @@ GalvatronDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name << "' must be a string on a module";
     return success();
   }
+  if (name == ParameterShard::getAttrName())
+    return verifyParameterShard(op, attribute.getValue());
   return op->emitError() << "unknown galvatron attribute '" << name << "'";
 }
 

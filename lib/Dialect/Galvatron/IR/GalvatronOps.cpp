@@ -1251,5 +1251,7 @@ LogicalResult RecvOp::verify() {
   return verifyMessage(*this, getPeer(), getTag());
 }
 
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
+
 #define GET_OP_CLASSES
 #include "galvatron/Dialect/Galvatron/IR/GalvatronOps.cpp.inc"

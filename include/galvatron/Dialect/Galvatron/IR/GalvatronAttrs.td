@@ -69,6 +69,15 @@ def Galvatron_LossReduction : I32EnumAttr<"LossReduction",
   let cppNamespace = "::mlir::galvatron";
 }
 
+def Galvatron_CollectiveReduction : I32EnumAttr<"CollectiveReduction",
+    "how a collective combines the members' values", [
+      I32EnumAttrCase<"sum", 0>,
+      I32EnumAttrCase<"avg", 1>,
+      I32EnumAttrCase<"max", 2>
+    ]> {
+  let cppNamespace = "::mlir::galvatron";
+}
+
 def Galvatron_InitKind : I32EnumAttr<"InitKind",
     "parameter initializer", [
       I32EnumAttrCase<"zeros", 0>,

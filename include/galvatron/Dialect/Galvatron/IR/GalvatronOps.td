@@ -982,4 +982,6 @@ def Galvatron_ScheduleOp : Galvatron_Op<"schedule",
   let hasVerifier = 1;
 }
 
+include "galvatron/Dialect/Galvatron/IR/GalvatronCollectives.td"
+
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONOPS_TD

@@ -1,0 +1,63 @@
+//===- DeviceGroups.h - The device groups of collectives --------*- C++ -*-===//
+//
+// The `[[0, 1], [2, 3]]` syntax of a collective's groups, and the lookup of
+// one rank's group that lowering for that rank needs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GALVATRON_DIALECT_GALVATRON_IR_DEVICEGROUPS_H
+#define GALVATRON_DIALECT_GALVATRON_IR_DEVICEGROUPS_H
+
+#include "mlir/IR/OpImplementation.h"
+
+namespace mlir::galvatron {
+
+ParseResult parseDeviceGroups(OpAsmParser &parser, ArrayAttr &groups);
+void printDeviceGroups(OpAsmPrinter &printer, Operation *op, ArrayAttr groups);
+
+/// Builds the groups attribute of `groups`.
+ArrayAttr buildDeviceGroups(MLIRContext *context,
+                            ArrayRef<SmallVector<int64_t>> groups);
+
+/// The group of `groups` holding `rank` and the rank's position in it, or
+/// nullopt when no group holds it.
+std::optional<std::pair<ArrayRef<int64_t>, int64_t>>
+findDeviceGroup(ArrayAttr groups, int64_t rank);
+
+/// How a partitioned parameter's declared (local) tensor lies in the whole:
+/// the attribute `galvatron.shard` on a `galvatron.parameter`,
+/// `{full_shape = array<i64: ...>, splits = [{dim = d, groups = [...]}, ...]}`.
+/// Each split divides the block left by the previous ones along `dim` among
+/// the members of each group, member i keeping part i (tensor parallelism
+/// first, then ZeRO-3 within the tensor-parallel part). The full shape may
+/// refine the source tensor's (a fused QKV weight [h, 3h] as [h, 3, h]) so
+/// that a rank's part is one box; the runtime initializes and loads a slice
+/// by the element's index in the whole, which refining leaves unchanged.
+struct ParameterShard {
+  struct Split {
+    int64_t dim;
+    ArrayAttr groups;
+  };
+  SmallVector<int64_t> fullShape;
+  SmallVector<Split> splits;
+
+  static constexpr llvm::StringLiteral getAttrName() {
+    return llvm::StringLiteral("galvatron.shard");
+  }
+  /// Where `rank`'s part starts, or nullopt when a split has no group
+  /// holding the rank.
+  std::optional<SmallVector<int64_t>> sliceStart(int64_t rank) const;
+  /// The shape of one part.
+  SmallVector<int64_t> partShape() const;
+  DictionaryAttr toAttr(MLIRContext *context) const;
+  /// Parses the attribute, or fails with a message naming the problem.
+  static FailureOr<ParameterShard> fromAttr(Attribute attr,
+                                            std::string &error);
+};
+
+/// The shard description of a parameter declaration, if it has one.
+std::optional<ParameterShard> getParameterShard(Operation *parameter);
+
+} // namespace mlir::galvatron
+
+#endif // GALVATRON_DIALECT_GALVATRON_IR_DEVICEGROUPS_H

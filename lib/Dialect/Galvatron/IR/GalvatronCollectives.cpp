@@ -1,0 +1,310 @@
+//===- GalvatronCollectives.cpp - Collectives on device groups ------------===//
+//
+// Syntax and verification of the device groups, shape rules of the
+// collectives and their gradient rules.
+//
+//===----------------------------------------------------------------------===//
+
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+
+#include "llvm/ADT/DenseSet.h"
+
+using namespace mlir;
+using namespace mlir::galvatron;
+
+//===----------------------------------------------------------------------===//
+// Device groups
+//===----------------------------------------------------------------------===//
+
+ParseResult mlir::galvatron::parseDeviceGroups(OpAsmParser &parser,
+                                               ArrayAttr &groups) {
+  SmallVector<SmallVector<int64_t>> lists;
+  auto parseGroup = [&]() -> ParseResult {
+    SmallVector<int64_t> &members = lists.emplace_back();
+    return parser.parseCommaSeparatedList(
+        AsmParser::Delimiter::Square, [&]() -> ParseResult {
+          return parser.parseInteger(members.emplace_back());
+        });
+  };
+  if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, parseGroup))
+    return failure();
+  groups = buildDeviceGroups(parser.getContext(), lists);
+  return success();
+}
+
+void mlir::galvatron::printDeviceGroups(OpAsmPrinter &printer, Operation *,
+                                        ArrayAttr groups) {
+  printer << '[';
+  llvm::interleaveComma(groups, printer, [&](Attribute group) {
+    printer << '[';
+    llvm::interleaveComma(cast<DenseI64ArrayAttr>(group).asArrayRef(), printer);
+    printer << ']';
+  });
+  printer << ']';
+}
+
+ArrayAttr
+mlir::galvatron::buildDeviceGroups(MLIRContext *context,
+                                   ArrayRef<SmallVector<int64_t>> groups) {
+  SmallVector<Attribute> attrs;
+  for (const SmallVector<int64_t> &group : groups)
+    attrs.push_back(DenseI64ArrayAttr::get(context, group));
+  return ArrayAttr::get(context, attrs);
+}
+
+std::optional<std::pair<ArrayRef<int64_t>, int64_t>>
+mlir::galvatron::findDeviceGroup(ArrayAttr groups, int64_t rank) {
+  for (Attribute attr : groups) {
+    ArrayRef<int64_t> group = cast<DenseI64ArrayAttr>(attr).asArrayRef();
+    auto it = llvm::find(group, rank);
+    if (it != group.end())
+      return std::make_pair(group, int64_t(it - group.begin()));
+  }
+  return std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// Parameter shards
+//===----------------------------------------------------------------------===//
+
+std::optional<SmallVector<int64_t>>
+ParameterShard::sliceStart(int64_t rank) const {
+  SmallVector<int64_t> start(fullShape.size(), 0), block(fullShape);
+  for (const Split &split : splits) {
+    auto group = findDeviceGroup(split.groups, rank);
+    if (!group)
+      return std::nullopt;
+    block[split.dim] /= int64_t(group->first.size());
+    start[split.dim] += group->second * block[split.dim];
+  }
+  return start;
+}
+
+SmallVector<int64_t> ParameterShard::partShape() const {
+  SmallVector<int64_t> block(fullShape);
+  for (const Split &split : splits)
+    block[split.dim] /= cast<DenseI64ArrayAttr>(split.groups[0]).size();
+  return block;
+}
+
+DictionaryAttr ParameterShard::toAttr(MLIRContext *context) const {
+  Builder b(context);
+  SmallVector<Attribute> list;
+  for (const Split &split : splits)
+    list.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("dim", b.getI64IntegerAttr(split.dim)),
+         b.getNamedAttr("groups", split.groups)}));
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("full_shape", b.getDenseI64ArrayAttr(fullShape)),
+       b.getNamedAttr("splits", b.getArrayAttr(list))});
+}
+
+FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
+                                                   std::string &error) {
+  auto dict = dyn_cast<DictionaryAttr>(attr);
+  auto fullShape = dict ? dict.getAs<DenseI64ArrayAttr>("full_shape")
+                        : DenseI64ArrayAttr();
+  auto splits = dict ? dict.getAs<ArrayAttr>("splits") : ArrayAttr();
+  if (!fullShape || !splits) {
+    error = "must be {full_shape = array<i64: ...>, splits = [...]}";
+    return failure();
+  }
+  ParameterShard shard;
+  shard.fullShape.assign(fullShape.asArrayRef().begin(),
+                         fullShape.asArrayRef().end());
+  SmallVector<int64_t> block(shard.fullShape);
+  for (Attribute entry : splits) {
+    auto split = dyn_cast<DictionaryAttr>(entry);
+    auto dim = split ? split.getAs<IntegerAttr>("dim") : IntegerAttr();
+    auto groups = split ? split.getAs<ArrayAttr>("groups") : ArrayAttr();
+    if (!dim || !groups || groups.empty() ||
+        !llvm::all_of(groups, llvm::IsaPred<DenseI64ArrayAttr>)) {
+      error = "needs splits of the form {dim = d, groups = [array<i64: ...>, "
+              "...]}";
+      return failure();
+    }
+    int64_t d = dim.getInt();
+    int64_t members = cast<DenseI64ArrayAttr>(groups[0]).size();
+    if (d < 0 || d >= int64_t(block.size()) || members == 0 ||
+        block[d] % members != 0) {
+      error = "cannot split dimension " + std::to_string(d) + " of the " +
+              "remaining block among " + std::to_string(members) + " members";
+      return failure();
+    }
+    block[d] /= members;
+    shard.splits.push_back({d, groups});
+  }
+  return shard;
+}
+
+std::optional<ParameterShard>
+mlir::galvatron::getParameterShard(Operation *parameter) {
+  Attribute attr = parameter->getAttr(ParameterShard::getAttrName());
+  if (!attr)
+    return std::nullopt;
+  std::string error;
+  FailureOr<ParameterShard> shard = ParameterShard::fromAttr(attr, error);
+  if (failed(shard))
+    return std::nullopt;
+  return *shard;
+}
+
+/// Groups are non-empty, of one size, and disjoint sets of world ranks.
+static LogicalResult verifyGroups(Operation *op, ArrayAttr groups) {
+  if (groups.empty())
+    return op->emitOpError() << "needs at least one device group";
+  llvm::DenseSet<int64_t> seen;
+  int64_t size = -1;
+  for (Attribute attr : groups) {
+    ArrayRef<int64_t> group = cast<DenseI64ArrayAttr>(attr).asArrayRef();
+    if (group.empty())
+      return op->emitOpError() << "has an empty device group";
+    if (size >= 0 && int64_t(group.size()) != size)
+      return op->emitOpError()
+             << "device groups must have one size, got " << size << " and "
+             << group.size();
+    size = group.size();
+    for (int64_t rank : group) {
+      if (rank < 0)
+        return op->emitOpError() << "has negative rank " << rank;
+      if (!seen.insert(rank).second)
+        return op->emitOpError()
+               << "rank " << rank << " appears in more than one place of the "
+               << "device groups";
+    }
+  }
+  return success();
+}
+
+/// `whole` is `part` with dimension `dim` multiplied by the group size.
+static LogicalResult verifyParts(Operation *op, int64_t dim, int64_t members,
+                                 RankedTensorType part,
+                                 RankedTensorType whole) {
+  if (part.getElementType() != whole.getElementType() ||
+      part.getRank() != whole.getRank())
+    return op->emitOpError() << "part " << part << " and whole " << whole
+                             << " differ in element type or rank";
+  if (dim >= whole.getRank())
+    return op->emitOpError() << "dimension " << dim << " is out of range for "
+                             << whole;
+  for (int64_t d = 0; d < whole.getRank(); ++d) {
+    int64_t expected = d == dim ? part.getDimSize(d) * members
+                                : part.getDimSize(d);
+    if (whole.getDimSize(d) != expected)
+      return op->emitOpError()
+             << "expects dimension " << dim << " of " << whole << " to be "
+             << members << " x that of the part " << part;
+  }
+  return success();
+}
+
+LogicalResult AllReduceOp::verify() { return verifyGroups(*this, getGroups()); }
+
+LogicalResult ReplicateOp::verify() { return verifyGroups(*this, getGroups()); }
+
+LogicalResult AllGatherOp::verify() {
+  if (failed(verifyGroups(*this, getGroups())))
+    return failure();
+  return verifyParts(*this, getDim(), getGroupSize(), getInput().getType(),
+                     getResult().getType());
+}
+
+LogicalResult ReduceScatterOp::verify() {
+  if (failed(verifyGroups(*this, getGroups())))
+    return failure();
+  if (getReduce() == CollectiveReduction::max)
+    return emitOpError() << "supports sum and avg";
+  return verifyParts(*this, getDim(), getGroupSize(), getResult().getType(),
+                     getInput().getType());
+}
+
+LogicalResult ShardOp::verify() {
+  if (failed(verifyGroups(*this, getGroups())))
+    return failure();
+  return verifyParts(*this, getDim(), getGroupSize(), getResult().getType(),
+                     getInput().getType());
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient rules
+//===----------------------------------------------------------------------===//
+
+/// `gradient` · 1/n.
+static Value averaged(VJPBuilder &vjp, Value gradient, int64_t members) {
+  auto type = cast<RankedTensorType>(gradient.getType());
+  Value scale = vjp.scalar(1.0 / double(members), type.getElementType());
+  return MulOp::create(vjp.getBuilder(), vjp.getLoc(), gradient, scale);
+}
+
+void AllReduceOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+LogicalResult AllReduceOp::buildVJP(VJPBuilder &vjp) {
+  Value gradient = vjp.resultGradient(0);
+  if (!gradient)
+    return success();
+  switch (getReduce()) {
+  case CollectiveReduction::sum:
+    vjp.setGradient(0, gradient);
+    return success();
+  case CollectiveReduction::avg:
+    vjp.setGradient(0, averaged(vjp, gradient, getGroupSize()));
+    return success();
+  case CollectiveReduction::max:
+    break;
+  }
+  return emitOpError() << "max has no gradient; it serves statistics only";
+}
+
+void ReplicateOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+LogicalResult ReplicateOp::buildVJP(VJPBuilder &vjp) {
+  if (Value gradient = vjp.resultGradient(0))
+    vjp.setGradient(0, AllReduceOp::create(vjp.getBuilder(), vjp.getLoc(),
+                                           gradient, CollectiveReduction::sum,
+                                           getGroups()));
+  return success();
+}
+
+void AllGatherOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+LogicalResult AllGatherOp::buildVJP(VJPBuilder &vjp) {
+  Value gradient = vjp.resultGradient(0);
+  if (!gradient)
+    return success();
+  Type part = getInput().getType();
+  if (getReduceGrad())
+    vjp.setGradient(0, ReduceScatterOp::create(
+                           vjp.getBuilder(), vjp.getLoc(), part, gradient,
+                           CollectiveReduction::sum, getDim(), getGroups()));
+  else
+    vjp.setGradient(0, ShardOp::create(vjp.getBuilder(), vjp.getLoc(), part,
+                                       gradient, getDim(), getGroups()));
+  return success();
+}
+
+void ReduceScatterOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+LogicalResult ReduceScatterOp::buildVJP(VJPBuilder &vjp) {
+  Value gradient = vjp.resultGradient(0);
+  if (!gradient)
+    return success();
+  Value whole = AllGatherOp::create(vjp.getBuilder(), vjp.getLoc(),
+                                    getInput().getType(), gradient, getDim(),
+                                    getGroups(), /*reduce_grad=*/false);
+  if (getReduce() == CollectiveReduction::avg)
+    whole = averaged(vjp, whole, getGroupSize());
+  vjp.setGradient(0, whole);
+  return success();
+}
+
+void ShardOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+LogicalResult ShardOp::buildVJP(VJPBuilder &vjp) {
+  if (Value gradient = vjp.resultGradient(0))
+    vjp.setGradient(0, AllGatherOp::create(vjp.getBuilder(), vjp.getLoc(),
+                                           getInput().getType(), gradient,
+                                           getDim(), getGroups(),
+                                           /*reduce_grad=*/false));
+  return success();
+}

@@ -1,0 +1,71 @@
+// RUN: galvatron-opt %s --galvatron-lower-to-runtime="rank=2 world-size=4" -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: galvatron-opt %s --galvatron-lower-to-runtime="rank=1 world-size=4" -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=RANK1
+
+// Each collective runs on the group holding the rank; groups are named
+// after their members. Dimension-1 collectives go through a transpose;
+// shard is a local slice at the rank's position; replicate is free; a
+// sharded parameter is bound to the rank's box of the whole (rank 2: first
+// in [2, 3] along dimension 1, then second in [0, 2] inside that part).
+// CHECK-LABEL: grt.executable world_size 4 alignment 64
+// CHECK-DAG: grt.group @g2_3 ranks [2, 3]
+// CHECK-DAG: grt.group @g0_2 ranks [0, 2]
+// CHECK: grt.program rank 2
+// CHECK: %[[X:.*]] = grt.input "x"
+// CHECK: grt.parameter "w" {{.*}}{full_shape = array<i64: 4, 8>, {{.*}}slice_start = array<i64: 0, 2>} : memref<4x2xf32>
+// CHECK: grt.all_reduce sum ins(%[[X]] : memref<4x8xf32>) outs(%{{.*}} : memref<4x8xf32>) group @g2_3 layer "l0"
+// CHECK: grt.kernel "slice" {{.*}}{limits = array<i64: 4, 8>, starts = array<i64: 2, 0>, strides = array<i64: 1, 1>}
+// CHECK: grt.kernel "transpose" ins(%{{.*}} : memref<4x2x4xf32>) outs(%{{.*}} : memref<2x4x4xf32>) {perm = array<i64: 1, 0, 2>}
+// CHECK: grt.reduce_scatter avg ins(%{{.*}} : memref<2x4x4xf32>) outs(%{{.*}} : memref<1x4x4xf32>) group @g2_3
+// CHECK: grt.all_gather ins(%{{.*}} : memref<1x4x4xf32>) outs(%{{.*}} : memref<2x4x4xf32>) group @g2_3
+// CHECK: grt.kernel "transpose" ins(%{{.*}} : memref<2x4x4xf32>) outs(%{{.*}} : memref<4x2x4xf32>) {perm = array<i64: 1, 0, 2>}
+// CHECK: grt.all_gather ins(%{{.*}} : memref<1x2x8xf32>) outs(%{{.*}} : memref<2x2x8xf32>) group @g0_2
+// CHECK: grt.kernel "add"
+// CHECK: grt.kernel "slice" {{.*}}{limits = array<i64: 2, 8>, starts = array<i64: 0, 0>, strides = array<i64: 1, 1>}
+
+// RANK1-DAG: grt.group @g0_1 ranks [0, 1]
+// RANK1-DAG: grt.group @g1_3 ranks [1, 3]
+// RANK1: grt.program rank 1
+// RANK1: grt.parameter "w" {{.*}}slice_start = array<i64: 0, 4>
+// RANK1: grt.kernel "slice" {{.*}}starts = array<i64: 0, 0>
+// RANK1: grt.kernel "slice" {{.*}}starts = array<i64: 2, 0>
+galvatron.parameter @w : tensor<4x2xf32> {init = #galvatron.init<normal(0.0, 0.02)>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}, {dim = 1 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}}
+func.func @main(%x: tensor<4x8xf32> {galvatron.name = "x"}) -> (tensor<2x8xf32> {galvatron.name = "y"}, tensor<4x4xf32> {galvatron.name = "z"}, tensor<4x2xf32> {galvatron.name = "w"}) {
+  %0:3 = galvatron.layer decoder "l0" (%a = %x : tensor<4x8xf32>) -> (tensor<2x8xf32>, tensor<4x4xf32>, tensor<4x2xf32>) {
+    %r = galvatron.replicate %a groups [[0, 1], [2, 3]] : tensor<4x8xf32>
+    %s = galvatron.all_reduce sum %r groups [[0, 1], [2, 3]] : tensor<4x8xf32>
+    %p = galvatron.shard %s dim 0 groups [[0, 2], [1, 3]] : tensor<4x8xf32> -> tensor<2x8xf32>
+    %q = galvatron.reduce_scatter avg %s dim 1 groups [[0, 1], [2, 3]] : tensor<4x8xf32> -> tensor<4x4xf32>
+    %w = galvatron.param @w : tensor<4x2xf32>
+    %g = galvatron.all_gather %q dim 1 groups [[0, 1], [2, 3]] : tensor<4x4xf32> -> tensor<4x8xf32>
+    %h = galvatron.all_gather %p dim 0 groups [[0, 2], [1, 3]] reduce_grad : tensor<2x8xf32> -> tensor<4x8xf32>
+    %i = galvatron.add %g, %h : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+    %j = galvatron.shard %i dim 0 groups [[0, 1], [2, 3]] : tensor<4x8xf32> -> tensor<2x8xf32>
+    galvatron.yield %j, %q, %w : tensor<2x8xf32>, tensor<4x4xf32>, tensor<4x2xf32>
+  }
+  return %0#0, %0#1, %0#2 : tensor<2x8xf32>, tensor<4x4xf32>, tensor<4x2xf32>
+}
+
+// -----
+
+// expected-error @+1 {{is sharded over groups that do not hold rank}}
+galvatron.parameter @w : tensor<4x4xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1, groups = [array<i64: 0, 3>]}]}}
+func.func @main() -> tensor<4x4xf32> {
+  %0 = galvatron.param @w : tensor<4x4xf32>
+  return %0 : tensor<4x4xf32>
+}
+
+// -----
+
+func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{has no device group holding rank}}
+  %0 = galvatron.all_reduce sum %x groups [[0, 3]] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{names rank 4 outside a world of 4}}
+  %0 = galvatron.all_reduce sum %x groups [[0, 1], [2, 4]] : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
