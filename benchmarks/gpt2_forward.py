@@ -49,10 +49,10 @@ def galvatron_time(args, ids_path, workdir):
     return float(match.group(1)) / 1e3
 
 
-def torch_time(args, ids):
-    torch.set_num_threads(args.threads)
-    layers, hidden, heads = SIZES[args.model]
-    generator = torch.Generator().manual_seed(0)
+def gpt2_weights(model, generator):
+    """GPT-2's parameters under Hugging Face's names, initialized as GPT-2
+    does (normal 0.02, unit norms, zero biases)."""
+    layers, hidden, _ = SIZES[model]
     weights = {}
 
     def normal(name, *shape):
@@ -73,6 +73,13 @@ def torch_time(args, ids):
             weights[f"{p}.{name}.bias"] = torch.zeros(fan_out)
     weights["transformer.ln_f.weight"] = torch.ones(hidden)
     weights["transformer.ln_f.bias"] = torch.zeros(hidden)
+    return weights
+
+
+def torch_time(args, ids):
+    torch.set_num_threads(args.threads)
+    layers, hidden, heads = SIZES[args.model]
+    weights = gpt2_weights(args.model, torch.Generator().manual_seed(0))
     config = dict(layers=layers, hidden=hidden, heads=heads, eps=1e-5)
     inputs = {"input_ids": torch.from_numpy(ids)}
     best = float("inf")

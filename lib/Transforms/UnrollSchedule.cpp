@@ -115,9 +115,16 @@ struct UnrollSchedulePass : impl::UnrollScheduleBase<UnrollSchedulePass> {
     }
     func::ReturnOp::create(builder, schedule.getLoc(), results);
 
+    int64_t vocabSize = 0;
+    forward.walk([&](CrossEntropyOp loss) {
+      vocabSize = cast<RankedTensorType>(loss.getLogits().getType())
+                      .getShape()
+                      .back();
+    });
     step->setAttr(GalvatronDialect::getTrainingAttrName(),
                   TrainingAttr::get(context, schedule.getLoss(),
-                                    3 * microBatches * forwardFlops(forward)));
+                                    3 * microBatches * forwardFlops(forward),
+                                    vocabSize));
     StringAttr name = schedule.getSymNameAttr();
     for (Operation *op : {schedule.getOperation(), forward.getOperation(),
                           backward.getOperation(), optimizer.getOperation()})

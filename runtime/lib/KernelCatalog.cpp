@@ -77,7 +77,10 @@ static Status verifyGelu(const KernelCall &call) {
   return verifyUnary(call);
 }
 
-static Status verifyBinary(const KernelCall &call) {
+/// Two operands of one numeric type broadcast to a result of `result`
+/// elements (the operands' type when unset).
+static Status verifyBroadcastingPair(const KernelCall &call,
+                                     std::optional<ElementType> result) {
   const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
   if (lhs.elementType == ElementType::i1 || lhs.elementType != rhs.elementType)
     return error("operands must both be of one float type, i32 or i64, got ",
@@ -86,7 +89,12 @@ static Status verifyBinary(const KernelCall &call) {
   if (!shape)
     return error("operand shapes ", shapeString(lhs.shape), " and ",
                  shapeString(rhs.shape), " do not broadcast");
-  return expectOutput(call, TensorType{lhs.elementType, *shape});
+  return expectOutput(call,
+                      TensorType{result.value_or(lhs.elementType), *shape});
+}
+
+static Status verifyBinary(const KernelCall &call) {
+  return verifyBroadcastingPair(call, std::nullopt);
 }
 
 static Status verifySelect(const KernelCall &call) {
@@ -429,6 +437,186 @@ static Status verifyTrilMask(const KernelCall &call) {
 }
 
 //===----------------------------------------------------------------------===//
+// Data movement and comparisons used by training
+//===----------------------------------------------------------------------===//
+
+static Status verifyCopy(const KernelCall &call) {
+  return expectOutput(call, call.inputs[0]);
+}
+
+static Status verifyCompare(const KernelCall &call) {
+  int64_t predicate = call.integer("predicate");
+  if (predicate < 0 || predicate > 5)
+    return error("predicate must be 0 to 5 (eq, ne, lt, le, gt, ge), got ",
+                 predicate);
+  return verifyBroadcastingPair(call, ElementType::i1);
+}
+
+static Status verifyPad(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  std::vector<int64_t> low = call.integers("low"), high = call.integers("high"),
+                       interior = call.integers("interior");
+  if (int64_t(low.size()) != input.rank() ||
+      int64_t(high.size()) != input.rank() ||
+      int64_t(interior.size()) != input.rank())
+    return error("needs low, high and interior padding for each dimension of ",
+                 input.str());
+  TensorType result{input.elementType, {}};
+  for (int64_t dim = 0; dim < input.rank(); ++dim) {
+    if (low[dim] < 0 || high[dim] < 0 || interior[dim] < 0)
+      return error("padding of dimension ", dim, " must be non-negative");
+    int64_t size = input.shape[dim];
+    result.shape.push_back(low[dim] + size +
+                           std::max<int64_t>(size - 1, 0) * interior[dim] +
+                           high[dim]);
+  }
+  if (!isFloat(input.elementType))
+    return error("operand must be a float type, got ", input.str());
+  return expectOutput(call, result);
+}
+
+//===----------------------------------------------------------------------===//
+// Fused gradients
+//===----------------------------------------------------------------------===//
+
+static Status verifyActivationGrad(const KernelCall &call) {
+  int64_t activation = call.integer("activation");
+  if (activation < 0 || activation > 3)
+    return error("activation must be 0 to 3 (relu, silu, gelu, gelu_tanh), "
+                 "got ",
+                 activation);
+  GALVATRON_RETURN_IF_ERROR(
+      expectType(call.inputs[0], ElementType::f32, "gradient"));
+  if (call.inputs[1] != call.inputs[0])
+    return error("input ", call.inputs[1].str(), " must match the gradient ",
+                 call.inputs[0].str());
+  return expectOutput(call, call.inputs[0]);
+}
+
+static Status verifyNormGrad(const KernelCall &call) {
+  const TensorType &grad = call.inputs[0], &input = call.inputs[1];
+  GALVATRON_RETURN_IF_ERROR(expectType(grad, ElementType::f32, "gradient"));
+  if (input != grad || input.rank() < 1)
+    return error("input ", input.str(), " must match the gradient ",
+                 grad.str());
+  if (!(call.real("epsilon") > 0.0))
+    return error("epsilon must be positive, got ", call.real("epsilon"));
+  TensorType vector{ElementType::f32, {input.shape.back()}};
+  if (call.inputs[2] != vector)
+    return error("weight must be ", vector.str(), ", got ",
+                 call.inputs[2].str());
+  GALVATRON_RETURN_IF_ERROR(expectOutput(call, input, 0));
+  for (size_t i = 1; i < call.outputs.size(); ++i)
+    GALVATRON_RETURN_IF_ERROR(expectOutput(call, vector, unsigned(i)));
+  return Status::ok();
+}
+
+static Status verifyAttentionGrad(const KernelCall &call) {
+  // The forward's operands follow the output gradient.
+  KernelCall forward(call.spec,
+                     std::vector<TensorType>(call.inputs.begin() + 1,
+                                             call.inputs.end()),
+                     {call.inputs[0]}, call.all());
+  GALVATRON_RETURN_IF_ERROR(verifyAttention(forward));
+  for (unsigned i = 0; i < 3; ++i)
+    GALVATRON_RETURN_IF_ERROR(expectOutput(call, call.inputs[1 + i], i));
+  if (call.outputs.size() == 4) {
+    if (call.inputs.size() != 5)
+      return error("a mask gradient needs a mask");
+    GALVATRON_RETURN_IF_ERROR(expectOutput(call, call.inputs[4], 3));
+  }
+  return Status::ok();
+}
+
+static Status verifyEmbeddingGrad(const KernelCall &call) {
+  const TensorType &grad = call.inputs[0], &indices = call.inputs[1];
+  const TensorType &table = call.outputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectIndices(indices, "indices"));
+  if (table.elementType != ElementType::f32 || table.rank() != 2)
+    return error("result must be an f32 table [vocab, dim], got ", table.str());
+  TensorType expected{ElementType::f32, indices.shape};
+  expected.shape.push_back(table.shape[1]);
+  if (grad != expected)
+    return error("gradient must be ", expected.str(), ", got ", grad.str());
+  return Status::ok();
+}
+
+static Status verifyCrossEntropyGrad(const KernelCall &call) {
+  if (call.inputs[0] != TensorType{ElementType::f32, {}})
+    return error("loss gradient must be f32[], got ", call.inputs[0].str());
+  KernelCall forward(call.spec,
+                     std::vector<TensorType>(call.inputs.begin() + 1,
+                                             call.inputs.end()),
+                     {TensorType{ElementType::f32, {}}}, call.all());
+  GALVATRON_RETURN_IF_ERROR(verifyCrossEntropy(forward));
+  return expectOutput(call, call.inputs[1]);
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer
+//===----------------------------------------------------------------------===//
+
+static Status verifyLRSchedule(const KernelCall &call) {
+  GALVATRON_RETURN_IF_ERROR(
+      expectType(call.inputs[0], ElementType::i64, "step"));
+  if (call.inputs[0].rank() != 0)
+    return error("step must be a scalar, got ", call.inputs[0].str());
+  if (call.real("lr") < 0.0 || call.real("min_lr") < 0.0)
+    return error("learning rates must be non-negative");
+  if (call.integer("warmup_steps") < 0 || call.integer("decay_steps") < 0)
+    return error("step counts must be non-negative");
+  return expectOutput(call, TensorType{ElementType::f32, {}});
+}
+
+/// Shared by the updates: `tensors` operands of the parameter's type, then
+/// the named scalars, then an optional i1 `enable`; every result has the
+/// parameter's type.
+static Status verifyUpdate(const KernelCall &call, unsigned tensors,
+                           const std::vector<std::pair<std::string_view,
+                                                       ElementType>> &scalars) {
+  const TensorType &param = call.inputs[0];
+  GALVATRON_RETURN_IF_ERROR(expectType(param, ElementType::f32, "parameter"));
+  for (unsigned i = 1; i < tensors; ++i)
+    if (call.inputs[i] != param)
+      return error("operand #", i, " ", call.inputs[i].str(),
+                   " must match the parameter ", param.str());
+  std::vector<std::pair<std::string_view, ElementType>> expected = scalars;
+  if (call.inputs.size() == tensors + scalars.size() + 1)
+    expected.push_back({"enable", ElementType::i1});
+  else if (call.inputs.size() != tensors + scalars.size())
+    return error("takes ", tensors + scalars.size(), " or ",
+                 tensors + scalars.size() + 1, " operands");
+  for (size_t i = 0; i < expected.size(); ++i)
+    if (call.inputs[tensors + i] != TensorType{expected[i].second, {}})
+      return error(expected[i].first, " must be a ",
+                   elementTypeName(expected[i].second), " scalar, got ",
+                   call.inputs[tensors + i].str());
+  for (const char *name : {"beta1", "beta2", "momentum"})
+    if (call.find(name) &&
+        !(call.real(name) >= 0.0 && call.real(name) < 1.0))
+      return error(name, " must lie in [0, 1), got ", call.real(name));
+  for (const char *name : {"epsilon", "weight_decay"})
+    if (call.real(name) < 0.0)
+      return error(name, " must be non-negative, got ", call.real(name));
+  for (unsigned o = 0; o < call.outputs.size(); ++o)
+    GALVATRON_RETURN_IF_ERROR(expectOutput(call, param, o));
+  return Status::ok();
+}
+
+static Status verifyAdamWUpdate(const KernelCall &call) {
+  return verifyUpdate(call, 4,
+                      {{"lr", ElementType::f32},
+                       {"step", ElementType::i64},
+                       {"grad_scale", ElementType::f32}});
+}
+
+static Status verifySGDUpdate(const KernelCall &call) {
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "nesterov"));
+  return verifyUpdate(call, 3,
+                      {{"lr", ElementType::f32}, {"grad_scale", ElementType::f32}});
+}
+
+//===----------------------------------------------------------------------===//
 // The catalog
 //===----------------------------------------------------------------------===//
 
@@ -524,6 +712,49 @@ std::vector<KernelSpec> buildCatalog() {
        {{"patch_size", kInt, true}}, kNone, verifyExtractPatches},
       {O::TrilMask, {}, 0, 0, 1, 1, {{"diagonal", kInt, false}}, kNone,
        verifyTrilMask},
+      {O::Copy, {}, 1, 1, 1, 1, {}, kFirst, verifyCopy},
+      {O::Compare, {}, 2, 2, 1, 1, {{"predicate", kInt, true}}, kNone,
+       verifyCompare},
+      {O::Pad, {}, 1, 1, 1, 1,
+       {{"low", kInts, true},
+        {"high", kInts, true},
+        {"interior", kInts, true},
+        {"value", kReal, false}},
+       kNone, verifyPad},
+      {O::ActivationGrad, {}, 2, 2, 1, 1, {{"activation", kInt, true}},
+       kFirst, verifyActivationGrad},
+      {O::LayerNormGrad, {}, 3, 3, 3, 3, {{"epsilon", kReal, true}}, kNone,
+       verifyNormGrad},
+      {O::RMSNormGrad, {}, 3, 3, 2, 2, {{"epsilon", kReal, true}}, kNone,
+       verifyNormGrad},
+      {O::AttentionGrad, {}, 4, 5, 3, 4,
+       {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
+       verifyAttentionGrad},
+      {O::EmbeddingGrad, {}, 2, 2, 1, 1, {}, kNone, verifyEmbeddingGrad},
+      {O::CrossEntropyGrad, {}, 3, 3, 1, 1,
+       {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
+       verifyCrossEntropyGrad},
+      {O::LRSchedule, {}, 1, 1, 1, 1,
+       {{"lr", kReal, true},
+        {"min_lr", kReal, false},
+        {"warmup_steps", kInt, false},
+        {"decay_steps", kInt, false}},
+       kNone, verifyLRSchedule},
+      // param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, enable]
+      // -> param, exp_avg, exp_avg_sq, each over its old value.
+      {O::AdamWUpdate, {}, 7, 8, 3, 3,
+       {{"beta1", kReal, true},
+        {"beta2", kReal, true},
+        {"epsilon", kReal, true},
+        {"weight_decay", kReal, true}},
+       kFirst, verifyAdamWUpdate, {{1, 2}, {2, 3}}},
+      // param, grad, momentum_buffer, lr, grad_scale[, enable]
+      // -> param, momentum_buffer.
+      {O::SGDUpdate, {}, 5, 6, 2, 2,
+       {{"momentum", kReal, true},
+        {"weight_decay", kReal, true},
+        {"nesterov", kInt, false}},
+       kFirst, verifySGDUpdate, {{1, 2}}},
   };
 }
 
@@ -547,6 +778,13 @@ const std::vector<KernelSpec> &catalog() {
   return specs;
 }
 } // namespace
+
+bool KernelSpec::mayOverwrite(unsigned output, unsigned input) const {
+  if (output == 0)
+    return input < 32 && (inPlaceInputs >> input & 1);
+  return std::find(inPlaceResults.begin(), inPlaceResults.end(),
+                   std::make_pair(output, input)) != inPlaceResults.end();
+}
 
 const KernelSpec &getKernel(Opcode opcode) {
   return catalog()[unsigned(opcode)];

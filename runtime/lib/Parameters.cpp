@@ -10,9 +10,8 @@
 #include <cstring>
 
 namespace galvatron::runtime {
-namespace {
 
-uint64_t mix(uint64_t x) {
+uint64_t mixBits(uint64_t x) {
   // SplitMix64's finalizer: a bijection with good avalanche.
   x += 0x9E3779B97F4A7C15ull;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -20,17 +19,18 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+double counterUniform(uint64_t key, uint64_t counter) {
+  uint64_t bits = mixBits(mixBits(counter) ^ key);
+  return double((bits >> 11) + 1) * (1.0 / 9007199254740992.0);
+}
+
+namespace {
+
 uint64_t hashName(const std::string &name) {
   uint64_t hash = 0xCBF29CE484222325ull; // FNV-1a
   for (unsigned char c : name)
     hash = (hash ^ c) * 0x100000001B3ull;
   return hash;
-}
-
-/// A uniform value in (0, 1] from stream `key` at `counter`.
-double uniform(uint64_t key, uint64_t counter) {
-  uint64_t bits = mix(mix(counter) ^ key);
-  return double((bits >> 11) + 1) * (1.0 / 9007199254740992.0);
 }
 
 /// Converts `count` values between element types.
@@ -101,7 +101,7 @@ Status readExternal(const Parameter &parameter, const TensorType &type,
 void initializeParameter(const Parameter &parameter, const TensorType &type,
                          uint64_t seed, uint8_t *out) {
   const Initializer &init = *parameter.init;
-  uint64_t key = mix(seed ^ mix(hashName(parameter.name)));
+  uint64_t key = mixBits(seed ^ mixBits(hashName(parameter.name)));
   int64_t count = type.numElements();
   // Index in the full tensor of each element of the (possibly sliced) buffer.
   std::vector<int64_t> fullStrides =
@@ -130,12 +130,12 @@ void initializeParameter(const Parameter &parameter, const TensorType &type,
         value = init.a;
         break;
       case InitKind::uniform:
-        value = init.a + (init.b - init.a) * (1.0 - uniform(key, counter));
+        value = init.a + (init.b - init.a) * (1.0 - counterUniform(key, counter));
         break;
       case InitKind::normal: {
         // Box-Muller on two independent uniforms of this element.
-        double radius = std::sqrt(-2.0 * std::log(uniform(key, 2 * counter)));
-        double angle = 6.283185307179586 * uniform(key, 2 * counter + 1);
+        double radius = std::sqrt(-2.0 * std::log(counterUniform(key, 2 * counter)));
+        double angle = 6.283185307179586 * counterUniform(key, 2 * counter + 1);
         value = init.a + init.b * radius * std::cos(angle);
         break;
       }
@@ -164,7 +164,15 @@ Expected<ParameterReport> loadParameters(Executor &executor,
   for (const Parameter &parameter : rank.parameters) {
     const TensorType &type = rank.buffers[parameter.buffer].type;
     std::string what = "parameter '" + parameter.name + "'";
-    if (checkpoint) {
+    if (parameter.state) {
+      // Training state starts from its initializer; checkpoints of a run
+      // restore it (loadCheckpoint).
+      bytes.resize(type.byteSize());
+      initializeParameter(parameter, type, options.seed, bytes.data());
+      GALVATRON_RETURN_IF_ERROR(
+          executor.writeBuffer(parameter.buffer, bytes.data(), bytes.size()));
+      continue;
+    } else if (checkpoint) {
       const SafeTensorsReader::Entry *entry = checkpoint->find(parameter.name);
       if (!entry)
         return error(what, " is missing from '", checkpoint->path(), "'");
@@ -191,12 +199,17 @@ Expected<ParameterReport> loadParameters(Executor &executor,
   return report;
 }
 
-Status saveParameters(Executor &executor, const std::string &path) {
+Status saveParameters(Executor &executor, const std::string &path,
+                      bool withState, std::vector<NamedTensor> extra) {
   const RankProgram &rank = executor.rankProgram();
   std::vector<std::vector<uint8_t>> values;
   std::vector<NamedTensor> tensors;
+  std::vector<const Parameter *> saved;
   for (const Parameter &parameter : rank.parameters) {
-    if (parameter.isSlice())
+    if (parameter.state && !withState)
+      continue;
+    saved.push_back(&parameter);
+    if (parameter.isSlice() && !withState)
       return error("parameter '", parameter.name,
                    "' is a slice; rank ", rank.rank,
                    " cannot save the whole tensor");
@@ -205,12 +218,11 @@ Status saveParameters(Executor &executor, const std::string &path) {
     GALVATRON_RETURN_IF_ERROR(executor.readBuffer(
         parameter.buffer, values.back().data(), values.back().size()));
   }
-  for (size_t i = 0; i < rank.parameters.size(); ++i) {
-    const Parameter &parameter = rank.parameters[i];
-    tensors.push_back(NamedTensor{parameter.name,
-                                  rank.buffers[parameter.buffer].type,
+  for (size_t i = 0; i < saved.size(); ++i)
+    tensors.push_back(NamedTensor{saved[i]->name,
+                                  rank.buffers[saved[i]->buffer].type,
                                   values[i].data()});
-  }
+  tensors.insert(tensors.end(), extra.begin(), extra.end());
   return writeSafeTensors(path, tensors);
 }
 

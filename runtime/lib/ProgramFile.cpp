@@ -81,7 +81,8 @@ Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
   return fb::CreateParameterDirect(
       fbb, parameter.buffer, parameter.name.c_str(),
       parameter.isSlice() ? &parameter.fullShape : nullptr,
-      parameter.isSlice() ? &parameter.sliceStart : nullptr, init, external);
+      parameter.isSlice() ? &parameter.sliceStart : nullptr, init, external,
+      parameter.state);
 }
 
 Offset<fb::RankProgram> encode(FlatBufferBuilder &fbb,
@@ -184,6 +185,7 @@ Status decode(const fb::Parameter &in, Parameter &out) {
   out.name = in.name()->str();
   out.fullShape = list<int64_t>(in.full_shape());
   out.sliceStart = list<int64_t>(in.slice_start());
+  out.state = in.state();
   if (const fb::ExternalData *external = in.external())
     out.external = ExternalData{external->location()->str(), external->offset(),
                                 external->length(), text(external->key())};
@@ -248,6 +250,13 @@ Status decode(const fb::Program &in, Program &out) {
   out.alignment = in.alignment();
   out.model = text(in.model());
   out.modelDirectory = text(in.model_directory());
+  if (const fb::Training *training = in.training()) {
+    TrainingInfo &info = out.training.emplace();
+    info.modelFlops = training->model_flops();
+    info.vocabSize = training->vocab_size();
+    GALVATRON_RETURN_IF_ERROR(decodeEnum(training->loss(), kNumLossKinds,
+                                         "loss kind", info.loss));
+  }
   GALVATRON_RETURN_IF_ERROR(
       forEach(in.groups(), [&](const fb::Group &group, size_t) {
         out.groups.push_back(list<uint32_t>(group.ranks()));
@@ -290,10 +299,15 @@ std::vector<uint8_t> serializeProgram(const Program &program) {
   std::vector<Offset<fb::RankProgram>> ranks;
   for (const RankProgram &rank : program.ranks)
     ranks.push_back(encode(fbb, rank));
+  Offset<fb::Training> training;
+  if (program.training)
+    training = fb::CreateTraining(fbb, fb::LossKind(program.training->loss),
+                                  program.training->modelFlops,
+                                  program.training->vocabSize);
   fb::FinishProgramBuffer(
       fbb, fb::CreateProgramDirect(fbb, program.worldSize, program.alignment,
                                    &groups, &ranks, program.model.c_str(),
-                                   program.modelDirectory.c_str()));
+                                   program.modelDirectory.c_str(), training));
 
   std::vector<uint8_t> bytes(kProgramHeaderSize + fbb.GetSize());
   std::memcpy(bytes.data(), kProgramMagic, sizeof(kProgramMagic));

@@ -95,8 +95,18 @@ static Status checkParameter(const RankProgram &rank,
   if (parameter.name.empty())
     return error("has no name");
   const TensorType &type = rank.buffers[parameter.buffer].type;
-  if (!isFloat(type.elementType))
+  if (parameter.state) {
+    // Counters are integers; state starts from its initializer.
+    if (type.elementType == ElementType::i1)
+      return error("state cannot be i1");
+    if (!parameter.init || parameter.external)
+      return error("state needs an initializer and no external data");
+    if (isInteger(type.elementType) && (parameter.init->kind == InitKind::normal ||
+                                        parameter.init->kind == InitKind::uniform))
+      return error("integer state needs a zeros, ones or constant initializer");
+  } else if (!isFloat(type.elementType)) {
     return error("buffer must hold floats, got ", type.str());
+  }
   if (!parameter.init && !parameter.external)
     return error("needs an initializer or external data");
   if (parameter.init) {
@@ -206,11 +216,12 @@ static bool overlap(const Buffer &a, const Buffer &b) {
 }
 
 /// Results never share bytes with each other; a result shares bytes with an
-/// operand only when it occupies exactly the operand's bytes and
-/// `inPlaceInputs` (bit per operand) allows it.
+/// operand only when it occupies exactly the operand's bytes and `mayOverwrite`
+/// (result, operand) allows it.
+template <typename MayOverwrite>
 static Status checkOperandOverlap(const RankProgram &rank,
                                   const Instruction &instruction,
-                                  uint32_t inPlaceInputs) {
+                                  MayOverwrite mayOverwrite) {
   const auto &buffers = rank.buffers;
   for (size_t o = 0; o < instruction.outputs.size(); ++o) {
     const Buffer &output = buffers[instruction.outputs[o]];
@@ -221,7 +232,7 @@ static Status checkOperandOverlap(const RankProgram &rank,
       const Buffer &input = buffers[instruction.inputs[i]];
       if (!overlap(output, input))
         continue;
-      bool allowed = o == 0 && i < 32 && (inPlaceInputs >> i & 1) &&
+      bool allowed = mayOverwrite(unsigned(o), unsigned(i)) &&
                      sameBytes(output, input);
       if (!allowed)
         return error("result #", o, " overlaps operand #", i,
@@ -243,7 +254,10 @@ static Status checkKernel(const RankProgram &rank,
     outputs.push_back(rank.buffers[index].type);
   GALVATRON_RETURN_IF_ERROR(verifyKernelCall(KernelCall(
       *spec, std::move(inputs), std::move(outputs), instruction.attributes)));
-  return checkOperandOverlap(rank, instruction, spec->inPlaceInputs);
+  return checkOperandOverlap(rank, instruction,
+                             [spec](unsigned output, unsigned input) {
+                               return spec->mayOverwrite(output, input);
+                             });
 }
 
 static Status checkPeer(const Program &program, const RankProgram &rank,
@@ -321,7 +335,10 @@ static Status checkCollective(const Program &program, const RankProgram &rank,
           group.end())
     return error("root ", instruction.peer, " is not a member of group ",
                  instruction.group);
-  return checkOperandOverlap(rank, instruction, inPlace ? 1 : 0);
+  return checkOperandOverlap(rank, instruction,
+                             [inPlace](unsigned output, unsigned input) {
+                               return inPlace && output == 0 && input == 0;
+                             });
 }
 
 Status validateInstruction(const Program &program, const RankProgram &rank,
@@ -459,7 +476,8 @@ MemoryUsage analyzeMemory(const RankProgram &rank) {
   if (!live)
     return usage;
   for (const Parameter &parameter : rank.parameters)
-    usage.parameterBytes += rank.buffers[parameter.buffer].type.byteSize();
+    (parameter.state ? usage.stateBytes : usage.parameterBytes) +=
+        rank.buffers[parameter.buffer].type.byteSize();
   // Per step, the distinct byte ranges of live roots (a result computed in
   // place shares its operand's range at the step it is written).
   int64_t count = int64_t(rank.instructions.size());
@@ -586,6 +604,10 @@ Status validateProgram(const Program &program) {
   }
   if (program.ranks.empty())
     return error("the program has no rank programs");
+  if (program.training && (program.training->modelFlops < 0 ||
+                           program.training->vocabSize < 1))
+    return error("training information needs non-negative model FLOPs and a "
+                 "positive vocabulary size");
   std::set<uint32_t> ranks;
   for (const RankProgram &rank : program.ranks) {
     if (rank.rank >= program.worldSize)

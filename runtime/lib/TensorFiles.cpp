@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <unistd.h>
+
 namespace galvatron::runtime {
 namespace {
 
@@ -41,7 +43,9 @@ Status readAt(FILE *file, const std::string &path, uint64_t offset,
   return Status::ok();
 }
 
-/// Writes `parts` to `path` through a temporary file and a rename.
+/// Writes `parts` to `path` through a temporary file, flushed to the disk
+/// before a rename replaces `path`: a crash leaves the old file or the new
+/// one, never a torn one.
 Status writeAtomically(const std::string &path,
                        const std::vector<std::pair<const void *, uint64_t>> &parts) {
   std::string temporary = path + ".tmp";
@@ -51,6 +55,7 @@ Status writeAtomically(const std::string &path,
   bool ok = true;
   for (const auto &[data, size] : parts)
     ok &= size == 0 || std::fwrite(data, 1, size, file) == size;
+  ok &= std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
   ok &= std::fclose(file) == 0;
   if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
     std::remove(temporary.c_str());

@@ -3,17 +3,23 @@
 //   galvatron-compile model.onnx [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile --model=NAME [--batch=N] [--seq-len=N] -o m.gxp
 //   galvatron-compile model.mlir -o m.gxp
-//   galvatron-compile --model=NAME --plan="devices=4 pp=4" -o m.gxp
+//   galvatron-compile --model=NAME --train="lr=3e-4 ..." -o train.gxp
 //
 // Runs the whole pipeline available so far on an ONNX model (import and
 // clean-up), a preset or galvatron IR, and writes the program file (or, with
-// --emit=mlir, the lowered IR). A plan (--plan, --strategy or --search, or
-// one already in the IR) over several devices gives one program per rank,
-// all in one file: each rank gets its pipeline stage's part of the model
-// (--galvatron-pipeline) and is lowered as that rank.
+// --emit=mlir, the lowered IR). With --train the program is one training
+// step (--galvatron-build-train-step with the given options, then
+// --galvatron-unroll-schedule); IR that already holds a galvatron.schedule
+// is unrolled and lowered the same way.
+//
+// A plan (--plan, --strategy or --search, or one already in the IR) over
+// several devices gives one program per rank, all in one file: each rank
+// gets its pipeline stage's part of the model (--galvatron-pipeline), its
+// training step, and is lowered as that rank.
 //
 //===----------------------------------------------------------------------===//
 
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
@@ -26,6 +32,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
@@ -61,11 +68,6 @@ static cl::opt<int64_t> seqLen(
     cl::desc("Sequence length of a preset (default: the preset's) or an ONNX "
              "model's dynamic sequence"),
     cl::init(0), cl::cat(category));
-static cl::opt<int64_t> layers(
-    "layers",
-    cl::desc("Transformer blocks of a preset (default: the preset's; T5: "
-             "per stack)"),
-    cl::init(0), cl::cat(category));
 static cl::opt<std::string>
     modelDirectory("model-dir",
                    cl::desc("Directory that external parameter data is "
@@ -96,10 +98,15 @@ static cl::opt<std::string> searchOptions(
     cl::desc("Search the plan: --galvatron-search's options, e.g. "
              "\"cluster=a100-80gb devices=4\""),
     cl::value_desc("options"), cl::cat(category));
-static cl::opt<std::string> trainOptions(
+static cl::opt<int64_t> layers(
+    "layers",
+    cl::desc("Transformer blocks of a preset (default: the preset's; T5: "
+             "per stack)"),
+    cl::init(0), cl::cat(category));
+static cl::opt<std::string> train(
     "train",
-    cl::desc("Compile the training step: --galvatron-build-train-step's "
-             "options (\"\" for the defaults)"),
+    cl::desc("Compile a training step; the value holds the options of "
+             "--galvatron-build-train-step (e.g. \"lr=3e-4 warmup-steps=10\")"),
     cl::value_desc("options"), cl::ValueOptional, cl::cat(category));
 
 static int error(const Twine &message) {
@@ -173,11 +180,41 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
   return std::move(module);
 }
 
+/// With --train, or for IR that already holds a schedule: builds and unrolls
+/// the training step and names it as the entry to lower.
+static LogicalResult buildTrainingStep(ModuleOp module, std::string &entry) {
+  bool scheduled = !module.getOps<mlir::galvatron::ScheduleOp>().empty();
+  if (!train.getNumOccurrences() && !scheduled)
+    return success();
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  std::string pipeline;
+  if (train.getNumOccurrences())
+    pipeline += "galvatron-build-train-step{" + train + "},";
+  pipeline += "galvatron-unroll-schedule";
+  std::string message;
+  llvm::raw_string_ostream errors(message);
+  if (failed(parsePassPipeline(pipeline, pm, errors))) {
+    error("invalid --train options '" + train + "': " + message);
+    return failure();
+  }
+  if (failed(pm.run(module)))
+    return failure();
+  for (auto function : module.getOps<func::FuncOp>())
+    if (function->hasAttr(
+            mlir::galvatron::GalvatronDialect::getTrainingAttrName()))
+      entry = function.getSymName().str();
+  return success();
+}
+
 /// Runs `pipeline`, a textual pass pipeline on the module, on `module`.
 static LogicalResult runPipeline(ModuleOp module, const std::string &pipeline) {
-  PassManager pm(module.getContext());
-  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  std::string message;
+  llvm::raw_string_ostream errors(message);
+  if (failed(parsePassPipeline(pipeline, pm, errors))) {
+    error("invalid options in '" + pipeline + "': " + message);
     return failure();
+  }
   return pm.run(module);
 }
 
@@ -190,29 +227,17 @@ static LogicalResult applyPlan(ModuleOp module) {
     return failure();
   }
   if (!planOptions.empty())
-    return runPipeline(module, "galvatron-apply-strategy{" +
-                                   planOptions + "}");
+    return runPipeline(module, "galvatron-apply-strategy{" + planOptions + "}");
   if (!strategyFile.empty())
-    return runPipeline(module, "galvatron-apply-strategy{json=" +
-                                   strategyFile + "}");
+    return runPipeline(module,
+                       "galvatron-apply-strategy{json=" + strategyFile + "}");
   if (!searchOptions.empty())
-    return runPipeline(module, "galvatron-search{" +
-                                   searchOptions + "}");
+    return runPipeline(module, "galvatron-search{" + searchOptions + "}");
   return success();
 }
 
-/// The training step, when asked for: loss, backward, optimizer, schedule,
-/// unrolled into one function.
-static LogicalResult buildTrainingStep(ModuleOp module) {
-  if (!trainOptions.getNumOccurrences())
-    return success();
-  return runPipeline(module, "galvatron-build-train-step{" +
-                                 trainOptions +
-                                 "},galvatron-unroll-schedule");
-}
-
 /// The program of every rank of `plan`'s job, one file: each rank compiles
-/// its pipeline stage (stage-major ranks) and the programs are linked.
+/// its pipeline stage (ranks are stage-major) and the programs are linked.
 static FailureOr<rt::Program>
 compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
              mlir::galvatron::RuntimePipelineOptions options,
@@ -229,11 +254,11 @@ compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
   for (int64_t rank = 0; rank < devices; ++rank) {
     OwningOpRef<ModuleOp> copy(module.clone());
     int64_t stage = rank / (devices / pp);
+    options.rank = rank;
     if (failed(runPipeline(*copy, "galvatron-pipeline{stage=" +
                                       std::to_string(stage) + "}")) ||
-        failed(buildTrainingStep(*copy)))
+        failed(buildTrainingStep(*copy, options.entry)))
       return failure();
-    options.rank = rank;
     FailureOr<rt::Program> program =
         mlir::galvatron::buildProgram(*copy, options);
     if (failed(program))
@@ -263,7 +288,10 @@ static void printSummary(const std::string &description,
                  << ": arena (plan peak) " << usage.arenaBytes
                  << " bytes, live peak " << usage.peakLiveBytes
                  << " bytes, parameters " << usage.parameterBytes
-                 << " bytes\n";
+                 << " bytes";
+    if (usage.stateBytes)
+      llvm::outs() << ", training state " << usage.stateBytes << " bytes";
+    llvm::outs() << "\n";
   }
 }
 
@@ -272,13 +300,15 @@ int main(int argc, char **argv) {
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
+  mlir::galvatron::registerAllPasses();
   cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");
 
-  mlir::galvatron::registerAllPasses();
   DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);
   MLIRContext context(registry);
+  // Diagnostics name the cause; a dump of the whole module would bury it.
+  context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler handler(sourceMgr, &context);
   std::string description;
@@ -287,6 +317,8 @@ int main(int argc, char **argv) {
   if (failed(module))
     return 1;
 
+  if (failed(applyPlan(**module)))
+    return 1;
   mlir::galvatron::RuntimePipelineOptions options;
   options.modelDirectory = modelDirectory;
   if (options.modelDirectory.empty() && !inputFilename.empty()) {
@@ -295,15 +327,13 @@ int main(int argc, char **argv) {
     llvm::sys::path::remove_filename(directory);
     options.modelDirectory = directory.str().str();
   }
-  if (failed(applyPlan(**module)))
-    return 1;
   FailureOr<rt::Program> program;
   std::string lowered;
   mlir::galvatron::PlanAttr plan = mlir::galvatron::getPlan(**module);
   if (plan && plan.getDevices() > 1) {
     program = compileRanks(**module, plan, options, lowered);
   } else {
-    if (failed(buildTrainingStep(**module)))
+    if (failed(buildTrainingStep(**module, options.entry)))
       return 1;
     program = mlir::galvatron::buildProgram(**module, options);
     llvm::raw_string_ostream text(lowered);

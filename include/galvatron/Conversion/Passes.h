@@ -23,6 +23,7 @@ struct RuntimePipelineOptions {
   /// The rank whose program to emit and the job's size (0: from the plan).
   int64_t rank = 0;
   int64_t worldSize = 0;
+  std::string entry = "main";
 };
 
 /// Canonicalizes, removes common subexpressions, lowers to the runtime.

@@ -1,8 +1,10 @@
 //===- GalvatronToRuntime.cpp - Lower a model function to a program -------===//
 //
 // Flattens the entry function's layers into one instruction stream over
-// numbered buffers, decides which results overwrite their operands in place,
-// plans the arena from live ranges, and emits a grt.executable.
+// numbered buffers, gives parameters and training state persistent buffers
+// (reads and assignments become accesses to them), decides which results
+// overwrite their operands in place, plans the arena from live ranges, and
+// emits a grt.executable.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,7 +14,11 @@
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+#include <limits>
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_LOWERTORUNTIME
@@ -94,15 +100,251 @@ describeKernel(Operation *op) {
       .Case([&](ExtractPatchesOp op) {
         add("patch_size", op.getPatchSizeAttr());
       })
-      .Case([&](TrilMaskOp op) { add("diagonal", op.getDiagonalAttr()); });
+      .Case([&](TrilMaskOp op) { add("diagonal", op.getDiagonalAttr()); })
+      .Case([&](CompareOp op) {
+        add("predicate",
+            b.getI64IntegerAttr(int64_t(op.getPredicate())));
+      })
+      .Case([&](PadOp op) {
+        add("low", op.getLowAttr());
+        add("high", op.getHighAttr());
+        add("interior", op.getInteriorAttr());
+        add("value", op.getValueAttr());
+      })
+      .Case([&](ActivationGradOp op) {
+        add("activation", b.getI64IntegerAttr(int64_t(op.getActivation())));
+      })
+      .Case<LayerNormGradOp, RMSNormGradOp>(
+          [&](auto op) { add("epsilon", op.getEpsilonAttr()); })
+      .Case([&](AttentionGradOp op) {
+        flag("causal", op.getCausal());
+        double scale = op.getScale() ? op.getScale()->convertToDouble()
+                                     : 1.0 / std::sqrt(double(
+                                                 cast<RankedTensorType>(
+                                                     op.getQuery().getType())
+                                                     .getShape()
+                                                     .back()));
+        add("scale", b.getF64FloatAttr(scale));
+      })
+      .Case([&](CrossEntropyGradOp op) {
+        add("ignore_index", op.getIgnoreIndexAttr());
+        add("reduction", b.getI64IntegerAttr(
+                             op.getReduction() == LossReduction::sum ? 1 : 0));
+      })
+      .Case([&](LRScheduleOp op) {
+        add("lr", op.getLrAttr());
+        add("min_lr", op.getMinLrAttr());
+        add("warmup_steps", op.getWarmupStepsAttr());
+        add("decay_steps", op.getDecayStepsAttr());
+      })
+      .Case([&](AdamWUpdateOp op) {
+        add("beta1", op.getBeta1Attr());
+        add("beta2", op.getBeta2Attr());
+        add("epsilon", op.getEpsilonAttr());
+        add("weight_decay", op.getWeightDecayAttr());
+      })
+      .Case([&](SGDUpdateOp op) {
+        add("momentum", op.getMomentumAttr());
+        add("weight_decay", op.getWeightDecayAttr());
+        flag("nesterov", op.getNesterov());
+      });
   return std::make_pair(name, b.getDictionaryAttr(config));
+}
+
+//===----------------------------------------------------------------------===//
+// Variable access
+//===----------------------------------------------------------------------===//
+
+/// Whether `op` becomes a kernel call (rather than a buffer binding).
+bool isKernelOp(Operation *op) {
+  return op->getDialect() &&
+         op->getDialect()->getNamespace() ==
+             GalvatronDialect::getDialectNamespace() &&
+         !isa<ParamOp, ReadStateOp, AssignOp, ConstantOp, ReshapeOp, LayerOp,
+              YieldOp>(op);
+}
+
+/// How reads and assignments of parameters and state become accesses to
+/// their persistent buffers. A read normally is the variable's buffer; an
+/// assigned value is normally computed directly in it (its producer writes
+/// there, in place over the old value where the kernel allows). Value
+/// semantics hold throughout: a read still used after the variable is
+/// written is a copy (a snapshot), and an assignment whose producer cannot
+/// write into the variable is a copy at the assignment.
+class VariableAccess {
+public:
+  explicit VariableAccess(func::FuncOp entry);
+
+  bool isSnapshot(Operation *read) const { return snapshots.contains(read); }
+  bool isCopied(AssignOp assign) const { return copied.contains(assign); }
+  /// The variable a kernel result is computed in, or null.
+  StringAttr writtenInto(Value result) const { return writes.lookup(result); }
+
+private:
+  static constexpr int64_t kForever = std::numeric_limits<int64_t>::max();
+  void number(Block &block);
+  int64_t lastUse(Value value);
+  bool canWriteInto(StringAttr variable, size_t index);
+
+  DenseMap<Operation *, int64_t> position;
+  DenseMap<Value, int64_t> lastUses;
+  /// Per variable, its reads and assignments in program order.
+  llvm::MapVector<StringAttr, SmallVector<Operation *>> reads;
+  llvm::MapVector<StringAttr, SmallVector<AssignOp>> assigns;
+
+  DenseSet<Operation *> snapshots;
+  DenseSet<Operation *> copied;
+  DenseMap<Value, StringAttr> writes;
+};
+
+/// The value `value` is, looking through layer boundaries (and, with
+/// `views`, through reshapes, which share bytes).
+Value traceValue(Value value, bool views) {
+  while (true) {
+    if (auto argument = dyn_cast<BlockArgument>(value)) {
+      auto layer = dyn_cast<LayerOp>(argument.getOwner()->getParentOp());
+      if (!layer)
+        return value;
+      value = layer.getInputs()[argument.getArgNumber()];
+      continue;
+    }
+    Operation *op = value.getDefiningOp();
+    if (auto layer = dyn_cast<LayerOp>(op)) {
+      value = cast<YieldOp>(layer.getBodyBlock().getTerminator())
+                  .getValues()[cast<OpResult>(value).getResultNumber()];
+      continue;
+    }
+    if (auto reshape = dyn_cast<ReshapeOp>(op); reshape && views) {
+      value = reshape.getInput();
+      continue;
+    }
+    return value;
+  }
+}
+
+StringAttr variableOf(Operation *op) {
+  if (auto param = dyn_cast<ParamOp>(op))
+    return param.getNameAttr().getAttr();
+  if (auto read = dyn_cast<ReadStateOp>(op))
+    return read.getNameAttr().getAttr();
+  return {};
+}
+
+VariableAccess::VariableAccess(func::FuncOp entry) {
+  number(entry.getBody().front());
+  // Where each variable is written: at the producer when it writes into the
+  // variable, else at the copying assignment.
+  llvm::MapVector<StringAttr, SmallVector<int64_t>> writePositions;
+  for (auto &[variable, list] : assigns) {
+    for (size_t index = 0; index < list.size(); ++index) {
+      AssignOp assign = list[index];
+      if (canWriteInto(variable, index)) {
+        Value value = traceValue(assign.getValue(), /*views=*/false);
+        writes[value] = variable;
+        writePositions[variable].push_back(position.lookup(value.getDefiningOp()));
+        continue;
+      }
+      copied.insert(assign);
+      writePositions[variable].push_back(position.lookup(assign));
+    }
+  }
+  for (auto &[variable, list] : reads) {
+    for (Operation *read : list) {
+      int64_t at = position.lookup(read), end = lastUse(read->getResult(0));
+      for (int64_t write : writePositions.lookup(variable))
+        if (at < write && write < end)
+          snapshots.insert(read);
+    }
+  }
+}
+
+void VariableAccess::number(Block &block) {
+  for (Operation &op : block) {
+    position[&op] = int64_t(position.size());
+    if (StringAttr variable = variableOf(&op))
+      reads[variable].push_back(&op);
+    if (auto assign = dyn_cast<AssignOp>(op))
+      assigns[assign.getNameAttr().getAttr()].push_back(assign);
+    if (auto layer = dyn_cast<LayerOp>(op))
+      number(layer.getBodyBlock());
+  }
+}
+
+int64_t VariableAccess::lastUse(Value value) {
+  if (auto it = lastUses.find(value); it != lastUses.end())
+    return it->second;
+  int64_t last = -1;
+  for (OpOperand &use : value.getUses()) {
+    Operation *user = use.getOwner();
+    int64_t at = position.lookup(user);
+    if (auto layer = dyn_cast<LayerOp>(user))
+      at = lastUse(layer.getBodyBlock().getArgument(use.getOperandNumber()));
+    else if (isa<YieldOp>(user))
+      at = lastUse(user->getParentOp()->getResult(use.getOperandNumber()));
+    else if (auto reshape = dyn_cast<ReshapeOp>(user))
+      at = std::max(at, lastUse(reshape.getResult()));
+    else if (isa<func::ReturnOp>(user))
+      at = kForever;
+    last = std::max(last, at);
+  }
+  lastUses[value] = last;
+  return last;
+}
+
+/// Whether the value of assignment `index` of `variable` can be computed
+/// directly in the variable's buffer: its producer is a kernel that runs
+/// after the previous assignment, no read of the old value is used after
+/// the producer (or, at the producer, only as an operand the kernel may
+/// overwrite in place), and the value is not used after the variable's next
+/// write.
+bool VariableAccess::canWriteInto(StringAttr variable, size_t index) {
+  SmallVector<AssignOp> &list = assigns[variable];
+  AssignOp assign = list[index];
+  Value value = traceValue(assign.getValue(), /*views=*/false);
+  auto result = dyn_cast<OpResult>(value);
+  if (!result || !isKernelOp(result.getOwner()) || writes.contains(value) ||
+      value.getType() != assign.getValue().getType())
+    return false;
+  Operation *producer = result.getOwner();
+  const rt::KernelSpec *spec =
+      rt::findKernel(producer->getName().stripDialect());
+  if (!spec)
+    return false;
+  int64_t at = position.lookup(producer);
+  if (index > 0 && position.lookup(list[index - 1]) > at)
+    return false;
+  for (Operation *read : reads.lookup(variable)) {
+    int64_t readAt = position.lookup(read);
+    if (readAt > position.lookup(assign) || lastUse(read->getResult(0)) < at)
+      continue;
+    if (readAt > at || lastUse(read->getResult(0)) > at)
+      return false;
+    // Used by the producer itself: only where it may overwrite that operand.
+    for (OpOperand &operand : producer->getOpOperands())
+      if (traceValue(operand.get(), /*views=*/true) == read->getResult(0) &&
+          !spec->mayOverwrite(result.getResultNumber(),
+                              operand.getOperandNumber()))
+        return false;
+  }
+  if (index + 1 < list.size()) {
+    AssignOp next = list[index + 1];
+    int64_t nextWrite = position.lookup(next);
+    if (Operation *nextProducer =
+            traceValue(next.getValue(), /*views=*/false).getDefiningOp())
+      if (int64_t producedAt = position.lookup(nextProducer);
+          producedAt > position.lookup(assign))
+        nextWrite = std::min(nextWrite, producedAt);
+    if (lastUse(value) >= nextWrite)
+      return false;
+  }
+  return true;
 }
 
 //===----------------------------------------------------------------------===//
 // The lowering
 //===----------------------------------------------------------------------===//
 
-enum class Role { temporary, input, parameter, constant };
+enum class Role { temporary, input, parameter, state, constant };
 
 /// A value's storage: a buffer of its own (a root) or a view of a root.
 struct ValueBuffer {
@@ -114,6 +356,7 @@ struct ValueBuffer {
   /// Input or parameter name.
   std::string name;
   ParameterOp parameter;
+  StateOp state;
   ElementsAttr value;
 
   uint64_t bytes() const {
@@ -143,7 +386,7 @@ public:
   Lowering(ModuleOp module, func::FuncOp entry, uint64_t alignment,
            int64_t rank, int64_t worldSize)
       : module(module), entry(entry), alignment(alignment), rank(rank),
-        worldSize(worldSize) {}
+        worldSize(worldSize), access(entry) {}
 
   LogicalResult collect();
   void assignInPlace();
@@ -156,14 +399,15 @@ private:
   unsigned newTemporary(RankedTensorType type);
   /// `type` over the bytes of `buffer` (a view of its root).
   unsigned newView(unsigned buffer, RankedTensorType type);
-  LogicalResult visit(Operation *op, StringAttr layer);
   LogicalResult visitCollective(Operation *op, StringAttr layer);
   /// The rank's group of `op`'s groups and its position in it.
   FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> groupOf(Operation *op,
                                                            ArrayAttr groups);
   void addTranspose(Operation *op, StringAttr layer, unsigned input,
                     unsigned output, ArrayRef<int64_t> perm);
-
+  FailureOr<unsigned> variableBuffer(Operation *user, StringAttr name);
+  LogicalResult visit(Operation *op, StringAttr layer);
+  void addCopy(Operation *op, StringAttr layer, unsigned from, unsigned to);
   unsigned rootOf(unsigned buffer) const { return buffers[buffer].root; }
   /// The class (set of roots sharing bytes through in-place results).
   unsigned classOf(unsigned root) const { return rootClass[root]; }
@@ -172,10 +416,12 @@ private:
   func::FuncOp entry;
   uint64_t alignment;
   int64_t rank, worldSize;
+  VariableAccess access;
 
   SmallVector<ValueBuffer> buffers;
   DenseMap<Value, unsigned> bufferOf;
-  llvm::StringMap<unsigned> parameterBuffers;
+  /// Parameters and state by name.
+  llvm::StringMap<unsigned> variableBuffers;
   SmallVector<KernelStep, 0> steps;
   SmallVector<std::pair<std::string, unsigned>> outputs;
 
@@ -413,23 +659,28 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     }
     return success();
   }
-  if (auto param = dyn_cast<ParamOp>(op)) {
-    auto it = parameterBuffers.find(param.getName());
-    if (it != parameterBuffers.end()) {
-      bufferOf[param.getResult()] = it->second;
+  if (StringAttr name = variableOf(op)) {
+    FailureOr<unsigned> variable = variableBuffer(op, name);
+    if (failed(variable))
+      return failure();
+    if (!access.isSnapshot(op)) {
+      bufferOf[op->getResult(0)] = *variable;
       return success();
     }
-    FailureOr<unsigned> index = newBuffer(op, param.getResult(), Role::parameter);
-    if (failed(index))
+    FailureOr<unsigned> copy =
+        newBuffer(op, op->getResult(0), Role::temporary);
+    if (failed(copy))
       return failure();
-    buffers[*index].name = param.getName().str();
-    auto parameter = module.lookupSymbol<ParameterOp>(param.getNameAttr());
-    buffers[*index].parameter = parameter;
-    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
-      if (!shard->sliceStart(rank))
-        return parameter.emitOpError()
-               << "is sharded over groups that do not hold rank " << rank;
-    parameterBuffers[param.getName()] = *index;
+    addCopy(op, layer, *variable, *copy);
+    return success();
+  }
+  if (auto assign = dyn_cast<AssignOp>(op)) {
+    FailureOr<unsigned> variable =
+        variableBuffer(op, assign.getNameAttr().getAttr());
+    if (failed(variable))
+      return failure();
+    if (access.isCopied(assign))
+      addCopy(op, layer, bufferOf.lookup(assign.getValue()), *variable);
     return success();
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
@@ -488,6 +739,14 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   for (Value result : op->getResults()) {
+    if (StringAttr variable = access.writtenInto(result)) {
+      FailureOr<unsigned> index = variableBuffer(op, variable);
+      if (failed(index))
+        return failure();
+      bufferOf[result] = *index;
+      step.outputs.push_back(*index);
+      continue;
+    }
     FailureOr<unsigned> index = newBuffer(op, result, Role::temporary);
     if (failed(index))
       return failure();
@@ -495,6 +754,46 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   }
   steps.push_back(std::move(step));
   return success();
+}
+
+FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
+  auto it = variableBuffers.find(name);
+  if (it != variableBuffers.end())
+    return it->second;
+  Operation *symbol = module.lookupSymbol(name);
+  auto parameter = dyn_cast_or_null<ParameterOp>(symbol);
+  auto state = dyn_cast_or_null<StateOp>(symbol);
+  if (!parameter && !state)
+    return user->emitOpError() << "refers to '" << name.getValue()
+                               << "', which is neither a parameter nor state";
+  RankedTensorType type =
+      parameter ? parameter.getTensorType() : state.getTensorType();
+  // The buffer stands for the variable, not for one SSA value.
+  unsigned index = buffers.size();
+  if (!grt::convertElementType(type.getElementType()))
+    return user->emitOpError() << "variable '" << name.getValue()
+                               << "' has type " << type
+                               << ", which the runtime cannot hold";
+  if (parameter)
+    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
+      if (!shard->sliceStart(rank))
+        return parameter.emitOpError()
+               << "is sharded over groups that do not hold rank " << rank;
+  ValueBuffer &buffer = buffers.emplace_back();
+  buffer.type = type;
+  buffer.role = parameter ? Role::parameter : Role::state;
+  buffer.root = index;
+  buffer.name = name.str();
+  buffer.parameter = parameter;
+  buffer.state = state;
+  variableBuffers[name] = index;
+  return index;
+}
+
+void Lowering::addCopy(Operation *op, StringAttr layer, unsigned from,
+                       unsigned to) {
+  steps.push_back(KernelStep{op, "copy", DictionaryAttr::get(op->getContext()),
+                             layer, {from}, {to}});
 }
 
 LogicalResult Lowering::collect() {
@@ -520,7 +819,8 @@ LogicalResult Lowering::collect() {
       continue;
     if (buffer.role != Role::temporary)
       start[index] = -1;
-    if (buffer.role == Role::parameter || buffer.role == Role::constant)
+    if (buffer.role == Role::parameter || buffer.role == Role::state ||
+        buffer.role == Role::constant)
       end[index] = count;
   }
   for (auto [i, step] : llvm::enumerate(steps)) {
@@ -547,6 +847,9 @@ void Lowering::assignInPlace() {
     if (!spec.inPlaceInputs || step.outputs.empty())
       continue;
     unsigned output = step.outputs[0];
+    // A result computed in a parameter or state already has its storage.
+    if (buffers[output].role != Role::temporary)
+      continue;
     uint64_t bytes = buffers[output].bytes();
     auto overwritable = [&](unsigned slot) {
       if (slot >= 32 || !(spec.inPlaceInputs >> slot & 1))
@@ -610,7 +913,9 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
       GalvatronDialect::getModelAttrName());
   auto executable = grt::ExecutableOp::create(
       builder, loc, worldSize, alignment, model,
-      modelDirectory.empty() ? StringAttr() : builder.getStringAttr(modelDirectory));
+      modelDirectory.empty() ? StringAttr() : builder.getStringAttr(modelDirectory),
+      entry->getAttrOfType<TrainingAttr>(
+          GalvatronDialect::getTrainingAttrName()));
   builder.setInsertionPointToStart(&executable.getBody().emplaceBlock());
   // One group per distinct member list, named after its members so the
   // programs of several ranks merge into one executable by name.
@@ -641,7 +946,7 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
   SmallVector<Value> values(buffers.size());
   // Inputs, parameters and constants first, then temporaries and views in
   // the order they were created (a view follows its root).
-  for (Role role : {Role::input, Role::parameter, Role::constant,
+  for (Role role : {Role::input, Role::parameter, Role::state, Role::constant,
                     Role::temporary}) {
     for (auto [index, buffer] : llvm::enumerate(buffers)) {
       if (buffer.role != role)
@@ -670,7 +975,15 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
         values[index] = grt::ParameterOp::create(
             builder, parameter.getLoc(), type, buffer.name, offsetOf(index),
             parameter.getInitAttr(), parameter.getExternalAttr(), fullShape,
-            sliceStart);
+            sliceStart, /*state=*/false);
+        break;
+      }
+      case Role::state: {
+        StateOp state = buffer.state;
+        values[index] = grt::ParameterOp::create(
+            builder, state.getLoc(), type, buffer.name, offsetOf(index),
+            state.getInitAttr(), ExternalDataAttr(), DenseI64ArrayAttr(),
+            DenseI64ArrayAttr(), /*state=*/true);
         break;
       }
       case Role::constant:
@@ -768,11 +1081,12 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
       return signalPassFailure();
     lowering.assignInPlace();
     lowering.emit(lowering.plan(), modelDirectory);
-    // The program replaces the model: drop the function and parameters.
+    // The program replaces the model: drop the function, parameters and
+    // state.
     function.erase();
-    for (ParameterOp parameter :
-         llvm::make_early_inc_range(module.getOps<ParameterOp>()))
-      parameter.erase();
+    for (Operation &op : llvm::make_early_inc_range(*module.getBody()))
+      if (isa<ParameterOp, StateOp>(op))
+        op.erase();
   }
 };
 } // namespace

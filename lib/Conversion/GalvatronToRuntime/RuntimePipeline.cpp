@@ -16,6 +16,7 @@ void mlir::galvatron::buildRuntimePipeline(
   lowering.modelDirectory = options.modelDirectory;
   lowering.rank = options.rank;
   lowering.worldSize = options.worldSize;
+  lowering.entry = options.entry;
   pm.addPass(createLowerToRuntime(lowering));
 }
 

@@ -28,6 +28,7 @@ const CPUKernelTable &kernelTable() {
     cpu::registerDataMovementKernels(built);
     cpu::registerReductionKernels(built);
     cpu::registerTransformerKernels(built);
+    cpu::registerTrainingKernels(built);
     return built;
   }();
   return table;

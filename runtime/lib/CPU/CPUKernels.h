@@ -67,6 +67,7 @@ void registerNormalizationKernels(CPUKernelTable &table);
 void registerDataMovementKernels(CPUKernelTable &table);
 void registerReductionKernels(CPUKernelTable &table);
 void registerTransformerKernels(CPUKernelTable &table);
+void registerTrainingKernels(CPUKernelTable &table);
 
 //===----------------------------------------------------------------------===//
 // Shared helpers
@@ -99,6 +100,36 @@ std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape);
 
 /// Product of shape[begin, end).
 int64_t product(const std::vector<int64_t> &shape, size_t begin, size_t end);
+
+/// The labels of a cross-entropy that count (are not `ignore`), checked to
+/// lie in [0, vocab).
+template <typename Label>
+Expected<int64_t> countLabels(const Label *labels, int64_t rows, int64_t vocab,
+                              int64_t ignore) {
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (int64_t(labels[r]) == ignore)
+      continue;
+    if (labels[r] < 0 || int64_t(labels[r]) >= vocab)
+      return error("label ", int64_t(labels[r]), " at position ", r,
+                   " is out of range [0, ", vocab, ")");
+    ++counted;
+  }
+  return counted;
+}
+
+/// Element strides of a tensor of `shape` (rank <= 4) read as broadcast to
+/// four dimensions: 0 along dimensions of size 1 or missing in front.
+inline std::array<int64_t, 4> broadcastStrides4(std::vector<int64_t> shape) {
+  shape.insert(shape.begin(), 4 - shape.size(), 1);
+  std::array<int64_t, 4> strides{};
+  int64_t stride = 1;
+  for (int d = 3; d >= 0; --d) {
+    strides[d] = shape[d] == 1 ? 0 : stride;
+    stride *= shape[d];
+  }
+  return strides;
+}
 
 inline int threadCount() {
 #ifdef _OPENMP

@@ -44,17 +44,10 @@ Status attention(const KernelContext &context) {
   float scale = float(context.real("scale"));
 
   // The mask, if any, as a strided view of [batch, heads, seq, keys].
-  const float *mask = nullptr;
-  int64_t maskStride[4] = {0, 0, 0, 0};
-  if (context.hasInput(3)) {
-    const Tensor &m = context.input(3);
-    mask = m.as<float>();
-    std::vector<int64_t> shape = m.shape();
-    shape.insert(shape.begin(), 4 - shape.size(), 1);
-    std::vector<int64_t> strides = stridesOf(shape);
-    for (int d = 0; d < 4; ++d)
-      maskStride[d] = shape[d] == 1 ? 0 : strides[d];
-  }
+  const float *mask = context.hasInput(3) ? context.input(3).as<float>() : nullptr;
+  std::array<int64_t, 4> maskStride =
+      mask ? broadcastStrides4(context.input(3).shape())
+           : std::array<int64_t, 4>{};
 
   int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
   int64_t tasks = batch * heads * blocks;
@@ -174,15 +167,9 @@ template <typename Label> Status crossEntropy(const KernelContext &context) {
   int64_t rows = labelTensor.numElements();
   const Label *labels = labelTensor.as<Label>();
   int64_t ignore = context.integer("ignore_index", -100);
-  int64_t counted = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (int64_t(labels[r]) == ignore)
-      continue;
-    if (labels[r] < 0 || int64_t(labels[r]) >= vocab)
-      return error("label ", int64_t(labels[r]), " at position ", r,
-                   " is out of range [0, ", vocab, ")");
-    ++counted;
-  }
+  Expected<int64_t> counted = countLabels(labels, rows, vocab, ignore);
+  if (!counted)
+    return counted.takeStatus();
   const float *x = logits.as<float>();
   double total = 0.0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
@@ -200,7 +187,7 @@ template <typename Label> Status crossEntropy(const KernelContext &context) {
   }
   bool mean = context.integer("reduction") == 0;
   *context.output().as<float>() =
-      float(mean ? total / double(counted) : total);
+      float(mean ? total / double(*counted) : total);
   return Status::ok();
 }
 

@@ -2,10 +2,14 @@
 //
 //   galvatron-run m.gxp [--input NAME=FILE.npy]... [--output-dir DIR]
 //                 [--params FILE.safetensors] [--seed N] [--threads N] ...
+//   galvatron-run train.gxp --steps N [--data FILE.bin | --synthetic] ...
 //   mpirun -np N galvatron-run m.gxp ...
 //
 // Loads and validates the program, takes this process's rank program, loads
 // parameters and inputs, runs it on the CPU backend and writes the outputs.
+// A training program (galvatron-compile --train) runs --steps steps on
+// batches from a token file or synthetic data, logging each step and
+// writing resumable checkpoints.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,8 +18,10 @@
 #include "galvatron/Runtime/Parameters.h"
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/TensorFiles.h"
+#include "galvatron/Runtime/Training.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -43,6 +49,22 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
   --repeat N              run N times and report the fastest (default 1)
   --profile               print the time per layer and per kernel
   --quiet                 print errors only
+Training (programs compiled with galvatron-compile --train):
+  --steps N               train until step N (inputs come from the data)
+  --data FILE             token file: nanoGPT's raw uint16 train.bin, or
+                          llm.c's .bin (its header is detected)
+  --token-bytes 2|4       token width of a raw token file (default 2)
+  --synthetic             uniform random tokens instead of a file
+  --mask-token N          masked-token objective: the mask token id
+                          (default 103, BERT's [MASK], or vocab - 1 if smaller)
+  --checkpoint DIR        write checkpoints (parameters, optimizer state,
+                          step, data position, seed) to DIR
+  --save-every K          checkpoint every K steps (and after the last)
+  --resume DIR            continue from the checkpoint in DIR
+  --log FILE              also write one JSON line per step to FILE
+  --print-every K         print every K-th step's line (default 1)
+  --peak-tflops X         peak of the machine for MFU (default: measured
+                          single-precision GEMM rate)
 In a job of several ranks, "{rank}" in a file name is replaced by the rank.
 )";
 
@@ -56,7 +78,29 @@ struct Options {
   int repeat = 1;
   bool profile = false;
   bool quiet = false;
+  // Training.
+  int64_t steps = 0;
+  std::string data;
+  int64_t tokenBytes = 2;
+  bool synthetic = false;
+  int64_t maskToken = -1;
+  std::string checkpoint;
+  int64_t saveEvery = 0;
+  std::string resume;
+  std::string log;
+  int64_t printEvery = 1;
+  double peakTflops = 0.0;
 };
+
+Status parseReal(const std::string &flag, const std::string &text,
+                 double &value) {
+  char *end = nullptr;
+  double parsed = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(parsed > 0.0))
+    return error(flag, " needs a positive number, got '", text, "'");
+  value = parsed;
+  return Status::ok();
+}
 
 Status parseInteger(const std::string &flag, const std::string &text,
                     int64_t minimum, int64_t &value) {
@@ -138,6 +182,41 @@ Expected<Options> parseOptions(int argc, char **argv) {
     } else if (flag == "--quiet") {
       GALVATRON_RETURN_IF_ERROR(noValue());
       options.quiet = true;
+    } else if (flag == "--steps") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 1, options.steps));
+    } else if (flag == "--data") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      options.data = value;
+    } else if (flag == "--token-bytes") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 2, options.tokenBytes));
+      if (options.tokenBytes != 2 && options.tokenBytes != 4)
+        return error("--token-bytes must be 2 or 4, got ", options.tokenBytes);
+    } else if (flag == "--synthetic") {
+      GALVATRON_RETURN_IF_ERROR(noValue());
+      options.synthetic = true;
+    } else if (flag == "--mask-token") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 0, options.maskToken));
+    } else if (flag == "--checkpoint") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      options.checkpoint = value;
+    } else if (flag == "--save-every") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 1, options.saveEvery));
+    } else if (flag == "--resume") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      options.resume = value;
+    } else if (flag == "--log") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      options.log = value;
+    } else if (flag == "--print-every") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 1, options.printEvery));
+    } else if (flag == "--peak-tflops") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseReal(flag, value, options.peakTflops));
     } else if (flag == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -147,6 +226,18 @@ Expected<Options> parseOptions(int argc, char **argv) {
   }
   if (options.program.empty())
     return error("no program file given");
+  bool training = options.steps > 0;
+  if (!training && (!options.data.empty() || options.synthetic ||
+                    !options.checkpoint.empty() || !options.resume.empty() ||
+                    options.saveEvery || !options.log.empty() ||
+                    options.printEvery != 1))
+    return error("training options need --steps");
+  if (training && options.data.empty() == !options.synthetic)
+    return error("training needs exactly one of --data FILE and --synthetic");
+  if (training && !options.inputs.empty())
+    return error("a training run takes its inputs from the data, not --input");
+  if (options.saveEvery && options.checkpoint.empty())
+    return error("--save-every needs --checkpoint DIR");
   return options;
 }
 
@@ -286,6 +377,8 @@ public:
     if (!options.saveParameters.empty())
       GALVATRON_RETURN_IF_ERROR(saveParameters(
           *executor, forRank(options.saveParameters, comm.rank())));
+    if (options.steps > 0)
+      return setUpTraining();
     Expected<std::vector<std::pair<uint32_t, HostTensor>>> read =
         readInputs(*executor, options);
     if (!read)
@@ -343,7 +436,186 @@ public:
     return Status::ok();
   }
 
+  /// Runs the training steps up to --steps.
+  Status train() {
+    const TrainingInfo &info = *program.training;
+    const RankProgram &rank = executor->rankProgram();
+    bool lead = comm.rank() == 0 && !options.quiet;
+    const Binding *ids = findBinding(rank.inputs, "input_ids");
+    const TensorType &idsType = rank.buffers[ids->buffer].type;
+    int64_t maskToken = options.maskToken >= 0 ? options.maskToken
+                        : info.vocabSize > 103 ? 103
+                                               : info.vocabSize - 1;
+    if (maskToken >= info.vocabSize)
+      return error("mask token ", maskToken, " is outside the vocabulary of ",
+                   info.vocabSize);
+    BatchMaker batches{*data, info, idsType.shape[0], idsType.shape[1],
+                       maskToken, uint64_t(progress.seed)};
+    double peak = options.peakTflops > 0.0 ? options.peakTflops * 1e12
+                                           : measureGemmFlops();
+    std::unique_ptr<FILE, int (*)(FILE *)> log(nullptr, std::fclose);
+    if (!options.log.empty() && comm.rank() == 0) {
+      log.reset(std::fopen(options.log.c_str(), progress.step ? "a" : "w"));
+      if (!log)
+        return error("cannot write '", options.log, "': ", std::strerror(errno));
+    }
+    bool terminal = ::isatty(::fileno(stdout));
+    if (lead) {
+      std::printf("galvatron-run: training %s, batch %lld x %lld tokens, data %s\n",
+             info.loss == LossKind::nextToken ? "next-token" : "masked-token",
+             (long long)idsType.shape[0], (long long)idsType.shape[1],
+             data->description().c_str());
+      std::printf("galvatron-run: MFU against %.3g TFLOP/s (%s), %.4g model "
+             "GFLOP per step\n",
+             peak / 1e12,
+             options.peakTflops > 0.0 ? "--peak-tflops"
+                                      : "measured SGEMM rate of this machine",
+             double(info.modelFlops) / 1e9);
+      if (progress.step)
+        std::printf("galvatron-run: resuming after step %lld from %s\n",
+               (long long)progress.step, options.resume.c_str());
+    }
+    int64_t tokensPerStep = idsType.shape[0] * idsType.shape[1];
+    for (int64_t step = progress.step + 1; step <= options.steps; ++step) {
+      Expected<Batch> batch = batches.make(step, progress.dataPosition);
+      if (!batch)
+        return batch.takeStatus();
+      for (const Binding &input : rank.inputs)
+        GALVATRON_RETURN_IF_ERROR(writeInput(input, *batch));
+      auto start = std::chrono::steady_clock::now();
+      GALVATRON_RETURN_IF_ERROR(executor->run());
+      double seconds = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      progress.step = step;
+      float loss = 0.0f, norm = 0.0f, lr = 0.0f;
+      GALVATRON_RETURN_IF_ERROR(readScalar("loss", loss));
+      GALVATRON_RETURN_IF_ERROR(readScalar("grad_norm", norm));
+      GALVATRON_RETURN_IF_ERROR(readScalar("lr", lr));
+      double tokensPerSecond = double(tokensPerStep) / seconds;
+      double mfu = double(info.modelFlops) / seconds / peak;
+      bool last = step == options.steps;
+      bool print = step % options.printEvery == 0 || step == 1 || last;
+      if (lead && (print || terminal)) {
+        if (terminal)
+          std::printf("\r\033[K");
+        if (print)
+          std::printf("step %5lld/%lld | loss %.6f | lr %.4e | grad norm "
+                      "%.4f | %.0f tok/s | MFU %.2f%%\n",
+                      (long long)step, (long long)options.steps, loss, lr,
+                      norm, tokensPerSecond, 100.0 * mfu);
+        if (terminal) {
+          int width = 30, done = int(width * step / options.steps);
+          std::printf("[%s%s] %lld/%lld", std::string(done, '#').c_str(),
+                 std::string(width - done, '.').c_str(), (long long)step,
+                 (long long)options.steps);
+        }
+        std::fflush(stdout);
+      }
+      if (log)
+        std::fprintf(log.get(),
+                     "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
+                     "\"grad_norm\": %.9g, \"seconds\": %.6f}\n",
+                     (long long)step, loss, lr, norm, seconds);
+      if (!options.checkpoint.empty() &&
+          (last || (options.saveEvery && step % options.saveEvery == 0)))
+        GALVATRON_RETURN_IF_ERROR(writeCheckpoint());
+    }
+    if (lead && terminal)
+      std::printf("\n");
+    return Status::ok();
+  }
+
 private:
+  Status setUpTraining() {
+    if (!program.training)
+      return error("'", options.program,
+                   "' is not a training program (compile it with "
+                   "galvatron-compile --train)");
+    const RankProgram &rank = executor->rankProgram();
+    const Binding *ids = findBinding(rank.inputs, "input_ids");
+    if (!ids || rank.buffers[ids->buffer].type.rank() != 2)
+      return error("a training program needs an input 'input_ids' of shape "
+                   "[batch, seq]");
+    for (const char *output : {"loss", "grad_norm", "lr"})
+      if (!findBinding(rank.outputs, output))
+        return error("a training program needs an output '", output, "'");
+    progress.seed = int64_t(options.parameters.seed);
+    if (!options.resume.empty()) {
+      Expected<TrainingProgress> loaded = loadCheckpoint(
+          *executor,
+          checkpointPath(options.resume, comm.rank(), program.worldSize));
+      if (!loaded)
+        return loaded.takeStatus();
+      progress = *loaded;
+    }
+    if (options.synthetic) {
+      data = std::make_unique<TokenData>(TokenData::synthetic(
+          program.training->vocabSize, uint64_t(progress.seed)));
+      return Status::ok();
+    }
+    Expected<TokenData> opened =
+        TokenData::open(options.data, unsigned(options.tokenBytes));
+    if (!opened)
+      return opened.takeStatus();
+    data = std::make_unique<TokenData>(std::move(*opened));
+    return Status::ok();
+  }
+
+  /// Writes the batch's values for `input`, converted to its element type.
+  Status writeInput(const Binding &input, const Batch &batch) {
+    auto values = batch.find(input.name);
+    const TensorType &type = executor->rankProgram().buffers[input.buffer].type;
+    if (values == batch.end())
+      return error("the training data has no input '", input.name,
+                   "' (the data pipeline makes ", batchNames(batch), ")");
+    if (int64_t(values->second.size()) != type.numElements())
+      return error("input '", input.name, "' is ", type.str(),
+                   " but the batch holds ", values->second.size(), " values");
+    std::vector<uint8_t> bytes(type.byteSize());
+    for (size_t i = 0; i < values->second.size(); ++i)
+      storeValue(bytes.data(), type.elementType, i, values->second[i]);
+    return executor->writeBuffer(input.buffer, bytes.data(), bytes.size());
+  }
+
+  static void storeValue(uint8_t *bytes, ElementType type, size_t i,
+                         int64_t value) {
+    switch (type) {
+    case ElementType::i64:
+      reinterpret_cast<int64_t *>(bytes)[i] = value;
+      break;
+    case ElementType::i32:
+      reinterpret_cast<int32_t *>(bytes)[i] = int32_t(value);
+      break;
+    case ElementType::i1:
+      bytes[i] = value != 0;
+      break;
+    default: // f32 (masks)
+      reinterpret_cast<float *>(bytes)[i] = float(value);
+      break;
+    }
+  }
+
+  static std::string batchNames(const Batch &batch) {
+    std::string names;
+    for (const auto &[name, values] : batch)
+      names += (names.empty() ? "" : ", ") + name;
+    return names;
+  }
+
+  Status readScalar(const char *name, float &value) {
+    const Binding *output = findBinding(executor->rankProgram().outputs, name);
+    return executor->readBuffer(output->buffer, &value, sizeof(float));
+  }
+
+  Status writeCheckpoint() {
+    GALVATRON_RETURN_IF_ERROR(makeDirectories(options.checkpoint));
+    return saveCheckpoint(*executor,
+                          checkpointPath(options.checkpoint, comm.rank(),
+                                         program.worldSize),
+                          progress);
+  }
+
   static void printProfile(Profile &profile) {
     std::printf("galvatron-run: profile of the last run (%.3f ms):\n",
                 profile.total * 1e3);
@@ -362,6 +634,8 @@ private:
   std::unique_ptr<Executor> executor;
   std::vector<std::pair<uint32_t, HostTensor>> inputs;
   ParameterReport parameterReport;
+  std::unique_ptr<TokenData> data;
+  TrainingProgress progress;
 };
 
 void printError(const Communicator *comm, const Status &status) {
@@ -400,7 +674,7 @@ int main(int argc, char **argv) {
     printError(comm.get(), setUp);
   if (!comm->allSucceeded(setUp.isOk()))
     return 1;
-  Status ran = runner.run();
+  Status ran = options->steps > 0 ? runner.train() : runner.run();
   if (!ran.isOk()) {
     printError(comm.get(), ran);
     // Other ranks may wait on this one in a collective: end the job.

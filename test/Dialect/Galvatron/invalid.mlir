@@ -1041,7 +1041,7 @@ galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd
 // -----
 
 // expected-error @+1 {{'galvatron.training' must be a #galvatron.training on a function}}
-module attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 1>} {
+module attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 1, vocab_size = 8>} {
 }
 
 // -----

@@ -279,8 +279,8 @@ galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd back
 galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, backward 0, backward 1, optimizer]
 
 // CHECK-LABEL: func.func @unrolled_step
-// CHECK-SAME: attributes {galvatron.training = #galvatron.training<loss = masked_token, model_flops = 1024>}
-func.func @unrolled_step() attributes {galvatron.training = #galvatron.training<loss = masked_token, model_flops = 1024>} {
+// CHECK-SAME: attributes {galvatron.training = #galvatron.training<loss = masked_token, model_flops = 1024, vocab_size = 32>}
+func.func @unrolled_step() attributes {galvatron.training = #galvatron.training<loss = masked_token, model_flops = 1024, vocab_size = 32>} {
   return
 }
 

@@ -11,7 +11,7 @@
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: (%[[IDS:.*]]: tensor<4x4xi64> {galvatron.name = "input_ids"}, %[[LABELS:.*]]: tensor<4x4xi64> {galvatron.name = "labels"})
 // CHECK-SAME: -> (tensor<f32> {galvatron.name = "loss"}, tensor<f32> {galvatron.name = "grad_norm"}, tensor<f32> {galvatron.name = "lr"})
-// CHECK-SAME: attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 30720>}
+// CHECK-SAME: attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 30720, vocab_size = 32>}
 // CHECK: %[[I0:.*]] = galvatron.slice %[[IDS]] [0, 0] to [2, 4] step [1, 1]
 // CHECK: %[[L0:.*]] = galvatron.slice %[[LABELS]] [0, 0] to [2, 4] step [1, 1]
 // CHECK: %[[E0:.*]] = galvatron.layer embedding "embed" (%{{.*}} = %[[I0]] :

@@ -194,6 +194,7 @@ private:
             parameter.init = convertInit(init);
           if (auto external = op.getExternalAttr())
             parameter.external = convertExternal(external);
+          parameter.state = op.getState();
           rank.parameters.push_back(std::move(parameter));
           return defineBuffer(op, op.getBuffer(), op.getOffset(),
                               op.getName().str());
@@ -288,6 +289,10 @@ rt::Program exportProgramHeader(ExecutableOp executable,
   program.alignment = uint32_t(executable.getAlignment());
   program.model = executable.getModel().value_or("").str();
   program.modelDirectory = executable.getModelDirectory().value_or("").str();
+  if (auto training = executable.getTrainingAttr())
+    program.training = rt::TrainingInfo{
+        rt::LossKind(unsigned(training.getLoss())), training.getModelFlops(),
+        training.getVocabSize()};
   for (GroupOp group : executable.getBody().getOps<GroupOp>()) {
     groupIndices[group.getSymName()] = uint32_t(program.groups.size());
     std::vector<uint32_t> ranks;

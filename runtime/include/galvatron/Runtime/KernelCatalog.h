@@ -59,6 +59,12 @@ struct KernelSpec {
   /// Checks element types, shapes and attribute values; counts and
   /// attribute kinds are already checked.
   Status (*verify)(const KernelCall &call);
+  /// (result, operand) pairs beyond result 0 that may share exactly the same
+  /// bytes (an optimizer update writes each state over its old value).
+  std::vector<std::pair<unsigned, unsigned>> inPlaceResults = {};
+
+  /// Whether result `output` may occupy exactly the bytes of operand `input`.
+  bool mayOverwrite(unsigned output, unsigned input) const;
 };
 
 /// The kernel called `name`, or null.

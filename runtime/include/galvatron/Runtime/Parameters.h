@@ -14,6 +14,7 @@
 #define GALVATRON_RUNTIME_PARAMETERS_H
 
 #include "galvatron/Runtime/Executor.h"
+#include "galvatron/Runtime/TensorFiles.h"
 
 #include <string>
 
@@ -35,13 +36,24 @@ struct ParameterReport {
   int64_t values = 0;
 };
 
-/// Writes every parameter of the executor's rank into its buffer.
+/// Writes every parameter of the executor's rank into its buffer; training
+/// state starts from its initializer.
 Expected<ParameterReport> loadParameters(Executor &executor,
                                          const ParameterOptions &options);
 
-/// Writes the rank's parameters to a safetensors file under their names.
-/// Sliced parameters cannot be saved from one rank.
-Status saveParameters(Executor &executor, const std::string &path);
+/// Writes the rank's parameters (with `withState`, also its training state
+/// and the `extra` tensors: a checkpoint of the rank) to a safetensors file
+/// under their names. Without state, sliced parameters cannot be saved
+/// from one rank; with it, each rank saves its own slices.
+Status saveParameters(Executor &executor, const std::string &path,
+                      bool withState = false,
+                      std::vector<NamedTensor> extra = {});
+
+/// SplitMix64's finalizer, and a uniform value in (0, 1] of stream `key` at
+/// `counter`: the counter-based generator behind initializers, synthetic
+/// data and masking.
+uint64_t mixBits(uint64_t x);
+double counterUniform(uint64_t key, uint64_t counter);
 
 /// Fills `out` (of `type`, the parameter's buffer type) from the
 /// parameter's initializer with `seed`.

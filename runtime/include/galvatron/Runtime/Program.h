@@ -26,7 +26,7 @@ namespace galvatron::runtime {
 /// accepts files of its major version and any minor version up to its own;
 /// minor versions only add optional fields and kernels.
 constexpr uint32_t kFormatMajorVersion = 1;
-constexpr uint32_t kFormatMinorVersion = 0;
+constexpr uint32_t kFormatMinorVersion = 1;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -111,10 +111,14 @@ struct ExternalData {
   std::string key;
 };
 
-/// A trainable weight held in `buffer`. The buffer may hold a slice of the
-/// source model's tensor (a tensor- or ZeRO-parallel shard): `fullShape` is
-/// the source tensor's shape and `sliceStart` the slice's first index per
-/// dimension; both are empty when the buffer holds the whole tensor.
+/// A trainable weight held in `buffer`, or with `state` a training state
+/// variable (gradient accumulator, optimizer moment, step counter): both
+/// persist across runs of the program, start from their initializer (or a
+/// checkpoint) and may be overwritten by instructions. The buffer may hold a
+/// slice of the source model's tensor (a tensor- or ZeRO-parallel shard):
+/// `fullShape` is the source tensor's shape and `sliceStart` the slice's
+/// first index per dimension; both are empty when the buffer holds the
+/// whole tensor.
 struct Parameter {
   uint32_t buffer = 0;
   std::string name;
@@ -122,6 +126,7 @@ struct Parameter {
   std::vector<int64_t> sliceStart;
   std::optional<Initializer> init;
   std::optional<ExternalData> external;
+  bool state = false;
 
   bool isSlice() const { return !fullShape.empty(); }
 };
@@ -237,6 +242,18 @@ struct RankProgram {
   }
 };
 
+/// What a runtime needs to drive a training step: how batches derive labels
+/// (see docs/architecture.md, "The training step"), the model FLOPs of one
+/// step (for MFU) and the vocabulary size (synthetic and masked tokens).
+enum class LossKind : uint8_t { nextToken, maskedToken };
+constexpr unsigned kNumLossKinds = 2;
+
+struct TrainingInfo {
+  LossKind loss = LossKind::nextToken;
+  int64_t modelFlops = 0;
+  int64_t vocabSize = 0;
+};
+
 /// A whole compiled program: one RankProgram per rank of a job of
 /// `worldSize` processes, the device groups the collectives run on, and
 /// where the source model's files are.
@@ -250,6 +267,8 @@ struct Program {
   std::string model;
   /// Directory that parameters' external-data locations are relative to.
   std::string modelDirectory;
+  /// Set when every run of the program is one training step.
+  std::optional<TrainingInfo> training;
 
   /// The program of `rank`, or null.
   const RankProgram *findRank(uint32_t rank) const;

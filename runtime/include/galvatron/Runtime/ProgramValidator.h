@@ -60,6 +60,8 @@ struct MemoryUsage {
   /// Most bytes live at one instruction: what any plan needs at least.
   uint64_t peakLiveBytes = 0;
   uint64_t parameterBytes = 0;
+  /// Training state (gradient accumulators, optimizer moments, counters).
+  uint64_t stateBytes = 0;
 };
 
 /// Memory figures of a validated rank program.

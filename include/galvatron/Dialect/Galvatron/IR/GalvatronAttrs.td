@@ -255,9 +255,11 @@ def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
     the objective `loss` (how the data pipeline derives labels) and
     `model_flops`, the model FLOPs of one step (3 x the forward FLOPs of
     every micro-batch, recomputation not counted, causal attention not
-    halved), from which the runtime reports MFU.
+    halved), from which the runtime reports MFU, and `vocab_size`, the
+    classes of the loss (synthetic data and masked tokens draw from them).
   }];
-  let parameters = (ins "LossKind":$loss, "int64_t":$model_flops);
+  let parameters = (ins "LossKind":$loss, "int64_t":$model_flops,
+                        "int64_t":$vocab_size);
   let assemblyFormat = "`<` struct(params) `>`";
 }
 

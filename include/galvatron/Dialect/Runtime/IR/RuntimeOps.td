@@ -42,7 +42,8 @@ def Grt_ExecutableOp : Grt_Op<"executable",
   let arguments = (ins ConfinedAttr<I64Attr, [IntPositive]>:$world_size,
                        ConfinedAttr<I64Attr, [IntPositive]>:$alignment,
                        OptionalAttr<StrAttr>:$model,
-                       OptionalAttr<StrAttr>:$model_directory);
+                       OptionalAttr<StrAttr>:$model_directory,
+                       OptionalAttr<Galvatron_TrainingAttr>:$training);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     `world_size` $world_size `alignment` $alignment attr-dict-with-keyword
@@ -106,14 +107,19 @@ def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
   let description = [{
     Holds the source model's parameter `name`, or the slice of it starting
     at `slice_start` of a tensor of `full_shape` (a shard). Values come from
-    a checkpoint, the `external` data, or the `init` initializer.
+    a checkpoint, the `external` data, or the `init` initializer. With
+    `state` it holds training state instead (a gradient accumulator, an
+    optimizer moment, a counter): not a weight, started from `init`, saved
+    in checkpoints. Either persists across runs and instructions may
+    overwrite it.
   }];
   let arguments = (ins StrAttr:$name,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$offset,
                        OptionalAttr<Galvatron_InitAttr>:$init,
                        OptionalAttr<Galvatron_ExternalDataAttr>:$external,
                        OptionalAttr<DenseI64ArrayAttr>:$full_shape,
-                       OptionalAttr<DenseI64ArrayAttr>:$slice_start);
+                       OptionalAttr<DenseI64ArrayAttr>:$slice_start,
+                       UnitAttr:$state);
   let assemblyFormat = "$name `offset` $offset attr-dict `:` type($buffer)";
 }
 

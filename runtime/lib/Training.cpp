@@ -1,0 +1,258 @@
+//===- Training.cpp - Data, batches and checkpoints of training runs ------===//
+
+#include "galvatron/Runtime/Training.h"
+
+#include "galvatron/Runtime/Parameters.h"
+#include "galvatron/Runtime/TensorFiles.h"
+
+#include "CPU/CPUKernels.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace galvatron::runtime {
+
+//===----------------------------------------------------------------------===//
+// Token data
+//===----------------------------------------------------------------------===//
+
+namespace {
+constexpr int32_t kLlmcMagic = 20240520;
+constexpr int64_t kLlmcHeaderBytes = 256 * 4;
+/// Positions of the synthetic stream (practically endless).
+constexpr int64_t kSyntheticTokens = int64_t(1) << 40;
+
+uint32_t readLittleEndian(const uint8_t *bytes, unsigned width) {
+  uint32_t value = 0;
+  for (unsigned i = 0; i < width; ++i)
+    value |= uint32_t(bytes[i]) << (8 * i);
+  return value;
+}
+} // namespace
+
+Expected<TokenData> TokenData::open(const std::string &path,
+                                    unsigned rawTokenBytes) {
+  std::vector<uint8_t> header;
+  FILE *file = std::fopen(path.c_str(), "rb");
+  if (!file)
+    return error("cannot open token file '", path, "': ", std::strerror(errno));
+  std::fseek(file, 0, SEEK_END);
+  int64_t size = std::ftell(file);
+  std::fclose(file);
+  TokenData data;
+  int64_t offset = 0;
+  unsigned width = rawTokenBytes;
+  int64_t count = 0;
+  std::string format = "raw uint" + std::to_string(8 * rawTokenBytes);
+  if (size >= kLlmcHeaderBytes) {
+    GALVATRON_RETURN_IF_ERROR(readFileRange(path, 0, kLlmcHeaderBytes, header));
+    if (int32_t(readLittleEndian(header.data(), 4)) == kLlmcMagic) {
+      uint32_t version = readLittleEndian(header.data() + 4, 4);
+      if (version != 1 && version != 2)
+        return error("token file '", path, "': llm.c header version ",
+                     version, " is not 1 (uint16) or 2 (uint32)");
+      width = version == 1 ? 2 : 4;
+      count = int64_t(readLittleEndian(header.data() + 8, 4));
+      offset = kLlmcHeaderBytes;
+      if (offset + count * width > size)
+        return error("token file '", path, "': the header promises ", count,
+                     " tokens but the file holds ",
+                     (size - offset) / int64_t(width));
+      format = "llm.c uint" + std::to_string(8 * width);
+    }
+  }
+  if (offset == 0) {
+    if (size % width)
+      return error("token file '", path, "' of ", size,
+                   " bytes is not a whole number of ", width, "-byte tokens");
+    count = size / width;
+  }
+  std::vector<uint8_t> bytes;
+  GALVATRON_RETURN_IF_ERROR(
+      readFileRange(path, uint64_t(offset), uint64_t(count * width), bytes));
+  data.tokens.resize(count);
+  for (int64_t i = 0; i < count; ++i)
+    data.tokens[i] = readLittleEndian(&bytes[i * width], width);
+  data.text = "'" + path + "' (" + format + ", " + std::to_string(count) +
+              " tokens)";
+  return data;
+}
+
+TokenData TokenData::synthetic(int64_t vocab, uint64_t seed) {
+  TokenData data;
+  data.isSynthetic = true;
+  data.vocab = vocab;
+  data.seed = mixBits(seed ^ 0x5EED5EED5EEDull);
+  data.text = "synthetic (uniform over " + std::to_string(vocab) + " tokens)";
+  return data;
+}
+
+int64_t TokenData::size() const {
+  return isSynthetic ? kSyntheticTokens : int64_t(tokens.size());
+}
+
+int64_t TokenData::at(int64_t position) const {
+  if (!isSynthetic)
+    return tokens[position];
+  return std::min<int64_t>(
+      vocab - 1, int64_t(counterUniform(seed, uint64_t(position)) * double(vocab)));
+}
+
+//===----------------------------------------------------------------------===//
+// Batches
+//===----------------------------------------------------------------------===//
+
+int64_t BatchMaker::span() const {
+  return batch * seq + (info.loss == LossKind::nextToken ? 1 : 0);
+}
+
+Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
+  if (data.size() < span())
+    return error("the token data ", data.description(), " is shorter than ",
+                 "one batch of ", batch, " x ", seq,
+                 info.loss == LossKind::nextToken ? " (+1)" : "", " tokens");
+  if (position + span() > data.size())
+    position = 0;
+  Batch result;
+  std::vector<int64_t> &inputs = result["input_ids"];
+  std::vector<int64_t> &labels = result["labels"];
+  inputs.resize(batch * seq);
+  labels.resize(batch * seq);
+  for (int64_t i = 0; i < batch * seq; ++i) {
+    int64_t token = data.at(position + i);
+    if (token < 0 || token >= info.vocabSize)
+      return error("token ", token, " at position ", position + i, " of ",
+                   data.description(), " is outside the model's vocabulary of ",
+                   info.vocabSize);
+    inputs[i] = token;
+  }
+  if (info.loss == LossKind::nextToken) {
+    for (int64_t i = 0; i < batch * seq; ++i)
+      labels[i] = data.at(position + i + 1);
+    if (labels.back() < 0 || labels.back() >= info.vocabSize)
+      return error("token ", labels.back(), " at position ",
+                   position + batch * seq, " is outside the vocabulary");
+  } else {
+    // 15% of positions (at least one) per sequence; of those 80% become the
+    // mask token, 10% a random token, 10% stay.
+    uint64_t key = mixBits(seed ^ mixBits(uint64_t(step)));
+    uint64_t counter = 0;
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t chosen = 0;
+      for (int64_t s = 0; s < seq; ++s) {
+        int64_t i = b * seq + s;
+        bool masked = counterUniform(key, counter++) <= 0.15;
+        // The last position is taken when no other was.
+        if (!masked && s == seq - 1 && chosen == 0)
+          masked = true;
+        labels[i] = masked ? inputs[i] : -100;
+        if (!masked)
+          continue;
+        ++chosen;
+        double kind = counterUniform(key, counter++);
+        if (kind <= 0.8)
+          inputs[i] = maskToken;
+        else if (kind <= 0.9)
+          inputs[i] = std::min<int64_t>(
+              info.vocabSize - 1,
+              int64_t(counterUniform(key, counter++) * double(info.vocabSize)));
+      }
+    }
+    result["token_type_ids"].assign(batch * seq, 0);
+    result["attention_mask"].assign(batch * seq, 1);
+  }
+  position += batch * seq;
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Checkpoints
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Tensors of the progress, next to the variables.
+constexpr const char *kStepName = "runtime.step";
+constexpr const char *kPositionName = "runtime.data_position";
+constexpr const char *kSeedName = "runtime.seed";
+} // namespace
+
+std::string checkpointPath(const std::string &directory, uint32_t rank,
+                           uint32_t worldSize) {
+  std::string name = worldSize == 1 ? "checkpoint.safetensors"
+                                    : "checkpoint.rank" + std::to_string(rank) +
+                                          ".safetensors";
+  return directory.empty() || directory.back() == '/' ? directory + name
+                                                      : directory + "/" + name;
+}
+
+Status saveCheckpoint(Executor &executor, const std::string &path,
+                      const TrainingProgress &progress) {
+  TensorType scalar{ElementType::i64, {}};
+  return saveParameters(executor, path, /*withState=*/true,
+                        {NamedTensor{kStepName, scalar, &progress.step},
+                         NamedTensor{kPositionName, scalar,
+                                     &progress.dataPosition},
+                         NamedTensor{kSeedName, scalar, &progress.seed}});
+}
+
+Expected<TrainingProgress> loadCheckpoint(Executor &executor,
+                                          const std::string &path) {
+  Expected<SafeTensorsReader> reader = SafeTensorsReader::open(path);
+  if (!reader)
+    return reader.takeStatus();
+  std::vector<uint8_t> bytes;
+  auto read = [&](const std::string &name,
+                  const TensorType &type) -> Status {
+    const SafeTensorsReader::Entry *entry = reader->find(name);
+    if (!entry)
+      return error("'", name, "' is missing from checkpoint '", path, "'");
+    if (entry->type != type)
+      return error("'", name, "' in checkpoint '", path, "' is ",
+                   entry->type.str(), ", expected ", type.str());
+    return reader->read(*entry, bytes);
+  };
+  const RankProgram &rank = executor.rankProgram();
+  for (const Parameter &parameter : rank.parameters) {
+    const TensorType &type = rank.buffers[parameter.buffer].type;
+    GALVATRON_RETURN_IF_ERROR(read(parameter.name, type));
+    GALVATRON_RETURN_IF_ERROR(
+        executor.writeBuffer(parameter.buffer, bytes.data(), bytes.size()));
+  }
+  TrainingProgress progress;
+  TensorType scalar{ElementType::i64, {}};
+  for (auto [name, field] :
+       {std::make_pair(kStepName, &progress.step),
+        std::make_pair(kPositionName, &progress.dataPosition),
+        std::make_pair(kSeedName, &progress.seed)}) {
+    GALVATRON_RETURN_IF_ERROR(read(name, scalar));
+    std::memcpy(field, bytes.data(), sizeof(int64_t));
+  }
+  if (progress.step < 0 || progress.dataPosition < 0)
+    return error("checkpoint '", path, "' records a negative step or position");
+  return progress;
+}
+
+//===----------------------------------------------------------------------===//
+// Peak FLOPs
+//===----------------------------------------------------------------------===//
+
+double measureGemmFlops() {
+  constexpr int64_t n = 1024;
+  std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  double best = 0.0;
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    auto start = std::chrono::steady_clock::now();
+    if (!cpu::gemm(false, false, n, n, n, 1.0f, a.data(), b.data(), 0.0f,
+                   c.data())
+             .isOk())
+      return 0.0;
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    best = std::max(best, 2.0 * double(n * n * n) / seconds);
+  }
+  return best;
+}
+
+} // namespace galvatron::runtime
