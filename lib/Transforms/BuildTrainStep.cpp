@@ -1,10 +1,12 @@
 //===- BuildTrainStep.cpp - Loss, backward, optimizer and schedule --------===//
 
 #include "galvatron/Transforms/Passes.h"
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 #include "galvatron/Transforms/Autodiff.h"
 #include "galvatron/Transforms/LayerUtils.h"
 #include "galvatron/Transforms/Training.h"
 
+#include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/StringSwitch.h"
 
 namespace mlir::galvatron {
@@ -333,16 +335,53 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
   b.setInsertionPointToStart(function.addEntryBlock());
   Emitter emit{b, loc};
 
+  // On a pipeline stage, once per step: the gradients of weights several
+  // stages read (a tied embedding and LM head) are summed over those
+  // stages; the loss (only the last stage's is not zero) and the squared
+  // norm (each weight counted on its first stage) over the whole pipeline,
+  // so every stage clips and reports like one device.
+  std::optional<PipelinePosition> position = getPipelinePosition(after);
+  auto sumOverStages = [&](Value value, ArrayRef<int64_t> stages) -> Value {
+    PlanAttr plan = getPlan(getOperation());
+    int64_t perStage = plan.getDevices() / plan.getPp();
+    SmallVector<SmallVector<int64_t>> groups(perStage);
+    for (int64_t local = 0; local < perStage; ++local)
+      for (int64_t stage : stages)
+        groups[local].push_back(stage * perStage + local);
+    return AllReduceOp::create(b, loc, value, CollectiveReduction::sum,
+                               buildDeviceGroups(context, groups));
+  };
+  SmallVector<int64_t> allStages;
+  if (position)
+    allStages = llvm::to_vector(llvm::seq<int64_t>(0, position->stages));
+  auto sharedStages = [](ParameterOp parameter) {
+    auto stages =
+        parameter->getAttrOfType<DenseI64ArrayAttr>(kPipelineStagesAttrName);
+    return stages ? stages.asArrayRef() : ArrayRef<int64_t>();
+  };
+
   // The mean loss of the step, then a fresh sum for the next one.
   Value meanLoss = emit.read(lossState);
   emit.assign(lossState, emit.f32(0.0));
+  if (position)
+    meanLoss = sumOverStages(meanLoss, allStages);
 
   // Global norm of the accumulated gradients (unscaled under fp16).
   Value sumSquares;
-  for (auto &entry : accumulators.get()) {
-    Value squares = emit.sumOfSquares(emit.read(entry.second));
+  for (auto &[parameter, accumulator] : accumulators.get()) {
+    ArrayRef<int64_t> stages = position ? sharedStages(parameter)
+                                        : ArrayRef<int64_t>();
+    if (!stages.empty())
+      emit.assign(accumulator,
+                  sumOverStages(emit.read(accumulator), stages));
+    if (!stages.empty() && stages.front() != position->stage)
+      continue;
+    Value squares = emit.sumOfSquares(emit.read(accumulator));
     sumSquares = sumSquares ? emit.add(sumSquares, squares) : squares;
   }
+  if (position)
+    sumSquares =
+        sumOverStages(sumSquares ? sumSquares : emit.f32(0.0), allStages);
   Value norm = SqrtOp::create(b, loc, sumSquares);
   Value lossScale, finite;
   if (fp16) {

@@ -2,9 +2,11 @@
 
 #include "galvatron/Transforms/LayerUtils.h"
 #include "galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Training.h"
 
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_PIPELINESPLIT
@@ -27,6 +29,8 @@ public:
   explicit StageSplitter(func::FuncOp function) : function(function) {}
 
   LogicalResult analyze();
+  /// Records on each parameter several stages read which stages they are.
+  void markSharedParameters(ModuleOp module);
   /// Builds stage `stage`'s function named `name` before the original.
   func::FuncOp build(int64_t stage, StringRef name);
 
@@ -103,6 +107,23 @@ void StageSplitter::findVariedValues() {
          llvm::zip(getLayerYield(layer).getValues(), layer.getResults()))
       if (varied.contains(value))
         varied.insert(output);
+  }
+}
+
+void StageSplitter::markSharedParameters(ModuleOp module) {
+  llvm::MapVector<StringAttr, llvm::SmallSetVector<int64_t, 4>> readers;
+  for (LayerOp layer : layers)
+    layer.walk([&](ParamOp param) {
+      readers[param.getNameAttr().getAttr()].insert(stageOf.lookup(layer));
+    });
+  Builder builder(module.getContext());
+  for (auto &[name, stages] : readers) {
+    if (stages.size() < 2)
+      continue;
+    SmallVector<int64_t> sorted(stages.begin(), stages.end());
+    llvm::sort(sorted);
+    module.lookupSymbol(name)->setAttr(kPipelineStagesAttrName,
+                                       builder.getDenseI64ArrayAttr(sorted));
   }
 }
 
@@ -237,6 +258,7 @@ struct PipelineSplitPass : impl::PipelineSplitBase<PipelineSplitPass> {
     StageSplitter splitter(main);
     if (failed(splitter.analyze()))
       return signalPassFailure();
+    splitter.markSharedParameters(module);
     if (stage < 0) {
       for (int64_t k = 0; k < pp; ++k) {
         std::string name = (function + "_stage" + Twine(k)).str();

@@ -12,6 +12,7 @@ tensor's largest magnitude).
 """
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -56,6 +57,29 @@ def read_outputs(directory):
     return found
 
 
+def read_safetensors(path):
+    """name -> float32 array of a safetensors file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] != "F32":
+            sys.exit("%s: %s is %s, expected F32" % (path, name, entry["dtype"]))
+        begin, end = entry["data_offsets"]
+        tensors[name] = np.frombuffer(data[8 + size + begin:8 + size + end],
+                                      dtype=np.float32).reshape(entry["shape"])
+    return tensors
+
+
+def read_losses(path):
+    with open(path) as f:
+        return [json.loads(line)["loss"] for line in f if line.strip()]
+
+
 def relative_error(actual, expected):
     scale = max(float(np.max(np.abs(expected))), 1e-30)
     return float(np.max(np.abs(actual.astype(np.float64) - expected))) / scale
@@ -72,6 +96,9 @@ def main():
     parser.add_argument("--micro-batch", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rtol", type=float, default=1e-5)
+    parser.add_argument("--train", default=None,
+                        help="--galvatron-build-train-step options: compare a training run")
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("workdir")
     args = parser.parse_args()
 
@@ -83,6 +110,14 @@ def main():
               "--seq-len=%d" % args.seq_len, "--layers=%d" % args.layers, "--quiet"]
     serial = os.path.join(args.workdir, "serial.gxp")
     parallel = os.path.join(args.workdir, "parallel.gxp")
+    if args.train is not None:
+        # The same micro-batches on one device.
+        serial_plan = "devices=1 precision=fp32 global-batch=%d chunks=%d" % (
+            plan_value(args.plan, "global-batch", args.micro_batch),
+            plan_value(args.plan, "chunks", 1))
+        run(common + ["--plan=" + serial_plan, "--train=" + args.train, "-o", serial])
+        run(common + ["--plan=" + args.plan, "--train=" + args.train, "-o", parallel])
+        return compare_training(args, devices, serial, parallel)
     run(common + ["-o", serial])
     run(common + ["--plan=" + args.plan, "-o", parallel])
 
@@ -125,6 +160,48 @@ def main():
           "error %.2e)" % (args.model, args.plan, devices, len(expected),
                            status, worst))
     return 0 if worst <= args.rtol else 1
+
+
+def compare_training(args, devices, serial, parallel):
+    """Trains both programs on the same synthetic tokens; compares the loss
+    of every step and every final parameter."""
+    runner = os.path.join(args.bin, "galvatron-run")
+    flags = ["--steps", str(args.steps), "--synthetic", "--seed", str(args.seed),
+             "--threads", "1", "--quiet"]
+    work = args.workdir
+    run([runner, serial] + flags + ["--log", os.path.join(work, "serial.log"),
+                                    "--save-params", os.path.join(work, "serial.safetensors")])
+    launcher, env = mpirun(devices)
+    run(launcher + [runner, parallel] + flags +
+        ["--log", os.path.join(work, "parallel.log"),
+         "--save-params", os.path.join(work, "parallel.{rank}.safetensors")], env=env)
+    expected_losses = read_losses(os.path.join(work, "serial.log"))
+    actual_losses = read_losses(os.path.join(work, "parallel.log"))
+    if len(expected_losses) != args.steps or len(actual_losses) != args.steps:
+        sys.exit("expected %d steps, got %d serial and %d parallel" %
+                 (args.steps, len(expected_losses), len(actual_losses)))
+    loss_error = max(abs(a - e) / abs(e) for a, e in zip(actual_losses, expected_losses))
+
+    expected = read_safetensors(os.path.join(work, "serial.safetensors"))
+    actual = {}
+    for rank in range(devices):
+        for name, value in read_safetensors(
+                os.path.join(work, "parallel.%d.safetensors" % rank)).items():
+            # A weight several stages hold (a tied embedding) must agree.
+            if name in actual and relative_error(value, actual[name]) > args.rtol:
+                sys.exit("ranks disagree on '%s'" % name)
+            actual[name] = value
+    if set(actual) != set(expected):
+        sys.exit("parameters differ: missing %s, extra %s" %
+                 (sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))))
+    param_error = max(relative_error(actual[n], expected[n]) for n in expected)
+    ok = loss_error <= args.rtol and param_error <= args.rtol
+    print("%s [%s] on %d ranks, %d steps: losses and %d parameters %s the "
+          "serial run (max relative error: loss %.2e, parameters %.2e)" %
+          (args.model, args.plan, devices, args.steps, len(expected),
+           "match" if ok else "DIFFER", loss_error, param_error))
+    print("losses: " + " ".join("%.6f" % loss for loss in actual_losses))
+    return 0 if ok else 1
 
 
 def model_inputs(model, binds):

@@ -249,6 +249,13 @@ compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
           "ranks (tensor or data parallelism) is not supported yet");
     return failure();
   }
+  // Stages without the loss still read token data: every rank gets the
+  // vocabulary of the whole model (the last dimension of its logits).
+  int64_t vocabulary = 0;
+  if (auto main = module.lookupSymbol<func::FuncOp>("main"))
+    for (Type type : main.getResultTypes())
+      if (auto tensor = dyn_cast<RankedTensorType>(type))
+        vocabulary = std::max(vocabulary, tensor.getShape().back());
   SmallVector<rt::Program> ranks;
   llvm::raw_string_ostream text(lowered);
   for (int64_t rank = 0; rank < devices; ++rank) {
@@ -259,6 +266,14 @@ compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
                                       std::to_string(stage) + "}")) ||
         failed(buildTrainingStep(*copy, options.entry)))
       return failure();
+    if (auto step = copy->lookupSymbol<func::FuncOp>(options.entry))
+      if (auto training = step->getAttrOfType<mlir::galvatron::TrainingAttr>(
+              mlir::galvatron::GalvatronDialect::getTrainingAttrName());
+          training && training.getVocabSize() < 1)
+        step->setAttr(mlir::galvatron::GalvatronDialect::getTrainingAttrName(),
+                      mlir::galvatron::TrainingAttr::get(
+                          module.getContext(), training.getLoss(),
+                          training.getModelFlops(), vocabulary));
     FailureOr<rt::Program> program =
         mlir::galvatron::buildProgram(*copy, options);
     if (failed(program))

@@ -42,6 +42,14 @@ mlir::galvatron::linkRankPrograms(Location loc, ArrayRef<rt::Program> ranks) {
   linked.alignment = ranks.front().alignment;
   linked.model = ranks.front().model;
   linked.modelDirectory = ranks.front().modelDirectory;
+  // A training step's model FLOPs are the work of every rank together.
+  linked.training = ranks.front().training;
+  if (linked.training) {
+    linked.training->modelFlops = 0;
+    for (const rt::Program &part : ranks)
+      if (part.training)
+        linked.training->modelFlops += part.training->modelFlops;
+  }
   std::map<std::vector<uint32_t>, uint32_t> groupIndex;
   for (const rt::Program &part : ranks) {
     if (part.worldSize != linked.worldSize ||
