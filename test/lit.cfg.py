@@ -19,6 +19,7 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%galvatron_src_root", config.galvatron_src_root))
+config.substitutions.append(("%galvatron_bin", config.galvatron_tools_dir))
 
 tool_dirs = [config.galvatron_tools_dir, config.llvm_tools_dir]
 tools = ["galvatron-compile", "galvatron-opt", "galvatron-run",

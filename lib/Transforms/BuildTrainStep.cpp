@@ -7,6 +7,7 @@
 #include "galvatron/Transforms/Training.h"
 
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/StringSwitch.h"
 
 namespace mlir::galvatron {
@@ -83,6 +84,59 @@ struct Emitter {
     return ReduceSumOp::create(b, loc, squares, axes, false);
   }
 };
+
+/// Where a function runs in a pipeline.
+struct PipelinePosition {
+  int64_t stage;
+  int64_t stages;
+};
+
+/// The stage of `function` when it is one stage of a pipelined plan (every
+/// layer on the same stage, pp > 1); none for a whole model.
+std::optional<PipelinePosition> getPipelinePosition(func::FuncOp function) {
+  PlanAttr plan = getPlan(function->getParentOfType<ModuleOp>());
+  if (!plan || plan.getPp() == 1)
+    return std::nullopt;
+  std::optional<int64_t> stage;
+  for (LayerOp layer : function.getBody().getOps<LayerOp>()) {
+    StrategyAttr strategy = layer.getStrategyAttr();
+    if (!strategy || (stage && *stage != strategy.getStage()))
+      return std::nullopt;
+    stage = strategy.getStage();
+  }
+  if (!stage)
+    return std::nullopt;
+  return PipelinePosition{*stage, plan.getPp()};
+}
+
+/// The calls of one training step on stage `position`, as the schedule
+/// lists them. 1F1B (pipedream_flush): pp - stage - 1 warm-up forwards, then
+/// one forward and one backward alternately, then the remaining backwards;
+/// without a pipeline this is F0 B0 F1 B1 ..., holding one micro-batch's
+/// activations. GPipe on a pipeline: every forward, then every backward.
+/// The update comes last.
+SmallVector<Attribute> buildScheduleOrder(MLIRContext *context,
+                                          int64_t microBatches,
+                                          PipelinePosition position,
+                                          PipelineSchedule schedule) {
+  int64_t warmUp = microBatches;
+  if (schedule == PipelineSchedule::pipedream_flush || position.stages == 1)
+    warmUp = std::min(position.stages - position.stage - 1, microBatches);
+  SmallVector<Attribute> order;
+  auto add = [&](ScheduleStepKind kind, int64_t micro) {
+    order.push_back(ScheduleStepAttr::get(context, kind, micro));
+  };
+  for (int64_t micro = 0; micro < warmUp; ++micro)
+    add(ScheduleStepKind::forward, micro);
+  for (int64_t micro = warmUp; micro < microBatches; ++micro) {
+    add(ScheduleStepKind::forward, micro);
+    add(ScheduleStepKind::backward, micro - warmUp);
+  }
+  for (int64_t micro = microBatches - warmUp; micro < microBatches; ++micro)
+    add(ScheduleStepKind::backward, micro);
+  add(ScheduleStepKind::optimizer, -1);
+  return order;
+}
 
 struct BuildTrainStepPass : impl::BuildTrainStepBase<BuildTrainStepPass> {
   using BuildTrainStepBase::BuildTrainStepBase;
@@ -282,18 +336,53 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
   b.setInsertionPointToStart(function.addEntryBlock());
   Emitter emit{b, loc};
 
+  // On a pipeline stage, once per step: the gradients of weights several
+  // stages read (a tied embedding and LM head) are summed over those
+  // stages; the loss (only the last stage's is not zero) and the squared
+  // norm (each weight counted on its first stage) over the whole pipeline,
+  // so every stage clips and reports like one device.
+  std::optional<PipelinePosition> position = getPipelinePosition(after);
+  auto sumOverStages = [&](Value value, ArrayRef<int64_t> stages) -> Value {
+    PlanAttr plan = getPlan(getOperation());
+    int64_t perStage = plan.getDevices() / plan.getPp();
+    SmallVector<SmallVector<int64_t>> groups(perStage);
+    for (int64_t local = 0; local < perStage; ++local)
+      for (int64_t stage : stages)
+        groups[local].push_back(stage * perStage + local);
+    return AllReduceOp::create(b, loc, value, CollectiveReduction::sum,
+                               buildDeviceGroups(context, groups));
+  };
+  SmallVector<int64_t> allStages;
+  if (position)
+    allStages = llvm::to_vector(llvm::seq<int64_t>(0, position->stages));
+  auto sharedStages = [](ParameterOp parameter) {
+    auto stages =
+        parameter->getAttrOfType<DenseI64ArrayAttr>(kPipelineStagesAttrName);
+    return stages ? stages.asArrayRef() : ArrayRef<int64_t>();
+  };
+
   // The mean loss of the step, then a fresh sum for the next one.
   Value meanLoss = emit.read(lossState);
   emit.assign(lossState, emit.f32(0.0));
+  if (position)
+    meanLoss = sumOverStages(meanLoss, allStages);
 
   // Global norm of the accumulated gradients (unscaled under fp16). A
   // partitioned parameter's part contributes its squares summed over the
-  // groups holding the other parts (one all-reduce per set of groups).
+  // groups holding the other parts (one all-reduce per set of groups); a
+  // weight several stages read counts on its first stage.
   llvm::MapVector<Attribute, Value> partSquares;
-  for (auto &entry : accumulators.get()) {
-    Value squares = emit.sumOfSquares(emit.read(entry.second));
+  for (auto &[parameter, accumulator] : accumulators.get()) {
+    ArrayRef<int64_t> stages = position ? sharedStages(parameter)
+                                        : ArrayRef<int64_t>();
+    if (!stages.empty())
+      emit.assign(accumulator,
+                  sumOverStages(emit.read(accumulator), stages));
+    if (!stages.empty() && stages.front() != position->stage)
+      continue;
+    Value squares = emit.sumOfSquares(emit.read(accumulator));
     SmallVector<Attribute> groups;
-    if (std::optional<ParameterShard> shard = getParameterShard(entry.first))
+    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
       for (const ParameterShard::Split &split : shard->splits)
         groups.push_back(split.groups);
     Value &sum = partSquares[b.getArrayAttr(groups)];
@@ -307,6 +396,9 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
                                   cast<ArrayAttr>(group));
     sumSquares = sumSquares ? emit.add(sumSquares, whole) : whole;
   }
+  if (position)
+    sumSquares =
+        sumOverStages(sumSquares ? sumSquares : emit.f32(0.0), allStages);
   Value norm = SqrtOp::create(b, loc, sumSquares);
   Value lossScale, finite;
   if (fp16) {
@@ -463,13 +555,23 @@ LogicalResult BuildTrainStepPass::run() {
        failed(declareControl(kGoodStepsState, builder.getI64Type()))))
     return failure();
 
-  FailureOr<Value> loss = addLoss(forward, *config, control[0]);
-  if (failed(loss))
-    return failure();
-  setResults(forward, *loss);
+  // A pipeline stage other than the last has no loss: its backward starts
+  // from the gradients its sends receive back.
+  std::optional<PipelinePosition> position = getPipelinePosition(forward);
+  bool hasLoss = !position || position->stage == position->stages - 1;
+  Value lossValue;
+  if (hasLoss) {
+    FailureOr<Value> loss = addLoss(forward, *config, control[0]);
+    if (failed(loss))
+      return failure();
+    setResults(forward, *loss);
+  } else {
+    setResults(forward, {});
+  }
   // Dropping the logits and other outputs rebuilds the head layer.
   pruneUnusedLayerResults(forward);
-  Value lossValue = forward.getBody().front().getTerminator()->getOperand(0);
+  if (hasLoss)
+    lossValue = forward.getBody().front().getTerminator()->getOperand(0);
 
   GradientAccumulators accumulators(states);
   AutodiffOptions options;
@@ -483,13 +585,16 @@ LogicalResult BuildTrainStepPass::run() {
   };
   // d(loss)/d(loss) = 1 / micro-batches, times the loss scale under fp16.
   double seedScale = 1.0 / config->microBatches;
-  GradientSeed seed{lossValue, [&](OpBuilder &b, Location loc) -> Value {
-                      Emitter emit{b, loc};
-                      Value value = emit.f32(seedScale);
-                      return fp16 ? emit.mul(emit.read(control[2]), value)
-                                  : value;
-                    }};
-  FailureOr<BackwardFunction> backward = buildBackward(forward, seed, options);
+  SmallVector<GradientSeed> seeds;
+  if (hasLoss)
+    seeds.push_back({lossValue, [&](OpBuilder &b, Location loc) -> Value {
+                       Emitter emit{b, loc};
+                       Value value = emit.f32(seedScale);
+                       return fp16 ? emit.mul(emit.read(control[2]), value)
+                                   : value;
+                     }});
+  FailureOr<BackwardFunction> backward =
+      buildBackward(forward, seeds, options);
   if (failed(backward))
     return failure();
   if (accumulators.get().empty())
@@ -503,17 +608,13 @@ LogicalResult BuildTrainStepPass::run() {
   if (!optimizerStep)
     return failure();
 
-  // One device: each micro-batch's forward, then its backward, then the
-  // update; only one micro-batch's activations are live at a time.
   OpBuilder b(&getContext());
   b.setInsertionPointAfter(optimizerStep);
-  SmallVector<Attribute> order;
-  for (int64_t micro = 0; micro < config->microBatches; ++micro)
-    for (ScheduleStepKind kind :
-         {ScheduleStepKind::forward, ScheduleStepKind::backward})
-      order.push_back(ScheduleStepAttr::get(&getContext(), kind, micro));
-  order.push_back(
-      ScheduleStepAttr::get(&getContext(), ScheduleStepKind::optimizer, -1));
+  PlanAttr plan = getPlan(module);
+  SmallVector<Attribute> order = buildScheduleOrder(
+      &getContext(), config->microBatches,
+      position ? *position : PipelinePosition{0, 1},
+      plan ? plan.getSchedule() : PipelineSchedule::pipedream_flush);
   ScheduleOp::create(
       b, module.getLoc(), b.getStringAttr(kSchedule),
       LossKindAttr::get(&getContext(), config->loss),

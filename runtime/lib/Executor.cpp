@@ -5,6 +5,9 @@
 #include "galvatron/Runtime/ProgramValidator.h"
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstdio>
 #include <map>
 
 namespace galvatron::runtime {
@@ -82,13 +85,29 @@ Status Executor::runCommunication(const Instruction &instruction) {
   }
 }
 
+/// Fault injection for failure tests: GALVATRON_TEST_KILL="RANK:INDEX" kills
+/// rank RANK with SIGKILL just before its instruction INDEX, as a crashed or
+/// preempted process would die. Returns the index for this rank, or -1.
+static int64_t killBeforeInstruction(uint32_t rank) {
+  const char *value = std::getenv("GALVATRON_TEST_KILL");
+  unsigned victim = 0;
+  long long index = -1;
+  if (!value || std::sscanf(value, "%u:%lld", &victim, &index) != 2 ||
+      victim != rank)
+    return -1;
+  return index;
+}
+
 Status Executor::run(Profile *profile) {
+  int64_t killAt = killBeforeInstruction(rank.rank);
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> layerTimes, kernelTimes;
   std::vector<std::string> layerOrder;
   Clock::time_point runStart = Clock::now();
   for (size_t i = 0; i < rank.instructions.size(); ++i) {
     const Instruction &instruction = rank.instructions[i];
+    if (int64_t(i) == killAt)
+      std::raise(SIGKILL);
     Clock::time_point start = Clock::now();
     Status status = instruction.kind == InstructionKind::kernel
                         ? device.runKernel(i)

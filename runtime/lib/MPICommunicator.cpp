@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 
 namespace galvatron::runtime {
 namespace {
@@ -61,6 +62,9 @@ public:
   MPICommunicator(uint32_t rank, uint32_t size) : myRank(rank), size(size) {}
 
   ~MPICommunicator() override {
+    // Sends whose receiver is done have completed; wait for the rest.
+    for (PendingSend &pending : pendingSends)
+      MPI_Wait(&pending.request, MPI_STATUS_IGNORE);
     for (MPI_Comm &comm : comms)
       if (comm != MPI_COMM_NULL)
         MPI_Comm_free(&comm);
@@ -149,12 +153,21 @@ public:
         "MPI_Bcast");
   }
 
+  /// Buffered: the bytes are copied and the send completes in the
+  /// background, so a rank never waits for its peer to post the receive.
+  /// Pipeline schedules rely on it: in 1F1B's steady state neighbouring
+  /// stages send to each other at the same time.
   Status send(uint32_t peer, const void *data, uint64_t bytes,
               int32_t tag) override {
     GALVATRON_RETURN_IF_ERROR(checkCount(bytes));
-    return mpiStatus(MPI_Send(data, int(bytes), MPI_BYTE, int(peer), tag,
-                              MPI_COMM_WORLD),
-                     "MPI_Send");
+    GALVATRON_RETURN_IF_ERROR(completeSends());
+    PendingSend &pending = pendingSends.emplace_back();
+    const auto *begin = static_cast<const uint8_t *>(data);
+    pending.bytes.assign(begin, begin + bytes);
+    return mpiStatus(MPI_Isend(pending.bytes.data(), int(bytes), MPI_BYTE,
+                               int(peer), tag, MPI_COMM_WORLD,
+                               &pending.request),
+                     "MPI_Isend");
   }
 
   Status recv(uint32_t peer, void *data, uint64_t bytes,
@@ -187,6 +200,28 @@ public:
   }
 
 private:
+  struct PendingSend {
+    std::vector<uint8_t> bytes;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+
+  /// Frees the copies of sends that have completed.
+  Status completeSends() {
+    for (PendingSend &pending : pendingSends) {
+      int done = 0;
+      GALVATRON_RETURN_IF_ERROR(mpiStatus(
+          MPI_Test(&pending.request, &done, MPI_STATUS_IGNORE), "MPI_Test"));
+    }
+    pendingSends.erase(std::remove_if(pendingSends.begin(),
+                                      pendingSends.end(),
+                                      [](const PendingSend &pending) {
+                                        return pending.request ==
+                                               MPI_REQUEST_NULL;
+                                      }),
+                       pendingSends.end());
+    return Status::ok();
+  }
+
   /// Turns a sum of f32 values into their mean over the group.
   void average(uint32_t group, void *data, uint64_t count, ReduceOp op) {
     if (op != ReduceOp::avg)
@@ -200,6 +235,7 @@ private:
   uint32_t myRank, size;
   std::vector<std::vector<uint32_t>> groups;
   std::vector<MPI_Comm> comms;
+  std::deque<PendingSend> pendingSends;
 };
 
 } // namespace

@@ -10,8 +10,12 @@
 // --emit=mlir, the lowered IR). With --train the program is one training
 // step (--galvatron-build-train-step with the given options, then
 // --galvatron-unroll-schedule); IR that already holds a galvatron.schedule
-// is unrolled and lowered the same way. Partitioning by the searched plan
-// joins the pipeline here.
+// is unrolled and lowered the same way.
+//
+// A plan (--plan, --strategy or --search, or one already in the IR) over
+// several devices gives one program per rank, all in one file: each rank
+// gets its pipeline stage's part of the model (--galvatron-pipeline), its
+// training step, and is lowered as that rank.
 //
 //===----------------------------------------------------------------------===//
 
@@ -81,6 +85,24 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::Required, cl::cat(category));
 static cl::opt<bool> quiet("quiet", cl::desc("Print errors only"),
                            cl::cat(category));
+static cl::opt<std::string> planOptions(
+    "plan",
+    cl::desc("Apply a hand-written plan: --galvatron-apply-strategy's "
+             "options, e.g. \"devices=4 pp=4 precision=fp32\""),
+    cl::value_desc("options"), cl::cat(category));
+static cl::opt<std::string> strategyFile(
+    "strategy", cl::desc("Apply a Galvatron strategy JSON file"),
+    cl::value_desc("file.json"), cl::cat(category));
+static cl::opt<std::string> searchOptions(
+    "search",
+    cl::desc("Search the plan: --galvatron-search's options, e.g. "
+             "\"cluster=a100-80gb devices=4\""),
+    cl::value_desc("options"), cl::cat(category));
+static cl::opt<int64_t> layers(
+    "layers",
+    cl::desc("Transformer blocks of a preset (default: the preset's; T5: "
+             "per stack)"),
+    cl::init(0), cl::cat(category));
 static cl::opt<std::string> train(
     "train",
     cl::desc("Compile a training step; the value holds the options of "
@@ -108,8 +130,16 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
             "'; galvatron-translate --list-models lists the presets");
       return failure();
     }
+    mlir::galvatron::ModelConfig resized = *config;
+    if (layers.getNumOccurrences()) {
+      if (layers < 1) {
+        error("--layers must be positive, got " + Twine(layers.getValue()));
+        return failure();
+      }
+      resized.layers = layers;
+    }
     auto module = mlir::galvatron::buildModel(
-        &context, *config, mlir::galvatron::ModelShape{batch, seqLen});
+        &context, resized, mlir::galvatron::ModelShape{batch, seqLen});
     if (!module) {
       error(llvm::toString(module.takeError()));
       return failure();
@@ -176,6 +206,87 @@ static LogicalResult buildTrainingStep(ModuleOp module, std::string &entry) {
   return success();
 }
 
+/// Runs `pipeline`, a textual pass pipeline on the module, on `module`.
+static LogicalResult runPipeline(ModuleOp module, const std::string &pipeline) {
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  std::string message;
+  llvm::raw_string_ostream errors(message);
+  if (failed(parsePassPipeline(pipeline, pm, errors))) {
+    error("invalid options in '" + pipeline + "': " + message);
+    return failure();
+  }
+  return pm.run(module);
+}
+
+/// Writes the plan the options ask for onto the module.
+static LogicalResult applyPlan(ModuleOp module) {
+  int given = !planOptions.empty() + !strategyFile.empty() +
+              !searchOptions.empty();
+  if (given > 1) {
+    error("give at most one of --plan, --strategy and --search");
+    return failure();
+  }
+  if (!planOptions.empty())
+    return runPipeline(module, "galvatron-apply-strategy{" + planOptions + "}");
+  if (!strategyFile.empty())
+    return runPipeline(module,
+                       "galvatron-apply-strategy{json=" + strategyFile + "}");
+  if (!searchOptions.empty())
+    return runPipeline(module, "galvatron-search{" + searchOptions + "}");
+  return success();
+}
+
+/// The program of every rank of `plan`'s job, one file: each rank compiles
+/// its pipeline stage (ranks are stage-major) and the programs are linked.
+static FailureOr<rt::Program>
+compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
+             mlir::galvatron::RuntimePipelineOptions options,
+             std::string &lowered) {
+  int64_t devices = plan.getDevices(), pp = plan.getPp();
+  if (devices != pp) {
+    error("the plan runs " + Twine(devices / pp) +
+          " ranks per pipeline stage; partitioning a stage over several "
+          "ranks (tensor or data parallelism) is not supported yet");
+    return failure();
+  }
+  // Stages without the loss still read token data: every rank gets the
+  // vocabulary of the whole model (the last dimension of its logits).
+  int64_t vocabulary = 0;
+  if (auto main = module.lookupSymbol<func::FuncOp>("main"))
+    for (Type type : main.getResultTypes())
+      if (auto tensor = dyn_cast<RankedTensorType>(type))
+        vocabulary = std::max(vocabulary, tensor.getShape().back());
+  SmallVector<rt::Program> ranks;
+  llvm::raw_string_ostream text(lowered);
+  for (int64_t rank = 0; rank < devices; ++rank) {
+    OwningOpRef<ModuleOp> copy(module.clone());
+    int64_t stage = rank / (devices / pp);
+    options.rank = rank;
+    if (failed(runPipeline(*copy, "galvatron-pipeline{stage=" +
+                                      std::to_string(stage) + "}")) ||
+        failed(buildTrainingStep(*copy, options.entry)))
+      return failure();
+    if (auto step = copy->lookupSymbol<func::FuncOp>(options.entry))
+      if (auto training = step->getAttrOfType<mlir::galvatron::TrainingAttr>(
+              mlir::galvatron::GalvatronDialect::getTrainingAttrName());
+          training && training.getVocabSize() < 1)
+        step->setAttr(mlir::galvatron::GalvatronDialect::getTrainingAttrName(),
+                      mlir::galvatron::TrainingAttr::get(
+                          module.getContext(), training.getLoss(),
+                          training.getModelFlops(), vocabulary));
+    FailureOr<rt::Program> program =
+        mlir::galvatron::buildProgram(*copy, options);
+    if (failed(program))
+      return failure();
+    ranks.push_back(std::move(*program));
+    if (rank)
+      text << "// -----\n";
+    (*copy)->print(text);
+    text << "\n";
+  }
+  return mlir::galvatron::linkRankPrograms(module.getLoc(), ranks);
+}
+
 static void printSummary(const std::string &description,
                          const rt::Program &program) {
   llvm::outs() << "galvatron-compile: " << description << " -> "
@@ -221,9 +332,9 @@ int main(int argc, char **argv) {
   if (failed(module))
     return 1;
 
-  mlir::galvatron::RuntimePipelineOptions options;
-  if (failed(buildTrainingStep(**module, options.entry)))
+  if (failed(applyPlan(**module)))
     return 1;
+  mlir::galvatron::RuntimePipelineOptions options;
   options.modelDirectory = modelDirectory;
   if (options.modelDirectory.empty() && !inputFilename.empty()) {
     llvm::SmallString<256> directory(inputFilename);
@@ -231,8 +342,19 @@ int main(int argc, char **argv) {
     llvm::sys::path::remove_filename(directory);
     options.modelDirectory = directory.str().str();
   }
-  FailureOr<rt::Program> program =
-      mlir::galvatron::buildProgram(**module, options);
+  FailureOr<rt::Program> program;
+  std::string lowered;
+  mlir::galvatron::PlanAttr plan = mlir::galvatron::getPlan(**module);
+  if (plan && plan.getDevices() > 1) {
+    program = compileRanks(**module, plan, options, lowered);
+  } else {
+    if (failed(buildTrainingStep(**module, options.entry)))
+      return 1;
+    program = mlir::galvatron::buildProgram(**module, options);
+    llvm::raw_string_ostream text(lowered);
+    (**module)->print(text);
+    text << "\n";
+  }
   if (failed(program))
     return 1;
 
@@ -241,8 +363,7 @@ int main(int argc, char **argv) {
     auto output = openOutputFile(outputFilename, &message);
     if (!output)
       return error(message);
-    (**module)->print(output->os());
-    output->os() << "\n";
+    output->os() << lowered;
     output->keep();
   } else {
     rt::Status status = rt::writeProgramFile(*program, outputFilename);

@@ -37,6 +37,9 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
     (`full_shape` / `slice_start`). Collectives along a dimension other
     than 0 go through a transpose, since the runtime's run along
     dimension 0.
+    Pipeline messages (`galvatron.send` / `recv` to a stage) go to the rank
+    of the peer stage with the same local index: ranks are stage-major,
+    rank = stage · devices / pp + local index.
 
     The result verifies with the runtime's own validation and serializes to
     a program file with `galvatron-translate --emit-program`.

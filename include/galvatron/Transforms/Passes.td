@@ -271,6 +271,14 @@ def BuildTrainStep : Pass<"galvatron-build-train-step", "::mlir::ModuleOp"> {
       fp16 loss-scale update; returns loss, grad_norm, lr (and loss_scale).
     - `galvatron.schedule @train_step`: F0 B0 F1 B1 ... optimizer.
 
+    On one stage of a pipeline (`--galvatron-pipeline="stage=k"`: every
+    layer on stage k of a plan with pp > 1) only the last stage computes the
+    loss; the others start their backward from the gradients their sends
+    receive back. The schedule follows the plan: GPipe runs every forward,
+    then every backward; 1F1B (pipedream_flush) runs pp - k - 1 warm-up
+    forwards, then alternates forward and backward, then the remaining
+    backwards.
+
     Labels for `loss=next-token` are the inputs shifted by one (the data
     pipeline reads S+1 tokens per sequence); for `loss=masked` they hold the
     original tokens at masked positions and -100 elsewhere. Micro-batches
@@ -317,6 +325,40 @@ def BuildTrainStep : Pass<"galvatron-build-train-step", "::mlir::ModuleOp"> {
     Option<"lossScaleWindow", "loss-scale-window", "int64_t",
            /*default=*/"2000",
            "fp16: finite steps after which the loss scale doubles">
+  ];
+  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
+}
+
+def PipelineSplit : Pass<"galvatron-pipeline", "::mlir::ModuleOp"> {
+  let summary = "Split a forward model into pipeline stages with send/recv";
+  let description = [{
+    Splits `@<function>`, a layered forward function whose layers carry
+    `#galvatron.strategy` stages (any contiguous split the plan allows,
+    uneven ones included), into one forward function per stage.
+
+    A value computed on stage j and used on stage k > j crosses once per
+    receiving stage: the producer layer sends it (`galvatron.send ... to
+    stage k`) and the first layer of stage k using it receives it
+    (`galvatron.recv ... from stage j`) and also yields it to the other
+    layers of its stage, so values needed several stages later (T5's
+    encoder output, BERT's mask) go straight to every stage that needs them.
+    Each crossing value has one tag (its index in the order of first use);
+    the receive is `differentiable` when the value is a float depending on a
+    parameter, exactly when the sender's adjoint expects a gradient back.
+    Function arguments go to the stages whose layers read them; each result
+    of `@<function>` is returned by the stage computing it.
+
+    Without `stage`, the stages become `@<function>_stage<k>` next to the
+    original. With `stage=k`, stage k replaces `@<function>` under the same
+    name and the parameters no longer read are dropped: the module then is
+    the forward model of the ranks of stage k, ready for the training step
+    and the runtime lowering.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"main\"",
+           "Function to split">,
+    Option<"stage", "stage", "int64_t", /*default=*/"-1",
+           "Keep only this stage, as @<function> (default: all stages)">
   ];
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }

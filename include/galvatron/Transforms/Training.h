@@ -36,6 +36,11 @@ private:
 /// The autodiff engine's parameter-gradient sink for training: adds each
 /// gradient to the parameter's accumulator `<parameter>.grad`, declared on
 /// first use with the parameter's type.
+/// On a parameter read by several pipeline stages (a tied embedding and LM
+/// head): the stages, increasing. Their gradients are summed over those
+/// stages once per step.
+constexpr llvm::StringLiteral kPipelineStagesAttrName = "galvatron.stages";
+
 class GradientAccumulators {
 public:
   explicit GradientAccumulators(StateDeclarer &states) : states(states) {}

@@ -367,7 +367,7 @@ struct ValueBuffer {
 
 /// One instruction: a kernel call or a collective on the rank's group.
 struct KernelStep {
-  enum class Kind { kernel, allReduce, allGather, reduceScatter };
+  enum class Kind { kernel, allReduce, allGather, reduceScatter, send, recv };
   Operation *op;
   std::string kernel;
   DictionaryAttr config;
@@ -375,6 +375,8 @@ struct KernelStep {
   SmallVector<unsigned> inputs, outputs;
   Kind kind = Kind::kernel;
   grt::ReduceKind reduce = grt::ReduceKind::sum;
+  /// The world rank a pipeline message goes to or comes from, and its tag.
+  int64_t peer = 0, tag = 0;
   /// The world ranks of the collective's group, in group order.
   SmallVector<int64_t> group;
 };
@@ -393,18 +395,18 @@ public:
 
 private:
   FailureOr<unsigned> newBuffer(Operation *op, Value value, Role role);
-  FailureOr<unsigned> variableBuffer(Operation *user, StringAttr name);
   /// A temporary without a value of its own (collectives' staging).
   unsigned newTemporary(RankedTensorType type);
   /// `type` over the bytes of `buffer` (a view of its root).
   unsigned newView(unsigned buffer, RankedTensorType type);
-  LogicalResult visit(Operation *op, StringAttr layer);
   LogicalResult visitCollective(Operation *op, StringAttr layer);
   /// The rank's group of `op`'s groups and its position in it.
   FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> groupOf(Operation *op,
                                                            ArrayAttr groups);
   void addTranspose(Operation *op, StringAttr layer, unsigned input,
                     unsigned output, ArrayRef<int64_t> perm);
+  FailureOr<unsigned> variableBuffer(Operation *user, StringAttr name);
+  LogicalResult visit(Operation *op, StringAttr layer);
   void addCopy(Operation *op, StringAttr layer, unsigned from, unsigned to);
   unsigned rootOf(unsigned buffer) const { return buffers[buffer].root; }
   /// The class (set of roots sharing bytes through in-place results).
@@ -420,7 +422,7 @@ private:
   DenseMap<Value, unsigned> bufferOf;
   /// Parameters and state by name.
   llvm::StringMap<unsigned> variableBuffers;
-  SmallVector<KernelStep> steps;
+  SmallVector<KernelStep, 0> steps;
   SmallVector<std::pair<std::string, unsigned>> outputs;
 
   // Per root buffer: first write (-1 before the run) and last access
@@ -700,6 +702,36 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     buffers[*index].offsetInRoot = source.offsetInRoot;
     return success();
   }
+  // Pipeline messages go to the peer stage's rank with the same local index
+  // (ranks are stage-major: rank = stage · devices / pp + local index).
+  if (isa<SendOp, RecvOp>(op)) {
+    PlanAttr plan = getPlan(module);
+    if (!plan)
+      return op->emitOpError()
+             << "needs the module's #galvatron.plan to find its peer rank";
+    int64_t ranksPerStage = plan.getDevices() / plan.getPp();
+    KernelStep step{op, "", {}, layer, {}, {}};
+    auto send = dyn_cast<SendOp>(op);
+    auto recv = dyn_cast<RecvOp>(op);
+    step.kind = send ? KernelStep::Kind::send : KernelStep::Kind::recv;
+    int64_t peerStage = send ? send.getPeer() : recv.getPeer();
+    step.peer = peerStage * ranksPerStage + rank % ranksPerStage;
+    step.tag = send ? send.getTag() : recv.getTag();
+    if (step.peer >= worldSize)
+      return op->emitOpError() << "goes to rank " << step.peer
+                               << " outside a world of " << worldSize;
+    if (send) {
+      step.inputs.push_back(bufferOf.lookup(send.getValue()));
+    } else {
+      FailureOr<unsigned> index =
+          newBuffer(op, recv.getResult(), Role::temporary);
+      if (failed(index))
+        return failure();
+      step.outputs.push_back(*index);
+    }
+    steps.push_back(std::move(step));
+    return success();
+  }
   FailureOr<std::pair<std::string, DictionaryAttr>> kernel = describeKernel(op);
   if (failed(kernel))
     return failure();
@@ -747,6 +779,11 @@ FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
     return user->emitOpError() << "variable '" << name.getValue()
                                << "' has type " << type
                                << ", which the runtime cannot hold";
+  if (parameter)
+    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
+      if (!shard->sliceStart(rank))
+        return parameter.emitOpError()
+               << "is sharded over groups that do not hold rank " << rank;
   ValueBuffer &buffer = buffers.emplace_back();
   buffer.type = type;
   buffer.role = parameter ? Role::parameter : Role::state;
@@ -900,7 +937,7 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
     return it->second;
   };
   for (const KernelStep &step : steps)
-    if (step.kind != KernelStep::Kind::kernel)
+    if (!step.group.empty())
       groupSymbol(step.group);
   auto program = grt::ProgramOp::create(builder, loc, rank, memory.size);
   builder.setInsertionPointToStart(&program.getBody().emplaceBlock());
@@ -991,6 +1028,14 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
                                    grt::ReduceKindAttr::get(context, step.reduce), inputs[0],
                                    results[0], groupSymbol(step.group),
                                    step.layer);
+      break;
+    case KernelStep::Kind::send:
+      grt::SendOp::create(builder, at, inputs[0], step.peer, step.tag,
+                          step.layer);
+      break;
+    case KernelStep::Kind::recv:
+      grt::RecvOp::create(builder, at, results[0], step.peer, step.tag,
+                          step.layer);
       break;
     }
   }

@@ -7,6 +7,8 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <map>
+
 using namespace mlir;
 namespace rt = ::galvatron::runtime;
 
@@ -29,6 +31,57 @@ mlir::galvatron::buildProgram(ModuleOp module,
   if (!status.isOk())
     return (*executables.begin()).emitOpError() << status.message();
   return program;
+}
+
+FailureOr<rt::Program>
+mlir::galvatron::linkRankPrograms(Location loc, ArrayRef<rt::Program> ranks) {
+  if (ranks.empty())
+    return emitError(loc) << "no rank programs to link";
+  rt::Program linked;
+  linked.worldSize = ranks.front().worldSize;
+  linked.alignment = ranks.front().alignment;
+  linked.model = ranks.front().model;
+  linked.modelDirectory = ranks.front().modelDirectory;
+  // A training step's model FLOPs are the work of every rank together.
+  linked.training = ranks.front().training;
+  if (linked.training) {
+    linked.training->modelFlops = 0;
+    for (const rt::Program &part : ranks)
+      if (part.training)
+        linked.training->modelFlops += part.training->modelFlops;
+  }
+  std::map<std::vector<uint32_t>, uint32_t> groupIndex;
+  for (const rt::Program &part : ranks) {
+    if (part.worldSize != linked.worldSize ||
+        part.alignment != linked.alignment)
+      return emitError(loc) << "rank programs disagree on the world size or "
+                               "alignment";
+    std::vector<uint32_t> renumbered;
+    for (const std::vector<uint32_t> &group : part.groups) {
+      auto [it, inserted] = groupIndex.try_emplace(group, linked.groups.size());
+      if (inserted)
+        linked.groups.push_back(group);
+      renumbered.push_back(it->second);
+    }
+    for (rt::RankProgram rank : part.ranks) {
+      if (linked.findRank(rank.rank))
+        return emitError(loc) << "rank " << rank.rank << " is linked twice";
+      for (rt::Instruction &instruction : rank.instructions)
+        if (instruction.kind != rt::InstructionKind::kernel &&
+            instruction.kind != rt::InstructionKind::send &&
+            instruction.kind != rt::InstructionKind::recv)
+          instruction.group = renumbered[instruction.group];
+      linked.ranks.push_back(std::move(rank));
+    }
+  }
+  llvm::sort(linked.ranks, [](const rt::RankProgram &a,
+                              const rt::RankProgram &b) {
+    return a.rank < b.rank;
+  });
+  rt::Status status = rt::validateProgram(linked);
+  if (!status.isOk())
+    return emitError(loc) << status.message();
+  return linked;
 }
 
 LogicalResult

@@ -140,7 +140,8 @@ void Differentiator::analyzeActivity() {
       if (varied.contains(input))
         varied.insert(argument);
     for (Operation &op : layer.getBodyBlock().without_terminator()) {
-      bool depends = isa<ParamOp>(op) ||
+      auto rule = dyn_cast<VJPOpInterface>(op);
+      bool depends = isa<ParamOp>(op) || (rule && rule.isVariedSource()) ||
                      llvm::any_of(op.getOperands(),
                                   [&](Value v) { return varied.contains(v); });
       if (depends)
@@ -188,7 +189,7 @@ static bool dependsOnInputs(Value value, LayerOp layer,
   Operation *producer = value.getDefiningOp();
   if (!producer || producer->getParentOp() != layer)
     depends = true;
-  else if (isa<ReadStateOp>(producer))
+  else if (isa<ReadStateOp, RecvOp>(producer))
     depends = true;
   else
     depends = llvm::any_of(producer->getOperands(), [&](Value operand) {
@@ -199,12 +200,13 @@ static bool dependsOnInputs(Value value, LayerOp layer,
 }
 
 /// Adds to `ops` the ops of `layer` that `value` is computed from (stopping
-/// at the layer's arguments) and to `arguments` the arguments reached.
+/// at the layer's arguments and at received values, which cannot be
+/// received twice) and to `arguments` the values reached.
 static void collectSlice(Value value, LayerOp layer,
                          llvm::SetVector<Operation *> &ops,
                          llvm::SetVector<Value> &arguments) {
   Operation *producer = value.getDefiningOp();
-  if (!producer) {
+  if (!producer || isa<RecvOp>(producer)) {
     arguments.insert(value);
     return;
   }
@@ -223,7 +225,8 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
     auto rule = dyn_cast<VJPOpInterface>(op);
     bool source =
         rule && rule.isGradientSource() &&
-        llvm::any_of(op.getOperands(), [&](Value v) { return isActive(v); });
+        (rule.isVariedSource() ||
+         llvm::any_of(op.getOperands(), [&](Value v) { return isActive(v); }));
     bool active = source || llvm::any_of(op.getResults(),
                                          [&](Value v) { return isActive(v); });
     if (!active)
@@ -252,6 +255,10 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
                << "reads state @" << read.getName()
                << ", which may change before the backward pass; layer '"
                << layer.getLayerName() << "' cannot be recomputed";
+    // Received values are saved like activations.
+    for (Value value : plan.received)
+      if (!isa<BlockArgument>(value))
+        plan.yielded.push_back(value);
   } else {
     DenseMap<Value, bool> memo;
     llvm::SetVector<Value> noArguments;

@@ -442,8 +442,13 @@ public:
     const TrainingInfo &info = *program.training;
     const RankProgram &rank = executor->rankProgram();
     bool lead = comm.rank() == 0 && !options.quiet;
-    const Binding *ids = findBinding(rank.inputs, "input_ids");
-    const TensorType &idsType = rank.buffers[ids->buffer].type;
+    const Binding *ids = findDataInput(rank);
+    // The shape of a step's batch; a pipeline stage without data inputs
+    // makes no batches.
+    TensorType idsType;
+    idsType.shape = {1, 1};
+    if (ids)
+      idsType = rank.buffers[ids->buffer].type;
     int64_t maskToken = options.maskToken >= 0 ? options.maskToken
                         : info.vocabSize > 103 ? 103
                                                : info.vocabSize - 1;
@@ -479,11 +484,13 @@ public:
     int64_t tokensPerStep = idsType.shape[0] * idsType.shape[1];
     Profile profile;
     for (int64_t step = progress.step + 1; step <= options.steps; ++step) {
-      Expected<Batch> batch = batches.make(step, progress.dataPosition);
-      if (!batch)
-        return batch.takeStatus();
-      for (const Binding &input : rank.inputs)
-        GALVATRON_RETURN_IF_ERROR(writeInput(input, *batch));
+      if (ids) {
+        Expected<Batch> batch = batches.make(step, progress.dataPosition);
+        if (!batch)
+          return batch.takeStatus();
+        for (const Binding &input : rank.inputs)
+          GALVATRON_RETURN_IF_ERROR(writeInput(input, *batch));
+      }
       auto start = std::chrono::steady_clock::now();
       GALVATRON_RETURN_IF_ERROR(
           executor->run(options.profile ? &profile : nullptr));
@@ -532,14 +539,24 @@ public:
   }
 
 private:
+  /// The input whose shape is the batch: the token ids, or on a later
+  /// pipeline stage the labels.
+  static const Binding *findDataInput(const RankProgram &rank) {
+    if (const Binding *ids = findBinding(rank.inputs, "input_ids"))
+      return ids;
+    return findBinding(rank.inputs, "labels");
+  }
+
   Status setUpTraining() {
     if (!program.training)
       return error("'", options.program,
                    "' is not a training program (compile it with "
                    "galvatron-compile --train)");
     const RankProgram &rank = executor->rankProgram();
-    const Binding *ids = findBinding(rank.inputs, "input_ids");
-    if (!ids || rank.buffers[ids->buffer].type.rank() != 2)
+    // A later pipeline stage reads only the labels, a middle one no data.
+    const Binding *ids = findDataInput(rank);
+    if (!rank.inputs.empty() &&
+        (!ids || rank.buffers[ids->buffer].type.rank() != 2))
       return error("a training program needs an input 'input_ids' of shape "
                    "[batch, seq]");
     for (const char *output : {"loss", "grad_norm", "lr"})

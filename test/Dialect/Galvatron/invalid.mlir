@@ -1142,3 +1142,53 @@ func.func @f() {
   // expected-error @+1 {{'galvatron.shard' may only be attached to a galvatron.parameter}}
   return {galvatron.shard = {}}
 }
+
+// -----
+
+func.func @send_negative_peer(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'galvatron.send' op peer stage must be non-negative, got -1}}
+  galvatron.send %x to stage -1 tag 0 : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @recv_tag_range() -> tensor<4xf32> {
+  // expected-error @+1 {{'galvatron.recv' op tag must lie in [0, 32767], got 40000}}
+  %0 = galvatron.recv from stage 0 tag 40000 : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @recv_integer_differentiable() -> tensor<4xi64> {
+  // expected-error @+1 {{'galvatron.recv' op is differentiable but receives 'tensor<4xi64>', not a float tensor}}
+  %0 = galvatron.recv from stage 0 tag 0 differentiable : tensor<4xi64>
+  return %0 : tensor<4xi64>
+}
+
+// -----
+
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 8, pp = 2, micro_batches = 1, global_batch = 2>} {
+  func.func @main(%x: tensor<2x4xf32>) {
+    galvatron.layer decoder "h.0" (%a = %x : tensor<2x4xf32>) attributes {strategy = #galvatron.strategy<stage = 0, tp = 1, dp = 1>} {
+      // expected-error @+1 {{'galvatron.send' op peer stage 0 is the stage of its own layer 'h.0'}}
+      galvatron.send %a to stage 0 tag 0 : tensor<2x4xf32>
+      galvatron.yield
+    }
+    return
+  }
+}
+
+// -----
+
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 8, pp = 2, micro_batches = 1, global_batch = 2>} {
+  func.func @main() {
+    %0 = galvatron.layer decoder "h.1" () -> tensor<2x4xf32> attributes {strategy = #galvatron.strategy<stage = 1, tp = 1, dp = 1>} {
+      // expected-error @+1 {{'galvatron.recv' op peer stage 2 is outside the plan's 2 pipeline stages}}
+      %r = galvatron.recv from stage 2 tag 0 : tensor<2x4xf32>
+      galvatron.yield %r : tensor<2x4xf32>
+    }
+    return
+  }
+}

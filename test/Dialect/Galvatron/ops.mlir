@@ -284,6 +284,17 @@ func.func @unrolled_step() attributes {galvatron.training = #galvatron.training<
   return
 }
 
+// CHECK-LABEL: func.func @pipeline_messages
+func.func @pipeline_messages(%x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {
+  // CHECK: galvatron.send %{{.*}} to stage 1 tag 3 : tensor<2x8x16xf32>
+  galvatron.send %x to stage 1 tag 3 : tensor<2x8x16xf32>
+  // CHECK: galvatron.recv from stage 0 tag 4 differentiable : tensor<2x8x16xf32>
+  %0 = galvatron.recv from stage 0 tag 4 differentiable : tensor<2x8x16xf32>
+  // CHECK: galvatron.recv from stage 2 tag 0 : tensor<2x8xi64>
+  %1 = galvatron.recv from stage 2 tag 0 : tensor<2x8xi64>
+  return %0 : tensor<2x8x16xf32>
+}
+
 // Collectives name every device group of the SPMD program.
 // CHECK-LABEL: func.func @collectives
 func.func @collectives(%x: tensor<4x8xf32>, %ids: tensor<4x8xi64>) -> (tensor<4x8xf32>, tensor<2x8xi64>) {

@@ -17,6 +17,13 @@ namespace mlir::galvatron {
 FailureOr<::galvatron::runtime::Program>
 buildProgram(ModuleOp module, const RuntimePipelineOptions &options = {});
 
+/// One program holding every rank of `ranks` (each the program of one or
+/// more ranks of the same job): device groups are merged and renumbered.
+/// Validated as a whole, so every send has its receive and the members of
+/// a group issue the same collectives; problems are emitted at `loc`.
+FailureOr<::galvatron::runtime::Program>
+linkRankPrograms(Location loc, ArrayRef<::galvatron::runtime::Program> ranks);
+
 /// Builds the program of `module` and writes it to `path`.
 LogicalResult emitProgramFile(ModuleOp module, StringRef path,
                               const RuntimePipelineOptions &options = {});

@@ -75,6 +75,19 @@ GalvatronDialect::verifyOperationAttribute(Operation *op,
   }
   if (name == ParameterShard::getAttrName())
     return verifyParameterShard(op, attribute.getValue());
+  // The pipeline stages reading a parameter (when several do).
+  if (name == "galvatron.stages") {
+    auto stages = dyn_cast<DenseI64ArrayAttr>(attribute.getValue());
+    if (!stages || !isa<ParameterOp>(op))
+      return op->emitError() << "'" << name
+                             << "' must be an array<i64> on a parameter";
+    ArrayRef<int64_t> values = stages.asArrayRef();
+    for (auto [index, stage] : llvm::enumerate(values))
+      if (stage < 0 || (index && stage <= values[index - 1]))
+        return op->emitError() << "'" << name
+                               << "' must list increasing stages";
+    return success();
+  }
   return op->emitError() << "unknown galvatron attribute '" << name << "'";
 }
 
@@ -163,7 +176,13 @@ static LogicalResult verifyFunctionPlan(Operation *function, PlanAttr plan) {
   });
   if (result.wasInterrupted())
     return failure();
-  if (!sawLayer)
+  // A function exchanging pipeline messages is one stage's part of a model.
+  bool pipelineStage = false;
+  function->walk([&](Operation *op) {
+    if (isa<SendOp, RecvOp>(op))
+      pipelineStage = true;
+  });
+  if (!sawLayer || pipelineStage)
     return success();
   for (auto [stage, used] : llvm::enumerate(stageUsed))
     if (!used)

@@ -1209,6 +1209,48 @@ LogicalResult ScheduleOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// SendOp / RecvOp
+//===----------------------------------------------------------------------===//
+
+/// MPI guarantees tags up to 32767 on every implementation.
+constexpr int64_t kMaxMessageTag = 32767;
+
+/// The peer is another stage of the plan; the tag fits every MPI.
+static LogicalResult verifyMessage(Operation *op, int64_t peer, int64_t tag) {
+  if (peer < 0)
+    return op->emitOpError() << "peer stage must be non-negative, got " << peer;
+  if (tag < 0 || tag > kMaxMessageTag)
+    return op->emitOpError() << "tag must lie in [0, " << kMaxMessageTag
+                             << "], got " << tag;
+  auto layer = op->getParentOfType<LayerOp>();
+  StrategyAttr strategy = layer ? layer.getStrategyAttr() : StrategyAttr();
+  if (!strategy)
+    return success();
+  if (peer == strategy.getStage())
+    return op->emitOpError() << "peer stage " << peer
+                             << " is the stage of its own layer '"
+                             << layer.getLayerName() << "'";
+  auto module = op->getParentOfType<ModuleOp>();
+  if (PlanAttr plan = module ? getPlan(module) : PlanAttr();
+      plan && peer >= plan.getPp())
+    return op->emitOpError() << "peer stage " << peer
+                             << " is outside the plan's " << plan.getPp()
+                             << " pipeline stages";
+  return success();
+}
+
+LogicalResult SendOp::verify() {
+  return verifyMessage(*this, getPeer(), getTag());
+}
+
+LogicalResult RecvOp::verify() {
+  if (getDifferentiable() && !isa<FloatType>(getType().getElementType()))
+    return emitOpError() << "is differentiable but receives "
+                         << getType() << ", not a float tensor";
+  return verifyMessage(*this, getPeer(), getTag());
+}
+
 #include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 
 #define GET_OP_CLASSES

@@ -180,6 +180,38 @@ LogicalResult ParamOp::buildVJP(VJPBuilder &vjp) {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Pipeline messages: the gradient travels back on the same channel
+//===----------------------------------------------------------------------===//
+
+void SendOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+bool SendOp::isGradientSource() { return true; }
+
+LogicalResult SendOp::buildVJP(VJPBuilder &vjp) {
+  Value gradient =
+      RecvOp::create(vjp.getBuilder(), vjp.getLoc(), getValue().getType(),
+                     getPeer(), getTag(), /*differentiable=*/false);
+  vjp.setGradient(0, gradient);
+  return success();
+}
+
+void RecvOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+// The peer's adjoint waits for this gradient even when the loss does not
+// use the value, so the adjoint always runs.
+bool RecvOp::isGradientSource() { return getDifferentiable(); }
+
+bool RecvOp::isVariedSource() { return getDifferentiable(); }
+
+LogicalResult RecvOp::buildVJP(VJPBuilder &vjp) {
+  Value gradient = vjp.resultGradient(0);
+  if (!gradient)
+    gradient = vjp.zeros(cast<RankedTensorType>(getType()));
+  SendOp::create(vjp.getBuilder(), vjp.getLoc(), gradient, getPeer(), getTag());
+  return success();
+}
+
 void CastOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
 
 LogicalResult CastOp::buildVJP(VJPBuilder &vjp) {

@@ -57,7 +57,11 @@ def Galvatron_VJPOpInterface : OpInterface<"VJPOpInterface"> {
     InterfaceMethod<[{
         Whether the op produces operand gradients without any result
         gradient (ops that send values out of the function).
-      }], "bool", "isGradientSource", (ins), [{}], [{ return false; }]>
+      }], "bool", "isGradientSource", (ins), [{}], [{ return false; }]>,
+    InterfaceMethod<[{
+        Whether the results vary with the trained weights although no operand
+        does (an activation received from another pipeline stage).
+      }], "bool", "isVariedSource", (ins), [{}], [{ return false; }]>
   ];
 }
 

@@ -13,6 +13,8 @@ include "mlir/Interfaces/ControlFlowInterfaces.td"
 
 // Parameters and state variables: reads are never reordered across writes.
 def Galvatron_VariableResource : Resource<"::mlir::galvatron::VariableResource">;
+// Point-to-point channels between pipeline stages: messages keep their order.
+def Galvatron_ChannelResource : Resource<"::mlir::galvatron::ChannelResource">;
 
 //===----------------------------------------------------------------------===//
 // Parameters
@@ -882,6 +884,62 @@ def Galvatron_SGDUpdateOp : Galvatron_Op<"sgd_update", [Pure,
   let assemblyFormat = [{
     $param `,` $grad `,` $momentum_buffer `,` $lr `,` $grad_scale
     (`,` $enable^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Pipeline
+//===----------------------------------------------------------------------===//
+
+def Galvatron_SendOp : Galvatron_Op<"send",
+    [MemoryEffects<[MemRead<Galvatron_ChannelResource>,
+                    MemWrite<Galvatron_ChannelResource>]>,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface, ["isGradientSource"]>]> {
+  let summary = "Sends a tensor to another pipeline stage";
+  let description = [{
+    Hands `value` to pipeline stage `peer`, which takes it with the
+    `galvatron.recv` of the same `tag`. The rank on the other side is the one
+    holding the same position inside its stage (rank = stage · devices / pp
+    + local index). Messages between two ranks with one tag arrive in the
+    order they were sent, so the micro-batches of a schedule need no tags of
+    their own. A `send` is a gradient source: its adjoint receives the
+    gradient of `value` from the peer.
+
+    ```mlir
+    galvatron.send %hidden to stage 1 tag 0 : tensor<2x64x128xf32>
+    ```
+  }];
+  let arguments = (ins Galvatron_Tensor:$value, I64Attr:$peer, I64Attr:$tag);
+  let assemblyFormat = [{
+    $value `to` `stage` $peer `tag` $tag attr-dict `:` type($value)
+  }];
+  let hasVerifier = 1;
+}
+
+def Galvatron_RecvOp : Galvatron_Op<"recv",
+    [MemoryEffects<[MemRead<Galvatron_ChannelResource>,
+                    MemWrite<Galvatron_ChannelResource>]>,
+     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface,
+                               ["isGradientSource", "isVariedSource"]>]> {
+  let summary = "Receives a tensor from another pipeline stage";
+  let description = [{
+    Takes the tensor that stage `peer` sends with the same `tag` (see
+    `galvatron.send`). `differentiable` marks a value that depends on the
+    sender's parameters: the autodiff engine then treats the result as
+    varying with the weights, and its adjoint sends the result's gradient
+    (zeros when the loss does not use it) back to the peer, matching the
+    sender's adjoint receive.
+
+    ```mlir
+    %hidden = galvatron.recv from stage 0 tag 0 differentiable : tensor<2x64x128xf32>
+    ```
+  }];
+  let arguments = (ins I64Attr:$peer, I64Attr:$tag, UnitAttr:$differentiable);
+  let results = (outs Galvatron_Tensor:$result);
+  let assemblyFormat = [{
+    `from` `stage` $peer `tag` $tag (`differentiable` $differentiable^)?
+    attr-dict `:` type($result)
   }];
   let hasVerifier = 1;
 }

@@ -22,6 +22,12 @@ struct VariableResource : public SideEffects::Resource::Base<VariableResource> {
   StringRef getName() final { return "galvatron.variables"; }
 };
 
+/// Pipeline channels: `send` and `recv` read and write it, so messages are
+/// never reordered, duplicated or dropped.
+struct ChannelResource : public SideEffects::Resource::Base<ChannelResource> {
+  StringRef getName() final { return "galvatron.channels"; }
+};
+
 /// A rank-0 constant `value` of `elementType` (float or integer).
 Value buildScalar(OpBuilder &builder, Location loc, double value,
                   Type elementType);

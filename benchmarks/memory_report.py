@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Per-rank memory: the compile-time arena of each rank's training program
+beside the cost model's prediction for its stage.
+
+  benchmarks/memory_report.py --bin build/bin --model gpt-tiny \
+      --plan "devices=2 pp=2 precision=fp32 global-batch=8 chunks=4"
+
+Columns: the whole arena and the predicted stage total; the model states
+(parameters, gradients, optimizer state) of both; the rest (activations,
+temporaries, inputs) of both.
+
+The arena is what the runtime allocates (parameters, gradients, optimizer
+state and every activation and temporary of the unrolled step, placed by the
+static memory planner); the prediction is `--galvatron-plan-report`'s stage
+total (model states + in-flight activations + transient buffers).
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+
+
+def run(command):
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit("command failed: %s\n%s" % (" ".join(command), result.stderr))
+    return result.stdout
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default="build/bin")
+    parser.add_argument("--model", default="gpt-tiny")
+    parser.add_argument("--batch", type=int, default=2, help="micro-batch size")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--plan", required=True)
+    parser.add_argument("--train", default="lr=1e-3")
+    args = parser.parse_args()
+
+    model = ["--model=" + args.model, "--batch=%d" % args.batch,
+             "--seq-len=%d" % args.seq_len]
+    compiled = run([args.bin + "/galvatron-compile"] + model +
+                   ["--plan=" + args.plan, "--train=" + args.train,
+                    "-o", "/dev/null"])
+    arenas, states = {}, {}
+    for rank, arena, params, state in re.findall(
+            r"rank (\d+): arena \(plan peak\) (\d+) bytes, live peak \d+ "
+            r"bytes, parameters (\d+) bytes(?:, training state (\d+) bytes)?",
+            compiled):
+        arenas[int(rank)] = int(arena)
+        states[int(rank)] = int(params) + int(state or 0)
+
+    ir = run([args.bin + "/galvatron-translate", "--model=" + args.model,
+              "--batch=%d" % args.batch, "--seq-len=%d" % args.seq_len])
+    report = json.loads(subprocess.run(
+        [args.bin + "/galvatron-opt",
+         "--galvatron-apply-strategy=%s report=json check-memory=false" % args.plan,
+         "-o", "/dev/null"],
+        input=ir, capture_output=True, text=True, check=True).stdout)
+    devices, pp = report["devices"], report["pp"]
+    per_stage = devices // pp
+    print("%s, %s (train: %s)" % (args.model, args.plan, args.train))
+    print("%5s %5s %12s %12s %8s | %12s %12s | %12s %12s" % (
+        "rank", "stage", "arena", "predicted", "error", "states", "predicted",
+        "rest", "predicted"))
+    worst = 0.0
+    for rank in sorted(arenas):
+        stage = report["stages"][rank // per_stage]
+        predicted = stage["memory_bytes"]["total"]
+        error = (predicted - arenas[rank]) / arenas[rank]
+        worst = max(worst, abs(error))
+        memory = stage["memory_bytes"]
+        predicted_states = memory["params"] + memory["grads"] + memory["optimizer"]
+        print("%5d %5d %12d %12d %+7.1f%% | %12d %12d | %12d %12d" % (
+            rank, rank // per_stage, arenas[rank], predicted, 100 * error,
+            states[rank], predicted_states, arenas[rank] - states[rank],
+            memory["activations"] + memory["buffers"]))
+    print("largest error %.1f%%" % (100 * worst))
+
+
+if __name__ == "__main__":
+    main()

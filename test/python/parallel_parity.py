@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Parallel equals serial: compiles a preset for a plan over N ranks and for
+one rank, runs both (mpirun for N), and compares the results.
+
+  parallel_parity.py --bin build/bin --model gpt-tiny --plan "devices=2 pp=2" \
+      [--train "lr=1e-3" --steps 3] [--seq-len 16] [--micro-batch 2] WORKDIR
+
+Forward programs compare every output; training programs compare the loss
+of every step and the final parameters. Prints one line per plan and exits
+non-zero when any value differs by more than --rtol (relative to the
+tensor's largest magnitude).
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+
+
+def run(command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        sys.exit("command failed (%d): %s\n%s%s" %
+                 (result.returncode, " ".join(map(shlex.quote, command)),
+                  result.stdout, result.stderr))
+    return result.stdout
+
+
+def plan_value(plan, key, default):
+    for item in plan.split():
+        name, _, value = item.partition("=")
+        if name == key:
+            return int(value)
+    return default
+
+
+def mpirun(ranks):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    return ["mpirun", "--oversubscribe", "-np", str(ranks)], env
+
+
+def read_outputs(directory):
+    """name -> array for every .npy under `directory` (any rank)."""
+    found = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            if name.endswith(".npy"):
+                key = name[:-4]
+                if key in found:
+                    sys.exit("output '%s' written by two ranks" % key)
+                found[key] = np.load(os.path.join(root, name))
+    return found
+
+
+def read_safetensors(path):
+    """name -> float32 array of a safetensors file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] != "F32":
+            sys.exit("%s: %s is %s, expected F32" % (path, name, entry["dtype"]))
+        begin, end = entry["data_offsets"]
+        tensors[name] = np.frombuffer(data[8 + size + begin:8 + size + end],
+                                      dtype=np.float32).reshape(entry["shape"])
+    return tensors
+
+
+def read_losses(path):
+    with open(path) as f:
+        return [json.loads(line)["loss"] for line in f if line.strip()]
+
+
+def relative_error(actual, expected):
+    scale = max(float(np.max(np.abs(expected))), 1e-30)
+    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / scale
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--plan", required=True,
+                        help="--galvatron-apply-strategy options of the parallel run")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--seq-len", type=int, default=16)
+    parser.add_argument("--micro-batch", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rtol", type=float, default=1e-5)
+    parser.add_argument("--train", default=None,
+                        help="--galvatron-build-train-step options: compare a training run")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("workdir")
+    args = parser.parse_args()
+
+    os.makedirs(args.workdir, exist_ok=True)
+    devices = plan_value(args.plan, "devices", 1)
+    compile_ = os.path.join(args.bin, "galvatron-compile")
+    runner = os.path.join(args.bin, "galvatron-run")
+    common = [compile_, "--model=" + args.model, "--batch=%d" % args.micro_batch,
+              "--seq-len=%d" % args.seq_len, "--layers=%d" % args.layers, "--quiet"]
+    serial = os.path.join(args.workdir, "serial.gxp")
+    parallel = os.path.join(args.workdir, "parallel.gxp")
+    if args.train is not None:
+        # The same micro-batches on one device.
+        serial_plan = "devices=1 precision=fp32 global-batch=%d chunks=%d" % (
+            plan_value(args.plan, "global-batch", args.micro_batch),
+            plan_value(args.plan, "chunks", 1))
+        run(common + ["--plan=" + serial_plan, "--train=" + args.train, "-o", serial])
+        run(common + ["--plan=" + args.plan, "--train=" + args.train, "-o", parallel])
+        return compare_training(args, devices, serial, parallel)
+    run(common + ["-o", serial])
+    run(common + ["--plan=" + args.plan, "-o", parallel])
+
+    # Token ids of one batch; the vocabulary of every tiny preset is >= 128.
+    rng = np.random.default_rng(args.seed)
+    ids = rng.integers(0, 128, size=(args.micro_batch, args.seq_len), dtype=np.int64)
+    inputs = []
+    for name in ("input_ids", "token_type_ids", "attention_mask"):
+        path = os.path.join(args.workdir, name + ".npy")
+        value = {"input_ids": ids, "token_type_ids": np.zeros_like(ids),
+                 "attention_mask": np.ones_like(ids)}[name]
+        np.save(path, value)
+        inputs.append((name, path))
+    binds = []
+    for name, path in inputs:
+        binds += ["--input", "%s=%s" % (name, path)]
+
+    serial_out = os.path.join(args.workdir, "serial-out")
+    parallel_out = os.path.join(args.workdir, "parallel-out")
+    run([runner, serial, "--seed", str(args.seed), "--threads", "1", "--quiet",
+         "--output-dir", serial_out] + model_inputs(args.model, binds))
+    launcher, env = mpirun(devices)
+    run(launcher + [runner, parallel, "--seed", str(args.seed), "--threads", "1",
+                    "--quiet", "--output-dir", parallel_out] +
+        model_inputs(args.model, binds), env=env)
+
+    expected = read_outputs(serial_out)
+    actual = read_outputs(parallel_out)
+    if set(expected) != set(actual):
+        sys.exit("outputs differ: serial %s, parallel %s" %
+                 (sorted(expected), sorted(actual)))
+    worst = 0.0
+    for name in sorted(expected):
+        if expected[name].shape != actual[name].shape:
+            sys.exit("output '%s': shape %s, serial %s" %
+                     (name, actual[name].shape, expected[name].shape))
+        worst = max(worst, relative_error(actual[name], expected[name]))
+    status = "match" if worst <= args.rtol else "DIFFER"
+    print("%s [%s] on %d ranks: %d outputs %s the serial run (max relative "
+          "error %.2e)" % (args.model, args.plan, devices, len(expected),
+                           status, worst))
+    return 0 if worst <= args.rtol else 1
+
+
+def compare_training(args, devices, serial, parallel):
+    """Trains both programs on the same synthetic tokens; compares the loss
+    of every step and every final parameter."""
+    runner = os.path.join(args.bin, "galvatron-run")
+    flags = ["--steps", str(args.steps), "--synthetic", "--seed", str(args.seed),
+             "--threads", "1", "--quiet"]
+    work = args.workdir
+    run([runner, serial] + flags + ["--log", os.path.join(work, "serial.log"),
+                                    "--save-params", os.path.join(work, "serial.safetensors")])
+    launcher, env = mpirun(devices)
+    run(launcher + [runner, parallel] + flags +
+        ["--log", os.path.join(work, "parallel.log"),
+         "--save-params", os.path.join(work, "parallel.{rank}.safetensors")], env=env)
+    expected_losses = read_losses(os.path.join(work, "serial.log"))
+    actual_losses = read_losses(os.path.join(work, "parallel.log"))
+    if len(expected_losses) != args.steps or len(actual_losses) != args.steps:
+        sys.exit("expected %d steps, got %d serial and %d parallel" %
+                 (args.steps, len(expected_losses), len(actual_losses)))
+    loss_error = max(abs(a - e) / abs(e) for a, e in zip(actual_losses, expected_losses))
+
+    expected = read_safetensors(os.path.join(work, "serial.safetensors"))
+    actual = {}
+    for rank in range(devices):
+        for name, value in read_safetensors(
+                os.path.join(work, "parallel.%d.safetensors" % rank)).items():
+            # A weight several stages hold (a tied embedding) must agree.
+            if name in actual and relative_error(value, actual[name]) > args.rtol:
+                sys.exit("ranks disagree on '%s'" % name)
+            actual[name] = value
+    if set(actual) != set(expected):
+        sys.exit("parameters differ: missing %s, extra %s" %
+                 (sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))))
+    param_error = max(relative_error(actual[n], expected[n]) for n in expected)
+    ok = loss_error <= args.rtol and param_error <= args.rtol
+    print("%s [%s] on %d ranks, %d steps: losses and %d parameters %s the "
+          "serial run (max relative error: loss %.2e, parameters %.2e)" %
+          (args.model, args.plan, devices, args.steps, len(expected),
+           "match" if ok else "DIFFER", loss_error, param_error))
+    print("losses: " + " ".join("%.6f" % loss for loss in actual_losses))
+    return 0 if ok else 1
+
+
+def model_inputs(model, binds):
+    """The --input flags a preset takes: BERT also takes the token types and
+    the attention mask."""
+    wanted = {"input_ids"}
+    if model.startswith("bert"):
+        wanted |= {"token_type_ids", "attention_mask"}
+    kept = []
+    for flag, value in zip(binds[::2], binds[1::2]):
+        if value.split("=")[0] in wanted:
+            kept += [flag, value]
+    return kept
+
+
+if __name__ == "__main__":
+    sys.exit(main())
