@@ -34,16 +34,17 @@ echo "== training gpt-tiny (120K parameters) on the KJV Bible: batch 16 x 64 byt
   --data "$data/kjv.bin" --print-every 10 --checkpoint "$data/checkpoint" \
   --threads 1
 
-# The same model pipelined over 4 MPI ranks on this machine: the search
-# picks the stage split and schedule on a 4-GPU node (pp=4: tensor and data
-# parallelism inside a stage are not yet compiled to several ranks), and
-# galvatron-compile writes the program of every rank into one file.
-echo "== a searched 4-stage pipeline plan for gpt-tiny, trained on 4 MPI ranks"
+# The same model over 4 MPI ranks on this machine: two pipeline stages, and
+# the search picks the parallelism inside each stage (tensor or data
+# parallel, ZeRO, checkpointing), the stage split and the schedule for a
+# 4-GPU node; galvatron-compile partitions each stage, builds its training
+# step and writes the program of every rank into one file.
+echo "== a searched 2-stage hybrid plan for gpt-tiny, trained on 4 MPI ranks"
 "$build/bin/galvatron-compile" --model=gpt-tiny --batch=4 \
-  --search="cluster=a100-80gb devices=4 pp=4 chunks=4 global-batch=16 precision=fp32 report=text" \
+  --search="cluster=a100-80gb devices=4 pp=2 chunks=4 global-batch=16 precision=fp32 report=text" \
   --train="lr=3e-3 min-lr=3e-4 warmup-steps=20 decay-steps=300 weight-decay=0.1" \
-  -o "$data/gpt-tiny-pp4.gxp"
+  -o "$data/gpt-tiny-4ranks.gxp"
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 OMPI_MCA_btl_vader_single_copy_mechanism=none \
-  mpirun --oversubscribe -np 4 "$build/bin/galvatron-run" "$data/gpt-tiny-pp4.gxp" \
+  mpirun --oversubscribe -np 4 "$build/bin/galvatron-run" "$data/gpt-tiny-4ranks.gxp" \
   --steps 100 --data "$data/kjv.bin" --print-every 10 --threads 1

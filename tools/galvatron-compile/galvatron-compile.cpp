@@ -243,12 +243,10 @@ compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
              mlir::galvatron::RuntimePipelineOptions options,
              std::string &lowered) {
   int64_t devices = plan.getDevices(), pp = plan.getPp();
-  if (devices != pp) {
-    error("the plan runs " + Twine(devices / pp) +
-          " ranks per pipeline stage; partitioning a stage over several "
-          "ranks (tensor or data parallelism) is not supported yet");
+  // Several ranks per stage: the forward becomes the SPMD program of each
+  // stage's ranks before it is split into stages and differentiated.
+  if (devices != pp && failed(runPipeline(module, "galvatron-partition")))
     return failure();
-  }
   // Stages without the loss still read token data: every rank gets the
   // vocabulary of the whole model (the last dimension of its logits).
   int64_t vocabulary = 0;
