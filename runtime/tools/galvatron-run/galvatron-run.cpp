@@ -457,8 +457,11 @@ public:
                    info.vocabSize);
     BatchMaker batches{*data, info, idsType.shape[0], idsType.shape[1],
                        maskToken, uint64_t(progress.seed)};
+    // The program's model FLOPs are every rank's together, so MFU divides
+    // by the peak of all ranks.
     double peak = options.peakTflops > 0.0 ? options.peakTflops * 1e12
                                            : measureGemmFlops();
+    double jobPeak = peak * comm.worldSize();
     std::unique_ptr<FILE, int (*)(FILE *)> log(nullptr, std::fclose);
     if (!options.log.empty() && comm.rank() == 0) {
       log.reset(std::fopen(options.log.c_str(), progress.step ? "a" : "w"));
@@ -471,12 +474,12 @@ public:
              info.loss == LossKind::nextToken ? "next-token" : "masked-token",
              (long long)idsType.shape[0], (long long)idsType.shape[1],
              data->description().c_str());
-      std::printf("galvatron-run: MFU against %.3g TFLOP/s (%s), %.4g model "
-             "GFLOP per step\n",
+      std::printf("galvatron-run: MFU against %.3g TFLOP/s per rank (%s) x "
+             "%u rank(s), %.4g model GFLOP per step\n",
              peak / 1e12,
              options.peakTflops > 0.0 ? "--peak-tflops"
                                       : "measured SGEMM rate of this machine",
-             double(info.modelFlops) / 1e9);
+             comm.worldSize(), double(info.modelFlops) / 1e9);
       if (progress.step)
         std::printf("galvatron-run: resuming after step %lld from %s\n",
                (long long)progress.step, options.resume.c_str());
@@ -503,7 +506,7 @@ public:
       GALVATRON_RETURN_IF_ERROR(readScalar("grad_norm", norm));
       GALVATRON_RETURN_IF_ERROR(readScalar("lr", lr));
       double tokensPerSecond = double(tokensPerStep) / seconds;
-      double mfu = double(info.modelFlops) / seconds / peak;
+      double mfu = double(info.modelFlops) / seconds / jobPeak;
       bool last = step == options.steps;
       bool print = step % options.printEvery == 0 || step == 1 || last;
       if (lead && (print || terminal)) {
