@@ -27,14 +27,13 @@ Status writeFileAtomically(const std::string &path,
   ok &= std::fflush(file) == 0;
   ok &= special || ::fsync(::fileno(file)) == 0;
   ok &= std::fclose(file) == 0;
-  if (special)
-    return ok ? Status::ok()
-              : error("cannot write '", path, "': ", std::strerror(errno));
-  if (!ok || std::rename(target.c_str(), path.c_str()) != 0) {
+  ok = ok && (special || std::rename(target.c_str(), path.c_str()) == 0);
+  if (ok)
+    return Status::ok();
+  int cause = errno;
+  if (!special)
     std::remove(target.c_str());
-    return error("cannot write '", path, "': ", std::strerror(errno));
-  }
-  return Status::ok();
+  return error("cannot write '", path, "': ", std::strerror(cause));
 }
 
 } // namespace galvatron::runtime
