@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "Parallel", "Inputs"))
-from parallel_train import slices_of  # noqa: E402
+from parallel_train import (l2_relative_error, owner_of,  # noqa: E402
+                            read_safetensors, slices_of, without_key_bias)
 
 
 def run(command, **kwargs):
@@ -64,50 +65,16 @@ def read_outputs(directory, rtol):
     return found
 
 
-def read_safetensors(path):
+def read_float_tensors(path):
     """name -> array of every float32 tensor of a safetensors file (a
     checkpoint's integer counters are left out)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size])
-    tensors = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        if entry["dtype"] != "F32":
-            continue
-        begin, end = entry["data_offsets"]
-        tensors[name] = np.frombuffer(data[8 + size + begin:8 + size + end],
-                                      dtype=np.float32).reshape(entry["shape"])
-    return tensors
+    return {name: value for name, value in read_safetensors(path).items()
+            if value.dtype == np.float32}
 
 
 def read_losses(path):
     with open(path) as f:
         return [json.loads(line)["loss"] for line in f if line.strip()]
-
-
-def without_key_bias(name, actual, expected):
-    """Attention ignores a bias added to every key: its exact gradient is
-    zero, both runs hold rounding noise there, and AdamW's normalization
-    turns the noise into updates no two summation orders share. Those
-    elements (BERT's key bias, the key third of GPT-2's fused c_attn bias)
-    and their optimizer state are left out."""
-    if ".key.bias" in name:
-        return actual[:0], expected[:0]
-    if "c_attn.bias" in name:
-        keep = [0, 2]
-        return (actual.reshape(3, -1)[keep], expected.reshape(3, -1)[keep])
-    return actual, expected
-
-
-def l2_relative_error(actual, expected):
-    """||actual - expected|| / ||expected|| (0 for empty tensors)."""
-    if expected.size == 0:
-        return 0.0
-    difference = np.linalg.norm(actual.astype(np.float64) - expected)
-    return float(difference) / max(float(np.linalg.norm(expected)), 1e-30)
 
 
 def relative_error(actual, expected):
@@ -220,18 +187,17 @@ def compare_training(args, devices, serial, parallel, lowered):
                  (args.steps, len(expected_losses), len(actual_losses)))
     loss_error = max(abs(a - e) / abs(e) for a, e in zip(actual_losses, expected_losses))
 
-    expected = read_safetensors(os.path.join(work, "serial", "checkpoint.safetensors"))
+    expected = read_float_tensors(os.path.join(work, "serial", "checkpoint.safetensors"))
     actual = {}
     for rank in range(devices):
         slices = slices_of(lowered, rank)
-        for name, value in read_safetensors(os.path.join(
+        for name, value in read_float_tensors(os.path.join(
                 work, "parallel", "checkpoint.rank%d.safetensors" % rank)).items():
             if name not in expected:
                 sys.exit("rank %d saved '%s', which the serial run lacks" % (rank, name))
             # A sharded parameter's part (and its optimizer state's) goes
             # into place in the whole tensor.
-            owner = next((p for p in sorted(slices, key=len, reverse=True)
-                          if name == p or name.startswith(p + ".")), None)
+            owner = owner_of(slices, name)
             if owner is not None:
                 full, begin = slices[owner]
                 whole = actual.setdefault(
