@@ -85,6 +85,26 @@ struct Emitter {
   }
 };
 
+/// The type of a ZeRO-1/2 rank's slice of `parameter`.
+RankedTensorType stateType(ParameterOp parameter,
+                           const DataParallelSync &sync) {
+  RankedTensorType type = parameter.getTensorType();
+  return RankedTensorType::get(
+      sync.stateShard(parameter, type.getShape()).partShape(),
+      type.getElementType());
+}
+
+/// Whether the optimizer step holds a ZeRO-1/2 slice of the gradient of
+/// `parameter` (the accumulator is the slice, or is local and is
+/// reduce-scattered).
+bool isSlice(ParameterOp parameter, const GradientAccumulators &accumulators) {
+  std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
+  AccumulatedGradient kind = accumulators.kindOf(parameter);
+  return sync && sync->zeroStage > 0 &&
+         (kind == AccumulatedGradient::slice ||
+          kind == AccumulatedGradient::local);
+}
+
 /// Where a function runs in a pipeline.
 struct PipelinePosition {
   int64_t stage;
@@ -367,24 +387,51 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
   if (position)
     meanLoss = sumOverStages(meanLoss, allStages);
 
-  // Global norm of the accumulated gradients (unscaled under fp16). A
-  // partitioned parameter's part contributes its squares summed over the
-  // groups holding the other parts (one all-reduce per set of groups); a
-  // weight several stages read counts on its first stage.
-  llvm::MapVector<Attribute, Value> partSquares;
+  // The step's gradient of each parameter. Data-parallel gradients
+  // accumulated locally are synced here, once per step after the last
+  // micro-batch's backward: DDP all-reduces, ZeRO-1 reduce-scatters to the
+  // rank's slice (ZeRO-2 accumulated its slice already).
+  llvm::MapVector<ParameterOp, Value> gradients;
   for (auto &[parameter, accumulator] : accumulators.get()) {
+    Value gradient = emit.read(accumulator);
+    std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
+    if (accumulators.kindOf(parameter) == AccumulatedGradient::local) {
+      if (sync->zeroStage == 0)
+        gradient = AllReduceOp::create(b, loc, gradient,
+                                       CollectiveReduction::sum, sync->groups);
+      else
+        gradient = ReduceScatterOp::create(
+            b, loc, stateType(parameter, *sync), gradient,
+            CollectiveReduction::sum, sync->dim, sync->groups);
+    }
     ArrayRef<int64_t> stages = position ? sharedStages(parameter)
                                         : ArrayRef<int64_t>();
-    if (!stages.empty())
-      emit.assign(accumulator,
-                  sumOverStages(emit.read(accumulator), stages));
+    if (!stages.empty()) {
+      gradient = sumOverStages(gradient, stages);
+      emit.assign(accumulator, gradient);
+    }
+    gradients[parameter] = gradient;
+  }
+
+  // Global norm of the step's gradients (unscaled under fp16). A
+  // partitioned parameter's part (or ZeRO slice) contributes its squares
+  // summed over the groups holding the other parts (one all-reduce per set
+  // of groups), so each element counts once; a weight several stages read
+  // counts on its first stage.
+  llvm::MapVector<Attribute, Value> partSquares;
+  for (auto &[parameter, gradient] : gradients) {
+    ArrayRef<int64_t> stages = position ? sharedStages(parameter)
+                                        : ArrayRef<int64_t>();
     if (!stages.empty() && stages.front() != position->stage)
       continue;
-    Value squares = emit.sumOfSquares(emit.read(accumulator));
+    Value squares = emit.sumOfSquares(gradient);
     SmallVector<Attribute> groups;
     if (std::optional<ParameterShard> shard = getParameterShard(parameter))
       for (const ParameterShard::Split &split : shard->splits)
         groups.push_back(split.groups);
+    if (std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
+        sync && sync->zeroStage > 0 && isSlice(parameter, accumulators))
+      groups.push_back(sync->groups);
     Value &sum = partSquares[b.getArrayAttr(groups)];
     sum = sum ? emit.add(sum, squares) : squares;
   }
@@ -429,16 +476,36 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
       b.getF64FloatAttr(minLr), b.getI64IntegerAttr(warmupSteps),
       b.getI64IntegerAttr(decaySteps));
 
-  auto updateParameter = [&](ParameterOp parameter,
-                             StateOp gradientState) -> LogicalResult {
+  // A ZeRO-1/2 rank updates its slice of the weight with its slice of the
+  // optimizer state, then gathers the updated slices into the whole.
+  auto updateParameter = [&](ParameterOp parameter, StateOp gradientState,
+                             Value gradient) -> LogicalResult {
     RankedTensorType type = parameter.getTensorType();
     StringAttr name = parameter.getSymNameAttr();
-    auto declare = [&](StringRef suffix) {
-      return states.declare((name.getValue() + suffix).str(),
-                            StateKind::optimizer, type, parameter);
+    std::optional<DataParallelSync> sync;
+    if (isSlice(parameter, accumulators))
+      sync = getDataParallelSync(parameter);
+    RankedTensorType stateTensor = sync ? stateType(parameter, *sync) : type;
+    auto declare = [&](StringRef suffix) -> FailureOr<StateOp> {
+      FailureOr<StateOp> state =
+          states.declare((name.getValue() + suffix).str(),
+                         StateKind::optimizer, stateTensor, parameter);
+      if (succeeded(state) && sync)
+        (*state)->setAttr(
+            ParameterShard::getAttrName(),
+            sync->stateShard(parameter, type.getShape()).toAttr(context));
+      return state;
     };
     Value param = ParamOp::create(b, loc, type, name.getValue());
-    Value gradient = emit.read(gradientState);
+    if (sync)
+      param = ShardOp::create(b, loc, stateTensor, param, sync->dim,
+                              sync->groups);
+    auto assignParameter = [&](Value updated) {
+      if (sync)
+        updated = AllGatherOp::create(b, loc, type, updated, sync->dim,
+                                      sync->groups, /*reduce_grad=*/false);
+      emit.assign(name, updated);
+    };
     if (config.optimizer == OptimizerKind::sgd) {
       FailureOr<StateOp> buffer = declare(".momentum_buffer");
       if (failed(buffer))
@@ -447,7 +514,7 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
           b, loc, param, gradient, emit.read(*buffer), rate, gradScale, finite,
           b.getF64FloatAttr(momentum), b.getF64FloatAttr(weightDecay),
           b.getBoolAttr(nesterov));
-      emit.assign(name, update.getNewParam());
+      assignParameter(update.getNewParam());
       emit.assign(*buffer, update.getNewMomentumBuffer());
     } else {
       FailureOr<StateOp> expAvg = declare(".exp_avg");
@@ -460,18 +527,19 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
           b, loc, param, gradient, expAvgValue, expAvgSqValue, rate, step,
           gradScale, finite, b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
           b.getF64FloatAttr(epsilon), b.getF64FloatAttr(weightDecay));
-      emit.assign(name, update.getNewParam());
+      assignParameter(update.getNewParam());
       emit.assign(*expAvg, update.getNewExpAvg());
       emit.assign(*expAvgSq, update.getNewExpAvgSq());
     }
-    emit.assign(gradientState, buildZeros(b, loc, type));
+    emit.assign(gradientState, buildZeros(b, loc, gradientState.getType()));
     return success();
   };
   // Without an optimizer the step only reports; the accumulated gradients
   // stay for inspection (gradient checks).
   if (config.optimizer != OptimizerKind::none)
     for (auto [parameter, gradientState] : accumulators.get())
-      if (failed(updateParameter(parameter, gradientState)))
+      if (failed(updateParameter(parameter, gradientState,
+                                 gradients.lookup(parameter))))
         return {};
 
   SmallVector<std::pair<StringRef, Value>> metrics = {
@@ -573,7 +641,8 @@ LogicalResult BuildTrainStepPass::run() {
   if (hasLoss)
     lossValue = forward.getBody().front().getTerminator()->getOperand(0);
 
-  GradientAccumulators accumulators(states);
+  GradientAccumulators accumulators(
+      states, /*deferSync=*/config->optimizer != OptimizerKind::none);
   AutodiffOptions options;
   options.backwardName = kBackward.str();
   options.recompute = [&](LayerOp layer) {
@@ -600,6 +669,7 @@ LogicalResult BuildTrainStepPass::run() {
   if (accumulators.get().empty())
     return error() << "the loss of @" << function
                    << " does not depend on any parameter";
+  accumulators.eraseBypassedSyncs();
   setResults(forward, backward->savedValues);
   pruneUnusedLayerResults(forward);
 

@@ -58,7 +58,7 @@ struct DifferentiatePass : impl::DifferentiateBase<DifferentiatePass> {
         seeds.push_back({value, nullptr});
 
     StateDeclarer states(module);
-    GradientAccumulators accumulators(states);
+    GradientAccumulators accumulators(states, /*deferSync=*/false);
     AutodiffOptions options;
     options.backwardName = backwardName;
     options.recompute = [&](LayerOp layer) {
@@ -76,6 +76,7 @@ struct DifferentiatePass : impl::DifferentiateBase<DifferentiatePass> {
         buildBackward(forward, seeds, options);
     if (failed(backward))
       return signalPassFailure();
+    accumulators.eraseBypassedSyncs();
 
     // The forward also returns the saved activations.
     SmallVector<DictionaryAttr> resultAttrs;

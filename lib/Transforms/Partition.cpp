@@ -12,6 +12,7 @@
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
 #include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 #include "galvatron/Transforms/Passes.h"
+#include "galvatron/Transforms/Training.h"
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseSet.h"
@@ -470,19 +471,33 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   }
   SmallVector<int64_t> stored = shard.partShape();
   SmallVector<int64_t> tpStored = stored;
-  // ZeRO-3 keeps 1/dp of the TP part, along its first divisible dimension,
-  // for weights no other layer reads.
-  bool zero3 = dpType == DataParallelType::zero3 && mapping.dp > 1 &&
-               readers.lookup(name) == 1;
+  // ZeRO shards the TP part along its first dimension divisible by dp, for
+  // weights no other layer reads; a weight without such a dimension gets
+  // DDP. ZeRO-3 stores 1/dp of the weight. ZeRO-1/2 store it whole and,
+  // like DDP, leave the gradient sync (and the sharding of the optimizer
+  // state and, for stage 2, the gradient) to the training step, which
+  // syncs once per step; a weight several pipeline stages read keeps
+  // autodiff's sync in every micro-batch's backward.
+  bool ownWeight = mapping.dp > 1 && readers.lookup(name) == 1;
+  std::optional<int64_t> zeroDim;
+  if (ownWeight)
+    if (auto dim = llvm::find_if(
+            stored, [&](int64_t size) { return size % mapping.dp == 0; });
+        dim != stored.end())
+      zeroDim = dim - stored.begin();
+  bool zero3 = dpType == DataParallelType::zero3 && zeroDim;
   if (zero3) {
-    auto dim = llvm::find_if(stored, [&](int64_t size) {
-      return size % mapping.dp == 0;
-    });
-    zero3 = dim != stored.end();
-    if (zero3) {
-      shard.splits.push_back({dim - stored.begin(), dpGroups});
-      stored = shard.partShape();
+    shard.splits.push_back({*zeroDim, dpGroups});
+    stored = shard.partShape();
+  } else if (ownWeight && !declaration->hasAttr(kPipelineStagesAttrName)) {
+    DataParallelSync sync{dpGroups, 0, 0};
+    if (zeroDim && (dpType == DataParallelType::zero1 ||
+                    dpType == DataParallelType::zero2)) {
+      sync.zeroStage = dpType == DataParallelType::zero1 ? 1 : 2;
+      sync.dim = *zeroDim;
     }
+    declaration->setAttr(DataParallelSync::getAttrName(),
+                         sync.toAttr(context));
   }
   if (!shard.splits.empty()) {
     declaration.setTypeAttr(TypeAttr::get(withShape(read.getType(), stored)));

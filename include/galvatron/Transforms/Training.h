@@ -33,17 +33,33 @@ private:
   ModuleOp module;
 };
 
-/// The autodiff engine's parameter-gradient sink for training: adds each
-/// gradient to the parameter's accumulator `<parameter>.grad`, declared on
-/// first use with the parameter's type.
 /// On a parameter read by several pipeline stages (a tied embedding and LM
 /// head): the stages, increasing. Their gradients are summed over those
 /// stages once per step.
 constexpr llvm::StringLiteral kPipelineStagesAttrName = "galvatron.stages";
 
+/// What a parameter's gradient accumulator holds over a step.
+enum class AccumulatedGradient {
+  /// The gradient, summed over the data-parallel group in every
+  /// micro-batch's backward (autodiff's sync).
+  synced,
+  /// The rank's own gradient (a `galvatron.data_parallel` weight trained by
+  /// an optimizer): the optimizer step syncs it once (DDP's all-reduce,
+  /// ZeRO-1's reduce-scatter).
+  local,
+  /// The rank's slice of the synced gradient, reduce-scattered in every
+  /// micro-batch's backward (ZeRO-2).
+  slice,
+};
+
+/// The autodiff engine's parameter-gradient sink for training: adds each
+/// gradient to the parameter's accumulator `<parameter>.grad`, declared on
+/// first use with the parameter's type (a ZeRO-2 weight's: its slice).
 class GradientAccumulators {
 public:
-  explicit GradientAccumulators(StateDeclarer &states) : states(states) {}
+  /// `deferSync`: an optimizer step follows that can sync local gradients.
+  GradientAccumulators(StateDeclarer &states, bool deferSync)
+      : states(states), deferSync(deferSync) {}
 
   LogicalResult accumulate(OpBuilder &builder, Location loc,
                            ParameterOp parameter, Value gradient);
@@ -52,10 +68,18 @@ public:
   const llvm::MapVector<ParameterOp, StateOp> &get() const {
     return accumulators;
   }
+  AccumulatedGradient kindOf(ParameterOp parameter) const {
+    return kinds.lookup(parameter);
+  }
+  /// Erases the per-micro-batch syncs that accumulation bypassed.
+  void eraseBypassedSyncs();
 
 private:
   StateDeclarer &states;
+  bool deferSync;
   llvm::MapVector<ParameterOp, StateOp> accumulators;
+  llvm::DenseMap<ParameterOp, AccumulatedGradient> kinds;
+  SmallVector<Operation *> bypassed;
 };
 
 /// Which layers recompute their forward in the backward pass.

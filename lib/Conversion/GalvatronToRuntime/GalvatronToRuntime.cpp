@@ -766,11 +766,10 @@ FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
   if (!parameter && !state)
     return user->emitOpError() << "refers to '" << name.getValue()
                                << "', which is neither a parameter nor state";
-  if (parameter)
-    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
-      if (!shard->sliceStart(rank))
-        return parameter.emitOpError()
-               << "is sharded over groups that do not hold rank " << rank;
+  if (std::optional<ParameterShard> shard = getParameterShard(symbol))
+    if (!shard->sliceStart(rank))
+      return symbol->emitOpError()
+             << "is sharded over groups that do not hold rank " << rank;
   RankedTensorType type =
       parameter ? parameter.getTensorType() : state.getTensorType();
   // The buffer stands for the variable, not for one SSA value.
@@ -779,11 +778,6 @@ FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
     return user->emitOpError() << "variable '" << name.getValue()
                                << "' has type " << type
                                << ", which the runtime cannot hold";
-  if (parameter)
-    if (std::optional<ParameterShard> shard = getParameterShard(parameter))
-      if (!shard->sliceStart(rank))
-        return parameter.emitOpError()
-               << "is sharded over groups that do not hold rank " << rank;
   ValueBuffer &buffer = buffers.emplace_back();
   buffer.type = type;
   buffer.role = parameter ? Role::parameter : Role::state;
@@ -969,26 +963,28 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
         values[index] =
             grt::InputOp::create(builder, at, type, buffer.name, offsetOf(index));
         break;
-      case Role::parameter: {
-        ParameterOp parameter = buffer.parameter;
-        std::optional<ParameterShard> shard = getParameterShard(parameter);
+      case Role::parameter:
+      case Role::state: {
+        Operation *symbol = buffer.parameter ? buffer.parameter.getOperation()
+                                             : buffer.state.getOperation();
+        std::optional<ParameterShard> shard = getParameterShard(symbol);
         DenseI64ArrayAttr fullShape, sliceStart;
         if (shard) {
           fullShape = builder.getDenseI64ArrayAttr(shard->fullShape);
           sliceStart = builder.getDenseI64ArrayAttr(*shard->sliceStart(rank));
         }
-        values[index] = grt::ParameterOp::create(
-            builder, parameter.getLoc(), type, buffer.name, offsetOf(index),
-            parameter.getInitAttr(), parameter.getExternalAttr(), fullShape,
-            sliceStart, /*state=*/false);
-        break;
-      }
-      case Role::state: {
-        StateOp state = buffer.state;
-        values[index] = grt::ParameterOp::create(
-            builder, state.getLoc(), type, buffer.name, offsetOf(index),
-            state.getInitAttr(), ExternalDataAttr(), DenseI64ArrayAttr(),
-            DenseI64ArrayAttr(), /*state=*/true);
+        values[index] =
+            buffer.parameter
+                ? grt::ParameterOp::create(
+                      builder, symbol->getLoc(), type, buffer.name,
+                      offsetOf(index), buffer.parameter.getInitAttr(),
+                      buffer.parameter.getExternalAttr(), fullShape,
+                      sliceStart, /*state=*/false)
+                : grt::ParameterOp::create(
+                      builder, symbol->getLoc(), type, buffer.name,
+                      offsetOf(index), buffer.state.getInitAttr(),
+                      ExternalDataAttr(), fullShape, sliceStart,
+                      /*state=*/true);
         break;
       }
       case Role::constant:

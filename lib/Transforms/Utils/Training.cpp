@@ -2,6 +2,7 @@
 
 #include "galvatron/Transforms/Training.h"
 
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 #include "galvatron/Transforms/LayerUtils.h"
 
 #include "llvm/ADT/StringSwitch.h"
@@ -34,23 +35,81 @@ FailureOr<StateOp> StateDeclarer::declare(StringRef name, StateKind kind,
                 : FlatSymbolRefAttr());
 }
 
+/// The all-reduce (sum) over `groups` that `gradient` is, the
+/// data-parallel replicate's rule (cast back to the master weight's type
+/// under mixed precision); null when it is something else.
+static AllReduceOp getSync(Value gradient, ArrayAttr groups) {
+  auto cast = gradient.getDefiningOp<CastOp>();
+  auto sync =
+      (cast ? cast.getInput() : gradient).getDefiningOp<AllReduceOp>();
+  if (!sync || sync.getGroups() != groups ||
+      sync.getReduce() != CollectiveReduction::sum)
+    return {};
+  return sync;
+}
+
 LogicalResult GradientAccumulators::accumulate(OpBuilder &builder, Location loc,
                                                ParameterOp parameter,
                                                Value gradient) {
+  std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
+  AllReduceOp perMicroBatchSync =
+      sync ? getSync(gradient, sync->groups) : AllReduceOp();
   StateOp &state = accumulators[parameter];
   if (!state) {
-    FailureOr<StateOp> declared = states.declare(
-        (parameter.getSymName() + ".grad").str(), StateKind::gradient,
-        parameter.getTensorType(), parameter);
+    AccumulatedGradient kind = AccumulatedGradient::synced;
+    if (perMicroBatchSync && sync->zeroStage == 2)
+      kind = AccumulatedGradient::slice;
+    else if (perMicroBatchSync && deferSync)
+      kind = AccumulatedGradient::local;
+    RankedTensorType type = parameter.getTensorType();
+    std::optional<ParameterShard> shard;
+    if (kind == AccumulatedGradient::slice) {
+      shard = sync->stateShard(parameter, type.getShape());
+      type = RankedTensorType::get(shard->partShape(), type.getElementType());
+    }
+    FailureOr<StateOp> declared =
+        states.declare((parameter.getSymName() + ".grad").str(),
+                       StateKind::gradient, type, parameter);
     if (failed(declared))
       return failure();
     state = *declared;
+    if (shard)
+      state->setAttr(ParameterShard::getAttrName(),
+                     shard->toAttr(builder.getContext()));
+    kinds[parameter] = kind;
   }
+  AccumulatedGradient kind = kinds.lookup(parameter);
+  Value contribution = gradient;
+  if (kind != AccumulatedGradient::synced) {
+    if (!perMicroBatchSync)
+      return parameter.emitOpError()
+             << "gets a gradient that is not its all-reduce over its "
+                "data-parallel groups, which its accumulator needs";
+    // The rank's own gradient, in the master weight's type.
+    contribution = perMicroBatchSync.getInput();
+    if (contribution.getType() != gradient.getType())
+      contribution =
+          CastOp::create(builder, loc, gradient.getType(), contribution);
+    bypassed.push_back(gradient.getDefiningOp());
+    if (gradient.getDefiningOp() != perMicroBatchSync)
+      bypassed.push_back(perMicroBatchSync);
+  }
+  if (kind == AccumulatedGradient::slice)
+    contribution = ReduceScatterOp::create(
+        builder, loc, state.getType(), contribution, CollectiveReduction::sum,
+        sync->dim, sync->groups);
   auto symbol = FlatSymbolRefAttr::get(state.getSymNameAttr());
   Value sum = ReadStateOp::create(builder, loc, state.getType(), symbol);
-  sum = AddOp::create(builder, loc, sum, gradient);
+  sum = AddOp::create(builder, loc, sum, contribution);
   AssignOp::create(builder, loc, symbol, sum);
   return success();
+}
+
+void GradientAccumulators::eraseBypassedSyncs() {
+  for (Operation *op : bypassed)
+    if (op->use_empty())
+      op->erase();
+  bypassed.clear();
 }
 
 //===----------------------------------------------------------------------===//

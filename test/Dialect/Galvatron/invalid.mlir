@@ -676,6 +676,12 @@ galvatron.state gradient @w.grad of @w : tensor<8xf32> {init = #galvatron.init<z
 // -----
 
 galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
+// expected-error @+1 {{@w.grad is a slice of [8] but its parameter @w stands for [4]}}
+galvatron.state gradient @w.grad of @w : tensor<4xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 8>, splits = [{dim = 0, groups = [array<i64: 0, 1>]}]}}
+
+// -----
+
+galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>}
 func.func @f() -> tensor<4xf32> {
   // expected-error @+1 {{refers to 'w', which is not a galvatron.state}}
   %0 = galvatron.read_state @w : tensor<4xf32>
@@ -1139,8 +1145,35 @@ galvatron.parameter @w : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatr
 // -----
 
 func.func @f() {
-  // expected-error @+1 {{'galvatron.shard' may only be attached to a galvatron.parameter}}
+  // expected-error @+1 {{'galvatron.shard' may only be attached to a galvatron.parameter or galvatron.state}}
   return {galvatron.shard = {}}
+}
+
+// -----
+
+// expected-error @+1 {{declared type 'tensor<4x8xf32>' is not one part of the shard's full shape}}
+galvatron.state optimizer @w.exp_avg : tensor<4x8xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 0, groups = [array<i64: 0, 1>]}]}}
+
+// -----
+
+// expected-error @+1 {{'galvatron.data_parallel' must be {groups = [array<i64: ...>, ...], zero = 0|1|2, dim = d}}}
+galvatron.parameter @w : tensor<4x8xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {zero = 1, dim = 0}}
+
+// -----
+
+// expected-error @+1 {{'galvatron.data_parallel' zero stage 3 is not 0 (DDP), 1 or 2}}
+galvatron.parameter @w : tensor<4x8xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {groups = [array<i64: 0, 1>], zero = 3, dim = 0}}
+
+// -----
+
+// expected-error @+1 {{'galvatron.data_parallel' cannot shard dimension 1 of the parameter among 3 members}}
+galvatron.parameter @w : tensor<4x8xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {groups = [array<i64: 0, 1, 2>], zero = 2, dim = 1}}
+
+// -----
+
+func.func @f() {
+  // expected-error @+1 {{'galvatron.data_parallel' may only be attached to a galvatron.parameter}}
+  return {galvatron.data_parallel = {}}
 }
 
 // -----

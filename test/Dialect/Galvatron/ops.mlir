@@ -184,6 +184,8 @@ func.func @transformer(%q: tensor<2x8x16x32xf32>, %kv: tensor<2x2x16x32xf32>, %k
 galvatron.state gradient @"w.grad" of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
 // CHECK: galvatron.state optimizer @w.exp_avg of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
 galvatron.state optimizer @"w.exp_avg" of @w : tensor<16x32xf32> {init = #galvatron.init<zeros>}
+// CHECK: galvatron.state optimizer @w.exp_avg_sq of @w : tensor<8x32xf32> {galvatron.shard = {full_shape = array<i64: 16, 32>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}, init = #galvatron.init<zeros>}
+galvatron.state optimizer @"w.exp_avg_sq" of @w : tensor<8x32xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 16, 32>, splits = [{dim = 0, groups = [array<i64: 0, 1>]}]}}
 // CHECK: galvatron.state control @train.step : tensor<i64> {init = #galvatron.init<zeros>}
 galvatron.state control @"train.step" : tensor<i64> {init = #galvatron.init<zeros>}
 

@@ -3,9 +3,9 @@
 // Grouped-query attention on tp=2 with strided TP groups ([0, 2] and
 // [1, 3]): q keeps 2 of 4 heads, k and v 1 of 2, and the output
 // projection is row parallel.
-// CHECK-LABEL: galvatron.parameter @q.weight : tensor<8x16xf32> {galvatron.shard = {full_shape = array<i64: 16, 16>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}
-// CHECK: galvatron.parameter @k.weight : tensor<4x16xf32> {galvatron.shard = {full_shape = array<i64: 8, 16>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}
-// CHECK: galvatron.parameter @o.weight : tensor<16x8xf32> {galvatron.shard = {full_shape = array<i64: 16, 16>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}
+// CHECK-LABEL: galvatron.parameter @q.weight : tensor<8x16xf32> {galvatron.data_parallel = {{.*}}, galvatron.shard = {full_shape = array<i64: 16, 16>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}
+// CHECK: galvatron.parameter @k.weight : tensor<4x16xf32> {galvatron.data_parallel = {{.*}}, galvatron.shard = {full_shape = array<i64: 8, 16>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}
+// CHECK: galvatron.parameter @o.weight : tensor<16x8xf32> {galvatron.data_parallel = {{.*}}, galvatron.shard = {full_shape = array<i64: 16, 16>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>]}]}
 // CHECK: %[[F:.*]] = galvatron.replicate %{{.*}} groups {{\[}}[0, 2], [1, 3]] : tensor<1x4x16xf32>
 // CHECK: galvatron.linear %[[F]], %{{.*}} {transpose_weight = true} : (tensor<1x4x16xf32>, tensor<8x16xf32>) -> tensor<1x4x8xf32>
 // CHECK: galvatron.reshape %{{.*}} : tensor<1x4x8xf32> -> tensor<1x4x2x4xf32>

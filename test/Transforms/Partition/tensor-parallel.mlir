@@ -8,9 +8,9 @@
 // replicated over the DP group (its gradient is summed there).
 // CHECK-LABEL: galvatron.parameter @fc1.weight : tensor<8x16xf32>
 // CHECK-SAME: galvatron.shard = {full_shape = array<i64: 8, 32>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}]}
-// CHECK: galvatron.parameter @fc1.bias : tensor<16xf32> {galvatron.shard = {full_shape = array<i64: 32>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}]}
-// CHECK: galvatron.parameter @fc2.weight : tensor<16x8xf32> {galvatron.shard = {full_shape = array<i64: 32, 8>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}]}
-// CHECK: galvatron.parameter @fc2.bias : tensor<8xf32> {init
+// CHECK: galvatron.parameter @fc1.bias : tensor<16xf32> {galvatron.data_parallel = {dim = 0 : i64, groups = [array<i64: 0, 2>, array<i64: 1, 3>], zero = 0 : i64}, galvatron.shard = {full_shape = array<i64: 32>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}]}
+// CHECK: galvatron.parameter @fc2.weight : tensor<16x8xf32> {galvatron.data_parallel = {{.*}}, galvatron.shard = {full_shape = array<i64: 32, 8>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}]}
+// CHECK: galvatron.parameter @fc2.bias : tensor<8xf32> {galvatron.data_parallel = {{.*}}, init
 // CHECK: func.func @main(%[[X:.*]]: tensor<4x3x8xf32>) -> tensor<4x3x8xf32>
 // CHECK: galvatron.layer decoder "mlp" (%[[A:.*]] = %[[X]] : tensor<4x3x8xf32>) -> tensor<4x3x8xf32>
 // CHECK-NEXT: %[[ROWS:.*]] = galvatron.shard %[[A]] dim 0 groups {{\[}}[0, 2], [1, 3]] : tensor<4x3x8xf32> -> tensor<2x3x8xf32>

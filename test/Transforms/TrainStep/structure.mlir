@@ -60,7 +60,8 @@
 
 // The optimizer step: the step's mean loss (then a fresh sum), the global
 // gradient norm, clipping, the 1-based step, the learning rate, one AdamW
-// update per parameter with its accumulator zeroed after.
+// update per parameter (of the accumulated gradient the norm read) with its
+// accumulator zeroed after.
 // CHECK-LABEL: func.func @optimizer_step
 // CHECK-SAME: -> (tensor<f32> {galvatron.name = "loss"}, tensor<f32> {galvatron.name = "grad_norm"}, tensor<f32> {galvatron.name = "lr"})
 // CHECK: %[[MEAN:.*]] = galvatron.read_state @train.loss
@@ -82,10 +83,9 @@
 // CHECK: galvatron.assign @train.step, %[[T]]
 // CHECK: %[[LR:.*]] = galvatron.lr_schedule %[[T]] {lr = 1.000000e-03 : f64} : tensor<i64> -> tensor<f32>
 // CHECK: %[[P:.*]] = galvatron.param @wte
-// CHECK: %[[G:.*]] = galvatron.read_state @wte.grad
 // CHECK: %[[M:.*]] = galvatron.read_state @wte.exp_avg
 // CHECK: %[[V:.*]] = galvatron.read_state @wte.exp_avg_sq
-// CHECK: %[[NP:.*]], %[[NM:.*]], %[[NV:.*]] = galvatron.adamw_update %[[P]], %[[G]], %[[M]], %[[V]], %[[LR]], %[[T]], %[[CLIP]] :
+// CHECK: %[[NP:.*]], %[[NM:.*]], %[[NV:.*]] = galvatron.adamw_update %[[P]], %[[G0]], %[[M]], %[[V]], %[[LR]], %[[T]], %[[CLIP]] :
 // CHECK: galvatron.assign @wte, %[[NP]]
 // CHECK: galvatron.assign @wte.exp_avg, %[[NM]]
 // CHECK: galvatron.assign @wte.exp_avg_sq, %[[NV]]

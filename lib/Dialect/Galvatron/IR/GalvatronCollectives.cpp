@@ -150,6 +150,68 @@ mlir::galvatron::getParameterShard(Operation *parameter) {
   return *shard;
 }
 
+DictionaryAttr DataParallelSync::toAttr(MLIRContext *context) const {
+  Builder b(context);
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("groups", groups),
+       b.getNamedAttr("zero", b.getI64IntegerAttr(zeroStage)),
+       b.getNamedAttr("dim", b.getI64IntegerAttr(dim))});
+}
+
+FailureOr<DataParallelSync>
+DataParallelSync::fromAttr(Attribute attr, ArrayRef<int64_t> shape,
+                           std::string &error) {
+  auto dict = dyn_cast<DictionaryAttr>(attr);
+  auto groups = dict ? dict.getAs<ArrayAttr>("groups") : ArrayAttr();
+  auto zero = dict ? dict.getAs<IntegerAttr>("zero") : IntegerAttr();
+  auto dim = dict ? dict.getAs<IntegerAttr>("dim") : IntegerAttr();
+  if (!groups || groups.empty() || !zero || !dim ||
+      !llvm::all_of(groups, llvm::IsaPred<DenseI64ArrayAttr>)) {
+    error = "must be {groups = [array<i64: ...>, ...], zero = 0|1|2, dim = d}";
+    return failure();
+  }
+  DataParallelSync sync{groups, zero.getInt(), dim.getInt()};
+  int64_t members = cast<DenseI64ArrayAttr>(groups[0]).size();
+  if (sync.zeroStage < 0 || sync.zeroStage > 2) {
+    error = "zero stage " + std::to_string(sync.zeroStage) +
+            " is not 0 (DDP), 1 or 2";
+    return failure();
+  }
+  if (sync.zeroStage > 0 &&
+      (sync.dim < 0 || sync.dim >= int64_t(shape.size()) || members == 0 ||
+       shape[sync.dim] % members != 0)) {
+    error = "cannot shard dimension " + std::to_string(sync.dim) +
+            " of the parameter among " + std::to_string(members) + " members";
+    return failure();
+  }
+  return sync;
+}
+
+ParameterShard DataParallelSync::stateShard(Operation *parameter,
+                                            ArrayRef<int64_t> shape) const {
+  ParameterShard shard;
+  if (std::optional<ParameterShard> own = getParameterShard(parameter))
+    shard = *own;
+  else
+    shard.fullShape.assign(shape.begin(), shape.end());
+  shard.splits.push_back({dim, groups});
+  return shard;
+}
+
+std::optional<DataParallelSync>
+mlir::galvatron::getDataParallelSync(Operation *parameter) {
+  auto declaration = dyn_cast<ParameterOp>(parameter);
+  Attribute attr = parameter->getAttr(DataParallelSync::getAttrName());
+  if (!declaration || !attr)
+    return std::nullopt;
+  std::string error;
+  FailureOr<DataParallelSync> sync = DataParallelSync::fromAttr(
+      attr, declaration.getTensorType().getShape(), error);
+  if (failed(sync))
+    return std::nullopt;
+  return *sync;
+}
+
 /// Groups are non-empty, of one size, and disjoint sets of world ranks.
 static LogicalResult verifyGroups(Operation *op, ArrayAttr groups) {
   if (groups.empty())

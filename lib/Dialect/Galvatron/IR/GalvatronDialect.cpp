@@ -29,21 +29,38 @@ Operation *GalvatronDialect::materializeConstant(OpBuilder &builder,
   return ConstantOp::create(builder, loc, type, elements);
 }
 
-/// A shard description names a parameter's place in the whole tensor.
+/// A shard description names a parameter's (or its ZeRO-sharded state's)
+/// place in the whole tensor.
 static LogicalResult verifyParameterShard(Operation *op, Attribute value) {
   auto parameter = dyn_cast<ParameterOp>(op);
-  if (!parameter)
+  auto state = dyn_cast<StateOp>(op);
+  if (!parameter && !state)
     return op->emitError() << "'" << ParameterShard::getAttrName()
-                           << "' may only be attached to a galvatron.parameter";
+                           << "' may only be attached to a galvatron.parameter "
+                              "or galvatron.state";
   std::string error;
   FailureOr<ParameterShard> shard = ParameterShard::fromAttr(value, error);
   if (failed(shard))
     return op->emitError() << "'" << ParameterShard::getAttrName() << "' "
                            << error;
-  if (ArrayRef<int64_t>(shard->partShape()) !=
-      parameter.getTensorType().getShape())
-    return op->emitError() << "declared type " << parameter.getType()
+  RankedTensorType type =
+      parameter ? parameter.getTensorType() : state.getTensorType();
+  if (ArrayRef<int64_t>(shard->partShape()) != type.getShape())
+    return op->emitError() << "declared type " << type
                            << " is not one part of the shard's full shape";
+  return success();
+}
+
+static LogicalResult verifyDataParallelSync(Operation *op, Attribute value) {
+  auto parameter = dyn_cast<ParameterOp>(op);
+  if (!parameter)
+    return op->emitError() << "'" << DataParallelSync::getAttrName()
+                           << "' may only be attached to a galvatron.parameter";
+  std::string error;
+  if (failed(DataParallelSync::fromAttr(
+          value, parameter.getTensorType().getShape(), error)))
+    return op->emitError() << "'" << DataParallelSync::getAttrName() << "' "
+                           << error;
   return success();
 }
 
@@ -75,6 +92,8 @@ GalvatronDialect::verifyOperationAttribute(Operation *op,
   }
   if (name == ParameterShard::getAttrName())
     return verifyParameterShard(op, attribute.getValue());
+  if (name == DataParallelSync::getAttrName())
+    return verifyDataParallelSync(op, attribute.getValue());
   // The pipeline stages reading a parameter (when several do).
   if (name == "galvatron.stages") {
     auto stages = dyn_cast<DenseI64ArrayAttr>(attribute.getValue());

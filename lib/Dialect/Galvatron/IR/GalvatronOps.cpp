@@ -1,6 +1,7 @@
 //===- GalvatronOps.cpp - Galvatron operations ----------------------------===//
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 
 #include "mlir/Dialect/Traits.h"
 #include "mlir/IR/Builders.h"
@@ -153,6 +154,20 @@ LogicalResult StateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
     return emitOpError() << "@" << getSymName() << " belongs to '"
                          << *getParameter()
                          << "', which is not a galvatron.parameter";
+  // ZeRO-1/2 state is a slice of the whole its parameter (or the
+  // parameter's shard) stands for.
+  if (std::optional<ParameterShard> shard = getParameterShard(*this)) {
+    std::optional<ParameterShard> own = getParameterShard(parameter);
+    ArrayRef<int64_t> whole =
+        own ? ArrayRef<int64_t>(own->fullShape)
+            : parameter.getTensorType().getShape();
+    if (ArrayRef<int64_t>(shard->fullShape) != whole)
+      return emitOpError() << "@" << getSymName() << " is a slice of "
+                           << shapeString(shard->fullShape)
+                           << " but its parameter @" << *getParameter()
+                           << " stands for " << shapeString(whole);
+    return success();
+  }
   if (parameter.getTensorType().getShape() != getTensorType().getShape())
     return emitOpError() << "@" << getSymName() << " has shape "
                          << shapeString(getTensorType().getShape())

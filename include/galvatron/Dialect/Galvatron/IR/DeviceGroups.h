@@ -55,8 +55,37 @@ struct ParameterShard {
                                             std::string &error);
 };
 
-/// The shard description of a parameter declaration, if it has one.
+/// The shard description of a parameter declaration (or of training state
+/// sharded unlike its parameter), if it has one.
 std::optional<ParameterShard> getParameterShard(Operation *parameter);
+
+/// A data-parallel weight whose gradient the training step, not autodiff,
+/// synchronizes: the attribute `galvatron.data_parallel` on a
+/// `galvatron.parameter` read by one layer,
+/// `{groups = [...], zero = 0 | 1 | 2, dim = d}`. The parameter is stored
+/// whole (its TP part) on every member of its group; `zero` 1 and 2 shard
+/// its optimizer state along dimension `dim` of the stored part among the
+/// members (ZeRO-1), stage 2 its gradient accumulator too (ZeRO-2).
+struct DataParallelSync {
+  ArrayAttr groups;
+  int64_t zeroStage = 0;
+  int64_t dim = 0;
+
+  static constexpr llvm::StringLiteral getAttrName() {
+    return llvm::StringLiteral("galvatron.data_parallel");
+  }
+  DictionaryAttr toAttr(MLIRContext *context) const;
+  /// Parses the attribute for a parameter stored as `shape`, or fails with
+  /// a message naming the problem.
+  static FailureOr<DataParallelSync>
+  fromAttr(Attribute attr, ArrayRef<int64_t> shape, std::string &error);
+  /// The shard of the optimizer state of `parameter` (its own shard, then
+  /// this one's split along `dim`).
+  ParameterShard stateShard(Operation *parameter, ArrayRef<int64_t> shape) const;
+};
+
+/// The data-parallel sync of a parameter declaration, if it has one.
+std::optional<DataParallelSync> getDataParallelSync(Operation *parameter);
 
 } // namespace mlir::galvatron
 
