@@ -52,14 +52,20 @@ LogicalResult GradientAccumulators::accumulate(OpBuilder &builder, Location loc,
                                                ParameterOp parameter,
                                                Value gradient) {
   std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
-  AllReduceOp perMicroBatchSync =
-      sync ? getSync(gradient, sync->groups) : AllReduceOp();
+  AllReduceOp perMicroBatchSync;
+  if (sync) {
+    perMicroBatchSync = getSync(gradient, sync->groups);
+    if (!perMicroBatchSync)
+      return parameter.emitOpError()
+             << "is data-parallel but a read of it is not replicated over "
+                "its data-parallel groups";
+  }
   StateOp &state = accumulators[parameter];
   if (!state) {
     AccumulatedGradient kind = AccumulatedGradient::synced;
-    if (perMicroBatchSync && sync->zeroStage == 2)
+    if (sync && sync->zeroStage == 2)
       kind = AccumulatedGradient::slice;
-    else if (perMicroBatchSync && deferSync)
+    else if (sync && deferSync)
       kind = AccumulatedGradient::local;
     RankedTensorType type = parameter.getTensorType();
     std::optional<ParameterShard> shard;
@@ -81,10 +87,6 @@ LogicalResult GradientAccumulators::accumulate(OpBuilder &builder, Location loc,
   AccumulatedGradient kind = kinds.lookup(parameter);
   Value contribution = gradient;
   if (kind != AccumulatedGradient::synced) {
-    if (!perMicroBatchSync)
-      return parameter.emitOpError()
-             << "gets a gradient that is not its all-reduce over its "
-                "data-parallel groups, which its accumulator needs";
     // The rank's own gradient, in the master weight's type.
     contribution = perMicroBatchSync.getInput();
     if (contribution.getType() != gradient.getType())

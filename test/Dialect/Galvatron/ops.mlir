@@ -7,6 +7,8 @@
 galvatron.parameter @w : tensor<16x32xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
 // CHECK: galvatron.parameter @b : tensor<32xf32> {init = #galvatron.init<zeros>}
 galvatron.parameter @b : tensor<32xf32> {init = #galvatron.init<zeros>}
+// CHECK: galvatron.parameter @dp : tensor<16x32xf32> {galvatron.data_parallel = {dim = 0 : i64, groups = [array<i64: 0, 1>], zero = 2 : i64}, init = #galvatron.init<zeros>}
+galvatron.parameter @dp : tensor<16x32xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {groups = [array<i64: 0, 1>], zero = 2, dim = 0}}
 // CHECK: galvatron.parameter @g : tensor<16xf32> {init = #galvatron.init<ones>}
 galvatron.parameter @g : tensor<16xf32> {init = #galvatron.init<ones>}
 // CHECK: galvatron.parameter @c : tensor<16xbf16> {init = #galvatron.init<constant(5.000000e-01)>}

@@ -72,3 +72,21 @@ module {
     return %0 : tensor<2x4x8xf32>
   }
 }
+
+// -----
+
+// A data-parallel weight (galvatron.data_parallel, as the partitioner
+// marks one) whose read is not replicated over its groups: its gradient
+// would never be synced.
+module {
+  // expected-error @+1 {{'galvatron.parameter' op is data-parallel but a read of it is not replicated over its data-parallel groups}}
+  galvatron.parameter @w : tensor<8x8xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {groups = [array<i64: 0, 1>], zero = 1, dim = 0}}
+  func.func @main(%x: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
+    %0 = galvatron.layer head "head" (%a = %x : tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
+      %w = galvatron.param @w : tensor<8x8xf32>
+      %y = galvatron.linear %a, %w : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
+      galvatron.yield %y : tensor<2x4x8xf32>
+    }
+    return %0 : tensor<2x4x8xf32>
+  }
+}
