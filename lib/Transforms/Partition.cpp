@@ -16,6 +16,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_PARTITION
@@ -71,6 +72,39 @@ RankedTensorType withShape(Type type, ArrayRef<int64_t> shape) {
                                cast<RankedTensorType>(type).getElementType());
 }
 
+/// The gradient sync each read of a data-parallel weight asks the training
+/// step for; a weight gets it when every layer reading it asks for the
+/// same (a tied embedding and LM head of one DP arrangement), and keeps
+/// autodiff's per-micro-batch sync otherwise.
+class SyncRequests {
+public:
+  void add(StringAttr name, const DataParallelSync &sync) {
+    auto [it, inserted] = requests.try_emplace(name, Request{sync, 0, true});
+    Request &request = it->second;
+    request.agree &= request.sync.groups == sync.groups &&
+                     request.sync.zeroStage == sync.zeroStage &&
+                     request.sync.dim == sync.dim;
+    ++request.reads;
+  }
+  /// Marks the weights whose readers all agree.
+  void apply(ModuleOp module,
+             const llvm::DenseMap<StringAttr, unsigned> &readers) const {
+    for (auto &[name, request] : requests)
+      if (request.agree && request.reads == readers.lookup(name))
+        module.lookupSymbol(name)->setAttr(
+            DataParallelSync::getAttrName(),
+            request.sync.toAttr(module.getContext()));
+  }
+
+private:
+  struct Request {
+    DataParallelSync sync;
+    unsigned reads;
+    bool agree;
+  };
+  llvm::MapVector<StringAttr, Request> requests;
+};
+
 /// Partitions one layer.
 class LayerPartitioner {
 public:
@@ -78,11 +112,13 @@ public:
                    DeviceMapping mapping, StrategyAttr strategy,
                    const llvm::DenseMap<Value, DeviceMapping> &layouts,
                    llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters,
-                   const llvm::DenseMap<StringAttr, unsigned> &readers)
+                   const llvm::DenseMap<StringAttr, unsigned> &readers,
+                   SyncRequests &syncRequests)
       : layer(layer), analysis(analysis), mapping(mapping),
         dpType(strategy.getDpType()), sequenceParallel(strategy.getSp()),
         layouts(layouts), shardedParameters(shardedParameters),
-        readers(readers), context(layer.getContext()),
+        readers(readers), syncRequests(syncRequests),
+        context(layer.getContext()),
         tpGroups(mapping.groups(context, /*tensorParallel=*/true)),
         dpGroups(mapping.groups(context, /*tensorParallel=*/false)) {}
 
@@ -118,6 +154,7 @@ private:
   const llvm::DenseMap<Value, DeviceMapping> &layouts;
   llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters;
   const llvm::DenseMap<StringAttr, unsigned> &readers;
+  SyncRequests &syncRequests;
   MLIRContext *context;
   ArrayAttr tpGroups, dpGroups;
   bool tensorParallel = false;
@@ -471,33 +508,33 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   }
   SmallVector<int64_t> stored = shard.partShape();
   SmallVector<int64_t> tpStored = stored;
-  // ZeRO shards the TP part along its first dimension divisible by dp, for
-  // weights no other layer reads; a weight without such a dimension gets
-  // DDP. ZeRO-3 stores 1/dp of the weight. ZeRO-1/2 store it whole and,
-  // like DDP, leave the gradient sync (and the sharding of the optimizer
-  // state and, for stage 2, the gradient) to the training step, which
-  // syncs once per step; a weight several pipeline stages read keeps
-  // autodiff's sync in every micro-batch's backward.
-  bool ownWeight = mapping.dp > 1 && readers.lookup(name) == 1;
+  // ZeRO shards the TP part along its first dimension divisible by dp; a
+  // weight without one gets DDP. ZeRO-3 stores 1/dp of weights no other
+  // layer reads. ZeRO-1/2 store the weight whole and, like DDP, leave the
+  // gradient sync (and the sharding of the optimizer state and, for stage
+  // 2, the gradient) to the training step, which syncs once per step; a
+  // weight several pipeline stages read keeps autodiff's sync in every
+  // micro-batch's backward.
   std::optional<int64_t> zeroDim;
-  if (ownWeight)
+  if (mapping.dp > 1)
     if (auto dim = llvm::find_if(
             stored, [&](int64_t size) { return size % mapping.dp == 0; });
         dim != stored.end())
       zeroDim = dim - stored.begin();
-  bool zero3 = dpType == DataParallelType::zero3 && zeroDim;
+  bool zero3 = dpType == DataParallelType::zero3 && zeroDim &&
+               readers.lookup(name) == 1;
   if (zero3) {
     shard.splits.push_back({*zeroDim, dpGroups});
     stored = shard.partShape();
-  } else if (ownWeight && !declaration->hasAttr(kPipelineStagesAttrName)) {
+  } else if (mapping.dp > 1 &&
+             !declaration->hasAttr(kPipelineStagesAttrName)) {
     DataParallelSync sync{dpGroups, 0, 0};
     if (zeroDim && (dpType == DataParallelType::zero1 ||
                     dpType == DataParallelType::zero2)) {
       sync.zeroStage = dpType == DataParallelType::zero1 ? 1 : 2;
       sync.dim = *zeroDim;
     }
-    declaration->setAttr(DataParallelSync::getAttrName(),
-                         sync.toAttr(context));
+    syncRequests.add(name, sync);
   }
   if (!shard.splits.empty()) {
     declaration.setTypeAttr(TypeAttr::get(withShape(read.getType(), stored)));
@@ -648,6 +685,7 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
     // The batch arrangement of each layer result (absent: whole).
     llvm::DenseMap<Value, DeviceMapping> layouts;
     llvm::DenseMap<StringAttr, ParameterOp> shardedParameters;
+    SyncRequests syncRequests;
     for (TensorParallelAnalysis &analysis : analyses) {
       LayerOp layer = analysis.getLayer();
       // The plan's verifier guarantees every layer a strategy.
@@ -659,7 +697,8 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
         batchedResults.push_back(analysis.isBatched(value));
       LayerPartitioner partitioner(layer, analysis, mapping,
                                    strategy, layouts,
-                                   shardedParameters, readers);
+                                   shardedParameters, readers,
+                                   syncRequests);
       if (failed(partitioner.run()))
         return signalPassFailure();
       for (auto [result, value, batched] :
@@ -685,6 +724,7 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
         result.setType(whole.getType());
       }
     }
+    syncRequests.apply(module, readers);
   }
 };
 } // namespace
