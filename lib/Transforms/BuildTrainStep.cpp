@@ -94,15 +94,16 @@ RankedTensorType stateType(ParameterOp parameter,
       type.getElementType());
 }
 
-/// Whether the optimizer step holds a ZeRO-1/2 slice of the gradient of
-/// `parameter` (the accumulator is the slice, or is local and is
-/// reduce-scattered).
-bool isSlice(ParameterOp parameter, const GradientAccumulators &accumulators) {
+/// The ZeRO-1/2 sharding of `parameter` when the optimizer step holds a
+/// slice of its gradient (the accumulator is the slice, or is local and is
+/// reduce-scattered); none when it holds the whole.
+std::optional<DataParallelSync>
+getZeroSlice(ParameterOp parameter, const GradientAccumulators &accumulators) {
   std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
   AccumulatedGradient kind = accumulators.kindOf(parameter);
-  return sync && sync->zeroStage > 0 &&
-         (kind == AccumulatedGradient::slice ||
-          kind == AccumulatedGradient::local);
+  if (!sync || sync->zeroStage == 0 || kind == AccumulatedGradient::synced)
+    return std::nullopt;
+  return sync;
 }
 
 /// Where a function runs in a pipeline.
@@ -429,8 +430,8 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
     if (std::optional<ParameterShard> shard = getParameterShard(parameter))
       for (const ParameterShard::Split &split : shard->splits)
         groups.push_back(split.groups);
-    if (std::optional<DataParallelSync> sync = getDataParallelSync(parameter);
-        sync && sync->zeroStage > 0 && isSlice(parameter, accumulators))
+    if (std::optional<DataParallelSync> sync =
+            getZeroSlice(parameter, accumulators))
       groups.push_back(sync->groups);
     Value &sum = partSquares[b.getArrayAttr(groups)];
     sum = sum ? emit.add(sum, squares) : squares;
@@ -482,9 +483,8 @@ func::FuncOp BuildTrainStepPass::buildOptimizer(
                              Value gradient) -> LogicalResult {
     RankedTensorType type = parameter.getTensorType();
     StringAttr name = parameter.getSymNameAttr();
-    std::optional<DataParallelSync> sync;
-    if (isSlice(parameter, accumulators))
-      sync = getDataParallelSync(parameter);
+    std::optional<DataParallelSync> sync =
+        getZeroSlice(parameter, accumulators);
     RankedTensorType stateTensor = sync ? stateType(parameter, *sync) : type;
     auto declare = [&](StringRef suffix) -> FailureOr<StateOp> {
       FailureOr<StateOp> state =
