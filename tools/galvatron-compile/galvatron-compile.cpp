@@ -9,8 +9,8 @@
 // clean-up), a preset or galvatron IR, and writes the program file (or, with
 // --emit=mlir, the lowered IR). With --train the program is one training
 // step (--galvatron-build-train-step with the given options, then
-// --galvatron-unroll-schedule); IR that already holds a galvatron.schedule
-// is unrolled and lowered the same way.
+// --galvatron-unroll-schedule and --galvatron-hoist-gradient-sync); IR that
+// already holds a galvatron.schedule is unrolled and lowered the same way.
 //
 // A plan (--plan, --strategy or --search, or one already in the IR) over
 // several devices gives one program per rank, all in one file: each rank
@@ -190,7 +190,7 @@ static LogicalResult buildTrainingStep(ModuleOp module, std::string &entry) {
   std::string pipeline;
   if (train.getNumOccurrences())
     pipeline += "galvatron-build-train-step{" + train + "},";
-  pipeline += "galvatron-unroll-schedule";
+  pipeline += "galvatron-unroll-schedule,galvatron-hoist-gradient-sync";
   std::string message;
   llvm::raw_string_ostream errors(message);
   if (failed(parsePassPipeline(pipeline, pm, errors))) {

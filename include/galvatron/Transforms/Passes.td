@@ -380,4 +380,24 @@ def UnrollSchedule : Pass<"galvatron-unroll-schedule", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
 
+def HoistGradientSync : Pass<"galvatron-hoist-gradient-sync",
+                              "::mlir::ModuleOp"> {
+  let summary = "Sync data-parallel gradients in the last micro-batch's backward";
+  let description = [{
+    Runs on an unrolled training step (`--galvatron-unroll-schedule`). The
+    optimizer step all-reduces each DDP weight's locally accumulated
+    gradient once per step (see `galvatron.data_parallel`); this pass moves
+    that all-reduce into the backward layer of the last micro-batch, onto
+    the last accumulation (`assign @w.grad, all_reduce(acc + g)`), and the
+    optimizer step reads the synced accumulator. The sum is the same since
+    the accumulator starts every step at zero: the pass moves a sync only
+    when the step zeroes the accumulator after it. A backend with
+    asynchronous collectives can then overlap each weight's sync with the
+    backward of the layers before it; the CPU backend's collectives block.
+    ZeRO-1's reduce-scatter, whose result is smaller than the accumulator,
+    stays in the optimizer step.
+  }];
+  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
+}
+
 #endif // GALVATRON_TRANSFORMS_PASSES_TD

@@ -85,7 +85,7 @@ def main():
     tokens = os.path.join(work, "tokens.bin")
     rng.integers(0, 200, size=4096).astype("<u2").tofile(tokens)
     step = ["--galvatron-build-train-step=" + args.train,
-            "--galvatron-unroll-schedule"]
+            "--galvatron-unroll-schedule", "--galvatron-hoist-gradient-sync"]
 
     def train(name, passes, ranks):
         lowered = [run([opt] + passes + step +
