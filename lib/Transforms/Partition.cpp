@@ -79,8 +79,8 @@ RankedTensorType withShape(Type type, ArrayRef<int64_t> shape) {
 class SyncRequests {
 public:
   void add(StringAttr name, const DataParallelSync &sync) {
-    auto [it, inserted] = requests.try_emplace(name, Request{sync, 0, true});
-    Request &request = it->second;
+    Request &request =
+        requests.try_emplace(name, Request{sync, 0, true}).first->second;
     request.agree &= request.sync.groups == sync.groups &&
                      request.sync.zeroStage == sync.zeroStage &&
                      request.sync.dim == sync.dim;
