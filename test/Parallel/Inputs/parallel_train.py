@@ -51,8 +51,9 @@ def without_key_bias(name, actual, expected):
 
 
 def owner_of(slices, name):
-    """The sharded parameter `name` belongs to (itself, or the parameter
-    whose optimizer state it is: state is sharded like its parameter)."""
+    """The sharded variable whose slice `name` is: itself (a weight, or
+    ZeRO-1/2 state, which has its own slice), else the parameter whose
+    state it is (other state is sharded like its parameter)."""
     return next((p for p in sorted(slices, key=len, reverse=True)
                  if name == p or name.startswith(p + ".")), None)
 
