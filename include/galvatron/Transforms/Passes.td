@@ -385,17 +385,17 @@ def HoistGradientSync : Pass<"galvatron-hoist-gradient-sync",
   let summary = "Sync data-parallel gradients in the last micro-batch's backward";
   let description = [{
     Runs on an unrolled training step (`--galvatron-unroll-schedule`). The
-    optimizer step all-reduces each DDP weight's locally accumulated
+    optimizer step syncs each DDP or ZeRO-1 weight's locally accumulated
     gradient once per step (see `galvatron.data_parallel`); this pass moves
-    that all-reduce into the backward layer of the last micro-batch, onto
-    the last accumulation (`assign @w.grad, all_reduce(acc + g)`), and the
-    optimizer step reads the synced accumulator. The sum is the same since
-    the accumulator starts every step at zero: the pass moves a sync only
-    when the step zeroes the accumulator after it. A backend with
-    asynchronous collectives can then overlap each weight's sync with the
-    backward of the layers before it; the CPU backend's collectives block.
-    ZeRO-1's reduce-scatter, whose result is smaller than the accumulator,
-    stays in the optimizer step.
+    that collective into the backward layer of the last micro-batch, right
+    after the accumulator's last update. DDP's all-reduce replaces the
+    update in place (`assign @w.grad, all_reduce(acc + g)`), the same sum
+    since the accumulator starts every step at zero: the pass moves it only
+    when the step zeroes the accumulator after the sync. ZeRO-1's
+    reduce-scatter of the updated sum leaves the layer as a new result. A
+    backend with asynchronous collectives can then overlap each weight's
+    sync with the backward of the layers before it; the CPU backend's
+    collectives block.
   }];
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }

@@ -3,8 +3,9 @@
 
 // DDP on dp=2 with 2 micro-batches: each weight's once-per-step all-reduce
 // moves from the optimizer step onto its accumulator's last update in the
-// second micro-batch's backward; the first backward has none and the
-// optimizer step updates with the synced accumulator.
+// second micro-batch's backward (in place: the accumulator is zeroed after
+// the update); the first backward has none and the optimizer step updates
+// with the synced accumulator.
 // CHECK-LABEL: func.func @train_step
 // CHECK: galvatron.layer decoder backward
 // CHECK-NOT: galvatron.all_reduce
@@ -22,9 +23,8 @@
 // CHECK-NOT: galvatron.all_reduce sum %{{[0-9]+}} groups {{.*}} : tensor<{{[0-9x]+}}xf32>
 // CHECK: galvatron.sgd_update %{{.*}}, %[[G]],
 
-// An accumulator the step does not zero after the sync (its start value
-// would be summed over the group), and a ZeRO-1 reduce-scatter, keep their
-// sync in place.
+// An accumulator the step does not zero after its all-reduce (its start
+// value would be summed over the group) keeps the sync in place.
 // KEEP-LABEL: func.func @not_zeroed
 // KEEP: galvatron.layer
 // KEEP-NOT: galvatron.all_reduce
@@ -47,10 +47,17 @@ func.func @not_zeroed(%g: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
+// ZeRO-1's reduce-scatter, whose result is smaller than the accumulator,
+// moves onto the last update and leaves the layer as a new result.
 // KEEP-LABEL: func.func @zero1
-// KEEP: galvatron.yield
-// KEEP: %[[R:.*]] = galvatron.read_state @w.grad
-// KEEP: galvatron.reduce_scatter sum %[[R]]
+// KEEP: %[[L:.*]] = galvatron.layer decoder backward "l" {{.*}} -> tensor<2xf32>
+// KEEP: %[[SUM:.*]] = galvatron.add
+// KEEP: galvatron.assign @w.grad, %[[SUM]]
+// KEEP: %[[SLICE:.*]] = galvatron.reduce_scatter sum %[[SUM]] dim 0 groups {{\[}}[0, 1]] : tensor<4xf32> -> tensor<2xf32>
+// KEEP: galvatron.yield %[[SLICE]]
+// KEEP-NOT: galvatron.read_state
+// KEEP-NOT: galvatron.reduce_scatter
+// KEEP: return %[[L]]
 galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {groups = [array<i64: 0, 1>], zero = 1, dim = 0}}
 galvatron.state gradient @w.grad of @w : tensor<4xf32> {init = #galvatron.init<zeros>}
 func.func @zero1(%g: tensor<4xf32>) -> tensor<2xf32> {
