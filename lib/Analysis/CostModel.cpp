@@ -292,6 +292,16 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   cost.activations = strategy.ckpt ? stored(layer.checkpointed) : full;
   if (strategy.ckpt)
     cost.transient += full;
+  // The backward at its busiest op.
+  double backward = 0;
+  for (const LayerProfile::BackwardPoint &point : layer.backwardPoints) {
+    double bytes = stored(point.activations);
+    for (const LayerProfile::Tensor &weight : point.weights)
+      bytes += weight.bytes.at(activation) *
+               weight.split.share(tp, sp, layer.sequenceLength);
+    backward = std::max(backward, bytes);
+  }
+  cost.transient += backward;
   if (shardParams)
     // The gathered weights of this layer and of the next, prefetched.
     cost.transient += 2.0 * paramBytes;
@@ -619,7 +629,6 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
     context.firstLayer = stage.firstLayer;
 
     double perMicroBatch = 0, compute = 0, tensor = 0, data = 0, transfer = 0;
-    double transient = 0;
     for (unsigned index = stage.firstLayer; index < stage.endLayer; ++index) {
       const LayerProfile &layer = model.layers[index];
       const LayerStrategy &strategy = plan.layers[index];
@@ -633,7 +642,6 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
       stage.grads += cost.grads;
       stage.optimizerStates += cost.optimizerStates;
       stage.activations += static_cast<double>(stage.inFlight) * cost.activations;
-      transient = std::max(transient, cost.transient);
       if (strategy.ckpt)
         hardwareExtra += layer.batchedFlops * plan.globalBatch +
                          layer.unbatchedFlops * m;
@@ -645,6 +653,9 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
       }
       result.layers.push_back(cost);
     }
+    double transient = 0;
+    for (unsigned index = stage.firstLayer; index < stage.endLayer; ++index)
+      transient = std::max(transient, result.layers[index].transient);
     stage.buffers = transient;
     auto boundary = [&](unsigned layerIndex, const ByteCount &cut,
                         int64_t transferStage) {

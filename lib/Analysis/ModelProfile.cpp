@@ -9,6 +9,7 @@
 #include "galvatron/Analysis/CostModel.h"
 
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -142,6 +143,74 @@ static SmallVector<Value> getSavedValues(Operation *op) {
       .Default([](Operation *) { return SmallVector<Value>{}; });
 }
 
+/// The backward pass holds a value's gradient from the backward of its last
+/// user to that of its definition, so the gradients live at op k's backward
+/// are those of the values live across k in the forward; activations saved
+/// only for ops after k are free by then. Records, per op, those gradients
+/// less the freed activations, and the weight gradients the op forms (views
+/// share their source's gradient).
+static void
+addBackwardPoints(LayerOp layer, const TensorParallelAnalysis &analysis,
+                  const Sizer &sizer,
+                  const llvm::MapVector<Value, int64_t> &firstSaver,
+                  LayerProfile &entry) {
+  Block &body = layer.getBodyBlock();
+  llvm::DenseMap<Operation *, int64_t> position;
+  for (auto [index, op] : llvm::enumerate(body))
+    position[&op] = static_cast<int64_t>(index);
+  struct Interval {
+    Value value;
+    int64_t def, lastUse;
+  };
+  SmallVector<Interval> gradients;
+  auto consider = [&](Value value, int64_t def) {
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!type || !isa<FloatType>(type.getElementType()) ||
+        !analysis.isBatched(value) || !analysis.needsGradient(value))
+      return;
+    int64_t lastUse = def;
+    for (Operation *user : value.getUsers())
+      lastUse = std::max(lastUse, position.lookup(user));
+    gradients.push_back({value, def, lastUse});
+  };
+  for (BlockArgument argument : body.getArguments())
+    consider(argument, -1);
+  for (Operation &op : body)
+    if (!isView(&op))
+      for (Value result : op.getResults())
+        consider(result, position[&op]);
+
+  // Sums by split, so a point has an entry per way TP divides its tensors.
+  auto addTo = [](SmallVector<LayerProfile::Tensor> &tensors,
+                  const LayerProfile::Tensor &tensor, double sign) {
+    auto it = llvm::find_if(tensors, [&](const LayerProfile::Tensor &t) {
+      return t.split == tensor.split;
+    });
+    if (it == tensors.end())
+      it = tensors.insert(tensors.end(), {{}, tensor.split, 0});
+    it->bytes.floats += sign * tensor.bytes.floats;
+    it->bytes.fixed += sign * tensor.bytes.fixed;
+  };
+  for (Operation &op : body) {
+    int64_t k = position[&op];
+    LayerProfile::BackwardPoint point;
+    for (const Interval &interval : gradients)
+      if (interval.def <= k && k <= interval.lastUse)
+        addTo(point.activations,
+              {sizer.bytes(interval.value), sizer.split(interval.value), 0},
+              1.0);
+    for (auto [root, saver] : firstSaver)
+      if (saver > k)
+        addTo(point.activations, {sizer.bytes(root), sizer.split(root), 0},
+              -1.0);
+    for (Value operand : op.getOperands())
+      if (operand.getDefiningOp<ParamOp>() && analysis.needsGradient(operand))
+        addTo(point.weights, {sizer.bytes(operand), sizer.split(operand), 0},
+              1.0);
+    entry.backwardPoints.push_back(std::move(point));
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // Building the profile
 //===----------------------------------------------------------------------===//
@@ -161,7 +230,13 @@ static std::string fingerprint(const LayerProfile &layer, unsigned index) {
     split(op.split);
     os << op.batched << op.attention;
   }
-  for (auto *list : {&layer.saved, &layer.checkpointed})
+  SmallVector<const SmallVector<LayerProfile::Tensor> *> lists = {
+      &layer.saved, &layer.checkpointed};
+  for (const LayerProfile::BackwardPoint &point : layer.backwardPoints) {
+    lists.push_back(&point.activations);
+    lists.push_back(&point.weights);
+  }
+  for (const SmallVector<LayerProfile::Tensor> *list : lists)
     for (const LayerProfile::Tensor &tensor : *list) {
       os << "t";
       bytes(tensor.bytes);
@@ -310,10 +385,15 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
     llvm::DenseMap<Value, size_t> savedIndex;
     // Records that the backward pass needs `value`'s storage; a tensor
     // needed by any op is kept whatever the attention kernel.
+    // The first op (in forward order) whose backward needs each saved
+    // storage: the backward frees it after that op's.
+    llvm::MapVector<Value, int64_t> firstSaver;
+    int64_t opIndex = 0;
     auto save = [&](Value value, uint8_t attentionMode) {
       Value root = storageRoot(value);
       if (!analysis.isBatched(root))
         return;
+      firstSaver.insert({root, opIndex});
       auto [it, inserted] = savedIndex.insert({root, entry.saved.size()});
       if (!inserted) {
         if (attentionMode == 0)
@@ -324,6 +404,8 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
                              attentionMode});
     };
     for (Operation &op : layer.getBodyBlock()) {
+      opIndex = static_cast<int64_t>(std::distance(
+          layer.getBodyBlock().begin(), op.getIterator()));
       bool opBatched =
           llvm::any_of(op.getResults(),
                        [&](Value v) { return analysis.isBatched(v); }) ||
@@ -417,7 +499,11 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
                                 sizer.split(yielded), 0};
       entry.saved.push_back(kept);
       entry.checkpointed.push_back(kept);
+      // The loss's backward, before the layer's, is their last use.
+      firstSaver.insert({storageRoot(yielded), opIndex + 1});
     }
+
+    addBackwardPoints(layer, analysis, sizer, firstSaver, entry);
 
     // Tensor-parallel communication.
     for (const TPCommPoint &point : analysis.getCommPoints()) {

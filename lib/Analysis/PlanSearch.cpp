@@ -1642,7 +1642,10 @@ double Searcher::minimumMemory(std::string &where) {
       };
       struct StageTables {
         const std::vector<std::vector<double>> *copies, *none;
-        std::vector<std::vector<double>> prefix; // [cap][layer]
+        // [cap][layer]: sums of the rows' finite entries (a kHuge would
+        // absorb every other term), and counts of the others.
+        std::vector<std::vector<double>> prefix;
+        std::vector<std::vector<int64_t>> blocked;
       };
       std::vector<StageTables> stages(pp);
       for (int64_t k = 0; k < pp; ++k) {
@@ -1650,10 +1653,16 @@ double Searcher::minimumMemory(std::string &where) {
         tables.copies = &tableFor(getInFlight(k), getOffsetKey(k), layers);
         tables.none = &tableFor(getInFlight(k), getOffsetKey(k), 0);
         tables.prefix.assign(caps.size(), std::vector<double>(layers + 1, 0));
+        tables.blocked.assign(caps.size(),
+                              std::vector<int64_t>(layers + 1, 0));
         for (size_t c = 0; c < caps.size(); ++c)
-          for (unsigned layer = 0; layer < layers; ++layer)
+          for (unsigned layer = 0; layer < layers; ++layer) {
+            double memory = (*tables.copies)[layer][c];
+            bool fits = memory < kHuge;
             tables.prefix[c][layer + 1] =
-                tables.prefix[c][layer] + (*tables.copies)[layer][c];
+                tables.prefix[c][layer] + (fits ? memory : 0.0);
+            tables.blocked[c][layer + 1] = tables.blocked[c][layer] + !fits;
+          }
       }
       auto stageMemory = [&](int64_t k, unsigned start, unsigned end) {
         const StageTables &tables = stages[k];
@@ -1661,12 +1670,24 @@ double Searcher::minimumMemory(std::string &where) {
         for (size_t c = 0; c < caps.size(); ++c) {
           double total =
               caps[c] + tables.prefix[c][end] - tables.prefix[c][start];
+          int64_t blocked = tables.blocked[c][end] - tables.blocked[c][start];
           // A weight tied to an owner on this stage is not a copy.
-          for (const Tie &tie : ties)
-            if (tie.owner >= start && tie.reader >= start && tie.reader < end)
-              total += (*tables.none)[tie.reader][c] -
-                       (*tables.copies)[tie.reader][c];
-          best = std::min(best, total);
+          for (const Tie &tie : ties) {
+            if (tie.owner < start || tie.reader < start || tie.reader >= end)
+              continue;
+            double copy = (*tables.copies)[tie.reader][c];
+            double none = (*tables.none)[tie.reader][c];
+            if (copy >= kHuge)
+              --blocked;
+            else
+              total -= copy;
+            if (none >= kHuge)
+              ++blocked;
+            else
+              total += none;
+          }
+          if (blocked == 0)
+            best = std::min(best, total);
         }
         return best;
       };

@@ -168,4 +168,15 @@ TEST(TrainingKernelsTest, CompareBroadcastsAndCopyCopies) {
   EXPECT_EQ(copied[0].data, x.data);
 }
 
+TEST(TrainingKernelsTest, FillWritesEveryElementInItsType) {
+  auto floatsOut = run("fill", {}, {f32({2, 3})},
+                       {Attribute::makeReal("value", -1.5)});
+  ASSERT_EQ(floatsOut.size(), 1u);
+  EXPECT_EQ(valuesOf<float>(floatsOut[0]), std::vector<float>(6, -1.5f));
+  auto integers = run("fill", {}, {TensorType{ElementType::i64, {4}}},
+                      {Attribute::makeReal("value", 7.0)});
+  ASSERT_EQ(integers.size(), 1u);
+  EXPECT_EQ(valuesOf<int64_t>(integers[0]), std::vector<int64_t>(4, 7));
+}
+
 } // namespace

@@ -104,6 +104,15 @@ struct LayerProfile {
   /// What a checkpointed layer keeps: its batched inputs (plus model
   /// outputs kept for the loss, which both lists carry).
   SmallVector<Tensor> checkpointed;
+  /// What the backward of one op holds besides the stored activations: the
+  /// activation gradients live there less the saved activations already
+  /// freed (per sample, summed by split; may be negative), and the weight
+  /// gradients the op forms (per micro-batch).
+  struct BackwardPoint {
+    SmallVector<Tensor> activations;
+    SmallVector<Tensor> weights;
+  };
+  SmallVector<BackwardPoint> backwardPoints;
 
   struct Comm {
     TPCommPoint::Kind kind;

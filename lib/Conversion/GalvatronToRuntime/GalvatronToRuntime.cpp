@@ -35,10 +35,52 @@ namespace {
 // Kernel calls
 //===----------------------------------------------------------------------===//
 
-/// The runtime kernel an op calls (named like the op) and its config.
+/// The value of a constant made by a `fill` kernel where it is used: a
+/// splat of several elements (a zeroed gradient, a mask), which as stored
+/// data would hold arena bytes for the whole step and file bytes besides.
+std::optional<double> getFillValue(Operation *op) {
+  auto constant = dyn_cast<ConstantOp>(op);
+  auto splat = constant ? dyn_cast<SplatElementsAttr>(constant.getValue())
+                        : SplatElementsAttr();
+  if (!splat || splat.getNumElements() < 2)
+    return std::nullopt;
+  Attribute element = splat.getSplatValue<Attribute>();
+  if (auto real = dyn_cast<FloatAttr>(element))
+    return real.getValueAsDouble();
+  if (auto integer = dyn_cast<IntegerAttr>(element))
+    return static_cast<double>(integer.getType().isInteger(1)
+                                   ? integer.getValue().getZExtValue()
+                                   : integer.getValue().getSExtValue());
+  return std::nullopt;
+}
+
+/// Gives every user of a filled constant its own fill right before it, so
+/// the bytes live only while used, and a fill assigned to a variable (a
+/// gradient reset) is written straight into it.
+void placeFillsAtUses(func::FuncOp function) {
+  SmallVector<Operation *> fills;
+  function.walk([&](ConstantOp constant) {
+    if (getFillValue(constant))
+      fills.push_back(constant);
+  });
+  for (Operation *fill : fills) {
+    for (OpOperand &use : llvm::make_early_inc_range(fill->getUses())) {
+      OpBuilder builder(use.getOwner());
+      use.set(builder.clone(*fill)->getResult(0));
+    }
+    fill->erase();
+  }
+}
+
+/// The runtime kernel an op calls: named like the op, or `fill`.
+std::string getKernelName(Operation *op) {
+  return getFillValue(op) ? "fill" : op->getName().stripDialect().str();
+}
+
+/// The runtime kernel an op calls and its config.
 FailureOr<std::pair<std::string, DictionaryAttr>>
 describeKernel(Operation *op) {
-  std::string name = op->getName().stripDialect().str();
+  std::string name = getKernelName(op);
   if (op->getDialect()->getNamespace() != GalvatronDialect::getDialectNamespace() ||
       !rt::findKernel(name))
     return op->emitOpError() << "has no runtime kernel";
@@ -55,6 +97,8 @@ describeKernel(Operation *op) {
     add("axes", b.getDenseI64ArrayAttr(reduce.getAxes()));
     flag("keep_dims", reduce.getKeepDims());
   };
+  if (std::optional<double> value = getFillValue(op))
+    add("value", b.getF64FloatAttr(*value));
   TypeSwitch<Operation *>(op)
       .Case([&](GeluOp op) {
         flag("approximate", op.getApproximate() == GeluApproximation::tanh);
@@ -160,8 +204,9 @@ bool isKernelOp(Operation *op) {
   return op->getDialect() &&
          op->getDialect()->getNamespace() ==
              GalvatronDialect::getDialectNamespace() &&
-         !isa<ParamOp, ReadStateOp, AssignOp, ConstantOp, ReshapeOp, LayerOp,
-              YieldOp>(op);
+         (getFillValue(op) ||
+          !isa<ParamOp, ReadStateOp, AssignOp, ConstantOp, ReshapeOp, LayerOp,
+               YieldOp>(op));
 }
 
 /// How reads and assignments of parameters and state become accesses to
@@ -306,8 +351,7 @@ bool VariableAccess::canWriteInto(StringAttr variable, size_t index) {
       value.getType() != assign.getValue().getType())
     return false;
   Operation *producer = result.getOwner();
-  const rt::KernelSpec *spec =
-      rt::findKernel(producer->getName().stripDialect());
+  const rt::KernelSpec *spec = rt::findKernel(getKernelName(producer));
   if (!spec)
     return false;
   int64_t at = position.lookup(producer);
@@ -683,7 +727,7 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
       addCopy(op, layer, bufferOf.lookup(assign.getValue()), *variable);
     return success();
   }
-  if (auto constant = dyn_cast<ConstantOp>(op)) {
+  if (auto constant = dyn_cast<ConstantOp>(op); constant && !getFillValue(op)) {
     FailureOr<unsigned> index =
         newBuffer(op, constant.getResult(), Role::constant);
     if (failed(index))
@@ -1077,6 +1121,7 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
                          << " is outside a world of " << world << " ranks";
       return signalPassFailure();
     }
+    placeFillsAtUses(function);
     Lowering lowering(module, function, uint64_t(alignment), rank, world);
     if (failed(lowering.collect()))
       return signalPassFailure();

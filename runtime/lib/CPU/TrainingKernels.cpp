@@ -15,6 +15,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -30,6 +31,20 @@ Status copy(const KernelContext &context) {
   const Tensor &input = context.input(0);
   if (context.output().data != input.data)
     std::memcpy(context.output().data, input.data, input.type->byteSize());
+  return Status::ok();
+}
+
+/// Every element `value` (a splat constant made where it is used).
+Status fill(const KernelContext &context) {
+  const Tensor &out = context.output();
+  double value = context.real("value");
+  int64_t count = out.numElements();
+  if (out.elementType() == ElementType::f32) {
+    std::fill_n(out.as<float>(), count, static_cast<float>(value));
+    return Status::ok();
+  }
+  for (int64_t i = 0; i < count; ++i)
+    storeElement(out.data, out.elementType(), i, value);
   return Status::ok();
 }
 
@@ -522,6 +537,7 @@ Status sgdUpdate(const KernelContext &context) {
 
 void registerTrainingKernels(CPUKernelTable &table) {
   table.add(Opcode::Copy, copy);
+  table.add(Opcode::Fill, fill);
   table.add(Opcode::Compare, compare);
   table.add(Opcode::Pad, pad);
   table.add(Opcode::ActivationGrad, activationGrad);

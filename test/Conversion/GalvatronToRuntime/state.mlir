@@ -67,3 +67,29 @@ module {
 // CHECK: grt.kernel "copy" ins(%[[LOSS]] : memref<f32>) outs(%[[SNAPSHOT]] : memref<f32>)
 // CHECK-NEXT: grt.kernel "copy" ins(%[[ZERO]] : memref<f32>) outs(%[[LOSS]] : memref<f32>)
 // CHECK-NEXT: grt.kernel "add" ins(%[[SNAPSHOT]], %{{.*}} : {{.*}})
+
+// -----
+
+// A splat of several elements is filled where it is used rather than stored:
+// each use gets its own fill, so zeroing gradients writes zeros straight into
+// each accumulator and holds no bytes for the rest of the step.
+module {
+  galvatron.state gradient @a.grad : tensor<2x3xf32> {init = #galvatron.init<zeros>}
+  galvatron.state gradient @b.grad : tensor<2x3xf32> {init = #galvatron.init<zeros>}
+  func.func @main(%g: tensor<2x3xf32> {galvatron.name = "g"}) -> (tensor<2x3xf32> {galvatron.name = "y"}) {
+    %zeros = galvatron.constant dense<0.0> : tensor<2x3xf32>
+    %a = galvatron.read_state @a.grad : tensor<2x3xf32>
+    %y = galvatron.add %a, %g : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+    galvatron.assign @a.grad, %zeros : tensor<2x3xf32>
+    galvatron.assign @b.grad, %zeros : tensor<2x3xf32>
+    return %y : tensor<2x3xf32>
+  }
+}
+
+// CHECK-LABEL: grt.executable
+// CHECK: %[[A:.*]] = grt.parameter "a.grad" {{.*}} : memref<2x3xf32>
+// CHECK: %[[B:.*]] = grt.parameter "b.grad" {{.*}} : memref<2x3xf32>
+// CHECK-NOT: grt.constant
+// CHECK: grt.kernel "add" ins(%[[A]], %{{.*}} : {{.*}})
+// CHECK-NEXT: grt.kernel "fill" ins() outs(%[[A]] : memref<2x3xf32>) {value = 0.000000e+00 : f64}
+// CHECK-NEXT: grt.kernel "fill" ins() outs(%[[B]] : memref<2x3xf32>) {value = 0.000000e+00 : f64}
