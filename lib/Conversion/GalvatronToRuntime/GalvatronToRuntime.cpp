@@ -77,6 +77,16 @@ std::string getKernelName(Operation *op) {
   return getFillValue(op) ? "fill" : op->getName().stripDialect().str();
 }
 
+/// Whether result `result` of `op` may occupy exactly the bytes of its
+/// operand `operand`: where its kernel allows, and an all-reduce always
+/// (the communicator reduces in place).
+bool mayOverwrite(Operation *op, unsigned result, unsigned operand) {
+  if (isa<AllReduceOp>(op))
+    return result == 0 && operand == 0;
+  const rt::KernelSpec *spec = rt::findKernel(getKernelName(op));
+  return spec && spec->mayOverwrite(result, operand);
+}
+
 /// The runtime kernel an op calls and its config.
 FailureOr<std::pair<std::string, DictionaryAttr>>
 describeKernel(Operation *op) {
@@ -351,8 +361,7 @@ bool VariableAccess::canWriteInto(StringAttr variable, size_t index) {
       value.getType() != assign.getValue().getType())
     return false;
   Operation *producer = result.getOwner();
-  const rt::KernelSpec *spec = rt::findKernel(getKernelName(producer));
-  if (!spec)
+  if (!isa<AllReduceOp>(producer) && !rt::findKernel(getKernelName(producer)))
     return false;
   int64_t at = position.lookup(producer);
   if (index > 0 && position.lookup(list[index - 1]) > at)
@@ -366,8 +375,8 @@ bool VariableAccess::canWriteInto(StringAttr variable, size_t index) {
     // Used by the producer itself: only where it may overwrite that operand.
     for (OpOperand &operand : producer->getOpOperands())
       if (traceValue(operand.get(), /*views=*/true) == read->getResult(0) &&
-          !spec->mayOverwrite(result.getResultNumber(),
-                              operand.getOperandNumber()))
+          !mayOverwrite(producer, result.getResultNumber(),
+                        operand.getOperandNumber()))
         return false;
   }
   if (index + 1 < list.size()) {
@@ -450,6 +459,9 @@ private:
   void addTranspose(Operation *op, StringAttr layer, unsigned input,
                     unsigned output, ArrayRef<int64_t> perm);
   FailureOr<unsigned> variableBuffer(Operation *user, StringAttr name);
+  /// Where `op` writes `result`: the variable it is computed in, or a new
+  /// temporary.
+  FailureOr<unsigned> resultBuffer(Operation *op, Value result);
   LogicalResult visit(Operation *op, StringAttr layer);
   void addCopy(Operation *op, StringAttr layer, unsigned from, unsigned to);
   unsigned rootOf(unsigned buffer) const { return buffers[buffer].root; }
@@ -617,7 +629,7 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
     collective.kind = KernelStep::Kind::allReduce;
     collective.reduce = reduceKind(allReduce.getReduce());
     collective.inputs = {bufferOf.lookup(input)};
-    FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+    FailureOr<unsigned> output = resultBuffer(op, result);
     if (failed(output))
       return failure();
     collective.outputs = {*output};
@@ -783,21 +795,23 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   for (Value result : op->getResults()) {
-    if (StringAttr variable = access.writtenInto(result)) {
-      FailureOr<unsigned> index = variableBuffer(op, variable);
-      if (failed(index))
-        return failure();
-      bufferOf[result] = *index;
-      step.outputs.push_back(*index);
-      continue;
-    }
-    FailureOr<unsigned> index = newBuffer(op, result, Role::temporary);
+    FailureOr<unsigned> index = resultBuffer(op, result);
     if (failed(index))
       return failure();
     step.outputs.push_back(*index);
   }
   steps.push_back(std::move(step));
   return success();
+}
+
+FailureOr<unsigned> Lowering::resultBuffer(Operation *op, Value result) {
+  StringAttr variable = access.writtenInto(result);
+  if (!variable)
+    return newBuffer(op, result, Role::temporary);
+  FailureOr<unsigned> index = variableBuffer(op, variable);
+  if (succeeded(index))
+    bufferOf[result] = *index;
+  return index;
 }
 
 FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
@@ -884,10 +898,13 @@ void Lowering::assignInPlace() {
   for (unsigned i = 0; i < buffers.size(); ++i)
     rootClass[i] = i;
   for (auto [index, step] : llvm::enumerate(steps)) {
-    if (step.kind != KernelStep::Kind::kernel)
-      continue;
-    const rt::KernelSpec &spec = *rt::findKernel(step.kernel);
-    if (!spec.inPlaceInputs || step.outputs.empty())
+    // Bit i: output 0 may occupy exactly the bytes of input i.
+    uint32_t inPlaceInputs = 0;
+    if (step.kind == KernelStep::Kind::kernel)
+      inPlaceInputs = rt::findKernel(step.kernel)->inPlaceInputs;
+    else if (step.kind == KernelStep::Kind::allReduce)
+      inPlaceInputs = 1;
+    if (!inPlaceInputs || step.outputs.empty())
       continue;
     unsigned output = step.outputs[0];
     // A result computed in a parameter or state already has its storage.
@@ -895,7 +912,7 @@ void Lowering::assignInPlace() {
       continue;
     uint64_t bytes = buffers[output].bytes();
     auto overwritable = [&](unsigned slot) {
-      if (slot >= 32 || !(spec.inPlaceInputs >> slot & 1))
+      if (slot >= 32 || !(inPlaceInputs >> slot & 1))
         return false;
       const ValueBuffer &input = buffers[step.inputs[slot]];
       const ValueBuffer &root = buffers[input.root];
@@ -907,7 +924,7 @@ void Lowering::assignInPlace() {
       for (auto [other, operand] : llvm::enumerate(step.inputs)) {
         const ValueBuffer &buffer = buffers[operand];
         if (buffer.root == input.root &&
-            (other >= 32 || !(spec.inPlaceInputs >> other & 1) ||
+            (other >= 32 || !(inPlaceInputs >> other & 1) ||
              buffer.offsetInRoot != 0 || buffer.bytes() != bytes))
           return false;
       }

@@ -50,6 +50,7 @@ func.func @main(%x: tensor<4x8xf32> {galvatron.name = "x"}) -> (tensor<2x8xf32> 
 // ZeRO-1/2 state is bound to the rank's slice of the whole like a sharded
 // weight (rank 2: second of [0, 2] along dimension 0; rank 1: first of
 // [1, 3]), so checkpoints and the parity harnesses see its place.
+// CHECK-LABEL: grt.executable
 // CHECK: grt.parameter "w.exp_avg" {{.*}}{full_shape = array<i64: 8, 2>, {{.*}}slice_start = array<i64: 4, 0>, state} : memref<4x2xf32>
 // RANK1: grt.parameter "w.exp_avg" {{.*}}slice_start = array<i64: 0, 0>, state}
 galvatron.parameter @w : tensor<8x2xf32> {init = #galvatron.init<zeros>, galvatron.data_parallel = {groups = [array<i64: 0, 2>, array<i64: 1, 3>], zero = 1, dim = 0}}
@@ -57,6 +58,32 @@ galvatron.state optimizer @w.exp_avg of @w : tensor<4x2xf32> {init = #galvatron.
 func.func @main() -> tensor<4x2xf32> {
   %0 = galvatron.read_state @w.exp_avg : tensor<4x2xf32>
   return %0 : tensor<4x2xf32>
+}
+
+// -----
+
+// An all-reduce works in place: one assigned to a variable (a data-parallel
+// gradient accumulator) reduces straight into it, and one whose operand dies
+// there reuses the operand's bytes (the mul's result).
+// CHECK-LABEL: grt.executable world_size 4 alignment 64
+// CHECK: %[[ACC:.*]] = grt.parameter "acc" {{.*}}state} : memref<8xf32>
+// CHECK: %[[SUM:.*]] = grt.buffer offset {{[0-9]+}} : memref<8xf32>
+// CHECK: %[[SQUARES:.*]] = grt.buffer offset [[OFFSET:[0-9]+]] : memref<8xf32>
+// CHECK: %[[REDUCED:.*]] = grt.buffer offset [[OFFSET]] : memref<8xf32>
+// CHECK: grt.kernel "add" ins(%[[ACC]], %{{.*}} : {{.*}}) outs(%[[SUM]] : memref<8xf32>)
+// CHECK-NEXT: grt.all_reduce sum ins(%[[SUM]] : memref<8xf32>) outs(%[[ACC]] : memref<8xf32>) group @g2_3
+// CHECK-NEXT: grt.kernel "mul" ins(%[[ACC]], %[[ACC]] : {{.*}}) outs(%[[SQUARES]] : memref<8xf32>)
+// CHECK-NEXT: grt.all_reduce sum ins(%[[SQUARES]] : memref<8xf32>) outs(%[[REDUCED]] : memref<8xf32>) group @g2_3
+// CHECK-NOT: "copy"
+galvatron.state gradient @acc : tensor<8xf32> {init = #galvatron.init<zeros>}
+func.func @main(%g: tensor<8xf32> {galvatron.name = "g"}) -> (tensor<8xf32> {galvatron.name = "y"}) {
+  %acc = galvatron.read_state @acc : tensor<8xf32>
+  %sum = galvatron.add %acc, %g : (tensor<8xf32>, tensor<8xf32>) -> tensor<8xf32>
+  %synced = galvatron.all_reduce sum %sum groups [[0, 1], [2, 3]] : tensor<8xf32>
+  galvatron.assign @acc, %synced : tensor<8xf32>
+  %squares = galvatron.mul %synced, %synced : (tensor<8xf32>, tensor<8xf32>) -> tensor<8xf32>
+  %y = galvatron.all_reduce sum %squares groups [[0, 1], [2, 3]] : tensor<8xf32>
+  return %y : tensor<8xf32>
 }
 
 // -----
@@ -93,3 +120,4 @@ func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = galvatron.all_reduce sum %x groups [[0, 1], [2, 4]] : tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+
