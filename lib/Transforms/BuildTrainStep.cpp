@@ -254,6 +254,52 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
   return config;
 }
 
+/// The mean cross-entropy of `logits` against `labels`. Logits the
+/// partitioner gathered along the vocabulary (a column-parallel head) are
+/// taken as the shards under that gather: Megatron's parallel
+/// cross-entropy all-reduces the row maximum, the exponential sums and the
+/// target logits over the TP group, never the whole logits. Gathers of the
+/// batch above it are kept, on the shards.
+static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
+                               Value labels) {
+  int64_t last = cast<RankedTensorType>(logits.getType()).getRank() - 1;
+  SmallVector<AllGatherOp> batchGathers;
+  auto gather = logits.getDefiningOp<AllGatherOp>();
+  while (gather && int64_t(gather.getDim()) != last) {
+    batchGathers.push_back(gather);
+    gather = gather.getInput().getDefiningOp<AllGatherOp>();
+  }
+  AllGatherOp vocabularyGather = gather;
+  if (!vocabularyGather)
+    return CrossEntropyOp::create(builder, loc, logits, labels, kIgnoreIndex,
+                                  LossReduction::mean);
+  Value part = vocabularyGather.getInput();
+  int64_t columns = cast<RankedTensorType>(part.getType()).getDimSize(last);
+  for (AllGatherOp gather : llvm::reverse(batchGathers)) {
+    auto type = cast<RankedTensorType>(gather.getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[last] = columns;
+    part = AllGatherOp::create(builder, loc, type.clone(shape), part,
+                               gather.getDim(), gather.getGroups(),
+                               gather.getReduceGrad());
+  }
+  ArrayAttr groups = vocabularyGather.getGroups();
+  auto partType = cast<RankedTensorType>(part.getType());
+  Value localMax = ReduceMaxOp::create(builder, loc, part, {last});
+  Value max = AllReduceOp::create(builder, loc, localMax,
+                                  CollectiveReduction::max, groups);
+  SmallVector<int64_t> statsShape(partType.getShape().drop_back());
+  statsShape.push_back(2);
+  Value stats = VocabCrossEntropyStatsOp::create(
+      builder, loc, RankedTensorType::get(statsShape, builder.getF32Type()),
+      part, max, labels, groups, kIgnoreIndex);
+  Value sums =
+      AllReduceOp::create(builder, loc, stats, CollectiveReduction::sum, groups);
+  return VocabCrossEntropyOp::create(
+      builder, loc, RankedTensorType::get({}, builder.getF32Type()), sums,
+      part, max, labels, groups, kIgnoreIndex, LossReduction::mean);
+}
+
 FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
                                              const TrainConfig &config,
                                              StateOp lossState) {
@@ -298,9 +344,8 @@ FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
   OpBuilder builder(yield);
   Emitter emit{builder, head.getLoc()};
   Value labels = head.getBodyBlock().getArguments().back();
-  Value loss = CrossEntropyOp::create(builder, head.getLoc(),
-                                      yield.getOperand(resultIndex), labels,
-                                      kIgnoreIndex, LossReduction::mean);
+  Value loss = buildCrossEntropy(builder, head.getLoc(),
+                                yield.getOperand(resultIndex), labels);
   Value share = emit.mul(loss, emit.f32(1.0 / config.microBatches));
   Value sum = emit.read(lossState);
   emit.assign(lossState, emit.add(sum, share));

@@ -1,6 +1,7 @@
 //===- GalvatronOps.cpp - Galvatron operations ----------------------------===//
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 
 #include "mlir/Dialect/Traits.h"
 #include "mlir/IR/Builders.h"
@@ -1013,6 +1014,9 @@ LogicalResult AttentionGradOp::verify() {
 }
 
 LogicalResult EmbeddingGradOp::verify() {
+  if (ArrayAttr groups = getVocabGroupsAttr();
+      groups && failed(verifyDeviceGroups(*this, groups)))
+    return failure();
   ArrayRef<int64_t> indices = getIndices().getType().getShape();
   ArrayRef<int64_t> grad = getGrad().getType().getShape();
   RankedTensorType table = getType();
@@ -1250,8 +1254,6 @@ LogicalResult RecvOp::verify() {
                          << getType() << ", not a float tensor";
   return verifyMessage(*this, getPeer(), getTag());
 }
-
-#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 
 #define GET_OP_CLASSES
 #include "galvatron/Dialect/Galvatron/IR/GalvatronOps.cpp.inc"
