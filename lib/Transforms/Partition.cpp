@@ -657,6 +657,27 @@ findSharedSplits(ArrayRef<TensorParallelAnalysis> analyses, PlanAttr plan,
       split.stages.insert(mapping.stageBase);
     }
   }
+  // A layer that keeps one shared weight whole runs whole, so it reads its
+  // other shared weights whole too.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const TensorParallelAnalysis &analysis : analyses) {
+      auto sharedOf = [&](const TPParameterSharding &entry) -> Split * {
+        auto it = splits.find(ParamOp(entry.op).getNameAttr().getAttr());
+        return it == splits.end() ? nullptr : &it->second;
+      };
+      bool whole = llvm::any_of(
+          analysis.getParameters(), [&](const TPParameterSharding &entry) {
+            Split *split = sharedOf(entry);
+            return split && entry.dim >= 0 && !split->alike;
+          });
+      for (const TPParameterSharding &entry : analysis.getParameters())
+        if (Split *split = sharedOf(entry); whole && split && split->alike) {
+          split->alike = false;
+          changed = true;
+        }
+    }
+  }
   llvm::DenseMap<StringAttr, ArrayAttr> shared;
   for (auto &[name, split] : splits) {
     if (!split.alike)

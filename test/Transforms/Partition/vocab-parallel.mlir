@@ -127,3 +127,40 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
     return %1 : tensor<2x4x16xf32>
   }
 }
+
+// -----
+
+// Two weights both layers read: @a's readers agree, @b's do not (the head
+// adds it whole, the embedding layer splits it as a column-parallel bias), so the head runs
+// whole and reads @a whole as well.
+// CHECK-LABEL: galvatron.parameter @a : tensor<16x8xf32> {init
+// CHECK: galvatron.parameter @b : tensor<8xf32> {init
+// CHECK: galvatron.layer embedding "embed"
+// CHECK-NOT: galvatron.all_reduce
+// CHECK: galvatron.linear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x4x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
+// CHECK: galvatron.layer head "head"
+// CHECK-NOT: galvatron.all_gather
+// CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+  galvatron.parameter @a : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  galvatron.parameter @b : tensor<8xf32> {init = #galvatron.init<zeros>}
+  galvatron.parameter @c : tensor<8x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x16xf32> {
+    %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<2x4xi64>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
+      %w = galvatron.param @a : tensor<16x8xf32>
+      %t = galvatron.embedding %w, %i : (tensor<16x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+      %c = galvatron.param @c : tensor<8x8xf32>
+      %v = galvatron.param @b : tensor<8xf32>
+      %u = galvatron.linear %t, %c, %v : (tensor<2x4x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
+      galvatron.yield %u : tensor<2x4x8xf32>
+    }
+    %1 = galvatron.layer head "head" (%h = %0 : tensor<2x4x8xf32>) -> tensor<2x4x16xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
+      %v = galvatron.param @b : tensor<8xf32>
+      %x = galvatron.add %h, %v : (tensor<2x4x8xf32>, tensor<8xf32>) -> tensor<2x4x8xf32>
+      %w = galvatron.param @a : tensor<16x8xf32>
+      %l = galvatron.linear %x, %w {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
+      galvatron.yield %l : tensor<2x4x16xf32>
+    }
+    return %1 : tensor<2x4x16xf32>
+  }
+}
