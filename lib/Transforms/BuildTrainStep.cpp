@@ -258,8 +258,10 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
 /// partitioner gathered along the vocabulary (a column-parallel head) are
 /// taken as the shards under that gather: Megatron's parallel
 /// cross-entropy all-reduces the row maximum, the exponential sums and the
-/// target logits over the TP group, never the whole logits. Gathers of the
-/// batch above it are kept, on the shards.
+/// target logits over the TP group, never the whole logits. When the rows
+/// were gathered over DP groups too, each replica takes the loss of its own
+/// rows (its part of the labels), divided by the whole batch's count of
+/// counted labels, and the parts are summed over the DP groups.
 static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
                                Value labels) {
   int64_t last = cast<RankedTensorType>(logits.getType()).getRank() - 1;
@@ -273,15 +275,15 @@ static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
   if (!vocabularyGather)
     return CrossEntropyOp::create(builder, loc, logits, labels, kIgnoreIndex,
                                   LossReduction::mean);
+  Emitter emit{builder, loc};
   Value part = vocabularyGather.getInput();
-  int64_t columns = cast<RankedTensorType>(part.getType()).getDimSize(last);
-  for (AllGatherOp gather : llvm::reverse(batchGathers)) {
-    auto type = cast<RankedTensorType>(gather.getType());
+  Value rowLabels = labels;
+  for (AllGatherOp gather : batchGathers) {
+    auto type = cast<RankedTensorType>(rowLabels.getType());
     SmallVector<int64_t> shape(type.getShape());
-    shape[last] = columns;
-    part = AllGatherOp::create(builder, loc, type.clone(shape), part,
-                               gather.getDim(), gather.getGroups(),
-                               gather.getReduceGrad());
+    shape[gather.getDim()] /= gather.getGroupSize();
+    rowLabels = ShardOp::create(builder, loc, type.clone(shape), rowLabels,
+                                gather.getDim(), gather.getGroups());
   }
   ArrayAttr groups = vocabularyGather.getGroups();
   auto partType = cast<RankedTensorType>(part.getType());
@@ -292,12 +294,28 @@ static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
   statsShape.push_back(2);
   Value stats = VocabCrossEntropyStatsOp::create(
       builder, loc, RankedTensorType::get(statsShape, builder.getF32Type()),
-      part, max, labels, groups, kIgnoreIndex);
+      part, max, rowLabels, groups, kIgnoreIndex);
   Value sums =
       AllReduceOp::create(builder, loc, stats, CollectiveReduction::sum, groups);
-  return VocabCrossEntropyOp::create(
-      builder, loc, RankedTensorType::get({}, builder.getF32Type()), sums,
-      part, max, labels, groups, kIgnoreIndex, LossReduction::mean);
+  Type f32 = emit.scalarType(builder.getF32Type());
+  if (batchGathers.empty())
+    return VocabCrossEntropyOp::create(builder, loc, f32, sums, part, max,
+                                       rowLabels, groups, kIgnoreIndex,
+                                       LossReduction::mean);
+  Value rowsLoss = VocabCrossEntropyOp::create(
+      builder, loc, f32, sums, part, max, rowLabels, groups, kIgnoreIndex,
+      LossReduction::sum);
+  auto labelsType = cast<RankedTensorType>(labels.getType());
+  Value counts = CastOp::create(
+      builder, loc, labelsType.clone(builder.getF32Type()),
+      emit.compare(ComparePredicate::ne, labels, emit.i64(kIgnoreIndex)));
+  auto axes = llvm::to_vector(llvm::seq<int64_t>(0, labelsType.getRank()));
+  Value counted = ReduceSumOp::create(builder, loc, counts, axes, false);
+  Value loss = emit.div(rowsLoss, counted);
+  for (AllGatherOp gather : batchGathers)
+    loss = AllReduceOp::create(builder, loc, loss, CollectiveReduction::sum,
+                               gather.getGroups());
+  return loss;
 }
 
 FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
