@@ -275,6 +275,70 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
   return config;
 }
 
+/// The mean cross-entropy of `logits` against `labels`. Logits the
+/// partitioner gathered along the vocabulary (a column-parallel head) are
+/// taken as the shards under that gather: Megatron's parallel
+/// cross-entropy all-reduces the row maximum, the exponential sums and the
+/// target logits over the TP group, never the whole logits. When the rows
+/// were gathered over DP groups too, each replica takes the loss of its own
+/// rows (its part of the labels), divided by the whole batch's count of
+/// counted labels, and the parts are summed over the DP groups.
+static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
+                               Value labels) {
+  int64_t last = cast<RankedTensorType>(logits.getType()).getRank() - 1;
+  SmallVector<AllGatherOp> batchGathers;
+  auto gather = logits.getDefiningOp<AllGatherOp>();
+  while (gather && int64_t(gather.getDim()) != last) {
+    batchGathers.push_back(gather);
+    gather = gather.getInput().getDefiningOp<AllGatherOp>();
+  }
+  AllGatherOp vocabularyGather = gather;
+  if (!vocabularyGather)
+    return CrossEntropyOp::create(builder, loc, logits, labels, kIgnoreIndex,
+                                  LossReduction::mean);
+  Emitter emit{builder, loc};
+  Value part = vocabularyGather.getInput();
+  Value rowLabels = labels;
+  for (AllGatherOp gather : batchGathers) {
+    auto type = cast<RankedTensorType>(rowLabels.getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[gather.getDim()] /= gather.getGroupSize();
+    rowLabels = ShardOp::create(builder, loc, type.clone(shape), rowLabels,
+                                gather.getDim(), gather.getGroups());
+  }
+  ArrayAttr groups = vocabularyGather.getGroups();
+  auto partType = cast<RankedTensorType>(part.getType());
+  Value localMax = ReduceMaxOp::create(builder, loc, part, {last});
+  Value max = AllReduceOp::create(builder, loc, localMax,
+                                  CollectiveReduction::max, groups);
+  SmallVector<int64_t> statsShape(partType.getShape().drop_back());
+  statsShape.push_back(2);
+  Value stats = VocabCrossEntropyStatsOp::create(
+      builder, loc, RankedTensorType::get(statsShape, builder.getF32Type()),
+      part, max, rowLabels, groups, kIgnoreIndex);
+  Value sums =
+      AllReduceOp::create(builder, loc, stats, CollectiveReduction::sum, groups);
+  Type f32 = emit.scalarType(builder.getF32Type());
+  if (batchGathers.empty())
+    return VocabCrossEntropyOp::create(builder, loc, f32, sums, part, max,
+                                       rowLabels, groups, kIgnoreIndex,
+                                       LossReduction::mean);
+  Value rowsLoss = VocabCrossEntropyOp::create(
+      builder, loc, f32, sums, part, max, rowLabels, groups, kIgnoreIndex,
+      LossReduction::sum);
+  auto labelsType = cast<RankedTensorType>(labels.getType());
+  Value counts = CastOp::create(
+      builder, loc, labelsType.clone(builder.getF32Type()),
+      emit.compare(ComparePredicate::ne, labels, emit.i64(kIgnoreIndex)));
+  auto axes = llvm::to_vector(llvm::seq<int64_t>(0, labelsType.getRank()));
+  Value counted = ReduceSumOp::create(builder, loc, counts, axes, false);
+  Value loss = emit.div(rowsLoss, counted);
+  for (AllGatherOp gather : batchGathers)
+    loss = AllReduceOp::create(builder, loc, loss, CollectiveReduction::sum,
+                               gather.getGroups());
+  return loss;
+}
+
 FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
                                              const TrainConfig &config,
                                              StateOp lossState) {
@@ -319,9 +383,8 @@ FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
   OpBuilder builder(yield);
   Emitter emit{builder, head.getLoc()};
   Value labels = head.getBodyBlock().getArguments().back();
-  Value loss = CrossEntropyOp::create(builder, head.getLoc(),
-                                      yield.getOperand(resultIndex), labels,
-                                      kIgnoreIndex, LossReduction::mean);
+  Value loss = buildCrossEntropy(builder, head.getLoc(),
+                                yield.getOperand(resultIndex), labels);
   Value share = emit.mul(loss, emit.f32(1.0 / config.microBatches));
   Value sum = emit.read(lossState);
   emit.assign(lossState, emit.add(sum, share));

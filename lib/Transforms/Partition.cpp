@@ -17,6 +17,7 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_PARTITION
@@ -113,11 +114,13 @@ public:
                    const llvm::DenseMap<Value, DeviceMapping> &layouts,
                    llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters,
                    const llvm::DenseMap<StringAttr, unsigned> &readers,
-                   SyncRequests &syncRequests)
+                   SyncRequests &syncRequests,
+                   const llvm::DenseMap<StringAttr, ArrayAttr> &sharedSplits)
       : layer(layer), analysis(analysis), mapping(mapping),
         dpType(strategy.getDpType()), sequenceParallel(strategy.getSp()),
         layouts(layouts), shardedParameters(shardedParameters),
         readers(readers), syncRequests(syncRequests),
+        sharedSplits(sharedSplits),
         context(layer.getContext()),
         tpGroups(mapping.groups(context, /*tensorParallel=*/true)),
         dpGroups(mapping.groups(context, /*tensorParallel=*/false)) {}
@@ -155,6 +158,9 @@ private:
   llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters;
   const llvm::DenseMap<StringAttr, unsigned> &readers;
   SyncRequests &syncRequests;
+  /// Weights several layers read that every reader splits alike (a tied
+  /// embedding and LM head), with the TP groups of all readers.
+  const llvm::DenseMap<StringAttr, ArrayAttr> &sharedSplits;
   MLIRContext *context;
   ArrayAttr tpGroups, dpGroups;
   bool tensorParallel = false;
@@ -187,24 +193,31 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
   if (!analysis.supportsDegree(mapping.tp, &reason))
     return layer.emitOpError()
            << "cannot run with tp=" << mapping.tp << ": " << reason;
-  // Vocabulary-parallel lookups and weights shared with other layers (a
-  // tied LM head) keep the layer whole on every TP rank: exact, if not
-  // memory-saving.
-  for (EmbeddingOp lookup : layer.getBodyBlock().getOps<EmbeddingOp>())
-    if (analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial)
+  // A weight other layers read split differently (or not at all) keeps the
+  // layer whole on every TP rank: exact, if not memory-saving.
+  for (const TPParameterSharding &entry : analysis.getParameters()) {
+    StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
+    if (entry.dim >= 0 && readers.lookup(name) > 1 &&
+        !sharedSplits.count(name))
       return success();
-  for (const TPParameterSharding &entry : analysis.getParameters())
-    if (entry.dim >= 0 &&
-        readers.lookup(ParamOp(entry.op).getNameAttr().getAttr()) > 1)
-      return success();
+  }
   for (const TPParameterSharding &entry : analysis.getParameters())
     if (entry.dim >= 0)
       for (Operation *user : ParamOp(entry.op)->getUsers())
-        if (!isa<LinearOp>(user))
-          return user->emitOpError()
-                 << "reads a tensor-parallel weight; only linear layers may";
+        if (!isa<LinearOp, EmbeddingOp>(user))
+          return user->emitOpError() << "reads a tensor-parallel weight; "
+                                        "only linear layers and lookups may";
   tensorParallel = true;
-  if (sequenceParallel && analysis.supportsSequenceParallel())
+  // A vocabulary-parallel lookup needs every position's id: such a layer
+  // keeps whole sequences (its result is replicated, which a
+  // sequence-parallel consumer slices).
+  bool vocabularyLookup = llvm::any_of(
+      layer.getBodyBlock().getOps<EmbeddingOp>(), [&](EmbeddingOp lookup) {
+        return analysis.getSharding(lookup.getResult()).kind ==
+               TPSharding::Partial;
+      });
+  if (sequenceParallel && !vocabularyLookup &&
+      analysis.supportsSequenceParallel())
     layer.getBodyBlock().walk([&](Operation *op) {
       for (Value value : op->getOperands())
         if (analysis.isSequenceParallelValue(value))
@@ -471,10 +484,17 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   auto module = layer->getParentOfType<ModuleOp>();
   StringAttr name = read.getNameAttr().getAttr();
   auto declaration = module.lookupSymbol<ParameterOp>(name);
-  ArrayRef<int64_t> declared = declaration.getTensorType().getShape();
-  if (shardedParameters.count(name))
-    return read.emitOpError() << "reads a partitioned parameter a second time";
-  SmallVector<int64_t> original(declared);
+  SmallVector<int64_t> original(declaration.getTensorType().getShape());
+  // A tied weight: an earlier reader split it as this one does.
+  ArrayAttr splitGroups = sharedSplits.lookup(name);
+  if (shardedParameters.count(name)) {
+    if (!splitGroups)
+      return read.emitOpError()
+             << "reads a partitioned parameter a second time";
+    original = getParameterShard(declaration)->fullShape;
+  }
+  if (!splitGroups)
+    splitGroups = tpGroups;
   // The shape the layer reads: the TP part.
   SmallVector<int64_t> tpPart(original);
   ParameterShard shard;
@@ -501,7 +521,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
         return read.emitOpError() << "dimension " << entry.dim << " of "
                                   << read.getType() << " does not split among tp="
                                   << mapping.tp << " ranks";
-      shard.splits.push_back({dim, tpGroups});
+      shard.splits.push_back({dim, splitGroups});
       tpPart[entry.dim] /= mapping.tp;
       tensorSplit = true;
     }
@@ -625,6 +645,11 @@ LogicalResult LayerPartitioner::run() {
     }
     if (failed(convertOperands(op)) || failed(retypeResults(op)))
       return failure();
+    // Each rank looks up the ids of its block of the vocabulary.
+    if (auto lookup = dyn_cast<EmbeddingOp>(op);
+        lookup && tensorParallel &&
+        analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial)
+      lookup.setVocabGroupsAttr(tpGroups);
     if (auto linear = dyn_cast<LinearOp>(op);
         linear && tensorParallel &&
         analysis.getLinearParallelism(linear) == LinearParallelism::Row)
@@ -645,6 +670,76 @@ DeviceMapping mappingOf(StrategyAttr strategy, PlanAttr plan) {
   mapping.dp = strategy.getDp();
   mapping.consecutive = strategy.getTpConsecutive();
   return mapping;
+}
+
+/// The weights several layers read (a tied embedding and LM head) that
+/// every reader splits alike: along the same dimension, in one piece, among
+/// TP groups arranged alike in its stage, so that a rank holds the same
+/// block in every reader and stages' gradients add part by part. Maps each
+/// to the union of the readers' TP groups.
+llvm::DenseMap<StringAttr, ArrayAttr>
+findSharedSplits(ArrayRef<TensorParallelAnalysis> analyses, PlanAttr plan,
+                 const llvm::DenseMap<StringAttr, unsigned> &readers) {
+  struct Split {
+    int64_t dim = -1;
+    DeviceMapping mapping;
+    llvm::SetVector<int64_t> stages;
+    bool alike = true;
+  };
+  llvm::MapVector<StringAttr, Split> splits;
+  for (const TensorParallelAnalysis &analysis : analyses) {
+    DeviceMapping mapping =
+        mappingOf(analysis.getLayer().getStrategyAttr(), plan);
+    bool shardable = mapping.tp > 1 && analysis.supportsDegree(mapping.tp);
+    for (const TPParameterSharding &entry : analysis.getParameters()) {
+      StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
+      if (readers.lookup(name) < 2)
+        continue;
+      auto [it, first] = splits.try_emplace(name);
+      Split &split = it->second;
+      bool alike = shardable && entry.dim >= 0 && entry.segments.empty();
+      if (alike && !first)
+        alike = entry.dim == split.dim &&
+                mapping.inStage(0).groups(plan.getContext(), true) ==
+                    split.mapping.inStage(0).groups(plan.getContext(), true);
+      split.alike &= alike;
+      split.dim = entry.dim;
+      split.mapping = mapping;
+      split.stages.insert(mapping.stageBase);
+    }
+  }
+  // A layer that keeps one shared weight whole runs whole, so it reads its
+  // other shared weights whole too.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const TensorParallelAnalysis &analysis : analyses) {
+      auto sharedOf = [&](const TPParameterSharding &entry) -> Split * {
+        auto it = splits.find(ParamOp(entry.op).getNameAttr().getAttr());
+        return it == splits.end() ? nullptr : &it->second;
+      };
+      bool whole = llvm::any_of(
+          analysis.getParameters(), [&](const TPParameterSharding &entry) {
+            Split *split = sharedOf(entry);
+            return split && entry.dim >= 0 && !split->alike;
+          });
+      for (const TPParameterSharding &entry : analysis.getParameters())
+        if (Split *split = sharedOf(entry); whole && split && split->alike) {
+          split->alike = false;
+          changed = true;
+        }
+    }
+  }
+  llvm::DenseMap<StringAttr, ArrayAttr> shared;
+  for (auto &[name, split] : splits) {
+    if (!split.alike)
+      continue;
+    SmallVector<Attribute> groups;
+    for (int64_t base : split.stages)
+      llvm::append_range(
+          groups, split.mapping.inStage(base).groups(plan.getContext(), true));
+    shared[name] = ArrayAttr::get(plan.getContext(), groups);
+  }
+  return shared;
 }
 
 } // namespace
@@ -682,6 +777,8 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
       for (StringAttr name : names)
         ++readers[name];
     }
+    llvm::DenseMap<StringAttr, ArrayAttr> sharedSplits =
+        findSharedSplits(analyses, plan, readers);
     // The batch arrangement of each layer result (absent: whole).
     llvm::DenseMap<Value, DeviceMapping> layouts;
     llvm::DenseMap<StringAttr, ParameterOp> shardedParameters;
@@ -698,7 +795,7 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
       LayerPartitioner partitioner(layer, analysis, mapping,
                                    strategy, layouts,
                                    shardedParameters, readers,
-                                   syncRequests);
+                                   syncRequests, sharedSplits);
       if (failed(partitioner.run()))
         return signalPassFailure();
       for (auto [result, value, batched] :

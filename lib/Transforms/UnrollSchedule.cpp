@@ -116,10 +116,16 @@ struct UnrollSchedulePass : impl::UnrollScheduleBase<UnrollSchedulePass> {
     func::ReturnOp::create(builder, schedule.getLoc(), results);
 
     int64_t vocabSize = 0;
-    forward.walk([&](CrossEntropyOp loss) {
-      vocabSize = cast<RankedTensorType>(loss.getLogits().getType())
-                      .getShape()
-                      .back();
+    auto columnsOf = [](Value logits) {
+      return cast<RankedTensorType>(logits.getType()).getShape().back();
+    };
+    forward.walk([&](Operation *op) {
+      if (auto loss = dyn_cast<CrossEntropyOp>(op))
+        vocabSize = columnsOf(loss.getLogits());
+      // The vocabulary split over the loss's groups.
+      if (auto loss = dyn_cast<VocabCrossEntropyOp>(op))
+        vocabSize = columnsOf(loss.getLogits()) *
+                    cast<DenseI64ArrayAttr>(loss.getVocabGroups()[0]).size();
     });
     step->setAttr(GalvatronDialect::getTrainingAttrName(),
                   TrainingAttr::get(context, schedule.getLoss(),

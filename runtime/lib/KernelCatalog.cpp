@@ -175,12 +175,23 @@ static Status verifyLinear(const KernelCall &call) {
   return expectOutput(call, result);
 }
 
+/// A block of `local` ids of a split vocabulary lies inside it.
+static Status verifyVocabBlock(const KernelCall &call, int64_t local) {
+  int64_t start = call.integer("vocab_start", 0);
+  int64_t size = call.integer("vocab_size", local);
+  if (start < 0 || start > size - local)
+    return error("vocabulary block [", start, ", ", start + local,
+                 ") does not lie in [0, ", size, ")");
+  return Status::ok();
+}
+
 static Status verifyEmbedding(const KernelCall &call) {
   const TensorType &table = call.inputs[0], &indices = call.inputs[1];
   GALVATRON_RETURN_IF_ERROR(expectType(table, ElementType::f32, "table"));
   GALVATRON_RETURN_IF_ERROR(expectIndices(indices, "indices"));
   if (table.rank() != 2)
     return error("table must have rank 2, got ", table.str());
+  GALVATRON_RETURN_IF_ERROR(verifyVocabBlock(call, table.shape[0]));
   TensorType result{ElementType::f32, indices.shape};
   result.shape.push_back(table.shape[1]);
   return expectOutput(call, result);
@@ -536,11 +547,63 @@ static Status verifyEmbeddingGrad(const KernelCall &call) {
   GALVATRON_RETURN_IF_ERROR(expectIndices(indices, "indices"));
   if (table.elementType != ElementType::f32 || table.rank() != 2)
     return error("result must be an f32 table [vocab, dim], got ", table.str());
+  GALVATRON_RETURN_IF_ERROR(verifyVocabBlock(call, table.shape[0]));
   TensorType expected{ElementType::f32, indices.shape};
   expected.shape.push_back(table.shape[1]);
   if (grad != expected)
     return error("gradient must be ", expected.str(), ", got ", grad.str());
   return Status::ok();
+}
+
+/// stats, logits, max, labels of the vocabulary-parallel cross-entropy
+/// starting at input `first` (stats absent when `first` is the logits).
+static Status verifyVocabCrossEntropyOperands(const KernelCall &call,
+                                              unsigned first, bool stats) {
+  const TensorType &logits = call.inputs[first + stats];
+  const TensorType &max = call.inputs[first + stats + 1];
+  const TensorType &labels = call.inputs[first + stats + 2];
+  GALVATRON_RETURN_IF_ERROR(expectType(logits, ElementType::f32, "logits"));
+  GALVATRON_RETURN_IF_ERROR(expectIndices(labels, "labels"));
+  std::vector<int64_t> rows(logits.shape.begin(),
+                            logits.shape.empty() ? logits.shape.end()
+                                                 : logits.shape.end() - 1);
+  if (logits.rank() < 1 || labels.shape != rows)
+    return error("labels ", labels.str(),
+                 " must match the leading shape of the logits ", logits.str());
+  if (max != TensorType{ElementType::f32, rows})
+    return error("row maximum must be f32", shapeString(rows), ", got ",
+                 max.str());
+  std::vector<int64_t> pairs = rows;
+  pairs.push_back(2);
+  if (stats && call.inputs[first] != TensorType{ElementType::f32, pairs})
+    return error("statistics must be f32", shapeString(pairs), ", got ",
+                 call.inputs[first].str());
+  return verifyVocabBlock(call, logits.shape.back());
+}
+
+static Status verifyVocabCrossEntropyStats(const KernelCall &call) {
+  GALVATRON_RETURN_IF_ERROR(verifyVocabCrossEntropyOperands(call, 0, false));
+  std::vector<int64_t> pairs = call.inputs[1].shape;
+  pairs.push_back(2);
+  return expectOutput(call, TensorType{ElementType::f32, pairs});
+}
+
+static Status verifyVocabCrossEntropy(const KernelCall &call) {
+  GALVATRON_RETURN_IF_ERROR(verifyVocabCrossEntropyOperands(call, 0, true));
+  int64_t reduction = call.integer("reduction");
+  if (reduction != 0 && reduction != 1)
+    return error("reduction must be 0 (mean) or 1 (sum), got ", reduction);
+  return expectOutput(call, TensorType{ElementType::f32, {}});
+}
+
+static Status verifyVocabCrossEntropyGrad(const KernelCall &call) {
+  if (call.inputs[0] != TensorType{ElementType::f32, {}})
+    return error("loss gradient must be f32[], got ", call.inputs[0].str());
+  GALVATRON_RETURN_IF_ERROR(verifyVocabCrossEntropyOperands(call, 1, true));
+  int64_t reduction = call.integer("reduction");
+  if (reduction != 0 && reduction != 1)
+    return error("reduction must be 0 (mean) or 1 (sum), got ", reduction);
+  return expectOutput(call, call.inputs[2]);
 }
 
 static Status verifyCrossEntropyGrad(const KernelCall &call) {
@@ -672,7 +735,9 @@ std::vector<KernelSpec> buildCatalog() {
        kNone, verifyMatmul},
       {O::Linear, {}, 2, 3, 1, 1, {{"transpose_weight", kInt, false}},
        kNone, verifyLinear},
-      {O::Embedding, {}, 2, 2, 1, 1, {}, kNone, verifyEmbedding},
+      {O::Embedding, {}, 2, 2, 1, 1,
+       {{"vocab_start", kInt, false}, {"vocab_size", kInt, false}}, kNone,
+       verifyEmbedding},
       {O::LayerNorm, {}, 2, 3, 1, 1, {{"epsilon", kReal, true}},
        kFirst, verifyNorm},
       {O::RMSNorm, {}, 2, 2, 1, 1, {{"epsilon", kReal, true}}, kFirst,
@@ -705,6 +770,17 @@ std::vector<KernelSpec> buildCatalog() {
       {O::CrossEntropy, {}, 2, 2, 1, 1,
        {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
        verifyCrossEntropy},
+      {O::VocabCrossEntropyStats, {}, 3, 3, 1, 1,
+       {{"vocab_start", kInt, false},
+        {"vocab_size", kInt, false},
+        {"ignore_index", kInt, false}},
+       kNone, verifyVocabCrossEntropyStats},
+      {O::VocabCrossEntropy, {}, 4, 4, 1, 1,
+       {{"vocab_start", kInt, false},
+        {"vocab_size", kInt, false},
+        {"ignore_index", kInt, false},
+        {"reduction", kInt, false}},
+       kNone, verifyVocabCrossEntropy},
       {O::RelativePositionBucket, {}, 0, 0, 1, 1,
        {{"num_buckets", kInt, true},
         {"max_distance", kInt, true},
@@ -733,10 +809,18 @@ std::vector<KernelSpec> buildCatalog() {
       {O::AttentionGrad, {}, 4, 5, 3, 4,
        {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
        verifyAttentionGrad},
-      {O::EmbeddingGrad, {}, 2, 2, 1, 1, {}, kNone, verifyEmbeddingGrad},
+      {O::EmbeddingGrad, {}, 2, 2, 1, 1,
+       {{"vocab_start", kInt, false}, {"vocab_size", kInt, false}}, kNone,
+       verifyEmbeddingGrad},
       {O::CrossEntropyGrad, {}, 3, 3, 1, 1,
        {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
        verifyCrossEntropyGrad},
+      {O::VocabCrossEntropyGrad, {}, 5, 5, 1, 1,
+       {{"vocab_start", kInt, false},
+        {"vocab_size", kInt, false},
+        {"ignore_index", kInt, false},
+        {"reduction", kInt, false}},
+       kNone, verifyVocabCrossEntropyGrad},
       {O::LRSchedule, {}, 1, 1, 1, 1,
        {{"lr", kReal, true},
         {"min_lr", kReal, false},

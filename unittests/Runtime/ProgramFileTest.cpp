@@ -140,6 +140,23 @@ TEST(KernelCatalogTest, CallsAreChecked) {
             "contracting dimensions differ: 3 vs 4");
   EXPECT_EQ(check("linear", {f32({2, 3}), f32({3, 5})}, {f32({2, 4})}, none),
             "result #0 must be f32[2,5], got f32[2,4]");
+  // A rank's block of a split vocabulary lies inside it.
+  TensorType ids{ElementType::i64, {2}};
+  std::vector<Attribute> block = {Attribute::makeInteger("vocab_start", 4),
+                                  Attribute::makeInteger("vocab_size", 8)};
+  EXPECT_EQ(check("embedding", {f32({4, 3}), ids}, {f32({2, 3})}, block),
+            "ok");
+  EXPECT_EQ(check("embedding", {f32({5, 3}), ids}, {f32({2, 3})}, block),
+            "vocabulary block [4, 9) does not lie in [0, 8)");
+  EXPECT_EQ(check("vocab_cross_entropy_stats", {f32({2, 4}), f32({2}), ids},
+                  {f32({2, 2})}, block),
+            "ok");
+  EXPECT_EQ(check("vocab_cross_entropy_stats", {f32({2, 4}), f32({2, 1}), ids},
+                  {f32({2, 2})}, block),
+            "row maximum must be f32[2], got f32[2,1]");
+  EXPECT_EQ(check("vocab_cross_entropy", {f32({2, 3}), f32({2, 4}), f32({2}), ids},
+                  {f32({})}, block),
+            "statistics must be f32[2,2], got f32[2,3]");
 }
 
 TEST(ProgramFileTest, RoundTripKeepsEveryField) {

@@ -179,4 +179,112 @@ TEST(TrainingKernelsTest, FillWritesEveryElementInItsType) {
   EXPECT_EQ(valuesOf<int64_t>(integers[0]), std::vector<int64_t>(4, 7));
 }
 
+/// `vocab_start` and `vocab_size` of block `block` of `blocks` of `local`.
+std::vector<Attribute> vocabBlock(int64_t block, int64_t blocks,
+                                  int64_t local) {
+  return {Attribute::makeInteger("vocab_start", block * local),
+          Attribute::makeInteger("vocab_size", blocks * local)};
+}
+
+TEST(TrainingKernelsTest, VocabularyBlocksAddUpToTheWholeTable) {
+  // Two blocks of 3 rows of a 6-row table: each rank's lookup gives zero
+  // rows for ids it does not hold, so the parts sum to the whole lookup;
+  // each rank's table gradient is its rows of the whole one.
+  HostTensor table = randomFloats({6, 2}, 21);
+  std::vector<float> T = valuesOf<float>(table);
+  HostTensor ids = integers<int64_t>(ElementType::i64, {2, 2}, {4, 0, 2, 5});
+  HostTensor grad = randomFloats({2, 2, 2}, 22);
+  auto wholeGrad = run("embedding_grad", {grad, ids}, {f32({6, 2})}, {});
+  ASSERT_EQ(wholeGrad.size(), 1u);
+  std::vector<float> W = valuesOf<float>(wholeGrad[0]);
+  std::vector<double> sum(8, 0.0);
+  for (int64_t block = 0; block < 2; ++block) {
+    HostTensor rows =
+        floats({3, 2}, std::vector<float>(T.begin() + block * 6,
+                                          T.begin() + block * 6 + 6));
+    auto part = run("embedding", {rows, ids}, {f32({2, 2, 2})},
+                    vocabBlock(block, 2, 3));
+    ASSERT_EQ(part.size(), 1u);
+    std::vector<float> P = valuesOf<float>(part[0]);
+    for (int i = 0; i < 8; ++i)
+      sum[i] += P[i];
+    // Id 0 (position 1) lies in block 0 only.
+    EXPECT_EQ(P[2] == 0.0f && P[3] == 0.0f, block == 1);
+    auto partGrad = run("embedding_grad", {grad, ids}, {f32({3, 2})},
+                        vocabBlock(block, 2, 3));
+    ASSERT_EQ(partGrad.size(), 1u);
+    EXPECT_EQ(valuesOf<float>(partGrad[0]),
+              std::vector<float>(W.begin() + block * 6,
+                                 W.begin() + block * 6 + 6));
+  }
+  int order[] = {4, 0, 2, 5};
+  for (int p = 0; p < 4; ++p)
+    for (int c = 0; c < 2; ++c)
+      EXPECT_EQ(sum[p * 2 + c], T[order[p] * 2 + c]);
+  // Ids are checked against the whole vocabulary.
+  HostTensor rows = floats({3, 2}, std::vector<float>(T.begin(), T.begin() + 6));
+  HostTensor bad = integers<int64_t>(ElementType::i64, {2}, {1, 6});
+  auto failed = runKernel("embedding", {rows, bad}, {f32({2, 2})},
+                          vocabBlock(1, 2, 3));
+  ASSERT_FALSE(failed.isOk());
+  EXPECT_EQ(failed.status().message(),
+            "instruction 0 (kernel 'embedding'): index 6 at position 1 is out "
+            "of range [0, 6)");
+}
+
+TEST(TrainingKernelsTest, VocabParallelCrossEntropyEqualsTheWholeOne) {
+  // Logits [4, 6] split into two blocks of 3 columns; row 2 is ignored.
+  HostTensor logits = randomFloats({4, 6}, 23);
+  std::vector<float> L = valuesOf<float>(logits);
+  HostTensor labels =
+      integers<int64_t>(ElementType::i64, {4}, {1, 4, -100, 5});
+  std::vector<Attribute> mean = {Attribute::makeInteger("reduction", 0)};
+  auto loss = run("cross_entropy", {logits, labels}, {f32({})}, mean);
+  auto grad = run("cross_entropy_grad", {scalar(2.0f), logits, labels},
+                  {f32({4, 6})}, mean);
+  ASSERT_EQ(loss.size(), 1u);
+  ASSERT_EQ(grad.size(), 1u);
+  std::vector<float> maxima(4, -INFINITY);
+  for (int r = 0; r < 4; ++r)
+    for (int j = 0; j < 6; ++j)
+      maxima[r] = std::max(maxima[r], L[r * 6 + j]);
+  HostTensor max = floats({4}, maxima);
+  std::vector<HostTensor> parts;
+  std::vector<float> sums(8, 0.0f);
+  for (int64_t block = 0; block < 2; ++block) {
+    std::vector<float> columns;
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < 3; ++j)
+        columns.push_back(L[r * 6 + block * 3 + j]);
+    parts.push_back(floats({4, 3}, columns));
+    auto stats = run("vocab_cross_entropy_stats", {parts.back(), max, labels},
+                     {f32({4, 2})}, vocabBlock(block, 2, 3));
+    ASSERT_EQ(stats.size(), 1u);
+    std::vector<float> S = valuesOf<float>(stats[0]);
+    for (int i = 0; i < 8; ++i)
+      sums[i] += S[i];
+  }
+  HostTensor summed = floats({4, 2}, sums);
+  std::vector<float> G = valuesOf<float>(grad[0]);
+  for (int64_t block = 0; block < 2; ++block) {
+    std::vector<Attribute> attributes = vocabBlock(block, 2, 3);
+    attributes.push_back(Attribute::makeInteger("reduction", 0));
+    auto partLoss = run("vocab_cross_entropy",
+                        {summed, parts[block], max, labels}, {f32({})},
+                        attributes);
+    ASSERT_EQ(partLoss.size(), 1u);
+    EXPECT_NEAR(valuesOf<float>(partLoss[0])[0], valuesOf<float>(loss[0])[0],
+                1e-6);
+    auto partGrad =
+        run("vocab_cross_entropy_grad",
+            {scalar(2.0f), summed, parts[block], max, labels}, {f32({4, 3})},
+            attributes);
+    ASSERT_EQ(partGrad.size(), 1u);
+    std::vector<float> P = valuesOf<float>(partGrad[0]);
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < 3; ++j)
+        EXPECT_NEAR(P[r * 3 + j], G[r * 6 + block * 3 + j], 1e-7);
+  }
+}
+
 } // namespace

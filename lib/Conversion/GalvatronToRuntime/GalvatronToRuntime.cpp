@@ -141,10 +141,15 @@ describeKernel(Operation *op) {
         flag("causal", op.getCausal());
         add("scale", b.getF64FloatAttr(op.getEffectiveScale()));
       })
-      .Case([&](CrossEntropyOp op) {
+      .Case<CrossEntropyOp, VocabCrossEntropyOp, VocabCrossEntropyGradOp>(
+          [&](auto op) {
+            add("ignore_index", op.getIgnoreIndexAttr());
+            add("reduction",
+                b.getI64IntegerAttr(
+                    op.getReduction() == LossReduction::sum ? 1 : 0));
+          })
+      .Case([&](VocabCrossEntropyStatsOp op) {
         add("ignore_index", op.getIgnoreIndexAttr());
-        add("reduction", b.getI64IntegerAttr(
-                             op.getReduction() == LossReduction::sum ? 1 : 0));
       })
       .Case([&](RelativePositionBucketOp op) {
         add("num_buckets", op.getNumBucketsAttr());
@@ -453,6 +458,10 @@ private:
   /// `type` over the bytes of `buffer` (a view of its root).
   unsigned newView(unsigned buffer, RankedTensorType type);
   LogicalResult visitCollective(Operation *op, StringAttr layer);
+  /// `config` with the `vocab_start` and `vocab_size` of this rank's block
+  /// when `op` works on a vocabulary split over device groups.
+  FailureOr<DictionaryAttr> withVocabBlock(Operation *op,
+                                           DictionaryAttr config);
   /// The rank's group of `op`'s groups and its position in it.
   FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> groupOf(Operation *op,
                                                            ArrayAttr groups);
@@ -535,6 +544,44 @@ Lowering::groupOf(Operation *op, ArrayAttr groups) {
   if (!found)
     return op->emitOpError() << "has no device group holding rank " << rank;
   return *found;
+}
+
+FailureOr<DictionaryAttr> Lowering::withVocabBlock(Operation *op,
+                                                   DictionaryAttr config) {
+  ArrayAttr groups;
+  int64_t local = 0;
+  auto rowsOf = [](Type type) {
+    return cast<RankedTensorType>(type).getShape().front();
+  };
+  auto columnsOf = [](Value logits) {
+    return cast<RankedTensorType>(logits.getType()).getShape().back();
+  };
+  TypeSwitch<Operation *>(op)
+      .Case([&](EmbeddingOp op) {
+        groups = op.getVocabGroupsAttr();
+        local = rowsOf(op.getTable().getType());
+      })
+      .Case([&](EmbeddingGradOp op) {
+        groups = op.getVocabGroupsAttr();
+        local = rowsOf(op.getType());
+      })
+      .Case<VocabCrossEntropyStatsOp, VocabCrossEntropyOp,
+            VocabCrossEntropyGradOp>([&](auto op) {
+        groups = op.getVocabGroupsAttr();
+        local = columnsOf(op.getLogits());
+      });
+  if (!groups)
+    return config;
+  FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> group = groupOf(op, groups);
+  if (failed(group))
+    return failure();
+  Builder b(op->getContext());
+  SmallVector<NamedAttribute> entries(config.getValue());
+  entries.push_back(
+      b.getNamedAttr("vocab_start", b.getI64IntegerAttr(group->second * local)));
+  entries.push_back(b.getNamedAttr(
+      "vocab_size", b.getI64IntegerAttr(int64_t(group->first.size()) * local)));
+  return b.getDictionaryAttr(entries);
 }
 
 void Lowering::addTranspose(Operation *op, StringAttr layer, unsigned input,
@@ -791,7 +838,10 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   FailureOr<std::pair<std::string, DictionaryAttr>> kernel = describeKernel(op);
   if (failed(kernel))
     return failure();
-  KernelStep step{op, kernel->first, kernel->second, layer, {}, {}};
+  FailureOr<DictionaryAttr> config = withVocabBlock(op, kernel->second);
+  if (failed(config))
+    return failure();
+  KernelStep step{op, kernel->first, *config, layer, {}, {}};
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   for (Value result : op->getResults()) {

@@ -101,6 +101,18 @@ std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape);
 /// Product of shape[begin, end).
 int64_t product(const std::vector<int64_t> &shape, size_t begin, size_t end);
 
+/// The block of a vocabulary split among ranks that a kernel's table rows
+/// (or logits columns) hold: ids [start, start + local) of [0, size)
+/// (attributes `vocab_start` and `vocab_size`; the whole vocabulary when
+/// absent).
+struct VocabBlock {
+  VocabBlock(const AttributeList &attributes, int64_t local)
+      : start(attributes.integer("vocab_start", 0)), local(local),
+        size(attributes.integer("vocab_size", local)) {}
+  bool holds(int64_t id) const { return id >= start && id < start + local; }
+  int64_t start, local, size;
+};
+
 /// The labels of a cross-entropy that count (are not `ignore`), checked to
 /// lie in [0, vocab).
 template <typename Label>
@@ -117,6 +129,32 @@ Expected<int64_t> countLabels(const Label *labels, int64_t rows, int64_t vocab,
   }
   return counted;
 }
+
+/// The labels (input `labels`) of a vocabulary-parallel cross-entropy
+/// kernel, whose logits (input `logits`) hold a block of the vocabulary's
+/// columns.
+template <typename Label> struct VocabLabels {
+  VocabLabels(const KernelContext &context, unsigned logits, unsigned labels)
+      : block(context, context.input(logits).shape().back()),
+        rows(context.input(labels).numElements()),
+        ignore(context.integer("ignore_index", -100)),
+        values(context.input(labels).as<Label>()) {}
+  /// The rows that count, or the error naming a label out of range.
+  Expected<int64_t> count() const {
+    return countLabels(values, rows, block.size, ignore);
+  }
+  bool ignored(int64_t r) const { return int64_t(values[r]) == ignore; }
+  /// The column of row `r`'s label in the block, or -1 when the row is
+  /// ignored or another rank holds the label.
+  int64_t column(int64_t r) const {
+    int64_t label = int64_t(values[r]);
+    return !ignored(r) && block.holds(label) ? label - block.start : -1;
+  }
+
+  VocabBlock block;
+  int64_t rows, ignore;
+  const Label *values;
+};
 
 /// Element strides of a tensor of `shape` (rank <= 4) read as broadcast to
 /// four dimensions: 0 along dimensions of size 1 or missing in front.

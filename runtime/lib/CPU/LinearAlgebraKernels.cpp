@@ -93,19 +93,26 @@ Status linear(const KernelContext &context) {
 template <typename Index> Status gatherRows(const KernelContext &context) {
   const Tensor &table = context.input(0), &indices = context.input(1);
   const Tensor &out = context.output();
-  int64_t vocab = table.shape()[0], width = table.shape()[1];
+  int64_t width = table.shape()[1];
+  VocabBlock block(context, table.shape()[0]);
   const Index *ids = indices.as<Index>();
   int64_t count = indices.numElements();
   for (int64_t i = 0; i < count; ++i)
-    if (ids[i] < 0 || int64_t(ids[i]) >= vocab)
+    if (ids[i] < 0 || int64_t(ids[i]) >= block.size)
       return error("index ", int64_t(ids[i]), " at position ", i,
-                   " is out of range [0, ", vocab, ")");
+                   " is out of range [0, ", block.size, ")");
   const float *rowsIn = table.as<float>();
   float *rowsOut = out.as<float>();
+  // Ids another rank's block holds give zero rows.
   parallelFor(count, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      std::memcpy(rowsOut + i * width, rowsIn + int64_t(ids[i]) * width,
-                  width * sizeof(float));
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t id = int64_t(ids[i]);
+      if (block.holds(id))
+        std::memcpy(rowsOut + i * width, rowsIn + (id - block.start) * width,
+                    width * sizeof(float));
+      else
+        std::memset(rowsOut + i * width, 0, width * sizeof(float));
+    }
   });
   return Status::ok();
 }

@@ -360,20 +360,24 @@ template <typename Index>
 Status embeddingGrad(const KernelContext &context) {
   const Tensor &grad = context.input(0), &indexTensor = context.input(1);
   const Tensor &out = context.output();
-  int64_t vocab = out.shape()[0], dim = out.shape()[1];
+  int64_t dim = out.shape()[1];
+  VocabBlock block(context, out.shape()[0]);
   int64_t positions = indexTensor.numElements();
   const Index *indices = indexTensor.as<Index>();
   for (int64_t p = 0; p < positions; ++p)
-    if (indices[p] < 0 || int64_t(indices[p]) >= vocab)
+    if (indices[p] < 0 || int64_t(indices[p]) >= block.size)
       return error("index ", int64_t(indices[p]), " at position ", p,
-                   " is out of range [0, ", vocab, ")");
+                   " is out of range [0, ", block.size, ")");
   const float *g = grad.as<float>();
   float *table = out.as<float>();
   std::memset(table, 0, out.type->byteSize());
-  // Columns are split between threads; positions add in order.
+  // Columns are split between threads; positions add in order; ids of
+  // another rank's block add nothing here.
   parallelFor(dim, 16, [&](int64_t begin, int64_t end) {
     for (int64_t p = 0; p < positions; ++p) {
-      float *row = table + int64_t(indices[p]) * dim;
+      if (!block.holds(int64_t(indices[p])))
+        continue;
+      float *row = table + (int64_t(indices[p]) - block.start) * dim;
       const float *source = g + p * dim;
       for (int64_t j = begin; j < end; ++j)
         row[j] += source[j];
@@ -431,6 +435,46 @@ Status crossEntropyGrad(const KernelContext &context) {
   if (context.input(2).elementType() == ElementType::i32)
     return crossEntropyGrad<int32_t>(context);
   return crossEntropyGrad<int64_t>(context);
+}
+
+/// grad, stats, logits, max, labels -> the rank's logits gradient.
+template <typename Label>
+Status vocabCrossEntropyGrad(const KernelContext &context) {
+  float seed = *context.input(0).as<float>();
+  VocabLabels<Label> labels(context, 2, 4);
+  Expected<int64_t> counted = labels.count();
+  if (!counted)
+    return counted.takeStatus();
+  int64_t local = labels.block.local;
+  bool mean = context.integer("reduction") == 0;
+  float scale = *counted == 0 ? 0.0f
+                              : float(seed / (mean ? double(*counted) : 1.0));
+  const float *stats = context.input(1).as<float>();
+  const float *x = context.input(2).as<float>();
+  const float *maximum = context.input(3).as<float>();
+  float *out = context.output().as<float>();
+  parallelFor(labels.rows, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float *row = x + r * local;
+      float *res = out + r * local;
+      if (labels.ignored(r)) {
+        std::fill(res, res + local, 0.0f);
+        continue;
+      }
+      double inverse = 1.0 / double(stats[2 * r]);
+      for (int64_t j = 0; j < local; ++j)
+        res[j] = float(std::exp(double(row[j]) - maximum[r]) * inverse * scale);
+      if (int64_t column = labels.column(r); column >= 0)
+        res[column] -= scale;
+    }
+  });
+  return Status::ok();
+}
+
+Status vocabCrossEntropyGrad(const KernelContext &context) {
+  if (context.input(4).elementType() == ElementType::i32)
+    return vocabCrossEntropyGrad<int32_t>(context);
+  return vocabCrossEntropyGrad<int64_t>(context);
 }
 
 //===----------------------------------------------------------------------===//
@@ -546,6 +590,7 @@ void registerTrainingKernels(CPUKernelTable &table) {
   table.add(Opcode::AttentionGrad, attentionGrad);
   table.add(Opcode::EmbeddingGrad, embeddingGrad);
   table.add(Opcode::CrossEntropyGrad, crossEntropyGrad);
+  table.add(Opcode::VocabCrossEntropyGrad, vocabCrossEntropyGrad);
   table.add(Opcode::LRSchedule, lrSchedule);
   table.add(Opcode::AdamWUpdate, adamwUpdate);
   table.add(Opcode::SGDUpdate, sgdUpdate);

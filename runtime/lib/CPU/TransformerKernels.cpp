@@ -193,6 +193,63 @@ Status crossEntropy(const KernelContext &context) {
   return crossEntropy<int64_t>(context);
 }
 
+/// logits, max, labels -> [rows, 2]: Σ exp(logit − max) over the rank's
+/// columns and, where the rank holds the label's column, its logit − max.
+template <typename Label>
+Status vocabCrossEntropyStats(const KernelContext &context) {
+  VocabLabels<Label> labels(context, 0, 2);
+  Expected<int64_t> counted = labels.count();
+  if (!counted)
+    return counted.takeStatus();
+  int64_t local = labels.block.local;
+  const float *x = context.input(0).as<float>();
+  const float *maximum = context.input(1).as<float>();
+  float *out = context.output().as<float>();
+  parallelFor(labels.rows, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float *row = x + r * local;
+      double sum = 0.0;
+      for (int64_t j = 0; j < local; ++j)
+        sum += std::exp(double(row[j]) - maximum[r]);
+      int64_t column = labels.column(r);
+      out[2 * r] = float(sum);
+      out[2 * r + 1] = column >= 0 ? row[column] - maximum[r] : 0.0f;
+    }
+  });
+  return Status::ok();
+}
+
+Status vocabCrossEntropyStats(const KernelContext &context) {
+  if (context.input(2).elementType() == ElementType::i32)
+    return vocabCrossEntropyStats<int32_t>(context);
+  return vocabCrossEntropyStats<int64_t>(context);
+}
+
+/// stats (summed over the group), logits, max, labels -> the mean (or sum)
+/// over counted rows of log Σ exp − target.
+template <typename Label>
+Status vocabCrossEntropy(const KernelContext &context) {
+  VocabLabels<Label> labels(context, 1, 3);
+  Expected<int64_t> counted = labels.count();
+  if (!counted)
+    return counted.takeStatus();
+  const float *stats = context.input(0).as<float>();
+  double total = 0.0;
+  for (int64_t r = 0; r < labels.rows; ++r)
+    if (!labels.ignored(r))
+      total += std::log(double(stats[2 * r])) - stats[2 * r + 1];
+  bool mean = context.integer("reduction") == 0;
+  *context.output().as<float>() =
+      float(mean ? total / double(*counted) : total);
+  return Status::ok();
+}
+
+Status vocabCrossEntropy(const KernelContext &context) {
+  if (context.input(3).elementType() == ElementType::i32)
+    return vocabCrossEntropy<int32_t>(context);
+  return vocabCrossEntropy<int64_t>(context);
+}
+
 //===----------------------------------------------------------------------===//
 // T5 relative position buckets, ViT patches
 //===----------------------------------------------------------------------===//
@@ -274,6 +331,8 @@ void registerTransformerKernels(CPUKernelTable &table) {
   table.add(Opcode::Rotary, rotary);
   table.add(Opcode::Attention, attention);
   table.add(Opcode::CrossEntropy, crossEntropy);
+  table.add(Opcode::VocabCrossEntropyStats, vocabCrossEntropyStats);
+  table.add(Opcode::VocabCrossEntropy, vocabCrossEntropy);
   table.add(Opcode::RelativePositionBucket, relativePositionBucket);
   table.add(Opcode::ExtractPatches, extractPatches);
   table.add(Opcode::TrilMask, trilMask);

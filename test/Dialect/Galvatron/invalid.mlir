@@ -1225,3 +1225,75 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
     return
   }
 }
+
+// -----
+
+func.func @f(%table: tensor<8x4xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // expected-error @+1 {{rank 0 appears in more than one place of the device groups}}
+  %0 = galvatron.embedding %table, %ids vocab_groups [[0, 1], [0, 2]] : (tensor<8x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
+
+// -----
+
+func.func @f(%g: tensor<2x3x4xf32>, %ids: tensor<2x3xi64>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{needs at least one device group}}
+  %0 = galvatron.embedding_grad %g, %ids vocab_groups [] : (tensor<2x3x4xf32>, tensor<2x3xi64>) -> tensor<8x4xf32>
+  return %0 : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @f(%logits: tensor<2x3x8xf32>, %max: tensor<2x3xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x2xf32> {
+  // expected-error @+1 {{device groups must have one size, got 2 and 1}}
+  %0 = galvatron.vocab_cross_entropy_stats %logits, %max, %ids vocab_groups [[0, 1], [2]] : (tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x2xf32>
+  return %0 : tensor<2x3x2xf32>
+}
+
+// -----
+
+func.func @f(%logits: tensor<f32>, %max: tensor<f32>, %ids: tensor<i64>) -> tensor<2xf32> {
+  // expected-error @+1 {{logits must have rank >= 1}}
+  %0 = galvatron.vocab_cross_entropy_stats %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<f32>, tensor<f32>, tensor<i64>) -> tensor<2xf32>
+  return %0 : tensor<2xf32>
+}
+
+// -----
+
+func.func @f(%logits: tensor<2x3x8xf32>, %max: tensor<2x3xf32>, %ids: tensor<3x2xi64>) -> tensor<2x3x2xf32> {
+  // expected-error @+1 {{labels 'tensor<3x2xi64>' must match the logits' leading shape}}
+  %0 = galvatron.vocab_cross_entropy_stats %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<3x2xi64>) -> tensor<2x3x2xf32>
+  return %0 : tensor<2x3x2xf32>
+}
+
+// -----
+
+func.func @f(%logits: tensor<2x3x8xf32>, %max: tensor<2x3x1xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x2xf32> {
+  // expected-error @+1 {{the row maximum must be 'tensor<2x3xf32>', got 'tensor<2x3x1xf32>'}}
+  %0 = galvatron.vocab_cross_entropy_stats %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<2x3x8xf32>, tensor<2x3x1xf32>, tensor<2x3xi64>) -> tensor<2x3x2xf32>
+  return %0 : tensor<2x3x2xf32>
+}
+
+// -----
+
+func.func @f(%logits: tensor<2x3x8xf32>, %max: tensor<2x3xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x3xf32> {
+  // expected-error @+1 {{the statistics must be 'tensor<2x3x2xf32>', got 'tensor<2x3x3xf32>'}}
+  %0 = galvatron.vocab_cross_entropy_stats %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x3xf32>
+  return %0 : tensor<2x3x3xf32>
+}
+
+// -----
+
+func.func @f(%stats: tensor<2x3x2xf16>, %logits: tensor<2x3x8xf32>, %max: tensor<2x3xf32>, %ids: tensor<2x3xi64>) -> tensor<f32> {
+  // expected-error @+1 {{the statistics must be 'tensor<2x3x2xf32>', got 'tensor<2x3x2xf16>'}}
+  %0 = galvatron.vocab_cross_entropy %stats, %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<2x3x2xf16>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
+// -----
+
+func.func @f(%g: tensor<f32>, %stats: tensor<2x3x2xf32>, %logits: tensor<2x3x8xf32>, %max: tensor<2x3xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // expected-error @+1 {{the logits gradient must be 'tensor<2x3x8xf32>', got 'tensor<2x3x4xf32>'}}
+  %0 = galvatron.vocab_cross_entropy_grad %g, %stats, %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<f32>, tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}

@@ -321,3 +321,20 @@ func.func @collectives(%x: tensor<4x8xf32>, %ids: tensor<4x8xi64>) -> (tensor<4x
 // ZeRO-3 splits the part again.
 // CHECK: galvatron.parameter @sharded : tensor<4x2xf32> {galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>]}, {dim = 1 : i64, groups = [array<i64: 0, 1>]}]}
 galvatron.parameter @sharded : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1, groups = [array<i64: 0, 1>]}, {dim = 1, groups = [array<i64: 0, 1>]}]}}
+
+// Vocabulary parallelism: a lookup in the rank's block of rows, its
+// gradient, and the parallel cross-entropy on logits split by columns.
+// CHECK-LABEL: func.func @vocab_parallel
+func.func @vocab_parallel(%table: tensor<8x4xf32>, %ids: tensor<2x3xi64>, %logits: tensor<2x3x8xf32>, %max: tensor<2x3xf32>, %g: tensor<f32>) -> (tensor<2x3x4xf32>, tensor<8x4xf32>, tensor<f32>, tensor<2x3x8xf32>) {
+  // CHECK: galvatron.embedding %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] : (tensor<8x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  %0 = galvatron.embedding %table, %ids vocab_groups [[0, 1]] : (tensor<8x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  // CHECK: galvatron.embedding_grad %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] : (tensor<2x3x4xf32>, tensor<2x3xi64>) -> tensor<8x4xf32>
+  %1 = galvatron.embedding_grad %0, %ids vocab_groups [[0, 1]] : (tensor<2x3x4xf32>, tensor<2x3xi64>) -> tensor<8x4xf32>
+  // CHECK: galvatron.vocab_cross_entropy_stats %{{.*}}, %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] : (tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x2xf32>
+  %2 = galvatron.vocab_cross_entropy_stats %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x2xf32>
+  // CHECK: galvatron.vocab_cross_entropy %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] {reduction = 1 : i32} : (tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<f32>
+  %3 = galvatron.vocab_cross_entropy %2, %logits, %max, %ids vocab_groups [[0, 1]] {reduction = 1 : i32} : (tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<f32>
+  // CHECK: galvatron.vocab_cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] {ignore_index = 0 : i64} : (tensor<f32>, tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32>
+  %4 = galvatron.vocab_cross_entropy_grad %g, %2, %logits, %max, %ids vocab_groups [[0, 1]] {ignore_index = 0 : i64} : (tensor<f32>, tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32>
+  return %0, %1, %3, %4 : tensor<2x3x4xf32>, tensor<8x4xf32>, tensor<f32>, tensor<2x3x8xf32>
+}

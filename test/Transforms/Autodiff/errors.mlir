@@ -63,3 +63,18 @@ module {
     return %x : tensor<4xf32>
   }
 }
+
+// -----
+
+// The statistics of the vocabulary-parallel cross-entropy carry no gradient
+// of their own: only galvatron.vocab_cross_entropy differentiates them.
+galvatron.parameter @w : tensor<2x3x8xf32> {init = #galvatron.init<ones>}
+func.func @main(%max: tensor<2x3xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x2xf32> {
+  %0 = galvatron.layer head "h" (%m = %max : tensor<2x3xf32>, %i = %ids : tensor<2x3xi64>) -> tensor<2x3x2xf32> {
+    %w = galvatron.param @w : tensor<2x3x8xf32>
+    // expected-error @+1 {{has no gradient rule of its own; galvatron.vocab_cross_entropy differentiates the logits through it}}
+    %s = galvatron.vocab_cross_entropy_stats %w, %m, %i vocab_groups [[0]] : (tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x2xf32>
+    galvatron.yield %s : tensor<2x3x2xf32>
+  }
+  return %0 : tensor<2x3x2xf32>
+}

@@ -60,14 +60,14 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 
 // -----
 
-// A weight split by tensor parallelism must feed linear layers only.
+// A weight split by tensor parallelism must feed linear layers and lookups only.
 module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
   galvatron.parameter @w : tensor<8x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%x: tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<8x8xf32>) {
     %0:2 = galvatron.layer decoder "l" (%a = %x : tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<8x8xf32>) attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
       %w = galvatron.param @w : tensor<8x8xf32>
       %y = galvatron.linear %a, %w : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
-      // expected-error @+1 {{reads a tensor-parallel weight; only linear layers may}}
+      // expected-error @+1 {{reads a tensor-parallel weight; only linear layers and lookups may}}
       %n = galvatron.neg %w : tensor<8x8xf32>
       galvatron.yield %y, %n : tensor<2x8xf32>, tensor<8x8xf32>
     }

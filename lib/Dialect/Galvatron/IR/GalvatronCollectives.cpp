@@ -213,7 +213,8 @@ mlir::galvatron::getDataParallelSync(Operation *parameter) {
 }
 
 /// Groups are non-empty, of one size, and disjoint sets of world ranks.
-static LogicalResult verifyGroups(Operation *op, ArrayAttr groups) {
+LogicalResult mlir::galvatron::verifyDeviceGroups(Operation *op,
+                                                 ArrayAttr groups) {
   if (groups.empty())
     return op->emitOpError() << "needs at least one device group";
   llvm::DenseSet<int64_t> seen;
@@ -261,19 +262,23 @@ static LogicalResult verifyParts(Operation *op, int64_t dim, int64_t members,
   return success();
 }
 
-LogicalResult AllReduceOp::verify() { return verifyGroups(*this, getGroups()); }
+LogicalResult AllReduceOp::verify() {
+  return verifyDeviceGroups(*this, getGroups());
+}
 
-LogicalResult ReplicateOp::verify() { return verifyGroups(*this, getGroups()); }
+LogicalResult ReplicateOp::verify() {
+  return verifyDeviceGroups(*this, getGroups());
+}
 
 LogicalResult AllGatherOp::verify() {
-  if (failed(verifyGroups(*this, getGroups())))
+  if (failed(verifyDeviceGroups(*this, getGroups())))
     return failure();
   return verifyParts(*this, getDim(), getGroupSize(), getInput().getType(),
                      getResult().getType());
 }
 
 LogicalResult ReduceScatterOp::verify() {
-  if (failed(verifyGroups(*this, getGroups())))
+  if (failed(verifyDeviceGroups(*this, getGroups())))
     return failure();
   if (getReduce() == CollectiveReduction::max)
     return emitOpError() << "supports sum and avg";
@@ -282,7 +287,7 @@ LogicalResult ReduceScatterOp::verify() {
 }
 
 LogicalResult ShardOp::verify() {
-  if (failed(verifyGroups(*this, getGroups())))
+  if (failed(verifyDeviceGroups(*this, getGroups())))
     return failure();
   return verifyParts(*this, getDim(), getGroupSize(), getResult().getType(),
                      getInput().getType());
@@ -368,5 +373,97 @@ LogicalResult ShardOp::buildVJP(VJPBuilder &vjp) {
                                            getInput().getType(), gradient,
                                            getDim(), getGroups(),
                                            /*reduce_grad=*/false));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Vocabulary parallelism
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  if (ArrayAttr groups = getVocabGroupsAttr())
+    return verifyDeviceGroups(*this, groups);
+  return success();
+}
+
+/// `type` is `shape` of `elementType`, or an error naming `what`.
+static LogicalResult expectTensor(Operation *op, StringRef what, Type type,
+                                  ArrayRef<int64_t> shape, Type elementType) {
+  auto expected = RankedTensorType::get(shape, elementType);
+  if (type != expected)
+    return op->emitOpError() << what << " must be " << expected << ", got "
+                             << type;
+  return success();
+}
+
+/// The checks the vocabulary-parallel cross-entropy ops share: the groups,
+/// labels and the row maximum of the logits' leading shape, and the f32
+/// statistics [..., 2] (when given).
+static LogicalResult verifyVocabCrossEntropy(Operation *op, ArrayAttr groups,
+                                             Value logits, Value max,
+                                             Value labels, Value stats) {
+  if (failed(verifyDeviceGroups(op, groups)))
+    return failure();
+  auto logitsType = cast<RankedTensorType>(logits.getType());
+  if (logitsType.getRank() < 1)
+    return op->emitOpError() << "logits must have rank >= 1";
+  ArrayRef<int64_t> rows = logitsType.getShape().drop_back();
+  if (cast<RankedTensorType>(labels.getType()).getShape() != rows)
+    return op->emitOpError() << "labels " << labels.getType()
+                             << " must match the logits' leading shape";
+  if (failed(expectTensor(op, "the row maximum", max.getType(), rows,
+                          logitsType.getElementType())))
+    return failure();
+  if (!stats)
+    return success();
+  SmallVector<int64_t> statsShape(rows);
+  statsShape.push_back(2);
+  return expectTensor(op, "the statistics", stats.getType(), statsShape,
+                      Float32Type::get(op->getContext()));
+}
+
+LogicalResult VocabCrossEntropyStatsOp::verify() {
+  return verifyVocabCrossEntropy(*this, getVocabGroups(), getLogits(),
+                                 getMax(), getLabels(), getResult());
+}
+
+LogicalResult VocabCrossEntropyOp::verify() {
+  return verifyVocabCrossEntropy(*this, getVocabGroups(), getLogits(),
+                                 getMax(), getLabels(), getStats());
+}
+
+LogicalResult VocabCrossEntropyGradOp::verify() {
+  if (failed(verifyVocabCrossEntropy(*this, getVocabGroups(), getLogits(),
+                                     getMax(), getLabels(), getStats())))
+    return failure();
+  if (getType() != getLogits().getType())
+    return emitOpError() << "the logits gradient must be "
+                         << getLogits().getType() << ", got " << getType();
+  return success();
+}
+
+void VocabCrossEntropyStatsOp::getVJPPrimals(ArrayRef<bool>,
+                                             SmallVectorImpl<Value> &) {}
+
+LogicalResult VocabCrossEntropyStatsOp::buildVJP(VJPBuilder &vjp) {
+  if (!vjp.resultGradient(0))
+    return success();
+  return emitOpError() << "has no gradient rule of its own; "
+                          "galvatron.vocab_cross_entropy differentiates the "
+                          "logits through it";
+}
+
+void VocabCrossEntropyOp::getVJPPrimals(ArrayRef<bool>,
+                                        SmallVectorImpl<Value> &values) {
+  values.append({getStats(), getLogits(), getMax(), getLabels()});
+}
+
+LogicalResult VocabCrossEntropyOp::buildVJP(VJPBuilder &vjp) {
+  vjp.setGradient(1, VocabCrossEntropyGradOp::create(
+                         vjp.getBuilder(), vjp.getLoc(), getLogits().getType(),
+                         vjp.resultGradient(0), vjp.primal(getStats()),
+                         vjp.primal(getLogits()), vjp.primal(getMax()),
+                         vjp.primal(getLabels()), getVocabGroupsAttr(),
+                         getIgnoreIndexAttr(), getReductionAttr()));
   return success();
 }

@@ -1028,6 +1028,9 @@ LogicalResult AttentionGradOp::verify() {
 }
 
 LogicalResult EmbeddingGradOp::verify() {
+  if (ArrayAttr groups = getVocabGroupsAttr();
+      groups && failed(verifyDeviceGroups(*this, groups)))
+    return failure();
   ArrayRef<int64_t> indices = getIndices().getType().getShape();
   ArrayRef<int64_t> grad = getGrad().getType().getShape();
   RankedTensorType table = getType();
@@ -1265,8 +1268,6 @@ LogicalResult RecvOp::verify() {
                          << getType() << ", not a float tensor";
   return verifyMessage(*this, getPeer(), getTag());
 }
-
-#include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 
 #define GET_OP_CLASSES
 #include "galvatron/Dialect/Galvatron/IR/GalvatronOps.cpp.inc"

@@ -571,7 +571,8 @@ GALVATRON_PRIMALS(EmbeddingOp, getIndices())
 LogicalResult EmbeddingOp::buildVJP(VJPBuilder &vjp) {
   vjp.setGradient(0, EmbeddingGradOp::create(
                          vjp.getBuilder(), vjp.getLoc(), getTable().getType(),
-                         vjp.resultGradient(0), vjp.primal(getIndices())));
+                         vjp.resultGradient(0), vjp.primal(getIndices()),
+                         getVocabGroupsAttr()));
   return success();
 }
 

@@ -19,6 +19,10 @@ void printDeviceGroups(OpAsmPrinter &printer, Operation *op, ArrayAttr groups);
 ArrayAttr buildDeviceGroups(MLIRContext *context,
                             ArrayRef<SmallVector<int64_t>> groups);
 
+/// Checks that `groups` are non-empty, of one size and disjoint sets of
+/// world ranks, reporting on `op`.
+LogicalResult verifyDeviceGroups(Operation *op, ArrayAttr groups);
+
 /// The group of `groups` holding `rank` and the rank's position in it, or
 /// nullopt when no group holds it.
 std::optional<std::pair<ArrayRef<int64_t>, int64_t>>

@@ -17,9 +17,6 @@
 #ifndef GALVATRON_DIALECT_GALVATRON_IR_GALVATRONCOLLECTIVES_TD
 #define GALVATRON_DIALECT_GALVATRON_IR_GALVATRONCOLLECTIVES_TD
 
-def Galvatron_DeviceGroupsAttr
-    : TypedArrayAttrBase<DenseI64ArrayAttr, "device groups">;
-
 class Galvatron_CollectiveOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic, !listconcat([Pure,
         DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
@@ -160,6 +157,105 @@ def Galvatron_ShardOp : Galvatron_CollectiveOp<"shard"> {
   let assemblyFormat = [{
     $input `dim` $dim `groups` custom<DeviceGroups>($groups) attr-dict `:`
     type($input) `->` type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Vocabulary-parallel cross-entropy
+//===----------------------------------------------------------------------===//
+
+// Softmax cross-entropy of logits split along the vocabulary over each of
+// `vocab_groups` (member i holds columns [i·V, (i+1)·V) of the group's V·n),
+// Megatron style, with every collective an op of its own:
+//
+//   %m = galvatron.reduce_max %logits axes [2]            // local row max
+//   %M = galvatron.all_reduce max %m groups G             // no gradient
+//   %s = galvatron.vocab_cross_entropy_stats %logits, %M, %labels vocab_groups G
+//   %S = galvatron.all_reduce sum %s groups G
+//   %loss = galvatron.vocab_cross_entropy %S, %logits, %M, %labels vocab_groups G
+//
+// The loss depends on the logits through the statistics; its rule gives the
+// gradient of the whole chain with respect to the member's logits,
+// softmax − onehot on its columns, and none to the statistics, so neither
+// the maximum (on which the loss does not depend) nor the sums carry one.
+
+class Galvatron_VocabParallelOp<string mnemonic, list<Trait> traits = []>
+    : Galvatron_Op<mnemonic, !listconcat([Pure], traits)> {
+  let hasVerifier = 1;
+}
+
+def Galvatron_VocabCrossEntropyStatsOp
+    : Galvatron_VocabParallelOp<"vocab_cross_entropy_stats",
+        [DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+  let summary = "A member's exponential sum and target logit of each row";
+  let description = [{
+    `logits` is the member's [..., V] columns, `max` the [...] maximum of
+    each whole row, `labels` the [...] targets in [0, V·n) or
+    `ignore_index`. Result [..., 0] is Σ_j exp(logits[..., j] − max), result
+    [..., 1] is logits[..., label − i·V] − max when the member holds the
+    label's column and 0 otherwise (always 0 for ignored rows); the members'
+    results sum to the whole row's. f32, whatever the logits' type.
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$logits,
+      Galvatron_FloatTensor:$max, Galvatron_IndexTensor:$labels,
+      Galvatron_DeviceGroupsAttr:$vocab_groups,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $max `,` $labels `vocab_groups`
+    custom<DeviceGroups>($vocab_groups) attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Galvatron_VocabCrossEntropyOp
+    : Galvatron_VocabParallelOp<"vocab_cross_entropy",
+        [DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+  let summary = "Cross-entropy from the summed statistics of split logits";
+  let description = [{
+    `stats` is the group's sum of `vocab_cross_entropy_stats`; the result is
+    the f32 scalar mean (or sum) over rows whose label is not
+    `ignore_index` of log(stats[..., 0]) − stats[..., 1]. `logits` and `max`
+    are the member's operands of the statistics, kept for the gradient rule
+    (see above).
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$stats,
+      Galvatron_FloatTensor:$logits, Galvatron_FloatTensor:$max,
+      Galvatron_IndexTensor:$labels,
+      Galvatron_DeviceGroupsAttr:$vocab_groups,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<Galvatron_LossReduction,
+                        "LossReduction::mean">:$reduction);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $stats `,` $logits `,` $max `,` $labels `vocab_groups`
+    custom<DeviceGroups>($vocab_groups) attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Galvatron_VocabCrossEntropyGradOp
+    : Galvatron_VocabParallelOp<"vocab_cross_entropy_grad"> {
+  let summary = "Gradient of the vocabulary-parallel cross-entropy";
+  let description = [{
+    The gradient with respect to the member's `logits` of
+    `vocab_cross_entropy` with scalar gradient `grad`: each counted row gets
+    grad · (exp(logits − max) / stats[..., 0] − onehot(label − i·V)) / N
+    (N the counted rows for `mean`, 1 for `sum`; the one-hot is zero when
+    another member holds the label), ignored rows zero.
+  }];
+  let arguments = (ins 0DTensorOf<[F32]>:$grad,
+      Galvatron_FloatTensor:$stats, Galvatron_FloatTensor:$logits,
+      Galvatron_FloatTensor:$max, Galvatron_IndexTensor:$labels,
+      Galvatron_DeviceGroupsAttr:$vocab_groups,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<Galvatron_LossReduction,
+                        "LossReduction::mean">:$reduction);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $stats `,` $logits `,` $max `,` $labels `vocab_groups`
+    custom<DeviceGroups>($vocab_groups) attr-dict `:`
+    functional-type(operands, results)
   }];
 }
 

@@ -70,4 +70,9 @@ def Galvatron_IndexTensor : StaticShapeTensorOf<[I32, I64]>;
 def Galvatron_BoolTensor : StaticShapeTensorOf<[I1]>;
 def Galvatron_Tensor : StaticShapeTensorOf<[F16, BF16, F32, I1, I32, I64]>;
 
+/// Device groups, `[[0, 1], [2, 3]]`: lists of world ranks (see
+/// GalvatronCollectives.td).
+def Galvatron_DeviceGroupsAttr
+    : TypedArrayAttrBase<DenseI64ArrayAttr, "device groups">;
+
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONDIALECT_TD

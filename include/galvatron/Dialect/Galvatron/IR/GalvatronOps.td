@@ -383,12 +383,29 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
   let description = [{
     `table` is [V, D], `indices` is any shape of integers in [0, V); the
     result is indices.shape + [D].
+
+    With `vocab_groups` the table is one block of rows of a vocabulary split
+    over each group (vocabulary parallelism): member i holds rows
+    [i·V, (i+1)·V) of the group's V·n, indices lie in [0, V·n), and an index
+    outside the member's block gives a zero row, so that the members' results
+    sum to the lookup in the whole table.
+
+    ```mlir
+    %e = galvatron.embedding %table, %ids vocab_groups [[0, 1]] : (tensor<128x64xf32>, tensor<4x8xi64>) -> tensor<4x8x64xf32>
+    ```
   }];
   let arguments = (ins Galvatron_FloatTensor:$table,
-                       Galvatron_IndexTensor:$indices);
+                       Galvatron_IndexTensor:$indices,
+                       OptionalAttr<Galvatron_DeviceGroupsAttr>:$vocab_groups);
   let results = (outs Galvatron_FloatTensor:$result);
-  let assemblyFormat =
-      "$table `,` $indices attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $table `,` $indices (`vocab_groups` custom<DeviceGroups>($vocab_groups)^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let builders = [OpBuilder<(ins "Value":$table, "Value":$indices), [{
+    build($_builder, $_state, table, indices, ArrayAttr());
+  }]>];
 }
 
 //===----------------------------------------------------------------------===//
@@ -778,12 +795,18 @@ def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad", [Pure]> {
     Row v of the result is the sum of `grad`'s rows at every position whose
     index is v; rows no index selects are zero. `grad` is indices.shape + [D],
     the result the table's [V, D]. Indices lie in [0, V), as for the lookup.
+    With `vocab_groups` (see `galvatron.embedding`) the result is the
+    member's block of rows of the whole table's gradient: positions whose
+    index lies outside the block add nothing.
   }];
   let arguments = (ins Galvatron_FloatTensor:$grad,
-                       Galvatron_IndexTensor:$indices);
+                       Galvatron_IndexTensor:$indices,
+                       OptionalAttr<Galvatron_DeviceGroupsAttr>:$vocab_groups);
   let results = (outs Galvatron_FloatTensor:$result);
-  let assemblyFormat =
-      "$grad `,` $indices attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $grad `,` $indices (`vocab_groups` custom<DeviceGroups>($vocab_groups)^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
   let hasVerifier = 1;
 }
 
