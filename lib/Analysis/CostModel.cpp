@@ -205,8 +205,13 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
 
   // Model states. A parameter owned by an earlier layer of the same stage is
   // stored once, by its owner; one owned on an earlier stage is a copy.
+  // ZeRO leaves whole what the partitioner does: ZeRO-3 a weight several
+  // layers read, ZeRO-1/2 one several stages read (its gradient syncs
+  // across them; a weight several layers read in a pipeline is taken to be
+  // the tied embedding and LM head, on the first and last stage).
   StateBytes stateBytes = getStateBytes(context.precision);
-  double local = 0, copied = 0;
+  DataParallelType type = dp > 1 ? strategy.dpType : DataParallelType::ddp;
+  double local = 0, copied = 0, whole = 0;
   for (const LayerProfile::Parameter &param : layer.parameters) {
     if (param.owner != layerIndex && param.owner >= context.firstLayer)
       continue;
@@ -214,19 +219,25 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
     local += elements;
     if (param.owner != layerIndex)
       copied += elements;
+    if (type == DataParallelType::zero3
+            ? param.readers > 1
+            : param.owner != layerIndex ||
+                  (param.readers > 1 && context.pp > 1))
+      whole += elements;
   }
-  DataParallelType type = dp > 1 ? strategy.dpType : DataParallelType::ddp;
   bool shardOptimizer = type != DataParallelType::ddp;
   bool shardGrads =
       type == DataParallelType::zero2 || type == DataParallelType::zero3;
   bool shardParams = type == DataParallelType::zero3;
   double d = static_cast<double>(dp);
-  cost.params = local * stateBytes.param / (shardParams ? d : 1.0);
-  cost.grads = local * stateBytes.grad / (shardGrads ? d : 1.0);
-  cost.optimizerStates =
-      local * stateBytes.optimizer / (shardOptimizer ? d : 1.0);
-  cost.optimizer = kOptimizerStepBytes * local / (shardOptimizer ? d : 1.0) /
-                   bandwidth;
+  // Elements per device of a state ZeRO shards or not.
+  auto held = [&](bool sharded) {
+    return sharded ? (local - whole) / d + whole : local;
+  };
+  cost.params = held(shardParams) * stateBytes.param;
+  cost.grads = held(shardGrads) * stateBytes.grad;
+  cost.optimizerStates = held(shardOptimizer) * stateBytes.optimizer;
+  cost.optimizer = kOptimizerStepBytes * held(shardOptimizer) / bandwidth;
 
   // Data-parallel communication.
   double gradBytes = local * stateBytes.grad;
@@ -304,7 +315,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   cost.transient += backward;
   if (shardParams)
     // The gathered weights of this layer and of the next, prefetched.
-    cost.transient += 2.0 * paramBytes;
+    cost.transient += 2.0 * (local - whole) * stateBytes.param;
   return cost;
 }
 

@@ -9,6 +9,7 @@
 #include "galvatron/Analysis/CostModel.h"
 
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
@@ -253,7 +254,8 @@ static std::string fingerprint(const LayerProfile &layer, unsigned index) {
     for (int64_t size : param.segments)
       os << size << ",";
     os << (param.owner == index ? 0 : static_cast<int64_t>(index) -
-                                          static_cast<int64_t>(param.owner));
+                                          static_cast<int64_t>(param.owner))
+       << "r" << param.readers;
   }
   os << "d";
   for (int64_t d : layer.tpDivisors)
@@ -323,6 +325,14 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
   std::vector<TensorParallelAnalysis> analyses =
       TensorParallelAnalysis::analyzeFunction(function);
   llvm::StringMap<unsigned> owners;
+  // How many layers read each weight.
+  llvm::StringMap<unsigned> readerCounts;
+  for (LayerOp layer : layerOps) {
+    llvm::StringSet<> names;
+    layer.walk([&](ParamOp read) { names.insert(read.getName()); });
+    for (const auto &name : names)
+      ++readerCounts[name.getKey()];
+  }
 
   // Activations crossing each layer boundary: results of earlier layers
   // used at or after it (data inputs are read where needed, not sent).
@@ -544,6 +554,7 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
                                     sharding.segments.end());
       }
       parameter.owner = owners.insert({name, index}).first->second;
+      parameter.readers = readerCounts.lookup(name);
       entry.parameters.push_back(std::move(parameter));
     }
 

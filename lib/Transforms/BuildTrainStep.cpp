@@ -293,11 +293,13 @@ static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
     gather = gather.getInput().getDefiningOp<AllGatherOp>();
   }
   AllGatherOp vocabularyGather = gather;
-  if (!vocabularyGather)
+  if (!vocabularyGather && batchGathers.empty())
     return CrossEntropyOp::create(builder, loc, logits, labels, kIgnoreIndex,
                                   LossReduction::mean);
   Emitter emit{builder, loc};
-  Value part = vocabularyGather.getInput();
+  // The rank's rows (and columns) of the logits.
+  Value part = vocabularyGather ? vocabularyGather.getInput()
+                                : batchGathers.back().getInput();
   Value rowLabels = labels;
   for (AllGatherOp gather : batchGathers) {
     auto type = cast<RankedTensorType>(rowLabels.getType());
@@ -306,26 +308,33 @@ static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
     rowLabels = ShardOp::create(builder, loc, type.clone(shape), rowLabels,
                                 gather.getDim(), gather.getGroups());
   }
-  ArrayAttr groups = vocabularyGather.getGroups();
-  auto partType = cast<RankedTensorType>(part.getType());
-  Value localMax = ReduceMaxOp::create(builder, loc, part, {last});
-  Value max = AllReduceOp::create(builder, loc, localMax,
-                                  CollectiveReduction::max, groups);
-  SmallVector<int64_t> statsShape(partType.getShape().drop_back());
-  statsShape.push_back(2);
-  Value stats = VocabCrossEntropyStatsOp::create(
-      builder, loc, RankedTensorType::get(statsShape, builder.getF32Type()),
-      part, max, rowLabels, groups, kIgnoreIndex);
-  Value sums =
-      AllReduceOp::create(builder, loc, stats, CollectiveReduction::sum, groups);
-  Type f32 = emit.scalarType(builder.getF32Type());
+  // The loss of those rows: summed (or, with whole rows, averaged) over
+  // them, on vocabulary shards in Megatron's way.
+  auto rowsLossOf = [&](LossReduction reduction) -> Value {
+    if (!vocabularyGather)
+      return CrossEntropyOp::create(builder, loc, part, rowLabels,
+                                    kIgnoreIndex, reduction);
+    ArrayAttr groups = vocabularyGather.getGroups();
+    auto partType = cast<RankedTensorType>(part.getType());
+    Value localMax = ReduceMaxOp::create(builder, loc, part, {last});
+    Value max = AllReduceOp::create(builder, loc, localMax,
+                                    CollectiveReduction::max, groups);
+    SmallVector<int64_t> statsShape(partType.getShape().drop_back());
+    statsShape.push_back(2);
+    Value stats = VocabCrossEntropyStatsOp::create(
+        builder, loc, RankedTensorType::get(statsShape, builder.getF32Type()),
+        part, max, rowLabels, groups, kIgnoreIndex);
+    Value sums = AllReduceOp::create(builder, loc, stats,
+                                     CollectiveReduction::sum, groups);
+    return VocabCrossEntropyOp::create(
+        builder, loc, emit.scalarType(builder.getF32Type()), sums, part, max,
+        rowLabels, groups, kIgnoreIndex, reduction);
+  };
   if (batchGathers.empty())
-    return VocabCrossEntropyOp::create(builder, loc, f32, sums, part, max,
-                                       rowLabels, groups, kIgnoreIndex,
-                                       LossReduction::mean);
-  Value rowsLoss = VocabCrossEntropyOp::create(
-      builder, loc, f32, sums, part, max, rowLabels, groups, kIgnoreIndex,
-      LossReduction::sum);
+    return rowsLossOf(LossReduction::mean);
+  // Data-parallel replicas: each sums its rows' losses and divides by the
+  // whole batch's count of labels, and the replicas' shares are added.
+  Value rowsLoss = rowsLossOf(LossReduction::sum);
   auto labelsType = cast<RankedTensorType>(labels.getType());
   Value counts = CastOp::create(
       builder, loc, labelsType.clone(builder.getF32Type()),

@@ -190,6 +190,27 @@ TEST(CostModelTest, ModelStatesFollowZero) {
   EXPECT_DOUBLE_EQ(cost.getStates(), 16 * (12 * h * h + 13 * h));
 }
 
+// ZeRO leaves a tied weight whole where the partitioner does: ZeRO-3 any
+// weight several layers read (GPT's wte, read by the embedding and the LM
+// head), ZeRO-1/2 one read on several pipeline stages.
+TEST(CostModelTest, ZeroLeavesTiedWeightsWhole) {
+  Fixture f(gptConfig(2, 512, 8, 256, 1000), 256, 1);
+  const LayerProfile &embedding = f.model.layers.front();
+  ASSERT_EQ(embedding.parameters.front().readers, 2u);
+  double wte = 1000 * 512, wpe = 256 * 512, d = 8;
+  StageContext stage = f.context8(8, Precision::fp32);
+  LayerStrategy strategy;
+  strategy.dpType = DataParallelType::zero3;
+  LayerCost cost = evaluateLayer(embedding, 0, strategy, stage);
+  EXPECT_DOUBLE_EQ(cost.params, 4 * (wte + wpe / d));
+  strategy.dpType = DataParallelType::zero1;
+  EXPECT_DOUBLE_EQ(evaluateLayer(embedding, 0, strategy, stage).optimizerStates,
+                   8 * (wte + wpe) / d);
+  stage.pp = 2;
+  EXPECT_DOUBLE_EQ(evaluateLayer(embedding, 0, strategy, stage).optimizerStates,
+                   8 * (wte + wpe / d));
+}
+
 TEST(CostModelTest, TrainingFlopsMatchClosedForms) {
   const int64_t l = 4, h = 256, a = 4, s = 128, V = 1000, B = 16;
   Fixture f(gptConfig(l, h, a, s, V), s, 1);

@@ -134,6 +134,8 @@ struct LayerProfile {
     /// Index of the layer that first reads it (the owner); a later reader
     /// holds its own copy only when the owner is on another stage.
     unsigned owner = 0;
+    /// How many layers read it (2 for a tied embedding and LM head).
+    unsigned readers = 1;
 
     double localElements(int64_t tp) const;
   };

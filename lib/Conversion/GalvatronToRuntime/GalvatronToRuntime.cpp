@@ -366,7 +366,8 @@ bool VariableAccess::canWriteInto(StringAttr variable, size_t index) {
       value.getType() != assign.getValue().getType())
     return false;
   Operation *producer = result.getOwner();
-  if (!isa<AllReduceOp>(producer) && !rt::findKernel(getKernelName(producer)))
+  if (!isa<AllReduceOp, AllGatherOp>(producer) &&
+      !rt::findKernel(getKernelName(producer)))
     return false;
   int64_t at = position.lookup(producer);
   if (index > 0 && position.lookup(list[index - 1]) > at)
@@ -691,16 +692,33 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
     collective.inputs = {
         newView(bufferOf.lookup(input),
                 tensorOf(insertDim(inputType.getShape(), 0, 1)))};
-    unsigned gathered =
-        newTemporary(tensorOf(insertDim(inputType.getShape(), 0, members)));
+    // A gathered weight assigned to its variable (ZeRO-1/2's updated
+    // slices) lands in the variable's bytes.
+    std::optional<unsigned> variable;
+    if (StringAttr name = access.writtenInto(result)) {
+      FailureOr<unsigned> index = variableBuffer(op, name);
+      if (failed(index))
+        return failure();
+      variable = *index;
+    }
+    auto wholeLayout = [&](int64_t at) {
+      RankedTensorType type =
+          tensorOf(insertDim(inputType.getShape(), at, members));
+      return variable && at == dim ? newView(*variable, type)
+                                   : newTemporary(type);
+    };
+    unsigned gathered = wholeLayout(0);
     collective.outputs = {gathered};
     steps.push_back(std::move(collective));
     unsigned whole = gathered;
     if (dim != 0) {
-      whole = newTemporary(
-          tensorOf(insertDim(inputType.getShape(), dim, members)));
+      whole = wholeLayout(dim);
       addTranspose(op, layer, gathered, whole,
                    movePermutation(inputType.getRank() + 1, 0, dim));
+    }
+    if (variable) {
+      bufferOf[result] = *variable;
+      return success();
     }
     // A view's root precedes it.
     FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);

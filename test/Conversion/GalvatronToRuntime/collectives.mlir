@@ -88,6 +88,30 @@ func.func @main(%g: tensor<8xf32> {galvatron.name = "g"}) -> (tensor<8xf32> {gal
 
 // -----
 
+// An all-gather assigned to its variable (ZeRO-1/2's updated slices of a
+// weight) lands in the variable's bytes: directly along dimension 0, through
+// the transpose into them along another.
+// CHECK-LABEL: grt.executable world_size 4 alignment 64
+// CHECK: %[[A:.*]] = grt.parameter "a" {{.*}} : memref<4x2xf32>
+// CHECK: %[[B:.*]] = grt.parameter "b" {{.*}} : memref<2x4xf32>
+// CHECK: %[[A_VIEW:.*]] = grt.view %[[A]] at 0 : memref<4x2xf32> to memref<2x2x2xf32>
+// CHECK: %[[B_VIEW:.*]] = grt.view %[[B]] at 0 : memref<2x4xf32> to memref<2x2x2xf32>
+// CHECK: grt.all_gather ins(%{{.*}} : memref<1x2x2xf32>) outs(%[[A_VIEW]] : memref<2x2x2xf32>) group @g2_3
+// CHECK: grt.kernel "transpose" ins(%{{.*}} : memref<2x2x2xf32>) outs(%[[B_VIEW]] : memref<2x2x2xf32>)
+// CHECK-NOT: "copy"
+galvatron.parameter @a : tensor<4x2xf32> {init = #galvatron.init<zeros>}
+galvatron.parameter @b : tensor<2x4xf32> {init = #galvatron.init<zeros>}
+func.func @main(%x: tensor<2x2xf32> {galvatron.name = "x"}) -> (tensor<f32> {galvatron.name = "y"}) {
+  %a = galvatron.all_gather %x dim 0 groups [[0, 1], [2, 3]] : tensor<2x2xf32> -> tensor<4x2xf32>
+  galvatron.assign @a, %a : tensor<4x2xf32>
+  %b = galvatron.all_gather %x dim 1 groups [[0, 1], [2, 3]] : tensor<2x2xf32> -> tensor<2x4xf32>
+  galvatron.assign @b, %b : tensor<2x4xf32>
+  %y = galvatron.constant dense<0.0> : tensor<f32>
+  return %y : tensor<f32>
+}
+
+// -----
+
 galvatron.parameter @w : tensor<8x2xf32> {init = #galvatron.init<zeros>}
 // expected-error @+1 {{'galvatron.state' op is sharded over groups that do not hold rank}}
 galvatron.state optimizer @w.exp_avg of @w : tensor<4x2xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 8, 2>, splits = [{dim = 0, groups = [array<i64: 0, 3>]}]}}

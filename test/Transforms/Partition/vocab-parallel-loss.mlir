@@ -1,4 +1,4 @@
-// RUN: galvatron-opt %s --galvatron-partition --galvatron-build-train-step="optimizer=sgd" | FileCheck %s
+// RUN: galvatron-opt %s --galvatron-partition --galvatron-build-train-step="optimizer=sgd" -split-input-file | FileCheck %s
 
 // The training step's loss on vocabulary-parallel logits (tp=2 x dp=2,
 // tied embedding and head): Megatron's parallel cross-entropy on each
@@ -46,5 +46,30 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_nod
       galvatron.yield %l : tensor<4x3x16xf32>
     }
     return %1 : tensor<4x3x16xf32>
+  }
+}
+
+// -----
+
+// Data parallelism alone: each replica takes the loss of its own rows of
+// the logits (never gathered), divided by the whole batch's count of
+// labels, and the replicas' shares are summed.
+// CHECK-LABEL: func.func @forward
+// CHECK: %[[ROWS:.*]] = galvatron.shard %{{.*}} dim 0 groups {{\[}}[0, 1]] : tensor<4x3xi64> -> tensor<2x3xi64>
+// CHECK: %[[SUM:.*]] = galvatron.cross_entropy %{{.*}}, %[[ROWS]] {reduction = 1 : i32} : (tensor<2x3x16xf32>, tensor<2x3xi64>) -> tensor<f32>
+// CHECK: %[[COUNT:.*]] = galvatron.reduce_sum %{{.*}}, [0, 1] : tensor<4x3xf32> -> tensor<f32>
+// CHECK-NEXT: %[[MEAN:.*]] = galvatron.div %[[SUM]], %[[COUNT]]
+// CHECK-NEXT: galvatron.all_reduce sum %[[MEAN]] groups {{\[}}[0, 1]] : tensor<f32>
+// CHECK-NOT: galvatron.all_gather
+// CHECK-LABEL: func.func @backward
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 4>} {
+  galvatron.parameter @w : tensor<8x16xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  func.func @main(%x: tensor<4x3x8xf32>) -> tensor<4x3x16xf32> {
+    %0 = galvatron.layer head "head" (%h = %x : tensor<4x3x8xf32>) -> tensor<4x3x16xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 1, dp = 2>} {
+      %w = galvatron.param @w : tensor<8x16xf32>
+      %l = galvatron.linear %h, %w : (tensor<4x3x8xf32>, tensor<8x16xf32>) -> tensor<4x3x16xf32>
+      galvatron.yield %l : tensor<4x3x16xf32>
+    }
+    return %0 : tensor<4x3x16xf32>
   }
 }
