@@ -125,8 +125,11 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   const EfficiencyFactors &efficiency = cluster.efficiency;
   LayerCost cost;
   double activation = context.activationBytes();
-  int64_t tp = strategy.tp;
-  int64_t dp = context.devicesPerStage / tp;
+  int64_t dp = context.devicesPerStage / strategy.tp;
+  // A layer whose weights do not split evenly among the TP ranks (a
+  // vocabulary like GPT-2's 50257) runs whole on each of them, as the
+  // partitioner lowers it.
+  int64_t tp = layer.splitsEvenly(strategy.tp) ? strategy.tp : 1;
   bool sp = strategy.sp && tp > 1;
   // Samples each device processes per micro-batch.
   double samples =
@@ -157,7 +160,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
     cost.recompute = cost.forward;
 
   // Tensor (and sequence) parallel communication, not overlapped.
-  Groups groups = getGroups(context, tp, strategy.consecutive);
+  Groups groups = getGroups(context, strategy.tp, strategy.consecutive);
   if (tp > 1) {
     for (const LayerProfile::Comm &comm : layer.comms) {
       double bytes = comm.bytes.at(activation) * (comm.batched ? samples : 1.0);

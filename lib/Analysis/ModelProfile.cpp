@@ -55,6 +55,13 @@ bool LayerProfile::supportsTP(int64_t tp) const {
   return llvm::all_of(tpDivisors, [&](int64_t size) { return size % tp == 0; });
 }
 
+bool LayerProfile::splitsEvenly(int64_t tp) const {
+  return llvm::all_of(parameters, [&](const Parameter &param) {
+    return llvm::all_of(param.segments,
+                        [&](int64_t size) { return size % tp == 0; });
+  });
+}
+
 //===----------------------------------------------------------------------===//
 // Tensor sizes
 //===----------------------------------------------------------------------===//

@@ -193,12 +193,25 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
   if (!analysis.supportsDegree(mapping.tp, &reason))
     return layer.emitOpError()
            << "cannot run with tp=" << mapping.tp << ": " << reason;
-  // A weight other layers read split differently (or not at all) keeps the
-  // layer whole on every TP rank: exact, if not memory-saving.
+  // A weight other layers read split differently (or not at all), or a
+  // vocabulary that does not divide among the TP ranks (GPT-2's 50257),
+  // keeps the layer whole on every TP rank: exact, if not memory-saving.
   for (const TPParameterSharding &entry : analysis.getParameters()) {
     StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
-    if (entry.dim >= 0 && readers.lookup(name) > 1 &&
-        !sharedSplits.count(name))
+    if (entry.dim < 0)
+      continue;
+    if (readers.lookup(name) > 1 && !sharedSplits.count(name))
+      return success();
+    int64_t size = entry.segments.empty()
+                       ? ParamOp(entry.op).getType().getDimSize(entry.dim)
+                       : entry.segments.front();
+    // The vocabulary: a lookup table, a tied one, or the weight of a
+    // linear whose result leaves the layer (the LM head's logits).
+    bool vocabulary = llvm::any_of(entry.op->getUsers(), [&](Operation *user) {
+      return isa<EmbeddingOp>(user) || readers.lookup(name) > 1 ||
+             llvm::any_of(user->getUsers(), llvm::IsaPred<YieldOp>);
+    });
+    if (size % mapping.tp != 0 && vocabulary)
       return success();
   }
   for (const TPParameterSharding &entry : analysis.getParameters())

@@ -199,8 +199,12 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   EXPECT_EQ(loadError(magic), "not a Galvatron program file (bad magic)");
   std::vector<uint8_t> version = bytes;
   version[8] = 2;
-  EXPECT_EQ(loadError(version), "program format version 2.1 is not supported "
-                                "by this runtime (format 1.1)");
+  EXPECT_EQ(loadError(version), "program format version 2.2 is not supported "
+                                "by this runtime (format 1.2)");
+  std::vector<uint8_t> minor = bytes;
+  minor[12] = 3;
+  EXPECT_EQ(loadError(minor), "program format version 1.3 is not supported "
+                              "by this runtime (format 1.2)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +

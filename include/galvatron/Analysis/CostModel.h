@@ -156,6 +156,8 @@ struct LayerProfile {
   double batchedFlops = 0, unbatchedFlops = 0;
 
   bool supportsTP(int64_t tp) const;
+  /// Whether every split weight's segments divide among `tp` ranks.
+  bool splitsEvenly(int64_t tp) const;
   bool isTransformerBlock() const {
     return kind == LayerKind::encoder || kind == LayerKind::decoder;
   }

@@ -164,3 +164,29 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
     return %1 : tensor<2x4x16xf32>
   }
 }
+
+// -----
+
+// A vocabulary that does not divide among the TP ranks (GPT-2's 50257; 15
+// here) keeps the layers reading it whole on every rank, as before
+// vocabulary parallelism: the lookup and the head run unsplit.
+// CHECK-LABEL: galvatron.parameter @wte : tensor<15x8xf32> {init
+// CHECK: galvatron.embedding %{{.*}}, %{{.*}} : (tensor<15x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+// CHECK-NOT: vocab_groups
+// CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<15x8xf32>) -> tensor<2x4x15xf32>
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+  galvatron.parameter @wte : tensor<15x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x15xf32> {
+    %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<2x4xi64>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
+      %w = galvatron.param @wte : tensor<15x8xf32>
+      %t = galvatron.embedding %w, %i : (tensor<15x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+      galvatron.yield %t : tensor<2x4x8xf32>
+    }
+    %1 = galvatron.layer head "head" (%h = %0 : tensor<2x4x8xf32>) -> tensor<2x4x15xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
+      %w = galvatron.param @wte : tensor<15x8xf32>
+      %l = galvatron.linear %h, %w {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<15x8xf32>) -> tensor<2x4x15xf32>
+      galvatron.yield %l : tensor<2x4x15xf32>
+    }
+    return %1 : tensor<2x4x15xf32>
+  }
+}

@@ -26,7 +26,7 @@ namespace galvatron::runtime {
 /// accepts files of its major version and any minor version up to its own;
 /// minor versions only add optional fields and kernels.
 constexpr uint32_t kFormatMajorVersion = 1;
-constexpr uint32_t kFormatMinorVersion = 1;
+constexpr uint32_t kFormatMinorVersion = 2;
 
 //===----------------------------------------------------------------------===//
 // Tensors
