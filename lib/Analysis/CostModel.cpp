@@ -239,6 +239,12 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   };
   cost.params = held(shardParams) * stateBytes.param;
   cost.grads = held(shardGrads) * stateBytes.grad;
+  // ZeRO-1 reduce-scatters the accumulated gradients in the last backward
+  // (where a backend can overlap it); their 1/dp parts wait for the step.
+  // Without a pipeline that backward holds as many activations as any
+  // (one micro-batch's); on a pipeline stage it comes after the peak.
+  if (type == DataParallelType::zero1 && context.pp == 1)
+    cost.grads += (local - whole) / d * stateBytes.grad;
   cost.optimizerStates = held(shardOptimizer) * stateBytes.optimizer;
   cost.optimizer = kOptimizerStepBytes * held(shardOptimizer) / bandwidth;
 

@@ -181,7 +181,11 @@ TEST(CostModelTest, ModelStatesFollowZero) {
       strategy.tp = tp;
       strategy.dpType = static_cast<DataParallelType>(zero);
       LayerCost cost = evaluateLayer(block, index, strategy, stage);
-      EXPECT_DOUBLE_EQ(cost.getStates(), f::zeroModelStateBytes(psi, d, zero))
+      // ZeRO-1 also holds the reduce-scattered 1/dp gradient parts (fp16)
+      // from the last backward to the step.
+      double parts = zero == 1 ? 2 * psi / d : 0;
+      EXPECT_DOUBLE_EQ(cost.getStates(),
+                       f::zeroModelStateBytes(psi, d, zero) + parts)
           << "tp " << tp << " zero " << zero;
     }
   }
