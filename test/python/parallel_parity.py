@@ -5,6 +5,8 @@ one rank, runs both (mpirun for N), and compares the results.
   parallel_parity.py --bin build/bin --model gpt-tiny --plan "devices=2 pp=2" \
       [--train "lr=1e-3" --steps 3] [--seq-len 16] [--micro-batch 2] WORKDIR
 
+--plan "search OPTIONS" trains the plan galvatron-compile --search finds.
+
 Forward programs compare every output; training programs compare the loss
 of every step and the final parameters. Prints one line per plan and exits
 non-zero when any value differs by more than --rtol: outputs relative to
@@ -15,6 +17,7 @@ assembled from the ranks' parts) in L2 norm per tensor.
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -116,14 +119,19 @@ def main():
     serial = os.path.join(args.workdir, "serial.gxp")
     parallel = os.path.join(args.workdir, "parallel.gxp")
     if args.train is not None:
-        # The same micro-batches on one device.
-        serial_plan = "devices=1 precision=fp32 global-batch=%d chunks=%d" % (
-            plan_value(args.plan, "global-batch", args.micro_batch),
-            plan_value(args.plan, "chunks", 1))
-        run(common + ["--plan=" + serial_plan, "--train=" + args.train, "-o", serial])
-        run(common + ["--plan=" + args.plan, "--train=" + args.train, "-o", parallel])
-        lowered = run(common + ["--plan=" + args.plan, "--train=" + args.train,
+        # "search OPTIONS": the plan --galvatron-search finds.
+        plan_flag = ("--search=" + args.plan[len("search "):]
+                     if args.plan.startswith("search ") else "--plan=" + args.plan)
+        run(common + [plan_flag, "--train=" + args.train, "-o", parallel])
+        lowered = run(common + [plan_flag, "--train=" + args.train,
                                 "--emit=mlir", "-o", "-"])
+        # The same micro-batches on one device.
+        plan = re.search(r"#galvatron.plan<devices = (\d+).*?micro_batches = "
+                         r"(\d+), global_batch = (\d+)", lowered)
+        devices = int(plan.group(1))
+        serial_plan = "devices=1 precision=fp32 global-batch=%s chunks=%s" % (
+            plan.group(3), plan.group(2))
+        run(common + ["--plan=" + serial_plan, "--train=" + args.train, "-o", serial])
         return compare_training(args, devices, serial, parallel, lowered)
     run(common + ["-o", serial])
     run(common + ["--plan=" + args.plan, "-o", parallel])
