@@ -214,12 +214,18 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   // the tied embedding and LM head, on the first and last stage).
   StateBytes stateBytes = getStateBytes(context.precision);
   DataParallelType type = dp > 1 ? strategy.dpType : DataParallelType::ddp;
-  double local = 0, copied = 0, whole = 0;
+  double local = 0, copied = 0, whole = 0, staged = 0;
   for (const LayerProfile::Parameter &param : layer.parameters) {
     if (param.owner != layerIndex && param.owner >= context.firstLayer)
       continue;
     double elements = param.localElements(tp);
     local += elements;
+    // ZeRO splits a weight's first dimension dp divides; another one (an
+    // odd vocabulary's hidden size) makes the lowering stage its gradient's
+    // per-micro-batch reduce-scatter (ZeRO-2) in a transposed copy.
+    int64_t leading = param.splitsLeading ? param.leading / tp : param.leading;
+    if (type == DataParallelType::zero2 && leading % dp != 0)
+      staged = std::max(staged, elements);
     if (param.owner != layerIndex)
       copied += elements;
     if (type == DataParallelType::zero3
@@ -321,7 +327,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
                weight.split.share(tp, sp, layer.sequenceLength);
     backward = std::max(backward, bytes);
   }
-  cost.transient += backward;
+  cost.transient += backward + staged * stateBytes.grad;
   if (shardParams)
     // The gathered weights of this layer and of the next, prefetched.
     cost.transient += 2.0 * (local - whole) * stateBytes.param;

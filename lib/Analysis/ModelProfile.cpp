@@ -262,7 +262,7 @@ static std::string fingerprint(const LayerProfile &layer, unsigned index) {
       os << size << ",";
     os << (param.owner == index ? 0 : static_cast<int64_t>(index) -
                                           static_cast<int64_t>(param.owner))
-       << "r" << param.readers;
+       << "r" << param.readers << "l" << param.leading << param.splitsLeading;
   }
   os << "d";
   for (int64_t d : layer.tpDivisors)
@@ -553,6 +553,8 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
       parameter.name = name.str();
       auto type = cast<RankedTensorType>(param.getType());
       parameter.elements = type.getNumElements();
+      parameter.leading = type.getRank() ? type.getDimSize(0) : 1;
+      parameter.splitsLeading = sharding.dim == 0;
       if (sharding.dim >= 0) {
         if (sharding.segments.empty())
           parameter.segments.push_back(type.getDimSize(sharding.dim));

@@ -215,6 +215,21 @@ TEST(CostModelTest, ZeroLeavesTiedWeightsWhole) {
                    8 * (wte + wpe / d));
 }
 
+// An odd vocabulary does not divide among dp along its first dimension, so
+// ZeRO-2's per-micro-batch reduce-scatter of the embedding's gradient runs
+// along the second, staged in a transposed copy the transient counts.
+TEST(CostModelTest, ZeroTwoStagesGradientsSplitAlongAnotherDimension) {
+  Fixture f(gptConfig(2, 512, 8, 256, 1001), 256, 1);
+  const LayerProfile &embedding = f.model.layers.front();
+  StageContext stage = f.context8(8, Precision::fp32);
+  LayerStrategy strategy;
+  strategy.dpType = DataParallelType::zero1;
+  double zero1 = evaluateLayer(embedding, 0, strategy, stage).transient;
+  strategy.dpType = DataParallelType::zero2;
+  double zero2 = evaluateLayer(embedding, 0, strategy, stage).transient;
+  EXPECT_DOUBLE_EQ(zero2 - zero1, 4.0 * 1001 * 512);
+}
+
 TEST(CostModelTest, TrainingFlopsMatchClosedForms) {
   const int64_t l = 4, h = 256, a = 4, s = 128, V = 1000, B = 16;
   Fixture f(gptConfig(l, h, a, s, V), s, 1);

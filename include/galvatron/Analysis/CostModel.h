@@ -136,6 +136,9 @@ struct LayerProfile {
     unsigned owner = 0;
     /// How many layers read it (2 for a tied embedding and LM head).
     unsigned readers = 1;
+    /// Size of its first dimension, and whether TP splits that one.
+    int64_t leading = 1;
+    bool splitsLeading = false;
 
     double localElements(int64_t tp) const;
   };
