@@ -655,6 +655,7 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
     context.firstLayer = stage.firstLayer;
 
     double perMicroBatch = 0, compute = 0, tensor = 0, data = 0, transfer = 0;
+    double transient = 0;
     for (unsigned index = stage.firstLayer; index < stage.endLayer; ++index) {
       const LayerProfile &layer = model.layers[index];
       const LayerStrategy &strategy = plan.layers[index];
@@ -668,6 +669,7 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
       stage.grads += cost.grads;
       stage.optimizerStates += cost.optimizerStates;
       stage.activations += static_cast<double>(stage.inFlight) * cost.activations;
+      transient = std::max(transient, cost.transient);
       if (strategy.ckpt)
         hardwareExtra += layer.batchedFlops * plan.globalBatch +
                          layer.unbatchedFlops * m;
@@ -679,9 +681,6 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
       }
       result.layers.push_back(cost);
     }
-    double transient = 0;
-    for (unsigned index = stage.firstLayer; index < stage.endLayer; ++index)
-      transient = std::max(transient, result.layers[index].transient);
     stage.buffers = transient;
     auto boundary = [&](unsigned layerIndex, const ByteCount &cut,
                         int64_t transferStage) {

@@ -9,7 +9,6 @@
 #include "galvatron/Analysis/CostModel.h"
 
 #include "llvm/ADT/StringMap.h"
-#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
@@ -167,7 +166,7 @@ addBackwardPoints(LayerOp layer, const TensorParallelAnalysis &analysis,
   for (auto [index, op] : llvm::enumerate(body))
     position[&op] = static_cast<int64_t>(index);
   struct Interval {
-    Value value;
+    LayerProfile::Tensor gradient;
     int64_t def, lastUse;
   };
   SmallVector<Interval> gradients;
@@ -179,7 +178,8 @@ addBackwardPoints(LayerOp layer, const TensorParallelAnalysis &analysis,
     int64_t lastUse = def;
     for (Operation *user : value.getUsers())
       lastUse = std::max(lastUse, position.lookup(user));
-    gradients.push_back({value, def, lastUse});
+    gradients.push_back(
+        {{sizer.bytes(value), sizer.split(value), 0}, def, lastUse});
   };
   for (BlockArgument argument : body.getArguments())
     consider(argument, -1);
@@ -204,9 +204,7 @@ addBackwardPoints(LayerOp layer, const TensorParallelAnalysis &analysis,
     LayerProfile::BackwardPoint point;
     for (const Interval &interval : gradients)
       if (interval.def <= k && k <= interval.lastUse)
-        addTo(point.activations,
-              {sizer.bytes(interval.value), sizer.split(interval.value), 0},
-              1.0);
+        addTo(point.activations, interval.gradient, 1.0);
     for (auto [root, saver] : firstSaver)
       if (saver > k)
         addTo(point.activations, {sizer.bytes(root), sizer.split(root), 0},
@@ -332,14 +330,8 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
   std::vector<TensorParallelAnalysis> analyses =
       TensorParallelAnalysis::analyzeFunction(function);
   llvm::StringMap<unsigned> owners;
-  // How many layers read each weight.
-  llvm::StringMap<unsigned> readerCounts;
-  for (LayerOp layer : layerOps) {
-    llvm::StringSet<> names;
-    layer.walk([&](ParamOp read) { names.insert(read.getName()); });
-    for (const auto &name : names)
-      ++readerCounts[name.getKey()];
-  }
+  llvm::DenseMap<StringAttr, unsigned> readers =
+      countParameterReaders(analyses);
 
   // Activations crossing each layer boundary: results of earlier layers
   // used at or after it (data inputs are read where needed, not sent).
@@ -400,12 +392,12 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
 
     // Work.
     llvm::DenseMap<Value, size_t> savedIndex;
-    // Records that the backward pass needs `value`'s storage; a tensor
-    // needed by any op is kept whatever the attention kernel.
     // The first op (in forward order) whose backward needs each saved
     // storage: the backward frees it after that op's.
     llvm::MapVector<Value, int64_t> firstSaver;
     int64_t opIndex = 0;
+    // Records that the backward pass needs `value`'s storage; a tensor
+    // needed by any op is kept whatever the attention kernel.
     auto save = [&](Value value, uint8_t attentionMode) {
       Value root = storageRoot(value);
       if (!analysis.isBatched(root))
@@ -420,9 +412,8 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
       entry.saved.push_back({sizer.bytes(root), sizer.split(root),
                              attentionMode});
     };
-    for (Operation &op : layer.getBodyBlock()) {
-      opIndex = static_cast<int64_t>(std::distance(
-          layer.getBodyBlock().begin(), op.getIterator()));
+    for (auto [index, op] : llvm::enumerate(layer.getBodyBlock())) {
+      opIndex = static_cast<int64_t>(index);
       bool opBatched =
           llvm::any_of(op.getResults(),
                        [&](Value v) { return analysis.isBatched(v); }) ||
@@ -563,7 +554,7 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
                                     sharding.segments.end());
       }
       parameter.owner = owners.insert({name, index}).first->second;
-      parameter.readers = readerCounts.lookup(name);
+      parameter.readers = readers.lookup(param.getNameAttr().getAttr());
       entry.parameters.push_back(std::move(parameter));
     }
 

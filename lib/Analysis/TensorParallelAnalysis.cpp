@@ -820,3 +820,16 @@ void TensorParallelAnalysis::print(llvm::raw_ostream &os) const {
   for (unsigned index : shardedResults)
     os << "  result " << index << ": vocabulary-parallel output\n";
 }
+
+llvm::DenseMap<StringAttr, unsigned> mlir::galvatron::countParameterReaders(
+    ArrayRef<TensorParallelAnalysis> analyses) {
+  llvm::DenseMap<StringAttr, unsigned> readers;
+  for (const TensorParallelAnalysis &analysis : analyses) {
+    llvm::DenseSet<StringAttr> names;
+    analysis.getLayer().walk(
+        [&](ParamOp read) { names.insert(read.getNameAttr().getAttr()); });
+    for (StringAttr name : names)
+      ++readers[name];
+  }
+  return readers;
+}

@@ -200,18 +200,21 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
     StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
     if (entry.dim < 0)
       continue;
-    if (readers.lookup(name) > 1 && !sharedSplits.count(name))
+    bool shared = readers.lookup(name) > 1;
+    if (shared && !sharedSplits.count(name))
       return success();
     int64_t size = entry.segments.empty()
                        ? ParamOp(entry.op).getType().getDimSize(entry.dim)
                        : entry.segments.front();
-    // The vocabulary: a lookup table, a tied one, or the weight of a
+    if (size % mapping.tp == 0)
+      continue;
+    // The vocabulary: a tied weight, a lookup table, or the weight of a
     // linear whose result leaves the layer (the LM head's logits).
-    bool vocabulary = llvm::any_of(entry.op->getUsers(), [&](Operation *user) {
-      return isa<EmbeddingOp>(user) || readers.lookup(name) > 1 ||
-             llvm::any_of(user->getUsers(), llvm::IsaPred<YieldOp>);
-    });
-    if (size % mapping.tp != 0 && vocabulary)
+    if (shared ||
+        llvm::any_of(entry.op->getUsers(), [](Operation *user) {
+          return isa<EmbeddingOp>(user) ||
+                 llvm::any_of(user->getUsers(), llvm::IsaPred<YieldOp>);
+        }))
       return success();
   }
   for (const TPParameterSharding &entry : analysis.getParameters())
@@ -780,16 +783,8 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
     }
     std::vector<TensorParallelAnalysis> analyses =
         TensorParallelAnalysis::analyzeFunction(forward);
-    // How many layers read each parameter.
-    llvm::DenseMap<StringAttr, unsigned> readers;
-    for (TensorParallelAnalysis &analysis : analyses) {
-      llvm::DenseSet<StringAttr> names;
-      analysis.getLayer().walk([&](ParamOp read) {
-        names.insert(read.getNameAttr().getAttr());
-      });
-      for (StringAttr name : names)
-        ++readers[name];
-    }
+    llvm::DenseMap<StringAttr, unsigned> readers =
+        countParameterReaders(analyses);
     llvm::DenseMap<StringAttr, ArrayAttr> sharedSplits =
         findSharedSplits(analyses, plan, readers);
     // The batch arrangement of each layer result (absent: whole).

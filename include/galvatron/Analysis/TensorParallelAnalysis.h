@@ -204,6 +204,11 @@ private:
   Operation *vocabularyLookup = nullptr;
 };
 
+/// How many of the analyzed layers read each parameter (2 for a tied
+/// embedding and LM head).
+llvm::DenseMap<StringAttr, unsigned>
+countParameterReaders(ArrayRef<TensorParallelAnalysis> analyses);
+
 } // namespace mlir::galvatron
 
 #endif // GALVATRON_ANALYSIS_TENSORPARALLELANALYSIS_H

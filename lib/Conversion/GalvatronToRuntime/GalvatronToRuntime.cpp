@@ -695,8 +695,8 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
     // A gathered weight assigned to its variable (ZeRO-1/2's updated
     // slices) lands in the variable's bytes.
     std::optional<unsigned> variable;
-    if (StringAttr name = access.writtenInto(result)) {
-      FailureOr<unsigned> index = variableBuffer(op, name);
+    if (access.writtenInto(result)) {
+      FailureOr<unsigned> index = resultBuffer(op, result);
       if (failed(index))
         return failure();
       variable = *index;
@@ -716,10 +716,8 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
       addTranspose(op, layer, gathered, whole,
                    movePermutation(inputType.getRank() + 1, 0, dim));
     }
-    if (variable) {
-      bufferOf[result] = *variable;
+    if (variable)
       return success();
-    }
     // A view's root precedes it.
     FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
     if (failed(output))

@@ -169,6 +169,11 @@ inline std::array<int64_t, 4> broadcastStrides4(std::vector<int64_t> shape) {
   return strides;
 }
 
+/// Query rows per attention task, forward and backward: a task's scores
+/// are a block of kQueryBlock × keys, so memory stays linear in the
+/// sequence length.
+constexpr int64_t kQueryBlock = 64;
+
 /// An attention call whose query is operand `first` (key, value and the
 /// optional additive mask follow): query [batch, heads, seq, headDim], key
 /// and value [batch, kvHeads, keys, ...], the mask read as broadcast to

@@ -230,9 +230,6 @@ Status rmsNormGrad(const KernelContext &context) {
 // Attention
 //===----------------------------------------------------------------------===//
 
-/// Query rows per block, as in the forward kernel.
-constexpr int64_t kQueryBlock = 64;
-
 /// One task per (batch, key/value head): it owns that head's key and value
 /// gradients and walks the query heads sharing it, block by block:
 /// P = softmax(scale·Q·Kᵀ + mask) recomputed, dP = dO·Vᵀ,

@@ -15,10 +15,6 @@ namespace {
 // Attention
 //===----------------------------------------------------------------------===//
 
-/// Query rows per attention task: the scores of a task are a block of
-/// kQueryBlock × keys, so memory stays linear in the sequence length.
-constexpr int64_t kQueryBlock = 64;
-
 /// OpenBLAS runs single-threaded while this is alive: the caller
 /// parallelizes over independent small GEMMs instead.
 class SingleThreadedBlas {
