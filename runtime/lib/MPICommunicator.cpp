@@ -194,6 +194,14 @@ public:
     return all != 0;
   }
 
+  std::vector<int64_t> allGatherValue(int64_t value) override {
+    std::vector<int64_t> values(worldSize());
+    if (MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T,
+                      MPI_COMM_WORLD) != MPI_SUCCESS)
+      abort(1);
+    return values;
+  }
+
   [[noreturn]] void abort(int exitCode) override {
     MPI_Abort(MPI_COMM_WORLD, exitCode);
     std::exit(exitCode);

@@ -54,6 +54,9 @@ public:
                  " in a job of one process");
   }
   bool allSucceeded(bool succeeded) override { return succeeded; }
+  std::vector<int64_t> allGatherValue(int64_t value) override {
+    return {value};
+  }
   [[noreturn]] void abort(int exitCode) override { std::exit(exitCode); }
 
 private:

@@ -346,6 +346,10 @@ struct PlanEvaluation {
 /// Memory a plan may use of `budget` bytes per device after the runtime's
 /// reserve and fragmentation (EfficiencyFactors).
 double getUsableMemory(const ClusterSpec &cluster, double budget);
+/// Fails when `budget` bytes per device leave nothing for the model.
+llvm::Error checkMemoryBudget(const ClusterSpec &cluster, double budget);
+/// Bytes for messages: "12.50 GiB", "310.25 MiB", "96.00 KiB".
+std::string formatBytes(double bytes);
 
 /// Prices `plan` (which must pass `plan.check(model)`).
 PlanEvaluation evaluatePlan(const ModelProfile &model, const ParallelPlan &plan,

@@ -58,6 +58,10 @@ public:
   /// together when one of them fails before the first collective.
   virtual bool allSucceeded(bool succeeded) = 0;
 
+  /// Every rank's `value`, indexed by rank: lets ranks check that they
+  /// agree (on a checkpoint's step, say) and name those that do not.
+  virtual std::vector<int64_t> allGatherValue(int64_t value) = 0;
+
   /// Ends the whole job after an error on this rank, so that no other rank
   /// waits forever for it. Does not return.
   [[noreturn]] virtual void abort(int exitCode) = 0;
