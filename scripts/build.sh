@@ -2,8 +2,8 @@
 # Installs the dependencies (when missing) and builds Galvatron into
 # $GALVATRON_BUILD_DIR (default: build/): every target, or only the TARGETs
 # given (scripts/demo.sh builds the four tools it runs). Prints the build
-# directory. The compiler's output goes to BUILD/build.log and is printed
-# only when the build fails.
+# directory. The compiler's output goes to $GALVATRON_BUILD_LOG (default:
+# BUILD/build.log) and is printed only when the build fails.
 #
 #   scripts/build.sh [TARGET...]
 set -euo pipefail
@@ -12,7 +12,7 @@ build=${GALVATRON_BUILD_DIR:-$root/build}
 
 bash "$root/scripts/install-deps.sh" >&2
 mkdir -p "$build"
-log="$build/build.log"
+log=${GALVATRON_BUILD_LOG:-$build/build.log}
 : > "$log"
 targets=()
 for target in "$@"; do targets+=(--target "$target"); done

@@ -21,7 +21,8 @@ namespace rt = ::galvatron::runtime;
 static LogicalResult checkTrainingPrecision(ModuleOp module,
                                             StringRef entry) {
   auto step = module.lookupSymbol<func::FuncOp>(entry);
-  if (!step || !step->hasAttr(GalvatronDialect::getTrainingAttrName()))
+  if (!step ||
+      !step->hasAttr(mlir::galvatron::GalvatronDialect::getTrainingAttrName()))
     return success();
   Type half;
   module.walk([&](Operation *op) {
@@ -34,10 +35,12 @@ static LogicalResult checkTrainingPrecision(ModuleOp module,
   });
   if (!half)
     return success();
+  std::string precision;
+  llvm::raw_string_ostream(precision) << half;
   return module.emitError()
          << "the CPU backend trains in fp32 only, and this training step "
             "computes in "
-         << half << " (compile it with precision=fp32)";
+         << precision << " (compile it with precision=fp32)";
 }
 
 FailureOr<rt::Program>
