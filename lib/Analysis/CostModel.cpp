@@ -632,13 +632,14 @@ llvm::Error mlir::galvatron::checkMemoryBudget(const ClusterSpec &cluster,
       llvm::inconvertibleErrorCode(),
       "a budget of " + formatBytes(budget) +
           " per device leaves nothing after the runtime's " +
-          formatBytes(cluster.efficiency.runtimeMemory) +
-          " and fragmentation");
+          formatBytes(cluster.efficiency.runtimeMemory) + " and fragmentation");
 }
 
 std::string mlir::galvatron::formatBytes(double bytes) {
   static constexpr std::pair<double, const char *> kUnits[] = {
-      {double(1ull << 30), "GiB"}, {double(1ull << 20), "MiB"}, {1024.0, "KiB"}};
+      {double(1ull << 30), "GiB"},
+      {double(1ull << 20), "MiB"},
+      {1024.0, "KiB"}};
   for (auto [size, unit] : kUnits)
     if (std::abs(bytes) >= size)
       return llvm::formatv("{0:F2} {1}", bytes / size, unit).str();

@@ -627,8 +627,7 @@ mlir::galvatron::parseJSONObject(StringRef text, StringRef source,
   constexpr unsigned kMaxDepth = 64;
   if (std::optional<size_t> at = findDeepNesting(text, kMaxDepth))
     return makeError(source + ": malformed JSON: nested deeper than " +
-                     Twine(kMaxDepth) + " levels (at byte " + Twine(*at) +
-                     ")");
+                     Twine(kMaxDepth) + " levels (at byte " + Twine(*at) + ")");
   Expected<llvm::json::Value> parsed = llvm::json::parse(text);
   if (!parsed)
     return makeError(source + ": malformed JSON: " +

@@ -30,7 +30,6 @@ llvm::Error mlir::galvatron::keepOutputFile(llvm::ToolOutputFile &file) {
 
 llvm::Error mlir::galvatron::flushStandardOutput() {
   if (std::error_code error = takeStreamError(llvm::outs()))
-    return makeError("cannot write to the standard output: " +
-                     error.message());
+    return makeError("cannot write to the standard output: " + error.message());
   return llvm::Error::success();
 }

@@ -114,13 +114,13 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
         if (stage.getMemory() >=
             evaluation.stages[worst].getMemory())
           worst = k;
-      return fail(llvm::formatv(
-                      "the plan needs {0} per device (stage {1}) but only "
-                      "{2} of the {3} budget are usable",
-                      formatBytes(evaluation.peakMemory), worst,
-                      formatBytes(evaluation.usableMemory),
-                      formatBytes(evaluation.memoryBudget))
-                      .str());
+      return fail(
+          llvm::formatv("the plan needs {0} per device (stage {1}) but only "
+                        "{2} of the {3} budget are usable",
+                        formatBytes(evaluation.peakMemory), worst,
+                        formatBytes(evaluation.usableMemory),
+                        formatBytes(evaluation.memoryBudget))
+              .str());
     }
     writePlan(module, input->input.function, plan);
     if (!report.empty())

@@ -217,6 +217,6 @@ mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
     return failure();
   }
   int64_t batch = globalBatch > 0 ? globalBatch : input->model.irBatch;
-  return PlanningInput{std::move(*input), std::move(*setup),
-                       *trainingPrecision, batch};
+  return PlanningInput{std::move(*input), std::move(*setup), *trainingPrecision,
+                       batch};
 }

@@ -117,9 +117,8 @@ Expected<std::string> resolveParameterData(const ExternalData &external,
                                            const std::string &directory) {
   uint64_t bytes = source.byteSize();
   if (external.length != -1 && uint64_t(external.length) != bytes)
-    return error("external data '", external.location, "' of ",
-                 external.length, " bytes does not fit ", source.str(), " (",
-                 bytes, " bytes)");
+    return error("external data '", external.location, "' of ", external.length,
+                 " bytes does not fit ", source.str(), " (", bytes, " bytes)");
   Expected<std::string> path = resolveExternalData(
       directory, external.location, uint64_t(external.offset), bytes);
   if (!path)

@@ -100,8 +100,8 @@ Status checkFinite(const std::string &name, const TensorType &type,
   const float *floats = reinterpret_cast<const float *>(bytes.data());
   bool f32 = type.elementType == ElementType::f32;
   for (int64_t i = 0; i < type.numElements(); ++i) {
-    double value = f32 ? floats[i]
-                       : cpu::loadElement(bytes.data(), type.elementType, i);
+    double value =
+        f32 ? floats[i] : cpu::loadElement(bytes.data(), type.elementType, i);
     if (!std::isfinite(value))
       return error("'", name, "' holds a non-finite value (", value,
                    " at element ", i, ")");
@@ -231,7 +231,8 @@ Status saveParameters(Executor &executor, const std::string &path,
     GALVATRON_RETURN_IF_ERROR(executor.readBuffer(
         parameter.buffer, values.back().data(), values.back().size()));
     if (withState)
-      GALVATRON_RETURN_IF_ERROR(checkFinite(parameter.name, type, values.back()));
+      GALVATRON_RETURN_IF_ERROR(
+          checkFinite(parameter.name, type, values.back()));
   }
   for (size_t i = 0; i < saved.size(); ++i)
     tensors.push_back(NamedTensor{saved[i]->name,

@@ -204,18 +204,20 @@ std::string partName(uint32_t rank, int64_t step) {
 }
 
 /// The (rank, step) of a part's file name; none for other files.
-std::optional<std::pair<uint32_t, int64_t>> parsePartName(const std::string &name) {
+std::optional<std::pair<uint32_t, int64_t>>
+parsePartName(const std::string &name) {
   long long step = -1;
   unsigned rank = 0;
-  if (std::sscanf(name.c_str(), "checkpoint.step%lld.rank%u.safetensors",
-                  &step, &rank) != 2 ||
+  if (std::sscanf(name.c_str(), "checkpoint.step%lld.rank%u.safetensors", &step,
+                  &rank) != 2 ||
       step < 0 || partName(rank, step) != name)
     return std::nullopt;
   return std::make_pair(uint32_t(rank), int64_t(step));
 }
 
 /// The parts in `directory`, ordered by rank and step.
-std::vector<std::pair<uint32_t, int64_t>> listParts(const std::string &directory) {
+std::vector<std::pair<uint32_t, int64_t>>
+listParts(const std::string &directory) {
   std::vector<std::pair<uint32_t, int64_t>> parts;
   std::unique_ptr<DIR, int (*)(DIR *)> listing(::opendir(directory.c_str()),
                                                ::closedir);
@@ -240,8 +242,8 @@ std::string checkpointPath(const std::string &directory, uint32_t rank,
                                                : partName(rank, step));
 }
 
-Status writeCheckpointManifest(const std::string &directory,
-                               uint32_t worldSize, int64_t step) {
+Status writeCheckpointManifest(const std::string &directory, uint32_t worldSize,
+                               int64_t step) {
   std::string text = "{\"format\": \"" + std::string(kManifestFormat) +
                      "\", \"version\": " + std::to_string(kManifestVersion) +
                      ", \"step\": " + std::to_string(step) +
@@ -264,8 +266,10 @@ Expected<int64_t> findCheckpoint(const std::string &directory,
     if (worldSize == 1)
       return int64_t(0);
     if (exists(checkpointPath(directory, 0, 1, 0)))
-      return error(where, " holds the checkpoint of a one-rank job; this "
-                   "program runs on ", worldSize, " ranks");
+      return error(where,
+                   " holds the checkpoint of a one-rank job; this "
+                   "program runs on ",
+                   worldSize, " ranks");
     std::string found;
     for (auto [rank, step] : listParts(directory))
       found += (found.empty() ? "" : ", ") + std::string("rank ") +
@@ -283,9 +287,8 @@ Expected<int64_t> findCheckpoint(const std::string &directory,
     return error("'", manifestPath, "' is not a checkpoint manifest (",
                  file->size, " bytes)");
   GALVATRON_RETURN_IF_ERROR(readFileRange(manifestPath, 0, file->size, bytes));
-  Expected<JsonValue> manifest =
-      parseJson(std::string_view(reinterpret_cast<const char *>(bytes.data()),
-                                 bytes.size()));
+  Expected<JsonValue> manifest = parseJson(std::string_view(
+      reinterpret_cast<const char *>(bytes.data()), bytes.size()));
   if (!manifest)
     return manifest.takeStatus().withContext("'" + manifestPath + "'");
   auto integer = [&](const char *key) -> const JsonValue * {
@@ -300,8 +303,10 @@ Expected<int64_t> findCheckpoint(const std::string &directory,
   if (!format || format->string != kManifestFormat || !version ||
       version->integer != kManifestVersion || !step || step->integer < 0 ||
       !size || !parts || parts->kind != JsonValue::Kind::array)
-    return error("'", manifestPath, "' is not a checkpoint manifest of "
-                 "version ", kManifestVersion);
+    return error("'", manifestPath,
+                 "' is not a checkpoint manifest of "
+                 "version ",
+                 kManifestVersion);
   if (size->integer != int64_t(worldSize))
     return error(where, " holds the parts of a job of ", size->integer,
                  " ranks; this program runs on ", worldSize);

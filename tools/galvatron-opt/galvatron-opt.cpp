@@ -34,7 +34,8 @@ int main(int argc, char **argv) {
       mlir::registerCLIOptions("Galvatron optimizer driver", registry);
   auto [inputFilename, outputFilename] =
       mlir::parseCLIOptions(argc, argv, header);
-  mlir::MlirOptMainConfig config = mlir::MlirOptMainConfig::createFromCLOptions();
+  mlir::MlirOptMainConfig config =
+      mlir::MlirOptMainConfig::createFromCLOptions();
 
   std::string message;
   auto input = mlir::openInputFile(inputFilename, &message);

@@ -15,9 +15,9 @@
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
-#include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Support/OutputFile.h"
 #include "galvatron/Support/ToolSupport.h"
+#include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
 #include "mlir/IR/AsmState.h"

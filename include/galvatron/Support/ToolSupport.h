@@ -1,4 +1,4 @@
-//===- ToolSupport.h - What Galvatron's command-line tools share -*- C++ -*-===//
+//===- ToolSupport.h - What the command-line tools share --------*- C++ -*-===//
 //
 // Diagnostics that name the input (a file, or a preset model) instead of
 // "<unknown>:0: error: loc(...)", and --help without the hundreds of

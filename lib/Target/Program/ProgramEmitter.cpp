@@ -18,8 +18,7 @@ namespace rt = ::galvatron::runtime;
 /// The CPU backend's training kernels compute in f32 only: a bf16 or fp16
 /// training step is refused here, before lowering, rather than at its
 /// first 16-bit kernel. (The one place to lift once 16-bit kernels run.)
-static LogicalResult checkTrainingPrecision(ModuleOp module,
-                                            StringRef entry) {
+static LogicalResult checkTrainingPrecision(ModuleOp module, StringRef entry) {
   auto step = module.lookupSymbol<func::FuncOp>(entry);
   if (!step ||
       !step->hasAttr(mlir::galvatron::GalvatronDialect::getTrainingAttrName()))
@@ -28,8 +27,8 @@ static LogicalResult checkTrainingPrecision(ModuleOp module,
   module.walk([&](Operation *op) {
     for (Type type : op->getResultTypes())
       if (auto tensor = dyn_cast<RankedTensorType>(type);
-          tensor && (tensor.getElementType().isBF16() ||
-                     tensor.getElementType().isF16()))
+          tensor &&
+          (tensor.getElementType().isBF16() || tensor.getElementType().isF16()))
         half = tensor.getElementType();
     return half ? WalkResult::interrupt() : WalkResult::advance();
   });

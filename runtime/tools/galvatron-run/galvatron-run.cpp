@@ -496,11 +496,10 @@ public:
                                 "); refusing to resume a mixed set"));
     }
     if (progress.step > options.steps)
-      return failTogether(error("the checkpoint in '", options.resume,
-                                "' is at step ", progress.step,
-                                ", past --steps ", options.steps,
-                                "; give --steps above ", progress.step,
-                                " to train on"));
+      return failTogether(
+          error("the checkpoint in '", options.resume, "' is at step ",
+                progress.step, ", past --steps ", options.steps,
+                "; give --steps above ", progress.step, " to train on"));
     if (progress.step == options.steps) {
       if (lead)
         std::printf("galvatron-run: nothing to train: the checkpoint in '%s' "
@@ -534,8 +533,8 @@ public:
     if (!options.log.empty() && comm.rank() == 0) {
       log.reset(std::fopen(options.log.c_str(), progress.step ? "a" : "w"));
       if (!log)
-        opened = error("cannot write '", options.log,
-                       "': ", std::strerror(errno));
+        opened =
+            error("cannot write '", options.log, "': ", std::strerror(errno));
     }
     GALVATRON_RETURN_IF_ERROR(agree(std::move(opened)));
     // The progress bar needs a terminal. Under an MPI launcher a rank's
@@ -598,27 +597,28 @@ public:
         }
         std::fflush(stdout);
       }
-      Status logged = Status::ok();
-      if (log &&
-          (std::fprintf(log.get(),
-                        "{\"step\": %lld, \"loss\": %s, \"lr\": %s, "
-                        "\"grad_norm\": %s, \"seconds\": %.6f}\n",
-                        (long long)step, jsonNumber(loss).c_str(),
-                        jsonNumber(lr).c_str(), jsonNumber(norm).c_str(),
-                        seconds) < 0 ||
-           std::fflush(log.get()) != 0))
-        logged = error("cannot write '", options.log, "' at step ", step,
-                       ": ", std::strerror(errno));
-      GALVATRON_RETURN_IF_ERROR(agree(logged));
+      Status stepStatus = Status::ok();
+      if (log && (std::fprintf(log.get(),
+                               "{\"step\": %lld, \"loss\": %s, \"lr\": %s, "
+                               "\"grad_norm\": %s, \"seconds\": %.6f}\n",
+                               (long long)step, jsonNumber(loss).c_str(),
+                               jsonNumber(lr).c_str(), jsonNumber(norm).c_str(),
+                               seconds) < 0 ||
+                  std::fflush(log.get()) != 0))
+        stepStatus = error("cannot write '", options.log, "' at step ", step,
+                           ": ", std::strerror(errno));
       // fp16 loss scaling skips a step whose gradients overflowed (its norm
-      // is not finite) by design; anything else non-finite is divergence.
+      // is not finite) by design; anything else non-finite is divergence,
+      // which every rank sees (the loss and the norm are all-reduced).
       bool skippable = findBinding(rank.outputs, "loss_scale") != nullptr;
-      if (!std::isfinite(loss) || (!std::isfinite(norm) && !skippable))
-        return failTogether(error(
-            "step ", step, ": the loss is ", describe(loss),
-            " and the gradient norm ", describe(norm),
-            ": training diverged (lower the learning rate?); ",
-            keptCheckpoint()));
+      bool diverged =
+          !std::isfinite(loss) || (!std::isfinite(norm) && !skippable);
+      if (diverged && stepStatus.isOk())
+        stepStatus = error("step ", step, ": the loss is ", describe(loss),
+                           " and the gradient norm ", describe(norm),
+                           ": training diverged (lower the learning rate?); ",
+                           keptCheckpoint());
+      GALVATRON_RETURN_IF_ERROR(agree(std::move(stepStatus), diverged));
       if (!options.checkpoint.empty() &&
           (last || (options.saveEvery && step % options.saveEvery == 0)))
         GALVATRON_RETURN_IF_ERROR(writeCheckpoint());
@@ -747,13 +747,13 @@ private:
                     keptCheckpoint());
     GALVATRON_RETURN_IF_ERROR(agree(saved));
     if (ranks > 1) {
-      Status manifest = comm.rank() == 0
-                            ? writeCheckpointManifest(directory, ranks,
-                                                      progress.step)
-                            : Status::ok();
+      Status manifest =
+          comm.rank() == 0
+              ? writeCheckpointManifest(directory, ranks, progress.step)
+              : Status::ok();
       if (!manifest.isOk())
-        manifest = error("step ", progress.step, ": ", manifest.message(),
-                         "; ", keptCheckpoint());
+        manifest = error("step ", progress.step, ": ", manifest.message(), "; ",
+                         keptCheckpoint());
       GALVATRON_RETURN_IF_ERROR(agree(manifest));
       removeOlderCheckpointParts(directory, comm.rank(), progress.step);
     }
@@ -767,16 +767,16 @@ private:
       return "no checkpoint was asked for";
     if (!savedStep)
       return "no checkpoint was written";
-    return "the checkpoint of step " + std::to_string(savedStep) +
-           " in '" + options.checkpoint + "' is kept";
+    return "the checkpoint of step " + std::to_string(savedStep) + " in '" +
+           options.checkpoint + "' is kept";
   }
 
   /// Creates `directory` and checks that files can be created in it, so
   /// that a bad --checkpoint stops the run before its first step.
   static Status checkWritableDirectory(const std::string &directory) {
     GALVATRON_RETURN_IF_ERROR(makeDirectories(directory));
-    std::string probe = directory + "/.galvatron-run-probe." +
-                        std::to_string(::getpid());
+    std::string probe =
+        directory + "/.galvatron-run-probe." + std::to_string(::getpid());
     int descriptor = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (descriptor < 0)
       return error("cannot write checkpoints into '", directory,

@@ -103,8 +103,8 @@ std::string checkpointPath(const std::string &directory, uint32_t rank,
                            uint32_t worldSize, int64_t step);
 /// Writes the manifest of the complete checkpoint of step `step` of a job
 /// of `worldSize` ranks into `directory`.
-Status writeCheckpointManifest(const std::string &directory,
-                               uint32_t worldSize, int64_t step);
+Status writeCheckpointManifest(const std::string &directory, uint32_t worldSize,
+                               int64_t step);
 /// The step of the complete checkpoint in `directory` of a job of
 /// `worldSize` ranks (the manifest's; 0 for one rank, whose file holds its
 /// step). Refuses a directory whose manifest is missing (the parts found
