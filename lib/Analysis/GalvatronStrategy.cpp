@@ -153,7 +153,7 @@ Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
   auto checkpoint = reader.list("checkpoint", blocks, 0, 0, 1);
   if (!checkpoint)
     return checkpoint.takeError();
-  auto batch = reader.integer("global_bsz", true, 1, 1);
+  auto batch = reader.integer("global_bsz", true, 1, 1, kMaxGlobalBatch);
   if (!batch)
     return batch.takeError();
   auto chunks = reader.integer("chunks", false, 1, 1);

@@ -208,6 +208,10 @@ struct LayerStrategy {
   }
 };
 
+/// The largest global batch a plan may have (sequences): far beyond any
+/// run, and small enough that token counts stay exact.
+constexpr int64_t kMaxGlobalBatch = int64_t(1) << 30;
+
 struct ParallelPlan {
   int64_t devices = 1;
   int64_t devicesPerNode = 1;

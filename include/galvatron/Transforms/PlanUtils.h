@@ -71,9 +71,6 @@ FailureOr<ModelInput> getModelInput(ModuleOp module, StringRef pass);
 FailureOr<std::pair<ModelInput, ParallelPlan>>
 getModelAndPlan(ModuleOp module, StringRef pass);
 
-/// The largest global batch a plan may have (sequences).
-constexpr int64_t kMaxGlobalBatch = int64_t(1) << 30;
-
 /// The model, the cluster and budget the options give, the precision and
 /// the global batch (the option's, or the model's batch for 0).
 struct PlanningInput {
