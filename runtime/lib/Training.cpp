@@ -266,10 +266,8 @@ Expected<int64_t> findCheckpoint(const std::string &directory,
     if (worldSize == 1)
       return int64_t(0);
     if (exists(checkpointPath(directory, 0, 1, 0)))
-      return error(where,
-                   " holds the checkpoint of a one-rank job; this "
-                   "program runs on ",
-                   worldSize, " ranks");
+      return error(where, " holds the checkpoint of a one-rank job; this ",
+                   "program runs on ", worldSize, " ranks");
     std::string found;
     for (auto [rank, step] : listParts(directory))
       found += (found.empty() ? "" : ", ") + std::string("rank ") +
@@ -303,10 +301,8 @@ Expected<int64_t> findCheckpoint(const std::string &directory,
   if (!format || format->string != kManifestFormat || !version ||
       version->integer != kManifestVersion || !step || step->integer < 0 ||
       !size || !parts || parts->kind != JsonValue::Kind::array)
-    return error("'", manifestPath,
-                 "' is not a checkpoint manifest of "
-                 "version ",
-                 kManifestVersion);
+    return error("'", manifestPath, "' is not a checkpoint manifest of ",
+                 "version ", kManifestVersion);
   if (size->integer != int64_t(worldSize))
     return error(where, " holds the parts of a job of ", size->integer,
                  " ranks; this program runs on ", worldSize);

@@ -62,9 +62,10 @@ mlir::galvatron::buildProgram(ModuleOp module,
   rt::Status status = rt::validateProgram(*program);
   if (!status.isOk())
     return (*executables.begin()).emitOpError() << status.message();
-  // External data resolves now as the runtime will resolve it when the
-  // program records the model's folder.
-  if (!program->modelDirectory.empty())
+  // External data resolves now, as the runtime will resolve it, when the
+  // driver read the model from its folder (an executable given as IR may
+  // name a folder of another machine).
+  if (!options.modelDirectory.empty())
     for (const rt::RankProgram &rank : program->ranks)
       for (const rt::Parameter &parameter : rank.parameters) {
         if (!parameter.external)
@@ -74,7 +75,7 @@ mlir::galvatron::buildProgram(ModuleOp module,
                                                     ? parameter.fullShape
                                                     : type.shape};
         rt::Expected<std::string> path = rt::resolveParameterData(
-            *parameter.external, source, program->modelDirectory);
+            *parameter.external, source, options.modelDirectory);
         if (!path)
           return (*executables.begin()).emitError()
                  << "parameter '" << parameter.name
