@@ -5,6 +5,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Location.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/WithColor.h"
 
@@ -37,6 +38,22 @@ static std::optional<std::string> findName(Location location) {
   return name;
 }
 
+/// "TOOL: error: " and the like, colored on a terminal.
+static llvm::raw_ostream &label(llvm::raw_ostream &os,
+                                DiagnosticSeverity severity, StringRef tool) {
+  switch (severity) {
+  case DiagnosticSeverity::Error:
+    return llvm::WithColor::error(os, tool);
+  case DiagnosticSeverity::Warning:
+    return llvm::WithColor::warning(os, tool);
+  case DiagnosticSeverity::Note:
+    return llvm::WithColor::note(os, tool);
+  case DiagnosticSeverity::Remark:
+    return llvm::WithColor::remark(os, tool);
+  }
+  llvm_unreachable("unknown diagnostic severity");
+}
+
 static bool hasFilePosition(Location location) {
   bool found = false;
   location->walk([&](Location inner) {
@@ -50,21 +67,7 @@ LogicalResult ToolDiagnosticHandler::handle(Diagnostic &diagnostic) {
   if (hasFilePosition(diagnostic.getLocation()))
     return failure(); // The source manager's handler prints it.
   auto print = [&](const Diagnostic &part) {
-    llvm::raw_ostream &os = llvm::errs();
-    switch (part.getSeverity()) {
-    case DiagnosticSeverity::Error:
-      llvm::WithColor::error(os, tool);
-      break;
-    case DiagnosticSeverity::Warning:
-      llvm::WithColor::warning(os, tool);
-      break;
-    case DiagnosticSeverity::Note:
-      llvm::WithColor::note(os, tool);
-      break;
-    case DiagnosticSeverity::Remark:
-      llvm::WithColor::remark(os, tool);
-      break;
-    }
+    llvm::raw_ostream &os = label(llvm::errs(), part.getSeverity(), tool);
     std::string where = subject;
     if (std::optional<std::string> name = findName(part.getLocation());
         name && *name != subject)
