@@ -501,13 +501,17 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   StringAttr name = read.getNameAttr().getAttr();
   auto declaration = module.lookupSymbol<ParameterOp>(name);
   SmallVector<int64_t> original(declaration.getTensorType().getShape());
+  SmallVector<int64_t> source = original;
   // A tied weight: an earlier reader split it as this one does.
   ArrayAttr splitGroups = sharedSplits.lookup(name);
   if (shardedParameters.count(name)) {
     if (!splitGroups)
       return read.emitOpError()
              << "reads a partitioned parameter a second time";
-    original = getParameterShard(declaration)->fullShape;
+    ParameterShard earlier = *getParameterShard(declaration);
+    original = earlier.fullShape;
+    source = earlier.sourceShape.empty() ? earlier.fullShape
+                                         : earlier.sourceShape;
   }
   if (!splitGroups)
     splitGroups = tpGroups;
@@ -515,6 +519,8 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   SmallVector<int64_t> tpPart(original);
   ParameterShard shard;
   shard.fullShape = original;
+  if (source != original)
+    shard.sourceShape = source;
   int64_t refinedDim = -1, segments = 0;
   bool tensorSplit = false;
   if (tensorParallel) {
@@ -530,6 +536,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
                     "parallelism splits only equal ones";
         shard.fullShape[dim] = entry.segments[0];
         shard.fullShape.insert(shard.fullShape.begin() + dim, segments);
+        shard.sourceShape = source;
         refinedDim = dim;
         dim += 1;
       }

@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/Parameters.h"
 
+#include "galvatron/Runtime/Checkpoint.h"
 #include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/TensorFiles.h"
 
@@ -34,79 +35,27 @@ uint64_t hashName(const std::string &name) {
   return hash;
 }
 
-/// Converts `count` values between element types.
-void convertElements(const uint8_t *in, ElementType from, uint8_t *out,
-                     ElementType to, int64_t count) {
-  for (int64_t i = 0; i < count; ++i)
-    cpu::storeElement(out, to, i, cpu::loadElement(in, from, i));
-}
-
-/// The shape of the tensor a parameter's values come from.
-std::vector<int64_t> sourceShape(const Parameter &parameter,
-                                 const TensorType &type) {
-  return parameter.isSlice() ? parameter.fullShape : type.shape;
-}
-
-/// Turns the full source tensor (of `sourceType`) into the parameter's
-/// buffer bytes: converts the element type and cuts out the slice.
-Status fitSource(const Parameter &parameter, const TensorType &type,
-                 const TensorType &sourceType, std::vector<uint8_t> &bytes) {
-  if (sourceType.shape != sourceShape(parameter, type))
-    return error("has shape ", shapeString(sourceType.shape), ", expected ",
-                 shapeString(sourceShape(parameter, type)));
-  if (!isFloat(sourceType.elementType))
-    return error("holds ", elementTypeName(sourceType.elementType),
-                 " values, expected floats");
-  if (sourceType.elementType != type.elementType) {
-    std::vector<uint8_t> converted(sourceType.numElements() *
-                                   elementSize(type.elementType));
-    convertElements(bytes.data(), sourceType.elementType, converted.data(),
-                    type.elementType, sourceType.numElements());
-    bytes.swap(converted);
-  }
-  if (!parameter.isSlice())
-    return Status::ok();
-  std::vector<int64_t> strides = cpu::stridesOf(parameter.fullShape);
-  int64_t base = 0;
-  for (size_t d = 0; d < strides.size(); ++d)
-    base += parameter.sliceStart[d] * strides[d];
-  std::vector<uint8_t> slice(type.byteSize());
-  cpu::stridedCopy(bytes.data(), base, strides, slice.data(), type.shape,
-                   elementSize(type.elementType));
-  bytes.swap(slice);
-  return Status::ok();
-}
-
+/// Reads the external data of `parameter` (the bytes of the whole source
+/// tensor in the buffer's element type): the rank's slice only.
 Status readExternal(const Parameter &parameter, const TensorType &type,
                     const std::string &directory, std::vector<uint8_t> &bytes) {
   const ExternalData &external = *parameter.external;
-  TensorType source{type.elementType, sourceShape(parameter, type)};
+  TensorType source{type.elementType, parameter.wholeShape(type.shape)};
   Expected<std::string> path =
       resolveParameterData(external, source, directory);
   if (!path)
     return path.takeStatus();
-  GALVATRON_RETURN_IF_ERROR(readFileRange(*path, uint64_t(external.offset),
-                                          source.byteSize(), bytes));
-  return fitSource(parameter, type, source, bytes);
-}
-
-/// A checkpoint holds finite values only: a diverged run must not replace
-/// the last good one.
-Status checkFinite(const std::string &name, const TensorType &type,
-                   const std::vector<uint8_t> &bytes) {
-  if (!isFloat(type.elementType))
-    return Status::ok();
-  // f32 (nearly every buffer) without the per-element type switch.
-  const float *floats = reinterpret_cast<const float *>(bytes.data());
-  bool f32 = type.elementType == ElementType::f32;
-  for (int64_t i = 0; i < type.numElements(); ++i) {
-    double value =
-        f32 ? floats[i] : cpu::loadElement(bytes.data(), type.elementType, i);
-    if (!std::isfinite(value))
-      return error("'", name, "' holds a non-finite value (", value,
-                   " at element ", i, ")");
-  }
-  return Status::ok();
+  Expected<InputFile> file = openRegularFile(*path);
+  if (!file)
+    return file.takeStatus();
+  return readTensorBox(file->file.get(), *path, uint64_t(external.offset),
+                       type.elementType,
+                       TensorBox{source.shape,
+                                 parameter.isSlice()
+                                     ? parameter.sliceStart
+                                     : std::vector<int64_t>(type.rank(), 0),
+                                 type.shape},
+                       bytes);
 }
 
 } // namespace
@@ -118,7 +67,7 @@ void initializeParameter(const Parameter &parameter, const TensorType &type,
   int64_t count = type.numElements();
   // Index in the full tensor of each element of the (possibly sliced) buffer.
   std::vector<int64_t> fullStrides =
-      cpu::stridesOf(sourceShape(parameter, type));
+      cpu::stridesOf(parameter.wholeShape(type.shape));
   auto fullIndex = [&](int64_t i) {
     if (!parameter.isSlice())
       return i;
@@ -161,13 +110,12 @@ void initializeParameter(const Parameter &parameter, const TensorType &type,
 Expected<ParameterReport> loadParameters(Executor &executor,
                                          const ParameterOptions &options) {
   const RankProgram &rank = executor.rankProgram();
-  std::optional<SafeTensorsReader> checkpoint;
+  std::optional<TensorStore> weights;
   if (!options.checkpoint.empty()) {
-    Expected<SafeTensorsReader> reader =
-        SafeTensorsReader::open(options.checkpoint);
-    if (!reader)
-      return reader.takeStatus();
-    checkpoint = std::move(*reader);
+    Expected<TensorStore> store = TensorStore::open(options.checkpoint);
+    if (!store)
+      return store.takeStatus();
+    weights = std::move(*store);
   }
   std::string directory = options.modelDirectory.empty()
                               ? executor.program().modelDirectory
@@ -177,6 +125,13 @@ Expected<ParameterReport> loadParameters(Executor &executor,
   for (const Parameter &parameter : rank.parameters) {
     const TensorType &type = rank.buffers[parameter.buffer].type;
     std::string what = "parameter '" + parameter.name + "'";
+    if (weights && !parameter.state) {
+      // The rank's slice of the whole tensor.
+      GALVATRON_RETURN_IF_ERROR(weights->load(executor, parameter));
+      ++report.fromCheckpoint;
+      report.values += type.numElements();
+      continue;
+    }
     if (parameter.state) {
       // Training state starts from its initializer; checkpoints of a run
       // restore it (loadCheckpoint).
@@ -185,15 +140,6 @@ Expected<ParameterReport> loadParameters(Executor &executor,
       GALVATRON_RETURN_IF_ERROR(
           executor.writeBuffer(parameter.buffer, bytes.data(), bytes.size()));
       continue;
-    } else if (checkpoint) {
-      const SafeTensorsReader::Entry *entry = checkpoint->find(parameter.name);
-      if (!entry)
-        return error(what, " is missing from '", checkpoint->path(), "'");
-      GALVATRON_RETURN_IF_ERROR(checkpoint->read(*entry, bytes));
-      GALVATRON_RETURN_IF_ERROR(
-          fitSource(parameter, type, entry->type, bytes)
-              .withContext(what + " in '" + checkpoint->path() + "'"));
-      ++report.fromCheckpoint;
     } else if (parameter.external && !options.initializersOnly) {
       GALVATRON_RETURN_IF_ERROR(
           readExternal(parameter, type, directory, bytes).withContext(what));
@@ -210,36 +156,6 @@ Expected<ParameterReport> loadParameters(Executor &executor,
     report.values += type.numElements();
   }
   return report;
-}
-
-Status saveParameters(Executor &executor, const std::string &path,
-                      bool withState, std::vector<NamedTensor> extra) {
-  const RankProgram &rank = executor.rankProgram();
-  std::vector<std::vector<uint8_t>> values;
-  std::vector<NamedTensor> tensors;
-  std::vector<const Parameter *> saved;
-  for (const Parameter &parameter : rank.parameters) {
-    if (parameter.state && !withState)
-      continue;
-    saved.push_back(&parameter);
-    if (parameter.isSlice() && !withState)
-      return error("parameter '", parameter.name,
-                   "' is a slice; rank ", rank.rank,
-                   " cannot save the whole tensor");
-    const TensorType &type = rank.buffers[parameter.buffer].type;
-    values.emplace_back(type.byteSize());
-    GALVATRON_RETURN_IF_ERROR(executor.readBuffer(
-        parameter.buffer, values.back().data(), values.back().size()));
-    if (withState)
-      GALVATRON_RETURN_IF_ERROR(
-          checkFinite(parameter.name, type, values.back()));
-  }
-  for (size_t i = 0; i < saved.size(); ++i)
-    tensors.push_back(NamedTensor{saved[i]->name,
-                                  rank.buffers[saved[i]->buffer].type,
-                                  values[i].data()});
-  tensors.insert(tensors.end(), extra.begin(), extra.end());
-  return writeSafeTensors(path, tensors);
 }
 
 } // namespace galvatron::runtime

@@ -36,6 +36,20 @@ std::optional<ElementType> parseElementType(std::string_view name) {
   return std::nullopt;
 }
 
+bool refinesShape(const std::vector<int64_t> &full,
+                  const std::vector<int64_t> &source) {
+  size_t next = 0;
+  for (int64_t size : source) {
+    int64_t product = 1;
+    while (next < full.size() && full[next] != 0 &&
+           size % (product * full[next]) == 0 && product != size)
+      product *= full[next++];
+    if (product != size)
+      return false;
+  }
+  return next == full.size();
+}
+
 int64_t TensorType::numElements() const {
   int64_t count = 1;
   for (int64_t dim : shape)

@@ -84,7 +84,8 @@ Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
       fbb, parameter.buffer, parameter.name.c_str(),
       parameter.isSlice() ? &parameter.fullShape : nullptr,
       parameter.isSlice() ? &parameter.sliceStart : nullptr, init, external,
-      parameter.state);
+      parameter.state,
+      parameter.sourceShape.empty() ? nullptr : &parameter.sourceShape);
 }
 
 Offset<fb::RankProgram> encode(FlatBufferBuilder &fbb,
@@ -187,6 +188,7 @@ Status decode(const fb::Parameter &in, Parameter &out) {
   out.name = in.name()->str();
   out.fullShape = list<int64_t>(in.full_shape());
   out.sliceStart = list<int64_t>(in.slice_start());
+  out.sourceShape = list<int64_t>(in.source_shape());
   out.state = in.state();
   if (const fb::ExternalData *external = in.external())
     out.external = ExternalData{external->location()->str(), external->offset(),

@@ -129,9 +129,16 @@ static Status checkParameter(const RankProgram &rank,
                    confined.message());
   }
   if (!parameter.isSlice()) {
-    if (!parameter.sliceStart.empty())
-      return error("has a slice start but no full shape");
+    if (!parameter.sliceStart.empty() || !parameter.sourceShape.empty())
+      return error("has a slice start or source shape but no full shape");
     return Status::ok();
+  }
+  if (!parameter.sourceShape.empty()) {
+    GALVATRON_RETURN_IF_ERROR(checkShape(parameter.sourceShape));
+    if (!refinesShape(parameter.fullShape, parameter.sourceShape))
+      return error("full shape ", shapeString(parameter.fullShape),
+                   " does not refine the source shape ",
+                   shapeString(parameter.sourceShape));
   }
   GALVATRON_RETURN_IF_ERROR(checkShape(parameter.fullShape));
   if (parameter.fullShape.size() != type.shape.size() ||

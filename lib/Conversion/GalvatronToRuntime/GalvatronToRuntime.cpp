@@ -1095,10 +1095,20 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
         Operation *symbol = buffer.parameter ? buffer.parameter.getOperation()
                                              : buffer.state.getOperation();
         std::optional<ParameterShard> shard = getParameterShard(symbol);
-        DenseI64ArrayAttr fullShape, sliceStart;
+        // State shaped like its sharded parameter is the same slice of the
+        // whole state tensor.
+        if (!shard && buffer.state)
+          if (auto of = buffer.state.getParameterAttr())
+            if (auto owner = module.lookupSymbol<ParameterOp>(of);
+                owner &&
+                owner.getTensorType() == buffer.state.getTensorType())
+              shard = getParameterShard(owner);
+        DenseI64ArrayAttr fullShape, sliceStart, sourceShape;
         if (shard) {
           fullShape = builder.getDenseI64ArrayAttr(shard->fullShape);
           sliceStart = builder.getDenseI64ArrayAttr(*shard->sliceStart(rank));
+          if (!shard->sourceShape.empty())
+            sourceShape = builder.getDenseI64ArrayAttr(shard->sourceShape);
         }
         values[index] =
             buffer.parameter
@@ -1106,12 +1116,12 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
                       builder, symbol->getLoc(), type, buffer.name,
                       offsetOf(index), buffer.parameter.getInitAttr(),
                       buffer.parameter.getExternalAttr(), fullShape,
-                      sliceStart, /*state=*/false)
+                      sliceStart, /*state=*/false, sourceShape)
                 : grt::ParameterOp::create(
                       builder, symbol->getLoc(), type, buffer.name,
                       offsetOf(index), buffer.state.getInitAttr(),
                       ExternalDataAttr(), fullShape, sliceStart,
-                      /*state=*/true);
+                      /*state=*/true, sourceShape);
         break;
       }
       case Role::constant:

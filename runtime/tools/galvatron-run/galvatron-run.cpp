@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,12 +42,15 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
   --input NAME=FILE.npy   bind a program input (repeat for each input)
   --output-dir DIR        write each output to DIR/NAME.npy
                           (DIR/rank<r>/NAME.npy in a job of several ranks)
-  --params FILE           load every parameter from a safetensors file
+  --params PATH           load every parameter from safetensors files, by
+                          name, each rank its slice: a file, a Hugging Face
+                          index (*.safetensors.index.json) or a directory
+                          holding model.safetensors, an index or a checkpoint
   --init-params           use initializers even where external data is recorded
   --model-dir DIR         where external parameter data lives
                           (default: the directory recorded in the program)
   --seed N                seed of the parameter initializers (default 0)
-  --save-params FILE      write the parameters to a safetensors file
+  --save-params FILE      write the parameters, whole, to a safetensors file
   --threads N             threads for kernels and BLAS (default: all cores)
   --repeat N              run N times and report the fastest (default 1)
   --profile               print the time per layer and per kernel (of the
@@ -60,10 +64,15 @@ Training (programs compiled with galvatron-compile --train):
   --synthetic             uniform random tokens instead of a file
   --mask-token N          masked-token objective: the mask token id
                           (default 103, BERT's [MASK], or vocab - 1 if smaller)
-  --checkpoint DIR        write checkpoints (parameters, optimizer state,
-                          step, data position, seed) to DIR
+  --checkpoint DIR        write checkpoints (the model's weights and
+                          training state by name, step, data position, seed)
+                          to DIR: DIR/checkpoint-<step>/ and DIR/manifest.json
   --save-every K          checkpoint every K steps (and after the last)
-  --resume DIR            continue from the checkpoint in DIR
+  --max-shard-size SIZE   split a checkpoint's weights (and state) into files
+                          of at most SIZE bytes (suffixes KB MB GB, KiB MiB
+                          GiB; default 5GB), with a Hugging Face index
+  --resume DIR            continue from the checkpoint in DIR (written under
+                          any plan of the same model)
   --log FILE              also write one JSON line per step to FILE
   --print-every K         print every K-th step's line (default 1)
   --peak-tflops X         peak of the machine for MFU (default: measured
@@ -89,6 +98,7 @@ struct Options {
   int64_t maskToken = -1;
   std::string checkpoint;
   int64_t saveEvery = 0;
+  uint64_t maxShardBytes = CheckpointOptions().maxShardBytes;
   std::string resume;
   std::string log;
   int64_t printEvery = 1;
@@ -114,6 +124,28 @@ Status parseInteger(const std::string &flag, const std::string &text,
     return error(flag, " needs an integer >= ", minimum, ", got '", text, "'");
   value = parsed;
   return Status::ok();
+}
+
+/// A size in bytes with an optional unit (KB, MB, GB decimal; KiB, MiB,
+/// GiB binary), as Hugging Face's max_shard_size takes it.
+Status parseSize(const std::string &flag, const std::string &text,
+                 uint64_t &bytes) {
+  char *end = nullptr;
+  errno = 0;
+  unsigned long long number = std::strtoull(text.c_str(), &end, 10);
+  std::string unit = end ? end : "";
+  static const std::pair<const char *, uint64_t> kUnits[] = {
+      {"", 1},           {"B", 1},          {"KB", 1000},
+      {"MB", 1000000},   {"GB", 1000000000}, {"KiB", 1024},
+      {"MiB", 1 << 20},  {"GiB", 1 << 30}};
+  for (const auto &[name, scale] : kUnits)
+    if (unit == name && !text.empty() && std::isdigit((unsigned char)text[0]) &&
+        errno == 0 && number > 0 && number <= UINT64_MAX / scale) {
+      bytes = number * scale;
+      return Status::ok();
+    }
+  return error(flag, " needs a positive size in bytes (e.g. 5GB, 200MiB), "
+               "got '", text, "'");
 }
 
 Expected<Options> parseOptions(int argc, char **argv) {
@@ -208,6 +240,9 @@ Expected<Options> parseOptions(int argc, char **argv) {
     } else if (flag == "--save-every") {
       GALVATRON_RETURN_IF_ERROR(takeValue());
       GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 1, options.saveEvery));
+    } else if (flag == "--max-shard-size") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseSize(flag, value, options.maxShardBytes));
     } else if (flag == "--resume") {
       GALVATRON_RETURN_IF_ERROR(takeValue());
       options.resume = value;
@@ -241,6 +276,9 @@ Expected<Options> parseOptions(int argc, char **argv) {
     return error("a training run takes its inputs from the data, not --input");
   if (options.saveEvery && options.checkpoint.empty())
     return error("--save-every needs --checkpoint DIR");
+  if (options.maxShardBytes != CheckpointOptions().maxShardBytes &&
+      options.checkpoint.empty())
+    return error("--max-shard-size needs --checkpoint DIR");
   return options;
 }
 
@@ -415,9 +453,6 @@ public:
     if (!report)
       return report.takeStatus();
     parameterReport = *report;
-    if (!options.saveParameters.empty())
-      GALVATRON_RETURN_IF_ERROR(saveParameters(
-          *executor, forRank(options.saveParameters, comm.rank())));
     if (options.steps > 0)
       return setUpTraining();
     Expected<std::vector<std::pair<uint32_t, HostTensor>>> read =
@@ -426,6 +461,17 @@ public:
       return read.takeStatus();
     inputs = std::move(*read);
     return Status::ok();
+  }
+
+  /// --save-params: the weights, whole, into one file; each rank writes the
+  /// parts it owns.
+  Status saveParameters() {
+    Expected<std::vector<LogicalTensor>> weights =
+        collectLogicalTensors(program, /*withState=*/false);
+    if (!weights)
+      return failTogether(weights.takeStatus());
+    return saveWeights(*executor, comm, *weights, options.saveParameters,
+                       [&](Status status) { return agree(std::move(status)); });
   }
 
   Status run() {
@@ -655,19 +701,28 @@ private:
       if (!findBinding(rank.outputs, output))
         return error("a training program needs an output '", output, "'");
     progress.seed = int64_t(options.parameters.seed);
+    if (!options.checkpoint.empty() || !options.resume.empty()) {
+      // The tensors of every rank: which rank writes which part, and which
+      // weights a checkpoint of this model holds. Every rank finds the
+      // same; rank 0 says what is wrong.
+      Expected<std::vector<LogicalTensor>> collected =
+          collectLogicalTensors(program, /*withState=*/true);
+      if (!collected) {
+        quiet = comm.rank() != 0;
+        return collected.takeStatus();
+      }
+      tensors = std::move(*collected);
+    }
     if (!options.checkpoint.empty())
       GALVATRON_RETURN_IF_ERROR(checkWritableDirectory(options.checkpoint));
     if (!options.resume.empty()) {
-      Expected<int64_t> complete =
-          findCheckpoint(options.resume, program.worldSize);
+      Expected<CheckpointInfo> complete = findCheckpoint(options.resume);
       if (!complete) {
-        // Every rank finds the same; rank 0 says it.
         quiet = comm.rank() != 0;
         return complete.takeStatus();
       }
-      Expected<TrainingProgress> loaded = loadCheckpoint(
-          *executor, checkpointPath(options.resume, comm.rank(),
-                                    program.worldSize, *complete));
+      Expected<TrainingProgress> loaded =
+          loadCheckpoint(*executor, *complete, tensors);
       if (!loaded)
         return loaded.takeStatus();
       progress = *loaded;
@@ -733,30 +788,17 @@ private:
     return executor->readBuffer(output->buffer, &value, sizeof(float));
   }
 
-  /// Writes this rank's part of the checkpoint of the current step; with
-  /// several ranks, rank 0 then writes the manifest that makes the parts a
-  /// checkpoint, and older parts go.
+  /// Writes the checkpoint of the current step: every rank its parts, then
+  /// rank 0 the manifest that makes them a checkpoint; older ones go.
   Status writeCheckpoint() {
-    const std::string &directory = options.checkpoint;
-    uint32_t ranks = program.worldSize;
-    Status saved = saveCheckpoint(
-        *executor, checkpointPath(directory, comm.rank(), ranks, progress.step),
-        progress);
-    if (!saved.isOk())
-      saved = error("step ", progress.step, ": ", saved.message(), "; ",
-                    keptCheckpoint());
-    GALVATRON_RETURN_IF_ERROR(agree(saved));
-    if (ranks > 1) {
-      Status manifest =
-          comm.rank() == 0
-              ? writeCheckpointManifest(directory, ranks, progress.step)
-              : Status::ok();
-      if (!manifest.isOk())
-        manifest = error("step ", progress.step, ": ", manifest.message(), "; ",
-                         keptCheckpoint());
-      GALVATRON_RETURN_IF_ERROR(agree(manifest));
-      removeOlderCheckpointParts(directory, comm.rank(), progress.step);
-    }
+    CheckpointOptions where{options.checkpoint, options.maxShardBytes};
+    GALVATRON_RETURN_IF_ERROR(saveCheckpoint(
+        *executor, comm, tensors, where, progress, [&](Status status) {
+          if (!status.isOk())
+            status = error("step ", progress.step, ": ", status.message(),
+                           "; ", keptCheckpoint());
+          return agree(std::move(status));
+        }));
     savedStep = progress.step;
     return Status::ok();
   }
@@ -815,6 +857,8 @@ private:
   ParameterReport parameterReport;
   std::unique_ptr<TokenData> data;
   TrainingProgress progress;
+  /// The model's tensors as the ranks hold them (for checkpoints).
+  std::vector<LogicalTensor> tensors;
 };
 
 void printError(const Communicator *comm, const Status &status) {
@@ -849,6 +893,8 @@ int main(int argc, char **argv) {
 
   Runner runner(*options, *comm);
   Status ran = runner.agree(runner.setUp());
+  if (ran.isOk() && !options->saveParameters.empty())
+    ran = runner.saveParameters();
   if (ran.isOk())
     ran = options->steps > 0 ? runner.train() : runner.run();
   if (!ran.isOk()) {

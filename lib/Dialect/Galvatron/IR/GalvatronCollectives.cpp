@@ -95,9 +95,13 @@ DictionaryAttr ParameterShard::toAttr(MLIRContext *context) const {
     list.push_back(b.getDictionaryAttr(
         {b.getNamedAttr("dim", b.getI64IntegerAttr(split.dim)),
          b.getNamedAttr("groups", split.groups)}));
-  return b.getDictionaryAttr(
-      {b.getNamedAttr("full_shape", b.getDenseI64ArrayAttr(fullShape)),
-       b.getNamedAttr("splits", b.getArrayAttr(list))});
+  SmallVector<NamedAttribute> entries = {
+      b.getNamedAttr("full_shape", b.getDenseI64ArrayAttr(fullShape)),
+      b.getNamedAttr("splits", b.getArrayAttr(list))};
+  if (!sourceShape.empty())
+    entries.push_back(
+        b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)));
+  return b.getDictionaryAttr(entries);
 }
 
 FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
@@ -134,6 +138,15 @@ FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
     }
     block[d] /= members;
     shard.splits.push_back({d, groups});
+  }
+  if (auto source = dict.getAs<DenseI64ArrayAttr>("source_shape")) {
+    shard.sourceShape.assign(source.asArrayRef().begin(),
+                             source.asArrayRef().end());
+    if (ShapedType::getNumElements(shard.fullShape) !=
+        ShapedType::getNumElements(shard.sourceShape)) {
+      error = "has a source_shape of another size than its full_shape";
+      return failure();
+    }
   }
   return shard;
 }

@@ -190,6 +190,8 @@ private:
             parameter.fullShape.assign(shape->begin(), shape->end());
           if (auto start = op.getSliceStart())
             parameter.sliceStart.assign(start->begin(), start->end());
+          if (auto source = op.getSourceShape())
+            parameter.sourceShape.assign(source->begin(), source->end());
           if (auto init = op.getInitAttr())
             parameter.init = convertInit(init);
           if (auto external = op.getExternalAttr())

@@ -26,7 +26,7 @@ namespace galvatron::runtime {
 /// accepts files of its major version and any minor version up to its own;
 /// minor versions only add optional fields and kernels.
 constexpr uint32_t kFormatMajorVersion = 1;
-constexpr uint32_t kFormatMinorVersion = 2;
+constexpr uint32_t kFormatMinorVersion = 3;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -118,7 +118,10 @@ struct ExternalData {
 /// slice of the source model's tensor (a tensor- or ZeRO-parallel shard):
 /// `fullShape` is the source tensor's shape and `sliceStart` the slice's
 /// first index per dimension; both are empty when the buffer holds the
-/// whole tensor.
+/// whole tensor. The full shape may refine the source model's shape of the
+/// tensor, splitting a dimension into factors so that a slice is one box (a
+/// fused QKV weight [h, 3h] as [h, 3, h]): `sourceShape` then gives the
+/// source's shape, which names the same elements in the same order.
 struct Parameter {
   uint32_t buffer = 0;
   std::string name;
@@ -127,9 +130,24 @@ struct Parameter {
   std::optional<Initializer> init;
   std::optional<ExternalData> external;
   bool state = false;
+  std::vector<int64_t> sourceShape;
 
   bool isSlice() const { return !fullShape.empty(); }
+  /// The shape of the whole tensor the buffer (of `shape`) holds a part of,
+  /// in the coordinates of `sliceStart`.
+  const std::vector<int64_t> &wholeShape(const std::vector<int64_t> &shape) const {
+    return isSlice() ? fullShape : shape;
+  }
+  /// The whole tensor's shape in the source model.
+  const std::vector<int64_t> &modelShape(const std::vector<int64_t> &shape) const {
+    return sourceShape.empty() ? wholeShape(shape) : sourceShape;
+  }
 };
+
+/// Whether `full` splits dimensions of `source` into factors, in order: each
+/// dimension of `source` is the product of consecutive dimensions of `full`.
+bool refinesShape(const std::vector<int64_t> &full,
+                  const std::vector<int64_t> &source);
 
 /// Bytes loaded into `buffer` before the first instruction.
 struct Constant {

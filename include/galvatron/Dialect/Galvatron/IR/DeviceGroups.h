@@ -37,6 +37,8 @@ findDeviceGroup(ArrayAttr groups, int64_t rank);
 /// refine the source tensor's (a fused QKV weight [h, 3h] as [h, 3, h]) so
 /// that a rank's part is one box; the runtime initializes and loads a slice
 /// by the element's index in the whole, which refining leaves unchanged.
+/// A refined shard records the source tensor's shape as `source_shape`
+/// (checkpoints and weight files hold the tensor under that shape).
 struct ParameterShard {
   struct Split {
     int64_t dim;
@@ -44,6 +46,8 @@ struct ParameterShard {
   };
   SmallVector<int64_t> fullShape;
   SmallVector<Split> splits;
+  /// The source tensor's shape when the full shape refines it; else empty.
+  SmallVector<int64_t> sourceShape;
 
   static constexpr llvm::StringLiteral getAttrName() {
     return llvm::StringLiteral("galvatron.shard");

@@ -106,7 +106,9 @@ def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
   let summary = "A buffer holding a trainable weight";
   let description = [{
     Holds the source model's parameter `name`, or the slice of it starting
-    at `slice_start` of a tensor of `full_shape` (a shard). Values come from
+    at `slice_start` of a tensor of `full_shape` (a shard). A full shape
+    that refines the source tensor's (a fused [h, 3h] weight as [h, 3, h])
+    comes with the source's `source_shape`. Values come from
     a checkpoint, the `external` data, or the `init` initializer. With
     `state` it holds training state instead (a gradient accumulator, an
     optimizer moment, a counter): not a weight, started from `init`, saved
@@ -119,7 +121,8 @@ def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
                        OptionalAttr<Galvatron_ExternalDataAttr>:$external,
                        OptionalAttr<DenseI64ArrayAttr>:$full_shape,
                        OptionalAttr<DenseI64ArrayAttr>:$slice_start,
-                       UnitAttr:$state);
+                       UnitAttr:$state,
+                       OptionalAttr<DenseI64ArrayAttr>:$source_shape);
   let assemblyFormat = "$name `offset` $offset attr-dict `:` type($buffer)";
 }
 
