@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -482,13 +483,28 @@ collectLogicalTensors(const Program &program, bool withState) {
         part.start.assign(tensor.fullShape.size(), 0);
         part.shape = tensor.fullShape;
       }
-      // Replicas: the lowest rank holding a box writes it.
-      if (std::none_of(tensor.parts.begin(), tensor.parts.end(),
-                       [&](const LogicalTensor::Part &other) {
-                         return other.start == part.start &&
-                                other.shape == part.shape;
-                       }))
-        tensor.parts.push_back(std::move(part));
+      // Replicas: the lowest rank holding a box writes it (or a box
+      // holding it: a whole tensor covers the slices of other ranks).
+      auto within = [](const LogicalTensor::Part &inner,
+                       const LogicalTensor::Part &outer) {
+        for (size_t d = 0; d < inner.start.size(); ++d)
+          if (inner.start[d] < outer.start[d] ||
+              inner.start[d] + inner.shape[d] > outer.start[d] + outer.shape[d])
+            return false;
+        return true;
+      };
+      if (std::any_of(tensor.parts.begin(), tensor.parts.end(),
+                      [&](const LogicalTensor::Part &other) {
+                        return within(part, other);
+                      }))
+        continue;
+      tensor.parts.erase(std::remove_if(tensor.parts.begin(),
+                                        tensor.parts.end(),
+                                        [&](const LogicalTensor::Part &other) {
+                                          return within(other, part);
+                                        }),
+                         tensor.parts.end());
+      tensor.parts.push_back(std::move(part));
     }
   }
   std::vector<LogicalTensor> tensors;
@@ -825,15 +841,28 @@ loadCheckpoint(Executor &executor, const CheckpointInfo &checkpoint,
   Expected<TensorStore> state = TensorStore::open(checkpoint, true);
   if (!state)
     return state.takeStatus();
-  std::set<std::string> known;
+  // The same model: the same weights by name (shapes are checked as they
+  // load).
+  std::vector<std::string> held = weights->names(), wanted, extra, missing;
   for (const LogicalTensor &tensor : tensors)
     if (!tensor.state)
-      known.insert(tensor.name);
-  for (const std::string &name : weights->names())
-    if (!known.count(name))
-      return error("checkpoint '", checkpoint.directory, "' holds the weight '",
-                   name, "', which the program does not have: it is a "
-                   "checkpoint of another model");
+      wanted.push_back(tensor.name);
+  std::sort(wanted.begin(), wanted.end());
+  std::set_difference(held.begin(), held.end(), wanted.begin(), wanted.end(),
+                      std::back_inserter(extra));
+  std::set_difference(wanted.begin(), wanted.end(), held.begin(), held.end(),
+                      std::back_inserter(missing));
+  auto some = [](const std::vector<std::string> &names) {
+    return std::to_string(names.size()) + " ('" + names.front() + "'" +
+           (names.size() > 1 ? ", ..." : "") + ")";
+  };
+  if (!extra.empty() || !missing.empty())
+    return error("checkpoint '", checkpoint.directory,
+                 "' is not of this program's model: it holds ",
+                 extra.empty() ? "no" : some(extra),
+                 " weights the program does not have and lacks ",
+                 missing.empty() ? "none" : some(missing),
+                 " of the program's");
   for (const Parameter &parameter : executor.rankProgram().parameters)
     GALVATRON_RETURN_IF_ERROR(
         (parameter.state ? *state : *weights).load(executor, parameter));

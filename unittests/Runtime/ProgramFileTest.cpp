@@ -190,6 +190,22 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(loaded->training->loss, LossKind::maskedToken);
   EXPECT_EQ(loaded->training->modelFlops, 123);
   EXPECT_EQ(loaded->training->vocabSize, 50257);
+
+  // A slice of a tensor whose full shape refines the source's.
+  Parameter &slice = program.ranks[0].parameters[0];
+  slice.fullShape = {6, 4};
+  slice.sliceStart = {3, 0};
+  slice.sourceShape = {24};
+  ASSERT_EQ(validationError(program), "ok");
+  bytes = serializeProgram(program);
+  loaded = deserializeProgram(bytes.data(), bytes.size());
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->ranks[0].parameters[0].sourceShape,
+            std::vector<int64_t>{24});
+  EXPECT_EQ(loaded->ranks[0].parameters[0].modelShape({3, 4}),
+            std::vector<int64_t>{24});
+  EXPECT_EQ(loaded->ranks[0].parameters[0].wholeShape({3, 4}),
+            (std::vector<int64_t>{6, 4}));
 }
 
 TEST(ProgramFileTest, HeaderProblemsAreNamed) {
@@ -199,12 +215,12 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   EXPECT_EQ(loadError(magic), "not a Galvatron program file (bad magic)");
   std::vector<uint8_t> version = bytes;
   version[8] = 2;
-  EXPECT_EQ(loadError(version), "program format version 2.2 is not supported "
-                                "by this runtime (format 1.2)");
+  EXPECT_EQ(loadError(version), "program format version 2.3 is not supported "
+                                "by this runtime (format 1.3)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 3;
-  EXPECT_EQ(loadError(minor), "program format version 1.3 is not supported "
-                              "by this runtime (format 1.2)");
+  minor[12] = 4;
+  EXPECT_EQ(loadError(minor), "program format version 1.4 is not supported "
+                              "by this runtime (format 1.3)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
@@ -325,6 +341,18 @@ TEST(ProgramValidatorTest, StructuralRulesAreEnforced) {
   p.ranks[0].parameters[0].external.reset();
   EXPECT_EQ(validationError(p), "rank 0: parameter 'w': integer state needs a "
                                 "zeros, ones or constant initializer");
+  p = twoRankProgram();
+  p.ranks[0].parameters[0].sourceShape = {12};
+  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': has a slice start or "
+                                "source shape but no full shape");
+  p.ranks[0].parameters[0].fullShape = {3, 4};
+  p.ranks[0].parameters[0].sliceStart = {0, 0};
+  p.ranks[0].parameters[0].sourceShape = {4, 3};
+  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': full shape [3,4] does "
+                                "not refine the source shape [4,3]");
+  EXPECT_TRUE(refinesShape({64, 3, 64}, {64, 192}));
+  EXPECT_TRUE(refinesShape({1, 3, 64}, {1, 192}));
+  EXPECT_FALSE(refinesShape({64, 192}, {64, 3, 64}));
   p = twoRankProgram();
   p.training = TrainingInfo{LossKind::nextToken, 1, 0};
   EXPECT_EQ(validationError(p), "training information needs non-negative "

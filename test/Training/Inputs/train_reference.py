@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
-from preset_reference import FAMILIES, PRESETS, read_safetensors  # noqa: E402
+from preset_reference import (FAMILIES, PRESETS, read_checkpoint,  # noqa: E402
+                              read_safetensors)
 
 TOLERANCE = 1e-4
 MASK64 = (1 << 64) - 1
@@ -209,8 +210,7 @@ def main(argv):
         worst_loss = max(worst_loss, error)
         if step == 1:
             # Gradients before clipping, as the optimizer=none run keeps them.
-            grads = read_safetensors(os.path.join(grads_dir,
-                                                  "checkpoint.safetensors"))
+            grads = read_checkpoint(grads_dir)
             worst, count = 0.0, 0
             for name, value in weights.items():
                 if value.grad is None:
@@ -242,7 +242,7 @@ def main(argv):
     ok &= worst_loss <= TOLERANCE
     print(f"{model}: losses of {steps} steps {verdict} PyTorch "
           f"(max relative error {worst_loss:.1e})")
-    final = read_safetensors(os.path.join(trained_dir, "checkpoint.safetensors"))
+    final = read_checkpoint(trained_dir)
     worst = 0.0
     for name in compared:
         value = weights[name].detach().numpy()

@@ -136,7 +136,7 @@ public:
   /// The file and entry of `name`, or nulls.
   std::pair<const SafeTensorsReader *, const SafeTensorsReader::Entry *>
   find(const std::string &name) const;
-  /// Every tensor's name.
+  /// Every tensor's name, sorted.
   std::vector<std::string> names() const;
   /// Loads `parameter` of the executor's rank from the tensor of its name:
   /// the rank's slice only, converted to the buffer's element type.
