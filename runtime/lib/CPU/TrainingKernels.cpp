@@ -554,7 +554,8 @@ Status lrSchedule(const KernelArgs &args,
   double warmup = double(attributes.warmupSteps);
   double decay = double(attributes.decaySteps);
   double rate = lr;
-  if (t <= warmup)
+  // (Update 0 is an fp16 step skipped before any update: no warm-up.)
+  if (warmup > 0 && t <= warmup)
     rate = lr * t / warmup;
   else if (decay > warmup && t <= decay)
     rate = minLr + 0.5 * (lr - minLr) *
