@@ -95,6 +95,18 @@ static Status verifyBinary(const KernelCall &call) {
   return verifyBroadcastingPair(call, std::nullopt);
 }
 
+/// `add` also takes an f32 lhs and a 16-bit rhs, giving f32: a 16-bit
+/// gradient added to its f32 accumulator without an f32 copy of it.
+static Status verifyAdd(const KernelCall &call) {
+  const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
+  if (lhs.elementType != ElementType::f32 || !isFloat(rhs.elementType))
+    return verifyBinary(call);
+  TensorType widened = rhs;
+  widened.elementType = ElementType::f32;
+  return verifyBinary(KernelCall(call.spec, {lhs, widened}, call.outputs,
+                                 call.all()));
+}
+
 static Status verifySelect(const KernelCall &call) {
   const TensorType &condition = call.inputs[0], &lhs = call.inputs[1],
                    &rhs = call.inputs[2];
@@ -312,6 +324,7 @@ static Status verifyBroadcast(const KernelCall &call) {
 static Status verifyReduce(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "keep_dims"));
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "square"));
   std::vector<bool> reduced(input.rank(), false);
   for (int64_t axis : call.integers("axes")) {
     auto normalized = normalizeAxis(axis, input.rank());
@@ -723,6 +736,7 @@ static KernelAttributes decodeReduce(const KernelCall &call) {
   decoded.reduced.assign(call.inputs[0].rank(), false);
   for (int64_t axis : call.integers("axes"))
     decoded.reduced[*normalizeAxis(axis, call.inputs[0].rank())] = true;
+  decoded.square = call.flag("square");
   return decoded;
 }
 
@@ -816,6 +830,12 @@ KernelSpec reduction(Opcode opcode) {
           {{"axes", kInts, true}, {"keep_dims", kInt, false}},
           kNone, input(0), kFloatTypes, verifyReduce, decodeReduce};
 }
+// reduce_sum's `square` sums x·x (a norm's squares, without storing them).
+KernelSpec sumReduction() {
+  KernelSpec spec = reduction(Opcode::ReduceSum);
+  spec.attributes.push_back({"square", kInt, false});
+  return spec;
+}
 const std::vector<AttributeSpec> kVocabCrossEntropyAttributes = {
     {"vocab_start", kInt, false},
     {"vocab_size", kInt, false},
@@ -842,7 +862,8 @@ std::vector<KernelSpec> buildCatalog() {
       unary(O::Silu),
       {O::Gelu, {}, 1, 1, 1, 1, {{"approximate", kInt, false}}, kFirst,
        input(0), kFloatTypes, verifyGelu, decodeGelu},
-      binary(O::Add),
+      {O::Add, {}, 2, 2, 1, 1, {}, kBoth, input(0), kNumericTypes, verifyAdd,
+       decodeNone},
       binary(O::Sub),
       binary(O::Mul),
       binary(O::Div),
@@ -879,7 +900,7 @@ std::vector<KernelSpec> buildCatalog() {
        input(0), kAnyType, verifySplit, decodeAxis},
       {O::Broadcast, {}, 1, 1, 1, 1, {}, kNone, input(0), kAnyType,
        verifyBroadcast, decodeNone},
-      reduction(O::ReduceSum),
+      sumReduction(),
       reduction(O::ReduceMean),
       reduction(O::ReduceMax),
       {O::Rotary, {}, 1, 1, 1, 1,

@@ -122,12 +122,45 @@ template <typename Format, typename F> Status binary(const KernelArgs &args, F f
   Status NAME(const KernelArgs &args, const NoAttributes &) {                  \
     return binary<Format>(args, [](auto a, auto b) { return EXPR; });          \
   }
-GALVATRON_BINARY(add, a + b)
 GALVATRON_BINARY(sub, a - b)
 GALVATRON_BINARY(mul, a * b)
 GALVATRON_BINARY(maximum, a < b ? b : a)
 GALVATRON_BINARY(minimum, b < a ? b : a)
 #undef GALVATRON_BINARY
+
+/// f32 + 16-bit: a 16-bit gradient added to its f32 accumulator.
+template <typename Addend> void accumulate(const KernelArgs &args) {
+  const Tensor &lhs = args.input(0), &rhs = args.input(1), &out = args.output();
+  BroadcastLoop loop(out.shape(), {&lhs.shape(), &rhs.shape()});
+  const float *a = lhs.as<float>();
+  const typename Addend::Storage *b = rhs.as<typename Addend::Storage>();
+  float *c = out.as<float>();
+  int64_t length = loop.rowLength();
+  int64_t sa = loop.rowStride(0), sb = loop.rowStride(1);
+  parallelFor(loop.rows(), std::max<int64_t>(1, kGrain / std::max<int64_t>(length, 1)),
+              [&](int64_t begin, int64_t end) {
+                for (int64_t row = begin; row < end; ++row) {
+                  const float *x = a + loop.rowOffset(0, row);
+                  const typename Addend::Storage *y = b + loop.rowOffset(1, row);
+                  float *z = c + row * length;
+                  for (int64_t i = 0; i < length; ++i)
+                    z[i] = x[i * sa] + Addend::load(y[i * sb]);
+                }
+              });
+}
+
+template <typename Format>
+Status add(const KernelArgs &args, const NoAttributes &) {
+  ElementType addend = args.input(1).elementType();
+  if (std::is_same_v<Format, F32> && addend != ElementType::f32) {
+    withFloatFormat(addend, [&](auto format) {
+      accumulate<decltype(format)>(args);
+      return 0;
+    });
+    return Status::ok();
+  }
+  return binary<Format>(args, [](auto a, auto b) { return a + b; });
+}
 
 /// Integer division truncates toward zero, as in C and ONNX; a zero divisor
 /// (or the one overflowing quotient) is an error rather than a trap.

@@ -98,6 +98,11 @@ Status reduce(const KernelArgs &args, const ReduceAttributes &attributes,
 
 template <typename Format>
 Status reduceSum(const KernelArgs &args, const ReduceAttributes &attributes) {
+  if (attributes.square)
+    return reduce<Format>(
+        args, attributes, 0.0,
+        [](double a, float x) { return a + double(x) * double(x); },
+        [](double a, int64_t) { return a; });
   return reduce<Format>(
       args, attributes, 0.0, [](double a, float x) { return a + x; },
       [](double a, int64_t) { return a; });

@@ -61,9 +61,11 @@ struct SliceAttributes {
   std::vector<int64_t> starts, strides;
 };
 
-/// reduce_sum, reduce_mean, reduce_max: which input dimensions reduce.
+/// reduce_sum, reduce_mean, reduce_max: which input dimensions reduce;
+/// reduce_sum may sum the squares of its input (a global norm's).
 struct ReduceAttributes {
   std::vector<bool> reduced;
+  bool square = false;
 };
 
 struct RotaryAttributes {
