@@ -5,8 +5,9 @@
 // values (16-bit inputs, exactly widened for the f32 run), the 16-bit
 // results must be the f32 results rounded to nearest even, up to one unit
 // in the last place where the f32 arithmetic differs in its last bits (a
-// GEMM converted in tiles). f32 results of 16-bit kernels (a loss, the
-// vocabulary-parallel statistics) must equal the f32 kernel's.
+// GEMM converted in tiles sums in another order: 2^-20 of the result's
+// largest magnitude covers that). f32 results of 16-bit kernels (a loss,
+// the vocabulary-parallel statistics) must equal the f32 kernel's.
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,13 +67,11 @@ HostTensor widened(const HostTensor &tensor, ElementType type) {
   return floats(tensor.type.shape, values);
 }
 
-/// Distance in units in the last place between two 16-bit values of one
-/// sign-magnitude format.
-int64_t ulps(uint16_t a, uint16_t b) {
-  auto ordered = [](uint16_t bits) {
-    return bits & 0x8000 ? -int64_t(bits & 0x7FFF) : int64_t(bits);
-  };
-  return std::abs(ordered(a) - ordered(b));
+/// The distance from `bits` to the next 16-bit value away from zero.
+double ulp(uint16_t bits, ElementType type) {
+  uint16_t magnitude = bits & 0x7FFF;
+  return std::fabs(double(fromBits(uint16_t(magnitude + 1), type)) -
+                   double(fromBits(magnitude, type)));
 }
 
 void checkCase(const Case &c) {
@@ -108,10 +107,15 @@ void checkCase(const Case &c) {
       std::vector<uint16_t> got = valuesOf<uint16_t>((*actual)[o]);
       std::vector<float> want = valuesOf<float>((*expected)[o]);
       ASSERT_EQ(got.size(), want.size());
+      double largest = 0.0;
+      for (float value : want)
+        largest = std::max(largest, double(std::fabs(value)));
       int64_t differing = 0;
       for (size_t i = 0; i < got.size(); ++i) {
         uint16_t rounded = toBits(want[i], type);
-        ASSERT_LE(ulps(got[i], rounded), 1)
+        double error = std::fabs(double(fromBits(got[i], type)) -
+                                 double(fromBits(rounded, type)));
+        ASSERT_LE(error, ulp(rounded, type) + std::ldexp(largest, -20))
             << "element " << i << ": " << fromBits(got[i], type)
             << ", f32 kernel " << want[i];
         differing += got[i] != rounded;
@@ -309,6 +313,29 @@ TEST(HalfPrecisionKernelsTest, FusedGradients) {
   checkCase({"embedding_grad", {rowGrads, rows}, {f32({5, 6})},
              {Attribute::makeInteger("vocab_start", 2),
               Attribute::makeInteger("vocab_size", 10)}});
+}
+
+// A 16-bit gradient added to its f32 accumulator: exactly the f32 sum of
+// the widened values; and a sum of squares without the squares stored.
+TEST(HalfPrecisionKernelsTest, AccumulatingAndSquaring) {
+  HostTensor acc = randomFloats({3, 40}, 38), g = randomFloats({3, 40}, 39);
+  for (ElementType type : {ElementType::bf16, ElementType::f16}) {
+    auto mixed = runKernel("add", {acc, narrowed(g, type)}, {acc.type});
+    auto wide = runKernel("add", {acc, widened(narrowed(g, type), type)},
+                          {acc.type});
+    ASSERT_TRUE(mixed.isOk()) << mixed.status().message();
+    ASSERT_TRUE(wide.isOk());
+    EXPECT_EQ((*mixed)[0].data, (*wide)[0].data);
+  }
+  std::vector<float> values = valuesOf<float>(g);
+  double squares = 0;
+  for (float value : values)
+    squares += double(value) * value;
+  auto sum = runKernel("reduce_sum", {g}, {f32({})},
+                       {Attribute::makeIntegers("axes", {0, 1}),
+                        Attribute::makeInteger("square", 1)});
+  ASSERT_TRUE(sum.isOk()) << sum.status().message();
+  EXPECT_NEAR(valuesOf<float>((*sum)[0])[0], squares, 1e-6 * squares);
 }
 
 //===----------------------------------------------------------------------===//
