@@ -13,6 +13,8 @@
 
 #include "RuntimeTestUtils.h"
 
+#include "../../runtime/lib/CPU/CPUKernels.h"
+
 #include "galvatron/Runtime/HalfFloat.h"
 #include "galvatron/Runtime/KernelCatalog.h"
 
@@ -336,6 +338,19 @@ TEST(HalfPrecisionKernelsTest, AccumulatingAndSquaring) {
                         Attribute::makeInteger("square", 1)});
   ASSERT_TRUE(sum.isOk()) << sum.status().message();
   EXPECT_NEAR(valuesOf<float>((*sum)[0])[0], squares, 1e-6 * squares);
+}
+
+// The CPU backend implements every kernel for every element type its
+// dispatch operand may have, so no valid program is refused at load.
+TEST(HalfPrecisionKernelsTest, EveryKernelHasEveryTypeTheCatalogAllows) {
+  for (unsigned op = 0; op < kNumOpcodes; ++op) {
+    const KernelSpec &spec = getKernel(Opcode(op));
+    for (unsigned type = 0; type < kNumElementTypes; ++type)
+      EXPECT_EQ(cpu::kernelTable().find(spec.opcode, ElementType(type)) !=
+                    nullptr,
+                bool(spec.types & typeSet(ElementType(type))))
+          << spec.name << " in " << elementTypeName(ElementType(type));
+  }
 }
 
 //===----------------------------------------------------------------------===//

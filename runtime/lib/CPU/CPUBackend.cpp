@@ -15,13 +15,12 @@
 #include <optional>
 
 namespace galvatron::runtime {
-namespace {
 
 using cpu::CPUKernelTable;
 using cpu::KernelArgs;
 using cpu::KernelEntry;
 
-const CPUKernelTable &kernelTable() {
+const CPUKernelTable &cpu::kernelTable() {
   static const CPUKernelTable table = [] {
     CPUKernelTable built;
     cpu::registerElementwiseKernels(built);
@@ -35,6 +34,8 @@ const CPUKernelTable &kernelTable() {
   }();
   return table;
 }
+
+namespace {
 
 class CPUBackend final : public Backend {
 public:
@@ -64,7 +65,7 @@ public:
         return binding.takeStatus().withContext(
             describeInstruction(program, i));
       const KernelEntry *entry =
-          kernelTable().find(binding->spec->opcode, binding->type);
+          cpu::kernelTable().find(binding->spec->opcode, binding->type);
       if (!entry)
         return error("the cpu backend has no ", elementTypeName(binding->type),
                      " kernel '", instruction.kernel, "'");

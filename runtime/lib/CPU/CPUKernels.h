@@ -116,6 +116,9 @@ private:
       entries{};
 };
 
+/// Every kernel of the CPU backend, registered once.
+const CPUKernelTable &kernelTable();
+
 /// The kernel families.
 void registerElementwiseKernels(CPUKernelTable &table);
 void registerLinearAlgebraKernels(CPUKernelTable &table);
