@@ -17,8 +17,11 @@
 
 #include "galvatron/Runtime/KernelCatalog.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -215,6 +218,25 @@ template <typename Label> struct VocabLabels {
   int64_t rows, ignore;
   const Label *values;
 };
+
+/// The maximum of a row of logits and Σ exp(logit − maximum), in double.
+template <typename Format>
+std::pair<float, double> softmaxStatistics(const typename Format::Storage *row,
+                                           int64_t width) {
+  float maximum = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < width; ++j)
+    maximum = std::max(maximum, Format::load(row[j]));
+  double sum = 0.0;
+  for (int64_t j = 0; j < width; ++j)
+    sum += std::exp(double(Format::load(row[j])) - maximum);
+  return {maximum, sum};
+}
+
+/// The factor of a cross-entropy gradient: the seed over the counted rows
+/// (mean) or the seed (sum); 0 when no row counts.
+inline float crossEntropyGradScale(float seed, int64_t counted, bool mean) {
+  return counted == 0 ? 0.0f : float(seed / (mean ? double(counted) : 1.0));
+}
 
 /// Calls `body(Label())` with the integer type of a kernel's labels or
 /// indices.

@@ -465,10 +465,7 @@ Status crossEntropyGradOf(const KernelArgs &args,
   if (!counted)
     return counted.takeStatus();
   int64_t vocab = labels.block.local;
-  float scale = *counted == 0 ? 0.0f
-                              : float(seed / (attributes.mean
-                                                  ? double(*counted)
-                                                  : 1.0));
+  float scale = crossEntropyGradScale(seed, *counted, attributes.mean);
   const Storage *x = args.input(1).as<Storage>();
   Storage *out = args.output().as<Storage>();
   parallelFor(labels.rows, 4, [&](int64_t begin, int64_t end) {
@@ -479,12 +476,7 @@ Status crossEntropyGradOf(const KernelArgs &args,
         std::fill(res, res + vocab, Format::store(0.0f));
         continue;
       }
-      float maximum = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < vocab; ++j)
-        maximum = std::max(maximum, Format::load(row[j]));
-      double sum = 0.0;
-      for (int64_t j = 0; j < vocab; ++j)
-        sum += std::exp(double(Format::load(row[j])) - maximum);
+      auto [maximum, sum] = softmaxStatistics<Format>(row, vocab);
       crossEntropyGradRow<Format>(row, res, vocab, maximum, 1.0 / sum, scale,
                                   labels.column(r));
     }
@@ -511,10 +503,7 @@ Status vocabCrossEntropyGradOf(const KernelArgs &args,
   if (!counted)
     return counted.takeStatus();
   int64_t local = labels.block.local;
-  float scale = *counted == 0 ? 0.0f
-                              : float(seed / (attributes.mean
-                                                  ? double(*counted)
-                                                  : 1.0));
+  float scale = crossEntropyGradScale(seed, *counted, attributes.mean);
   const float *stats = args.input(1).as<float>();
   const Storage *x = args.input(2).as<Storage>();
   const Storage *maximum = args.input(3).as<Storage>();

@@ -190,12 +190,7 @@ Status crossEntropyOf(const KernelArgs &args,
     if (labels.ignored(r))
       continue;
     const Storage *row = x + r * vocab;
-    float maximum = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < vocab; ++j)
-      maximum = std::max(maximum, Format::load(row[j]));
-    double sum = 0.0;
-    for (int64_t j = 0; j < vocab; ++j)
-      sum += std::exp(double(Format::load(row[j])) - maximum);
+    auto [maximum, sum] = softmaxStatistics<Format>(row, vocab);
     total += std::log(sum) + maximum - Format::load(row[labels.column(r)]);
   }
   *args.output().as<float>() =
