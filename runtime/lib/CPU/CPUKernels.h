@@ -150,10 +150,6 @@ Status gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k,
             const typename Format::Storage *b, float beta,
             typename Format::Storage *c);
 
-/// Whether bf16 GEMMs use OpenBLAS's `cblas_sbgemm` (the library this
-/// process loaded exports it) rather than converted tiles.
-bool hasBF16Gemm();
-
 /// Softmax of `length` values `stride` apart; `out` may equal `in`.
 void softmaxLine(const float *in, float *out, int64_t length, int64_t stride);
 

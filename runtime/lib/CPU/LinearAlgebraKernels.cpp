@@ -56,7 +56,9 @@ static int64_t tileExtent(int64_t whole, int64_t other) {
 // export cblas_sbgemm, which a weak reference finds when present.
 #pragma weak cblas_sbgemm
 
-bool hasBF16Gemm() { return &cblas_sbgemm != nullptr; }
+/// Whether bf16 GEMMs use OpenBLAS's `cblas_sbgemm` (the library this
+/// process loaded exports it) rather than converted tiles.
+static bool hasBF16Gemm() { return &cblas_sbgemm != nullptr; }
 
 template <typename Format>
 Status gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k,
