@@ -98,10 +98,10 @@ Status reduce(const KernelArgs &args, const ReduceAttributes &attributes,
 
 template <typename Format>
 Status reduceSum(const KernelArgs &args, const ReduceAttributes &attributes) {
+  // Each square in f32, as `mul` then `reduce_sum` would compute it.
   if (attributes.square)
     return reduce<Format>(
-        args, attributes, 0.0,
-        [](double a, float x) { return a + double(x) * double(x); },
+        args, attributes, 0.0, [](double a, float x) { return a + x * x; },
         [](double a, int64_t) { return a; });
   return reduce<Format>(
       args, attributes, 0.0, [](double a, float x) { return a + x; },
