@@ -2,11 +2,14 @@
 
     export_onnx.py MODEL OUT.onnx [--opset N] [--layers L] [--batch B]
         [--seq S] [--dynamic] [--external-data] [--strip-names] [--no-fold]
+        [--fresh]
 
 --dynamic marks batch and sequence dimensions symbolic ("batch",
 "sequence"); --external-data moves every initializer into OUT's folder as
 "<stem>.weights"; --strip-names clears the node names (as exporters without
-scope names write them); --no-fold disables torch's constant folding.
+scope names write them); --no-fold disables torch's constant folding; --fresh initializes the model as Hugging
+Face initializes a new one (galvatron_models.initialize_fresh) instead of
+with distinct values everywhere.
 """
 
 import argparse
@@ -34,10 +37,12 @@ def main():
     parser.add_argument("--external-data", action="store_true")
     parser.add_argument("--strip-names", action="store_true")
     parser.add_argument("--no-fold", action="store_true")
+    parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args()
 
     model, inputs, input_names, output_names = galvatron_models.build(
-        args.model, batch=args.batch, seq=args.seq, layers=args.layers)
+        args.model, batch=args.batch, seq=args.seq, layers=args.layers,
+        fresh=args.fresh)
     dynamic_axes = None
     if args.dynamic:
         dynamic_axes = {}

@@ -3,7 +3,10 @@
 // Walks the graph in order, keeping for every ONNX tensor either an IR value,
 // its contents when known at import, or the initializer it names. Float
 // initializers with more than one element are weights: they become
-// `galvatron.parameter`s that reference the bytes where they lie. Everything
+// `galvatron.parameter`s that reference the bytes where they lie, one per
+// parameter of the source model (torch.onnx's merged duplicates are split
+// again, see separateWeight); float buffers (rotary tables, additive masks)
+// are constants. Everything
 // else an op needs before run time is evaluated on the host; a value is only
 // materialized as IR when a run-time op consumes it.
 //
@@ -16,6 +19,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <cstring>
 #include <map>
 
 using namespace mlir;
@@ -66,9 +70,9 @@ DType mlir::galvatron::onnx_import::getDType(Type type) {
   return DType::Undefined;
 }
 
-/// Float initializers with more than one element are weights; scalars and
-/// integer tensors are constants the importer folds.
-static bool isWeight(const onnx::TensorProto &tensor) {
+/// Float tensors with more than one element: weights unless buffers;
+/// scalars and integer tensors are constants the importer folds.
+static bool isFloatArray(const onnx::TensorProto &tensor) {
   auto type = static_cast<DType>(tensor.data_type());
   if (type != DType::Float && type != DType::Float16 && type != DType::BFloat16)
     return false;
@@ -304,6 +308,17 @@ void Importer::aliasOutput(int index, int inputIndex) {
     tensors[node().output(index)] = tensors[node().input(inputIndex)];
 }
 
+void Importer::separateWeight(int index) {
+  if (index >= node().output_size() || node().output(index).empty())
+    return;
+  const std::string &name = node().output(index);
+  TensorValue &alias = tensors[name];
+  if (!alias.initializer || alias.transposeOf || !isWeight(*alias.initializer))
+    return;
+  alias.value = Value();
+  alias.parameter = name;
+}
+
 //===----------------------------------------------------------------------===//
 // Materialization
 //===----------------------------------------------------------------------===//
@@ -313,12 +328,15 @@ FailureOr<Value> Importer::materialize(TensorValue &tensor) {
     return tensor.value;
   FailureOr<Value> value;
   if (tensor.transposeOf) {
-    FailureOr<Value> weight = readWeight(*tensor.transposeOf);
+    FailureOr<Value> weight =
+        readWeight(*tensor.transposeOf, tensor.transposeOf->name());
     if (failed(weight))
       return failure();
     value = transpose(*weight, {1, 0});
   } else if (tensor.initializer && isWeight(*tensor.initializer)) {
-    value = readWeight(*tensor.initializer);
+    value = readWeight(*tensor.initializer, tensor.parameter.empty()
+                                                ? tensor.initializer->name()
+                                                : tensor.parameter);
   } else {
     if (!tensor.constant && failed(loadConstant(tensor)))
       return failure();
@@ -330,8 +348,9 @@ FailureOr<Value> Importer::materialize(TensorValue &tensor) {
   return *value;
 }
 
-FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
-  auto symbol = parameterSymbols.find(tensor.name());
+FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor,
+                                      StringRef parameterName) {
+  auto symbol = parameterSymbols.find(parameterName);
   Type elementType =
       getElementType(context, static_cast<DType>(tensor.data_type()));
   llvm::Expected<SmallVector<int64_t>> shape = ONNXModel::tensorShape(tensor);
@@ -342,8 +361,8 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
     llvm::Expected<TensorLocation> where = model.locate(tensor);
     if (!where)
       return fail(where.takeError());
-    // Initializer names are unique; only the function's own name can clash.
-    std::string name = tensor.name();
+    // Tensor names are unique; only the function's own name can clash.
+    std::string name = parameterName.str();
     while (name == function.getSymName() || parameterSymbols.count(name))
       name += ".weight";
     auto external = ExternalDataAttr::get(
@@ -353,7 +372,7 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
     builder.setInsertionPoint(function);
     ParameterOp::create(builder, NameLoc::get(builder.getStringAttr(name)),
                         name, type, InitAttr(), external);
-    symbol = parameterSymbols.try_emplace(tensor.name(), name).first;
+    symbol = parameterSymbols.try_emplace(parameterName, name).first;
   }
   return create<ParamOp>(
       {},
@@ -609,6 +628,44 @@ static bool isTransposedCopy(const ONNXModel &model,
   return true;
 }
 
+bool Importer::isWeight(const onnx::TensorProto &tensor) const {
+  return isFloatArray(tensor) && !buffers.contains(&tensor);
+}
+
+void Importer::findBuffers() {
+  for (const onnx::TensorProto &tensor : model.graph().initializer()) {
+    // Tables and masks are [..., rows, columns] with unit leading
+    // dimensions; their first value is 0 or 1 (cos 0, sin 0, an unmasked
+    // position). Only such candidates are decoded.
+    int rank = tensor.dims_size();
+    if (!isFloatArray(tensor) || rank < 2 || tensor.dims(rank - 2) < 2 ||
+        llvm::any_of(llvm::drop_end(tensor.dims(), 2),
+                     [](int64_t size) { return size != 1; }))
+      continue;
+    if (tensor.data_type() == static_cast<int32_t>(DType::Float)) {
+      llvm::Expected<RawBytes> raw = model.rawBytes(tensor);
+      if (!raw) {
+        llvm::consumeError(raw.takeError());
+      } else if (raw->data.size() >= sizeof(float)) {
+        float first;
+        std::memcpy(&first, raw->data.data(), sizeof(float));
+        if (first != 0.0f && first != 1.0f)
+          continue;
+      }
+    }
+    HostResult contents = model.decode(tensor);
+    if (!contents) {
+      llvm::consumeError(contents.takeError());
+      continue;
+    }
+    bool masks = isMaskLike(*contents) &&
+                 llvm::any_of(contents->floats,
+                              [](double value) { return value <= -1e4; });
+    if (masks || matchRotaryTable(*contents))
+      buffers.insert(&tensor);
+  }
+}
+
 void Importer::findTransposedCopies() {
   // torch.onnx folds the `W^T` of F.linear into a new initializer named
   // "onnx::MatMul_N". When W itself is still in the graph (a tied LM head
@@ -616,7 +673,7 @@ void Importer::findTransposedCopies() {
   // parameter.
   std::map<std::pair<int64_t, int64_t>, SmallVector<const onnx::TensorProto *>>
       named;
-  auto isMatrixWeight = [](const onnx::TensorProto &tensor) {
+  auto isMatrixWeight = [&](const onnx::TensorProto &tensor) {
     return isWeight(tensor) && tensor.dims_size() == 2;
   };
   for (const onnx::TensorProto &tensor : model.graph().initializer())
@@ -900,6 +957,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
       return failWith("initializer '" + tensor.name() + "' is defined twice");
     entry.initializer = &tensor;
   }
+  findBuffers();
   findTransposedCopies();
 
   SmallVector<Type> inputTypes;
