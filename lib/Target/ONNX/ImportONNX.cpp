@@ -19,6 +19,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -129,6 +130,9 @@ FailureOr<Operation *> Importer::finishOp(Operation *op) {
 FailureOr<TensorValue *> Importer::lookupInput(int index) {
   if (!hasInput(index))
     return fail("input #" + Twine(index) + " is required");
+  auto separate = separateUses.find({currentIndex, index});
+  if (separate != separateUses.end())
+    return &separated[separate->second];
   auto it = tensors.find(node().input(index));
   if (it == tensors.end())
     return fail("input '" + node().input(index) + "' is not defined");
@@ -283,16 +287,19 @@ Importer::tensorAttribute(StringRef name) {
 }
 
 void Importer::setOutput(int index, Value value) {
-  if (index < node().output_size() && !node().output(index).empty())
-    tensors[node().output(index)] =
-        TensorValue{value, nullptr, nullptr, nullptr};
+  if (index >= node().output_size() || node().output(index).empty())
+    return;
+  TensorValue output;
+  output.value = value;
+  tensors[node().output(index)] = std::move(output);
 }
 
 void Importer::setOutput(int index, HostTensor contents) {
-  if (index < node().output_size() && !node().output(index).empty())
-    tensors[node().output(index)] =
-        TensorValue{Value(), std::make_shared<HostTensor>(std::move(contents)),
-                    nullptr, nullptr};
+  if (index >= node().output_size() || node().output(index).empty())
+    return;
+  TensorValue output;
+  output.constant = std::make_shared<HostTensor>(std::move(contents));
+  tensors[node().output(index)] = std::move(output);
 }
 
 void Importer::setOutput(int index, llvm::Expected<HostTensor> contents) {
@@ -666,6 +673,62 @@ void Importer::findBuffers() {
   }
 }
 
+/// The module scope of a node torch.onnx named "/transformer/h.1/ln_2/Mul":
+/// "transformer.h.1.ln_2"; empty for a name without one.
+static std::string scopeOf(const onnx::NodeProto &node) {
+  StringRef name = node.name();
+  size_t last = name.rfind('/');
+  if (!name.consume_front("/") || last == 0 || last == StringRef::npos)
+    return "";
+  std::string scope = name.take_front(last - 1).str();
+  std::replace(scope.begin(), scope.end(), '/', '.');
+  return scope;
+}
+
+void Importer::findSharedVectors() {
+  // Vector weight -> the scopes of the nodes reading it directly -> uses.
+  std::map<std::string,
+           std::map<std::string, SmallVector<std::pair<int, int>>>>
+      uses;
+  for (auto [index, node] : llvm::enumerate(model.graph().node())) {
+    // torch.onnx's own merges read through Identity (separateWeight).
+    if (node.op_type() == "Identity")
+      continue;
+    std::string scope = scopeOf(node);
+    for (auto [position, input] : llvm::enumerate(node.input())) {
+      auto found = tensors.find(input);
+      if (found == tensors.end() || !found->second.initializer ||
+          found->second.initializer->dims_size() != 1 ||
+          !isWeight(*found->second.initializer))
+        continue;
+      uses[input][scope].push_back({int(index), int(position)});
+    }
+  }
+  for (auto &[name, byScope] : uses) {
+    // One module reads it (a module called repeatedly shares its scope),
+    // or a reader has no scope to tell modules apart by.
+    auto [owner, role] = StringRef(name).rsplit('.');
+    if (byScope.size() < 2 || byScope.count("") || role.empty())
+      continue;
+    for (auto &[scope, reads] : byScope) {
+      if (scope == owner)
+        continue;
+      std::string parameter = scope + "." + role.str();
+      const onnx::TensorProto *initializer = tensors[name].initializer;
+      auto taken = separated.find(parameter);
+      if (tensors.count(parameter) ||
+          (taken != separated.end() &&
+           taken->second.initializer != initializer))
+        continue;
+      TensorValue &entry = separated[parameter];
+      entry.initializer = initializer;
+      entry.parameter = parameter;
+      for (std::pair<int, int> use : reads)
+        separateUses[use] = parameter;
+    }
+  }
+}
+
 void Importer::findTransposedCopies() {
   // torch.onnx folds the `W^T` of F.linear into a new initializer named
   // "onnx::MatMul_N". When W itself is still in the graph (a tied LM head
@@ -959,6 +1022,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   }
   findBuffers();
   findTransposedCopies();
+  findSharedVectors();
 
   SmallVector<Type> inputTypes;
   SmallVector<std::string> inputNames;

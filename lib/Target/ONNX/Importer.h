@@ -20,6 +20,7 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/DenseSet.h"
 
+#include <map>
 #include <memory>
 
 namespace mlir::galvatron::onnx_import {
@@ -198,6 +199,14 @@ private:
   /// cos/sin tables and additive masks, which no trained weight starts as.
   /// Their values become constants.
   void findBuffers();
+  /// Merged vectors without Identity nodes (a graph optimizer removed
+  /// them): a vector weight (a norm's scale, a bias) that nodes of several
+  /// module scopes read directly cannot be a tie of the source model, which
+  /// ties matrices (embeddings, heads) or reuses a whole module (one
+  /// scope). Each scope other than the one the initializer is named after
+  /// reads a parameter of its own, named by the scope and the
+  /// initializer's role ("transformer.h.1.ln_2" + "weight").
+  void findSharedVectors();
   FailureOr<Value> materializeTriangular(const HostTensor &contents,
                                          Type elementType);
   FailureOr<Value> materializeRotaryTable(const HostTensor &contents,
@@ -225,6 +234,10 @@ private:
   llvm::StringMap<std::string> parameterSymbols;
   /// Initializers findBuffers found to be buffers.
   llvm::DenseSet<const onnx::TensorProto *> buffers;
+  /// The uses (node index, input position) of a weight that read a
+  /// parameter of their own (findSharedVectors), and those parameters.
+  std::map<std::pair<int, int>, std::string> separateUses;
+  llvm::StringMap<TensorValue> separated;
   const onnx::NodeProto *currentNode = nullptr;
   int currentIndex = -1;
   Location currentLoc;
