@@ -82,6 +82,7 @@ def build(cfg, layers):
         return gm.T5ForConditionalGeneration(c)
     if arch in ("ViTModel", "ViTForImageClassification"):
         c["num_labels"] = len(c.get("id2label", {})) or c.get("num_labels", 2)
+        c.setdefault("num_channels", 3)
         if layers:
             c["num_hidden_layers"] = layers
         if arch == "ViTModel":
