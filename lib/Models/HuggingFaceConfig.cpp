@@ -340,6 +340,28 @@ static Error readLlamaFamily(FieldReader &reader, StringRef architecture,
   return Error::success();
 }
 
+/// What BertConfig and ViTConfig share, with the same defaults.
+static Error readEncoder(FieldReader &reader, HuggingFaceModel &result) {
+  ModelConfig &c = result.config;
+  READ(hidden, reader.integer("hidden_size", 768));
+  READ(layers, reader.integer("num_hidden_layers", 12));
+  READ(heads, reader.integer("num_attention_heads", 12));
+  READ(ffn, reader.integer("intermediate_size", 3072));
+  READ(activation, readActivation(reader, "hidden_act", "gelu"));
+  READ(epsilon, reader.number("layer_norm_eps", 1e-12));
+  READ(std, reader.number("initializer_range", 0.02));
+  for (StringRef key : {"hidden_dropout_prob", "attention_probs_dropout_prob"})
+    CHECK(reader.dropout(key, result.ignored));
+  c.hidden = *hidden;
+  c.layers = *layers;
+  c.heads = c.kvHeads = *heads;
+  c.ffnHidden = *ffn;
+  c.activation = *activation;
+  c.normEpsilon = *epsilon;
+  c.initStd = *std;
+  return Error::success();
+}
+
 static Error readBERT(FieldReader &reader, StringRef architecture,
                       HuggingFaceModel &result) {
   ModelConfig &c = result.config;
@@ -347,16 +369,10 @@ static Error readBERT(FieldReader &reader, StringRef architecture,
   c.head = architecture == "BertModel" ? ModelHead::pooler
                                        : ModelHead::maskedLM;
   CHECK(checkModelType(reader, "bert"));
+  CHECK(readEncoder(reader, result));
   READ(vocab, reader.integer("vocab_size", 30522));
-  READ(hidden, reader.integer("hidden_size", 768));
-  READ(layers, reader.integer("num_hidden_layers", 12));
-  READ(heads, reader.integer("num_attention_heads", 12));
-  READ(ffn, reader.integer("intermediate_size", 3072));
-  READ(activation, readActivation(reader, "hidden_act", "gelu"));
   READ(positions, reader.integer("max_position_embeddings", 512));
   READ(types, reader.integer("type_vocab_size", 2));
-  READ(epsilon, reader.number("layer_norm_eps", 1e-12));
-  READ(std, reader.number("initializer_range", 0.02));
   READ(tied, reader.boolean("tie_word_embeddings", true));
   READ(positionType, reader.string("position_embedding_type", "absolute"));
   if (*positionType != "absolute")
@@ -378,20 +394,11 @@ static Error readBERT(FieldReader &reader, StringRef architecture,
                           "is not supported: pruned heads change the "
                           "attention's shapes (only {})");
   }
-  for (StringRef key : {"hidden_dropout_prob", "attention_probs_dropout_prob",
-                        "classifier_dropout"})
-    CHECK(reader.dropout(key, result.ignored));
+  CHECK(reader.dropout("classifier_dropout", result.ignored));
   c.vocab = *vocab;
-  c.hidden = *hidden;
-  c.layers = *layers;
-  c.heads = c.kvHeads = *heads;
-  c.ffnHidden = *ffn;
-  c.activation = *activation;
   c.maxPositions = *positions;
   c.seqLen = *positions;
   c.tokenTypes = *types;
-  c.normEpsilon = *epsilon;
-  c.initStd = *std;
   c.tiedHead = true;
   return Error::success();
 }
@@ -473,19 +480,13 @@ static Error readViT(FieldReader &reader, StringRef architecture,
   c.head = architecture == "ViTModel" ? ModelHead::pooler
                                       : ModelHead::standard;
   CHECK(checkModelType(reader, "vit"));
-  READ(hidden, reader.integer("hidden_size", 768));
-  READ(layers, reader.integer("num_hidden_layers", 12));
-  READ(heads, reader.integer("num_attention_heads", 12));
-  READ(ffn, reader.integer("intermediate_size", 3072));
-  READ(activation, readActivation(reader, "hidden_act", "gelu"));
-  READ(epsilon, reader.number("layer_norm_eps", 1e-12));
-  READ(std, reader.number("initializer_range", 0.02));
+  CHECK(readEncoder(reader, result));
   READ(image, reader.integer("image_size", 224));
   READ(patch, reader.integer("patch_size", 16));
   READ(channels, reader.integer("num_channels", 3));
   READ(qkvBias, reader.boolean("qkv_bias", true));
-  READ(poolerSize, reader.integer("pooler_output_size", *hidden));
-  if (*poolerSize != *hidden)
+  READ(poolerSize, reader.integer("pooler_output_size", c.hidden));
+  if (*poolerSize != c.hidden)
     return reader.error("pooler_output_size",
                         "(" + Twine(*poolerSize) +
                             ") differs from hidden_size: not supported");
@@ -506,20 +507,11 @@ static Error readViT(FieldReader &reader, StringRef architecture,
     return reader.error("num_labels", "(" + Twine(*numLabels) +
                                           ") differs from id2label's " +
                                           Twine(classes) + " labels");
-  for (StringRef key : {"hidden_dropout_prob", "attention_probs_dropout_prob"})
-    CHECK(reader.dropout(key, result.ignored));
   if (*patch <= 0 || *image % *patch != 0)
     return reader.error("patch_size", "(" + Twine(*patch) +
                                           ") must divide image_size (" +
                                           Twine(*image) + ")");
   int64_t tokens = (*image / *patch) * (*image / *patch) + 1;
-  c.hidden = *hidden;
-  c.layers = *layers;
-  c.heads = c.kvHeads = *heads;
-  c.ffnHidden = *ffn;
-  c.activation = *activation;
-  c.normEpsilon = *epsilon;
-  c.initStd = *std;
   c.imageSize = *image;
   c.patchSize = *patch;
   c.channels = *channels;
