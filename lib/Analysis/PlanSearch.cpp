@@ -1854,7 +1854,7 @@ llvm::Expected<std::vector<SearchResult>> Searcher::run() {
     if (configuration.lowerBound >= bestTime)
       break;
     // Relaxed passes at rising resolutions first can refute it cheaply;
-    // the configuration holding the best plan needs its fine pass anyway.
+    // the configurations holding kept plans need their fine pass anyway.
     int64_t fineCapacity = capacity;
     double fineQuantum = quantum;
     bool holdsBest = isKept(configuration);
@@ -1955,15 +1955,18 @@ Searcher::recover(std::chrono::steady_clock::time_point started,
   return result;
 }
 
+static bool isSameConfiguration(const Configuration &a,
+                                const Configuration &b) {
+  return a.pp == b.pp && a.microBatches == b.microBatches &&
+         a.schedule == b.schedule;
+}
+
 void Searcher::keepPlan(const Configuration &configuration, double time,
                         ArrayRef<unsigned> split,
                         std::optional<ParallelPlan> plan) {
-  auto same = [&](const KeptPlan &entry) {
-    return entry.configuration.pp == configuration.pp &&
-           entry.configuration.microBatches == configuration.microBatches &&
-           entry.configuration.schedule == configuration.schedule;
-  };
-  auto it = llvm::find_if(kept, same);
+  auto it = llvm::find_if(kept, [&](const KeptPlan &entry) {
+    return isSameConfiguration(entry.configuration, configuration);
+  });
   if (it != kept.end()) {
     if (time >= it->time)
       return;
@@ -1982,9 +1985,7 @@ void Searcher::keepPlan(const Configuration &configuration, double time,
 
 bool Searcher::isKept(const Configuration &configuration) const {
   return llvm::any_of(kept, [&](const KeptPlan &entry) {
-    return entry.configuration.pp == configuration.pp &&
-           entry.configuration.microBatches == configuration.microBatches &&
-           entry.configuration.schedule == configuration.schedule;
+    return isSameConfiguration(entry.configuration, configuration);
   });
 }
 

@@ -46,8 +46,8 @@ private:
   }
   RankedTensorType hiddenType() { return tensor({batch, seq, config.hidden}); }
 
-  InitAttr normal(double std) {
-    return InitAttr::get(builder.getContext(), InitKind::normal, 0.0, std);
+  InitAttr normal(double initStd) {
+    return InitAttr::get(builder.getContext(), InitKind::normal, 0.0, initStd);
   }
   InitAttr zeros() {
     return InitAttr::get(builder.getContext(), InitKind::zeros);
@@ -78,10 +78,10 @@ private:
   /// x·W (+ b). `torchLayout` stores W as [out, in] (torch.nn.Linear),
   /// otherwise [in, out] (Hugging Face Conv1D).
   Value linear(Value x, const Twine &prefix, int64_t in, int64_t out, bool bias,
-               bool torchLayout, double std = 0.02) {
+               bool torchLayout, double initStd = 0.02) {
     Value weight = torchLayout
-                       ? param(prefix + ".weight", {out, in}, normal(std))
-                       : param(prefix + ".weight", {in, out}, normal(std));
+                       ? param(prefix + ".weight", {out, in}, normal(initStd))
+                       : param(prefix + ".weight", {in, out}, normal(initStd));
     Value b = bias ? param(prefix + ".bias", {out}, zeros()) : Value();
     return LinearOp::create(builder, loc, x, weight, b, torchLayout);
   }
@@ -117,14 +117,14 @@ private:
 
   /// The feed-forward block: up (and gate), activation, down.
   Value feedForward(Value x, const Twine &up, const Twine &gate,
-                    const Twine &down, bool torchLayout, double std,
+                    const Twine &down, bool torchLayout, double initStd,
                     double downStd) {
     int64_t h = config.hidden, f = config.ffnHidden;
     bool bias = config.hasMlpBias();
     Value hidden = activate(linear(x, config.isGated() ? gate : up, h, f,
-                                   bias, torchLayout, std));
+                                   bias, torchLayout, initStd));
     if (config.isGated())
-      hidden = mul(hidden, linear(x, up, h, f, bias, torchLayout, std));
+      hidden = mul(hidden, linear(x, up, h, f, bias, torchLayout, initStd));
     return linear(hidden, down, f, h, bias, torchLayout, downStd);
   }
   Value mul(Value a, Value b) { return MulOp::create(builder, loc, a, b); }
@@ -239,12 +239,12 @@ void ModelBuilder::endMain(ArrayRef<std::pair<StringRef, Value>> outputs) {
 
 void ModelBuilder::buildGPT() {
   int64_t h = config.hidden, v = config.vocab, layers = config.layers;
-  double std = config.initStd;
+  double initStd = config.initStd;
   Value ids = beginMain({{"input_ids", tensor({batch, seq}, i64)}})[0];
 
   Value x = beginLayer(LayerKind::embedding, "transformer.embeddings", ids,
                        hiddenType())[0];
-  Value wte = param("transformer.wte.weight", {v, h}, normal(std));
+  Value wte = param("transformer.wte.weight", {v, h}, normal(initStd));
   Value wpe =
       param("transformer.wpe.weight", {config.maxPositions, h}, normal(0.01));
   Value tokens = EmbeddingOp::create(builder, loc, wte, x);
@@ -254,7 +254,7 @@ void ModelBuilder::buildGPT() {
   Value hidden = endLayer(add(tokens, positions));
 
   // GPT-2 scales the residual projections' init by 1/sqrt(2·layers).
-  double residualStd = std / std::sqrt(2.0 * layers);
+  double residualStd = initStd / std::sqrt(2.0 * layers);
   double headScale = 1.0 / std::sqrt(double(config.headDim()));
   for (int64_t i = 0; i < layers; ++i) {
     std::string p = ("transformer.h." + Twine(i)).str();
@@ -262,7 +262,7 @@ void ModelBuilder::buildGPT() {
     Value n1 = layerNorm(in, p + ".ln_1", h);
     Value qkv =
         linear(n1, p + ".attn.c_attn", h, 3 * h, config.hasQkvBias(), false,
-               std);
+               initStd);
     auto split =
         SplitOp::create(builder, loc, qkv, 2, ArrayRef<int64_t>{h, h, h});
     Value q = splitHeads(split.getResult(0), config.heads);
@@ -279,7 +279,7 @@ void ModelBuilder::buildGPT() {
     Value r1 = add(in, proj);
     Value n2 = layerNorm(r1, p + ".ln_2", h);
     hidden = endLayer(add(r1, feedForward(n2, p + ".mlp.c_fc", "",
-                                          p + ".mlp.c_proj", false, std,
+                                          p + ".mlp.c_proj", false, initStd,
                                           residualStd)));
   }
 
@@ -287,8 +287,8 @@ void ModelBuilder::buildGPT() {
                          tensor({batch, seq, v}))[0];
   Value normed = layerNorm(out, "transformer.ln_f", h);
   Value head = config.tiedHead
-                   ? param("transformer.wte.weight", {v, h}, normal(std))
-                   : param("lm_head.weight", {v, h}, normal(std));
+                   ? param("transformer.wte.weight", {v, h}, normal(initStd))
+                   : param("lm_head.weight", {v, h}, normal(initStd));
   Value logits = LinearOp::create(builder, loc, normed, head, Value(), true);
   endMain({{"logits", endLayer(logits)}});
 }
@@ -296,12 +296,12 @@ void ModelBuilder::buildGPT() {
 void ModelBuilder::buildLLaMA() {
   int64_t h = config.hidden, v = config.vocab, d = config.headDim();
   int64_t inner = config.heads * d, kv = config.kvHeads * d;
-  double std = config.initStd;
+  double initStd = config.initStd;
   Value ids = beginMain({{"input_ids", tensor({batch, seq}, i64)}})[0];
 
   Value x = beginLayer(LayerKind::embedding, "model.embed_tokens", ids,
                        hiddenType())[0];
-  Value table = param("model.embed_tokens.weight", {v, h}, normal(std));
+  Value table = param("model.embed_tokens.weight", {v, h}, normal(initStd));
   Value hidden = endLayer(EmbeddingOp::create(builder, loc, table, x));
 
   auto rotary = [&](Value t) {
@@ -316,38 +316,38 @@ void ModelBuilder::buildLLaMA() {
     Value in = beginLayer(LayerKind::decoder, p, hidden, hiddenType())[0];
     Value n1 = rmsNorm(in, p + ".input_layernorm.weight", h);
     Value q = splitHeads(
-        linear(n1, p + ".self_attn.q_proj", h, inner, qkvBias, true, std),
+        linear(n1, p + ".self_attn.q_proj", h, inner, qkvBias, true, initStd),
         config.heads);
     Value k = splitHeads(
-        linear(n1, p + ".self_attn.k_proj", h, kv, qkvBias, true, std),
+        linear(n1, p + ".self_attn.k_proj", h, kv, qkvBias, true, initStd),
         config.kvHeads);
     Value val = splitHeads(
-        linear(n1, p + ".self_attn.v_proj", h, kv, qkvBias, true, std),
+        linear(n1, p + ".self_attn.v_proj", h, kv, qkvBias, true, initStd),
         config.kvHeads);
     Value attn = mergeHeads(
         attention(rotary(q), rotary(k), val, Value(), /*causal=*/true));
     Value r1 = add(in, linear(attn, p + ".self_attn.o_proj", inner, h,
-                              config.hasOutputBias(), true, std));
+                              config.hasOutputBias(), true, initStd));
     Value n2 = rmsNorm(r1, p + ".post_attention_layernorm.weight", h);
     hidden = endLayer(add(r1, feedForward(n2, p + ".mlp.up_proj",
                                           p + ".mlp.gate_proj",
-                                          p + ".mlp.down_proj", true, std,
-                                          std)));
+                                          p + ".mlp.down_proj", true, initStd,
+                                          initStd)));
   }
 
   Value out = beginLayer(LayerKind::head, "lm_head", hidden,
                          tensor({batch, seq, v}))[0];
   Value normed = rmsNorm(out, "model.norm.weight", h);
   Value weight = config.tiedHead
-                     ? param("model.embed_tokens.weight", {v, h}, normal(std))
-                     : param("lm_head.weight", {v, h}, normal(std));
+                     ? param("model.embed_tokens.weight", {v, h}, normal(initStd))
+                     : param("lm_head.weight", {v, h}, normal(initStd));
   Value logits = LinearOp::create(builder, loc, normed, weight, Value(), true);
   endMain({{"logits", endLayer(logits)}});
 }
 
 void ModelBuilder::buildBERT() {
   int64_t h = config.hidden, v = config.vocab;
-  double std = config.initStd;
+  double initStd = config.initStd;
   // BertModel's own names have no prefix; the task models nest it as "bert".
   std::string base = config.head == ModelHead::pooler ? "" : "bert.";
   auto inputs = beginMain({{"input_ids", tensor({batch, seq}, i64)},
@@ -359,17 +359,17 @@ void ModelBuilder::buildBERT() {
   auto embedIn = beginLayer(LayerKind::embedding, e, inputs,
                             {hiddenType(), maskType});
   auto wordTable = [&]() {
-    return param(e + ".word_embeddings.weight", {v, h}, normal(std));
+    return param(e + ".word_embeddings.weight", {v, h}, normal(initStd));
   };
   Value words = EmbeddingOp::create(builder, loc, wordTable(), embedIn[0]);
   Value positionTable = param(e + ".position_embeddings.weight",
-                              {config.maxPositions, h}, normal(std));
+                              {config.maxPositions, h}, normal(initStd));
   Value positions =
       SliceOp::create(builder, loc, positionTable, ArrayRef<int64_t>{0, 0},
                       ArrayRef<int64_t>{seq, h}, ArrayRef<int64_t>{1, 1});
   Value types = EmbeddingOp::create(builder, loc,
                                     param(e + ".token_type_embeddings.weight",
-                                          {config.tokenTypes, h}, normal(std)),
+                                          {config.tokenTypes, h}, normal(initStd)),
                                     embedIn[1]);
   Value embedded =
       layerNorm(add(add(words, positions), types), e + ".LayerNorm", h);
@@ -388,20 +388,20 @@ void ModelBuilder::buildBERT() {
         beginLayer(LayerKind::encoder, p, {hidden, attnMask}, hiddenType());
     std::string a = p + ".attention.self";
     Value q = splitHeads(linear(in[0], a + ".query", h, inner, qkvBias, true,
-                                std),
+                                initStd),
                          config.heads);
     Value k = splitHeads(
-        linear(in[0], a + ".key", h, inner, qkvBias, true, std), config.heads);
+        linear(in[0], a + ".key", h, inner, qkvBias, true, initStd), config.heads);
     Value val = splitHeads(
-        linear(in[0], a + ".value", h, inner, qkvBias, true, std),
+        linear(in[0], a + ".value", h, inner, qkvBias, true, initStd),
         config.heads);
     Value attn = mergeHeads(attention(q, k, val, in[1], /*causal=*/false));
     Value a1 = layerNorm(
         add(in[0], linear(attn, p + ".attention.output.dense", inner, h,
-                          config.hasOutputBias(), true, std)),
+                          config.hasOutputBias(), true, initStd)),
         p + ".attention.output.LayerNorm", h);
     Value o = feedForward(a1, p + ".intermediate.dense", "",
-                          p + ".output.dense", true, std, std);
+                          p + ".output.dense", true, initStd, initStd);
     hidden = endLayer(layerNorm(add(a1, o), p + ".output.LayerNorm", h));
   }
 
@@ -413,7 +413,7 @@ void ModelBuilder::buildBERT() {
                                 ArrayRef<int64_t>{1, 1, 1}),
                 {batch, h});
     return TanhOp::create(builder, loc,
-                          linear(first, name, h, h, true, true, std));
+                          linear(first, name, h, h, true, true, initStd));
   };
   switch (config.head) {
   case ModelHead::standard: {
@@ -439,7 +439,7 @@ void ModelBuilder::buildBERT() {
                            tensor({batch, seq, v}))[0];
     std::string c = "cls.predictions";
     Value transformed = layerNorm(
-        activate(linear(out, c + ".transform.dense", h, h, true, true, std)),
+        activate(linear(out, c + ".transform.dense", h, h, true, true, initStd)),
         c + ".transform.LayerNorm", h);
     Value logits = LinearOp::create(builder, loc, transformed, wordTable(),
                                     param(c + ".bias", {v}, zeros()), true);
@@ -561,7 +561,7 @@ void ModelBuilder::buildT5() {
 void ModelBuilder::buildViT() {
   int64_t h = config.hidden, p = config.patchSize, c = config.channels;
   int64_t tokens = config.maxPositions, patches = tokens - 1;
-  double std = config.initStd;
+  double initStd = config.initStd;
   seq = tokens;
   // ViTModel's own names have no prefix; the classifier nests it as "vit".
   std::string base = config.head == ModelHead::pooler ? "" : "vit.";
@@ -573,17 +573,17 @@ void ModelBuilder::buildViT() {
   Value image = beginLayer(LayerKind::embedding, e, pixels, hiddenType())[0];
   Value flat = ExtractPatchesOp::create(builder, loc, image, p);
   Value kernel = param(e + ".patch_embeddings.projection.weight", {h, c, p, p},
-                       normal(std));
+                       normal(initStd));
   Value projected = LinearOp::create(
       builder, loc, flat, reshape(kernel, {h, c * p * p}),
       param(e + ".patch_embeddings.projection.bias", {h}, zeros()), true);
   Value cls =
       BroadcastOp::create(builder, loc, tensor({batch, 1, h}),
-                          param(e + ".cls_token", {1, 1, h}, normal(std)));
+                          param(e + ".cls_token", {1, 1, h}, normal(initStd)));
   Value joined = ConcatOp::create(builder, loc, ValueRange{cls, projected}, 1);
   assert(cast<RankedTensorType>(projected.getType()).getDimSize(1) == patches);
   Value hidden = endLayer(add(
-      joined, param(e + ".position_embeddings", {1, tokens, h}, normal(std))));
+      joined, param(e + ".position_embeddings", {1, tokens, h}, normal(initStd))));
 
   int64_t inner = config.heads * config.headDim();
   bool qkvBias = config.hasQkvBias();
@@ -592,19 +592,19 @@ void ModelBuilder::buildViT() {
     Value in = beginLayer(LayerKind::encoder, l, hidden, hiddenType())[0];
     Value n1 = layerNorm(in, l + ".layernorm_before", h);
     std::string a = l + ".attention.attention";
-    Value q = splitHeads(linear(n1, a + ".query", h, inner, qkvBias, true, std),
+    Value q = splitHeads(linear(n1, a + ".query", h, inner, qkvBias, true, initStd),
                          config.heads);
-    Value k = splitHeads(linear(n1, a + ".key", h, inner, qkvBias, true, std),
+    Value k = splitHeads(linear(n1, a + ".key", h, inner, qkvBias, true, initStd),
                          config.heads);
     Value val = splitHeads(
-        linear(n1, a + ".value", h, inner, qkvBias, true, std), config.heads);
+        linear(n1, a + ".value", h, inner, qkvBias, true, initStd), config.heads);
     Value attn = mergeHeads(attention(q, k, val, Value(), false));
     Value r1 = add(in, linear(attn, l + ".attention.output.dense", inner, h,
-                              config.hasOutputBias(), true, std));
+                              config.hasOutputBias(), true, initStd));
     Value n2 = layerNorm(r1, l + ".layernorm_after", h);
     hidden = endLayer(add(r1, feedForward(n2, l + ".intermediate.dense", "",
-                                          l + ".output.dense", true, std,
-                                          std)));
+                                          l + ".output.dense", true, initStd,
+                                          initStd)));
   }
 
   auto first = [&](Value x) {
@@ -619,7 +619,7 @@ void ModelBuilder::buildViT() {
     Value normed = layerNorm(out, "layernorm", h);
     Value pooled = TanhOp::create(
         builder, loc, linear(first(normed), "pooler.dense", h, h, true, true,
-                             std));
+                             initStd));
     auto results = endLayer({normed, pooled});
     endMain({{"last_hidden_state", results[0]},
              {"pooler_output", results[1]}});
@@ -629,7 +629,7 @@ void ModelBuilder::buildViT() {
                          tensor({batch, config.classes}))[0];
   Value normed = layerNorm(out, base + "layernorm", h);
   Value logits =
-      linear(first(normed), "classifier", h, config.classes, true, true, std);
+      linear(first(normed), "classifier", h, config.classes, true, true, initStd);
   endMain({{"logits", endLayer(logits)}});
 }
 

@@ -58,10 +58,13 @@ mlir::galvatron::exportMegatron(const ParallelPlan &plan,
   } else {
     argument("num-layers", llvm::Twine(uniform->blocks));
   }
+  // Uneven splits name the first (and, past two stages, the last) stage's
+  // layers; the rest divide evenly.
   ArrayRef<int64_t> split = uniform->blocksPerStage;
   if (llvm::any_of(split, [&](int64_t n) { return n != split.front(); })) {
     argument("decoder-first-pipeline-num-layers", llvm::Twine(split.front()));
-    argument("decoder-last-pipeline-num-layers", llvm::Twine(split.back()));
+    if (split.size() > 2)
+      argument("decoder-last-pipeline-num-layers", llvm::Twine(split.back()));
   }
   if (model.sequenceLength > 0)
     argument("seq-length", llvm::Twine(model.sequenceLength));
