@@ -15,8 +15,9 @@ static llvm::Error makeError(const llvm::Twine &message) {
 
 ModelOptions::ModelOptions(cl::OptionCategory &category)
     : model("model",
-            cl::desc("A preset (--list-models) or a family to size with the "
-                     "dimension flags: gpt, llama, bert, t5, vit"),
+            cl::desc("A preset (galvatron-translate --list-models) or a "
+                     "family to size with the dimension flags: gpt, llama, "
+                     "bert, t5, vit"),
             cl::value_desc("name"), cl::cat(category)),
       config("config",
              cl::desc("A Hugging Face config.json (GPT-2, LLaMA, Mistral, "

@@ -54,7 +54,7 @@ static cl::opt<std::string>
                   cl::init(""), cl::cat(modelCategory));
 static cl::opt<int64_t>
     seqLen("seq-len", cl::desc("Sequence length (default: the model's)"),
-           cl::init(0), cl::cat(modelCategory));
+           cl::value_desc("N"), cl::init(0), cl::cat(modelCategory));
 
 static cl::opt<std::string>
     clusterName("cluster",
@@ -65,13 +65,14 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     gpu("gpu", cl::desc("The GPU of the cluster, as a preset name"),
         cl::value_desc("preset"), cl::cat(clusterCategory));
-static cl::opt<int64_t> nodes("nodes", cl::desc("Nodes (default: the "
-                                                "cluster's)"),
-                              cl::init(0), cl::cat(clusterCategory));
+static cl::opt<int64_t> nodes("nodes",
+                              cl::desc("Nodes (default: the cluster's)"),
+                              cl::value_desc("N"), cl::init(0),
+                              cl::cat(clusterCategory));
 static cl::opt<int64_t>
     gpusPerNode("gpus-per-node",
                 cl::desc("GPUs per node (default: the cluster's)"),
-                cl::init(0), cl::cat(clusterCategory));
+                cl::value_desc("N"), cl::init(0), cl::cat(clusterCategory));
 static cl::opt<std::string>
     memory("memory",
            cl::desc("Memory budget per GPU, e.g. 40GiB (default: the GPU's)"),
@@ -83,7 +84,8 @@ static cl::list<std::string>
 
 static cl::opt<int64_t> globalBatch("global-batch",
                                     cl::desc("Sequences per iteration"),
-                                    cl::init(0), cl::cat(planCategory));
+                                    cl::value_desc("N"), cl::init(0),
+                                    cl::cat(planCategory));
 static cl::opt<std::string> precision("precision",
                                       cl::desc("bf16, fp16 or fp32"),
                                       cl::init("bf16"), cl::cat(planCategory));
@@ -91,12 +93,12 @@ static cl::opt<unsigned>
     top("top",
         cl::desc("Show the K best plans (of distinct pipeline degrees and "
                  "micro-batch counts) and why the best wins"),
-        cl::init(1), cl::cat(planCategory));
+        cl::value_desc("K"), cl::init(1), cl::cat(planCategory));
 static cl::opt<std::string>
     format("format",
            cl::desc("Write the plan for a trainer: galvatron, megatron, "
                     "torchtitan or deepspeed"),
-           cl::init(""), cl::cat(planCategory));
+           cl::value_desc("name"), cl::init(""), cl::cat(planCategory));
 static cl::opt<std::string>
     outputFilename("o", cl::desc("Write the --format output to this file"),
                    cl::value_desc("file"), cl::init("-"),
@@ -104,11 +106,14 @@ static cl::opt<std::string>
 static cl::opt<int64_t> maxTp("max-tp",
                               cl::desc("Largest TP degree (default: GPUs per "
                                        "node)"),
-                              cl::init(0), cl::cat(planCategory));
+                              cl::value_desc("N"), cl::init(0),
+                              cl::cat(planCategory));
 static cl::opt<int64_t> maxPp("max-pp", cl::desc("Largest pipeline degree"),
-                              cl::init(0), cl::cat(planCategory));
+                              cl::value_desc("N"), cl::init(0),
+                              cl::cat(planCategory));
 static cl::opt<int64_t> fixedPp("pp", cl::desc("Fixed pipeline degree"),
-                                cl::init(0), cl::cat(planCategory));
+                                cl::value_desc("N"), cl::init(0),
+                                cl::cat(planCategory));
 
 static constexpr double kGiB = double(1ull << 30);
 

@@ -47,7 +47,7 @@ static cl::opt<bool> listModels("list-models",
                                 cl::desc("List the preset models"),
                                 cl::cat(category));
 static cl::opt<int64_t>
-    seqLen("seq-len", cl::desc("Sequence length (default: the preset's)"),
+    seqLen("seq-len", cl::desc("Sequence length (default: the model's)"),
            cl::init(0), cl::cat(category));
 static cl::opt<int64_t> batch("batch", cl::desc("Batch size"), cl::init(1),
                               cl::cat(category));
