@@ -1,6 +1,7 @@
 //===- ExportStrategy.cpp - Write the plan in a trainer's terms -----------===//
 
 #include "galvatron/Analysis/PlanExport.h"
+#include "galvatron/Support/OutputFile.h"
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/PlanUtils.h"
 
@@ -57,7 +58,8 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
     if (!output)
       return fail(error);
     output->os() << exported->text;
-    output->keep();
+    if (llvm::Error failed = keepOutputFile(*output))
+      return fail(llvm::toString(std::move(failed)));
     markAllAnalysesPreserved();
   }
 };

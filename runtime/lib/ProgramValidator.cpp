@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/ProgramValidator.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include <algorithm>
@@ -123,6 +124,9 @@ static Status checkParameter(const RankProgram &rank,
     if (external.location.empty() || external.offset < 0 ||
         external.length < -1)
       return error("malformed external data reference");
+    if (Status confined = checkExternalLocation(external.location); !confined)
+      return error("external data '", external.location, "' ",
+                   confined.message());
   }
   if (!parameter.isSlice()) {
     if (!parameter.sliceStart.empty())

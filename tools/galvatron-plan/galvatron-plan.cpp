@@ -20,6 +20,8 @@
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelOptions.h"
+#include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Transforms/PlanUtils.h"
 
@@ -175,7 +177,8 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
   }
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-plan");
+  handler.setSubject(inputFilename);
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     return failure();
@@ -465,17 +468,21 @@ static int run() {
   if (!output)
     return error(message);
   output->os() << exported->text;
-  output->keep();
+  if (llvm::Error failed = keepOutputFile(*output))
+    return error(llvm::toString(std::move(failed)));
   os << "  written to " << outputFilename << "\n";
   return 0;
 }
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&modelCategory, &clusterCategory, &planCategory});
+  hideLibraryOptions({&modelCategory, &clusterCategory, &planCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "Galvatron plan: the fastest hybrid-parallel plan of a model on a "
       "cluster, whether and how it fits, and the plan for your trainer\n");
-  return run();
+  int status = run();
+  if (llvm::Error failed = flushStandardOutput())
+    return error(llvm::toString(std::move(failed)));
+  return status;
 }
