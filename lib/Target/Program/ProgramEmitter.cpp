@@ -2,12 +2,10 @@
 
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
-#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
 
 #include <map>
@@ -15,38 +13,9 @@
 using namespace mlir;
 namespace rt = ::galvatron::runtime;
 
-/// The CPU backend's training kernels compute in f32 only: a bf16 or fp16
-/// training step is refused here, before lowering, rather than at its
-/// first 16-bit kernel. (The one place to lift once 16-bit kernels run.)
-static LogicalResult checkTrainingPrecision(ModuleOp module, StringRef entry) {
-  auto step = module.lookupSymbol<func::FuncOp>(entry);
-  if (!step ||
-      !step->hasAttr(mlir::galvatron::GalvatronDialect::getTrainingAttrName()))
-    return success();
-  Type half;
-  module.walk([&](Operation *op) {
-    for (Type type : op->getResultTypes())
-      if (auto tensor = dyn_cast<RankedTensorType>(type);
-          tensor &&
-          (tensor.getElementType().isBF16() || tensor.getElementType().isF16()))
-        half = tensor.getElementType();
-    return half ? WalkResult::interrupt() : WalkResult::advance();
-  });
-  if (!half)
-    return success();
-  std::string precision;
-  llvm::raw_string_ostream(precision) << half;
-  return module.emitError()
-         << "the CPU backend trains in fp32 only, and this training step "
-            "computes in "
-         << precision << " (compile it with precision=fp32)";
-}
-
 FailureOr<rt::Program>
 mlir::galvatron::buildProgram(ModuleOp module,
                               const RuntimePipelineOptions &options) {
-  if (failed(checkTrainingPrecision(module, options.entry)))
-    return failure();
   if (module.getOps<grt::ExecutableOp>().empty()) {
     PassManager pm(module.getContext());
     buildRuntimePipeline(pm, options);
