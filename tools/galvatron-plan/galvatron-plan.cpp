@@ -197,14 +197,15 @@ static llvm::Expected<CostModelSetup> loadClusterSetup() {
   std::string name = !gpu.empty()           ? gpu.getValue()
                      : !clusterName.empty() ? clusterName.getValue()
                                             : std::string("a100-80gb");
-  if (!gpu.empty() && !llvm::any_of(getClusterPresets(),
-                                    [&](const ClusterPresetInfo &preset) {
-                                      return gpu == preset.name;
-                                    }))
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        "--gpu must name a preset (a100-80gb, h100-80gb, a100-40gb-pcie), got '" +
-            gpu + "'");
+  auto presets =
+      llvm::map_range(getClusterPresets(), [](const ClusterPresetInfo &preset) {
+        return StringRef(preset.name);
+      });
+  if (!gpu.empty() && !llvm::is_contained(presets, gpu.getValue()))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "--gpu must name a preset (" +
+                                       llvm::join(presets, ", ") + "), got '" +
+                                       gpu + "'");
   auto setup = makeCostModelSetup({name, nodes, 0, memory, profiles});
   if (!setup)
     return setup.takeError();
