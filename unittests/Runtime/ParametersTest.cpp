@@ -86,10 +86,10 @@ TEST(ParametersTest, SlicesInitializeToTheSliceOfTheWhole) {
 /// A program with one parameter and an identity-like kernel reading it.
 Program parameterProgram(Parameter parameter, TensorType type) {
   Program program = kernelProgram("neg", {type}, {type}, {});
-  RankProgram &rank = program.ranks[0];
-  rank.inputs.clear();
+  StageProgram &stage = program.stages[0];
+  stage.inputs.clear();
   parameter.buffer = 0;
-  rank.parameters = {parameter};
+  stage.parameters = {parameter};
   return program;
 }
 
@@ -137,7 +137,7 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
   EXPECT_EQ(loaded, values);
 
   // External data of the wrong size names the parameter and both sizes.
-  program.ranks[0].parameters[0].external->length = 20;
+  program.stages[0].parameters[0].external->length = 20;
   auto executor2 = Executor::create(program, 0, *backend, *comm);
   ASSERT_TRUE(executor2.isOk());
   options = ParameterOptions{};

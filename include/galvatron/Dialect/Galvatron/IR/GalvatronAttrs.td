@@ -248,6 +248,19 @@ def Galvatron_ScheduleStepAttr : Galvatron_Attr<"ScheduleStep", "step"> {
   let assemblyFormat = "`<` $kind (`,` $micro_batch^)? `>`";
 }
 
+def Galvatron_SchedulePhaseAttr : Galvatron_Attr<"SchedulePhase", "phase"> {
+  let summary = "Calls of a training schedule repeated over micro-batches";
+  let description = [{
+    Runs `steps` (`#galvatron.step`s) `iterations` times; in iteration i a
+    step of micro-batch m calls micro-batch m + i. 1F1B's steady state over
+    micro-batches 1.. and 0.. three times:
+    `#galvatron.phase<3, [#galvatron.step<forward, 1>,
+    #galvatron.step<backward, 0>]>`.
+  }];
+  let parameters = (ins "int64_t":$iterations, "ArrayAttr":$steps);
+  let assemblyFormat = "`<` $iterations `,` $steps `>`";
+}
+
 def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
   let summary = "What a runtime needs to drive an unrolled training step";
   let description = [{

@@ -1,0 +1,62 @@
+//===- CompilePipelines.cpp - What galvatron-compile runs -----------------===//
+
+#include "galvatron/Target/Program/CompilePipelines.h"
+
+#include "galvatron/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::galvatron;
+
+/// Adds `pass` configured by `options`, the pass's own option syntax.
+static LogicalResult addConfigured(OpPassManager &pm,
+                                   std::unique_ptr<Pass> pass,
+                                   StringRef options,
+                                   PipelineErrorHandler errorHandler) {
+  if (failed(pass->initializeOptions(options, [&](const Twine &message) {
+        return errorHandler("invalid options '" + options + "' of --" +
+                            pass->getArgument() + ": " + message);
+      })))
+    return failure();
+  pm.addPass(std::move(pass));
+  return success();
+}
+
+LogicalResult
+mlir::galvatron::buildPlanPipeline(OpPassManager &pm,
+                                   const PlanPipelineOptions &options,
+                                   PipelineErrorHandler errorHandler) {
+  using Source = PlanPipelineOptions::Source;
+  switch (options.source) {
+  case Source::none:
+    return success();
+  case Source::manual:
+    return addConfigured(pm, createApplyStrategy(), options.value,
+                         errorHandler);
+  case Source::strategyFile: {
+    ApplyStrategyOptions strategy;
+    strategy.json = options.value;
+    pm.addPass(createApplyStrategy(strategy));
+    return success();
+  }
+  case Source::search:
+    return addConfigured(pm, createPlanSearch(), options.value, errorHandler);
+  }
+  llvm_unreachable("unknown plan source");
+}
+
+LogicalResult
+mlir::galvatron::buildStagePipeline(OpPassManager &pm,
+                                    const StagePipelineOptions &options,
+                                    PipelineErrorHandler errorHandler) {
+  if (options.stage) {
+    PipelineSplitOptions split;
+    split.stage = *options.stage;
+    pm.addPass(createPipelineSplit(split));
+  }
+  if (options.trainStep &&
+      failed(addConfigured(pm, createBuildTrainStep(), *options.trainStep,
+                           errorHandler)))
+    return failure();
+  buildRuntimePipeline(pm, options.runtime);
+  return success();
+}
