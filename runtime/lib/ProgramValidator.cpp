@@ -51,15 +51,15 @@ static std::string describeStage(const StageProgram &stage) {
 //===----------------------------------------------------------------------===//
 
 static Status checkGroup(const Program &program, const Group &group) {
-  uint64_t members = 1;
+  uint64_t members = 1, span = 0;
   std::vector<GroupAxis> axes = group.axes;
   for (const GroupAxis &axis : axes) {
     if (axis.size < 1 || axis.stride < 1)
       return error("axis {", axis.size, ", ", axis.stride,
                    "} needs a positive size and stride");
     members *= axis.size;
-    if (members > program.worldSize ||
-        uint64_t(axis.size) * axis.stride > program.worldSize)
+    span += uint64_t(axis.size - 1) * axis.stride;
+    if (members > program.worldSize || span >= program.worldSize)
       return error("axis {", axis.size, ", ", axis.stride,
                    "} reaches beyond the ", program.worldSize, "-rank world");
   }

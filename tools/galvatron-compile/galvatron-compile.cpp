@@ -40,6 +40,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -184,6 +185,13 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
   return std::move(module);
 }
 
+/// Applies the pass manager's command-line options (--mlir-timing,
+/// --mlir-print-ir-after-all, ...).
+static LogicalResult configurePassManager(PassManager &pm) {
+  applyDefaultTimingPassManagerCLOptions(pm);
+  return applyPassManagerCLOptions(pm);
+}
+
 /// Reports a pipeline's option errors.
 static LogicalResult reportError(const Twine &message) {
   error(message);
@@ -207,7 +215,8 @@ static LogicalResult applyPlan(ModuleOp module) {
   else if (!searchOptions.empty())
     options = {Source::search, searchOptions};
   PassManager pm(module.getContext(), ModuleOp::getOperationName());
-  if (failed(mlir::galvatron::buildPlanPipeline(pm, options, reportError)))
+  if (failed(configurePassManager(pm)) ||
+      failed(mlir::galvatron::buildPlanPipeline(pm, options, reportError)))
     return failure();
   return pm.run(module);
 }
@@ -224,7 +233,7 @@ compileStages(OwningOpRef<ModuleOp> module,
   if (plan && plan.getDevices() != stages) {
     PassManager pm(module->getContext(), ModuleOp::getOperationName());
     pm.addPass(mlir::galvatron::createPartition());
-    if (failed(pm.run(*module)))
+    if (failed(configurePassManager(pm)) || failed(pm.run(*module)))
       return failure();
   }
   SmallVector<OwningOpRef<ModuleOp>> parts;
@@ -239,7 +248,8 @@ compileStages(OwningOpRef<ModuleOp> module,
       options.trainStep = train;
     options.runtime = runtime;
     PassManager pm(part->getContext(), ModuleOp::getOperationName());
-    if (failed(mlir::galvatron::buildStagePipeline(pm, options,
+    if (failed(configurePassManager(pm)) ||
+        failed(mlir::galvatron::buildStagePipeline(pm, options,
                                                    reportError)) ||
         failed(pm.run(*part)))
       return failure();
@@ -290,6 +300,7 @@ int main(int argc, char **argv) {
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
   mlir::galvatron::registerAllPasses();
   cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");

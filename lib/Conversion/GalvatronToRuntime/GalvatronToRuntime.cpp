@@ -1215,8 +1215,12 @@ Layout Lowering::plan() {
         slotSize += llvm::alignTo(request.size, alignment);
       }
     }
-    MemoryPlan memory = place(frame, slotSize);
+    // With one slot nothing moves: the whole frame is the slot, and a
+    // request may span what the slot keeps and what it does not.
     int64_t slots = slotsNeeded();
+    MemoryPlan memory = place(frame, slots > 1 ? slotSize : 0);
+    if (slots == 1)
+      slotSize = llvm::alignTo(memory.size, alignment);
     for (auto [i, c] : llvm::enumerate(frame)) {
       uint64_t offset = memory.offsets[i];
       classSlotted[c] = offset < slotSize;
