@@ -1052,6 +1052,10 @@ MemoryUsage analyzeMemory(const StageProgram &stage) {
 //===----------------------------------------------------------------------===//
 
 Status validateStageProgram(const Program &program, const StageProgram &stage) {
+  for (size_t g = 0; g < program.groups.size(); ++g)
+    GALVATRON_RETURN_IF_ERROR(checkGroup(program, program.groups[g])
+                                  .withContext("group family " +
+                                               std::to_string(g)));
   const Schedule &schedule = stage.schedule;
   if (schedule.slotOffset % program.alignment ||
       schedule.slotSize % program.alignment ||
@@ -1149,10 +1153,12 @@ Traffic collectTraffic(const StageProgram &stage) {
   return traffic;
 }
 
+} // namespace
+
 /// Members of every group a stage runs collectives on exist and issue the
 /// same collectives in the same order, on whatever stage they are; every
 /// message sent is received alike.
-Status checkTrafficMatches(const Program &program) {
+Status validateCommunication(const Program &program) {
   std::vector<Traffic> traffic;
   for (const StageProgram &stage : program.stages)
     traffic.push_back(collectTraffic(stage));
@@ -1214,8 +1220,6 @@ Status checkTrafficMatches(const Program &program) {
   return Status::ok();
 }
 
-} // namespace
-
 Status validateProgram(const Program &program) {
   if (program.worldSize < 1 || program.worldSize > kMaxWorldSize)
     return error("world size ", program.worldSize, " is out of range");
@@ -1244,7 +1248,7 @@ Status validateProgram(const Program &program) {
     GALVATRON_RETURN_IF_ERROR(
         validateStageProgram(program, stage).withContext(describeStage(stage)));
   }
-  return checkTrafficMatches(program);
+  return validateCommunication(program);
 }
 
 } // namespace galvatron::runtime

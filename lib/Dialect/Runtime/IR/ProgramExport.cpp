@@ -51,7 +51,8 @@ static LogicalResult convertTerms(Operation *op, ArrayAttr terms,
       return op->emitOpError() << "has a rank term with a negative index";
     std::vector<rt::RankTerm> *into = indexOf(term.getKey().getValue());
     if (!into)
-      return op->emitOpError() << "has a rank term for '" << term.getKey()
+      return op->emitOpError() << "has a rank term for '"
+                               << term.getKey().getValue()
                                << "', which it does not hold";
     into->push_back(rt::RankTerm{uint32_t(term.getIndex()), group->second,
                                  term.getCoefficient()});

@@ -48,19 +48,18 @@ LogicalResult ExecutableOp::verifyRegions() {
   FailureOr<rt::Program> program = exportExecutable(*this);
   if (failed(program))
     return failure();
-  // A whole program: every stage and their communication; otherwise the
-  // stages it holds (one stage's lowering, linked later).
-  if (holdsEveryStage(*this)) {
-    rt::Status status = rt::validateProgram(*program);
-    if (!status.isOk())
-      return emitOpError() << status.message();
-    return success();
-  }
+  // Each stage it holds; with every stage (not one stage's lowering, linked
+  // later) their communication too.
   for (ProgramOp stage : getBody().getOps<ProgramOp>()) {
     rt::Status status =
         rt::validateStageProgram(*program, program->stages[stage.getStage()]);
     if (!status.isOk())
       return stage.emitOpError() << status.message();
+  }
+  if (holdsEveryStage(*this)) {
+    rt::Status status = rt::validateCommunication(*program);
+    if (!status.isOk())
+      return emitOpError() << status.message();
   }
   return success();
 }

@@ -40,6 +40,11 @@ Status validateProgram(const Program &program);
 /// but the matching of communication between stages).
 Status validateStageProgram(const Program &program, const StageProgram &stage);
 
+/// Checks that the stages' communication matches up: the members of every
+/// group issue the same collectives in the same order, and every send has
+/// its receive. Assumes every stage program validated.
+Status validateCommunication(const Program &program);
+
 struct MemoryUsage {
   /// The arena the program plans (and the runtime allocates).
   uint64_t arenaBytes = 0;

@@ -262,14 +262,15 @@ def Galvatron_SchedulePhaseAttr : Galvatron_Attr<"SchedulePhase", "phase"> {
 }
 
 def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
-  let summary = "What a runtime needs to drive an unrolled training step";
+  let summary = "What a runtime needs to drive a training step";
   let description = [{
-    On the function `--galvatron-unroll-schedule` makes of a training step:
-    the objective `loss` (how the data pipeline derives labels) and
-    `model_flops`, the model FLOPs of one step (3 x the forward FLOPs of
-    every micro-batch, recomputation not counted, causal attention not
-    halved), from which the runtime reports MFU, and `vocab_size`, the
-    classes of the loss (synthetic data and masked tokens draw from them).
+    On the `grt.executable` of a training step: the objective `loss` (how
+    the data pipeline derives labels) and `model_flops`, the model FLOPs of
+    one step on every rank together (3 x the forward FLOPs of every
+    micro-batch, recomputation not counted, causal attention not halved),
+    from which the runtime reports MFU, and `vocab_size`, the classes of
+    the loss (synthetic data and masked tokens draw from them; 0 in the
+    program of a stage without the loss, which linking fills in).
   }];
   let parameters = (ins "LossKind":$loss, "int64_t":$model_flops,
                         "int64_t":$vocab_size);
