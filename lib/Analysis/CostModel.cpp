@@ -624,6 +624,28 @@ double mlir::galvatron::getUsableMemory(const ClusterSpec &cluster,
   return budget * (1.0 - efficiency.fragmentation) - efficiency.runtimeMemory;
 }
 
+llvm::Error mlir::galvatron::checkMemoryBudget(const ClusterSpec &cluster,
+                                               double budget) {
+  if (getUsableMemory(cluster, budget) > 0)
+    return llvm::Error::success();
+  return llvm::createStringError(
+      llvm::inconvertibleErrorCode(),
+      "a budget of " + formatBytes(budget) +
+          " per device leaves nothing after the runtime's " +
+          formatBytes(cluster.efficiency.runtimeMemory) + " and fragmentation");
+}
+
+std::string mlir::galvatron::formatBytes(double bytes) {
+  static constexpr std::pair<double, const char *> kUnits[] = {
+      {double(1ull << 30), "GiB"},
+      {double(1ull << 20), "MiB"},
+      {1024.0, "KiB"}};
+  for (auto [size, unit] : kUnits)
+    if (std::abs(bytes) >= size)
+      return llvm::formatv("{0:F2} {1}", bytes / size, unit).str();
+  return llvm::formatv("{0:F0} bytes", bytes).str();
+}
+
 PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
                                              const ParallelPlan &plan,
                                              const ClusterSpec &cluster,

@@ -31,9 +31,11 @@ public:
     return makeError(source + ": '" + key + "' " + message);
   }
 
-  /// An integer field; `fallback` when absent and not `required`.
+  /// An integer field in [minimum, maximum]; `fallback` when absent and
+  /// not `required`.
   Expected<int64_t> integer(StringRef key, bool required, int64_t fallback,
-                            int64_t minimum) const {
+                            int64_t minimum,
+                            int64_t maximum = INT64_MAX) const {
     const llvm::json::Value *value = root.get(key);
     if (!value) {
       if (required)
@@ -49,8 +51,11 @@ public:
           number = parsed;
       }
     }
-    if (!number || *number < minimum)
-      return error(key, "must be an integer >= " + Twine(minimum));
+    if (!number || *number < minimum || *number > maximum)
+      return error(key, maximum == INT64_MAX
+                            ? "must be an integer >= " + Twine(minimum)
+                            : "must be an integer in [" + Twine(minimum) +
+                                  ", " + Twine(maximum) + "]");
     return *number;
   }
 
@@ -148,7 +153,7 @@ Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
   auto checkpoint = reader.list("checkpoint", blocks, 0, 0, 1);
   if (!checkpoint)
     return checkpoint.takeError();
-  auto batch = reader.integer("global_bsz", true, 1, 1);
+  auto batch = reader.integer("global_bsz", true, 1, 1, kMaxGlobalBatch);
   if (!batch)
     return batch.takeError();
   auto chunks = reader.integer("chunks", false, 1, 1);
@@ -157,10 +162,10 @@ Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
   auto vtp = reader.integer("vtp", false, blocks ? (*tp)[0] : 1, 1);
   if (!vtp)
     return vtp.takeError();
-  auto vsp = reader.integer("vsp", false, 0, 0);
+  auto vsp = reader.integer("vsp", false, 0, 0, 1);
   if (!vsp)
     return vsp.takeError();
-  auto embedSdp = reader.integer("embed_sdp", false, 0, 0);
+  auto embedSdp = reader.integer("embed_sdp", false, 0, 0, 1);
   if (!embedSdp)
     return embedSdp.takeError();
   auto pipeline = reader.string("pipeline_type", "pipedream_flush");

@@ -69,13 +69,37 @@ mlir::galvatron::getPipelineDegrees(const ModelProfile &model, int64_t devices,
   return degrees;
 }
 
+SmallVector<int64_t> mlir::galvatron::getDivisors(int64_t n) {
+  // From the prime factorization (trial division up to √n): the work grows
+  // with √n, not with n.
+  SmallVector<int64_t> divisors = {1};
+  auto multiplyIn = [&](int64_t prime, int64_t power) {
+    size_t count = divisors.size();
+    int64_t factor = 1;
+    for (int64_t k = 0; k < power; ++k) {
+      factor *= prime;
+      for (size_t i = 0; i < count; ++i)
+        divisors.push_back(divisors[i] * factor);
+    }
+  };
+  for (int64_t p = 2; p <= n / p; ++p) {
+    int64_t power = 0;
+    for (; n % p == 0; n /= p)
+      ++power;
+    multiplyIn(p, power);
+  }
+  if (n > 1)
+    multiplyIn(n, 1);
+  llvm::sort(divisors);
+  return divisors;
+}
+
 SmallVector<int64_t>
 mlir::galvatron::getMicroBatchCounts(int64_t globalBatch,
                                      const SearchSpace &space) {
   SmallVector<int64_t> counts;
-  for (int64_t m = 1; m <= globalBatch; ++m)
-    if (globalBatch % m == 0 &&
-        (space.fixedMicroBatches == 0 || m == space.fixedMicroBatches))
+  for (int64_t m : getDivisors(globalBatch))
+    if (space.fixedMicroBatches == 0 || m == space.fixedMicroBatches)
       counts.push_back(m);
   return counts;
 }
@@ -1753,13 +1777,9 @@ llvm::Expected<SearchResult> Searcher::run() {
         space.fixedMicroBatches, options.globalBatch));
   double budget = options.memoryBudget > 0 ? options.memoryBudget
                                            : cluster.memory;
+  if (llvm::Error error = checkMemoryBudget(cluster, budget))
+    return std::move(error);
   usable = getUsableMemory(cluster, budget);
-  if (usable <= 0)
-    return makeError(llvm::formatv(
-        "a budget of {0:F2} GiB per device leaves nothing after the runtime's "
-        "{1:F2} GiB and fragmentation",
-        budget / double(1ull << 30),
-        cluster.efficiency.runtimeMemory / double(1ull << 30)));
   quantum = usable / static_cast<double>(options.memoryBins);
   capacity = options.memoryBins;
 

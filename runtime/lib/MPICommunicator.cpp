@@ -182,12 +182,12 @@ public:
     return Status::ok();
   }
 
-  bool allSucceeded(bool succeeded) override {
-    int local = succeeded ? 1 : 0, all = 0;
-    if (MPI_Allreduce(&local, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD) !=
-        MPI_SUCCESS)
-      return false;
-    return all != 0;
+  std::vector<int64_t> allGatherValue(int64_t value) override {
+    std::vector<int64_t> values(worldSize());
+    if (MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T,
+                      MPI_COMM_WORLD) != MPI_SUCCESS)
+      abort(1);
+    return values;
   }
 
   [[noreturn]] void abort(int exitCode) override {

@@ -13,6 +13,7 @@
 
 #include "galvatron/Runtime/ProgramValidator.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include <algorithm>
@@ -226,6 +227,9 @@ static Status checkParameter(const Program &program, const StageProgram &stage,
     if (external.location.empty() || external.offset < 0 ||
         external.length < -1)
       return error("malformed external data reference");
+    if (Status confined = checkExternalLocation(external.location); !confined)
+      return error("external data '", external.location, "' ",
+                   confined.message());
   }
   if (!parameter.isSlice()) {
     if (!parameter.sliceStart.empty() || !parameter.sliceTerms.empty())

@@ -1450,6 +1450,29 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
 
 } // namespace
 
+/// The CPU backend's training kernels compute in f32 only: a bf16 or fp16
+/// training step is refused here, before lowering, rather than at its
+/// first 16-bit kernel. (The one place to lift once 16-bit kernels run.)
+static LogicalResult checkTrainingPrecision(ModuleOp module) {
+  Type half;
+  module.walk([&](Operation *op) {
+    for (Type type : op->getResultTypes())
+      if (auto tensor = dyn_cast<RankedTensorType>(type);
+          tensor &&
+          (tensor.getElementType().isBF16() || tensor.getElementType().isF16()))
+        half = tensor.getElementType();
+    return half ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  if (!half)
+    return success();
+  std::string precision;
+  llvm::raw_string_ostream(precision) << half;
+  return module.emitError()
+         << "the CPU backend trains in fp32 only, and this training step "
+            "computes in "
+         << precision << " (compile it with precision=fp32)";
+}
+
 //===----------------------------------------------------------------------===//
 // The pass
 //===----------------------------------------------------------------------===//
@@ -1481,6 +1504,8 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
     }
     Operation *symbol = module.lookupSymbol(name);
     auto schedule = dyn_cast_or_null<ScheduleOp>(symbol);
+    if (schedule && failed(checkTrainingPrecision(module)))
+      return signalPassFailure();
     if (schedule) {
       for (auto [name, function, slotted] :
            {std::tuple(StringRef("forward"), schedule.getForwardAttr(), true),

@@ -2,12 +2,12 @@
 
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 
 #include "mlir/Pass/PassManager.h"
 
-#include <map>
 
 using namespace mlir;
 namespace rt = ::galvatron::runtime;
@@ -36,6 +36,24 @@ mlir::galvatron::buildProgram(ModuleOp module,
   rt::Status status = rt::validateProgram(*program);
   if (!status.isOk())
     return executable.emitOpError() << status.message();
+  // External data resolves now, as the runtime will resolve it, when the
+  // driver read the model from its folder (an executable given as IR may
+  // name a folder of another machine).
+  if (!options.modelDirectory.empty())
+    for (const rt::StageProgram &stage : program->stages)
+      for (const rt::Parameter &parameter : stage.parameters) {
+        if (!parameter.external)
+          continue;
+        const rt::TensorType &type = stage.buffers[parameter.buffer].type;
+        rt::TensorType source{type.elementType, parameter.isSlice()
+                                                    ? parameter.fullShape
+                                                    : type.shape};
+        rt::Expected<std::string> path = rt::resolveParameterData(
+            *parameter.external, source, options.modelDirectory);
+        if (!path)
+          return executable.emitError() << "parameter '" << parameter.name
+                                        << "': " << path.status().message();
+      }
   return program;
 }
 

@@ -20,11 +20,13 @@
 #include "galvatron/Runtime/TensorFiles.h"
 #include "galvatron/Runtime/Training.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -242,6 +244,24 @@ Expected<Options> parseOptions(int argc, char **argv) {
   return options;
 }
 
+/// `value` in a JSON line: full precision, null when not finite.
+std::string jsonNumber(float value) {
+  if (!std::isfinite(value))
+    return "null";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.9g", value);
+  return text;
+}
+
+/// `value` in a message: "nan" and "inf" without a sign for NaN.
+std::string describe(float value) {
+  if (std::isnan(value))
+    return "nan";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
+
 /// `path` with "{rank}" replaced by `rank`.
 std::string forRank(std::string path, uint32_t rank) {
   for (size_t at; (at = path.find("{rank}")) != std::string::npos;)
@@ -353,6 +373,26 @@ public:
   Runner(const Options &options, Communicator &communicator)
       : options(options), comm(communicator) {}
 
+  /// Ok when every rank's `local` is; otherwise this rank's error, or an
+  /// error it need not print when another rank failed. All ranks call it
+  /// together and learn the outcome together, so no rank is left waiting.
+  /// With `sameOnEveryRank` only the first failing rank prints.
+  Status agree(Status local, bool sameOnEveryRank = false) {
+    std::vector<int64_t> failed = comm.allGatherValue(local.isOk() ? 0 : 1);
+    auto first = std::find(failed.begin(), failed.end(), 1);
+    if (first == failed.end())
+      return Status::ok();
+    together = true;
+    quiet |= local.isOk() || (sameOnEveryRank &&
+                              uint32_t(first - failed.begin()) != comm.rank());
+    return local.isOk() ? error("another rank failed") : local;
+  }
+
+  /// Whether the error this rank returns is one that another rank prints.
+  bool quietError() const { return quiet; }
+  /// Whether every rank stopped together (no rank waits for another).
+  bool failedTogether() const { return together; }
+
   /// Everything up to the first instruction; each rank reports its own
   /// failure and every rank learns whether all succeeded.
   Status setUp() {
@@ -442,6 +482,32 @@ public:
     const TrainingInfo &info = *program.training;
     const RankProgram &rank = executor->rankProgram();
     bool lead = comm.rank() == 0 && !options.quiet;
+    // Every rank resumes after the same step, or none trains: a rank
+    // running more steps than the others would wait for them forever.
+    std::vector<int64_t> resumed = comm.allGatherValue(progress.step);
+    if (std::count(resumed.begin(), resumed.end(), progress.step) !=
+        int64_t(resumed.size())) {
+      std::string steps;
+      for (size_t r = 0; r < resumed.size(); ++r)
+        steps += (r ? ", " : "") + std::string("rank ") + std::to_string(r) +
+                 " at step " + std::to_string(resumed[r]);
+      return failTogether(error("the checkpoint parts in '", options.resume,
+                                "' are of different steps (", steps,
+                                "); refusing to resume a mixed set"));
+    }
+    if (progress.step > options.steps)
+      return failTogether(
+          error("the checkpoint in '", options.resume, "' is at step ",
+                progress.step, ", past --steps ", options.steps,
+                "; give --steps above ", progress.step, " to train on"));
+    if (progress.step == options.steps) {
+      if (lead)
+        std::printf("galvatron-run: nothing to train: the checkpoint in '%s' "
+                    "is already at step %lld (--steps %lld)\n",
+                    options.resume.c_str(), (long long)progress.step,
+                    (long long)options.steps);
+      return Status::ok();
+    }
     const Binding *ids = findDataInput(rank);
     // The shape of a step's batch; a pipeline stage without data inputs
     // makes no batches.
@@ -463,12 +529,18 @@ public:
                                            : measureGemmFlops();
     double jobPeak = peak * comm.worldSize();
     std::unique_ptr<FILE, int (*)(FILE *)> log(nullptr, std::fclose);
+    Status opened = Status::ok();
     if (!options.log.empty() && comm.rank() == 0) {
       log.reset(std::fopen(options.log.c_str(), progress.step ? "a" : "w"));
       if (!log)
-        return error("cannot write '", options.log, "': ", std::strerror(errno));
+        opened =
+            error("cannot write '", options.log, "': ", std::strerror(errno));
     }
-    bool terminal = ::isatty(::fileno(stdout));
+    GALVATRON_RETURN_IF_ERROR(agree(std::move(opened)));
+    // The progress bar needs a terminal. Under an MPI launcher a rank's
+    // stdout is a pseudo-terminal whatever the job's output really is (a
+    // file, a pipe), so a job of ranks never draws it.
+    bool terminal = !launchedByMPI() && ::isatty(::fileno(stdout));
     if (lead) {
       std::printf("galvatron-run: training %s, batch %lld x %lld tokens, data %s\n",
              info.loss == LossKind::nextToken ? "next-token" : "masked-token",
@@ -525,11 +597,28 @@ public:
         }
         std::fflush(stdout);
       }
-      if (log)
-        std::fprintf(log.get(),
-                     "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
-                     "\"grad_norm\": %.9g, \"seconds\": %.6f}\n",
-                     (long long)step, loss, lr, norm, seconds);
+      Status stepStatus = Status::ok();
+      if (log && (std::fprintf(log.get(),
+                               "{\"step\": %lld, \"loss\": %s, \"lr\": %s, "
+                               "\"grad_norm\": %s, \"seconds\": %.6f}\n",
+                               (long long)step, jsonNumber(loss).c_str(),
+                               jsonNumber(lr).c_str(), jsonNumber(norm).c_str(),
+                               seconds) < 0 ||
+                  std::fflush(log.get()) != 0))
+        stepStatus = error("cannot write '", options.log, "' at step ", step,
+                           ": ", std::strerror(errno));
+      // fp16 loss scaling skips a step whose gradients overflowed (its norm
+      // is not finite) by design; anything else non-finite is divergence,
+      // which every rank sees (the loss and the norm are all-reduced).
+      bool skippable = findBinding(rank.outputs, "loss_scale") != nullptr;
+      bool diverged =
+          !std::isfinite(loss) || (!std::isfinite(norm) && !skippable);
+      if (diverged && stepStatus.isOk())
+        stepStatus = error("step ", step, ": the loss is ", describe(loss),
+                           " and the gradient norm ", describe(norm),
+                           ": training diverged (lower the learning rate?); ",
+                           keptCheckpoint());
+      GALVATRON_RETURN_IF_ERROR(agree(std::move(stepStatus), diverged));
       if (!options.checkpoint.empty() &&
           (last || (options.saveEvery && step % options.saveEvery == 0)))
         GALVATRON_RETURN_IF_ERROR(writeCheckpoint());
@@ -566,13 +655,24 @@ private:
       if (!findBinding(rank.outputs, output))
         return error("a training program needs an output '", output, "'");
     progress.seed = int64_t(options.parameters.seed);
+    if (!options.checkpoint.empty())
+      GALVATRON_RETURN_IF_ERROR(checkWritableDirectory(options.checkpoint));
     if (!options.resume.empty()) {
+      Expected<int64_t> complete =
+          findCheckpoint(options.resume, program.worldSize);
+      if (!complete) {
+        // Every rank finds the same; rank 0 says it.
+        quiet = comm.rank() != 0;
+        return complete.takeStatus();
+      }
       Expected<TrainingProgress> loaded = loadCheckpoint(
-          *executor,
-          checkpointPath(options.resume, comm.rank(), program.worldSize));
+          *executor, checkpointPath(options.resume, comm.rank(),
+                                    program.worldSize, *complete));
       if (!loaded)
         return loaded.takeStatus();
       progress = *loaded;
+      if (options.resume == options.checkpoint)
+        savedStep = progress.step;
     }
     if (options.synthetic) {
       data = std::make_unique<TokenData>(TokenData::synthetic(
@@ -633,12 +733,57 @@ private:
     return executor->readBuffer(output->buffer, &value, sizeof(float));
   }
 
+  /// Writes this rank's part of the checkpoint of the current step; with
+  /// several ranks, rank 0 then writes the manifest that makes the parts a
+  /// checkpoint, and older parts go.
   Status writeCheckpoint() {
-    GALVATRON_RETURN_IF_ERROR(makeDirectories(options.checkpoint));
-    return saveCheckpoint(*executor,
-                          checkpointPath(options.checkpoint, comm.rank(),
-                                         program.worldSize),
-                          progress);
+    const std::string &directory = options.checkpoint;
+    uint32_t ranks = program.worldSize;
+    Status saved = saveCheckpoint(
+        *executor, checkpointPath(directory, comm.rank(), ranks, progress.step),
+        progress);
+    if (!saved.isOk())
+      saved = error("step ", progress.step, ": ", saved.message(), "; ",
+                    keptCheckpoint());
+    GALVATRON_RETURN_IF_ERROR(agree(saved));
+    if (ranks > 1) {
+      Status manifest =
+          comm.rank() == 0
+              ? writeCheckpointManifest(directory, ranks, progress.step)
+              : Status::ok();
+      if (!manifest.isOk())
+        manifest = error("step ", progress.step, ": ", manifest.message(), "; ",
+                         keptCheckpoint());
+      GALVATRON_RETURN_IF_ERROR(agree(manifest));
+      removeOlderCheckpointParts(directory, comm.rank(), progress.step);
+    }
+    savedStep = progress.step;
+    return Status::ok();
+  }
+
+  /// What an interrupted run leaves for --resume.
+  std::string keptCheckpoint() const {
+    if (options.checkpoint.empty())
+      return "no checkpoint was asked for";
+    if (!savedStep)
+      return "no checkpoint was written";
+    return "the checkpoint of step " + std::to_string(savedStep) + " in '" +
+           options.checkpoint + "' is kept";
+  }
+
+  /// Creates `directory` and checks that files can be created in it, so
+  /// that a bad --checkpoint stops the run before its first step.
+  static Status checkWritableDirectory(const std::string &directory) {
+    GALVATRON_RETURN_IF_ERROR(makeDirectories(directory));
+    std::string probe =
+        directory + "/.galvatron-run-probe." + std::to_string(::getpid());
+    int descriptor = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (descriptor < 0)
+      return error("cannot write checkpoints into '", directory,
+                   "': ", std::strerror(errno));
+    ::close(descriptor);
+    ::unlink(probe.c_str());
+    return Status::ok();
   }
 
   static void printProfile(Profile &profile) {
@@ -652,8 +797,17 @@ private:
       std::printf("  kernel %-40s %10.3f ms\n", kernel.c_str(), seconds * 1e3);
   }
 
+  /// An error every rank reaches at the same point.
+  Status failTogether(Status status) {
+    return agree(std::move(status), /*sameOnEveryRank=*/true);
+  }
+
   const Options &options;
   Communicator &comm;
+  bool quiet = false, together = false;
+  /// The step of the last checkpoint this run wrote (or resumed from, in
+  /// the same directory).
+  int64_t savedStep = 0;
   Program program;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Executor> executor;
@@ -694,17 +848,21 @@ int main(int argc, char **argv) {
   }
 
   Runner runner(*options, *comm);
-  Status setUp = runner.setUp();
-  if (!setUp.isOk())
-    printError(comm.get(), setUp);
-  if (!comm->allSucceeded(setUp.isOk()))
-    return 1;
-  Status ran = options->steps > 0 ? runner.train() : runner.run();
+  Status ran = runner.agree(runner.setUp());
+  if (ran.isOk())
+    ran = options->steps > 0 ? runner.train() : runner.run();
   if (!ran.isOk()) {
-    printError(comm.get(), ran);
-    // Other ranks may wait on this one in a collective: end the job.
-    if (comm->worldSize() > 1)
+    if (!runner.quietError())
+      printError(comm.get(), ran);
+    // A rank that failed alone may leave others waiting for it in a
+    // collective: end the job.
+    if (comm->worldSize() > 1 && !runner.failedTogether())
       comm->abort(1);
+    return 1;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    printError(comm.get(), error("cannot write to the standard output: ",
+                                 std::strerror(errno)));
     return 1;
   }
   return 0;
