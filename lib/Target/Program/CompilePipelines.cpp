@@ -33,10 +33,17 @@ mlir::galvatron::buildPlanPipeline(OpPassManager &pm,
     return addConfigured(pm, createApplyStrategy(), options.value,
                          errorHandler);
   case Source::strategyFile: {
-    ApplyStrategyOptions strategy;
-    strategy.json = options.value;
-    pm.addPass(createApplyStrategy(strategy));
-    return success();
+    // Through the pass's parser, which records that only `json` was given
+    // (the pass refuses other plan options beside a file); quoted, so that
+    // any file name parses.
+    char quote = StringRef(options.value).contains('"') ? '\'' : '"';
+    if (StringRef(options.value).contains(quote))
+      return errorHandler("the strategy file name '" + options.value +
+                          "' holds both kinds of quotes");
+    return addConfigured(pm, createApplyStrategy(),
+                         "json=" + std::string(1, quote) + options.value +
+                             quote,
+                         errorHandler);
   }
   case Source::search:
     return addConfigured(pm, createPlanSearch(), options.value, errorHandler);
