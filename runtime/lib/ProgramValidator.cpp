@@ -382,11 +382,6 @@ static Status checkKernel(const Program &program, const StageProgram &stage,
                        : attribute.integers.size())
             .withContext("attribute '" + attribute.name + "'"));
   }
-  std::vector<TensorType> inputs, outputs;
-  for (uint32_t index : instruction.inputs)
-    inputs.push_back(stage.buffers[index].type);
-  for (uint32_t index : instruction.outputs)
-    outputs.push_back(stage.buffers[index].type);
   for (bool high : {false, true}) {
     std::vector<Attribute> attributes = instruction.attributes;
     bool symbolic = false;
@@ -400,8 +395,8 @@ static Status checkKernel(const Program &program, const StageProgram &stage,
     }
     if (high && !symbolic)
       break;
-    Status status =
-        verifyKernelCall(KernelCall(*spec, inputs, outputs, attributes));
+    Status status = verifyKernelCall(
+        makeKernelCall(*spec, stage, instruction, attributes));
     if (!status.isOk())
       return symbolic ? std::move(status).withContext(
                             high ? "on the rank with the highest positions"
@@ -431,7 +426,8 @@ static Status checkCollective(const Program &program, const StageProgram &stage,
   int64_t members = int64_t(group.size());
   bool reduces = instruction.kind == InstructionKind::allReduce ||
                  instruction.kind == InstructionKind::reduceScatter;
-  if (reduces && !(in.elementType == ElementType::f32 ||
+  // 16-bit floats reduce in f32 arithmetic (Communicator.h).
+  if (reduces && !(isFloat(in.elementType) ||
                    (isInteger(in.elementType) &&
                     instruction.reduce != ReduceOp::avg)))
     return error("cannot reduce ", in.str(), " with ",

@@ -8,8 +8,8 @@
 // CHECK-NEXT: transformer.h.24 .. transformer.h.47 (24) decoder 1 2 4 ddp yes no yes
 // CHECK-NEXT: lm_head head 1 2 4 ddp yes no no
 // CHECK: stages (memory in GiB per device; time in seconds per iteration)
-// CHECK: 0 25 0.84 0.84 5.04
-// CHECK: 1 25 0.84 0.84 5.02
+// CHECK: 0 25 1.68 1.68 3.36
+// CHECK: 1 25 1.67 1.67 3.35
 // CHECK: iteration time
 
 // JSON: "devices": 16,

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -557,6 +558,9 @@ public:
                (long long)progress.step, options.resume.c_str());
     }
     int64_t tokensPerStep = idsType.shape[0] * idsType.shape[1];
+    // fp16 programs scale the loss dynamically and report the scale.
+    bool lossScaled = findBinding(rank.outputs, "loss_scale") != nullptr;
+    int64_t overflowAt = forcedOverflowStep();
     Profile profile;
     for (int64_t step = progress.step + 1; step <= options.steps; ++step) {
       if (ids) {
@@ -566,6 +570,8 @@ public:
         for (const Binding &input : rank.inputs)
           GALVATRON_RETURN_IF_ERROR(writeInput(input, *batch));
       }
+      if (step == overflowAt)
+        GALVATRON_RETURN_IF_ERROR(forceOverflow());
       auto start = std::chrono::steady_clock::now();
       GALVATRON_RETURN_IF_ERROR(
           executor->run(options.profile ? &profile : nullptr));
@@ -573,15 +579,20 @@ public:
                            std::chrono::steady_clock::now() - start)
                            .count();
       progress.step = step;
-      float loss = 0.0f, norm = 0.0f, lr = 0.0f;
+      float loss = 0.0f, norm = 0.0f, lr = 0.0f, scale = 1.0f;
       GALVATRON_RETURN_IF_ERROR(readScalar("loss", loss));
       GALVATRON_RETURN_IF_ERROR(readScalar("grad_norm", norm));
       GALVATRON_RETURN_IF_ERROR(readScalar("lr", lr));
+      // A non-finite norm under loss scaling is an overflow: the program
+      // skipped the update and halved the scale for the next step.
+      bool skipped = lossScaled && !std::isfinite(norm);
+      if (lossScaled)
+        GALVATRON_RETURN_IF_ERROR(readLossScale(scale));
       double tokensPerSecond = double(tokensPerStep) / seconds;
       double mfu = double(info.modelFlops) / seconds / jobPeak;
       bool last = step == options.steps;
       bool print = step % options.printEvery == 0 || step == 1 || last;
-      if (lead && (print || terminal)) {
+      if (lead && (print || terminal || skipped)) {
         if (terminal)
           std::printf("\r\033[K");
         if (print)
@@ -589,6 +600,10 @@ public:
                       "%.4f | %.0f tok/s | MFU %.2f%%\n",
                       (long long)step, (long long)options.steps, loss, lr,
                       norm, tokensPerSecond, 100.0 * mfu);
+        if (skipped)
+          std::printf("step %5lld: gradients overflowed in fp16: update "
+                      "skipped, loss scale now %g\n",
+                      (long long)step, scale);
         if (terminal) {
           int width = 30, done = int(width * step / options.steps);
           std::printf("[%s%s] %lld/%lld", std::string(done, '#').c_str(),
@@ -598,21 +613,27 @@ public:
         std::fflush(stdout);
       }
       Status stepStatus = Status::ok();
-      if (log && (std::fprintf(log.get(),
-                               "{\"step\": %lld, \"loss\": %s, \"lr\": %s, "
-                               "\"grad_norm\": %s, \"seconds\": %.6f}\n",
-                               (long long)step, jsonNumber(loss).c_str(),
-                               jsonNumber(lr).c_str(), jsonNumber(norm).c_str(),
-                               seconds) < 0 ||
-                  std::fflush(log.get()) != 0))
-        stepStatus = error("cannot write '", options.log, "' at step ", step,
-                           ": ", std::strerror(errno));
+      if (log) {
+        int written = std::fprintf(
+            log.get(),
+            "{\"step\": %lld, \"loss\": %s, \"lr\": %s, "
+            "\"grad_norm\": %s, \"seconds\": %.6f",
+            (long long)step, jsonNumber(loss).c_str(), jsonNumber(lr).c_str(),
+            jsonNumber(norm).c_str(), seconds);
+        if (written >= 0 && lossScaled)
+          written = std::fprintf(log.get(),
+                                 ", \"loss_scale\": %.9g, \"skipped\": %s",
+                                 scale, skipped ? "true" : "false");
+        if (written < 0 || std::fprintf(log.get(), "}\n") < 0 ||
+            std::fflush(log.get()) != 0)
+          stepStatus = error("cannot write '", options.log, "' at step ",
+                             step, ": ", std::strerror(errno));
+      }
       // fp16 loss scaling skips a step whose gradients overflowed (its norm
       // is not finite) by design; anything else non-finite is divergence,
       // which every rank sees (the loss and the norm are all-reduced).
-      bool skippable = findBinding(rank.outputs, "loss_scale") != nullptr;
       bool diverged =
-          !std::isfinite(loss) || (!std::isfinite(norm) && !skippable);
+          !std::isfinite(loss) || (!std::isfinite(norm) && !lossScaled);
       if (diverged && stepStatus.isOk())
         stepStatus = error("step ", step, ": the loss is ", describe(loss),
                            " and the gradient norm ", describe(norm),
@@ -731,6 +752,42 @@ private:
   Status readScalar(const char *name, float &value) {
     const Binding *output = findBinding(executor->rankProgram().outputs, name);
     return executor->readBuffer(output->buffer, &value, sizeof(float));
+  }
+
+  /// The loss scale the next step uses (the state the step updated).
+  Status readLossScale(float &value) {
+    for (const Parameter &parameter : executor->rankProgram().parameters)
+      if (parameter.state && parameter.name == "train.loss_scale")
+        return executor->readBuffer(parameter.buffer, &value, sizeof(float));
+    return error("the program reports a loss scale but has no state "
+                 "'train.loss_scale'");
+  }
+
+  /// Fault injection for the loss-scaling tests: GALVATRON_TEST_OVERFLOW=N
+  /// makes step N's gradients overflow, as an fp16 backward overflowing
+  /// would: the first gradient accumulator starts the step at +inf.
+  static int64_t forcedOverflowStep() {
+    const char *value = std::getenv("GALVATRON_TEST_OVERFLOW");
+    return value ? std::atoll(value) : -1;
+  }
+
+  Status forceOverflow() {
+    const RankProgram &rank = executor->rankProgram();
+    for (const Parameter &parameter : rank.parameters) {
+      const TensorType &type = rank.buffers[parameter.buffer].type;
+      std::string_view name = parameter.name;
+      if (!parameter.state || type.elementType != ElementType::f32 ||
+          name.size() < 5 || name.substr(name.size() - 5) != ".grad")
+        continue;
+      std::vector<float> values(size_t(type.numElements()), 0.0f);
+      GALVATRON_RETURN_IF_ERROR(executor->readBuffer(
+          parameter.buffer, values.data(), type.byteSize()));
+      values[0] = std::numeric_limits<float>::infinity();
+      return executor->writeBuffer(parameter.buffer, values.data(),
+                                   type.byteSize());
+    }
+    return error("GALVATRON_TEST_OVERFLOW: the program has no f32 gradient "
+                 "accumulator");
   }
 
   /// Writes this rank's part of the checkpoint of the current step; with
