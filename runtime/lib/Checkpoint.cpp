@@ -3,6 +3,7 @@
 #include "galvatron/Runtime/Checkpoint.h"
 
 #include "galvatron/Runtime/InputFiles.h"
+#include "galvatron/Runtime/RankProgram.h"
 
 #include "CPU/CPUKernels.h"
 #include "Json.h"
@@ -434,16 +435,15 @@ Status publish(const std::string &directory, const std::string &staged,
 Expected<std::vector<LogicalTensor>>
 collectLogicalTensors(const Program &program, bool withState) {
   std::map<std::string, LogicalTensor> byName;
+  // Each rank holds its stage's parameters (in the stage's order, as its
+  // RankProgram does), at the slices the rank terms give it.
   for (uint32_t r = 0; r < program.worldSize; ++r) {
-    const RankProgram *rank = program.findRank(r);
-    if (!rank)
-      return error("the program file holds no program of rank ", r,
-                   "; writing or resuming a checkpoint needs every rank's");
-    for (uint32_t p = 0; p < rank->parameters.size(); ++p) {
-      const Parameter &parameter = rank->parameters[p];
+    const StageProgram &stage = program.stages[program.stageOf(r)];
+    for (uint32_t p = 0; p < stage.parameters.size(); ++p) {
+      const Parameter &parameter = stage.parameters[p];
       if (parameter.state && !withState)
         continue;
-      const TensorType &type = rank->buffers[parameter.buffer].type;
+      const TensorType &type = stage.buffers[parameter.buffer].type;
       TensorType model{type.elementType, parameter.modelShape(type.shape)};
       auto [entry, fresh] = byName.try_emplace(parameter.name);
       LogicalTensor &tensor = entry->second;
@@ -477,7 +477,7 @@ collectLogicalTensors(const Program &program, bool withState) {
       }
       LogicalTensor::Part part{r, p, {}, {}};
       if (parameter.isSlice()) {
-        part.start = parameter.sliceStart;
+        part.start = sliceStartOf(program, parameter, r);
         part.shape = type.shape;
       } else {
         part.start.assign(tensor.fullShape.size(), 0);

@@ -8,14 +8,15 @@ using namespace galvatron::runtime;
 
 namespace {
 
-/// A program of `ranks` ranks holding parameters only.
+/// A program of `ranks` ranks holding parameters only, each rank a stage
+/// of its own (so that every rank may hold different parts).
 struct ProgramBuilder {
   Program program;
 
   explicit ProgramBuilder(uint32_t ranks) {
     program.worldSize = ranks;
     for (uint32_t r = 0; r < ranks; ++r)
-      program.ranks.emplace_back().rank = r;
+      program.stages.emplace_back().stage = r;
   }
   /// Rank `rank` holds `shape` of `name` at `start` of `full` (whole when
   /// `full` is empty).
@@ -23,7 +24,7 @@ struct ProgramBuilder {
                        std::vector<int64_t> shape,
                        std::vector<int64_t> full = {},
                        std::vector<int64_t> start = {}, bool state = false) {
-    RankProgram &program = this->program.ranks[rank];
+    StageProgram &program = this->program.stages[rank];
     program.buffers.push_back(
         Buffer{TensorType{ElementType::f32, std::move(shape)}, 0, {}, name});
     Parameter &parameter = program.parameters.emplace_back();
@@ -90,8 +91,8 @@ TEST(CheckpointTest, RefinedSlicesKeepTheSourceShape) {
   b.hold(0, "qkv", {4, 12});
   b.hold(1, "qkv", {4, 3, 2}, {4, 3, 4}, {0, 0, 0});
   b.hold(2, "qkv", {4, 3, 2}, {4, 3, 4}, {0, 0, 2});
-  b.program.ranks[1].parameters[0].sourceShape = {4, 12};
-  b.program.ranks[2].parameters[0].sourceShape = {4, 12};
+  b.program.stages[1].parameters[0].sourceShape = {4, 12};
+  b.program.stages[2].parameters[0].sourceShape = {4, 12};
   Expected<std::vector<LogicalTensor>> tensors =
       collectLogicalTensors(b.program, false);
   ASSERT_TRUE(tensors.isOk()) << tensors.status().message();
@@ -101,8 +102,8 @@ TEST(CheckpointTest, RefinedSlicesKeepTheSourceShape) {
   // Rank 0's whole box holds the slices: it alone writes.
   EXPECT_EQ(owners((*tensors)[0]), "0@[0,0,0]");
   // Slices first, the whole last: the whole replaces them.
-  std::swap(b.program.ranks[0].rank, b.program.ranks[2].rank);
-  std::swap(b.program.ranks[0], b.program.ranks[2]);
+  std::swap(b.program.stages[0].parameters, b.program.stages[2].parameters);
+  std::swap(b.program.stages[0].buffers, b.program.stages[2].buffers);
   tensors = collectLogicalTensors(b.program, false);
   ASSERT_TRUE(tensors.isOk()) << tensors.status().message();
   EXPECT_EQ(owners((*tensors)[0]), "2@[0,0,0]");
@@ -121,12 +122,44 @@ TEST(CheckpointTest, PartsMustCoverATensorOnce) {
   types.hold(0, "w", {6}).hold(1, "w", {2, 3});
   EXPECT_EQ(collectLogicalTensors(types.program, false).status().message(),
             "rank 1 holds 'w' as f32[2,3] but rank 0 as f32[6]");
-  ProgramBuilder subset(2);
-  subset.hold(0, "w", {6});
-  subset.program.ranks.pop_back();
-  EXPECT_EQ(collectLogicalTensors(subset.program, false).status().message(),
-            "the program file holds no program of rank 1; writing or resuming "
-            "a checkpoint needs every rank's");
+}
+
+/// pp 2 x tp 2 as the compiler emits it: one program per stage, each rank's
+/// slice given by rank terms on the tensor-parallel family.
+TEST(CheckpointTest, RankTermsPlaceEachRanksSlice) {
+  Program program;
+  program.worldSize = 4;
+  program.groups = {Group{{GroupAxis{2, 1}}}};
+  for (uint32_t s = 0; s < 2; ++s) {
+    StageProgram &stage = program.stages.emplace_back();
+    stage.stage = s;
+    stage.buffers.push_back(
+        Buffer{TensorType{ElementType::f32, {4, 8}}, 0, {}, "wte"});
+    Parameter &wte = stage.parameters.emplace_back();
+    wte.name = "wte";
+    wte.fullShape = {8, 8};
+    wte.sliceStart = {0, 0};
+    wte.sliceTerms = {RankTerm{0, 0, 4}};
+    // A fused bias [12] held as [3, 4], split along its last dimension.
+    stage.buffers.push_back(
+        Buffer{TensorType{ElementType::f32, {3, 2}}, 0, {}, "qkv.bias"});
+    Parameter &bias = stage.parameters.emplace_back();
+    bias.buffer = 1;
+    bias.name = s == 0 ? "h.0.qkv.bias" : "h.1.qkv.bias";
+    bias.fullShape = {3, 4};
+    bias.sliceStart = {0, 0};
+    bias.sliceTerms = {RankTerm{1, 0, 2}};
+    bias.sourceShape = {12};
+  }
+  Expected<std::vector<LogicalTensor>> tensors =
+      collectLogicalTensors(program, false);
+  ASSERT_TRUE(tensors.isOk()) << tensors.status().message();
+  ASSERT_EQ(tensors->size(), 3u);
+  EXPECT_EQ((*tensors)[0].name, "h.0.qkv.bias");
+  EXPECT_EQ((*tensors)[0].type.str(), "f32[12]");
+  EXPECT_EQ(owners((*tensors)[0]), "0@[0,0] 1@[0,2]");
+  EXPECT_EQ(owners((*tensors)[1]), "2@[0,0] 3@[0,2]");
+  EXPECT_EQ(owners((*tensors)[2]), "0@[0,0] 1@[4,0]");
 }
 
 } // namespace

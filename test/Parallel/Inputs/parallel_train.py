@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
-from parallel_forward import merge_ranks, parse_common, run  # noqa: E402
+from parallel_forward import parse_common, run  # noqa: E402
 from preset_reference import read_checkpoint as read_torch  # noqa: E402
 
 
@@ -62,15 +62,13 @@ def main():
     rng = np.random.default_rng(5)
     tokens = os.path.join(work, "tokens.bin")
     rng.integers(0, 200, size=4096).astype("<u2").tofile(tokens)
-    step = ["--galvatron-build-train-step=" + args.train,
-            "--galvatron-unroll-schedule", "--galvatron-hoist-gradient-sync"]
+    step = ["--galvatron-build-train-step=" + args.train]
 
     def train(name, passes, ranks):
-        lowered = [run([opt] + passes + step +
-                       ["--galvatron-lower-to-runtime=entry=train_step "
-                        "rank=%d world-size=%d" % (r, ranks)], input=model)
-                   for r in range(ranks)]
-        text = merge_ranks(lowered)
+        # One program for all ranks (the plan has one pipeline stage).
+        text = run([opt] + passes + step +
+                   ["--galvatron-lower-to-runtime=world-size=%d" % ranks],
+                   input=model)
         path = os.path.join(work, name + ".mlir")
         with open(path, "w") as f:
             f.write(text)

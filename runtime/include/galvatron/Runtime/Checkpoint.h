@@ -72,9 +72,8 @@ struct LogicalTensor {
 
 /// Every weight (with `withState`, also every training state variable) of
 /// every rank of `program`, ordered by name (numbers in names compare as
-/// numbers: h.2 before h.10). Fails when the program does not hold every
-/// rank's program, when ranks disagree on a tensor's type or shape, or
-/// when the ranks' parts do not cover a tensor exactly once.
+/// numbers: h.2 before h.10). Fails when ranks disagree on a tensor's type
+/// or shape, or when the ranks' parts do not cover a tensor exactly once.
 Expected<std::vector<LogicalTensor>>
 collectLogicalTensors(const Program &program, bool withState);
 
