@@ -118,6 +118,18 @@ static cl::opt<std::string> train(
     cl::desc("Compile a training step; the value holds the options of "
              "--galvatron-build-train-step (e.g. \"lr=3e-4 warmup-steps=10\")"),
     cl::value_desc("options"), cl::ValueOptional, cl::cat(category));
+static cl::opt<bool> overlap(
+    "overlap",
+    cl::desc("Asynchronous communication (format 2.1): collectives and "
+             "messages started early and waited for late, the data-parallel "
+             "gradient sync in buckets of the last backward (default: on; "
+             "--overlap=false emits synchronous communication)"),
+    cl::init(true), cl::cat(category));
+static cl::opt<int64_t> bucketMb(
+    "bucket-mb",
+    cl::desc("Size of a data-parallel gradient bucket in MiB (default 25, "
+             "PyTorch DDP's)"),
+    cl::init(25), cl::cat(category));
 
 static int error(const Twine &message) {
   llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
@@ -385,8 +397,13 @@ int main(int argc, char **argv) {
   if (failed(applyPlan(**module)) ||
       failed(fitBatchToPlan(context, sourceMgr, *module)))
     return 1;
+  if (bucketMb < 1 || bucketMb > (int64_t(1) << 20))
+    return error("--bucket-mb must lie in [1, 1048576], got " +
+                 Twine(int64_t(bucketMb)));
   mlir::galvatron::RuntimePipelineOptions options;
   options.modelDirectory = modelDirectory;
+  options.overlap = overlap;
+  options.bucketMb = bucketMb;
   if (options.modelDirectory.empty() && !inputFilename.empty()) {
     llvm::SmallString<256> directory(inputFilename);
     llvm::sys::fs::make_absolute(directory);
