@@ -668,11 +668,32 @@ Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
   // Events started in one block and waited in another: where started,
   // where waited.
   std::map<int32_t, std::set<uint32_t>> lateStarts, lateWaits;
+  // What the late events read and write.
+  std::map<int32_t, std::vector<const Instruction *>> late;
+  for (const Instruction &instruction : stage.instructions)
+    if (instruction.lastMicroBatch && isCommunication(instruction.kind))
+      late[instruction.event].push_back(&instruction);
   for (uint32_t b = 0; b < stage.blocks.size(); ++b) {
     const Block &block = stage.blocks[b];
     // In-flight events, and the roots they read and write.
     std::map<int32_t, std::vector<uint32_t>> pending;
     std::map<uint32_t, int32_t> readBy, writtenBy;
+    auto use = [&](const Instruction &instruction, int32_t event) {
+      for (uint32_t input : instruction.inputs)
+        readBy.emplace(stage.rootOf(input), event);
+      for (uint32_t output : instruction.outputs)
+        writtenBy[stage.rootOf(output)] = event;
+    };
+    // A block that is not slotted and waits for a late event starts with
+    // it in flight.
+    if (!block.slotted)
+      for (uint32_t i = block.first; i < block.first + block.count; ++i) {
+        const Instruction &instruction = stage.instructions[i];
+        if (instruction.kind == InstructionKind::wait &&
+            late.count(instruction.event))
+          for (const Instruction *start : late[instruction.event])
+            use(*start, instruction.event);
+      }
     auto release = [&](int32_t event) {
       for (auto *roots : {&readBy, &writtenBy})
         for (auto it = roots->begin(); it != roots->end();)
@@ -695,9 +716,10 @@ Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
           release(event);
           continue;
         }
-        if (block.slotted)
+        if (block.slotted || !late.count(event))
           return error(describeInstruction(stage, i), ": block '", block.name,
                        "' started no event ", event, " before it");
+        release(event);
         lateWaits[event].insert(b);
         continue;
       }
@@ -730,10 +752,7 @@ Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
       } else {
         pending[event].push_back(i);
       }
-      for (uint32_t input : instruction.inputs)
-        readBy.emplace(stage.rootOf(input), event);
-      for (uint32_t output : instruction.outputs)
-        writtenBy[stage.rootOf(output)] = event;
+      use(instruction, event);
     }
     if (!pending.empty())
       return error("block '", block.name, "' ends with event ",
@@ -745,10 +764,6 @@ Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
   for (const auto &[event, blocks] : lateStarts)
     if (!lateWaits.count(event))
       return error("event ", event, " is started and never waited for");
-  for (const auto &[event, blocks] : lateWaits)
-    if (!lateStarts.count(event))
-      return error("block '", stage.blocks[*blocks.begin()].name,
-                   "' waits for event ", event, ", which no block starts");
   int64_t last = int64_t(stage.schedule.microBatches) - 1;
   for (const Event &run : runs.events) {
     const Block &block = stage.blocks[run.block];

@@ -125,11 +125,11 @@ static cl::opt<bool> overlap(
              "gradient sync in buckets of the last backward (default: on; "
              "--overlap=false emits synchronous communication)"),
     cl::init(true), cl::cat(category));
-static cl::opt<int64_t> bucketMb(
+static cl::opt<double> bucketMb(
     "bucket-mb",
     cl::desc("Size of a data-parallel gradient bucket in MiB (default 25, "
              "PyTorch DDP's)"),
-    cl::init(25), cl::cat(category));
+    cl::init(25.0), cl::cat(category));
 
 static int error(const Twine &message) {
   llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
@@ -397,9 +397,6 @@ int main(int argc, char **argv) {
   if (failed(applyPlan(**module)) ||
       failed(fitBatchToPlan(context, sourceMgr, *module)))
     return 1;
-  if (bucketMb < 1 || bucketMb > (int64_t(1) << 20))
-    return error("--bucket-mb must lie in [1, 1048576], got " +
-                 Twine(int64_t(bucketMb)));
   mlir::galvatron::RuntimePipelineOptions options;
   options.modelDirectory = modelDirectory;
   options.overlap = overlap;

@@ -25,8 +25,8 @@ struct RuntimePipelineOptions {
   /// The job's size (0: from the plan).
   int64_t worldSize = 0;
   /// Asynchronous communication and its gradient buckets (MiB).
-  bool overlap = false;
-  int64_t bucketMb = 25;
+  bool overlap = true;
+  double bucketMb = 25.0;
 };
 
 /// Canonicalizes, removes common subexpressions, lowers to the runtime.

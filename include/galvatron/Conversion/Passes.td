@@ -78,11 +78,11 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
            "Directory that external parameter data is relative to">,
     Option<"worldSize", "world-size", "int64_t", /*default=*/"0",
            "Ranks of the job (0: the module plan's device count, else 1)">,
-    Option<"overlap", "overlap", "bool", /*default=*/"false",
+    Option<"overlap", "overlap", "bool", /*default=*/"true",
            "Start collectives and messages early and wait for them late "
            "(format 2.1), moving the data-parallel gradient sync into "
            "buckets of the last micro-batch's backward">,
-    Option<"bucketMb", "bucket-mb", "int64_t", /*default=*/"25",
+    Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
            "Size of a data-parallel gradient bucket in MiB (PyTorch DDP's "
            "default)">
   ];

@@ -573,7 +573,7 @@ struct KernelStep {
 /// Where and how `--galvatron-lower-to-runtime` places communication.
 struct CommunicationPlacement {
   /// Start collectives and messages early and wait for them late.
-  bool overlap = false;
+  bool overlap = true;
   /// Data-parallel gradient buckets synced in the last backward.
   uint64_t bucketBytes = 25 << 20;
 };
@@ -1858,7 +1858,13 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
       return signalPassFailure();
     CommunicationPlacement placement;
     placement.overlap = overlap;
-    placement.bucketBytes = uint64_t(bucketMb) << 20;
+    if (!(bucketMb > 0.0) || bucketMb > double(1 << 20)) {
+      fail(module) << "bucket-mb must lie in (0, 1048576], got "
+                   << double(bucketMb);
+      return;
+    }
+    placement.bucketBytes =
+        std::max<uint64_t>(1, uint64_t(bucketMb * double(1 << 20)));
     lowering.placeCommunication(placement);
     lowering.assignInPlace();
     lowering.emit(lowering.plan(), modelDirectory);
