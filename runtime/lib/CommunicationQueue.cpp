@@ -2,6 +2,8 @@
 
 #include "galvatron/Runtime/CommunicationQueue.h"
 
+#include <algorithm>
+
 namespace galvatron::runtime {
 
 Status runTransfer(Communicator &communicator, const Transfer &transfer) {

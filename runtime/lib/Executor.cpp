@@ -251,8 +251,16 @@ Status Executor::run(Profile *profile, Trace *trace) {
           Status status;
           if (instruction.kind == InstructionKind::kernel) {
             // The open group goes out before the kernel; what was waited
-            // for completes before it.
+            // for completes before it (profiled as "wait").
             status = completeWaited(trace);
+            if (profile) {
+              Clock::time_point now = Clock::now();
+              kernelTimes["wait"] +=
+                  std::chrono::duration<double>(now - start).count();
+              start = now;
+            }
+            if (trace)
+              started = traceClock();
             if (status.isOk())
               status = device.runKernel(i);
           } else if (instruction.kind == InstructionKind::wait) {

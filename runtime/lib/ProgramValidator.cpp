@@ -670,9 +670,23 @@ Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
   std::map<int32_t, std::set<uint32_t>> lateStarts, lateWaits;
   // What the late events read and write.
   std::map<int32_t, std::vector<const Instruction *>> late;
-  for (const Instruction &instruction : stage.instructions)
-    if (instruction.lastMicroBatch && isCommunication(instruction.kind))
+  for (const Block &block : stage.blocks)
+    for (uint32_t i = block.first; i < block.first + block.count; ++i) {
+      const Instruction &instruction = stage.instructions[i];
+      if (!instruction.lastMicroBatch)
+        continue;
+      if (!block.slotted)
+        return error(describeInstruction(stage, i),
+                     ": only a slotted block runs per micro-batch");
+      for (auto *buffers : {&instruction.inputs, &instruction.outputs})
+        for (uint32_t buffer : *buffers)
+          if (!persistent[stage.rootOf(buffer)])
+            return error(describeInstruction(stage, i),
+                         ": started for the last micro-batch only, it may "
+                         "use only parameters and state, not ",
+                         describeBuffer(stage, buffer));
       late[instruction.event].push_back(&instruction);
+    }
   for (uint32_t b = 0; b < stage.blocks.size(); ++b) {
     const Block &block = stage.blocks[b];
     // In-flight events, and the roots they read and write.
@@ -738,16 +752,6 @@ Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
         return error(describeInstruction(stage, i), ": starts event ", event,
                      " again before waiting for it");
       if (instruction.lastMicroBatch) {
-        if (!block.slotted)
-          return error(describeInstruction(stage, i),
-                       ": only a slotted block runs per micro-batch");
-        for (auto *buffers : {&instruction.inputs, &instruction.outputs})
-          for (uint32_t buffer : *buffers)
-            if (!persistent[stage.rootOf(buffer)])
-              return error(describeInstruction(stage, i),
-                           ": started for the last micro-batch only, it may "
-                           "use only parameters and state, not ",
-                           describeBuffer(stage, buffer));
         lateStarts[event].insert(b);
       } else {
         pending[event].push_back(i);
@@ -834,11 +838,18 @@ void forEachAccess(const StageProgram &stage, const Step &step, F &&f) {
   }
   const Instruction &instruction = stage.instructions[step.instruction];
   if (instruction.kind == InstructionKind::wait) {
-    // What the started instructions use stays in use until here.
+    // What the started instructions use stays in use until here (an
+    // operand reduced in place lives on as the result).
     for (uint32_t start : startsOf(stage, step.block, uint32_t(step.instruction))) {
-      for (uint32_t input : stage.instructions[start].inputs)
-        f(stage.rootOf(input), /*write=*/false);
-      for (uint32_t output : stage.instructions[start].outputs)
+      const Instruction &started = stage.instructions[start];
+      for (uint32_t input : started.inputs)
+        if (std::none_of(started.outputs.begin(), started.outputs.end(),
+                         [&](uint32_t output) {
+                           return sameBytes(stage.buffers[input],
+                                            stage.buffers[output]);
+                         }))
+          f(stage.rootOf(input), /*write=*/false);
+      for (uint32_t output : started.outputs)
         f(stage.rootOf(output), /*write=*/false);
     }
     return;

@@ -288,7 +288,7 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
             "pipeline stage); recompile the model with galvatron-compile");
   std::vector<uint8_t> version = bytes;
   version[8] = 3;
-  EXPECT_EQ(loadError(version), "program format version 3.0 is not supported "
+  EXPECT_EQ(loadError(version), "program format version 3.1 is not supported "
                                 "by this runtime (format 2.1)");
   std::vector<uint8_t> minor = bytes;
   minor[12] = 2;

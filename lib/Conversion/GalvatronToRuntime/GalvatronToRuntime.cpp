@@ -20,6 +20,7 @@
 #include "llvm/Support/Debug.h"
 
 #include <cmath>
+#include <map>
 #include <limits>
 
 #define DEBUG_TYPE "galvatron-lower-to-runtime"
@@ -1318,9 +1319,9 @@ SmallVector<int64_t> Lowering::hoistGradientSync(uint64_t bucketBytes,
   // Buckets of about `bucketBytes`, in the order the backward completes
   // their gradients, each started after its last gradient.
   SmallVector<int64_t> events;
-  DenseMap<size_t, SmallVector<KernelStep>> startsAfter;
+  DenseMap<size_t, SmallVector<KernelStep, 0>> startsAfter;
   uint64_t bytes = 0;
-  SmallVector<KernelStep> bucket;
+  SmallVector<KernelStep, 0> bucket;
   for (auto [k, entry] : llvm::enumerate(moved)) {
     KernelStep step = steps[entry.first];
     bytes += buffers[step.inputs[0]].bytes();
@@ -1405,32 +1406,52 @@ void Lowering::overlapInBlock(SmallVector<KernelStep, 0> &block,
   // Waits go down, before the first user, at most to the end of the next
   // layer; a user that only accumulates into state (a ZeRO gradient added
   // to its shard) sinks with the wait.
-  SmallVector<KernelStep, 0> placed;
-  SmallVector<std::pair<size_t, KernelStep>> waits; // (before step, wait)
+  auto accumulates = [&](const KernelStep &step) {
+    return step.kind == KernelStep::Kind::kernel &&
+           llvm::all_of(step.outputs, [&](unsigned output) {
+             Role role = buffers[rootOf(output)].role;
+             return role == Role::state || role == Role::parameter;
+           });
+  };
+  // Per position: the waits (and the accumulations sunk with them) placed
+  // before it; positions whose step sank.
+  std::map<size_t, SmallVector<KernelStep, 0>> before;
+  DenseSet<size_t> sunk;
   for (size_t i = 0; i < block.size(); ++i) {
     if (!block[i].communicates() || block[i].event >= 0)
       continue;
     block[i].event = nextEvent++;
     DenseSet<unsigned> reads, writes;
     rootsOf(block[i], buffers, reads, writes);
+    SmallVector<size_t> sinking;
     size_t at = i + 1;
-    while (at < block.size() && layerOf[at] <= layerOf[i] + 1 &&
-           !dependsOn(block[at], buffers, reads, writes))
-      ++at;
+    for (; at < block.size() && layerOf[at] <= layerOf[i] + 1; ++at) {
+      if (!dependsOn(block[at], buffers, reads, writes))
+        continue;
+      // An accumulation that sank already runs later than here: wait
+      // before its old place, which is earlier.
+      if (sunk.contains(at) || !accumulates(block[at]))
+        break;
+      sinking.push_back(at);
+      rootsOf(block[at], buffers, reads, writes);
+    }
     KernelStep wait;
     wait.op = block[i].op;
     wait.layer = block[i].layer;
     wait.kind = KernelStep::Kind::wait;
     wait.event = block[i].event;
-    waits.emplace_back(at, wait);
+    SmallVector<KernelStep, 0> &placedHere = before[at];
+    placedHere.push_back(wait);
+    for (size_t k : sinking) {
+      placedHere.push_back(block[k]);
+      sunk.insert(k);
+    }
   }
-  // Stable: waits before the same step keep their starts' order.
-  llvm::stable_sort(waits, [](auto &a, auto &b) { return a.first < b.first; });
-  size_t next = 0;
+  SmallVector<KernelStep, 0> placed;
   for (size_t i = 0; i <= block.size(); ++i) {
-    while (next < waits.size() && waits[next].first == i)
-      placed.push_back(waits[next++].second);
-    if (i < block.size())
+    if (auto it = before.find(i); it != before.end())
+      placed.append(it->second.begin(), it->second.end());
+    if (i < block.size() && !sunk.contains(i))
       placed.push_back(block[i]);
   }
   block = std::move(placed);

@@ -57,8 +57,9 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
                           event format (Perfetto, chrome://tracing): kernels,
                           collectives, messages and their time in flight,
                           per rank (a job of several ranks needs "{rank}")
-  --no-overlap            run started communication where it is started, on
-                          the main thread (the same results; for comparison)
+  --no-overlap            run started communication on the main thread, each
+                          group before the next kernel (the same results
+                          without overlap; for comparisons)
 Training (programs compiled with galvatron-compile --train):
   --steps N               train until step N (inputs come from the data)
   --data FILE             token file: nanoGPT's raw uint16 train.bin, or
