@@ -1292,17 +1292,41 @@ SmallVector<int64_t> Lowering::hoistGradientSync(uint64_t bucketBytes,
     return llvm::any_of(llvm::concat<const unsigned>(step.inputs, step.outputs),
                         [&](unsigned b) { return rootOf(b) == root; });
   };
-  // An in-place all-reduce of an accumulator, inside the stage, before the
-  // optimizer uses the accumulator otherwise: it may run as soon as the
-  // last backward wrote the accumulator (its position there).
+  // Whether the all-reduce at `i` of accumulator `root` into a temporary
+  // may reduce in place instead: the optimizer reads the temporary only
+  // before it next writes the accumulator, and never reads the
+  // accumulator itself after the all-reduce.
+  auto canReduceInPlace = [&](size_t i, unsigned root) {
+    unsigned result = rootOf(steps[i].outputs[0]);
+    if (result == root)
+      return true;
+    if (buffers[result].role != Role::temporary ||
+        buffers[result].bytes() != buffers[root].bytes() ||
+        buffers[steps[i].inputs[0]].offsetInRoot != 0 ||
+        buffers[steps[i].inputs[0]].bytes() != buffers[root].bytes())
+      return false;
+    bool overwritten = false;
+    for (size_t j = i + 1; j < optimizerEnd; ++j) {
+      for (unsigned input : steps[j].inputs)
+        if (rootOf(input) == root || (overwritten && rootOf(input) == result))
+          return false;
+      for (unsigned output : steps[j].outputs)
+        overwritten |= rootOf(output) == root;
+    }
+    return true;
+  };
+  // An all-reduce of an accumulator, inside the stage, before the
+  // optimizer uses the accumulator otherwise (made in place when it is
+  // not): it may run as soon as the last backward wrote the accumulator
+  // (its position there).
   SmallVector<std::pair<size_t, size_t>> moved; // (optimizer step, after)
   DenseSet<unsigned> used;
   for (size_t i = optimizerFirst; i < optimizerEnd; ++i) {
     const KernelStep &step = steps[i];
     if (step.kind == KernelStep::Kind::allReduce &&
-        rootOf(step.inputs[0]) == rootOf(step.outputs[0]) &&
         buffers[rootOf(step.inputs[0])].role == Role::state &&
-        !used.contains(rootOf(step.inputs[0])) && insideStage(step.group)) {
+        !used.contains(rootOf(step.inputs[0])) && insideStage(step.group) &&
+        canReduceInPlace(i, rootOf(step.inputs[0]))) {
       unsigned root = rootOf(step.inputs[0]);
       for (size_t j = backwardEnd; j-- > backwardFirst;)
         if (touches(steps[j], root)) {
@@ -1315,6 +1339,16 @@ SmallVector<int64_t> Lowering::hoistGradientSync(uint64_t bucketBytes,
   }
   if (moved.empty())
     return {};
+  // The result's bytes become the accumulator's.
+  for (auto [i, after] : moved) {
+    unsigned root = rootOf(steps[i].inputs[0]);
+    unsigned result = rootOf(steps[i].outputs[0]);
+    if (result == root)
+      continue;
+    for (ValueBuffer &buffer : buffers)
+      if (buffer.root == result)
+        buffer.root = root;
+  }
   llvm::stable_sort(moved, [](auto a, auto b) { return a.second < b.second; });
   // Buckets of about `bucketBytes`, in the order the backward completes
   // their gradients, each started after its last gradient.
