@@ -1469,6 +1469,14 @@ void Lowering::overlapInBlock(SmallVector<KernelStep, 0> &block,
       sinking.push_back(at);
       rootsOf(block[at], buffers, reads, writes);
     }
+    // Never inside a group of starts sharing an event (a bucket).
+    auto continuesGroup = [&](size_t at) {
+      return at < block.size() && block[at].communicates() &&
+             block[at].event >= 0 && block[at - 1].communicates() &&
+             block[at - 1].event == block[at].event;
+    };
+    while (continuesGroup(at))
+      --at;
     KernelStep wait;
     wait.op = block[i].op;
     wait.layer = block[i].layer;
