@@ -267,11 +267,12 @@ struct PositionKey {
 class Searcher {
 public:
   Searcher(const ModelProfile &model, const ClusterSpec &cluster,
-           const SearchOptions &options)
+           const SearchOptions &options, unsigned count)
       : model(model), cluster(cluster), options(options),
-        layers(model.layers.size()) {}
+        layers(model.layers.size()), keep(count) {}
 
-  llvm::Expected<SearchResult> run();
+  /// The best plans of the `count` best configurations, best first.
+  llvm::Expected<std::vector<SearchResult>> run();
 
 private:
   //===--------------------------------------------------------------------===//
@@ -357,6 +358,16 @@ private:
   solveStage(int64_t stage, unsigned start, unsigned end);
 
   double minimumMemory(std::string &where);
+  /// Keeps a plan of `time` for `configuration` (from the search's split,
+  /// or a heuristic plan) when it is among the `keep` best configurations'
+  /// best plans so far; bestTime becomes the time a plan must beat.
+  void keepPlan(const Configuration &configuration, double time,
+                ArrayRef<unsigned> split, std::optional<ParallelPlan> plan);
+  bool isKept(const Configuration &configuration) const;
+  /// The plan of the kept configuration set in incumbent,
+  /// bestConfiguration, bestSplit and bestTime.
+  llvm::Expected<SearchResult>
+  recover(std::chrono::steady_clock::time_point started, double budget);
   /// A feasible plan for `configuration` from a quick heuristic (blocks
   /// split evenly; per stage, each layer's cheapest time + lambda * memory
   /// with the least lambda that fits), or none.
@@ -398,10 +409,20 @@ private:
   std::vector<std::unique_ptr<Engine>> engines;
   std::map<std::tuple<int64_t, unsigned, unsigned>, double> stageTimes;
 
-  // The best plan: a heuristic incumbent, or the search's configuration
-  // and split.
-  std::optional<ParallelPlan> incumbent;
+  // The best plan of each of the `keep` best configurations so far, best
+  // first: a heuristic plan, or the search's split.
+  struct KeptPlan {
+    Configuration configuration;
+    double time;
+    SmallVector<unsigned> split;
+    std::optional<ParallelPlan> heuristic;
+  };
+  unsigned keep;
+  std::vector<KeptPlan> kept;
+  /// The time a plan must beat: the last kept one's once `keep` are kept.
   double bestTime = kInfinity;
+  // The plan being recovered.
+  std::optional<ParallelPlan> incumbent;
   Configuration bestConfiguration{};
   SmallVector<unsigned> bestSplit;
 };
@@ -1311,12 +1332,8 @@ double Searcher::explorePass(const Configuration &configuration) {
     double total = sum + (m - 1.0) * cap;
     if (total < passBest) {
       passBest = total;
-      if (!relaxed) {
-        bestTime = total;
-        bestConfiguration = configuration;
-        bestSplit = split;
-        incumbent.reset();
-      }
+      if (!relaxed)
+        keepPlan(configuration, total, split, std::nullopt);
     }
   }
   return passBest;
@@ -1756,7 +1773,7 @@ double Searcher::minimumMemory(std::string &where) {
 // Driver
 //===----------------------------------------------------------------------===//
 
-llvm::Expected<SearchResult> Searcher::run() {
+llvm::Expected<std::vector<SearchResult>> Searcher::run() {
   auto started = std::chrono::steady_clock::now();
   const SearchSpace &space = options.space;
   int64_t devices = cluster.getDevices();
@@ -1843,11 +1860,7 @@ llvm::Expected<SearchResult> Searcher::run() {
       break;
     if (std::optional<ParallelPlan> plan = getHeuristicPlan(configuration)) {
       double time = evaluatePlan(model, *plan, cluster, usable).iterationTime;
-      if (time < bestTime) {
-        bestTime = time;
-        bestConfiguration = configuration;
-        incumbent = std::move(plan);
-      }
+      keepPlan(configuration, time, {}, std::move(plan));
     }
   }
   for (Configuration &configuration : configurations) {
@@ -1861,13 +1874,10 @@ llvm::Expected<SearchResult> Searcher::run() {
     if (configuration.lowerBound >= bestTime)
       break;
     // Relaxed passes at rising resolutions first can refute it cheaply;
-    // the configuration holding the best plan needs its fine pass anyway.
+    // the configurations holding kept plans need their fine pass anyway.
     int64_t fineCapacity = capacity;
     double fineQuantum = quantum;
-    bool holdsBest = configuration.pp == bestConfiguration.pp &&
-                     configuration.microBatches ==
-                         bestConfiguration.microBatches &&
-                     configuration.schedule == bestConfiguration.schedule;
+    bool holdsBest = isKept(configuration);
     for (int64_t bins = kCoarseBins * 4;
          !holdsBest && bins < options.memoryBins; bins *= 4) {
       if (configuration.lowerBound >= bestTime)
@@ -1881,7 +1891,7 @@ llvm::Expected<SearchResult> Searcher::run() {
     explore(configuration, options.memoryBins, options.memoryBins, 0);
   }
 
-  if (bestTime == kInfinity) {
+  if (kept.empty()) {
     std::string where;
     double least = minimumMemory(where);
     double gib = double(1ull << 30);
@@ -1897,6 +1907,24 @@ llvm::Expected<SearchResult> Searcher::run() {
         budget / gib, where, needed / gib, least / gib));
   }
 
+  std::vector<SearchResult> results;
+  for (KeptPlan &entry : kept) {
+    incumbent = std::move(entry.heuristic);
+    bestConfiguration = entry.configuration;
+    bestSplit = entry.split;
+    bestTime = entry.time;
+    auto result = recover(started, budget);
+    if (!result)
+      return result.takeError();
+    results.push_back(std::move(*result));
+  }
+  return results;
+}
+
+llvm::Expected<SearchResult>
+Searcher::recover(std::chrono::steady_clock::time_point started,
+                  double budget) {
+  int64_t devices = cluster.getDevices();
   SearchResult result;
   ParallelPlan &plan = result.plan;
   if (incumbent) {
@@ -1947,10 +1975,56 @@ llvm::Expected<SearchResult> Searcher::run() {
   return result;
 }
 
+static bool isSameConfiguration(const Configuration &a,
+                                const Configuration &b) {
+  return a.pp == b.pp && a.microBatches == b.microBatches &&
+         a.schedule == b.schedule;
+}
+
+void Searcher::keepPlan(const Configuration &configuration, double time,
+                        ArrayRef<unsigned> split,
+                        std::optional<ParallelPlan> plan) {
+  auto it = llvm::find_if(kept, [&](const KeptPlan &entry) {
+    return isSameConfiguration(entry.configuration, configuration);
+  });
+  if (it != kept.end()) {
+    if (time >= it->time)
+      return;
+    kept.erase(it);
+  } else if (kept.size() >= keep && time >= kept.back().time) {
+    return;
+  }
+  auto position = llvm::upper_bound(
+      kept, time, [](double t, const KeptPlan &entry) { return t < entry.time; });
+  kept.insert(position, KeptPlan{configuration, time,
+                                 SmallVector<unsigned>(split), std::move(plan)});
+  if (kept.size() > keep)
+    kept.pop_back();
+  bestTime = kept.size() < keep ? kInfinity : kept.back().time;
+}
+
+bool Searcher::isKept(const Configuration &configuration) const {
+  return llvm::any_of(kept, [&](const KeptPlan &entry) {
+    return isSameConfiguration(entry.configuration, configuration);
+  });
+}
+
 llvm::Expected<SearchResult>
 mlir::galvatron::searchPlan(const ModelProfile &model,
                             const ClusterSpec &cluster,
                             const SearchOptions &options) {
-  Searcher searcher(model, cluster, options);
+  auto results = searchPlans(model, cluster, options, 1);
+  if (!results)
+    return results.takeError();
+  return std::move(results->front());
+}
+
+llvm::Expected<std::vector<SearchResult>>
+mlir::galvatron::searchPlans(const ModelProfile &model,
+                             const ClusterSpec &cluster,
+                             const SearchOptions &options, unsigned count) {
+  if (count < 1)
+    return makeError("the number of plans must be positive");
+  Searcher searcher(model, cluster, options, count);
   return searcher.run();
 }

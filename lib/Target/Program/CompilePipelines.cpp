@@ -12,9 +12,13 @@ static LogicalResult addConfigured(OpPassManager &pm,
                                    std::unique_ptr<Pass> pass,
                                    StringRef options,
                                    PipelineErrorHandler errorHandler) {
+  // A value the option's parser refuses is reported by LLVM's command-line
+  // library on stderr, before this; the message is then empty.
   if (failed(pass->initializeOptions(options, [&](const Twine &message) {
+        std::string cause = message.str();
         return errorHandler("invalid options '" + options + "' of --" +
-                            pass->getArgument() + ": " + message);
+                            pass->getArgument() +
+                            (cause.empty() ? "" : ": " + cause));
       })))
     return failure();
   pm.addPass(std::move(pass));
