@@ -121,8 +121,6 @@ static const char *categoryOf(InstructionKind kind) {
     return "send";
   case InstructionKind::recv:
     return "recv";
-  case InstructionKind::wait:
-    return "wait";
   default:
     return "collective";
   }
@@ -150,13 +148,9 @@ Status Executor::complete(int32_t event, Trace *trace) {
     traced.bytes = transfer.bytes;
     traced.event = instruction.event;
     traced.step = trace->step;
-    auto micros = [](std::chrono::steady_clock::time_point at) {
-      return std::chrono::duration<double, std::micro>(at.time_since_epoch())
-          .count();
-    };
     traced.track = TraceTrack::communication;
-    traced.begin = micros(transfer.began);
-    traced.end = micros(transfer.finished);
+    traced.begin = traceTime(transfer.began);
+    traced.end = traceTime(transfer.finished);
     trace->events.push_back(traced);
     traced.track = TraceTrack::inFlight;
     traced.begin = started.started;

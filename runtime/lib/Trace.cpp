@@ -10,11 +10,12 @@
 
 namespace galvatron::runtime {
 
-double traceClock() {
-  return std::chrono::duration<double, std::micro>(
-             std::chrono::steady_clock::now().time_since_epoch())
+double traceTime(std::chrono::steady_clock::time_point at) {
+  return std::chrono::duration<double, std::micro>(at.time_since_epoch())
       .count();
 }
+
+double traceClock() { return traceTime(std::chrono::steady_clock::now()); }
 
 static std::string number(double value) {
   char text[32];

@@ -644,11 +644,10 @@ private:
   unsigned classOf(unsigned root) const { return rootClass[root]; }
   /// Slots the schedule's micro-batches in flight need.
   int64_t slotsNeeded();
-  /// The optimizer block's data-parallel syncs of gradient accumulators,
-  /// moved into buckets started in the last micro-batch's backward;
-  /// returns the buckets' events.
-  SmallVector<int64_t> hoistGradientSync(uint64_t bucketBytes,
-                                         int64_t &nextEvent);
+  /// Moves the optimizer block's data-parallel syncs of gradient
+  /// accumulators into buckets started in the last micro-batch's backward,
+  /// waited for at the start of the optimizer block.
+  void hoistGradientSync(uint64_t bucketBytes, int64_t &nextEvent);
   /// Moves each collective or message of `block` up to where its operands
   /// are ready (at most one layer ahead) and waits for it as late as its
   /// users allow (at most one layer later).
@@ -1277,8 +1276,7 @@ static bool dependsOn(const KernelStep &step, ArrayRef<ValueBuffer> buffers,
   return false;
 }
 
-SmallVector<int64_t> Lowering::hoistGradientSync(uint64_t bucketBytes,
-                                                 int64_t &nextEvent) {
+void Lowering::hoistGradientSync(uint64_t bucketBytes, int64_t &nextEvent) {
   auto [backwardFirst, backwardEnd] = blockSteps[1];
   auto [optimizerFirst, optimizerEnd] = blockSteps[2];
   int64_t perStage = worldSize / stages;
@@ -1338,7 +1336,7 @@ SmallVector<int64_t> Lowering::hoistGradientSync(uint64_t bucketBytes,
       used.insert(rootOf(b));
   }
   if (moved.empty())
-    return {};
+    return;
   // The result's bytes become the accumulator's.
   for (auto [i, after] : moved) {
     unsigned root = rootOf(steps[i].inputs[0]);
@@ -1399,7 +1397,6 @@ SmallVector<int64_t> Lowering::hoistGradientSync(uint64_t bucketBytes,
   }
   steps = std::move(reordered);
   blockSteps = std::move(ranges);
-  return events;
 }
 
 void Lowering::overlapInBlock(SmallVector<KernelStep, 0> &block,

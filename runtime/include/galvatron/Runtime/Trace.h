@@ -15,6 +15,7 @@
 
 #include "galvatron/Runtime/Status.h"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ enum class TraceTrack : uint8_t { compute, communication, inFlight };
 
 struct TraceEvent {
   std::string name;
-  /// "kernel", "collective", "send", "recv" or "wait".
+  /// "kernel", "collective", "send" or "recv".
   std::string category;
   TraceTrack track = TraceTrack::compute;
   /// Microseconds of the steady clock (shared by the processes of a node).
@@ -46,7 +47,8 @@ struct Trace {
   int64_t step = 0;
 };
 
-/// Microseconds since the steady clock's epoch.
+/// Microseconds since the steady clock's epoch: of `at`, and now.
+double traceTime(std::chrono::steady_clock::time_point at);
 double traceClock();
 
 /// Writes `trace` of world rank `rank` to `path` as a Chrome trace JSON
