@@ -150,6 +150,13 @@ std::string validationError(const Program &program) {
   return status.isOk() ? "ok" : status.message();
 }
 
+/// `program` written and read back; its bytes are in `bytes`.
+Expected<Program> roundTrip(const Program &program,
+                            std::vector<uint8_t> &bytes) {
+  bytes = serializeProgram(program);
+  return deserializeProgram(bytes.data(), bytes.size());
+}
+
 std::string loadError(const std::vector<uint8_t> &bytes) {
   Expected<Program> program = deserializeProgram(bytes.data(), bytes.size());
   return program ? "ok" : program.status().message();
@@ -235,8 +242,8 @@ TEST(GroupTest, MembersAndPositionsFollowTheAxes) {
 TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   Program program = twoStageProgram();
   ASSERT_EQ(validationError(program), "ok");
-  std::vector<uint8_t> bytes = serializeProgram(program);
-  Expected<Program> loaded = deserializeProgram(bytes.data(), bytes.size());
+  std::vector<uint8_t> bytes;
+  Expected<Program> loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   EXPECT_EQ(loaded->model, "test");
@@ -256,8 +263,7 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   program = loopProgram(3);
   program.training = TrainingInfo{LossKind::maskedToken, 123, 50257};
   ASSERT_EQ(validationError(program), "ok");
-  bytes = serializeProgram(program);
-  loaded = deserializeProgram(bytes.data(), bytes.size());
+  loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   const StageProgram &stage = loaded->stages[0];
@@ -652,8 +658,8 @@ Program asyncProgram() {
 TEST(ProgramValidatorTest, StartedCommunicationIsWaitedFor) {
   Program p = asyncProgram();
   ASSERT_EQ(validationError(p), "ok");
-  std::vector<uint8_t> bytes = serializeProgram(p);
-  Expected<Program> loaded = deserializeProgram(bytes.data(), bytes.size());
+  std::vector<uint8_t> bytes;
+  Expected<Program> loaded = roundTrip(p, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(loaded->stages[0].instructions[1].event, 0);
   EXPECT_EQ(loaded->stages[0].instructions[2].kind, InstructionKind::wait);
