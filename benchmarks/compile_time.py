@@ -7,10 +7,16 @@ A100s. Each compile is the whole training step (fp32, full recomputation)
 on one core (taskset, --mlir-disable-threading).
 
   benchmarks/compile_time.py [--bin build/bin] [--timeout 600] [--scaling]
+                             [--ranks] [--only-ranks]
 
 --scaling adds rows that vary one quantity of the 1,024-GPU plan (the data
 parallel degree, the micro-batches, the layers): compile cost grows with the
 stages and layers, not with the data-parallel degree or the micro-batches.
+--ranks adds gpt-tiny (pp 2, tp 2, the rest data parallel) on 8 to 512
+ranks, the rows issue 14 measured for the per-rank compiler (0.15 s at 8
+ranks, 1.5 s at 128, 7.4 s at 512); --only-ranks prints only those, for a
+compiler that cannot compile the GPT-3 rows in time (`--bin` of an older
+build).
 Prints one row per compile: wall and CPU seconds, the compiler's peak
 resident memory, the program file's size, and the stages' instruction
 count (from galvatron-compile's summary).
@@ -46,15 +52,23 @@ SCALING = [
     ("  d4, 256 GPUs, 96 micro-batches",
      ["--model=gpt3-175b",
       "--plan=devices=256 global-batch=384 chunks=96 " + MEGATRON]),
-    ("  d64, 4,096 GPUs, 96 micro-batches",
+    ("  d64, 4,096 GPUs, 24 micro-batches",
      ["--model=gpt3-175b",
-      "--plan=devices=4096 global-batch=6144 chunks=96 " + MEGATRON]),
-    ("  d16, 1,024 GPUs, 768 micro-batches",
+      "--plan=devices=4096 global-batch=1536 chunks=24 " + MEGATRON]),
+    ("  d1, 64 GPUs, 768 micro-batches",
      ["--model=gpt3-175b",
-      "--plan=devices=1024 global-batch=12288 chunks=768 " + MEGATRON]),
+      "--plan=devices=64 global-batch=768 chunks=768 " + MEGATRON]),
     ("  d16, 1,024 GPUs, 96 micro-batches, 48 layers",
      ["--model=gpt3-175b", "--layers=48",
       "--plan=devices=1024 global-batch=1536 chunks=96 " + MEGATRON]),
+]
+
+RANKS = [
+    ("gpt-tiny, pp2 tp2 d%d, %d ranks" % (ranks // 4, ranks),
+     ["--model=gpt-tiny", "--batch=%d" % (ranks // 4),
+      "--plan=devices=%d pp=2 tp=2 precision=fp32 global-batch=%d chunks=2"
+      % (ranks, ranks // 2)])
+    for ranks in (8, 32, 128, 512)
 ]
 
 
@@ -88,11 +102,17 @@ def main():
     parser.add_argument("--bin", default="build/bin")
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--ranks", action="store_true")
+    parser.add_argument("--only-ranks", action="store_true")
     args = parser.parse_args()
     binary = os.path.join(args.bin, "galvatron-compile")
     print("%-48s %8s %8s %9s %10s %12s" % (
         "case", "wall s", "CPU s", "peak MiB", "file MB", "instructions"))
-    cases = CASES + (SCALING if args.scaling else [])
+    if args.only_ranks:
+        cases = RANKS
+    else:
+        cases = CASES + (SCALING if args.scaling else []) + \
+            (RANKS if args.ranks else [])
     with tempfile.TemporaryDirectory() as work:
         for index, (name, flags) in enumerate(cases):
             # One child per measurement: getrusage(RUSAGE_CHILDREN) sums the
@@ -111,7 +131,7 @@ def measure(binary, output, timeout, flags):
     if status != "ok":
         print("%8.1f %s" % (wall, status))
         return
-    print("%8.2f %8.2f %9.0f %10.1f %12d" % (wall, cpu, peak, size / 1e6,
+    print("%8.2f %8.2f %9.0f %10.3f %12d" % (wall, cpu, peak, size / 1e6,
                                               instructions))
 
 
