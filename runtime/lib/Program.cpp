@@ -122,7 +122,8 @@ Attribute Attribute::makeIntegers(std::string name,
 std::string_view instructionKindName(InstructionKind kind) {
   static constexpr std::string_view names[] = {
       "kernel",     "all_reduce", "all_gather", "reduce_scatter",
-      "all_to_all", "broadcast",  "send",       "recv"};
+      "all_to_all", "broadcast",  "send",       "recv",
+      "wait"};
   return names[unsigned(kind)];
 }
 

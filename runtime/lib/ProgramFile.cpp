@@ -74,7 +74,7 @@ Offset<fb::Instruction> encode(FlatBufferBuilder &fbb,
       &instruction.inputs, &instruction.outputs,
       attributes.empty() ? nullptr : &attributes, instruction.group,
       fb::ReduceOp(instruction.reduce), instruction.peer, instruction.tag,
-      instruction.layer);
+      instruction.layer, instruction.event, instruction.lastMicroBatch);
 }
 
 Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
@@ -214,6 +214,8 @@ Status decode(const fb::Instruction &in, Instruction &out) {
   out.peer = in.peer();
   out.tag = in.tag();
   out.layer = in.layer();
+  out.event = in.event();
+  out.lastMicroBatch = in.last_micro_batch();
   return forEach(in.attributes(), [&](const fb::Attribute &attr, size_t) {
     Attribute &decoded = out.attributes.emplace_back();
     decoded.name = attr.name()->str();

@@ -151,6 +151,13 @@ std::string validationError(const Program &program) {
   return status.isOk() ? "ok" : status.message();
 }
 
+/// `program` written and read back; its bytes are in `bytes`.
+Expected<Program> roundTrip(const Program &program,
+                            std::vector<uint8_t> &bytes) {
+  bytes = serializeProgram(program);
+  return deserializeProgram(bytes.data(), bytes.size());
+}
+
 std::string loadError(const std::vector<uint8_t> &bytes) {
   Expected<Program> program = deserializeProgram(bytes.data(), bytes.size());
   return program ? "ok" : program.status().message();
@@ -236,8 +243,8 @@ TEST(GroupTest, MembersAndPositionsFollowTheAxes) {
 TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   Program program = twoStageProgram();
   ASSERT_EQ(validationError(program), "ok");
-  std::vector<uint8_t> bytes = serializeProgram(program);
-  Expected<Program> loaded = deserializeProgram(bytes.data(), bytes.size());
+  std::vector<uint8_t> bytes;
+  Expected<Program> loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   EXPECT_EQ(loaded->model, "test");
@@ -257,8 +264,7 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   program = loopProgram(3);
   program.training = TrainingInfo{LossKind::maskedToken, 123, 50257};
   ASSERT_EQ(validationError(program), "ok");
-  bytes = serializeProgram(program);
-  loaded = deserializeProgram(bytes.data(), bytes.size());
+  loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   const StageProgram &stage = loaded->stages[0];
@@ -302,16 +308,16 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   old[12] = 2;
   EXPECT_EQ(loadError(old),
             "program format 1.2 (one program per rank) is no longer "
-            "supported: this runtime reads format 2.1 (one program per "
+            "supported: this runtime reads format 2.2 (one program per "
             "pipeline stage); recompile the model with galvatron-compile");
   std::vector<uint8_t> version = bytes;
   version[8] = 3;
-  EXPECT_EQ(loadError(version), "program format version 3.1 is not supported "
-                                "by this runtime (format 2.1)");
+  EXPECT_EQ(loadError(version), "program format version 3.2 is not supported "
+                                "by this runtime (format 2.2)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 2;
-  EXPECT_EQ(loadError(minor), "program format version 2.2 is not supported "
-                              "by this runtime (format 2.1)");
+  minor[12] = 3;
+  EXPECT_EQ(loadError(minor), "program format version 2.3 is not supported "
+                              "by this runtime (format 2.2)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
@@ -667,3 +673,107 @@ TEST(ProgramValidatorTest, MemoryUsageCountsSharedBytesOnce) {
 }
 
 } // namespace
+
+/// Stage 0 of `twoStageProgram` with its all-reduce started (event 0) and
+/// waited for before the send reads its result.
+Program asyncProgram() {
+  Program program = twoStageProgram();
+  StageProgram &first = program.stages[0];
+  Instruction wait;
+  wait.kind = InstructionKind::wait;
+  wait.event = 0;
+  first.instructions[1].event = 0;
+  first.instructions.insert(first.instructions.begin() + 2, wait);
+  runOnce(first);
+  return program;
+}
+
+TEST(ProgramValidatorTest, StartedCommunicationIsWaitedFor) {
+  Program p = asyncProgram();
+  ASSERT_EQ(validationError(p), "ok");
+  std::vector<uint8_t> bytes;
+  Expected<Program> loaded = roundTrip(p, bytes);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->stages[0].instructions[1].event, 0);
+  EXPECT_EQ(loaded->stages[0].instructions[2].kind, InstructionKind::wait);
+
+  // The send reads the all-reduce's result while it is in flight.
+  std::swap(p.stages[0].instructions[2], p.stages[0].instructions[3]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (send) touches buffer 5 while event 0 is "
+            "in flight with it");
+  p = asyncProgram();
+  p.stages[0].instructions.erase(p.stages[0].instructions.begin() + 2);
+  runOnce(p.stages[0]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (send) touches buffer 5 while event 0 is "
+            "in flight with it");
+  p = asyncProgram();
+  p.stages[0].instructions.pop_back(); // the send: nothing waits after it
+  p.stages[0].instructions.erase(p.stages[0].instructions.begin() + 2);
+  runOnce(p.stages[0]);
+  EXPECT_EQ(validationError(p).rfind("stage 0: block 'main' ends with event 0 "
+                                     "in flight (no wait)", 0),
+            0u);
+  p = asyncProgram();
+  p.stages[0].instructions[2].event = 7;
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (wait of event 7): block 'main' started "
+            "no event 7 before it");
+  p = asyncProgram();
+  p.stages[0].instructions[0].event = 1;
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 0 (kernel 'linear' of event 1 in layer "
+            "'fc'): event 1 on a kernel (only communication is started)");
+  p = asyncProgram();
+  p.stages[0].instructions[1].lastMicroBatch = true;
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 1 (all_reduce of event 0): only a slotted "
+            "block runs per micro-batch");
+}
+
+/// The accumulator of `loopProgram` all-reduced for the last micro-batch
+/// only, right after the backward's accumulation, waited for by the
+/// optimizer block.
+Program lateSyncProgram(uint32_t microBatches) {
+  Program program = loopProgram(microBatches);
+  program.groups = {Group{{GroupAxis{1, 1}}}};
+  StageProgram &stage = program.stages[0];
+  Instruction sync;
+  sync.kind = InstructionKind::allReduce;
+  sync.inputs = {0};
+  sync.outputs = {0};
+  sync.event = 3;
+  sync.lastMicroBatch = true;
+  Instruction wait;
+  wait.kind = InstructionKind::wait;
+  wait.event = 3;
+  stage.instructions = {stage.instructions[0], stage.instructions[1], sync,
+                        wait, stage.instructions[2]};
+  stage.blocks = {Block{"forward", 0, 1, true}, Block{"backward", 1, 2, true},
+                  Block{"optimizer", 3, 2, false}};
+  return program;
+}
+
+TEST(ProgramValidatorTest, LastMicroBatchSyncIsWaitedByTheOptimizer) {
+  Program p = lateSyncProgram(3);
+  ASSERT_EQ(validationError(p), "ok");
+  // Started for every micro-batch, it would be started again before its
+  // wait.
+  p.stages[0].instructions[2].lastMicroBatch = false;
+  EXPECT_EQ(validationError(p),
+            "stage 0: block 'backward' ends with event 3 in flight (no wait)");
+  p = lateSyncProgram(3);
+  p.stages[0].buffers.push_back(buffer(f32({2}), 192, "scratch"));
+  p.stages[0].instructions[2].outputs = {4};
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (all_reduce of event 3): started for the "
+            "last micro-batch only, it may use only parameters and state, not "
+            "buffer 4 ('scratch')");
+  // The optimizer reads the accumulator before waiting for its sync.
+  p = lateSyncProgram(3);
+  std::swap(p.stages[0].instructions[3], p.stages[0].instructions[4]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 3 (kernel 'copy') touches buffer 0 ('acc') "
+            "while event 3 is in flight with it");
+}

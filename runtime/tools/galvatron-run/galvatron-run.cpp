@@ -57,6 +57,13 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
   --profile               print the time per layer and per kernel (of the
                           last step when training)
   --quiet                 print errors only
+  --trace FILE.json       write a timeline of the run in the Chrome trace
+                          event format (Perfetto, chrome://tracing): kernels,
+                          collectives, messages and their time in flight,
+                          per rank (a job of several ranks needs "{rank}")
+  --no-overlap            run started communication on the main thread, each
+                          group before the next kernel (the same results
+                          without overlap; for comparisons)
 Training (programs compiled with galvatron-compile --train):
   --steps N               train until step N (inputs come from the data)
   --data FILE             token file: nanoGPT's raw uint16 train.bin, or
@@ -91,6 +98,8 @@ struct Options {
   int repeat = 1;
   bool profile = false;
   bool quiet = false;
+  std::string trace;
+  bool overlap = true;
   // Training.
   int64_t steps = 0;
   std::string data;
@@ -215,6 +224,12 @@ Expected<Options> parseOptions(int argc, char **argv) {
     } else if (flag == "--profile") {
       GALVATRON_RETURN_IF_ERROR(noValue());
       options.profile = true;
+    } else if (flag == "--trace") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      options.trace = value;
+    } else if (flag == "--no-overlap") {
+      GALVATRON_RETURN_IF_ERROR(noValue());
+      options.overlap = false;
     } else if (flag == "--quiet") {
       GALVATRON_RETURN_IF_ERROR(noValue());
       options.quiet = true;
@@ -443,9 +458,13 @@ public:
       return error("the program was compiled for ", program.worldSize,
                    " rank(s) but the job has ", comm.worldSize(),
                    " (launch it with mpirun -np ", program.worldSize, ")");
+    if (!options.trace.empty() && comm.worldSize() > 1 &&
+        options.trace.find("{rank}") == std::string::npos)
+      return error("--trace '", options.trace, "' needs \"{rank}\" in a job of ",
+                   comm.worldSize(), " ranks: each rank writes its own file");
     backend = createCPUBackend(options.threads);
-    Expected<std::unique_ptr<Executor>> created =
-        Executor::create(program, comm.rank(), *backend, comm);
+    Expected<std::unique_ptr<Executor>> created = Executor::create(
+        program, comm.rank(), *backend, comm, options.overlap);
     if (!created)
       return created.takeStatus();
     executor = std::move(*created);
@@ -501,8 +520,9 @@ public:
         GALVATRON_RETURN_IF_ERROR(executor->writeInput(
             *input, tensor.data.data(), tensor.data.size()));
       auto start = std::chrono::steady_clock::now();
-      GALVATRON_RETURN_IF_ERROR(
-          executor->run(options.profile ? &profile : nullptr));
+      trace.step = iteration + 1;
+      GALVATRON_RETURN_IF_ERROR(executor->run(
+          options.profile ? &profile : nullptr, tracing()));
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -512,6 +532,7 @@ public:
     std::vector<std::string> written;
     if (!options.outputDirectory.empty())
       GALVATRON_RETURN_IF_ERROR(writeOutputs(*executor, options, written));
+    GALVATRON_RETURN_IF_ERROR(saveTrace());
     if (options.quiet || comm.rank() != 0)
       return Status::ok();
     std::printf("galvatron-run: time: %.3f ms (fastest of %d run(s), mean "
@@ -619,8 +640,9 @@ public:
       if (step == overflowAt)
         GALVATRON_RETURN_IF_ERROR(forceOverflow());
       auto start = std::chrono::steady_clock::now();
-      GALVATRON_RETURN_IF_ERROR(
-          executor->run(options.profile ? &profile : nullptr));
+      trace.step = step;
+      GALVATRON_RETURN_IF_ERROR(executor->run(
+          options.profile ? &profile : nullptr, tracing()));
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -694,7 +716,7 @@ public:
       std::printf("\n");
     if (lead && options.profile)
       printProfile(profile);
-    return Status::ok();
+    return saveTrace();
   }
 
 private:
@@ -885,6 +907,22 @@ private:
     return Status::ok();
   }
 
+  Trace *tracing() { return options.trace.empty() ? nullptr : &trace; }
+
+  /// Each rank writes its own timeline.
+  Status saveTrace() {
+    if (options.trace.empty())
+      return Status::ok();
+    std::string path = forRank(options.trace, comm.rank());
+    GALVATRON_RETURN_IF_ERROR(writeTrace(path, trace, comm.rank()));
+    if (!options.quiet)
+      std::printf("galvatron-run: rank %u: wrote the trace %s (%zu events, "
+                  "communication %s)\n",
+                  comm.rank(), path.c_str(), trace.events.size(),
+                  executor->overlaps() ? "overlapped" : "synchronous");
+    return Status::ok();
+  }
+
   static void printProfile(Profile &profile) {
     std::printf("galvatron-run: profile of the last run (%.3f ms):\n",
                 profile.total * 1e3);
@@ -904,6 +942,7 @@ private:
   const Options &options;
   Communicator &comm;
   bool quiet = false, together = false;
+  Trace trace;
   /// The step of the last checkpoint this run wrote (or resumed from, in
   /// the same directory).
   int64_t savedStep = 0;

@@ -1,4 +1,4 @@
-// RUN: galvatron-opt %s --galvatron-lower-to-runtime="world-size=4" -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: galvatron-opt %s --galvatron-lower-to-runtime="world-size=4 overlap=false" -split-input-file -verify-diagnostics | FileCheck %s
 
 // One program for the 4 ranks: each collective runs on the group family
 // its explicit groups form (named after its mesh axes: {2, 1} pairs ranks

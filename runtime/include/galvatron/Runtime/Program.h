@@ -38,7 +38,7 @@ namespace galvatron::runtime {
 /// accepts files of its major version and any minor version up to its own;
 /// minor versions only add optional fields, instruction kinds and kernels.
 constexpr uint32_t kFormatMajorVersion = 2;
-constexpr uint32_t kFormatMinorVersion = 1;
+constexpr uint32_t kFormatMinorVersion = 2;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -281,11 +281,17 @@ enum class InstructionKind : uint8_t {
   broadcast,
   send,
   recv,
+  /// Format 2.1: waits for the communication started with an event.
+  wait,
 };
-constexpr unsigned kNumInstructionKinds = 8;
+constexpr unsigned kNumInstructionKinds = 9;
 std::string_view instructionKindName(InstructionKind kind);
+/// Collectives and send/recv: what the communicator runs.
+inline bool isCommunication(InstructionKind kind) {
+  return kind != InstructionKind::kernel && kind != InstructionKind::wait;
+}
 inline bool isCollective(InstructionKind kind) {
-  return kind != InstructionKind::kernel && kind != InstructionKind::send &&
+  return isCommunication(kind) && kind != InstructionKind::send &&
          kind != InstructionKind::recv;
 }
 
@@ -309,6 +315,18 @@ std::string_view reduceOpName(ReduceOp op);
 ///   `outputs[0]` from it: to and from the rank of that stage with the same
 ///   local index (in a rank's program: that world rank). Messages between
 ///   two ranks match by `tag`, in the order issued.
+/// - A communication instruction with an `event` (>= 0, format 2.1) is only
+///   started: it runs on the rank's communication queue while the
+///   instructions after it run, and completes at the `wait` naming its
+///   event, until which its operand and result belong to it (nothing else
+///   reads or writes them; the memory plan keeps them). Consecutive starts
+///   may share an event: they complete together (a DP gradient bucket).
+///   The starts issued between two kernels form one group (one NCCL group:
+///   a send/recv exchange between two stages cannot deadlock).
+/// - `lastMicroBatch` (format 2.1): a communication instruction of a
+///   slotted block that runs only for the schedule's last micro-batch (the
+///   gradient sync started in the last backward); it touches persistent
+///   buffers only.
 struct Instruction {
   InstructionKind kind = InstructionKind::kernel;
   std::string kernel;
@@ -321,7 +339,14 @@ struct Instruction {
   /// Index into the program's layers, or -1: the source layer, for
   /// profiles and diagnostics.
   int32_t layer = -1;
+  /// The event of a started communication instruction or of a `wait`;
+  /// -1: a communication instruction that completes before the next one.
+  int32_t event = -1;
+  bool lastMicroBatch = false;
 };
+
+/// Events of one stage program are numbered below this.
+constexpr int32_t kMaxEvents = 1 << 20;
 
 //===----------------------------------------------------------------------===//
 // Blocks and the schedule
