@@ -1,6 +1,7 @@
 //===- GalvatronStrategy.cpp - Galvatron's strategy JSON ------------------===//
 
 #include "galvatron/Analysis/GalvatronStrategy.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringExtras.h"
 
@@ -9,10 +10,6 @@ using namespace mlir::galvatron;
 using llvm::Expected;
 using llvm::StringRef;
 using llvm::Twine;
-
-static llvm::Error makeError(const Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 static constexpr const char *kKeys[] = {
     "pp_deg",     "tp_sizes_enc", "tp_consecutive_flags", "dp_types_enc",

@@ -7,20 +7,17 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/CostModel.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/MapVector.h"
-#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/ADT/SmallVectorExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
 
 using namespace mlir;
 using namespace mlir::galvatron;
-
-static llvm::Error makeError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 double Split::share(int64_t tp, bool sp, int64_t sequenceLength) const {
   if (tp <= 1)
@@ -82,8 +79,8 @@ public:
     Type element = type.getElementType();
     if (isa<FloatType>(element))
       return {elements, 0};
-    return {0, elements * std::max<unsigned>(1, element.getIntOrFloatBitWidth()) /
-                   8.0};
+    // Whole bytes per element: the runtime stores i1 (masks) as bytes.
+    return {0, elements * ((element.getIntOrFloatBitWidth() + 7) / 8)};
   }
 
   /// How TP / SP divide `value`.
@@ -121,33 +118,22 @@ static bool isView(Operation *op) {
              YieldOp>(op);
 }
 
-/// Values `op`'s backward needs, and fp32 statistics (bytes per row) it
-/// keeps besides. Attention's extra state depends on the kernel.
-static SmallVector<Value> getSavedValues(Operation *op) {
-  return llvm::TypeSwitch<Operation *, SmallVector<Value>>(op)
-      .Case<LinearOp, MatmulOp, MulOp, DivOp, PowOp, MaxOp, MinOp>(
-          [](Operation *o) {
-            SmallVector<Value> values;
-            for (Value operand : o->getOperands().take_front(2))
-              values.push_back(operand);
-            return values;
-          })
-      .Case([](AttentionOp o) {
-        return SmallVector<Value>{o.getQuery(), o.getKey(), o.getValue()};
-      })
-      .Case<LayerNormOp, RMSNormOp, GeluOp, SiluOp, ErfOp, LogOp, AbsOp,
-            ReluOp, ReduceMaxOp>([](Operation *o) {
-        return SmallVector<Value>{o->getOperand(0)};
-      })
-      .Case<SoftmaxOp, TanhOp, SigmoidOp, ExpOp, SqrtOp, RsqrtOp,
-            ReciprocalOp>(
-          [](Operation *o) { return SmallVector<Value>{o->getResult(0)}; })
-      .Case([](SelectOp o) { return SmallVector<Value>{o.getCondition()}; })
-      .Case([](EmbeddingOp o) { return SmallVector<Value>{o.getIndices()}; })
-      .Case([](CrossEntropyOp o) {
-        return SmallVector<Value>{o.getLogits(), o.getLabels()};
-      })
-      .Default([](Operation *) { return SmallVector<Value>{}; });
+/// The forward values `op`'s backward reads: the primals its VJP rule
+/// declares for the operands that need gradients (the values the autodiff
+/// engine saves). Ops whose results need no gradient run no rule.
+static SmallVector<Value> getSavedValues(Operation *op,
+                                         const TensorParallelAnalysis &analysis) {
+  SmallVector<Value> values;
+  auto rule = dyn_cast<VJPOpInterface>(op);
+  if (!rule || llvm::none_of(op->getResults(), [&](Value result) {
+        return analysis.needsGradient(result);
+      }))
+    return values;
+  SmallVector<bool> wanted = llvm::map_to_vector(
+      op->getOperands(),
+      [&](Value operand) { return analysis.needsGradient(operand); });
+  rule.getVJPPrimals(wanted, values);
+  return values;
 }
 
 /// The backward pass holds a value's gradient from the backward of its last
@@ -296,14 +282,14 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
   for (BlockArgument argument : function.getArguments()) {
     auto type = dyn_cast<RankedTensorType>(argument.getType());
     if (!type || type.getRank() < 1)
-      return makeError("@" + function.getSymName() + ": input " +
+      return makeError(function, "@" + function.getSymName() + ": input " +
                        llvm::Twine(argument.getArgNumber()) +
                        " has no batch dimension");
     int64_t batch = type.getDimSize(0);
     if (argument.getArgNumber() == 0)
       profile.irBatch = batch;
     else if (batch != profile.irBatch)
-      return makeError("@" + function.getSymName() +
+      return makeError(function, "@" + function.getSymName() +
                        ": inputs disagree on the batch dimension (" +
                        llvm::Twine(profile.irBatch) + " vs " +
                        llvm::Twine(batch) + ")");
@@ -318,13 +304,14 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
       continue;
     }
     if (!isa<func::ReturnOp>(op))
-      return makeError("@" + function.getSymName() + ": '" +
+      return makeError(&op, "@" + function.getSymName() + ": '" +
                        op.getName().getStringRef() +
                        "' sits outside every layer; the cost model needs "
                        "every op inside a galvatron.layer");
   }
   if (layerOps.empty())
-    return makeError("@" + function.getSymName() + " has no galvatron.layer");
+    return makeError(function,
+                     "@" + function.getSymName() + " has no galvatron.layer");
   unsigned end = layerOps.size();
 
   std::vector<TensorParallelAnalysis> analyses =
@@ -458,8 +445,9 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
         entry.ops.push_back(cost);
       }
 
-      // Activations the backward pass keeps.
-      for (Value value : getSavedValues(&op))
+      // Activations the backward pass keeps, and the fp32 statistics per
+      // row that fused norm and attention kernels keep besides.
+      for (Value value : getSavedValues(&op, analysis))
         save(value, 0);
       if (auto norm = dyn_cast<LayerNormOp>(op)) {
         // Mean and reciprocal deviation per row, fp32.

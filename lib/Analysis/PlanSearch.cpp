@@ -23,6 +23,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/PlanSearch.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLExtras.h"
@@ -39,10 +40,6 @@ using namespace mlir;
 using namespace mlir::galvatron;
 
 static constexpr double kInfinity = std::numeric_limits<double>::infinity();
-
-static llvm::Error makeError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 /// Whole quanta covering `bytes` (the rounding the search's memory
 /// accounting uses everywhere).

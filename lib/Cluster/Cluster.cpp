@@ -1,6 +1,7 @@
 //===- Cluster.cpp - Cluster descriptions ---------------------------------===//
 
 #include "galvatron/Cluster/Cluster.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -28,10 +29,6 @@ static constexpr double kMicro = 1e-6;
 
 static std::string formatNumber(double value) {
   return llvm::formatv("{0}", value).str();
-}
-
-static Error makeError(const Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
 StringRef mlir::galvatron::stringifyCollective(Collective collective) {

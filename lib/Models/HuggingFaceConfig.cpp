@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Models/HuggingFaceConfig.h"
+#include "galvatron/Support/Error.h"
 #include "galvatron/Cluster/Cluster.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -16,6 +17,7 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/WithColor.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -23,10 +25,6 @@ using llvm::Error;
 using llvm::Expected;
 using llvm::StringRef;
 using llvm::Twine;
-
-static Error makeError(const Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 static constexpr StringRef kArchitectures[] = {
     "GPT2LMHeadModel",  "LlamaForCausalLM",
@@ -148,15 +146,23 @@ public:
     return Error::success();
   }
 
-  /// Reads a dropout probability: non-zero values are remembered for a
-  /// warning, since the IR has no dropout.
-  Error dropout(StringRef key, SmallVectorImpl<std::string> &ignored) {
+  /// Reads a dropout probability (`fallback` when absent).
+  Expected<double> probability(StringRef key, double fallback) {
     const llvm::json::Value *value = get(key);
     if (!value)
-      return Error::success();
+      return fallback;
     std::optional<double> p = value->getAsNumber();
     if (!p || *p < 0 || *p >= 1)
       return error(key, "must be a probability in [0, 1)");
+    return *p;
+  }
+
+  /// Reads a dropout probability the built model does not apply: non-zero
+  /// values are remembered for a warning.
+  Error dropout(StringRef key, SmallVectorImpl<std::string> &ignored) {
+    Expected<double> p = probability(key, 0.0);
+    if (!p)
+      return p.takeError();
     if (*p > 0)
       ignored.push_back(key.str() + " = " + llvm::formatv("{0}", *p).str());
     return Error::success();
@@ -229,6 +235,15 @@ static Error checkModelType(FieldReader &reader, StringRef expected) {
   if (Error e = (expression))                                                  \
     return e;
 
+void mlir::galvatron::warnIgnoredFields(const HuggingFaceModel &model,
+                                        StringRef tool) {
+  if (!model.ignored.empty())
+    llvm::WithColor::warning(llvm::errs(), tool)
+        << model.config.name
+        << ": dropout not built (the graph trains without it): "
+        << llvm::join(model.ignored, ", ") << "\n";
+}
+
 static Error readGPT2(FieldReader &reader, HuggingFaceModel &result) {
   ModelConfig &c = result.config;
   c.family = ModelFamily::GPT;
@@ -247,8 +262,9 @@ static Error readGPT2(FieldReader &reader, HuggingFaceModel &result) {
   READ(tied, reader.boolean("tie_word_embeddings", true));
   CHECK(reader.require("add_cross_attention", false,
                        "GPT2LMHeadModel is built without cross-attention"));
-  for (StringRef key : {"resid_pdrop", "embd_pdrop", "attn_pdrop"})
-    CHECK(reader.dropout(key, result.ignored));
+  READ(residualDropout, reader.probability("resid_pdrop", 0.1));
+  READ(embeddingDropout, reader.probability("embd_pdrop", 0.1));
+  CHECK(reader.dropout("attn_pdrop", result.ignored));
   c.vocab = *vocab;
   c.maxPositions = *positions;
   c.seqLen = *positions;
@@ -262,6 +278,8 @@ static Error readGPT2(FieldReader &reader, HuggingFaceModel &result) {
   c.scaleAttention = *scale;
   c.scaleByInverseLayer = *inverse;
   c.tiedHead = *tied;
+  c.hiddenDropout = *residualDropout;
+  c.embeddingDropout = *embeddingDropout;
   return Error::success();
 }
 

@@ -154,6 +154,14 @@ private:
                    {shape[0], shape[2], shape[1] * shape[3]});
   }
 
+  /// Dropout of probability `p` (none at 0); each site of the model draws
+  /// its own stream, numbered in program order.
+  Value dropout(Value x, double p) {
+    if (p == 0.0)
+      return x;
+    return DropoutOp::create(builder, loc, x, p, nextStream++).getResult();
+  }
+
   Value attention(Value q, Value k, Value v, Value mask, bool causal,
                   std::optional<double> scale = std::nullopt) {
     return AttentionOp::create(builder, loc, q, k, v, mask, causal,
@@ -202,6 +210,7 @@ private:
   OwningOpRef<ModuleOp> module;
   func::FuncOp mainFunction;
   LayerOp pendingLayer;
+  int64_t nextStream = 0;
 };
 
 } // namespace
@@ -251,7 +260,8 @@ void ModelBuilder::buildGPT() {
   Value positions =
       SliceOp::create(builder, loc, wpe, ArrayRef<int64_t>{0, 0},
                       ArrayRef<int64_t>{seq, h}, ArrayRef<int64_t>{1, 1});
-  Value hidden = endLayer(add(tokens, positions));
+  Value hidden =
+      endLayer(dropout(add(tokens, positions), config.embeddingDropout));
 
   // GPT-2 scales the residual projections' init by 1/sqrt(2·layers).
   double residualStd = initStd / std::sqrt(2.0 * layers);
@@ -276,11 +286,11 @@ void ModelBuilder::buildGPT() {
         mergeHeads(attention(q, k, val, Value(), /*causal=*/true, scale));
     Value proj = linear(attn, p + ".attn.c_proj", h, h, config.hasOutputBias(),
                         false, residualStd);
-    Value r1 = add(in, proj);
+    Value r1 = add(in, dropout(proj, config.hiddenDropout));
     Value n2 = layerNorm(r1, p + ".ln_2", h);
-    hidden = endLayer(add(r1, feedForward(n2, p + ".mlp.c_fc", "",
-                                          p + ".mlp.c_proj", false, initStd,
-                                          residualStd)));
+    Value mlp = feedForward(n2, p + ".mlp.c_fc", "", p + ".mlp.c_proj", false,
+                            initStd, residualStd);
+    hidden = endLayer(add(r1, dropout(mlp, config.hiddenDropout)));
   }
 
   Value out = beginLayer(LayerKind::head, "lm_head", hidden,

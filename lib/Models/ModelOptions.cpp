@@ -1,6 +1,7 @@
 //===- ModelOptions.cpp - Choosing a model on the command line ------------===//
 
 #include "galvatron/Models/ModelOptions.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -8,10 +9,6 @@
 using namespace mlir;
 using namespace mlir::galvatron;
 namespace cl = llvm::cl;
-
-static llvm::Error makeError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 ModelOptions::ModelOptions(cl::OptionCategory &category)
     : model("model",
@@ -40,7 +37,12 @@ ModelOptions::ModelOptions(cl::OptionCategory &category)
             cl::cat(category)),
       positions("positions",
                 cl::desc("Learned positions (gpt, bert)"),
-                cl::value_desc("N"), cl::cat(category)) {}
+                cl::value_desc("N"), cl::cat(category)),
+      dropout("dropout",
+              cl::desc("Dropout probability of the embeddings and the "
+                       "residual branches while training (gpt; default: "
+                       "the architecture's)"),
+              cl::value_desc("P"), cl::cat(category)) {}
 
 bool ModelOptions::hasModel() const {
   return !model.empty() || !config.empty();
@@ -147,6 +149,12 @@ ModelOptions::getModel(int64_t seqLen) const {
   if ((hidden.getNumOccurrences() || heads.getNumOccurrences()) &&
       c.family != ModelFamily::T5)
     c.headDimension = 0;
+  if (dropout.getNumOccurrences()) {
+    if (!(dropout >= 0.0 && dropout < 1.0))
+      return makeError(llvm::formatv(
+          "--dropout must be a probability in [0, 1), got {0}", dropout));
+    c.embeddingDropout = c.hiddenDropout = dropout;
+  }
   if (!changed.empty())
     c.name += "(" + llvm::join(changed, ", ") + ")";
   if (std::string problem = checkModelConfig(c); !problem.empty())

@@ -1,12 +1,11 @@
 //===- OutputFile.cpp - Output files whose every write is checked ---------===//
 
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Error.h"
+
+using mlir::galvatron::makeError;
 
 #include "llvm/Support/ToolOutputFile.h"
-
-static llvm::Error makeError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 /// The error of `os` after a flush, cleared so that the stream's destructor
 /// does not abort the process.

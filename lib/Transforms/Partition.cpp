@@ -141,6 +141,9 @@ private:
   LogicalResult convertInputs();
   LogicalResult convertOperands(Operation *op);
   LogicalResult retypeResults(Operation *op);
+  /// Records where a dropout's part lies in `whole`, its tensor before
+  /// partitioning, so that every rank draws the serial run's mask.
+  void recordDropoutShard(DropoutOp dropout, ArrayRef<int64_t> whole);
   LogicalResult partitionParameter(ParamOp read);
   void reduceRowParallel(LinearOp linear);
   /// The whole of `value` (all-reduced or all-gathered over the TP group),
@@ -235,7 +238,9 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
   if (sequenceParallel && !vocabularyLookup &&
       analysis.supportsSequenceParallel())
     layer.getBodyBlock().walk([&](Operation *op) {
-      for (Value value : op->getOperands())
+      // Results too: a dropout's mask has no user until autodiff.
+      for (Value value : llvm::concat<Value>(op->getOperands(),
+                                             op->getResults()))
         if (analysis.isSequenceParallelValue(value))
           sequenceParts.insert(value);
     });
@@ -494,6 +499,19 @@ LogicalResult LayerPartitioner::retypeResults(Operation *op) {
   return success();
 }
 
+void LayerPartitioner::recordDropoutShard(DropoutOp dropout,
+                                          ArrayRef<int64_t> whole) {
+  ParameterShard shard;
+  shard.fullShape.assign(whole.begin(), whole.end());
+  if (mapping.dp > 1 && analysis.isBatched(dropout.getResult()))
+    shard.splits.push_back({0, dpGroups});
+  TPSharding sharding = shardingOf(dropout.getResult());
+  if (sharding.kind == TPSharding::Sharded)
+    shard.splits.push_back({sharding.dim, tpGroups});
+  if (!shard.splits.empty())
+    dropout.setShardAttr(shard.toAttr(context));
+}
+
 /// Splits the weight per the analysis (and ZeRO-3), and marks the read for
 /// data parallelism.
 LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
@@ -666,8 +684,14 @@ LogicalResult LayerPartitioner::run() {
         return failure();
       continue;
     }
+    auto dropout = dyn_cast<DropoutOp>(op);
+    SmallVector<int64_t> whole =
+        dropout ? llvm::to_vector(dropout.getResult().getType().getShape())
+                : SmallVector<int64_t>();
     if (failed(convertOperands(op)) || failed(retypeResults(op)))
       return failure();
+    if (dropout)
+      recordDropoutShard(dropout, whole);
     // Each rank looks up the ids of its block of the vocabulary.
     if (auto lookup = dyn_cast<EmbeddingOp>(op);
         lookup && tensorParallel &&

@@ -1,6 +1,7 @@
 //===- PlanUtils.cpp - What the plan passes share -------------------------===//
 
 #include "galvatron/Transforms/PlanUtils.h"
+#include "galvatron/Support/Error.h"
 
 #include "galvatron/Support/OutputFile.h"
 
@@ -10,10 +11,6 @@
 
 using namespace mlir;
 using namespace mlir::galvatron;
-
-static llvm::Error makeError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 FailureOr<func::FuncOp> mlir::galvatron::getModelFunction(ModuleOp module,
                                                           StringRef pass) {
@@ -148,7 +145,7 @@ llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
   for (LayerOp layer : function.getOps<LayerOp>()) {
     StrategyAttr strategy = layer.getStrategyAttr();
     if (!strategy)
-      return makeError("layer '" + layer.getLayerName() +
+      return makeError(layer, "layer '" + layer.getLayerName() +
                        "' has no #galvatron.strategy");
     plan.layers.push_back({strategy.getStage(), strategy.getTp(),
                            strategy.getTpConsecutive(), strategy.getDpType(),
@@ -178,7 +175,12 @@ llvm::Error mlir::galvatron::writePlanReport(StringRef format,
 
 void mlir::galvatron::emitPassError(ModuleOp module, StringRef pass,
                                     const llvm::Twine &message) {
-  emitError(module.getLoc()) << pass << ": " << message;
+  emitPassError(module, pass, makeError(message));
+}
+
+void mlir::galvatron::emitPassError(ModuleOp module, StringRef pass,
+                                    llvm::Error error) {
+  (void)emitError(std::move(error), module.getLoc(), pass + ": ");
 }
 
 FailureOr<ModelInput> mlir::galvatron::getModelInput(ModuleOp module,
@@ -188,7 +190,7 @@ FailureOr<ModelInput> mlir::galvatron::getModelInput(ModuleOp module,
     return failure();
   auto model = ModelProfile::build(*function);
   if (!model) {
-    emitPassError(module, pass, llvm::toString(model.takeError()));
+    emitPassError(module, pass, model.takeError());
     return failure();
   }
   return ModelInput{*function, std::move(*model)};
@@ -201,7 +203,7 @@ mlir::galvatron::getModelAndPlan(ModuleOp module, StringRef pass) {
     return failure();
   auto plan = readPlan(module, input->function);
   if (!plan) {
-    emitPassError(module, pass, llvm::toString(plan.takeError()));
+    emitPassError(module, pass, plan.takeError());
     return failure();
   }
   return std::make_pair(std::move(*input), std::move(*plan));
@@ -223,12 +225,12 @@ mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
   }
   auto setup = makeCostModelSetup(options);
   if (!setup) {
-    emitPassError(module, pass, llvm::toString(setup.takeError()));
+    emitPassError(module, pass, setup.takeError());
     return failure();
   }
   auto trainingPrecision = parsePrecision(precision);
   if (!trainingPrecision) {
-    emitPassError(module, pass, llvm::toString(trainingPrecision.takeError()));
+    emitPassError(module, pass, trainingPrecision.takeError());
     return failure();
   }
   int64_t batch = globalBatch > 0 ? globalBatch : input->model.irBatch;

@@ -221,6 +221,7 @@ Status Executor::run(Profile *profile, Trace *trace) {
         const Block &block = rank.blocks[step.block];
         int64_t micro = int64_t(step.microBatch) + iteration;
         uint32_t slot = block.slotted ? uint32_t(micro % schedule.slots) : 0;
+        context.microBatch = micro;
         for (size_t b = 0; b < rank.inputs.size(); ++b) {
           const Binding &input = rank.inputs[b];
           if (input.block != int32_t(step.block))
@@ -256,7 +257,7 @@ Status Executor::run(Profile *profile, Trace *trace) {
             if (trace)
               started = traceClock();
             if (status.isOk())
-              status = device.runKernel(i);
+              status = device.runKernel(i, context);
           } else if (instruction.kind == InstructionKind::wait) {
             waited.push_back(instruction.event);
           } else {

@@ -449,6 +449,28 @@ static Status verifyTrilMask(const KernelCall &call) {
   return Status::ok();
 }
 
+static Status verifyDropout(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  double probability = call.real("probability");
+  if (!(probability >= 0.0 && probability < 1.0))
+    return error("probability must lie in [0, 1), got ", probability);
+  GALVATRON_RETURN_IF_ERROR(expectOutput(call, input, 0));
+  GALVATRON_RETURN_IF_ERROR(
+      expectOutput(call, TensorType{ElementType::i1, input.shape}, 1));
+  if (!call.find("whole_shape") && !call.find("offsets"))
+    return Status::ok();
+  std::vector<int64_t> whole = call.integers("whole_shape");
+  std::vector<int64_t> offsets = call.integers("offsets");
+  if (whole.size() != input.shape.size() || offsets.size() != whole.size())
+    return error("whole_shape and offsets need one entry per dimension of ",
+                 input.str());
+  for (size_t d = 0; d < whole.size(); ++d)
+    if (offsets[d] < 0 || offsets[d] > whole[d] - input.shape[d])
+      return error("part ", input.str(), " at offsets ", shapeString(offsets),
+                   " does not lie in the whole ", shapeString(whole));
+  return Status::ok();
+}
+
 //===----------------------------------------------------------------------===//
 // Data movement and comparisons used by training
 //===----------------------------------------------------------------------===//
@@ -772,6 +794,16 @@ static KernelAttributes decodeTrilMask(const KernelCall &call) {
   return TrilMaskAttributes{call.integer("diagonal")};
 }
 
+static KernelAttributes decodeDropout(const KernelCall &call) {
+  const TensorType &input = call.inputs[0];
+  bool whole = !call.find("whole_shape");
+  return DropoutAttributes{
+      call.real("probability"), uint64_t(call.integer("stream")),
+      whole ? input.shape : call.integers("whole_shape"),
+      whole ? std::vector<int64_t>(input.shape.size(), 0)
+            : call.integers("offsets")};
+}
+
 static KernelAttributes decodeFill(const KernelCall &call) {
   return FillAttributes{call.real("value")};
 }
@@ -936,6 +968,13 @@ std::vector<KernelSpec> buildCatalog() {
        kNone, input(0), kFloatTypes, verifyExtractPatches, decodePatches},
       {O::TrilMask, {}, 0, 0, 1, 1, {{"diagonal", kInt, false}}, kNone,
        output(0), typeSet(ElementType::i1), verifyTrilMask, decodeTrilMask},
+      // input -> result (over the input), mask.
+      {O::Dropout, {}, 1, 1, 2, 2,
+       {{"probability", kReal, true},
+        {"stream", kInt, true},
+        {"whole_shape", kInts, false},
+        {"offsets", kInts, false}},
+       kFirst, input(0), kFloatTypes, verifyDropout, decodeDropout},
       {O::Copy, {}, 1, 1, 1, 1, {}, kFirst, input(0), kAnyType, verifyCopy,
        decodeNone},
       {O::Fill, {}, 0, 0, 1, 1, {{"value", kReal, true}}, kNone, output(0),

@@ -26,6 +26,13 @@ double counterUniform(uint64_t key, uint64_t counter) {
   return double((bits >> 11) + 1) * (1.0 / 9007199254740992.0);
 }
 
+uint64_t dropoutKey(uint64_t seed, int64_t step, uint64_t stream) {
+  // Keys of other generators (initializers, data) never meet these.
+  constexpr uint64_t kDropoutDomain = 0x64726F706F7574ull; // "dropout"
+  return mixBits(mixBits(mixBits(seed ^ kDropoutDomain) ^ uint64_t(step)) ^
+                 stream);
+}
+
 namespace {
 
 uint64_t hashName(const std::string &name) {

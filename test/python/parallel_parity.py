@@ -103,6 +103,8 @@ def main():
     parser.add_argument("--seq-len", type=int, default=16)
     parser.add_argument("--micro-batch", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dropout", default=None,
+                        help="the model's dropout probability (--dropout)")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--train", default=None,
                         help="--galvatron-build-train-step options: compare a training run")
@@ -122,6 +124,8 @@ def main():
     runner = os.path.join(args.bin, "galvatron-run")
     common = [compile_, "--model=" + args.model, "--batch=%d" % args.micro_batch,
               "--seq-len=%d" % args.seq_len, "--layers=%d" % args.layers, "--quiet"]
+    if args.dropout is not None:
+        common.append("--dropout=" + args.dropout)
     serial = os.path.join(args.workdir, "serial.gxp")
     parallel = os.path.join(args.workdir, "parallel.gxp")
     if args.train is not None:

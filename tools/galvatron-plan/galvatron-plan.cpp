@@ -140,11 +140,7 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
       error(llvm::toString(model.takeError()));
       return failure();
     }
-    if (!model->ignored.empty())
-      llvm::WithColor::warning(llvm::errs(), "galvatron-plan")
-          << model->config.name
-          << ": dropout is not modelled: " << llvm::join(model->ignored, ", ")
-          << "\n";
+    warnIgnoredFields(*model, "galvatron-plan");
     auto module = buildModel(&context, model->config, ModelShape{1, seqLen});
     if (!module) {
       error(llvm::toString(module.takeError()));

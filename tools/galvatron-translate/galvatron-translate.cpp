@@ -214,11 +214,7 @@ static int emitModel() {
   auto model = modelOptions.getModel(seqLen);
   if (!model)
     return error(llvm::toString(model.takeError()));
-  if (!model->ignored.empty())
-    llvm::WithColor::warning(llvm::errs(), "galvatron-translate")
-        << model->config.name
-        << ": dropout is not modelled (the graph trains without it): "
-        << llvm::join(model->ignored, ", ") << "\n";
+  warnIgnoredFields(*model, "galvatron-translate");
   MLIRContext context;
   auto module = buildModel(&context, model->config, ModelShape{batch, seqLen});
   if (!module)

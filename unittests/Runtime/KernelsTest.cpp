@@ -686,6 +686,80 @@ TEST(KernelsTest, TrilMaskRepeatsOverLeadingDimensions) {
   }
 }
 
+/// The documented dropout generator, written out independently: element e
+/// of the whole tensor is kept when uniform(key, e) > p.
+bool keptByContract(uint64_t stream, int64_t element, double probability) {
+  auto mix = [](uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  };
+  // Seed 0 and step 0: a program run without setRandomKey.
+  uint64_t key = mix(mix(mix(0x64726F706F7574ull) ^ 0) ^ stream);
+  uint64_t bits = mix(mix(uint64_t(element)) ^ key);
+  double uniform = double((bits >> 11) + 1) / 9007199254740992.0;
+  return uniform > probability;
+}
+
+TEST(KernelsTest, DropoutKeepsByTheGeneratorAndScales) {
+  Shape shape = {4, 6, 8};
+  HostTensor x = randomFloats(shape, 17);
+  std::vector<float> v = valuesOf<float>(x);
+  double p = 0.25;
+  auto results = runKernel(
+      "dropout", {x}, {x.type, TensorType{ElementType::i1, shape}},
+      {Attribute::makeReal("probability", p),
+       Attribute::makeInteger("stream", 5)});
+  ASSERT_TRUE(results.isOk()) << results.status().message();
+  std::vector<float> y = valuesOf<float>((*results)[0]);
+  std::vector<uint8_t> keep = valuesOf<uint8_t>((*results)[1]);
+  int64_t kept = 0;
+  for (int64_t i = 0; i < count(shape); ++i) {
+    ASSERT_EQ(bool(keep[i]), keptByContract(5, i, p)) << i;
+    ASSERT_NEAR(y[i], keep[i] ? v[i] / (1 - p) : 0.0, 1e-6) << i;
+    kept += keep[i];
+  }
+  // 192 draws of probability 0.75: the mean is 144, the standard
+  // deviation 6 (the draws are fixed, so the verdict is too).
+  EXPECT_GT(kept, 120);
+  EXPECT_LT(kept, 170);
+}
+
+TEST(KernelsTest, DropoutPartsDrawTheirPlaceInTheWhole) {
+  // Rows 2..3 and columns 4..7 of a [4, 6, 8] tensor, as a rank of a
+  // data- and tensor-parallel plan holds them.
+  Shape whole = {4, 6, 8}, part = {2, 6, 4};
+  HostTensor x = randomFloats(part, 19);
+  auto results = runKernel(
+      "dropout", {x}, {x.type, TensorType{ElementType::i1, part}},
+      {Attribute::makeReal("probability", 0.5),
+       Attribute::makeInteger("stream", 2),
+       Attribute::makeIntegers("whole_shape", whole),
+       Attribute::makeIntegers("offsets", {2, 0, 4})});
+  ASSERT_TRUE(results.isOk()) << results.status().message();
+  std::vector<uint8_t> keep = valuesOf<uint8_t>((*results)[1]);
+  for (int64_t i = 0; i < count(part); ++i) {
+    Shape position = unravel(i, part);
+    position[0] += 2;
+    position[2] += 4;
+    ASSERT_EQ(bool(keep[i]), keptByContract(2, ravel(position, whole), 0.5))
+        << i;
+  }
+  auto outside = runKernel(
+      "dropout", {x}, {x.type, TensorType{ElementType::i1, part}},
+      {Attribute::makeReal("probability", 0.5),
+       Attribute::makeInteger("stream", 2),
+       Attribute::makeIntegers("whole_shape", whole),
+       Attribute::makeIntegers("offsets", {3, 0, 4})});
+  ASSERT_FALSE(outside.isOk());
+  EXPECT_NE(outside.status().message().find(
+                "part f32[2,6,4] at offsets [3,0,4] does not lie in the "
+                "whole [4,6,8]"),
+            std::string::npos)
+      << outside.status().message();
+}
+
 TEST(KernelsTest, ExtractPatchesOrdersChannelsThenPixels) {
   Shape shape = {2, 3, 4, 6};
   HostTensor x = randomFloats(shape, 31);

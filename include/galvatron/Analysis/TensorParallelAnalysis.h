@@ -39,23 +39,6 @@
 
 namespace mlir::galvatron {
 
-struct TPSharding {
-  enum Kind : uint8_t { Replicated, Sharded, Partial };
-  Kind kind = Replicated;
-  /// The split dimension when sharded.
-  int64_t dim = -1;
-
-  static TPSharding replicated() { return {Replicated, -1}; }
-  static TPSharding sharded(int64_t dim) { return {Sharded, dim}; }
-  static TPSharding partial() { return {Partial, -1}; }
-  bool operator==(const TPSharding &other) const {
-    return kind == other.kind && dim == other.dim;
-  }
-  bool operator!=(const TPSharding &other) const { return !(*this == other); }
-};
-
-enum class LinearParallelism { Replicated, Column, Row };
-
 /// A place where tensor parallelism communicates.
 struct TPCommPoint {
   enum Kind : uint8_t {
@@ -96,7 +79,7 @@ struct TPParameterSharding {
   SmallVector<int64_t> segments;
 };
 
-class TensorParallelAnalysis {
+class TensorParallelAnalysis : public TPRuleContext {
 public:
   /// Analyzes `layer`. `inputBatched[i]` tells whether block argument i
   /// carries the batch (it comes from the model's inputs), and
@@ -135,14 +118,16 @@ public:
   /// or 0 when there is none.
   int64_t getSequenceLength() const { return sequenceLength; }
 
-  TPSharding getSharding(Value value) const;
-  bool isBatched(Value value) const { return batched.contains(value); }
+  TPSharding getSharding(Value value) const override;
+  bool isBatched(Value value) const override {
+    return batched.contains(value);
+  }
   bool needsGradient(Value value) const { return gradient.contains(value); }
   /// A batched value shaped [batch, sequence, ...].
   bool isSequenceShaped(Value value) const;
   /// A replicated sequence-shaped value: split along the sequence under
   /// sequence parallelism.
-  bool isSequenceParallelValue(Value value) const {
+  bool isSequenceParallelValue(Value value) const override {
     return isSequenceShaped(value) &&
            getSharding(value).kind == TPSharding::Replicated;
   }
@@ -151,7 +136,7 @@ public:
   /// ranks, or 0 when every rank does all of it.
   int64_t getSplitSize(Operation *op) const { return splitSizes.lookup(op); }
 
-  LinearParallelism getLinearParallelism(LinearOp op) const;
+  LinearParallelism getLinearParallelism(Operation *linear) const override;
   ArrayRef<TPCommPoint> getCommPoints() const { return commPoints; }
   ArrayRef<TPParameterSharding> getParameters() const { return parameters; }
   /// Layer results left sharded along their last dimension because they are
@@ -164,26 +149,29 @@ public:
 private:
   void run();
   void visit(Operation *op);
-  void visitLinear(LinearOp op);
-  void visitEmbedding(EmbeddingOp op);
-  void visitElementwise(Operation *op);
-  void visitReshape(ReshapeOp op);
-  void visitMatmul(MatmulOp op);
-  void visitAttention(AttentionOp op);
-  void visitSplit(SplitOp op);
   void visitYield(YieldOp op);
-  /// Ops that keep a sharding on any dimension except `blocked` (the
-  /// dimensions they act along); `passPartial` for ops linear in their
-  /// input.
-  void visitDimensionPreserving(Operation *op, ArrayRef<int64_t> blocked,
-                                bool passPartial);
   void checkSequenceParallel(Operation *op);
 
-  /// Brings `value` to `target` for `user`, recording the communication.
-  void require(Value value, TPSharding target);
+  // The verbs of the ops' rules (TPRuleContext).
+  void require(Value value, TPSharding target) override;
+  void setResult(Value value, TPSharding sharding,
+                 int64_t splitSize = 0) override;
+  void requireDivisible(int64_t size) override { divisors.push_back(size); }
+  void fail(Operation *op, const llvm::Twine &why) override;
+  void shardWeight(Value weight, int64_t dim,
+                   ArrayRef<int64_t> segments = {}) override;
+  bool splitProducerSegments(Value value, ArrayRef<int64_t> segments) override;
+  void setLinearParallelism(Operation *linear,
+                            LinearParallelism parallelism) override {
+    linears[linear] = parallelism;
+  }
+  void recordReplicatedInput(Value value) override {
+    record(TPCommPoint::ReplicatedInput, value);
+  }
+  void recordVocabParallelLoss(Operation *loss, Value logits) override;
+  bool shardVocabulary(Operation *lookup, Value table) override;
+
   void record(TPCommPoint::Kind kind, Value value);
-  void setResult(Value value, TPSharding sharding, int64_t splitSize = 0);
-  void fail(Operation *op, const llvm::Twine &why);
   TPParameterSharding *parameterOf(Value value);
 
   LayerOp layer;

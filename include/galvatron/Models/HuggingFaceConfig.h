@@ -43,6 +43,9 @@ llvm::Expected<HuggingFaceModel>
 parseHuggingFaceConfig(llvm::StringRef text, llvm::StringRef source,
                        llvm::StringRef name);
 
+/// Warns, as `tool`, about the fields `model` read but does not build.
+void warnIgnoredFields(const HuggingFaceModel &model, llvm::StringRef tool);
+
 /// Reads `path`; the model is named after the file's directory when the
 /// file is `config.json`, otherwise after the file without its extension.
 llvm::Expected<HuggingFaceModel> loadHuggingFaceConfig(llvm::StringRef path);

@@ -42,6 +42,7 @@ public:
   llvm::cl::opt<std::string> model;
   llvm::cl::opt<std::string> config;
   llvm::cl::opt<int64_t> layers, hidden, heads, kvHeads, ffn, vocab, positions;
+  llvm::cl::opt<double> dropout;
 };
 
 } // namespace mlir::galvatron

@@ -107,6 +107,11 @@ struct ModelConfig {
   int64_t slidingWindow = 0;
   /// Standard deviation of normally initialized weights (initializer_range).
   double initStd = 0.02;
+  /// Dropout probabilities of the embeddings' sum and of each residual
+  /// branch (GPT-2's embd_pdrop and resid_pdrop); only the GPT family
+  /// builds dropout so far. Dropout of the attention probabilities happens
+  /// inside the fused attention kernel, which has none.
+  double embeddingDropout = 0.0, hiddenDropout = 0.0;
 
   int64_t headDim() const {
     return headDimension ? headDimension : hidden / heads;

@@ -61,6 +61,8 @@ llvm::Error writePlanReport(StringRef format, StringRef output,
                             const PlanReportInput &input);
 
 /// Emits "`pass`: `message`" as an error at `module`.
+/// With an llvm::Error: at the op it concerns, if it names one.
+void emitPassError(ModuleOp module, StringRef pass, llvm::Error error);
 void emitPassError(ModuleOp module, StringRef pass,
                    const llvm::Twine &message);
 

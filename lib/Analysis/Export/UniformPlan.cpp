@@ -1,6 +1,7 @@
 //===- UniformPlan.cpp - The closest plan a trainer can express -----------===//
 
 #include "UniformPlan.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -9,10 +10,6 @@
 
 using namespace mlir;
 using namespace mlir::galvatron;
-
-static llvm::Error makeError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-}
 
 /// The data-parallel type a layer effectively has ("-" without data
 /// parallelism is reported as ddp).

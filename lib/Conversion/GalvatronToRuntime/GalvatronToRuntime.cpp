@@ -106,9 +106,13 @@ bool isSummedSquare(Operation *op) {
          isa<ReduceSumOp>(*mul->getUsers().begin());
 }
 
-/// The runtime kernel an op calls: named like the op, or `fill`.
+/// The runtime kernel an op calls: its own (RuntimeKernelOpInterface), or
+/// `fill`; empty when it has none.
 std::string getKernelName(Operation *op) {
-  return getFillValue(op) ? "fill" : op->getName().stripDialect().str();
+  if (getFillValue(op))
+    return "fill";
+  auto kernel = dyn_cast<RuntimeKernelOpInterface>(op);
+  return kernel ? kernel.getKernelName().str() : std::string();
 }
 
 /// Whether result `result` of `op` may occupy exactly the bytes of its
@@ -121,130 +125,54 @@ bool mayOverwrite(Operation *op, unsigned result, unsigned operand) {
   return spec && spec->mayOverwrite(result, operand);
 }
 
-/// The runtime kernel an op calls and its config.
+/// A kernel attribute as the grt dialect holds it: flags are set only when
+/// true, enums are integers.
+Attribute toKernelAttribute(Attribute value, const rt::AttributeSpec &spec) {
+  Builder b(value.getContext());
+  if (auto flag = dyn_cast<BoolAttr>(value))
+    return flag.getValue() || spec.required ? flag : Attribute();
+  if (auto integer = dyn_cast<IntegerAttr>(value);
+      integer && !integer.getType().isInteger(64))
+    return b.getI64IntegerAttr(integer.getInt());
+  return value;
+}
+
+/// The runtime kernel an op calls and its config: the kernel's attributes
+/// as the catalog lists them, with the op's values. The catalog's element
+/// types are checked here so that the error names the op.
 FailureOr<std::pair<std::string, DictionaryAttr>>
 describeKernel(Operation *op) {
   std::string name = getKernelName(op);
-  if (op->getDialect()->getNamespace() != GalvatronDialect::getDialectNamespace() ||
-      !rt::findKernel(name))
+  const rt::KernelSpec *spec = rt::findKernel(name);
+  if (!spec)
     return op->emitOpError() << "has no runtime kernel";
+  auto kernel = dyn_cast<RuntimeKernelOpInterface>(op);
   Builder b(op->getContext());
   SmallVector<NamedAttribute> config;
-  auto add = [&](StringRef key, Attribute value) {
-    config.push_back(b.getNamedAttr(key, value));
-  };
-  auto flag = [&](StringRef key, bool value) {
+  for (const rt::AttributeSpec &attribute : spec->attributes) {
+    StringRef key(attribute.name.data(), attribute.name.size());
+    Attribute value;
+    if (std::optional<double> fill = getFillValue(op); fill && key == "value")
+      value = b.getF64FloatAttr(*fill);
+    else if (key == "square")
+      value = b.getBoolAttr(isSummedSquare(op->getOperand(0).getDefiningOp()));
+    else if (kernel)
+      value = kernel.getKernelAttribute(key);
     if (value)
-      add(key, b.getBoolAttr(true));
-  };
-  auto axes = [&](auto reduce) {
-    add("axes", b.getDenseI64ArrayAttr(reduce.getAxes()));
-    flag("keep_dims", reduce.getKeepDims());
-  };
-  if (std::optional<double> value = getFillValue(op))
-    add("value", b.getF64FloatAttr(*value));
-  TypeSwitch<Operation *>(op)
-      .Case([&](GeluOp op) {
-        flag("approximate", op.getApproximate() == GeluApproximation::tanh);
-      })
-      .Case([&](MatmulOp op) {
-        flag("transpose_lhs", op.getTransposeLhs());
-        flag("transpose_rhs", op.getTransposeRhs());
-      })
-      .Case([&](LinearOp op) {
-        flag("transpose_weight", op.getTransposeWeight());
-      })
-      .Case<LayerNormOp, RMSNormOp>(
-          [&](auto op) { add("epsilon", op.getEpsilonAttr()); })
-      .Case([&](SoftmaxOp op) { add("axis", op.getAxisAttr()); })
-      .Case([&](TransposeOp op) { add("perm", op.getPermAttr()); })
-      .Case([&](SliceOp op) {
-        add("starts", op.getStartsAttr());
-        add("limits", op.getLimitsAttr());
-        add("strides", op.getStridesAttr());
-      })
-      .Case<ConcatOp, SplitOp>([&](auto op) { add("axis", op.getAxisAttr()); })
-      .Case([&](ReduceSumOp op) {
-        axes(op);
-        flag("square", isSummedSquare(op.getInput().getDefiningOp()));
-      })
-      .Case<ReduceMeanOp, ReduceMaxOp>(axes)
-      .Case([&](RotaryOp op) {
-        add("seq_axis", op.getSeqAxisAttr());
-        add("theta", op.getThetaAttr());
-        add("rotary_dim", b.getI64IntegerAttr(op.getEffectiveRotaryDim()));
-        flag("interleaved", op.getInterleaved());
-      })
-      .Case([&](AttentionOp op) {
-        flag("causal", op.getCausal());
-        add("scale", b.getF64FloatAttr(op.getEffectiveScale()));
-      })
-      .Case<CrossEntropyOp, VocabCrossEntropyOp, VocabCrossEntropyGradOp>(
-          [&](auto op) {
-            add("ignore_index", op.getIgnoreIndexAttr());
-            add("reduction",
-                b.getI64IntegerAttr(
-                    op.getReduction() == LossReduction::sum ? 1 : 0));
-          })
-      .Case([&](VocabCrossEntropyStatsOp op) {
-        add("ignore_index", op.getIgnoreIndexAttr());
-      })
-      .Case([&](RelativePositionBucketOp op) {
-        add("num_buckets", op.getNumBucketsAttr());
-        add("max_distance", op.getMaxDistanceAttr());
-        add("bidirectional", op.getBidirectionalAttr());
-      })
-      .Case([&](ExtractPatchesOp op) {
-        add("patch_size", op.getPatchSizeAttr());
-      })
-      .Case([&](TrilMaskOp op) { add("diagonal", op.getDiagonalAttr()); })
-      .Case([&](CompareOp op) {
-        add("predicate",
-            b.getI64IntegerAttr(int64_t(op.getPredicate())));
-      })
-      .Case([&](PadOp op) {
-        add("low", op.getLowAttr());
-        add("high", op.getHighAttr());
-        add("interior", op.getInteriorAttr());
-        add("value", op.getValueAttr());
-      })
-      .Case([&](ActivationGradOp op) {
-        add("activation", b.getI64IntegerAttr(int64_t(op.getActivation())));
-      })
-      .Case<LayerNormGradOp, RMSNormGradOp>(
-          [&](auto op) { add("epsilon", op.getEpsilonAttr()); })
-      .Case([&](AttentionGradOp op) {
-        flag("causal", op.getCausal());
-        double scale = op.getScale() ? op.getScale()->convertToDouble()
-                                     : 1.0 / std::sqrt(double(
-                                                 cast<RankedTensorType>(
-                                                     op.getQuery().getType())
-                                                     .getShape()
-                                                     .back()));
-        add("scale", b.getF64FloatAttr(scale));
-      })
-      .Case([&](CrossEntropyGradOp op) {
-        add("ignore_index", op.getIgnoreIndexAttr());
-        add("reduction", b.getI64IntegerAttr(
-                             op.getReduction() == LossReduction::sum ? 1 : 0));
-      })
-      .Case([&](LRScheduleOp op) {
-        add("lr", op.getLrAttr());
-        add("min_lr", op.getMinLrAttr());
-        add("warmup_steps", op.getWarmupStepsAttr());
-        add("decay_steps", op.getDecayStepsAttr());
-      })
-      .Case([&](AdamWUpdateOp op) {
-        add("beta1", op.getBeta1Attr());
-        add("beta2", op.getBeta2Attr());
-        add("epsilon", op.getEpsilonAttr());
-        add("weight_decay", op.getWeightDecayAttr());
-      })
-      .Case([&](SGDUpdateOp op) {
-        add("momentum", op.getMomentumAttr());
-        add("weight_decay", op.getWeightDecayAttr());
-        flag("nesterov", op.getNesterov());
-      });
+      value = toKernelAttribute(value, attribute);
+    if (value)
+      config.push_back(b.getNamedAttr(key, value));
+  }
+  rt::OperandRef dispatch = spec->dispatch;
+  Value selector = dispatch.output ? op->getResult(dispatch.index)
+                                   : op->getOperand(dispatch.index);
+  std::optional<rt::ElementType> type = grt::convertElementType(
+      cast<ShapedType>(selector.getType()).getElementType());
+  if (!type || !(spec->types & rt::typeSet(*type)))
+    return op->emitOpError()
+           << "has no runtime kernel for " << selector.getType()
+           << ": kernel '" << name << "' takes "
+           << rt::describeTypes(spec->types);
   return std::make_pair(name, b.getDictionaryAttr(config));
 }
 
@@ -628,6 +556,15 @@ private:
   /// Adds to `step` the `vocab_start` and `vocab_size` of the rank's block
   /// when `op` works on a vocabulary split over device groups.
   LogicalResult addVocabBlock(Operation *op, KernelStep &step);
+  /// Adds to `step` where a dropout's part lies in the whole tensor of a
+  /// micro-batch (`whole_shape`, `offsets`) when it is partitioned.
+  LogicalResult addDropoutShard(DropoutOp op, KernelStep &step);
+  /// The terms placing `shard`'s part of `owner` in the whole, as `key`'s
+  /// entries: along each split dimension, the rank's place in the split's
+  /// group times the part the split leaves.
+  FailureOr<SmallVector<Attribute>> shardTerms(Operation *owner,
+                                               const ParameterShard &shard,
+                                               StringRef key);
   void addTranspose(Operation *op, StringAttr layer, unsigned input,
                     unsigned output, ArrayRef<int64_t> perm);
   FailureOr<unsigned> variableBuffer(Operation *user, StringAttr name);
@@ -761,6 +698,44 @@ LogicalResult Lowering::addVocabBlock(Operation *op, KernelStep &step) {
       b.getI64IntegerAttr(families.sizeOf(*family) * local)));
   step.config = b.getDictionaryAttr(entries);
   step.terms.push_back(term("vocab_start", 0, local, *family));
+  return success();
+}
+
+FailureOr<SmallVector<Attribute>>
+Lowering::shardTerms(Operation *owner, const ParameterShard &shard,
+                     StringRef key) {
+  SmallVector<Attribute> terms;
+  SmallVector<int64_t> block(shard.fullShape);
+  for (const ParameterShard::Split &split : shard.splits) {
+    FailureOr<FlatSymbolRefAttr> family = families.familyOf(owner, split.groups);
+    if (failed(family))
+      return failure();
+    block[split.dim] /= families.sizeOf(*family);
+    terms.push_back(term(key, split.dim, block[split.dim], *family));
+  }
+  return terms;
+}
+
+LogicalResult Lowering::addDropoutShard(DropoutOp op, KernelStep &step) {
+  if (!op.getShardAttr())
+    return success();
+  std::string error;
+  FailureOr<ParameterShard> shard =
+      ParameterShard::fromAttr(op.getShardAttr(), error);
+  if (failed(shard))
+    return op.emitOpError() << "shard " << error;
+  FailureOr<SmallVector<Attribute>> terms = shardTerms(op, *shard, "offsets");
+  if (failed(terms))
+    return failure();
+  Builder b(op->getContext());
+  SmallVector<NamedAttribute> entries(step.config.getValue());
+  entries.push_back(b.getNamedAttr(
+      "whole_shape", b.getDenseI64ArrayAttr(shard->fullShape)));
+  entries.push_back(b.getNamedAttr(
+      "offsets", b.getDenseI64ArrayAttr(
+                     SmallVector<int64_t>(shard->fullShape.size(), 0))));
+  step.config = b.getDictionaryAttr(entries);
+  llvm::append_range(step.terms, *terms);
   return success();
 }
 
@@ -1029,6 +1004,9 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   KernelStep step{op, kernel->first, kernel->second, layer, {}, {}};
   if (failed(addVocabBlock(op, step)))
     return failure();
+  if (auto dropout = dyn_cast<DropoutOp>(op);
+      dropout && failed(addDropoutShard(dropout, step)))
+    return failure();
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   // The `add` kernel takes a 16-bit addend second.
@@ -1077,20 +1055,13 @@ FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
   if (!parameter && !state)
     return user->emitOpError() << "refers to '" << name.getValue()
                                << "', which is neither a parameter nor state";
-  // A shard's slice along each split dimension starts at the rank's
-  // position in the split's group times the part left by the split.
   SmallVector<Attribute> sliceTerms;
   if (std::optional<ParameterShard> shard = variableShard(module, symbol)) {
-    SmallVector<int64_t> block(shard->fullShape);
-    for (const ParameterShard::Split &split : shard->splits) {
-      FailureOr<FlatSymbolRefAttr> family =
-          families.familyOf(symbol, split.groups);
-      if (failed(family))
-        return failure();
-      block[split.dim] /= families.sizeOf(*family);
-      sliceTerms.push_back(
-          term("slice_start", split.dim, block[split.dim], *family));
-    }
+    FailureOr<SmallVector<Attribute>> terms =
+        shardTerms(symbol, *shard, "slice_start");
+    if (failed(terms))
+      return failure();
+    sliceTerms = std::move(*terms);
   }
   RankedTensorType type =
       parameter ? parameter.getTensorType() : state.getTensorType();
@@ -1925,6 +1896,21 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
           }
           stage = strategy.getStage();
         }
+    // Dropout trains only: a forward program leaves it out.
+    if (!schedule) {
+      WalkResult dropped = blocks.front().function.walk([&](DropoutOp op) {
+        if (!op.getMask().use_empty()) {
+          op.emitOpError() << "has its mask used outside a training step";
+          signalPassFailure();
+          return WalkResult::interrupt();
+        }
+        op.getResult().replaceAllUsesWith(op.getInput());
+        op->erase();
+        return WalkResult::advance();
+      });
+      if (dropped.wasInterrupted())
+        return;
+    }
     for (BlockSource &block : blocks)
       placeFillsAtUses(block.function);
     Lowering lowering(module, blocks, schedule, uint64_t(alignment),

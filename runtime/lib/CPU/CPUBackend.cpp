@@ -125,8 +125,9 @@ public:
 
   void *address(uint64_t offset) override { return arena + offset; }
 
-  Status runKernel(size_t index) override {
-    const Kernel &kernel = *kernels[index];
+  Status runKernel(size_t index, const RunContext &context) override {
+    Kernel &kernel = *kernels[index];
+    kernel.args.run = &context;
     return kernel.entry->invoke(kernel.entry->function, kernel.args,
                                 kernel.decoded);
   }

@@ -15,6 +15,7 @@
 
 #include "FloatFormat.h"
 
+#include "galvatron/Runtime/Backend.h"
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include <algorithm>
@@ -48,10 +49,13 @@ struct Tensor {
 /// KernelCatalog.h holds.
 struct KernelArgs {
   std::vector<Tensor> inputs, outputs;
+  /// The call's run (set by the backend for every call).
+  const RunContext *run = nullptr;
 
   const Tensor &input(size_t i) const { return inputs[i]; }
   const Tensor &output(size_t i = 0) const { return outputs[i]; }
   bool hasInput(size_t i) const { return i < inputs.size(); }
+  const RunContext &context() const { return *run; }
 };
 
 template <typename Attributes>

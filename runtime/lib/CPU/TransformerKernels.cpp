@@ -2,6 +2,8 @@
 
 #include "CPUKernels.h"
 
+#include "galvatron/Runtime/Parameters.h"
+
 #include <cblas.h>
 
 #include <cmath>
@@ -348,6 +350,56 @@ Status trilMask(const KernelArgs &args, const TrilMaskAttributes &attributes) {
   return Status::ok();
 }
 
+/// Dropout: keeps element e of the whole tensor of the global batch when
+/// the counter-based uniform of (seed, step, stream) at e's index exceeds
+/// the probability. The part this call holds starts at `offsets` in the
+/// whole tensor of one micro-batch, and micro-batch m's whole tensor is
+/// the m-th block of the global batch's.
+template <typename Format>
+Status dropout(const KernelArgs &args, const DropoutAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  const Tensor &input = args.input(0);
+  const Storage *x = input.as<Storage>();
+  Storage *y = args.output(0).as<Storage>();
+  uint8_t *keep = args.output(1).as<uint8_t>();
+  const std::vector<int64_t> &shape = input.shape();
+  const std::vector<int64_t> &whole = attributes.wholeShape;
+  int64_t rank = input.rank();
+  int64_t length = rank ? shape.back() : 1;
+  int64_t rows = length ? input.numElements() / length : 0;
+  // Strides of the whole tensor.
+  std::vector<int64_t> strides(size_t(rank), 1);
+  for (int64_t d = rank - 2; d >= 0; --d)
+    strides[d] = strides[d + 1] * whole[d + 1];
+  int64_t wholeElements = rank ? strides[0] * whole[0] : 1;
+  const RunContext &context = args.context();
+  uint64_t key = dropoutKey(context.seed, context.step, attributes.stream);
+  uint64_t first = uint64_t(context.microBatch) * uint64_t(wholeElements);
+  double probability = attributes.probability;
+  float scale = float(1.0 / (1.0 - probability));
+  parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(length, 1)),
+              [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      // The whole tensor's index of the row's first element.
+      int64_t index = 0, rest = row;
+      for (int64_t d = rank - 2; d >= 0; --d) {
+        index += (rest % shape[d] + attributes.offsets[d]) * strides[d];
+        rest /= shape[d];
+      }
+      if (rank)
+        index += attributes.offsets[rank - 1];
+      for (int64_t j = 0; j < length; ++j) {
+        int64_t i = row * length + j;
+        bool kept =
+            counterUniform(key, first + uint64_t(index + j)) > probability;
+        keep[i] = kept;
+        y[i] = Format::store(kept ? Format::load(x[i]) * scale : 0.0f);
+      }
+    }
+  });
+  return Status::ok();
+}
+
 } // namespace
 
 void registerTransformerKernels(CPUKernelTable &table) {
@@ -364,6 +416,7 @@ void registerTransformerKernels(CPUKernelTable &table) {
             relativePositionBucket);
   table.addFloat(O::ExtractPatches, [](auto) { return extractPatches; });
   table.add(O::TrilMask, ElementType::i1, trilMask);
+  table.addFloat(O::Dropout, [](auto f) { return dropout<decltype(f)>; });
 }
 
 } // namespace galvatron::runtime::cpu

@@ -50,7 +50,8 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
   --init-params           use initializers even where external data is recorded
   --model-dir DIR         where external parameter data lives
                           (default: the directory recorded in the program)
-  --seed N                seed of the parameter initializers (default 0)
+  --seed N                seed of the parameter initializers and dropout
+                          masks (default 0)
   --save-params FILE      write the parameters, whole, to a safetensors file
   --threads N             threads for kernels and BLAS (default: all cores)
   --repeat N              run N times and report the fastest (default 1)
@@ -641,6 +642,7 @@ public:
         GALVATRON_RETURN_IF_ERROR(forceOverflow());
       auto start = std::chrono::steady_clock::now();
       trace.step = step;
+      executor->setRandomKey(uint64_t(progress.seed), step);
       GALVATRON_RETURN_IF_ERROR(executor->run(
           options.profile ? &profile : nullptr, tracing()));
       double seconds = std::chrono::duration<double>(

@@ -1308,3 +1308,27 @@ func.func @f(%g: tensor<f32>, %stats: tensor<2x3x2xf32>, %logits: tensor<2x3x8xf
   %0 = galvatron.vocab_cross_entropy_grad %g, %stats, %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<f32>, tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
   return %0 : tensor<2x3x4xf32>
 }
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{probability must lie in [0, 1), got 1}}
+  %y, %keep = galvatron.dropout %x {probability = 1.0 : f64, stream = 0 : i64} : tensor<2x4xf32> -> tensor<2x4xi1>
+  return %y : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{mask 'tensor<4x2xi1>' must have the input's shape}}
+  %y, %keep = galvatron.dropout %x {probability = 0.1 : f64, stream = 0 : i64} : tensor<2x4xf32> -> tensor<4x2xi1>
+  return %y : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{shard parts are [1, 4], not [2, 4]}}
+  %y, %keep = galvatron.dropout %x {probability = 0.1 : f64, stream = 0 : i64, shard = {full_shape = array<i64: 2, 4>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}} : tensor<2x4xf32> -> tensor<2x4xi1>
+  return %y : tensor<2x4xf32>
+}

@@ -336,3 +336,12 @@ func.func @vocab_parallel(%table: tensor<8x4xf32>, %ids: tensor<2x3xi64>, %logit
   %4 = galvatron.vocab_cross_entropy_grad %g, %2, %logits, %max, %ids vocab_groups [[0, 1]] {ignore_index = 0 : i64} : (tensor<f32>, tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x8xf32>
   return %0, %1, %3, %4 : tensor<2x3x4xf32>, tensor<8x4xf32>, tensor<f32>, tensor<2x3x8xf32>
 }
+
+// CHECK-LABEL: func.func @dropout
+func.func @dropout(%x: tensor<2x8x4xf32>, %part: tensor<1x8x4xf32>) -> (tensor<2x8x4xf32>, tensor<1x8x4xf32>) {
+  // CHECK: %{{.*}}, %{{.*}} = galvatron.dropout %{{.*}} {probability = 1.000000e-01 : f64, stream = 3 : i64} : tensor<2x8x4xf32> -> tensor<2x8x4xi1>
+  %y, %keep = galvatron.dropout %x {probability = 0.1 : f64, stream = 3 : i64} : tensor<2x8x4xf32> -> tensor<2x8x4xi1>
+  // CHECK: galvatron.dropout %{{.*}} {probability = 5.000000e-01 : f64, shard = {full_shape = array<i64: 2, 8, 4>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}, stream = 0 : i64} : tensor<1x8x4xf32> -> tensor<1x8x4xi1>
+  %z, %keep2 = galvatron.dropout %part {probability = 0.5 : f64, stream = 0 : i64, shard = {full_shape = array<i64: 2, 8, 4>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}} : tensor<1x8x4xf32> -> tensor<1x8x4xi1>
+  return %y, %z : tensor<2x8x4xf32>, tensor<1x8x4xf32>
+}

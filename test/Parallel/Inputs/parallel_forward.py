@@ -35,10 +35,14 @@ def parse_common(parser):
     parser.add_argument("--ranks", type=int, required=True)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--mpirun", default="mpirun --oversubscribe -np")
+    parser.add_argument("--dropout", default=None,
+                        help="the model's dropout probability (--dropout)")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    dropout = [] if args.dropout is None else ["--dropout=" + args.dropout]
     model = run([args.tools[1], "--model=" + args.model,
-                 "--batch=%d" % args.batch, "--seq-len=%d" % args.seq])
+                 "--batch=%d" % args.batch, "--seq-len=%d" % args.seq] +
+                dropout)
     return args, model
 
 

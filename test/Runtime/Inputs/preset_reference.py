@@ -227,11 +227,15 @@ def conv1d(x, weight, bias):
 
 
 def gpt(w, c, x, ops=FLOAT32):
+    """`c["dropout"]`, when given, is (x, stream) -> x with dropout applied:
+    the sites are the embeddings (stream 0) and, in block i, the attention
+    output (1 + 2i) and the MLP output (2 + 2i)."""
     w = ops.params(w)
+    drop = c.get("dropout", lambda x, stream: x)
     ids = x["input_ids"]
     s = ids.shape[1]
-    h = ops.op(lookup, w["transformer.wte.weight"], ids) + \
-        w["transformer.wpe.weight"][:s]
+    h = drop(ops.op(lookup, w["transformer.wte.weight"], ids) +
+             w["transformer.wpe.weight"][:s], 0)
     for i in range(c["layers"]):
         p = f"transformer.h.{i}"
         a = layer_norm(w, p + ".ln_1", h, c["eps"], ops)
@@ -240,13 +244,13 @@ def gpt(w, c, x, ops=FLOAT32):
         q, k, v = qkv.split(c["hidden"], dim=2)
         o = merge(ops.op(attend, heads(q, c["heads"]), heads(k, c["heads"]),
                          heads(v, c["heads"]), causal=True))
-        h = h + ops.op(conv1d, o, w[p + ".attn.c_proj.weight"],
-                       w[p + ".attn.c_proj.bias"])
+        h = h + drop(ops.op(conv1d, o, w[p + ".attn.c_proj.weight"],
+                            w[p + ".attn.c_proj.bias"]), 1 + 2 * i)
         m = layer_norm(w, p + ".ln_2", h, c["eps"], ops)
         m = ops.op(F.gelu, ops.op(conv1d, m, w[p + ".mlp.c_fc.weight"],
                                   w[p + ".mlp.c_fc.bias"]), approximate="tanh")
-        h = h + ops.op(conv1d, m, w[p + ".mlp.c_proj.weight"],
-                       w[p + ".mlp.c_proj.bias"])
+        h = h + drop(ops.op(conv1d, m, w[p + ".mlp.c_proj.weight"],
+                            w[p + ".mlp.c_proj.bias"]), 2 + 2 * i)
     h = layer_norm(w, "transformer.ln_f", h, c["eps"], ops)
     return {"logits": ops.logits(ops.op(F.linear, h,
                                         w["transformer.wte.weight"]))}

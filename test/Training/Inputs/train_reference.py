@@ -101,6 +101,32 @@ def batches(tokens, family, batch, seq, vocab, steps, seed=0, mask_token=103):
         yield x, torch.from_numpy(np.asarray(labels).reshape(batch, seq))
 
 
+def mix_array(x):
+    """SplitMix64's finalizer on a uint64 array (wrapping arithmetic)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_sites(probability, seed, step, micro):
+    """Dropout with the training step's masks, fed in: site `stream` keeps
+    element e of the micro-batch's tensor when the uniform of key
+    mix(mix(mix(seed ^ "dropout") ^ step) ^ stream) at counter
+    micro * size + e exceeds the probability (docs/architecture.md,
+    "Dropout"), and scales what it keeps by 1 / (1 - p)."""
+    def drop(x, stream):
+        key = mix(mix(mix(seed ^ 0x64726F706F7574) ^ step) ^ stream)
+        size = x.numel()
+        counters = np.arange(size, dtype=np.uint64) + np.uint64(micro * size)
+        bits = mix_array(mix_array(counters) ^ np.uint64(key))
+        uniform = ((bits >> np.uint64(11)) + np.uint64(1)).astype(np.float64) \
+            / 9007199254740992.0
+        keep = torch.from_numpy(uniform > probability).reshape(x.shape)
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - probability))
+    return drop
+
+
 def learning_rate(step, lr, min_lr, warmup, decay):
     if step <= warmup:
         return lr * step / warmup
@@ -114,7 +140,8 @@ def learning_rate(step, lr, min_lr, warmup, decay):
 # The reference step
 # -----------------------------------------------------------------------------
 
-def accumulate_step(family, config, weights, x, labels, micro, ops):
+def accumulate_step(family, config, weights, x, labels, micro, ops, step,
+                    dropout):
     """The mean over micro-batches of each micro-batch's mean token loss;
     each micro-batch's backward accumulates its gradients (scaled by
     1 / micro) into the f32 parameters' .grad, as the training step does."""
@@ -122,6 +149,8 @@ def accumulate_step(family, config, weights, x, labels, micro, ops):
     rows = labels.shape[0] // micro
     for m in range(micro):
         part = {k: v[m * rows:(m + 1) * rows] for k, v in x.items()}
+        if dropout > 0:
+            config = dict(config, dropout=dropout_sites(dropout, 0, step, m))
         logits = FAMILIES[family](weights, config, part, ops)["logits"]
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
@@ -190,7 +219,7 @@ def main(argv):
     settings = dict(batch=1, micro=1, lr=1e-3, min_lr=0.0, warmup=0, decay=0,
                     precision="fp32",
                     beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                    clip=1.0, optimizer="adamw", momentum=0.9)
+                    clip=1.0, optimizer="adamw", momentum=0.9, dropout=0.0)
     for option in argv[8:]:
         key, value = option.lstrip("-").split("=")
         kind = type(settings[key])
@@ -309,7 +338,8 @@ def reference(family, config, initial, tokens, steps, settings, ops, dtype):
     for step, (x, labels) in enumerate(data, start=1):
         optimizer.zero_grad(set_to_none=True)
         losses.append(accumulate_step(family, config, weights, x, labels,
-                                      settings["micro"], ops))
+                                      settings["micro"], ops, step,
+                                      settings["dropout"]))
         trained = [w for w in weights.values() if w.grad is not None]
         if step == 1:
             first_grads = {name: value.grad.float().numpy().copy()

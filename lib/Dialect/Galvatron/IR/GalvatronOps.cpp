@@ -905,6 +905,28 @@ LogicalResult TrilMaskOp::verify() {
   return success();
 }
 
+LogicalResult DropoutOp::verify() {
+  double probability = getProbability().convertToDouble();
+  if (!(probability >= 0.0 && probability < 1.0))
+    return emitOpError() << "probability must lie in [0, 1), got "
+                         << probability;
+  if (getMask().getType().getShape() != getInput().getType().getShape())
+    return emitOpError() << "mask " << getMask().getType()
+                         << " must have the input's shape";
+  DictionaryAttr shardAttr = getShardAttr();
+  if (!shardAttr)
+    return success();
+  std::string error;
+  FailureOr<ParameterShard> shard = ParameterShard::fromAttr(shardAttr, error);
+  if (failed(shard))
+    return emitOpError() << "shard " << error;
+  if (ArrayRef<int64_t>(shard->partShape()) != getInput().getType().getShape())
+    return emitOpError() << "shard parts are "
+                         << shapeString(shard->partShape()) << ", not "
+                         << shapeString(getInput().getType().getShape());
+  return success();
+}
+
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
                                                std::optional<Location> location,
                                                Adaptor adaptor,
@@ -1310,6 +1332,32 @@ LogicalResult RecvOp::verify() {
     return emitOpError() << "is differentiable but receives "
                          << getType() << ", not a float tensor";
   return verifyMessage(*this, getPeer(), getTag());
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime kernel attributes the ops derive (kernels never re-derive defaults)
+//===----------------------------------------------------------------------===//
+
+Attribute RotaryOp::getKernelAttribute(StringRef name) {
+  if (name == "rotary_dim")
+    return Builder(getContext()).getI64IntegerAttr(getEffectiveRotaryDim());
+  return (*this)->getInherentAttr(name).value_or(Attribute());
+}
+
+Attribute AttentionOp::getKernelAttribute(StringRef name) {
+  if (name == "scale")
+    return Builder(getContext()).getF64FloatAttr(getEffectiveScale());
+  return (*this)->getInherentAttr(name).value_or(Attribute());
+}
+
+Attribute AttentionGradOp::getKernelAttribute(StringRef name) {
+  if (name != "scale")
+    return (*this)->getInherentAttr(name).value_or(Attribute());
+  double scale =
+      getScale() ? getScale()->convertToDouble()
+                 : 1.0 / std::sqrt(double(
+                             getQuery().getType().getShape().back()));
+  return Builder(getContext()).getF64FloatAttr(scale);
 }
 
 #define GET_OP_CLASSES

@@ -348,6 +348,18 @@ LogicalResult SiluOp::buildVJP(VJPBuilder &vjp) {
   return buildActivationVJP(vjp, Activation::silu, getInput());
 }
 
+// The kept elements' gradient, scaled as the forward scaled them.
+GALVATRON_PRIMALS(DropoutOp, getMask())
+LogicalResult DropoutOp::buildVJP(VJPBuilder &vjp) {
+  RuleBuilder r(vjp);
+  Value g = vjp.resultGradient(0);
+  if (!g)
+    return success();
+  Value scaled = r.scale(g, 1.0 / (1.0 - getProbability().convertToDouble()));
+  vjp.setGradient(0, r.select(vjp.primal(getMask()), scaled, r.zero(g)));
+  return success();
+}
+
 GALVATRON_PRIMALS(GeluOp, getInput())
 LogicalResult GeluOp::buildVJP(VJPBuilder &vjp) {
   return buildActivationVJP(vjp,

@@ -202,11 +202,14 @@ LogicalResult replaceGelu(PatternRewriter &rewriter, Value activation, Value x,
                           GeluApproximation approximation) {
   auto onePlus = singleUserOf<AddOp>(activation);
   if (!onePlus || !isSplat(otherOperand(onePlus, activation), 1.0))
-    return failure();
+    return rewriter.notifyMatchFailure(
+        activation.getLoc(), "the activation is not used as 1 + activation");
   MulOp root =
       findProductRoot(onePlus.getResult(), {x, onePlus.getResult()}, 0.5);
   if (!root || root.getType() != x.getType())
-    return failure();
+    return rewriter.notifyMatchFailure(
+        activation.getLoc(), "no product 0.5 · x · (1 + activation) of x's "
+        "type");
   rewriter.replaceOpWithNewOp<GeluOp>(root, x, approximation);
   return success();
 }
@@ -220,7 +223,7 @@ struct RaiseGeluErf : OpRewritePattern<ErfOp> {
     flattenProduct(erf.getInput(), argument);
     if (argument.factors.size() != 1 ||
         !near(argument.scale, M_SQRT1_2, toleranceOf(erf.getInput())))
-      return failure();
+      return rewriter.notifyMatchFailure(erf, "the argument is not x/√2");
     return replaceGelu(rewriter, erf.getResult(), argument.factors[0],
                        GeluApproximation::none);
   }
@@ -252,17 +255,20 @@ struct RaiseGeluTanh : OpRewritePattern<TanhOp> {
     if (argument.factors.size() != 1 ||
         !near(argument.scale, std::sqrt(2.0 / M_PI),
               toleranceOf(tanh.getInput())))
-      return failure();
+      return rewriter.notifyMatchFailure(
+          tanh, "the argument is not √(2/π) times one term");
     auto sum = argument.factors[0].getDefiningOp<AddOp>();
     if (!sum || !sum->hasOneUse())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          tanh, "the scaled term is not a sum used once");
     Value x;
     for (auto [candidate, other] : {std::pair(sum.getLhs(), sum.getRhs()),
                                     std::pair(sum.getRhs(), sum.getLhs())})
       if (isCubicTerm(other, candidate))
         x = candidate;
     if (!x)
-      return failure();
+      return rewriter.notifyMatchFailure(
+          tanh, "the sum has no 0.044715·x³ term");
     return replaceGelu(rewriter, tanh.getResult(), x, GeluApproximation::tanh);
   }
 };
@@ -276,7 +282,8 @@ struct RaiseSilu : OpRewritePattern<SigmoidOp> {
     Value x = sigmoid.getInput();
     if (!mul || otherOperand(mul, sigmoid.getResult()) != x ||
         mul.getType() != x.getType())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          sigmoid, "not multiplied by its own input");
     rewriter.replaceOpWithNewOp<SiluOp>(mul, x);
     return success();
   }
@@ -334,20 +341,25 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
   LogicalResult matchAndRewrite(ReduceMeanOp variance,
                                 PatternRewriter &rewriter) const override {
     if (variance != lastAxisReduction<ReduceMeanOp>(variance.getResult()))
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "not a mean over the last axis");
     Value y = squaredValue(variance.getInput());
     if (!y || !variance.getInput().hasOneUse())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "not the mean of a square used once");
     auto plusEps = singleUserOf<AddOp>(variance.getResult());
     if (!plusEps)
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "the variance is not used once, in a sum with epsilon");
     std::optional<double> epsilon =
         getSplat(otherOperand(plusEps, variance.getResult()));
     if (!epsilon || *epsilon <= 0.0)
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "no positive constant epsilon is added to the variance");
     Operation *normalized = findNormalized(plusEps.getResult(), y);
     if (!normalized)
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "nothing is normalized by the root of variance + epsilon");
 
     // Layer norm centers: y = x − mean(x).
     Value x = y;
@@ -362,13 +374,16 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
               return user == variance.getInput().getDefiningOp() ||
                      user == normalized;
             }))
-          return failure();
+          return rewriter.notifyMatchFailure(
+              variance, "the centered value has other users");
       }
     }
     auto type = typeOf(x);
     if (type.getRank() < 1 || normalized->getResult(0).getType() != type ||
         !isa<FloatType>(type.getElementType()))
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "the normalized value is not a float tensor of the "
+          "input's type");
     int64_t features = type.getShape().back();
 
     // Optional affine part: · w, then (layer norm) + b.
@@ -390,7 +405,9 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
         }
       }
     if (!weight && features > ConstantOp::kMaxElements)
-      return failure();
+      return rewriter.notifyMatchFailure(
+          variance, "no affine weight, and too many features for a constant "
+          "one");
 
     // Rewrite at the last op, which every operand dominates, with the affine
     // parameters as [D] vectors.
@@ -427,7 +444,8 @@ struct RaiseLinear : OpRewritePattern<MatmulOp> {
     Value weight = matmul.getRhs();
     if (matmul.getTransposeLhs() || typeOf(weight).getRank() != 2 ||
         !isWeightDerived(weight))
-      return failure();
+      return rewriter.notifyMatchFailure(
+          matmul, "not x·W with a 2-D weight derived from parameters");
     // A 2-D right operand has no batch dimensions: x·W is a linear layer.
     rewriter.replaceOpWithNewOp<LinearOp>(matmul, matmul.getLhs(), weight,
                                           Value(), matmul.getTransposeRhs());
@@ -442,7 +460,8 @@ struct FoldLinearWeightTranspose : OpRewritePattern<LinearOp> {
                                 PatternRewriter &rewriter) const override {
     auto transpose = linear.getWeight().getDefiningOp<TransposeOp>();
     if (!transpose || transpose.getPerm() != ArrayRef<int64_t>{1, 0})
-      return failure();
+      return rewriter.notifyMatchFailure(
+          linear, "the weight is not a 2-D transpose");
     rewriter.modifyOpInPlace(linear, [&]() {
       linear.getWeightMutable().assign(transpose.getInput());
       linear.setTransposeWeight(!linear.getTransposeWeight());
@@ -469,7 +488,8 @@ struct FoldLinearBias : OpRewritePattern<AddOp> {
           linear.getTransposeWeight());
       return success();
     }
-    return failure();
+    return rewriter.notifyMatchFailure(
+        add, "no single-use linear with a [N] bias addend");
   }
 };
 
@@ -482,17 +502,20 @@ struct CollapseLinearReshape : OpRewritePattern<ReshapeOp> {
                                 PatternRewriter &rewriter) const override {
     auto linear = outer.getInput().getDefiningOp<LinearOp>();
     if (!linear || !linear->hasOneUse())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          outer, "not a reshape of a linear used once");
     ArrayRef<int64_t> input = linear.getInput().getType().getShape();
     ArrayRef<int64_t> result = outer.getType().getShape();
     if (input.size() != 2 || result.size() < 2 ||
         result.back() != linear.getOutFeatures())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          outer, "not a 2-D linear reshaped to [..., N]");
     int64_t rows = 1;
     for (int64_t dim : result.drop_back())
       rows *= dim;
     if (rows != input[0])
-      return failure();
+      return rewriter.notifyMatchFailure(
+          outer, "the rows do not match the leading dimensions");
     SmallVector<int64_t> shape(result.drop_back());
     shape.push_back(input[1]);
     Value reshaped = ReshapeOp::create(
@@ -620,7 +643,8 @@ struct RaiseRotary : OpRewritePattern<AddOp> {
         }
       }
     }
-    return failure();
+    return rewriter.notifyMatchFailure(
+        add, "not x·cos + rotate_half(x)·sin with matching rotary tables");
   }
 };
 
@@ -756,11 +780,13 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
     int64_t axis = softmax.getAxis();
     if (type.getRank() != 4 || (axis != 3 && axis != -1) ||
         !isa<FloatType>(type.getElementType()))
-      return failure();
+      return rewriter.notifyMatchFailure(
+          softmax, "not a float softmax over the last axis of a 4-D tensor");
     auto output = singleUserOf<MatmulOp>(softmax.getResult());
     if (!output || output.getLhs() != softmax.getResult() ||
         output.getTransposeLhs() || output.getTransposeRhs())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          softmax, "not followed by a product with the values");
 
     // Walk from the softmax input back to Q·Kᵀ.
     double scale = 1.0;
@@ -772,7 +798,9 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
     while (!scores) {
       Operation *op = current.getDefiningOp();
       if (!op || !current.hasOneUse())
-        return failure();
+        return rewriter.notifyMatchFailure(
+            softmax, "a value between the scores and the softmax has several "
+            "uses");
       if (auto matmul = dyn_cast<MatmulOp>(op)) {
         scores = matmul;
       } else if (auto add = dyn_cast<AddOp>(op)) {
@@ -780,7 +808,8 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
         Value path = left ? add.getLhs() : add.getRhs();
         if ((!left && !leadsToScores(path)) ||
             path.getType() != current.getType())
-          return failure();
+          return rewriter.notifyMatchFailure(
+              softmax, "an added term is not a mask");
         maskTerms.push_back(otherOperand(add, path));
         current = path;
       } else if (auto select = dyn_cast<SelectOp>(op)) {
@@ -794,7 +823,8 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
             path.getType() != current.getType() ||
             (!keepTrue && !leadsToScores(path)) ||
             typeOf(fill).getElementType() != type.getElementType())
-          return failure();
+          return rewriter.notifyMatchFailure(
+              softmax, "a select does not fill with a large negative constant");
         if (keepTrue && isCausalCondition(select.getCondition()))
           causal = true;
         else
@@ -808,15 +838,19 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
           path = op->getOperand(1);
         }
         if (!factor || *factor == 0.0 || path.getType() != current.getType())
-          return failure();
+          return rewriter.notifyMatchFailure(
+              softmax, "a scaling factor is not a non-zero constant");
         scale = isa<MulOp>(op) ? scale * *factor : scale / *factor;
         current = path;
       } else {
-        return failure();
+        return rewriter.notifyMatchFailure(
+            softmax, "an op between the scores and the softmax is not a mask, "
+            "scale or select");
       }
     }
     if (scores.getTransposeLhs())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          softmax, "the scores' query is transposed");
     Value query = scores.getLhs();
     if (auto scaled = query.getDefiningOp<MulOp>())
       if (scaled->hasOneUse())
@@ -847,7 +881,9 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
         valueType.getRank() != 4 || queryType.getElementType() != element ||
         typeOf(keyPlan.source).getElementType() != element ||
         valueType.getElementType() != element)
-      return failure();
+      return rewriter.notifyMatchFailure(
+          softmax, "query, key and value are not 4-D tensors of the softmax's "
+          "type");
     int64_t batch = queryType.getShape()[0], heads = queryType.getShape()[1];
     int64_t seq = queryType.getShape()[2], keyLen = keyShape[2];
     int64_t kvHeads = keyShape[1];
@@ -855,7 +891,8 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
         valueType.getShape()[1] != kvHeads || kvHeads == 0 ||
         heads % kvHeads != 0 || keyShape[3] != queryType.getShape()[3] ||
         valueType.getShape()[2] != keyLen || (causal && seq != keyLen))
-      return failure();
+      return rewriter.notifyMatchFailure(
+          softmax, "query, key and value shapes do not form attention");
 
     // Masks: causal terms become the flag, zeros vanish, the rest add up.
     SmallVector<Value> terms, additive;
@@ -877,17 +914,21 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
       }
       if (typeOf(term).getElementType() != element ||
           !broadcastsToScores(typeOf(term).getShape()))
-        return failure();
+        return rewriter.notifyMatchFailure(
+            softmax, "a mask term does not broadcast to the scores");
       additive.push_back(term);
     }
     for (const SelectMask &select : selectMasks)
       if (!broadcastsToScores(typeOf(select.condition).getShape()) ||
           !broadcastsToScores(typeOf(select.fill).getShape()))
-        return failure();
+        return rewriter.notifyMatchFailure(
+            softmax, "a select mask does not broadcast to the scores");
     auto outputType = RankedTensorType::get(
         {batch, heads, seq, valueType.getShape()[3]}, element);
     if (outputType != output.getType())
-      return failure();
+      return rewriter.notifyMatchFailure(
+          softmax, "the product with the values is not [batch, heads, seq, "
+          "dv]");
 
     // Rewrite at the product with V, which every operand dominates.
     rewriter.setInsertionPoint(output);

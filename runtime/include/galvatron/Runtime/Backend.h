@@ -19,6 +19,14 @@
 
 namespace galvatron::runtime {
 
+/// What a kernel drawing random numbers (dropout) keys them by: the run's
+/// seed, the training step and the micro-batch the instruction runs for.
+struct RunContext {
+  uint64_t seed = 0;
+  int64_t step = 0;
+  int64_t microBatch = 0;
+};
+
 class Backend {
 public:
   virtual ~Backend() = default;
@@ -41,8 +49,8 @@ public:
   /// here, a device pointer for a CUDA backend with NCCL).
   virtual void *address(uint64_t offset) = 0;
 
-  /// Runs kernel instruction `index` of the loaded program.
-  virtual Status runKernel(size_t index) = 0;
+  /// Runs kernel instruction `index` of the loaded program in `context`.
+  virtual Status runKernel(size_t index, const RunContext &context) = 0;
 
   /// Waits until queued kernels finished (for timing and before reads by
   /// other parties). A no-op for synchronous backends.

@@ -59,6 +59,13 @@ public:
   Status writeBuffer(uint32_t buffer, const void *data, uint64_t bytes);
   Status readBuffer(uint32_t buffer, void *data, uint64_t bytes);
 
+  /// The seed and training step the next runs draw random numbers with
+  /// (dropout masks); both 0 until set.
+  void setRandomKey(uint64_t seed, int64_t step) {
+    context.seed = seed;
+    context.step = step;
+  }
+
   /// Whether started communication overlaps kernels on this rank.
   bool overlaps() const { return queue.threaded(); }
 
@@ -108,6 +115,8 @@ private:
   /// Per input binding: a per-micro-batch input's rows, written into its
   /// buffer before each run of its block.
   std::vector<std::vector<uint8_t>> staged;
+  /// The run's kernels' context (the micro-batch changes per block run).
+  RunContext context;
 };
 
 } // namespace galvatron::runtime

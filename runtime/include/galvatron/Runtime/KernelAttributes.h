@@ -102,6 +102,15 @@ struct TrilMaskAttributes {
   int64_t diagonal = 0;
 };
 
+/// The part a call holds starts at `offsets` in `wholeShape`, the tensor of
+/// one micro-batch before partitioning (the call's own shape and zeros
+/// when it is whole).
+struct DropoutAttributes {
+  double probability = 0.0;
+  uint64_t stream = 0;
+  std::vector<int64_t> wholeShape, offsets;
+};
+
 /// fill, and pad's padding value.
 struct FillAttributes {
   double value = 0.0;
@@ -142,7 +151,7 @@ using KernelAttributes =
                  AxisAttributes, TransposeAttributes, SliceAttributes,
                  ReduceAttributes, RotaryAttributes, AttentionAttributes,
                  CrossEntropyAttributes, RelativePositionBucketAttributes,
-                 PatchAttributes, TrilMaskAttributes, FillAttributes,
+                 PatchAttributes, TrilMaskAttributes, DropoutAttributes, FillAttributes,
                  CompareAttributes, PadAttributes, ActivationGradAttributes,
                  LRScheduleAttributes, AdamWAttributes, SGDAttributes>;
 

@@ -48,6 +48,10 @@ Expected<ParameterReport> loadParameters(Executor &executor,
 /// data and masking.
 uint64_t mixBits(uint64_t x);
 double counterUniform(uint64_t key, uint64_t counter);
+/// The stream of dropout site `stream` at training step `step`:
+/// mixBits(mixBits(mixBits(seed ^ kDropoutDomain) ^ step) ^ stream). Its
+/// counter is the element's index in the whole tensor of the global batch.
+uint64_t dropoutKey(uint64_t seed, int64_t step, uint64_t stream);
 
 /// Fills `out` (of `type`, the parameter's buffer type) from the
 /// parameter's initializer with `seed`.

@@ -180,7 +180,7 @@ def Galvatron_ShardOp : Galvatron_CollectiveOp<"shard"> {
 // the maximum (on which the loss does not depend) nor the sums carry one.
 
 class Galvatron_VocabParallelOp<string mnemonic, list<Trait> traits = []>
-    : Galvatron_Op<mnemonic, !listconcat([Pure], traits)> {
+    : Galvatron_Op<mnemonic, !listconcat([Galvatron_Kernel, Pure], traits)> {
   let hasVerifier = 1;
 }
 

@@ -29,6 +29,7 @@
 #define GET_ATTRDEF_CLASSES
 #include "galvatron/Dialect/Galvatron/IR/GalvatronAttrs.h.inc"
 
+#include "galvatron/Dialect/Galvatron/IR/ShardingRule.h"
 #include "galvatron/Dialect/Galvatron/IR/VJPBuilder.h"
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronInterfaces.h.inc"

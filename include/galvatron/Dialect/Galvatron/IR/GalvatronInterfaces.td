@@ -65,4 +65,68 @@ def Galvatron_VJPOpInterface : OpInterface<"VJPOpInterface"> {
   ];
 }
 
+def Galvatron_TensorParallelOpInterface
+    : OpInterface<"TensorParallelOpInterface"> {
+  let cppNamespace = "::mlir::galvatron";
+  let description = [{
+    How Megatron-style tensor parallelism shards the op, independent of the
+    degree (lib/Analysis/TensorParallelAnalysis.cpp walks a layer and calls
+    it on every op): from its operands' shardings, the shardings of its
+    results, the communication its operands need, the weights it splits and
+    the sizes that must divide among the ranks, stated through the
+    `TPRuleContext` (ShardingRule.h). An op without this interface keeps the
+    layer at tp = 1 when one of its operands is sharded or a partial sum.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        States the shardings of the results and what the operands need.
+      }], "void", "propagateTensorParallel",
+      (ins "::mlir::galvatron::TPRuleContext &":$context)>,
+    InterfaceMethod<[{
+        Whether the op acts position by position on its replicated [batch,
+        sequence, ...] activations, so Megatron sequence parallelism may
+        split them along the sequence.
+      }], "bool", "isPositionwise",
+      (ins "const ::mlir::galvatron::TPRuleContext &":$context), [{}],
+      [{ return false; }]>
+  ];
+}
+
+def Galvatron_RuntimeKernelOpInterface
+    : OpInterface<"RuntimeKernelOpInterface"> {
+  let cppNamespace = "::mlir::galvatron";
+  let description = [{
+    The op runs as one runtime kernel. The kernel's contract (its operands,
+    the element types it takes, its attribute names and kinds) is the
+    runtime's catalog (runtime/lib/KernelCatalog.cpp), which the lowering
+    and the runtime both check calls against; the op supplies the kernel's
+    name and the value of each attribute the catalog lists, by default its
+    own attribute of that name (flags as booleans, enums as integers).
+  }];
+  let methods = [
+    InterfaceMethod<"The kernel's name in the program format.",
+      "::llvm::StringRef", "getKernelName", (ins), [{}],
+      [{ return $_op->getName().stripDialect(); }]>,
+    InterfaceMethod<[{
+        The value of kernel attribute `name`, or null when the call leaves
+        it out. Ops override it for values they derive (defaults that
+        depend on shapes).
+      }], "::mlir::Attribute", "getKernelAttribute",
+      (ins "::llvm::StringRef":$name), [{}],
+      [{ return $_op->getInherentAttr(name).value_or(::mlir::Attribute()); }]>
+  ];
+}
+
+// Shorthands for op trait lists: a TP rule (with its sequence-parallel
+// rule), a runtime kernel (with attributes the op derives).
+defvar Galvatron_TPRule =
+    DeclareOpInterfaceMethods<Galvatron_TensorParallelOpInterface>;
+defvar Galvatron_PositionwiseTPRule =
+    DeclareOpInterfaceMethods<Galvatron_TensorParallelOpInterface,
+                              ["isPositionwise"]>;
+defvar Galvatron_Kernel = Galvatron_RuntimeKernelOpInterface;
+defvar Galvatron_DerivedKernel =
+    DeclareOpInterfaceMethods<Galvatron_RuntimeKernelOpInterface,
+                              ["getKernelAttribute"]>;
+
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONINTERFACES_TD

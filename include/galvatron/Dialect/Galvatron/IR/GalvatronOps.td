@@ -218,7 +218,7 @@ def Galvatron_ConstantOp : Galvatron_Op<"constant",
   }];
 }
 
-def Galvatron_CastOp : Galvatron_Op<"cast", [Pure, SameOperandsAndResultShape,
+def Galvatron_CastOp : Galvatron_Op<"cast", [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsAndResultShape,
     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Converts the element type";
   let arguments = (ins Galvatron_Tensor:$input);
@@ -233,7 +233,7 @@ def Galvatron_CastOp : Galvatron_Op<"cast", [Pure, SameOperandsAndResultShape,
 
 class Galvatron_UnaryOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic,
-        !listconcat([Pure, Elementwise, SameOperandsAndResultType,
+        !listconcat([Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, Elementwise, SameOperandsAndResultType,
                      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
   let arguments = (ins Galvatron_FloatTensor:$input);
   let results = (outs Galvatron_FloatTensor:$result);
@@ -269,7 +269,7 @@ def Galvatron_GeluOp : Galvatron_UnaryOp<"gelu"> {
 
 class Galvatron_BinaryOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic,
-        !listconcat([Pure, SameOperandsElementType, InferTypeOpAdaptor,
+        !listconcat([Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsElementType, InferTypeOpAdaptor,
                      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
   let description = [{
     Elementwise with NumPy broadcasting: the result shape is the broadcast of
@@ -297,7 +297,7 @@ def Galvatron_MinOp : Galvatron_BinaryOp<"min", [Commutative]> {
   let summary = "min(a, b)";
 }
 
-def Galvatron_SelectOp : Galvatron_Op<"select", [Pure, InferTypeOpAdaptor,
+def Galvatron_SelectOp : Galvatron_Op<"select", [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "cond ? a : b, elementwise with broadcasting";
   let arguments = (ins Galvatron_BoolTensor:$condition, Galvatron_Tensor:$lhs,
@@ -309,7 +309,7 @@ def Galvatron_SelectOp : Galvatron_Op<"select", [Pure, InferTypeOpAdaptor,
 }
 
 def Galvatron_CompareOp : Galvatron_Op<"compare",
-    [Pure, SameOperandsElementType, InferTypeOpAdaptor]> {
+    [Galvatron_Kernel, Pure, SameOperandsElementType, InferTypeOpAdaptor]> {
   let summary = "Elementwise comparison with broadcasting";
   let description = [{
     `predicate` (eq, ne, lt, le, gt, ge) of `lhs` and `rhs`, elementwise
@@ -332,7 +332,7 @@ def Galvatron_CompareOp : Galvatron_Op<"compare",
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Pure, InferTypeOpAdaptor,
+def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
     SameOperandsElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Batched matrix product with NumPy batch broadcasting";
@@ -349,7 +349,7 @@ def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Pure, InferTypeOpAdaptor,
       "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
 
-def Galvatron_LinearOp : Galvatron_Op<"linear", [Pure, InferTypeOpAdaptor,
+def Galvatron_LinearOp : Galvatron_Op<"linear", [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
     SameOperandsElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "x·W + b: a fully connected layer";
@@ -378,7 +378,7 @@ def Galvatron_LinearOp : Galvatron_Op<"linear", [Pure, InferTypeOpAdaptor,
 }
 
 def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
-    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Looks up rows of a table";
   let description = [{
     `table` is [V, D], `indices` is any shape of integers in [0, V); the
@@ -413,7 +413,7 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
-    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Layer normalization over the last dimension";
   let arguments = (ins Galvatron_FloatTensor:$input,
@@ -426,7 +426,7 @@ def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
 }
 
 def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
-    [Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "RMS normalization over the last dimension (LLaMA, T5)";
   let arguments = (ins Galvatron_FloatTensor:$input,
@@ -439,7 +439,7 @@ def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
 }
 
 def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
-    [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Softmax along one axis";
   let arguments = (ins Galvatron_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Galvatron_FloatTensor:$result);
@@ -452,7 +452,7 @@ def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
-    [Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Reinterprets the shape; element count is preserved";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -462,7 +462,7 @@ def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
 }
 
 def Galvatron_TransposeOp : Galvatron_Op<"transpose",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Permutes dimensions: result dim i is input dim perm[i]";
   let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$perm);
@@ -473,7 +473,7 @@ def Galvatron_TransposeOp : Galvatron_Op<"transpose",
 }
 
 def Galvatron_SliceOp : Galvatron_Op<"slice",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Static strided slice: [start, limit) with stride per dim";
   let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$starts,
@@ -487,7 +487,7 @@ def Galvatron_SliceOp : Galvatron_Op<"slice",
 }
 
 def Galvatron_ConcatOp : Galvatron_Op<"concat",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Concatenates tensors along an axis";
   let arguments = (ins Variadic<Galvatron_Tensor>:$inputs, I64Attr:$axis);
@@ -498,7 +498,7 @@ def Galvatron_ConcatOp : Galvatron_Op<"concat",
 }
 
 def Galvatron_SplitOp : Galvatron_Op<"split",
-    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Splits a tensor along an axis into pieces of given sizes";
   let arguments = (ins Galvatron_Tensor:$input, I64Attr:$axis,
                        DenseI64ArrayAttr:$sizes);
@@ -508,7 +508,7 @@ def Galvatron_SplitOp : Galvatron_Op<"split",
 }
 
 def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
-    [Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Broadcasts to a larger shape under NumPy rules";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -518,7 +518,7 @@ def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
 }
 
 def Galvatron_PadOp : Galvatron_Op<"pad",
-    [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Pads with a constant: before, after and between elements";
   let description = [{
@@ -549,7 +549,7 @@ def Galvatron_PadOp : Galvatron_Op<"pad",
 
 class Galvatron_ReduceOp<string mnemonic>
     : Galvatron_Op<mnemonic,
-        [Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+        [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
          DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let arguments = (ins Galvatron_FloatTensor:$input,
       DenseI64ArrayAttr:$axes,
@@ -574,7 +574,7 @@ def Galvatron_ReduceMaxOp : Galvatron_ReduceOp<"reduce_max"> {
 //===----------------------------------------------------------------------===//
 
 def Galvatron_RotaryOp : Galvatron_Op<"rotary",
-    [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_DerivedKernel, Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Rotary position embedding (RoPE)";
   let description = [{
     Rotates pairs of the first `rotary_dim` features of the last dimension
@@ -597,7 +597,7 @@ def Galvatron_RotaryOp : Galvatron_Op<"rotary",
   }];
 }
 
-def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
+def Galvatron_AttentionOp : Galvatron_Op<"attention", [Galvatron_TPRule, Galvatron_DerivedKernel, Pure,
     InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Fused scaled dot-product attention";
@@ -628,7 +628,7 @@ def Galvatron_AttentionOp : Galvatron_Op<"attention", [Pure,
   }];
 }
 
-def Galvatron_TrilMaskOp : Galvatron_Op<"tril_mask", [Pure]> {
+def Galvatron_TrilMaskOp : Galvatron_Op<"tril_mask", [Galvatron_Kernel, Pure]> {
   let summary = "Lower-triangular boolean mask (causal attention, ONNX Trilu)";
   let description = [{
     For a result of shape [..., R, C] (rank >= 2),
@@ -649,8 +649,48 @@ def Galvatron_TrilMaskOp : Galvatron_Op<"tril_mask", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Galvatron_DropoutOp : Galvatron_Op<"dropout", [Pure,
+    AllTypesMatch<["input", "result"]>, Galvatron_PositionwiseTPRule,
+    Galvatron_Kernel, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+  let summary = "Dropout: zeroes elements at random, scales the others up";
+  let description = [{
+    `result` = `input` · `mask` / (1 − `probability`), where the i1 `mask`
+    keeps each element with probability 1 − `probability`. The mask is a
+    function of the run's seed, the training step, `stream` (one per
+    dropout site of the model, such as a layer's residual dropout) and the
+    element's index in the whole tensor of the step's global batch, drawn
+    by a counter-based generator: every parallel plan draws the serial
+    run's mask. After partitioning, `shard` says where the part a rank
+    holds lies in the whole tensor of one micro-batch, in the form of a
+    parameter's `galvatron.shard` (`{full_shape = array<i64: ...>, splits =
+    [{dim = d, groups = [...]}, ...]}`).
+    Inference programs leave it out (the identity).
+
+    ```mlir
+    %y, %keep = galvatron.dropout %x {probability = 1.000000e-01 : f64, stream = 3 : i64} : tensor<2x8x64xf32> -> tensor<2x8x64xi1>
+    ```
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$input, F64Attr:$probability,
+      I64Attr:$stream, OptionalAttr<DictionaryAttr>:$shard);
+  let results = (outs Galvatron_FloatTensor:$result,
+                      Galvatron_BoolTensor:$mask);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($mask)";
+  let hasVerifier = 1;
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$input, "double":$probability,
+                   "int64_t":$stream), [{
+      auto type = ::llvm::cast<::mlir::RankedTensorType>(input.getType());
+      build($_builder, $_state, type,
+            ::mlir::RankedTensorType::get(type.getShape(),
+                                          $_builder.getI1Type()),
+            input, $_builder.getF64FloatAttr(probability),
+            $_builder.getI64IntegerAttr(stream), ::mlir::DictionaryAttr());
+    }]>
+  ];
+}
+
 def Galvatron_CrossEntropyOp : Galvatron_Op<"cross_entropy",
-    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Softmax cross-entropy of logits against integer labels";
   let description = [{
     `logits` is [..., V], `labels` has the leading shape [...]; labels equal
@@ -668,7 +708,7 @@ def Galvatron_CrossEntropyOp : Galvatron_Op<"cross_entropy",
 }
 
 def Galvatron_RelativePositionBucketOp : Galvatron_Op<"relative_position_bucket",
-    [Pure]> {
+    [Galvatron_Kernel, Pure]> {
   let summary = "T5's bucketed relative positions";
   let description = [{
     Produces the [S, T] integer tensor of buckets of (key position − query
@@ -684,7 +724,7 @@ def Galvatron_RelativePositionBucketOp : Galvatron_Op<"relative_position_bucket"
 }
 
 def Galvatron_ExtractPatchesOp : Galvatron_Op<"extract_patches",
-    [Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Cuts images into flattened non-overlapping patches (ViT)";
   let description = [{
     `input` is [B, C, H, W]; the result is [B, (H/P)·(W/P), C·P·P] with
@@ -704,7 +744,7 @@ def Galvatron_ExtractPatchesOp : Galvatron_Op<"extract_patches",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_ActivationGradOp : Galvatron_Op<"activation_grad",
-    [Pure, SameOperandsAndResultType]> {
+    [Galvatron_Kernel, Pure, SameOperandsAndResultType]> {
   let summary = "Gradient through an activation: grad · f'(input)";
   let description = [{
     Elementwise `grad · f'(input)` for `activation`:
@@ -721,7 +761,7 @@ def Galvatron_ActivationGradOp : Galvatron_Op<"activation_grad",
 }
 
 def Galvatron_LayerNormGradOp : Galvatron_Op<"layer_norm_grad",
-    [Pure, SameOperandsElementType]> {
+    [Galvatron_Kernel, Pure, SameOperandsElementType]> {
   let summary = "Gradients of layer normalization";
   let description = [{
     For y = (x − μ)·r·w + b over the last dimension (μ the mean,
@@ -742,7 +782,7 @@ def Galvatron_LayerNormGradOp : Galvatron_Op<"layer_norm_grad",
 }
 
 def Galvatron_RMSNormGradOp : Galvatron_Op<"rms_norm_grad",
-    [Pure, SameOperandsElementType]> {
+    [Galvatron_Kernel, Pure, SameOperandsElementType]> {
   let summary = "Gradients of RMS normalization";
   let description = [{
     For y = x·r·w over the last dimension with r = 1/√(mean(x²) + epsilon),
@@ -760,7 +800,7 @@ def Galvatron_RMSNormGradOp : Galvatron_Op<"rms_norm_grad",
 }
 
 def Galvatron_AttentionGradOp : Galvatron_Op<"attention_grad",
-    [Pure, SameOperandsElementType]> {
+    [Galvatron_DerivedKernel, Pure, SameOperandsElementType]> {
   let summary = "Gradients of fused scaled dot-product attention";
   let description = [{
     The gradients of `galvatron.attention` with the same operands and
@@ -789,7 +829,7 @@ def Galvatron_AttentionGradOp : Galvatron_Op<"attention_grad",
   let hasVerifier = 1;
 }
 
-def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad", [Pure]> {
+def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad", [Galvatron_Kernel, Pure]> {
   let summary = "Gradient of an embedding table (scatter-add)";
   let description = [{
     Row v of the result is the sum of `grad`'s rows at every position whose
@@ -811,7 +851,7 @@ def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad", [Pure]> {
 }
 
 def Galvatron_CrossEntropyGradOp : Galvatron_Op<"cross_entropy_grad",
-    [Pure]> {
+    [Galvatron_Kernel, Pure]> {
   let summary = "Gradient of softmax cross-entropy with respect to the logits";
   let description = [{
     `grad` is the f32 scalar gradient of the loss. Each counted row (label
@@ -836,7 +876,7 @@ def Galvatron_CrossEntropyGradOp : Galvatron_Op<"cross_entropy_grad",
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Pure]> {
+def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Galvatron_Kernel, Pure]> {
   let summary = "Learning rate of an optimizer step: warm-up, then cosine";
   let description = [{
     For the 1-based update number t (`step`), with W = `warmup_steps` and
@@ -853,7 +893,7 @@ def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Galvatron_AdamWUpdateOp : Galvatron_Op<"adamw_update", [Pure,
+def Galvatron_AdamWUpdateOp : Galvatron_Op<"adamw_update", [Galvatron_Kernel, Pure,
     AllTypesMatch<["param", "exp_avg", "exp_avg_sq", "new_param",
                    "new_exp_avg", "new_exp_avg_sq"]>]> {
   let summary = "One AdamW update of a parameter and its moments";
@@ -884,7 +924,7 @@ def Galvatron_AdamWUpdateOp : Galvatron_Op<"adamw_update", [Pure,
   let hasVerifier = 1;
 }
 
-def Galvatron_SGDUpdateOp : Galvatron_Op<"sgd_update", [Pure,
+def Galvatron_SGDUpdateOp : Galvatron_Op<"sgd_update", [Galvatron_Kernel, Pure,
     AllTypesMatch<["param", "momentum_buffer", "new_param",
                    "new_momentum_buffer"]>]> {
   let summary = "One SGD-with-momentum update of a parameter";
