@@ -1,6 +1,7 @@
 //===- TensorParallelAnalysis.cpp - Megatron-style TP of a layer ----------===//
 
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
+#include "galvatron/Dialect/Galvatron/IR/TensorShapes.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
@@ -24,15 +25,8 @@ StringRef mlir::galvatron::stringifyTPCommKind(TPCommPoint::Kind kind) {
   llvm_unreachable("unknown comm kind");
 }
 
-static ArrayRef<int64_t> shapeOf(Value value) {
-  if (auto type = dyn_cast<RankedTensorType>(value.getType()))
-    return type.getShape();
-  return {};
-}
-
-static int64_t rankOf(Value value) {
-  return static_cast<int64_t>(shapeOf(value).size());
-}
+using mlir::galvatron::tensors::rankOf;
+using mlir::galvatron::tensors::shapeOf;
 
 static bool isFloat(Value value) {
   auto type = dyn_cast<RankedTensorType>(value.getType());

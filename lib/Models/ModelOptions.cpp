@@ -149,12 +149,9 @@ ModelOptions::getModel(int64_t seqLen) const {
   if ((hidden.getNumOccurrences() || heads.getNumOccurrences()) &&
       c.family != ModelFamily::T5)
     c.headDimension = 0;
-  if (dropout.getNumOccurrences()) {
-    if (!(dropout >= 0.0 && dropout < 1.0))
-      return makeError(llvm::formatv(
-          "--dropout must be a probability in [0, 1), got {0}", dropout));
-    c.embeddingDropout = c.hiddenDropout = dropout;
-  }
+  if (dropout.getNumOccurrences())
+    if (llvm::Error error = setDropout(c, dropout))
+      return std::move(error);
   if (!changed.empty())
     c.name += "(" + llvm::join(changed, ", ") + ")";
   if (std::string problem = checkModelConfig(c); !problem.empty())

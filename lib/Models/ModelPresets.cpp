@@ -9,8 +9,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -219,6 +221,15 @@ int64_t mlir::galvatron::countPresetParameters(const ModelConfig &c) {
   }
   }
   llvm_unreachable("unknown model family");
+}
+
+llvm::Error mlir::galvatron::setDropout(ModelConfig &config,
+                                        double probability) {
+  if (!(probability >= 0.0 && probability < 1.0))
+    return makeError(llvm::formatv(
+        "--dropout must be a probability in [0, 1), got {0}", probability));
+  config.embeddingDropout = config.hiddenDropout = probability;
+  return llvm::Error::success();
 }
 
 std::string mlir::galvatron::checkModelConfig(const ModelConfig &c) {

@@ -113,6 +113,11 @@ static cl::opt<int64_t> layers(
     cl::desc("Transformer blocks of a preset (default: the preset's; T5: "
              "per stack)"),
     cl::init(0), cl::cat(category));
+static cl::opt<double> dropout(
+    "dropout",
+    cl::desc("Dropout probability of a GPT preset's embeddings and residual "
+             "branches while training (default: none)"),
+    cl::value_desc("P"), cl::cat(category));
 static cl::opt<std::string> train(
     "train",
     cl::desc("Compile a training step; the value holds the options of "
@@ -162,6 +167,11 @@ loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
       }
       resized.layers = layers;
     }
+    if (dropout.getNumOccurrences())
+      if (llvm::Error problem = mlir::galvatron::setDropout(resized, dropout)) {
+        error(llvm::toString(std::move(problem)));
+        return failure();
+      }
     auto module = mlir::galvatron::buildModel(
         &context, resized,
         mlir::galvatron::ModelShape{batchOverride.value_or(batch), seqLen});

@@ -731,12 +731,15 @@ TEST(KernelsTest, DropoutPartsDrawTheirPlaceInTheWhole) {
   // data- and tensor-parallel plan holds them.
   Shape whole = {4, 6, 8}, part = {2, 6, 4};
   HostTensor x = randomFloats(part, 19);
-  auto results = runKernel(
-      "dropout", {x}, {x.type, TensorType{ElementType::i1, part}},
-      {Attribute::makeReal("probability", 0.5),
-       Attribute::makeInteger("stream", 2),
-       Attribute::makeIntegers("whole_shape", whole),
-       Attribute::makeIntegers("offsets", {2, 0, 4})});
+  auto dropoutAt = [&](Shape offsets) {
+    return runKernel(
+        "dropout", {x}, {x.type, TensorType{ElementType::i1, part}},
+        {Attribute::makeReal("probability", 0.5),
+         Attribute::makeInteger("stream", 2),
+         Attribute::makeIntegers("whole_shape", whole),
+         Attribute::makeIntegers("offsets", offsets)});
+  };
+  auto results = dropoutAt({2, 0, 4});
   ASSERT_TRUE(results.isOk()) << results.status().message();
   std::vector<uint8_t> keep = valuesOf<uint8_t>((*results)[1]);
   for (int64_t i = 0; i < count(part); ++i) {
@@ -746,12 +749,7 @@ TEST(KernelsTest, DropoutPartsDrawTheirPlaceInTheWhole) {
     ASSERT_EQ(bool(keep[i]), keptByContract(2, ravel(position, whole), 0.5))
         << i;
   }
-  auto outside = runKernel(
-      "dropout", {x}, {x.type, TensorType{ElementType::i1, part}},
-      {Attribute::makeReal("probability", 0.5),
-       Attribute::makeInteger("stream", 2),
-       Attribute::makeIntegers("whole_shape", whole),
-       Attribute::makeIntegers("offsets", {3, 0, 4})});
+  auto outside = dropoutAt({3, 0, 4});
   ASSERT_FALSE(outside.isOk());
   EXPECT_NE(outside.status().message().find(
                 "part f32[2,6,4] at offsets [3,0,4] does not lie in the "

@@ -372,7 +372,7 @@ TEST(ProgramFileTest, CorruptFilesNeverCrash) {
           continue;
         for (size_t i = 0; i < rank->instructions.size(); ++i)
           if (rank->instructions[i].kind == InstructionKind::kernel)
-            (void)backend->runKernel(i);
+            (void)backend->runKernel(i, RunContext{});
       }
     }
     // Some mutations hit bytes that do not matter (names, padding).

@@ -145,6 +145,10 @@ int64_t countPresetParameters(const ModelConfig &config);
 /// Checks that `config`'s dimensions are consistent (positive sizes, heads
 /// dividing the hidden size, key/value heads dividing the heads, ...);
 /// returns a message naming the first problem, or "".
+/// Sets the embedding and residual dropout of `config` to `probability`
+/// (the --dropout option); fails outside [0, 1).
+llvm::Error setDropout(ModelConfig &config, double probability);
+
 std::string checkModelConfig(const ModelConfig &config);
 
 /// Builds the forward graph of `config` as a module: parameter declarations

@@ -9,19 +9,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+#include "galvatron/Dialect/Galvatron/IR/TensorShapes.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
 
-static ArrayRef<int64_t> shapeOf(Value value) {
-  if (auto type = dyn_cast<RankedTensorType>(value.getType()))
-    return type.getShape();
-  return {};
-}
-
-static int64_t rankOf(Value value) {
-  return static_cast<int64_t>(shapeOf(value).size());
-}
+using mlir::galvatron::tensors::rankOf;
+using mlir::galvatron::tensors::shapeOf;
 
 /// Whether `in` and `out` agree on their [batch, sequence] dimensions.
 static bool keepsLeadingDims(Value in, Value out) {

@@ -218,7 +218,8 @@ def Galvatron_ConstantOp : Galvatron_Op<"constant",
   }];
 }
 
-def Galvatron_CastOp : Galvatron_Op<"cast", [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsAndResultShape,
+def Galvatron_CastOp : Galvatron_Op<"cast", [Galvatron_PositionwiseTPRule,
+    Galvatron_Kernel, Pure, SameOperandsAndResultShape,
     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Converts the element type";
   let arguments = (ins Galvatron_Tensor:$input);
@@ -233,7 +234,8 @@ def Galvatron_CastOp : Galvatron_Op<"cast", [Galvatron_PositionwiseTPRule, Galva
 
 class Galvatron_UnaryOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic,
-        !listconcat([Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, Elementwise, SameOperandsAndResultType,
+        !listconcat([Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+                     Elementwise, SameOperandsAndResultType,
                      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
   let arguments = (ins Galvatron_FloatTensor:$input);
   let results = (outs Galvatron_FloatTensor:$result);
@@ -269,7 +271,8 @@ def Galvatron_GeluOp : Galvatron_UnaryOp<"gelu"> {
 
 class Galvatron_BinaryOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic,
-        !listconcat([Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsElementType, InferTypeOpAdaptor,
+        !listconcat([Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+                     SameOperandsElementType, InferTypeOpAdaptor,
                      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>], traits)> {
   let description = [{
     Elementwise with NumPy broadcasting: the result shape is the broadcast of
@@ -297,7 +300,8 @@ def Galvatron_MinOp : Galvatron_BinaryOp<"min", [Commutative]> {
   let summary = "min(a, b)";
 }
 
-def Galvatron_SelectOp : Galvatron_Op<"select", [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+def Galvatron_SelectOp : Galvatron_Op<"select", [Galvatron_PositionwiseTPRule,
+    Galvatron_Kernel, Pure, InferTypeOpAdaptor,
     DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "cond ? a : b, elementwise with broadcasting";
   let arguments = (ins Galvatron_BoolTensor:$condition, Galvatron_Tensor:$lhs,
@@ -332,7 +336,8 @@ def Galvatron_CompareOp : Galvatron_Op<"compare",
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Galvatron_TPRule,
+    Galvatron_Kernel, Pure, InferTypeOpAdaptor,
     SameOperandsElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Batched matrix product with NumPy batch broadcasting";
@@ -349,7 +354,8 @@ def Galvatron_MatmulOp : Galvatron_Op<"matmul", [Galvatron_TPRule, Galvatron_Ker
       "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
 
-def Galvatron_LinearOp : Galvatron_Op<"linear", [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+def Galvatron_LinearOp : Galvatron_Op<"linear", [Galvatron_PositionwiseTPRule,
+    Galvatron_Kernel, Pure, InferTypeOpAdaptor,
     SameOperandsElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "x·W + b: a fully connected layer";
@@ -378,7 +384,8 @@ def Galvatron_LinearOp : Galvatron_Op<"linear", [Galvatron_PositionwiseTPRule, G
 }
 
 def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Looks up rows of a table";
   let description = [{
     `table` is [V, D], `indices` is any shape of integers in [0, V); the
@@ -413,7 +420,8 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+    SameOperandsElementType, AllTypesMatch<["input", "result"]>,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Layer normalization over the last dimension";
   let arguments = (ins Galvatron_FloatTensor:$input,
@@ -426,7 +434,8 @@ def Galvatron_LayerNormOp : Galvatron_Op<"layer_norm",
 }
 
 def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsElementType, AllTypesMatch<["input", "result"]>,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+    SameOperandsElementType, AllTypesMatch<["input", "result"]>,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "RMS normalization over the last dimension (LLaMA, T5)";
   let arguments = (ins Galvatron_FloatTensor:$input,
@@ -439,7 +448,9 @@ def Galvatron_RMSNormOp : Galvatron_Op<"rms_norm",
 }
 
 def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+    SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Softmax along one axis";
   let arguments = (ins Galvatron_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Galvatron_FloatTensor:$result);
@@ -452,7 +463,8 @@ def Galvatron_SoftmaxOp : Galvatron_Op<"softmax",
 //===----------------------------------------------------------------------===//
 
 def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
-    [Galvatron_PositionwiseTPRule, Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Pure, SameOperandsAndResultElementType,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Reinterprets the shape; element count is preserved";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -462,7 +474,8 @@ def Galvatron_ReshapeOp : Galvatron_Op<"reshape",
 }
 
 def Galvatron_TransposeOp : Galvatron_Op<"transpose",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Permutes dimensions: result dim i is input dim perm[i]";
   let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$perm);
@@ -473,7 +486,8 @@ def Galvatron_TransposeOp : Galvatron_Op<"transpose",
 }
 
 def Galvatron_SliceOp : Galvatron_Op<"slice",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Static strided slice: [start, limit) with stride per dim";
   let arguments = (ins Galvatron_Tensor:$input, DenseI64ArrayAttr:$starts,
@@ -487,7 +501,8 @@ def Galvatron_SliceOp : Galvatron_Op<"slice",
 }
 
 def Galvatron_ConcatOp : Galvatron_Op<"concat",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Concatenates tensors along an axis";
   let arguments = (ins Variadic<Galvatron_Tensor>:$inputs, I64Attr:$axis);
@@ -498,7 +513,8 @@ def Galvatron_ConcatOp : Galvatron_Op<"concat",
 }
 
 def Galvatron_SplitOp : Galvatron_Op<"split",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Splits a tensor along an axis into pieces of given sizes";
   let arguments = (ins Galvatron_Tensor:$input, I64Attr:$axis,
                        DenseI64ArrayAttr:$sizes);
@@ -508,7 +524,9 @@ def Galvatron_SplitOp : Galvatron_Op<"split",
 }
 
 def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
-    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, SameOperandsAndResultElementType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+    SameOperandsAndResultElementType,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Broadcasts to a larger shape under NumPy rules";
   let arguments = (ins Galvatron_Tensor:$input);
   let results = (outs Galvatron_Tensor:$result);
@@ -518,7 +536,8 @@ def Galvatron_BroadcastOp : Galvatron_Op<"broadcast",
 }
 
 def Galvatron_PadOp : Galvatron_Op<"pad",
-    [Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+    [Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    SameOperandsAndResultElementType,
      DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Pads with a constant: before, after and between elements";
   let description = [{
@@ -549,7 +568,8 @@ def Galvatron_PadOp : Galvatron_Op<"pad",
 
 class Galvatron_ReduceOp<string mnemonic>
     : Galvatron_Op<mnemonic,
-        [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, SameOperandsAndResultElementType,
+        [Galvatron_PositionwiseTPRule, Galvatron_Kernel, Pure,
+        InferTypeOpAdaptor, SameOperandsAndResultElementType,
          DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let arguments = (ins Galvatron_FloatTensor:$input,
       DenseI64ArrayAttr:$axes,
@@ -574,7 +594,9 @@ def Galvatron_ReduceMaxOp : Galvatron_ReduceOp<"reduce_max"> {
 //===----------------------------------------------------------------------===//
 
 def Galvatron_RotaryOp : Galvatron_Op<"rotary",
-    [Galvatron_PositionwiseTPRule, Galvatron_DerivedKernel, Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_PositionwiseTPRule, Galvatron_DerivedKernel, Pure,
+    SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Rotary position embedding (RoPE)";
   let description = [{
     Rotates pairs of the first `rotary_dim` features of the last dimension
@@ -597,7 +619,8 @@ def Galvatron_RotaryOp : Galvatron_Op<"rotary",
   }];
 }
 
-def Galvatron_AttentionOp : Galvatron_Op<"attention", [Galvatron_TPRule, Galvatron_DerivedKernel, Pure,
+def Galvatron_AttentionOp : Galvatron_Op<"attention", [Galvatron_TPRule,
+    Galvatron_DerivedKernel, Pure,
     InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Fused scaled dot-product attention";
@@ -690,7 +713,8 @@ def Galvatron_DropoutOp : Galvatron_Op<"dropout", [Pure,
 }
 
 def Galvatron_CrossEntropyOp : Galvatron_Op<"cross_entropy",
-    [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Softmax cross-entropy of logits against integer labels";
   let description = [{
     `logits` is [..., V], `labels` has the leading shape [...]; labels equal
@@ -724,7 +748,8 @@ def Galvatron_RelativePositionBucketOp : Galvatron_Op<"relative_position_bucket"
 }
 
 def Galvatron_ExtractPatchesOp : Galvatron_Op<"extract_patches",
-    [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    [Galvatron_TPRule, Galvatron_Kernel, Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Cuts images into flattened non-overlapping patches (ViT)";
   let description = [{
     `input` is [B, C, H, W]; the result is [B, (H/P)·(W/P), C·P·P] with
@@ -829,7 +854,8 @@ def Galvatron_AttentionGradOp : Galvatron_Op<"attention_grad",
   let hasVerifier = 1;
 }
 
-def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad", [Galvatron_Kernel, Pure]> {
+def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad",
+    [Galvatron_Kernel, Pure]> {
   let summary = "Gradient of an embedding table (scatter-add)";
   let description = [{
     Row v of the result is the sum of `grad`'s rows at every position whose
@@ -876,7 +902,8 @@ def Galvatron_CrossEntropyGradOp : Galvatron_Op<"cross_entropy_grad",
 // Optimizer
 //===----------------------------------------------------------------------===//
 
-def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Galvatron_Kernel, Pure]> {
+def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Galvatron_Kernel,
+    Pure]> {
   let summary = "Learning rate of an optimizer step: warm-up, then cosine";
   let description = [{
     For the 1-based update number t (`step`), with W = `warmup_steps` and
@@ -893,7 +920,8 @@ def Galvatron_LRScheduleOp : Galvatron_Op<"lr_schedule", [Galvatron_Kernel, Pure
   let hasVerifier = 1;
 }
 
-def Galvatron_AdamWUpdateOp : Galvatron_Op<"adamw_update", [Galvatron_Kernel, Pure,
+def Galvatron_AdamWUpdateOp : Galvatron_Op<"adamw_update", [Galvatron_Kernel,
+    Pure,
     AllTypesMatch<["param", "exp_avg", "exp_avg_sq", "new_param",
                    "new_exp_avg", "new_exp_avg_sq"]>]> {
   let summary = "One AdamW update of a parameter and its moments";
