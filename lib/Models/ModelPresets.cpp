@@ -228,6 +228,9 @@ llvm::Error mlir::galvatron::setDropout(ModelConfig &config,
   if (!(probability >= 0.0 && probability < 1.0))
     return makeError(llvm::formatv(
         "--dropout must be a probability in [0, 1), got {0}", probability));
+  if (probability > 0.0 && config.family != ModelFamily::GPT)
+    return makeError("--dropout: only the gpt family builds dropout so far, "
+                     "not " + stringifyModelFamily(config.family));
   config.embeddingDropout = config.hiddenDropout = probability;
   return llvm::Error::success();
 }

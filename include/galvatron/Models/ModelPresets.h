@@ -146,7 +146,8 @@ int64_t countPresetParameters(const ModelConfig &config);
 /// dividing the hidden size, key/value heads dividing the heads, ...);
 /// returns a message naming the first problem, or "".
 /// Sets the embedding and residual dropout of `config` to `probability`
-/// (the --dropout option); fails outside [0, 1).
+/// (the --dropout option); fails outside [0, 1) and for families that do
+/// not build dropout yet.
 llvm::Error setDropout(ModelConfig &config, double probability);
 
 std::string checkModelConfig(const ModelConfig &config);
