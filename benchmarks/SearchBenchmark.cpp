@@ -19,6 +19,8 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
+
 using namespace mlir;
 using namespace mlir::galvatron;
 
@@ -42,6 +44,8 @@ struct Case {
   std::string label;
   ModelConfig config;
   int64_t devices, globalBatch, seq;
+  /// Memory budget per device in GiB (0: the device's).
+  double memoryGiB = 0;
 };
 } // namespace
 
@@ -68,20 +72,34 @@ static bool runCase(MLIRContext &context, const Case &c, bool header) {
   options.precision = Precision::bf16;
   if (binsOption > 0)
     options.memoryBins = binsOption;
+  if (c.memoryGiB > 0)
+    options.memoryBudget = c.memoryGiB * double(1ull << 30);
   double best = 1e30;
   std::optional<SearchResult> kept;
   for (int i = 0; i < repeat; ++i) {
+    auto started = std::chrono::steady_clock::now();
     auto result = searchPlan(*profile, *cluster, options);
     if (!result) {
-      llvm::outs() << c.label << ": " << llvm::toString(result.takeError())
-                   << "\n";
-      return true;
+      // A search that finds nothing: how long it took to say so.
+      best = std::min(best, std::chrono::duration<double>(
+                                std::chrono::steady_clock::now() - started)
+                                .count());
+      std::string error = llvm::toString(result.takeError());
+      if (i + 1 == repeat)
+        llvm::outs() << llvm::format("%-22s %6zu %6lld %6lld %10.4f  ",
+                                     c.label.c_str(), profile->layers.size(),
+                                     (long long)c.devices,
+                                     (long long)c.globalBatch, best)
+                     << error << "\n";
+      continue;
     }
     if (result->statistics.seconds < best) {
       best = result->statistics.seconds;
       kept = *result;
     }
   }
+  if (!kept)
+    return true;
   if (header)
     llvm::outs() << llvm::format("%-22s %6s %6s %6s %10s %9s %9s %9s %10s %s\n",
                                  "case", "layers", "GPUs", "batch", "search s",
@@ -159,5 +177,21 @@ int main(int argc, char **argv) {
       return 1;
     header = false;
   }
+  llvm::outs() << "\n== issue cases (8 GPUs: LLaMA-2-7B shapes of 128 and 256 "
+                  "layers, batch 64; GPT-6.7B in 16 GiB per device, batch "
+                  "32)\n";
+  header = true;
+  ModelConfig llama = preset("llama2-7b");
+  for (int64_t layers : {128, 256}) {
+    ModelConfig deep = llama;
+    deep.layers = layers;
+    Case c{"llama2-7b x " + std::to_string(layers), deep, 8, 64, 4096};
+    if (!runCase(context, c, header))
+      return 1;
+    header = false;
+  }
+  Case small{"gpt-6.7b / 8 x 16 GiB", preset("gpt-6.7b"), 8, 32, 1024, 16};
+  if (!runCase(context, small, header))
+    return 1;
   return 0;
 }
