@@ -86,32 +86,45 @@ SmallVector<LayerStrategy> mlir::galvatron::getLayerStrategies(
   SmallVector<LayerStrategy> strategies;
   int64_t maxTp = space.maxTp > 0 ? space.maxTp : devicesPerNode;
   for (int64_t tp = 1; tp <= std::min(maxTp, devicesPerStage); tp *= 2) {
-    if (tp < space.minTp || devicesPerStage % tp != 0 || !layer.supportsTP(tp))
+    if (tp < space.minTp || devicesPerStage % tp != 0)
       continue;
     int64_t dp = devicesPerStage / tp;
     if (microBatch % dp != 0)
       continue;
+    // The group of tp ranks runs Megatron TP (without or with its sequence
+    // parallelism) or Ulysses.
+    struct Mode {
+      bool sp, ulysses;
+    };
+    SmallVector<Mode, 3> modes;
+    if (layer.supportsTP(tp)) {
+      modes.push_back({false, false});
+      if (tp > 1 && space.sequenceParallel && layer.sequenceParallel)
+        modes.push_back({true, false});
+    }
+    if (tp > 1 && space.ulysses && layer.supportsUlysses(tp))
+      modes.push_back({false, true});
     SmallVector<bool, 2> consecutive = {true};
     if (tp > 1 && dp > 1 && space.nonConsecutiveTp)
       consecutive.push_back(false);
-    SmallVector<bool, 2> sequence = {false};
-    if (tp > 1 && space.sequenceParallel && layer.sequenceParallel)
-      sequence.push_back(true);
-    SmallVector<DataParallelType, 4> types;
-    if (dp == 1)
-      types.push_back(DataParallelType::ddp);
-    else
-      for (int type = 0; type < 4; ++type)
-        if (space.dpTypes[type])
-          types.push_back(static_cast<DataParallelType>(type));
     SmallVector<bool, 2> checkpoint = {false};
     if (space.checkpointing)
       checkpoint.push_back(true);
     for (bool c : consecutive)
-      for (bool s : sequence)
+      for (Mode mode : modes) {
+        // Under Ulysses data parallelism spans the whole stage.
+        int64_t paramDp = mode.ulysses ? devicesPerStage : dp;
+        SmallVector<DataParallelType, 4> types;
+        if (paramDp == 1)
+          types.push_back(DataParallelType::ddp);
+        else
+          for (int type = 0; type < 4; ++type)
+            if (space.dpTypes[type])
+              types.push_back(static_cast<DataParallelType>(type));
         for (DataParallelType type : types)
           for (bool k : checkpoint)
-            strategies.push_back({0, tp, c, type, s, k});
+            strategies.push_back({0, tp, c, type, mode.sp, k, mode.ulysses});
+      }
   }
   return strategies;
 }
@@ -142,7 +155,8 @@ bool mlir::galvatron::fitsQuantized(const ParallelPlan &plan,
 namespace {
 
 /// A layout class: what decides how a layer's boundary activations are
-/// spread over a stage.
+/// spread over a stage. `sp` stands for any split of the sequence
+/// (Megatron's or Ulysses'), which spread them alike.
 struct Layout {
   int64_t tp;
   bool consecutive;
@@ -180,11 +194,21 @@ struct State {
   int32_t candidate;
 };
 
-/// A (pp, micro-batches, schedule) configuration.
+/// A (pp, micro-batches, schedule) configuration of a global batch.
 struct Configuration {
   int64_t pp, microBatches;
   PipelineSchedule schedule;
   double lowerBound;
+  int64_t globalBatch;
+  /// The least memory per device any of its plans needs (computed when it
+  /// is first explored; negative until then).
+  double leastMemory = -1;
+
+  int64_t getMicroBatch() const { return globalBatch / microBatches; }
+  bool operator==(const Configuration &other) const {
+    return pp == other.pp && microBatches == other.microBatches &&
+           schedule == other.schedule && globalBatch == other.globalBatch;
+  }
 };
 
 /// A layer's tie to the owner of a weight it shares (same stage: same tp
@@ -250,6 +274,15 @@ public:
   llvm::Expected<SearchResult> run();
 
 private:
+  /// Checks the options and sets up the memory accounting, ties and cuts.
+  llvm::Error prepare();
+  /// The (pp, micro-batches) configurations of the global batch, with their
+  /// lower bounds.
+  std::vector<Configuration> enumerateConfigurations();
+  /// Explores the configurations in the order of their bounds.
+  void findBest(std::vector<Configuration> &configurations);
+  /// The best plan found, with its evaluation.
+  llvm::Expected<SearchResult> recoverPlan();
   //===--------------------------------------------------------------------===//
   // Per (pp, micro-batch size)
   //===--------------------------------------------------------------------===//
@@ -332,7 +365,29 @@ private:
   std::pair<double, SmallVector<LayerStrategy>>
   solveStage(int64_t stage, unsigned start, unsigned end);
 
-  double minimumMemory(std::string &where);
+  /// Caps on the transient a stage's least memory is taken over: every
+  /// strategy's transient.
+  SmallVector<double> getTransientCaps();
+  /// The least memory per device any plan of `configuration` needs (tied
+  /// layers on one stage are not held to the same tp: a lower bound), and
+  /// the strategies of such a plan when `plan` is given.
+  double getMinimumMemory(const Configuration &configuration,
+                          SmallVector<LayerStrategy> *plan = nullptr);
+  SmallVector<LayerStrategy> getLeastMemoryStrategies(
+      ArrayRef<std::vector<unsigned>> from,
+      llvm::function_ref<double(int64_t, unsigned, unsigned, size_t *)>
+          stageMemory,
+      ArrayRef<double> caps);
+  /// Whether some plan of `configuration` may fit (its least memory does).
+  bool mayFit(Configuration &configuration);
+  /// The error when no configuration fits, naming the plan that needs the
+  /// least memory and what it lacks.
+  llvm::Error describeNoFit(ArrayRef<Configuration> configurations,
+                            double budget);
+  /// The best time a plan of `configuration` must beat.
+  double getTimeBound(const Configuration &configuration) const {
+    return bestScore * static_cast<double>(configuration.globalBatch);
+  }
   /// A feasible plan for `configuration` from a quick heuristic (blocks
   /// split evenly; per stage, each layer's cheapest time + lambda * memory
   /// with the least lambda that fits), or none.
@@ -343,7 +398,7 @@ private:
   const SearchOptions &options;
   unsigned layers;
   SearchStatistics statistics;
-  double usable = 0, quantum = 0;
+  double budget = 0, usable = 0, quantum = 0;
   /// Round memory down instead of up (a relaxation giving lower bounds).
   bool relaxed = false;
   int64_t capacity = 0;
@@ -375,9 +430,9 @@ private:
   std::map<std::tuple<int64_t, unsigned, unsigned>, double> stageTimes;
 
   // The best plan: a heuristic incumbent, or the search's configuration
-  // and split.
+  // and split; its time per sequence.
   std::optional<ParallelPlan> incumbent;
-  double bestTime = kInfinity;
+  double bestScore = kInfinity;
   Configuration bestConfiguration{};
   SmallVector<unsigned> bestSplit;
 };
@@ -422,6 +477,7 @@ StageContext Searcher::getContext(int64_t stage, unsigned firstLayer) const {
   context.firstDevice = stage * devicesPerStage;
   context.microBatch = microBatch;
   context.firstLayer = firstLayer;
+  context.vocabDivisor = options.vocabDivisor;
   return context;
 }
 
@@ -444,7 +500,7 @@ int Searcher::getOffsetKey(int64_t stage) const {
 unsigned Searcher::getLayout(const LayerStrategy &strategy) const {
   int64_t dp = devicesPerStage / strategy.tp;
   bool consecutive = strategy.consecutive || strategy.tp == 1 || dp == 1;
-  bool sp = strategy.sp && strategy.tp > 1;
+  bool sp = strategy.splitsSequence();
   for (auto [index, layout] : llvm::enumerate(layouts))
     if (layout.tp == strategy.tp && layout.consecutive == consecutive &&
         layout.sp == sp)
@@ -453,9 +509,11 @@ unsigned Searcher::getLayout(const LayerStrategy &strategy) const {
 }
 
 unsigned Searcher::getTieKey(const LayerStrategy &strategy) const {
-  int64_t dp = devicesPerStage / strategy.tp;
-  bool consecutive = strategy.consecutive || strategy.tp == 1 || dp == 1;
-  return static_cast<unsigned>(strategy.tp * 2 + (consecutive ? 1 : 0));
+  // How the layer splits its weights: Ulysses keeps them whole.
+  int64_t split = strategy.getWeightSplit();
+  int64_t dp = devicesPerStage / split;
+  bool consecutive = strategy.consecutive || split == 1 || dp == 1;
+  return static_cast<unsigned>(split * 2 + (consecutive ? 1 : 0));
 }
 
 unsigned Searcher::getCopies(unsigned layer, unsigned start) const {
@@ -542,8 +600,8 @@ double Searcher::getTransfer(int64_t stage, unsigned boundaryLayer) {
 
 void Searcher::prepareConfiguration(const Configuration &configuration) {
   current = configuration;
-  stageBound = bestTime / static_cast<double>(configuration.microBatches) *
-               (1.0 + 1e-9);
+  stageBound = getTimeBound(configuration) /
+               static_cast<double>(configuration.microBatches) * (1.0 + 1e-9);
   candidates.clear();
   engines.clear();
   stageTimes.clear();
@@ -941,8 +999,7 @@ unsigned Searcher::getMinimumLength(int64_t stage) const {
 /// with the memory of each layer at its smallest in-flight count; then
 /// T >= (1 + (m - 1) / pp) * sum_k t_k.
 double Searcher::getLowerBound(const Configuration &configuration) {
-  prepareShape(configuration.pp, options.globalBatch /
-                                     configuration.microBatches);
+  prepareShape(configuration.pp, configuration.getMicroBatch());
   current = configuration;
   int64_t smallestInFlight =
       configuration.schedule == PipelineSchedule::gpipe
@@ -1160,7 +1217,7 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
     if (bins >= fromBins && bins <= toBins)
       levels.push_back(fineCapacity / bins);
   for (int64_t scale : llvm::reverse(levels)) {
-    if (configuration.lowerBound >= bestTime)
+    if (configuration.lowerBound >= getTimeBound(configuration))
       break;
     capacity = fineCapacity / scale;
     quantum = fineQuantum * static_cast<double>(scale);
@@ -1180,8 +1237,7 @@ void Searcher::tightenLowerBound(Configuration &configuration) {
 }
 
 double Searcher::explorePass(const Configuration &configuration) {
-  prepareShape(configuration.pp, options.globalBatch /
-                                     configuration.microBatches);
+  prepareShape(configuration.pp, configuration.getMicroBatch());
   prepareConfiguration(configuration);
   computeWindows();
   double m = static_cast<double>(configuration.microBatches);
@@ -1273,12 +1329,13 @@ double Searcher::explorePass(const Configuration &configuration) {
   };
 
   double passBest = kInfinity;
-  collect(bestTime);
+  double bound = getTimeBound(configuration);
+  collect(bound);
   // With one micro-batch the time is the plain sum: no bottleneck term.
   if (configuration.microBatches == 1 && !values.empty())
     values = {values.back()};
   for (double cap : values) {
-    if ((m - 1.0) * cap + std::max(lowerSum, cap) >= std::min(bestTime, passBest))
+    if ((m - 1.0) * cap + std::max(lowerSum, cap) >= std::min(bound, passBest))
       break;
     SmallVector<unsigned> split;
     double sum = leastSum(cap, split);
@@ -1288,7 +1345,8 @@ double Searcher::explorePass(const Configuration &configuration) {
     if (total < passBest) {
       passBest = total;
       if (!relaxed) {
-        bestTime = total;
+        bestScore = total / static_cast<double>(configuration.globalBatch);
+        bound = total;
         bestConfiguration = configuration;
         bestSplit = split;
         incumbent.reset();
@@ -1431,17 +1489,17 @@ SmallVector<LayerStrategy> Searcher::reconstruct(int64_t stage, unsigned start,
 
 std::optional<ParallelPlan>
 Searcher::getHeuristicPlan(const Configuration &configuration) {
-  prepareShape(configuration.pp, options.globalBatch /
-                                     configuration.microBatches);
+  prepareShape(configuration.pp, configuration.getMicroBatch());
   prepareConfiguration(configuration);
   ParallelPlan plan;
   plan.devices = cluster.getDevices();
   plan.devicesPerNode = cluster.devicesPerNode;
   plan.pp = pp;
   plan.microBatches = configuration.microBatches;
-  plan.globalBatch = options.globalBatch;
+  plan.globalBatch = configuration.globalBatch;
   plan.schedule = configuration.schedule;
   plan.precision = options.precision;
+  plan.vocabDivisor = options.vocabDivisor;
   if (!assignStages(plan, model, {}).empty())
     return std::nullopt;
   unsigned start = 0;
@@ -1579,165 +1637,205 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
 // Memory when nothing fits
 //===----------------------------------------------------------------------===//
 
-double Searcher::minimumMemory(std::string &where) {
+namespace {
+/// Per stage: each layer's least memory under each cap on the transient,
+/// and prefix sums over layers, for the least memory of any plan.
+struct StageMemoryTables {
+  /// [layer][cap]: with parameter copies counted as for a stage starting
+  /// after every owner, or before all of them.
+  const std::vector<std::vector<double>> *copies, *none;
+  /// [cap][layer]: sums of the rows' finite entries (an infinite one would
+  /// absorb every other term), and counts of the others.
+  std::vector<std::vector<double>> prefix;
+  std::vector<std::vector<int64_t>> blocked;
+};
+} // namespace
+
+SmallVector<double> Searcher::getTransientCaps() {
+  SmallVector<double> caps;
+  for (int64_t k = 0; k < pp; ++k)
+    for (unsigned layer = 0; layer < layers; ++layer)
+      for (unsigned start : {0u, layers})
+        for (const CostedStrategy &c : getCosts(layer, start, getOffsetKey(k)))
+          caps.push_back(c.cost.transient);
+  llvm::sort(caps);
+  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+  return caps;
+}
+
+double Searcher::getMinimumMemory(const Configuration &configuration,
+                                  SmallVector<LayerStrategy> *plan) {
   constexpr double kHuge = 1e30;
-  double least = kInfinity;
-  for (int64_t degree : getPipelineDegrees(model, cluster.getDevices(),
-                                           options.space)) {
-    for (int64_t m : getMicroBatchCounts(options.globalBatch, options.space)) {
-      prepareShape(degree, options.globalBatch / m);
-      Configuration configuration{
-          degree, m,
-          options.space.schedule.value_or(PipelineSchedule::pipedream_flush),
-          0};
-      prepareConfiguration(configuration);
-      // A stage's least memory: over caps on the transient, the cap plus
-      // each layer's least memory among strategies within the cap.
-      SmallVector<double> caps;
-      for (int64_t k = 0; k < pp; ++k)
-        for (unsigned layer = 0; layer < layers; ++layer)
-          for (unsigned start : {0u, layers})
-            for (const CostedStrategy &c :
-                 getCosts(layer, start, getOffsetKey(k)))
-              caps.push_back(c.cost.transient);
-      llvm::sort(caps);
-      caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
-      if (caps.empty())
-        continue;
-      // rows[(in flight, offset key, start)][layer][cap]: least memory,
-      // with parameter copies counted as for a stage starting at `start`
-      // (0: none, layers: all); shared by layers of one signature.
-      std::map<std::tuple<int64_t, int, unsigned>,
-               std::vector<std::vector<double>>>
-          rows;
-      auto tableFor = [&](int64_t inFlight, int key, unsigned start)
-          -> const std::vector<std::vector<double>> & {
-        auto [it, inserted] =
-            rows.insert({std::make_tuple(inFlight, key, start), {}});
-        if (!inserted)
-          return it->second;
-        std::map<std::pair<unsigned, unsigned>, std::vector<double>> bySignature;
-        for (unsigned layer = 0; layer < layers; ++layer) {
-          auto signature = std::make_pair(model.layers[layer].signature,
-                                          getCopies(layer, start));
-          auto found = bySignature.find(signature);
-          if (found == bySignature.end()) {
-            SmallVector<std::pair<double, double>> options;
-            for (const CostedStrategy &c : getCosts(layer, start, key))
-              options.push_back({c.cost.transient, c.cost.getMemory(inFlight)});
-            llvm::sort(options);
-            std::vector<double> row(caps.size(), kHuge);
-            double running = kHuge;
-            size_t next = 0;
-            for (size_t c = 0; c < caps.size(); ++c) {
-              while (next < options.size() && options[next].first <= caps[c])
-                running = std::min(running, options[next++].second);
-              row[c] = running;
-            }
-            found = bySignature.emplace(signature, std::move(row)).first;
-          }
-          it->second.push_back(found->second);
-        }
-        return it->second;
-      };
-      struct StageTables {
-        const std::vector<std::vector<double>> *copies, *none;
-        // [cap][layer]: sums of the rows' finite entries (a kHuge would
-        // absorb every other term), and counts of the others.
-        std::vector<std::vector<double>> prefix;
-        std::vector<std::vector<int64_t>> blocked;
-      };
-      std::vector<StageTables> stages(pp);
-      for (int64_t k = 0; k < pp; ++k) {
-        StageTables &tables = stages[k];
-        tables.copies = &tableFor(getInFlight(k), getOffsetKey(k), layers);
-        tables.none = &tableFor(getInFlight(k), getOffsetKey(k), 0);
-        tables.prefix.assign(caps.size(), std::vector<double>(layers + 1, 0));
-        tables.blocked.assign(caps.size(),
-                              std::vector<int64_t>(layers + 1, 0));
-        for (size_t c = 0; c < caps.size(); ++c)
-          for (unsigned layer = 0; layer < layers; ++layer) {
-            double memory = (*tables.copies)[layer][c];
-            bool fits = memory < kHuge;
-            tables.prefix[c][layer + 1] =
-                tables.prefix[c][layer] + (fits ? memory : 0.0);
-            tables.blocked[c][layer + 1] = tables.blocked[c][layer] + !fits;
-          }
-      }
-      auto stageMemory = [&](int64_t k, unsigned start, unsigned end) {
-        const StageTables &tables = stages[k];
-        double best = kInfinity;
+  prepareShape(configuration.pp, configuration.getMicroBatch());
+  prepareConfiguration(configuration);
+  // A stage's least memory: over caps on the transient, the cap plus each
+  // layer's least memory among strategies within the cap.
+  SmallVector<double> caps = getTransientCaps();
+  if (caps.empty())
+    return kInfinity;
+  // [(in flight, offset key, start)] -> [layer][cap], shared by the layers
+  // of one signature.
+  std::map<std::tuple<int64_t, int, unsigned>, std::vector<std::vector<double>>>
+      rows;
+  auto tableFor = [&](int64_t inFlight, int key, unsigned start)
+      -> const std::vector<std::vector<double>> & {
+    auto [it, inserted] =
+        rows.insert({std::make_tuple(inFlight, key, start), {}});
+    if (!inserted)
+      return it->second;
+    std::map<std::pair<unsigned, unsigned>, std::vector<double>> bySignature;
+    for (unsigned layer = 0; layer < layers; ++layer) {
+      auto signature = std::make_pair(model.layers[layer].signature,
+                                      getCopies(layer, start));
+      auto found = bySignature.find(signature);
+      if (found == bySignature.end()) {
+        SmallVector<std::pair<double, double>> options;
+        for (const CostedStrategy &c : getCosts(layer, start, key))
+          options.push_back({c.cost.transient, c.cost.getMemory(inFlight)});
+        llvm::sort(options);
+        std::vector<double> row(caps.size(), kHuge);
+        double running = kHuge;
+        size_t next = 0;
         for (size_t c = 0; c < caps.size(); ++c) {
-          double total =
-              caps[c] + tables.prefix[c][end] - tables.prefix[c][start];
-          int64_t blocked = tables.blocked[c][end] - tables.blocked[c][start];
-          // A weight tied to an owner on this stage is not a copy.
-          for (const Tie &tie : ties) {
-            if (tie.owner < start || tie.reader < start || tie.reader >= end)
-              continue;
-            double copy = (*tables.copies)[tie.reader][c];
-            double none = (*tables.none)[tie.reader][c];
-            if (copy >= kHuge)
-              --blocked;
-            else
-              total -= copy;
-            if (none >= kHuge)
-              ++blocked;
-            else
-              total += none;
-          }
-          if (blocked == 0)
-            best = std::min(best, total);
+          while (next < options.size() && options[next].first <= caps[c])
+            running = std::min(running, options[next++].second);
+          row[c] = running;
         }
-        return best;
-      };
-      // Minimize the largest stage over splits. More layers need more
-      // memory, so worst[k][s] grows with s while the next stage's memory
-      // shrinks: the best start is where they cross.
-      std::vector<std::vector<double>> worst(
-          pp + 1, std::vector<double>(layers + 1, kInfinity));
-      worst[0][0] = 0;
-      for (int64_t k = 0; k < pp; ++k) {
-        unsigned firstEnd = k + 1 == pp ? layers : k + 1;
-        for (unsigned end = firstEnd; end + (pp - 1 - k) <= layers; ++end) {
-          unsigned low = k, high = end - 1; // candidate starts
-          auto value = [&](unsigned start) {
-            if (worst[k][start] == kInfinity)
-              return kInfinity;
-            return std::max(worst[k][start], stageMemory(k, start, end));
-          };
-          while (low < high) {
-            unsigned middle = (low + high) / 2;
-            if (worst[k][middle] >= stageMemory(k, middle, end))
-              high = middle;
-            else
-              low = middle + 1;
-          }
-          double best = value(low);
-          if (low > static_cast<unsigned>(k))
-            best = std::min(best, value(low - 1));
-          worst[k + 1][end] = best;
-        }
+        found = bySignature.emplace(signature, std::move(row)).first;
       }
-      if (worst[pp][layers] < least) {
-        least = worst[pp][layers];
-        where = llvm::formatv("pp = {0}, {1} micro-batches", degree, m).str();
+      it->second.push_back(found->second);
+    }
+    return it->second;
+  };
+  std::vector<StageMemoryTables> stages(pp);
+  for (int64_t k = 0; k < pp; ++k) {
+    StageMemoryTables &tables = stages[k];
+    tables.copies = &tableFor(getInFlight(k), getOffsetKey(k), layers);
+    tables.none = &tableFor(getInFlight(k), getOffsetKey(k), 0);
+    tables.prefix.assign(caps.size(), std::vector<double>(layers + 1, 0));
+    tables.blocked.assign(caps.size(), std::vector<int64_t>(layers + 1, 0));
+    for (size_t c = 0; c < caps.size(); ++c)
+      for (unsigned layer = 0; layer < layers; ++layer) {
+        double memory = (*tables.copies)[layer][c];
+        bool fits = memory < kHuge;
+        tables.prefix[c][layer + 1] =
+            tables.prefix[c][layer] + (fits ? memory : 0.0);
+        tables.blocked[c][layer + 1] = tables.blocked[c][layer] + !fits;
+      }
+  }
+  // The least memory of stage k = [start, end), and the cap reaching it.
+  auto stageMemory = [&](int64_t k, unsigned start, unsigned end,
+                         size_t *bestCap = nullptr) {
+    const StageMemoryTables &tables = stages[k];
+    double best = kInfinity;
+    for (size_t c = 0; c < caps.size(); ++c) {
+      double total = caps[c] + tables.prefix[c][end] - tables.prefix[c][start];
+      int64_t blocked = tables.blocked[c][end] - tables.blocked[c][start];
+      // A weight tied to an owner on this stage is not a copy.
+      for (const Tie &tie : ties) {
+        if (tie.owner < start || tie.reader < start || tie.reader >= end)
+          continue;
+        double copy = (*tables.copies)[tie.reader][c];
+        double none = (*tables.none)[tie.reader][c];
+        if (copy >= kHuge)
+          --blocked;
+        else
+          total -= copy;
+        if (none >= kHuge)
+          ++blocked;
+        else
+          total += none;
+      }
+      if (blocked == 0 && total < best) {
+        best = total;
+        if (bestCap)
+          *bestCap = c;
+      }
+    }
+    return best;
+  };
+  // Minimize the largest stage over splits. More layers need more memory,
+  // so worst[k][s] grows with s while the next stage's memory shrinks: the
+  // best start is where they cross.
+  std::vector<std::vector<double>> worst(
+      pp + 1, std::vector<double>(layers + 1, kInfinity));
+  std::vector<std::vector<unsigned>> from(pp + 1,
+                                          std::vector<unsigned>(layers + 1));
+  worst[0][0] = 0;
+  for (int64_t k = 0; k < pp; ++k) {
+    unsigned firstEnd = k + 1 == pp ? layers : k + 1;
+    for (unsigned end = firstEnd; end + (pp - 1 - k) <= layers; ++end) {
+      unsigned low = k, high = end - 1; // candidate starts
+      auto value = [&](unsigned start) {
+        if (worst[k][start] == kInfinity)
+          return kInfinity;
+        return std::max(worst[k][start], stageMemory(k, start, end));
+      };
+      while (low < high) {
+        unsigned middle = (low + high) / 2;
+        if (worst[k][middle] >= stageMemory(k, middle, end))
+          high = middle;
+        else
+          low = middle + 1;
+      }
+      worst[k + 1][end] = value(low);
+      from[k + 1][end] = low;
+      if (low > static_cast<unsigned>(k) && value(low - 1) < worst[k + 1][end]) {
+        worst[k + 1][end] = value(low - 1);
+        from[k + 1][end] = low - 1;
       }
     }
   }
-  return least >= kHuge ? kInfinity : least;
+  double least = worst[pp][layers];
+  if (least >= kHuge)
+    return kInfinity;
+  if (plan)
+    *plan = getLeastMemoryStrategies(from, stageMemory, caps);
+  return least;
+}
+
+SmallVector<LayerStrategy> Searcher::getLeastMemoryStrategies(
+    ArrayRef<std::vector<unsigned>> from,
+    llvm::function_ref<double(int64_t, unsigned, unsigned, size_t *)>
+        stageMemory,
+    ArrayRef<double> caps) {
+  SmallVector<LayerStrategy> strategies(layers);
+  unsigned end = layers;
+  for (int64_t k = pp; k > 0; --k) {
+    unsigned start = from[k][end];
+    size_t cap = 0;
+    stageMemory(k - 1, start, end, &cap);
+    int64_t inFlight = getInFlight(k - 1);
+    for (unsigned layer = start; layer < end; ++layer) {
+      const LayerStrategy *lean = nullptr;
+      double least = kInfinity;
+      for (const CostedStrategy &c :
+           getCosts(layer, start, getOffsetKey(k - 1)))
+        if (c.cost.transient <= caps[cap] &&
+            c.cost.getMemory(inFlight) < least) {
+          least = c.cost.getMemory(inFlight);
+          lean = &c.strategy;
+        }
+      if (lean)
+        strategies[layer] = *lean;
+      strategies[layer].stage = k - 1;
+    }
+    end = start;
+  }
+  return strategies;
 }
 
 //===----------------------------------------------------------------------===//
 // Driver
 //===----------------------------------------------------------------------===//
 
-llvm::Expected<SearchResult> Searcher::run() {
-  auto started = std::chrono::steady_clock::now();
+llvm::Error Searcher::prepare() {
   const SearchSpace &space = options.space;
   int64_t devices = cluster.getDevices();
   if (options.globalBatch < 1)
     return makeError("the global batch must be positive");
+  if (options.vocabDivisor < 1)
+    return makeError("vocab-divisor must be positive");
   if (options.memoryBins < 16 || options.memoryBins > (1 << 24))
     return makeError("memory-bins must lie in [16, 16777216]");
   if (space.fixedPp > 0 && devices % space.fixedPp != 0)
@@ -1751,8 +1849,7 @@ llvm::Expected<SearchResult> Searcher::run() {
     return makeError(llvm::formatv(
         "{0} micro-batches do not divide the global batch of {1}",
         space.fixedMicroBatches, options.globalBatch));
-  double budget = options.memoryBudget > 0 ? options.memoryBudget
-                                           : cluster.memory;
+  budget = options.memoryBudget > 0 ? options.memoryBudget : cluster.memory;
   usable = getUsableMemory(cluster, budget);
   if (usable <= 0)
     return makeError(llvm::formatv(
@@ -1777,17 +1874,19 @@ llvm::Expected<SearchResult> Searcher::run() {
     if (it == distinctCuts.end())
       distinctCuts.push_back(layer.inputCut);
   }
+  return llvm::Error::success();
+}
 
-  // Configurations and their lower bounds.
-  SmallVector<PipelineSchedule, 2> schedules;
-  if (space.schedule)
-    schedules.push_back(*space.schedule);
-  else
-    schedules.push_back(PipelineSchedule::pipedream_flush);
+std::vector<Configuration> Searcher::enumerateConfigurations() {
+  const SearchSpace &space = options.space;
+  int64_t devices = cluster.getDevices();
+  PipelineSchedule schedule =
+      space.schedule.value_or(PipelineSchedule::pipedream_flush);
   std::vector<Configuration> configurations;
+  int64_t globalBatch = options.globalBatch;
   for (int64_t degree : getPipelineDegrees(model, devices, space)) {
-    for (int64_t m : getMicroBatchCounts(options.globalBatch, space)) {
-      int64_t batch = options.globalBatch / m;
+    for (int64_t m : getMicroBatchCounts(globalBatch, space)) {
+      int64_t batch = globalBatch / m;
       bool everyLayer = llvm::all_of(model.layers, [&](const LayerProfile &l) {
         return !getLayerStrategies(l, devices / degree, cluster.devicesPerNode,
                                    batch, space)
@@ -1795,62 +1894,71 @@ llvm::Expected<SearchResult> Searcher::run() {
       });
       if (!everyLayer)
         continue;
-      for (PipelineSchedule schedule : schedules) {
-        Configuration configuration{degree, m, schedule, 0};
-        configuration.lowerBound = getLowerBound(configuration);
-        configurations.push_back(configuration);
-        ++statistics.configurations;
-      }
+      Configuration configuration{degree, m, schedule, 0, globalBatch};
+      configuration.lowerBound = getLowerBound(configuration);
+      configurations.push_back(configuration);
+      ++statistics.configurations;
     }
   }
-  if (configurations.empty())
-    return makeError(llvm::formatv(
-        "no configuration in the search space: no pipeline degree, "
-        "micro-batch count and tensor-parallel degree fit {0} devices and a "
-        "global batch of {1} (each layer's data-parallel degree must divide "
-        "the micro-batch)",
-        devices, options.globalBatch));
+  return configurations;
+}
+
+bool Searcher::mayFit(Configuration &configuration) {
+  if (configuration.leastMemory < 0)
+    configuration.leastMemory = getMinimumMemory(configuration);
+  return configuration.leastMemory <= usable;
+}
+
+void Searcher::findBest(std::vector<Configuration> &configurations) {
   // Every configuration at coarse resolutions first, for an incumbent and
   // tighter lower bounds; then the promising ones at fine resolutions, in
-  // the order of their bounds.
+  // the order of their bounds. A configuration whose least memory does not
+  // fit is never explored.
   auto byBound = [](const Configuration &a, const Configuration &b) {
-    return a.lowerBound < b.lowerBound;
+    return a.lowerBound / double(a.globalBatch) <
+           b.lowerBound / double(b.globalBatch);
+  };
+  auto cannotWin = [&](const Configuration &configuration) {
+    return configuration.lowerBound >= getTimeBound(configuration);
   };
   constexpr int64_t kCoarseBins = 64;
   llvm::stable_sort(configurations, byBound);
-  for (const Configuration &configuration : configurations) {
-    if (!options.heuristicIncumbent || configuration.lowerBound >= bestTime)
+  for (Configuration &configuration : configurations) {
+    if (!options.heuristicIncumbent || cannotWin(configuration))
       break;
+    if (!mayFit(configuration))
+      continue;
     if (std::optional<ParallelPlan> plan = getHeuristicPlan(configuration)) {
       double time = evaluatePlan(model, *plan, cluster, usable).iterationTime;
-      if (time < bestTime) {
-        bestTime = time;
+      if (time < getTimeBound(configuration)) {
+        bestScore = time / static_cast<double>(configuration.globalBatch);
         bestConfiguration = configuration;
         incumbent = std::move(plan);
       }
     }
   }
   for (Configuration &configuration : configurations) {
-    if (configuration.lowerBound >= bestTime)
+    if (cannotWin(configuration))
       break;
+    if (!mayFit(configuration))
+      continue;
     ++statistics.configurationsExplored;
     explore(configuration, 0, kCoarseBins, kCoarseBins);
   }
   llvm::stable_sort(configurations, byBound);
   for (Configuration &configuration : configurations) {
-    if (configuration.lowerBound >= bestTime)
+    if (cannotWin(configuration))
       break;
+    if (!mayFit(configuration))
+      continue;
     // Relaxed passes at rising resolutions first can refute it cheaply;
     // the configuration holding the best plan needs its fine pass anyway.
     int64_t fineCapacity = capacity;
     double fineQuantum = quantum;
-    bool holdsBest = configuration.pp == bestConfiguration.pp &&
-                     configuration.microBatches ==
-                         bestConfiguration.microBatches &&
-                     configuration.schedule == bestConfiguration.schedule;
+    bool holdsBest = configuration == bestConfiguration;
     for (int64_t bins = kCoarseBins * 4;
          !holdsBest && bins < options.memoryBins; bins *= 4) {
-      if (configuration.lowerBound >= bestTime)
+      if (cannotWin(configuration))
         break;
       capacity = bins;
       quantum = usable / static_cast<double>(bins);
@@ -1860,46 +1968,92 @@ llvm::Expected<SearchResult> Searcher::run() {
     quantum = fineQuantum;
     explore(configuration, options.memoryBins, options.memoryBins, 0);
   }
+}
 
-  if (bestTime == kInfinity) {
-    std::string where;
-    double least = minimumMemory(where);
-    double gib = double(1ull << 30);
-    double needed = least + cluster.efficiency.runtimeMemory;
-    needed /= (1.0 - cluster.efficiency.fragmentation);
-    if (least == kInfinity)
-      return makeError(llvm::formatv(
-          "no plan fits in {0:F2} GiB per device", budget / gib));
+llvm::Error Searcher::describeNoFit(ArrayRef<Configuration> configurations,
+                                    double budget) {
+  const Configuration *leanest = nullptr;
+  for (const Configuration &configuration : configurations)
+    if (configuration.leastMemory >= 0 &&
+        (!leanest || configuration.leastMemory < leanest->leastMemory))
+      leanest = &configuration;
+  double gib = double(1ull << 30);
+  if (!leanest || leanest->leastMemory == kInfinity)
+    return makeError(
+        llvm::formatv("no plan fits in {0:F2} GiB per device", budget / gib));
+  SmallVector<LayerStrategy> strategies;
+  double least = getMinimumMemory(*leanest, &strategies);
+  const EfficiencyFactors &efficiency = cluster.efficiency;
+  double needed =
+      (least + efficiency.runtimeMemory) / (1.0 - efficiency.fragmentation);
+  // The leanest plan, by the strategy of its middle layer (a block).
+  const LayerStrategy &block = strategies[strategies.size() / 2];
+  int64_t stageDevices = cluster.getDevices() / leanest->pp;
+  std::string strategy = llvm::formatv(
+      "{0} {1}, dp {2} {3}{4}", block.usesUlysses() ? "ulysses" : "tp",
+      block.tp, stageDevices / block.tp,
+      stringifyDataParallelType(block.dpType), block.ckpt ? ", checkpointed"
+                                                          : "");
+  return makeError(llvm::formatv(
+      "no plan fits in {0:F2} GiB per device: the plan needing the least "
+      "memory (pp = {1}, {2} micro-batches of {3}, '{4}' {5}) needs {6:F2} "
+      "GiB per device, {7:F2} GiB more ({8:F2} GiB of model states, "
+      "activations and buffers plus the runtime reserve)",
+      budget / gib, leanest->pp, leanest->microBatches,
+      leanest->getMicroBatch(), model.layers[strategies.size() / 2].name,
+      strategy, needed / gib, (needed - budget) / gib, least / gib));
+}
+
+llvm::Expected<SearchResult> Searcher::run() {
+  auto started = std::chrono::steady_clock::now();
+  if (llvm::Error error = prepare())
+    return std::move(error);
+  std::vector<Configuration> configurations = enumerateConfigurations();
+  if (configurations.empty())
     return makeError(llvm::formatv(
-        "no plan fits in {0:F2} GiB per device: the plan needing the least "
-        "memory ({1}) needs {2:F2} GiB per device ({3:F2} GiB of model "
-        "states, activations and buffers plus the runtime reserve)",
-        budget / gib, where, needed / gib, least / gib));
+        "no configuration in the search space: no pipeline degree, "
+        "micro-batch count and tensor-parallel degree fit {0} devices and a "
+        "global batch of {1} (each layer's data-parallel degree must divide "
+        "the micro-batch)",
+        cluster.getDevices(), options.globalBatch));
+  findBest(configurations);
+  if (bestScore == kInfinity) {
+    // Every configuration's least memory is known unless a time bound
+    // stopped the exploration.
+    for (Configuration &configuration : configurations)
+      mayFit(configuration);
+    return describeNoFit(configurations, budget);
   }
+  llvm::Expected<SearchResult> result = recoverPlan();
+  if (result)
+    result->statistics.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                      started)
+            .count();
+  return result;
+}
 
+llvm::Expected<SearchResult> Searcher::recoverPlan() {
   SearchResult result;
   ParallelPlan &plan = result.plan;
+  result.statistics = statistics;
   if (incumbent) {
     // Nothing beat the heuristic plan: it is optimal.
     plan = *incumbent;
     result.evaluation = evaluatePlan(model, plan, cluster, budget);
-    statistics.seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - started)
-                             .count();
-    result.statistics = statistics;
     return result;
   }
   // Recover the strategies of the winning configuration.
-  prepareShape(bestConfiguration.pp,
-               options.globalBatch / bestConfiguration.microBatches);
+  prepareShape(bestConfiguration.pp, bestConfiguration.getMicroBatch());
   prepareConfiguration(bestConfiguration);
-  plan.devices = devices;
+  plan.devices = cluster.getDevices();
   plan.devicesPerNode = cluster.devicesPerNode;
   plan.pp = bestConfiguration.pp;
   plan.microBatches = bestConfiguration.microBatches;
-  plan.globalBatch = options.globalBatch;
+  plan.globalBatch = bestConfiguration.globalBatch;
   plan.schedule = bestConfiguration.schedule;
   plan.precision = options.precision;
+  plan.vocabDivisor = options.vocabDivisor;
   for (int64_t k = 0; k < pp; ++k) {
     SmallVector<LayerStrategy> stage =
         reconstruct(k, bestSplit[k], bestSplit[k + 1]);
@@ -1913,6 +2067,7 @@ llvm::Expected<SearchResult> Searcher::run() {
     return makeError("internal error: the searched plan is inconsistent: " +
                      error);
   result.evaluation = evaluatePlan(model, plan, cluster, budget);
+  double bestTime = getTimeBound(bestConfiguration);
   double difference = std::fabs(result.evaluation.iterationTime - bestTime);
   if (difference > 1e-6 * bestTime ||
       !fitsQuantized(plan, result.evaluation, usable, options.memoryBins))
@@ -1920,10 +2075,6 @@ llvm::Expected<SearchResult> Searcher::run() {
         "internal error: the search predicted {0} s but the plan evaluates to "
         "{1} s",
         bestTime, result.evaluation.iterationTime));
-  statistics.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-          .count();
-  result.statistics = statistics;
   return result;
 }
 

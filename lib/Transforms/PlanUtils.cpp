@@ -96,15 +96,19 @@ void mlir::galvatron::writePlan(ModuleOp module, func::FuncOp function,
     const LayerStrategy &strategy = plan.layers[index++];
     int64_t dp = plan.getDp(strategy);
     bool consecutive = strategy.consecutive || strategy.tp == 1 || dp == 1;
-    DataParallelType type = dp > 1 ? strategy.dpType : DataParallelType::ddp;
+    DataParallelType type = plan.getParamDp(strategy) > 1
+                                ? strategy.dpType
+                                : DataParallelType::ddp;
+    bool ulysses = strategy.usesUlysses();
     layer.setStrategyAttr(StrategyAttr::get(
         context, strategy.stage, strategy.tp, dp, consecutive, type,
-        strategy.sp && strategy.tp > 1, strategy.ckpt));
+        strategy.sp && strategy.tp > 1 && !ulysses, strategy.ckpt, ulysses));
   }
   module->setAttr(GalvatronDialect::getPlanAttrName(),
                   PlanAttr::get(context, plan.devices, plan.devicesPerNode,
                                 plan.pp, plan.microBatches, plan.globalBatch,
-                                plan.schedule, plan.precision));
+                                plan.schedule, plan.precision,
+                                plan.vocabDivisor));
 }
 
 llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
@@ -121,6 +125,7 @@ llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
   plan.globalBatch = attribute.getGlobalBatch();
   plan.schedule = attribute.getSchedule();
   plan.precision = attribute.getPrecision();
+  plan.vocabDivisor = attribute.getVocabDivisor();
   for (LayerOp layer : function.getOps<LayerOp>()) {
     StrategyAttr strategy = layer.getStrategyAttr();
     if (!strategy)
@@ -128,7 +133,8 @@ llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
                        "' has no #galvatron.strategy");
     plan.layers.push_back({strategy.getStage(), strategy.getTp(),
                            strategy.getTpConsecutive(), strategy.getDpType(),
-                           strategy.getSp(), strategy.getCkpt()});
+                           strategy.getSp(), strategy.getCkpt(),
+                           strategy.getUlysses()});
   }
   return plan;
 }

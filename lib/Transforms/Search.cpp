@@ -31,6 +31,7 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
     SearchOptions options;
     options.globalBatch = globalBatch > 0 ? globalBatch : model.irBatch;
     options.precision = input->precision;
+    options.vocabDivisor = vocabDivisor;
     options.memoryBudget = setup.memoryBudget;
     options.memoryBins = memoryBins;
     SearchSpace &space = options.space;
@@ -72,6 +73,8 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
         space.maxPp = 1;
       else if (dimension == "sp")
         space.sequenceParallel = false;
+      else if (dimension == "ulysses")
+        space.ulysses = false;
       else if (dimension == "ckpt")
         space.checkpointing = false;
       else if (dimension == "tp-nonconsecutive")
@@ -80,8 +83,8 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
         space.dpTypes[static_cast<int>(*type)] = false;
       else
         return fail("cannot disable '" + dimension +
-                    "' (expected tp, pp, sp, ckpt, ddp, zero1, zero2, zero3 "
-                    "or tp-nonconsecutive)");
+                    "' (expected tp, pp, sp, ulysses, ckpt, ddp, zero1, "
+                    "zero2, zero3 or tp-nonconsecutive)");
     }
     if (llvm::none_of(space.dpTypes, [](bool allowed) { return allowed; }))
       return fail("every data-parallel type is disabled");

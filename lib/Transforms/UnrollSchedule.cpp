@@ -122,10 +122,12 @@ struct UnrollSchedulePass : impl::UnrollScheduleBase<UnrollSchedulePass> {
     forward.walk([&](Operation *op) {
       if (auto loss = dyn_cast<CrossEntropyOp>(op))
         vocabSize = columnsOf(loss.getLogits());
-      // The vocabulary split over the loss's groups.
+      // The vocabulary split over the loss's groups (less their padding).
       if (auto loss = dyn_cast<VocabCrossEntropyOp>(op))
-        vocabSize = columnsOf(loss.getLogits()) *
-                    cast<DenseI64ArrayAttr>(loss.getVocabGroups()[0]).size();
+        vocabSize =
+            loss.getVocabSize().value_or(
+                columnsOf(loss.getLogits()) *
+                cast<DenseI64ArrayAttr>(loss.getVocabGroups()[0]).size());
     });
     step->setAttr(GalvatronDialect::getTrainingAttrName(),
                   TrainingAttr::get(context, schedule.getLoss(),

@@ -69,11 +69,40 @@ Status fitSource(const Parameter &parameter, const TensorType &type,
   int64_t base = 0;
   for (size_t d = 0; d < strides.size(); ++d)
     base += parameter.sliceStart[d] * strides[d];
+  TensorType valid{type.elementType, parameter.validShape(type.shape)};
+  std::vector<uint8_t> part(valid.byteSize());
+  if (valid.numElements() > 0)
+    cpu::stridedCopy(bytes.data(), base, strides, part.data(), valid.shape,
+                     elementSize(type.elementType));
   std::vector<uint8_t> slice(type.byteSize());
-  cpu::stridedCopy(bytes.data(), base, strides, slice.data(), type.shape,
-                   elementSize(type.elementType));
+  unpackValidPart(parameter, type, part.data(), slice.data());
   bytes.swap(slice);
   return Status::ok();
+}
+
+/// Calls `row(inner, outer)` for each innermost row of the box `valid` at
+/// the origin of a tensor of `shape`: its element offset in a packed box
+/// and in the tensor.
+template <typename Row>
+void forEachValidRow(const std::vector<int64_t> &shape,
+                     const std::vector<int64_t> &valid, Row row) {
+  int64_t count = 1;
+  for (int64_t size : valid)
+    count *= size;
+  if (count == 0)
+    return;
+  if (valid.empty())
+    return row(0, 0, 1);
+  int64_t length = valid.back();
+  std::vector<int64_t> strides = cpu::stridesOf(shape);
+  for (int64_t packed = 0; packed < count; packed += length) {
+    int64_t offset = 0, rest = packed / length;
+    for (size_t d = valid.size() - 1; d-- > 0;) {
+      offset += (rest % valid[d]) * strides[d];
+      rest /= valid[d];
+    }
+    row(packed, offset, length);
+  }
 }
 
 std::string joinPath(const std::string &directory, const std::string &file) {
@@ -98,6 +127,33 @@ Status readExternal(const Parameter &parameter, const TensorType &type,
 
 } // namespace
 
+std::vector<uint8_t> packValidPart(const Parameter &parameter,
+                                   const TensorType &type,
+                                   const uint8_t *bytes) {
+  TensorType valid{type.elementType, parameter.validShape(type.shape)};
+  unsigned size = elementSize(type.elementType);
+  std::vector<uint8_t> part(valid.byteSize());
+  forEachValidRow(type.shape, valid.shape,
+                  [&](int64_t packed, int64_t offset, int64_t length) {
+                    std::memcpy(part.data() + packed * size,
+                                bytes + offset * size, length * size);
+                  });
+  return part;
+}
+
+void unpackValidPart(const Parameter &parameter, const TensorType &type,
+                     const uint8_t *part, uint8_t *bytes) {
+  std::vector<int64_t> valid = parameter.validShape(type.shape);
+  unsigned size = elementSize(type.elementType);
+  if (valid != type.shape)
+    std::memset(bytes, 0, type.byteSize());
+  forEachValidRow(type.shape, valid,
+                  [&](int64_t packed, int64_t offset, int64_t length) {
+                    std::memcpy(bytes + offset * size, part + packed * size,
+                                length * size);
+                  });
+}
+
 void initializeParameter(const Parameter &parameter, const TensorType &type,
                          uint64_t seed, uint8_t *out) {
   const Initializer &init = *parameter.init;
@@ -106,21 +162,26 @@ void initializeParameter(const Parameter &parameter, const TensorType &type,
   // Index in the full tensor of each element of the (possibly sliced) buffer.
   std::vector<int64_t> fullStrides =
       cpu::stridesOf(sourceShape(parameter, type));
-  auto fullIndex = [&](int64_t i) {
+  // -1 for padding past the full tensor.
+  auto fullIndex = [&](int64_t i) -> int64_t {
     if (!parameter.isSlice())
       return i;
     int64_t index = 0;
     for (size_t d = type.shape.size(); d-- > 0;) {
-      index += (parameter.sliceStart[d] + i % type.shape[d]) * fullStrides[d];
+      int64_t position = parameter.sliceStart[d] + i % type.shape[d];
+      if (position >= parameter.fullShape[d])
+        return -1;
+      index += position * fullStrides[d];
       i /= type.shape[d];
     }
     return index;
   };
   cpu::parallelFor(count, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      uint64_t counter = uint64_t(fullIndex(i));
+      int64_t index = fullIndex(i);
+      uint64_t counter = uint64_t(index);
       double value = 0.0;
-      switch (init.kind) {
+      switch (index < 0 ? InitKind::zeros : init.kind) {
       case InitKind::zeros:
         break;
       case InitKind::ones:
@@ -218,10 +279,14 @@ Status saveParameters(Executor &executor, const std::string &path,
     GALVATRON_RETURN_IF_ERROR(executor.readBuffer(
         parameter.buffer, values.back().data(), values.back().size()));
   }
-  for (size_t i = 0; i < saved.size(); ++i)
-    tensors.push_back(NamedTensor{saved[i]->name,
-                                  rank.buffers[saved[i]->buffer].type,
-                                  values[i].data()});
+  // A padded slice is saved without its padding.
+  for (size_t i = 0; i < saved.size(); ++i) {
+    const TensorType &type = rank.buffers[saved[i]->buffer].type;
+    TensorType valid{type.elementType, saved[i]->validShape(type.shape)};
+    if (valid.shape != type.shape)
+      values[i] = packValidPart(*saved[i], type, values[i].data());
+    tensors.push_back(NamedTensor{saved[i]->name, valid, values[i].data()});
+  }
   tensors.insert(tensors.end(), extra.begin(), extra.end());
   return writeSafeTensors(path, tensors);
 }

@@ -218,11 +218,17 @@ Expected<TrainingProgress> loadCheckpoint(Executor &executor,
     return reader->read(*entry, bytes);
   };
   const RankProgram &rank = executor.rankProgram();
+  std::vector<uint8_t> buffer;
   for (const Parameter &parameter : rank.parameters) {
+    // A padded slice is saved without its padding.
     const TensorType &type = rank.buffers[parameter.buffer].type;
-    GALVATRON_RETURN_IF_ERROR(read(parameter.name, type));
+    GALVATRON_RETURN_IF_ERROR(read(
+        parameter.name,
+        TensorType{type.elementType, parameter.validShape(type.shape)}));
+    buffer.resize(type.byteSize());
+    unpackValidPart(parameter, type, bytes.data(), buffer.data());
     GALVATRON_RETURN_IF_ERROR(
-        executor.writeBuffer(parameter.buffer, bytes.data(), bytes.size()));
+        executor.writeBuffer(parameter.buffer, buffer.data(), buffer.size()));
   }
   TrainingProgress progress;
   TensorType scalar{ElementType::i64, {}};

@@ -10,8 +10,10 @@
 //             more micro-batches, so it never wins),
 //   split     every contiguous split of the layers into pp non-empty stages,
 //   per layer tp (powers of two up to max-tp that divide the stage and the
-//             layer's heads), tp consecutiveness, dp type (ddp, zero1,
-//             zero2, zero3), sequence parallelism, checkpointing; dp =
+//             layer's heads), used for Megatron TP (with or without its
+//             sequence parallelism) or DeepSpeed-Ulysses sequence
+//             parallelism, tp consecutiveness, dp type (ddp, zero1,
+//             zero2, zero3), checkpointing; dp =
 //             devices / pp / tp must divide the micro-batch; layers sharing
 //             a weight on one stage share tp and consecutiveness.
 //
@@ -48,6 +50,8 @@ struct SearchSpace {
   /// A fixed schedule (none = both, which means 1F1B; see above).
   std::optional<PipelineSchedule> schedule;
   bool sequenceParallel = true;
+  /// DeepSpeed-Ulysses sequence parallelism as an alternative to TP.
+  bool ulysses = true;
   bool checkpointing = true;
   bool nonConsecutiveTp = true;
   /// Allowed data-parallel types, indexed by DataParallelType.
@@ -57,6 +61,8 @@ struct SearchSpace {
 struct SearchOptions {
   int64_t globalBatch = 1;
   Precision precision = Precision::bf16;
+  /// Split vocabularies are padded to a multiple of vocabDivisor x tp.
+  int64_t vocabDivisor = kDefaultVocabDivisor;
   /// Bytes per device; 0 = the cluster's device memory.
   double memoryBudget = 0;
   /// Memory discretization: the usable memory is split into this many

@@ -426,7 +426,15 @@ struct ValueBuffer {
 
 /// One instruction: a kernel call or a collective on the rank's group.
 struct KernelStep {
-  enum class Kind { kernel, allReduce, allGather, reduceScatter, send, recv };
+  enum class Kind {
+    kernel,
+    allReduce,
+    allGather,
+    reduceScatter,
+    allToAll,
+    send,
+    recv
+  };
   Operation *op;
   std::string kernel;
   DictionaryAttr config;
@@ -459,7 +467,8 @@ private:
   /// `type` over the bytes of `buffer` (a view of its root).
   unsigned newView(unsigned buffer, RankedTensorType type);
   LogicalResult visitCollective(Operation *op, StringAttr layer);
-  /// `config` with the `vocab_start` and `vocab_size` of this rank's block
+  /// `config` with the `vocab_start` of this rank's block and the
+  /// `vocab_size` (the blocks together, or the op's own when they pad it)
   /// when `op` works on a vocabulary split over device groups.
   FailureOr<DictionaryAttr> withVocabBlock(Operation *op,
                                            DictionaryAttr config);
@@ -580,8 +589,10 @@ FailureOr<DictionaryAttr> Lowering::withVocabBlock(Operation *op,
   SmallVector<NamedAttribute> entries(config.getValue());
   entries.push_back(
       b.getNamedAttr("vocab_start", b.getI64IntegerAttr(group->second * local)));
-  entries.push_back(b.getNamedAttr(
-      "vocab_size", b.getI64IntegerAttr(int64_t(group->first.size()) * local)));
+  int64_t size = int64_t(group->first.size()) * local;
+  if (auto padded = op->getAttrOfType<IntegerAttr>("vocab_size"))
+    size = padded.getInt();
+  entries.push_back(b.getNamedAttr("vocab_size", b.getI64IntegerAttr(size)));
   return b.getDictionaryAttr(entries);
 }
 
@@ -725,6 +736,39 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
     buffers[*output].root = whole;
     return success();
   }
+  if (auto exchange = dyn_cast<AllToAllOp>(op)) {
+    // Bring the member index of split_dim to the front, exchange the parts,
+    // and move the member index next to concat_dim, whose bytes are then
+    // the result's.
+    int64_t split = exchange.getSplitDim(), concat = exchange.getConcatDim();
+    int64_t rank = inputType.getRank();
+    SmallVector<int64_t> part(inputType.getShape());
+    part[split] /= members;
+    unsigned staged =
+        newView(bufferOf.lookup(input), tensorOf(insertDim(part, split, members)));
+    if (split != 0) {
+      unsigned front = newTemporary(tensorOf(insertDim(part, 0, members)));
+      addTranspose(op, layer, staged, front,
+                   movePermutation(rank + 1, split, 0));
+      staged = front;
+    }
+    collective.kind = KernelStep::Kind::allToAll;
+    collective.inputs = {staged};
+    unsigned exchanged = newTemporary(tensorOf(insertDim(part, 0, members)));
+    collective.outputs = {exchanged};
+    steps.push_back(std::move(collective));
+    unsigned whole = exchanged;
+    if (concat != 0) {
+      whole = newTemporary(tensorOf(insertDim(part, concat, members)));
+      addTranspose(op, layer, exchanged, whole,
+                   movePermutation(rank + 1, 0, concat));
+    }
+    FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+    if (failed(output))
+      return failure();
+    buffers[*output].root = whole;
+    return success();
+  }
   auto scatter = cast<ReduceScatterOp>(op);
   int64_t dim = scatter.getDim();
   collective.kind = KernelStep::Kind::reduceScatter;
@@ -753,7 +797,8 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
 }
 
 LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
-  if (isa<AllReduceOp, ReplicateOp, AllGatherOp, ReduceScatterOp, ShardOp>(op))
+  if (isa<AllReduceOp, ReplicateOp, AllGatherOp, ReduceScatterOp, AllToAllOp,
+          ShardOp>(op))
     return visitCollective(op, layer);
   if (auto nested = dyn_cast<LayerOp>(op)) {
     Block &body = nested.getBodyBlock();
@@ -1095,9 +1140,19 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
         Operation *symbol = buffer.parameter ? buffer.parameter.getOperation()
                                              : buffer.state.getOperation();
         std::optional<ParameterShard> shard = getParameterShard(symbol);
+        // State shaped like its sharded parameter is the same slice of the
+        // whole state tensor.
+        if (!shard && buffer.state)
+          if (auto of = buffer.state.getParameterAttr())
+            if (auto owner = module.lookupSymbol<ParameterOp>(of);
+                owner &&
+                owner.getTensorType() == buffer.state.getTensorType())
+              shard = getParameterShard(owner);
         DenseI64ArrayAttr fullShape, sliceStart;
         if (shard) {
-          fullShape = builder.getDenseI64ArrayAttr(shard->fullShape);
+          // The source tensor's shape: a padded vocabulary's rows past it
+          // are padding.
+          fullShape = builder.getDenseI64ArrayAttr(shard->getSourceShape());
           sliceStart = builder.getDenseI64ArrayAttr(*shard->sliceStart(rank));
         }
         values[index] =
@@ -1151,6 +1206,10 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
                                    grt::ReduceKindAttr::get(context, step.reduce), inputs[0],
                                    results[0], groupSymbol(step.group),
                                    step.layer);
+      break;
+    case KernelStep::Kind::allToAll:
+      grt::AllToAllOp::create(builder, at, inputs[0], results[0],
+                              groupSymbol(step.group), step.layer);
       break;
     case KernelStep::Kind::send:
       grt::SendOp::create(builder, at, inputs[0], step.peer, step.tag,

@@ -104,12 +104,16 @@ int64_t product(const std::vector<int64_t> &shape, size_t begin, size_t end);
 /// The block of a vocabulary split among ranks that a kernel's table rows
 /// (or logits columns) hold: ids [start, start + local) of [0, size)
 /// (attributes `vocab_start` and `vocab_size`; the whole vocabulary when
-/// absent).
+/// absent). A block may extend past `size` (a padded vocabulary): its rows
+/// or columns from `valid()` on are padding.
 struct VocabBlock {
   VocabBlock(const AttributeList &attributes, int64_t local)
       : start(attributes.integer("vocab_start", 0)), local(local),
         size(attributes.integer("vocab_size", local)) {}
   bool holds(int64_t id) const { return id >= start && id < start + local; }
+  int64_t valid() const {
+    return std::max<int64_t>(0, std::min(local, size - start));
+  }
   int64_t start, local, size;
 };
 

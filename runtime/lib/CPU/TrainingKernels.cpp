@@ -459,8 +459,10 @@ Status vocabCrossEntropyGrad(const KernelContext &context) {
         continue;
       }
       double inverse = 1.0 / double(stats[2 * r]);
-      for (int64_t j = 0; j < local; ++j)
+      int64_t valid = labels.block.valid();
+      for (int64_t j = 0; j < valid; ++j)
         res[j] = float(std::exp(double(row[j]) - maximum[r]) * inverse * scale);
+      std::fill(res + valid, res + local, 0.0f);
       if (int64_t column = labels.column(r); column >= 0)
         res[column] -= scale;
     }

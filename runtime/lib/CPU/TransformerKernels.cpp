@@ -197,7 +197,7 @@ Status vocabCrossEntropyStats(const KernelContext &context) {
   Expected<int64_t> counted = labels.count();
   if (!counted)
     return counted.takeStatus();
-  int64_t local = labels.block.local;
+  int64_t local = labels.block.local, valid = labels.block.valid();
   const float *x = context.input(0).as<float>();
   const float *maximum = context.input(1).as<float>();
   float *out = context.output().as<float>();
@@ -205,7 +205,7 @@ Status vocabCrossEntropyStats(const KernelContext &context) {
     for (int64_t r = begin; r < end; ++r) {
       const float *row = x + r * local;
       double sum = 0.0;
-      for (int64_t j = 0; j < local; ++j)
+      for (int64_t j = 0; j < valid; ++j)
         sum += std::exp(double(row[j]) - maximum[r]);
       int64_t column = labels.column(r);
       out[2 * r] = float(sum);

@@ -44,7 +44,8 @@ Expected<ParameterReport> loadParameters(Executor &executor,
 /// Writes the rank's parameters (with `withState`, also its training state
 /// and the `extra` tensors: a checkpoint of the rank) to a safetensors file
 /// under their names. Without state, sliced parameters cannot be saved
-/// from one rank; with it, each rank saves its own slices.
+/// from one rank; with it, each rank saves its own slices, without the
+/// padding of a padded slice.
 Status saveParameters(Executor &executor, const std::string &path,
                       bool withState = false,
                       std::vector<NamedTensor> extra = {});
@@ -55,8 +56,17 @@ Status saveParameters(Executor &executor, const std::string &path,
 uint64_t mixBits(uint64_t x);
 double counterUniform(uint64_t key, uint64_t counter);
 
+/// The part of a (padded) slice's buffer `bytes` of `type` that lies inside
+/// the source tensor, packed; and back: `part` into a buffer of `type`
+/// whose padding is zeroed.
+std::vector<uint8_t> packValidPart(const Parameter &parameter,
+                                   const TensorType &type,
+                                   const uint8_t *bytes);
+void unpackValidPart(const Parameter &parameter, const TensorType &type,
+                     const uint8_t *part, uint8_t *bytes);
+
 /// Fills `out` (of `type`, the parameter's buffer type) from the
-/// parameter's initializer with `seed`.
+/// parameter's initializer with `seed`; padding is zero.
 void initializeParameter(const Parameter &parameter, const TensorType &type,
                          uint64_t seed, uint8_t *out);
 

@@ -26,7 +26,7 @@ namespace galvatron::runtime {
 /// accepts files of its major version and any minor version up to its own;
 /// minor versions only add optional fields and kernels.
 constexpr uint32_t kFormatMajorVersion = 1;
-constexpr uint32_t kFormatMinorVersion = 2;
+constexpr uint32_t kFormatMinorVersion = 3;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -118,7 +118,9 @@ struct ExternalData {
 /// slice of the source model's tensor (a tensor- or ZeRO-parallel shard):
 /// `fullShape` is the source tensor's shape and `sliceStart` the slice's
 /// first index per dimension; both are empty when the buffer holds the
-/// whole tensor.
+/// whole tensor. A slice may extend past the full shape (a vocabulary
+/// padded to split evenly): the elements past it are padding, zero, never
+/// loaded or saved.
 struct Parameter {
   uint32_t buffer = 0;
   std::string name;
@@ -129,6 +131,9 @@ struct Parameter {
   bool state = false;
 
   bool isSlice() const { return !fullShape.empty(); }
+  /// The part of a buffer of `shape` that lies inside the full shape: its
+  /// extent per dimension (the shape itself unless the slice is padded).
+  std::vector<int64_t> validShape(const std::vector<int64_t> &shape) const;
 };
 
 /// Bytes loaded into `buffer` before the first instruction.

@@ -23,6 +23,12 @@ ArrayAttr buildDeviceGroups(MLIRContext *context,
 /// world ranks, reporting on `op`.
 LogicalResult verifyDeviceGroups(Operation *op, ArrayAttr groups);
 
+/// Verifies the vocabulary-parallel attributes of `op`, whose members hold
+/// blocks of `local` rows or columns: the groups, and a `vocabSize` (when
+/// given, only with groups) no larger than the blocks together.
+LogicalResult verifyVocabBlocks(Operation *op, ArrayAttr groups,
+                                IntegerAttr vocabSize, int64_t local);
+
 /// The group of `groups` holding `rank` and the rank's position in it, or
 /// nullopt when no group holds it.
 std::optional<std::pair<ArrayRef<int64_t>, int64_t>>
@@ -37,6 +43,10 @@ findDeviceGroup(ArrayAttr groups, int64_t rank);
 /// refine the source tensor's (a fused QKV weight [h, 3h] as [h, 3, h]) so
 /// that a rank's part is one box; the runtime initializes and loads a slice
 /// by the element's index in the whole, which refining leaves unchanged.
+/// The full shape may also pad the source tensor (a vocabulary split among
+/// ranks it does not divide): `source_shape = array<i64: ...>` then gives
+/// the source tensor's shape, and elements past it are padding, zero and
+/// not part of the model.
 struct ParameterShard {
   struct Split {
     int64_t dim;
@@ -44,6 +54,13 @@ struct ParameterShard {
   };
   SmallVector<int64_t> fullShape;
   SmallVector<Split> splits;
+  /// The source tensor's shape when the full shape pads it; else empty.
+  SmallVector<int64_t> sourceShape;
+
+  /// The shape of the tensor in the source model.
+  ArrayRef<int64_t> getSourceShape() const {
+    return sourceShape.empty() ? ArrayRef<int64_t>(fullShape) : sourceShape;
+  }
 
   static constexpr llvm::StringLiteral getAttrName() {
     return llvm::StringLiteral("galvatron.shard");
