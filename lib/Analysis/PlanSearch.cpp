@@ -636,7 +636,15 @@ const CandidateSet &Searcher::getCandidates(unsigned layer, unsigned start,
       continue;
     set[costed.layout].push_back(candidate);
   }
-  // Within a layout class, transitions are equal: drop dominated ones.
+  // Within a layout class, transitions are equal: drop dominated ones
+  // (for a layer with a tie, only among strategies splitting the tied
+  // weights alike).
+  bool tied = llvm::any_of(ties, [&](const Tie &tie) {
+    return tie.owner == layer || tie.reader == layer;
+  });
+  auto tieKey = [&](const Candidate &c) {
+    return tied ? getTieKey(list[c.strategy].strategy) : 0u;
+  };
   for (std::vector<Candidate> &group : set) {
     llvm::sort(group, [](const Candidate &a, const Candidate &b) {
       return std::tie(a.memory, a.transient, a.time, a.strategy) <
@@ -646,7 +654,7 @@ const CandidateSet &Searcher::getCandidates(unsigned layer, unsigned start,
     for (const Candidate &c : group) {
       bool dominated = llvm::any_of(kept, [&](const Candidate &k) {
         return k.memory <= c.memory && k.transient <= c.transient &&
-               k.time <= c.time;
+               k.time <= c.time && tieKey(k) == tieKey(c);
       });
       if (!dominated)
         kept.push_back(c);
@@ -718,6 +726,8 @@ void Searcher::advance(Engine &engine) {
   unsigned copiesStart = getCopiesStart(engine);
   const CandidateSet &set =
       getCandidates(layer, copiesStart, engine.offsetKey, engine.inFlight);
+  const std::vector<CostedStrategy> &strategies =
+      getCosts(layer, copiesStart, engine.offsetKey);
   size_t count = layouts.size();
   bool first = engine.processed == 0;
   const std::vector<double> *matrix = nullptr;
@@ -765,10 +775,14 @@ void Searcher::advance(Engine &engine) {
     const std::vector<Candidate> &group = set[to];
     if (group.empty())
       continue;
-    if (forcedKey) {
-      if (getTieKey(layouts[to].toStrategy()) != *forcedKey)
-        continue;
-    }
+    // A layout class holds TP and Ulysses strategies, which split tied
+    // weights differently.
+    auto tieAllowed = [&](const Candidate &candidate) {
+      return !forcedKey ||
+             getTieKey(strategies[candidate.strategy].strategy) == *forcedKey;
+    };
+    if (llvm::none_of(group, tieAllowed))
+      continue;
     // Every way to arrive in layout `to`: from each layout's states plus
     // the layout change.
     incoming.clear();
@@ -793,6 +807,8 @@ void Searcher::advance(Engine &engine) {
     // Then this layer's strategies in that layout.
     std::vector<State> &result = next[to];
     for (const Candidate &candidate : group) {
+      if (!tieAllowed(candidate))
+        continue;
       shifted.clear();
       for (const State &state : incoming) {
         int32_t memory = state.memory + candidate.memory;

@@ -32,15 +32,24 @@ TEST(GalvatronStrategyTest, ReadsEveryField) {
   EXPECT_EQ(plan->pp, 2);
   EXPECT_EQ(plan->microBatches, 4);
   EXPECT_EQ(plan->globalBatch, 16);
-  // embedding, h.0, h.1, head
+  // embedding, h.0 (use_sp: Ulysses on its 2 ranks), h.1, head
   EXPECT_EQ(plan->layers[0], (LayerStrategy{0, 2, true, DataParallelType::zero3,
                                             false, false}));
   EXPECT_EQ(plan->layers[1], (LayerStrategy{0, 2, true, DataParallelType::zero2,
-                                            true, false}));
+                                            false, false, true}));
   EXPECT_EQ(plan->layers[2], (LayerStrategy{1, 1, true, DataParallelType::zero3,
                                             false, true}));
   EXPECT_EQ(plan->layers[3].stage, 1);
   EXPECT_EQ(plan->layers[3].tp, 2);
+  // Galvatron's --sequence-parallel: Megatron SP in every TP layer.
+  auto megatron = parseGalvatronStrategy(kStrategy, "s.json", model, 8, 8,
+                                         Precision::bf16,
+                                         /*megatronSequenceParallel=*/true);
+  ASSERT_TRUE(bool(megatron)) << llvm::toString(megatron.takeError());
+  EXPECT_TRUE(megatron->layers[0].sp);
+  EXPECT_FALSE(megatron->layers[1].sp);
+  EXPECT_TRUE(megatron->layers[1].ulysses);
+  EXPECT_FALSE(megatron->layers[2].sp);
 }
 
 TEST(GalvatronStrategyTest, RoundTrips) {
@@ -90,6 +99,9 @@ TEST(GalvatronStrategyTest, Errors) {
   EXPECT_NE(errorOf(context, R"({"pp_deg": 3, "global_bsz": 8})")
                 .find("does not divide the 8 devices"),
             std::string::npos);
+  EXPECT_NE(errorOf(context, R"({"pp_deg": 1, "global_bsz": 8, "vsp": 5})")
+                .find("'vsp' must be an integer in [0, 1]"),
+            std::string::npos);
   // tp 8 with 4 heads.
   EXPECT_NE(errorOf(context, R"({"pp_deg": 1, "global_bsz": 8,
                                  "tp_sizes_enc": "8,8"})")
@@ -105,12 +117,26 @@ TEST(GalvatronStrategyTest, ExportNamesWhatItCannotExpress) {
   plan.devicesPerNode = 8;
   plan.globalBatch = 8;
   ASSERT_EQ(assignStages(plan, model, {}), "");
-  plan.layers[1].dpType = DataParallelType::zero1;
-  plan.layers[2].dpType = DataParallelType::zero2;
-  auto json = writeGalvatronStrategy(plan, model);
-  ASSERT_FALSE(bool(json));
-  EXPECT_NE(llvm::toString(json.takeError()).find("one default_dp_type"),
+  auto exportError = [&](const ParallelPlan &plan) {
+    auto json = writeGalvatronStrategy(plan, model);
+    return json ? std::string() : llvm::toString(json.takeError());
+  };
+  ParallelPlan mixed = plan;
+  mixed.layers[2].dpType = DataParallelType::zero2;
+  EXPECT_NE(exportError(mixed).find("one default_dp_type"), std::string::npos);
+  // Galvatron's runtime has no ZeRO-1, and no per-layer Megatron SP.
+  ParallelPlan zero1 = plan;
+  zero1.layers[1].dpType = DataParallelType::zero1;
+  EXPECT_NE(exportError(zero1).find("zero1, which Galvatron's runtime does "
+                                    "not have"),
             std::string::npos);
+  ParallelPlan megatron = plan;
+  for (LayerStrategy &strategy : megatron.layers)
+    strategy.tp = 2;
+  megatron.layers[1].sp = true;
+  EXPECT_NE(exportError(megatron).find("uses Megatron sequence parallelism"),
+            std::string::npos);
+  EXPECT_EQ(exportError(plan), "");
 }
 
 } // namespace

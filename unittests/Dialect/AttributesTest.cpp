@@ -30,7 +30,7 @@ protected:
   StrategyAttr strategy(int64_t stage, int64_t tp, int64_t dp) {
     return StrategyAttr::getChecked(
         [&] { return emitError(UnknownLoc::get(&context)); }, &context, stage,
-        tp, dp, true, DataParallelType::ddp, false, false);
+        tp, dp, true, DataParallelType::ddp, false, false, false);
   }
 
   MLIRContext context;

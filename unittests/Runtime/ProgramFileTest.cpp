@@ -140,14 +140,20 @@ TEST(KernelCatalogTest, CallsAreChecked) {
             "contracting dimensions differ: 3 vs 4");
   EXPECT_EQ(check("linear", {f32({2, 3}), f32({3, 5})}, {f32({2, 4})}, none),
             "result #0 must be f32[2,5], got f32[2,4]");
-  // A rank's block of a split vocabulary lies inside it.
+  // A rank's block of a split vocabulary is one of its blocks; the last
+  // may extend past it (a padded vocabulary: [4, 8) of 6 is 2 rows and 2 of
+  // padding).
   TensorType ids{ElementType::i64, {2}};
   std::vector<Attribute> block = {Attribute::makeInteger("vocab_start", 4),
                                   Attribute::makeInteger("vocab_size", 8)};
+  std::vector<Attribute> padded = {Attribute::makeInteger("vocab_start", 4),
+                                   Attribute::makeInteger("vocab_size", 6)};
   EXPECT_EQ(check("embedding", {f32({4, 3}), ids}, {f32({2, 3})}, block),
             "ok");
+  EXPECT_EQ(check("embedding", {f32({4, 3}), ids}, {f32({2, 3})}, padded),
+            "ok");
   EXPECT_EQ(check("embedding", {f32({5, 3}), ids}, {f32({2, 3})}, block),
-            "vocabulary block [4, 9) does not lie in [0, 8)");
+            "vocabulary block [4, 9) is not a block of [0, 8)");
   EXPECT_EQ(check("vocab_cross_entropy_stats", {f32({2, 4}), f32({2}), ids},
                   {f32({2, 2})}, block),
             "ok");
@@ -199,12 +205,12 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   EXPECT_EQ(loadError(magic), "not a Galvatron program file (bad magic)");
   std::vector<uint8_t> version = bytes;
   version[8] = 2;
-  EXPECT_EQ(loadError(version), "program format version 2.2 is not supported "
-                                "by this runtime (format 1.2)");
+  EXPECT_EQ(loadError(version), "program format version 2.3 is not supported "
+                                "by this runtime (format 1.3)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 3;
-  EXPECT_EQ(loadError(minor), "program format version 1.3 is not supported "
-                              "by this runtime (format 1.2)");
+  minor[12] = 4;
+  EXPECT_EQ(loadError(minor), "program format version 1.4 is not supported "
+                              "by this runtime (format 1.3)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
