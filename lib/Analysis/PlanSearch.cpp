@@ -34,6 +34,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -707,6 +708,44 @@ bool precedes(const State &a, const State &b) {
          std::tie(b.memory, b.transient, b.time);
 }
 
+/// out = Pareto(the states of every layout, each plus its change into the
+/// target: changes[from * stride]), with back-pointers to them: one k-way
+/// merge of the lists, sorted by (memory, transient).
+void mergeArrivals(ArrayRef<std::vector<State>> sources, const double *changes,
+                   size_t stride, std::vector<State> &out) {
+  struct Head {
+    State state;
+    uint32_t from;
+  };
+  SmallVector<Head, 32> heads;
+  auto later = [](const Head &a, const Head &b) {
+    return precedes(b.state, a.state);
+  };
+  auto arrival = [&](uint32_t from, uint32_t index) {
+    const State &state = sources[from][index];
+    return State{state.memory, state.transient,
+                 state.time + changes[from * stride],
+                 static_cast<int32_t>(index), static_cast<int16_t>(from), -1};
+  };
+  for (uint32_t from = 0; from < sources.size(); ++from)
+    if (!sources[from].empty())
+      heads.push_back({arrival(from, 0), from});
+  std::make_heap(heads.begin(), heads.end(), later);
+  ParetoBuilder builder(out);
+  while (!heads.empty()) {
+    std::pop_heap(heads.begin(), heads.end(), later);
+    Head &head = heads.back();
+    builder.add(head.state);
+    uint32_t next = static_cast<uint32_t>(head.state.parent) + 1;
+    if (next < sources[head.from].size()) {
+      head.state = arrival(head.from, next);
+      std::push_heap(heads.begin(), heads.end(), later);
+    } else {
+      heads.pop_back();
+    }
+  }
+}
+
 /// out = Pareto(a ∪ b) for a and b sorted by (memory, transient).
 void mergePareto(const std::vector<State> &a, const std::vector<State> &b,
                  std::vector<State> &out) {
@@ -786,24 +825,10 @@ void Searcher::advance(Engine &engine) {
     // Every way to arrive in layout `to`: from each layout's states plus
     // the layout change.
     incoming.clear();
-    if (first) {
+    if (first)
       incoming.push_back({0, 0, entry ? (*entry)[to] : 0.0, -1, -1, -1});
-    } else {
-      for (size_t from = 0; from < count; ++from) {
-        const std::vector<State> &source = engine.states[from];
-        if (source.empty())
-          continue;
-        double change = (*matrix)[from * count + to];
-        shifted.clear();
-        for (auto [index, state] : llvm::enumerate(source))
-          shifted.push_back({state.memory, state.transient,
-                             state.time + change,
-                             static_cast<int32_t>(index),
-                             static_cast<int16_t>(from), -1});
-        mergePareto(incoming, shifted, merged);
-        std::swap(incoming, merged);
-      }
-    }
+    else
+      mergeArrivals(engine.states, &(*matrix)[to], count, incoming);
     // Then this layer's strategies in that layout.
     std::vector<State> &result = next[to];
     for (const Candidate &candidate : group) {
@@ -1669,11 +1694,19 @@ struct StageMemoryTables {
 
 SmallVector<double> Searcher::getTransientCaps() {
   SmallVector<double> caps;
+  // Layers of one signature with as many copies price alike.
+  std::set<std::tuple<unsigned, unsigned, int>> seen;
   for (int64_t k = 0; k < pp; ++k)
     for (unsigned layer = 0; layer < layers; ++layer)
-      for (unsigned start : {0u, layers})
-        for (const CostedStrategy &c : getCosts(layer, start, getOffsetKey(k)))
+      for (unsigned start : {0u, layers}) {
+        int key = getOffsetKey(k);
+        if (!seen.insert({model.layers[layer].signature,
+                          getCopies(layer, start), key})
+                 .second)
+          continue;
+        for (const CostedStrategy &c : getCosts(layer, start, key))
           caps.push_back(c.cost.transient);
+      }
   llvm::sort(caps);
   caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
   return caps;
