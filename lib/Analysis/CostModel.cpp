@@ -241,6 +241,8 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
                               efficiency.backwardBytes * bytes / bandwidth) +
                      2.0 * efficiency.kernelOverhead;
   }
+  cost.forward *= layer.computeScale;
+  cost.backward *= layer.computeScale;
   if (strategy.ckpt)
     cost.recompute = cost.forward;
 
@@ -368,6 +370,20 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   };
   double full = stored(layer.saved);
   cost.activations = strategy.ckpt ? stored(layer.checkpointed) : full;
+  cost.activations *= layer.activationScale;
+  // Measured activations with (1) or without (0) Megatron SP, either at
+  // tp = 1; Galvatron's checkpointed ones divide by tp under SP.
+  for (int index : {shares.sp ? 1 : 0, tp == 1 ? 1 : -1}) {
+    if (index < 0)
+      continue;
+    const std::map<int64_t, double> &measured =
+        layer.measuredActivations[index];
+    if (auto it = measured.find(strategy.ckpt ? 0 : tp); it != measured.end()) {
+      cost.activations = it->second * samples /
+                         (strategy.ckpt && shares.sp ? double(tp) : 1.0);
+      break;
+    }
+  }
   if (strategy.ckpt)
     cost.transient += full;
   // The backward at its busiest op.

@@ -142,13 +142,18 @@ void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
                      evaluation.usableMemory / kGiB,
                      evaluation.memoryBudget / kGiB,
                      evaluation.fits() ? "" : "  DOES NOT FIT");
-  if (const SearchStatistics *statistics = input.statistics)
+  if (const SearchStatistics *statistics = input.statistics) {
     os << llvm::format("search: %lld strategies priced, %lld of %lld "
                        "configurations explored, %lld DP steps, %.3f s\n",
                        (long long)statistics->strategiesEvaluated,
                        (long long)statistics->configurationsExplored,
                        (long long)statistics->configurations,
                        (long long)statistics->dpSteps, statistics->seconds);
+    if (statistics->batches > 0)
+      os << "batch search: the configurations covered "
+         << statistics->batches << " global batches; " << plan.globalBatch
+         << " gives the most sequences per second\n";
+  }
 }
 
 llvm::json::Object
@@ -231,6 +236,7 @@ mlir::galvatron::getPlanReportJSON(const PlanReportInput &input) {
         {"configurations_explored", statistics->configurationsExplored},
         {"dp_steps", statistics->dpSteps},
         {"seconds", statistics->seconds},
+        {"batches", statistics->batches},
     };
   return result;
 }

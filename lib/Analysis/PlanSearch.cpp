@@ -25,6 +25,7 @@
 #include "galvatron/Analysis/PlanSearch.h"
 
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -33,6 +34,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <memory>
 #include <set>
 
@@ -40,6 +42,10 @@ using namespace mlir;
 using namespace mlir::galvatron;
 
 static constexpr double kInfinity = std::numeric_limits<double>::infinity();
+/// Micro-batch sizes a batch search prices per pipeline degree at most, and
+/// the largest global batch it takes.
+static constexpr int64_t kMaxMicroBatchSizes = 4096;
+static constexpr int64_t kMaxGlobalBatch = int64_t(1) << 40;
 
 static llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
@@ -111,8 +117,15 @@ SmallVector<LayerStrategy> mlir::galvatron::getLayerStrategies(
     SmallVector<bool, 2> checkpoint = {false};
     if (space.checkpointing)
       checkpoint.push_back(true);
+    // One strategy for the layers outside the blocks (Galvatron's vtp, vsp
+    // and embed_sdp) or for every layer (Megatron).
+    const std::optional<UniformStrategy> &uniform =
+        layer.isTransformerBlock() ? space.blocks : space.outside;
     for (bool c : consecutive)
       for (Mode mode : modes) {
+        if (uniform && (uniform->tp != tp || uniform->ulysses != mode.ulysses ||
+                        uniform->sp != mode.sp || !c))
+          continue;
         // Under Ulysses data parallelism spans the whole stage.
         int64_t paramDp = mode.ulysses ? devicesPerStage : dp;
         SmallVector<DataParallelType, 4> types;
@@ -123,8 +136,13 @@ SmallVector<LayerStrategy> mlir::galvatron::getLayerStrategies(
             if (space.dpTypes[type])
               types.push_back(static_cast<DataParallelType>(type));
         for (DataParallelType type : types)
-          for (bool k : checkpoint)
+          for (bool k : checkpoint) {
+            if (uniform && (uniform->zero3 != (type == DataParallelType::zero3 &&
+                                               paramDp > 1) ||
+                            (k && !uniform->checkpointing)))
+              continue;
             strategies.push_back({0, tp, c, type, mode.sp, k, mode.ulysses});
+          }
       }
   }
   return strategies;
@@ -267,19 +285,29 @@ struct PositionKey {
 
 class Searcher {
 public:
+  /// Searches plans faster than `bound` seconds per sequence.
   Searcher(const ModelProfile &model, const ClusterSpec &cluster,
-           const SearchOptions &options)
+           const SearchOptions &options, double bound)
       : model(model), cluster(cluster), options(options),
-        layers(model.layers.size()) {}
+        layers(model.layers.size()), bestScore(bound) {}
 
-  llvm::Expected<SearchResult> run();
+  /// The best plan, or none when none beats the bound (a finite one).
+  llvm::Expected<std::optional<SearchResult>> run();
 
 private:
   /// Checks the options and sets up the memory accounting, ties and cuts.
   llvm::Error prepare();
-  /// The (pp, micro-batches) configurations of the global batch, with their
-  /// lower bounds.
-  std::vector<Configuration> enumerateConfigurations();
+  /// The (pp, micro-batches) configurations of the global batch, or of
+  /// the batch range, with their lower bounds.
+  llvm::Expected<std::vector<Configuration>> enumerateConfigurations();
+  /// The configurations a batch search needs (see searchPlan).
+  llvm::Expected<std::vector<Configuration>> enumerateBatchConfigurations();
+  /// Whether every layer has a strategy on stages of pp devices running
+  /// micro-batches of `microBatch` sequences.
+  bool everyLayerRuns(int64_t pp, int64_t microBatch) const;
+  /// The largest micro-batch whose activations may fit stages of pp
+  /// devices: each layer alone, and all of them in pp stages' memory.
+  int64_t getLargestMicroBatch(int64_t pp);
   /// Explores the configurations in the order of their bounds.
   void findBest(std::vector<Configuration> &configurations);
   /// The best plan found, with its evaluation.
@@ -1311,6 +1339,9 @@ double Searcher::explorePass(const Configuration &configuration) {
       if (k == 0)
         lastStart = 0;
       for (unsigned start = firstStart; start <= lastStart; ++start) {
+        if (k > 0 && options.space.stagesStartAtBlocks &&
+            !model.layers[start].isTransformerBlock())
+          continue;
         unsigned minEnd = std::max(start + 1, earliestEnds[k]);
         unsigned maxEnd = layers - (pp - 1 - k);
         if (k + 1 == pp)
@@ -1881,8 +1912,23 @@ SmallVector<LayerStrategy> Searcher::getLeastMemoryStrategies(
 llvm::Error Searcher::prepare() {
   const SearchSpace &space = options.space;
   int64_t devices = cluster.getDevices();
-  if (options.globalBatch < 1)
+  if (!options.batchRange && options.globalBatch < 1)
     return makeError("the global batch must be positive");
+  if (const std::optional<BatchRange> &range = options.batchRange) {
+    if (range->minimum < 1 || range->step < 1 ||
+        range->maximum < range->minimum)
+      return makeError(llvm::formatv(
+          "the batch range [{0}, {1}] in steps of {2} is empty or not "
+          "positive",
+          range->minimum, range->maximum, range->step));
+    if (range->maximum > kMaxGlobalBatch)
+      return makeError(llvm::formatv("max-batch {0} exceeds {1}",
+                                     range->maximum, kMaxGlobalBatch));
+    // GPipe holds every micro-batch: more of them need more memory, and
+    // every count of the range would have to be searched.
+    if (space.schedule == PipelineSchedule::gpipe)
+      return makeError("a batch search needs the 1F1B schedule");
+  }
   if (options.vocabDivisor < 1)
     return makeError("vocab-divisor must be positive");
   if (options.memoryBins < 16 || options.memoryBins > (1 << 24))
@@ -1893,7 +1939,7 @@ llvm::Error Searcher::prepare() {
   if (space.fixedPp > static_cast<int64_t>(layers))
     return makeError(llvm::formatv("pp = {0} exceeds the model's {1} layers",
                                    space.fixedPp, layers));
-  if (space.fixedMicroBatches > 0 &&
+  if (space.fixedMicroBatches > 0 && !options.batchRange &&
       options.globalBatch % space.fixedMicroBatches != 0)
     return makeError(llvm::formatv(
         "{0} micro-batches do not divide the global batch of {1}",
@@ -1926,22 +1972,31 @@ llvm::Error Searcher::prepare() {
   return llvm::Error::success();
 }
 
-std::vector<Configuration> Searcher::enumerateConfigurations() {
+bool Searcher::everyLayerRuns(int64_t degree, int64_t batch) const {
+  SmallVector<unsigned> seen;
+  return llvm::all_of(model.layers, [&](const LayerProfile &layer) {
+    if (llvm::is_contained(seen, layer.signature))
+      return true;
+    seen.push_back(layer.signature);
+    return !getLayerStrategies(layer, cluster.getDevices() / degree,
+                               cluster.devicesPerNode, batch, options.space)
+                .empty();
+  });
+}
+
+llvm::Expected<std::vector<Configuration>>
+Searcher::enumerateConfigurations() {
+  if (options.batchRange)
+    return enumerateBatchConfigurations();
   const SearchSpace &space = options.space;
-  int64_t devices = cluster.getDevices();
   PipelineSchedule schedule =
       space.schedule.value_or(PipelineSchedule::pipedream_flush);
   std::vector<Configuration> configurations;
   int64_t globalBatch = options.globalBatch;
-  for (int64_t degree : getPipelineDegrees(model, devices, space)) {
+  for (int64_t degree :
+       getPipelineDegrees(model, cluster.getDevices(), space)) {
     for (int64_t m : getMicroBatchCounts(globalBatch, space)) {
-      int64_t batch = globalBatch / m;
-      bool everyLayer = llvm::all_of(model.layers, [&](const LayerProfile &l) {
-        return !getLayerStrategies(l, devices / degree, cluster.devicesPerNode,
-                                   batch, space)
-                    .empty();
-      });
-      if (!everyLayer)
+      if (!everyLayerRuns(degree, globalBatch / m))
         continue;
       Configuration configuration{degree, m, schedule, 0, globalBatch};
       configuration.lowerBound = getLowerBound(configuration);
@@ -1949,6 +2004,98 @@ std::vector<Configuration> Searcher::enumerateConfigurations() {
       ++statistics.configurations;
     }
   }
+  return configurations;
+}
+
+int64_t Searcher::getLargestMicroBatch(int64_t degree) {
+  // A layer's memory is its states plus in-flight activations, linear in
+  // the micro-batch; priced where every strategy exists (a micro-batch of
+  // one sequence per device at dp = D), min over strategies of those lines
+  // bounds it from below at any micro-batch (fewer strategies may exist
+  // there, none leaner).
+  int64_t perStage = cluster.getDevices() / degree;
+  prepareShape(degree, perStage);
+  struct Line {
+    double fixed, slope;
+  };
+  std::vector<SmallVector<Line>> lines(layers);
+  for (unsigned layer = 0; layer < layers; ++layer)
+    for (int64_t stage = 0; stage < degree; ++stage)
+      for (const CostedStrategy &c : getCosts(layer, 0, getOffsetKey(stage)))
+        lines[layer].push_back(
+            {c.cost.getStates(), c.cost.activations / double(perStage)});
+  auto fits = [&](int64_t batch) {
+    double total = 0;
+    for (const SmallVector<Line> &options : lines) {
+      double least = kInfinity;
+      for (const Line &line : options)
+        least = std::min(least, line.fixed + line.slope * double(batch));
+      if (least > usable)
+        return false;
+      total += least;
+    }
+    return total <= double(degree) * usable;
+  };
+  int64_t low = 0, high = options.batchRange->maximum;
+  while (low < high) {
+    int64_t middle = low + (high - low + 1) / 2;
+    if (fits(middle))
+      low = middle;
+    else
+      high = middle - 1;
+  }
+  return low;
+}
+
+llvm::Expected<std::vector<Configuration>>
+Searcher::enumerateBatchConfigurations() {
+  const BatchRange &range = *options.batchRange;
+  const SearchSpace &space = options.space;
+  PipelineSchedule schedule =
+      space.schedule.value_or(PipelineSchedule::pipedream_flush);
+  auto inRange = [&](int64_t batch) {
+    return batch >= range.minimum && batch <= range.maximum &&
+           batch % range.step == 0;
+  };
+  std::vector<Configuration> configurations;
+  llvm::SmallDenseSet<int64_t, 64> batches;
+  for (int64_t degree :
+       getPipelineDegrees(model, cluster.getDevices(), space)) {
+    int64_t largest = getLargestMicroBatch(degree);
+    if (largest > kMaxMicroBatchSizes)
+      return makeError(llvm::formatv(
+          "the batch range allows {0} micro-batch sizes on {1} pipeline "
+          "stages (memory bounds them only there); narrow max-batch or "
+          "search micro-batch sizes in steps with batch-step",
+          largest, degree));
+    for (int64_t micro = 1; micro <= largest; ++micro) {
+      // The largest batch of the range with this micro-batch, and those
+      // with fewer micro-batches than stages.
+      SmallVector<int64_t, 8> counts;
+      int64_t unit = std::lcm(micro, range.step);
+      int64_t top = range.maximum / unit * unit;
+      if (top >= range.minimum && top / micro >= degree)
+        counts.push_back(top / micro);
+      for (int64_t m = 1; m < degree; ++m)
+        if (inRange(m * micro))
+          counts.push_back(m);
+      if (space.fixedMicroBatches > 0)
+        counts.assign(inRange(space.fixedMicroBatches * micro)
+                          ? 1
+                          : 0,
+                      space.fixedMicroBatches);
+      if (counts.empty() || !everyLayerRuns(degree, micro))
+        continue;
+      for (int64_t m : counts) {
+        Configuration configuration{degree, m, schedule, 0, m * micro};
+        configuration.lowerBound = getLowerBound(configuration);
+        configurations.push_back(configuration);
+        batches.insert(m * micro);
+        ++statistics.configurations;
+      }
+    }
+  }
+  statistics.batches = batches.size();
   return configurations;
 }
 
@@ -2053,19 +2200,33 @@ llvm::Error Searcher::describeNoFit(ArrayRef<Configuration> configurations,
       strategy, needed / gib, (needed - budget) / gib, least / gib));
 }
 
-llvm::Expected<SearchResult> Searcher::run() {
+llvm::Expected<std::optional<SearchResult>> Searcher::run() {
   auto started = std::chrono::steady_clock::now();
+  double bound = bestScore;
   if (llvm::Error error = prepare())
     return std::move(error);
-  std::vector<Configuration> configurations = enumerateConfigurations();
+  llvm::Expected<std::vector<Configuration>> enumerated =
+      enumerateConfigurations();
+  if (!enumerated)
+    return enumerated.takeError();
+  std::vector<Configuration> &configurations = *enumerated;
   if (configurations.empty())
     return makeError(llvm::formatv(
         "no configuration in the search space: no pipeline degree, "
-        "micro-batch count and tensor-parallel degree fit {0} devices and a "
-        "global batch of {1} (each layer's data-parallel degree must divide "
-        "the micro-batch)",
-        cluster.getDevices(), options.globalBatch));
+        "micro-batch count and tensor-parallel degree fit {0} devices and {1} "
+        "(each layer's data-parallel degree must divide the micro-batch)",
+        cluster.getDevices(),
+        options.batchRange
+            ? llvm::formatv("a global batch in [{0}, {1}] in steps of {2}",
+                            options.batchRange->minimum,
+                            options.batchRange->maximum,
+                            options.batchRange->step)
+                  .str()
+            : llvm::formatv("a global batch of {0}", options.globalBatch)
+                  .str()));
   findBest(configurations);
+  if (bestScore == bound && bound < kInfinity)
+    return std::nullopt;
   if (bestScore == kInfinity) {
     // Every configuration's least memory is known unless a time bound
     // stopped the exploration.
@@ -2074,12 +2235,12 @@ llvm::Expected<SearchResult> Searcher::run() {
     return describeNoFit(configurations, budget);
   }
   llvm::Expected<SearchResult> result = recoverPlan();
-  if (result)
-    result->statistics.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                      started)
-            .count();
-  return result;
+  if (!result)
+    return result.takeError();
+  result->statistics.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
+  return std::optional<SearchResult>(std::move(*result));
 }
 
 llvm::Expected<SearchResult> Searcher::recoverPlan() {
@@ -2127,10 +2288,21 @@ llvm::Expected<SearchResult> Searcher::recoverPlan() {
   return result;
 }
 
+llvm::Expected<std::optional<SearchResult>>
+mlir::galvatron::searchPlanBelow(const ModelProfile &model,
+                                 const ClusterSpec &cluster,
+                                 const SearchOptions &options,
+                                 double secondsPerSequence) {
+  Searcher searcher(model, cluster, options, secondsPerSequence);
+  return searcher.run();
+}
+
 llvm::Expected<SearchResult>
 mlir::galvatron::searchPlan(const ModelProfile &model,
                             const ClusterSpec &cluster,
                             const SearchOptions &options) {
-  Searcher searcher(model, cluster, options);
-  return searcher.run();
+  auto result = searchPlanBelow(model, cluster, options, kInfinity);
+  if (!result)
+    return result.takeError();
+  return std::move(**result);
 }

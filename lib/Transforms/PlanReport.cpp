@@ -23,7 +23,7 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
     auto input = getModelAndPlan(module, pass);
     if (failed(input))
       return signalPassFailure();
-    const ModelProfile *model = &input->first.model;
+    ModelProfile *model = &input->first.model;
     const ParallelPlan *plan = &input->second;
     // Without a size, the cluster takes the plan's device count.
     CostModelOptions options{cluster, nodes, devices, memory, profiles};
@@ -32,6 +32,8 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
     auto setup = makeCostModelSetup(options);
     if (!setup)
       return fail(llvm::toString(setup.takeError()));
+    if (llvm::Error error = applyModelProfiles(*model, *setup, plan->precision))
+      return fail(llvm::toString(std::move(error)));
     if (setup->cluster.getDevices() != plan->devices)
       return fail(llvm::formatv("the plan is for {0} devices but the cluster "
                                 "has {1}",

@@ -2,8 +2,11 @@
 
 #include "galvatron/Transforms/PlanUtils.h"
 
+#include "galvatron/Analysis/GalvatronProfiles.h"
+
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 using namespace mlir;
@@ -68,9 +71,21 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
       spec.nodes = nodes;
     }
   }
-  for (const std::string &profile : options.profiles)
+  for (const std::string &profile : options.profiles) {
+    // Galvatron's model profiles are about the model, applied to it later.
+    auto buffer = llvm::MemoryBuffer::getFile(profile, /*IsText=*/true);
+    if (buffer) {
+      auto root = parseJSONObject((*buffer)->getBuffer(), profile, "a profile");
+      if (root && isGalvatronModelProfile(*root)) {
+        setup.modelProfiles.emplace_back(profile, std::move(*root));
+        continue;
+      }
+      if (!root)
+        llvm::consumeError(root.takeError());
+    }
     if (llvm::Error error = applyProfileFile(spec, profile))
       return std::move(error);
+  }
   setup.memoryBudget = spec.memory;
   if (!options.memory.empty()) {
     auto budget = parseMemorySize(options.memory);
@@ -79,6 +94,16 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
     setup.memoryBudget = *budget;
   }
   return setup;
+}
+
+llvm::Error mlir::galvatron::applyModelProfiles(ModelProfile &model,
+                                               const CostModelSetup &setup,
+                                               Precision precision) {
+  for (const auto &[path, root] : setup.modelProfiles)
+    if (llvm::Error error = applyGalvatronModelProfile(model, root, path,
+                                                       setup.cluster, precision))
+      return error;
+  return llvm::Error::success();
 }
 
 llvm::Expected<Precision> mlir::galvatron::parsePrecision(StringRef text) {
@@ -205,6 +230,11 @@ mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
   auto trainingPrecision = parsePrecision(precision);
   if (!trainingPrecision) {
     emitPassError(module, pass, llvm::toString(trainingPrecision.takeError()));
+    return failure();
+  }
+  if (llvm::Error error =
+          applyModelProfiles(input->model, *setup, *trainingPrecision)) {
+    emitPassError(module, pass, llvm::toString(std::move(error)));
     return failure();
   }
   return PlanningInput{std::move(*input), std::move(*setup),

@@ -30,6 +30,14 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
 
     SearchOptions options;
     options.globalBatch = globalBatch > 0 ? globalBatch : model.irBatch;
+    if (maxBatch > 0) {
+      if (globalBatch > 0 || microBatch > 0)
+        return fail("a batch search (max-batch) chooses the global batch; "
+                    "drop global-batch and micro-batch");
+      options.batchRange = BatchRange{minBatch, maxBatch, batchStep};
+    } else if (minBatch > 1 || batchStep > 1) {
+      return fail("min-batch and batch-step need max-batch");
+    }
     options.precision = input->precision;
     options.vocabDivisor = vocabDivisor;
     options.memoryBudget = setup.memoryBudget;
@@ -91,7 +99,11 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
     if (space.maxTp > 0 && space.minTp > space.maxTp)
       return fail("min-tp exceeds max-tp");
 
-    auto result = searchPlan(model, setup.cluster, options);
+    std::optional<PlanTarget> planTarget = parsePlanTarget(target);
+    if (!planTarget)
+      return fail("unknown target '" + target +
+                  "' (expected any, galvatron or megatron)");
+    auto result = searchPlanFor(model, setup.cluster, options, *planTarget);
     if (!result)
       return fail(llvm::toString(result.takeError()));
     writePlan(module, input->input.function, result->plan);

@@ -28,6 +28,7 @@
 
 #include "llvm/Support/Error.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -202,6 +203,12 @@ struct LayerProfile {
   ByteCount inputCut;
   /// Forward FLOPs per sample (batched) and per micro-batch (unbatched).
   double batchedFlops = 0, unbatchedFlops = 0;
+  /// Measured overrides (Galvatron's model profiles): a factor on the
+  /// IR-derived compute time, and the stored activations per sequence on a
+  /// device by TP degree (0: checkpointed), without and with Megatron
+  /// sequence parallelism, or else a factor on the IR-derived ones.
+  double computeScale = 1, activationScale = 1;
+  std::map<int64_t, double> measuredActivations[2];
 
   bool supportsTP(int64_t tp) const;
   /// Why the layer cannot run with `tp` ranks (empty when it can).

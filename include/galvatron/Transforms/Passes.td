@@ -53,8 +53,10 @@ def PlanSearch : Pass<"galvatron-search", "::mlir::ModuleOp"> {
     Megatron or DeepSpeed-Ulysses sequence parallelism and checkpointing. Writes #galvatron.strategy on
     every layer and #galvatron.plan on the module. Memory is accounted in
     memory-bins quanta of the usable budget (see docs/architecture.md for
-    what optimal means then). When no plan fits, fails naming the least
-    memory per device any plan in the space needs.
+    what optimal means then). With max-batch the global batch is searched
+    too (multiples of batch-step in [min-batch, max-batch]): the plan with
+    the most sequences per second wins. When no plan fits, fails naming
+    the plan that needs the least memory and how much it lacks.
 
     ```
     galvatron-opt --galvatron-search="cluster=h100-80gb nodes=2 global-batch=512 report=text"
@@ -79,7 +81,18 @@ def PlanSearch : Pass<"galvatron-search", "::mlir::ModuleOp"> {
                "Dimensions left out: tp, pp, sp (Megatron), ulysses, ckpt, "
                "ddp, zero1, zero2, zero3, tp-nonconsecutive">,
     Option<"memoryBins", "memory-bins", "int64_t", /*default=*/"4096",
-           "Quanta the usable memory is divided into">
+           "Quanta the usable memory is divided into">,
+    Option<"minBatch", "min-batch", "int64_t", /*default=*/"1",
+           "Batch search: the smallest global batch (Galvatron's min_bsz)">,
+    Option<"maxBatch", "max-batch", "int64_t", /*default=*/"0",
+           "Batch search: the largest global batch (Galvatron's max_bsz; "
+           "0: no batch search)">,
+    Option<"batchStep", "batch-step", "int64_t", /*default=*/"1",
+           "Batch search: global batches are multiples of this (Galvatron's "
+           "bsz_scale)">,
+    Option<"target", "target", "std::string", /*default=*/"\"any\"",
+           "Plans the trainer runs: any (our runtime), galvatron (Galvatron's "
+           "runtime: exportable to its strategy JSON) or megatron">
   ]);
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
