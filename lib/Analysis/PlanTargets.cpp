@@ -33,10 +33,9 @@ std::optional<PlanTarget> mlir::galvatron::parsePlanTarget(StringRef name) {
   return std::nullopt;
 }
 
-/// The restricted spaces whose union is what `target` runs.
-static SmallVector<SearchSpace> getTargetSpaces(const SearchSpace &space,
-                                                PlanTarget target,
-                                                int64_t maxTp) {
+SmallVector<SearchSpace>
+mlir::galvatron::getTargetSpaces(const SearchSpace &space, PlanTarget target,
+                                 int64_t maxTp) {
   SmallVector<SearchSpace> spaces;
   auto allowed = [&](DataParallelType type) {
     return space.dpTypes[static_cast<int>(type)];

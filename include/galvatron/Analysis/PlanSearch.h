@@ -172,6 +172,11 @@ getLayerStrategies(const LayerProfile &layer, int64_t devicesPerStage,
                    int64_t devicesPerNode, int64_t microBatch,
                    const SearchSpace &space);
 
+/// The restricted spaces whose union is what `target` runs (for TP degrees
+/// up to `maxTp`).
+SmallVector<SearchSpace> getTargetSpaces(const SearchSpace &space,
+                                         PlanTarget target, int64_t maxTp);
+
 /// The search's rounded memory accounting of an evaluated plan: whether
 /// every stage fits `usableMemory` split into `memoryBins` quanta.
 bool fitsQuantized(const ParallelPlan &plan, const PlanEvaluation &evaluation,
