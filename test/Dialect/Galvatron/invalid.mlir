@@ -1297,3 +1297,43 @@ func.func @f(%g: tensor<f32>, %stats: tensor<2x3x2xf32>, %logits: tensor<2x3x8xf
   %0 = galvatron.vocab_cross_entropy_grad %g, %stats, %logits, %max, %ids vocab_groups [[0, 1]] : (tensor<f32>, tensor<2x3x2xf32>, tensor<2x3x8xf32>, tensor<2x3xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
   return %0 : tensor<2x3x4xf32>
 }
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  // expected-error @+1 {{needs two different dimensions of 'tensor<2x4x8x16xf32>', got split 1 and concat 1}}
+  %0 = galvatron.all_to_all %x split 1 concat 1 groups [[0, 1]] : tensor<2x4x8x16xf32> -> tensor<2x4x8x16xf32>
+  return %0 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3x8x16xf32>) -> tensor<2x1x16x16xf32> {
+  // expected-error @+1 {{dimension 1 of 'tensor<2x3x8x16xf32>' does not split among 2 members}}
+  %0 = galvatron.all_to_all %x split 1 concat 2 groups [[0, 1]] : tensor<2x3x8x16xf32> -> tensor<2x1x16x16xf32>
+  return %0 : tensor<2x1x16x16xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) -> tensor<2x2x8x16xf32> {
+  // expected-error @+1 {{result must be 'tensor<2x2x16x16xf32>', got 'tensor<2x2x8x16xf32>'}}
+  %0 = galvatron.all_to_all %x split 1 concat 2 groups [[0, 1]] : tensor<2x4x8x16xf32> -> tensor<2x2x8x16xf32>
+  return %0 : tensor<2x2x8x16xf32>
+}
+
+// -----
+
+func.func @f(%table: tensor<4x4xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // expected-error @+1 {{vocab_size 9 exceeds the 8 rows of the blocks together}}
+  %0 = galvatron.embedding %table, %ids vocab_groups [[0, 1]] {vocab_size = 9} : (tensor<4x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
+
+// -----
+
+func.func @f(%table: tensor<4x4xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // expected-error @+1 {{has a vocab_size but no vocab_groups}}
+  %0 = galvatron.embedding %table, %ids {vocab_size = 3} : (tensor<4x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
