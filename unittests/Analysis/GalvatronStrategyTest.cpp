@@ -1,9 +1,11 @@
 //===- GalvatronStrategyTest.cpp - Galvatron strategy JSON ----------------===//
 
 #include "galvatron/Analysis/GalvatronStrategy.h"
+#include "galvatron/Analysis/GalvatronProfiles.h"
 #include "galvatron/Models/ModelPresets.h"
 
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "gtest/gtest.h"
 
 using namespace mlir;
@@ -137,6 +139,76 @@ TEST(GalvatronStrategyTest, ExportNamesWhatItCannotExpress) {
   EXPECT_NE(exportError(megatron).find("uses Megatron sequence parallelism"),
             std::string::npos);
   EXPECT_EQ(exportError(plan), "");
+}
+
+/// Forward seconds per sequence of layer `index` on one device.
+double forwardPerSequence(const ModelProfile &model, unsigned index,
+                          const ClusterSpec &cluster, int64_t batch) {
+  StageContext context;
+  context.cluster = &cluster;
+  context.microBatch = batch;
+  return evaluateLayer(model.layers[index], index, LayerStrategy{}, context)
+             .forward /
+         double(batch);
+}
+
+TEST(GalvatronProfilesTest, ComputationProfileScalesTheIRTimes) {
+  // Blocks measured 3x and the layers outside them 2x the IR's times (in
+  // milliseconds per sequence, at the model's sequence length): the
+  // factors that fit the measurements.
+  MLIRContext context;
+  ModelProfile model = gptTiny(context);
+  ClusterSpec cluster = *getClusterPreset("a100-80gb", 1);
+  double block = forwardPerSequence(model, 1, cluster, 2);
+  double other = forwardPerSequence(model, 0, cluster, 2) +
+                 forwardPerSequence(model, 3, cluster, 2);
+  std::string text = llvm::formatv(
+      R"({{"layertype_0_bsz2_seq64": {0:e15}, "layertype_other_bsz2_seq64": {1:e15},
+          "layertype_0_bsz4_seq2048": 1.0})",
+      3000 * block, 2000 * other);
+  auto root = llvm::json::parse(text);
+  ASSERT_TRUE(bool(root)) << llvm::toString(root.takeError());
+  ASSERT_TRUE(isGalvatronModelProfile(*root->getAsObject()));
+  ASSERT_FALSE(bool(applyGalvatronModelProfile(
+      model, *root->getAsObject(), "c.json", cluster, Precision::bf16)));
+  EXPECT_NEAR(model.layers[1].computeScale, 3.0, 1e-9);
+  EXPECT_NEAR(model.layers[2].computeScale, 3.0, 1e-9);
+  EXPECT_NEAR(model.layers[0].computeScale, 2.0, 1e-9);
+  EXPECT_NEAR(forwardPerSequence(model, 1, cluster, 2), 3 * block, 1e-12);
+  // Unknown keys are named.
+  auto bad = llvm::json::parse(R"({"layertype_0_bsz2_seq64": 1.0,
+                                   "gpus": 8})");
+  llvm::Error error = applyGalvatronModelProfile(
+      model, *bad->getAsObject(), "c.json", cluster, Precision::bf16);
+  ASSERT_TRUE(bool(error));
+  EXPECT_NE(llvm::toString(std::move(error)).find("unknown key 'gpus'"),
+            std::string::npos);
+}
+
+TEST(GalvatronProfilesTest, MemoryProfileReplacesBlockActivations) {
+  // 8 MB per sequence at tp 1, 2 MB checkpointed: a block's activations on
+  // a device of 4 sequences.
+  MLIRContext context;
+  ModelProfile model = gptTiny(context);
+  ClusterSpec cluster = *getClusterPreset("a100-80gb", 1);
+  auto root = llvm::json::parse(R"({
+    "layertype_0": {"64": {"parameter_size": 1.0,
+                           "tp_activation_per_bsz_dict": {"1": 8, "checkpoint": 2}}},
+    "model_config": {"n_layers": 2}})");
+  ASSERT_FALSE(bool(applyGalvatronModelProfile(
+      model, *root->getAsObject(), "m.json", cluster, Precision::bf16)));
+  StageContext stage;
+  stage.cluster = &cluster;
+  stage.microBatch = 4;
+  double mb = double(1 << 20);
+  EXPECT_DOUBLE_EQ(
+      evaluateLayer(model.layers[1], 1, LayerStrategy{}, stage).activations,
+      32 * mb);
+  LayerStrategy checkpointed;
+  checkpointed.ckpt = true;
+  EXPECT_DOUBLE_EQ(
+      evaluateLayer(model.layers[1], 1, checkpointed, stage).activations,
+      8 * mb);
 }
 
 } // namespace
