@@ -46,6 +46,13 @@ static constexpr double kInfinity = std::numeric_limits<double>::infinity();
 /// the largest global batch it takes.
 static constexpr int64_t kMaxMicroBatchSizes = 4096;
 static constexpr int64_t kMaxGlobalBatch = int64_t(1) << 40;
+/// A relaxed pass may visit this many times the states of the exact pass
+/// before it, or this many per layer, before it is abandoned; and one at
+/// this many memory bins or more that does not raise the lower bound ends
+/// the configuration's relaxations.
+static int64_t kRelaxedStateRatio = getenv("RATIO") ? atoi(getenv("RATIO")) : 4;
+static int64_t kRelaxedStatesPerLayer = getenv("PERLAYER") ? atoi(getenv("PERLAYER")) : 1000;
+static int64_t kStallCapacity = getenv("STALLCAP") ? atoi(getenv("STALLCAP")) : 64;
 
 static llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
@@ -222,6 +229,10 @@ struct Configuration {
   /// The least memory per device any of its plans needs (computed when it
   /// is first explored; negative until then).
   double leastMemory = -1;
+  /// States the last exact pass visited, and whether a relaxed pass
+  /// failed to raise lowerBound (only speed depends on these).
+  int64_t exactStates = 0;
+  bool relaxationStalled = false;
 
   int64_t getMicroBatch() const { return globalBatch / microBatches; }
   bool operator==(const Configuration &other) const {
@@ -235,6 +246,57 @@ struct Configuration {
 struct Tie {
   unsigned reader, owner;
 };
+
+/// max(floor, max_j (cost_j - lambda_j * left)) as a function of the memory
+/// left: the upper envelope of those lines, read by binary search.
+class RestBound {
+public:
+  RestBound() = default;
+  RestBound(ArrayRef<double> lambdas, ArrayRef<double> cost, double floor);
+  double operator()(double left) const {
+    if (lines.empty())
+      return floor;
+    size_t index = llvm::upper_bound(crossings, left) - crossings.begin();
+    return std::max(floor, lines[index].intercept + lines[index].slope * left);
+  }
+
+private:
+  struct Line {
+    double slope, intercept;
+  };
+  /// Slopes increasing; line k + 1 is the highest from crossings[k] on.
+  SmallVector<Line> lines;
+  SmallVector<double> crossings;
+  double floor = 0;
+};
+
+RestBound::RestBound(ArrayRef<double> lambdas, ArrayRef<double> cost,
+                     double floor)
+    : floor(floor) {
+  // Slopes -lambda increase as lambda decreases. The middle of three lines
+  // is never the highest when the outer two cross no later than it rises
+  // above the first.
+  for (size_t j = lambdas.size(); j-- > 0;) {
+    Line line{-lambdas[j], cost[j]};
+    if (!lines.empty() && lines.back().slope == line.slope) {
+      if (lines.back().intercept >= line.intercept)
+        continue;
+      lines.pop_back();
+    }
+    while (lines.size() >= 2) {
+      const Line &a = lines[lines.size() - 2], &b = lines.back();
+      if ((a.intercept - line.intercept) * (b.slope - a.slope) <=
+          (a.intercept - b.intercept) * (line.slope - a.slope))
+        lines.pop_back();
+      else
+        break;
+    }
+    lines.push_back(line);
+  }
+  for (size_t k = 0; k + 1 < lines.size(); ++k)
+    crossings.push_back((lines[k].intercept - lines[k + 1].intercept) /
+                        (lines[k + 1].slope - lines[k].slope));
+}
 
 /// One forward (or backward) pass of the dynamic program from a start
 /// layer, extended on demand.
@@ -252,14 +314,14 @@ struct Engine {
   /// When every stage the pass serves has at least `boundLength` layers:
   /// lower bounds of what the layers after each prefix up to that length
   /// still need, to discard states that cannot finish within the budget or
-  /// the time bound. restCost[x][j] = sum over those layers of the least
-  /// time + lambdas[j] * memory, the Lagrangian bound of the rest's time
-  /// given the memory left.
+  /// the time bound. restBound[x] gives the least time the layers after
+  /// prefix x need with `left` quanta of memory: the maximum over
+  /// multipliers lambda of the sum over those layers of their least
+  /// time + lambda * memory, less lambda * left (a Lagrangian bound).
   unsigned boundLength = 0;
   std::vector<int32_t> restMemory, restTransient;
   std::vector<double> restTime;
-  std::vector<double> lambdas;
-  std::vector<std::vector<double>> restCost;
+  std::vector<RestBound> restBound;
 
   std::vector<std::vector<State>> states;
   unsigned processed = 0;
@@ -430,6 +492,10 @@ private:
   double budget = 0, usable = 0, quantum = 0;
   /// Round memory down instead of up (a relaxation giving lower bounds).
   bool relaxed = false;
+  /// A relaxed pass is abandoned (it bounds nothing) once the DP has
+  /// visited more states than this.
+  int64_t relaxedStateLimit = 0;
+  bool abandoned = false;
   int64_t capacity = 0;
   SmallVector<Tie> ties;
   unsigned maxTiedOwner = 0;
@@ -818,23 +884,15 @@ void Searcher::advance(Engine &engine) {
   // What the rest of the stage needs at least, when the end is known.
   int32_t restMemory = 0, restTransient = 0;
   double restTime = 0;
-  const std::vector<double> *restCost = nullptr;
+  const RestBound *restBound = nullptr;
   size_t rest = engine.processed + 1;
   if (engine.boundLength && rest < engine.restTime.size()) {
     restMemory = engine.restMemory[rest];
     restTransient = engine.restTransient[rest];
     restTime = engine.restTime[rest];
-    restCost = &engine.restCost[rest];
+    restBound = &engine.restBound[rest];
   }
   double timeLimit = stageBound - restTime;
-  // The least time the rest needs with `left` quanta of memory.
-  auto restBound = [&](int32_t left) {
-    double bound = restTime;
-    if (restCost)
-      for (size_t j = 0; j < engine.lambdas.size(); ++j)
-        bound = std::max(bound, (*restCost)[j] - engine.lambdas[j] * left);
-    return bound;
-  };
 
   std::vector<std::vector<State>> next(count);
   std::vector<State> incoming, shifted, merged;
@@ -874,9 +932,10 @@ void Searcher::advance(Engine &engine) {
         double time = state.time + candidate.time;
         if (time > timeLimit)
           continue;
-        if (restCost &&
-            time + restBound(static_cast<int32_t>(capacity) - memory -
-                             std::max(transient, restTransient)) >
+        // The least time the rest needs with the memory left.
+        if (restBound &&
+            time + (*restBound)(double(capacity - memory -
+                                       std::max(transient, restTransient))) >
                 stageBound)
           continue;
         shifted.push_back({memory, transient, time, state.parent,
@@ -935,16 +994,16 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
           }
         }
   }
-  engine.lambdas.clear();
+  std::vector<double> lambdas;
   if (high > 0) {
-    constexpr int kSteps = 16;
+    constexpr int kSteps = 128;
     low /= 4;
     high *= 4;
     for (int j = 0; j <= kSteps; ++j)
-      engine.lambdas.push_back(low * std::pow(high / low, double(j) / kSteps));
+      lambdas.push_back(low * std::pow(high / low, double(j) / kSteps));
   }
-  engine.restCost.assign(length + 1,
-                         std::vector<double>(engine.lambdas.size(), 0.0));
+  std::vector<double> restCost(lambdas.size(), 0.0);
+  engine.restBound.assign(length + 1, RestBound());
   for (unsigned x = length; x-- > 0;) {
     const CandidateSet &set =
         getCandidates(getLayerAt(engine, x), getCopiesStart(engine),
@@ -952,15 +1011,15 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
     int32_t memory = std::numeric_limits<int32_t>::max();
     int32_t transient = std::numeric_limits<int32_t>::max();
     double time = kInfinity;
-    std::vector<double> cost(engine.lambdas.size(), kInfinity);
+    std::vector<double> cost(lambdas.size(), kInfinity);
     for (const std::vector<Candidate> &group : set)
       for (const Candidate &candidate : group) {
         memory = std::min(memory, candidate.memory);
         transient = std::min(transient, candidate.transient);
         time = std::min(time, candidate.time);
         for (size_t j = 0; j < cost.size(); ++j)
-          cost[j] = std::min(cost[j], candidate.time +
-                                          engine.lambdas[j] * candidate.memory);
+          cost[j] = std::min(cost[j],
+                             candidate.time + lambdas[j] * candidate.memory);
       }
     if (time == kInfinity) {
       // A layer with no strategy that fits: nothing completes.
@@ -972,7 +1031,8 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
     engine.restTransient[x] = std::max(engine.restTransient[x + 1], transient);
     engine.restTime[x] = engine.restTime[x + 1] + time;
     for (size_t j = 0; j < cost.size(); ++j)
-      engine.restCost[x][j] = engine.restCost[x + 1][j] + cost[j];
+      restCost[j] += cost[j];
+    engine.restBound[x] = RestBound(lambdas, restCost, engine.restTime[x]);
   }
 }
 
@@ -1211,6 +1271,10 @@ double Searcher::readout(Engine &engine, unsigned start, unsigned end,
 }
 
 double Searcher::getStageTime(int64_t stage, unsigned start, unsigned end) {
+  if (relaxed && statistics.dpStates > relaxedStateLimit)
+    abandoned = true;
+  if (abandoned)
+    return kInfinity;
   auto key = std::make_tuple(stage, start, end);
   auto cached = stageTimes.find(key);
   if (cached != stageTimes.end())
@@ -1290,7 +1354,9 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
       break;
     capacity = fineCapacity / scale;
     quantum = fineQuantum * static_cast<double>(scale);
+    int64_t visited = statistics.dpStates;
     explorePass(configuration);
+    configuration.exactStates = statistics.dpStates - visited;
     if (capacity <= relaxedBins)
       tightenLowerBound(configuration);
   }
@@ -1299,13 +1365,38 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
 }
 
 void Searcher::tightenLowerBound(Configuration &configuration) {
+  if (configuration.relaxationStalled)
+    return;
+  if (getenv("SLACK") && double(layers) / double(configuration.pp) * quantum * atof(getenv("SLACK")) >
+      usable - configuration.leastMemory)
+    return;
+  // Rounding memory down admits far more states than rounding up where
+  // memory is tight; a relaxed pass visiting many times the states of the
+  // exact one costs more than it can save.
   relaxed = true;
-  configuration.lowerBound =
-      std::max(configuration.lowerBound, explorePass(configuration));
+  abandoned = false;
+  relaxedStateLimit =
+      statistics.dpStates +
+      std::max<int64_t>(kRelaxedStateRatio * configuration.exactStates,
+                        kRelaxedStatesPerLayer * layers);
+  double bound = explorePass(configuration);
   relaxed = false;
+  bool stopped = abandoned;
+  abandoned = false;
+  // A relaxation that does not raise the bound at this resolution rarely
+  // refutes the configuration at finer ones, where it costs more than the
+  // exact pass: no more of them.
+  if (stopped || (bound <= configuration.lowerBound &&
+                    capacity >= kStallCapacity)) {
+    configuration.relaxationStalled = true;
+    return;
+  }
+  configuration.lowerBound = std::max(configuration.lowerBound, bound);
 }
 
 double Searcher::explorePass(const Configuration &configuration) {
+  auto tStart = std::chrono::steady_clock::now(); int64_t s0 = statistics.dpStates;
+  struct Report { Searcher *s; const Configuration &c; std::chrono::steady_clock::time_point t; int64_t s0; ~Report() { if (getenv("GDEBUG")) llvm::errs() << "pass pp=" << c.pp << " m=" << c.microBatches << " cap=" << s->capacity << " relaxed=" << s->relaxed << " states=" << (s->statistics.dpStates - s0) << " t=" << std::chrono::duration<double>(std::chrono::steady_clock::now()-t).count() << " lb=" << c.lowerBound << " best=" << s->getTimeBound(c) << " ab=" << s->abandoned << "\n"; } } report{this, configuration, tStart, s0};
   prepareShape(configuration.pp, configuration.getMicroBatch());
   prepareConfiguration(configuration);
   computeWindows();
@@ -1407,6 +1498,8 @@ double Searcher::explorePass(const Configuration &configuration) {
   if (configuration.microBatches == 1 && !values.empty())
     values = {values.back()};
   for (double cap : values) {
+    if (abandoned)
+      break;
     if ((m - 1.0) * cap + std::max(lowerSum, cap) >= std::min(bound, passBest))
       break;
     SmallVector<unsigned> split;
@@ -2117,7 +2210,7 @@ void Searcher::findBest(std::vector<Configuration> &configurations) {
   auto cannotWin = [&](const Configuration &configuration) {
     return configuration.lowerBound >= getTimeBound(configuration);
   };
-  constexpr int64_t kCoarseBins = 64;
+  const int64_t kCoarseBins = getenv("COARSE") ? atoi(getenv("COARSE")) : 64;
   llvm::stable_sort(configurations, byBound);
   for (Configuration &configuration : configurations) {
     if (!options.heuristicIncumbent || cannotWin(configuration))
@@ -2154,7 +2247,7 @@ void Searcher::findBest(std::vector<Configuration> &configurations) {
     bool holdsBest = configuration == bestConfiguration;
     for (int64_t bins = kCoarseBins * 4;
          !holdsBest && bins < options.memoryBins; bins *= 4) {
-      if (cannotWin(configuration))
+      if (cannotWin(configuration) || configuration.relaxationStalled)
         break;
       capacity = bins;
       quantum = usable / static_cast<double>(bins);
