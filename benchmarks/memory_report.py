@@ -13,6 +13,11 @@ The arena is what the runtime allocates (parameters, gradients, optimizer
 state and every activation and temporary of the unrolled step, placed by the
 static memory planner); the prediction is `--galvatron-plan-report`'s stage
 total (model states + in-flight activations + transient buffers).
+
+With --against-fp32 a 16-bit plan is also compiled in fp32: the last column
+is the rest of the 16-bit arena over the fp32 arena's (model states are the
+same 16 bytes per parameter in both: f32 master weights, gradients and Adam
+moments).
 """
 
 import argparse
@@ -29,6 +34,20 @@ def run(command):
     return result.stdout
 
 
+def arenas_of(args, plan):
+    """rank -> (arena bytes, model state bytes) of the compiled plan."""
+    compiled = run([args.bin + "/galvatron-compile", "--model=" + args.model,
+                    "--batch=%d" % args.batch, "--seq-len=%d" % args.seq_len,
+                    "--plan=" + plan, "--train=" + args.train, "-o", "/dev/null"])
+    arenas = {}
+    for rank, arena, params, state in re.findall(
+            r"rank (\d+): arena \(plan peak\) (\d+) bytes, live peak \d+ "
+            r"bytes, parameters (\d+) bytes(?:, training state (\d+) bytes)?",
+            compiled):
+        arenas[int(rank)] = (int(arena), int(params) + int(state or 0))
+    return arenas
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="build/bin")
@@ -37,20 +56,18 @@ def main():
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--plan", required=True)
     parser.add_argument("--train", default="lr=1e-3")
+    parser.add_argument("--against-fp32", action="store_true",
+                        help="also compile the plan in fp32 and print the "
+                        "ratio of the non-state bytes")
     args = parser.parse_args()
 
-    model = ["--model=" + args.model, "--batch=%d" % args.batch,
-             "--seq-len=%d" % args.seq_len]
-    compiled = run([args.bin + "/galvatron-compile"] + model +
-                   ["--plan=" + args.plan, "--train=" + args.train,
-                    "-o", "/dev/null"])
-    arenas, states = {}, {}
-    for rank, arena, params, state in re.findall(
-            r"rank (\d+): arena \(plan peak\) (\d+) bytes, live peak \d+ "
-            r"bytes, parameters (\d+) bytes(?:, training state (\d+) bytes)?",
-            compiled):
-        arenas[int(rank)] = int(arena)
-        states[int(rank)] = int(params) + int(state or 0)
+    compiled = arenas_of(args, args.plan)
+    arenas = {rank: arena for rank, (arena, _) in compiled.items()}
+    states = {rank: state for rank, (_, state) in compiled.items()}
+    fp32 = None
+    if args.against_fp32:
+        fp32 = arenas_of(args, re.sub(r"precision=\w+", "precision=fp32",
+                                      args.plan))
 
     ir = run([args.bin + "/galvatron-translate", "--model=" + args.model,
               "--batch=%d" % args.batch, "--seq-len=%d" % args.seq_len])
@@ -62,9 +79,9 @@ def main():
     devices, pp = report["devices"], report["pp"]
     per_stage = devices // pp
     print("%s, %s (train: %s)" % (args.model, args.plan, args.train))
-    print("%5s %5s %12s %12s %8s | %12s %12s | %12s %12s" % (
+    print("%5s %5s %12s %12s %8s | %12s %12s | %12s %12s%s" % (
         "rank", "stage", "arena", "predicted", "error", "states", "predicted",
-        "rest", "predicted"))
+        "rest", "predicted", " | rest/fp32" if fp32 else ""))
     worst = 0.0
     for rank in sorted(arenas):
         stage = report["stages"][rank // per_stage]
@@ -73,10 +90,14 @@ def main():
         worst = max(worst, abs(error))
         memory = stage["memory_bytes"]
         predicted_states = memory["params"] + memory["grads"] + memory["optimizer"]
-        print("%5d %5d %12d %12d %+7.1f%% | %12d %12d | %12d %12d" % (
+        rest = arenas[rank] - states[rank]
+        ratio = ""
+        if fp32:
+            ratio = " | %9.2f" % (rest / (fp32[rank][0] - fp32[rank][1]))
+        print("%5d %5d %12d %12d %+7.1f%% | %12d %12d | %12d %12d%s" % (
             rank, rank // per_stage, arenas[rank], predicted, 100 * error,
-            states[rank], predicted_states, arenas[rank] - states[rank],
-            memory["activations"] + memory["buffers"]))
+            states[rank], predicted_states, rest,
+            memory["activations"] + memory["buffers"], ratio))
     print("largest error %.1f%%" % (100 * worst))
 
 

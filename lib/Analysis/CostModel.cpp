@@ -37,23 +37,27 @@ static ComputePrecision getComputePrecision(Precision precision) {
 }
 
 namespace {
-/// Bytes per parameter of each model state. Mixed precision keeps 16-bit
-/// weights and gradients and fp32 master weights, Adam m and v (ZeRO's
-/// K = 12); fp32 training keeps fp32 weights, gradients, m and v.
+/// Bytes per parameter of each model state.
 struct StateBytes {
   double param, grad, optimizer;
 };
 } // namespace
 
+/// What weights and gradients move as in data-parallel communication:
+/// 16-bit under mixed precision (ZeRO's accounting).
 static StateBytes getStateBytes(Precision precision) {
   if (precision == Precision::fp32)
     return {4, 4, 8};
   return {2, 2, 12};
 }
 
+/// What the training step stores, in every precision: the f32 master
+/// weights are the only stored weights (mixed precision casts each read to
+/// 16 bits, per layer), gradients accumulate in f32, Adam's m and v are f32.
+static constexpr StateBytes kStoredStateBytes = {4, 4, 8};
+
 /// Adam's step reads the gradient and reads and writes the master weight,
-/// m and v, and writes the working weight: 28 bytes per element it updates
-/// (mixed precision 2 + 8 + 8 + 8 + 2; fp32 4 + 8 + 8 + 8).
+/// m and v: 28 bytes per element it updates (4 + 8 + 8 + 8, all f32).
 static constexpr double kOptimizerStepBytes = 28.0;
 
 //===----------------------------------------------------------------------===//
@@ -294,15 +298,15 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   auto held = [&](bool sharded) {
     return sharded ? (local - whole) / d + whole : local;
   };
-  cost.params = held(shardParams) * stateBytes.param;
-  cost.grads = held(shardGrads) * stateBytes.grad;
+  cost.params = held(shardParams) * kStoredStateBytes.param;
+  cost.grads = held(shardGrads) * kStoredStateBytes.grad;
   // ZeRO-1 reduce-scatters the accumulated gradients in the last backward
   // (where a backend can overlap it); their 1/dp parts wait for the step.
   // Without a pipeline that backward holds as many activations as any
   // (one micro-batch's); on a pipeline stage it comes after the peak.
   if (type == DataParallelType::zero1 && context.pp == 1)
-    cost.grads += (local - whole) / d * stateBytes.grad;
-  cost.optimizerStates = held(shardOptimizer) * stateBytes.optimizer;
+    cost.grads += (local - whole) / d * kStoredStateBytes.grad;
+  cost.optimizerStates = held(shardOptimizer) * kStoredStateBytes.optimizer;
   cost.optimizer = kOptimizerStepBytes * held(shardOptimizer) / bandwidth;
 
   // Data-parallel communication.
@@ -394,7 +398,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
       bytes += weight.bytes.at(activation) * shareOf(weight.split);
     backward = std::max(backward, bytes);
   }
-  cost.transient += backward + staged * stateBytes.grad;
+  cost.transient += backward + staged * kStoredStateBytes.grad;
   if (shardParams)
     // The gathered weights of this layer and of the next, prefetched.
     cost.transient += 2.0 * (local - whole) * stateBytes.param;
@@ -690,6 +694,28 @@ double mlir::galvatron::getUsableMemory(const ClusterSpec &cluster,
                                         double budget) {
   const EfficiencyFactors &efficiency = cluster.efficiency;
   return budget * (1.0 - efficiency.fragmentation) - efficiency.runtimeMemory;
+}
+
+llvm::Error mlir::galvatron::checkMemoryBudget(const ClusterSpec &cluster,
+                                               double budget) {
+  if (getUsableMemory(cluster, budget) > 0)
+    return llvm::Error::success();
+  return llvm::createStringError(
+      llvm::inconvertibleErrorCode(),
+      "a budget of " + formatBytes(budget) +
+          " per device leaves nothing after the runtime's " +
+          formatBytes(cluster.efficiency.runtimeMemory) + " and fragmentation");
+}
+
+std::string mlir::galvatron::formatBytes(double bytes) {
+  static constexpr std::pair<double, const char *> kUnits[] = {
+      {double(1ull << 30), "GiB"},
+      {double(1ull << 20), "MiB"},
+      {1024.0, "KiB"}};
+  for (auto [size, unit] : kUnits)
+    if (std::abs(bytes) >= size)
+      return llvm::formatv("{0:F2} {1}", bytes / size, unit).str();
+  return llvm::formatv("{0:F0} bytes", bytes).str();
 }
 
 PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,

@@ -31,7 +31,8 @@ public:
     return makeError(source + ": '" + key + "' " + message);
   }
 
-  /// An integer field; `fallback` when absent and not `required`.
+  /// An integer field in [minimum, maximum]; `fallback` when absent and
+  /// not `required`.
   Expected<int64_t> integer(StringRef key, bool required, int64_t fallback,
                             int64_t minimum,
                             int64_t maximum = INT64_MAX) const {
@@ -153,7 +154,7 @@ Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
   auto checkpoint = reader.list("checkpoint", blocks, 0, 0, 1);
   if (!checkpoint)
     return checkpoint.takeError();
-  auto batch = reader.integer("global_bsz", true, 1, 1);
+  auto batch = reader.integer("global_bsz", true, 1, 1, kMaxGlobalBatch);
   if (!batch)
     return batch.takeError();
   auto chunks = reader.integer("chunks", false, 1, 1);

@@ -42,17 +42,16 @@ using namespace mlir;
 using namespace mlir::galvatron;
 
 static constexpr double kInfinity = std::numeric_limits<double>::infinity();
-/// Micro-batch sizes a batch search prices per pipeline degree at most, and
-/// the largest global batch it takes.
+/// Micro-batch sizes a batch search prices per pipeline degree at most (its
+/// largest global batch is kMaxGlobalBatch, as for every search).
 static constexpr int64_t kMaxMicroBatchSizes = 4096;
-static constexpr int64_t kMaxGlobalBatch = int64_t(1) << 40;
 /// A relaxed pass may visit this many times the states of the exact pass
 /// before it, or this many per layer, before it is abandoned; and one at
 /// this many memory bins or more that does not raise the lower bound ends
 /// the configuration's relaxations.
-static int64_t kRelaxedStateRatio = getenv("RATIO") ? atoi(getenv("RATIO")) : 4;
-static int64_t kRelaxedStatesPerLayer = getenv("PERLAYER") ? atoi(getenv("PERLAYER")) : 1000;
-static int64_t kStallCapacity = getenv("STALLCAP") ? atoi(getenv("STALLCAP")) : 64;
+static constexpr int64_t kRelaxedStateRatio = 4;
+static constexpr int64_t kRelaxedStatesPerLayer = 1000;
+static constexpr int64_t kStallCapacity = 64;
 
 static llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
@@ -83,13 +82,37 @@ mlir::galvatron::getPipelineDegrees(const ModelProfile &model, int64_t devices,
   return degrees;
 }
 
+SmallVector<int64_t> mlir::galvatron::getDivisors(int64_t n) {
+  // From the prime factorization (trial division up to √n): the work grows
+  // with √n, not with n.
+  SmallVector<int64_t> divisors = {1};
+  auto multiplyIn = [&](int64_t prime, int64_t power) {
+    size_t count = divisors.size();
+    int64_t factor = 1;
+    for (int64_t k = 0; k < power; ++k) {
+      factor *= prime;
+      for (size_t i = 0; i < count; ++i)
+        divisors.push_back(divisors[i] * factor);
+    }
+  };
+  for (int64_t p = 2; p <= n / p; ++p) {
+    int64_t power = 0;
+    for (; n % p == 0; n /= p)
+      ++power;
+    multiplyIn(p, power);
+  }
+  if (n > 1)
+    multiplyIn(n, 1);
+  llvm::sort(divisors);
+  return divisors;
+}
+
 SmallVector<int64_t>
 mlir::galvatron::getMicroBatchCounts(int64_t globalBatch,
                                      const SearchSpace &space) {
   SmallVector<int64_t> counts;
-  for (int64_t m = 1; m <= globalBatch; ++m)
-    if (globalBatch % m == 0 &&
-        (space.fixedMicroBatches == 0 || m == space.fixedMicroBatches))
+  for (int64_t m : getDivisors(globalBatch))
+    if (space.fixedMicroBatches == 0 || m == space.fixedMicroBatches)
       counts.push_back(m);
   return counts;
 }
@@ -1251,8 +1274,13 @@ Engine &Searcher::getEngine(int64_t stage, unsigned start, unsigned end) {
 double Searcher::readout(Engine &engine, unsigned start, unsigned end,
                          int64_t stage) {
   unsigned length = engine.reverse ? engine.start - start : end - start;
-  while (engine.processed < length && !engine.dead)
+  while (engine.processed < length && !engine.dead) {
+    if (relaxed && statistics.dpStates > relaxedStateLimit) {
+      abandoned = true;
+      return kInfinity;
+    }
     advance(engine);
+  }
   if (engine.processed < length)
     return kInfinity;
   const std::vector<double> &best = engine.best[length - 1];
@@ -1271,8 +1299,6 @@ double Searcher::readout(Engine &engine, unsigned start, unsigned end,
 }
 
 double Searcher::getStageTime(int64_t stage, unsigned start, unsigned end) {
-  if (relaxed && statistics.dpStates > relaxedStateLimit)
-    abandoned = true;
   if (abandoned)
     return kInfinity;
   auto key = std::make_tuple(stage, start, end);
@@ -1367,9 +1393,6 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
 void Searcher::tightenLowerBound(Configuration &configuration) {
   if (configuration.relaxationStalled)
     return;
-  if (getenv("SLACK") && double(layers) / double(configuration.pp) * quantum * atof(getenv("SLACK")) >
-      usable - configuration.leastMemory)
-    return;
   // Rounding memory down admits far more states than rounding up where
   // memory is tight; a relaxed pass visiting many times the states of the
   // exact one costs more than it can save.
@@ -1395,8 +1418,6 @@ void Searcher::tightenLowerBound(Configuration &configuration) {
 }
 
 double Searcher::explorePass(const Configuration &configuration) {
-  auto tStart = std::chrono::steady_clock::now(); int64_t s0 = statistics.dpStates;
-  struct Report { Searcher *s; const Configuration &c; std::chrono::steady_clock::time_point t; int64_t s0; ~Report() { if (getenv("GDEBUG")) llvm::errs() << "pass pp=" << c.pp << " m=" << c.microBatches << " cap=" << s->capacity << " relaxed=" << s->relaxed << " states=" << (s->statistics.dpStates - s0) << " t=" << std::chrono::duration<double>(std::chrono::steady_clock::now()-t).count() << " lb=" << c.lowerBound << " best=" << s->getTimeBound(c) << " ab=" << s->abandoned << "\n"; } } report{this, configuration, tStart, s0};
   prepareShape(configuration.pp, configuration.getMicroBatch());
   prepareConfiguration(configuration);
   computeWindows();
@@ -2038,13 +2059,9 @@ llvm::Error Searcher::prepare() {
         "{0} micro-batches do not divide the global batch of {1}",
         space.fixedMicroBatches, options.globalBatch));
   budget = options.memoryBudget > 0 ? options.memoryBudget : cluster.memory;
+  if (llvm::Error error = checkMemoryBudget(cluster, budget))
+    return std::move(error);
   usable = getUsableMemory(cluster, budget);
-  if (usable <= 0)
-    return makeError(llvm::formatv(
-        "a budget of {0:F2} GiB per device leaves nothing after the runtime's "
-        "{1:F2} GiB and fragmentation",
-        budget / double(1ull << 30),
-        cluster.efficiency.runtimeMemory / double(1ull << 30)));
   quantum = usable / static_cast<double>(options.memoryBins);
   capacity = options.memoryBins;
 
@@ -2210,7 +2227,7 @@ void Searcher::findBest(std::vector<Configuration> &configurations) {
   auto cannotWin = [&](const Configuration &configuration) {
     return configuration.lowerBound >= getTimeBound(configuration);
   };
-  const int64_t kCoarseBins = getenv("COARSE") ? atoi(getenv("COARSE")) : 64;
+  constexpr int64_t kCoarseBins = 64;
   llvm::stable_sort(configurations, byBound);
   for (Configuration &configuration : configurations) {
     if (!options.heuristicIncumbent || cannotWin(configuration))

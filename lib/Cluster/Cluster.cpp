@@ -192,6 +192,14 @@ Error ClusterSpec::validate() const {
   if (devicesPerNode < 1)
     return bad("devices_per_node must be positive, got " +
                Twine(devicesPerNode));
+  if (devicesPerNode > kMaxDevicesPerNode)
+    return bad("devices_per_node = " + Twine(devicesPerNode) +
+               " exceeds the largest supported node (" +
+               Twine(kMaxDevicesPerNode) + " devices)");
+  if (nodes > kMaxDevices / devicesPerNode)
+    return bad(Twine(nodes) + " nodes of " + Twine(devicesPerNode) +
+               " devices exceed the largest supported cluster (" +
+               Twine(kMaxDevices) + " devices)");
   if (!(memory > 0))
     return bad("device memory must be positive");
   for (double peak : peakFlops)
@@ -586,9 +594,40 @@ Error mlir::galvatron::applyCostProfile(EfficiencyFactors &factors,
   return reader.finish();
 }
 
+/// The byte at which `text` nests arrays and objects deeper than
+/// `maxDepth`, if it does (strings skipped; the rest is the parser's).
+static std::optional<size_t> findDeepNesting(StringRef text,
+                                             unsigned maxDepth) {
+  unsigned depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > maxDepth)
+        return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
 Expected<llvm::json::Object>
 mlir::galvatron::parseJSONObject(StringRef text, StringRef source,
                                  StringRef what) {
+  // llvm::json::parse recurses once per level: a hostile file must not
+  // exhaust the stack.
+  constexpr unsigned kMaxDepth = 64;
+  if (std::optional<size_t> at = findDeepNesting(text, kMaxDepth))
+    return makeError(source + ": malformed JSON: nested deeper than " +
+                     Twine(kMaxDepth) + " levels (at byte " + Twine(*at) + ")");
   Expected<llvm::json::Value> parsed = llvm::json::parse(text);
   if (!parsed)
     return makeError(source + ": malformed JSON: " +

@@ -24,7 +24,8 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
       signalPassFailure();
     };
     FailureOr<PlanningInput> input = getPlanningInput(
-        module, pass, {cluster, nodes, devices, memory, profiles}, precision);
+        module, pass, {cluster, nodes, devices, memory, profiles}, precision,
+        globalBatch);
     if (failed(input))
       return signalPassFailure();
     const ModelProfile *model = &input->input.model;
@@ -72,7 +73,7 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
       plan.devicesPerNode = spec.devicesPerNode;
       plan.pp = pp;
       plan.microBatches = chunks;
-      plan.globalBatch = globalBatch > 0 ? globalBatch : model->irBatch;
+      plan.globalBatch = input->globalBatch;
       plan.precision = *trainingPrecision;
       plan.vocabDivisor = vocabDivisor;
       if (schedule == "gpipe")
@@ -114,19 +115,18 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
     PlanEvaluation evaluation =
         evaluatePlan(*model, plan, spec, setup->memoryBudget);
     if (checkMemory && !evaluation.fits()) {
-      double gib = double(1ull << 30);
       unsigned worst = 0;
       for (auto [k, stage] : llvm::enumerate(evaluation.stages))
         if (stage.getMemory() >=
             evaluation.stages[worst].getMemory())
           worst = k;
-      return fail(llvm::formatv(
-                      "the plan needs {0:F2} GiB per device (stage {1}) but "
-                      "only {2:F2} GiB of the {3:F2} GiB budget are usable",
-                      evaluation.peakMemory / gib, worst,
-                      evaluation.usableMemory / gib,
-                      evaluation.memoryBudget / gib)
-                      .str());
+      return fail(
+          llvm::formatv("the plan needs {0} per device (stage {1}) but only "
+                        "{2} of the {3} budget are usable",
+                        formatBytes(evaluation.peakMemory), worst,
+                        formatBytes(evaluation.usableMemory),
+                        formatBytes(evaluation.memoryBudget))
+              .str());
     }
     writePlan(module, input->input.function, plan);
     if (!report.empty())

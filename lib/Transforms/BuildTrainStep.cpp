@@ -9,6 +9,10 @@
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/Format.h"
+
+#include <cmath>
+#include <limits>
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_BUILDTRAINSTEP
@@ -188,6 +192,25 @@ LogicalResult BuildTrainStepPass::checkHyperparameters() {
       return success();
     return error() << what;
   };
+  // The step computes in f32: a value it cannot hold (inf, nan, 1e39)
+  // would turn every weight into inf or nan at the first update.
+  for (auto [name, value] : {std::pair<StringRef, double>{"lr", lr},
+                             {"min-lr", minLr},
+                             {"beta1", beta1},
+                             {"beta2", beta2},
+                             {"eps", epsilon},
+                             {"weight-decay", weightDecay},
+                             {"momentum", momentum},
+                             {"max-grad-norm", maxGradNorm},
+                             {"initial-loss-scale", initialLossScale}})
+    if (!std::isfinite(value) ||
+        std::abs(value) > double(std::numeric_limits<float>::max())) {
+      std::string text;
+      llvm::raw_string_ostream(text) << llvm::format("%g", value);
+      return error() << name << "=" << text
+                     << " is not a finite f32 number (the optimizer step "
+                        "computes in f32)";
+    }
   return failure(
       failed(require(lr >= 0.0 && minLr >= 0.0,
                      "learning rates must be non-negative")) ||

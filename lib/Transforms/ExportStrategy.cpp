@@ -1,6 +1,7 @@
 //===- ExportStrategy.cpp - Write Galvatron strategy JSON -----------------===//
 
 #include "galvatron/Analysis/GalvatronStrategy.h"
+#include "galvatron/Support/OutputFile.h"
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/PlanUtils.h"
 
@@ -35,7 +36,8 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
       return fail(error);
     output->os() << llvm::formatv("{0:2}", llvm::json::Value(std::move(*json)))
                  << "\n";
-    output->keep();
+    if (llvm::Error failed = keepOutputFile(*output))
+      return fail(llvm::toString(std::move(failed)));
     markAllAnalysesPreserved();
   }
 };

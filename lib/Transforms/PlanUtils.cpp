@@ -3,6 +3,7 @@
 #include "galvatron/Transforms/PlanUtils.h"
 
 #include "galvatron/Analysis/GalvatronProfiles.h"
+#include "galvatron/Support/OutputFile.h"
 
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -47,8 +48,11 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
     return cluster.takeError();
   setup.cluster = std::move(*cluster);
   ClusterSpec &spec = setup.cluster;
+  if (options.nodes < 0)
+    return makeError("nodes must be positive (0: the cluster's), got " +
+                     llvm::Twine(options.nodes));
   if (options.devices < 0)
-    return makeError("devices must be positive, got " +
+    return makeError("devices must be positive (0: the cluster's), got " +
                      llvm::Twine(options.devices));
   if (options.devices > 0) {
     if (options.devices <= spec.devicesPerNode) {
@@ -70,6 +74,8 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
             options.devices, nodes, spec.devicesPerNode, options.nodes));
       spec.nodes = nodes;
     }
+    if (llvm::Error error = spec.validate())
+      return std::move(error);
   }
   for (const std::string &profile : options.profiles) {
     // Galvatron's model profiles are about the model, applied to it later.
@@ -93,6 +99,8 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
       return budget.takeError();
     setup.memoryBudget = *budget;
   }
+  if (llvm::Error error = checkMemoryBudget(spec, setup.memoryBudget))
+    return std::move(error);
   return setup;
 }
 
@@ -180,8 +188,7 @@ llvm::Error mlir::galvatron::writePlanReport(StringRef format,
                << "\n";
   else
     printPlanReport(file->os(), input);
-  file->keep();
-  return llvm::Error::success();
+  return keepOutputFile(*file);
 }
 
 void mlir::galvatron::emitPassError(ModuleOp module, StringRef pass,
@@ -218,10 +225,17 @@ mlir::galvatron::getModelAndPlan(ModuleOp module, StringRef pass) {
 FailureOr<PlanningInput>
 mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
                                   const CostModelOptions &options,
-                                  StringRef precision) {
+                                  StringRef precision, int64_t globalBatch) {
   FailureOr<ModelInput> input = getModelInput(module, pass);
   if (failed(input))
     return failure();
+  if (globalBatch < 0 || globalBatch > kMaxGlobalBatch) {
+    emitPassError(module, pass,
+                  llvm::formatv("global-batch must lie in [1, {0}] (0: the "
+                                "model's batch), got {1}",
+                                kMaxGlobalBatch, globalBatch));
+    return failure();
+  }
   auto setup = makeCostModelSetup(options);
   if (!setup) {
     emitPassError(module, pass, llvm::toString(setup.takeError()));
@@ -237,6 +251,7 @@ mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
     emitPassError(module, pass, llvm::toString(std::move(error)));
     return failure();
   }
-  return PlanningInput{std::move(*input), std::move(*setup),
-                       *trainingPrecision};
+  int64_t batch = globalBatch > 0 ? globalBatch : input->model.irBatch;
+  return PlanningInput{std::move(*input), std::move(*setup), *trainingPrecision,
+                       batch};
 }

@@ -22,14 +22,15 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
       signalPassFailure();
     };
     FailureOr<PlanningInput> input = getPlanningInput(
-        module, pass, {cluster, nodes, devices, memory, profiles}, precision);
+        module, pass, {cluster, nodes, devices, memory, profiles}, precision,
+        globalBatch);
     if (failed(input))
       return signalPassFailure();
     const ModelProfile &model = input->input.model;
     const CostModelSetup &setup = input->setup;
 
     SearchOptions options;
-    options.globalBatch = globalBatch > 0 ? globalBatch : model.irBatch;
+    options.globalBatch = input->globalBatch;
     if (maxBatch > 0) {
       if (globalBatch > 0 || microBatch > 0)
         return fail("a batch search (max-batch) chooses the global batch; "

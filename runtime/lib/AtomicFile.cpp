@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/AtomicFile.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,8 +18,13 @@ Status writeFileAtomically(const std::string &path,
   // renaming over them would replace the node itself.
   struct stat status;
   bool special = ::stat(path.c_str(), &status) == 0 && !S_ISREG(status.st_mode);
-  std::string target = special ? path : path + ".tmp";
-  FILE *file = std::fopen(target.c_str(), "wb");
+  // A temporary name of this process alone: two writers of one path (two
+  // runs sharing a checkpoint directory) never write into each other's file.
+  static std::atomic<uint64_t> counter{0};
+  std::string target = special ? path
+                               : path + ".tmp." + std::to_string(::getpid()) +
+                                     "." + std::to_string(counter++);
+  FILE *file = std::fopen(target.c_str(), special ? "wb" : "wbx");
   if (!file)
     return error("cannot write '", path, "': ", std::strerror(errno));
   bool ok = true;

@@ -165,7 +165,8 @@ private:
 
   Status parseValue(JsonValue &value, int depth) {
     if (depth > kMaxDepth)
-      return fail("nested too deeply");
+      return fail("nested deeper than " + std::to_string(kMaxDepth) +
+                  " levels");
     skipSpace();
     if (position >= text.size())
       return fail("unexpected end");

@@ -67,8 +67,6 @@ static Status expectFlag(const KernelCall &call, std::string_view name) {
 /// Float elementwise: one float input (16-bit floats compute in f32), the
 /// result of the same type.
 static Status verifyUnary(const KernelCall &call) {
-  if (!isFloat(call.inputs[0].elementType))
-    return error("operand must be a float type, got ", call.inputs[0].str());
   return expectOutput(call, call.inputs[0]);
 }
 
@@ -82,7 +80,7 @@ static Status verifyGelu(const KernelCall &call) {
 static Status verifyBroadcastingPair(const KernelCall &call,
                                      std::optional<ElementType> result) {
   const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
-  if (lhs.elementType == ElementType::i1 || lhs.elementType != rhs.elementType)
+  if (lhs.elementType != rhs.elementType)
     return error("operands must both be of one float type, i32 or i64, got ",
                  lhs.str(), " and ", rhs.str());
   auto shape = broadcastShapes(lhs.shape, rhs.shape);
@@ -95,6 +93,18 @@ static Status verifyBroadcastingPair(const KernelCall &call,
 
 static Status verifyBinary(const KernelCall &call) {
   return verifyBroadcastingPair(call, std::nullopt);
+}
+
+/// `add` also takes an f32 lhs and a 16-bit rhs, giving f32: a 16-bit
+/// gradient added to its f32 accumulator without an f32 copy of it.
+static Status verifyAdd(const KernelCall &call) {
+  const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
+  if (lhs.elementType != ElementType::f32 || !isFloat(rhs.elementType))
+    return verifyBinary(call);
+  TensorType widened = rhs;
+  widened.elementType = ElementType::f32;
+  return verifyBinary(KernelCall(call.spec, {lhs, widened}, call.outputs,
+                                 call.all()));
 }
 
 static Status verifySelect(const KernelCall &call) {
@@ -131,8 +141,7 @@ static Status verifyMatmul(const KernelCall &call) {
   const TensorType &lhs = call.inputs[0], &rhs = call.inputs[1];
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "transpose_lhs"));
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "transpose_rhs"));
-  GALVATRON_RETURN_IF_ERROR(expectType(lhs, ElementType::f32, "lhs"));
-  GALVATRON_RETURN_IF_ERROR(expectType(rhs, ElementType::f32, "rhs"));
+  GALVATRON_RETURN_IF_ERROR(expectType(rhs, lhs.elementType, "rhs"));
   if (lhs.rank() < 2 || rhs.rank() < 2)
     return error("operands must have rank >= 2, got ", lhs.str(), " and ",
                  rhs.str());
@@ -150,14 +159,13 @@ static Status verifyMatmul(const KernelCall &call) {
                  " do not broadcast");
   batch->push_back(m);
   batch->push_back(n);
-  return expectOutput(call, TensorType{ElementType::f32, *batch});
+  return expectOutput(call, TensorType{lhs.elementType, *batch});
 }
 
 static Status verifyLinear(const KernelCall &call) {
   const TensorType &input = call.inputs[0], &weight = call.inputs[1];
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "transpose_weight"));
-  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
-  GALVATRON_RETURN_IF_ERROR(expectType(weight, ElementType::f32, "weight"));
+  GALVATRON_RETURN_IF_ERROR(expectType(weight, input.elementType, "weight"));
   if (input.rank() < 1 || weight.rank() != 2)
     return error("input must have rank >= 1 and weight rank 2, got ",
                  input.str(), " and ", weight.str());
@@ -167,9 +175,9 @@ static Status verifyLinear(const KernelCall &call) {
   if (input.shape.back() != in)
     return error("input features ", input.shape.back(),
                  " do not match the weight's ", in);
-  if (call.inputs.size() == 3 &&
-      call.inputs[2] != TensorType{ElementType::f32, {out}})
-    return error("bias must be f32[", out, "], got ", call.inputs[2].str());
+  TensorType bias{input.elementType, {out}};
+  if (call.inputs.size() == 3 && call.inputs[2] != bias)
+    return error("bias must be ", bias.str(), ", got ", call.inputs[2].str());
   TensorType result = input;
   result.shape.back() = out;
   return expectOutput(call, result);
@@ -188,12 +196,11 @@ static Status verifyVocabBlock(const KernelCall &call, int64_t local) {
 
 static Status verifyEmbedding(const KernelCall &call) {
   const TensorType &table = call.inputs[0], &indices = call.inputs[1];
-  GALVATRON_RETURN_IF_ERROR(expectType(table, ElementType::f32, "table"));
   GALVATRON_RETURN_IF_ERROR(expectIndices(indices, "indices"));
   if (table.rank() != 2)
     return error("table must have rank 2, got ", table.str());
   GALVATRON_RETURN_IF_ERROR(verifyVocabBlock(call, table.shape[0]));
-  TensorType result{ElementType::f32, indices.shape};
+  TensorType result{table.elementType, indices.shape};
   result.shape.push_back(table.shape[1]);
   return expectOutput(call, result);
 }
@@ -204,12 +211,11 @@ static Status verifyEmbedding(const KernelCall &call) {
 
 static Status verifyNorm(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
-  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
   if (input.rank() < 1)
     return error("input must have rank >= 1");
   if (!(call.real("epsilon") > 0.0))
     return error("epsilon must be positive, got ", call.real("epsilon"));
-  TensorType vector{ElementType::f32, {input.shape.back()}};
+  TensorType vector{input.elementType, {input.shape.back()}};
   for (size_t i = 1; i < call.inputs.size(); ++i)
     if (call.inputs[i] != vector)
       return error(i == 1 ? "weight" : "bias", " must be ", vector.str(),
@@ -219,7 +225,6 @@ static Status verifyNorm(const KernelCall &call) {
 
 static Status verifySoftmax(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
-  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
   if (!normalizeAxis(call.integer("axis"), input.rank()))
     return error("axis ", call.integer("axis"), " is out of range for ",
                  input.str());
@@ -311,16 +316,16 @@ static Status verifySplit(const KernelCall &call) {
 static Status verifyBroadcast(const KernelCall &call) {
   const TensorType &input = call.inputs[0], &output = call.outputs[0];
   auto shape = broadcastShapes(input.shape, output.shape);
-  if (input.elementType != output.elementType ||
-      input.rank() > output.rank() || !shape || *shape != output.shape)
+  if (input.elementType != output.elementType || input.rank() > output.rank() ||
+      !shape || *shape != output.shape)
     return error("cannot broadcast ", input.str(), " to ", output.str());
   return Status::ok();
 }
 
 static Status verifyReduce(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
-  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "keep_dims"));
+  GALVATRON_RETURN_IF_ERROR(expectFlag(call, "square"));
   std::vector<bool> reduced(input.rank(), false);
   for (int64_t axis : call.integers("axes")) {
     auto normalized = normalizeAxis(axis, input.rank());
@@ -345,7 +350,6 @@ static Status verifyReduce(const KernelCall &call) {
 
 static Status verifyRotary(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
-  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "interleaved"));
   if (input.rank() < 2)
     return error("input must have rank >= 2, got ", input.str());
@@ -368,9 +372,9 @@ static Status verifyAttention(const KernelCall &call) {
                    &v = call.inputs[2];
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "causal"));
   for (const TensorType *type : {&q, &k, &v})
-    if (type->elementType != ElementType::f32 || type->rank() != 4)
-      return error("query, key and value must be f32 [batch, heads, seq, "
-                   "head_dim], got ",
+    if (type->elementType != q.elementType || type->rank() != 4)
+      return error("query, key and value must be of one float type and shape "
+                   "[batch, heads, seq, head_dim], got ",
                    q.str(), ", ", k.str(), " and ", v.str());
   int64_t batch = q.shape[0], heads = q.shape[1], seq = q.shape[2];
   int64_t kvHeads = k.shape[1], keyLen = k.shape[2];
@@ -388,18 +392,17 @@ static Status verifyAttention(const KernelCall &call) {
     const TensorType &mask = call.inputs[3];
     std::vector<int64_t> scores = {batch, heads, seq, keyLen};
     auto shape = broadcastShapes(mask.shape, scores);
-    if (mask.elementType != ElementType::f32 || mask.rank() > 4 || !shape ||
+    if (mask.elementType != q.elementType || mask.rank() > 4 || !shape ||
         *shape != scores)
       return error("mask ", mask.str(), " does not broadcast to the scores ",
                    shapeString(scores));
   }
-  return expectOutput(call,
-                      TensorType{ElementType::f32, {batch, heads, seq, v.shape[3]}});
+  return expectOutput(
+      call, TensorType{q.elementType, {batch, heads, seq, v.shape[3]}});
 }
 
 static Status verifyCrossEntropy(const KernelCall &call) {
   const TensorType &logits = call.inputs[0], &labels = call.inputs[1];
-  GALVATRON_RETURN_IF_ERROR(expectType(logits, ElementType::f32, "logits"));
   GALVATRON_RETURN_IF_ERROR(expectIndices(labels, "labels"));
   if (logits.rank() < 1 ||
       std::vector<int64_t>(logits.shape.begin(), logits.shape.end() - 1) !=
@@ -415,7 +418,7 @@ static Status verifyCrossEntropy(const KernelCall &call) {
 static Status verifyRelativePositionBucket(const KernelCall &call) {
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "bidirectional"));
   const TensorType &output = call.outputs[0];
-  if (output.elementType != ElementType::i64 || output.rank() != 2)
+  if (output.rank() != 2)
     return error("result must be i64 [query_len, key_len], got ", output.str());
   int64_t minimum = call.flag("bidirectional") ? 4 : 2;
   if (call.integer("num_buckets") < minimum)
@@ -428,7 +431,6 @@ static Status verifyRelativePositionBucket(const KernelCall &call) {
 
 static Status verifyExtractPatches(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
-  GALVATRON_RETURN_IF_ERROR(expectType(input, ElementType::f32, "input"));
   int64_t patch = call.integer("patch_size");
   if (input.rank() != 4)
     return error("images must be [batch, channels, height, width], got ",
@@ -436,14 +438,14 @@ static Status verifyExtractPatches(const KernelCall &call) {
   if (patch < 1 || input.shape[2] % patch || input.shape[3] % patch)
     return error("patch size ", patch, " does not tile ", input.str());
   int64_t patches = (input.shape[2] / patch) * (input.shape[3] / patch);
-  return expectOutput(
-      call, TensorType{ElementType::f32,
-                       {input.shape[0], patches, input.shape[1] * patch * patch}});
+  return expectOutput(call, TensorType{input.elementType,
+                                       {input.shape[0], patches,
+                                        input.shape[1] * patch * patch}});
 }
 
 static Status verifyTrilMask(const KernelCall &call) {
   const TensorType &output = call.outputs[0];
-  if (output.elementType != ElementType::i1 || output.rank() < 2)
+  if (output.rank() < 2)
     return error("result must be i1 [..., rows, cols], got ", output.str());
   return Status::ok();
 }
@@ -484,8 +486,6 @@ static Status verifyPad(const KernelCall &call) {
                            std::max<int64_t>(size - 1, 0) * interior[dim] +
                            high[dim]);
   }
-  if (!isFloat(input.elementType))
-    return error("operand must be a float type, got ", input.str());
   return expectOutput(call, result);
 }
 
@@ -499,8 +499,6 @@ static Status verifyActivationGrad(const KernelCall &call) {
     return error("activation must be 0 to 3 (relu, silu, gelu, gelu_tanh), "
                  "got ",
                  activation);
-  GALVATRON_RETURN_IF_ERROR(
-      expectType(call.inputs[0], ElementType::f32, "gradient"));
   if (call.inputs[1] != call.inputs[0])
     return error("input ", call.inputs[1].str(), " must match the gradient ",
                  call.inputs[0].str());
@@ -509,13 +507,12 @@ static Status verifyActivationGrad(const KernelCall &call) {
 
 static Status verifyNormGrad(const KernelCall &call) {
   const TensorType &grad = call.inputs[0], &input = call.inputs[1];
-  GALVATRON_RETURN_IF_ERROR(expectType(grad, ElementType::f32, "gradient"));
   if (input != grad || input.rank() < 1)
     return error("input ", input.str(), " must match the gradient ",
                  grad.str());
   if (!(call.real("epsilon") > 0.0))
     return error("epsilon must be positive, got ", call.real("epsilon"));
-  TensorType vector{ElementType::f32, {input.shape.back()}};
+  TensorType vector{input.elementType, {input.shape.back()}};
   if (call.inputs[2] != vector)
     return error("weight must be ", vector.str(), ", got ",
                  call.inputs[2].str());
@@ -527,10 +524,10 @@ static Status verifyNormGrad(const KernelCall &call) {
 
 static Status verifyAttentionGrad(const KernelCall &call) {
   // The forward's operands follow the output gradient.
-  KernelCall forward(call.spec,
-                     std::vector<TensorType>(call.inputs.begin() + 1,
-                                             call.inputs.end()),
-                     {call.inputs[0]}, call.all());
+  KernelCall forward(
+      call.spec,
+      std::vector<TensorType>(call.inputs.begin() + 1, call.inputs.end()),
+      {call.inputs[0]}, call.all());
   GALVATRON_RETURN_IF_ERROR(verifyAttention(forward));
   for (unsigned i = 0; i < 3; ++i)
     GALVATRON_RETURN_IF_ERROR(expectOutput(call, call.inputs[1 + i], i));
@@ -546,10 +543,12 @@ static Status verifyEmbeddingGrad(const KernelCall &call) {
   const TensorType &grad = call.inputs[0], &indices = call.inputs[1];
   const TensorType &table = call.outputs[0];
   GALVATRON_RETURN_IF_ERROR(expectIndices(indices, "indices"));
-  if (table.elementType != ElementType::f32 || table.rank() != 2)
-    return error("result must be an f32 table [vocab, dim], got ", table.str());
+  if (table.elementType != grad.elementType || table.rank() != 2)
+    return error("result must be a table [vocab, dim] of the gradient's type, "
+                 "got ",
+                 table.str());
   GALVATRON_RETURN_IF_ERROR(verifyVocabBlock(call, table.shape[0]));
-  TensorType expected{ElementType::f32, indices.shape};
+  TensorType expected{grad.elementType, indices.shape};
   expected.shape.push_back(table.shape[1]);
   if (grad != expected)
     return error("gradient must be ", expected.str(), ", got ", grad.str());
@@ -563,17 +562,16 @@ static Status verifyVocabCrossEntropyOperands(const KernelCall &call,
   const TensorType &logits = call.inputs[first + stats];
   const TensorType &max = call.inputs[first + stats + 1];
   const TensorType &labels = call.inputs[first + stats + 2];
-  GALVATRON_RETURN_IF_ERROR(expectType(logits, ElementType::f32, "logits"));
   GALVATRON_RETURN_IF_ERROR(expectIndices(labels, "labels"));
-  std::vector<int64_t> rows(logits.shape.begin(),
-                            logits.shape.empty() ? logits.shape.end()
-                                                 : logits.shape.end() - 1);
+  std::vector<int64_t> rows(logits.shape.begin(), logits.shape.empty()
+                                                      ? logits.shape.end()
+                                                      : logits.shape.end() - 1);
   if (logits.rank() < 1 || labels.shape != rows)
     return error("labels ", labels.str(),
                  " must match the leading shape of the logits ", logits.str());
-  if (max != TensorType{ElementType::f32, rows})
-    return error("row maximum must be f32", shapeString(rows), ", got ",
-                 max.str());
+  TensorType rowMax{logits.elementType, rows};
+  if (max != rowMax)
+    return error("row maximum must be ", rowMax.str(), ", got ", max.str());
   std::vector<int64_t> pairs = rows;
   pairs.push_back(2);
   if (stats && call.inputs[first] != TensorType{ElementType::f32, pairs})
@@ -610,10 +608,10 @@ static Status verifyVocabCrossEntropyGrad(const KernelCall &call) {
 static Status verifyCrossEntropyGrad(const KernelCall &call) {
   if (call.inputs[0] != TensorType{ElementType::f32, {}})
     return error("loss gradient must be f32[], got ", call.inputs[0].str());
-  KernelCall forward(call.spec,
-                     std::vector<TensorType>(call.inputs.begin() + 1,
-                                             call.inputs.end()),
-                     {TensorType{ElementType::f32, {}}}, call.all());
+  KernelCall forward(
+      call.spec,
+      std::vector<TensorType>(call.inputs.begin() + 1, call.inputs.end()),
+      {TensorType{ElementType::f32, {}}}, call.all());
   GALVATRON_RETURN_IF_ERROR(verifyCrossEntropy(forward));
   return expectOutput(call, call.inputs[1]);
 }
@@ -637,11 +635,10 @@ static Status verifyLRSchedule(const KernelCall &call) {
 /// Shared by the updates: `tensors` operands of the parameter's type, then
 /// the named scalars, then an optional i1 `enable`; every result has the
 /// parameter's type.
-static Status verifyUpdate(const KernelCall &call, unsigned tensors,
-                           const std::vector<std::pair<std::string_view,
-                                                       ElementType>> &scalars) {
+static Status verifyUpdate(
+    const KernelCall &call, unsigned tensors,
+    const std::vector<std::pair<std::string_view, ElementType>> &scalars) {
   const TensorType &param = call.inputs[0];
-  GALVATRON_RETURN_IF_ERROR(expectType(param, ElementType::f32, "parameter"));
   for (unsigned i = 1; i < tensors; ++i)
     if (call.inputs[i] != param)
       return error("operand #", i, " ", call.inputs[i].str(),
@@ -658,8 +655,7 @@ static Status verifyUpdate(const KernelCall &call, unsigned tensors,
                    elementTypeName(expected[i].second), " scalar, got ",
                    call.inputs[tensors + i].str());
   for (const char *name : {"beta1", "beta2", "momentum"})
-    if (call.find(name) &&
-        !(call.real(name) >= 0.0 && call.real(name) < 1.0))
+    if (call.find(name) && !(call.real(name) >= 0.0 && call.real(name) < 1.0))
       return error(name, " must lie in [0, 1), got ", call.real(name));
   for (const char *name : {"epsilon", "weight_decay"})
     if (call.real(name) < 0.0)
@@ -678,8 +674,136 @@ static Status verifyAdamWUpdate(const KernelCall &call) {
 
 static Status verifySGDUpdate(const KernelCall &call) {
   GALVATRON_RETURN_IF_ERROR(expectFlag(call, "nesterov"));
-  return verifyUpdate(call, 3,
-                      {{"lr", ElementType::f32}, {"grad_scale", ElementType::f32}});
+  return verifyUpdate(
+      call, 3, {{"lr", ElementType::f32}, {"grad_scale", ElementType::f32}});
+}
+
+//===----------------------------------------------------------------------===//
+// Decoding attributes
+//===----------------------------------------------------------------------===//
+
+static KernelAttributes decodeNone(const KernelCall &) {
+  return NoAttributes{};
+}
+
+static KernelAttributes decodeGelu(const KernelCall &call) {
+  return GeluAttributes{call.flag("approximate")};
+}
+
+static KernelAttributes decodeMatmul(const KernelCall &call) {
+  return MatmulAttributes{call.flag("transpose_lhs"),
+                          call.flag("transpose_rhs")};
+}
+
+static KernelAttributes decodeLinear(const KernelCall &call) {
+  return LinearAttributes{call.flag("transpose_weight")};
+}
+
+/// The vocabulary block of a call whose table or logits hold `local` ids.
+static VocabBlock vocabBlock(const KernelCall &call, int64_t local) {
+  return VocabBlock{call.integer("vocab_start", 0), local,
+                    call.integer("vocab_size", local)};
+}
+
+static KernelAttributes decodeEmbedding(const KernelCall &call) {
+  return EmbeddingAttributes{vocabBlock(call, call.inputs[0].shape[0])};
+}
+
+static KernelAttributes decodeEmbeddingGrad(const KernelCall &call) {
+  return EmbeddingAttributes{vocabBlock(call, call.outputs[0].shape[0])};
+}
+
+static KernelAttributes decodeNorm(const KernelCall &call) {
+  return NormAttributes{call.real("epsilon")};
+}
+
+/// The axis of softmax or split (of input 0) or concat (of the result).
+static KernelAttributes decodeAxis(const KernelCall &call) {
+  const TensorType &whole =
+      call.spec.opcode == Opcode::Concat ? call.outputs[0] : call.inputs[0];
+  return AxisAttributes{*normalizeAxis(call.integer("axis"), whole.rank())};
+}
+
+static KernelAttributes decodeTranspose(const KernelCall &call) {
+  return TransposeAttributes{call.integers("perm")};
+}
+
+static KernelAttributes decodeSlice(const KernelCall &call) {
+  return SliceAttributes{call.integers("starts"), call.integers("strides")};
+}
+
+static KernelAttributes decodeReduce(const KernelCall &call) {
+  ReduceAttributes decoded;
+  decoded.reduced.assign(call.inputs[0].rank(), false);
+  for (int64_t axis : call.integers("axes"))
+    decoded.reduced[*normalizeAxis(axis, call.inputs[0].rank())] = true;
+  decoded.square = call.flag("square");
+  return decoded;
+}
+
+static KernelAttributes decodeRotary(const KernelCall &call) {
+  return RotaryAttributes{
+      *normalizeAxis(call.integer("seq_axis"), call.inputs[0].rank()),
+      call.real("theta"), call.integer("rotary_dim"), call.flag("interleaved")};
+}
+
+static KernelAttributes decodeAttention(const KernelCall &call) {
+  return AttentionAttributes{call.flag("causal"), float(call.real("scale"))};
+}
+
+/// The cross-entropy kernels, whose logits are operand `logits`.
+template <unsigned logits>
+static KernelAttributes decodeCrossEntropy(const KernelCall &call) {
+  return CrossEntropyAttributes{
+      call.integer("ignore_index", -100), call.integer("reduction") == 0,
+      vocabBlock(call, call.inputs[logits].shape.back())};
+}
+
+static KernelAttributes decodeRelativePositionBucket(const KernelCall &call) {
+  return RelativePositionBucketAttributes{call.integer("num_buckets"),
+                                          call.integer("max_distance"),
+                                          call.flag("bidirectional")};
+}
+
+static KernelAttributes decodePatches(const KernelCall &call) {
+  return PatchAttributes{call.integer("patch_size")};
+}
+
+static KernelAttributes decodeTrilMask(const KernelCall &call) {
+  return TrilMaskAttributes{call.integer("diagonal")};
+}
+
+static KernelAttributes decodeFill(const KernelCall &call) {
+  return FillAttributes{call.real("value")};
+}
+
+static KernelAttributes decodeCompare(const KernelCall &call) {
+  return CompareAttributes{ComparePredicate(call.integer("predicate"))};
+}
+
+static KernelAttributes decodePad(const KernelCall &call) {
+  return PadAttributes{call.integers("low"), call.integers("interior"),
+                       call.real("value")};
+}
+
+static KernelAttributes decodeActivationGrad(const KernelCall &call) {
+  return ActivationGradAttributes{Activation(call.integer("activation"))};
+}
+
+static KernelAttributes decodeLRSchedule(const KernelCall &call) {
+  return LRScheduleAttributes{call.real("lr"), call.real("min_lr"),
+                              call.integer("warmup_steps"),
+                              call.integer("decay_steps")};
+}
+
+static KernelAttributes decodeAdamW(const KernelCall &call) {
+  return AdamWAttributes{call.real("beta1"), call.real("beta2"),
+                         call.real("epsilon"), call.real("weight_decay")};
+}
+
+static KernelAttributes decodeSGD(const KernelCall &call) {
+  return SGDAttributes{call.real("momentum"), call.real("weight_decay"),
+                       call.flag("nesterov")};
 }
 
 //===----------------------------------------------------------------------===//
@@ -691,20 +815,37 @@ constexpr AttributeKind kInt = AttributeKind::integer;
 constexpr AttributeKind kReal = AttributeKind::real;
 constexpr AttributeKind kInts = AttributeKind::integers;
 constexpr uint32_t kFirst = 1, kBoth = 3, kNone = 0;
+constexpr ElementTypes kF32 = typeSet(ElementType::f32);
 
+// clang-format off
 KernelSpec unary(Opcode opcode) {
-  return {opcode, {}, 1, 1, 1, 1, {}, kFirst, verifyUnary};
+  return {opcode, {}, 1, 1, 1, 1, {}, kFirst, input(0), kFloatTypes,
+          verifyUnary, decodeNone};
 }
 KernelSpec binary(Opcode opcode) {
-  return {opcode, {}, 2, 2, 1, 1, {}, kBoth, verifyBinary};
+  return {opcode, {}, 2, 2, 1, 1, {}, kBoth, input(0), kNumericTypes,
+          verifyBinary, decodeNone};
 }
 KernelSpec reduction(Opcode opcode) {
   return {opcode, {}, 1, 1, 1, 1,
           {{"axes", kInts, true}, {"keep_dims", kInt, false}},
-          kNone, verifyReduce};
+          kNone, input(0), kFloatTypes, verifyReduce, decodeReduce};
 }
+// reduce_sum's `square` sums x·x (a norm's squares, without storing them).
+KernelSpec sumReduction() {
+  KernelSpec spec = reduction(Opcode::ReduceSum);
+  spec.attributes.push_back({"square", kInt, false});
+  return spec;
+}
+const std::vector<AttributeSpec> kVocabCrossEntropyAttributes = {
+    {"vocab_start", kInt, false},
+    {"vocab_size", kInt, false},
+    {"ignore_index", kInt, false},
+    {"reduction", kInt, false}};
 
-/// One spec per opcode (checked by the unit tests), in any order.
+/// One spec per opcode (checked by the unit tests), in any order. Fields:
+/// opcode, (name), inputs min/max, results min/max, attributes, in-place
+/// inputs, dispatch operand, its types, verify, decode[, in-place results].
 std::vector<KernelSpec> buildCatalog() {
   using O = Opcode;
   return {
@@ -721,42 +862,46 @@ std::vector<KernelSpec> buildCatalog() {
       unary(O::Relu),
       unary(O::Silu),
       {O::Gelu, {}, 1, 1, 1, 1, {{"approximate", kInt, false}}, kFirst,
-       verifyGelu},
-      binary(O::Add),
+       input(0), kFloatTypes, verifyGelu, decodeGelu},
+      {O::Add, {}, 2, 2, 1, 1, {}, kBoth, input(0), kNumericTypes, verifyAdd,
+       decodeNone},
       binary(O::Sub),
       binary(O::Mul),
       binary(O::Div),
       binary(O::Pow),
       binary(O::Max),
       binary(O::Min),
-      {O::Select, {}, 3, 3, 1, 1, {}, 0b110, verifySelect},
-      {O::Cast, {}, 1, 1, 1, 1, {}, kNone, verifyCast},
+      {O::Select, {}, 3, 3, 1, 1, {}, 0b110, input(1), kAnyType, verifySelect,
+       decodeNone},
+      {O::Cast, {}, 1, 1, 1, 1, {}, kNone, input(0), kAnyType, verifyCast,
+       decodeNone},
       {O::Matmul, {}, 2, 2, 1, 1,
        {{"transpose_lhs", kInt, false}, {"transpose_rhs", kInt, false}},
-       kNone, verifyMatmul},
+       kNone, input(0), kFloatTypes, verifyMatmul, decodeMatmul},
       {O::Linear, {}, 2, 3, 1, 1, {{"transpose_weight", kInt, false}},
-       kNone, verifyLinear},
+       kNone, input(0), kFloatTypes, verifyLinear, decodeLinear},
       {O::Embedding, {}, 2, 2, 1, 1,
        {{"vocab_start", kInt, false}, {"vocab_size", kInt, false}}, kNone,
-       verifyEmbedding},
-      {O::LayerNorm, {}, 2, 3, 1, 1, {{"epsilon", kReal, true}},
-       kFirst, verifyNorm},
+       input(0), kFloatTypes, verifyEmbedding, decodeEmbedding},
+      {O::LayerNorm, {}, 2, 3, 1, 1, {{"epsilon", kReal, true}}, kFirst,
+       input(0), kFloatTypes, verifyNorm, decodeNorm},
       {O::RMSNorm, {}, 2, 2, 1, 1, {{"epsilon", kReal, true}}, kFirst,
-       verifyNorm},
+       input(0), kFloatTypes, verifyNorm, decodeNorm},
       {O::Softmax, {}, 1, 1, 1, 1, {{"axis", kInt, true}}, kFirst,
-       verifySoftmax},
+       input(0), kFloatTypes, verifySoftmax, decodeAxis},
       {O::Transpose, {}, 1, 1, 1, 1, {{"perm", kInts, true}}, kNone,
-       verifyTranspose},
+       input(0), kAnyType, verifyTranspose, decodeTranspose},
       {O::Slice, {}, 1, 1, 1, 1,
        {{"starts", kInts, true}, {"limits", kInts, true},
         {"strides", kInts, true}},
-       kNone, verifySlice},
+       kNone, input(0), kAnyType, verifySlice, decodeSlice},
       {O::Concat, {}, 1, kVariadic, 1, 1, {{"axis", kInt, true}}, kNone,
-       verifyConcat},
+       output(0), kAnyType, verifyConcat, decodeAxis},
       {O::Split, {}, 1, 1, 1, kVariadic, {{"axis", kInt, true}}, kNone,
-       verifySplit},
-      {O::Broadcast, {}, 1, 1, 1, 1, {}, kNone, verifyBroadcast},
-      reduction(O::ReduceSum),
+       input(0), kAnyType, verifySplit, decodeAxis},
+      {O::Broadcast, {}, 1, 1, 1, 1, {}, kNone, input(0), kAnyType,
+       verifyBroadcast, decodeNone},
+      sumReduction(),
       reduction(O::ReduceMean),
       reduction(O::ReduceMax),
       {O::Rotary, {}, 1, 1, 1, 1,
@@ -764,70 +909,74 @@ std::vector<KernelSpec> buildCatalog() {
         {"theta", kReal, true},
         {"rotary_dim", kInt, true},
         {"interleaved", kInt, false}},
-       kFirst, verifyRotary},
+       kFirst, input(0), kFloatTypes, verifyRotary, decodeRotary},
       {O::Attention, {}, 3, 4, 1, 1,
        {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
-       verifyAttention},
+       input(0), kFloatTypes, verifyAttention, decodeAttention},
       {O::CrossEntropy, {}, 2, 2, 1, 1,
        {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
-       verifyCrossEntropy},
+       input(0), kFloatTypes, verifyCrossEntropy, decodeCrossEntropy<0>},
+      // logits, max, labels -> statistics.
       {O::VocabCrossEntropyStats, {}, 3, 3, 1, 1,
        {{"vocab_start", kInt, false},
         {"vocab_size", kInt, false},
         {"ignore_index", kInt, false}},
-       kNone, verifyVocabCrossEntropyStats},
-      {O::VocabCrossEntropy, {}, 4, 4, 1, 1,
-       {{"vocab_start", kInt, false},
-        {"vocab_size", kInt, false},
-        {"ignore_index", kInt, false},
-        {"reduction", kInt, false}},
-       kNone, verifyVocabCrossEntropy},
+       kNone, input(0), kFloatTypes, verifyVocabCrossEntropyStats,
+       decodeCrossEntropy<0>},
+      // statistics, logits, max, labels -> loss.
+      {O::VocabCrossEntropy, {}, 4, 4, 1, 1, kVocabCrossEntropyAttributes,
+       kNone, input(1), kFloatTypes, verifyVocabCrossEntropy,
+       decodeCrossEntropy<1>},
       {O::RelativePositionBucket, {}, 0, 0, 1, 1,
        {{"num_buckets", kInt, true},
         {"max_distance", kInt, true},
         {"bidirectional", kInt, true}},
-       kNone, verifyRelativePositionBucket},
-      {O::ExtractPatches, {}, 1, 1, 1, 1,
-       {{"patch_size", kInt, true}}, kNone, verifyExtractPatches},
+       kNone, output(0), typeSet(ElementType::i64),
+       verifyRelativePositionBucket, decodeRelativePositionBucket},
+      {O::ExtractPatches, {}, 1, 1, 1, 1, {{"patch_size", kInt, true}},
+       kNone, input(0), kFloatTypes, verifyExtractPatches, decodePatches},
       {O::TrilMask, {}, 0, 0, 1, 1, {{"diagonal", kInt, false}}, kNone,
-       verifyTrilMask},
-      {O::Copy, {}, 1, 1, 1, 1, {}, kFirst, verifyCopy},
-      {O::Fill, {}, 0, 0, 1, 1, {{"value", kReal, true}}, kNone, verifyFill},
+       output(0), typeSet(ElementType::i1), verifyTrilMask, decodeTrilMask},
+      {O::Copy, {}, 1, 1, 1, 1, {}, kFirst, input(0), kAnyType, verifyCopy,
+       decodeNone},
+      {O::Fill, {}, 0, 0, 1, 1, {{"value", kReal, true}}, kNone, output(0),
+       kAnyType, verifyFill, decodeFill},
       {O::Compare, {}, 2, 2, 1, 1, {{"predicate", kInt, true}}, kNone,
-       verifyCompare},
+       input(0), kNumericTypes, verifyCompare, decodeCompare},
       {O::Pad, {}, 1, 1, 1, 1,
        {{"low", kInts, true},
         {"high", kInts, true},
         {"interior", kInts, true},
         {"value", kReal, false}},
-       kNone, verifyPad},
+       kNone, input(0), kFloatTypes, verifyPad, decodePad},
       {O::ActivationGrad, {}, 2, 2, 1, 1, {{"activation", kInt, true}},
-       kFirst, verifyActivationGrad},
+       kFirst, input(0), kFloatTypes, verifyActivationGrad,
+       decodeActivationGrad},
       {O::LayerNormGrad, {}, 3, 3, 3, 3, {{"epsilon", kReal, true}}, kNone,
-       verifyNormGrad},
+       input(0), kFloatTypes, verifyNormGrad, decodeNorm},
       {O::RMSNormGrad, {}, 3, 3, 2, 2, {{"epsilon", kReal, true}}, kNone,
-       verifyNormGrad},
+       input(0), kFloatTypes, verifyNormGrad, decodeNorm},
       {O::AttentionGrad, {}, 4, 5, 3, 4,
        {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
-       verifyAttentionGrad},
+       input(0), kFloatTypes, verifyAttentionGrad, decodeAttention},
       {O::EmbeddingGrad, {}, 2, 2, 1, 1,
        {{"vocab_start", kInt, false}, {"vocab_size", kInt, false}}, kNone,
-       verifyEmbeddingGrad},
+       input(0), kFloatTypes, verifyEmbeddingGrad, decodeEmbeddingGrad},
+      // loss gradient, logits, labels -> logits gradient.
       {O::CrossEntropyGrad, {}, 3, 3, 1, 1,
        {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
-       verifyCrossEntropyGrad},
+       input(1), kFloatTypes, verifyCrossEntropyGrad, decodeCrossEntropy<1>},
+      // loss gradient, statistics, logits, max, labels -> logits gradient.
       {O::VocabCrossEntropyGrad, {}, 5, 5, 1, 1,
-       {{"vocab_start", kInt, false},
-        {"vocab_size", kInt, false},
-        {"ignore_index", kInt, false},
-        {"reduction", kInt, false}},
-       kNone, verifyVocabCrossEntropyGrad},
+       kVocabCrossEntropyAttributes, kNone, input(2), kFloatTypes,
+       verifyVocabCrossEntropyGrad, decodeCrossEntropy<2>},
       {O::LRSchedule, {}, 1, 1, 1, 1,
        {{"lr", kReal, true},
         {"min_lr", kReal, false},
         {"warmup_steps", kInt, false},
         {"decay_steps", kInt, false}},
-       kNone, verifyLRSchedule},
+       kNone, output(0), kF32, verifyLRSchedule, decodeLRSchedule},
+      // Master weights and optimizer state are f32.
       // param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, enable]
       // -> param, exp_avg, exp_avg_sq, each over its old value.
       {O::AdamWUpdate, {}, 7, 8, 3, 3,
@@ -835,16 +984,18 @@ std::vector<KernelSpec> buildCatalog() {
         {"beta2", kReal, true},
         {"epsilon", kReal, true},
         {"weight_decay", kReal, true}},
-       kFirst, verifyAdamWUpdate, {{1, 2}, {2, 3}}},
+       kFirst, input(0), kF32, verifyAdamWUpdate, decodeAdamW,
+       {{1, 2}, {2, 3}}},
       // param, grad, momentum_buffer, lr, grad_scale[, enable]
       // -> param, momentum_buffer.
       {O::SGDUpdate, {}, 5, 6, 2, 2,
        {{"momentum", kReal, true},
         {"weight_decay", kReal, true},
         {"nesterov", kInt, false}},
-       kFirst, verifySGDUpdate, {{1, 2}}},
+       kFirst, input(0), kF32, verifySGDUpdate, decodeSGD, {{1, 2}}},
   };
 }
+// clang-format on
 
 constexpr std::array<std::string_view, kNumOpcodes> kOpcodeNames = {
 #define GALVATRON_KERNEL(Enumerator, name) name,
@@ -934,7 +1085,47 @@ Status verifyKernelCall(const KernelCall &call) {
   for (const AttributeSpec &attribute : spec.attributes)
     if (attribute.required && !call.find(attribute.name))
       return error("missing attribute '", attribute.name, "'");
+  const TensorType &selector = call.operand(spec.dispatch);
+  if (!(spec.types & typeSet(selector.elementType)))
+    return error(spec.dispatch.output ? "result #" : "operand #",
+                 spec.dispatch.index, " must be ", describeTypes(spec.types),
+                 ", got ", selector.str());
   return spec.verify(call);
+}
+
+KernelCall makeKernelCall(const KernelSpec &spec, const RankProgram &rank,
+                          const Instruction &instruction) {
+  std::vector<TensorType> inputs, outputs;
+  for (uint32_t index : instruction.inputs)
+    inputs.push_back(rank.buffers[index].type);
+  for (uint32_t index : instruction.outputs)
+    outputs.push_back(rank.buffers[index].type);
+  return KernelCall(spec, std::move(inputs), std::move(outputs),
+                    instruction.attributes);
+}
+
+Expected<KernelBinding> bindKernel(const RankProgram &rank,
+                                   const Instruction &instruction) {
+  const KernelSpec *spec = findKernel(instruction.kernel);
+  if (!spec)
+    return error("unknown kernel '", instruction.kernel, "'");
+  KernelCall call = makeKernelCall(*spec, rank, instruction);
+  GALVATRON_RETURN_IF_ERROR(verifyKernelCall(call));
+  return KernelBinding{spec, call.dispatchType(), spec->decode(call)};
+}
+
+std::string describeTypes(ElementTypes types) {
+  std::vector<std::string_view> names;
+  for (unsigned i = 0; i < kNumElementTypes; ++i)
+    if (types & typeSet(ElementType(i)))
+      names.push_back(elementTypeName(ElementType(i)));
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i)
+    text += std::string(i == 0                  ? ""
+                        : i + 1 == names.size() ? " or "
+                                                : ", ") +
+            std::string(names[i]);
+  return text;
 }
 
 } // namespace galvatron::runtime

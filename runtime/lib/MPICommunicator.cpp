@@ -2,9 +2,12 @@
 
 #include "galvatron/Runtime/MPICommunicator.h"
 
+#include "galvatron/Runtime/HalfFloat.h"
+
 #include <mpi.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +35,7 @@ MPI_Datatype mpiType(ElementType type) {
     return MPI_INT32_T;
   case ElementType::f16:
   case ElementType::bf16:
-    return MPI_UINT16_T; // moved, never reduced (the validator ensures it)
+    return MPI_UINT16_T; // reduced by the user operations below
   case ElementType::i1:
     return MPI_UINT8_T;
   }
@@ -50,6 +53,72 @@ MPI_Op mpiOp(ReduceOp op) {
   }
 }
 
+//===----------------------------------------------------------------------===//
+// 16-bit floats reduce in f32 arithmetic
+//===----------------------------------------------------------------------===//
+
+/// MPI has no 16-bit float types (MPI_UINT16_T would add integers): a user
+/// operation per (format, reduction) widens both operands to float,
+/// combines them and rounds the result to nearest even, as NCCL does for
+/// bf16. Partial results travel as 16-bit values, so a reduction over n
+/// ranks rounds up to n - 1 times, like NCCL's ring.
+template <float (*load)(uint16_t), uint16_t (*store)(float), typename Combine>
+void reduceHalves(void *in, void *inout, int *count, MPI_Datatype *) {
+  const uint16_t *a = static_cast<const uint16_t *>(in);
+  uint16_t *b = static_cast<uint16_t *>(inout);
+  for (int i = 0; i < *count; ++i)
+    b[i] = store(Combine()(load(a[i]), load(b[i])));
+}
+
+struct Add {
+  float operator()(float a, float b) const { return a + b; }
+};
+struct Maximum {
+  float operator()(float a, float b) const {
+    return a != a || a > b ? a : b; // NaN wins, as in MPI_MAX on floats
+  }
+};
+struct Minimum {
+  float operator()(float a, float b) const { return a != a || a < b ? a : b; }
+};
+
+template <float (*load)(uint16_t), uint16_t (*store)(float)>
+std::array<MPI_User_function *, 3> halfReductions() {
+  return {reduceHalves<load, store, Add>, reduceHalves<load, store, Maximum>,
+          reduceHalves<load, store, Minimum>};
+}
+
+/// The MPI operations of the 16-bit formats, created once per process.
+class HalfOps {
+public:
+  Status create() {
+    const std::array<MPI_User_function *, 3> functions[2] = {
+        halfReductions<halfToFloat, floatToHalf>(),
+        halfReductions<bfloat16ToFloat, floatToBfloat16>()};
+    for (int format = 0; format < 2; ++format)
+      for (int op = 0; op < 3; ++op)
+        GALVATRON_RETURN_IF_ERROR(mpiStatus(
+            MPI_Op_create(functions[format][op], /*commute=*/1,
+                          &ops[format][op]),
+            "MPI_Op_create"));
+    return Status::ok();
+  }
+  void free() {
+    for (auto &format : ops)
+      for (MPI_Op &op : format)
+        if (op != MPI_OP_NULL)
+          MPI_Op_free(&op);
+  }
+  MPI_Op get(ElementType type, ReduceOp op) const {
+    int index = op == ReduceOp::max ? 1 : op == ReduceOp::min ? 2 : 0;
+    return ops[type == ElementType::bf16][index];
+  }
+
+private:
+  MPI_Op ops[2][3] = {{MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL},
+                      {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL}};
+};
+
 Status checkCount(uint64_t count) {
   if (count > uint64_t(INT_MAX))
     return error("a message of ", count,
@@ -59,7 +128,8 @@ Status checkCount(uint64_t count) {
 
 class MPICommunicator final : public Communicator {
 public:
-  MPICommunicator(uint32_t rank, uint32_t size) : myRank(rank), size(size) {}
+  MPICommunicator(uint32_t rank, uint32_t size, HalfOps halfOps)
+      : myRank(rank), size(size), halfOps(halfOps) {}
 
   ~MPICommunicator() override {
     // Sends whose receiver is done have completed; wait for the rest.
@@ -68,6 +138,7 @@ public:
     for (MPI_Comm &comm : comms)
       if (comm != MPI_COMM_NULL)
         MPI_Comm_free(&comm);
+    halfOps.free();
     MPI_Finalize();
   }
 
@@ -104,11 +175,14 @@ public:
   Status allReduce(uint32_t group, const void *in, void *out, uint64_t count,
                    ElementType type, ReduceOp op) override {
     GALVATRON_RETURN_IF_ERROR(checkCount(count));
+    Expected<MPI_Op> reduction = reductionOf(type, op);
+    if (!reduction)
+      return reduction.takeStatus();
     GALVATRON_RETURN_IF_ERROR(mpiStatus(
         MPI_Allreduce(in == out ? MPI_IN_PLACE : in, out, int(count),
-                      mpiType(type), mpiOp(op), comms[group]),
+                      mpiType(type), *reduction, comms[group]),
         "MPI_Allreduce"));
-    average(group, out, count, op);
+    average(group, out, count, type, op);
     return Status::ok();
   }
 
@@ -124,11 +198,14 @@ public:
                        uint64_t count, ElementType type,
                        ReduceOp op) override {
     GALVATRON_RETURN_IF_ERROR(checkCount(count * groups[group].size()));
+    Expected<MPI_Op> reduction = reductionOf(type, op);
+    if (!reduction)
+      return reduction.takeStatus();
     GALVATRON_RETURN_IF_ERROR(mpiStatus(
         MPI_Reduce_scatter_block(in, out, int(count), mpiType(type),
-                                 mpiOp(op), comms[group]),
+                                 *reduction, comms[group]),
         "MPI_Reduce_scatter_block"));
-    average(group, out, count, op);
+    average(group, out, count, type, op);
     return Status::ok();
   }
 
@@ -186,12 +263,12 @@ public:
     return Status::ok();
   }
 
-  bool allSucceeded(bool succeeded) override {
-    int local = succeeded ? 1 : 0, all = 0;
-    if (MPI_Allreduce(&local, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD) !=
-        MPI_SUCCESS)
-      return false;
-    return all != 0;
+  std::vector<int64_t> allGatherValue(int64_t value) override {
+    std::vector<int64_t> values(worldSize());
+    if (MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T,
+                      MPI_COMM_WORLD) != MPI_SUCCESS)
+      abort(1);
+    return values;
   }
 
   [[noreturn]] void abort(int exitCode) override {
@@ -222,17 +299,40 @@ private:
     return Status::ok();
   }
 
-  /// Turns a sum of f32 values into their mean over the group.
-  void average(uint32_t group, void *data, uint64_t count, ReduceOp op) {
+  /// The MPI operation reducing `type` with `op`: the element type comes
+  /// from the program's buffers, and only what the validator allows
+  /// reduces (floats; integers except by avg).
+  Expected<MPI_Op> reductionOf(ElementType type, ReduceOp op) const {
+    if (!(isFloat(type) || (isInteger(type) && op != ReduceOp::avg)))
+      return error("cannot reduce ", elementTypeName(type), " with ",
+                   reduceOpName(op));
+    if (type == ElementType::f16 || type == ElementType::bf16)
+      return halfOps.get(type, op);
+    return mpiOp(op);
+  }
+
+  /// Turns a sum of float values into their mean over the group (rounded
+  /// once more for 16-bit values).
+  void average(uint32_t group, void *data, uint64_t count, ElementType type,
+               ReduceOp op) {
     if (op != ReduceOp::avg)
       return;
-    float *values = static_cast<float *>(data);
     float members = float(groups[group].size());
+    if (type == ElementType::f32) {
+      float *values = static_cast<float *>(data);
+      for (uint64_t i = 0; i < count; ++i)
+        values[i] /= members;
+      return;
+    }
+    uint16_t *values = static_cast<uint16_t *>(data);
+    bool bf16 = type == ElementType::bf16;
     for (uint64_t i = 0; i < count; ++i)
-      values[i] /= members;
+      values[i] = bf16 ? floatToBfloat16(bfloat16ToFloat(values[i]) / members)
+                       : floatToHalf(halfToFloat(values[i]) / members);
   }
 
   uint32_t myRank, size;
+  HalfOps halfOps;
   std::vector<std::vector<uint32_t>> groups;
   std::vector<MPI_Comm> comms;
   std::deque<PendingSend> pendingSends;
@@ -258,8 +358,10 @@ Expected<std::unique_ptr<Communicator>> createMPICommunicator(int *argc,
   int rank = 0, size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return std::unique_ptr<Communicator>(
-      std::make_unique<MPICommunicator>(uint32_t(rank), uint32_t(size)));
+  HalfOps halfOps;
+  GALVATRON_RETURN_IF_ERROR(halfOps.create());
+  return std::unique_ptr<Communicator>(std::make_unique<MPICommunicator>(
+      uint32_t(rank), uint32_t(size), halfOps));
 }
 
 } // namespace galvatron::runtime

@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/Parameters.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/TensorFiles.h"
 
 #include "CPU/CPUKernels.h"
@@ -105,24 +106,36 @@ void forEachValidRow(const std::vector<int64_t> &shape,
   }
 }
 
-std::string joinPath(const std::string &directory, const std::string &file) {
-  if (directory.empty() || (!file.empty() && file[0] == '/'))
-    return file;
-  return directory.back() == '/' ? directory + file : directory + "/" + file;
-}
-
 Status readExternal(const Parameter &parameter, const TensorType &type,
                     const std::string &directory, std::vector<uint8_t> &bytes) {
   const ExternalData &external = *parameter.external;
   TensorType source{type.elementType, sourceShape(parameter, type)};
-  uint64_t expected = source.byteSize();
-  if (external.length != -1 && uint64_t(external.length) != expected)
-    return error("external data of ", external.length, " bytes does not fit ",
-                 source.str(), " (", expected, " bytes)");
-  GALVATRON_RETURN_IF_ERROR(readFileRange(joinPath(directory, external.location),
-                                          uint64_t(external.offset), expected,
-                                          bytes));
+  Expected<std::string> path =
+      resolveParameterData(external, source, directory);
+  if (!path)
+    return path.takeStatus();
+  GALVATRON_RETURN_IF_ERROR(readFileRange(*path, uint64_t(external.offset),
+                                          source.byteSize(), bytes));
   return fitSource(parameter, type, source, bytes);
+}
+
+/// A checkpoint holds finite values only: a diverged run must not replace
+/// the last good one.
+Status checkFinite(const std::string &name, const TensorType &type,
+                   const std::vector<uint8_t> &bytes) {
+  if (!isFloat(type.elementType))
+    return Status::ok();
+  // f32 (nearly every buffer) without the per-element type switch.
+  const float *floats = reinterpret_cast<const float *>(bytes.data());
+  bool f32 = type.elementType == ElementType::f32;
+  for (int64_t i = 0; i < type.numElements(); ++i) {
+    double value =
+        f32 ? floats[i] : cpu::loadElement(bytes.data(), type.elementType, i);
+    if (!std::isfinite(value))
+      return error("'", name, "' holds a non-finite value (", value,
+                   " at element ", i, ")");
+  }
+  return Status::ok();
 }
 
 } // namespace
@@ -278,6 +291,9 @@ Status saveParameters(Executor &executor, const std::string &path,
     values.emplace_back(type.byteSize());
     GALVATRON_RETURN_IF_ERROR(executor.readBuffer(
         parameter.buffer, values.back().data(), values.back().size()));
+    if (withState)
+      GALVATRON_RETURN_IF_ERROR(
+          checkFinite(parameter.name, type, values.back()));
   }
   // A padded slice is saved without its padding.
   for (size_t i = 0; i < saved.size(); ++i) {

@@ -3,6 +3,7 @@
 #include "galvatron/Runtime/ProgramFile.h"
 
 #include "galvatron/Runtime/AtomicFile.h"
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 #include "program_generated.h"
 
@@ -354,17 +355,15 @@ Expected<Program> deserializeProgram(const uint8_t *data, size_t size) {
 }
 
 Expected<Program> readProgramFile(const std::string &path) {
-  FILE *file = std::fopen(path.c_str(), "rb");
-  if (!file)
-    return error("cannot open '", path, "': ", std::strerror(errno));
+  Expected<InputFile> input = openRegularFile(path);
+  if (!input)
+    return input.takeStatus();
   std::vector<uint8_t> bytes;
   uint8_t chunk[1 << 16];
   size_t got;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), file)) > 0)
+  while ((got = std::fread(chunk, 1, sizeof(chunk), input->file.get())) > 0)
     bytes.insert(bytes.end(), chunk, chunk + got);
-  bool failed = std::ferror(file);
-  std::fclose(file);
-  if (failed)
+  if (std::ferror(input->file.get()))
     return error("cannot read '", path, "'");
   Expected<Program> program = deserializeProgram(bytes.data(), bytes.size());
   if (!program)

@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/ProgramValidator.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include <algorithm>
@@ -123,6 +124,9 @@ static Status checkParameter(const RankProgram &rank,
     if (external.location.empty() || external.offset < 0 ||
         external.length < -1)
       return error("malformed external data reference");
+    if (Status confined = checkExternalLocation(external.location); !confined)
+      return error("external data '", external.location, "' ",
+                   confined.message());
   }
   if (!parameter.isSlice()) {
     if (!parameter.sliceStart.empty())
@@ -248,13 +252,8 @@ static Status checkKernel(const RankProgram &rank,
   const KernelSpec *spec = findKernel(instruction.kernel);
   if (!spec)
     return error("unknown kernel '", instruction.kernel, "'");
-  std::vector<TensorType> inputs, outputs;
-  for (uint32_t index : instruction.inputs)
-    inputs.push_back(rank.buffers[index].type);
-  for (uint32_t index : instruction.outputs)
-    outputs.push_back(rank.buffers[index].type);
-  GALVATRON_RETURN_IF_ERROR(verifyKernelCall(KernelCall(
-      *spec, std::move(inputs), std::move(outputs), instruction.attributes)));
+  GALVATRON_RETURN_IF_ERROR(
+      verifyKernelCall(makeKernelCall(*spec, rank, instruction)));
   return checkOperandOverlap(rank, instruction,
                              [spec](unsigned output, unsigned input) {
                                return spec->mayOverwrite(output, input);
@@ -291,7 +290,8 @@ static Status checkCollective(const Program &program, const RankProgram &rank,
   int64_t members = int64_t(group.size());
   bool reduces = instruction.kind == InstructionKind::allReduce ||
                  instruction.kind == InstructionKind::reduceScatter;
-  if (reduces && !(in.elementType == ElementType::f32 ||
+  // 16-bit floats reduce in f32 arithmetic (Communicator.h).
+  if (reduces && !(isFloat(in.elementType) ||
                    (isInteger(in.elementType) &&
                     instruction.reduce != ReduceOp::avg)))
     return error("cannot reduce ", in.str(), " with ",

@@ -53,7 +53,9 @@ public:
     return error("cannot receive from rank ", peer,
                  " in a job of one process");
   }
-  bool allSucceeded(bool succeeded) override { return succeeded; }
+  std::vector<int64_t> allGatherValue(int64_t value) override {
+    return {value};
+  }
   [[noreturn]] void abort(int exitCode) override { std::exit(exitCode); }
 
 private:

@@ -4,33 +4,14 @@
 
 #include "Json.h"
 
+#include "galvatron/Runtime/InputFiles.h"
+
 #include <array>
 #include <cerrno>
 #include <cstring>
 
 namespace galvatron::runtime {
 namespace {
-
-using FilePointer = std::shared_ptr<FILE>;
-
-/// A file opened for reading, and its size.
-struct InputFile {
-  FilePointer file;
-  uint64_t size;
-};
-
-Expected<InputFile> openForReading(const std::string &path) {
-  FILE *file = std::fopen(path.c_str(), "rb");
-  if (!file)
-    return error("cannot open '", path, "': ", std::strerror(errno));
-  FilePointer pointer(file, std::fclose);
-  off_t size = -1;
-  if (fseeko(file, 0, SEEK_END) == 0)
-    size = ftello(file);
-  if (size < 0)
-    return error("cannot seek in '", path, "'");
-  return InputFile{pointer, uint64_t(size)};
-}
 
 Status readAt(FILE *file, const std::string &path, uint64_t offset,
               void *data, uint64_t size) {
@@ -169,7 +150,7 @@ Status parseEntry(const std::string &name, const JsonValue &value,
 } // namespace
 
 Expected<HostTensor> readNpy(const std::string &path) {
-  Expected<InputFile> input = openForReading(path);
+  Expected<InputFile> input = openRegularFile(path);
   if (!input)
     return input.takeStatus();
   FILE *file = input->file.get();
@@ -267,7 +248,7 @@ Status writeSafeTensors(const std::string &path,
 }
 
 Expected<SafeTensorsReader> SafeTensorsReader::open(const std::string &path) {
-  Expected<InputFile> input = openForReading(path);
+  Expected<InputFile> input = openRegularFile(path);
   if (!input)
     return input.takeStatus();
   FILE *file = input->file.get();
@@ -320,7 +301,7 @@ Status SafeTensorsReader::read(const Entry &entry,
 
 Status readFileRange(const std::string &path, uint64_t offset, uint64_t size,
                      std::vector<uint8_t> &bytes) {
-  Expected<InputFile> input = openForReading(path);
+  Expected<InputFile> input = openRegularFile(path);
   if (!input)
     return input.takeStatus();
   uint64_t total = input->size;

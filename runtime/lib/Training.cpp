@@ -2,14 +2,22 @@
 
 #include "galvatron/Runtime/Training.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/Parameters.h"
 #include "galvatron/Runtime/TensorFiles.h"
 
 #include "CPU/CPUKernels.h"
+#include "Json.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <optional>
+
+#include <dirent.h>
+#include <sys/stat.h>
 
 namespace galvatron::runtime {
 
@@ -34,12 +42,10 @@ uint32_t readLittleEndian(const uint8_t *bytes, unsigned width) {
 Expected<TokenData> TokenData::open(const std::string &path,
                                     unsigned rawTokenBytes) {
   std::vector<uint8_t> header;
-  FILE *file = std::fopen(path.c_str(), "rb");
+  Expected<InputFile> file = openRegularFile(path, "token file");
   if (!file)
-    return error("cannot open token file '", path, "': ", std::strerror(errno));
-  std::fseek(file, 0, SEEK_END);
-  int64_t size = std::ftell(file);
-  std::fclose(file);
+    return file.takeStatus();
+  int64_t size = int64_t(file->size);
   TokenData data;
   int64_t offset = 0;
   unsigned width = rawTokenBytes;
@@ -182,13 +188,139 @@ constexpr const char *kPositionName = "runtime.data_position";
 constexpr const char *kSeedName = "runtime.seed";
 } // namespace
 
-std::string checkpointPath(const std::string &directory, uint32_t rank,
-                           uint32_t worldSize) {
-  std::string name = worldSize == 1 ? "checkpoint.safetensors"
-                                    : "checkpoint.rank" + std::to_string(rank) +
-                                          ".safetensors";
+namespace {
+constexpr const char *kManifestName = "manifest.json";
+constexpr const char *kManifestFormat = "galvatron-checkpoint";
+constexpr int64_t kManifestVersion = 1;
+
+std::string inDirectory(const std::string &directory, const std::string &name) {
   return directory.empty() || directory.back() == '/' ? directory + name
                                                       : directory + "/" + name;
+}
+
+std::string partName(uint32_t rank, int64_t step) {
+  return "checkpoint.step" + std::to_string(step) + ".rank" +
+         std::to_string(rank) + ".safetensors";
+}
+
+/// The (rank, step) of a part's file name; none for other files.
+std::optional<std::pair<uint32_t, int64_t>>
+parsePartName(const std::string &name) {
+  long long step = -1;
+  unsigned rank = 0;
+  if (std::sscanf(name.c_str(), "checkpoint.step%lld.rank%u.safetensors", &step,
+                  &rank) != 2 ||
+      step < 0 || partName(rank, step) != name)
+    return std::nullopt;
+  return std::make_pair(uint32_t(rank), int64_t(step));
+}
+
+/// The parts in `directory`, ordered by rank and step.
+std::vector<std::pair<uint32_t, int64_t>>
+listParts(const std::string &directory) {
+  std::vector<std::pair<uint32_t, int64_t>> parts;
+  std::unique_ptr<DIR, int (*)(DIR *)> listing(::opendir(directory.c_str()),
+                                               ::closedir);
+  if (!listing)
+    return parts;
+  while (const dirent *entry = ::readdir(listing.get()))
+    if (auto part = parsePartName(entry->d_name))
+      parts.push_back(*part);
+  std::sort(parts.begin(), parts.end());
+  return parts;
+}
+
+bool exists(const std::string &path) {
+  struct stat status;
+  return ::stat(path.c_str(), &status) == 0;
+}
+} // namespace
+
+std::string checkpointPath(const std::string &directory, uint32_t rank,
+                           uint32_t worldSize, int64_t step) {
+  return inDirectory(directory, worldSize == 1 ? "checkpoint.safetensors"
+                                               : partName(rank, step));
+}
+
+Status writeCheckpointManifest(const std::string &directory, uint32_t worldSize,
+                               int64_t step) {
+  std::string text = "{\"format\": \"" + std::string(kManifestFormat) +
+                     "\", \"version\": " + std::to_string(kManifestVersion) +
+                     ", \"step\": " + std::to_string(step) +
+                     ", \"world_size\": " + std::to_string(worldSize) +
+                     ", \"parts\": [";
+  for (uint32_t rank = 0; rank < worldSize; ++rank)
+    text += (rank ? ", " : "") + quoteJson(partName(rank, step));
+  text += "]}\n";
+  return writeFileAtomically(inDirectory(directory, kManifestName),
+                             {{text.data(), text.size()}});
+}
+
+Expected<int64_t> findCheckpoint(const std::string &directory,
+                                 uint32_t worldSize) {
+  std::string manifestPath = inDirectory(directory, kManifestName);
+  std::string where = "checkpoint '" + directory + "'";
+  if (!exists(directory))
+    return error("cannot open ", where, ": ", std::strerror(ENOENT));
+  if (!exists(manifestPath)) {
+    if (worldSize == 1)
+      return int64_t(0);
+    if (exists(checkpointPath(directory, 0, 1, 0)))
+      return error(where, " holds the checkpoint of a one-rank job; this ",
+                   "program runs on ", worldSize, " ranks");
+    std::string found;
+    for (auto [rank, step] : listParts(directory))
+      found += (found.empty() ? "" : ", ") + std::string("rank ") +
+               std::to_string(rank) + " at step " + std::to_string(step);
+    return error(where, " is incomplete: it has no ", kManifestName,
+                 ", which rank 0 writes once every rank's part of a step is "
+                 "saved (parts found: ",
+                 found.empty() ? "none" : found, ")");
+  }
+  Expected<InputFile> file = openRegularFile(manifestPath);
+  if (!file)
+    return file.takeStatus();
+  std::vector<uint8_t> bytes;
+  if (file->size > (1u << 20))
+    return error("'", manifestPath, "' is not a checkpoint manifest (",
+                 file->size, " bytes)");
+  GALVATRON_RETURN_IF_ERROR(readFileRange(manifestPath, 0, file->size, bytes));
+  Expected<JsonValue> manifest = parseJson(std::string_view(
+      reinterpret_cast<const char *>(bytes.data()), bytes.size()));
+  if (!manifest)
+    return manifest.takeStatus().withContext("'" + manifestPath + "'");
+  auto integer = [&](const char *key) -> const JsonValue * {
+    const JsonValue *value = manifest->get(key);
+    return value && value->kind == JsonValue::Kind::integer ? value : nullptr;
+  };
+  const JsonValue *format = manifest->get("format");
+  const JsonValue *version = integer("version");
+  const JsonValue *step = integer("step");
+  const JsonValue *size = integer("world_size");
+  const JsonValue *parts = manifest->get("parts");
+  if (!format || format->string != kManifestFormat || !version ||
+      version->integer != kManifestVersion || !step || step->integer < 0 ||
+      !size || !parts || parts->kind != JsonValue::Kind::array)
+    return error("'", manifestPath, "' is not a checkpoint manifest of ",
+                 "version ", kManifestVersion);
+  if (size->integer != int64_t(worldSize))
+    return error(where, " holds the parts of a job of ", size->integer,
+                 " ranks; this program runs on ", worldSize);
+  if (worldSize == 1)
+    return error(where, " has a manifest but a one-rank job writes none");
+  for (uint32_t rank = 0; rank < worldSize; ++rank)
+    if (parts->items.size() != worldSize ||
+        parts->items[rank].string != partName(rank, step->integer))
+      return error("'", manifestPath, "' does not list the parts of step ",
+                   step->integer, " of ", worldSize, " ranks");
+  return step->integer;
+}
+
+void removeOlderCheckpointParts(const std::string &directory, uint32_t rank,
+                                int64_t step) {
+  for (auto [partRank, partStep] : listParts(directory))
+    if (partRank == rank && partStep != step)
+      std::remove(inDirectory(directory, partName(rank, partStep)).c_str());
 }
 
 Status saveCheckpoint(Executor &executor, const std::string &path,

@@ -24,11 +24,12 @@
 // JSON: "lm_head" {{.*}}<stage = 1, tp = 2, dp = 2, dp_type = zero3>
 
 // The report of a manual plan: model states follow from the plan alone.
-// gpt-1.5b (1,557,611,200 parameters) with ddp on 8 devices: 2.90 GiB of
-// weights, 2.90 of gradients, 17.41 of Adam states per device.
+// gpt-1.5b (1,557,611,200 parameters) with ddp on 8 devices: 5.80 GiB of
+// f32 master weights, 5.80 of f32 gradients, 11.61 of Adam m and v per
+// device (the training step stores these in bf16 plans too).
 // RUN: galvatron-translate --model=gpt-1.5b | galvatron-opt --galvatron-apply-strategy="devices=8 global-batch=8 ckpt=1 report=text" -o /dev/null | FileCheck %s --check-prefix=REPORT
 // REPORT: stage layers params grads optimizer activations buffers total
-// REPORT-NEXT: 0 50 2.90 2.90 17.41
+// REPORT-NEXT: 0 50 5.80 5.80 11.61
 
 // Errors.
 // RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-apply-strategy="tp=3" 2>&1 | FileCheck %s --check-prefix=TP

@@ -25,8 +25,11 @@
 #include "galvatron/Models/ModelPresets.h"
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
+#include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
+#include "galvatron/Transforms/PlanUtils.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -61,7 +64,9 @@ static cl::opt<std::string> modelName(
     cl::value_desc("name"), cl::cat(category));
 static cl::opt<int64_t>
     batch("batch",
-          cl::desc("Batch size of a preset or an ONNX model's dynamic batch"),
+          cl::desc("Batch size of a preset or an ONNX model's dynamic batch "
+                   "(default: the plan's micro-batch, global batch / "
+                   "micro-batches; 1 without a plan)"),
           cl::init(1), cl::cat(category));
 static cl::opt<int64_t> seqLen(
     "seq-len",
@@ -114,10 +119,12 @@ static int error(const Twine &message) {
   return 1;
 }
 
-/// The model to compile: a preset or a parsed file.
-static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
-                                                  llvm::SourceMgr &sourceMgr,
-                                                  std::string &description) {
+/// The model to compile: a preset or a parsed file; a preset or an ONNX
+/// model is built for `batchOverride` when given.
+static FailureOr<OwningOpRef<ModuleOp>>
+loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
+          std::string &description,
+          std::optional<int64_t> batchOverride = std::nullopt) {
   if (!modelName.empty() == !inputFilename.empty()) {
     error("give either --model=NAME or an input file");
     return failure();
@@ -139,7 +146,8 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
       resized.layers = layers;
     }
     auto module = mlir::galvatron::buildModel(
-        &context, resized, mlir::galvatron::ModelShape{batch, seqLen});
+        &context, resized,
+        mlir::galvatron::ModelShape{batchOverride.value_or(batch), seqLen});
     if (!module) {
       error(llvm::toString(module.takeError()));
       return failure();
@@ -149,7 +157,9 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
   }
   if (llvm::StringRef(inputFilename).ends_with(".onnx")) {
     mlir::galvatron::ONNXImportOptions options;
-    if (batch.getNumOccurrences())
+    if (batchOverride)
+      options.batch = batchOverride;
+    else if (batch.getNumOccurrences())
       options.batch = batch;
     if (seqLen.getNumOccurrences())
       options.seqLen = seqLen;
@@ -236,6 +246,58 @@ static LogicalResult applyPlan(ModuleOp module) {
   return success();
 }
 
+/// Makes the model's batch the plan's micro-batch (global batch /
+/// micro-batches), which its training step takes per call: without
+/// --batch, a preset or an ONNX model is built again for it and the plan
+/// carried over; a --batch or an IR file that disagrees is an error.
+static LogicalResult fitBatchToPlan(MLIRContext &context,
+                                    llvm::SourceMgr &sourceMgr,
+                                    OwningOpRef<ModuleOp> &module) {
+  mlir::galvatron::PlanAttr plan = mlir::galvatron::getPlan(*module);
+  if (!plan)
+    return success();
+  FailureOr<mlir::galvatron::ModelInput> input =
+      mlir::galvatron::getModelInput(*module, "galvatron-compile");
+  if (failed(input))
+    return failure();
+  int64_t microBatch = plan.getGlobalBatch() / plan.getMicroBatches();
+  int64_t modelBatch = input->model.irBatch;
+  if (modelBatch == microBatch)
+    return success();
+  std::string planBatch = "the plan's micro-batch is global batch " +
+                          std::to_string(plan.getGlobalBatch()) + " / " +
+                          std::to_string(plan.getMicroBatches()) +
+                          " micro-batches = " + std::to_string(microBatch);
+  if (batch.getNumOccurrences()) {
+    error("--batch=" + Twine(batch.getValue()) + " does not fit the plan: " +
+          planBatch + " (leave --batch out to take it from the plan)");
+    return failure();
+  }
+  if (modelName.empty() && !StringRef(inputFilename).ends_with(".onnx")) {
+    error(inputFilename + " has batch " + Twine(modelBatch) + " but " +
+          planBatch);
+    return failure();
+  }
+  llvm::Expected<mlir::galvatron::ParallelPlan> parallelPlan =
+      mlir::galvatron::readPlan(*module, input->function);
+  if (!parallelPlan) {
+    error(llvm::toString(parallelPlan.takeError()));
+    return failure();
+  }
+  std::string description;
+  FailureOr<OwningOpRef<ModuleOp>> rebuilt =
+      loadModel(context, sourceMgr, description, microBatch);
+  if (failed(rebuilt))
+    return failure();
+  FailureOr<func::FuncOp> function =
+      mlir::galvatron::getModelFunction(**rebuilt, "galvatron-compile");
+  if (failed(function))
+    return failure();
+  mlir::galvatron::writePlan(**rebuilt, *function, *parallelPlan);
+  module = std::move(*rebuilt);
+  return success();
+}
+
 /// The program of every rank of `plan`'s job, one file: each rank compiles
 /// its pipeline stage (ranks are stage-major) and the programs are linked.
 static FailureOr<rt::Program>
@@ -310,11 +372,11 @@ static void printSummary(const std::string &description,
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::galvatron::hideLibraryOptions({&category});
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   mlir::galvatron::registerAllPasses();
-  cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
   cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");
 
   DialectRegistry registry;
@@ -323,14 +385,17 @@ int main(int argc, char **argv) {
   // Diagnostics name the cause; a dump of the whole module would bury it.
   context.printOpOnDiagnostic(false);
   llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  mlir::galvatron::ToolDiagnosticHandler handler(&context, sourceMgr,
+                                                 "galvatron-compile");
+  handler.setSubject(modelName.empty() ? inputFilename : modelName);
   std::string description;
   FailureOr<OwningOpRef<ModuleOp>> module =
       loadModel(context, sourceMgr, description);
   if (failed(module))
     return 1;
 
-  if (failed(applyPlan(**module)))
+  if (failed(applyPlan(**module)) ||
+      failed(fitBatchToPlan(context, sourceMgr, *module)))
     return 1;
   mlir::galvatron::RuntimePipelineOptions options;
   options.modelDirectory = modelDirectory;
@@ -362,7 +427,8 @@ int main(int argc, char **argv) {
     if (!output)
       return error(message);
     output->os() << lowered;
-    output->keep();
+    if (llvm::Error failed = mlir::galvatron::keepOutputFile(*output))
+      return error(llvm::toString(std::move(failed)));
   } else {
     rt::Status status = rt::writeProgramFile(*program, outputFilename);
     if (!status.isOk())
@@ -370,5 +436,7 @@ int main(int argc, char **argv) {
   }
   if (!quiet)
     printSummary(description, *program);
+  if (llvm::Error failed = mlir::galvatron::flushStandardOutput())
+    return error(llvm::toString(std::move(failed)));
   return 0;
 }

@@ -15,6 +15,8 @@
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
@@ -108,7 +110,8 @@ static int writeModule(ModuleOp module) {
     return error(message);
   module->print(output->os());
   output->os() << "\n";
-  output->keep();
+  if (llvm::Error failed = keepOutputFile(*output))
+    return error(llvm::toString(std::move(failed)));
   return 0;
 }
 
@@ -172,6 +175,9 @@ static int importONNX() {
   DialectRegistry registry;
   registry.insert<GalvatronDialect, func::FuncDialect>();
   MLIRContext context(registry);
+  llvm::SourceMgr sourceMgr;
+  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-translate");
+  handler.setSubject(inputFilename);
   // --mlir-timing reports the import and each clean-up pass.
   DefaultTimingManager timing;
   applyDefaultTimingManagerCLOptions(timing);
@@ -221,22 +227,16 @@ static int writeProgram() {
   if (!input)
     return error(message);
   sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
-  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-translate");
+  handler.setSubject(inputFilename.empty() ? std::string("<stdin>")
+                                           : inputFilename.getValue());
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module || failed(mlir::galvatron::emitProgramFile(*module, outputFilename)))
     return 1;
   return 0;
 }
 
-int main(int argc, char **argv) {
-  llvm::InitLLVM init(argc, argv);
-  registerAsmPrinterCLOptions();
-  registerMLIRContextCLOptions();
-  registerPassManagerCLOptions();
-  registerDefaultTimingManagerCLOptions();
-  cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
-  cl::ParseCommandLineOptions(argc, argv,
-                              "Galvatron model presets and translations\n");
+static int run() {
   if (listModels) {
     printModelList(llvm::outs());
     return 0;
@@ -255,4 +255,19 @@ int main(int argc, char **argv) {
     return writeProgram();
   return error("nothing to do: give --model=NAME, --list-models, "
                "--import-onnx FILE, --list-onnx-ops or --emit-program");
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  hideLibraryOptions({&category});
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
+  cl::ParseCommandLineOptions(argc, argv,
+                              "Galvatron model presets and translations\n");
+  int status = run();
+  if (llvm::Error failed = flushStandardOutput())
+    return error(llvm::toString(std::move(failed)));
+  return status;
 }

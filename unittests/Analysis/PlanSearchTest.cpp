@@ -319,4 +319,22 @@ TEST(PlanSearchTest, NoFittingPlanNamesTheLeastMemory) {
   EXPECT_NE(message.find("needs"), std::string::npos) << message;
 }
 
+TEST(PlanSearchTest, DivisorsComeFromThePrimeFactors) {
+  for (int64_t n = 1; n <= 2000; ++n) {
+    SmallVector<int64_t> scanned;
+    for (int64_t d = 1; d <= n; ++d)
+      if (n % d == 0)
+        scanned.push_back(d);
+    EXPECT_EQ(getDivisors(n), scanned) << n;
+  }
+  // Magnitudes a scan could never reach: 2^62 and a large prime's square
+  // root bound the work.
+  SmallVector<int64_t> powers;
+  for (int k = 0; k <= 62; ++k)
+    powers.push_back(int64_t(1) << k);
+  EXPECT_EQ(getDivisors(int64_t(1) << 62), powers);
+  EXPECT_EQ(getDivisors(1073741789), (SmallVector<int64_t>{1, 1073741789}));
+  EXPECT_EQ(getDivisors(int64_t(1) << 30).size(), 31u);
+}
+
 } // namespace

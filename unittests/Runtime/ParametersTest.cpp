@@ -167,8 +167,27 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
   options = ParameterOptions{};
   options.modelDirectory = directory;
   EXPECT_EQ(loadParameters(**executor2, options).status().message(),
-            "parameter 'w': external data of 20 bytes does not fit f32[2,3] "
-            "(24 bytes)");
+            "parameter 'w': external data 'parameters_test.bin' of 20 bytes "
+            "does not fit f32[2,3] (24 bytes)");
+
+  // Locations outside the model's folder are refused, whatever the file.
+  program.ranks[0].parameters[0].external->length = -1;
+  for (auto [location, why] :
+       {std::pair<std::string, std::string>{
+            directory + "/parameters_test.bin",
+            "is an absolute path; external data must be relative to the "
+            "model's folder"},
+        {"../" + directory.substr(directory.rfind('/') + 1) +
+             "/parameters_test.bin",
+         "leaves the model's folder ('..' in the path)"}}) {
+    program.ranks[0].parameters[0].external->location = location;
+    EXPECT_EQ(validateProgram(program).message(),
+              "rank 0: parameter 'w': external data '" + location + "' " + why);
+    auto executor3 = Executor::create(program, 0, *backend, *comm);
+    ASSERT_TRUE(executor3.isOk());
+    EXPECT_EQ(loadParameters(**executor3, options).status().message(),
+              "parameter 'w': external data '" + location + "' " + why);
+  }
 }
 
 } // namespace

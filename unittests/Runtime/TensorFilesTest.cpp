@@ -142,8 +142,9 @@ TEST_F(TensorFilesTest, MalformedSafeTensorsAreRejected) {
   EXPECT_EQ(error(withHeader("{\"__metadata__\":{\"format\":\"pt\"}}", 0)),
             "ok");
   // Deeply nested JSON is refused, not recursed into.
-  EXPECT_EQ(error(withHeader(std::string(100, '[') + std::string(100, ']'), 0)),
-            q + " header: invalid JSON at byte 33: nested too deeply");
+  EXPECT_EQ(
+      error(withHeader(std::string(100, '[') + std::string(100, ']'), 0)),
+      q + " header: invalid JSON at byte 33: nested deeper than 32 levels");
 }
 
 /// Damaged .npy and safetensors files are rejected with a message or read

@@ -273,6 +273,10 @@ struct LayerStrategy {
   int64_t getWeightSplit() const { return ulysses ? 1 : tp; }
 };
 
+/// The largest global batch a plan may have (sequences): far beyond any
+/// run, and small enough that token counts stay exact.
+constexpr int64_t kMaxGlobalBatch = int64_t(1) << 30;
+
 struct ParallelPlan {
   int64_t devices = 1;
   int64_t devicesPerNode = 1;
@@ -420,6 +424,10 @@ struct PlanEvaluation {
 /// Memory a plan may use of `budget` bytes per device after the runtime's
 /// reserve and fragmentation (EfficiencyFactors).
 double getUsableMemory(const ClusterSpec &cluster, double budget);
+/// Fails when `budget` bytes per device leave nothing for the model.
+llvm::Error checkMemoryBudget(const ClusterSpec &cluster, double budget);
+/// Bytes for messages: "12.50 GiB", "310.25 MiB", "96.00 KiB".
+std::string formatBytes(double bytes);
 
 /// Prices `plan` (which must pass `plan.check(model)`).
 PlanEvaluation evaluatePlan(const ModelProfile &model, const ParallelPlan &plan,

@@ -162,6 +162,8 @@ llvm::Expected<SearchResult> searchPlanFor(const ModelProfile &model,
 SmallVector<int64_t> getPipelineDegrees(const ModelProfile &model,
                                         int64_t devices,
                                         const SearchSpace &space);
+/// The divisors of `n` > 0, in increasing order.
+SmallVector<int64_t> getDivisors(int64_t n);
 /// Micro-batch counts in the space.
 SmallVector<int64_t> getMicroBatchCounts(int64_t globalBatch,
                                          const SearchSpace &space);

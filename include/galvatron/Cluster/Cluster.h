@@ -90,6 +90,11 @@ struct EfficiencyFactors {
   llvm::json::Object toJSON() const;
 };
 
+/// Sizes a cluster description may give: beyond any machine built, and
+/// small enough that device counts and products of them stay exact.
+constexpr int64_t kMaxDevicesPerNode = 4096;
+constexpr int64_t kMaxDevices = int64_t(1) << 20;
+
 struct ClusterSpec {
   std::string name;
   int64_t nodes = 1;

@@ -81,15 +81,18 @@ FailureOr<ModelInput> getModelInput(ModuleOp module, StringRef pass);
 FailureOr<std::pair<ModelInput, ParallelPlan>>
 getModelAndPlan(ModuleOp module, StringRef pass);
 
-/// The model, the cluster and budget the options give, and the precision.
+/// The model, the cluster and budget the options give, the precision and
+/// the global batch (the option's, or the model's batch for 0).
 struct PlanningInput {
   ModelInput input;
   CostModelSetup setup;
   Precision precision;
+  int64_t globalBatch;
 };
 FailureOr<PlanningInput> getPlanningInput(ModuleOp module, StringRef pass,
                                           const CostModelOptions &options,
-                                          StringRef precision);
+                                          StringRef precision,
+                                          int64_t globalBatch);
 
 } // namespace mlir::galvatron
 

@@ -72,6 +72,35 @@ void placeFillsAtUses(func::FuncOp function) {
   }
 }
 
+/// A 16-bit value widened to f32 only to be added to an f32 value (a mixed
+/// precision gradient added to its f32 accumulator): the `add` kernel reads
+/// it as it is, so the f32 copy, as large as the weight, is never stored.
+bool isWidenedAddend(Operation *op) {
+  auto widening = [](Operation *op) {
+    auto cast = dyn_cast_or_null<CastOp>(op);
+    Type from = cast ? cast.getInput().getType().getElementType() : Type();
+    return cast && cast.getType().getElementType().isF32() &&
+           (from.isBF16() || from.isF16());
+  };
+  if (!widening(op) || !op->hasOneUse())
+    return false;
+  // The other addend stays f32 (of two widened addends, neither is kept).
+  auto add = dyn_cast<AddOp>(*op->getUsers().begin());
+  Value other = add && add.getLhs() == op->getResult(0) ? add.getRhs()
+                : add                                   ? add.getLhs()
+                                                        : Value();
+  return other && other != op->getResult(0) &&
+         !widening(other.getDefiningOp());
+}
+
+/// A square only a sum reads (a global norm's): `reduce_sum` squares as it
+/// sums (`square`), so no temporary as large as the gradient holds it.
+bool isSummedSquare(Operation *op) {
+  auto mul = dyn_cast_or_null<MulOp>(op);
+  return mul && mul.getLhs() == mul.getRhs() && mul->hasOneUse() &&
+         isa<ReduceSumOp>(*mul->getUsers().begin());
+}
+
 /// The runtime kernel an op calls: named like the op, or `fill`.
 std::string getKernelName(Operation *op) {
   return getFillValue(op) ? "fill" : op->getName().stripDialect().str();
@@ -130,7 +159,11 @@ describeKernel(Operation *op) {
         add("strides", op.getStridesAttr());
       })
       .Case<ConcatOp, SplitOp>([&](auto op) { add("axis", op.getAxisAttr()); })
-      .Case<ReduceSumOp, ReduceMeanOp, ReduceMaxOp>(axes)
+      .Case([&](ReduceSumOp op) {
+        axes(op);
+        flag("square", isSummedSquare(op.getInput().getDefiningOp()));
+      })
+      .Case<ReduceMeanOp, ReduceMaxOp>(axes)
       .Case([&](RotaryOp op) {
         add("seq_axis", op.getSeqAxisAttr());
         add("theta", op.getThetaAttr());
@@ -244,7 +277,7 @@ private:
   static constexpr int64_t kForever = std::numeric_limits<int64_t>::max();
   void number(Block &block);
   int64_t lastUse(Value value);
-  bool canWriteInto(StringAttr variable, size_t index);
+  bool canWriteInto(StringAttr variable, size_t index, Value value);
 
   DenseMap<Operation *, int64_t> position;
   DenseMap<Value, int64_t> lastUses;
@@ -298,10 +331,22 @@ VariableAccess::VariableAccess(func::FuncOp entry) {
   for (auto &[variable, list] : assigns) {
     for (size_t index = 0; index < list.size(); ++index) {
       AssignOp assign = list[index];
-      if (canWriteInto(variable, index)) {
-        Value value = traceValue(assign.getValue(), /*views=*/false);
+      Value value = traceValue(assign.getValue(), /*views=*/false);
+      if (canWriteInto(variable, index, value)) {
         writes[value] = variable;
         writePositions[variable].push_back(position.lookup(value.getDefiningOp()));
+        // An all-reduce computed in the variable reduces in place, so what
+        // it reduces (the accumulator plus the last gradient, in a hoisted
+        // data-parallel sync) can be computed there too.
+        if (auto reduce = value.getDefiningOp<AllReduceOp>()) {
+          Value sum = traceValue(reduce->getOperand(0), /*views=*/false);
+          if (lastUse(sum) == position.lookup(reduce) &&
+              canWriteInto(variable, index, sum)) {
+            writes[sum] = variable;
+            writePositions[variable].push_back(
+                position.lookup(sum.getDefiningOp()));
+          }
+        }
         continue;
       }
       copied.insert(assign);
@@ -351,16 +396,16 @@ int64_t VariableAccess::lastUse(Value value) {
   return last;
 }
 
-/// Whether the value of assignment `index` of `variable` can be computed
-/// directly in the variable's buffer: its producer is a kernel that runs
-/// after the previous assignment, no read of the old value is used after
-/// the producer (or, at the producer, only as an operand the kernel may
-/// overwrite in place), and the value is not used after the variable's next
-/// write.
-bool VariableAccess::canWriteInto(StringAttr variable, size_t index) {
+/// Whether `value`, assigned by assignment `index` of `variable` (or what
+/// that assignment's all-reduce reduces), can be computed directly in the
+/// variable's buffer: its producer is a kernel that runs after the previous
+/// assignment, no read of the old value is used after the producer (or, at
+/// the producer, only as an operand the kernel may overwrite in place), and
+/// the value is not used after the variable's next write.
+bool VariableAccess::canWriteInto(StringAttr variable, size_t index,
+                                  Value value) {
   SmallVector<AssignOp> &list = assigns[variable];
   AssignOp assign = list[index];
-  Value value = traceValue(assign.getValue(), /*views=*/false);
   auto result = dyn_cast<OpResult>(value);
   if (!result || !isKernelOp(result.getOwner()) || writes.contains(value) ||
       value.getType() != assign.getValue().getType())
@@ -855,6 +900,11 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     buffers[*index].value = constant.getValue();
     return success();
   }
+  // Folded into their user's kernel, which reads the operand itself.
+  if (isWidenedAddend(op) || isSummedSquare(op)) {
+    bufferOf[op->getResult(0)] = bufferOf.lookup(op->getOperand(0));
+    return success();
+  }
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {
     // A view: the same bytes under another shape.
     const ValueBuffer source = buffers[bufferOf.lookup(reshape.getInput())];
@@ -905,6 +955,9 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   KernelStep step{op, kernel->first, *config, layer, {}, {}};
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
+  // The `add` kernel takes a 16-bit addend second.
+  if (isa<AddOp>(op) && isWidenedAddend(op->getOperand(0).getDefiningOp()))
+    std::swap(step.inputs[0], step.inputs[1]);
   for (Value result : op->getResults()) {
     FailureOr<unsigned> index = resultBuffer(op, result);
     if (failed(index))

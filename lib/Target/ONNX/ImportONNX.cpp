@@ -12,6 +12,7 @@
 #include "Importer.h"
 
 #include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
@@ -736,6 +737,22 @@ LogicalResult Importer::declareInputs(SmallVectorImpl<Type> &types,
     if (!llvm::is_contained(names, entry.getKey()))
       return fail("--input-shape names '" + entry.getKey() +
                   "', which is not a graph input");
+  // A --dim the graph inputs do not name is a typo, not a no-op.
+  SmallVector<std::string> symbolic;
+  for (const onnx::ValueInfoProto &input : model.graph().input())
+    for (const onnx::TensorShapeProto::Dimension &dim :
+         input.type().tensor_type().shape().dim())
+      if (!dim.dim_param().empty() &&
+          !llvm::is_contained(symbolic, dim.dim_param()))
+        symbolic.push_back(dim.dim_param());
+  for (const auto &entry : options.dimSizes)
+    if (!llvm::is_contained(symbolic, entry.getKey()))
+      return fail("--dim names '" + entry.getKey() +
+                  "', which is no symbolic dimension of the graph inputs (" +
+                  (symbolic.empty()
+                       ? std::string("they have none")
+                       : "they have: " + llvm::join(symbolic, ", ")) +
+                  ")");
   return success();
 }
 

@@ -8,11 +8,11 @@
 
 #include "ONNXModel.h"
 
+#include "galvatron/Runtime/InputFiles.h"
+
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/APInt.h"
 #include "llvm/Support/Endian.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Path.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
@@ -27,6 +27,7 @@ using llvm::StringRef;
 using llvm::Twine;
 
 namespace protoio = google::protobuf::io;
+namespace rt = ::galvatron::runtime;
 using WireFormat = google::protobuf::internal::WireFormatLite;
 
 /// Deepest nesting of messages accepted (graphs in attributes nest).
@@ -220,42 +221,6 @@ ONNXModel::resolveExternal(const onnx::TensorProto &tensor,
   if (location.empty())
     return importError("tensor '" + name +
                        "' is stored externally but names no location");
-  if (directory.empty())
-    return refuse("cannot be read: the model was not loaded from a folder");
-  if (location.contains('\0'))
-    return refuse("has a NUL character in its path");
-  if (llvm::sys::path::is_absolute(location) || location.starts_with("/") ||
-      location.starts_with("\\"))
-    return refuse("is an absolute path; external data must be relative to "
-                  "the model's folder");
-  SmallVector<StringRef> components;
-  location.split(components, '/');
-  for (StringRef component : components) {
-    SmallVector<StringRef> parts;
-    component.split(parts, '\\');
-    if (llvm::is_contained(parts, ".."))
-      return refuse("leaves the model's folder ('..' in the path)");
-  }
-  SmallVector<char> path(directory.begin(), directory.end());
-  llvm::sys::path::append(path, location);
-  file.path = std::string(path.begin(), path.end());
-  if (!llvm::sys::fs::exists(file.path))
-    return refuse("does not exist (looked for '" + file.path + "')");
-  SmallVector<char> realFile, realDirectory;
-  if (llvm::sys::fs::real_path(file.path, realFile) ||
-      llvm::sys::fs::real_path(directory, realDirectory))
-    return refuse("cannot be resolved");
-  StringRef realFileText(realFile.data(), realFile.size());
-  std::string prefix =
-      std::string(realDirectory.begin(), realDirectory.end()) + "/";
-  if (!realFileText.starts_with(prefix))
-    return refuse("resolves to '" + realFileText +
-                  "', outside the model's folder (through a symbolic link)");
-  if (!llvm::sys::fs::is_regular_file(file.path))
-    return refuse("is not a regular file");
-  uint64_t size;
-  if (llvm::sys::fs::file_size(file.path, size))
-    return refuse("cannot be read");
   if (file.length < 0)
     file.length = expectedBytes;
   if (file.length != expectedBytes)
@@ -263,12 +228,12 @@ ONNXModel::resolveExternal(const onnx::TensorProto &tensor,
                   dtypeName(tensor.data_type()) +
                   " tensor of that shape needs " + Twine(expectedBytes) +
                   " bytes");
-  if (file.offset > static_cast<int64_t>(size) ||
-      file.length > static_cast<int64_t>(size) - file.offset)
-    return refuse("is truncated: bytes [" + Twine(file.offset) + ", " +
-                  Twine(file.offset) + " + " + Twine(file.length) +
-                  ") lie beyond the end of the file (" + Twine(size) +
-                  " bytes)");
+  // The rules every reader of external data shares (the runtime too).
+  rt::Expected<std::string> path = rt::resolveExternalData(
+      directory, file.location, file.offset, file.length);
+  if (!path)
+    return refuse(path.status().message());
+  file.path = *path;
   return file;
 }
 

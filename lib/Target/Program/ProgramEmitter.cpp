@@ -2,6 +2,7 @@
 
 #include "galvatron/Target/Program/ProgramEmitter.h"
 
+#include "galvatron/Runtime/InputFiles.h"
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 
@@ -30,6 +31,25 @@ mlir::galvatron::buildProgram(ModuleOp module,
   rt::Status status = rt::validateProgram(*program);
   if (!status.isOk())
     return (*executables.begin()).emitOpError() << status.message();
+  // External data resolves now, as the runtime will resolve it, when the
+  // driver read the model from its folder (an executable given as IR may
+  // name a folder of another machine).
+  if (!options.modelDirectory.empty())
+    for (const rt::RankProgram &rank : program->ranks)
+      for (const rt::Parameter &parameter : rank.parameters) {
+        if (!parameter.external)
+          continue;
+        const rt::TensorType &type = rank.buffers[parameter.buffer].type;
+        rt::TensorType source{type.elementType, parameter.isSlice()
+                                                    ? parameter.fullShape
+                                                    : type.shape};
+        rt::Expected<std::string> path = rt::resolveParameterData(
+            *parameter.external, source, options.modelDirectory);
+        if (!path)
+          return (*executables.begin()).emitError()
+                 << "parameter '" << parameter.name
+                 << "': " << path.status().message();
+      }
   return program;
 }
 

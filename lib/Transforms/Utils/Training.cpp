@@ -170,11 +170,16 @@ static void lowerOp(Operation &op, FloatType lowType) {
     auto values = dyn_cast<DenseFPElementsAttr>(constant.getValue());
     if (!values || !values.getElementType().isF32())
       return;
+    // A finite constant beyond the 16-bit range saturates rather than
+    // become infinite: exporters mask with torch.finfo(float32).min, and
+    // (1 - mask) * -inf would be NaN where the mask is 1.
     const llvm::fltSemantics &semantics = lowType.getFloatSemantics();
     auto converted = values.mapValues(lowType, [&](const APFloat &value) {
       APFloat result = value;
       bool lost;
       result.convert(semantics, APFloat::rmNearestTiesToEven, &lost);
+      if (result.isInfinity() && !value.isInfinity())
+        result = APFloat::getLargest(semantics, value.isNegative());
       return result.bitcastToAPInt();
     });
     constant.setValueAttr(converted);

@@ -4,6 +4,8 @@
 
 #include "CPUKernels.h"
 
+#include "galvatron/Runtime/ProgramValidator.h"
+
 #include <cblas.h>
 
 #include <unistd.h>
@@ -13,13 +15,12 @@
 #include <optional>
 
 namespace galvatron::runtime {
-namespace {
 
 using cpu::CPUKernelTable;
-using cpu::KernelContext;
-using cpu::KernelFunction;
+using cpu::KernelArgs;
+using cpu::KernelEntry;
 
-const CPUKernelTable &kernelTable() {
+const CPUKernelTable &cpu::kernelTable() {
   static const CPUKernelTable table = [] {
     CPUKernelTable built;
     cpu::registerElementwiseKernels(built);
@@ -33,6 +34,8 @@ const CPUKernelTable &kernelTable() {
   }();
   return table;
 }
+
+namespace {
 
 class CPUBackend final : public Backend {
 public:
@@ -50,17 +53,26 @@ public:
 
   Status load(const RankProgram &program) override {
     // Kernels first: a program this backend cannot run allocates nothing.
+    // Each call binds to the implementation for its kernel and element
+    // type, with its attributes decoded, once.
     std::vector<std::optional<Kernel>> prepared(program.instructions.size());
     for (size_t i = 0; i < program.instructions.size(); ++i) {
       const Instruction &instruction = program.instructions[i];
       if (instruction.kind != InstructionKind::kernel)
         continue;
-      const KernelSpec *spec = findKernel(instruction.kernel);
-      KernelFunction function = spec ? kernelTable().find(spec->opcode) : nullptr;
-      if (!function)
-        return error("the cpu backend has no kernel '", instruction.kernel,
-                     "'");
-      prepared[i].emplace(Kernel{function, KernelContext(instruction.attributes)});
+      Expected<KernelBinding> binding = bindKernel(program, instruction);
+      if (!binding)
+        return binding.takeStatus().withContext(
+            describeInstruction(program, i));
+      const KernelEntry *entry =
+          cpu::kernelTable().find(binding->spec->opcode, binding->type);
+      if (!entry)
+        return error("the cpu backend has no ", elementTypeName(binding->type),
+                     " kernel '", instruction.kernel, "'");
+      if (entry->attributes != binding->attributes.index())
+        return error("the cpu backend's kernel '", instruction.kernel,
+                     "' reads other attributes than the catalog decodes");
+      prepared[i].emplace(Kernel{entry, {}, std::move(binding->attributes)});
     }
     // A backend loaded again drops its previous program.
     std::free(arena);
@@ -86,11 +98,16 @@ public:
         continue;
       const Instruction &instruction = program.instructions[i];
       for (uint32_t index : instruction.inputs)
-        prepared[i]->context.inputs.push_back(tensor(program, index));
+        prepared[i]->args.inputs.push_back(tensor(program, index));
       for (uint32_t index : instruction.outputs)
-        prepared[i]->context.outputs.push_back(tensor(program, index));
+        prepared[i]->args.outputs.push_back(tensor(program, index));
     }
     kernels = std::move(prepared);
+    for (std::optional<Kernel> &kernel : kernels)
+      if (kernel)
+        kernel->decoded = std::visit(
+            [](const auto &decoded) -> const void * { return &decoded; },
+            kernel->attributes);
     return Status::ok();
   }
 
@@ -110,7 +127,8 @@ public:
 
   Status runKernel(size_t index) override {
     const Kernel &kernel = *kernels[index];
-    return kernel.function(kernel.context);
+    return kernel.entry->invoke(kernel.entry->function, kernel.args,
+                                kernel.decoded);
   }
 
   Status synchronize() override { return Status::ok(); }
@@ -119,8 +137,12 @@ public:
 
 private:
   struct Kernel {
-    KernelFunction function;
-    KernelContext context;
+    const KernelEntry *entry;
+    KernelArgs args;
+    KernelAttributes attributes;
+    /// The alternative `attributes` holds (set once the kernel has its
+    /// final place).
+    const void *decoded = nullptr;
   };
 
   cpu::Tensor tensor(const RankProgram &program, uint32_t index) {

@@ -1,18 +1,29 @@
 //===- CPUKernels.h - The CPU backend's kernel table ------------*- C++ -*-===//
 //
-// CPU kernels receive their operands as host pointers into the arena and the
-// instruction's attributes. Each kernel family registers its kernels in
-// `CPUKernelTable` by opcode; the backend looks them up once at load.
+// CPU kernels receive their operands as host pointers into the arena and
+// their attributes decoded into the kernel's typed structure
+// (KernelAttributes.h). Each kernel family registers its implementations in
+// `CPUKernelTable` by (opcode, element type of the catalog's dispatch
+// operand); the backend binds every instruction to one of them once, at
+// load. Float kernels are templates over the storage format (FloatFormat.h):
+// 16-bit tensors are computed in f32 and rounded to nearest even on store.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef GALVATRON_RUNTIME_CPU_CPUKERNELS_H
 #define GALVATRON_RUNTIME_CPU_CPUKERNELS_H
 
+#include "FloatFormat.h"
+
 #include "galvatron/Runtime/KernelCatalog.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #ifdef _OPENMP
@@ -33,11 +44,9 @@ struct Tensor {
   ElementType elementType() const { return type->elementType; }
 };
 
-/// A validated kernel call: the signature in KernelCatalog.h holds.
-class KernelContext : public AttributeList {
-public:
-  explicit KernelContext(const std::vector<Attribute> &attributes)
-      : AttributeList(attributes) {}
+/// The operands of a validated kernel call: the signature in
+/// KernelCatalog.h holds.
+struct KernelArgs {
   std::vector<Tensor> inputs, outputs;
 
   const Tensor &input(size_t i) const { return inputs[i]; }
@@ -45,20 +54,73 @@ public:
   bool hasInput(size_t i) const { return i < inputs.size(); }
 };
 
-using KernelFunction = Status (*)(const KernelContext &context);
+template <typename Attributes>
+using KernelFunction = Status (*)(const KernelArgs &, const Attributes &);
+
+/// Index of `T` among the alternatives of `KernelAttributes`.
+template <typename T, typename Variant = KernelAttributes>
+struct AttributesIndex;
+template <typename T, typename... Alternatives>
+struct AttributesIndex<T, std::variant<Alternatives...>> {
+  static constexpr size_t value = [] {
+    constexpr bool matches[] = {std::is_same_v<T, Alternatives>...};
+    for (size_t i = 0; i < sizeof...(Alternatives); ++i)
+      if (matches[i])
+        return i;
+    return sizeof...(Alternatives);
+  }();
+};
+
+/// A kernel implementation with its attribute structure erased: `invoke`
+/// calls `function` with the attributes cast back to the structure whose
+/// index in `KernelAttributes` is `attributes`.
+struct KernelEntry {
+  Status (*invoke)(void (*function)(), const KernelArgs &args,
+                   const void *attributes) = nullptr;
+  void (*function)() = nullptr;
+  size_t attributes = 0;
+};
 
 class CPUKernelTable {
 public:
-  void add(Opcode opcode, KernelFunction function) {
-    functions[unsigned(opcode)] = function;
+  template <typename Attributes>
+  void add(Opcode opcode, ElementType type,
+           KernelFunction<Attributes> function) {
+    static_assert(AttributesIndex<Attributes>::value <
+                  std::variant_size_v<KernelAttributes>);
+    entries[unsigned(opcode)][unsigned(type)] = KernelEntry{
+        [](void (*erased)(), const KernelArgs &args, const void *attributes) {
+          return reinterpret_cast<KernelFunction<Attributes>>(erased)(
+              args, *static_cast<const Attributes *>(attributes));
+        },
+        reinterpret_cast<void (*)()>(function),
+        AttributesIndex<Attributes>::value};
   }
-  KernelFunction find(Opcode opcode) const {
-    return functions[unsigned(opcode)];
+  /// One implementation for every element type (kernels that move bytes).
+  template <typename Attributes>
+  void addAnyType(Opcode opcode, KernelFunction<Attributes> function) {
+    for (unsigned type = 0; type < kNumElementTypes; ++type)
+      add(opcode, ElementType(type), function);
+  }
+  /// `make(Format())` gives the implementation for each float format.
+  template <typename Make> void addFloat(Opcode opcode, Make make) {
+    add(opcode, ElementType::f32, make(F32()));
+    add(opcode, ElementType::f16, make(F16()));
+    add(opcode, ElementType::bf16, make(BF16()));
+  }
+  /// The implementation for (opcode, type), or null.
+  const KernelEntry *find(Opcode opcode, ElementType type) const {
+    const KernelEntry &entry = entries[unsigned(opcode)][unsigned(type)];
+    return entry.invoke ? &entry : nullptr;
   }
 
 private:
-  std::array<KernelFunction, kNumOpcodes> functions{};
+  std::array<std::array<KernelEntry, kNumElementTypes>, kNumOpcodes>
+      entries{};
 };
+
+/// Every kernel of the CPU backend, registered once.
+const CPUKernelTable &kernelTable();
 
 /// The kernel families.
 void registerElementwiseKernels(CPUKernelTable &table);
@@ -77,6 +139,16 @@ void registerTrainingKernels(CPUKernelTable &table);
 /// (multi-threaded unless called inside a parallel region).
 Status gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k,
             float alpha, const float *a, const float *b, float beta, float *c);
+
+/// The same on matrices stored in `Format`, accumulated in f32: f32 calls
+/// `gemm`; 16-bit formats go through OpenBLAS's bf16 GEMM where it has one
+/// (`cblas_sbgemm`, bf16 only), else through f32 tiles converted from them,
+/// and round C on store.
+template <typename Format>
+Status gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k,
+            float alpha, const typename Format::Storage *a,
+            const typename Format::Storage *b, float beta,
+            typename Format::Storage *c);
 
 /// Softmax of `length` values `stride` apart; `out` may equal `in`.
 void softmaxLine(const float *in, float *out, int64_t length, int64_t stride);
@@ -101,22 +173,6 @@ std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape);
 /// Product of shape[begin, end).
 int64_t product(const std::vector<int64_t> &shape, size_t begin, size_t end);
 
-/// The block of a vocabulary split among ranks that a kernel's table rows
-/// (or logits columns) hold: ids [start, start + local) of [0, size)
-/// (attributes `vocab_start` and `vocab_size`; the whole vocabulary when
-/// absent). A block may extend past `size` (a padded vocabulary): its rows
-/// or columns from `valid()` on are padding.
-struct VocabBlock {
-  VocabBlock(const AttributeList &attributes, int64_t local)
-      : start(attributes.integer("vocab_start", 0)), local(local),
-        size(attributes.integer("vocab_size", local)) {}
-  bool holds(int64_t id) const { return id >= start && id < start + local; }
-  int64_t valid() const {
-    return std::max<int64_t>(0, std::min(local, size - start));
-  }
-  int64_t start, local, size;
-};
-
 /// The labels of a cross-entropy that count (are not `ignore`), checked to
 /// lie in [0, vocab).
 template <typename Label>
@@ -134,15 +190,14 @@ Expected<int64_t> countLabels(const Label *labels, int64_t rows, int64_t vocab,
   return counted;
 }
 
-/// The labels (input `labels`) of a vocabulary-parallel cross-entropy
-/// kernel, whose logits (input `logits`) hold a block of the vocabulary's
-/// columns.
+/// The labels (input `labels`) of a cross-entropy kernel, whose logits'
+/// columns hold the block `attributes.vocab` of the vocabulary.
 template <typename Label> struct VocabLabels {
-  VocabLabels(const KernelContext &context, unsigned logits, unsigned labels)
-      : block(context, context.input(logits).shape().back()),
-        rows(context.input(labels).numElements()),
-        ignore(context.integer("ignore_index", -100)),
-        values(context.input(labels).as<Label>()) {}
+  VocabLabels(const KernelArgs &args, const CrossEntropyAttributes &attributes,
+              unsigned labels)
+      : block(attributes.vocab), rows(args.input(labels).numElements()),
+        ignore(attributes.ignoreIndex),
+        values(args.input(labels).as<Label>()) {}
   /// The rows that count, or the error naming a label out of range.
   Expected<int64_t> count() const {
     return countLabels(values, rows, block.size, ignore);
@@ -159,6 +214,33 @@ template <typename Label> struct VocabLabels {
   int64_t rows, ignore;
   const Label *values;
 };
+
+/// The maximum of a row of logits and Σ exp(logit − maximum), in double.
+template <typename Format>
+std::pair<float, double> softmaxStatistics(const typename Format::Storage *row,
+                                           int64_t width) {
+  float maximum = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < width; ++j)
+    maximum = std::max(maximum, Format::load(row[j]));
+  double sum = 0.0;
+  for (int64_t j = 0; j < width; ++j)
+    sum += std::exp(double(Format::load(row[j])) - maximum);
+  return {maximum, sum};
+}
+
+/// The factor of a cross-entropy gradient: the seed over the counted rows
+/// (mean) or the seed (sum); 0 when no row counts.
+inline float crossEntropyGradScale(float seed, int64_t counted, bool mean) {
+  return counted == 0 ? 0.0f : float(seed / (mean ? double(counted) : 1.0));
+}
+
+/// Calls `body(Label())` with the integer type of a kernel's labels or
+/// indices.
+template <typename Body> auto withIndexType(const Tensor &indices, Body body) {
+  if (indices.elementType() == ElementType::i32)
+    return body(int32_t());
+  return body(int64_t());
+}
 
 /// Element strides of a tensor of `shape` (rank <= 4) read as broadcast to
 /// four dimensions: 0 along dimensions of size 1 or missing in front.
@@ -180,29 +262,32 @@ constexpr int64_t kQueryBlock = 64;
 
 /// An attention call whose query is operand `first` (key, value and the
 /// optional additive mask follow): query [batch, heads, seq, headDim], key
-/// and value [batch, kvHeads, keys, ...], the mask read as broadcast to
-/// [batch, heads, seq, keys].
+/// and value [batch, kvHeads, keys, ...], the mask (of the query's type)
+/// read as broadcast to [batch, heads, seq, keys].
 struct AttentionShape {
-  AttentionShape(const KernelContext &context, size_t first)
-      : batch(context.input(first).shape()[0]),
-        heads(context.input(first).shape()[1]),
-        seq(context.input(first).shape()[2]),
-        headDim(context.input(first).shape()[3]),
-        kvHeads(context.input(first + 1).shape()[1]),
-        keys(context.input(first + 1).shape()[2]),
-        valueDim(context.input(first + 2).shape()[3]),
-        group(heads / kvHeads), causal(context.flag("causal")),
-        scale(float(context.real("scale"))),
-        mask(context.hasInput(first + 3)
-                 ? context.input(first + 3).as<float>()
-                 : nullptr),
-        maskStride(mask ? broadcastStrides4(context.input(first + 3).shape())
+  AttentionShape(const KernelArgs &args, const AttentionAttributes &attributes,
+                 size_t first)
+      : batch(args.input(first).shape()[0]),
+        heads(args.input(first).shape()[1]),
+        seq(args.input(first).shape()[2]),
+        headDim(args.input(first).shape()[3]),
+        kvHeads(args.input(first + 1).shape()[1]),
+        keys(args.input(first + 1).shape()[2]),
+        valueDim(args.input(first + 2).shape()[3]), group(heads / kvHeads),
+        causal(attributes.causal), scale(attributes.scale),
+        mask(args.hasInput(first + 3) ? args.input(first + 3).data : nullptr),
+        maskStride(mask ? broadcastStrides4(args.input(first + 3).shape())
                         : std::array<int64_t, 4>{}) {}
+
+  /// Element offset of the mask's row (b, h, i).
+  int64_t maskRow(int64_t b, int64_t h, int64_t i) const {
+    return b * maskStride[0] + h * maskStride[1] + i * maskStride[2];
+  }
 
   int64_t batch, heads, seq, headDim, kvHeads, keys, valueDim, group;
   bool causal;
   float scale;
-  const float *mask;
+  const uint8_t *mask;
   std::array<int64_t, 4> maskStride;
 };
 

@@ -56,21 +56,22 @@ unsigned elementBytes(const Tensor &tensor) {
   return elementSize(tensor.elementType());
 }
 
-Status transpose(const KernelContext &context) {
-  const Tensor &input = context.input(0), &out = context.output();
+Status transpose(const KernelArgs &args, const TransposeAttributes &attributes) {
+  const Tensor &input = args.input(0), &out = args.output();
   std::vector<int64_t> inStrides = stridesOf(input.shape()), strides;
-  for (int64_t dim : context.integers("perm"))
+  for (int64_t dim : attributes.perm)
     strides.push_back(inStrides[dim]);
   stridedCopy(input.data, 0, strides, out.data, out.shape(),
               elementBytes(input));
   return Status::ok();
 }
 
-Status slice(const KernelContext &context) {
-  const Tensor &input = context.input(0), &out = context.output();
+Status slice(const KernelArgs &args, const SliceAttributes &attributes) {
+  const Tensor &input = args.input(0), &out = args.output();
   std::vector<int64_t> inStrides = stridesOf(input.shape());
-  std::vector<int64_t> starts = context.integers("starts"),
-                       steps = context.integers("strides"), strides;
+  const std::vector<int64_t> &starts = attributes.starts,
+                             &steps = attributes.strides;
+  std::vector<int64_t> strides;
   int64_t base = 0;
   for (size_t d = 0; d < inStrides.size(); ++d) {
     base += starts[d] * inStrides[d];
@@ -81,8 +82,8 @@ Status slice(const KernelContext &context) {
   return Status::ok();
 }
 
-Status broadcast(const KernelContext &context) {
-  const Tensor &input = context.input(0), &out = context.output();
+Status broadcast(const KernelArgs &args, const NoAttributes &) {
+  const Tensor &input = args.input(0), &out = args.output();
   const auto &in = input.shape(), &shape = out.shape();
   unsigned bytes = elementBytes(input);
   if (input.numElements() == 1) {
@@ -130,28 +131,27 @@ void copyParts(const Tensor &whole, const std::vector<Tensor> &parts,
   }
 }
 
-Status concat(const KernelContext &context) {
-  const Tensor &out = context.output();
-  int64_t axis = *normalizeAxis(context.integer("axis"), out.rank());
-  copyParts(out, context.inputs, axis, /*intoWhole=*/true);
+Status concat(const KernelArgs &args, const AxisAttributes &attributes) {
+  copyParts(args.output(), args.inputs, attributes.axis, /*intoWhole=*/true);
   return Status::ok();
 }
 
-Status split(const KernelContext &context) {
-  const Tensor &input = context.input(0);
-  int64_t axis = *normalizeAxis(context.integer("axis"), input.rank());
-  copyParts(input, context.outputs, axis, /*intoWhole=*/false);
+Status split(const KernelArgs &args, const AxisAttributes &attributes) {
+  copyParts(args.input(0), args.outputs, attributes.axis,
+            /*intoWhole=*/false);
   return Status::ok();
 }
 
 } // namespace
 
 void registerDataMovementKernels(CPUKernelTable &table) {
-  table.add(Opcode::Transpose, transpose);
-  table.add(Opcode::Slice, slice);
-  table.add(Opcode::Concat, concat);
-  table.add(Opcode::Split, split);
-  table.add(Opcode::Broadcast, broadcast);
+  // These move elements without looking at them: one implementation serves
+  // every element type.
+  table.addAnyType(Opcode::Transpose, transpose);
+  table.addAnyType(Opcode::Slice, slice);
+  table.addAnyType(Opcode::Concat, concat);
+  table.addAnyType(Opcode::Split, split);
+  table.addAnyType(Opcode::Broadcast, broadcast);
 }
 
 } // namespace galvatron::runtime::cpu

@@ -4,7 +4,7 @@
 // and results are compared against references at 1e-4 relative. Softmax
 // sums in float over SIMD lanes (a pairwise-like order). Each kernel reads a
 // row completely before writing it, so results may overwrite their operand
-// in place.
+// in place. 16-bit rows are widened to f32, computed, and rounded on store.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,19 +20,28 @@ namespace {
 /// y = (x - mean(x)) / sqrt(var(x) + eps) · weight (+ bias) when `centered`
 /// (layer norm), else y = x / sqrt(mean(x²) + eps) · weight (RMS norm), over
 /// the last dimension.
-Status normalize(const KernelContext &context, bool centered) {
-  const Tensor &input = context.input(0);
+template <typename Format, bool centered>
+Status normalize(const KernelArgs &args, const NormAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  const Tensor &input = args.input(0);
   int64_t width = input.shape().back();
   int64_t rows = width ? input.numElements() / width : 0;
-  const float *x = input.as<float>();
-  const float *weight = context.input(1).as<float>();
-  const float *bias = context.hasInput(2) ? context.input(2).as<float>() : nullptr;
-  float *y = context.output().as<float>();
-  double epsilon = context.real("epsilon");
+  const Storage *x = input.as<Storage>();
+  std::vector<float> weightScratch, biasScratch;
+  const float *weight =
+      floatsOf<Format>(args.input(1).as<Storage>(), width, weightScratch);
+  const float *bias =
+      args.hasInput(2)
+          ? floatsOf<Format>(args.input(2).as<Storage>(), width, biasScratch)
+          : nullptr;
+  Storage *y = args.output().as<Storage>();
+  double epsilon = attributes.epsilon;
   parallelFor(rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> inScratch, outScratch;
     for (int64_t row = begin; row < end; ++row) {
-      const float *in = x + row * width;
-      float *out = y + row * width;
+      // The whole row is read before any of it is written (in place).
+      const float *in = floatsOf<Format>(x + row * width, width, inScratch);
+      float *out = floatTarget<Format>(y + row * width, width, outScratch);
       double mean = 0.0;
       if (centered) {
         for (int64_t i = 0; i < width; ++i)
@@ -50,17 +59,10 @@ Status normalize(const KernelContext &context, bool centered) {
         float value = (in[i] - shift) * scale * weight[i];
         out[i] = bias ? value + bias[i] : value;
       }
+      storeFloats<Format>(out, y + row * width, width);
     }
   });
   return Status::ok();
-}
-
-Status layerNorm(const KernelContext &context) {
-  return normalize(context, /*centered=*/true);
-}
-
-Status rmsNorm(const KernelContext &context) {
-  return normalize(context, /*centered=*/false);
 }
 
 } // namespace
@@ -96,19 +98,29 @@ void softmaxLine(const float *in, float *out, int64_t length, int64_t stride) {
 
 namespace {
 
-Status softmax(const KernelContext &context) {
-  const Tensor &input = context.input(0);
-  int64_t axis = *normalizeAxis(context.integer("axis"), input.rank());
+template <typename Format>
+Status softmax(const KernelArgs &args, const AxisAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  const Tensor &input = args.input(0);
+  int64_t axis = attributes.axis;
   int64_t length = input.shape()[axis];
   int64_t inner = product(input.shape(), axis + 1, input.shape().size());
   int64_t outer = product(input.shape(), 0, axis);
-  const float *x = input.as<float>();
-  float *y = context.output().as<float>();
+  const Storage *x = input.as<Storage>();
+  Storage *y = args.output().as<Storage>();
   parallelFor(outer * inner, std::max<int64_t>(1, 4096 / std::max<int64_t>(length, 1)),
               [&](int64_t begin, int64_t end) {
-                for (int64_t line = begin; line < end; ++line) {
-                  int64_t base = (line / inner) * length * inner + line % inner;
-                  softmaxLine(x + base, y + base, length, inner);
+                std::vector<float> line;
+                for (int64_t index = begin; index < end; ++index) {
+                  int64_t base = (index / inner) * length * inner + index % inner;
+                  if constexpr (kIsF32<Format>) {
+                    softmaxLine(x + base, y + base, length, inner);
+                  } else {
+                    line.resize(size_t(length));
+                    widen<Format>(x + base, line.data(), length, inner);
+                    softmaxLine(line.data(), line.data(), length, 1);
+                    narrow<Format>(line.data(), y + base, length, inner);
+                  }
                 }
               });
   return Status::ok();
@@ -117,9 +129,11 @@ Status softmax(const KernelContext &context) {
 } // namespace
 
 void registerNormalizationKernels(CPUKernelTable &table) {
-  table.add(Opcode::LayerNorm, layerNorm);
-  table.add(Opcode::RMSNorm, rmsNorm);
-  table.add(Opcode::Softmax, softmax);
+  table.addFloat(Opcode::LayerNorm,
+                 [](auto f) { return normalize<decltype(f), true>; });
+  table.addFloat(Opcode::RMSNorm,
+                 [](auto f) { return normalize<decltype(f), false>; });
+  table.addFloat(Opcode::Softmax, [](auto f) { return softmax<decltype(f)>; });
 }
 
 } // namespace galvatron::runtime::cpu

@@ -8,16 +8,16 @@
 namespace galvatron::runtime::cpu {
 namespace {
 
-/// Reduces the input's `axes` with `combine` starting from `initial`, then
-/// applies `finish(accumulator, count)`. Sums accumulate in double.
-template <typename Combine, typename Finish>
-Status reduce(const KernelContext &context, double initial, Combine combine,
-              Finish finish) {
-  const Tensor &input = context.input(0);
+/// Reduces the input's `reduced` dimensions with `combine` starting from
+/// `initial`, then applies `finish(accumulator, count)`. Sums accumulate in
+/// double.
+template <typename Format, typename Combine, typename Finish>
+Status reduce(const KernelArgs &args, const ReduceAttributes &attributes,
+              double initial, Combine combine, Finish finish) {
+  using Storage = typename Format::Storage;
+  const Tensor &input = args.input(0);
   const auto &shape = input.shape();
-  std::vector<bool> reduced(shape.size(), false);
-  for (int64_t axis : context.integers("axes"))
-    reduced[*normalizeAxis(axis, input.rank())] = true;
+  const std::vector<bool> &reduced = attributes.reduced;
   // Walk kept dimensions (the output, row-major) outside and reduced ones
   // inside, both as strided views of the input.
   std::vector<int64_t> strides = stridesOf(shape);
@@ -37,8 +37,8 @@ Status reduce(const KernelContext &context, double initial, Combine combine,
     }
     return offset;
   };
-  const float *x = input.as<float>();
-  float *y = context.output().as<float>();
+  const Storage *x = input.as<Storage>();
+  Storage *y = args.output().as<Storage>();
   // Fast paths where the reduced dimensions form one block: trailing (each
   // output reads a contiguous run) or leading (rows of the output's length
   // accumulate column-wise). Each output still adds its elements in order.
@@ -54,11 +54,11 @@ Status reduce(const KernelContext &context, double initial, Combine combine,
     parallelFor(outputs, std::max<int64_t>(1, 16384 / std::max<int64_t>(count, 1)),
                 [&](int64_t begin, int64_t end) {
                   for (int64_t o = begin; o < end; ++o) {
-                    const float *row = x + o * count;
+                    const Storage *row = x + o * count;
                     double accumulator = initial;
                     for (int64_t r = 0; r < count; ++r)
-                      accumulator = combine(accumulator, row[r]);
-                    y[o] = float(finish(accumulator, count));
+                      accumulator = combine(accumulator, Format::load(row[r]));
+                    y[o] = Format::store(float(finish(accumulator, count)));
                   }
                 });
     return Status::ok();
@@ -68,56 +68,72 @@ Status reduce(const KernelContext &context, double initial, Combine combine,
                 [&](int64_t begin, int64_t end) {
                   std::vector<double> accumulators(end - begin, initial);
                   for (int64_t r = 0; r < count; ++r) {
-                    const float *row = x + r * outputs;
+                    const Storage *row = x + r * outputs;
                     for (int64_t o = begin; o < end; ++o)
-                      accumulators[o - begin] =
-                          combine(accumulators[o - begin], row[o]);
+                      accumulators[o - begin] = combine(
+                          accumulators[o - begin], Format::load(row[o]));
                   }
                   for (int64_t o = begin; o < end; ++o)
-                    y[o] = float(finish(accumulators[o - begin], count));
+                    y[o] = Format::store(
+                        float(finish(accumulators[o - begin], count)));
                 });
     return Status::ok();
   }
   parallelFor(outputs, std::max<int64_t>(1, 16384 / std::max<int64_t>(count, 1)),
               [&](int64_t begin, int64_t end) {
                 for (int64_t o = begin; o < end; ++o) {
-                  const float *base = x + offsetOf(o, keptShape, keptStrides);
+                  const Storage *base =
+                      x + offsetOf(o, keptShape, keptStrides);
                   double accumulator = initial;
                   for (int64_t r = 0; r < count; ++r)
                     accumulator = combine(
                         accumulator,
-                        base[offsetOf(r, reducedShape, reducedStrides)]);
-                  y[o] = float(finish(accumulator, count));
+                        Format::load(
+                            base[offsetOf(r, reducedShape, reducedStrides)]));
+                  y[o] = Format::store(float(finish(accumulator, count)));
                 }
               });
   return Status::ok();
 }
 
-Status reduceSum(const KernelContext &context) {
-  return reduce(
-      context, 0.0, [](double a, float x) { return a + x; },
+template <typename Format>
+Status reduceSum(const KernelArgs &args, const ReduceAttributes &attributes) {
+  // Each square in f32, as `mul` then `reduce_sum` would compute it.
+  if (attributes.square)
+    return reduce<Format>(
+        args, attributes, 0.0, [](double a, float x) { return a + x * x; },
+        [](double a, int64_t) { return a; });
+  return reduce<Format>(
+      args, attributes, 0.0, [](double a, float x) { return a + x; },
       [](double a, int64_t) { return a; });
 }
 
-Status reduceMean(const KernelContext &context) {
-  return reduce(
-      context, 0.0, [](double a, float x) { return a + x; },
+template <typename Format>
+Status reduceMean(const KernelArgs &args, const ReduceAttributes &attributes) {
+  return reduce<Format>(
+      args, attributes, 0.0, [](double a, float x) { return a + x; },
       [](double a, int64_t count) { return a / double(count); });
 }
 
-Status reduceMax(const KernelContext &context) {
-  return reduce(
-      context, -std::numeric_limits<double>::infinity(),
-      [](double a, float x) { return x != x ? double(x) : std::max(a, double(x)); },
+template <typename Format>
+Status reduceMax(const KernelArgs &args, const ReduceAttributes &attributes) {
+  return reduce<Format>(
+      args, attributes, -std::numeric_limits<double>::infinity(),
+      [](double a, float x) {
+        return x != x ? double(x) : std::max(a, double(x));
+      },
       [](double a, int64_t) { return a; });
 }
 
 } // namespace
 
 void registerReductionKernels(CPUKernelTable &table) {
-  table.add(Opcode::ReduceSum, reduceSum);
-  table.add(Opcode::ReduceMean, reduceMean);
-  table.add(Opcode::ReduceMax, reduceMax);
+  table.addFloat(Opcode::ReduceSum,
+                 [](auto f) { return reduceSum<decltype(f)>; });
+  table.addFloat(Opcode::ReduceMean,
+                 [](auto f) { return reduceMean<decltype(f)>; });
+  table.addFloat(Opcode::ReduceMax,
+                 [](auto f) { return reduceMax<decltype(f)>; });
 }
 
 } // namespace galvatron::runtime::cpu

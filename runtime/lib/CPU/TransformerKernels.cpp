@@ -28,70 +28,87 @@ private:
   int saved;
 };
 
-Status attention(const KernelContext &context) {
-  const Tensor &query = context.input(0), &key = context.input(1),
-               &value = context.input(2), &out = context.output();
-  const AttentionShape shape(context, 0);
+/// Per-thread buffers of attention: the scores of a block, and for 16-bit
+/// tensors the block's query, key, value and output rows in f32.
+struct AttentionScratch {
+  explicit AttentionScratch(int64_t keys) : scores(kQueryBlock * keys) {}
+  std::vector<float> scores, query, key, value, output;
+};
+
+template <typename Format>
+Status attention(const KernelArgs &args, const AttentionAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  const Tensor &query = args.input(0), &key = args.input(1),
+               &value = args.input(2), &out = args.output();
+  const AttentionShape shape(args, attributes, 0);
   const int64_t batch = shape.batch, heads = shape.heads, seq = shape.seq,
                 headDim = shape.headDim, kvHeads = shape.kvHeads,
                 keys = shape.keys, valueDim = shape.valueDim,
                 group = shape.group;
   const bool causal = shape.causal;
   const float scale = shape.scale;
-  const float *mask = shape.mask;
+  const Storage *mask = reinterpret_cast<const Storage *>(shape.mask);
   const std::array<int64_t, 4> &maskStride = shape.maskStride;
 
   int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
   int64_t tasks = batch * heads * blocks;
-  const float *q = query.as<float>(), *k = key.as<float>(),
-              *v = value.as<float>();
-  float *o = out.as<float>();
+  const Storage *q = query.as<Storage>(), *k = key.as<Storage>(),
+                *v = value.as<Storage>();
+  Storage *o = out.as<Storage>();
   bool failed = false;
-  auto runTask = [&](int64_t task, std::vector<float> &scores) {
+  auto runTask = [&](int64_t task, AttentionScratch &scratch) {
     int64_t b = task / (heads * blocks), h = task / blocks % heads;
     int64_t first = task % blocks * kQueryBlock;
     int64_t rows = std::min(kQueryBlock, seq - first);
     // Causal: query i sees keys 0..i, so the block needs keys < first+rows.
     int64_t width = causal ? std::min(keys, first + rows) : keys;
-    const float *qBlock = q + ((b * heads + h) * seq + first) * headDim;
-    const float *kHead = k + (b * kvHeads + h / group) * keys * headDim;
-    const float *vHead = v + (b * kvHeads + h / group) * keys * valueDim;
-    float *oBlock = o + ((b * heads + h) * seq + first) * valueDim;
+    const float *qBlock =
+        floatsOf<Format>(q + ((b * heads + h) * seq + first) * headDim,
+                         rows * headDim, scratch.query);
+    const float *kHead =
+        floatsOf<Format>(k + (b * kvHeads + h / group) * keys * headDim,
+                         width * headDim, scratch.key);
+    const float *vHead =
+        floatsOf<Format>(v + (b * kvHeads + h / group) * keys * valueDim,
+                         width * valueDim, scratch.value);
+    Storage *oStored = o + ((b * heads + h) * seq + first) * valueDim;
+    float *oBlock = floatTarget<Format>(oStored, rows * valueDim, scratch.output);
+    float *scores = scratch.scores.data();
     if (!gemm(false, true, rows, width, headDim, scale, qBlock, kHead, 0.0f,
-              scores.data())
+              scores)
              .isOk())
       failed = true;
     for (int64_t r = 0; r < rows; ++r) {
-      float *row = scores.data() + r * width;
+      float *row = scores + r * width;
       int64_t i = first + r;
       if (mask) {
-        const float *maskRow =
-            mask + b * maskStride[0] + h * maskStride[1] + i * maskStride[2];
+        const Storage *maskRow = mask + shape.maskRow(b, h, i);
         for (int64_t j = 0; j < width; ++j)
-          row[j] += maskRow[j * maskStride[3]];
+          row[j] += Format::load(maskRow[j * maskStride[3]]);
       }
       int64_t visible = causal ? i + 1 : width;
       softmaxLine(row, row, visible, 1);
       std::fill(row + visible, row + width, 0.0f);
     }
-    if (!gemm(false, false, rows, valueDim, width, 1.0f, scores.data(), vHead,
-              0.0f, oBlock)
+    if (!gemm(false, false, rows, valueDim, width, 1.0f, scores, vHead, 0.0f,
+              oBlock)
              .isOk())
       failed = true;
+    storeFloats<Format>(oBlock, oStored, rows * valueDim);
   };
 
   if (threadCount() == 1 || tasks == 1) {
-    std::vector<float> scores(kQueryBlock * keys);
+    AttentionScratch scratch(keys);
     for (int64_t task = 0; task < tasks; ++task)
-      runTask(task, scores);
+      runTask(task, scratch);
   } else {
     SingleThreadedBlas singleThreaded;
 #pragma omp parallel
     {
-      std::vector<float> scores(kQueryBlock * keys);
+      AttentionScratch scratch(keys);
 #pragma omp for schedule(dynamic)
       for (int64_t task = 0; task < tasks; ++task)
-        runTask(task, scores);
+        runTask(task, scratch);
     }
   }
   if (failed)
@@ -104,14 +121,16 @@ Status attention(const KernelContext &context) {
 // Rotary position embedding
 //===----------------------------------------------------------------------===//
 
-Status rotary(const KernelContext &context) {
-  const Tensor &input = context.input(0), &out = context.output();
+template <typename Format>
+Status rotary(const KernelArgs &args, const RotaryAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  const Tensor &input = args.input(0), &out = args.output();
   const auto &shape = input.shape();
-  int64_t seqAxis = *normalizeAxis(context.integer("seq_axis"), input.rank());
+  int64_t seqAxis = attributes.seqAxis;
   int64_t width = shape.back(), seq = shape[seqAxis];
-  int64_t rotaryDim = context.integer("rotary_dim"), half = rotaryDim / 2;
-  bool interleaved = context.flag("interleaved");
-  double theta = context.real("theta");
+  int64_t rotaryDim = attributes.rotaryDim, half = rotaryDim / 2;
+  bool interleaved = attributes.interleaved;
+  double theta = attributes.theta;
   // Rows of the last dimension between consecutive positions.
   int64_t rowsPerPosition = product(shape, seqAxis + 1, shape.size() - 1);
   int64_t rows = width ? input.numElements() / width : 0;
@@ -126,24 +145,24 @@ Status rotary(const KernelContext &context) {
       sines[p * half + i] = float(std::sin(angle));
     }
 
-  const float *x = input.as<float>();
-  float *y = out.as<float>();
+  const Storage *x = input.as<Storage>();
+  Storage *y = out.as<Storage>();
   parallelFor(rows, 64, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       int64_t position = row / rowsPerPosition % seq;
       const float *c = &cosines[position * half], *s = &sines[position * half];
-      const float *in = x + row * width;
-      float *res = y + row * width;
+      const Storage *in = x + row * width;
+      Storage *res = y + row * width;
       for (int64_t i = 0; i < half; ++i) {
         int64_t a = interleaved ? 2 * i : i;
         int64_t b = interleaved ? 2 * i + 1 : i + half;
-        float first = in[a], second = in[b];
-        res[a] = first * c[i] - second * s[i];
-        res[b] = second * c[i] + first * s[i];
+        float first = Format::load(in[a]), second = Format::load(in[b]);
+        res[a] = Format::store(first * c[i] - second * s[i]);
+        res[b] = Format::store(second * c[i] + first * s[i]);
       }
       if (res != in)
         std::memcpy(res + rotaryDim, in + rotaryDim,
-                    (width - rotaryDim) * sizeof(float));
+                    (width - rotaryDim) * sizeof(Storage));
     }
   });
   return Status::ok();
@@ -153,97 +172,103 @@ Status rotary(const KernelContext &context) {
 // Cross-entropy
 //===----------------------------------------------------------------------===//
 
-template <typename Label> Status crossEntropy(const KernelContext &context) {
-  const Tensor &logits = context.input(0), &labelTensor = context.input(1);
-  int64_t vocab = logits.shape().back();
-  int64_t rows = labelTensor.numElements();
-  const Label *labels = labelTensor.as<Label>();
-  int64_t ignore = context.integer("ignore_index", -100);
-  Expected<int64_t> counted = countLabels(labels, rows, vocab, ignore);
+/// The mean (or sum) over counted rows of log Σ exp(logits) − the label's
+/// logit, in double.
+template <typename Format, typename Label>
+Status crossEntropyOf(const KernelArgs &args,
+                    const CrossEntropyAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  VocabLabels<Label> labels(args, attributes, 1);
+  Expected<int64_t> counted = labels.count();
   if (!counted)
     return counted.takeStatus();
-  const float *x = logits.as<float>();
+  int64_t vocab = labels.block.local;
+  const Storage *x = args.input(0).as<Storage>();
   double total = 0.0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    if (int64_t(labels[r]) == ignore)
+  for (int64_t r = 0; r < labels.rows; ++r) {
+    if (labels.ignored(r))
       continue;
-    const float *row = x + r * vocab;
-    float maximum = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < vocab; ++j)
-      maximum = std::max(maximum, row[j]);
-    double sum = 0.0;
-    for (int64_t j = 0; j < vocab; ++j)
-      sum += std::exp(double(row[j]) - maximum);
-    total += std::log(sum) + maximum - row[labels[r]];
+    const Storage *row = x + r * vocab;
+    auto [maximum, sum] = softmaxStatistics<Format>(row, vocab);
+    total += std::log(sum) + maximum - Format::load(row[labels.column(r)]);
   }
-  bool mean = context.integer("reduction") == 0;
-  *context.output().as<float>() =
-      float(mean ? total / double(*counted) : total);
+  *args.output().as<float>() =
+      float(attributes.mean ? total / double(*counted) : total);
   return Status::ok();
-}
-
-Status crossEntropy(const KernelContext &context) {
-  if (context.input(1).elementType() == ElementType::i32)
-    return crossEntropy<int32_t>(context);
-  return crossEntropy<int64_t>(context);
 }
 
 /// logits, max, labels -> [rows, 2]: Σ exp(logit − max) over the rank's
 /// columns and, where the rank holds the label's column, its logit − max.
-template <typename Label>
-Status vocabCrossEntropyStats(const KernelContext &context) {
-  VocabLabels<Label> labels(context, 0, 2);
+template <typename Format, typename Label>
+Status vocabCrossEntropyStatsOf(const KernelArgs &args,
+                              const CrossEntropyAttributes &attributes) {
+  using Storage = typename Format::Storage;
+  VocabLabels<Label> labels(args, attributes, 2);
   Expected<int64_t> counted = labels.count();
   if (!counted)
     return counted.takeStatus();
   int64_t local = labels.block.local, valid = labels.block.valid();
-  const float *x = context.input(0).as<float>();
-  const float *maximum = context.input(1).as<float>();
-  float *out = context.output().as<float>();
+  const Storage *x = args.input(0).as<Storage>();
+  const Storage *maximum = args.input(1).as<Storage>();
+  float *out = args.output().as<float>();
   parallelFor(labels.rows, 4, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const float *row = x + r * local;
+      const Storage *row = x + r * local;
+      float rowMax = Format::load(maximum[r]);
       double sum = 0.0;
       for (int64_t j = 0; j < valid; ++j)
-        sum += std::exp(double(row[j]) - maximum[r]);
+        sum += std::exp(double(Format::load(row[j])) - rowMax);
       int64_t column = labels.column(r);
       out[2 * r] = float(sum);
-      out[2 * r + 1] = column >= 0 ? row[column] - maximum[r] : 0.0f;
+      out[2 * r + 1] = column >= 0 ? Format::load(row[column]) - rowMax : 0.0f;
     }
   });
   return Status::ok();
 }
 
-Status vocabCrossEntropyStats(const KernelContext &context) {
-  if (context.input(2).elementType() == ElementType::i32)
-    return vocabCrossEntropyStats<int32_t>(context);
-  return vocabCrossEntropyStats<int64_t>(context);
-}
-
 /// stats (summed over the group), logits, max, labels -> the mean (or sum)
-/// over counted rows of log Σ exp − target.
+/// over counted rows of log Σ exp − target. Reads only the f32 statistics.
 template <typename Label>
-Status vocabCrossEntropy(const KernelContext &context) {
-  VocabLabels<Label> labels(context, 1, 3);
+Status vocabCrossEntropyOf(const KernelArgs &args,
+                         const CrossEntropyAttributes &attributes) {
+  VocabLabels<Label> labels(args, attributes, 3);
   Expected<int64_t> counted = labels.count();
   if (!counted)
     return counted.takeStatus();
-  const float *stats = context.input(0).as<float>();
+  const float *stats = args.input(0).as<float>();
   double total = 0.0;
   for (int64_t r = 0; r < labels.rows; ++r)
     if (!labels.ignored(r))
       total += std::log(double(stats[2 * r])) - stats[2 * r + 1];
-  bool mean = context.integer("reduction") == 0;
-  *context.output().as<float>() =
-      float(mean ? total / double(*counted) : total);
+  *args.output().as<float>() =
+      float(attributes.mean ? total / double(*counted) : total);
   return Status::ok();
 }
 
-Status vocabCrossEntropy(const KernelContext &context) {
-  if (context.input(3).elementType() == ElementType::i32)
-    return vocabCrossEntropy<int32_t>(context);
-  return vocabCrossEntropy<int64_t>(context);
+// The kernels as registered: for the labels' index type (i32 or i64).
+template <typename Format>
+Status crossEntropy(const KernelArgs &args,
+                    const CrossEntropyAttributes &attributes) {
+  return withIndexType(args.input(1), [&](auto label) {
+    return crossEntropyOf<Format, decltype(label)>(args, attributes);
+  });
+}
+
+template <typename Format>
+Status vocabCrossEntropyStats(const KernelArgs &args,
+                              const CrossEntropyAttributes &attributes) {
+  return withIndexType(args.input(2), [&](auto label) {
+    return vocabCrossEntropyStatsOf<Format, decltype(label)>(args,
+                                                               attributes);
+  });
+}
+
+Status vocabCrossEntropy(const KernelArgs &args,
+                         const CrossEntropyAttributes &attributes) {
+  return withIndexType(args.input(3), [&](auto label) {
+    return vocabCrossEntropyOf<decltype(label)>(args, attributes);
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -272,12 +297,13 @@ int64_t relativeBucket(int64_t relative, bool bidirectional, int64_t buckets,
   return bucket + std::min(large, buckets - 1);
 }
 
-Status relativePositionBucket(const KernelContext &context) {
-  const Tensor &out = context.output();
+Status relativePositionBucket(
+    const KernelArgs &args, const RelativePositionBucketAttributes &attributes) {
+  const Tensor &out = args.output();
   int64_t queries = out.shape()[0], keys = out.shape()[1];
-  bool bidirectional = context.flag("bidirectional");
-  int64_t buckets = context.integer("num_buckets");
-  int64_t maxDistance = context.integer("max_distance");
+  bool bidirectional = attributes.bidirectional;
+  int64_t buckets = attributes.buckets;
+  int64_t maxDistance = attributes.maxDistance;
   int64_t *y = out.as<int64_t>();
   for (int64_t i = 0; i < queries; ++i)
     for (int64_t j = 0; j < keys; ++j)
@@ -285,11 +311,12 @@ Status relativePositionBucket(const KernelContext &context) {
   return Status::ok();
 }
 
-Status extractPatches(const KernelContext &context) {
-  const Tensor &input = context.input(0);
+Status extractPatches(const KernelArgs &args,
+                      const PatchAttributes &attributes) {
+  const Tensor &input = args.input(0);
   int64_t batch = input.shape()[0], channels = input.shape()[1],
           height = input.shape()[2], width = input.shape()[3];
-  int64_t patch = context.integer("patch_size");
+  int64_t patch = attributes.patchSize;
   // The result [B, H/P, W/P, C, P, P] is a strided view of the image.
   std::vector<int64_t> shape = {batch,    height / patch, width / patch,
                                 channels, patch,          patch};
@@ -299,18 +326,18 @@ Status extractPatches(const KernelContext &context) {
                                   height * width,
                                   width,
                                   1};
-  stridedCopy(input.data, 0, strides, context.output().data, shape,
-              sizeof(float));
+  stridedCopy(input.data, 0, strides, args.output().data, shape,
+              elementSize(input.elementType()));
   return Status::ok();
 }
 
 /// result[..., i, j] = (j - i <= diagonal), the same rows × cols mask
 /// repeated over the leading dimensions.
-Status trilMask(const KernelContext &context) {
-  const Tensor &out = context.output();
+Status trilMask(const KernelArgs &args, const TrilMaskAttributes &attributes) {
+  const Tensor &out = args.output();
   const auto &shape = out.shape();
   int64_t rows = shape[shape.size() - 2], cols = shape.back();
-  int64_t diagonal = context.integer("diagonal");
+  int64_t diagonal = attributes.diagonal;
   uint8_t *mask = out.as<uint8_t>();
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j)
@@ -324,14 +351,19 @@ Status trilMask(const KernelContext &context) {
 } // namespace
 
 void registerTransformerKernels(CPUKernelTable &table) {
-  table.add(Opcode::Rotary, rotary);
-  table.add(Opcode::Attention, attention);
-  table.add(Opcode::CrossEntropy, crossEntropy);
-  table.add(Opcode::VocabCrossEntropyStats, vocabCrossEntropyStats);
-  table.add(Opcode::VocabCrossEntropy, vocabCrossEntropy);
-  table.add(Opcode::RelativePositionBucket, relativePositionBucket);
-  table.add(Opcode::ExtractPatches, extractPatches);
-  table.add(Opcode::TrilMask, trilMask);
+  using O = Opcode;
+  table.addFloat(O::Rotary, [](auto f) { return rotary<decltype(f)>; });
+  table.addFloat(O::Attention, [](auto f) { return attention<decltype(f)>; });
+  table.addFloat(O::CrossEntropy,
+                 [](auto f) { return crossEntropy<decltype(f)>; });
+  table.addFloat(O::VocabCrossEntropyStats,
+                 [](auto f) { return vocabCrossEntropyStats<decltype(f)>; });
+  table.addFloat(O::VocabCrossEntropy,
+                 [](auto) { return vocabCrossEntropy; });
+  table.add(O::RelativePositionBucket, ElementType::i64,
+            relativePositionBucket);
+  table.addFloat(O::ExtractPatches, [](auto) { return extractPatches; });
+  table.add(O::TrilMask, ElementType::i1, trilMask);
 }
 
 } // namespace galvatron::runtime::cpu

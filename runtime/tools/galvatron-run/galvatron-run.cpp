@@ -20,14 +20,17 @@
 #include "galvatron/Runtime/TensorFiles.h"
 #include "galvatron/Runtime/Training.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -242,6 +245,24 @@ Expected<Options> parseOptions(int argc, char **argv) {
   return options;
 }
 
+/// `value` in a JSON line: full precision, null when not finite.
+std::string jsonNumber(float value) {
+  if (!std::isfinite(value))
+    return "null";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.9g", value);
+  return text;
+}
+
+/// `value` in a message: "nan" and "inf" without a sign for NaN.
+std::string describe(float value) {
+  if (std::isnan(value))
+    return "nan";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
+
 /// `path` with "{rank}" replaced by `rank`.
 std::string forRank(std::string path, uint32_t rank) {
   for (size_t at; (at = path.find("{rank}")) != std::string::npos;)
@@ -353,6 +374,26 @@ public:
   Runner(const Options &options, Communicator &communicator)
       : options(options), comm(communicator) {}
 
+  /// Ok when every rank's `local` is; otherwise this rank's error, or an
+  /// error it need not print when another rank failed. All ranks call it
+  /// together and learn the outcome together, so no rank is left waiting.
+  /// With `sameOnEveryRank` only the first failing rank prints.
+  Status agree(Status local, bool sameOnEveryRank = false) {
+    std::vector<int64_t> failed = comm.allGatherValue(local.isOk() ? 0 : 1);
+    auto first = std::find(failed.begin(), failed.end(), 1);
+    if (first == failed.end())
+      return Status::ok();
+    together = true;
+    quiet |= local.isOk() || (sameOnEveryRank &&
+                              uint32_t(first - failed.begin()) != comm.rank());
+    return local.isOk() ? error("another rank failed") : local;
+  }
+
+  /// Whether the error this rank returns is one that another rank prints.
+  bool quietError() const { return quiet; }
+  /// Whether every rank stopped together (no rank waits for another).
+  bool failedTogether() const { return together; }
+
   /// Everything up to the first instruction; each rank reports its own
   /// failure and every rank learns whether all succeeded.
   Status setUp() {
@@ -442,6 +483,32 @@ public:
     const TrainingInfo &info = *program.training;
     const RankProgram &rank = executor->rankProgram();
     bool lead = comm.rank() == 0 && !options.quiet;
+    // Every rank resumes after the same step, or none trains: a rank
+    // running more steps than the others would wait for them forever.
+    std::vector<int64_t> resumed = comm.allGatherValue(progress.step);
+    if (std::count(resumed.begin(), resumed.end(), progress.step) !=
+        int64_t(resumed.size())) {
+      std::string steps;
+      for (size_t r = 0; r < resumed.size(); ++r)
+        steps += (r ? ", " : "") + std::string("rank ") + std::to_string(r) +
+                 " at step " + std::to_string(resumed[r]);
+      return failTogether(error("the checkpoint parts in '", options.resume,
+                                "' are of different steps (", steps,
+                                "); refusing to resume a mixed set"));
+    }
+    if (progress.step > options.steps)
+      return failTogether(
+          error("the checkpoint in '", options.resume, "' is at step ",
+                progress.step, ", past --steps ", options.steps,
+                "; give --steps above ", progress.step, " to train on"));
+    if (progress.step == options.steps) {
+      if (lead)
+        std::printf("galvatron-run: nothing to train: the checkpoint in '%s' "
+                    "is already at step %lld (--steps %lld)\n",
+                    options.resume.c_str(), (long long)progress.step,
+                    (long long)options.steps);
+      return Status::ok();
+    }
     const Binding *ids = findDataInput(rank);
     // The shape of a step's batch; a pipeline stage without data inputs
     // makes no batches.
@@ -463,12 +530,18 @@ public:
                                            : measureGemmFlops();
     double jobPeak = peak * comm.worldSize();
     std::unique_ptr<FILE, int (*)(FILE *)> log(nullptr, std::fclose);
+    Status opened = Status::ok();
     if (!options.log.empty() && comm.rank() == 0) {
       log.reset(std::fopen(options.log.c_str(), progress.step ? "a" : "w"));
       if (!log)
-        return error("cannot write '", options.log, "': ", std::strerror(errno));
+        opened =
+            error("cannot write '", options.log, "': ", std::strerror(errno));
     }
-    bool terminal = ::isatty(::fileno(stdout));
+    GALVATRON_RETURN_IF_ERROR(agree(std::move(opened)));
+    // The progress bar needs a terminal. Under an MPI launcher a rank's
+    // stdout is a pseudo-terminal whatever the job's output really is (a
+    // file, a pipe), so a job of ranks never draws it.
+    bool terminal = !launchedByMPI() && ::isatty(::fileno(stdout));
     if (lead) {
       std::printf("galvatron-run: training %s, batch %lld x %lld tokens, data %s\n",
              info.loss == LossKind::nextToken ? "next-token" : "masked-token",
@@ -485,6 +558,9 @@ public:
                (long long)progress.step, options.resume.c_str());
     }
     int64_t tokensPerStep = idsType.shape[0] * idsType.shape[1];
+    // fp16 programs scale the loss dynamically and report the scale.
+    bool lossScaled = findBinding(rank.outputs, "loss_scale") != nullptr;
+    int64_t overflowAt = forcedOverflowStep();
     Profile profile;
     for (int64_t step = progress.step + 1; step <= options.steps; ++step) {
       if (ids) {
@@ -494,6 +570,8 @@ public:
         for (const Binding &input : rank.inputs)
           GALVATRON_RETURN_IF_ERROR(writeInput(input, *batch));
       }
+      if (step == overflowAt)
+        GALVATRON_RETURN_IF_ERROR(forceOverflow());
       auto start = std::chrono::steady_clock::now();
       GALVATRON_RETURN_IF_ERROR(
           executor->run(options.profile ? &profile : nullptr));
@@ -501,15 +579,20 @@ public:
                            std::chrono::steady_clock::now() - start)
                            .count();
       progress.step = step;
-      float loss = 0.0f, norm = 0.0f, lr = 0.0f;
+      float loss = 0.0f, norm = 0.0f, lr = 0.0f, scale = 1.0f;
       GALVATRON_RETURN_IF_ERROR(readScalar("loss", loss));
       GALVATRON_RETURN_IF_ERROR(readScalar("grad_norm", norm));
       GALVATRON_RETURN_IF_ERROR(readScalar("lr", lr));
+      // A non-finite norm under loss scaling is an overflow: the program
+      // skipped the update and halved the scale for the next step.
+      bool skipped = lossScaled && !std::isfinite(norm);
+      if (lossScaled)
+        GALVATRON_RETURN_IF_ERROR(readLossScale(scale));
       double tokensPerSecond = double(tokensPerStep) / seconds;
       double mfu = double(info.modelFlops) / seconds / jobPeak;
       bool last = step == options.steps;
       bool print = step % options.printEvery == 0 || step == 1 || last;
-      if (lead && (print || terminal)) {
+      if (lead && (print || terminal || skipped)) {
         if (terminal)
           std::printf("\r\033[K");
         if (print)
@@ -517,6 +600,10 @@ public:
                       "%.4f | %.0f tok/s | MFU %.2f%%\n",
                       (long long)step, (long long)options.steps, loss, lr,
                       norm, tokensPerSecond, 100.0 * mfu);
+        if (skipped)
+          std::printf("step %5lld: gradients overflowed in fp16: update "
+                      "skipped, loss scale now %g\n",
+                      (long long)step, scale);
         if (terminal) {
           int width = 30, done = int(width * step / options.steps);
           std::printf("[%s%s] %lld/%lld", std::string(done, '#').c_str(),
@@ -525,11 +612,34 @@ public:
         }
         std::fflush(stdout);
       }
-      if (log)
-        std::fprintf(log.get(),
-                     "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, "
-                     "\"grad_norm\": %.9g, \"seconds\": %.6f}\n",
-                     (long long)step, loss, lr, norm, seconds);
+      Status stepStatus = Status::ok();
+      if (log) {
+        int written = std::fprintf(
+            log.get(),
+            "{\"step\": %lld, \"loss\": %s, \"lr\": %s, "
+            "\"grad_norm\": %s, \"seconds\": %.6f",
+            (long long)step, jsonNumber(loss).c_str(), jsonNumber(lr).c_str(),
+            jsonNumber(norm).c_str(), seconds);
+        if (written >= 0 && lossScaled)
+          written = std::fprintf(log.get(),
+                                 ", \"loss_scale\": %.9g, \"skipped\": %s",
+                                 scale, skipped ? "true" : "false");
+        if (written < 0 || std::fprintf(log.get(), "}\n") < 0 ||
+            std::fflush(log.get()) != 0)
+          stepStatus = error("cannot write '", options.log, "' at step ",
+                             step, ": ", std::strerror(errno));
+      }
+      // fp16 loss scaling skips a step whose gradients overflowed (its norm
+      // is not finite) by design; anything else non-finite is divergence,
+      // which every rank sees (the loss and the norm are all-reduced).
+      bool diverged =
+          !std::isfinite(loss) || (!std::isfinite(norm) && !lossScaled);
+      if (diverged && stepStatus.isOk())
+        stepStatus = error("step ", step, ": the loss is ", describe(loss),
+                           " and the gradient norm ", describe(norm),
+                           ": training diverged (lower the learning rate?); ",
+                           keptCheckpoint());
+      GALVATRON_RETURN_IF_ERROR(agree(std::move(stepStatus), diverged));
       if (!options.checkpoint.empty() &&
           (last || (options.saveEvery && step % options.saveEvery == 0)))
         GALVATRON_RETURN_IF_ERROR(writeCheckpoint());
@@ -566,13 +676,24 @@ private:
       if (!findBinding(rank.outputs, output))
         return error("a training program needs an output '", output, "'");
     progress.seed = int64_t(options.parameters.seed);
+    if (!options.checkpoint.empty())
+      GALVATRON_RETURN_IF_ERROR(checkWritableDirectory(options.checkpoint));
     if (!options.resume.empty()) {
+      Expected<int64_t> complete =
+          findCheckpoint(options.resume, program.worldSize);
+      if (!complete) {
+        // Every rank finds the same; rank 0 says it.
+        quiet = comm.rank() != 0;
+        return complete.takeStatus();
+      }
       Expected<TrainingProgress> loaded = loadCheckpoint(
-          *executor,
-          checkpointPath(options.resume, comm.rank(), program.worldSize));
+          *executor, checkpointPath(options.resume, comm.rank(),
+                                    program.worldSize, *complete));
       if (!loaded)
         return loaded.takeStatus();
       progress = *loaded;
+      if (options.resume == options.checkpoint)
+        savedStep = progress.step;
     }
     if (options.synthetic) {
       data = std::make_unique<TokenData>(TokenData::synthetic(
@@ -633,12 +754,93 @@ private:
     return executor->readBuffer(output->buffer, &value, sizeof(float));
   }
 
+  /// The loss scale the next step uses (the state the step updated).
+  Status readLossScale(float &value) {
+    for (const Parameter &parameter : executor->rankProgram().parameters)
+      if (parameter.state && parameter.name == "train.loss_scale")
+        return executor->readBuffer(parameter.buffer, &value, sizeof(float));
+    return error("the program reports a loss scale but has no state "
+                 "'train.loss_scale'");
+  }
+
+  /// Fault injection for the loss-scaling tests: GALVATRON_TEST_OVERFLOW=N
+  /// makes step N's gradients overflow, as an fp16 backward overflowing
+  /// would: the first gradient accumulator starts the step at +inf.
+  static int64_t forcedOverflowStep() {
+    const char *value = std::getenv("GALVATRON_TEST_OVERFLOW");
+    return value ? std::atoll(value) : -1;
+  }
+
+  Status forceOverflow() {
+    const RankProgram &rank = executor->rankProgram();
+    for (const Parameter &parameter : rank.parameters) {
+      const TensorType &type = rank.buffers[parameter.buffer].type;
+      std::string_view name = parameter.name;
+      if (!parameter.state || type.elementType != ElementType::f32 ||
+          name.size() < 5 || name.substr(name.size() - 5) != ".grad")
+        continue;
+      std::vector<float> values(size_t(type.numElements()), 0.0f);
+      GALVATRON_RETURN_IF_ERROR(executor->readBuffer(
+          parameter.buffer, values.data(), type.byteSize()));
+      values[0] = std::numeric_limits<float>::infinity();
+      return executor->writeBuffer(parameter.buffer, values.data(),
+                                   type.byteSize());
+    }
+    return error("GALVATRON_TEST_OVERFLOW: the program has no f32 gradient "
+                 "accumulator");
+  }
+
+  /// Writes this rank's part of the checkpoint of the current step; with
+  /// several ranks, rank 0 then writes the manifest that makes the parts a
+  /// checkpoint, and older parts go.
   Status writeCheckpoint() {
-    GALVATRON_RETURN_IF_ERROR(makeDirectories(options.checkpoint));
-    return saveCheckpoint(*executor,
-                          checkpointPath(options.checkpoint, comm.rank(),
-                                         program.worldSize),
-                          progress);
+    const std::string &directory = options.checkpoint;
+    uint32_t ranks = program.worldSize;
+    Status saved = saveCheckpoint(
+        *executor, checkpointPath(directory, comm.rank(), ranks, progress.step),
+        progress);
+    if (!saved.isOk())
+      saved = error("step ", progress.step, ": ", saved.message(), "; ",
+                    keptCheckpoint());
+    GALVATRON_RETURN_IF_ERROR(agree(saved));
+    if (ranks > 1) {
+      Status manifest =
+          comm.rank() == 0
+              ? writeCheckpointManifest(directory, ranks, progress.step)
+              : Status::ok();
+      if (!manifest.isOk())
+        manifest = error("step ", progress.step, ": ", manifest.message(), "; ",
+                         keptCheckpoint());
+      GALVATRON_RETURN_IF_ERROR(agree(manifest));
+      removeOlderCheckpointParts(directory, comm.rank(), progress.step);
+    }
+    savedStep = progress.step;
+    return Status::ok();
+  }
+
+  /// What an interrupted run leaves for --resume.
+  std::string keptCheckpoint() const {
+    if (options.checkpoint.empty())
+      return "no checkpoint was asked for";
+    if (!savedStep)
+      return "no checkpoint was written";
+    return "the checkpoint of step " + std::to_string(savedStep) + " in '" +
+           options.checkpoint + "' is kept";
+  }
+
+  /// Creates `directory` and checks that files can be created in it, so
+  /// that a bad --checkpoint stops the run before its first step.
+  static Status checkWritableDirectory(const std::string &directory) {
+    GALVATRON_RETURN_IF_ERROR(makeDirectories(directory));
+    std::string probe =
+        directory + "/.galvatron-run-probe." + std::to_string(::getpid());
+    int descriptor = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (descriptor < 0)
+      return error("cannot write checkpoints into '", directory,
+                   "': ", std::strerror(errno));
+    ::close(descriptor);
+    ::unlink(probe.c_str());
+    return Status::ok();
   }
 
   static void printProfile(Profile &profile) {
@@ -652,8 +854,17 @@ private:
       std::printf("  kernel %-40s %10.3f ms\n", kernel.c_str(), seconds * 1e3);
   }
 
+  /// An error every rank reaches at the same point.
+  Status failTogether(Status status) {
+    return agree(std::move(status), /*sameOnEveryRank=*/true);
+  }
+
   const Options &options;
   Communicator &comm;
+  bool quiet = false, together = false;
+  /// The step of the last checkpoint this run wrote (or resumed from, in
+  /// the same directory).
+  int64_t savedStep = 0;
   Program program;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Executor> executor;
@@ -694,17 +905,21 @@ int main(int argc, char **argv) {
   }
 
   Runner runner(*options, *comm);
-  Status setUp = runner.setUp();
-  if (!setUp.isOk())
-    printError(comm.get(), setUp);
-  if (!comm->allSucceeded(setUp.isOk()))
-    return 1;
-  Status ran = options->steps > 0 ? runner.train() : runner.run();
+  Status ran = runner.agree(runner.setUp());
+  if (ran.isOk())
+    ran = options->steps > 0 ? runner.train() : runner.run();
   if (!ran.isOk()) {
-    printError(comm.get(), ran);
-    // Other ranks may wait on this one in a collective: end the job.
-    if (comm->worldSize() > 1)
+    if (!runner.quietError())
+      printError(comm.get(), ran);
+    // A rank that failed alone may leave others waiting for it in a
+    // collective: end the job.
+    if (comm->worldSize() > 1 && !runner.failedTogether())
       comm->abort(1);
+    return 1;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    printError(comm.get(), error("cannot write to the standard output: ",
+                                 std::strerror(errno)));
     return 1;
   }
   return 0;

@@ -50,6 +50,13 @@ def without_key_bias(name, actual, expected):
     return actual, expected
 
 
+def checkpoint_part(directory, rank):
+    """The file of `rank`'s part of the complete checkpoint in `directory`
+    of a job of several ranks: the one its manifest (written last) lists."""
+    with open(os.path.join(directory, "manifest.json")) as f:
+        return os.path.join(directory, json.load(f)["parts"][rank])
+
+
 def owner_of(slices, name):
     """The sharded variable whose slice `name` is: itself (a weight, or
     ZeRO-1/2 state, which has its own slice), else the parameter whose
@@ -128,8 +135,8 @@ def main():
                                            "checkpoint.safetensors"))
     compared = 0
     for r in range(args.ranks):
-        part = read_safetensors(os.path.join(
-            work, "parallel", "checkpoint.rank%d.safetensors" % r))
+        part = read_safetensors(
+            checkpoint_part(os.path.join(work, "parallel"), r))
         slices = slices_of(text, r)
         for name, value in part.items():
             whole = serial[name]

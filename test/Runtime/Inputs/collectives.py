@@ -12,6 +12,9 @@ serial references.
 Every rank of the program:
   - all-reduces x (f32[4,3]) with sum, max and avg, and ids (i64[4]) with min,
     over the whole world;
+  - casts x to bf16 and f16, all-reduces it with sum, max, min and avg and
+    reduce-scatters y so (f32 arithmetic, 16-bit partial results), and casts
+    the results back to f32 for the comparison;
   - all-gathers x over the world and over the world in reverse order;
   - reduce-scatters and all-to-alls y (f32[2N,3]);
   - broadcasts x from the last rank;
@@ -52,7 +55,7 @@ class Program:
         attributes = f" {{{attributes}}}" if attributes else ""
         self.buffers.append(f"{name} = grt.{kind}{label} offset {self.offset}"
                             f"{attributes} : {type_}")
-        size = int(np.prod(shape)) * (8 if element == "i64" else 4)
+        size = int(np.prod(shape)) * {"i64": 8, "bf16": 2, "f16": 2}.get(element, 4)
         self.offset += (size + 63) // 64 * 64
         return name, type_
 
@@ -82,6 +85,29 @@ def collective(program, op, source, shape, group, element="f32", prefix=""):
     return result
 
 
+HALVES = ("bf16", "f16")
+
+
+def cast(program, source, shape, element="f32"):
+    result = program.temp(shape, element)
+    program.emit(f'grt.kernel "cast" ins({source[0]} : {source[1]}) '
+                 f'outs({result[0]} : {result[1]}) {{}}')
+    return result
+
+
+def rounded(values, element):
+    """`values` (float32) rounded to nearest even in `element`, as float64."""
+    if element == "f16":
+        return values.astype(np.float16).astype(np.float64)
+    bits = values.astype(np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+# Unit roundoff: a sum over n ranks rounds each of its n - 1 partial sums.
+ROUNDOFF = {"bf16": 2.0 ** -8, "f16": 2.0 ** -11}
+
+
 def rank_program(n, r):
     p = Program(r)
     x = p.buffer("input", [4, IN_FEATURES], label="x")
@@ -102,6 +128,16 @@ def rank_program(n, r):
                                 prefix=op + " "))
     p.output("ids_min", collective(p, "all_reduce", ids, [4], "world", "i64",
                                    prefix="min "))
+    for element in HALVES:
+        low_x = cast(p, x, [4, IN_FEATURES], element)
+        for op in ("sum", "max", "min", "avg"):
+            reduced = collective(p, "all_reduce", low_x, [4, IN_FEATURES],
+                                 "world", element, prefix=op + " ")
+            p.output(f"{element}_{op}", cast(p, reduced, [4, IN_FEATURES]))
+        low_y = cast(p, y, [2 * n, IN_FEATURES], element)
+        scattered = collective(p, "reduce_scatter", low_y, [2, IN_FEATURES],
+                               "world", element, prefix="sum ")
+        p.output(f"{element}_scattered", cast(p, scattered, [2, IN_FEATURES]))
     p.output("gathered", collective(p, "all_gather", x, [4 * n, IN_FEATURES],
                                     "world"))
     p.output("gathered_reversed", collective(p, "all_gather", x,
@@ -200,6 +236,35 @@ def expected(n, r, all_inputs):
     return result
 
 
+def check_halves(n, r, outputs, all_inputs):
+    """The 16-bit reductions of rank r against float64 ones of the rounded
+    inputs: sums within n - 1 roundings of their partial sums (avg: one
+    more for the division), max and min exact."""
+    ok, compared = True, 0
+    for element in HALVES:
+        x = [rounded(i["x"], element) for i in all_inputs]
+        y = [rounded(i["y"], element) for i in all_inputs]
+        bound_x = (n - 1) * ROUNDOFF[element] * np.sum(np.abs(x), axis=0)
+        references = {
+            "sum": (np.sum(x, axis=0), bound_x),
+            "avg": (np.mean(x, axis=0),
+                    bound_x / n + ROUNDOFF[element] *
+                    (np.abs(np.mean(x, axis=0)) + bound_x / n)),
+            "max": (np.max(x, axis=0), 0.0), "min": (np.min(x, axis=0), 0.0),
+            "scattered": (np.sum(y, axis=0)[2 * r:2 * r + 2],
+                          (n - 1) * ROUNDOFF[element] *
+                          np.sum(np.abs(y), axis=0)[2 * r:2 * r + 2])}
+        for op, (reference, bound) in references.items():
+            ours = np.load(os.path.join(outputs, f"{element}_{op}.npy"))
+            error = np.abs(ours.astype(np.float64) - reference)
+            if ours.dtype != np.float32 or np.any(error > bound):
+                print(f"rank {r}: {element} {op} differs by {error.max()} "
+                      f"(bound {np.max(bound)})")
+                ok = False
+            compared += 1
+    return ok, compared
+
+
 def compare(label, ours, reference):
     if ours.shape != reference.shape or ours.dtype != reference.dtype:
         print(f"{label}: {ours.dtype}{list(ours.shape)} differs from "
@@ -226,6 +291,9 @@ def check(n, input_dir, output_dir, serial_dir):
             ours = np.load(os.path.join(outputs, name + ".npy"))
             ok &= compare(f"rank {r}: {name}", ours, reference.astype(ours.dtype))
             compared += 1
+        halves_ok, halves = check_halves(n, r, outputs, all_inputs)
+        ok &= halves_ok
+        compared += halves
     print(f"{n} ranks: {compared} outputs "
           f"{'match' if ok else 'DO NOT match'} the serial results")
     return 0 if ok else 1

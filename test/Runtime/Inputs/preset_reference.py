@@ -95,7 +95,10 @@ def merge(x):
     return x.transpose(1, 2).reshape(b, s, n * d)
 
 
-def attend(q, k, v, bias=None, causal=False, scale=None):
+def attend(q, k, v, bias=None, causal=False, scale=None, groups=1):
+    """Softmax attention; `groups` query heads share each key/value head."""
+    k = k.repeat_interleave(groups, dim=1)
+    v = v.repeat_interleave(groups, dim=1)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale
     if bias is not None:
@@ -112,40 +115,127 @@ def rms_norm(x, weight, eps):
     return weight * (x * torch.rsqrt(variance + eps))
 
 
-def layer_norm(w, prefix, x, eps):
-    return F.layer_norm(x, (x.shape[-1],), w[prefix + ".weight"],
-                        w[prefix + ".bias"], eps)
+def layer_norm(w, prefix, x, eps, ops=None):
+    ops = ops or FLOAT32
+    return ops.op(F.layer_norm, x, (x.shape[-1],), w[prefix + ".weight"],
+                  w[prefix + ".bias"], eps)
 
 
-def dense(w, prefix, x, bias=True):
+def dense(w, prefix, x, bias=True, ops=None):
     """torch.nn.Linear layout: weight [out, in]."""
-    return F.linear(x, w[prefix + ".weight"],
-                    w[prefix + ".bias"] if bias else None)
+    ops = ops or FLOAT32
+    return ops.op(F.linear, x, w[prefix + ".weight"],
+                  w[prefix + ".bias"] if bias else None)
+
+
+# -----------------------------------------------------------------------------
+# Precision
+# -----------------------------------------------------------------------------
+
+class Float32:
+    """The model in f32: parameters as read, every op as PyTorch runs it."""
+
+    def params(self, w):
+        return w
+
+    def op(self, function, *args, **kwargs):
+        """One op of galvatron's graph (a GEMM with its bias, a norm, the
+        fused attention, rotary, an embedding lookup)."""
+        return function(*args, **kwargs)
+
+    def logits(self, x):
+        return x
+
+    def mask(self, keep, value):
+        """value where `keep` (0/1 integers) is 0, else 0."""
+        return (1.0 - keep.float()) * value
+
+
+class CastOnRead(dict):
+    """Parameters cast to `dtype` at every read, as galvatron casts each
+    read of an f32 master weight: each read's gradient comes back to the
+    f32 parameter through its own cast."""
+
+    def __init__(self, weights, dtype):
+        super().__init__(weights)
+        self.dtype = dtype
+
+    def __getitem__(self, name):
+        return super().__getitem__(name).to(self.dtype)
+
+
+class Rounded(Float32):
+    """Mixed precision with galvatron's cast points, written out rather than
+    left to autocast: f32 master weights cast to `dtype` at each read; each
+    op of galvatron's graph computes in f32 from its 16-bit operands and
+    rounds its result once (so do PyTorch's own 16-bit elementwise ops); the
+    loss in f32 (`compute`). Autograd then rounds every gradient an op
+    produces once, where the op's operands were widened. (PyTorch 1.13's
+    own bf16 GELU and SiLU round inside, forward and backward: they too go
+    through `op`.)"""
+
+    def __init__(self, dtype, compute=torch.float32):
+        self.dtype, self.compute = dtype, compute
+
+    def params(self, w):
+        return CastOnRead(w, self.dtype)
+
+    def op(self, function, *args, **kwargs):
+        def widen(value):
+            return value.to(self.compute) if torch.is_tensor(value) and \
+                value.is_floating_point() else value
+        result = function(*map(widen, args),
+                          **{k: widen(v) for k, v in kwargs.items()})
+        return result.to(self.dtype)
+
+    def logits(self, x):
+        return x.to(self.compute)
+
+    def mask(self, keep, value):
+        return (1.0 - keep.to(self.dtype)) * torch.tensor(value,
+                                                          dtype=self.dtype)
+
+
+FLOAT32 = Float32()
+
+
+def lookup(table, ids):
+    return table[ids]
 
 
 # -----------------------------------------------------------------------------
 # Families
 # -----------------------------------------------------------------------------
 
-def gpt(w, c, x):
+def conv1d(x, weight, bias):
+    """GPT-2's Conv1D layout: weight [in, out]."""
+    return x @ weight + bias
+
+
+def gpt(w, c, x, ops=FLOAT32):
+    w = ops.params(w)
     ids = x["input_ids"]
     s = ids.shape[1]
-    h = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][:s]
+    h = ops.op(lookup, w["transformer.wte.weight"], ids) + \
+        w["transformer.wpe.weight"][:s]
     for i in range(c["layers"]):
         p = f"transformer.h.{i}"
-        a = layer_norm(w, p + ".ln_1", h, c["eps"])
-        # Conv1D layout: weight [in, out].
-        qkv = a @ w[p + ".attn.c_attn.weight"] + w[p + ".attn.c_attn.bias"]
+        a = layer_norm(w, p + ".ln_1", h, c["eps"], ops)
+        qkv = ops.op(conv1d, a, w[p + ".attn.c_attn.weight"],
+                     w[p + ".attn.c_attn.bias"])
         q, k, v = qkv.split(c["hidden"], dim=2)
-        o = merge(attend(heads(q, c["heads"]), heads(k, c["heads"]),
+        o = merge(ops.op(attend, heads(q, c["heads"]), heads(k, c["heads"]),
                          heads(v, c["heads"]), causal=True))
-        h = h + o @ w[p + ".attn.c_proj.weight"] + w[p + ".attn.c_proj.bias"]
-        m = layer_norm(w, p + ".ln_2", h, c["eps"])
-        m = F.gelu(m @ w[p + ".mlp.c_fc.weight"] + w[p + ".mlp.c_fc.bias"],
-                   approximate="tanh")
-        h = h + m @ w[p + ".mlp.c_proj.weight"] + w[p + ".mlp.c_proj.bias"]
-    h = layer_norm(w, "transformer.ln_f", h, c["eps"])
-    return {"logits": h @ w["transformer.wte.weight"].T}
+        h = h + ops.op(conv1d, o, w[p + ".attn.c_proj.weight"],
+                       w[p + ".attn.c_proj.bias"])
+        m = layer_norm(w, p + ".ln_2", h, c["eps"], ops)
+        m = ops.op(F.gelu, ops.op(conv1d, m, w[p + ".mlp.c_fc.weight"],
+                                  w[p + ".mlp.c_fc.bias"]), approximate="tanh")
+        h = h + ops.op(conv1d, m, w[p + ".mlp.c_proj.weight"],
+                       w[p + ".mlp.c_proj.bias"])
+    h = layer_norm(w, "transformer.ln_f", h, c["eps"], ops)
+    return {"logits": ops.logits(ops.op(F.linear, h,
+                                        w["transformer.wte.weight"]))}
 
 
 def rotate(x, theta=10000.0):
@@ -158,49 +248,55 @@ def rotate(x, theta=10000.0):
     return x * emb.cos() + torch.cat((-x2, x1), dim=-1) * emb.sin()
 
 
-def llama(w, c, x):
-    h = w["model.embed_tokens.weight"][x["input_ids"]]
+def llama(w, c, x, ops=FLOAT32):
+    w = ops.params(w)
+    h = ops.op(lookup, w["model.embed_tokens.weight"], x["input_ids"])
     groups = c["heads"] // c["kv_heads"]
     for i in range(c["layers"]):
         p = f"model.layers.{i}"
-        a = rms_norm(h, w[p + ".input_layernorm.weight"], c["eps"])
-        q = rotate(heads(dense(w, p + ".self_attn.q_proj", a, False),
-                         c["heads"]))
-        k = rotate(heads(dense(w, p + ".self_attn.k_proj", a, False),
-                         c["kv_heads"]))
-        v = heads(dense(w, p + ".self_attn.v_proj", a, False), c["kv_heads"])
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
-        o = merge(attend(q, k, v, causal=True))
-        h = h + dense(w, p + ".self_attn.o_proj", o, False)
-        m = rms_norm(h, w[p + ".post_attention_layernorm.weight"], c["eps"])
-        m = F.silu(dense(w, p + ".mlp.gate_proj", m, False)) * dense(
-            w, p + ".mlp.up_proj", m, False)
-        h = h + dense(w, p + ".mlp.down_proj", m, False)
-    h = rms_norm(h, w["model.norm.weight"], c["eps"])
-    return {"logits": dense(w, "lm_head", h, False)}
+        a = ops.op(rms_norm, h, w[p + ".input_layernorm.weight"], c["eps"])
+        q = ops.op(rotate, heads(dense(w, p + ".self_attn.q_proj", a, False,
+                                       ops), c["heads"]))
+        k = ops.op(rotate, heads(dense(w, p + ".self_attn.k_proj", a, False,
+                                       ops), c["kv_heads"]))
+        v = heads(dense(w, p + ".self_attn.v_proj", a, False, ops),
+                  c["kv_heads"])
+        o = merge(ops.op(attend, q, k, v, causal=True, groups=groups))
+        h = h + dense(w, p + ".self_attn.o_proj", o, False, ops)
+        m = ops.op(rms_norm, h, w[p + ".post_attention_layernorm.weight"],
+                   c["eps"])
+        m = ops.op(F.silu, dense(w, p + ".mlp.gate_proj", m, False, ops)) * \
+            dense(w, p + ".mlp.up_proj", m, False, ops)
+        h = h + dense(w, p + ".mlp.down_proj", m, False, ops)
+    h = ops.op(rms_norm, h, w["model.norm.weight"], c["eps"])
+    return {"logits": ops.logits(dense(w, "lm_head", h, False, ops))}
 
 
-def bert(w, c, x):
+def bert(w, c, x, ops=FLOAT32):
+    w = ops.params(w)
     s = x["input_ids"].shape[1]
     e = "bert.embeddings"
-    h = (w[e + ".word_embeddings.weight"][x["input_ids"]] +
+    h = (ops.op(lookup, w[e + ".word_embeddings.weight"], x["input_ids"]) +
          w[e + ".position_embeddings.weight"][:s] +
-         w[e + ".token_type_embeddings.weight"][x["token_type_ids"]])
-    h = layer_norm(w, e + ".LayerNorm", h, c["eps"])
-    mask = (1.0 - x["attention_mask"].float())[:, None, None, :] * -10000.0
+         ops.op(lookup, w[e + ".token_type_embeddings.weight"],
+                x["token_type_ids"]))
+    h = layer_norm(w, e + ".LayerNorm", h, c["eps"], ops)
+    mask = ops.mask(x["attention_mask"], -10000.0)[:, None, None, :]
     for i in range(c["layers"]):
         p = f"bert.encoder.layer.{i}"
-        q = heads(dense(w, p + ".attention.self.query", h), c["heads"])
-        k = heads(dense(w, p + ".attention.self.key", h), c["heads"])
-        v = heads(dense(w, p + ".attention.self.value", h), c["heads"])
-        o = dense(w, p + ".attention.output.dense", merge(attend(q, k, v, mask)))
-        a = layer_norm(w, p + ".attention.output.LayerNorm", h + o, c["eps"])
-        m = F.gelu(dense(w, p + ".intermediate.dense", a))
+        q = heads(dense(w, p + ".attention.self.query", h, ops=ops), c["heads"])
+        k = heads(dense(w, p + ".attention.self.key", h, ops=ops), c["heads"])
+        v = heads(dense(w, p + ".attention.self.value", h, ops=ops), c["heads"])
+        o = dense(w, p + ".attention.output.dense",
+                  merge(ops.op(attend, q, k, v, mask)), ops=ops)
+        a = layer_norm(w, p + ".attention.output.LayerNorm", h + o, c["eps"],
+                       ops)
+        m = ops.op(F.gelu, dense(w, p + ".intermediate.dense", a, ops=ops))
         h = layer_norm(w, p + ".output.LayerNorm",
-                       a + dense(w, p + ".output.dense", m), c["eps"])
-    logits = h @ w[e + ".word_embeddings.weight"].T
-    pooled = torch.tanh(dense(w, "bert.pooler.dense", h[:, 0]))
+                       a + dense(w, p + ".output.dense", m, ops=ops), c["eps"],
+                       ops)
+    logits = ops.logits(ops.op(F.linear, h, w[e + ".word_embeddings.weight"]))
+    pooled = torch.tanh(dense(w, "bert.pooler.dense", h[:, 0], ops=ops))
     return {"logits": logits, "pooler_output": pooled}
 
 

@@ -16,6 +16,7 @@ keeps them in its checkpoint) and every parameter after the steps.
       compare; the keys are the step's settings (batch, micro, lr, ...)
 """
 
+import functools
 import json
 import math
 import os
@@ -27,8 +28,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
-from preset_reference import FAMILIES, PRESETS, read_safetensors  # noqa: E402
+from preset_reference import (FAMILIES, FLOAT32, PRESETS,  # noqa: E402
+                              Rounded, read_safetensors)
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
+                                "python"))
+import galvatron_models  # noqa: E402
 
+# fp32: gradients, losses and parameters within 1e-4 relative (L2 per
+# tensor); bf16 tolerances are derived in main().
 TOLERANCE = 1e-4
 MASK64 = (1 << 64) - 1
 
@@ -107,17 +114,21 @@ def learning_rate(step, lr, min_lr, warmup, decay):
 # The reference step
 # -----------------------------------------------------------------------------
 
-def loss_of(family, config, weights, x, labels, micro):
-    """Mean over micro-batches of each micro-batch's mean token loss."""
+def accumulate_step(family, config, weights, x, labels, micro, ops):
+    """The mean over micro-batches of each micro-batch's mean token loss;
+    each micro-batch's backward accumulates its gradients (scaled by
+    1 / micro) into the f32 parameters' .grad, as the training step does."""
     total = 0.0
     rows = labels.shape[0] // micro
     for m in range(micro):
         part = {k: v[m * rows:(m + 1) * rows] for k, v in x.items()}
-        logits = FAMILIES[family](weights, config, part)["logits"]
-        total = total + F.cross_entropy(
+        logits = FAMILIES[family](weights, config, part, ops)["logits"]
+        loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             labels[m * rows:(m + 1) * rows].reshape(-1), ignore_index=-100)
-    return total / micro
+        (loss / micro).backward()
+        total += loss.item() / micro
+    return total
 
 
 def varying(name, family, config, shape):
@@ -146,6 +157,17 @@ def relative_error(ours, reference):
     return np.linalg.norm(ours - reference) / (scale if scale > 0 else 1.0)
 
 
+def exported_config(model):
+    """The dimensions of a test/python model exported to ONNX with its
+    default two layers ("gpt2-onnx": GPT-2's Hugging Face layout)."""
+    family, _, source = model.partition("-")
+    if source != "onnx" or family != "gpt2":
+        raise SystemExit(f"unknown model '{model}'")
+    c = galvatron_models.config(family, 2)
+    return dict(family="gpt", layers=c["n_layer"], hidden=c["n_embd"],
+                heads=c["n_head"], seq=8, vocab=c["vocab_size"], eps=1e-5)
+
+
 def main(argv):
     if len(argv) == 5 and argv[1] == "tokens":
         rng = np.random.RandomState(4321)
@@ -166,27 +188,111 @@ def main(argv):
         return 2
     model, weights_path, tokens_path, grads_dir, log_path, trained_dir = argv[2:8]
     settings = dict(batch=1, micro=1, lr=1e-3, min_lr=0.0, warmup=0, decay=0,
+                    precision="fp32",
                     beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
                     clip=1.0, optimizer="adamw", momentum=0.9)
     for option in argv[8:]:
         key, value = option.lstrip("-").split("=")
         kind = type(settings[key])
         settings[key] = value if kind is str else kind(float(value))
-    config = PRESETS[model]
+    config = PRESETS.get(model) or exported_config(model)
     family = config["family"]
     initial = read_safetensors(weights_path)
     tokens = np.fromfile(tokens_path, dtype="<u2")
     with open(log_path) as f:
         logged = [json.loads(line) for line in f]
     steps = len(logged)
-    weights = {name: value.clone().requires_grad_(True)
+    run = functools.partial(reference, family, config, initial, tokens, steps,
+                            settings)
+    if settings["precision"] == "fp32":
+        losses, grads, final = run(FLOAT32, torch.float32)
+        grad_tolerance = loss_tolerance = param_tolerance = TOLERANCE
+        param_note = ""
+    else:
+        # bf16's spacing is 2^-7 of a value (8 significant bits). Two
+        # implementations with the same cast points round the same f32
+        # values, except where their f32 results (summed in other orders)
+        # straddle a rounding boundary: there they differ by one bf16 unit.
+        # Gradients are held to one unit over each tensor (2^-7 relative,
+        # L2) or twice the reference's own spread if that is larger (the
+        # same bf16 reference computed in f64 instead of f32: how far such
+        # flips alone move it on this machine), losses (means over tokens
+        # whose flips do not correlate) to 2^-10. AdamW turns flips in
+        # near-zero gradients into updates of +-lr either way, so
+        # parameters are held to twice the reference's spread.
+        losses, grads, final = run(Rounded(torch.bfloat16), torch.float32)
+        _, spread_grads, spread = run(Rounded(torch.bfloat16, torch.float64),
+                                      torch.float64)
+        floor = largest_error(spread, final, family, config)
+        grad_floor = largest_error(spread_grads, grads, family, config)[1]
+        grad_tolerance = max(2.0 ** -7, 2.0 * grad_floor)
+        loss_tolerance = 2.0 ** -10
+        param_tolerance = 2.0 * floor[1]
+        param_note = (f" = twice the bf16 reference's spread {floor[1]:.1e} "
+                      f"computed in f64, at {floor[0]}")
+
+    # Gradients of the first step before clipping, as the optimizer=none run
+    # keeps them.
+    ours = read_safetensors(os.path.join(grads_dir, "checkpoint.safetensors"))
+    ok, worst, count = True, 0.0, 0
+    for name, reference_grad in grads.items():
+        our_grad = ours[name + ".grad"].numpy()
+        keep = varying(name, family, config, our_grad.shape)
+        noise = np.abs(our_grad[~keep]).max(initial=0.0)
+        bound = grad_tolerance * np.abs(reference_grad).max(initial=0.0)
+        if noise > max(bound, 1e-6):
+            print(f"{model}: gradient of {name} is {noise:.1e} where it must "
+                  "vanish")
+            ok = False
+        error = relative_error(our_grad[keep], reference_grad[keep])
+        count += 1
+        if error > grad_tolerance:
+            print(f"{model}: gradient of {name} DIFFERS FROM PyTorch "
+                  f"(relative error {error:.1e})")
+            ok = False
+        worst = max(worst, error)
+    print(f"{model}: {count} gradients "
+          f"{'match' if ok else 'DIFFER FROM'} PyTorch "
+          f"(max relative error {worst:.1e}, tolerance {grad_tolerance:.1e}"
+          + ("" if settings["precision"] == "fp32" else
+             f"; the reference's spread {grad_floor:.1e}") + ")")
+    worst_loss = max(abs(entry["loss"] - loss) / abs(loss)
+                     for entry, loss in zip(logged, losses))
+    verdict = "match" if worst_loss <= loss_tolerance else "DIFFER FROM"
+    ok &= worst_loss <= loss_tolerance
+    print(f"{model}: losses of {steps} steps {verdict} PyTorch "
+          f"(max relative error {worst_loss:.1e}, tolerance "
+          f"{loss_tolerance:.1e})")
+    trained = {name: value.numpy() for name, value in read_safetensors(
+        os.path.join(trained_dir, "checkpoint.safetensors")).items()}
+    worst_name, worst = largest_error(trained, final, family, config)
+    name = "SGD" if settings["optimizer"] == "sgd" else "AdamW"
+    if worst <= param_tolerance:
+        print(f"{model}: {len(final)} parameters after {steps} {name} steps "
+              f"match PyTorch (max relative error {worst:.1e} at "
+              f"{worst_name}, tolerance {param_tolerance:.1e}{param_note})")
+    else:
+        print(f"{model}: {worst_name} after {steps} steps DIFFERS FROM "
+              f"PyTorch (relative error {worst:.1e}, tolerance "
+              f"{param_tolerance:.1e}{param_note})")
+        ok = False
+    return 0 if ok else 1
+
+
+def reference(family, config, initial, tokens, steps, settings, ops, dtype):
+    """Trains from `initial` with torch.autograd and torch.optim, master
+    weights and optimizer state in `dtype`, the forward's precision given by
+    `ops`: the loss of every step, the gradients of the first step and the
+    parameters after the last (name -> float32 array)."""
+    weights = {name: value.clone().to(dtype).requires_grad_(True)
                for name, value in initial.items()}
     compared = list(weights)
     if family == "bert":
         # The pooler does not reach the loss: the training program drops it.
         hidden = config["hidden"]
-        weights["bert.pooler.dense.weight"] = torch.zeros(hidden, hidden)
-        weights["bert.pooler.dense.bias"] = torch.zeros(hidden)
+        weights["bert.pooler.dense.weight"] = torch.zeros(hidden, hidden,
+                                                          dtype=dtype)
+        weights["bert.pooler.dense.bias"] = torch.zeros(hidden, dtype=dtype)
     if settings["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(
             list(weights.values()), lr=settings["lr"],
@@ -197,67 +303,37 @@ def main(argv):
             list(weights.values()), lr=settings["lr"],
             betas=(settings["beta1"], settings["beta2"]), eps=settings["eps"],
             weight_decay=settings["weight_decay"])
-    ok = True
     data = batches(tokens, family, settings["batch"] * settings["micro"],
                    config["seq"], config["vocab"], steps)
-    worst_loss = 0.0
+    losses, first_grads = [], {}
     for step, (x, labels) in enumerate(data, start=1):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_of(family, config, weights, x, labels, settings["micro"])
-        loss.backward()
-        error = abs(logged[step - 1]["loss"] - loss.item()) / abs(loss.item())
-        worst_loss = max(worst_loss, error)
-        if step == 1:
-            # Gradients before clipping, as the optimizer=none run keeps them.
-            grads = read_safetensors(os.path.join(grads_dir,
-                                                  "checkpoint.safetensors"))
-            worst, count = 0.0, 0
-            for name, value in weights.items():
-                if value.grad is None:
-                    continue
-                ours = grads[name + ".grad"].numpy()
-                keep = varying(name, family, config, ours.shape)
-                noise = np.abs(ours[~keep]).max(initial=0.0)
-                if noise > 1e-6:
-                    print(f"{model}: gradient of {name} is {noise:.1e} where "
-                          "it must vanish")
-                    ok = False
-                error = relative_error(ours[keep], value.grad.numpy()[keep])
-                count += 1
-                if error > TOLERANCE:
-                    print(f"{model}: gradient of {name} DIFFERS FROM PyTorch "
-                          f"(relative error {error:.1e})")
-                    ok = False
-                worst = max(worst, error)
-            print(f"{model}: {count} gradients match PyTorch "
-                  f"(max relative error {worst:.1e})")
+        losses.append(accumulate_step(family, config, weights, x, labels,
+                                      settings["micro"], ops))
         trained = [w for w in weights.values() if w.grad is not None]
+        if step == 1:
+            first_grads = {name: value.grad.float().numpy().copy()
+                           for name, value in weights.items()
+                           if value.grad is not None}
         if settings["clip"] > 0:
             torch.nn.utils.clip_grad_norm_(trained, settings["clip"])
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings["lr"], settings["min_lr"],
                                         settings["warmup"], settings["decay"])
         optimizer.step()
-    verdict = "match" if worst_loss <= TOLERANCE else "DIFFER FROM"
-    ok &= worst_loss <= TOLERANCE
-    print(f"{model}: losses of {steps} steps {verdict} PyTorch "
-          f"(max relative error {worst_loss:.1e})")
-    final = read_safetensors(os.path.join(trained_dir, "checkpoint.safetensors"))
-    worst = 0.0
-    for name in compared:
-        value = weights[name].detach().numpy()
-        keep = varying(name, family, config, value.shape)
-        error = relative_error(final[name].numpy()[keep], value[keep])
-        if error > TOLERANCE:
-            print(f"{model}: {name} after {steps} steps DIFFERS FROM PyTorch "
-                  f"(relative error {error:.1e})")
-            ok = False
-        worst = max(worst, error)
-    name = "SGD" if settings["optimizer"] == "sgd" else "AdamW"
-    print(f"{model}: {len(compared)} parameters after {steps} {name} steps "
-          f"match PyTorch (max relative error {worst:.1e})"
-          if worst <= TOLERANCE else f"{model}: parameters DIFFER")
-    return 0 if ok else 1
+    return losses, first_grads, {name: weights[name].detach().float().numpy()
+                                 for name in compared}
+
+
+def largest_error(actual, expected, family, config):
+    """(name, error) of the tensor of `expected` that `actual` differs from
+    most (relative, L2)."""
+    errors = {name: relative_error(
+        actual[name][varying(name, family, config, value.shape)],
+        value[varying(name, family, config, value.shape)])
+        for name, value in expected.items()}
+    worst = max(errors, key=errors.get)
+    return worst, errors[worst]
 
 
 if __name__ == "__main__":

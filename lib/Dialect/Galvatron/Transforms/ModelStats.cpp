@@ -2,6 +2,7 @@
 
 #include "galvatron/Analysis/ModelStatistics.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Support/OutputFile.h"
 
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -36,7 +37,11 @@ struct ModelStatsPass : impl::ModelStatsBase<ModelStatsPass> {
     if (json)
       os << llvm::formatv("{0:2}", llvm::json::Value(std::move(functions)))
          << "\n";
-    file->keep();
+    if (llvm::Error failed = keepOutputFile(*file)) {
+      getOperation().emitError()
+          << "--galvatron-model-stats: " << llvm::toString(std::move(failed));
+      return signalPassFailure();
+    }
     markAllAnalysesPreserved();
   }
 };

@@ -26,8 +26,11 @@ public:
   virtual std::string_view name() const = 0;
 
   /// Binds the backend to a validated `program` (which must outlive it):
-  /// allocates the arena of exactly `program.arenaSize` bytes and finds an
-  /// implementation for every kernel instruction.
+  /// allocates the arena of exactly `program.arenaSize` bytes and binds
+  /// every kernel instruction, once, to the backend's implementation for its
+  /// (kernel, element type) with its attributes decoded (`bindKernel` in
+  /// KernelCatalog.h); a program needing an implementation the backend
+  /// lacks is refused here, before anything runs.
   virtual Status load(const RankProgram &program) = 0;
 
   /// Copies host bytes into / out of the arena.
@@ -49,8 +52,9 @@ public:
   virtual uint64_t arenaBytes() const = 0;
 };
 
-/// The CPU backend: fp32 kernels, GEMMs through OpenBLAS, other kernels
-/// parallelized over `threads` OpenMP threads (0: OpenMP's default).
+/// The CPU backend: f32, f16 and bf16 kernels (16-bit ones compute in f32),
+/// GEMMs through OpenBLAS, other kernels parallelized over `threads` OpenMP
+/// threads (0: OpenMP's default).
 std::unique_ptr<Backend> createCPUBackend(int threads);
 
 } // namespace galvatron::runtime

@@ -54,9 +54,10 @@ public:
   virtual Status recv(uint32_t peer, void *data, uint64_t bytes,
                       int32_t tag) = 0;
 
-  /// Whether every rank passes `succeeded` = true: lets all ranks stop
-  /// together when one of them fails before the first collective.
-  virtual bool allSucceeded(bool succeeded) = 0;
+  /// Every rank's `value`, indexed by rank: lets all ranks stop together
+  /// when one of them fails outside a collective, and check that they
+  /// agree (on a checkpoint's step, say), naming those that do not.
+  virtual std::vector<int64_t> allGatherValue(int64_t value) = 0;
 
   /// Ends the whole job after an error on this rank, so that no other rank
   /// waits forever for it. Does not return.

@@ -45,7 +45,8 @@ Expected<ParameterReport> loadParameters(Executor &executor,
 /// and the `extra` tensors: a checkpoint of the rank) to a safetensors file
 /// under their names. Without state, sliced parameters cannot be saved
 /// from one rank; with it, each rank saves its own slices, without the
-/// padding of a padded slice.
+/// padding of a padded slice, and every float value must be finite (a
+/// diverged run never replaces a good checkpoint).
 Status saveParameters(Executor &executor, const std::string &path,
                       bool withState = false,
                       std::vector<NamedTensor> extra = {});

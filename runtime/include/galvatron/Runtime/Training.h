@@ -84,11 +84,39 @@ struct TrainingProgress {
   int64_t seed = 0;
 };
 
-/// The checkpoint file of `rank` in `directory`.
+/// Checkpoints. A job of one rank writes DIR/checkpoint.safetensors, which
+/// one atomic rename makes complete. A job of N > 1 ranks writes one part
+/// per rank and step, DIR/checkpoint.step<S>.rank<r>.safetensors; once
+/// every rank has written its part of step S, rank 0 writes
+/// DIR/manifest.json (atomically, last):
+///
+///   {"format": "galvatron-checkpoint", "version": 1, "step": S,
+///    "world_size": N, "parts": ["checkpoint.stepS.rank0.safetensors", ...]}
+///
+/// and only then are older parts removed. The manifest names the newest
+/// complete checkpoint: a job stopped while writing step S leaves step S's
+/// parts incomplete and the manifest of the previous one in place.
+
+/// The file of `rank`'s part of the checkpoint of step `step` in
+/// `directory` (the whole checkpoint when `worldSize` is 1).
 std::string checkpointPath(const std::string &directory, uint32_t rank,
-                           uint32_t worldSize);
+                           uint32_t worldSize, int64_t step);
+/// Writes the manifest of the complete checkpoint of step `step` of a job
+/// of `worldSize` ranks into `directory`.
+Status writeCheckpointManifest(const std::string &directory, uint32_t worldSize,
+                               int64_t step);
+/// The step of the complete checkpoint in `directory` of a job of
+/// `worldSize` ranks (the manifest's; 0 for one rank, whose file holds its
+/// step). Refuses a directory whose manifest is missing (the parts found
+/// are named with their steps) or was written by a job of another size.
+Expected<int64_t> findCheckpoint(const std::string &directory,
+                                 uint32_t worldSize);
+/// Removes `rank`'s parts of checkpoints other than step `step` from
+/// `directory` (after the manifest of `step` was written).
+void removeOlderCheckpointParts(const std::string &directory, uint32_t rank,
+                                int64_t step);
 /// Writes every parameter and state variable of the executor's rank and the
-/// progress to `path`, atomically.
+/// progress to `path`, atomically; refuses non-finite values.
 Status saveCheckpoint(Executor &executor, const std::string &path,
                       const TrainingProgress &progress);
 /// Loads every parameter and state variable of the rank from `path`, and
