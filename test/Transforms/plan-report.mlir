@@ -11,8 +11,8 @@
 // CHECK-NEXT: 'transformer.embeddings' splits a vocabulary of 50257 padded to 50432 (a multiple of 128 x tp 2)
 // CHECK-NEXT: 'lm_head' splits a vocabulary of 50257 padded to 50432 (a multiple of 128 x tp 2)
 // CHECK: stages (memory in GiB per device; time in seconds per iteration)
-// CHECK: 0 25 0.77 0.77 4.59
-// CHECK: 1 25 0.76 0.76 4.57
+// CHECK: 0 25 1.53 1.53 3.06
+// CHECK: 1 25 1.52 1.52 3.05
 // CHECK: iteration time
 
 // JSON: "devices": 16,
