@@ -22,8 +22,8 @@ config.substitutions.append(("%galvatron_src_root", config.galvatron_src_root))
 config.substitutions.append(("%galvatron_bin", config.galvatron_tools_dir))
 
 tool_dirs = [config.galvatron_tools_dir, config.llvm_tools_dir]
-tools = ["galvatron-compile", "galvatron-opt", "galvatron-run",
-         "galvatron-translate"]
+tools = ["galvatron-compile", "galvatron-opt", "galvatron-plan",
+         "galvatron-run", "galvatron-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # Multi-rank runs: OpenMPI refuses root without these and counts cores, not

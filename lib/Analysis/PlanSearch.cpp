@@ -370,14 +370,17 @@ struct PositionKey {
 
 class Searcher {
 public:
-  /// Searches plans faster than `bound` seconds per sequence.
+  /// Searches the best plans of the `count` best configurations faster
+  /// than `bound` seconds per sequence.
   Searcher(const ModelProfile &model, const ClusterSpec &cluster,
-           const SearchOptions &options, double bound)
+           const SearchOptions &options, unsigned count, double bound)
       : model(model), cluster(cluster), options(options),
-        layers(model.layers.size()), bestScore(bound) {}
+        layers(model.layers.size()), keep(count), scoreBound(bound),
+        bestScore(bound) {}
 
-  /// The best plan, or none when none beats the bound (a finite one).
-  llvm::Expected<std::optional<SearchResult>> run();
+  /// The best plans of the `count` best configurations, best first; none
+  /// when no plan beats a finite bound.
+  llvm::Expected<std::vector<SearchResult>> run();
 
 private:
   /// Checks the options and sets up the memory accounting, ties and cuts.
@@ -395,8 +398,9 @@ private:
   int64_t getLargestMicroBatch(int64_t pp);
   /// Explores the configurations in the order of their bounds.
   void findBest(std::vector<Configuration> &configurations);
-  /// The best plan found, with its evaluation.
-  llvm::Expected<SearchResult> recoverPlan();
+  struct KeptPlan;
+  /// The plan of a kept configuration, with its evaluation.
+  llvm::Expected<SearchResult> recoverPlan(KeptPlan &entry);
   //===--------------------------------------------------------------------===//
   // Per (pp, micro-batch size)
   //===--------------------------------------------------------------------===//
@@ -502,6 +506,13 @@ private:
   double getTimeBound(const Configuration &configuration) const {
     return bestScore * static_cast<double>(configuration.globalBatch);
   }
+  /// Keeps a plan of `time` for `configuration` (from the search's split,
+  /// or a heuristic plan) when it is among the `keep` best configurations'
+  /// best plans so far, by time per sequence; bestScore becomes the time
+  /// per sequence a plan must beat.
+  void keepPlan(const Configuration &configuration, double time,
+                ArrayRef<unsigned> split, std::optional<ParallelPlan> plan);
+  bool isKept(const Configuration &configuration) const;
   /// A feasible plan for `configuration` from a quick heuristic (blocks
   /// split evenly; per stage, each layer's cheapest time + lambda * memory
   /// with the least lambda that fits), or none.
@@ -547,10 +558,22 @@ private:
   std::vector<std::unique_ptr<Engine>> engines;
   std::map<std::tuple<int64_t, unsigned, unsigned>, double> stageTimes;
 
-  // The best plan: a heuristic incumbent, or the search's configuration
-  // and split; its time per sequence.
+  // The best plan of each of the `keep` best configurations so far, best
+  // first by time per sequence: a heuristic plan, or the search's split.
+  struct KeptPlan {
+    Configuration configuration;
+    double time;
+    SmallVector<unsigned> split;
+    std::optional<ParallelPlan> heuristic;
+  };
+  unsigned keep;
+  std::vector<KeptPlan> kept;
+  /// Plans must be faster than `scoreBound` seconds per sequence;
+  /// bestScore is the time per sequence a plan must beat (the last kept
+  /// plan's once `keep` are kept).
+  double scoreBound, bestScore;
+  // The plan being recovered.
   std::optional<ParallelPlan> incumbent;
-  double bestScore = kInfinity;
   Configuration bestConfiguration{};
   SmallVector<unsigned> bestSplit;
 };
@@ -1530,13 +1553,8 @@ double Searcher::explorePass(const Configuration &configuration) {
     double total = sum + (m - 1.0) * cap;
     if (total < passBest) {
       passBest = total;
-      if (!relaxed) {
-        bestScore = total / static_cast<double>(configuration.globalBatch);
-        bound = total;
-        bestConfiguration = configuration;
-        bestSplit = split;
-        incumbent.reset();
-      }
+      if (!relaxed)
+        keepPlan(configuration, total, split, std::nullopt);
     }
   }
   return passBest;
@@ -2236,11 +2254,7 @@ void Searcher::findBest(std::vector<Configuration> &configurations) {
       continue;
     if (std::optional<ParallelPlan> plan = getHeuristicPlan(configuration)) {
       double time = evaluatePlan(model, *plan, cluster, usable).iterationTime;
-      if (time < getTimeBound(configuration)) {
-        bestScore = time / static_cast<double>(configuration.globalBatch);
-        bestConfiguration = configuration;
-        incumbent = std::move(plan);
-      }
+      keepPlan(configuration, time, {}, std::move(plan));
     }
   }
   for (Configuration &configuration : configurations) {
@@ -2258,10 +2272,10 @@ void Searcher::findBest(std::vector<Configuration> &configurations) {
     if (!mayFit(configuration))
       continue;
     // Relaxed passes at rising resolutions first can refute it cheaply;
-    // the configuration holding the best plan needs its fine pass anyway.
+    // the configurations holding kept plans need their fine pass anyway.
     int64_t fineCapacity = capacity;
     double fineQuantum = quantum;
-    bool holdsBest = configuration == bestConfiguration;
+    bool holdsBest = isKept(configuration);
     for (int64_t bins = kCoarseBins * 4;
          !holdsBest && bins < options.memoryBins; bins *= 4) {
       if (cannotWin(configuration) || configuration.relaxationStalled)
@@ -2310,9 +2324,8 @@ llvm::Error Searcher::describeNoFit(ArrayRef<Configuration> configurations,
       strategy, needed / gib, (needed - budget) / gib, least / gib));
 }
 
-llvm::Expected<std::optional<SearchResult>> Searcher::run() {
+llvm::Expected<std::vector<SearchResult>> Searcher::run() {
   auto started = std::chrono::steady_clock::now();
-  double bound = bestScore;
   if (llvm::Error error = prepare())
     return std::move(error);
   llvm::Expected<std::vector<Configuration>> enumerated =
@@ -2335,25 +2348,32 @@ llvm::Expected<std::optional<SearchResult>> Searcher::run() {
             : llvm::formatv("a global batch of {0}", options.globalBatch)
                   .str()));
   findBest(configurations);
-  if (bestScore == bound && bound < kInfinity)
-    return std::nullopt;
-  if (bestScore == kInfinity) {
+  if (kept.empty() && scoreBound < kInfinity)
+    return std::vector<SearchResult>();
+  if (kept.empty()) {
     // Every configuration's least memory is known unless a time bound
     // stopped the exploration.
     for (Configuration &configuration : configurations)
       mayFit(configuration);
     return describeNoFit(configurations, budget);
   }
-  llvm::Expected<SearchResult> result = recoverPlan();
-  if (!result)
-    return result.takeError();
-  result->statistics.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-          .count();
-  return std::optional<SearchResult>(std::move(*result));
+  std::vector<SearchResult> results;
+  for (KeptPlan &entry : kept) {
+    llvm::Expected<SearchResult> result = recoverPlan(entry);
+    if (!result)
+      return result.takeError();
+    result->statistics.seconds = std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count();
+    results.push_back(std::move(*result));
+  }
+  return results;
 }
 
-llvm::Expected<SearchResult> Searcher::recoverPlan() {
+llvm::Expected<SearchResult> Searcher::recoverPlan(KeptPlan &entry) {
+  incumbent = std::move(entry.heuristic);
+  bestConfiguration = entry.configuration;
+  bestSplit = entry.split;
   SearchResult result;
   ParallelPlan &plan = result.plan;
   result.statistics = statistics;
@@ -2387,7 +2407,7 @@ llvm::Expected<SearchResult> Searcher::recoverPlan() {
     return makeError("internal error: the searched plan is inconsistent: " +
                      error);
   result.evaluation = evaluatePlan(model, plan, cluster, budget);
-  double bestTime = getTimeBound(bestConfiguration);
+  double bestTime = entry.time;
   double difference = std::fabs(result.evaluation.iterationTime - bestTime);
   if (difference > 1e-6 * bestTime ||
       !fitsQuantized(plan, result.evaluation, usable, options.memoryBins))
@@ -2398,21 +2418,70 @@ llvm::Expected<SearchResult> Searcher::recoverPlan() {
   return result;
 }
 
+void Searcher::keepPlan(const Configuration &configuration, double time,
+                        ArrayRef<unsigned> split,
+                        std::optional<ParallelPlan> plan) {
+  double score = time / static_cast<double>(configuration.globalBatch);
+  auto scoreOf = [](const KeptPlan &entry) {
+    return entry.time / static_cast<double>(entry.configuration.globalBatch);
+  };
+  auto it = llvm::find_if(kept, [&](const KeptPlan &entry) {
+    return entry.configuration == configuration;
+  });
+  if (it != kept.end()) {
+    if (score >= scoreOf(*it))
+      return;
+    kept.erase(it);
+  } else if (score >= bestScore) {
+    return;
+  }
+  auto position = llvm::upper_bound(kept, score, [&](double s,
+                                                     const KeptPlan &entry) {
+    return s < scoreOf(entry);
+  });
+  kept.insert(position, KeptPlan{configuration, time,
+                                 SmallVector<unsigned>(split), std::move(plan)});
+  if (kept.size() > keep)
+    kept.pop_back();
+  bestScore = kept.size() < keep ? scoreBound : scoreOf(kept.back());
+}
+
+bool Searcher::isKept(const Configuration &configuration) const {
+  return llvm::any_of(kept, [&](const KeptPlan &entry) {
+    return entry.configuration == configuration;
+  });
+}
+
 llvm::Expected<std::optional<SearchResult>>
 mlir::galvatron::searchPlanBelow(const ModelProfile &model,
                                  const ClusterSpec &cluster,
                                  const SearchOptions &options,
                                  double secondsPerSequence) {
-  Searcher searcher(model, cluster, options, secondsPerSequence);
-  return searcher.run();
+  Searcher searcher(model, cluster, options, 1, secondsPerSequence);
+  auto results = searcher.run();
+  if (!results)
+    return results.takeError();
+  if (results->empty())
+    return std::nullopt;
+  return std::optional<SearchResult>(std::move(results->front()));
 }
 
 llvm::Expected<SearchResult>
 mlir::galvatron::searchPlan(const ModelProfile &model,
                             const ClusterSpec &cluster,
                             const SearchOptions &options) {
-  auto result = searchPlanBelow(model, cluster, options, kInfinity);
-  if (!result)
-    return result.takeError();
-  return std::move(**result);
+  auto results = searchPlans(model, cluster, options, 1);
+  if (!results)
+    return results.takeError();
+  return std::move(results->front());
+}
+
+llvm::Expected<std::vector<SearchResult>>
+mlir::galvatron::searchPlans(const ModelProfile &model,
+                             const ClusterSpec &cluster,
+                             const SearchOptions &options, unsigned count) {
+  if (count < 1)
+    return makeError("the number of plans must be positive");
+  Searcher searcher(model, cluster, options, count, kInfinity);
+  return searcher.run();
 }

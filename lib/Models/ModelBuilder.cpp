@@ -46,8 +46,8 @@ private:
   }
   RankedTensorType hiddenType() { return tensor({batch, seq, config.hidden}); }
 
-  InitAttr normal(double std) {
-    return InitAttr::get(builder.getContext(), InitKind::normal, 0.0, std);
+  InitAttr normal(double initStd) {
+    return InitAttr::get(builder.getContext(), InitKind::normal, 0.0, initStd);
   }
   InitAttr zeros() {
     return InitAttr::get(builder.getContext(), InitKind::zeros);
@@ -78,10 +78,10 @@ private:
   /// x·W (+ b). `torchLayout` stores W as [out, in] (torch.nn.Linear),
   /// otherwise [in, out] (Hugging Face Conv1D).
   Value linear(Value x, const Twine &prefix, int64_t in, int64_t out, bool bias,
-               bool torchLayout, double std = 0.02) {
+               bool torchLayout, double initStd = 0.02) {
     Value weight = torchLayout
-                       ? param(prefix + ".weight", {out, in}, normal(std))
-                       : param(prefix + ".weight", {in, out}, normal(std));
+                       ? param(prefix + ".weight", {out, in}, normal(initStd))
+                       : param(prefix + ".weight", {in, out}, normal(initStd));
     Value b = bias ? param(prefix + ".bias", {out}, zeros()) : Value();
     return LinearOp::create(builder, loc, x, weight, b, torchLayout);
   }
@@ -100,6 +100,33 @@ private:
   }
 
   Value add(Value a, Value b) { return AddOp::create(builder, loc, a, b); }
+
+  Value activate(Value x) {
+    switch (config.getActivation()) {
+    case Activation::gelu_tanh:
+      return GeluOp::create(builder, loc, x, GeluApproximation::tanh);
+    case Activation::gelu:
+      return GeluOp::create(builder, loc, x, GeluApproximation::none);
+    case Activation::relu:
+      return ReluOp::create(builder, loc, x);
+    case Activation::silu:
+      return SiluOp::create(builder, loc, x);
+    }
+    llvm_unreachable("unknown activation");
+  }
+
+  /// The feed-forward block: up (and gate), activation, down.
+  Value feedForward(Value x, const Twine &up, const Twine &gate,
+                    const Twine &down, bool torchLayout, double initStd,
+                    double downStd) {
+    int64_t h = config.hidden, f = config.ffnHidden;
+    bool bias = config.hasMlpBias();
+    Value hidden = activate(linear(x, config.isGated() ? gate : up, h, f,
+                                   bias, torchLayout, initStd));
+    if (config.isGated())
+      hidden = mul(hidden, linear(x, up, h, f, bias, torchLayout, initStd));
+    return linear(hidden, down, f, h, bias, torchLayout, downStd);
+  }
   Value mul(Value a, Value b) { return MulOp::create(builder, loc, a, b); }
 
   Value reshape(Value x, ArrayRef<int64_t> shape) {
@@ -212,11 +239,12 @@ void ModelBuilder::endMain(ArrayRef<std::pair<StringRef, Value>> outputs) {
 
 void ModelBuilder::buildGPT() {
   int64_t h = config.hidden, v = config.vocab, layers = config.layers;
+  double initStd = config.initStd;
   Value ids = beginMain({{"input_ids", tensor({batch, seq}, i64)}})[0];
 
   Value x = beginLayer(LayerKind::embedding, "transformer.embeddings", ids,
                        hiddenType())[0];
-  Value wte = param("transformer.wte.weight", {v, h}, normal(0.02));
+  Value wte = param("transformer.wte.weight", {v, h}, normal(initStd));
   Value wpe =
       param("transformer.wpe.weight", {config.maxPositions, h}, normal(0.01));
   Value tokens = EmbeddingOp::create(builder, loc, wte, x);
@@ -226,109 +254,122 @@ void ModelBuilder::buildGPT() {
   Value hidden = endLayer(add(tokens, positions));
 
   // GPT-2 scales the residual projections' init by 1/sqrt(2·layers).
-  double residualStd = 0.02 / std::sqrt(2.0 * layers);
+  double residualStd = initStd / std::sqrt(2.0 * layers);
+  double headScale = 1.0 / std::sqrt(double(config.headDim()));
   for (int64_t i = 0; i < layers; ++i) {
     std::string p = ("transformer.h." + Twine(i)).str();
     Value in = beginLayer(LayerKind::decoder, p, hidden, hiddenType())[0];
     Value n1 = layerNorm(in, p + ".ln_1", h);
-    Value qkv = linear(n1, p + ".attn.c_attn", h, 3 * h, true, false);
+    Value qkv =
+        linear(n1, p + ".attn.c_attn", h, 3 * h, config.hasQkvBias(), false,
+               initStd);
     auto split =
         SplitOp::create(builder, loc, qkv, 2, ArrayRef<int64_t>{h, h, h});
     Value q = splitHeads(split.getResult(0), config.heads);
     Value k = splitHeads(split.getResult(1), config.heads);
     Value val = splitHeads(split.getResult(2), config.heads);
-    Value attn = mergeHeads(attention(q, k, val, Value(), /*causal=*/true));
-    Value proj =
-        linear(attn, p + ".attn.c_proj", h, h, true, false, residualStd);
+    std::optional<double> scale;
+    if (!config.scaleAttention || config.scaleByInverseLayer)
+      scale = (config.scaleAttention ? headScale : 1.0) /
+              (config.scaleByInverseLayer ? double(i + 1) : 1.0);
+    Value attn =
+        mergeHeads(attention(q, k, val, Value(), /*causal=*/true, scale));
+    Value proj = linear(attn, p + ".attn.c_proj", h, h, config.hasOutputBias(),
+                        false, residualStd);
     Value r1 = add(in, proj);
     Value n2 = layerNorm(r1, p + ".ln_2", h);
-    Value fc = linear(n2, p + ".mlp.c_fc", h, config.ffnHidden, true, false);
-    Value act = GeluOp::create(builder, loc, fc, GeluApproximation::tanh);
-    Value down = linear(act, p + ".mlp.c_proj", config.ffnHidden, h, true,
-                        false, residualStd);
-    hidden = endLayer(add(r1, down));
+    hidden = endLayer(add(r1, feedForward(n2, p + ".mlp.c_fc", "",
+                                          p + ".mlp.c_proj", false, initStd,
+                                          residualStd)));
   }
 
   Value out = beginLayer(LayerKind::head, "lm_head", hidden,
                          tensor({batch, seq, v}))[0];
   Value normed = layerNorm(out, "transformer.ln_f", h);
   Value head = config.tiedHead
-                   ? param("transformer.wte.weight", {v, h}, normal(0.02))
-                   : param("lm_head.weight", {v, h}, normal(0.02));
+                   ? param("transformer.wte.weight", {v, h}, normal(initStd))
+                   : param("lm_head.weight", {v, h}, normal(initStd));
   Value logits = LinearOp::create(builder, loc, normed, head, Value(), true);
   endMain({{"logits", endLayer(logits)}});
 }
 
 void ModelBuilder::buildLLaMA() {
   int64_t h = config.hidden, v = config.vocab, d = config.headDim();
-  int64_t kv = config.kvHeads * d;
+  int64_t inner = config.heads * d, kv = config.kvHeads * d;
+  double initStd = config.initStd;
   Value ids = beginMain({{"input_ids", tensor({batch, seq}, i64)}})[0];
 
   Value x = beginLayer(LayerKind::embedding, "model.embed_tokens", ids,
                        hiddenType())[0];
-  Value table = param("model.embed_tokens.weight", {v, h}, normal(0.02));
+  Value table = param("model.embed_tokens.weight", {v, h}, normal(initStd));
   Value hidden = endLayer(EmbeddingOp::create(builder, loc, table, x));
 
   auto rotary = [&](Value t) {
     return RotaryOp::create(builder, loc, t.getType(), t,
                             builder.getI64IntegerAttr(2),
-                            builder.getF64FloatAttr(10000.0), IntegerAttr(),
-                            builder.getBoolAttr(false));
+                            builder.getF64FloatAttr(config.ropeTheta),
+                            IntegerAttr(), builder.getBoolAttr(false));
   };
+  bool qkvBias = config.hasQkvBias();
   for (int64_t i = 0; i < config.layers; ++i) {
     std::string p = ("model.layers." + Twine(i)).str();
     Value in = beginLayer(LayerKind::decoder, p, hidden, hiddenType())[0];
     Value n1 = rmsNorm(in, p + ".input_layernorm.weight", h);
-    Value q = splitHeads(linear(n1, p + ".self_attn.q_proj", h, h, false, true),
-                         config.heads);
-    Value k =
-        splitHeads(linear(n1, p + ".self_attn.k_proj", h, kv, false, true),
-                   config.kvHeads);
-    Value val =
-        splitHeads(linear(n1, p + ".self_attn.v_proj", h, kv, false, true),
-                   config.kvHeads);
+    Value q = splitHeads(
+        linear(n1, p + ".self_attn.q_proj", h, inner, qkvBias, true, initStd),
+        config.heads);
+    Value k = splitHeads(
+        linear(n1, p + ".self_attn.k_proj", h, kv, qkvBias, true, initStd),
+        config.kvHeads);
+    Value val = splitHeads(
+        linear(n1, p + ".self_attn.v_proj", h, kv, qkvBias, true, initStd),
+        config.kvHeads);
     Value attn = mergeHeads(
         attention(rotary(q), rotary(k), val, Value(), /*causal=*/true));
-    Value r1 =
-        add(in, linear(attn, p + ".self_attn.o_proj", h, h, false, true));
+    Value r1 = add(in, linear(attn, p + ".self_attn.o_proj", inner, h,
+                              config.hasOutputBias(), true, initStd));
     Value n2 = rmsNorm(r1, p + ".post_attention_layernorm.weight", h);
-    Value gate = SiluOp::create(
-        builder, loc,
-        linear(n2, p + ".mlp.gate_proj", h, config.ffnHidden, false, true));
-    Value up = linear(n2, p + ".mlp.up_proj", h, config.ffnHidden, false, true);
-    Value down = linear(mul(gate, up), p + ".mlp.down_proj", config.ffnHidden,
-                        h, false, true);
-    hidden = endLayer(add(r1, down));
+    hidden = endLayer(add(r1, feedForward(n2, p + ".mlp.up_proj",
+                                          p + ".mlp.gate_proj",
+                                          p + ".mlp.down_proj", true, initStd,
+                                          initStd)));
   }
 
   Value out = beginLayer(LayerKind::head, "lm_head", hidden,
                          tensor({batch, seq, v}))[0];
   Value normed = rmsNorm(out, "model.norm.weight", h);
-  Value logits = linear(normed, "lm_head", h, v, false, true);
+  Value weight = config.tiedHead
+                     ? param("model.embed_tokens.weight", {v, h}, normal(initStd))
+                     : param("lm_head.weight", {v, h}, normal(initStd));
+  Value logits = LinearOp::create(builder, loc, normed, weight, Value(), true);
   endMain({{"logits", endLayer(logits)}});
 }
 
 void ModelBuilder::buildBERT() {
   int64_t h = config.hidden, v = config.vocab;
+  double initStd = config.initStd;
+  // BertModel's own names have no prefix; the task models nest it as "bert".
+  std::string base = config.head == ModelHead::pooler ? "" : "bert.";
   auto inputs = beginMain({{"input_ids", tensor({batch, seq}, i64)},
                            {"token_type_ids", tensor({batch, seq}, i64)},
                            {"attention_mask", tensor({batch, seq}, i64)}});
   RankedTensorType maskType = tensor({batch, 1, 1, seq});
 
-  auto embedIn = beginLayer(LayerKind::embedding, "bert.embeddings", inputs,
+  std::string e = base + "embeddings";
+  auto embedIn = beginLayer(LayerKind::embedding, e, inputs,
                             {hiddenType(), maskType});
-  std::string e = "bert.embeddings";
-  Value words = EmbeddingOp::create(
-      builder, loc, param(e + ".word_embeddings.weight", {v, h}, normal(0.02)),
-      embedIn[0]);
+  auto wordTable = [&]() {
+    return param(e + ".word_embeddings.weight", {v, h}, normal(initStd));
+  };
+  Value words = EmbeddingOp::create(builder, loc, wordTable(), embedIn[0]);
   Value positionTable = param(e + ".position_embeddings.weight",
-                              {config.maxPositions, h}, normal(0.02));
+                              {config.maxPositions, h}, normal(initStd));
   Value positions =
       SliceOp::create(builder, loc, positionTable, ArrayRef<int64_t>{0, 0},
                       ArrayRef<int64_t>{seq, h}, ArrayRef<int64_t>{1, 1});
   Value types = EmbeddingOp::create(builder, loc,
                                     param(e + ".token_type_embeddings.weight",
-                                          {config.tokenTypes, h}, normal(0.02)),
+                                          {config.tokenTypes, h}, normal(initStd)),
                                     embedIn[1]);
   Value embedded =
       layerNorm(add(add(words, positions), types), e + ".LayerNorm", h);
@@ -339,52 +380,78 @@ void ModelBuilder::buildBERT() {
   auto embedOut = endLayer({embedded, reshape(mask, {batch, 1, 1, seq})});
   Value hidden = embedOut[0], attnMask = embedOut[1];
 
+  int64_t inner = config.heads * config.headDim();
+  bool qkvBias = config.hasQkvBias();
   for (int64_t i = 0; i < config.layers; ++i) {
-    std::string p = ("bert.encoder.layer." + Twine(i)).str();
+    std::string p = (base + "encoder.layer." + Twine(i)).str();
     auto in =
         beginLayer(LayerKind::encoder, p, {hidden, attnMask}, hiddenType());
-    Value q =
-        splitHeads(linear(in[0], p + ".attention.self.query", h, h, true, true),
-                   config.heads);
-    Value k =
-        splitHeads(linear(in[0], p + ".attention.self.key", h, h, true, true),
-                   config.heads);
-    Value val =
-        splitHeads(linear(in[0], p + ".attention.self.value", h, h, true, true),
-                   config.heads);
+    std::string a = p + ".attention.self";
+    Value q = splitHeads(linear(in[0], a + ".query", h, inner, qkvBias, true,
+                                initStd),
+                         config.heads);
+    Value k = splitHeads(
+        linear(in[0], a + ".key", h, inner, qkvBias, true, initStd), config.heads);
+    Value val = splitHeads(
+        linear(in[0], a + ".value", h, inner, qkvBias, true, initStd),
+        config.heads);
     Value attn = mergeHeads(attention(q, k, val, in[1], /*causal=*/false));
-    Value a = layerNorm(add(in[0], linear(attn, p + ".attention.output.dense",
-                                          h, h, true, true)),
-                        p + ".attention.output.LayerNorm", h);
-    Value inter = GeluOp::create(
-        builder, loc,
-        linear(a, p + ".intermediate.dense", h, config.ffnHidden, true, true),
-        GeluApproximation::none);
-    Value o =
-        linear(inter, p + ".output.dense", config.ffnHidden, h, true, true);
-    hidden = endLayer(layerNorm(add(a, o), p + ".output.LayerNorm", h));
+    Value a1 = layerNorm(
+        add(in[0], linear(attn, p + ".attention.output.dense", inner, h,
+                          config.hasOutputBias(), true, initStd)),
+        p + ".attention.output.LayerNorm", h);
+    Value o = feedForward(a1, p + ".intermediate.dense", "",
+                          p + ".output.dense", true, initStd, initStd);
+    hidden = endLayer(layerNorm(add(a1, o), p + ".output.LayerNorm", h));
   }
 
-  auto out = beginLayer(LayerKind::head, "bert.head", hidden,
-                        {tensor({batch, seq, v}), tensor({batch, h})})[0];
-  // Masked-token logits through the tied word embedding.
-  Value logits = LinearOp::create(
-      builder, loc, out,
-      param(e + ".word_embeddings.weight", {v, h}, normal(0.02)), Value(),
-      true);
-  Value first =
-      reshape(SliceOp::create(builder, loc, out, ArrayRef<int64_t>{0, 0, 0},
-                              ArrayRef<int64_t>{batch, 1, h},
-                              ArrayRef<int64_t>{1, 1, 1}),
-              {batch, h});
-  Value pooled = TanhOp::create(
-      builder, loc, linear(first, "bert.pooler.dense", h, h, true, true));
-  auto results = endLayer({logits, pooled});
-  endMain({{"logits", results[0]}, {"pooler_output", results[1]}});
+  // The pooler: tanh(dense(first token)).
+  auto pool = [&](Value x, const std::string &name) {
+    Value first =
+        reshape(SliceOp::create(builder, loc, x, ArrayRef<int64_t>{0, 0, 0},
+                                ArrayRef<int64_t>{batch, 1, h},
+                                ArrayRef<int64_t>{1, 1, 1}),
+                {batch, h});
+    return TanhOp::create(builder, loc,
+                          linear(first, name, h, h, true, true, initStd));
+  };
+  switch (config.head) {
+  case ModelHead::standard: {
+    auto out = beginLayer(LayerKind::head, "bert.head", hidden,
+                          {tensor({batch, seq, v}), tensor({batch, h})})[0];
+    // Masked-token logits through the tied word embedding.
+    Value logits = LinearOp::create(builder, loc, out, wordTable(), Value(),
+                                    true);
+    auto results = endLayer({logits, pool(out, "bert.pooler.dense")});
+    endMain({{"logits", results[0]}, {"pooler_output", results[1]}});
+    return;
+  }
+  case ModelHead::pooler: {
+    auto out = beginLayer(LayerKind::head, "pooler", hidden,
+                          {hiddenType(), tensor({batch, h})})[0];
+    auto results = endLayer({out, pool(out, "pooler.dense")});
+    endMain({{"last_hidden_state", results[0]},
+             {"pooler_output", results[1]}});
+    return;
+  }
+  case ModelHead::maskedLM: {
+    Value out = beginLayer(LayerKind::head, "cls", hidden,
+                           tensor({batch, seq, v}))[0];
+    std::string c = "cls.predictions";
+    Value transformed = layerNorm(
+        activate(linear(out, c + ".transform.dense", h, h, true, true, initStd)),
+        c + ".transform.LayerNorm", h);
+    Value logits = LinearOp::create(builder, loc, transformed, wordTable(),
+                                    param(c + ".bias", {v}, zeros()), true);
+    endMain({{"logits", endLayer(logits)}});
+    return;
+  }
+  }
 }
 
 void ModelBuilder::buildT5() {
   int64_t h = config.hidden, v = config.vocab, heads = config.heads;
+  int64_t inner = heads * config.headDim();
   auto inputs = beginMain({{"input_ids", tensor({batch, seq}, i64)},
                            {"decoder_input_ids", tensor({batch, seq}, i64)}});
   RankedTensorType biasType = tensor({1, heads, seq, seq});
@@ -403,27 +470,25 @@ void ModelBuilder::buildT5() {
     return EmbeddingOp::create(
         builder, loc, param("shared.weight", {v, h}, normal(embedStd)), ids);
   };
+  auto project = [&](Value x, const std::string &name, int64_t in,
+                     int64_t out) {
+    return linear(x, name, in, out, false, true, projStd);
+  };
   auto selfAttention = [&](Value x, Value bias, const std::string &p,
                            bool causal) {
     Value n = rmsNorm(x, p + ".layer_norm.weight", h);
     std::string a = p + ".SelfAttention";
-    Value q =
-        splitHeads(linear(n, a + ".q", h, h, false, true, projStd), heads);
-    Value k =
-        splitHeads(linear(n, a + ".k", h, h, false, true, projStd), heads);
-    Value val =
-        splitHeads(linear(n, a + ".v", h, h, false, true, projStd), heads);
+    Value q = splitHeads(project(n, a + ".q", h, inner), heads);
+    Value k = splitHeads(project(n, a + ".k", h, inner), heads);
+    Value val = splitHeads(project(n, a + ".v", h, inner), heads);
     Value o = mergeHeads(attention(q, k, val, bias, causal, 1.0));
-    return add(x, linear(o, a + ".o", h, h, false, true, projStd));
+    return add(x, project(o, a + ".o", inner, h));
   };
-  auto feedForward = [&](Value x, const std::string &p) {
+  auto feedForwardLayer = [&](Value x, const std::string &p) {
     Value n = rmsNorm(x, p + ".layer_norm.weight", h);
-    Value inner =
-        ReluOp::create(builder, loc,
-                       linear(n, p + ".DenseReluDense.wi", h, config.ffnHidden,
-                              false, true, projStd));
-    return add(x, linear(inner, p + ".DenseReluDense.wo", config.ffnHidden, h,
-                         false, true, projStd));
+    std::string d = p + ".DenseReluDense";
+    return add(x, feedForward(n, config.isGated() ? d + ".wi_1" : d + ".wi",
+                              d + ".wi_0", d + ".wo", true, projStd, projStd));
   };
 
   // Encoder.
@@ -441,7 +506,7 @@ void ModelBuilder::buildT5() {
     auto in =
         beginLayer(LayerKind::encoder, p, {hidden, encEmbed[1]}, hiddenType());
     Value x = selfAttention(in[0], in[1], p + ".layer.0", /*causal=*/false);
-    hidden = endLayer(feedForward(x, p + ".layer.1"));
+    hidden = endLayer(feedForwardLayer(x, p + ".layer.1"));
   }
   Value encIn2 = beginLayer(LayerKind::other, "encoder.final_layer_norm",
                             hidden, hiddenType())[0];
@@ -467,84 +532,104 @@ void ModelBuilder::buildT5() {
     std::string c = p + ".layer.1";
     Value n = rmsNorm(x, c + ".layer_norm.weight", h);
     std::string a = c + ".EncDecAttention";
-    Value q =
-        splitHeads(linear(n, a + ".q", h, h, false, true, projStd), heads);
-    Value k =
-        splitHeads(linear(in[1], a + ".k", h, h, false, true, projStd), heads);
-    Value val =
-        splitHeads(linear(in[1], a + ".v", h, h, false, true, projStd), heads);
+    Value q = splitHeads(project(n, a + ".q", h, inner), heads);
+    Value k = splitHeads(project(in[1], a + ".k", h, inner), heads);
+    Value val = splitHeads(project(in[1], a + ".v", h, inner), heads);
     Value o = mergeHeads(attention(q, k, val, Value(), false, 1.0));
-    x = add(x, linear(o, a + ".o", h, h, false, true, projStd));
-    hidden = endLayer(feedForward(x, p + ".layer.2"));
+    x = add(x, project(o, a + ".o", inner, h));
+    hidden = endLayer(feedForwardLayer(x, p + ".layer.2"));
   }
 
   Value out = beginLayer(LayerKind::head, "lm_head", hidden,
                          tensor({batch, seq, v}))[0];
   Value normed = rmsNorm(out, "decoder.final_layer_norm.weight", h);
-  // The tied head rescales by d_model^-0.5 (T5 v1.0).
-  Value scaled = mul(normed, constant(1.0f / std::sqrt(float(h))));
-  Value logits = LinearOp::create(
-      builder, loc, scaled, param("shared.weight", {v, h}, normal(embedStd)),
-      Value(), true);
+  Value logits;
+  if (config.tiedHead) {
+    // The tied head rescales by d_model^-0.5 (T5 v1.0).
+    Value scaled = mul(normed, constant(1.0f / std::sqrt(float(h))));
+    logits = LinearOp::create(
+        builder, loc, scaled,
+        param("shared.weight", {v, h}, normal(embedStd)), Value(), true);
+  } else {
+    logits = LinearOp::create(builder, loc, normed,
+                              param("lm_head.weight", {v, h}, normal(projStd)),
+                              Value(), true);
+  }
   endMain({{"logits", endLayer(logits)}});
 }
 
 void ModelBuilder::buildViT() {
   int64_t h = config.hidden, p = config.patchSize, c = config.channels;
   int64_t tokens = config.maxPositions, patches = tokens - 1;
+  double initStd = config.initStd;
   seq = tokens;
+  // ViTModel's own names have no prefix; the classifier nests it as "vit".
+  std::string base = config.head == ModelHead::pooler ? "" : "vit.";
   Value pixels =
       beginMain({{"pixel_values",
                   tensor({batch, c, config.imageSize, config.imageSize})}})[0];
 
-  std::string e = "vit.embeddings";
+  std::string e = base + "embeddings";
   Value image = beginLayer(LayerKind::embedding, e, pixels, hiddenType())[0];
   Value flat = ExtractPatchesOp::create(builder, loc, image, p);
   Value kernel = param(e + ".patch_embeddings.projection.weight", {h, c, p, p},
-                       normal(0.02));
+                       normal(initStd));
   Value projected = LinearOp::create(
       builder, loc, flat, reshape(kernel, {h, c * p * p}),
       param(e + ".patch_embeddings.projection.bias", {h}, zeros()), true);
   Value cls =
       BroadcastOp::create(builder, loc, tensor({batch, 1, h}),
-                          param(e + ".cls_token", {1, 1, h}, normal(0.02)));
+                          param(e + ".cls_token", {1, 1, h}, normal(initStd)));
   Value joined = ConcatOp::create(builder, loc, ValueRange{cls, projected}, 1);
   assert(cast<RankedTensorType>(projected.getType()).getDimSize(1) == patches);
   Value hidden = endLayer(add(
-      joined, param(e + ".position_embeddings", {1, tokens, h}, normal(0.02))));
+      joined, param(e + ".position_embeddings", {1, tokens, h}, normal(initStd))));
 
+  int64_t inner = config.heads * config.headDim();
+  bool qkvBias = config.hasQkvBias();
   for (int64_t i = 0; i < config.layers; ++i) {
-    std::string l = ("vit.encoder.layer." + Twine(i)).str();
+    std::string l = (base + "encoder.layer." + Twine(i)).str();
     Value in = beginLayer(LayerKind::encoder, l, hidden, hiddenType())[0];
     Value n1 = layerNorm(in, l + ".layernorm_before", h);
     std::string a = l + ".attention.attention";
-    Value q =
-        splitHeads(linear(n1, a + ".query", h, h, true, true), config.heads);
-    Value k =
-        splitHeads(linear(n1, a + ".key", h, h, true, true), config.heads);
-    Value val =
-        splitHeads(linear(n1, a + ".value", h, h, true, true), config.heads);
+    Value q = splitHeads(linear(n1, a + ".query", h, inner, qkvBias, true, initStd),
+                         config.heads);
+    Value k = splitHeads(linear(n1, a + ".key", h, inner, qkvBias, true, initStd),
+                         config.heads);
+    Value val = splitHeads(
+        linear(n1, a + ".value", h, inner, qkvBias, true, initStd), config.heads);
     Value attn = mergeHeads(attention(q, k, val, Value(), false));
-    Value r1 =
-        add(in, linear(attn, l + ".attention.output.dense", h, h, true, true));
+    Value r1 = add(in, linear(attn, l + ".attention.output.dense", inner, h,
+                              config.hasOutputBias(), true, initStd));
     Value n2 = layerNorm(r1, l + ".layernorm_after", h);
-    Value inter = GeluOp::create(
-        builder, loc,
-        linear(n2, l + ".intermediate.dense", h, config.ffnHidden, true, true),
-        GeluApproximation::none);
-    hidden = endLayer(add(r1, linear(inter, l + ".output.dense",
-                                     config.ffnHidden, h, true, true)));
+    hidden = endLayer(add(r1, feedForward(n2, l + ".intermediate.dense", "",
+                                          l + ".output.dense", true, initStd,
+                                          initStd)));
   }
 
+  auto first = [&](Value x) {
+    return reshape(SliceOp::create(builder, loc, x, ArrayRef<int64_t>{0, 0, 0},
+                                   ArrayRef<int64_t>{batch, 1, h},
+                                   ArrayRef<int64_t>{1, 1, 1}),
+                   {batch, h});
+  };
+  if (config.head == ModelHead::pooler) {
+    Value out = beginLayer(LayerKind::head, "pooler", hidden,
+                           {hiddenType(), tensor({batch, h})})[0];
+    Value normed = layerNorm(out, "layernorm", h);
+    Value pooled = TanhOp::create(
+        builder, loc, linear(first(normed), "pooler.dense", h, h, true, true,
+                             initStd));
+    auto results = endLayer({normed, pooled});
+    endMain({{"last_hidden_state", results[0]},
+             {"pooler_output", results[1]}});
+    return;
+  }
   Value out = beginLayer(LayerKind::head, "classifier", hidden,
                          tensor({batch, config.classes}))[0];
-  Value normed = layerNorm(out, "vit.layernorm", h);
-  Value first =
-      reshape(SliceOp::create(builder, loc, normed, ArrayRef<int64_t>{0, 0, 0},
-                              ArrayRef<int64_t>{batch, 1, h},
-                              ArrayRef<int64_t>{1, 1, 1}),
-              {batch, h});
-  Value logits = linear(first, "classifier", h, config.classes, true, true);
+  Value normed = layerNorm(out, base + "layernorm", h);
+  Value logits =
+      linear(first(normed), "classifier", h, config.classes, true, true, initStd);
   endMain({{"logits", endLayer(logits)}});
 }
 
@@ -576,6 +661,8 @@ mlir::galvatron::buildModel(MLIRContext *context, const ModelConfig &config,
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    config.name + ": " + message);
   };
+  if (std::string problem = checkModelConfig(config); !problem.empty())
+    return error(problem);
   if (shape.batch < 1)
     return error("batch must be positive, got " + Twine(shape.batch));
   int64_t seq = shape.seqLen ? shape.seqLen : config.seqLen;
@@ -588,6 +675,14 @@ mlir::galvatron::buildModel(MLIRContext *context, const ModelConfig &config,
   if (config.maxPositions && seq > config.maxPositions)
     return error("sequence length " + Twine(seq) + " exceeds the " +
                  Twine(config.maxPositions) + " learned positions");
+  // Within the window, sliding-window attention is plain causal attention.
+  if (config.slidingWindow && seq > config.slidingWindow)
+    return error("sequence length " + Twine(seq) +
+                 " exceeds the sliding window of " +
+                 Twine(config.slidingWindow) +
+                 " tokens (sliding_window): sliding-window attention is not "
+                 "supported; use --seq-len <= " +
+                 Twine(config.slidingWindow));
 
   context->loadDialect<GalvatronDialect, func::FuncDialect>();
   OwningOpRef<ModuleOp> module =

@@ -11,6 +11,7 @@
 #include "galvatron/Models/ModelPresets.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -27,6 +28,49 @@ StringRef mlir::galvatron::stringifyModelFamily(ModelFamily family) {
     return "t5";
   case ModelFamily::ViT:
     return "vit";
+  }
+  llvm_unreachable("unknown model family");
+}
+
+std::optional<ModelFamily>
+mlir::galvatron::symbolizeModelFamily(StringRef name) {
+  for (ModelFamily family : {ModelFamily::GPT, ModelFamily::LLaMA,
+                             ModelFamily::BERT, ModelFamily::T5,
+                             ModelFamily::ViT})
+    if (stringifyModelFamily(family) == name)
+      return family;
+  return std::nullopt;
+}
+
+/// GPT, BERT and ViT bias every linear layer; LLaMA and T5 none.
+static bool biasedByDefault(ModelFamily family) {
+  return family == ModelFamily::GPT || family == ModelFamily::BERT ||
+         family == ModelFamily::ViT;
+}
+
+bool ModelConfig::hasQkvBias() const {
+  return qkvBias.value_or(biasedByDefault(family));
+}
+bool ModelConfig::hasOutputBias() const {
+  return outputBias.value_or(biasedByDefault(family));
+}
+bool ModelConfig::hasMlpBias() const {
+  return mlpBias.value_or(biasedByDefault(family));
+}
+
+Activation ModelConfig::getActivation() const {
+  if (activation)
+    return *activation;
+  switch (family) {
+  case ModelFamily::GPT:
+    return Activation::gelu_tanh;
+  case ModelFamily::LLaMA:
+    return Activation::silu;
+  case ModelFamily::T5:
+    return Activation::relu;
+  case ModelFamily::BERT:
+  case ModelFamily::ViT:
+    return Activation::gelu;
   }
   llvm_unreachable("unknown model family");
 }
@@ -89,8 +133,9 @@ ArrayRef<ModelConfig> mlir::galvatron::getModelPresets() {
       // Galvatron's GPT configurations.
       gpt("gpt-0.3b", 24, 1024, 16),
       gpt("gpt-1.5b", 48, 1600, 32),
-      gpt("gpt-2.7b", 32, 2560, 32),
-      gpt("gpt-6.7b", 32, 4096, 32),
+      // Galvatron's gpt-2.7b and gpt-6.7b have 2048 positions.
+      gpt("gpt-2.7b", 32, 2560, 32, 2048),
+      gpt("gpt-6.7b", 32, 4096, 32, 2048),
       // OpenAI GPT-2.
       gpt("gpt2-small", 12, 768, 12),
       gpt("gpt2-medium", 24, 1024, 16),
@@ -130,31 +175,101 @@ const ModelConfig *mlir::galvatron::findModelPreset(StringRef name) {
 }
 
 int64_t mlir::galvatron::countPresetParameters(const ModelConfig &c) {
-  int64_t h = c.hidden, f = c.ffnHidden, l = c.layers;
-  // Pre- or post-LN block with biased q/k/v/o and a two-matrix MLP.
-  int64_t biasedBlock = 4 * h * h + 2 * h * f + 9 * h + f;
+  int64_t h = c.hidden, f = c.ffnHidden, l = c.layers, v = c.vocab;
+  int64_t inner = c.heads * c.headDim(), kv = c.kvHeads * c.headDim();
+  // Self-attention: q, k, v and the output projection.
+  int64_t attention = h * inner + 2 * h * kv + inner * h +
+                      (c.hasQkvBias() ? inner + 2 * kv : 0) +
+                      (c.hasOutputBias() ? h : 0);
+  int64_t feedForward = (c.isGated() ? 3 : 2) * h * f +
+                        (c.hasMlpBias() ? (c.isGated() ? 2 : 1) * f + h : 0);
+  int64_t layerNorm = 2 * h, rmsNorm = h;
+  int64_t untiedHead = c.tiedHead ? 0 : v * h;
   switch (c.family) {
   case ModelFamily::GPT:
-    return c.vocab * h * (c.tiedHead ? 1 : 2) + c.maxPositions * h +
-           l * biasedBlock + 2 * h;
-  case ModelFamily::LLaMA: {
-    int64_t kv = c.kvHeads * c.headDim();
-    int64_t block = 2 * h * h + 2 * h * kv + 3 * h * f + 2 * h;
-    return 2 * c.vocab * h + l * block + h;
+    return v * h + untiedHead + c.maxPositions * h +
+           l * (attention + feedForward + 2 * layerNorm) + layerNorm;
+  case ModelFamily::LLaMA:
+    return v * h + untiedHead + l * (attention + feedForward + 2 * rmsNorm) +
+           rmsNorm;
+  case ModelFamily::BERT: {
+    int64_t embeddings =
+        (v + c.maxPositions + c.tokenTypes) * h + layerNorm;
+    int64_t pooler = h * h + h;
+    int64_t head = c.head == ModelHead::maskedLM
+                       ? h * h + h + layerNorm + v // transform, decoder bias
+                       : pooler;
+    return embeddings + l * (attention + feedForward + 2 * layerNorm) + head;
   }
-  case ModelFamily::BERT:
-    return (c.vocab + c.maxPositions + c.tokenTypes) * h + 2 * h +
-           l * biasedBlock + h * h + h;
   case ModelFamily::T5: {
     int64_t bias = c.relativeBuckets * c.heads;
-    int64_t encoder = l * (4 * h * h + 2 * h * f + 2 * h) + bias + h;
-    int64_t decoder = l * (8 * h * h + 2 * h * f + 3 * h) + bias + h;
-    return c.vocab * h + encoder + decoder;
+    int64_t encoder = l * (attention + feedForward + 2 * rmsNorm) + bias +
+                      rmsNorm;
+    int64_t decoder = l * (2 * attention + feedForward + 3 * rmsNorm) + bias +
+                      rmsNorm;
+    return v * h + untiedHead + encoder + decoder;
   }
-  case ModelFamily::ViT:
-    return h * c.channels * c.patchSize * c.patchSize + h + h +
-           c.maxPositions * h + l * biasedBlock + 2 * h + h * c.classes +
-           c.classes;
+  case ModelFamily::ViT: {
+    int64_t embeddings = h * c.channels * c.patchSize * c.patchSize + h +
+                         h + c.maxPositions * h;
+    int64_t head = c.head == ModelHead::pooler ? h * h + h
+                                                : h * c.classes + c.classes;
+    return embeddings + l * (attention + feedForward + 2 * layerNorm) +
+           layerNorm + head;
+  }
   }
   llvm_unreachable("unknown model family");
+}
+
+std::string mlir::galvatron::checkModelConfig(const ModelConfig &c) {
+  auto positive = [](int64_t value) { return value > 0; };
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (!positive(c.layers))
+    os << "the layer count must be positive, got " << c.layers;
+  else if (!positive(c.hidden))
+    os << "the hidden size must be positive, got " << c.hidden;
+  else if (!positive(c.heads))
+    os << "the head count must be positive, got " << c.heads;
+  else if (!c.headDimension && c.hidden % c.heads != 0)
+    os << c.heads << " heads do not divide the hidden size " << c.hidden;
+  else if (c.headDimension < 0)
+    os << "the head dimension must be positive, got " << c.headDimension;
+  else if (!positive(c.kvHeads) || c.heads % c.kvHeads != 0)
+    os << c.kvHeads << " key/value heads do not divide the " << c.heads
+       << " heads";
+  else if (c.family != ModelFamily::LLaMA && c.kvHeads != c.heads)
+    os << "grouped-query attention (" << c.kvHeads << " key/value heads for "
+       << c.heads << " heads) exists only in the llama family";
+  else if (!positive(c.ffnHidden))
+    os << "the feed-forward size must be positive, got " << c.ffnHidden;
+  else if (c.family != ModelFamily::ViT && !positive(c.vocab))
+    os << "the vocabulary size must be positive, got " << c.vocab;
+  else if ((c.family == ModelFamily::GPT || c.family == ModelFamily::BERT) &&
+           !positive(c.maxPositions))
+    os << "the position table size must be positive, got " << c.maxPositions;
+  else if (c.family != ModelFamily::ViT && !positive(c.seqLen))
+    os << "the sequence length must be positive, got " << c.seqLen;
+  else if (c.family == ModelFamily::LLaMA && c.headDim() % 2 != 0)
+    os << "rotary embeddings need an even head dimension, got "
+       << c.headDim();
+  else if (c.family == ModelFamily::ViT &&
+           (!positive(c.patchSize) || !positive(c.imageSize) ||
+            c.imageSize % c.patchSize != 0))
+    os << "the patch size " << c.patchSize
+       << " must divide the image size " << c.imageSize;
+  else if (c.family == ModelFamily::ViT && c.head == ModelHead::standard &&
+           !positive(c.classes))
+    os << "the class count must be positive, got " << c.classes;
+  else if (c.family == ModelFamily::T5 &&
+           (!positive(c.relativeBuckets) || !positive(c.relativeMaxDistance)))
+    os << "T5's relative attention needs positive bucket count and distance";
+  else if (c.family == ModelFamily::BERT && !positive(c.tokenTypes))
+    os << "the token type count must be positive, got " << c.tokenTypes;
+  else if (c.head == ModelHead::maskedLM && c.family != ModelFamily::BERT)
+    os << "a masked-LM head exists only for BERT";
+  else if (c.head == ModelHead::pooler && c.family != ModelFamily::BERT &&
+           c.family != ModelFamily::ViT)
+    os << "a pooler head exists only for BERT and ViT";
+  return message;
 }

@@ -1,12 +1,11 @@
-//===- ExportStrategy.cpp - Write Galvatron strategy JSON -----------------===//
+//===- ExportStrategy.cpp - Write the plan in a trainer's terms -----------===//
 
-#include "galvatron/Analysis/GalvatronStrategy.h"
+#include "galvatron/Analysis/PlanExport.h"
 #include "galvatron/Support/OutputFile.h"
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/PlanUtils.h"
 
 #include "mlir/Support/FileUtilities.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 namespace mlir::galvatron {
@@ -24,18 +23,41 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
       emitPassError(module, pass, message);
       signalPassFailure();
     };
+    const PlanExporter *exporter = findPlanExporter(format);
+    if (!exporter)
+      return fail("unknown format '" + format +
+                  "' (expected " + getPlanExportFormatList() + ")");
     auto input = getModelAndPlan(module, pass);
     if (failed(input))
       return signalPassFailure();
-    auto json = writeGalvatronStrategy(input->second, input->first.model);
-    if (!json)
-      return fail(llvm::toString(json.takeError()));
+    const ModelProfile &model = input->first.model;
+    const ParallelPlan &plan = input->second;
+    if (std::string error = plan.check(model); !error.empty())
+      return fail("the plan does not suit the model: " + error);
+    auto exported = exporter->exportPlan(plan, model);
+    if (!exported)
+      return fail(llvm::toString(exported.takeError()));
+    // Changes are priced on the cluster: the original beside the export.
+    if (!exported->changes.empty() || !exported->notes.empty()) {
+      auto setup = makePlanCostModelSetup(
+          {cluster, nodes, devices, memory, profiles}, plan);
+      if (!setup)
+        return fail(llvm::toString(setup.takeError()));
+      PlanEvaluation original = evaluatePlan(model, plan, setup->cluster,
+                                             setup->memoryBudget);
+      PlanEvaluation evaluation = evaluatePlan(
+          model, exported->plan, setup->cluster, setup->memoryBudget);
+      InFlightDiagnostic remark = emitRemark(module.getLoc());
+      remark << pass << ": format=" << format;
+      for (const std::string &line :
+           describePlanExport(*exporter, *exported, original, evaluation))
+        remark << "\n" << line;
+    }
     std::string error;
     std::unique_ptr<llvm::ToolOutputFile> output = openOutputFile(file, &error);
     if (!output)
       return fail(error);
-    output->os() << llvm::formatv("{0:2}", llvm::json::Value(std::move(*json)))
-                 << "\n";
+    output->os() << exported->text;
     if (llvm::Error failed = keepOutputFile(*output))
       return fail(llvm::toString(std::move(failed)));
     markAllAnalysesPreserved();

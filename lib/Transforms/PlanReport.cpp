@@ -3,8 +3,6 @@
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/PlanUtils.h"
 
-#include "llvm/Support/FormatVariadic.h"
-
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_PLANREPORT
 #include "galvatron/Transforms/Passes.h.inc"
@@ -25,20 +23,12 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
       return signalPassFailure();
     ModelProfile *model = &input->first.model;
     const ParallelPlan *plan = &input->second;
-    // Without a size, the cluster takes the plan's device count.
-    CostModelOptions options{cluster, nodes, devices, memory, profiles};
-    if (nodes == 0 && devices == 0)
-      options.devices = plan->devices;
-    auto setup = makeCostModelSetup(options);
+    auto setup = makePlanCostModelSetup(
+        {cluster, nodes, devices, memory, profiles}, *plan);
     if (!setup)
       return fail(llvm::toString(setup.takeError()));
     if (llvm::Error error = applyModelProfiles(*model, *setup, plan->precision))
       return fail(llvm::toString(std::move(error)));
-    if (setup->cluster.getDevices() != plan->devices)
-      return fail(llvm::formatv("the plan is for {0} devices but the cluster "
-                                "has {1}",
-                                plan->devices, setup->cluster.getDevices())
-                      .str());
     if (std::string error = plan->check(*model); !error.empty())
       return fail("the plan does not suit the model: " + error);
     PlanEvaluation evaluation =

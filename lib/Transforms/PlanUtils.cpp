@@ -114,6 +114,21 @@ llvm::Error mlir::galvatron::applyModelProfiles(ModelProfile &model,
   return llvm::Error::success();
 }
 
+llvm::Expected<CostModelSetup>
+mlir::galvatron::makePlanCostModelSetup(CostModelOptions options,
+                                        const ParallelPlan &plan) {
+  if (options.nodes == 0 && options.devices == 0)
+    options.devices = plan.devices;
+  auto setup = makeCostModelSetup(options);
+  if (!setup)
+    return setup.takeError();
+  if (setup->cluster.getDevices() != plan.devices)
+    return makeError(llvm::formatv(
+        "the plan is for {0} devices but the cluster has {1}", plan.devices,
+        setup->cluster.getDevices()));
+  return setup;
+}
+
 llvm::Expected<Precision> mlir::galvatron::parsePrecision(StringRef text) {
   if (std::optional<Precision> precision = symbolizePrecision(text))
     return *precision;

@@ -126,7 +126,7 @@ class GPT2Block(nn.Module):
         self.ln_1 = nn.LayerNorm(hidden, eps=1e-5)
         self.attn = GPT2Attention(config)
         self.ln_2 = nn.LayerNorm(hidden, eps=1e-5)
-        self.mlp = GPT2MLP(4 * hidden, config)
+        self.mlp = GPT2MLP(config.get("n_inner") or 4 * hidden, config)
 
     def forward(self, hidden_states, attention_mask=None):
         residual = hidden_states
@@ -164,7 +164,8 @@ class GPT2LMHeadModel(nn.Module):
         super().__init__()
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config["n_embd"], config["vocab_size"], bias=False)
-        self.lm_head.weight = self.transformer.wte.weight
+        if config.get("tie_word_embeddings", True):
+            self.lm_head.weight = self.transformer.wte.weight
 
     def forward(self, input_ids, attention_mask):
         return self.lm_head(self.transformer(input_ids, attention_mask))
@@ -233,9 +234,10 @@ class LlamaMLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         hidden, inner = config["hidden_size"], config["intermediate_size"]
-        self.gate_proj = nn.Linear(hidden, inner, bias=False)
-        self.up_proj = nn.Linear(hidden, inner, bias=False)
-        self.down_proj = nn.Linear(inner, hidden, bias=False)
+        bias = config.get("mlp_bias", False)
+        self.gate_proj = nn.Linear(hidden, inner, bias=bias)
+        self.up_proj = nn.Linear(hidden, inner, bias=bias)
+        self.down_proj = nn.Linear(inner, hidden, bias=bias)
         self.act_fn = nn.SiLU()
 
     def forward(self, x):
@@ -247,14 +249,19 @@ class LlamaAttention(nn.Module):
         super().__init__()
         self.hidden_size = config["hidden_size"]
         self.num_heads = config["num_attention_heads"]
-        self.head_dim = self.hidden_size // self.num_heads
+        self.head_dim = config.get("head_dim") or self.hidden_size // self.num_heads
         self.num_key_value_heads = config["num_key_value_heads"]
         self.num_key_value_groups = self.num_heads // self.num_key_value_heads
-        self.q_proj = nn.Linear(self.hidden_size, self.num_heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(self.hidden_size, self.num_key_value_heads * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(self.hidden_size, self.num_key_value_heads * self.head_dim, bias=False)
-        self.o_proj = nn.Linear(self.num_heads * self.head_dim, self.hidden_size, bias=False)
-        self.rotary_emb = LlamaRotaryEmbedding(self.head_dim, config["max_position_embeddings"])
+        # attention_bias biases all four projections (LLaMA); qkv_bias only
+        # q, k and v (Qwen2).
+        bias = config.get("attention_bias", False)
+        qkv_bias = bias or config.get("qkv_bias", False)
+        self.q_proj = nn.Linear(self.hidden_size, self.num_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(self.hidden_size, self.num_key_value_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(self.hidden_size, self.num_key_value_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, self.hidden_size, bias=bias)
+        self.rotary_emb = LlamaRotaryEmbedding(self.head_dim, config["max_position_embeddings"],
+                                               base=config.get("rope_theta", 10000))
 
     def forward(self, hidden_states, attention_mask, position_ids):
         bsz, q_len, _ = hidden_states.size()
@@ -274,7 +281,7 @@ class LlamaAttention(nn.Module):
         attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query_states.dtype)
         attn_output = torch.matmul(attn_weights, value_states)
         attn_output = attn_output.transpose(1, 2).contiguous()
-        attn_output = attn_output.reshape(bsz, q_len, self.hidden_size)
+        attn_output = attn_output.reshape(bsz, q_len, self.num_heads * self.head_dim)
         return self.o_proj(attn_output)
 
 
@@ -324,6 +331,8 @@ class LlamaForCausalLM(nn.Module):
         super().__init__()
         self.model = LlamaModel(config)
         self.lm_head = nn.Linear(config["hidden_size"], config["vocab_size"], bias=False)
+        if config.get("tie_word_embeddings", False):
+            self.lm_head.weight = self.model.embed_tokens.weight
 
     def forward(self, input_ids):
         return self.lm_head(self.model(input_ids))
@@ -360,9 +369,10 @@ class BertSelfAttention(nn.Module):
         self.num_attention_heads = config["num_attention_heads"]
         self.attention_head_size = hidden // self.num_attention_heads
         self.all_head_size = hidden
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
+        qkv_bias = config.get("qkv_bias", True)  # ViT's qkv_bias
+        self.query = nn.Linear(hidden, hidden, bias=qkv_bias)
+        self.key = nn.Linear(hidden, hidden, bias=qkv_bias)
+        self.value = nn.Linear(hidden, hidden, bias=qkv_bias)
         self.dropout = nn.Dropout(0.1)
 
     def transpose_for_scores(self, x):
@@ -463,18 +473,63 @@ class BertPooler(nn.Module):
 
 
 class BertModel(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, add_pooling_layer=True):
         super().__init__()
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
 
     def forward(self, input_ids, token_type_ids, attention_mask):
         extended_attention_mask = attention_mask[:, None, None, :].to(dtype=torch.float32)
         extended_attention_mask = (1.0 - extended_attention_mask) * torch.finfo(torch.float32).min
         embedding_output = self.embeddings(input_ids, token_type_ids)
         sequence_output = self.encoder(embedding_output, extended_attention_mask)
+        if self.pooler is None:
+            return sequence_output
         return sequence_output, self.pooler(sequence_output)
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config["hidden_size"], config["hidden_size"])
+        self.transform_act_fn = nn.GELU()
+        self.LayerNorm = nn.LayerNorm(config["hidden_size"], eps=1e-12)
+
+    def forward(self, hidden_states):
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config["hidden_size"], config["vocab_size"], bias=False)
+        self.bias = nn.Parameter(torch.zeros(config["vocab_size"]))
+        self.decoder.bias = self.bias
+
+    def forward(self, hidden_states):
+        return self.decoder(self.transform(hidden_states))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, sequence_output):
+        return self.predictions(sequence_output)
+
+
+class BertForMaskedLM(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        return self.cls(self.bert(input_ids, token_type_ids, attention_mask))
 
 
 #
@@ -506,10 +561,25 @@ class T5DenseActDense(nn.Module):
         return self.wo(self.dropout(self.act(self.wi(hidden_states))))
 
 
+class T5DenseGatedActDense(nn.Module):
+    """T5 v1.1's feed-forward: gelu_new(wi_0(x)) * wi_1(x), then wo."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.wi_0 = nn.Linear(config["d_model"], config["d_ff"], bias=False)
+        self.wi_1 = nn.Linear(config["d_model"], config["d_ff"], bias=False)
+        self.wo = nn.Linear(config["d_ff"], config["d_model"], bias=False)
+        self.act = NewGELUActivation()
+
+    def forward(self, hidden_states):
+        return self.wo(self.act(self.wi_0(hidden_states)) * self.wi_1(hidden_states))
+
+
 class T5LayerFF(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.DenseReluDense = T5DenseActDense(config)
+        gated = config.get("feed_forward_proj", "relu").startswith("gated-")
+        self.DenseReluDense = (T5DenseGatedActDense if gated else T5DenseActDense)(config)
         self.layer_norm = T5LayerNorm(config["d_model"], eps=1e-6)
         self.dropout = nn.Dropout(0.1)
 
@@ -689,12 +759,15 @@ class T5ForConditionalGeneration(nn.Module):
         self.encoder = T5Stack(config, self.shared, is_decoder=False)
         self.decoder = T5Stack(config, self.shared, is_decoder=True)
         self.lm_head = nn.Linear(config["d_model"], config["vocab_size"], bias=False)
-        self.lm_head.weight = self.shared.weight
+        self.tied = config.get("tie_word_embeddings", True)
+        if self.tied:
+            self.lm_head.weight = self.shared.weight
 
     def forward(self, input_ids, decoder_input_ids):
         encoder_hidden_states = self.encoder(input_ids)
         sequence_output = self.decoder(decoder_input_ids, encoder_hidden_states)
-        sequence_output = sequence_output * (self.model_dim ** -0.5)
+        if self.tied:
+            sequence_output = sequence_output * (self.model_dim ** -0.5)
         return self.lm_head(sequence_output)
 
 
@@ -801,14 +874,20 @@ class ViTEncoder(nn.Module):
 
 
 class ViTModel(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, add_pooling_layer=False):
         super().__init__()
         self.embeddings = ViTEmbeddings(config)
         self.encoder = ViTEncoder(config)
         self.layernorm = nn.LayerNorm(config["hidden_size"], eps=1e-12)
+        # Hugging Face's ViTModel has a pooler; ViTForImageClassification
+        # builds it without.
+        self.pooler = BertPooler(config) if add_pooling_layer else None
 
     def forward(self, pixel_values):
-        return self.layernorm(self.encoder(self.embeddings(pixel_values)))
+        sequence_output = self.layernorm(self.encoder(self.embeddings(pixel_values)))
+        if self.pooler is None:
+            return sequence_output
+        return sequence_output, self.pooler(sequence_output)
 
 
 class ViTForImageClassification(nn.Module):

@@ -2,6 +2,9 @@
 //
 // Produces galvatron IR from outside the IR world:
 //   galvatron-translate --model=NAME [--seq-len=N] [--batch=N] [-o out.mlir]
+//   galvatron-translate --model=gpt|llama|bert|t5|vit --layers N --hidden N
+//       --heads N [--kv-heads N] [--ffn N] [--vocab N] [--positions N] ...
+//   galvatron-translate --config config.json [--seq-len=N] [--batch=N] ...
 //   galvatron-translate --list-models
 //   galvatron-translate --emit-program in.mlir -o m.gxp
 //   galvatron-translate --import-onnx model.onnx [--batch=N] [--seq-len=N]
@@ -14,7 +17,7 @@
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
-#include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Models/ModelOptions.h"
 #include "galvatron/Support/OutputFile.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
@@ -27,6 +30,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/Timing.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
@@ -40,14 +44,12 @@ namespace cl = llvm::cl;
 
 static cl::OptionCategory category("galvatron-translate options");
 
-static cl::opt<std::string>
-    modelName("model", cl::desc("Emit the forward graph of a preset model"),
-              cl::value_desc("name"), cl::cat(category));
+static ModelOptions modelOptions(category);
 static cl::opt<bool> listModels("list-models",
                                 cl::desc("List the preset models"),
                                 cl::cat(category));
 static cl::opt<int64_t>
-    seqLen("seq-len", cl::desc("Sequence length (default: the preset's)"),
+    seqLen("seq-len", cl::desc("Sequence length (default: the model's)"),
            cl::init(0), cl::cat(category));
 static cl::opt<int64_t> batch("batch", cl::desc("Batch size"), cl::init(1),
                               cl::cat(category));
@@ -101,6 +103,10 @@ static void printModelList(llvm::raw_ostream &os) {
         (long long)config.heads, (long long)config.kvHeads,
         (long long)config.ffnHidden, (long long)config.vocab,
         (long long)config.seqLen, (long long)countPresetParameters(config));
+  os << "families (--model=NAME with --layers, --hidden, --heads): gpt, "
+        "llama, bert, t5, vit\n"
+        "Hugging Face configs (--config): "
+     << llvm::join(getHuggingFaceArchitectures(), ", ") << "\n";
 }
 
 static int writeModule(ModuleOp module) {
@@ -202,12 +208,19 @@ static int importONNX() {
 }
 
 static int emitModel() {
-  const ModelConfig *config = findModelPreset(modelName);
-  if (!config)
-    return error("unknown model '" + modelName +
-                 "'; --list-models lists the presets");
+  if (seqLen < 0)
+    return error("--seq-len must be positive, got " +
+                 Twine(seqLen.getValue()));
+  auto model = modelOptions.getModel(seqLen);
+  if (!model)
+    return error(llvm::toString(model.takeError()));
+  if (!model->ignored.empty())
+    llvm::WithColor::warning(llvm::errs(), "galvatron-translate")
+        << model->config.name
+        << ": dropout is not modelled (the graph trains without it): "
+        << llvm::join(model->ignored, ", ") << "\n";
   MLIRContext context;
-  auto module = buildModel(&context, *config, ModelShape{batch, seqLen});
+  auto module = buildModel(&context, model->config, ModelShape{batch, seqLen});
   if (!module)
     return error(llvm::toString(module.takeError()));
   return writeModule(**module);
@@ -249,12 +262,13 @@ static int run() {
   }
   if (importONNXFlag)
     return importONNX();
-  if (!modelName.empty())
+  if (modelOptions.hasModel())
     return emitModel();
   if (emitProgram)
     return writeProgram();
-  return error("nothing to do: give --model=NAME, --list-models, "
-               "--import-onnx FILE, --list-onnx-ops or --emit-program");
+  return error("nothing to do: give --model=NAME, --config FILE, "
+               "--list-models, --import-onnx FILE, --list-onnx-ops or "
+               "--emit-program");
 }
 
 int main(int argc, char **argv) {

@@ -4,7 +4,8 @@
 // (pipeline degree, micro-batches, schedule, split, every layer's strategy),
 // prices each with evaluatePlan, keeps those that fit under the search's
 // rounded memory accounting, and checks that searchPlan finds the same
-// least iteration time.
+// least iteration time, and searchPlans the same best time of each of the
+// best configurations.
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,6 +17,7 @@
 #include "gtest/gtest.h"
 
 #include <functional>
+#include <map>
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -45,6 +47,8 @@ struct BruteForceResult {
   int64_t plans = 0, fitting = 0;
   /// The least memory any plan needs.
   double leastMemory = std::numeric_limits<double>::infinity();
+  /// The least time per (pp, micro-batches) among fitting plans.
+  std::map<std::pair<int64_t, int64_t>, double> configurations;
 };
 
 /// Every plan of the space, priced.
@@ -100,6 +104,10 @@ BruteForceResult bruteForce(const ModelProfile &model,
                   return;
                 ++result.fitting;
                 result.time = std::min(result.time, evaluation.iterationTime);
+                auto [entry, added] = result.configurations.try_emplace(
+                    {pp, m}, evaluation.iterationTime);
+                entry->second =
+                    std::min(entry->second, evaluation.iterationTime);
                 return;
               }
               for (LayerStrategy strategy : choices[layer]) {
@@ -154,6 +162,28 @@ void expectSearchMatchesBruteForce(const ModelProfile &model,
       cluster, options.memoryBudget > 0 ? options.memoryBudget : cluster.memory);
   EXPECT_TRUE(fitsQuantized(searched->plan, searched->evaluation, usable,
                             options.memoryBins));
+  // The best plans of the three best configurations: each its
+  // configuration's best, in the order of the configurations' best times.
+  std::vector<double> best;
+  for (auto [key, time] : brute.configurations)
+    best.push_back(time);
+  llvm::sort(best);
+  auto top = searchPlans(model, cluster, options, 3);
+  ASSERT_TRUE(bool(top)) << llvm::toString(top.takeError());
+  ASSERT_EQ(top->size(), std::min<size_t>(3, best.size()));
+  EXPECT_EQ(top->front().evaluation.iterationTime,
+            searched->evaluation.iterationTime);
+  for (auto [index, result] : llvm::enumerate(*top)) {
+    double time = result.evaluation.iterationTime;
+    EXPECT_NEAR(time, best[index], 1e-9 * best[index]) << "plan " << index;
+    double own =
+        brute.configurations[std::make_pair(result.plan.pp,
+                                            result.plan.microBatches)];
+    EXPECT_NEAR(time, own, 1e-9 * time)
+        << "plan " << index << " is not its configuration's best";
+    EXPECT_TRUE(fitsQuantized(result.plan, result.evaluation, usable,
+                              options.memoryBins));
+  }
   }
 }
 

@@ -48,6 +48,47 @@ TEST(PresetsTest, IRCountEqualsClosedFormForEveryPreset) {
         << config.name;
 }
 
+// The same agreement on the architecture variants Hugging Face configs
+// select: biases, head dims, gating, tied or untied heads, BERT and ViT
+// heads.
+TEST(PresetsTest, IRCountEqualsClosedFormForVariants) {
+  MLIRContext context;
+  auto check = [&](ModelConfig config, StringRef what) {
+    auto module = buildModel(&context, config, {1, 0});
+    ASSERT_TRUE(bool(module)) << what.str() << ": "
+                              << llvm::toString(module.takeError());
+    auto main = (**module).lookupSymbol<func::FuncOp>("main");
+    EXPECT_EQ(ModelStatistics::compute(main).totalParameters,
+              countPresetParameters(config))
+        << what.str();
+  };
+  ModelConfig llama = *findModelPreset("llama-tiny");
+  llama.qkvBias = true;
+  check(llama, "llama with q/k/v biases");
+  llama.outputBias = llama.mlpBias = true;
+  llama.headDimension = 24;
+  llama.tiedHead = true;
+  check(llama, "llama with every bias, head_dim and a tied head");
+  ModelConfig gpt = *findModelPreset("gpt-tiny");
+  gpt.tiedHead = false;
+  gpt.qkvBias = gpt.mlpBias = false;
+  check(gpt, "gpt untied without biases");
+  ModelConfig t5 = *findModelPreset("t5-tiny");
+  t5.gatedFeedForward = true;
+  t5.tiedHead = false;
+  t5.headDimension = 8;
+  check(t5, "gated t5 with narrow heads and an untied head");
+  ModelConfig bert = *findModelPreset("bert-tiny");
+  for (ModelHead head : {ModelHead::pooler, ModelHead::maskedLM}) {
+    bert.head = head;
+    check(bert, "bert head");
+  }
+  ModelConfig vit = *findModelPreset("vit-tiny");
+  vit.head = ModelHead::pooler;
+  vit.qkvBias = false;
+  check(vit, "vit model without q/k/v biases");
+}
+
 TEST(PresetsTest, GPTLayerFlopsMatchFormula) {
   MLIRContext context;
   for (auto [name, batch, seq] :
@@ -132,6 +173,13 @@ TEST(PresetsTest, RejectsUnsuitableShapes) {
   expectError("gpt2-small", {1, 2048}, "exceeds the 1024 learned positions");
   expectError("bert-base", {0, 128}, "batch must be positive");
   expectError("vit-base", {1, 100}, "fixed by its image");
+  ModelConfig windowed = *findModelPreset("llama-tiny");
+  windowed.slidingWindow = 32;
+  auto module = buildModel(&context, windowed, {1, 33});
+  ASSERT_FALSE(bool(module));
+  EXPECT_NE(llvm::toString(module.takeError()).find("sliding window of 32"),
+            std::string::npos);
+  EXPECT_TRUE(bool(buildModel(&context, windowed, {1, 32})));
   EXPECT_EQ(findModelPreset("no-such-model"), nullptr);
 }
 

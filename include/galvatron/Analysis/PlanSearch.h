@@ -154,6 +154,15 @@ llvm::Expected<SearchResult> searchPlanFor(const ModelProfile &model,
                                            const SearchOptions &options,
                                            PlanTarget target);
 
+/// The `count` best plans of distinct (pp, micro-batches, schedule)
+/// configurations, best first: each the optimal plan of its configuration,
+/// and no configuration left out has a faster plan than the last one. The
+/// first is searchPlan's. Fewer when fewer configurations have a plan that
+/// fits; the statistics are the whole search's.
+llvm::Expected<std::vector<SearchResult>>
+searchPlans(const ModelProfile &model, const ClusterSpec &cluster,
+            const SearchOptions &options, unsigned count);
+
 //===----------------------------------------------------------------------===//
 // The space, for tests that enumerate it
 //===----------------------------------------------------------------------===//

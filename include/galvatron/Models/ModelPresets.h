@@ -8,6 +8,8 @@
 #ifndef GALVATRON_MODELS_MODELPRESETS_H
 #define GALVATRON_MODELS_MODELPRESETS_H
 
+#include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -15,6 +17,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace mlir::galvatron {
@@ -33,6 +36,22 @@ enum class ModelFamily {
 };
 
 llvm::StringRef stringifyModelFamily(ModelFamily family);
+std::optional<ModelFamily> symbolizeModelFamily(llvm::StringRef name);
+
+/// What follows the transformer blocks.
+enum class ModelHead {
+  /// The family's head: the LM head (GPT, LLaMA, T5), the classifier on
+  /// the class token (ViT), and for BERT the presets' pooler plus logits
+  /// through the tied word embedding.
+  standard,
+  /// Only the pooler (Hugging Face's BertModel and ViTModel): the outputs
+  /// are last_hidden_state and pooler_output, and parameter names have no
+  /// "bert." / "vit." prefix.
+  pooler,
+  /// BertForMaskedLM's prediction head: dense, activation, LayerNorm, and
+  /// the tied word embedding plus a bias (no pooler).
+  maskedLM,
+};
 
 struct ModelConfig {
   std::string name;
@@ -60,7 +79,46 @@ struct ModelConfig {
   /// BERT only.
   int64_t tokenTypes = 0;
 
-  int64_t headDim() const { return hidden / heads; }
+  // Variants of the family's architecture (from Hugging Face configs). The
+  // optional ones default to the family's own architecture; see the
+  // accessors below.
+
+  /// Width of one attention head (LLaMA's head_dim, T5's d_kv); 0 =
+  /// hidden / heads.
+  int64_t headDimension = 0;
+  /// Rotary embedding base (LLaMA family).
+  double ropeTheta = 10000.0;
+  /// Biases of the query/key/value projections, the attention output
+  /// projection and the feed-forward linears (GPT, BERT, ViT: all;
+  /// LLaMA, T5: none).
+  std::optional<bool> qkvBias, outputBias, mlpBias;
+  /// The feed-forward activation (GPT: tanh GELU, LLaMA: SiLU, BERT and
+  /// ViT: GELU, T5: ReLU).
+  std::optional<Activation> activation;
+  /// T5: a gated feed-forward (wi_0 activated times wi_1, T5 v1.1).
+  /// LLaMA's is always gated.
+  bool gatedFeedForward = false;
+  ModelHead head = ModelHead::standard;
+  /// GPT-2: scale attention scores by 1/sqrt(head dim) (scale_attn_weights)
+  /// and further by 1/(layer index + 1) (scale_attn_by_inverse_layer_idx).
+  bool scaleAttention = true, scaleByInverseLayer = false;
+  /// Sliding-window attention span (Mistral); 0 = none. Only sequences that
+  /// fit in the window are supported (where it changes nothing).
+  int64_t slidingWindow = 0;
+  /// Standard deviation of normally initialized weights (initializer_range).
+  double initStd = 0.02;
+
+  int64_t headDim() const {
+    return headDimension ? headDimension : hidden / heads;
+  }
+  bool hasQkvBias() const;
+  bool hasOutputBias() const;
+  bool hasMlpBias() const;
+  Activation getActivation() const;
+  /// Whether the feed-forward block is gated (LLaMA's SwiGLU, T5 v1.1).
+  bool isGated() const {
+    return family == ModelFamily::LLaMA || gatedFeedForward;
+  }
 };
 
 /// Sizes the generated IR is specialized to.
@@ -78,6 +136,11 @@ const ModelConfig *findModelPreset(llvm::StringRef name);
 
 /// Parameters of `config` by closed-form formula, independent of the IR.
 int64_t countPresetParameters(const ModelConfig &config);
+
+/// Checks that `config`'s dimensions are consistent (positive sizes, heads
+/// dividing the hidden size, key/value heads dividing the heads, ...);
+/// returns a message naming the first problem, or "".
+std::string checkModelConfig(const ModelConfig &config);
 
 /// Builds the forward graph of `config` as a module: parameter declarations
 /// and one function `@main` whose ops all live in layers. Fails with a

@@ -151,19 +151,37 @@ def ApplyStrategy : Pass<"galvatron-apply-strategy", "::mlir::ModuleOp"> {
 }
 
 def ExportStrategy : Pass<"galvatron-export-strategy", "::mlir::ModuleOp"> {
-  let summary = "Write the module's plan as Galvatron strategy JSON";
+  let summary = "Write the module's plan for Galvatron, Megatron-LM, torchtitan or DeepSpeed";
   let description = [{
-    Writes the #galvatron.plan and #galvatron.strategy attributes in the
-    format of Galvatron's strategy files (pp_deg, tp_sizes_enc,
-    tp_consecutive_flags, dp_types_enc, use_sp, checkpoint, global_bsz,
-    chunks, pp_division, pipeline_type, default_dp_type, vtp, vsp,
-    embed_sdp), or fails naming what that format cannot express. The IR is
-    left unchanged.
+    Writes the #galvatron.plan and #galvatron.strategy attributes in a
+    trainer's terms (format=):
+
+    - `galvatron`: Galvatron's strategy JSON (pp_deg, tp_sizes_enc,
+      tp_consecutive_flags, dp_types_enc, use_sp, checkpoint, global_bsz,
+      chunks, pp_division, pipeline_type, default_dp_type, vtp, vsp,
+      embed_sdp), or fails naming what that format cannot express;
+    - `megatron`: Megatron-LM arguments, one per line;
+    - `torchtitan`: torchtitan's [training], [parallelism] and
+      [activation_checkpoint] TOML sections;
+    - `deepspeed`: a DeepSpeed JSON config.
+
+    Megatron-LM, torchtitan and DeepSpeed give every layer one strategy; a
+    plan they cannot express is exported as the closest one they can, and
+    remarks list the layers that changed with the cost model's prediction
+    of both plans on the cluster options' cluster (which should be the one
+    the plan was made for), and what must be set in code. The IR is left
+    unchanged.
+
+    ```
+    galvatron-opt --galvatron-export-strategy="format=megatron cluster=h100-80gb file=args.txt"
+    ```
   }];
-  let options = [
+  let options = !listconcat(clusterOptions, [
+    Option<"format", "format", "std::string", /*default=*/"\"galvatron\"",
+           "galvatron, megatron, torchtitan or deepspeed">,
     Option<"file", "file", "std::string", /*default=*/"\"-\"",
            "Output file ('-' is stdout)">
-  ];
+  ]);
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
 

@@ -49,6 +49,12 @@ llvm::Error applyModelProfiles(ModelProfile &model,
                                const CostModelSetup &setup,
                                Precision precision);
 
+/// The cluster and budget the options describe for pricing `plan`: without
+/// nodes or devices, the cluster takes the plan's device count; fails when
+/// the counts differ.
+llvm::Expected<CostModelSetup>
+makePlanCostModelSetup(CostModelOptions options, const ParallelPlan &plan);
+
 /// "bf16", "fp16" or "fp32".
 llvm::Expected<Precision> parsePrecision(StringRef text);
 
