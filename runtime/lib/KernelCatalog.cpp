@@ -183,12 +183,14 @@ static Status verifyLinear(const KernelCall &call) {
   return expectOutput(call, result);
 }
 
-/// A block of `local` ids of a split vocabulary starts inside it or in its
-/// padding (a block past `vocab_size` is padding).
+/// A block of `local` ids of a split vocabulary lies inside it, or is one
+/// of its equal blocks extending into the padding (ids past `vocab_size`).
 static Status verifyVocabBlock(const KernelCall &call, int64_t local) {
   int64_t start = call.integer("vocab_start", 0);
   int64_t size = call.integer("vocab_size", local);
-  if (start < 0 || size < 1 || start % std::max<int64_t>(local, 1) != 0)
+  bool inside = start + local <= size;
+  bool paddedBlock = start % std::max<int64_t>(local, 1) == 0;
+  if (start < 0 || size < 1 || (!inside && !paddedBlock))
     return error("vocabulary block [", start, ", ", start + local,
                  ") is not a block of [0, ", size, ")");
   return Status::ok();
