@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Per-rank memory: the compile-time arena of each rank's training program
-beside the cost model's prediction for its stage.
+"""Per-stage memory: the compile-time arena of each stage's training program
+(which every rank of the stage allocates) beside the cost model's prediction.
 
   benchmarks/memory_report.py --bin build/bin --model gpt-tiny \
       --plan "devices=2 pp=2 precision=fp32 global-batch=8 chunks=4"
@@ -10,9 +10,10 @@ Columns: the whole arena and the predicted stage total; the model states
 temporaries, inputs) of both.
 
 The arena is what the runtime allocates (parameters, gradients, optimizer
-state and every activation and temporary of the unrolled step, placed by the
-static memory planner); the prediction is `--galvatron-plan-report`'s stage
-total (model states + in-flight activations + transient buffers).
+state, the slots of the micro-batches in flight and the temporaries of the
+step's blocks, placed by the static memory planner); the prediction is
+`--galvatron-plan-report`'s stage total (model states + in-flight activations
++ transient buffers).
 
 With --against-fp32 a 16-bit plan is also compiled in fp32: the last column
 is the rest of the 16-bit arena over the fp32 arena's (model states are the
@@ -35,16 +36,16 @@ def run(command):
 
 
 def arenas_of(args, plan):
-    """rank -> (arena bytes, model state bytes) of the compiled plan."""
+    """stage -> (arena bytes, model state bytes) of the compiled plan."""
     compiled = run([args.bin + "/galvatron-compile", "--model=" + args.model,
                     "--batch=%d" % args.batch, "--seq-len=%d" % args.seq_len,
                     "--plan=" + plan, "--train=" + args.train, "-o", "/dev/null"])
     arenas = {}
-    for rank, arena, params, state in re.findall(
-            r"rank (\d+): arena \(plan peak\) (\d+) bytes, live peak \d+ "
-            r"bytes, parameters (\d+) bytes(?:, training state (\d+) bytes)?",
-            compiled):
-        arenas[int(rank)] = (int(arena), int(params) + int(state or 0))
+    for stage, arena, params, state in re.findall(
+            r"stage (\d+) \([^)]*\): [^;]*; arena \(plan peak\) (\d+) bytes, "
+            r"live peak \d+ bytes, parameters (\d+) bytes(?:, training state "
+            r"(\d+) bytes)?", compiled):
+        arenas[int(stage)] = (int(arena), int(params) + int(state or 0))
     return arenas
 
 
@@ -62,8 +63,8 @@ def main():
     args = parser.parse_args()
 
     compiled = arenas_of(args, args.plan)
-    arenas = {rank: arena for rank, (arena, _) in compiled.items()}
-    states = {rank: state for rank, (_, state) in compiled.items()}
+    arenas = {stage: arena for stage, (arena, _) in compiled.items()}
+    states = {stage: state for stage, (_, state) in compiled.items()}
     fp32 = None
     if args.against_fp32:
         fp32 = arenas_of(args, re.sub(r"precision=\w+", "precision=fp32",
@@ -76,28 +77,25 @@ def main():
          "--galvatron-apply-strategy=%s report=json check-memory=false" % args.plan,
          "-o", "/dev/null"],
         input=ir, capture_output=True, text=True, check=True).stdout)
-    devices, pp = report["devices"], report["pp"]
-    per_stage = devices // pp
     print("%s, %s (train: %s)" % (args.model, args.plan, args.train))
-    print("%5s %5s %12s %12s %8s | %12s %12s | %12s %12s%s" % (
-        "rank", "stage", "arena", "predicted", "error", "states", "predicted",
+    print("%5s %12s %12s %8s | %12s %12s | %12s %12s%s" % (
+        "stage", "arena", "predicted", "error", "states", "predicted",
         "rest", "predicted", " | rest/fp32" if fp32 else ""))
     worst = 0.0
-    for rank in sorted(arenas):
-        stage = report["stages"][rank // per_stage]
-        predicted = stage["memory_bytes"]["total"]
-        error = (predicted - arenas[rank]) / arenas[rank]
+    for index in sorted(arenas):
+        memory = report["stages"][index]["memory_bytes"]
+        predicted = memory["total"]
+        error = (predicted - arenas[index]) / arenas[index]
         worst = max(worst, abs(error))
-        memory = stage["memory_bytes"]
         predicted_states = memory["params"] + memory["grads"] + memory["optimizer"]
-        rest = arenas[rank] - states[rank]
+        rest = arenas[index] - states[index]
         ratio = ""
         if fp32:
-            ratio = " | %9.2f" % (rest / (fp32[rank][0] - fp32[rank][1]))
-        print("%5d %5d %12d %12d %+7.1f%% | %12d %12d | %12d %12d%s" % (
-            rank, rank // per_stage, arenas[rank], predicted, 100 * error,
-            states[rank], predicted_states, rest,
-            memory["activations"] + memory["buffers"], ratio))
+            ratio = " | %9.2f" % (rest / (fp32[index][0] - fp32[index][1]))
+        print("%5d %12d %12d %+7.1f%% | %12d %12d | %12d %12d%s" % (
+            index, arenas[index], predicted, 100 * error, states[index],
+            predicted_states, rest, memory["activations"] + memory["buffers"],
+            ratio))
     print("largest error %.1f%%" % (100 * worst))
 
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <vector>
 
 using namespace mlir::galvatron;
 
@@ -16,7 +17,7 @@ static uint64_t alignTo(uint64_t value, uint64_t alignment) {
 }
 
 MemoryPlan mlir::galvatron::planMemory(llvm::ArrayRef<MemoryRequest> requests,
-                                       uint64_t alignment) {
+                                       uint64_t alignment, uint64_t boundary) {
   MemoryPlan plan;
   plan.offsets.assign(requests.size(), 0);
   llvm::SmallVector<uint64_t> sizes;
@@ -26,40 +27,68 @@ MemoryPlan mlir::galvatron::planMemory(llvm::ArrayRef<MemoryRequest> requests,
   auto indices = llvm::seq<size_t>(0, requests.size());
   llvm::SmallVector<size_t> order(indices.begin(), indices.end());
   llvm::stable_sort(order, [&](size_t a, size_t b) {
+    bool aFixed = requests[a].fixedOffset.has_value();
+    if (aFixed != requests[b].fixedOffset.has_value())
+      return aFixed;
     if (sizes[a] != sizes[b])
       return sizes[a] > sizes[b];
     return requests[a].start < requests[b].start;
   });
 
-  llvm::SmallVector<size_t> placed;
+  // Placed blocks, scanned for every request: kept compact.
+  struct Placed {
+    int64_t start, end;
+    uint64_t offset, size;
+  };
+  std::vector<Placed> placed;
+  std::vector<std::pair<uint64_t, uint64_t>> conflicts;
   for (size_t index : order) {
     const MemoryRequest &request = requests[index];
     uint64_t size = sizes[index];
     if (size == 0)
       continue;
-    // The placed blocks live at the same time as this one, by offset.
-    llvm::SmallVector<size_t> conflicts;
-    for (size_t other : placed)
-      if (requests[other].start <= request.end &&
-          request.start <= requests[other].end)
-        conflicts.push_back(other);
-    llvm::sort(conflicts, [&](size_t a, size_t b) {
-      return plan.offsets[a] < plan.offsets[b];
-    });
-    uint64_t cursor = 0, best = 0;
-    uint64_t bestGap = std::numeric_limits<uint64_t>::max();
-    for (size_t other : conflicts) {
-      uint64_t begin = plan.offsets[other];
-      if (begin > cursor && begin - cursor >= size && begin - cursor < bestGap) {
-        bestGap = begin - cursor;
-        best = cursor;
+    uint64_t offset;
+    if (request.fixedOffset) {
+      offset = *request.fixedOffset;
+    } else {
+      // The placed blocks live at the same time as this one, by offset.
+      conflicts.clear();
+      for (const Placed &other : placed)
+        if (other.start <= request.end && request.start <= other.end)
+          conflicts.emplace_back(other.offset, other.size);
+      llvm::sort(conflicts);
+      uint64_t cursor = 0, best = 0;
+      uint64_t bestGap = std::numeric_limits<uint64_t>::max();
+      // Considers [from, to) as a free gap, split at the boundary.
+      auto consider = [&](uint64_t from, uint64_t to) {
+        auto fit = [&](uint64_t begin, uint64_t end) {
+          if (end > begin && end - begin >= size && end - begin < bestGap) {
+            bestGap = end - begin;
+            best = begin;
+          }
+        };
+        if (boundary && from < boundary && boundary < to) {
+          fit(from, boundary);
+          fit(boundary, to);
+        } else {
+          fit(from, to);
+        }
+      };
+      for (auto [begin, blockSize] : conflicts) {
+        if (begin > cursor)
+          consider(cursor, begin);
+        cursor = std::max(cursor, begin + blockSize);
       }
-      cursor = std::max(cursor, begin + sizes[other]);
+      if (bestGap != std::numeric_limits<uint64_t>::max())
+        offset = best;
+      else if (boundary && cursor < boundary && cursor + size > boundary)
+        offset = boundary;
+      else
+        offset = cursor;
     }
-    plan.offsets[index] =
-        bestGap == std::numeric_limits<uint64_t>::max() ? cursor : best;
-    plan.size = std::max(plan.size, plan.offsets[index] + size);
-    placed.push_back(index);
+    plan.offsets[index] = offset;
+    plan.size = std::max(plan.size, offset + size);
+    placed.push_back(Placed{request.start, request.end, offset, size});
   }
 
   // Live bytes per step: +size at start, -size after end.

@@ -134,33 +134,34 @@ std::optional<PipelinePosition> getPipelinePosition(func::FuncOp function) {
   return PipelinePosition{*stage, plan.getPp()};
 }
 
-/// The calls of one training step on stage `position`, as the schedule
-/// lists them. 1F1B (pipedream_flush): pp - stage - 1 warm-up forwards, then
-/// one forward and one backward alternately, then the remaining backwards;
-/// without a pipeline this is F0 B0 F1 B1 ..., holding one micro-batch's
-/// activations. GPipe on a pipeline: every forward, then every backward.
-/// The update comes last.
-SmallVector<Attribute> buildScheduleOrder(MLIRContext *context,
-                                          int64_t microBatches,
-                                          PipelinePosition position,
-                                          PipelineSchedule schedule) {
+/// The calls of one training step on stage `position`, as phases over the
+/// micro-batches. 1F1B (pipedream_flush): a warm-up of pp - stage - 1
+/// forwards, a steady state of one forward and one backward, a cool-down
+/// of the remaining backwards; without a pipeline this is F0 B0 F1 B1 ...,
+/// holding one micro-batch's activations. GPipe on a pipeline: every
+/// forward, then every backward. The update comes last.
+SmallVector<Attribute> buildSchedulePhases(MLIRContext *context,
+                                           int64_t microBatches,
+                                           PipelinePosition position,
+                                           PipelineSchedule schedule) {
   int64_t warmUp = microBatches;
   if (schedule == PipelineSchedule::pipedream_flush || position.stages == 1)
     warmUp = std::min(position.stages - position.stage - 1, microBatches);
-  SmallVector<Attribute> order;
-  auto add = [&](ScheduleStepKind kind, int64_t micro) {
-    order.push_back(ScheduleStepAttr::get(context, kind, micro));
+  SmallVector<Attribute> phases;
+  auto step = [&](ScheduleStepKind kind, int64_t micro) -> Attribute {
+    return ScheduleStepAttr::get(context, kind, micro);
   };
-  for (int64_t micro = 0; micro < warmUp; ++micro)
-    add(ScheduleStepKind::forward, micro);
-  for (int64_t micro = warmUp; micro < microBatches; ++micro) {
-    add(ScheduleStepKind::forward, micro);
-    add(ScheduleStepKind::backward, micro - warmUp);
-  }
-  for (int64_t micro = microBatches - warmUp; micro < microBatches; ++micro)
-    add(ScheduleStepKind::backward, micro);
-  add(ScheduleStepKind::optimizer, -1);
-  return order;
+  auto add = [&](int64_t iterations, ArrayRef<Attribute> steps) {
+    if (iterations > 0)
+      phases.push_back(SchedulePhaseAttr::get(
+          context, iterations, ArrayAttr::get(context, steps)));
+  };
+  add(warmUp, {step(ScheduleStepKind::forward, 0)});
+  add(microBatches - warmUp, {step(ScheduleStepKind::forward, warmUp),
+                              step(ScheduleStepKind::backward, 0)});
+  add(warmUp, {step(ScheduleStepKind::backward, microBatches - warmUp)});
+  add(1, {step(ScheduleStepKind::optimizer, -1)});
+  return phases;
 }
 
 struct BuildTrainStepPass : impl::BuildTrainStepBase<BuildTrainStepPass> {
@@ -792,7 +793,7 @@ LogicalResult BuildTrainStepPass::run() {
   OpBuilder b(&getContext());
   b.setInsertionPointAfter(optimizerStep);
   PlanAttr plan = getPlan(module);
-  SmallVector<Attribute> order = buildScheduleOrder(
+  SmallVector<Attribute> phases = buildSchedulePhases(
       &getContext(), config->microBatches,
       position ? *position : PipelinePosition{0, 1},
       plan ? plan.getSchedule() : PipelineSchedule::pipedream_flush);
@@ -803,7 +804,7 @@ LogicalResult BuildTrainStepPass::run() {
       FlatSymbolRefAttr::get(forward.getSymNameAttr()),
       FlatSymbolRefAttr::get(backward->function.getSymNameAttr()),
       FlatSymbolRefAttr::get(optimizerStep.getSymNameAttr()),
-      b.getArrayAttr(order));
+      b.getArrayAttr(phases));
   return success();
 }
 

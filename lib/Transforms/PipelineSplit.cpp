@@ -273,10 +273,17 @@ struct PipelineSplitPass : impl::PipelineSplitBase<PipelineSplitPass> {
     func::FuncOp stageFunction = splitter.build(stage, function);
     main.erase();
     stageFunction.setSymName(function);
-    // Weights of other stages are not part of this stage's model.
+    // Weights of other stages are not part of this stage's model. (One walk
+    // for every use: a walk per parameter would grow with their product.)
+    DenseSet<StringAttr> used;
+    module.walk([&](Operation *op) {
+      op->getAttrDictionary().walk([&](SymbolRefAttr reference) {
+        used.insert(reference.getRootReference());
+      });
+    });
     for (auto parameter :
          llvm::make_early_inc_range(module.getOps<ParameterOp>()))
-      if (SymbolTable::symbolKnownUseEmpty(parameter, module))
+      if (!used.contains(parameter.getSymNameAttr()))
         parameter.erase();
   }
 };

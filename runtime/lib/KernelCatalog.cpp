@@ -1095,15 +1095,20 @@ Status verifyKernelCall(const KernelCall &call) {
   return spec.verify(call);
 }
 
-KernelCall makeKernelCall(const KernelSpec &spec, const RankProgram &rank,
-                          const Instruction &instruction) {
+KernelCall makeKernelCall(const KernelSpec &spec, const ProgramBody &program,
+                          const Instruction &instruction,
+                          const std::vector<Attribute> &attributes) {
   std::vector<TensorType> inputs, outputs;
   for (uint32_t index : instruction.inputs)
-    inputs.push_back(rank.buffers[index].type);
+    inputs.push_back(program.buffers[index].type);
   for (uint32_t index : instruction.outputs)
-    outputs.push_back(rank.buffers[index].type);
-  return KernelCall(spec, std::move(inputs), std::move(outputs),
-                    instruction.attributes);
+    outputs.push_back(program.buffers[index].type);
+  return KernelCall(spec, std::move(inputs), std::move(outputs), attributes);
+}
+
+KernelCall makeKernelCall(const KernelSpec &spec, const RankProgram &rank,
+                          const Instruction &instruction) {
+  return makeKernelCall(spec, rank, instruction, instruction.attributes);
 }
 
 Expected<KernelBinding> bindKernel(const RankProgram &rank,

@@ -148,27 +148,23 @@ public:
   Status setupGroups(const std::vector<std::vector<uint32_t>> &table) override {
     groups = table;
     comms.assign(table.size(), MPI_COMM_NULL);
-    MPI_Group world;
-    GALVATRON_RETURN_IF_ERROR(
-        mpiStatus(MPI_Comm_group(MPI_COMM_WORLD, &world), "MPI_Comm_group"));
-    // Every rank walks the table in the same order and joins the groups it
-    // belongs to; creation is collective over the members only.
+    // One split of the world per family, in table order on every rank
+    // (collective over the world): the ranks of a group share its first
+    // member as the color and are ordered by their position in it.
     for (size_t g = 0; g < table.size(); ++g) {
       const std::vector<uint32_t> &members = table[g];
-      if (std::find(members.begin(), members.end(), myRank) == members.end())
-        continue;
-      std::vector<int> ranks(members.begin(), members.end());
-      MPI_Group group;
+      int color = MPI_UNDEFINED, key = 0;
+      if (!members.empty()) {
+        color = int(members.front());
+        key = int(std::find(members.begin(), members.end(), myRank) -
+                  members.begin());
+      }
       GALVATRON_RETURN_IF_ERROR(mpiStatus(
-          MPI_Group_incl(world, int(ranks.size()), ranks.data(), &group),
-          "MPI_Group_incl"));
-      int code = MPI_Comm_create_group(MPI_COMM_WORLD, group, int(g & 0x7FFF),
-                                       &comms[g]);
-      MPI_Group_free(&group);
-      GALVATRON_RETURN_IF_ERROR(mpiStatus(code, "MPI_Comm_create_group"));
-      MPI_Comm_set_errhandler(comms[g], MPI_ERRORS_RETURN);
+          MPI_Comm_split(MPI_COMM_WORLD, color, key, &comms[g]),
+          "MPI_Comm_split"));
+      if (comms[g] != MPI_COMM_NULL)
+        MPI_Comm_set_errhandler(comms[g], MPI_ERRORS_RETURN);
     }
-    MPI_Group_free(&world);
     return Status::ok();
   }
 

@@ -68,18 +68,53 @@ std::string TensorType::str() const {
   return std::string(elementTypeName(elementType)) + shapeString(shape);
 }
 
+uint32_t Group::size() const {
+  uint32_t members = 1;
+  for (const GroupAxis &axis : axes)
+    members *= axis.size;
+  return members;
+}
+
+uint32_t Group::coordinate(uint32_t rank, size_t axis) const {
+  return rank / axes[axis].stride % axes[axis].size;
+}
+
+uint32_t Group::position(uint32_t rank) const {
+  uint32_t position = 0;
+  for (size_t a = 0; a < axes.size(); ++a)
+    position = position * axes[a].size + coordinate(rank, a);
+  return position;
+}
+
+std::vector<uint32_t> Group::members(uint32_t rank) const {
+  uint32_t base = rank;
+  for (size_t a = 0; a < axes.size(); ++a)
+    base -= coordinate(rank, a) * axes[a].stride;
+  std::vector<uint32_t> ranks{base};
+  // The last axis varies fastest: expand from the first.
+  for (const GroupAxis &axis : axes) {
+    std::vector<uint32_t> next;
+    next.reserve(ranks.size() * axis.size);
+    for (uint32_t member : ranks)
+      for (uint32_t c = 0; c < axis.size; ++c)
+        next.push_back(member + c * axis.stride);
+    ranks = std::move(next);
+  }
+  return ranks;
+}
+
 Attribute Attribute::makeInteger(std::string name, int64_t value) {
-  return Attribute{std::move(name), AttributeKind::integer, value, 0.0, {}};
+  return Attribute{std::move(name), AttributeKind::integer, value, 0.0, {}, {}};
 }
 
 Attribute Attribute::makeReal(std::string name, double value) {
-  return Attribute{std::move(name), AttributeKind::real, 0, value, {}};
+  return Attribute{std::move(name), AttributeKind::real, 0, value, {}, {}};
 }
 
 Attribute Attribute::makeIntegers(std::string name,
                                   std::vector<int64_t> values) {
   return Attribute{std::move(name), AttributeKind::integers, 0, 0.0,
-                   std::move(values)};
+                   std::move(values), {}};
 }
 
 std::string_view instructionKindName(InstructionKind kind) {
@@ -114,13 +149,6 @@ double AttributeList::real(std::string_view name, double fallback) const {
 std::vector<int64_t> AttributeList::integers(std::string_view name) const {
   const Attribute *attribute = find(name);
   return attribute ? attribute->integers : std::vector<int64_t>();
-}
-
-const RankProgram *Program::findRank(uint32_t rank) const {
-  for (const RankProgram &program : ranks)
-    if (program.rank == rank)
-      return &program;
-  return nullptr;
 }
 
 } // namespace galvatron::runtime

@@ -47,10 +47,19 @@ uint64_t getU64(const uint8_t *at) {
 using flatbuffers::FlatBufferBuilder;
 using flatbuffers::Offset;
 
+std::vector<fb::RankTerm> encode(const std::vector<RankTerm> &terms) {
+  std::vector<fb::RankTerm> encoded;
+  for (const RankTerm &term : terms)
+    encoded.emplace_back(term.coefficient, term.index, term.group);
+  return encoded;
+}
+
 Offset<fb::Attribute> encode(FlatBufferBuilder &fbb, const Attribute &attr) {
+  std::vector<fb::RankTerm> terms = encode(attr.terms);
   return fb::CreateAttributeDirect(
       fbb, attr.name.c_str(), fb::AttributeKind(attr.kind), attr.integer,
-      attr.real, attr.kind == AttributeKind::integers ? &attr.integers : nullptr);
+      attr.real, attr.kind == AttributeKind::integers ? &attr.integers : nullptr,
+      terms.empty() ? nullptr : &terms);
 }
 
 Offset<fb::Instruction> encode(FlatBufferBuilder &fbb,
@@ -62,9 +71,10 @@ Offset<fb::Instruction> encode(FlatBufferBuilder &fbb,
       fbb, fb::InstructionKind(instruction.kind),
       instruction.kind == InstructionKind::kernel ? instruction.kernel.c_str()
                                                   : nullptr,
-      &instruction.inputs, &instruction.outputs, &attributes,
-      instruction.group, fb::ReduceOp(instruction.reduce), instruction.peer,
-      instruction.tag, instruction.layer);
+      &instruction.inputs, &instruction.outputs,
+      attributes.empty() ? nullptr : &attributes, instruction.group,
+      fb::ReduceOp(instruction.reduce), instruction.peer, instruction.tag,
+      instruction.layer);
 }
 
 Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
@@ -80,46 +90,61 @@ Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
         fbb, data.location.c_str(), data.offset, data.length,
         data.key.empty() ? nullptr : data.key.c_str());
   }
+  std::vector<fb::RankTerm> terms = encode(parameter.sliceTerms);
   return fb::CreateParameterDirect(
       fbb, parameter.buffer, parameter.name.c_str(),
       parameter.isSlice() ? &parameter.fullShape : nullptr,
-      parameter.isSlice() ? &parameter.sliceStart : nullptr, init, external,
-      parameter.state);
+      parameter.isSlice() ? &parameter.sliceStart : nullptr,
+      terms.empty() ? nullptr : &terms, init, external, parameter.state);
 }
 
-Offset<fb::RankProgram> encode(FlatBufferBuilder &fbb,
-                               const RankProgram &rank) {
+Offset<fb::StageProgram> encode(FlatBufferBuilder &fbb,
+                                const StageProgram &stage) {
   std::vector<Offset<fb::Buffer>> buffers;
-  for (const Buffer &buffer : rank.buffers)
+  for (const Buffer &buffer : stage.buffers)
     buffers.push_back(fb::CreateBufferDirect(
         fbb, fb::ElementType(buffer.type.elementType), &buffer.type.shape,
         buffer.offset, buffer.viewOf ? int64_t(*buffer.viewOf) : -1,
-        buffer.name.empty() ? nullptr : buffer.name.c_str()));
+        buffer.name.empty() ? nullptr : buffer.name.c_str(), buffer.slotted));
   std::vector<Offset<fb::Parameter>> parameters;
-  for (const Parameter &parameter : rank.parameters)
+  for (const Parameter &parameter : stage.parameters)
     parameters.push_back(encode(fbb, parameter));
   std::vector<Offset<fb::Constant>> constants;
-  for (const Constant &constant : rank.constants)
+  for (const Constant &constant : stage.constants)
     constants.push_back(
         fb::CreateConstantDirect(fbb, constant.buffer, &constant.data));
   auto bindings = [&](const std::vector<Binding> &list) {
     std::vector<Offset<fb::Binding>> encoded;
     for (const Binding &binding : list)
-      encoded.push_back(
-          fb::CreateBindingDirect(fbb, binding.name.c_str(), binding.buffer));
+      encoded.push_back(fb::CreateBindingDirect(fbb, binding.name.c_str(),
+                                                binding.buffer, binding.block));
     return encoded;
   };
-  std::vector<Offset<fb::Binding>> inputs = bindings(rank.inputs);
-  std::vector<Offset<fb::Binding>> outputs = bindings(rank.outputs);
+  std::vector<Offset<fb::Binding>> inputs = bindings(stage.inputs);
+  std::vector<Offset<fb::Binding>> outputs = bindings(stage.outputs);
   std::vector<Offset<fb::Instruction>> instructions;
-  for (const Instruction &instruction : rank.instructions)
+  for (const Instruction &instruction : stage.instructions)
     instructions.push_back(encode(fbb, instruction));
   std::vector<Offset<flatbuffers::String>> layers;
-  for (const std::string &layer : rank.layers)
+  for (const std::string &layer : stage.layers)
     layers.push_back(fbb.CreateString(layer));
-  return fb::CreateRankProgramDirect(fbb, rank.rank, rank.arenaSize, &buffers,
-                                     &parameters, &constants, &inputs,
-                                     &outputs, &instructions, &layers);
+  std::vector<Offset<fb::Block>> blocks;
+  for (const Block &block : stage.blocks)
+    blocks.push_back(fb::CreateBlockDirect(fbb, block.name.c_str(), block.first,
+                                           block.count, block.slotted));
+  std::vector<Offset<fb::Phase>> phases;
+  for (const Phase &phase : stage.schedule.phases) {
+    std::vector<fb::ScheduleStep> steps;
+    for (const ScheduleStep &step : phase.steps)
+      steps.emplace_back(step.block, step.microBatch);
+    phases.push_back(fb::CreatePhaseDirect(fbb, phase.iterations, &steps));
+  }
+  const Schedule &schedule = stage.schedule;
+  return fb::CreateStageProgramDirect(
+      fbb, stage.stage, stage.arenaSize, &buffers, &parameters, &constants,
+      &inputs, &outputs, &instructions, &layers, &blocks, &phases,
+      schedule.microBatches, schedule.slots, schedule.slotOffset,
+      schedule.slotSize);
 }
 
 //===----------------------------------------------------------------------===//
@@ -150,6 +175,14 @@ Status forEach(const flatbuffers::Vector<Offset<T>> *vector, F &&f) {
   return Status::ok();
 }
 
+/// Iterates a possibly absent vector of structs.
+template <typename T, typename F>
+void forEachStruct(const flatbuffers::Vector<const T *> *vector, F &&f) {
+  if (vector)
+    for (flatbuffers::uoffset_t i = 0; i < vector->size(); ++i)
+      f(*vector->Get(i));
+}
+
 template <typename Raw, typename Decoded>
 Status decodeEnum(Raw raw, unsigned count, std::string_view what,
                   Decoded &out) {
@@ -157,6 +190,15 @@ Status decodeEnum(Raw raw, unsigned count, std::string_view what,
     return error("unknown ", what, " ", unsigned(raw));
   out = Decoded(unsigned(raw));
   return Status::ok();
+}
+
+std::vector<RankTerm>
+decode(const flatbuffers::Vector<const fb::RankTerm *> *terms) {
+  std::vector<RankTerm> decoded;
+  forEachStruct(terms, [&](const fb::RankTerm &term) {
+    decoded.push_back(RankTerm{term.index(), term.group(), term.coefficient()});
+  });
+  return decoded;
 }
 
 Status decode(const fb::Instruction &in, Instruction &out) {
@@ -177,6 +219,7 @@ Status decode(const fb::Instruction &in, Instruction &out) {
     decoded.integer = attr.integer();
     decoded.real = attr.real();
     decoded.integers = list<int64_t>(attr.integers());
+    decoded.terms = decode(attr.terms());
     return decodeEnum(attr.kind(), kNumAttributeKinds, "attribute kind",
                       decoded.kind);
   });
@@ -187,6 +230,7 @@ Status decode(const fb::Parameter &in, Parameter &out) {
   out.name = in.name()->str();
   out.fullShape = list<int64_t>(in.full_shape());
   out.sliceStart = list<int64_t>(in.slice_start());
+  out.sliceTerms = decode(in.slice_terms());
   out.state = in.state();
   if (const fb::ExternalData *external = in.external())
     out.external = ExternalData{external->location()->str(), external->offset(),
@@ -199,8 +243,8 @@ Status decode(const fb::Parameter &in, Parameter &out) {
   return Status::ok();
 }
 
-Status decode(const fb::RankProgram &in, RankProgram &out) {
-  out.rank = in.rank();
+Status decode(const fb::StageProgram &in, StageProgram &out) {
+  out.stage = in.stage();
   out.arenaSize = in.arena_size();
   out.layers.clear();
   if (in.layers())
@@ -212,6 +256,7 @@ Status decode(const fb::RankProgram &in, RankProgram &out) {
         decoded.type.shape = list<int64_t>(buffer.shape());
         decoded.offset = buffer.offset();
         decoded.name = text(buffer.name());
+        decoded.slotted = buffer.slotted();
         if (buffer.view_of() != -1) {
           if (buffer.view_of() < 0 || buffer.view_of() > int64_t(UINT32_MAX))
             return error("buffer ", index, " is a view of buffer ",
@@ -234,12 +279,33 @@ Status decode(const fb::RankProgram &in, RankProgram &out) {
       }));
   auto bindings = [](std::vector<Binding> &into) {
     return [&into](const fb::Binding &binding, size_t) {
-      into.push_back(Binding{binding.name()->str(), binding.buffer()});
+      into.push_back(
+          Binding{binding.name()->str(), binding.buffer(), binding.block()});
       return Status::ok();
     };
   };
   GALVATRON_RETURN_IF_ERROR(forEach(in.inputs(), bindings(out.inputs)));
   GALVATRON_RETURN_IF_ERROR(forEach(in.outputs(), bindings(out.outputs)));
+  GALVATRON_RETURN_IF_ERROR(
+      forEach(in.blocks(), [&](const fb::Block &block, size_t) {
+        out.blocks.push_back(Block{text(block.name()), block.first(),
+                                   block.count(), block.slotted()});
+        return Status::ok();
+      }));
+  Schedule &schedule = out.schedule;
+  schedule.microBatches = in.micro_batches();
+  schedule.slots = in.slots();
+  schedule.slotOffset = in.slot_offset();
+  schedule.slotSize = in.slot_size();
+  GALVATRON_RETURN_IF_ERROR(
+      forEach(in.phases(), [&](const fb::Phase &phase, size_t) {
+        Phase &decoded = schedule.phases.emplace_back();
+        decoded.iterations = phase.iterations();
+        forEachStruct(phase.steps(), [&](const fb::ScheduleStep &step) {
+          decoded.steps.push_back(ScheduleStep{step.block(), step.micro_batch()});
+        });
+        return Status::ok();
+      }));
   return forEach(in.instructions(),
                  [&](const fb::Instruction &instruction, size_t index) {
                    return decode(instruction, out.instructions.emplace_back())
@@ -261,12 +327,15 @@ Status decode(const fb::Program &in, Program &out) {
   }
   GALVATRON_RETURN_IF_ERROR(
       forEach(in.groups(), [&](const fb::Group &group, size_t) {
-        out.groups.push_back(list<uint32_t>(group.ranks()));
+        Group &decoded = out.groups.emplace_back();
+        forEachStruct(group.axes(), [&](const fb::GroupAxis &axis) {
+          decoded.axes.push_back(GroupAxis{axis.size(), axis.stride()});
+        });
         return Status::ok();
       }));
-  return forEach(in.ranks(), [&](const fb::RankProgram &rank, size_t index) {
-    return decode(rank, out.ranks.emplace_back())
-        .withContext("rank program " + std::to_string(index));
+  return forEach(in.stages(), [&](const fb::StageProgram &stage, size_t index) {
+    return decode(stage, out.stages.emplace_back())
+        .withContext("stage program " + std::to_string(index));
   });
 }
 
@@ -296,11 +365,15 @@ uint32_t crc32(const uint8_t *data, size_t size) {
 std::vector<uint8_t> serializeProgram(const Program &program) {
   FlatBufferBuilder fbb;
   std::vector<Offset<fb::Group>> groups;
-  for (const std::vector<uint32_t> &group : program.groups)
-    groups.push_back(fb::CreateGroupDirect(fbb, &group));
-  std::vector<Offset<fb::RankProgram>> ranks;
-  for (const RankProgram &rank : program.ranks)
-    ranks.push_back(encode(fbb, rank));
+  for (const Group &group : program.groups) {
+    std::vector<fb::GroupAxis> axes;
+    for (const GroupAxis &axis : group.axes)
+      axes.emplace_back(axis.size, axis.stride);
+    groups.push_back(fb::CreateGroupDirect(fbb, &axes));
+  }
+  std::vector<Offset<fb::StageProgram>> stages;
+  for (const StageProgram &stage : program.stages)
+    stages.push_back(encode(fbb, stage));
   Offset<fb::Training> training;
   if (program.training)
     training = fb::CreateTraining(fbb, fb::LossKind(program.training->loss),
@@ -308,7 +381,7 @@ std::vector<uint8_t> serializeProgram(const Program &program) {
                                   program.training->vocabSize);
   fb::FinishProgramBuffer(
       fbb, fb::CreateProgramDirect(fbb, program.worldSize, program.alignment,
-                                   &groups, &ranks, program.model.c_str(),
+                                   &groups, &stages, program.model.c_str(),
                                    program.modelDirectory.c_str(), training));
 
   std::vector<uint8_t> bytes(kProgramHeaderSize + fbb.GetSize());
@@ -327,6 +400,13 @@ Expected<Program> deserializeProgram(const uint8_t *data, size_t size) {
       std::memcmp(data, kProgramMagic, sizeof(kProgramMagic)) != 0)
     return error("not a Galvatron program file (bad magic)");
   uint32_t major = getU32(data + 8), minor = getU32(data + 12);
+  if (major == 1)
+    return error("program format ", major, ".", minor,
+                 " (one program per rank) is no longer supported: this "
+                 "runtime reads format ", kFormatMajorVersion, ".",
+                 kFormatMinorVersion,
+                 " (one program per pipeline stage); recompile the model "
+                 "with galvatron-compile");
   if (major != kFormatMajorVersion || minor > kFormatMinorVersion)
     return error("program format version ", major, ".", minor,
                  " is not supported by this runtime (format ",

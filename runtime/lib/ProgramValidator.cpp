@@ -1,4 +1,15 @@
 //===- ProgramValidator.cpp - Semantic checks of a program ----------------===//
+//
+// A stage's program is checked once for all of its ranks: rank-dependent
+// integers are affine in the rank's positions in its groups with
+// non-negative coefficients, so every bound a kernel or a parameter slice
+// needs holds for every rank when it holds at the lowest corner (every
+// position 0) and at the highest (every position the last of its group).
+// The memory plan is checked on the timelines the schedule runs: the
+// blocks of one micro-batch in their order (the frame, in one slot whose
+// copies never meet), and each block that is not slotted on its own.
+//
+//===----------------------------------------------------------------------===//
 
 #include "galvatron/Runtime/ProgramValidator.h"
 
@@ -12,23 +23,91 @@
 
 namespace galvatron::runtime {
 
-std::string describeInstruction(const RankProgram &rank, size_t index) {
-  const Instruction &instruction = rank.instructions[index];
+std::string describeInstruction(const ProgramBody &program, size_t index) {
+  const Instruction &instruction = program.instructions[index];
   std::string text = "instruction " + std::to_string(index) + " (";
   if (instruction.kind == InstructionKind::kernel)
     text += "kernel '" + instruction.kernel + "'";
   else
     text += instructionKindName(instruction.kind);
-  if (instruction.layer >= 0 && size_t(instruction.layer) < rank.layers.size())
-    text += " in layer '" + rank.layers[instruction.layer] + "'";
+  if (instruction.layer >= 0 &&
+      size_t(instruction.layer) < program.layers.size())
+    text += " in layer '" + program.layers[instruction.layer] + "'";
   return text + ")";
 }
 
-static std::string describeBuffer(const RankProgram &rank, uint32_t index) {
+static std::string describeBuffer(const ProgramBody &program, uint32_t index) {
   std::string text = "buffer " + std::to_string(index);
-  if (index < rank.buffers.size() && !rank.buffers[index].name.empty())
-    text += " ('" + rank.buffers[index].name + "')";
+  if (index < program.buffers.size() && !program.buffers[index].name.empty())
+    text += " ('" + program.buffers[index].name + "')";
   return text;
+}
+
+static std::string describeStage(const StageProgram &stage) {
+  return "stage " + std::to_string(stage.stage);
+}
+
+//===----------------------------------------------------------------------===//
+// Groups and rank-dependent integers
+//===----------------------------------------------------------------------===//
+
+static Status checkGroup(const Program &program, const Group &group) {
+  uint64_t members = 1, span = 0;
+  std::vector<GroupAxis> axes = group.axes;
+  for (const GroupAxis &axis : axes) {
+    if (axis.size < 1 || axis.stride < 1)
+      return error("axis {", axis.size, ", ", axis.stride,
+                   "} needs a positive size and stride");
+    members *= axis.size;
+    span += uint64_t(axis.size - 1) * axis.stride;
+    if (members > program.worldSize || span >= program.worldSize)
+      return error("axis {", axis.size, ", ", axis.stride,
+                   "} reaches beyond the ", program.worldSize, "-rank world");
+  }
+  // Coordinates may not overlap: each stride is a multiple of the extent
+  // of the axes below it.
+  std::sort(axes.begin(), axes.end(),
+            [](const GroupAxis &a, const GroupAxis &b) {
+              return a.stride < b.stride;
+            });
+  for (size_t a = 1; a < axes.size(); ++a)
+    if (axes[a].stride % (uint64_t(axes[a - 1].stride) * axes[a - 1].size))
+      return error("axes {", axes[a - 1].size, ", ", axes[a - 1].stride,
+                   "} and {", axes[a].size, ", ", axes[a].stride,
+                   "} overlap");
+  return Status::ok();
+}
+
+/// Terms of an integer (or of `count` integers) are well formed: existing
+/// elements and groups, and coefficients small enough that no value can
+/// overflow.
+static Status checkTerms(const Program &program,
+                         const std::vector<RankTerm> &terms, size_t count) {
+  for (const RankTerm &term : terms) {
+    if (term.index >= count)
+      return error("a rank term names element ", term.index, " of ", count);
+    if (term.group >= program.groups.size())
+      return error("a rank term names group ", term.group,
+                   ", which does not exist");
+    if (term.coefficient < 0 ||
+        term.coefficient > kMaxElements / program.groups[term.group].size())
+      return error("a rank term has coefficient ", term.coefficient,
+                   " outside [0, ", kMaxElements, " / group size]");
+  }
+  return Status::ok();
+}
+
+/// An integer at the lowest (every position 0) or highest (every position
+/// the last of its group) corner of the ranks.
+static int64_t atCorner(const Program &program, int64_t base,
+                        const std::vector<RankTerm> &terms, uint32_t index,
+                        bool high) {
+  if (high)
+    for (const RankTerm &term : terms)
+      if (term.index == index)
+        base += term.coefficient *
+                int64_t(program.groups[term.group].size() - 1);
+  return base;
 }
 
 //===----------------------------------------------------------------------===//
@@ -54,24 +133,48 @@ static std::pair<uint64_t, uint64_t> byteRange(const Buffer &buffer) {
   return {buffer.offset, buffer.offset + buffer.type.byteSize()};
 }
 
-static Status checkBuffer(const Program &program, const RankProgram &rank,
+static bool overlap(std::pair<uint64_t, uint64_t> a,
+                    std::pair<uint64_t, uint64_t> b) {
+  return a.first < b.second && b.first < a.second;
+}
+
+static bool overlap(const Buffer &a, const Buffer &b) {
+  return overlap(byteRange(a), byteRange(b));
+}
+
+/// The slot region of slot 0 and of all slots.
+static std::pair<uint64_t, uint64_t> slotRange(const Schedule &schedule) {
+  return {schedule.slotOffset, schedule.slotOffset + schedule.slotSize};
+}
+static std::pair<uint64_t, uint64_t> slotsRange(const Schedule &schedule) {
+  return {schedule.slotOffset,
+          schedule.slotOffset + schedule.slots * schedule.slotSize};
+}
+
+static Status checkBuffer(const Program &program, const StageProgram &stage,
                           uint32_t index) {
-  const Buffer &buffer = rank.buffers[index];
+  const Buffer &buffer = stage.buffers[index];
   GALVATRON_RETURN_IF_ERROR(checkShape(buffer.type.shape));
   uint64_t size = buffer.type.byteSize();
-  if (buffer.offset > rank.arenaSize || size > rank.arenaSize - buffer.offset)
+  if (buffer.offset > stage.arenaSize || size > stage.arenaSize - buffer.offset)
     return error("bytes [", buffer.offset, ", ", buffer.offset + size,
-                 ") lie outside the arena of ", rank.arenaSize, " bytes");
+                 ") lie outside the arena of ", stage.arenaSize, " bytes");
   if (!buffer.viewOf) {
     if (buffer.offset % program.alignment)
       return error("offset ", buffer.offset, " is not a multiple of the ",
                    program.alignment, "-byte alignment");
+    auto [begin, end] = slotRange(stage.schedule);
+    if (buffer.slotted && (buffer.offset < begin || buffer.offset + size > end))
+      return error("is slotted but lies outside slot 0's bytes [", begin, ", ",
+                   end, ")");
     return Status::ok();
   }
+  if (buffer.slotted)
+    return error("is a slotted view; views follow their root");
   uint32_t root = *buffer.viewOf;
-  if (root >= rank.buffers.size() || root == index)
+  if (root >= stage.buffers.size() || root == index)
     return error("is a view of buffer ", root, ", which does not exist");
-  const Buffer &rootBuffer = rank.buffers[root];
+  const Buffer &rootBuffer = stage.buffers[root];
   if (rootBuffer.viewOf)
     return error("is a view of buffer ", root, ", itself a view");
   auto [begin, end] = byteRange(rootBuffer);
@@ -91,11 +194,11 @@ static Status checkBuffer(const Program &program, const RankProgram &rank,
 /// What a root buffer is bound to; a buffer has at most one role.
 enum class Role { none, parameter, constant, input };
 
-static Status checkParameter(const RankProgram &rank,
+static Status checkParameter(const Program &program, const StageProgram &stage,
                              const Parameter &parameter) {
   if (parameter.name.empty())
     return error("has no name");
-  const TensorType &type = rank.buffers[parameter.buffer].type;
+  const TensorType &type = stage.buffers[parameter.buffer].type;
   if (parameter.state) {
     // Counters are integers; state starts from its initializer.
     if (type.elementType == ElementType::i1)
@@ -129,7 +232,7 @@ static Status checkParameter(const RankProgram &rank,
                    confined.message());
   }
   if (!parameter.isSlice()) {
-    if (!parameter.sliceStart.empty())
+    if (!parameter.sliceStart.empty() || !parameter.sliceTerms.empty())
       return error("has a slice start but no full shape");
     return Status::ok();
   }
@@ -139,68 +242,90 @@ static Status checkParameter(const RankProgram &rank,
     return error("slice of ", shapeString(parameter.fullShape), " at ",
                  shapeString(parameter.sliceStart), " does not fit ",
                  type.str());
+  GALVATRON_RETURN_IF_ERROR(
+      checkTerms(program, parameter.sliceTerms, type.shape.size()));
   // A slice may extend past the full shape (a padded vocabulary's rows):
   // the elements past it are padding.
-  for (size_t dim = 0; dim < type.shape.size(); ++dim)
-    if (parameter.sliceStart[dim] < 0)
-      return error("slice ", type.str(), " of ",
-                   shapeString(parameter.fullShape), " starts at ",
-                   shapeString(parameter.sliceStart));
+  for (bool high : {false, true})
+    for (size_t dim = 0; dim < type.shape.size(); ++dim) {
+      int64_t start = atCorner(program, parameter.sliceStart[dim],
+                               parameter.sliceTerms, uint32_t(dim), high);
+      if (start < 0)
+        return error("slice ", type.str(), " starts at ", start,
+                     " in dimension ", dim, " on some rank, outside ",
+                     shapeString(parameter.fullShape));
+    }
   return Status::ok();
 }
 
-static Status checkBindings(const RankProgram &rank,
+static Status checkBindings(const StageProgram &stage,
                             const std::vector<Binding> &bindings,
                             std::string_view what) {
   std::set<std::string> names;
   for (const Binding &binding : bindings) {
-    if (binding.buffer >= rank.buffers.size())
+    if (binding.buffer >= stage.buffers.size())
       return error(what, " '", binding.name, "' refers to buffer ",
                    binding.buffer, ", which does not exist");
     if (binding.name.empty())
       return error("an ", what, " has no name");
     if (!names.insert(binding.name).second)
       return error(what, " '", binding.name, "' is bound twice");
+    if (binding.block < -1 || binding.block >= int32_t(stage.blocks.size()) ||
+        (binding.block >= 0 && !stage.blocks[binding.block].slotted))
+      return error(what, " '", binding.name, "' names block ", binding.block,
+                   ", which is not a slotted block of the program");
+    if (binding.block >= 0 && what != "input")
+      return error("output '", binding.name, "' cannot be per micro-batch");
+    const Buffer &buffer = stage.buffers[binding.buffer];
+    if (binding.block >= 0 && buffer.type.rank() == 0)
+      return error("input '", binding.name,
+                   "' is per micro-batch but has no rows (a scalar)");
+    if (what == "output" && stage.buffers[stage.rootOf(binding.buffer)].slotted)
+      return error("output '", binding.name, "' is bound to a slotted buffer");
   }
   return Status::ok();
 }
 
-static Status checkRoles(const RankProgram &rank) {
-  std::vector<Role> roles(rank.buffers.size(), Role::none);
+static Status checkRoles(const Program &program, const StageProgram &stage) {
+  std::vector<Role> roles(stage.buffers.size(), Role::none);
   std::set<std::string> names;
   auto claim = [&](uint32_t buffer, Role role,
                    const std::string &what) -> Status {
-    if (buffer >= rank.buffers.size())
+    if (buffer >= stage.buffers.size())
       return error(what, " refers to buffer ", buffer,
                    ", which does not exist");
-    if (rank.buffers[buffer].viewOf)
-      return error(what, " is bound to view ", describeBuffer(rank, buffer),
+    if (stage.buffers[buffer].viewOf)
+      return error(what, " is bound to view ", describeBuffer(stage, buffer),
                    " instead of a buffer of its own");
     if (roles[buffer] != Role::none)
-      return error(what, " is bound to ", describeBuffer(rank, buffer),
+      return error(what, " is bound to ", describeBuffer(stage, buffer),
                    ", which already holds a parameter, constant or input");
+    if (role != Role::input && stage.buffers[buffer].slotted)
+      return error(what, " is bound to slotted ",
+                   describeBuffer(stage, buffer));
     roles[buffer] = role;
     return Status::ok();
   };
-  for (const Parameter &parameter : rank.parameters) {
+  for (const Parameter &parameter : stage.parameters) {
     std::string what = "parameter '" + parameter.name + "'";
     GALVATRON_RETURN_IF_ERROR(claim(parameter.buffer, Role::parameter, what));
-    GALVATRON_RETURN_IF_ERROR(checkParameter(rank, parameter).withContext(what));
+    GALVATRON_RETURN_IF_ERROR(
+        checkParameter(program, stage, parameter).withContext(what));
     if (!names.insert(parameter.name).second)
       return error(what, " is declared twice");
   }
-  for (size_t i = 0; i < rank.constants.size(); ++i) {
-    const Constant &constant = rank.constants[i];
+  for (size_t i = 0; i < stage.constants.size(); ++i) {
+    const Constant &constant = stage.constants[i];
     std::string what = "constant " + std::to_string(i);
     GALVATRON_RETURN_IF_ERROR(claim(constant.buffer, Role::constant, what));
-    uint64_t expected = rank.buffers[constant.buffer].type.byteSize();
+    uint64_t expected = stage.buffers[constant.buffer].type.byteSize();
     if (constant.data.size() != expected)
       return error(what, " holds ", constant.data.size(), " bytes, but ",
-                   describeBuffer(rank, constant.buffer), " needs ", expected);
+                   describeBuffer(stage, constant.buffer), " needs ", expected);
   }
-  GALVATRON_RETURN_IF_ERROR(checkBindings(rank, rank.inputs, "input"));
-  GALVATRON_RETURN_IF_ERROR(checkBindings(rank, rank.outputs, "output"));
-  for (const Binding &input : rank.inputs)
+  GALVATRON_RETURN_IF_ERROR(checkBindings(stage, stage.inputs, "input"));
+  GALVATRON_RETURN_IF_ERROR(checkBindings(stage, stage.outputs, "output"));
+  for (const Binding &input : stage.inputs)
     GALVATRON_RETURN_IF_ERROR(
         claim(input.buffer, Role::input, "input '" + input.name + "'"));
   return Status::ok();
@@ -214,20 +339,14 @@ static bool sameBytes(const Buffer &a, const Buffer &b) {
   return byteRange(a) == byteRange(b);
 }
 
-static bool overlap(const Buffer &a, const Buffer &b) {
-  auto [aBegin, aEnd] = byteRange(a);
-  auto [bBegin, bEnd] = byteRange(b);
-  return aBegin < bEnd && bBegin < aEnd;
-}
-
 /// Results never share bytes with each other; a result shares bytes with an
 /// operand only when it occupies exactly the operand's bytes and `mayOverwrite`
 /// (result, operand) allows it.
 template <typename MayOverwrite>
-static Status checkOperandOverlap(const RankProgram &rank,
+static Status checkOperandOverlap(const StageProgram &stage,
                                   const Instruction &instruction,
                                   MayOverwrite mayOverwrite) {
-  const auto &buffers = rank.buffers;
+  const auto &buffers = stage.buffers;
   for (size_t o = 0; o < instruction.outputs.size(); ++o) {
     const Buffer &output = buffers[instruction.outputs[o]];
     for (size_t p = 0; p < o; ++p)
@@ -247,43 +366,62 @@ static Status checkOperandOverlap(const RankProgram &rank,
   return Status::ok();
 }
 
-static Status checkKernel(const RankProgram &rank,
+static Status checkKernel(const Program &program, const StageProgram &stage,
                           const Instruction &instruction) {
   const KernelSpec *spec = findKernel(instruction.kernel);
   if (!spec)
     return error("unknown kernel '", instruction.kernel, "'");
-  GALVATRON_RETURN_IF_ERROR(
-      verifyKernelCall(makeKernelCall(*spec, rank, instruction)));
-  return checkOperandOverlap(rank, instruction,
+  for (const Attribute &attribute : instruction.attributes) {
+    if (attribute.terms.empty())
+      continue;
+    if (attribute.kind == AttributeKind::real)
+      return error("attribute '", attribute.name,
+                   "' is a float and cannot depend on the rank");
+    GALVATRON_RETURN_IF_ERROR(
+        checkTerms(program, attribute.terms,
+                   attribute.kind == AttributeKind::integer
+                       ? 1
+                       : attribute.integers.size())
+            .withContext("attribute '" + attribute.name + "'"));
+  }
+  for (bool high : {false, true}) {
+    std::vector<Attribute> attributes = instruction.attributes;
+    bool symbolic = false;
+    for (Attribute &attribute : attributes) {
+      symbolic |= !attribute.terms.empty();
+      attribute.integer =
+          atCorner(program, attribute.integer, attribute.terms, 0, high);
+      for (size_t i = 0; i < attribute.integers.size(); ++i)
+        attribute.integers[i] = atCorner(program, attribute.integers[i],
+                                         attribute.terms, uint32_t(i), high);
+    }
+    if (high && !symbolic)
+      break;
+    Status status = verifyKernelCall(
+        makeKernelCall(*spec, stage, instruction, attributes));
+    if (!status.isOk())
+      return symbolic ? std::move(status).withContext(
+                            high ? "on the rank with the highest positions"
+                                 : "on the rank with the lowest positions")
+                      : std::move(status);
+  }
+  return checkOperandOverlap(stage, instruction,
                              [spec](unsigned output, unsigned input) {
                                return spec->mayOverwrite(output, input);
                              });
 }
 
-static Status checkPeer(const Program &program, const RankProgram &rank,
-                        int32_t peer, std::string_view what) {
-  if (peer < 0 || uint32_t(peer) >= program.worldSize)
-    return error(what, " ", peer, " is not a rank of the ", program.worldSize,
-                 "-rank world");
-  if (uint32_t(peer) == rank.rank)
-    return error(what, " ", peer, " is this rank itself");
-  return Status::ok();
-}
-
-static Status checkCollective(const Program &program, const RankProgram &rank,
+static Status checkCollective(const Program &program, const StageProgram &stage,
                               const Instruction &instruction) {
   if (instruction.group >= program.groups.size())
     return error("group ", instruction.group, " does not exist");
-  const std::vector<uint32_t> &group = program.groups[instruction.group];
-  if (std::find(group.begin(), group.end(), rank.rank) == group.end())
-    return error("rank ", rank.rank, " is not a member of group ",
-                 instruction.group);
+  const Group &group = program.groups[instruction.group];
   if (instruction.inputs.size() != 1 || instruction.outputs.size() != 1)
     return error("takes one operand and one result");
   if (unsigned(instruction.reduce) >= kNumReduceOps)
     return error("unknown reduction ", unsigned(instruction.reduce));
-  const TensorType &in = rank.buffers[instruction.inputs[0]].type;
-  const TensorType &out = rank.buffers[instruction.outputs[0]].type;
+  const TensorType &in = stage.buffers[instruction.inputs[0]].type;
+  const TensorType &out = stage.buffers[instruction.outputs[0]].type;
   if (in.elementType != out.elementType)
     return error("operand ", in.str(), " and result ", out.str(),
                  " differ in element type");
@@ -332,36 +470,40 @@ static Status checkCollective(const Program &program, const RankProgram &rank,
     break;
   }
   if (instruction.kind == InstructionKind::broadcast &&
-      std::find(group.begin(), group.end(), uint32_t(instruction.peer)) ==
-          group.end())
-    return error("root ", instruction.peer, " is not a member of group ",
-                 instruction.group);
-  return checkOperandOverlap(rank, instruction,
+      (instruction.peer < 0 || instruction.peer >= members))
+    return error("root position ", instruction.peer, " is not in a group of ",
+                 members);
+  return checkOperandOverlap(stage, instruction,
                              [inPlace](unsigned output, unsigned input) {
                                return inPlace && output == 0 && input == 0;
                              });
 }
 
-Status validateInstruction(const Program &program, const RankProgram &rank,
-                           const Instruction &instruction) {
+static Status checkInstruction(const Program &program,
+                               const StageProgram &stage,
+                               const Instruction &instruction) {
   for (uint32_t index : instruction.inputs)
-    if (index >= rank.buffers.size())
+    if (index >= stage.buffers.size())
       return error("operand buffer ", index, " does not exist");
   for (uint32_t index : instruction.outputs)
-    if (index >= rank.buffers.size())
+    if (index >= stage.buffers.size())
       return error("result buffer ", index, " does not exist");
   if (instruction.layer < -1 ||
-      (instruction.layer >= 0 && size_t(instruction.layer) >= rank.layers.size()))
+      (instruction.layer >= 0 && size_t(instruction.layer) >= stage.layers.size()))
     return error("layer index ", instruction.layer, " does not exist");
+  if (instruction.kind != InstructionKind::kernel)
+    for (const Attribute &attribute : instruction.attributes)
+      if (!attribute.terms.empty())
+        return error("only kernel attributes may depend on the rank");
   switch (instruction.kind) {
   case InstructionKind::kernel:
-    return checkKernel(rank, instruction);
+    return checkKernel(program, stage, instruction);
   case InstructionKind::allReduce:
   case InstructionKind::allGather:
   case InstructionKind::reduceScatter:
   case InstructionKind::allToAll:
   case InstructionKind::broadcast:
-    return checkCollective(program, rank, instruction);
+    return checkCollective(program, stage, instruction);
   case InstructionKind::send:
   case InstructionKind::recv: {
     bool send = instruction.kind == InstructionKind::send;
@@ -371,224 +513,711 @@ Status validateInstruction(const Program &program, const RankProgram &rank,
                         : "recv takes one result and no operand");
     if (instruction.tag < 0)
       return error("tag ", instruction.tag, " is negative");
-    return checkPeer(program, rank, instruction.peer, "peer");
+    if (instruction.peer < 0 ||
+        size_t(instruction.peer) >= program.stages.size())
+      return error("peer stage ", instruction.peer, " is not a stage of the ",
+                   program.stages.size(), "-stage pipeline");
+    if (uint32_t(instruction.peer) == stage.stage)
+      return error("peer stage ", instruction.peer, " is this stage itself");
+    return Status::ok();
   }
   }
   return error("unknown instruction kind ", unsigned(instruction.kind));
 }
 
 //===----------------------------------------------------------------------===//
-// Memory plan
+// The schedule
 //===----------------------------------------------------------------------===//
 
-Expected<std::vector<LiveRange>> computeLiveRanges(const RankProgram &rank) {
-  const int64_t count = int64_t(rank.instructions.size());
-  std::vector<LiveRange> ranges(rank.buffers.size(),
-                                LiveRange{LiveRange::kNever, LiveRange::kNever});
-  auto touch = [&](uint32_t root, int64_t at) {
-    ranges[root].end = std::max(ranges[root].end, at);
-  };
-  for (const Parameter &parameter : rank.parameters)
-    ranges[parameter.buffer] = LiveRange{-1, count};
-  for (const Constant &constant : rank.constants)
-    ranges[constant.buffer] = LiveRange{-1, count};
-  for (const Binding &input : rank.inputs)
-    ranges[input.buffer].start = -1, touch(input.buffer, -1);
-  for (int64_t i = 0; i < count; ++i) {
-    const Instruction &instruction = rank.instructions[i];
-    for (uint32_t input : instruction.inputs) {
-      uint32_t root = rank.rootOf(input);
-      if (ranges[root].start == LiveRange::kNever)
-        return error(describeInstruction(rank, i), ": reads ",
-                     describeBuffer(rank, input), " before it is written");
-      touch(root, i);
+namespace {
+
+/// One run of a block: for micro-batch `microBatch` (slotted blocks).
+struct Event {
+  uint32_t block;
+  int64_t microBatch;
+};
+
+/// What the schedule runs, checked: events in order, the frame (the
+/// slotted blocks every micro-batch runs, in order), and whether a
+/// micro-batch is in flight (holds its slot) at each event.
+struct ScheduleRuns {
+  std::vector<Event> events;
+  std::vector<uint32_t> frame;
+  std::vector<bool> inFlight;
+};
+
+Expected<ScheduleRuns> checkSchedule(const StageProgram &stage) {
+  const Schedule &schedule = stage.schedule;
+  if (schedule.microBatches < 1 || schedule.slots < 1)
+    return error("the schedule needs at least one micro-batch and one slot");
+  if (schedule.slots > schedule.microBatches)
+    return error("the schedule has ", schedule.slots, " slots for ",
+                 schedule.microBatches, " micro-batches");
+  ScheduleRuns runs;
+  uint64_t total = 0;
+  for (size_t p = 0; p < schedule.phases.size(); ++p) {
+    const Phase &phase = schedule.phases[p];
+    if (phase.iterations < 1 || phase.steps.empty())
+      return error("phase ", p, " runs nothing");
+    total += uint64_t(phase.iterations) * phase.steps.size();
+    if (total > kMaxScheduleSteps)
+      return error("the schedule runs more than ", kMaxScheduleSteps,
+                   " blocks");
+    for (const ScheduleStep &step : phase.steps)
+      if (step.block >= stage.blocks.size())
+        return error("phase ", p, " runs block ", step.block,
+                     ", which does not exist");
+  }
+  if (total == 0)
+    return error("the schedule runs nothing");
+  for (const Phase &phase : schedule.phases)
+    for (uint32_t i = 0; i < phase.iterations; ++i)
+      for (const ScheduleStep &step : phase.steps)
+        runs.events.push_back(Event{step.block, int64_t(step.microBatch) + i});
+
+  // Every micro-batch runs the same slotted blocks in the same order: the
+  // frame.
+  std::vector<std::vector<uint32_t>> runsOf(schedule.microBatches);
+  for (const Event &event : runs.events) {
+    if (!stage.blocks[event.block].slotted)
+      continue;
+    if (event.microBatch < 0 || event.microBatch >= schedule.microBatches)
+      return error("block '", stage.blocks[event.block].name,
+                   "' runs for micro-batch ", event.microBatch, " outside [0, ",
+                   schedule.microBatches, ")");
+    runsOf[event.microBatch].push_back(event.block);
+  }
+  runs.frame = runsOf[0];
+  for (size_t m = 1; m < runsOf.size(); ++m)
+    if (runsOf[m] != runs.frame)
+      return error("micro-batch ", m, " runs ", runsOf[m].size(),
+                   " slotted block(s), not the ", runs.frame.size(),
+                   " of micro-batch 0 in the same order");
+  // A micro-batch holds its slot from its first block to its last; no
+  // other micro-batch may use the slot meanwhile.
+  std::vector<size_t> ran(schedule.microBatches, 0);
+  std::vector<int64_t> holder(schedule.slots, -1);
+  int64_t flying = 0;
+  for (const Event &event : runs.events) {
+    if (!stage.blocks[event.block].slotted) {
+      runs.inFlight.push_back(flying > 0);
+      continue;
     }
-    for (uint32_t output : instruction.outputs) {
-      uint32_t root = rank.rootOf(output);
-      if (ranges[root].start == LiveRange::kNever)
-        ranges[root].start = i;
-      touch(root, i);
+    int64_t &slot = holder[event.microBatch % schedule.slots];
+    if (ran[event.microBatch]++ == 0) {
+      if (slot >= 0)
+        return error("micro-batch ", event.microBatch, " starts in slot ",
+                     event.microBatch % schedule.slots, " while micro-batch ",
+                     slot, " still holds it");
+      slot = event.microBatch;
+      ++flying;
+    }
+    runs.inFlight.push_back(true);
+    if (ran[event.microBatch] == runs.frame.size()) {
+      slot = -1;
+      --flying;
     }
   }
-  for (const Binding &output : rank.outputs) {
-    uint32_t root = rank.rootOf(output.buffer);
-    if (ranges[root].start == LiveRange::kNever)
-      return error("output '", output.name, "' is never written");
-    ranges[root].end = count;
-  }
-  return ranges;
+  return runs;
 }
 
-Status checkMemoryPlan(const RankProgram &rank) {
-  const int64_t count = int64_t(rank.instructions.size());
-  Expected<std::vector<LiveRange>> live = computeLiveRanges(rank);
-  if (!live)
-    return live.takeStatus();
-  const std::vector<LiveRange> &ranges = *live;
+} // namespace
 
-  // Instruction `at` may write root `later` over root `earlier` when it reads
-  // `earlier` for the last time in place (checked per instruction).
-  auto handsOver = [&](uint32_t earlier, uint32_t later, int64_t at) {
-    if (at < 0 || at >= count)
-      return false;
-    const Instruction &instruction = rank.instructions[at];
-    bool reads = std::any_of(
-        instruction.inputs.begin(), instruction.inputs.end(),
-        [&](uint32_t b) { return rank.rootOf(b) == earlier; });
-    bool writes = std::any_of(
-        instruction.outputs.begin(), instruction.outputs.end(),
-        [&](uint32_t b) { return rank.rootOf(b) == later; });
-    return reads && writes;
-  };
+//===----------------------------------------------------------------------===//
+// The memory plan
+//===----------------------------------------------------------------------===//
 
+namespace {
+
+constexpr int64_t kNever = -2;
+
+/// One step of a timeline: an instruction of `block`, or (instruction -1)
+/// the writes of the block's per-micro-batch inputs before its first
+/// instruction.
+struct Step {
+  int64_t instruction;
+  uint32_t block;
+};
+
+/// When each root's bytes are in use along a timeline: from its first write
+/// (-1: before the first step) to its last access (the step count: after
+/// the last step); kNever for roots the timeline does not use.
+struct Liveness {
+  std::vector<int64_t> start, end;
+  bool used(uint32_t root) const { return start[root] != kNever; }
+};
+
+/// The timelines the schedule runs and what they share: roots live
+/// throughout (parameters, state, constants, and inputs given once to a
+/// schedule of several runs), the frame of one micro-batch, and every
+/// block that is not slotted on its own.
+struct Timelines {
+  std::vector<char> isStatic;
+  std::vector<Step> frame;
+  /// Per block of the frame: the end of its steps in `frame`.
+  std::vector<size_t> frameEnds;
+  Liveness frameLive;
+  std::map<uint32_t, std::pair<std::vector<Step>, Liveness>> unslotted;
+};
+
+template <typename F>
+void forEachAccess(const StageProgram &stage, const Step &step, F &&f) {
+  if (step.instruction < 0) {
+    for (const Binding &input : stage.inputs)
+      if (input.block == int32_t(step.block))
+        f(stage.rootOf(input.buffer), /*write=*/true);
+    return;
+  }
+  const Instruction &instruction = stage.instructions[step.instruction];
+  for (uint32_t input : instruction.inputs)
+    f(stage.rootOf(input), /*write=*/false);
+  for (uint32_t output : instruction.outputs)
+    f(stage.rootOf(output), /*write=*/true);
+}
+
+std::vector<Step> stepsOf(const StageProgram &stage, uint32_t blockIndex) {
+  std::vector<Step> steps;
+  const Block &block = stage.blocks[blockIndex];
+  if (std::any_of(stage.inputs.begin(), stage.inputs.end(),
+                  [&](const Binding &input) {
+                    return input.block == int32_t(blockIndex);
+                  }))
+    steps.push_back(Step{-1, blockIndex});
+  for (uint32_t i = block.first; i < block.first + block.count; ++i)
+    steps.push_back(Step{int64_t(i), blockIndex});
+  return steps;
+}
+
+std::string describeStep(const StageProgram &stage, const Step &step) {
+  if (step.instruction < 0)
+    return "the inputs of block '" + stage.blocks[step.block].name + "'";
+  return describeInstruction(stage, size_t(step.instruction));
+}
+
+/// Live ranges of the dynamic roots along `steps`; `seeded` roots are
+/// written before the first step, and with `outputs` the outputs are read
+/// after the last.
+Expected<Liveness> computeLiveness(const StageProgram &stage,
+                                   const std::vector<Step> &steps,
+                                   const std::vector<char> &isStatic,
+                                   const std::vector<uint32_t> &seeded,
+                                   bool outputs) {
+  size_t count = stage.buffers.size();
+  Liveness live{std::vector<int64_t>(count, kNever),
+                std::vector<int64_t>(count, kNever)};
+  std::set<uint32_t> constants;
+  for (const Constant &constant : stage.constants)
+    constants.insert(constant.buffer);
+  for (uint32_t root : seeded)
+    live.start[root] = live.end[root] = -1;
+  for (size_t t = 0; t < steps.size(); ++t) {
+    Status status;
+    forEachAccess(stage, steps[t], [&](uint32_t root, bool write) {
+      if (!status.isOk())
+        return;
+      if (isStatic[root]) {
+        if (write && constants.count(root))
+          status = error(describeStep(stage, steps[t]), ": writes ",
+                         describeBuffer(stage, root),
+                         ", which holds a constant");
+        return;
+      }
+      if (!write && live.start[root] == kNever) {
+        status = error(describeStep(stage, steps[t]), ": reads ",
+                       describeBuffer(stage, root), " before it is written");
+        return;
+      }
+      if (live.start[root] == kNever)
+        live.start[root] = int64_t(t);
+      live.end[root] = std::max(live.end[root], int64_t(t));
+    });
+    GALVATRON_RETURN_IF_ERROR(std::move(status));
+  }
+  if (outputs)
+    for (const Binding &output : stage.outputs) {
+      uint32_t root = stage.rootOf(output.buffer);
+      if (isStatic[root])
+        continue;
+      if (live.start[root] == kNever)
+        return error("output '", output.name,
+                     "' is never written by the last block of the schedule");
+      live.end[root] = int64_t(steps.size());
+    }
+  return live;
+}
+
+/// Whether step `at` writes root `later` over root `earlier`, which it reads
+/// for the last time (in place).
+bool handsOver(const StageProgram &stage, const std::vector<Step> &steps,
+               uint32_t earlier, uint32_t later, int64_t at) {
+  if (at < 0 || at >= int64_t(steps.size()) || steps[at].instruction < 0)
+    return false;
+  const Instruction &instruction = stage.instructions[steps[at].instruction];
+  bool reads = std::any_of(
+      instruction.inputs.begin(), instruction.inputs.end(),
+      [&](uint32_t b) { return stage.rootOf(b) == earlier; });
+  bool writes = std::any_of(
+      instruction.outputs.begin(), instruction.outputs.end(),
+      [&](uint32_t b) { return stage.rootOf(b) == later; });
+  return reads && writes;
+}
+
+/// The used roots of `live` with bytes, by offset.
+std::vector<uint32_t> usedRoots(const StageProgram &stage,
+                                const Liveness &live) {
   std::vector<uint32_t> roots;
-  for (uint32_t b = 0; b < rank.buffers.size(); ++b)
-    if (!rank.buffers[b].viewOf && ranges[b].start != LiveRange::kNever &&
-        rank.buffers[b].type.byteSize() > 0)
+  for (uint32_t b = 0; b < stage.buffers.size(); ++b)
+    if (!stage.buffers[b].viewOf && live.used(b) &&
+        stage.buffers[b].type.byteSize() > 0)
       roots.push_back(b);
   std::stable_sort(roots.begin(), roots.end(), [&](uint32_t a, uint32_t b) {
-    return rank.buffers[a].offset < rank.buffers[b].offset;
+    return stage.buffers[a].offset < stage.buffers[b].offset;
   });
+  return roots;
+}
+
+/// No two roots share bytes while both are live, except where an
+/// instruction hands an operand's bytes to its result.
+Status checkConflicts(const StageProgram &stage, const std::vector<Step> &steps,
+                      const Liveness &live) {
+  std::vector<uint32_t> roots = usedRoots(stage, live);
   for (size_t i = 0; i < roots.size(); ++i) {
     uint32_t a = roots[i];
-    uint64_t aEnd = byteRange(rank.buffers[a]).second;
+    uint64_t aEnd = byteRange(stage.buffers[a]).second;
     for (size_t j = i + 1;
-         j < roots.size() && rank.buffers[roots[j]].offset < aEnd; ++j) {
+         j < roots.size() && stage.buffers[roots[j]].offset < aEnd; ++j) {
       uint32_t b = roots[j];
-      const LiveRange &x = ranges[a], &y = ranges[b];
-      if (x.end < y.start || y.end < x.start)
+      int64_t xs = live.start[a], xe = live.end[a];
+      int64_t ys = live.start[b], ye = live.end[b];
+      if (xe < ys || ye < xs)
         continue;
-      if ((x.end == y.start && handsOver(a, b, y.start)) ||
-          (y.end == x.start && handsOver(b, a, x.start)))
+      if ((xe == ys && handsOver(stage, steps, a, b, ys)) ||
+          (ye == xs && handsOver(stage, steps, b, a, xs)))
         continue;
-      return error(describeBuffer(rank, a), " and ", describeBuffer(rank, b),
-                   " share bytes while both are live (instructions ",
-                   std::max(x.start, y.start), " to ", std::min(x.end, y.end),
+      return error(describeBuffer(stage, a), " and ", describeBuffer(stage, b),
+                   " share bytes while both are live (from ",
+                   describeStep(stage, steps[std::max(std::max(xs, ys),
+                                                      int64_t(0))]),
                    ")");
     }
   }
   return Status::ok();
 }
 
-MemoryUsage analyzeMemory(const RankProgram &rank) {
-  MemoryUsage usage;
-  usage.arenaBytes = rank.arenaSize;
-  Expected<std::vector<LiveRange>> live = computeLiveRanges(rank);
-  if (!live)
-    return usage;
-  for (const Parameter &parameter : rank.parameters)
-    (parameter.state ? usage.stateBytes : usage.parameterBytes) +=
-        rank.buffers[parameter.buffer].type.byteSize();
-  // Per step, the distinct byte ranges of live roots (a result computed in
-  // place shares its operand's range at the step it is written).
-  int64_t count = int64_t(rank.instructions.size());
-  for (int64_t step = -1; step <= count; ++step) {
-    std::set<std::pair<uint64_t, uint64_t>> occupied;
-    for (uint32_t b = 0; b < rank.buffers.size(); ++b) {
-      const LiveRange &range = (*live)[b];
-      if (!rank.buffers[b].viewOf && range.start != LiveRange::kNever &&
-          range.start <= step && step <= range.end)
-        occupied.insert(byteRange(rank.buffers[b]));
+/// Bytes live at each step of a timeline (roots of one byte range handed
+/// over in place counted once).
+std::vector<uint64_t> liveBytes(const StageProgram &stage,
+                                const std::vector<Step> &steps,
+                                const Liveness &live) {
+  size_t count = steps.size();
+  std::vector<int64_t> delta(count + 1, 0);
+  auto add = [&](int64_t from, int64_t to, int64_t bytes) {
+    from = std::max<int64_t>(from, 0);
+    to = std::min<int64_t>(to, int64_t(count) - 1);
+    if (from > to)
+      return;
+    delta[from] += bytes;
+    delta[to + 1] -= bytes;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<uint32_t>> byRange;
+  for (uint32_t root : usedRoots(stage, live)) {
+    auto range = byteRange(stage.buffers[root]);
+    add(live.start[root], live.end[root], int64_t(range.second - range.first));
+    byRange[range].push_back(root);
+  }
+  for (auto &[range, roots] : byRange) {
+    std::sort(roots.begin(), roots.end(), [&](uint32_t a, uint32_t b) {
+      return live.start[a] < live.start[b];
+    });
+    for (size_t i = 1; i < roots.size(); ++i)
+      if (live.end[roots[i - 1]] == live.start[roots[i]])
+        add(live.start[roots[i]], live.start[roots[i]],
+            -int64_t(range.second - range.first));
+  }
+  std::vector<uint64_t> bytes(count, 0);
+  int64_t running = 0;
+  for (size_t t = 0; t < count; ++t) {
+    running += delta[t];
+    bytes[t] = uint64_t(running);
+  }
+  return bytes;
+}
+
+Expected<Timelines> buildTimelines(const StageProgram &stage,
+                                   const ScheduleRuns &runs) {
+  Timelines timelines;
+  size_t count = stage.buffers.size();
+  timelines.isStatic.assign(count, 0);
+  for (const Parameter &parameter : stage.parameters)
+    timelines.isStatic[parameter.buffer] = 1;
+  for (const Constant &constant : stage.constants)
+    timelines.isStatic[constant.buffer] = 1;
+  // Inputs given once stay for every run of a longer schedule; with one
+  // run they live from before it to their last use.
+  bool once = runs.events.size() == 1;
+  std::vector<uint32_t> seeded;
+  for (const Binding &input : stage.inputs) {
+    if (input.block >= 0)
+      continue;
+    if (once)
+      seeded.push_back(input.buffer);
+    else
+      timelines.isStatic[input.buffer] = 1;
+  }
+  uint32_t last = runs.events.back().block;
+  std::set<uint32_t> seen;
+  for (uint32_t block : runs.frame) {
+    if (!seen.insert(block).second)
+      return error("block '", stage.blocks[block].name,
+                   "' runs twice for one micro-batch");
+    std::vector<Step> steps = stepsOf(stage, block);
+    timelines.frame.insert(timelines.frame.end(), steps.begin(), steps.end());
+    timelines.frameEnds.push_back(timelines.frame.size());
+  }
+  bool outputsInFrame = !stage.outputs.empty() && stage.blocks[last].slotted;
+  if (outputsInFrame)
+    return error("outputs must be written by a block that is not slotted, "
+                 "and the schedule ends with block '",
+                 stage.blocks[last].name, "'");
+  Expected<Liveness> frame = computeLiveness(
+      stage, timelines.frame, timelines.isStatic,
+      once && stage.blocks[last].slotted ? seeded : std::vector<uint32_t>{},
+      false);
+  if (!frame)
+    return frame.takeStatus().withContext("the frame of a micro-batch");
+  timelines.frameLive = std::move(*frame);
+  for (const Event &event : runs.events) {
+    if (stage.blocks[event.block].slotted ||
+        timelines.unslotted.count(event.block))
+      continue;
+    std::vector<Step> steps = stepsOf(stage, event.block);
+    Expected<Liveness> live = computeLiveness(
+        stage, steps, timelines.isStatic,
+        once ? seeded : std::vector<uint32_t>{}, event.block == last);
+    if (!live)
+      return live.takeStatus().withContext("block '" +
+                                           stage.blocks[event.block].name + "'");
+    timelines.unslotted.emplace(event.block,
+                                std::make_pair(std::move(steps), std::move(*live)));
+  }
+  return timelines;
+}
+
+/// Roots live throughout never share bytes with each other or with any
+/// root a timeline uses.
+Status checkStaticRoots(const StageProgram &stage, const Timelines &timelines) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  std::vector<uint32_t> roots;
+  for (uint32_t b = 0; b < stage.buffers.size(); ++b)
+    if (timelines.isStatic[b] && stage.buffers[b].type.byteSize() > 0)
+      roots.push_back(b);
+  std::sort(roots.begin(), roots.end(), [&](uint32_t a, uint32_t b) {
+    return stage.buffers[a].offset < stage.buffers[b].offset;
+  });
+  for (size_t i = 0; i < roots.size(); ++i) {
+    if (stage.buffers[roots[i]].slotted)
+      return error(describeBuffer(stage, roots[i]),
+                   " is live throughout and cannot be slotted");
+    if (i && overlap(stage.buffers[roots[i - 1]], stage.buffers[roots[i]]))
+      return error(describeBuffer(stage, roots[i - 1]), " and ",
+                   describeBuffer(stage, roots[i]),
+                   " share bytes while both are live (throughout)");
+    ranges.push_back(byteRange(stage.buffers[roots[i]]));
+  }
+  auto check = [&](const Liveness &live) -> Status {
+    for (uint32_t root : usedRoots(stage, live)) {
+      auto range = byteRange(stage.buffers[root]);
+      auto it = std::lower_bound(
+          ranges.begin(), ranges.end(), range,
+          [](const auto &a, const auto &b) { return a.second <= b.first; });
+      if (it != ranges.end() && overlap(*it, range))
+        return error(describeBuffer(stage, root),
+                     " shares bytes with a buffer live throughout");
     }
-    uint64_t bytes = 0;
-    for (const auto &[begin, end] : occupied)
-      bytes += end - begin;
-    usage.peakLiveBytes = std::max(usage.peakLiveBytes, bytes);
+    return Status::ok();
+  };
+  GALVATRON_RETURN_IF_ERROR(check(timelines.frameLive));
+  for (const auto &[block, timeline] : timelines.unslotted)
+    GALVATRON_RETURN_IF_ERROR(check(timeline.second));
+  return Status::ok();
+}
+
+Status checkMemoryPlan(const StageProgram &stage, const ScheduleRuns &runs) {
+  Expected<Timelines> built = buildTimelines(stage, runs);
+  if (!built)
+    return built.takeStatus();
+  const Timelines &timelines = *built;
+  GALVATRON_RETURN_IF_ERROR(checkStaticRoots(stage, timelines));
+  const Schedule &schedule = stage.schedule;
+
+  // The frame: a slot's copies never meet, so what a micro-batch keeps
+  // between its blocks lies in its slot, and what it uses only inside a
+  // block lies outside every slot.
+  const Liveness &frame = timelines.frameLive;
+  GALVATRON_RETURN_IF_ERROR(checkConflicts(stage, timelines.frame, frame)
+                                .withContext("the frame of a micro-batch"));
+  for (uint32_t root : usedRoots(stage, frame)) {
+    const Buffer &buffer = stage.buffers[root];
+    size_t block = std::upper_bound(timelines.frameEnds.begin(),
+                                    timelines.frameEnds.end(),
+                                    size_t(std::max<int64_t>(frame.start[root], 0))) -
+                   timelines.frameEnds.begin();
+    bool crosses = block < timelines.frameEnds.size() &&
+                   frame.end[root] >= int64_t(timelines.frameEnds[block]);
+    if (crosses && !buffer.slotted)
+      return error(describeBuffer(stage, root),
+                   " is kept from one block of a micro-batch to the next but "
+                   "is not slotted");
+    if (!buffer.slotted && overlap(byteRange(buffer), slotsRange(schedule)))
+      return error(describeBuffer(stage, root),
+                   " is not slotted but lies in the slots' bytes");
+  }
+  for (const auto &[block, timeline] : timelines.unslotted) {
+    const auto &[steps, live] = timeline;
+    std::string what = "block '" + stage.blocks[block].name + "'";
+    GALVATRON_RETURN_IF_ERROR(
+        checkConflicts(stage, steps, live).withContext(what));
+    bool inSlots = false;
+    for (uint32_t root : usedRoots(stage, live)) {
+      if (stage.buffers[root].slotted)
+        return error(what, " is not slotted but uses slotted ",
+                     describeBuffer(stage, root));
+      inSlots |= overlap(byteRange(stage.buffers[root]), slotsRange(schedule));
+    }
+    for (size_t e = 0; e < runs.events.size() && inSlots; ++e)
+      if (runs.events[e].block == block && runs.inFlight[e])
+        return error(what, " uses the slots' bytes while a micro-batch is in "
+                           "flight");
+  }
+  return Status::ok();
+}
+
+} // namespace
+
+MemoryUsage analyzeMemory(const StageProgram &stage) {
+  MemoryUsage usage;
+  usage.arenaBytes = stage.arenaSize;
+  for (const Parameter &parameter : stage.parameters)
+    (parameter.state ? usage.stateBytes : usage.parameterBytes) +=
+        stage.buffers[parameter.buffer].type.byteSize();
+  Expected<ScheduleRuns> runs = checkSchedule(stage);
+  if (!runs)
+    return usage;
+  Expected<Timelines> timelines = buildTimelines(stage, *runs);
+  if (!timelines)
+    return usage;
+  uint64_t staticBytes = 0;
+  for (uint32_t b = 0; b < stage.buffers.size(); ++b)
+    if (timelines->isStatic[b])
+      staticBytes += stage.buffers[b].type.byteSize();
+  // Per block of the frame: its peak, and what a micro-batch keeps after it.
+  const std::vector<Step> &frame = timelines->frame;
+  std::vector<uint64_t> frameBytes =
+      liveBytes(stage, frame, timelines->frameLive);
+  size_t blocks = timelines->frameEnds.size();
+  std::vector<uint64_t> peak(blocks, 0), held(blocks, 0);
+  for (size_t k = 0, t = 0; k < blocks; ++k) {
+    size_t end = timelines->frameEnds[k];
+    for (; t < end; ++t)
+      peak[k] = std::max(peak[k], frameBytes[t]);
+    for (uint32_t root : usedRoots(stage, timelines->frameLive))
+      if (timelines->frameLive.start[root] < int64_t(end) &&
+          timelines->frameLive.end[root] >= int64_t(end))
+        held[k] += stage.buffers[root].type.byteSize();
+  }
+  std::map<uint32_t, uint64_t> blockPeak;
+  for (const auto &[block, timeline] : timelines->unslotted)
+    for (uint64_t bytes : liveBytes(stage, timeline.first, timeline.second))
+      blockPeak[block] = std::max(blockPeak[block], bytes);
+  // Walk the schedule: every other micro-batch in flight holds what it
+  // kept after its last block.
+  std::map<int64_t, size_t> position;
+  uint64_t kept = 0;
+  for (const Event &event : runs->events) {
+    uint64_t live = staticBytes;
+    if (!stage.blocks[event.block].slotted) {
+      live += kept + blockPeak[event.block];
+    } else {
+      size_t &done = position[event.microBatch];
+      uint64_t own = done ? held[done - 1] : 0;
+      live += kept - own + peak[done];
+      kept = kept - own + held[done];
+      ++done;
+    }
+    usage.peakLiveBytes = std::max(usage.peakLiveBytes, live);
   }
   return usage;
 }
 
 //===----------------------------------------------------------------------===//
-// Program
+// Stages
 //===----------------------------------------------------------------------===//
 
-Status validateRankProgram(const Program &program, const RankProgram &rank) {
-  for (uint32_t b = 0; b < rank.buffers.size(); ++b)
+Status validateStageProgram(const Program &program, const StageProgram &stage) {
+  for (size_t g = 0; g < program.groups.size(); ++g)
+    GALVATRON_RETURN_IF_ERROR(checkGroup(program, program.groups[g])
+                                  .withContext("group family " +
+                                               std::to_string(g)));
+  const Schedule &schedule = stage.schedule;
+  if (schedule.slotOffset % program.alignment ||
+      schedule.slotSize % program.alignment ||
+      schedule.slotOffset > stage.arenaSize ||
+      (schedule.slotSize &&
+       schedule.slots > (stage.arenaSize - schedule.slotOffset) /
+                            schedule.slotSize))
+    return error(schedule.slots, " slots of ", schedule.slotSize,
+                 " bytes from offset ", schedule.slotOffset,
+                 " do not fit the arena of ", stage.arenaSize,
+                 " bytes aligned");
+  for (uint32_t b = 0; b < stage.buffers.size(); ++b)
     GALVATRON_RETURN_IF_ERROR(
-        checkBuffer(program, rank, b).withContext(describeBuffer(rank, b)));
-  GALVATRON_RETURN_IF_ERROR(checkRoles(rank));
-  // Constants are loaded once, before the first of possibly many runs.
-  std::set<uint32_t> constants;
-  for (const Constant &constant : rank.constants)
-    constants.insert(constant.buffer);
-  for (size_t i = 0; i < rank.instructions.size(); ++i) {
-    GALVATRON_RETURN_IF_ERROR(
-        validateInstruction(program, rank, rank.instructions[i])
-            .withContext(describeInstruction(rank, i)));
-    for (uint32_t output : rank.instructions[i].outputs)
-      if (constants.count(rank.rootOf(output)))
-        return error(describeInstruction(rank, i), ": writes ",
-                     describeBuffer(rank, output),
-                     ", which holds a constant");
+        checkBuffer(program, stage, b).withContext(describeBuffer(stage, b)));
+  GALVATRON_RETURN_IF_ERROR(checkRoles(program, stage));
+  uint32_t next = 0;
+  for (const Block &block : stage.blocks) {
+    if (block.first != next ||
+        block.count > stage.instructions.size() - block.first)
+      return error("block '", block.name, "' does not start where the block "
+                   "before it ends, or runs past the instructions");
+    next = block.first + block.count;
   }
-  return checkMemoryPlan(rank);
+  if (next != stage.instructions.size())
+    return error("instructions from ", next, " belong to no block");
+  for (size_t i = 0; i < stage.instructions.size(); ++i)
+    GALVATRON_RETURN_IF_ERROR(
+        checkInstruction(program, stage, stage.instructions[i])
+            .withContext(describeInstruction(stage, i)));
+  Expected<ScheduleRuns> runs = checkSchedule(stage);
+  if (!runs)
+    return runs.takeStatus();
+  return checkMemoryPlan(stage, *runs);
 }
 
-/// The communication of one rank, by channel: per (group) the sequence of
-/// collectives, per (source, destination, tag) the sequence of messages.
-struct Traffic {
-  std::map<uint32_t, std::vector<std::string>> collectives;
-  std::map<std::tuple<uint32_t, uint32_t, int32_t>, std::vector<std::string>>
-      messages;
+//===----------------------------------------------------------------------===//
+// Communication between stages
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// What must match between the members of a group.
+struct CollectiveCall {
+  InstructionKind kind;
+  ReduceOp reduce;
+  int32_t root;
+  TensorType type;
+  bool operator==(const CollectiveCall &other) const {
+    return kind == other.kind && reduce == other.reduce &&
+           root == other.root && type == other.type;
+  }
+  bool operator!=(const CollectiveCall &other) const {
+    return !(*this == other);
+  }
 };
 
-static Traffic collectTraffic(const RankProgram &rank) {
+/// The communication of one stage over one run of its schedule: per group
+/// family the collectives in order, per (peer stage, tag) the messages
+/// sent and received in order.
+struct Traffic {
+  std::map<uint32_t, std::vector<CollectiveCall>> collectives;
+  std::map<std::pair<uint32_t, int32_t>, std::vector<TensorType>> sent,
+      received;
+};
+
+Traffic collectTraffic(const StageProgram &stage) {
   Traffic traffic;
-  for (const Instruction &instruction : rank.instructions) {
-    switch (instruction.kind) {
-    case InstructionKind::kernel:
-      break;
-    case InstructionKind::send:
-      traffic.messages[{rank.rank, uint32_t(instruction.peer), instruction.tag}]
-          .push_back(rank.buffers[instruction.inputs[0]].type.str());
-      break;
-    case InstructionKind::recv:
-      traffic.messages[{uint32_t(instruction.peer), rank.rank, instruction.tag}]
-          .push_back(rank.buffers[instruction.outputs[0]].type.str());
-      break;
-    default: {
-      std::string signature =
-          std::string(instructionKindName(instruction.kind)) + " " +
-          std::string(reduceOpName(instruction.reduce)) + " root " +
-          std::to_string(instruction.peer) + " " +
-          rank.buffers[instruction.inputs[0]].type.str();
-      traffic.collectives[instruction.group].push_back(signature);
-    }
-    }
-  }
+  std::vector<std::vector<uint32_t>> communication(stage.blocks.size());
+  for (size_t b = 0; b < stage.blocks.size(); ++b)
+    for (uint32_t i = stage.blocks[b].first;
+         i < stage.blocks[b].first + stage.blocks[b].count; ++i)
+      if (stage.instructions[i].kind != InstructionKind::kernel)
+        communication[b].push_back(i);
+  for (const Phase &phase : stage.schedule.phases)
+    for (uint32_t iteration = 0; iteration < phase.iterations; ++iteration)
+      for (const ScheduleStep &step : phase.steps)
+        for (uint32_t i : communication[step.block]) {
+          const Instruction &instruction = stage.instructions[i];
+          switch (instruction.kind) {
+          case InstructionKind::send:
+            traffic.sent[{uint32_t(instruction.peer), instruction.tag}]
+                .push_back(stage.buffers[instruction.inputs[0]].type);
+            break;
+          case InstructionKind::recv:
+            traffic.received[{uint32_t(instruction.peer), instruction.tag}]
+                .push_back(stage.buffers[instruction.outputs[0]].type);
+            break;
+          default:
+            traffic.collectives[instruction.group].push_back(
+                CollectiveCall{instruction.kind, instruction.reduce,
+                               instruction.peer,
+                               stage.buffers[instruction.inputs[0]].type});
+          }
+        }
   return traffic;
 }
 
-/// With every rank present: members of a group issue the same collectives
-/// in the same order, and every send has the matching recv.
-static Status checkTrafficMatches(const Program &program) {
+} // namespace
+
+/// Members of every group a stage runs collectives on exist and issue the
+/// same collectives in the same order, on whatever stage they are; every
+/// message sent is received alike.
+Status validateCommunication(const Program &program) {
   std::vector<Traffic> traffic;
-  for (const RankProgram &rank : program.ranks)
-    traffic.push_back(collectTraffic(rank));
-  for (size_t g = 0; g < program.groups.size(); ++g) {
-    const std::vector<uint32_t> &group = program.groups[g];
-    const RankProgram *first = program.findRank(group[0]);
-    auto reference = traffic[first - program.ranks.data()].collectives[g];
-    for (uint32_t member : group) {
-      const RankProgram *rank = program.findRank(member);
-      if (traffic[rank - program.ranks.data()].collectives[g] != reference)
-        return error("ranks ", group[0], " and ", member,
-                     " issue different collectives on group ", g);
+  for (const StageProgram &stage : program.stages)
+    traffic.push_back(collectTraffic(stage));
+  uint32_t perStage = program.ranksPerStage();
+  std::vector<char> visited;
+  for (uint32_t g = 0; g < program.groups.size(); ++g) {
+    const Group &group = program.groups[g];
+    visited.assign(program.worldSize, 0);
+    std::set<std::pair<uint32_t, uint32_t>> compared;
+    for (uint32_t s = 0; s < program.stages.size(); ++s) {
+      auto own = traffic[s].collectives.find(g);
+      if (own == traffic[s].collectives.end())
+        continue;
+      for (uint32_t rank = s * perStage; rank < (s + 1) * perStage; ++rank) {
+        // Visit each group once, from its first member.
+        uint64_t base = rank, last = 0;
+        for (size_t a = 0; a < group.axes.size(); ++a) {
+          base -= uint64_t(group.coordinate(rank, a)) * group.axes[a].stride;
+          last += uint64_t(group.axes[a].size - 1) * group.axes[a].stride;
+        }
+        if (base + last >= program.worldSize)
+          return error("stage ", s, ": rank ", rank, "'s group of family ", g,
+                       " reaches rank ", base + last, " outside the ",
+                       program.worldSize, "-rank world");
+        if (visited[base])
+          continue;
+        visited[base] = 1;
+        for (uint32_t member : group.members(rank)) {
+          uint32_t other = member / perStage;
+          if (other == s || !compared.insert({s, other}).second)
+            continue;
+          auto theirs = traffic[other].collectives.find(g);
+          if (theirs == traffic[other].collectives.end() ||
+              theirs->second != own->second)
+            return error("ranks ", rank, " (stage ", s, ") and ", member,
+                         " (stage ", other,
+                         ") issue different collectives on group family ", g);
+        }
+      }
     }
   }
-  std::map<std::tuple<uint32_t, uint32_t, int32_t>, std::vector<std::string>>
-      sent, received;
-  for (size_t r = 0; r < program.ranks.size(); ++r)
-    for (const auto &[channel, messages] : traffic[r].messages)
-      (std::get<0>(channel) == program.ranks[r].rank ? sent : received)
-          .emplace(channel, messages);
-  if (sent != received) {
-    for (const auto &[channel, messages] : sent)
-      if (received[channel] != messages)
-        return error("rank ", std::get<0>(channel), " sends ", messages.size(),
-                     " message(s) with tag ", std::get<2>(channel), " to rank ",
-                     std::get<1>(channel), " that it does not receive alike");
-    return error("a rank receives a message that no rank sends");
+  for (uint32_t s = 0; s < program.stages.size(); ++s) {
+    for (const auto &[key, messages] : traffic[s].sent) {
+      auto [peer, tag] = key;
+      auto found = traffic[peer].received.find({s, tag});
+      if (found == traffic[peer].received.end() || found->second != messages)
+        return error("stage ", s, " sends ", messages.size(),
+                     " message(s) with tag ", tag, " to stage ", peer,
+                     " that it does not receive alike");
+    }
+    for (const auto &[key, messages] : traffic[s].received) {
+      auto [peer, tag] = key;
+      if (!traffic[peer].sent.count({s, tag}))
+        return error("stage ", s, " receives ", messages.size(),
+                     " message(s) with tag ", tag, " from stage ", peer,
+                     ", which sends none");
+    }
   }
   return Status::ok();
 }
@@ -600,38 +1229,28 @@ Status validateProgram(const Program &program) {
       (program.alignment & (program.alignment - 1)))
     return error("alignment ", program.alignment,
                  " is not a power of two up to 4096");
-  for (size_t g = 0; g < program.groups.size(); ++g) {
-    const std::vector<uint32_t> &group = program.groups[g];
-    if (group.empty())
-      return error("group ", g, " is empty");
-    std::set<uint32_t> seen;
-    for (uint32_t member : group) {
-      if (member >= program.worldSize)
-        return error("group ", g, " names rank ", member, " outside the ",
-                     program.worldSize, "-rank world");
-      if (!seen.insert(member).second)
-        return error("group ", g, " names rank ", member, " twice");
-    }
-  }
-  if (program.ranks.empty())
-    return error("the program has no rank programs");
+  if (program.stages.empty())
+    return error("the program has no stage programs");
+  if (program.stages.size() > program.worldSize ||
+      program.worldSize % program.stages.size())
+    return error("a world of ", program.worldSize, " ranks does not split "
+                 "into ", program.stages.size(), " pipeline stages");
+  for (size_t g = 0; g < program.groups.size(); ++g)
+    GALVATRON_RETURN_IF_ERROR(checkGroup(program, program.groups[g])
+                                  .withContext("group family " +
+                                               std::to_string(g)));
   if (program.training && (program.training->modelFlops < 0 ||
                            program.training->vocabSize < 1))
     return error("training information needs non-negative model FLOPs and a "
                  "positive vocabulary size");
-  std::set<uint32_t> ranks;
-  for (const RankProgram &rank : program.ranks) {
-    if (rank.rank >= program.worldSize)
-      return error("rank program ", rank.rank, " is outside the ",
-                   program.worldSize, "-rank world");
-    if (!ranks.insert(rank.rank).second)
-      return error("rank ", rank.rank, " has two programs");
-    GALVATRON_RETURN_IF_ERROR(validateRankProgram(program, rank).withContext(
-        "rank " + std::to_string(rank.rank)));
+  for (size_t s = 0; s < program.stages.size(); ++s) {
+    const StageProgram &stage = program.stages[s];
+    if (stage.stage != s)
+      return error("stage program ", s, " is numbered ", stage.stage);
+    GALVATRON_RETURN_IF_ERROR(
+        validateStageProgram(program, stage).withContext(describeStage(stage)));
   }
-  if (program.ranks.size() == program.worldSize)
-    return checkTrafficMatches(program);
-  return Status::ok();
+  return validateCommunication(program);
 }
 
 } // namespace galvatron::runtime

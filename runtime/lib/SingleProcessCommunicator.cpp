@@ -20,7 +20,7 @@ public:
 
   Status setupGroups(const std::vector<std::vector<uint32_t>> &groups) override {
     for (size_t g = 0; g < groups.size(); ++g)
-      if (groups[g] != std::vector<uint32_t>{0})
+      if (!groups[g].empty() && groups[g] != std::vector<uint32_t>{0})
         return error("group ", g, " names ranks other than 0 in a job of one "
                      "process");
     return Status::ok();

@@ -5,17 +5,19 @@
 //   galvatron-compile model.mlir -o m.gxp
 //   galvatron-compile --model=NAME --train="lr=3e-4 ..." -o train.gxp
 //
-// Runs the whole pipeline available so far on an ONNX model (import and
-// clean-up), a preset or galvatron IR, and writes the program file (or, with
-// --emit=mlir, the lowered IR). With --train the program is one training
-// step (--galvatron-build-train-step with the given options, then
-// --galvatron-unroll-schedule and --galvatron-hoist-gradient-sync); IR that
-// already holds a galvatron.schedule is unrolled and lowered the same way.
+// Runs the whole pipeline on an ONNX model (import and clean-up), a preset
+// or galvatron IR, and writes the program file (or, with --emit=mlir, the
+// lowered IR). With --train the program is one training step
+// (--galvatron-build-train-step with the given options), its micro-batch
+// schedule a loop; IR that already holds a galvatron.schedule is lowered
+// the same way.
 //
 // A plan (--plan, --strategy or --search, or one already in the IR) over
-// several devices gives one program per rank, all in one file: each rank
-// gets its pipeline stage's part of the model (--galvatron-pipeline), its
-// training step, and is lowered as that rank.
+// several devices gives one program per pipeline stage, shared by all the
+// stage's ranks, all in one file: the forward is partitioned once, then
+// each stage gets its part of the model (--galvatron-pipeline), its
+// training step, and is lowered once (CompilePipelines.h); what differs
+// between a stage's ranks is resolved by each rank at load.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,7 +30,9 @@
 #include "galvatron/Support/OutputFile.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
+#include "galvatron/Target/Program/CompilePipelines.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
+#include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/PlanUtils.h"
 
 #include "mlir/IR/AsmState.h"
@@ -39,6 +43,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
@@ -190,42 +195,17 @@ loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
   return std::move(module);
 }
 
-/// With --train, or for IR that already holds a schedule: builds and unrolls
-/// the training step and names it as the entry to lower.
-static LogicalResult buildTrainingStep(ModuleOp module, std::string &entry) {
-  bool scheduled = !module.getOps<mlir::galvatron::ScheduleOp>().empty();
-  if (!train.getNumOccurrences() && !scheduled)
-    return success();
-  PassManager pm(module.getContext(), ModuleOp::getOperationName());
-  std::string pipeline;
-  if (train.getNumOccurrences())
-    pipeline += "galvatron-build-train-step{" + train + "},";
-  pipeline += "galvatron-unroll-schedule,galvatron-hoist-gradient-sync";
-  std::string message;
-  llvm::raw_string_ostream errors(message);
-  if (failed(parsePassPipeline(pipeline, pm, errors))) {
-    error("invalid --train options '" + train + "': " + message);
-    return failure();
-  }
-  if (failed(pm.run(module)))
-    return failure();
-  for (auto function : module.getOps<func::FuncOp>())
-    if (function->hasAttr(
-            mlir::galvatron::GalvatronDialect::getTrainingAttrName()))
-      entry = function.getSymName().str();
-  return success();
+/// Applies the pass manager's command-line options (--mlir-timing,
+/// --mlir-print-ir-after-all, ...).
+static LogicalResult configurePassManager(PassManager &pm) {
+  applyDefaultTimingPassManagerCLOptions(pm);
+  return applyPassManagerCLOptions(pm);
 }
 
-/// Runs `pipeline`, a textual pass pipeline on the module, on `module`.
-static LogicalResult runPipeline(ModuleOp module, const std::string &pipeline) {
-  PassManager pm(module.getContext(), ModuleOp::getOperationName());
-  std::string message;
-  llvm::raw_string_ostream errors(message);
-  if (failed(parsePassPipeline(pipeline, pm, errors))) {
-    error("invalid options in '" + pipeline + "': " + message);
-    return failure();
-  }
-  return pm.run(module);
+/// Reports a pipeline's option errors.
+static LogicalResult reportError(const Twine &message) {
+  error(message);
+  return failure();
 }
 
 /// Writes the plan the options ask for onto the module.
@@ -236,14 +216,19 @@ static LogicalResult applyPlan(ModuleOp module) {
     error("give at most one of --plan, --strategy and --search");
     return failure();
   }
+  using Source = mlir::galvatron::PlanPipelineOptions::Source;
+  mlir::galvatron::PlanPipelineOptions options;
   if (!planOptions.empty())
-    return runPipeline(module, "galvatron-apply-strategy{" + planOptions + "}");
-  if (!strategyFile.empty())
-    return runPipeline(module,
-                       "galvatron-apply-strategy{json=" + strategyFile + "}");
-  if (!searchOptions.empty())
-    return runPipeline(module, "galvatron-search{" + searchOptions + "}");
-  return success();
+    options = {Source::manual, planOptions};
+  else if (!strategyFile.empty())
+    options = {Source::strategyFile, strategyFile};
+  else if (!searchOptions.empty())
+    options = {Source::search, searchOptions};
+  PassManager pm(module.getContext(), ModuleOp::getOperationName());
+  if (failed(configurePassManager(pm)) ||
+      failed(mlir::galvatron::buildPlanPipeline(pm, options, reportError)))
+    return failure();
+  return pm.run(module);
 }
 
 /// Makes the model's batch the plan's micro-batch (global batch /
@@ -298,72 +283,74 @@ static LogicalResult fitBatchToPlan(MLIRContext &context,
   return success();
 }
 
-/// The program of every rank of `plan`'s job, one file: each rank compiles
-/// its pipeline stage (ranks are stage-major) and the programs are linked.
-static FailureOr<rt::Program>
-compileRanks(ModuleOp module, mlir::galvatron::PlanAttr plan,
-             mlir::galvatron::RuntimePipelineOptions options,
-             std::string &lowered) {
-  int64_t devices = plan.getDevices(), pp = plan.getPp();
+/// Compiles every pipeline stage of `module`'s plan once and links the
+/// stages' programs into the first stage's module, which is returned.
+static FailureOr<OwningOpRef<ModuleOp>>
+compileStages(OwningOpRef<ModuleOp> module,
+              const mlir::galvatron::RuntimePipelineOptions &runtime) {
+  mlir::galvatron::PlanAttr plan = mlir::galvatron::getPlan(*module);
+  int64_t stages = plan ? plan.getPp() : 1;
   // Several ranks per stage: the forward becomes the SPMD program of each
   // stage's ranks before it is split into stages and differentiated.
-  if (devices != pp && failed(runPipeline(module, "galvatron-partition")))
-    return failure();
-  // Stages without the loss still read token data: every rank gets the
-  // vocabulary of the whole model (the last dimension of its logits).
-  int64_t vocabulary = 0;
-  if (auto main = module.lookupSymbol<func::FuncOp>("main"))
-    for (Type type : main.getResultTypes())
-      if (auto tensor = dyn_cast<RankedTensorType>(type))
-        vocabulary = std::max(vocabulary, tensor.getShape().back());
-  SmallVector<rt::Program> ranks;
-  llvm::raw_string_ostream text(lowered);
-  for (int64_t rank = 0; rank < devices; ++rank) {
-    OwningOpRef<ModuleOp> copy(module.clone());
-    int64_t stage = rank / (devices / pp);
-    options.rank = rank;
-    if (failed(runPipeline(*copy, "galvatron-pipeline{stage=" +
-                                      std::to_string(stage) + "}")) ||
-        failed(buildTrainingStep(*copy, options.entry)))
+  if (plan && plan.getDevices() != stages) {
+    PassManager pm(module->getContext(), ModuleOp::getOperationName());
+    pm.addPass(mlir::galvatron::createPartition());
+    if (failed(configurePassManager(pm)) || failed(pm.run(*module)))
       return failure();
-    if (auto step = copy->lookupSymbol<func::FuncOp>(options.entry))
-      if (auto training = step->getAttrOfType<mlir::galvatron::TrainingAttr>(
-              mlir::galvatron::GalvatronDialect::getTrainingAttrName());
-          training && training.getVocabSize() < 1)
-        step->setAttr(mlir::galvatron::GalvatronDialect::getTrainingAttrName(),
-                      mlir::galvatron::TrainingAttr::get(
-                          module.getContext(), training.getLoss(),
-                          training.getModelFlops(), vocabulary));
-    FailureOr<rt::Program> program =
-        mlir::galvatron::buildProgram(*copy, options);
-    if (failed(program))
-      return failure();
-    ranks.push_back(std::move(*program));
-    if (rank)
-      text << "// -----\n";
-    (*copy)->print(text);
-    text << "\n";
   }
-  return mlir::galvatron::linkRankPrograms(module.getLoc(), ranks);
+  SmallVector<OwningOpRef<ModuleOp>> parts;
+  for (int64_t stage = 0; stage < stages; ++stage) {
+    OwningOpRef<ModuleOp> part =
+        stage + 1 < stages ? OwningOpRef<ModuleOp>(module->clone())
+                           : std::move(module);
+    mlir::galvatron::StagePipelineOptions options;
+    if (stages > 1)
+      options.stage = stage;
+    if (train.getNumOccurrences())
+      options.trainStep = train;
+    options.runtime = runtime;
+    PassManager pm(part->getContext(), ModuleOp::getOperationName());
+    if (failed(configurePassManager(pm)) ||
+        failed(mlir::galvatron::buildStagePipeline(pm, options,
+                                                   reportError)) ||
+        failed(pm.run(*part)))
+      return failure();
+    parts.push_back(std::move(part));
+  }
+  SmallVector<mlir::galvatron::grt::ExecutableOp> executables;
+  for (OwningOpRef<ModuleOp> &part : parts)
+    executables.push_back(
+        *(*part).getOps<mlir::galvatron::grt::ExecutableOp>().begin());
+  if (failed(mlir::galvatron::linkExecutables(executables)))
+    return failure();
+  return std::move(parts.front());
 }
 
+/// One line per stage: what every rank of the stage runs and holds.
 static void printSummary(const std::string &description,
                          const rt::Program &program) {
   llvm::outs() << "galvatron-compile: " << description << " -> "
-               << outputFilename << ": " << program.worldSize
-               << " rank(s), format " << rt::kFormatMajorVersion << "."
-               << rt::kFormatMinorVersion << "\n";
-  for (const rt::RankProgram &rank : program.ranks) {
-    rt::MemoryUsage usage = rt::analyzeMemory(rank);
-    llvm::outs() << "galvatron-compile: rank " << rank.rank << ": "
-                 << rank.instructions.size() << " instructions, "
-                 << rank.buffers.size() << " buffers, "
-                 << rank.parameters.size() << " parameters\n"
-                 << "galvatron-compile: rank " << rank.rank
-                 << ": arena (plan peak) " << usage.arenaBytes
-                 << " bytes, live peak " << usage.peakLiveBytes
-                 << " bytes, parameters " << usage.parameterBytes
-                 << " bytes";
+               << outputFilename << ": " << program.worldSize << " rank(s) in "
+               << program.stages.size() << " stage(s), format "
+               << rt::kFormatMajorVersion << "." << rt::kFormatMinorVersion
+               << "\n";
+  uint32_t perStage = program.ranksPerStage();
+  for (const rt::StageProgram &stage : program.stages) {
+    rt::MemoryUsage usage = rt::analyzeMemory(stage);
+    uint32_t first = stage.stage * perStage;
+    llvm::outs() << "galvatron-compile: stage " << stage.stage << " (rank";
+    if (perStage > 1)
+      llvm::outs() << "s " << first << "-" << first + perStage - 1;
+    else
+      llvm::outs() << " " << first;
+    llvm::outs() << "): " << stage.instructions.size() << " instructions, "
+                 << stage.buffers.size() << " buffers, "
+                 << stage.parameters.size() << " parameters, "
+                 << stage.schedule.microBatches << " micro-batch(es) in "
+                 << stage.schedule.slots << " slot(s); arena (plan peak) "
+                 << usage.arenaBytes << " bytes, live peak "
+                 << usage.peakLiveBytes << " bytes, parameters "
+                 << usage.parameterBytes << " bytes";
     if (usage.stateBytes)
       llvm::outs() << ", training state " << usage.stateBytes << " bytes";
     llvm::outs() << "\n";
@@ -376,6 +363,7 @@ int main(int argc, char **argv) {
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
   mlir::galvatron::registerAllPasses();
   cl::ParseCommandLineOptions(argc, argv, "Galvatron compiler driver\n");
 
@@ -405,19 +393,12 @@ int main(int argc, char **argv) {
     llvm::sys::path::remove_filename(directory);
     options.modelDirectory = directory.str().str();
   }
-  FailureOr<rt::Program> program;
-  std::string lowered;
-  mlir::galvatron::PlanAttr plan = mlir::galvatron::getPlan(**module);
-  if (plan && plan.getDevices() > 1) {
-    program = compileRanks(**module, plan, options, lowered);
-  } else {
-    if (failed(buildTrainingStep(**module, options.entry)))
-      return 1;
-    program = mlir::galvatron::buildProgram(**module, options);
-    llvm::raw_string_ostream text(lowered);
-    (**module)->print(text);
-    text << "\n";
-  }
+  FailureOr<OwningOpRef<ModuleOp>> linked =
+      compileStages(std::move(*module), options);
+  if (failed(linked))
+    return 1;
+  FailureOr<rt::Program> program =
+      mlir::galvatron::buildProgram(**linked, options);
   if (failed(program))
     return 1;
 
@@ -426,7 +407,8 @@ int main(int argc, char **argv) {
     auto output = openOutputFile(outputFilename, &message);
     if (!output)
       return error(message);
-    output->os() << lowered;
+    (**linked)->print(output->os());
+    output->os() << "\n";
     if (llvm::Error failed = mlir::galvatron::keepOutputFile(*output))
       return error(llvm::toString(std::move(failed)));
   } else {

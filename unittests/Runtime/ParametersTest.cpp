@@ -110,10 +110,10 @@ TEST(ParametersTest, PaddedSlicesHoldZerosPastTheWhole) {
 /// A program with one parameter and an identity-like kernel reading it.
 Program parameterProgram(Parameter parameter, TensorType type) {
   Program program = kernelProgram("neg", {type}, {type}, {});
-  RankProgram &rank = program.ranks[0];
-  rank.inputs.clear();
+  StageProgram &stage = program.stages[0];
+  stage.inputs.clear();
   parameter.buffer = 0;
-  rank.parameters = {parameter};
+  stage.parameters = {parameter};
   return program;
 }
 
@@ -161,7 +161,7 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
   EXPECT_EQ(loaded, values);
 
   // External data of the wrong size names the parameter and both sizes.
-  program.ranks[0].parameters[0].external->length = 20;
+  program.stages[0].parameters[0].external->length = 20;
   auto executor2 = Executor::create(program, 0, *backend, *comm);
   ASSERT_TRUE(executor2.isOk());
   options = ParameterOptions{};
@@ -171,7 +171,7 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
             "does not fit f32[2,3] (24 bytes)");
 
   // Locations outside the model's folder are refused, whatever the file.
-  program.ranks[0].parameters[0].external->length = -1;
+  program.stages[0].parameters[0].external->length = -1;
   for (auto [location, why] :
        {std::pair<std::string, std::string>{
             directory + "/parameters_test.bin",
@@ -180,9 +180,9 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
         {"../" + directory.substr(directory.rfind('/') + 1) +
              "/parameters_test.bin",
          "leaves the model's folder ('..' in the path)"}}) {
-    program.ranks[0].parameters[0].external->location = location;
+    program.stages[0].parameters[0].external->location = location;
     EXPECT_EQ(validateProgram(program).message(),
-              "rank 0: parameter 'w': external data '" + location + "' " + why);
+              "stage 0: parameter 'w': external data '" + location + "' " + why);
     auto executor3 = Executor::create(program, 0, *backend, *comm);
     ASSERT_TRUE(executor3.isOk());
     EXPECT_EQ(loadParameters(**executor3, options).status().message(),

@@ -3,6 +3,7 @@
 #include "RuntimeTestUtils.h"
 
 #include "galvatron/Runtime/KernelCatalog.h"
+#include "galvatron/Runtime/Parameters.h"
 #include "galvatron/Runtime/ProgramFile.h"
 
 #include "gtest/gtest.h"
@@ -18,30 +19,36 @@ TensorType f32(std::vector<int64_t> shape) {
   return TensorType{ElementType::f32, std::move(shape)};
 }
 
-/// Two ranks exercising every kind of table: rank 0 computes
-/// linear(x, w, c), reshapes it by a view, all-reduces it with rank 1 and
-/// sends the sum to rank 1, which outputs what it receives.
-Program twoRankProgram() {
+Buffer buffer(TensorType type, uint64_t offset, std::string name = "") {
+  return Buffer{std::move(type), offset, std::nullopt, std::move(name), false};
+}
+
+/// Two stages of two ranks exercising every kind of table. The group
+/// family {2, 1} pairs ranks {0, 1} and {2, 3}. Stage 0 computes
+/// linear(x, w, c) with its rank's half of w's columns (a rank term),
+/// reshapes it by a view, all-reduces it in its pair and sends the mean to
+/// stage 1, whose ranks sum their input in their pair and output what they
+/// receive.
+Program twoStageProgram() {
   Program program;
-  program.worldSize = 2;
+  program.worldSize = 4;
   program.model = "test";
   program.modelDirectory = "/models";
-  program.groups = {{0, 1}};
+  program.groups = {Group{{GroupAxis{2, 1}}}};
 
-  RankProgram &first = program.ranks.emplace_back();
-  first.rank = 0;
-  first.buffers = {
-      Buffer{f32({2, 3}), 0, std::nullopt, "x"},
-      Buffer{f32({3, 4}), 64, std::nullopt, "w"},
-      Buffer{f32({4}), 128, std::nullopt, "c"},
-      Buffer{f32({2, 4}), 192, std::nullopt, ""},
-      Buffer{f32({8}), 192, 3u, ""},
-      Buffer{f32({8}), 256, std::nullopt, ""},
-  };
+  StageProgram &first = program.stages.emplace_back();
+  first.stage = 0;
+  first.buffers = {buffer(f32({2, 3}), 0, "x"),   buffer(f32({3, 4}), 64, "w"),
+                   buffer(f32({4}), 128, "c"),    buffer(f32({2, 4}), 192),
+                   buffer(f32({8}), 192),         buffer(f32({8}), 256)};
+  first.buffers[4].viewOf = 3;
   first.arenaSize = 320;
   Parameter w;
   w.buffer = 1;
   w.name = "w";
+  w.fullShape = {3, 8};
+  w.sliceStart = {0, 0};
+  w.sliceTerms = {RankTerm{1, 0, 4}};
   w.init = Initializer{InitKind::normal, 0.0, 0.02};
   w.external = ExternalData{"weights.bin", 16, 48, "fc.weight"};
   first.parameters.push_back(w);
@@ -66,16 +73,17 @@ Program twoRankProgram() {
   send.peer = 1;
   send.tag = 3;
   first.instructions = {linear, reduce, send};
+  runOnce(first);
 
-  RankProgram &second = program.ranks.emplace_back();
-  second.rank = 1;
-  second.buffers = {Buffer{f32({8}), 0, std::nullopt, "part"},
-                    Buffer{f32({8}), 64, std::nullopt, ""},
-                    Buffer{f32({8}), 128, std::nullopt, ""}};
+  StageProgram &second = program.stages.emplace_back();
+  second.stage = 1;
+  second.buffers = {buffer(f32({8}), 0, "part"), buffer(f32({8}), 64),
+                    buffer(f32({8}), 128)};
   second.arenaSize = 192;
   second.inputs.push_back(Binding{"part", 0});
   second.outputs.push_back(Binding{"received", 2});
   Instruction reduce1 = reduce;
+  reduce1.reduce = ReduceOp::sum;
   reduce1.inputs = {0};
   reduce1.outputs = {1};
   Instruction recv;
@@ -84,6 +92,56 @@ Program twoRankProgram() {
   recv.peer = 0;
   recv.tag = 3;
   second.instructions = {reduce1, recv};
+  runOnce(second);
+  return program;
+}
+
+/// One rank training in a loop: per micro-batch, the forward doubles its
+/// input rows into a slotted buffer and the backward adds them into an
+/// accumulator; the optimizer block outputs the accumulator. 1F1B-like
+/// phases with a warm-up forward keep two micro-batches in flight.
+Program loopProgram(uint32_t microBatches) {
+  Program program;
+  StageProgram &stage = program.stages.emplace_back();
+  // [0, 64) accumulator, slot 0 at [64, 128), slot 1 at [128, 192),
+  // the forward's input in the scratch above, the output after it.
+  stage.buffers = {buffer(f32({2}), 0, "acc"), buffer(f32({2}), 256, "in"),
+                   buffer(f32({2}), 64, "doubled"), buffer(f32({2}), 320)};
+  stage.buffers[2].slotted = true;
+  stage.arenaSize = 384;
+  Parameter acc;
+  acc.buffer = 0;
+  acc.name = "acc";
+  acc.init = Initializer{InitKind::zeros, 0, 0};
+  acc.state = true;
+  stage.parameters = {acc};
+  stage.inputs = {Binding{"in", 1, 0}};
+  stage.outputs = {Binding{"total", 3}};
+  Instruction twice;
+  twice.kernel = "add";
+  twice.inputs = {1, 1};
+  twice.outputs = {2};
+  Instruction accumulate;
+  accumulate.kernel = "add";
+  accumulate.inputs = {0, 2};
+  accumulate.outputs = {0};
+  Instruction copy;
+  copy.kernel = "copy";
+  copy.inputs = {0};
+  copy.outputs = {3};
+  stage.instructions = {twice, accumulate, copy};
+  stage.blocks = {Block{"forward", 0, 1, true}, Block{"backward", 1, 1, true},
+                  Block{"optimizer", 2, 1, false}};
+  Schedule &schedule = stage.schedule;
+  schedule.microBatches = microBatches;
+  schedule.slots = 2;
+  schedule.slotOffset = 64;
+  schedule.slotSize = 64;
+  schedule.phases = {
+      Phase{1, {ScheduleStep{0, 0}}},
+      Phase{microBatches - 1, {ScheduleStep{0, 1}, ScheduleStep{1, 0}}},
+      Phase{1, {ScheduleStep{1, int32_t(microBatches - 1)}}},
+      Phase{1, {ScheduleStep{2, 0}}}};
   return program;
 }
 
@@ -165,8 +223,23 @@ TEST(KernelCatalogTest, CallsAreChecked) {
             "statistics must be f32[2,2], got f32[2,3]");
 }
 
+TEST(GroupTest, MembersAndPositionsFollowTheAxes) {
+  // Data-parallel groups of 2 x 2 consecutive tensor-parallel ranks on a
+  // stage of 4: {0, 2} and {1, 3}; their position is the DP coordinate.
+  Group dp{{GroupAxis{2, 2}}};
+  EXPECT_EQ(dp.members(3), (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(dp.position(3), 1u);
+  EXPECT_EQ(dp.position(1), 0u);
+  // Two axes, the first slowest: a stage of 4 ranks on stages of 8.
+  Group stage{{GroupAxis{2, 16}, GroupAxis{4, 1}}};
+  EXPECT_EQ(stage.size(), 8u);
+  EXPECT_EQ(stage.members(21),
+            (std::vector<uint32_t>{4, 5, 6, 7, 20, 21, 22, 23}));
+  EXPECT_EQ(stage.position(21), 5u);
+}
+
 TEST(ProgramFileTest, RoundTripKeepsEveryField) {
-  Program program = twoRankProgram();
+  Program program = twoStageProgram();
   ASSERT_EQ(validationError(program), "ok");
   std::vector<uint8_t> bytes = serializeProgram(program);
   Expected<Program> loaded = deserializeProgram(bytes.data(), bytes.size());
@@ -174,24 +247,33 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   EXPECT_EQ(loaded->model, "test");
   EXPECT_EQ(loaded->groups, program.groups);
-  const RankProgram &first = loaded->ranks[0];
+  const StageProgram &first = loaded->stages[0];
   EXPECT_EQ(first.buffers[4].viewOf, std::optional<uint32_t>(3));
   EXPECT_EQ(first.parameters[0].external->key, "fc.weight");
   EXPECT_EQ(first.parameters[0].init->b, 0.02);
+  EXPECT_EQ(first.parameters[0].sliceTerms, program.stages[0].parameters[0].sliceTerms);
   EXPECT_EQ(first.instructions[1].reduce, ReduceOp::avg);
   EXPECT_EQ(first.instructions[2].tag, 3);
   EXPECT_EQ(first.layers, std::vector<std::string>{"fc"});
   EXPECT_FALSE(loaded->training);
 
-  // Training programs: state and the training information.
-  program.ranks[0].parameters[0].state = true;
-  program.ranks[0].parameters[0].external.reset();
+  // Training programs: state, blocks, slots, the schedule's phases and the
+  // training information.
+  program = loopProgram(3);
   program.training = TrainingInfo{LossKind::maskedToken, 123, 50257};
   ASSERT_EQ(validationError(program), "ok");
   bytes = serializeProgram(program);
   loaded = deserializeProgram(bytes.data(), bytes.size());
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
-  EXPECT_TRUE(loaded->ranks[0].parameters[0].state);
+  EXPECT_EQ(serializeProgram(*loaded), bytes);
+  const StageProgram &stage = loaded->stages[0];
+  EXPECT_TRUE(stage.parameters[0].state);
+  EXPECT_TRUE(stage.buffers[2].slotted);
+  EXPECT_EQ(stage.inputs[0].block, 0);
+  EXPECT_EQ(stage.blocks[1].name, "backward");
+  EXPECT_EQ(stage.schedule.slots, 2u);
+  EXPECT_EQ(stage.schedule.phases[1].iterations, 2u);
+  EXPECT_EQ(stage.schedule.phases[1].steps[1].block, 1u);
   ASSERT_TRUE(loaded->training);
   EXPECT_EQ(loaded->training->loss, LossKind::maskedToken);
   EXPECT_EQ(loaded->training->modelFlops, 123);
@@ -199,18 +281,25 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
 }
 
 TEST(ProgramFileTest, HeaderProblemsAreNamed) {
-  std::vector<uint8_t> bytes = serializeProgram(twoRankProgram());
+  std::vector<uint8_t> bytes = serializeProgram(twoStageProgram());
   std::vector<uint8_t> magic = bytes;
   magic[0] = 'X';
   EXPECT_EQ(loadError(magic), "not a Galvatron program file (bad magic)");
+  std::vector<uint8_t> old = bytes;
+  old[8] = 1;
+  old[12] = 2;
+  EXPECT_EQ(loadError(old),
+            "program format 1.2 (one program per rank) is no longer "
+            "supported: this runtime reads format 2.1 (one program per "
+            "pipeline stage); recompile the model with galvatron-compile");
   std::vector<uint8_t> version = bytes;
-  version[8] = 2;
-  EXPECT_EQ(loadError(version), "program format version 2.3 is not supported "
-                                "by this runtime (format 1.3)");
+  version[8] = 3;
+  EXPECT_EQ(loadError(version), "program format version 3.1 is not supported "
+                                "by this runtime (format 2.1)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 4;
-  EXPECT_EQ(loadError(minor), "program format version 1.4 is not supported "
-                              "by this runtime (format 1.3)");
+  minor[12] = 2;
+  EXPECT_EQ(loadError(minor), "program format version 2.2 is not supported "
+                              "by this runtime (format 2.1)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
@@ -229,159 +318,235 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
 }
 
 /// Every corruption of a valid file is rejected with a message or yields a
-/// program that passes validation, which then runs without touching memory
-/// outside its arena. Never a crash.
+/// program that passes validation, whose every rank then instantiates and
+/// runs its kernels without touching memory outside its arena. Never a
+/// crash.
 TEST(ProgramFileTest, CorruptFilesNeverCrash) {
-  std::vector<uint8_t> bytes = serializeProgram(twoRankProgram());
-  for (size_t length = 0; length < bytes.size(); ++length)
-    ASSERT_NE(loadError(std::vector<uint8_t>(bytes.begin(),
-                                             bytes.begin() + length)),
-              "ok");
-  std::mt19937 engine(42);
-  std::uniform_int_distribution<size_t> position(0, bytes.size() - 1);
-  std::uniform_int_distribution<int> value(0, 255), flips(1, 4);
-  int accepted = 0;
-  for (int iteration = 0; iteration < 4000; ++iteration) {
-    std::vector<uint8_t> mutated = bytes;
-    for (int f = flips(engine); f > 0; --f)
-      mutated[position(engine)] = uint8_t(value(engine));
-    // Half the time keep the checksum valid to reach the deeper checks.
-    if (iteration % 2)
-      fixChecksum(mutated);
-    Expected<Program> program =
-        deserializeProgram(mutated.data(), mutated.size());
-    if (!program)
-      continue;
-    ++accepted;
-    for (const RankProgram &rank : program->ranks) {
-      if (rank.arenaSize > (1 << 20))
+  for (const Program &valid : {twoStageProgram(), loopProgram(3)}) {
+    std::vector<uint8_t> bytes = serializeProgram(valid);
+    for (size_t length = 0; length < bytes.size(); ++length)
+      ASSERT_NE(loadError(std::vector<uint8_t>(bytes.begin(),
+                                               bytes.begin() + length)),
+                "ok");
+    std::mt19937 engine(42);
+    std::uniform_int_distribution<size_t> position(0, bytes.size() - 1);
+    std::uniform_int_distribution<int> value(0, 255), flips(1, 4);
+    int accepted = 0;
+    for (int iteration = 0; iteration < 2000; ++iteration) {
+      std::vector<uint8_t> mutated = bytes;
+      for (int f = flips(engine); f > 0; --f)
+        mutated[position(engine)] = uint8_t(value(engine));
+      // Half the time keep the checksum valid to reach the deeper checks.
+      if (iteration % 2)
+        fixChecksum(mutated);
+      Expected<Program> program =
+          deserializeProgram(mutated.data(), mutated.size());
+      if (!program)
         continue;
-      std::unique_ptr<Backend> backend = createCPUBackend(1);
-      std::unique_ptr<Communicator> comm = createSingleProcessCommunicator();
-      if (program->worldSize != 1 || !backend->load(rank).isOk())
-        continue;
-      for (size_t i = 0; i < rank.instructions.size(); ++i)
-        if (rank.instructions[i].kind == InstructionKind::kernel)
-          (void)backend->runKernel(i);
+      ++accepted;
+      for (uint32_t r = 0; r < program->worldSize; ++r) {
+        Expected<RankProgram> rank = instantiateRank(*program, r);
+        ASSERT_TRUE(rank.isOk());
+        if (rank->arenaSize > (1 << 20))
+          continue;
+        std::unique_ptr<Backend> backend = createCPUBackend(1);
+        if (!backend->load(*rank).isOk())
+          continue;
+        for (size_t i = 0; i < rank->instructions.size(); ++i)
+          if (rank->instructions[i].kind == InstructionKind::kernel)
+            (void)backend->runKernel(i);
+      }
     }
+    // Some mutations hit bytes that do not matter (names, padding).
+    EXPECT_GT(accepted, 0);
   }
-  // Some mutations hit bytes that do not matter (names, padding).
-  EXPECT_GT(accepted, 0);
 }
 
 TEST(ProgramValidatorTest, StructuralRulesAreEnforced) {
-  Program p = twoRankProgram();
-  p.ranks[0].buffers[0].offset = 4096;
+  Program p = twoStageProgram();
+  p.stages[0].buffers[0].offset = 4096;
   EXPECT_EQ(validationError(p),
-            "rank 0: buffer 0 ('x'): bytes [4096, 4120) lie outside the arena "
-            "of 320 bytes");
-  p = twoRankProgram();
-  p.ranks[0].buffers[2].offset = 132;
-  EXPECT_EQ(validationError(p), "rank 0: buffer 2 ('c'): offset 132 is not a "
-                                "multiple of the 64-byte alignment");
-  p = twoRankProgram();
-  p.groups[0] = {0, 2};
+            "stage 0: buffer 0 ('x'): bytes [4096, 4120) lie outside the "
+            "arena of 320 bytes");
+  p = twoStageProgram();
+  p.stages[0].buffers[2].offset = 132;
+  EXPECT_EQ(validationError(p), "stage 0: buffer 2 ('c'): offset 132 is not "
+                                "a multiple of the 64-byte alignment");
+  p = twoStageProgram();
+  p.stages[0].instructions[0].kernel = "fused_magic";
+  EXPECT_EQ(validationError(p), "stage 0: instruction 0 (kernel "
+                                "'fused_magic' in layer 'fc'): unknown kernel "
+                                "'fused_magic'");
+  p = twoStageProgram();
+  p.stages[0].instructions[0].outputs = {5};
   EXPECT_EQ(validationError(p),
-            "group 0 names rank 2 outside the 2-rank world");
-  p = twoRankProgram();
-  p.ranks[0].instructions[0].kernel = "fused_magic";
-  EXPECT_EQ(validationError(p), "rank 0: instruction 0 (kernel 'fused_magic' "
-                                "in layer 'fc'): unknown kernel 'fused_magic'");
-  p = twoRankProgram();
-  p.ranks[0].instructions[0].outputs = {5};
-  EXPECT_EQ(validationError(p),
-            "rank 0: instruction 0 (kernel 'linear' in layer 'fc'): result #0 "
-            "must be f32[2,4], got f32[8]");
-  p = twoRankProgram();
-  p.ranks[0].parameters[0].init.reset();
-  p.ranks[0].parameters[0].external.reset();
-  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': needs an initializer "
+            "stage 0: instruction 0 (kernel 'linear' in layer 'fc'): result "
+            "#0 must be f32[2,4], got f32[8]");
+  p = twoStageProgram();
+  p.stages[0].parameters[0].init.reset();
+  p.stages[0].parameters[0].external.reset();
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': needs an initializer "
                                 "or external data");
-  p = twoRankProgram();
-  p.ranks[0].inputs.push_back(Binding{"x", 3});
-  EXPECT_EQ(validationError(p), "rank 0: input 'x' is bound twice");
-  p = twoRankProgram();
-  p.ranks[0].instructions[2].peer = 0;
-  EXPECT_EQ(validationError(p),
-            "rank 0: instruction 2 (send): peer 0 is this rank itself");
-  p = twoRankProgram();
-  p.groups.push_back({1});
-  p.ranks[0].instructions[1].group = 1;
-  EXPECT_EQ(validationError(p), "rank 0: instruction 1 (all_reduce): rank 0 "
-                                "is not a member of group 1");
-  p = twoRankProgram();
-  p.ranks[0].instructions[1].reduce = ReduceOp::sum;
-  EXPECT_EQ(validationError(p),
-            "ranks 0 and 1 issue different collectives on group 0");
-  p = twoRankProgram();
-  p.ranks[1].instructions.pop_back();
-  p.ranks[1].outputs.clear();
-  EXPECT_EQ(validationError(p), "rank 0 sends 1 message(s) with tag 3 to rank "
-                                "1 that it does not receive alike");
-  p = twoRankProgram();
+  p = twoStageProgram();
+  p.stages[0].inputs.push_back(Binding{"x", 3});
+  EXPECT_EQ(validationError(p), "stage 0: input 'x' is bound twice");
+  p = twoStageProgram();
+  p.stages[0].instructions[2].peer = 0;
+  EXPECT_EQ(validationError(p), "stage 0: instruction 2 (send): peer stage 0 "
+                                "is this stage itself");
+  p = twoStageProgram();
+  p.stages[0].instructions[2].peer = 2;
+  EXPECT_EQ(validationError(p), "stage 0: instruction 2 (send): peer stage 2 "
+                                "is not a stage of the 2-stage pipeline");
+  p = twoStageProgram();
+  p.stages[0].instructions[1].group = 1;
+  EXPECT_EQ(validationError(p), "stage 0: instruction 1 (all_reduce): group "
+                                "1 does not exist");
+  p = twoStageProgram();
+  p.stages[1].instructions.pop_back();
+  p.stages[1].outputs.clear();
+  runOnce(p.stages[1]);
+  EXPECT_EQ(validationError(p), "stage 0 sends 1 message(s) with tag 3 to "
+                                "stage 1 that it does not receive alike");
+  p = twoStageProgram();
   p.worldSize = 3;
-  EXPECT_EQ(validationError(p), "ok"); // a file may hold a subset of ranks
-  p = twoRankProgram();
-  p.ranks[0].parameters[0].state = true;
-  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': state needs an "
+  EXPECT_EQ(validationError(p), "a world of 3 ranks does not split into 2 "
+                                "pipeline stages");
+  p = twoStageProgram();
+  p.stages[1].stage = 0;
+  EXPECT_EQ(validationError(p), "stage program 1 is numbered 0");
+  p = twoStageProgram();
+  p.stages[0].parameters[0].state = true;
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': state needs an "
                                 "initializer and no external data");
-  p = twoRankProgram();
-  p.ranks[0].buffers[1].type = TensorType{ElementType::i64, {3, 4}};
-  p.ranks[0].parameters[0].state = true;
-  p.ranks[0].parameters[0].external.reset();
-  EXPECT_EQ(validationError(p), "rank 0: parameter 'w': integer state needs a "
-                                "zeros, ones or constant initializer");
-  p = twoRankProgram();
+  p = twoStageProgram();
   p.training = TrainingInfo{LossKind::nextToken, 1, 0};
   EXPECT_EQ(validationError(p), "training information needs non-negative "
                                 "model FLOPs and a positive vocabulary size");
-  p = twoRankProgram();
-  p.ranks[0].instructions[0].outputs = {2};
-  p.ranks[0].buffers[2].type = f32({2, 4});
-  p.ranks[0].constants[0].data.resize(32);
-  p.ranks[0].instructions[0].inputs = {0, 1};
-  EXPECT_EQ(validationError(p), "rank 0: instruction 0 (kernel 'linear' in "
-                                "layer 'fc'): writes buffer 2 ('c'), which "
-                                "holds a constant");
+  p = twoStageProgram();
+  p.stages[0].instructions[0].outputs = {2};
+  p.stages[0].buffers[2].type = f32({2, 4});
+  p.stages[0].constants[0].data.resize(32);
+  p.stages[0].instructions[0].inputs = {0, 1};
+  EXPECT_EQ(validationError(p), "stage 0: block 'main': instruction 0 "
+                                "(kernel 'linear' in layer 'fc'): writes "
+                                "buffer 2 ('c'), which holds a constant");
+  p = twoStageProgram();
+  p.stages[0].blocks[0].count = 2;
+  EXPECT_EQ(validationError(p), "stage 0: instructions from 2 belong to no "
+                                "block");
+}
+
+TEST(ProgramValidatorTest, GroupFamiliesAndRankTermsAreChecked) {
+  Program p = twoStageProgram();
+  p.groups[0].axes.push_back(GroupAxis{2, 1});
+  EXPECT_EQ(validationError(p), "group family 0: axes {2, 1} and {2, 1} "
+                                "overlap");
+  p = twoStageProgram();
+  p.groups[0].axes = {GroupAxis{2, 4}};
+  EXPECT_EQ(validationError(p), "group family 0: axis {2, 4} reaches beyond "
+                                "the 4-rank world");
+  // A pipeline group {2, 2} joins ranks of both stages: both must issue
+  // the same collectives on it.
+  p = twoStageProgram();
+  p.groups[0].axes = {GroupAxis{2, 2}};
+  EXPECT_EQ(validationError(p), "ranks 0 (stage 0) and 2 (stage 1) issue "
+                                "different collectives on group family 0");
+  // The same collective on both stages matches.
+  p.stages[1].instructions[0].reduce = ReduceOp::avg;
+  EXPECT_EQ(validationError(p), "ok");
+  // The highest rank's slice must lie in the whole as well as the lowest's.
+  p = twoStageProgram();
+  p.stages[0].parameters[0].sliceTerms[0].coefficient = 5;
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': slice f32[3,4] "
+                                "starts at 5 in dimension 1 on some rank, "
+                                "outside [3,8]");
+  p = twoStageProgram();
+  p.stages[0].parameters[0].sliceTerms[0].coefficient = -4;
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': a rank term has "
+                                "coefficient -4 outside [0, 281474976710656 "
+                                "/ group size]");
+  // Kernel attributes: checked at both ends of the ranks.
+  p = twoStageProgram();
+  Instruction slice;
+  slice.kernel = "slice";
+  slice.inputs = {0};
+  slice.outputs = {5};
+  p.stages[0].buffers[5].type = f32({1, 3});
+  slice.attributes = {Attribute::makeIntegers("starts", {0, 0}),
+                      Attribute::makeIntegers("limits", {1, 3}),
+                      Attribute::makeIntegers("strides", {1, 1})};
+  slice.attributes[0].terms = {RankTerm{0, 0, 2}};
+  slice.attributes[1].terms = {RankTerm{0, 0, 2}};
+  p.stages[0].instructions = {slice};
+  p.stages[0].outputs = {Binding{"row", 5}};
+  runOnce(p.stages[0]);
+  p.stages[1].instructions.pop_back();
+  p.stages[1].outputs.clear();
+  runOnce(p.stages[1]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 0 (kernel 'slice'): on the rank with the "
+            "highest positions: [2, 3) is out of bounds for dimension 0 of "
+            "f32[2,3]");
+  p.stages[0].instructions[0].attributes[0].terms[0].coefficient = 1;
+  p.stages[0].instructions[0].attributes[1].terms[0].coefficient = 1;
+  EXPECT_EQ(validationError(p), "ok");
+}
+
+TEST(ProgramValidatorTest, RanksInstantiateTheirStage) {
+  Program program = twoStageProgram();
+  ASSERT_EQ(validationError(program), "ok");
+  Expected<RankProgram> rank1 = instantiateRank(program, 1);
+  ASSERT_TRUE(rank1.isOk());
+  EXPECT_EQ(rank1->stage, 0u);
+  EXPECT_EQ(rank1->parameters[0].sliceStart, (std::vector<int64_t>{0, 4}));
+  EXPECT_TRUE(rank1->parameters[0].sliceTerms.empty());
+  EXPECT_EQ(rank1->groups[0], (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(rank1->instructions[2].peer, 3); // stage 1, local index 1
+  Expected<RankProgram> rank2 = instantiateRank(program, 2);
+  ASSERT_TRUE(rank2.isOk());
+  EXPECT_EQ(rank2->stage, 1u);
+  EXPECT_EQ(rank2->groups[0], (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(rank2->instructions[1].peer, 0);
+  EXPECT_FALSE(instantiateRank(program, 4).isOk());
 }
 
 TEST(ProgramValidatorTest, MemoryPlanIsChecked) {
   // The linear's result overlaps the constant it reads.
-  Program p = twoRankProgram();
-  p.ranks[0].buffers[3].offset = 128;
-  p.ranks[0].buffers[4].offset = 128;
+  Program p = twoStageProgram();
+  p.stages[0].buffers[3].offset = 128;
+  p.stages[0].buffers[4].offset = 128;
   EXPECT_EQ(validationError(p),
-            "rank 0: instruction 0 (kernel 'linear' in layer 'fc'): result #0 "
-            "overlaps operand #2 but may not be computed in place");
+            "stage 0: instruction 0 (kernel 'linear' in layer 'fc'): result "
+            "#0 overlaps operand #2 but may not be computed in place");
   // The all-reduce result lands on the parameter, live throughout.
-  p = twoRankProgram();
-  p.ranks[0].buffers[5].offset = 64;
-  EXPECT_EQ(validationError(p),
-            "rank 0: buffer 1 ('w') and buffer 5 share bytes while both are "
-            "live (instructions 1 to 3)");
+  p = twoStageProgram();
+  p.stages[0].buffers[5].offset = 64;
+  EXPECT_EQ(validationError(p), "stage 0: buffer 5 shares bytes with a "
+                                "buffer live throughout");
   // Reading a temporary nobody wrote.
   Program single = kernelProgram("neg", {f32({4})}, {f32({4})}, {});
-  RankProgram &rank = single.ranks[0];
-  rank.buffers.push_back(Buffer{f32({4}), rank.arenaSize, std::nullopt, "t"});
-  rank.arenaSize += 64;
-  rank.instructions[0].inputs = {2};
-  EXPECT_EQ(validationError(single), "rank 0: instruction 0 (kernel 'neg'): "
-                                     "reads buffer 2 ('t') before it is "
-                                     "written");
+  StageProgram &stage = single.stages[0];
+  stage.buffers.push_back(buffer(f32({4}), stage.arenaSize, "t"));
+  stage.arenaSize += 64;
+  stage.instructions[0].inputs = {2};
+  EXPECT_EQ(validationError(single), "stage 0: block 'main': instruction 0 "
+                                     "(kernel 'neg'): reads buffer 2 ('t') "
+                                     "before it is written");
 }
 
 TEST(ProgramValidatorTest, InPlaceResultsMayReuseTheirOperand) {
   // neg(x) into a temporary t, then exp(t) written over t.
   Program program = kernelProgram("neg", {f32({4})}, {f32({4})}, {});
-  RankProgram &rank = program.ranks[0];
+  StageProgram &stage = program.stages[0];
   Instruction exp;
   exp.kernel = "exp";
   exp.inputs = {1};
   exp.outputs = {2};
-  rank.buffers.push_back(Buffer{f32({4}), rank.buffers[1].offset,
-                                std::nullopt, ""});
-  rank.instructions.push_back(exp);
-  rank.outputs = {Binding{"y", 2}};
+  stage.buffers.push_back(buffer(f32({4}), stage.buffers[1].offset));
+  stage.instructions.push_back(exp);
+  stage.outputs = {Binding{"y", 2}};
+  runOnce(stage);
   ASSERT_EQ(validationError(program), "ok");
   auto outputs = runProgram(program, {floats({4}, {0, 1, 2, -1})});
   ASSERT_TRUE(outputs.isOk());
@@ -389,19 +554,85 @@ TEST(ProgramValidatorTest, InPlaceResultsMayReuseTheirOperand) {
   EXPECT_FLOAT_EQ(y[1], std::exp(-1.0f));
   EXPECT_FLOAT_EQ(y[3], std::exp(1.0f));
   // A kernel that cannot work in place may not.
-  rank.instructions[1].kernel = "softmax";
-  rank.instructions[1].attributes = {Attribute::makeInteger("axis", 0)};
+  stage.instructions[1].kernel = "softmax";
+  stage.instructions[1].attributes = {Attribute::makeInteger("axis", 0)};
   ASSERT_EQ(validationError(program), "ok");
-  rank.instructions[1].kernel = "cast";
-  rank.instructions[1].attributes.clear();
+  stage.instructions[1].kernel = "cast";
+  stage.instructions[1].attributes.clear();
   EXPECT_EQ(validationError(program),
-            "rank 0: instruction 1 (kernel 'cast'): result #0 overlaps operand "
-            "#0 but may not be computed in place");
+            "stage 0: instruction 1 (kernel 'cast'): result #0 overlaps "
+            "operand #0 but may not be computed in place");
+}
+
+/// The schedule runs the blocks of each micro-batch in its slot: the loop
+/// program sums twice every micro-batch's rows.
+TEST(ProgramValidatorTest, LoopsRunEveryMicroBatchInItsSlot) {
+  Program program = loopProgram(3);
+  ASSERT_EQ(validationError(program), "ok");
+  Expected<RankProgram> rank = instantiateRank(program, 0);
+  ASSERT_TRUE(rank.isOk());
+  // One copy of the slotted blocks per slot, not per micro-batch.
+  EXPECT_EQ(rank->instructions.size(), 5u);
+  EXPECT_EQ(rank->buffers[rank->slotBuffers[1][2]].offset, 128u);
+  std::unique_ptr<Backend> backend = createCPUBackend(1);
+  std::unique_ptr<Communicator> comm = createSingleProcessCommunicator();
+  Expected<std::unique_ptr<Executor>> executor =
+      Executor::create(program, 0, *backend, *comm);
+  ASSERT_TRUE(executor.isOk()) << executor.status().message();
+  ASSERT_TRUE(loadParameters(**executor, ParameterOptions{}).isOk());
+  const Binding &input = (*executor)->rankProgram().inputs[0];
+  EXPECT_EQ((*executor)->inputType(input), f32({6}));
+  std::vector<float> rows = {1, 2, 3, 4, 5, 6}, total(2);
+  ASSERT_TRUE((*executor)->writeInput(input, rows.data(), 24).isOk());
+  ASSERT_TRUE((*executor)->run().isOk());
+  ASSERT_TRUE((*executor)->readBuffer(3, total.data(), 8).isOk());
+  EXPECT_EQ(total, (std::vector<float>{18, 24}));
+  // Micro-batches in flight: the accumulator, both slots, an input.
+  MemoryUsage usage = analyzeMemory(program.stages[0]);
+  EXPECT_EQ(usage.arenaBytes, 384u);
+  EXPECT_EQ(usage.stateBytes, 8u);
+  EXPECT_EQ(usage.peakLiveBytes, 8u + 8 + 8 + 8);
+
+  // What a micro-batch keeps between its blocks lies in its slot.
+  Program p = loopProgram(3);
+  p.stages[0].buffers[2].slotted = false;
+  EXPECT_EQ(validationError(p), "stage 0: buffer 2 ('doubled') is kept from "
+                                "one block of a micro-batch to the next but "
+                                "is not slotted");
+  p = loopProgram(3);
+  p.stages[0].buffers[2].offset = 128;
+  EXPECT_EQ(validationError(p), "stage 0: buffer 2 ('doubled'): is slotted "
+                                "but lies outside slot 0's bytes [64, 128)");
+  p = loopProgram(3);
+  p.stages[0].buffers[1].offset = 128;
+  EXPECT_EQ(validationError(p), "stage 0: buffer 1 ('in') is not slotted but "
+                                "lies in the slots' bytes");
+  // Three micro-batches in flight need three slots.
+  p = loopProgram(3);
+  p.stages[0].schedule.phases = {
+      Phase{3, {ScheduleStep{0, 0}}}, Phase{3, {ScheduleStep{1, 0}}},
+      Phase{1, {ScheduleStep{2, 0}}}};
+  EXPECT_EQ(validationError(p), "stage 0: micro-batch 2 starts in slot 0 "
+                                "while micro-batch 0 still holds it");
+  // Every micro-batch runs the same blocks.
+  p = loopProgram(3);
+  p.stages[0].schedule.phases[2].steps[0].microBatch = 1;
+  EXPECT_EQ(validationError(p), "stage 0: micro-batch 1 runs 3 slotted "
+                                "block(s), not the 2 of micro-batch 0 in the "
+                                "same order");
+  // The optimizer may reuse the slots' bytes only when none is in flight.
+  p = loopProgram(3);
+  p.stages[0].buffers[3].offset = 64;
+  EXPECT_EQ(validationError(p), "ok");
+  std::swap(p.stages[0].schedule.phases[2], p.stages[0].schedule.phases[3]);
+  p.stages[0].outputs.clear();
+  EXPECT_EQ(validationError(p), "stage 0: block 'optimizer' uses the slots' "
+                                "bytes while a micro-batch is in flight");
 }
 
 TEST(ProgramValidatorTest, MemoryUsageCountsSharedBytesOnce) {
-  Program program = twoRankProgram();
-  MemoryUsage usage = analyzeMemory(program.ranks[0]);
+  Program program = twoStageProgram();
+  MemoryUsage usage = analyzeMemory(program.stages[0]);
   EXPECT_EQ(usage.arenaBytes, 320u);
   EXPECT_EQ(usage.parameterBytes, 48u);
   // At the all-reduce: w, c, the linear's result and the sum.

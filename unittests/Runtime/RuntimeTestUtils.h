@@ -48,6 +48,12 @@ template <typename T> std::vector<T> valuesOf(const HostTensor &tensor) {
 
 inline uint64_t alignUp(uint64_t value) { return (value + 63) / 64 * 64; }
 
+/// Makes `stage` run its instructions once, in order (one block).
+inline void runOnce(StageProgram &stage) {
+  stage.blocks = {Block{"main", 0, uint32_t(stage.instructions.size()), false}};
+  stage.schedule.phases = {Phase{1, {ScheduleStep{0, 0}}}};
+}
+
 /// A one-rank program calling `kernel` once: inputs are program inputs
 /// "in0", "in1"..., results are outputs "out0", ... Buffers do not share
 /// bytes.
@@ -56,28 +62,29 @@ inline Program kernelProgram(const std::string &kernel,
                              const std::vector<TensorType> &outputs,
                              std::vector<Attribute> attributes) {
   Program program;
-  RankProgram &rank = program.ranks.emplace_back();
+  StageProgram &stage = program.stages.emplace_back();
   Instruction instruction;
   instruction.kernel = kernel;
   instruction.attributes = std::move(attributes);
   uint64_t offset = 0;
   auto add = [&](const TensorType &type) {
-    rank.buffers.push_back(Buffer{type, offset, std::nullopt, ""});
+    stage.buffers.push_back(Buffer{type, offset, std::nullopt, "", false});
     offset += alignUp(type.byteSize());
-    return uint32_t(rank.buffers.size() - 1);
+    return uint32_t(stage.buffers.size() - 1);
   };
   for (size_t i = 0; i < inputs.size(); ++i) {
     instruction.inputs.push_back(add(inputs[i]));
-    rank.inputs.push_back(
+    stage.inputs.push_back(
         Binding{"in" + std::to_string(i), instruction.inputs.back()});
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
     instruction.outputs.push_back(add(outputs[i]));
-    rank.outputs.push_back(
+    stage.outputs.push_back(
         Binding{"out" + std::to_string(i), instruction.outputs.back()});
   }
-  rank.instructions.push_back(std::move(instruction));
-  rank.arenaSize = offset;
+  stage.instructions.push_back(std::move(instruction));
+  stage.arenaSize = offset;
+  runOnce(stage);
   return program;
 }
 
@@ -93,10 +100,10 @@ runProgram(const Program &program, const std::vector<HostTensor> &inputs,
       Executor::create(program, 0, *backend, *comm);
   if (!executor)
     return executor.takeStatus();
-  const RankProgram &rank = program.ranks[0];
+  const RankProgram &rank = (*executor)->rankProgram();
   for (size_t i = 0; i < inputs.size(); ++i)
-    GALVATRON_RETURN_IF_ERROR((*executor)->writeBuffer(
-        rank.inputs[i].buffer, inputs[i].data.data(), inputs[i].data.size()));
+    GALVATRON_RETURN_IF_ERROR((*executor)->writeInput(
+        rank.inputs[i], inputs[i].data.data(), inputs[i].data.size()));
   GALVATRON_RETURN_IF_ERROR((*executor)->run());
   std::vector<HostTensor> outputs;
   for (const Binding &output : rank.outputs) {

@@ -14,14 +14,17 @@
 #include "llvm/ADT/SmallVector.h"
 
 #include <cstdint>
+#include <optional>
 
 namespace mlir::galvatron {
 
 /// `size` bytes needed from step `start` to step `end`, both included (steps
-/// are instruction indices; -1 is before the first).
+/// are instruction indices; -1 is before the first), at `fixedOffset` when
+/// the caller has placed it already.
 struct MemoryRequest {
   uint64_t size;
   int64_t start, end;
+  std::optional<uint64_t> fixedOffset = std::nullopt;
 };
 
 struct MemoryPlan {
@@ -33,11 +36,13 @@ struct MemoryPlan {
   uint64_t livePeak = 0;
 };
 
-/// Greedy by size: the largest request first, each into the smallest free
-/// gap among the requests it overlaps in time that fits, or above them.
+/// Greedy by size: the requests with a fixed offset first, then the
+/// largest first, each into the smallest free gap among the requests it
+/// overlaps in time that fits, or above them. No request straddles
+/// `boundary` (when non-zero): each lies wholly below or above it.
 /// Deterministic; sizes are rounded up to `alignment` (a power of two).
 MemoryPlan planMemory(llvm::ArrayRef<MemoryRequest> requests,
-                      uint64_t alignment);
+                      uint64_t alignment, uint64_t boundary = 0);
 
 } // namespace mlir::galvatron
 

@@ -20,9 +20,9 @@ namespace mlir::galvatron {
 struct RuntimePipelineOptions {
   /// Passed to --galvatron-lower-to-runtime.
   std::string modelDirectory;
-  std::string entry = "main";
-  /// The rank whose program to emit and the job's size (0: from the plan).
-  int64_t rank = 0;
+  /// The function or schedule to lower (empty: the schedule, else @main).
+  std::string entry;
+  /// The job's size (0: from the plan).
   int64_t worldSize = 0;
 };
 

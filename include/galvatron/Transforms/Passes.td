@@ -403,41 +403,4 @@ def PipelineSplit : Pass<"galvatron-pipeline", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
 
-def UnrollSchedule : Pass<"galvatron-unroll-schedule", "::mlir::ModuleOp"> {
-  let summary = "Expand a training schedule into one function of all its calls";
-  let description = [{
-    Replaces the `galvatron.schedule` and the functions it calls by one
-    function of the same name that makes the calls in the schedule's order:
-    it takes the data of the whole step (each forward argument with its
-    leading dimension multiplied by the micro-batch count, under the same
-    name), gives micro-batch m rows [m·b, (m+1)·b), passes each forward's
-    saved activations to its backward, and returns the optimizer step's
-    results. The saved activations of micro-batches in flight thus become
-    ordinary values whose lifetimes a memory planner sees. The function
-    carries `#galvatron.training` (the objective and the model FLOPs of the
-    step) for the runtime.
-  }];
-  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
-}
-
-def HoistGradientSync : Pass<"galvatron-hoist-gradient-sync",
-                              "::mlir::ModuleOp"> {
-  let summary = "Sync data-parallel gradients in the last micro-batch's backward";
-  let description = [{
-    Runs on an unrolled training step (`--galvatron-unroll-schedule`). The
-    optimizer step syncs each DDP or ZeRO-1 weight's locally accumulated
-    gradient once per step (see `galvatron.data_parallel`); this pass moves
-    that collective into the backward layer of the last micro-batch, right
-    after the accumulator's last update. DDP's all-reduce replaces the
-    update in place (`assign @w.grad, all_reduce(acc + g)`), the same sum
-    since the accumulator starts every step at zero: the pass moves it only
-    when the step zeroes the accumulator after the sync. ZeRO-1's
-    reduce-scatter of the updated sum leaves the layer as a new result. A
-    backend with asynchronous collectives can then overlap each weight's
-    sync with the backward of the layers before it; the CPU backend's
-    collectives block.
-  }];
-  let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
-}
-
 #endif // GALVATRON_TRANSFORMS_PASSES_TD

@@ -445,6 +445,66 @@ bool VariableAccess::canWriteInto(StringAttr variable, size_t index,
 }
 
 //===----------------------------------------------------------------------===//
+// Device groups on the mesh
+//===----------------------------------------------------------------------===//
+
+/// The group families a stage's collectives run on, derived from their
+/// explicit groups (the partitioner lists every group XLA-style): a family
+/// is the mesh axes the groups vary along, so that the program names it in
+/// constant space however many ranks there are.
+class GroupFamilies {
+public:
+  GroupFamilies(int64_t worldSize, int64_t firstRank, int64_t ranks)
+      : worldSize(worldSize), firstRank(firstRank), ranks(ranks) {}
+
+  /// The family of `groups` (the groups of `op` or of a shard of it).
+  /// Fails, on `op`, when the groups name ranks outside the world, leave a
+  /// rank of the stage out, or do not form one family over mesh axes.
+  FailureOr<FlatSymbolRefAttr> familyOf(Operation *op, ArrayAttr groups);
+  /// Members of one group of `family`.
+  int64_t sizeOf(FlatSymbolRefAttr family) const;
+  const llvm::MapVector<StringAttr, MeshAxes> &all() const { return families; }
+
+private:
+  int64_t worldSize, firstRank, ranks;
+  DenseMap<ArrayAttr, FlatSymbolRefAttr> cache;
+  llvm::MapVector<StringAttr, MeshAxes> families;
+};
+
+FailureOr<FlatSymbolRefAttr> GroupFamilies::familyOf(Operation *op,
+                                                     ArrayAttr groups) {
+  if (auto it = cache.find(groups); it != cache.end())
+    return it->second;
+  int64_t covered = 0;
+  for (Attribute group : groups)
+    for (int64_t member : cast<DenseI64ArrayAttr>(group).asArrayRef()) {
+      if (member >= worldSize)
+        return op->emitOpError() << "names rank " << member
+                                 << " outside a world of " << worldSize;
+      covered += member >= firstRank && member < firstRank + ranks;
+    }
+  // Groups are disjoint (their verifier checks it).
+  if (covered != ranks)
+    return op->emitOpError() << "has no device group for some of the ranks ["
+                             << firstRank << ", " << firstRank + ranks
+                             << ") of its stage";
+  std::string message;
+  FailureOr<MeshAxes> axes = getMeshAxes(groups, message);
+  if (failed(axes))
+    return op->emitOpError() << message;
+  StringAttr name = StringAttr::get(op->getContext(), axes->name());
+  families.try_emplace(name, *axes);
+  return cache[groups] = FlatSymbolRefAttr::get(name);
+}
+
+int64_t GroupFamilies::sizeOf(FlatSymbolRefAttr family) const {
+  int64_t members = 1;
+  for (auto [size, stride] : families.lookup(family.getAttr()).axes)
+    members *= size;
+  return members;
+}
+
+//===----------------------------------------------------------------------===//
 // The lowering
 //===----------------------------------------------------------------------===//
 
@@ -462,6 +522,10 @@ struct ValueBuffer {
   ParameterOp parameter;
   StateOp state;
   ElementsAttr value;
+  /// A shard's place in the whole: which rank holds which slice.
+  SmallVector<Attribute> sliceTerms;
+  /// An input written before each run of this block (per micro-batch).
+  std::optional<unsigned> block;
 
   uint64_t bytes() const {
     return uint64_t(type.getNumElements()) *
@@ -469,7 +533,8 @@ struct ValueBuffer {
   }
 };
 
-/// One instruction: a kernel call or a collective on the rank's group.
+/// One instruction: a kernel call, a collective on a group family, or a
+/// message to a pipeline stage.
 struct KernelStep {
   enum class Kind {
     kernel,
@@ -487,23 +552,49 @@ struct KernelStep {
   SmallVector<unsigned> inputs, outputs;
   Kind kind = Kind::kernel;
   grt::ReduceKind reduce = grt::ReduceKind::sum;
-  /// The world rank a pipeline message goes to or comes from, and its tag.
+  /// The pipeline stage a message goes to or comes from, and its tag.
   int64_t peer = 0, tag = 0;
-  /// The world ranks of the collective's group, in group order.
-  SmallVector<int64_t> group;
+  /// The collective's group family.
+  FlatSymbolRefAttr group;
+  /// Rank-dependent parts of the kernel's integers (#grt.term).
+  SmallVector<Attribute> terms;
+};
+
+/// A function lowered as one block of the program.
+struct BlockSource {
+  func::FuncOp function;
+  StringRef name;
+  bool slotted;
+};
+
+/// Where the lowering puts each root: the bytes live throughout (parameters,
+/// state, constants) first; above them, with a schedule, one slot per
+/// micro-batch in flight holding what a micro-batch keeps from its forward
+/// to its backward (and whatever else the plan fits there), then the
+/// scratch the blocks use inside themselves; the optimizer plans the bytes
+/// above the persistent ones afresh.
+struct Layout {
+  SmallVector<uint64_t> offsets;
+  SmallVector<bool> slotted;
+  uint64_t arena = 0;
+  uint64_t slotOffset = 0, slotSize = 0;
 };
 
 class Lowering {
 public:
-  Lowering(ModuleOp module, func::FuncOp entry, uint64_t alignment,
-           int64_t rank, int64_t worldSize)
-      : module(module), entry(entry), alignment(alignment), rank(rank),
-        worldSize(worldSize), access(entry) {}
+  Lowering(ModuleOp module, ArrayRef<BlockSource> blocks, ScheduleOp schedule,
+           uint64_t alignment, int64_t stage, int64_t stages,
+           int64_t worldSize)
+      : module(module), sources(blocks), schedule(schedule),
+        alignment(alignment), stage(stage), stages(stages),
+        worldSize(worldSize),
+        families(worldSize, stage * (worldSize / stages), worldSize / stages) {
+  }
 
   LogicalResult collect();
   void assignInPlace();
-  MemoryPlan plan();
-  void emit(const MemoryPlan &memory, StringRef modelDirectory);
+  Layout plan();
+  void emit(const Layout &layout, StringRef modelDirectory);
 
 private:
   FailureOr<unsigned> newBuffer(Operation *op, Value value, Role role);
@@ -512,14 +603,10 @@ private:
   /// `type` over the bytes of `buffer` (a view of its root).
   unsigned newView(unsigned buffer, RankedTensorType type);
   LogicalResult visitCollective(Operation *op, StringAttr layer);
-  /// `config` with the `vocab_start` of this rank's block and the
+  /// Adds to `step` the `vocab_start` of the rank's block and the
   /// `vocab_size` (the blocks together, or the op's own when they pad it)
   /// when `op` works on a vocabulary split over device groups.
-  FailureOr<DictionaryAttr> withVocabBlock(Operation *op,
-                                           DictionaryAttr config);
-  /// The rank's group of `op`'s groups and its position in it.
-  FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> groupOf(Operation *op,
-                                                           ArrayAttr groups);
+  LogicalResult addVocabBlock(Operation *op, KernelStep &step);
   void addTranspose(Operation *op, StringAttr layer, unsigned input,
                     unsigned output, ArrayRef<int64_t> perm);
   FailureOr<unsigned> variableBuffer(Operation *user, StringAttr name);
@@ -528,21 +615,31 @@ private:
   FailureOr<unsigned> resultBuffer(Operation *op, Value result);
   LogicalResult visit(Operation *op, StringAttr layer);
   void addCopy(Operation *op, StringAttr layer, unsigned from, unsigned to);
+  /// `#grt.term<key[index], coefficient * family>`.
+  Attribute term(StringRef key, int64_t index, int64_t coefficient,
+                 FlatSymbolRefAttr family);
   unsigned rootOf(unsigned buffer) const { return buffers[buffer].root; }
   /// The class (set of roots sharing bytes through in-place results).
   unsigned classOf(unsigned root) const { return rootClass[root]; }
+  /// Slots the schedule's micro-batches in flight need.
+  int64_t slotsNeeded();
 
   ModuleOp module;
-  func::FuncOp entry;
+  SmallVector<BlockSource> sources;
+  ScheduleOp schedule;
   uint64_t alignment;
-  int64_t rank, worldSize;
-  VariableAccess access;
+  int64_t stage, stages, worldSize;
+  GroupFamilies families;
+  /// The variable accesses of the function being visited.
+  std::unique_ptr<VariableAccess> access;
 
   SmallVector<ValueBuffer> buffers;
   DenseMap<Value, unsigned> bufferOf;
   /// Parameters and state by name.
   llvm::StringMap<unsigned> variableBuffers;
   SmallVector<KernelStep, 0> steps;
+  /// Per block: its steps [first, end).
+  SmallVector<std::pair<size_t, size_t>> blockSteps;
   SmallVector<std::pair<std::string, unsigned>> outputs;
 
   // Per root buffer: first write (-1 before the run) and last access
@@ -588,21 +685,14 @@ unsigned Lowering::newView(unsigned source, RankedTensorType type) {
   return index;
 }
 
-FailureOr<std::pair<ArrayRef<int64_t>, int64_t>>
-Lowering::groupOf(Operation *op, ArrayAttr groups) {
-  for (Attribute group : groups)
-    for (int64_t member : cast<DenseI64ArrayAttr>(group).asArrayRef())
-      if (member >= worldSize)
-        return op->emitOpError() << "names rank " << member
-                                 << " outside a world of " << worldSize;
-  auto found = findDeviceGroup(groups, rank);
-  if (!found)
-    return op->emitOpError() << "has no device group holding rank " << rank;
-  return *found;
+Attribute Lowering::term(StringRef key, int64_t index, int64_t coefficient,
+                         FlatSymbolRefAttr family) {
+  MLIRContext *context = module.getContext();
+  return grt::RankTermAttr::get(context, StringAttr::get(context, key), index,
+                                coefficient, family);
 }
 
-FailureOr<DictionaryAttr> Lowering::withVocabBlock(Operation *op,
-                                                   DictionaryAttr config) {
+LogicalResult Lowering::addVocabBlock(Operation *op, KernelStep &step) {
   ArrayAttr groups;
   int64_t local = 0;
   auto rowsOf = [](Type type) {
@@ -626,19 +716,21 @@ FailureOr<DictionaryAttr> Lowering::withVocabBlock(Operation *op,
         local = columnsOf(op.getLogits());
       });
   if (!groups)
-    return config;
-  FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> group = groupOf(op, groups);
-  if (failed(group))
+    return success();
+  FailureOr<FlatSymbolRefAttr> family = families.familyOf(op, groups);
+  if (failed(family))
     return failure();
+  // Member i holds rows [i · local, (i + 1) · local) of the vocabulary.
   Builder b(op->getContext());
-  SmallVector<NamedAttribute> entries(config.getValue());
-  entries.push_back(
-      b.getNamedAttr("vocab_start", b.getI64IntegerAttr(group->second * local)));
-  int64_t size = int64_t(group->first.size()) * local;
+  SmallVector<NamedAttribute> entries(step.config.getValue());
+  entries.push_back(b.getNamedAttr("vocab_start", b.getI64IntegerAttr(0)));
+  int64_t size = families.sizeOf(*family) * local;
   if (auto padded = op->getAttrOfType<IntegerAttr>("vocab_size"))
     size = padded.getInt();
   entries.push_back(b.getNamedAttr("vocab_size", b.getI64IntegerAttr(size)));
-  return b.getDictionaryAttr(entries);
+  step.config = b.getDictionaryAttr(entries);
+  step.terms.push_back(term("vocab_start", 0, local, *family));
+  return success();
 }
 
 void Lowering::addTranspose(Operation *op, StringAttr layer, unsigned input,
@@ -677,8 +769,8 @@ static SmallVector<int64_t> movePermutation(int64_t rank, int64_t from,
 /// through a transpose that brings the member index to the front (or back).
 LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
   auto groups = op->getAttrOfType<ArrayAttr>("groups");
-  FailureOr<std::pair<ArrayRef<int64_t>, int64_t>> group = groupOf(op, groups);
-  if (failed(group))
+  FailureOr<FlatSymbolRefAttr> family = families.familyOf(op, groups);
+  if (failed(family))
     return failure();
   if (isa<ReplicateOp>(op)) {
     bufferOf[op->getResult(0)] = bufferOf.lookup(op->getOperand(0));
@@ -687,15 +779,15 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
   Value input = op->getOperand(0), result = op->getResult(0);
   auto inputType = cast<RankedTensorType>(input.getType());
   auto resultType = cast<RankedTensorType>(result.getType());
-  int64_t members = group->first.size();
+  int64_t members = families.sizeOf(*family);
   Builder b(op->getContext());
   if (auto shard = dyn_cast<ShardOp>(op)) {
-    // The member's part is a local slice.
+    // The member's part is a local slice: member i's starts at i · part.
     SmallVector<int64_t> starts(inputType.getRank(), 0),
         limits(inputType.getShape()), strides(inputType.getRank(), 1);
-    int64_t part = resultType.getDimSize(shard.getDim());
-    starts[shard.getDim()] = group->second * part;
-    limits[shard.getDim()] = starts[shard.getDim()] + part;
+    int64_t dim = shard.getDim();
+    int64_t part = resultType.getDimSize(dim);
+    limits[dim] = part;
     FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
     if (failed(output))
       return failure();
@@ -706,6 +798,8 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
         {b.getNamedAttr("starts", b.getDenseI64ArrayAttr(starts)),
          b.getNamedAttr("limits", b.getDenseI64ArrayAttr(limits)),
          b.getNamedAttr("strides", b.getDenseI64ArrayAttr(strides))});
+    step.terms = {term("starts", dim, part, *family),
+                  term("limits", dim, part, *family)};
     step.layer = layer;
     step.inputs = {bufferOf.lookup(input)};
     step.outputs = {*output};
@@ -714,7 +808,7 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
   KernelStep collective;
   collective.op = op;
   collective.layer = layer;
-  collective.group.assign(group->first.begin(), group->first.end());
+  collective.group = *family;
   auto reduceKind = [](CollectiveReduction reduction) {
     switch (reduction) {
     case CollectiveReduction::sum:
@@ -751,7 +845,7 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
     // A gathered weight assigned to its variable (ZeRO-1/2's updated
     // slices) lands in the variable's bytes.
     std::optional<unsigned> variable;
-    if (access.writtenInto(result)) {
+    if (access->writtenInto(result)) {
       FailureOr<unsigned> index = resultBuffer(op, result);
       if (failed(index))
         return failure();
@@ -859,20 +953,11 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
       bufferOf[result] = bufferOf.lookup(value);
     return success();
   }
-  if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-    for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
-      auto name = entry.getResultAttrOfType<StringAttr>(
-          index, GalvatronDialect::getNameAttrName());
-      outputs.emplace_back(name ? name.str() : "output" + std::to_string(index),
-                           bufferOf.lookup(value));
-    }
-    return success();
-  }
   if (StringAttr name = variableOf(op)) {
     FailureOr<unsigned> variable = variableBuffer(op, name);
     if (failed(variable))
       return failure();
-    if (!access.isSnapshot(op)) {
+    if (!access->isSnapshot(op)) {
       bufferOf[op->getResult(0)] = *variable;
       return success();
     }
@@ -888,7 +973,7 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
         variableBuffer(op, assign.getNameAttr().getAttr());
     if (failed(variable))
       return failure();
-    if (access.isCopied(assign))
+    if (access->isCopied(assign))
       addCopy(op, layer, bufferOf.lookup(assign.getValue()), *variable);
     return success();
   }
@@ -916,24 +1001,19 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
     buffers[*index].offsetInRoot = source.offsetInRoot;
     return success();
   }
-  // Pipeline messages go to the peer stage's rank with the same local index
-  // (ranks are stage-major: rank = stage · devices / pp + local index).
+  // Pipeline messages name the peer stage; each rank talks to the rank of
+  // that stage with its own local index.
   if (isa<SendOp, RecvOp>(op)) {
-    PlanAttr plan = getPlan(module);
-    if (!plan)
-      return op->emitOpError()
-             << "needs the module's #galvatron.plan to find its peer rank";
-    int64_t ranksPerStage = plan.getDevices() / plan.getPp();
     KernelStep step{op, "", {}, layer, {}, {}};
     auto send = dyn_cast<SendOp>(op);
     auto recv = dyn_cast<RecvOp>(op);
     step.kind = send ? KernelStep::Kind::send : KernelStep::Kind::recv;
-    int64_t peerStage = send ? send.getPeer() : recv.getPeer();
-    step.peer = peerStage * ranksPerStage + rank % ranksPerStage;
+    step.peer = send ? send.getPeer() : recv.getPeer();
     step.tag = send ? send.getTag() : recv.getTag();
-    if (step.peer >= worldSize)
-      return op->emitOpError() << "goes to rank " << step.peer
-                               << " outside a world of " << worldSize;
+    if (step.peer >= stages || step.peer == stage)
+      return op->emitOpError() << "goes to stage " << step.peer
+                               << ", not another stage of the " << stages
+                               << "-stage pipeline";
     if (send) {
       step.inputs.push_back(bufferOf.lookup(send.getValue()));
     } else {
@@ -949,10 +1029,9 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   FailureOr<std::pair<std::string, DictionaryAttr>> kernel = describeKernel(op);
   if (failed(kernel))
     return failure();
-  FailureOr<DictionaryAttr> config = withVocabBlock(op, kernel->second);
-  if (failed(config))
+  KernelStep step{op, kernel->first, kernel->second, layer, {}, {}};
+  if (failed(addVocabBlock(op, step)))
     return failure();
-  KernelStep step{op, kernel->first, *config, layer, {}, {}};
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
   // The `add` kernel takes a 16-bit addend second.
@@ -969,13 +1048,26 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
 }
 
 FailureOr<unsigned> Lowering::resultBuffer(Operation *op, Value result) {
-  StringAttr variable = access.writtenInto(result);
+  StringAttr variable = access->writtenInto(result);
   if (!variable)
     return newBuffer(op, result, Role::temporary);
   FailureOr<unsigned> index = variableBuffer(op, variable);
   if (succeeded(index))
     bufferOf[result] = *index;
   return index;
+}
+
+/// The shard of a parameter or state variable: state shaped like its sharded
+/// parameter is the same slice of the whole state tensor.
+static std::optional<ParameterShard> variableShard(ModuleOp module,
+                                                   Operation *symbol) {
+  std::optional<ParameterShard> shard = getParameterShard(symbol);
+  if (auto state = dyn_cast<StateOp>(symbol); !shard && state)
+    if (auto of = state.getParameterAttr())
+      if (auto owner = module.lookupSymbol<ParameterOp>(of);
+          owner && owner.getTensorType() == state.getTensorType())
+        return getParameterShard(owner);
+  return shard;
 }
 
 FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
@@ -988,10 +1080,21 @@ FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
   if (!parameter && !state)
     return user->emitOpError() << "refers to '" << name.getValue()
                                << "', which is neither a parameter nor state";
-  if (std::optional<ParameterShard> shard = getParameterShard(symbol))
-    if (!shard->sliceStart(rank))
-      return symbol->emitOpError()
-             << "is sharded over groups that do not hold rank " << rank;
+  // A shard's slice along each split dimension starts at the rank's
+  // position in the split's group times the part left by the split.
+  SmallVector<Attribute> sliceTerms;
+  if (std::optional<ParameterShard> shard = variableShard(module, symbol)) {
+    SmallVector<int64_t> block(shard->fullShape);
+    for (const ParameterShard::Split &split : shard->splits) {
+      FailureOr<FlatSymbolRefAttr> family =
+          families.familyOf(symbol, split.groups);
+      if (failed(family))
+        return failure();
+      block[split.dim] /= families.sizeOf(*family);
+      sliceTerms.push_back(
+          term("slice_start", split.dim, block[split.dim], *family));
+    }
+  }
   RankedTensorType type =
       parameter ? parameter.getTensorType() : state.getTensorType();
   // The buffer stands for the variable, not for one SSA value.
@@ -1007,6 +1110,7 @@ FailureOr<unsigned> Lowering::variableBuffer(Operation *user, StringAttr name) {
   buffer.name = name.str();
   buffer.parameter = parameter;
   buffer.state = state;
+  buffer.sliceTerms = std::move(sliceTerms);
   variableBuffers[name] = index;
   return index;
 }
@@ -1018,18 +1122,52 @@ void Lowering::addCopy(Operation *op, StringAttr layer, unsigned from,
 }
 
 LogicalResult Lowering::collect() {
-  for (auto [index, argument] : llvm::enumerate(entry.getArguments())) {
-    FailureOr<unsigned> buffer = newBuffer(entry, argument, Role::input);
-    if (failed(buffer))
-      return failure();
-    auto name = entry.getArgAttrOfType<StringAttr>(
-        index, GalvatronDialect::getNameAttrName());
-    buffers[*buffer].name =
-        name ? name.str() : "input" + std::to_string(index);
+  // With a schedule: the forward's arguments are per-micro-batch inputs, its
+  // results what the backward takes, and the optimizer's results the
+  // outputs; a lone function's arguments and results are the program's.
+  SmallVector<unsigned> forwardResults;
+  for (auto [blockIndex, source] : llvm::enumerate(sources)) {
+    func::FuncOp function = source.function;
+    access = std::make_unique<VariableAccess>(function);
+    size_t first = steps.size();
+    bool isForward = schedule && blockIndex == 0;
+    bool isBackward = schedule && blockIndex == 1;
+    for (auto [index, argument] : llvm::enumerate(function.getArguments())) {
+      if (isBackward) {
+        bufferOf[argument] = forwardResults[index];
+        continue;
+      }
+      FailureOr<unsigned> buffer = newBuffer(function, argument, Role::input);
+      if (failed(buffer))
+        return failure();
+      auto name = function.getArgAttrOfType<StringAttr>(
+          index, GalvatronDialect::getNameAttrName());
+      buffers[*buffer].name =
+          name ? name.str() : "input" + std::to_string(index);
+      if (isForward)
+        buffers[*buffer].block = unsigned(blockIndex);
+    }
+    for (Operation &op : function.getBody().front()) {
+      auto ret = dyn_cast<func::ReturnOp>(op);
+      if (!ret) {
+        if (failed(visit(&op, StringAttr())))
+          return failure();
+        continue;
+      }
+      for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+        if (isForward) {
+          forwardResults.push_back(bufferOf.lookup(value));
+          continue;
+        }
+        auto name = function.getResultAttrOfType<StringAttr>(
+            index, GalvatronDialect::getNameAttrName());
+        outputs.emplace_back(
+            name ? name.str() : "output" + std::to_string(index),
+            bufferOf.lookup(value));
+      }
+    }
+    blockSteps.emplace_back(first, steps.size());
   }
-  for (Operation &op : entry.getBody().front())
-    if (failed(visit(&op, StringAttr())))
-      return failure();
 
   // Live ranges of roots.
   int64_t count = steps.size();
@@ -1103,66 +1241,187 @@ void Lowering::assignInPlace() {
   }
 }
 
-MemoryPlan Lowering::plan() {
-  // One request per class of roots sharing bytes.
-  SmallVector<MemoryRequest> requests;
-  DenseMap<unsigned, unsigned> requestOf;
+int64_t Lowering::slotsNeeded() {
+  int64_t flying = 0, most = 1;
+  for (auto [kind, micro] : schedule.expand()) {
+    if (kind == ScheduleStepKind::forward)
+      most = std::max(most, ++flying);
+    else if (kind == ScheduleStepKind::backward)
+      --flying;
+  }
+  return most;
+}
+
+Layout Lowering::plan() {
+  Layout layout;
+  layout.offsets.assign(buffers.size(), 0);
+  layout.slotted.assign(buffers.size(), false);
+  // Bytes live throughout, packed.
+  uint64_t persistent = 0;
   for (auto [index, buffer] : llvm::enumerate(buffers)) {
-    if (buffer.root != index || start[index] > end[index])
+    if (buffer.root != index ||
+        (buffer.role != Role::parameter && buffer.role != Role::state &&
+         buffer.role != Role::constant))
       continue;
-    auto [it, inserted] = requestOf.try_emplace(classOf(index), requests.size());
+    layout.offsets[index] = persistent;
+    persistent += llvm::alignTo(buffer.bytes(), alignment);
+  }
+  // One request per class of the other roots sharing bytes, by the block
+  // (or, with a schedule, the frame of forward and backward) using it.
+  struct Class {
+    unsigned root;
+    MemoryRequest request;
+  };
+  SmallVector<Class> classes;
+  DenseMap<unsigned, unsigned> classIndex;
+  for (auto [index, buffer] : llvm::enumerate(buffers)) {
+    if (buffer.root != index || start[index] > end[index] ||
+        buffer.role == Role::parameter || buffer.role == Role::state ||
+        buffer.role == Role::constant)
+      continue;
+    auto [it, inserted] = classIndex.try_emplace(classOf(index), classes.size());
     if (inserted) {
-      requests.push_back({buffer.bytes(), start[index], end[index]});
+      classes.push_back(
+          {classOf(index), {buffer.bytes(), start[index], end[index]}});
       continue;
     }
-    MemoryRequest &request = requests[it->second];
+    MemoryRequest &request = classes[it->second].request;
     request.start = std::min(request.start, start[index]);
     request.end = std::max(request.end, end[index]);
   }
-  MemoryPlan memory = planMemory(requests, alignment);
-  // Re-index the offsets by class.
-  SmallVector<uint64_t> offsets(buffers.size(), 0);
-  for (auto [cls, request] : requestOf)
-    offsets[cls] = memory.offsets[request];
-  memory.offsets = std::move(offsets);
-  return memory;
+  auto place = [&](ArrayRef<unsigned> members, uint64_t boundary) {
+    SmallVector<MemoryRequest> requests;
+    for (unsigned c : members)
+      requests.push_back(classes[c].request);
+    return planMemory(requests, alignment, boundary);
+  };
+  SmallVector<uint64_t> classOffset(classes.size(), 0);
+  SmallVector<bool> classSlotted(classes.size(), false);
+  uint64_t dynamic = 0;
+  if (!schedule) {
+    SmallVector<unsigned> all =
+        llvm::to_vector(llvm::seq<unsigned>(0, classes.size()));
+    MemoryPlan memory = place(all, 0);
+    for (unsigned c : all)
+      classOffset[c] = persistent + memory.offsets[c];
+    dynamic = memory.size;
+  } else {
+    // What a micro-batch keeps from its forward to its backward fills the
+    // bottom of its frame (slot 0); the frame's other requests lie wholly
+    // in the slot or wholly above it (the scratch every slot shares).
+    int64_t backwardStart = int64_t(blockSteps[1].first);
+    int64_t optimizerStart = int64_t(blockSteps[2].first);
+    SmallVector<unsigned> frame, optimizer;
+    uint64_t slotSize = 0;
+    for (auto [c, cls] : llvm::enumerate(classes)) {
+      MemoryRequest &request = cls.request;
+      if (request.start >= optimizerStart) {
+        optimizer.push_back(c);
+        continue;
+      }
+      frame.push_back(c);
+      if (request.start < backwardStart && request.end >= backwardStart) {
+        request.fixedOffset = slotSize;
+        slotSize += llvm::alignTo(request.size, alignment);
+      }
+    }
+    // With one slot nothing moves: the whole frame is the slot, and a
+    // request may span what the slot keeps and what it does not.
+    int64_t slots = slotsNeeded();
+    MemoryPlan memory = place(frame, slots > 1 ? slotSize : 0);
+    if (slots == 1)
+      slotSize = llvm::alignTo(memory.size, alignment);
+    for (auto [i, c] : llvm::enumerate(frame)) {
+      uint64_t offset = memory.offsets[i];
+      classSlotted[c] = offset < slotSize;
+      classOffset[c] = classSlotted[c]
+                           ? persistent + offset
+                           : persistent + slots * slotSize + (offset - slotSize);
+    }
+    uint64_t frameBytes =
+        slots * slotSize + (memory.size > slotSize ? memory.size - slotSize : 0);
+    // The optimizer runs with no micro-batch in flight.
+    MemoryPlan update = place(optimizer, 0);
+    for (auto [i, c] : llvm::enumerate(optimizer))
+      classOffset[c] = persistent + update.offsets[i];
+    dynamic = std::max(frameBytes, update.size);
+    layout.slotOffset = persistent;
+    layout.slotSize = slotSize;
+  }
+  for (auto [c, cls] : llvm::enumerate(classes)) {
+    layout.offsets[cls.root] = classOffset[c];
+    layout.slotted[cls.root] = classSlotted[c];
+  }
+  // Members of a class take its offset.
+  for (auto [index, buffer] : llvm::enumerate(buffers))
+    if (buffer.root == index && classOf(index) != index) {
+      layout.offsets[index] = layout.offsets[classOf(index)];
+      layout.slotted[index] = layout.slotted[classOf(index)];
+    }
+  layout.arena = persistent + dynamic;
+  return layout;
 }
 
-void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
+/// Model FLOPs of one forward call: every matrix op of the function.
+static int64_t forwardFlops(func::FuncOp function) {
+  int64_t flops = 0;
+  function.walk([&](FlopCountOpInterface op) { flops += op.getFlops(); });
+  return flops;
+}
+
+/// The classes of the loss a forward computes, or 0 without a loss (a
+/// pipeline stage before the last).
+static int64_t vocabularyOf(func::FuncOp forward) {
+  int64_t vocabulary = 0;
+  auto columnsOf = [](Value logits) {
+    return cast<RankedTensorType>(logits.getType()).getShape().back();
+  };
+  forward.walk([&](Operation *op) {
+    if (auto loss = dyn_cast<CrossEntropyOp>(op))
+      vocabulary = columnsOf(loss.getLogits());
+    // The vocabulary split over the loss's groups (less their padding).
+    if (auto loss = dyn_cast<VocabCrossEntropyOp>(op))
+      vocabulary = loss.getVocabSize().value_or(
+          columnsOf(loss.getLogits()) *
+          cast<DenseI64ArrayAttr>(loss.getVocabGroups()[0]).size());
+  });
+  return vocabulary;
+}
+
+void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
   MLIRContext *context = module.getContext();
   OpBuilder builder(context);
-  Location loc = entry.getLoc();
+  Location loc = sources.front().function.getLoc();
   builder.setInsertionPointToEnd(module.getBody());
   auto model = module->getAttrOfType<StringAttr>(
       GalvatronDialect::getModelAttrName());
+  // A training step's model FLOPs: 3 x the forward of every micro-batch on
+  // each of the stage's ranks.
+  TrainingAttr training;
+  if (schedule)
+    training = TrainingAttr::get(
+        context, schedule.getLoss(),
+        3 * schedule.getMicroBatches() *
+            forwardFlops(sources.front().function) * (worldSize / stages),
+        vocabularyOf(sources.front().function));
   auto executable = grt::ExecutableOp::create(
-      builder, loc, worldSize, alignment, model,
+      builder, loc, worldSize, alignment, stages, model,
       modelDirectory.empty() ? StringAttr() : builder.getStringAttr(modelDirectory),
-      entry->getAttrOfType<TrainingAttr>(
-          GalvatronDialect::getTrainingAttrName()));
+      training);
   builder.setInsertionPointToStart(&executable.getBody().emplaceBlock());
-  // One group per distinct member list, named after its members so the
-  // programs of several ranks merge into one executable by name.
-  llvm::StringMap<FlatSymbolRefAttr> groupSymbols;
-  auto groupSymbol = [&](ArrayRef<int64_t> members) {
-    std::string name = "g";
-    llvm::raw_string_ostream os(name);
-    llvm::interleave(members, os, "_");
-    auto [it, inserted] = groupSymbols.try_emplace(name);
-    if (inserted) {
-      grt::GroupOp::create(builder, loc, name, members);
-      it->second = FlatSymbolRefAttr::get(context, name);
+  for (auto &[name, mesh] : families.all()) {
+    SmallVector<int64_t> sizes, strides;
+    for (auto [size, stride] : mesh.axes) {
+      sizes.push_back(size);
+      strides.push_back(stride);
     }
-    return it->second;
-  };
-  for (const KernelStep &step : steps)
-    if (!step.group.empty())
-      groupSymbol(step.group);
-  auto program = grt::ProgramOp::create(builder, loc, rank, memory.size);
+    grt::GroupOp::create(builder, loc, name, sizes, strides);
+  }
+  auto program = grt::ProgramOp::create(builder, loc, stage, layout.arena);
   builder.setInsertionPointToStart(&program.getBody().emplaceBlock());
 
   auto offsetOf = [&](unsigned index) {
-    return int64_t(memory.offsets[classOf(buffers[index].root)]);
+    return int64_t(layout.offsets[buffers[index].root]);
   };
   auto memrefOf = [](RankedTensorType type) {
     return MemRefType::get(type.getShape(), type.getElementType());
@@ -1176,37 +1435,35 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
       if (buffer.role != role)
         continue;
       MemRefType type = memrefOf(buffer.type);
-      Location at = loc;
       if (buffer.root != index) {
-        values[index] = grt::ViewOp::create(builder, at, type,
+        values[index] = grt::ViewOp::create(builder, loc, type,
                                             values[buffer.root],
                                             buffer.offsetInRoot);
         continue;
       }
+      bool slotted = layout.slotted[index];
       switch (role) {
       case Role::input:
-        values[index] =
-            grt::InputOp::create(builder, at, type, buffer.name, offsetOf(index));
+        values[index] = grt::InputOp::create(
+            builder, loc, type, buffer.name, offsetOf(index),
+            buffer.block ? builder.getStringAttr(sources[*buffer.block].name)
+                         : StringAttr(),
+            slotted);
         break;
       case Role::parameter:
       case Role::state: {
         Operation *symbol = buffer.parameter ? buffer.parameter.getOperation()
                                              : buffer.state.getOperation();
-        std::optional<ParameterShard> shard = getParameterShard(symbol);
-        // State shaped like its sharded parameter is the same slice of the
-        // whole state tensor.
-        if (!shard && buffer.state)
-          if (auto of = buffer.state.getParameterAttr())
-            if (auto owner = module.lookupSymbol<ParameterOp>(of);
-                owner &&
-                owner.getTensorType() == buffer.state.getTensorType())
-              shard = getParameterShard(owner);
+        std::optional<ParameterShard> shard = variableShard(module, symbol);
         DenseI64ArrayAttr fullShape, sliceStart;
+        ArrayAttr sliceTerms;
         if (shard) {
           // The source tensor's shape: a padded vocabulary's rows past it
           // are padding.
           fullShape = builder.getDenseI64ArrayAttr(shard->getSourceShape());
-          sliceStart = builder.getDenseI64ArrayAttr(*shard->sliceStart(rank));
+          sliceStart = builder.getDenseI64ArrayAttr(
+              SmallVector<int64_t>(shard->fullShape.size(), 0));
+          sliceTerms = builder.getArrayAttr(buffer.sliceTerms);
         }
         values[index] =
             buffer.parameter
@@ -1214,26 +1471,26 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
                       builder, symbol->getLoc(), type, buffer.name,
                       offsetOf(index), buffer.parameter.getInitAttr(),
                       buffer.parameter.getExternalAttr(), fullShape,
-                      sliceStart, /*state=*/false)
+                      sliceStart, sliceTerms, /*state=*/false)
                 : grt::ParameterOp::create(
                       builder, symbol->getLoc(), type, buffer.name,
                       offsetOf(index), buffer.state.getInitAttr(),
-                      ExternalDataAttr(), fullShape, sliceStart,
+                      ExternalDataAttr(), fullShape, sliceStart, sliceTerms,
                       /*state=*/true);
         break;
       }
       case Role::constant:
-        values[index] = grt::ConstantOp::create(builder, at, type,
+        values[index] = grt::ConstantOp::create(builder, loc, type,
                                                 offsetOf(index), buffer.value);
         break;
       case Role::temporary:
         values[index] =
-            grt::BufferOp::create(builder, at, type, offsetOf(index));
+            grt::BufferOp::create(builder, loc, type, offsetOf(index), slotted);
         break;
       }
     }
   }
-  for (const KernelStep &step : steps) {
+  auto emitStep = [&](const KernelStep &step) {
     SmallVector<Value> inputs, results;
     for (unsigned input : step.inputs)
       inputs.push_back(values[input]);
@@ -1242,23 +1499,24 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
     Location at = step.op->getLoc();
     switch (step.kind) {
     case KernelStep::Kind::kernel:
-      grt::KernelOp::create(builder, at, step.kernel, inputs, results,
-                            step.config, step.layer);
+      grt::KernelOp::create(
+          builder, at, step.kernel, inputs, results, step.config,
+          step.terms.empty() ? ArrayAttr() : builder.getArrayAttr(step.terms),
+          step.layer);
       break;
     case KernelStep::Kind::allReduce:
       grt::AllReduceOp::create(builder, at,
-                               grt::ReduceKindAttr::get(context, step.reduce), inputs[0], results[0],
-                               groupSymbol(step.group), step.layer);
+                               grt::ReduceKindAttr::get(context, step.reduce),
+                               inputs[0], results[0], step.group, step.layer);
       break;
     case KernelStep::Kind::allGather:
-      grt::AllGatherOp::create(builder, at, inputs[0], results[0],
-                               groupSymbol(step.group), step.layer);
+      grt::AllGatherOp::create(builder, at, inputs[0], results[0], step.group,
+                               step.layer);
       break;
     case KernelStep::Kind::reduceScatter:
-      grt::ReduceScatterOp::create(builder, at,
-                                   grt::ReduceKindAttr::get(context, step.reduce), inputs[0],
-                                   results[0], groupSymbol(step.group),
-                                   step.layer);
+      grt::ReduceScatterOp::create(
+          builder, at, grt::ReduceKindAttr::get(context, step.reduce),
+          inputs[0], results[0], step.group, step.layer);
       break;
     case KernelStep::Kind::allToAll:
       grt::AllToAllOp::create(builder, at, inputs[0], results[0],
@@ -1273,6 +1531,35 @@ void Lowering::emit(const MemoryPlan &memory, StringRef modelDirectory) {
                           step.layer);
       break;
     }
+  };
+  if (!schedule) {
+    for (const KernelStep &step : steps)
+      emitStep(step);
+  } else {
+    for (auto [source, range] : llvm::zip(sources, blockSteps)) {
+      OpBuilder::InsertionGuard guard(builder);
+      auto block = grt::BlockOp::create(builder, loc, source.name,
+                                        source.slotted);
+      builder.setInsertionPointToStart(&block.getBody().emplaceBlock());
+      for (size_t i = range.first; i < range.second; ++i)
+        emitStep(steps[i]);
+    }
+    // The galvatron schedule's phases, its calls named by their blocks.
+    SmallVector<Attribute> phases;
+    for (auto phase : schedule.getPhases().getAsRange<SchedulePhaseAttr>()) {
+      SmallVector<Attribute> entries{
+          builder.getI64IntegerAttr(phase.getIterations())};
+      for (auto step : phase.getSteps().getAsRange<ScheduleStepAttr>()) {
+        entries.push_back(builder.getStringAttr(
+            sources[unsigned(step.getKind())].name));
+        entries.push_back(builder.getI64IntegerAttr(
+            std::max<int64_t>(step.getMicroBatch(), 0)));
+      }
+      phases.push_back(builder.getArrayAttr(entries));
+    }
+    grt::ScheduleOp::create(builder, loc, schedule.getMicroBatches(),
+                            slotsNeeded(), layout.slotOffset, layout.slotSize,
+                            builder.getArrayAttr(phases));
   }
   for (auto &[name, buffer] : outputs)
     grt::OutputOp::create(builder, loc, name, values[buffer]);
@@ -1291,40 +1578,84 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    auto fail = [&](Operation *at) -> InFlightDiagnostic {
+      signalPassFailure();
+      return at->emitError();
+    };
     if (alignment < 1 || (alignment & (alignment - 1)) || alignment > 4096) {
-      module.emitError() << "alignment must be a power of two up to 4096, got "
-                         << int64_t(alignment);
-      return signalPassFailure();
+      fail(module) << "alignment must be a power of two up to 4096, got "
+                   << int64_t(alignment);
+      return;
     }
-    auto function = module.lookupSymbol<func::FuncOp>(entry);
-    if (!function || function.isExternal()) {
-      module.emitError() << "no function '" << entry << "' to lower";
-      return signalPassFailure();
+    // A training step's schedule lowers as blocks run in a loop; a
+    // function as one block.
+    SmallVector<BlockSource> blocks;
+    std::string name = entry;
+    if (name.empty()) {
+      auto schedules = module.getOps<ScheduleOp>();
+      name = schedules.empty() ? "main"
+                               : (*schedules.begin()).getSymName().str();
     }
-    if (!function.getBody().hasOneBlock()) {
-      function.emitOpError() << "must have a single block to be lowered";
-      return signalPassFailure();
+    Operation *symbol = module.lookupSymbol(name);
+    auto schedule = dyn_cast_or_null<ScheduleOp>(symbol);
+    if (schedule) {
+      for (auto [name, function, slotted] :
+           {std::tuple(StringRef("forward"), schedule.getForwardAttr(), true),
+            std::tuple(StringRef("backward"), schedule.getBackwardAttr(), true),
+            std::tuple(StringRef("optimizer"), schedule.getOptimizerAttr(),
+                       false)})
+        blocks.push_back(
+            {module.lookupSymbol<func::FuncOp>(function), name, slotted});
+    } else if (auto function = dyn_cast_or_null<func::FuncOp>(symbol);
+               function && !function.isExternal()) {
+      blocks.push_back({function, "main", false});
+    } else {
+      fail(module) << "no function or galvatron.schedule '" << name
+                   << "' to lower";
+      return;
     }
-    int64_t world = worldSize;
-    if (world == 0) {
-      auto plan = module->getAttrOfType<PlanAttr>(
-          GalvatronDialect::getPlanAttrName());
-      world = plan ? plan.getDevices() : 1;
+    for (BlockSource &block : blocks)
+      if (!block.function.getBody().hasOneBlock()) {
+        fail(block.function) << "must have a single block to be lowered";
+        return;
+      }
+    PlanAttr plan = getPlan(module);
+    int64_t world = worldSize ? int64_t(worldSize)
+                              : (plan ? plan.getDevices() : 1);
+    int64_t stages = plan ? plan.getPp() : 1;
+    if (world < 1 || world % stages) {
+      fail(module) << "a world of " << world << " ranks does not split into "
+                   << stages << " pipeline stages";
+      return;
     }
-    if (world < 1 || rank < 0 || rank >= world) {
-      module.emitError() << "rank " << int64_t(rank)
-                         << " is outside a world of " << world << " ranks";
-      return signalPassFailure();
-    }
-    placeFillsAtUses(function);
-    Lowering lowering(module, function, uint64_t(alignment), rank, world);
+    // The stage whose layers the functions hold.
+    std::optional<int64_t> stage;
+    for (BlockSource &block : blocks)
+      for (LayerOp layer : block.function.getBody().getOps<LayerOp>())
+        if (StrategyAttr strategy = layer.getStrategyAttr()) {
+          if (stage && *stage != strategy.getStage()) {
+            fail(layer) << "lies on stage " << strategy.getStage()
+                        << " but the program is stage " << *stage
+                        << "'s (split the pipeline first: "
+                           "--galvatron-pipeline=stage=N)";
+            return;
+          }
+          stage = strategy.getStage();
+        }
+    for (BlockSource &block : blocks)
+      placeFillsAtUses(block.function);
+    Lowering lowering(module, blocks, schedule, uint64_t(alignment),
+                      stage.value_or(0), stages, world);
     if (failed(lowering.collect()))
       return signalPassFailure();
     lowering.assignInPlace();
     lowering.emit(lowering.plan(), modelDirectory);
-    // The program replaces the model: drop the function, parameters and
-    // state.
-    function.erase();
+    // The program replaces the model: drop the functions, schedule,
+    // parameters and state.
+    if (schedule)
+      schedule.erase();
+    for (BlockSource &block : blocks)
+      block.function.erase();
     for (Operation &op : llvm::make_early_inc_range(*module.getBody()))
       if (isa<ParameterOp, StateOp>(op))
         op.erase();

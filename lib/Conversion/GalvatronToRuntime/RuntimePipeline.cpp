@@ -15,7 +15,6 @@ void mlir::galvatron::buildRuntimePipeline(
   LowerToRuntimeOptions lowering;
   lowering.modelDirectory = options.modelDirectory;
   lowering.entry = options.entry;
-  lowering.rank = options.rank;
   lowering.worldSize = options.worldSize;
   pm.addPass(createLowerToRuntime(lowering));
 }

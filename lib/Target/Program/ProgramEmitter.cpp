@@ -8,7 +8,6 @@
 
 #include "mlir/Pass/PassManager.h"
 
-#include <map>
 
 using namespace mlir;
 namespace rt = ::galvatron::runtime;
@@ -25,83 +24,89 @@ mlir::galvatron::buildProgram(ModuleOp module,
   auto executables = module.getOps<grt::ExecutableOp>();
   if (!llvm::hasSingleElement(executables))
     return module.emitError() << "expected one grt.executable";
-  FailureOr<rt::Program> program = grt::exportExecutable(*executables.begin());
+  grt::ExecutableOp executable = *executables.begin();
+  if (!grt::holdsEveryStage(executable))
+    return executable.emitOpError()
+           << "holds " << llvm::range_size(executable.getBody().getOps<grt::ProgramOp>())
+           << " of the programs of its " << executable.getStages()
+           << " stages; link the stages' executables first";
+  FailureOr<rt::Program> program = grt::exportExecutable(executable);
   if (failed(program))
     return failure();
   rt::Status status = rt::validateProgram(*program);
   if (!status.isOk())
-    return (*executables.begin()).emitOpError() << status.message();
+    return executable.emitOpError() << status.message();
   // External data resolves now, as the runtime will resolve it, when the
   // driver read the model from its folder (an executable given as IR may
   // name a folder of another machine).
   if (!options.modelDirectory.empty())
-    for (const rt::RankProgram &rank : program->ranks)
-      for (const rt::Parameter &parameter : rank.parameters) {
+    for (const rt::StageProgram &stage : program->stages)
+      for (const rt::Parameter &parameter : stage.parameters) {
         if (!parameter.external)
           continue;
-        const rt::TensorType &type = rank.buffers[parameter.buffer].type;
+        const rt::TensorType &type = stage.buffers[parameter.buffer].type;
         rt::TensorType source{type.elementType, parameter.isSlice()
                                                     ? parameter.fullShape
                                                     : type.shape};
         rt::Expected<std::string> path = rt::resolveParameterData(
             *parameter.external, source, options.modelDirectory);
         if (!path)
-          return (*executables.begin()).emitError()
-                 << "parameter '" << parameter.name
-                 << "': " << path.status().message();
+          return executable.emitError() << "parameter '" << parameter.name
+                                        << "': " << path.status().message();
       }
   return program;
 }
 
-FailureOr<rt::Program>
-mlir::galvatron::linkRankPrograms(Location loc, ArrayRef<rt::Program> ranks) {
-  if (ranks.empty())
-    return emitError(loc) << "no rank programs to link";
-  rt::Program linked;
-  linked.worldSize = ranks.front().worldSize;
-  linked.alignment = ranks.front().alignment;
-  linked.model = ranks.front().model;
-  linked.modelDirectory = ranks.front().modelDirectory;
-  // A training step's model FLOPs are the work of every rank together.
-  linked.training = ranks.front().training;
-  if (linked.training) {
-    linked.training->modelFlops = 0;
-    for (const rt::Program &part : ranks)
-      if (part.training)
-        linked.training->modelFlops += part.training->modelFlops;
-  }
-  std::map<std::vector<uint32_t>, uint32_t> groupIndex;
-  for (const rt::Program &part : ranks) {
-    if (part.worldSize != linked.worldSize ||
-        part.alignment != linked.alignment)
-      return emitError(loc) << "rank programs disagree on the world size or "
-                               "alignment";
-    std::vector<uint32_t> renumbered;
-    for (const std::vector<uint32_t> &group : part.groups) {
-      auto [it, inserted] = groupIndex.try_emplace(group, linked.groups.size());
-      if (inserted)
-        linked.groups.push_back(group);
-      renumbered.push_back(it->second);
+LogicalResult
+mlir::galvatron::linkExecutables(ArrayRef<grt::ExecutableOp> parts) {
+  grt::ExecutableOp linked = parts.front();
+  MLIRContext *context = linked.getContext();
+  Block &body = linked.getBody().front();
+  SymbolTable symbols(linked);
+  TrainingAttr training = linked.getTrainingAttr();
+  for (grt::ExecutableOp part : parts.drop_front()) {
+    if (part.getWorldSize() != linked.getWorldSize() ||
+        part.getAlignment() != linked.getAlignment() ||
+        part.getStages() != linked.getStages())
+      return linked.emitOpError()
+             << "cannot link stages that disagree on the world size, "
+                "alignment or stage count";
+    for (Operation &op :
+         llvm::make_early_inc_range(part.getBody().front())) {
+      auto group = dyn_cast<grt::GroupOp>(op);
+      if (group && symbols.lookup(group.getSymName()))
+        continue;
+      // Families first, programs after them, stages in order.
+      Operation *before = nullptr;
+      if (group) {
+        before = &*llvm::find_if(body, llvm::IsaPred<grt::ProgramOp>);
+      } else if (auto program = dyn_cast<grt::ProgramOp>(op)) {
+        for (grt::ProgramOp other : body.getOps<grt::ProgramOp>()) {
+          if (other.getStage() == program.getStage())
+            return linked.emitOpError()
+                   << "cannot link stage " << program.getStage() << " twice";
+          if (!before && other.getStage() > program.getStage())
+            before = other;
+        }
+      }
+      if (before)
+        op.moveBefore(before);
+      else
+        op.moveBefore(&body, body.end());
+      if (group)
+        symbols.insert(group);
     }
-    for (rt::RankProgram rank : part.ranks) {
-      if (linked.findRank(rank.rank))
-        return emitError(loc) << "rank " << rank.rank << " is linked twice";
-      for (rt::Instruction &instruction : rank.instructions)
-        if (instruction.kind != rt::InstructionKind::kernel &&
-            instruction.kind != rt::InstructionKind::send &&
-            instruction.kind != rt::InstructionKind::recv)
-          instruction.group = renumbered[instruction.group];
-      linked.ranks.push_back(std::move(rank));
-    }
+    TrainingAttr other = part.getTrainingAttr();
+    if (!training || !other)
+      continue;
+    training = TrainingAttr::get(
+        context, training.getLoss(),
+        training.getModelFlops() + other.getModelFlops(),
+        std::max(training.getVocabSize(), other.getVocabSize()));
   }
-  llvm::sort(linked.ranks, [](const rt::RankProgram &a,
-                              const rt::RankProgram &b) {
-    return a.rank < b.rank;
-  });
-  rt::Status status = rt::validateProgram(linked);
-  if (!status.isOk())
-    return emitError(loc) << status.message();
-  return linked;
+  if (training)
+    linked.setTrainingAttr(training);
+  return success();
 }
 
 LogicalResult

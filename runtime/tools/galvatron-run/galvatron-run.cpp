@@ -298,13 +298,13 @@ std::string bindingNames(const std::vector<Binding> &bindings) {
 }
 
 /// Reads every input of the rank's program from its .npy file.
-Expected<std::vector<std::pair<uint32_t, HostTensor>>>
+Expected<std::vector<std::pair<const Binding *, HostTensor>>>
 readInputs(Executor &executor, const Options &options) {
   const RankProgram &rank = executor.rankProgram();
-  // In a job of several ranks an input may belong to some ranks only.
+  // In a pipeline an input may belong to some stages only.
   auto known = [&](const std::string &name) {
-    for (const RankProgram &other : executor.program().ranks)
-      if (findBinding(other.inputs, name))
+    for (const StageProgram &stage : executor.program().stages)
+      if (findBinding(stage.inputs, name))
         return true;
     return false;
   };
@@ -316,7 +316,7 @@ readInputs(Executor &executor, const Options &options) {
     if (!files.emplace(name, forRank(file, rank.rank)).second)
       return error("input '", name, "' is given twice");
   }
-  std::vector<std::pair<uint32_t, HostTensor>> inputs;
+  std::vector<std::pair<const Binding *, HostTensor>> inputs;
   for (const Binding &input : rank.inputs) {
     auto file = files.find(input.name);
     if (file == files.end())
@@ -325,12 +325,12 @@ readInputs(Executor &executor, const Options &options) {
     Expected<HostTensor> tensor = readNpy(file->second);
     if (!tensor)
       return tensor.takeStatus();
-    const TensorType &expected = rank.buffers[input.buffer].type;
+    TensorType expected = executor.inputType(input);
     if (tensor->type != expected)
       return error("input '", input.name, "': '", file->second, "' holds ",
                    tensor->type.str(), " but the program expects ",
                    expected.str());
-    inputs.emplace_back(input.buffer, std::move(*tensor));
+    inputs.emplace_back(&input, std::move(*tensor));
   }
   return inputs;
 }
@@ -421,7 +421,7 @@ public:
           *executor, forRank(options.saveParameters, comm.rank())));
     if (options.steps > 0)
       return setUpTraining();
-    Expected<std::vector<std::pair<uint32_t, HostTensor>>> read =
+    Expected<std::vector<std::pair<const Binding *, HostTensor>>> read =
         readInputs(*executor, options);
     if (!read)
       return read.takeStatus();
@@ -451,9 +451,9 @@ public:
     for (int iteration = 0; iteration < options.repeat; ++iteration) {
       // Inputs are written before every run: the plan reuses their bytes
       // once they are read for the last time.
-      for (const auto &[buffer, tensor] : inputs)
-        GALVATRON_RETURN_IF_ERROR(executor->writeBuffer(
-            buffer, tensor.data.data(), tensor.data.size()));
+      for (const auto &[input, tensor] : inputs)
+        GALVATRON_RETURN_IF_ERROR(executor->writeInput(
+            *input, tensor.data.data(), tensor.data.size()));
       auto start = std::chrono::steady_clock::now();
       GALVATRON_RETURN_IF_ERROR(
           executor->run(options.profile ? &profile : nullptr));
@@ -515,7 +515,7 @@ public:
     TensorType idsType;
     idsType.shape = {1, 1};
     if (ids)
-      idsType = rank.buffers[ids->buffer].type;
+      idsType = executor->inputType(*ids);
     int64_t maskToken = options.maskToken >= 0 ? options.maskToken
                         : info.vocabSize > 103 ? 103
                                                : info.vocabSize - 1;
@@ -669,7 +669,7 @@ private:
     // A later pipeline stage reads only the labels, a middle one no data.
     const Binding *ids = findDataInput(rank);
     if (!rank.inputs.empty() &&
-        (!ids || rank.buffers[ids->buffer].type.rank() != 2))
+        (!ids || executor->inputType(*ids).rank() != 2))
       return error("a training program needs an input 'input_ids' of shape "
                    "[batch, seq]");
     for (const char *output : {"loss", "grad_norm", "lr"})
@@ -711,7 +711,7 @@ private:
   /// Writes the batch's values for `input`, converted to its element type.
   Status writeInput(const Binding &input, const Batch &batch) {
     auto values = batch.find(input.name);
-    const TensorType &type = executor->rankProgram().buffers[input.buffer].type;
+    TensorType type = executor->inputType(input);
     if (values == batch.end())
       return error("the training data has no input '", input.name,
                    "' (the data pipeline makes ", batchNames(batch), ")");
@@ -721,7 +721,7 @@ private:
     std::vector<uint8_t> bytes(type.byteSize());
     for (size_t i = 0; i < values->second.size(); ++i)
       storeValue(bytes.data(), type.elementType, i, values->second[i]);
-    return executor->writeBuffer(input.buffer, bytes.data(), bytes.size());
+    return executor->writeInput(input, bytes.data(), bytes.size());
   }
 
   static void storeValue(uint8_t *bytes, ElementType type, size_t i,
@@ -868,7 +868,7 @@ private:
   Program program;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Executor> executor;
-  std::vector<std::pair<uint32_t, HostTensor>> inputs;
+  std::vector<std::pair<const Binding *, HostTensor>> inputs;
   ParameterReport parameterReport;
   std::unique_ptr<TokenData> data;
   TrainingProgress progress;

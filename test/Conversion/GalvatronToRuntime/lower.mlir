@@ -1,9 +1,10 @@
 // RUN: galvatron-opt %s --galvatron-lower-to-runtime -split-input-file -verify-diagnostics | FileCheck %s
 
 // Layers flatten into one instruction stream that keeps their names; a
-// parameter read in two layers is one buffer; tanh overwrites the linear
-// result it reads for the last time; the reshape is a view; the second
-// linear reuses the bytes of the input, dead after the first.
+// parameter read in two layers is one buffer; parameters lie at the bottom
+// of the arena; tanh overwrites the linear result it reads for the last
+// time; the reshape is a view; the second linear reuses the bytes of the
+// input, dead after the first.
 module attributes {galvatron.model = "tiny"} {
   galvatron.parameter @w : tensor<4x4xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   galvatron.parameter @b : tensor<4xf32> {init = #galvatron.init<zeros>}
@@ -27,14 +28,14 @@ module attributes {galvatron.model = "tiny"} {
 
 // CHECK-NOT: galvatron.parameter
 // CHECK-NOT: func.func
-// CHECK-LABEL: grt.executable world_size 1 alignment 64 attributes {model = "tiny"} {
-// CHECK-NEXT: grt.program rank 0 arena 256 {
-// CHECK-NEXT: %[[X:.*]] = grt.input "x" offset 0 : memref<2x4xf32>
-// CHECK-NEXT: %[[W:.*]] = grt.parameter "w" offset 64 {init = #galvatron.init<normal(0.000000e+00, 2.000000e-02)>} : memref<4x4xf32>
-// CHECK-NEXT: %[[B:.*]] = grt.parameter "b" offset 128 {init = #galvatron.init<zeros>} : memref<4xf32>
+// CHECK-LABEL: grt.executable world_size 1 alignment 64 stages 1 attributes {model = "tiny"} {
+// CHECK-NEXT: grt.program stage 0 arena 256 {
+// CHECK-NEXT: %[[X:.*]] = grt.input "x" offset 128 : memref<2x4xf32>
+// CHECK-NEXT: %[[W:.*]] = grt.parameter "w" offset 0 {init = #galvatron.init<normal(0.000000e+00, 2.000000e-02)>} : memref<4x4xf32>
+// CHECK-NEXT: %[[B:.*]] = grt.parameter "b" offset 64 {init = #galvatron.init<zeros>} : memref<4xf32>
 // CHECK-NEXT: %[[H0:.*]] = grt.buffer offset 192 : memref<2x4xf32>
 // CHECK-NEXT: %[[T:.*]] = grt.buffer offset 192 : memref<2x4xf32>
-// CHECK-NEXT: %[[H1:.*]] = grt.buffer offset 0 : memref<2x4xf32>
+// CHECK-NEXT: %[[H1:.*]] = grt.buffer offset 128 : memref<2x4xf32>
 // CHECK-NEXT: %[[R:.*]] = grt.view %[[H1]] at 0 : memref<2x4xf32> to memref<8xf32>
 // CHECK-NEXT: grt.kernel "linear" ins(%[[X]], %[[W]], %[[B]] : memref<2x4xf32>, memref<4x4xf32>, memref<4xf32>) outs(%[[H0]] : memref<2x4xf32>) {} layer "l0"
 // CHECK-NEXT: grt.kernel "tanh" ins(%[[H0]] : memref<2x4xf32>) outs(%[[T]] : memref<2x4xf32>) {} layer "l0"
@@ -48,11 +49,11 @@ module attributes {galvatron.model = "tiny"} {
 // parameters live throughout; outputs may be inputs or parameters and are
 // named "output<i>" without a galvatron.name.
 galvatron.parameter @p : tensor<4xf32> {init = #galvatron.init<ones>}
-// CHECK-LABEL: grt.program rank 0 arena 320 {
+// CHECK-LABEL: grt.program stage 0 arena 320 {
 func.func @main(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) {
-  // CHECK-NEXT: %[[X:.*]] = grt.input "input0" offset 0 : memref<4xf32>
-  // CHECK-NEXT: %[[P:.*]] = grt.parameter "p" offset 128
-  // CHECK-NEXT: %[[C:.*]] = grt.constant offset 64 dense<[1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00]> : tensor<4xf32> : memref<4xf32>
+  // CHECK-NEXT: %[[X:.*]] = grt.input "input0" offset 128 : memref<4xf32>
+  // CHECK-NEXT: %[[P:.*]] = grt.parameter "p" offset 64
+  // CHECK-NEXT: %[[C:.*]] = grt.constant offset 0 dense<[1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00]> : tensor<4xf32> : memref<4xf32>
   // CHECK-NEXT: %[[E:.*]] = grt.buffer offset 192 : memref<4xf32>
   // CHECK-NEXT: %[[S:.*]] = grt.buffer offset 256 : memref<4xf32>
   // CHECK-NEXT: %[[M:.*]] = grt.buffer offset 256 : memref<4xf32>
@@ -94,7 +95,7 @@ func.func @main(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, %ids: tensor<4
 
 // -----
 
-// expected-error @+1 {{no function 'main' to lower}}
+// expected-error @+1 {{no function or galvatron.schedule 'main' to lower}}
 module {
   func.func @other() {
     return

@@ -10,7 +10,7 @@ module {
   galvatron.state optimizer @w.m of @w : tensor<4xf32> {init = #galvatron.init<zeros>}
   galvatron.state optimizer @w.v of @w : tensor<4xf32> {init = #galvatron.init<zeros>}
   galvatron.state control @step : tensor<i64> {init = #galvatron.init<zeros>}
-  func.func @main(%g: tensor<4xf32> {galvatron.name = "g"}) -> (tensor<f32> {galvatron.name = "lr"}) attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 8, vocab_size = 4>} {
+  func.func @main(%g: tensor<4xf32> {galvatron.name = "g"}) -> (tensor<f32> {galvatron.name = "lr"}) {
     %acc = galvatron.read_state @w.grad : tensor<4xf32>
     %sum = galvatron.add %acc, %g : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
     galvatron.assign @w.grad, %sum : tensor<4xf32>
@@ -32,7 +32,7 @@ module {
   }
 }
 
-// CHECK-LABEL: grt.executable world_size 1 alignment 64 attributes {training = #galvatron.training<loss = next_token, model_flops = 8, vocab_size = 4>}
+// CHECK-LABEL: grt.executable world_size 1 alignment 64 stages 1 {
 // CHECK: %[[W:.*]] = grt.parameter "w" offset {{[0-9]+}} {init = #galvatron.init<ones>} : memref<4xf32>
 // CHECK: %[[GRAD:.*]] = grt.parameter "w.grad" offset {{[0-9]+}} {init = #galvatron.init<zeros>, state} : memref<4xf32>
 // CHECK: %[[STEP:.*]] = grt.parameter "step" offset {{[0-9]+}} {init = #galvatron.init<zeros>, state} : memref<i64>

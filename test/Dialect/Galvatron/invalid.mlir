@@ -971,47 +971,64 @@ func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
 // expected-error @+1 {{needs at least one micro-batch, got 0}}
-galvatron.schedule @s loss next_token micro_batches 0 forward @fwd backward @bwd optimizer @opt [optimizer]
+galvatron.schedule @s loss next_token micro_batches 0 forward @fwd backward @bwd optimizer @opt [1 x [optimizer]]
 
 // -----
 
 func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
-// expected-error @+1 {{step 3 comes after the optimizer step, which must be last}}
-galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer, forward 1, backward 1]
+// expected-error @+1 {{call 3 comes after the optimizer step, which must be last}}
+galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, backward 0, optimizer, forward 1, backward 1]]
 
 // -----
 
 func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
-// expected-error @+1 {{step 1 names micro-batch 1 outside [0, 1)}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, optimizer]
+// expected-error @+1 {{call 1 names micro-batch 1 outside [0, 1)}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [2 x [forward 0], 1 x [optimizer]]
+
+// -----
+
+// Phases are checked before they are expanded.
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{makes more than the 3 calls of 1 micro-batches}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [1000000000 x [forward 0, backward 0], 1 x [optimizer]]
 
 // -----
 
 func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
-// expected-error @+1 {{micro-batch 0 has two forward steps}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, forward 0, backward 0, optimizer]
+// expected-error @+1 {{needs phases of a positive iteration count and at least one call}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [0 x [forward 0, backward 0], 1 x [optimizer]]
 
 // -----
 
 func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
-// expected-error @+1 {{the backward step of micro-batch 0 comes before its forward step}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [backward 0, forward 0, optimizer]
+// expected-error @+1 {{micro-batch 0 has two forward calls}}
+galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, forward 0, backward 0], 1 x [optimizer]]
 
 // -----
 
 func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
-// expected-error @+1 {{micro-batch 1 has no forward and backward step}}
-galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, forward 1, optimizer]
+// expected-error @+1 {{the backward call of micro-batch 0 comes before its forward call}}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [1 x [backward 0, forward 0], 1 x [optimizer]]
+
+// -----
+
+func.func @fwd() { return }
+func.func @bwd() { return }
+func.func @opt() { return }
+// expected-error @+1 {{micro-batch 1 has no forward and backward call}}
+galvatron.schedule @s loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, backward 0, forward 1], 1 x [optimizer]]
 
 // -----
 
@@ -1019,14 +1036,14 @@ func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt() { return }
 // expected-error @+1 {{needs exactly one optimizer step, has 0}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0]
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, backward 0]]
 
 // -----
 
 func.func @fwd() { return }
 func.func @opt() { return }
 // expected-error @+1 {{the backward function 'bwd' does not exist}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, backward 0], 1 x [optimizer]]
 
 // -----
 
@@ -1034,7 +1051,7 @@ func.func @fwd(%x: tensor<4xf32>) -> tensor<4xf32> { return %x : tensor<4xf32> }
 func.func @bwd(%x: tensor<8xf32>) { return }
 func.func @opt() { return }
 // expected-error @+1 {{the backward function takes ('tensor<8xf32>') but the forward function returns ('tensor<4xf32>')}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, backward 0], 1 x [optimizer]]
 
 // -----
 
@@ -1042,13 +1059,7 @@ func.func @fwd() { return }
 func.func @bwd() { return }
 func.func @opt(%x: tensor<4xf32>) { return }
 // expected-error @+1 {{the optimizer function must take no arguments}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, optimizer]
-
-// -----
-
-// expected-error @+1 {{'galvatron.training' must be a #galvatron.training on a function}}
-module attributes {galvatron.training = #galvatron.training<loss = next_token, model_flops = 1, vocab_size = 8>} {
-}
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @bwd optimizer @opt [1 x [forward 0, backward 0], 1 x [optimizer]]
 
 // -----
 

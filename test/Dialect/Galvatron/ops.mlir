@@ -277,16 +277,14 @@ func.func @opt() -> tensor<f32> {
   %0 = galvatron.constant dense<0.0> : tensor<f32>
   return %0 : tensor<f32>
 }
-// CHECK: galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, forward 1, backward 1, optimizer]
-galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, backward 0, forward 1, backward 1, optimizer]
-// CHECK: galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, backward 0, backward 1, optimizer]
-galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [forward 0, forward 1, backward 0, backward 1, optimizer]
-
-// CHECK-LABEL: func.func @unrolled_step
-// CHECK-SAME: attributes {galvatron.training = #galvatron.training<loss = masked_token, model_flops = 1024, vocab_size = 32>}
-func.func @unrolled_step() attributes {galvatron.training = #galvatron.training<loss = masked_token, model_flops = 1024, vocab_size = 32>} {
-  return
-}
+// CHECK: galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [2 x [forward 0, backward 0], 1 x [optimizer]]
+galvatron.schedule @train_step loss next_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [2 x [forward 0, backward 0], 1 x [optimizer]]
+// CHECK: galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [2 x [forward 0], 2 x [backward 0], 1 x [optimizer]]
+galvatron.schedule @gpipe_order loss masked_token micro_batches 2 forward @fwd backward @bwd optimizer @opt [2 x [forward 0], 2 x [backward 0], 1 x [optimizer]]
+// One-forward-one-backward on the first of two stages: a warm-up forward, a
+// steady state, a cool-down backward.
+// CHECK: galvatron.schedule @one_f_one_b loss next_token micro_batches 4 forward @fwd backward @bwd optimizer @opt [1 x [forward 0], 3 x [forward 1, backward 0], 1 x [backward 3], 1 x [optimizer]]
+galvatron.schedule @one_f_one_b loss next_token micro_batches 4 forward @fwd backward @bwd optimizer @opt [1 x [forward 0], 3 x [forward 1, backward 0], 1 x [backward 3], 1 x [optimizer]]
 
 // CHECK-LABEL: func.func @pipeline_messages
 func.func @pipeline_messages(%x: tensor<2x8x16xf32>) -> tensor<2x8x16xf32> {

@@ -44,4 +44,4 @@ galvatron.parameter @w : tensor<4xf32> {init = #galvatron.init<normal(0.0, 0.02)
 
 func.func @fwd() { return }
 // expected-error @+1 {{unknown schedule step 'update' (expected forward, backward or optimizer)}}
-galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @fwd optimizer @fwd [forward 0, update]
+galvatron.schedule @s loss next_token micro_batches 1 forward @fwd backward @fwd optimizer @fwd [1 x [forward 0, update]]

@@ -24,22 +24,6 @@ def run(cmd, **kwargs):
     return result.stdout
 
 
-def merge_ranks(texts):
-    """One grt.executable from the single-rank executables of each rank."""
-    header, groups, programs = None, [], []
-    for text in texts:
-        lines = text.rstrip().splitlines()
-        start = next(i for i, l in enumerate(lines) if "grt.executable" in l)
-        header = header or lines[start]
-        for line in lines[start + 1:]:
-            if "grt.group" in line and line not in groups:
-                groups.append(line)
-        first = next(i for i, l in enumerate(lines) if "grt.program" in l)
-        # The program ends where the executable's closing braces begin.
-        programs.extend(lines[first:len(lines) - 2])
-    return "\n".join(["module {", header] + groups + programs + ["  }", "}"])
-
-
 def parse_common(parser):
     """The options both drivers take; returns the arguments and the
     preset's IR."""
@@ -94,11 +78,10 @@ def main():
     partitioned = run([opt, strategy, "--galvatron-partition"], input=model)
     with open(os.path.join(work, "partitioned.mlir"), "w") as f:
         f.write(partitioned)
-    texts = [run([opt, "--galvatron-lower-to-runtime=rank=%d" % r],
-                 input=partitioned) for r in range(args.ranks)]
+    # One program for all ranks (the plan has one pipeline stage).
     merged = os.path.join(work, "parallel.mlir")
     with open(merged, "w") as f:
-        f.write(merge_ranks(texts))
+        f.write(run([opt, "--galvatron-lower-to-runtime"], input=partitioned))
     run([translate, "--emit-program", merged, "-o",
          os.path.join(work, "parallel.gxp")])
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
-from parallel_forward import merge_ranks, parse_common, run  # noqa: E402
+from parallel_forward import parse_common, run  # noqa: E402
 from preset_reference import read_safetensors as read_torch  # noqa: E402
 
 
@@ -65,19 +65,43 @@ def owner_of(slices, name):
                  if name == p or name.startswith(p + ".")), None)
 
 
+def group_position(rank, sizes, strides):
+    """Where `rank` stands in its group of a family over mesh axes (the
+    first axis varies slowest)."""
+    position = 0
+    for size, stride in zip(sizes, strides):
+        position = position * size + rank // stride % size
+    return position
+
+
 def slices_of(program_text, rank):
-    """name -> (full_shape, slice_start) of the rank's sharded parameters."""
-    start = program_text.index("grt.program rank %d " % rank)
-    end = program_text.find("grt.program rank", start + 1)
+    """name -> (full_shape, slice_start) of the rank's sharded parameters:
+    its stage's program, the rank-dependent terms resolved for `rank`."""
+    header = re.search(r"grt.executable world_size (\d+) alignment \d+ "
+                       r"stages (\d+)", program_text)
+    world, stages = int(header.group(1)), int(header.group(2))
+    families = {}
+    for m in re.finditer(r"grt.group @(\w+) sizes \[([0-9, ]*)\] strides "
+                         r"\[([0-9, ]*)\]", program_text):
+        families[m.group(1)] = ([int(x) for x in m.group(2).split(",") if x],
+                                [int(x) for x in m.group(3).split(",") if x])
+    stage = rank // (world // stages)
+    start = program_text.index("grt.program stage %d " % stage)
+    end = program_text.find("grt.program stage", start + 1)
     text = program_text[start:end if end >= 0 else len(program_text)]
     slices = {}
     for line in text.splitlines():
         m = re.search(r'grt.parameter "([^"]+)".*full_shape = array<i64: '
                       r'([0-9, ]+)>.*slice_start = array<i64: ([0-9, ]+)>',
                       line)
-        if m:
-            slices[m.group(1)] = ([int(x) for x in m.group(2).split(",")],
-                                  [int(x) for x in m.group(3).split(",")])
+        if not m:
+            continue
+        begin = [int(x) for x in m.group(3).split(",")]
+        for t in re.finditer(r'#grt.term<"slice_start"\[(\d+)\], (\d+) \* '
+                             r'@(\w+)>', line):
+            begin[int(t.group(1))] += int(t.group(2)) * group_position(
+                rank, *families[t.group(3)])
+        slices[m.group(1)] = ([int(x) for x in m.group(2).split(",")], begin)
     return slices
 
 
@@ -92,15 +116,13 @@ def main():
     rng = np.random.default_rng(5)
     tokens = os.path.join(work, "tokens.bin")
     rng.integers(0, 200, size=4096).astype("<u2").tofile(tokens)
-    step = ["--galvatron-build-train-step=" + args.train,
-            "--galvatron-unroll-schedule", "--galvatron-hoist-gradient-sync"]
+    step = ["--galvatron-build-train-step=" + args.train]
 
     def train(name, passes, ranks):
-        lowered = [run([opt] + passes + step +
-                       ["--galvatron-lower-to-runtime=entry=train_step "
-                        "rank=%d world-size=%d" % (r, ranks)], input=model)
-                   for r in range(ranks)]
-        text = merge_ranks(lowered)
+        # One program for all ranks (the plan has one pipeline stage).
+        text = run([opt] + passes + step +
+                   ["--galvatron-lower-to-runtime=world-size=%d" % ranks],
+                   input=model)
         path = os.path.join(work, name + ".mlir")
         with open(path, "w") as f:
             f.write(text)

@@ -9,13 +9,13 @@ serial references.
       serially with NumPy from all ranks' inputs, and the tensor-parallel
       outputs with the one-rank run (SERIAL/*.npy)
 
-Every rank of the program:
+Every rank is a pipeline stage of its own (its program differs) and:
   - all-reduces x (f32[4,3]) with sum, max and avg, and ids (i64[4]) with min,
     over the whole world;
   - casts x to bf16 and f16, all-reduces it with sum, max, min and avg and
     reduce-scatters y so (f32 arithmetic, 16-bit partial results), and casts
     the results back to f32 for the comparison;
-  - all-gathers x over the world and over the world in reverse order;
+  - all-gathers x over the world;
   - reduce-scatters and all-to-alls y (f32[2N,3]);
   - broadcasts x from the last rank;
   - with 4 ranks, all-reduces x within pairs {0,1}, {2,3} and all-gathers it
@@ -23,7 +23,10 @@ Every rank of the program:
   - passes x around a ring with send/recv;
   - computes Z = W·bᵀ and W2·Z tensor-parallel, b being the broadcast x: rank r
     holds rows of parameter W and columns of W2 (slices initialized from the
-    seed), all-gathers its rows of Z and all-reduces its partial W2·Z.
+    seed, placed by a rank term: its position in the world), all-gathers its
+    rows of Z and all-reduces its partial W2·Z.
+Groups are families over mesh axes: the world {n, 1}, with 4 ranks the
+pairs {2, 1} ({0, 1}, {2, 3}) and the parities {2, 2} ({0, 2}, {1, 3}).
 """
 
 import os
@@ -37,7 +40,8 @@ W2_ROWS = 5
 
 
 class Program:
-    """Emits one rank's grt.program with buffers laid out one after another."""
+    """Emits one rank's grt.program (the rank is a stage of its own) with
+    buffers laid out one after another."""
 
     def __init__(self, rank):
         self.rank = rank
@@ -71,7 +75,7 @@ class Program:
     def text(self):
         lines = self.buffers + self.body + self.outputs
         inner = "\n".join("    " + line for line in lines)
-        return f"  grt.program rank {self.rank} arena {self.offset} {{\n{inner}\n  }}"
+        return f"  grt.program stage {self.rank} arena {self.offset} {{\n{inner}\n  }}"
 
 
 def memref(shape, element="f32"):
@@ -117,11 +121,13 @@ def rank_program(n, r):
     w = p.buffer("parameter", [rows, IN_FEATURES], label="w",
                  attributes=f"full_shape = array<i64: {OUT_FEATURES}, "
                  f"{IN_FEATURES}>, init = #galvatron.init<normal(0.0, 1.0)>, "
-                 f"slice_start = array<i64: {r * rows}, 0>")
+                 f"slice_start = array<i64: 0, 0>, slice_terms = "
+                 f'[#grt.term<"slice_start"[0], {rows} * @world>]')
     w2 = p.buffer("parameter", [W2_ROWS, rows], label="w2",
                   attributes=f"full_shape = array<i64: {W2_ROWS}, {HIDDEN}>, "
                   f"init = #galvatron.init<uniform(-1.0, 1.0)>, "
-                  f"slice_start = array<i64: 0, {r * rows}>")
+                  f"slice_start = array<i64: 0, 0>, slice_terms = "
+                  f'[#grt.term<"slice_start"[1], {rows} * @world>]')
 
     for op in ("sum", "max", "avg"):
         p.output(op, collective(p, "all_reduce", x, [4, IN_FEATURES], "world",
@@ -140,8 +146,6 @@ def rank_program(n, r):
         p.output(f"{element}_scattered", cast(p, scattered, [2, IN_FEATURES]))
     p.output("gathered", collective(p, "all_gather", x, [4 * n, IN_FEATURES],
                                     "world"))
-    p.output("gathered_reversed", collective(p, "all_gather", x,
-                                             [4 * n, IN_FEATURES], "reversed"))
     p.output("scattered", collective(p, "reduce_scatter", y, [2, IN_FEATURES],
                                      "world", prefix="sum "))
     p.output("exchanged", collective(p, "all_to_all", y, [2 * n, IN_FEATURES],
@@ -150,17 +154,15 @@ def rank_program(n, r):
                    prefix=f"root {n - 1} ")
     p.output("broadcast", b)
     if n == 4:
-        pair = "pair01" if r < 2 else "pair23"
-        parity = "evens" if r % 2 == 0 else "odds"
         p.output("pair_sum", collective(p, "all_reduce", x, [4, IN_FEATURES],
-                                        pair, prefix="sum "))
+                                        "pairs", prefix="sum "))
         p.output("parity_gathered", collective(p, "all_gather", x,
-                                               [8, IN_FEATURES], parity))
+                                               [8, IN_FEATURES], "parities"))
 
-    # A ring: even ranks send first, odd ranks receive first.
+    # A ring of stages: even ranks send first, odd ranks receive first.
     ring = p.temp([4, IN_FEATURES])
-    send = f"grt.send {x[0]} to {(r + 1) % n} tag 5 : {x[1]}"
-    recv = f"grt.recv {ring[0]} from {(r - 1) % n} tag 5 : {ring[1]}"
+    send = f"grt.send {x[0]} to stage {(r + 1) % n} tag 5 : {x[1]}"
+    recv = f"grt.recv {ring[0]} from stage {(r - 1) % n} tag 5 : {ring[1]}"
     p.body.extend([send, recv] if r % 2 == 0 else [recv, send])
     p.output("ring", ring)
 
@@ -179,14 +181,13 @@ def rank_program(n, r):
 
 
 def program_text(n):
-    groups = [("world", list(range(n))), ("reversed", list(reversed(range(n))))]
+    groups = [("world", n, 1)]
     if n == 4:
-        groups += [("pair01", [0, 1]), ("pair23", [2, 3]), ("evens", [0, 2]),
-                   ("odds", [1, 3])]
-    lines = [f"grt.executable world_size {n} alignment 64 "
+        groups += [("pairs", 2, 1), ("parities", 2, 2)]
+    lines = [f"grt.executable world_size {n} alignment 64 stages {n} "
              f'attributes {{model = "collectives"}} {{']
-    lines += [f"  grt.group @{name} ranks [{', '.join(map(str, ranks))}]"
-              for name, ranks in groups]
+    lines += [f"  grt.group @{name} sizes [{size}] strides [{stride}]"
+              for name, size, stride in groups]
     lines += [rank_program(n, r) for r in range(n)]
     return "\n".join(lines) + "\n}\n"
 
@@ -206,7 +207,8 @@ def serial_text():
            f'outs({out[0]} : {out[1]}) {{}}')
     p.output("z", z)
     p.output("out", out)
-    return ("grt.executable world_size 1 alignment 64 {\n" + p.text() + "\n}\n")
+    return ("grt.executable world_size 1 alignment 64 stages 1 {\n" + p.text() +
+            "\n}\n")
 
 
 def inputs(n, rank):
@@ -224,7 +226,6 @@ def expected(n, r, all_inputs):
         "sum": np.sum(x, axis=0), "max": np.max(x, axis=0),
         "avg": np.mean(x, axis=0), "ids_min": np.min(ids, axis=0),
         "gathered": np.concatenate(x),
-        "gathered_reversed": np.concatenate(x[::-1]),
         "scattered": np.sum(y, axis=0)[2 * r:2 * r + 2],
         "exchanged": np.concatenate([y[j][2 * r:2 * r + 2] for j in range(n)]),
         "broadcast": x[n - 1],

@@ -1,9 +1,9 @@
-// RUN: galvatron-opt %s --galvatron-partition --galvatron-build-train-step="max-grad-norm=1.0" --galvatron-unroll-schedule -split-input-file | FileCheck %s
+// RUN: galvatron-opt %s --galvatron-partition --galvatron-build-train-step="max-grad-norm=1.0" -split-input-file | FileCheck %s
 
-// Data parallelism (dp=2, 2 micro-batches, AdamW) in the unrolled training
-// step. fc2.bias (3 elements) has no dimension divisible by dp, so under
-// ZeRO it falls back to DDP. Every weight's gradient is synced over the DP
-// group once per step: never in the backward of the first micro-batch.
+// Data parallelism (dp=2, 2 micro-batches, AdamW) in the training step.
+// fc2.bias (3 elements) has no dimension divisible by dp, so under ZeRO it
+// falls back to DDP. Every weight's gradient is synced over the DP group
+// once per step, in the optimizer step: never in a micro-batch's backward.
 
 // ZeRO-1: weights and gradient accumulators whole; the optimizer step
 // reduce-scatters each accumulated gradient (one collective per weight,
@@ -16,14 +16,12 @@
 // CHECK: galvatron.state optimizer @fc2.bias.exp_avg of @fc2.bias : tensor<3xf32> {init
 // CHECK: galvatron.state optimizer @fc1.weight.exp_avg of @fc1.weight : tensor<4x32xf32> {galvatron.shard = {full_shape = array<i64: 8, 32>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}
 // CHECK: galvatron.state optimizer @fc1.weight.exp_avg_sq of @fc1.weight : tensor<4x32xf32> {galvatron.shard = {full_shape = array<i64: 8, 32>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}
-// CHECK-LABEL: func.func @train_step
-// CHECK: galvatron.layer decoder backward
-// CHECK-NOT: galvatron.reduce_scatter
-// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// CHECK-LABEL: func.func @backward
 // CHECK: galvatron.layer decoder backward
 // CHECK-NOT: galvatron.reduce_scatter
 // CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
 // CHECK: galvatron.assign @fc1.weight.grad
+// CHECK-LABEL: func.func @optimizer_step
 // CHECK: %[[B2:.*]] = galvatron.read_state @fc2.bias.grad : tensor<3xf32>
 // CHECK: %[[GB2:.*]] = galvatron.all_reduce sum %[[B2]] groups {{\[}}[0, 1]] : tensor<3xf32>
 // CHECK: galvatron.reduce_scatter sum %{{.*}} dim 0 groups {{\[}}[0, 1]] : tensor<32x8xf32> -> tensor<16x8xf32>
@@ -76,11 +74,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 // CHECK: galvatron.state gradient @fc2.bias.grad of @fc2.bias : tensor<3xf32> {init
 // CHECK: galvatron.state gradient @fc1.weight.grad of @fc1.weight : tensor<4x32xf32> {galvatron.shard = {full_shape = array<i64: 8, 32>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}
 // CHECK: galvatron.state optimizer @fc1.weight.exp_avg of @fc1.weight : tensor<4x32xf32> {galvatron.shard
-// CHECK-LABEL: func.func @train_step
-// CHECK: galvatron.layer decoder backward
-// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
-// CHECK-COUNT-3: galvatron.reduce_scatter sum
-// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// CHECK-LABEL: func.func @backward
 // CHECK: galvatron.layer decoder backward
 // CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
 // CHECK: galvatron.reduce_scatter sum
@@ -89,6 +83,8 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 // CHECK: %[[ACC:.*]] = galvatron.read_state @fc1.weight.grad : tensor<4x32xf32>
 // CHECK: %[[SUM:.*]] = galvatron.add %[[ACC]], %[[RS]]
 // CHECK: galvatron.assign @fc1.weight.grad, %[[SUM]] : tensor<4x32xf32>
+// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// CHECK-LABEL: func.func @optimizer_step
 // CHECK-NOT: galvatron.reduce_scatter
 // CHECK: galvatron.all_reduce sum %{{.*}} groups {{\[}}[0, 1]] : tensor<3xf32>
 // CHECK: %[[G:.*]] = galvatron.read_state @fc1.weight.grad : tensor<4x32xf32>
@@ -122,14 +118,14 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 
 // -----
 
-// DDP: one all-reduce per weight and step, after the last micro-batch's
-// backward; everything stays whole.
-// CHECK-LABEL: func.func @train_step
-// CHECK: galvatron.layer decoder backward
-// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// DDP: one all-reduce per weight and step, in the optimizer step;
+// everything stays whole.
+// CHECK-LABEL: func.func @backward
 // CHECK: galvatron.layer decoder backward
 // CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
 // CHECK: galvatron.assign @fc1.weight.grad
+// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// CHECK-LABEL: func.func @optimizer_step
 // CHECK: galvatron.all_reduce sum %{{.*}} groups {{\[}}[0, 1]] : tensor<3xf32>
 // CHECK: galvatron.all_reduce sum %{{.*}} groups {{\[}}[0, 1]] : tensor<32x8xf32>
 // CHECK: galvatron.all_reduce sum %{{.*}} groups {{\[}}[0, 1]] : tensor<32xf32>
@@ -165,14 +161,14 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 
 // Mixed precision: the bf16 gradient is cast to the f32 master weight's
 // type before accumulating, and synced once in f32 (ZeRO-1 here).
-// CHECK-LABEL: func.func @train_step
-// CHECK: galvatron.layer decoder backward
-// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// CHECK-LABEL: func.func @backward
 // CHECK: galvatron.layer decoder backward
 // CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
 // CHECK: %[[LOCAL:.*]] = galvatron.cast %{{.*}} : tensor<8x32xbf16> to tensor<8x32xf32>
 // CHECK: %[[ACC:.*]] = galvatron.read_state @fc1.weight.grad : tensor<8x32xf32>
 // CHECK: galvatron.add %[[ACC]], %[[LOCAL]]
+// CHECK-NOT: galvatron.all_reduce {{.*}}tensor<{{[0-9]}}
+// CHECK-LABEL: func.func @optimizer_step
 // CHECK: galvatron.reduce_scatter sum %{{.*}} dim 0 groups {{\[}}[0, 1]] : tensor<8x32xf32> -> tensor<4x32xf32>
 
 module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 2, global_batch = 8, precision = bf16>} {

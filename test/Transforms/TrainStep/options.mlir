@@ -14,7 +14,7 @@
 // MICRO-LABEL: func.func @backward
 // MICRO: %[[SEED:.*]] = galvatron.constant dense<5.000000e-01> : tensor<f32>
 // MICRO-NEXT: galvatron.cross_entropy_grad %[[SEED]]
-// MICRO: galvatron.schedule @train_step loss next_token micro_batches 2 forward @forward backward @backward optimizer @optimizer_step [forward 0, backward 0, forward 1, backward 1, optimizer]
+// MICRO: galvatron.schedule @train_step loss next_token micro_batches 2 forward @forward backward @backward optimizer @optimizer_step [2 x [forward 0, backward 0], 1 x [optimizer]]
 
 // SGD with Nesterov momentum, one buffer per parameter; no clipping (the
 // gradient scale stays 1); warm-up then cosine decay; the masked-token

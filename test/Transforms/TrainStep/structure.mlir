@@ -96,4 +96,4 @@
 // CHECK: return %[[MEAN]], %[[NORM]], %[[LR]]
 
 // One micro-batch: forward, backward, update.
-// CHECK: galvatron.schedule @train_step loss next_token micro_batches 1 forward @forward backward @backward optimizer @optimizer_step [forward 0, backward 0, optimizer]
+// CHECK: galvatron.schedule @train_step loss next_token micro_batches 1 forward @forward backward @backward optimizer @optimizer_step [1 x [forward 0, backward 0], 1 x [optimizer]]

@@ -10,19 +10,19 @@
 
 namespace mlir::galvatron {
 
-/// The program of `module`: its grt.executable, or, for a module still in
-/// the galvatron dialect, the result of the runtime pipeline (which rewrites
-/// `module`). Validated with the runtime's own checks; problems are emitted
-/// as diagnostics.
+/// The program of `module`: its grt.executable (holding every stage), or,
+/// for a module still in the galvatron dialect, the result of the runtime
+/// pipeline (which rewrites `module`). Validated with the runtime's own
+/// checks; problems are emitted as diagnostics.
 FailureOr<::galvatron::runtime::Program>
 buildProgram(ModuleOp module, const RuntimePipelineOptions &options = {});
 
-/// One program holding every rank of `ranks` (each the program of one or
-/// more ranks of the same job): device groups are merged and renumbered.
-/// Validated as a whole, so every send has its receive and the members of
-/// a group issue the same collectives; problems are emitted at `loc`.
-FailureOr<::galvatron::runtime::Program>
-linkRankPrograms(Location loc, ArrayRef<::galvatron::runtime::Program> ranks);
+/// Moves the stage programs and group families of `parts` (executables of
+/// one job, each holding some of its stages) into the first: families are
+/// merged by name (their name is their mesh axes), the training step's
+/// model FLOPs are summed and its vocabulary is the loss's. Fails, at the
+/// first part, when the parts disagree on the job or repeat a stage.
+LogicalResult linkExecutables(ArrayRef<grt::ExecutableOp> parts);
 
 /// Builds the program of `module` and writes it to `path`.
 LogicalResult emitProgramFile(ModuleOp module, StringRef path,

@@ -53,33 +53,73 @@ mlir::galvatron::buildDeviceGroups(MLIRContext *context,
   return ArrayAttr::get(context, attrs);
 }
 
-std::optional<std::pair<ArrayRef<int64_t>, int64_t>>
-mlir::galvatron::findDeviceGroup(ArrayAttr groups, int64_t rank) {
+std::string MeshAxes::name() const {
+  std::string text = "g";
+  for (auto [size, stride] : axes)
+    text += "_" + std::to_string(size) + "x" + std::to_string(stride);
+  return text;
+}
+
+FailureOr<MeshAxes> mlir::galvatron::getMeshAxes(ArrayAttr groups,
+                                                 std::string &error) {
+  if (groups.empty()) {
+    error = "has no device groups";
+    return failure();
+  }
+  ArrayRef<int64_t> first = cast<DenseI64ArrayAttr>(groups[0]).asArrayRef();
+  int64_t members = int64_t(first.size());
+  // Peel axes from the fastest: the first `span` members repeat `size`
+  // times, each copy `stride` ranks further.
+  MeshAxes mesh;
+  for (int64_t span = 1; span < members;) {
+    int64_t stride = first[span] - first[0];
+    int64_t size = 1;
+    while ((size + 1) * span <= members &&
+           first[size * span] == first[0] + size * stride)
+      ++size;
+    bool repeats = stride > 0 && members % (size * span) == 0;
+    for (int64_t copy = 0; repeats && copy < size; ++copy)
+      for (int64_t i = 0; repeats && i < span; ++i)
+        repeats = first[copy * span + i] == first[i] + copy * stride;
+    if (!repeats) {
+      error = "has groups that are not a mesh pattern (group 0 lists " +
+              std::to_string(first[span]) + " after " +
+              std::to_string(first[span - 1]) + ")";
+      return failure();
+    }
+    mesh.axes.insert(mesh.axes.begin(), {size, stride});
+    span *= size;
+  }
+  // Coordinates may not overlap: each stride is a multiple of the extent
+  // of the axes below it.
+  SmallVector<std::pair<int64_t, int64_t>> byStride(mesh.axes);
+  llvm::sort(byStride, [](auto a, auto b) { return a.second < b.second; });
+  for (size_t a = 1; a < byStride.size(); ++a)
+    if (byStride[a].second % (byStride[a - 1].first * byStride[a - 1].second)) {
+      error = "has groups whose mesh axes overlap";
+      return failure();
+    }
+  // Every group is the first moved to a rank whose coordinates are 0.
   for (Attribute attr : groups) {
     ArrayRef<int64_t> group = cast<DenseI64ArrayAttr>(attr).asArrayRef();
-    auto it = llvm::find(group, rank);
-    if (it != group.end())
-      return std::make_pair(group, int64_t(it - group.begin()));
+    int64_t base = group.front();
+    bool matches = int64_t(group.size()) == members;
+    for (auto [size, stride] : mesh.axes)
+      matches &= base / stride % size == 0;
+    for (int64_t i = 0; matches && i < members; ++i)
+      matches = group[i] - base == first[i] - first[0];
+    if (!matches) {
+      error = "has group [" + std::to_string(base) +
+              ", ...] that does not follow the mesh axes of group 0";
+      return failure();
+    }
   }
-  return std::nullopt;
+  return mesh;
 }
 
 //===----------------------------------------------------------------------===//
 // Parameter shards
 //===----------------------------------------------------------------------===//
-
-std::optional<SmallVector<int64_t>>
-ParameterShard::sliceStart(int64_t rank) const {
-  SmallVector<int64_t> start(fullShape.size(), 0), block(fullShape);
-  for (const Split &split : splits) {
-    auto group = findDeviceGroup(split.groups, rank);
-    if (!group)
-      return std::nullopt;
-    block[split.dim] /= int64_t(group->first.size());
-    start[split.dim] += group->second * block[split.dim];
-  }
-  return start;
-}
 
 SmallVector<int64_t> ParameterShard::partShape() const {
   SmallVector<int64_t> block(fullShape);

@@ -79,12 +79,6 @@ GalvatronDialect::verifyOperationAttribute(Operation *op,
              << "'" << name << "' may only be attached to a module";
     return verifyPlan(module, plan);
   }
-  if (name == getTrainingAttrName()) {
-    if (!isa<TrainingAttr>(attribute.getValue()) || !isa<func::FuncOp>(op))
-      return op->emitError()
-             << "'" << name << "' must be a #galvatron.training on a function";
-    return success();
-  }
   if (name == getModelAttrName()) {
     if (!isa<StringAttr>(attribute.getValue()) || !isa<ModuleOp>(op))
       return op->emitError() << "'" << name << "' must be a string on a module";

@@ -1124,10 +1124,10 @@ LogicalResult SGDUpdateOp::verify() {
 // ScheduleOp
 //===----------------------------------------------------------------------===//
 
-/// `[forward 0, backward 0, optimizer]`.
-static ParseResult parseScheduleOrder(OpAsmParser &parser, ArrayAttr &order) {
+/// `[2 x [forward 0], 1 x [optimizer]]`.
+static ParseResult parseSchedulePhases(OpAsmParser &parser, ArrayAttr &phases) {
   MLIRContext *context = parser.getContext();
-  SmallVector<Attribute> steps;
+  SmallVector<Attribute> list, steps;
   auto parseStep = [&]() -> ParseResult {
     StringRef keyword;
     llvm::SMLoc loc = parser.getCurrentLocation();
@@ -1144,22 +1144,53 @@ static ParseResult parseScheduleOrder(OpAsmParser &parser, ArrayAttr &order) {
     steps.push_back(ScheduleStepAttr::get(context, *kind, microBatch));
     return success();
   };
-  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square, parseStep))
+  auto parsePhase = [&]() -> ParseResult {
+    int64_t iterations = 0;
+    steps.clear();
+    if (parser.parseInteger(iterations) || parser.parseKeyword("x") ||
+        parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square,
+                                       parseStep))
+      return failure();
+    list.push_back(SchedulePhaseAttr::get(context, iterations,
+                                          ArrayAttr::get(context, steps)));
+    return success();
+  };
+  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square,
+                                     parsePhase))
     return failure();
-  order = ArrayAttr::get(context, steps);
+  phases = ArrayAttr::get(context, list);
   return success();
 }
 
-static void printScheduleOrder(OpAsmPrinter &printer, Operation *,
-                               ArrayAttr order) {
+static void printSchedulePhases(OpAsmPrinter &printer, Operation *,
+                                ArrayAttr phases) {
   printer << "[";
-  llvm::interleaveComma(order.getAsRange<ScheduleStepAttr>(), printer,
-                        [&](ScheduleStepAttr step) {
-                          printer << stringifyScheduleStepKind(step.getKind());
-                          if (step.getKind() != ScheduleStepKind::optimizer)
-                            printer << " " << step.getMicroBatch();
-                        });
+  llvm::interleaveComma(
+      phases.getAsRange<SchedulePhaseAttr>(), printer,
+      [&](SchedulePhaseAttr phase) {
+        printer << phase.getIterations() << " x [";
+        llvm::interleaveComma(
+            phase.getSteps().getAsRange<ScheduleStepAttr>(), printer,
+            [&](ScheduleStepAttr step) {
+              printer << stringifyScheduleStepKind(step.getKind());
+              if (step.getKind() != ScheduleStepKind::optimizer)
+                printer << " " << step.getMicroBatch();
+            });
+        printer << "]";
+      });
   printer << "]";
+}
+
+SmallVector<std::pair<ScheduleStepKind, int64_t>> ScheduleOp::expand() {
+  SmallVector<std::pair<ScheduleStepKind, int64_t>> calls;
+  for (auto phase : getPhases().getAsRange<SchedulePhaseAttr>())
+    for (int64_t i = 0; i < phase.getIterations(); ++i)
+      for (auto step : phase.getSteps().getAsRange<ScheduleStepAttr>())
+        calls.emplace_back(step.getKind(),
+                           step.getKind() == ScheduleStepKind::optimizer
+                               ? -1
+                               : step.getMicroBatch() + i);
+  return calls;
 }
 
 LogicalResult ScheduleOp::verify() {
@@ -1167,35 +1198,47 @@ LogicalResult ScheduleOp::verify() {
   if (microBatches < 1)
     return emitOpError() << "needs at least one micro-batch, got "
                          << microBatches;
+  // Bound the expansion before making it: each micro-batch has two calls.
+  int64_t calls = 0;
+  for (auto phase : getPhases().getAsRange<SchedulePhaseAttr>()) {
+    int64_t steps = int64_t(phase.getSteps().size());
+    if (phase.getIterations() < 1 || steps == 0 ||
+        !llvm::all_of(phase.getSteps(), llvm::IsaPred<ScheduleStepAttr>))
+      return emitOpError() << "needs phases of a positive iteration count "
+                              "and at least one call";
+    if (phase.getIterations() > 2 * microBatches + 1 ||
+        (calls += phase.getIterations() * steps) > 2 * microBatches + 1)
+      return emitOpError() << "makes more than the " << 2 * microBatches + 1
+                           << " calls of " << microBatches
+                           << " micro-batches";
+  }
   SmallVector<int> forwardSeen(microBatches, 0), backwardSeen(microBatches, 0);
   int optimizerSteps = 0;
-  for (auto [index, step] :
-       llvm::enumerate(getOrder().getAsRange<ScheduleStepAttr>())) {
+  for (auto [index, call] : llvm::enumerate(expand())) {
+    auto [kind, micro] = call;
     if (optimizerSteps)
-      return emitOpError() << "step " << index
+      return emitOpError() << "call " << index
                            << " comes after the optimizer step, which must be "
                               "last";
-    if (step.getKind() == ScheduleStepKind::optimizer) {
+    if (kind == ScheduleStepKind::optimizer) {
       ++optimizerSteps;
       continue;
     }
-    int64_t micro = step.getMicroBatch();
     if (micro < 0 || micro >= microBatches)
-      return emitOpError() << "step " << index << " names micro-batch " << micro
+      return emitOpError() << "call " << index << " names micro-batch " << micro
                            << " outside [0, " << microBatches << ")";
-    bool isForward = step.getKind() == ScheduleStepKind::forward;
+    bool isForward = kind == ScheduleStepKind::forward;
     if ((isForward ? forwardSeen : backwardSeen)[micro]++)
       return emitOpError() << "micro-batch " << micro << " has two "
-                           << stringifyScheduleStepKind(step.getKind())
-                           << " steps";
+                           << stringifyScheduleStepKind(kind) << " calls";
     if (!isForward && !forwardSeen[micro])
-      return emitOpError() << "the backward step of micro-batch " << micro
-                           << " comes before its forward step";
+      return emitOpError() << "the backward call of micro-batch " << micro
+                           << " comes before its forward call";
   }
   for (int64_t micro = 0; micro < microBatches; ++micro)
     if (!backwardSeen[micro])
       return emitOpError() << "micro-batch " << micro
-                           << " has no forward and backward step";
+                           << " has no forward and backward call";
   if (optimizerSteps != 1)
     return emitOpError() << "needs exactly one optimizer step, has "
                          << optimizerSteps;

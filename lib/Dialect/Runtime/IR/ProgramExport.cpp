@@ -34,8 +34,35 @@ FailureOr<rt::TensorType> mlir::galvatron::grt::convertType(ShapedType type) {
                                                        type.getShape().end())};
 }
 
+/// The rank terms of `terms` (an ArrayAttr of #grt.term), numbered by
+/// `groups`; `indexOf` maps a term's key to the index of its attribute.
+template <typename IndexOf>
+static LogicalResult convertTerms(Operation *op, ArrayAttr terms,
+                                  const llvm::StringMap<uint32_t> &groups,
+                                  IndexOf indexOf) {
+  if (!terms)
+    return success();
+  for (auto term : terms.getAsRange<RankTermAttr>()) {
+    auto group = groups.find(term.getGroup().getValue());
+    if (group == groups.end())
+      return op->emitOpError() << "names " << term.getGroup()
+                               << ", which is not a grt.group";
+    if (term.getIndex() < 0)
+      return op->emitOpError() << "has a rank term with a negative index";
+    std::vector<rt::RankTerm> *into = indexOf(term.getKey().getValue());
+    if (!into)
+      return op->emitOpError() << "has a rank term for '"
+                               << term.getKey().getValue()
+                               << "', which it does not hold";
+    into->push_back(rt::RankTerm{uint32_t(term.getIndex()), group->second,
+                                 term.getCoefficient()});
+  }
+  return success();
+}
+
 FailureOr<std::vector<rt::Attribute>>
-mlir::galvatron::grt::convertKernelConfig(KernelOp op) {
+mlir::galvatron::grt::convertKernelConfig(
+    KernelOp op, const llvm::StringMap<uint32_t> &groups) {
   std::vector<rt::Attribute> attributes;
   for (NamedAttribute named : op.getConfig()) {
     std::string name = named.getName().str();
@@ -56,6 +83,14 @@ mlir::galvatron::grt::convertKernelConfig(KernelOp op) {
              << "config entry '" << name
              << "' must be an integer, a float or an array<i64>";
   }
+  if (failed(convertTerms(op, op.getTermsAttr(), groups,
+                          [&](StringRef key) -> std::vector<rt::RankTerm> * {
+                            for (rt::Attribute &attribute : attributes)
+                              if (attribute.name == key)
+                                return &attribute.terms;
+                            return nullptr;
+                          })))
+    return failure();
   return attributes;
 }
 
@@ -97,30 +132,113 @@ rt::ExternalData convertExternal(mlir::galvatron::ExternalDataAttr external) {
       external.getKey() ? external.getKey().getValue().str() : std::string()};
 }
 
-/// Builds one rank's program, numbering buffers in declaration order.
-class RankExporter {
+/// Builds one stage's program, numbering buffers in declaration order.
+class StageExporter {
 public:
-  RankExporter(const llvm::StringMap<uint32_t> &groups) : groups(groups) {}
+  StageExporter(const llvm::StringMap<uint32_t> &groups) : groups(groups) {}
 
-  FailureOr<rt::RankProgram> run(ProgramOp program) {
-    rank.rank = uint32_t(program.getRank());
-    rank.arenaSize = uint64_t(program.getArenaSize());
-    for (Operation &op : program.getBody().front())
+  FailureOr<rt::StageProgram> run(ProgramOp program) {
+    stage.stage = uint32_t(program.getStage());
+    stage.arenaSize = uint64_t(program.getArenaSize());
+    ScheduleOp schedule;
+    bool hasBlocks = !program.getBody().getOps<BlockOp>().empty();
+    for (Operation &op : program.getBody().front()) {
+      if (auto block = dyn_cast<BlockOp>(op)) {
+        if (failed(exportBlock(block)))
+          return failure();
+        continue;
+      }
+      if (auto found = dyn_cast<ScheduleOp>(op)) {
+        if (schedule || !hasBlocks)
+          return found.emitOpError()
+                 << "needs grt.block ops to run, and one schedule per program";
+        schedule = found;
+        continue;
+      }
+      if (hasBlocks && isInstruction(&op))
+        return op.emitOpError()
+               << "lies outside the grt.block ops of its program";
       if (failed(exportOp(&op)))
         return failure();
-    return std::move(rank);
+    }
+    if (!hasBlocks) {
+      // The instructions run once, in order: one block, one step.
+      stage.blocks.push_back(rt::Block{
+          "main", 0, uint32_t(stage.instructions.size()), false});
+      stage.schedule.phases.push_back(rt::Phase{1, {rt::ScheduleStep{0, 0}}});
+    } else if (!schedule) {
+      return program.emitOpError() << "has grt.block ops but no grt.schedule";
+    } else if (failed(exportSchedule(schedule))) {
+      return failure();
+    }
+    for (auto &[index, name] : inputBlocks) {
+      std::optional<uint32_t> block = blockIndex(name);
+      if (!block)
+        return program.emitOpError() << "has an input per micro-batch of block '"
+                                     << name << "', which does not exist";
+      stage.inputs[index].block = int32_t(*block);
+    }
+    return std::move(stage);
   }
 
 private:
+  static bool isInstruction(Operation *op) {
+    return isa<KernelOp, AllReduceOp, ReduceScatterOp, AllGatherOp,
+               AllToAllOp, BroadcastOp, SendOp, RecvOp>(op);
+  }
+
+  std::optional<uint32_t> blockIndex(StringRef name) const {
+    for (auto [index, block] : llvm::enumerate(stage.blocks))
+      if (block.name == name)
+        return uint32_t(index);
+    return std::nullopt;
+  }
+
+  LogicalResult exportBlock(BlockOp block) {
+    rt::Block &added = stage.blocks.emplace_back();
+    added.name = block.getName().str();
+    added.slotted = block.getSlotted();
+    added.first = uint32_t(stage.instructions.size());
+    for (Operation &op : block.getBody().front())
+      if (failed(exportOp(&op)))
+        return failure();
+    added.count = uint32_t(stage.instructions.size()) - added.first;
+    return success();
+  }
+
+  LogicalResult exportSchedule(ScheduleOp schedule) {
+    rt::Schedule &out = stage.schedule;
+    out.microBatches = uint32_t(schedule.getMicroBatches());
+    out.slots = uint32_t(schedule.getSlots());
+    out.slotOffset = uint64_t(schedule.getSlotOffset());
+    out.slotSize = uint64_t(schedule.getSlotSize());
+    for (Attribute attr : schedule.getPhases()) {
+      auto phase = cast<ArrayAttr>(attr);
+      rt::Phase &added = out.phases.emplace_back();
+      added.iterations = uint32_t(cast<IntegerAttr>(phase[0]).getInt());
+      for (size_t i = 1; i + 1 < phase.size(); i += 2) {
+        StringRef name = cast<StringAttr>(phase[i]).getValue();
+        std::optional<uint32_t> block = blockIndex(name);
+        if (!block)
+          return schedule.emitOpError()
+                 << "runs block '" << name << "', which does not exist";
+        added.steps.push_back(rt::ScheduleStep{
+            *block, int32_t(cast<IntegerAttr>(phase[i + 1]).getInt())});
+      }
+    }
+    return success();
+  }
+
   LogicalResult defineBuffer(Operation *op, Value buffer, uint64_t offset,
-                             std::string name) {
+                             std::string name, bool slotted = false) {
     FailureOr<rt::TensorType> type =
         convertType(cast<ShapedType>(buffer.getType()));
     if (failed(type))
       return op->emitOpError() << "has a buffer of unsupported type "
                                << buffer.getType();
-    indices[buffer] = uint32_t(rank.buffers.size());
-    rank.buffers.push_back(rt::Buffer{*type, offset, std::nullopt, name});
+    indices[buffer] = uint32_t(stage.buffers.size());
+    stage.buffers.push_back(
+        rt::Buffer{*type, offset, std::nullopt, std::move(name), slotted});
     return success();
   }
 
@@ -130,9 +248,9 @@ private:
     if (!layer)
       return -1;
     auto [it, inserted] =
-        layers.try_emplace(*layer, int32_t(rank.layers.size()));
+        layers.try_emplace(*layer, int32_t(stage.layers.size()));
     if (inserted)
-      rank.layers.push_back(layer->str());
+      stage.layers.push_back(layer->str());
     return it->second;
   }
 
@@ -140,7 +258,7 @@ private:
   rt::Instruction &instruction(rt::InstructionKind kind, ValueRange inputs,
                                ValueRange outputs,
                                std::optional<StringRef> layer) {
-    rt::Instruction &added = rank.instructions.emplace_back();
+    rt::Instruction &added = stage.instructions.emplace_back();
     added.kind = kind;
     for (Value input : inputs)
       added.inputs.push_back(indexOf(input));
@@ -166,7 +284,7 @@ private:
   LogicalResult reducing(OpTy op, rt::InstructionKind kind) {
     if (failed(collective(op, kind)))
       return failure();
-    rank.instructions.back().reduce = rt::ReduceOp(unsigned(op.getReduce()));
+    stage.instructions.back().reduce = rt::ReduceOp(unsigned(op.getReduce()));
     return success();
   }
 
@@ -174,58 +292,69 @@ private:
     using rt::InstructionKind;
     return TypeSwitch<Operation *, LogicalResult>(op)
         .Case([&](BufferOp op) {
-          return defineBuffer(op, op.getBuffer(), op.getOffset(), "");
+          return defineBuffer(op, op.getBuffer(), op.getOffset(), "",
+                              op.getSlotted());
         })
         .Case([&](InputOp op) {
-          rank.inputs.push_back(
-              rt::Binding{op.getName().str(), uint32_t(rank.buffers.size())});
+          if (auto block = op.getBlock())
+            inputBlocks.emplace_back(stage.inputs.size(), block->str());
+          stage.inputs.push_back(
+              rt::Binding{op.getName().str(), uint32_t(stage.buffers.size())});
           return defineBuffer(op, op.getBuffer(), op.getOffset(),
-                              op.getName().str());
+                              op.getName().str(), op.getSlotted());
         })
-        .Case([&](ParameterOp op) {
+        .Case([&](ParameterOp op) -> LogicalResult {
           rt::Parameter parameter;
-          parameter.buffer = uint32_t(rank.buffers.size());
+          parameter.buffer = uint32_t(stage.buffers.size());
           parameter.name = op.getName().str();
           if (auto shape = op.getFullShape())
             parameter.fullShape.assign(shape->begin(), shape->end());
           if (auto start = op.getSliceStart())
             parameter.sliceStart.assign(start->begin(), start->end());
+          if (failed(convertTerms(
+                  op, op.getSliceTermsAttr(), groups,
+                  [&](StringRef key) -> std::vector<rt::RankTerm> * {
+                    return key == "slice_start" ? &parameter.sliceTerms
+                                                : nullptr;
+                  })))
+            return failure();
           if (auto init = op.getInitAttr())
             parameter.init = convertInit(init);
           if (auto external = op.getExternalAttr())
             parameter.external = convertExternal(external);
           parameter.state = op.getState();
-          rank.parameters.push_back(std::move(parameter));
+          stage.parameters.push_back(std::move(parameter));
           return defineBuffer(op, op.getBuffer(), op.getOffset(),
                               op.getName().str());
         })
         .Case([&](ConstantOp op) -> LogicalResult {
           if (failed(defineBuffer(op, op.getBuffer(), op.getOffset(), "")))
             return failure();
-          uint32_t index = uint32_t(rank.buffers.size() - 1);
+          uint32_t index = uint32_t(stage.buffers.size() - 1);
           FailureOr<std::vector<uint8_t>> bytes =
-              constantBytes(op, rank.buffers[index].type.elementType);
+              constantBytes(op, stage.buffers[index].type.elementType);
           if (failed(bytes))
             return failure();
-          rank.constants.push_back(rt::Constant{index, std::move(*bytes)});
+          stage.constants.push_back(rt::Constant{index, std::move(*bytes)});
           return success();
         })
         .Case([&](ViewOp op) -> LogicalResult {
           uint32_t source = indexOf(op.getSource());
-          uint64_t offset = rank.buffers[source].offset + op.getByteOffset();
+          uint64_t offset = stage.buffers[source].offset + op.getByteOffset();
           if (failed(defineBuffer(op, op.getBuffer(), offset, "")))
             return failure();
-          rank.buffers.back().viewOf = source;
+          stage.buffers.back().viewOf = source;
           return success();
         })
         .Case([&](KernelOp op) -> LogicalResult {
+          FailureOr<std::vector<rt::Attribute>> config =
+              convertKernelConfig(op, groups);
+          if (failed(config))
+            return failure();
           rt::Instruction &added =
               instruction(InstructionKind::kernel, op.getInputs(),
                           op.getOutputs(), op.getLayer());
           added.kernel = op.getKernel().str();
-          FailureOr<std::vector<rt::Attribute>> config = convertKernelConfig(op);
-          if (failed(config))
-            return failure();
           added.attributes = std::move(*config);
           return success();
         })
@@ -244,7 +373,7 @@ private:
         .Case([&](BroadcastOp op) {
           if (failed(collective(op, InstructionKind::broadcast)))
             return failure();
-          rank.instructions.back().peer = int32_t(op.getRoot());
+          stage.instructions.back().peer = int32_t(op.getRoot());
           return success();
         })
         .Case([&](SendOp op) {
@@ -262,7 +391,7 @@ private:
           return success();
         })
         .Case([&](OutputOp op) {
-          rank.outputs.push_back(
+          stage.outputs.push_back(
               rt::Binding{op.getName().str(), indexOf(op.getBuffer())});
           return success();
         })
@@ -271,19 +400,24 @@ private:
         });
   }
 
-private:
   const llvm::StringMap<uint32_t> &groups;
-  rt::RankProgram rank;
+  rt::StageProgram stage;
   DenseMap<Value, uint32_t> indices;
   llvm::StringMap<int32_t> layers;
+  /// Inputs per micro-batch and the name of their block.
+  SmallVector<std::pair<size_t, std::string>> inputBlocks;
 };
 
 } // namespace
 
 namespace mlir::galvatron::grt {
 
-rt::Program exportProgramHeader(ExecutableOp executable,
-                                llvm::StringMap<uint32_t> &groupIndices) {
+bool holdsEveryStage(ExecutableOp executable) {
+  return int64_t(llvm::range_size(executable.getBody().getOps<ProgramOp>())) ==
+         executable.getStages();
+}
+
+FailureOr<rt::Program> exportExecutable(ExecutableOp executable) {
   rt::Program program;
   program.worldSize = uint32_t(executable.getWorldSize());
   program.alignment = uint32_t(executable.getAlignment());
@@ -293,31 +427,26 @@ rt::Program exportProgramHeader(ExecutableOp executable,
     program.training = rt::TrainingInfo{
         rt::LossKind(unsigned(training.getLoss())), training.getModelFlops(),
         training.getVocabSize()};
+  llvm::StringMap<uint32_t> groupIndices;
   for (GroupOp group : executable.getBody().getOps<GroupOp>()) {
     groupIndices[group.getSymName()] = uint32_t(program.groups.size());
-    std::vector<uint32_t> ranks;
-    for (int64_t rank : group.getRanks())
-      ranks.push_back(uint32_t(rank));
-    program.groups.push_back(std::move(ranks));
+    rt::Group &added = program.groups.emplace_back();
+    for (auto [size, stride] :
+         llvm::zip(group.getSizes(), group.getStrides()))
+      added.axes.push_back(rt::GroupAxis{uint32_t(size), uint32_t(stride)});
   }
-  return program;
-}
-
-FailureOr<rt::RankProgram>
-exportRankProgram(ProgramOp program,
-                  const llvm::StringMap<uint32_t> &groupIndices) {
-  return RankExporter(groupIndices).run(program);
-}
-
-FailureOr<rt::Program> exportExecutable(ExecutableOp executable) {
-  llvm::StringMap<uint32_t> groupIndices;
-  rt::Program program = exportProgramHeader(executable, groupIndices);
-  for (ProgramOp rank : executable.getBody().getOps<ProgramOp>()) {
-    FailureOr<rt::RankProgram> exported =
-        exportRankProgram(rank, groupIndices);
+  program.stages.resize(executable.getStages());
+  for (auto [index, stage] : llvm::enumerate(program.stages))
+    stage.stage = uint32_t(index);
+  for (ProgramOp stage : executable.getBody().getOps<ProgramOp>()) {
+    FailureOr<rt::StageProgram> exported =
+        StageExporter(groupIndices).run(stage);
     if (failed(exported))
       return failure();
-    program.ranks.push_back(std::move(*exported));
+    if (exported->stage >= program.stages.size())
+      return stage.emitOpError() << "is stage " << exported->stage
+                                 << " of a pipeline of " << program.stages.size();
+    program.stages[exported->stage] = std::move(*exported);
   }
   return program;
 }

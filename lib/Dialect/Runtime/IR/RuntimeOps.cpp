@@ -20,6 +20,9 @@ using namespace mlir;
 using namespace mlir::galvatron::grt;
 namespace rt = ::galvatron::runtime;
 
+static ParseResult parsePhases(OpAsmParser &parser, ArrayAttr &phases);
+static void printPhases(OpAsmPrinter &printer, Operation *, ArrayAttr phases);
+
 #define GET_OP_CLASSES
 #include "galvatron/Dialect/Runtime/IR/RuntimeOps.cpp.inc"
 
@@ -28,50 +31,110 @@ namespace rt = ::galvatron::runtime;
 //===----------------------------------------------------------------------===//
 
 LogicalResult ExecutableOp::verifyRegions() {
-  std::set<int64_t> ranks;
+  if (getStages() > getWorldSize() || getWorldSize() % getStages())
+    return emitOpError() << "a world of " << getWorldSize()
+                         << " ranks does not split into " << getStages()
+                         << " stages";
+  std::set<int64_t> stages;
   for (ProgramOp program : getBody().getOps<ProgramOp>()) {
-    if (program.getRank() >= getWorldSize())
+    if (program.getStage() >= getStages())
       return program.emitOpError()
-             << "rank " << program.getRank() << " is outside the "
-             << getWorldSize() << "-rank world";
-    if (!ranks.insert(program.getRank()).second)
+             << "stage " << program.getStage() << " is outside the "
+             << getStages() << "-stage pipeline";
+    if (!stages.insert(program.getStage()).second)
       return program.emitOpError()
-             << "rank " << program.getRank() << " has another program";
+             << "stage " << program.getStage() << " has another program";
   }
   FailureOr<rt::Program> program = exportExecutable(*this);
   if (failed(program))
     return failure();
-  rt::Status status = rt::validateProgram(*program);
-  if (!status.isOk())
-    return emitOpError() << status.message();
-  return success();
-}
-
-LogicalResult GroupOp::verify() {
-  int64_t worldSize = cast<ExecutableOp>((*this)->getParentOp()).getWorldSize();
-  if (getRanks().empty())
-    return emitOpError() << "has no ranks";
-  std::set<int64_t> seen;
-  for (int64_t rank : getRanks()) {
-    if (rank < 0 || rank >= worldSize)
-      return emitOpError() << "names rank " << rank << " outside the "
-                           << worldSize << "-rank world";
-    if (!seen.insert(rank).second)
-      return emitOpError() << "names rank " << rank << " twice";
+  // Each stage it holds; with every stage (not one stage's lowering, linked
+  // later) their communication too.
+  for (ProgramOp stage : getBody().getOps<ProgramOp>()) {
+    rt::Status status =
+        rt::validateStageProgram(*program, program->stages[stage.getStage()]);
+    if (!status.isOk())
+      return stage.emitOpError() << status.message();
+  }
+  if (holdsEveryStage(*this)) {
+    rt::Status status = rt::validateCommunication(*program);
+    if (!status.isOk())
+      return emitOpError() << status.message();
   }
   return success();
 }
 
-LogicalResult ProgramOp::verifyRegions() {
-  auto executable = cast<ExecutableOp>((*this)->getParentOp());
-  llvm::StringMap<uint32_t> groupIndices;
-  rt::Program header = exportProgramHeader(executable, groupIndices);
-  FailureOr<rt::RankProgram> rank = exportRankProgram(*this, groupIndices);
-  if (failed(rank))
+LogicalResult GroupOp::verify() {
+  if (getSizes().size() != getStrides().size())
+    return emitOpError() << "needs one stride per size";
+  for (auto [size, stride] : llvm::zip(getSizes(), getStrides()))
+    if (size < 1 || stride < 1)
+      return emitOpError() << "needs positive sizes and strides";
+  return success();
+}
+
+/// `[1 x [forward 0], 3 x [forward 1, backward 0]]`: per phase its
+/// iterations, then block names and first micro-batches, stored as
+/// [iterations, name, micro-batch, name, micro-batch, ...].
+static ParseResult parsePhases(OpAsmParser &parser, ArrayAttr &phases) {
+  Builder b(parser.getContext());
+  SmallVector<Attribute> list;
+  auto parseStep = [&](SmallVector<Attribute> &phase) -> ParseResult {
+    std::string name;
+    int64_t micro = 0;
+    if (parser.parseKeywordOrString(&name) || parser.parseInteger(micro))
+      return failure();
+    phase.push_back(b.getStringAttr(name));
+    phase.push_back(b.getI64IntegerAttr(micro));
+    return success();
+  };
+  auto parsePhase = [&]() -> ParseResult {
+    int64_t iterations = 0;
+    SmallVector<Attribute> phase;
+    if (parser.parseInteger(iterations) || parser.parseKeyword("x"))
+      return failure();
+    phase.push_back(b.getI64IntegerAttr(iterations));
+    if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square,
+                                       [&] { return parseStep(phase); }))
+      return failure();
+    list.push_back(b.getArrayAttr(phase));
+    return success();
+  };
+  if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, parsePhase))
     return failure();
-  rt::Status status = rt::validateRankProgram(header, *rank);
-  if (!status.isOk())
-    return emitOpError() << status.message();
+  phases = b.getArrayAttr(list);
+  return success();
+}
+
+static void printPhases(OpAsmPrinter &printer, Operation *, ArrayAttr phases) {
+  printer << '[';
+  llvm::interleaveComma(phases, printer, [&](Attribute attr) {
+    auto phase = cast<ArrayAttr>(attr);
+    printer << cast<IntegerAttr>(phase[0]).getInt() << " x [";
+    for (size_t i = 1; i + 1 < phase.size(); i += 2) {
+      if (i > 1)
+        printer << ", ";
+      printer.printKeywordOrString(cast<StringAttr>(phase[i]).getValue());
+      printer << ' ' << cast<IntegerAttr>(phase[i + 1]).getInt();
+    }
+    printer << ']';
+  });
+  printer << ']';
+}
+
+LogicalResult ScheduleOp::verify() {
+  for (Attribute attr : getPhases()) {
+    auto phase = dyn_cast<ArrayAttr>(attr);
+    if (!phase || phase.size() < 3 || phase.size() % 2 == 0 ||
+        !isa<IntegerAttr>(phase[0]) ||
+        cast<IntegerAttr>(phase[0]).getInt() < 1)
+      return emitOpError() << "needs phases of a positive iteration count "
+                              "and at least one step";
+    for (size_t i = 1; i + 1 < phase.size(); i += 2)
+      if (!isa<StringAttr>(phase[i]) || !isa<IntegerAttr>(phase[i + 1]))
+        return emitOpError() << "needs steps of a block name and a "
+                                "micro-batch";
+  }
   return success();
 }
 
@@ -93,11 +156,21 @@ LogicalResult ConstantOp::verify() {
 // Instructions
 //===----------------------------------------------------------------------===//
 
+/// The executable's group families by symbol, numbered in order.
+static llvm::StringMap<uint32_t> groupIndices(Operation *op) {
+  llvm::StringMap<uint32_t> groups;
+  if (auto executable = op->getParentOfType<ExecutableOp>())
+    for (GroupOp group : executable.getBody().getOps<GroupOp>())
+      groups.try_emplace(group.getSymName(), uint32_t(groups.size()));
+  return groups;
+}
+
 LogicalResult KernelOp::verify() {
   const rt::KernelSpec *spec = rt::findKernel(getKernel().str());
   if (!spec)
     return emitOpError() << "calls unknown kernel '" << getKernel() << "'";
-  FailureOr<std::vector<rt::Attribute>> config = convertKernelConfig(*this);
+  FailureOr<std::vector<rt::Attribute>> config =
+      convertKernelConfig(*this, groupIndices(*this));
   if (failed(config))
     return failure();
   std::vector<rt::TensorType> inputs, outputs;
@@ -111,6 +184,8 @@ LogicalResult KernelOp::verify() {
                              << " has no runtime element type";
       types->push_back(*type);
     }
+  // Rank-dependent values are checked for every rank with the program; here
+  // the signature holds for the rank at the lowest positions.
   rt::Status status = rt::verifyKernelCall(
       rt::KernelCall(*spec, std::move(inputs), std::move(outputs), *config));
   if (!status.isOk())
@@ -121,7 +196,7 @@ LogicalResult KernelOp::verify() {
 /// Collectives name a grt.group of the enclosing executable.
 static LogicalResult verifyGroup(Operation *op, FlatSymbolRefAttr group,
                                  SymbolTableCollection &symbolTable) {
-  Operation *executable = op->getParentOp()->getParentOp();
+  Operation *executable = op->getParentOfType<ExecutableOp>();
   if (!symbolTable.lookupSymbolIn<GroupOp>(executable, group.getAttr()))
     return op->emitOpError() << "refers to " << group
                              << ", which is not a grt.group";

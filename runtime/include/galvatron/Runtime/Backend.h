@@ -11,7 +11,7 @@
 #ifndef GALVATRON_RUNTIME_BACKEND_H
 #define GALVATRON_RUNTIME_BACKEND_H
 
-#include "galvatron/Runtime/Program.h"
+#include "galvatron/Runtime/RankProgram.h"
 #include "galvatron/Runtime/Status.h"
 
 #include <memory>

@@ -25,9 +25,11 @@ public:
   virtual uint32_t rank() const = 0;
   virtual uint32_t worldSize() const = 0;
 
-  /// Prepares the groups of a program (the program-wide table, identical on
-  /// every rank); later calls name a group by its index. Every rank must
-  /// call this with the same table.
+  /// Prepares the groups of a program: per group family of the program,
+  /// the world ranks of this rank's group in group order, or nothing where
+  /// the rank runs no collective on the family. Every rank calls this with
+  /// a table of the same length (the program's families); later calls name
+  /// a group by its family's index.
   virtual Status setupGroups(const std::vector<std::vector<uint32_t>> &groups) = 0;
 
   /// Every member's `count` elements reduced with `op` into every member's
@@ -64,7 +66,7 @@ public:
   [[noreturn]] virtual void abort(int exitCode) = 0;
 };
 
-/// A job of one process: groups must be {0}; collectives copy.
+/// A job of one process: groups must be {0} (or unused); collectives copy.
 std::unique_ptr<Communicator> createSingleProcessCommunicator();
 
 } // namespace galvatron::runtime

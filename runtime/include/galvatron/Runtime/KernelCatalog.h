@@ -20,7 +20,7 @@
 #define GALVATRON_RUNTIME_KERNELCATALOG_H
 
 #include "galvatron/Runtime/KernelAttributes.h"
-#include "galvatron/Runtime/Program.h"
+#include "galvatron/Runtime/RankProgram.h"
 #include "galvatron/Runtime/Status.h"
 
 #include <cstdint>
@@ -129,8 +129,14 @@ public:
 /// the kernel's own rules. The message names the rule broken.
 Status verifyKernelCall(const KernelCall &call);
 
-/// The call kernel instruction `instruction` of `rank` makes (`spec` is its
-/// kernel): the operand types are its buffers'.
+/// The call kernel instruction `instruction` of `program` makes (`spec` is
+/// its kernel): the operand types are its buffers', the attributes
+/// `attributes` (a stage program's validator passes the attributes at a
+/// corner of the ranks) or the instruction's own (a rank's program, where
+/// they are resolved).
+KernelCall makeKernelCall(const KernelSpec &spec, const ProgramBody &program,
+                          const Instruction &instruction,
+                          const std::vector<Attribute> &attributes);
 KernelCall makeKernelCall(const KernelSpec &spec, const RankProgram &rank,
                           const Instruction &instruction);
 

@@ -1,13 +1,25 @@
 //===- Program.h - In-memory model of a compiled program --------*- C++ -*-===//
 //
-// What a program file holds, as plain C++ values: for each rank, numbered
-// buffers at offsets in one arena, the parameters, constants, inputs and
-// outputs bound to buffers, and the instruction stream (kernel calls,
-// collectives on explicit device groups, send/recv to explicit peers).
+// What a program file holds, as plain C++ values. A job of N ranks is a
+// pipeline of `stages.size()` stages, each run by N / stages ranks
+// (stage-major: rank = stage · ranksPerStage + local index). Every stage has
+// one program, shared by all of its ranks: numbered buffers at offsets in
+// one arena, the parameters, constants, inputs and outputs bound to them,
+// and instructions (kernel calls, collectives on device groups, send/recv
+// to a peer stage) grouped into blocks that a schedule runs, the blocks of
+// one micro-batch in a loop over the micro-batches.
+//
+// What differs between the ranks of a stage is symbolic: a device group is
+// a family of groups described by mesh axes (which coordinates of the rank
+// vary), and integers that depend on the rank (a parameter shard's start,
+// a slice offset, a vocabulary block) carry terms `coefficient × the rank's
+// position in its group of a family`. Nothing in a program grows with the
+// number of ranks or of micro-batches. A rank instantiates its own concrete
+// program (`RankProgram`, RankProgram.h) at load.
 //
 // The compiler builds this model and serializes it (ProgramFile.h); the
-// runtime deserializes it, validates it (ProgramValidator.h) and executes it.
-// Nothing here depends on how the file is encoded.
+// runtime deserializes it, validates it (ProgramValidator.h) and executes
+// it. Nothing here depends on how the file is encoded.
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,9 +36,11 @@ namespace galvatron::runtime {
 
 /// Version of the program format this runtime reads and writes. A reader
 /// accepts files of its major version and any minor version up to its own;
-/// minor versions only add optional fields and kernels.
-constexpr uint32_t kFormatMajorVersion = 1;
-constexpr uint32_t kFormatMinorVersion = 3;
+/// minor versions only add optional fields, instruction kinds and kernels,
+/// or relax what is valid (2.1: parameter slices may extend past the full
+/// shape).
+constexpr uint32_t kFormatMajorVersion = 2;
+constexpr uint32_t kFormatMinorVersion = 1;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -74,20 +88,70 @@ struct TensorType {
 std::string shapeString(const std::vector<int64_t> &shape);
 
 //===----------------------------------------------------------------------===//
+// The device mesh
+//===----------------------------------------------------------------------===//
+
+/// One coordinate of a world rank: (rank / stride) % size.
+struct GroupAxis {
+  uint32_t size = 1;
+  uint32_t stride = 1;
+  bool operator==(const GroupAxis &other) const {
+    return size == other.size && stride == other.stride;
+  }
+};
+
+/// A family of device groups: the group of world rank r holds the ranks
+/// that differ from r only in the coordinates of `axes`, in group order
+/// (the first axis varies slowest). Tensor-parallel groups of 2 consecutive
+/// ranks are {2, 1}; their data-parallel groups {dp, 2}; a pipeline group
+/// (the same local index on every stage) {stages, ranksPerStage}. Valid
+/// axes, sorted by stride, have each stride a multiple of the previous
+/// stride times its size, so the groups of a family partition the ranks.
+struct Group {
+  std::vector<GroupAxis> axes;
+
+  /// Members of one group.
+  uint32_t size() const;
+  /// `rank`'s coordinate along axis `axis`.
+  uint32_t coordinate(uint32_t rank, size_t axis) const;
+  /// Where `rank` stands in its group.
+  uint32_t position(uint32_t rank) const;
+  /// The world ranks of `rank`'s group, in group order.
+  std::vector<uint32_t> members(uint32_t rank) const;
+  bool operator==(const Group &other) const { return axes == other.axes; }
+};
+
+/// A rank-dependent part of an integer: `coefficient` times the rank's
+/// position in its group of family `group` is added to element `index`
+/// (0 for a single integer).
+struct RankTerm {
+  uint32_t index = 0;
+  uint32_t group = 0;
+  int64_t coefficient = 0;
+  bool operator==(const RankTerm &other) const {
+    return index == other.index && group == other.group &&
+           coefficient == other.coefficient;
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // Buffers and what is bound to them
 //===----------------------------------------------------------------------===//
 
-/// A tensor stored at `offset` bytes into the rank's arena. A view
-/// (`viewOf` set) reinterprets bytes of another buffer (its root, which is
-/// not itself a view): a reshape costs nothing. Instructions read and write
-/// buffers; the memory plan guarantees that buffers live at the same time
-/// never share bytes.
+/// A tensor stored at `offset` bytes into the arena. A view (`viewOf` set)
+/// reinterprets bytes of another buffer (its root, which is not itself a
+/// view): a reshape costs nothing. A `slotted` root belongs to a
+/// micro-batch: the program holds the copy of slot 0, and the copy of slot
+/// k lies `k · slotSize` bytes above it (see Schedule). Instructions read
+/// and write buffers; the memory plan guarantees that buffers live at the
+/// same time never share bytes.
 struct Buffer {
   TensorType type;
   uint64_t offset = 0;
   std::optional<uint32_t> viewOf;
   /// For diagnostics: the value or layer the buffer came from.
   std::string name;
+  bool slotted = false;
 };
 
 enum class InitKind : uint8_t { zeros, ones, constant, normal, uniform };
@@ -117,15 +181,16 @@ struct ExternalData {
 /// checkpoint) and may be overwritten by instructions. The buffer may hold a
 /// slice of the source model's tensor (a tensor- or ZeRO-parallel shard):
 /// `fullShape` is the source tensor's shape and `sliceStart` the slice's
-/// first index per dimension; both are empty when the buffer holds the
-/// whole tensor. A slice may extend past the full shape (a vocabulary
-/// padded to split evenly): the elements past it are padding, zero, never
-/// loaded or saved.
+/// first index per dimension, plus `sliceTerms` (which rank holds which
+/// slice); both are empty when the buffer holds the whole tensor. A slice
+/// may extend past the full shape (a vocabulary padded to split evenly):
+/// the elements past it are padding, zero, never loaded or saved.
 struct Parameter {
   uint32_t buffer = 0;
   std::string name;
   std::vector<int64_t> fullShape;
   std::vector<int64_t> sliceStart;
+  std::vector<RankTerm> sliceTerms;
   std::optional<Initializer> init;
   std::optional<ExternalData> external;
   bool state = false;
@@ -142,10 +207,15 @@ struct Constant {
   std::vector<uint8_t> data;
 };
 
-/// A named program input or output.
+/// A named program input or output. An input with `block` >= 0 is per
+/// micro-batch: the caller gives the rows of every micro-batch stacked
+/// along dimension 0, and before each run of block `block` for
+/// micro-batch m, micro-batch m's rows are written into `buffer` (of that
+/// micro-batch's slot). Other inputs are written once, before the run.
 struct Binding {
   std::string name;
   uint32_t buffer = 0;
+  int32_t block = -1;
 };
 
 //===----------------------------------------------------------------------===//
@@ -156,12 +226,14 @@ enum class AttributeKind : uint8_t { integer, real, integers };
 constexpr unsigned kNumAttributeKinds = 3;
 
 /// A typed kernel attribute (`axis = 1`, `epsilon = 1e-5`, `perm = [0,2,1]`).
+/// Integers may depend on the rank (`terms`; none in a rank's program).
 struct Attribute {
   std::string name;
   AttributeKind kind = AttributeKind::integer;
   int64_t integer = 0;
   double real = 0.0;
   std::vector<int64_t> integers;
+  std::vector<RankTerm> terms;
 
   static Attribute makeInteger(std::string name, int64_t value);
   static Attribute makeReal(std::string name, double value);
@@ -186,6 +258,8 @@ private:
   const std::vector<Attribute> *attributes;
 };
 
+/// New kinds are added at the end (a minor version), so that a reader of
+/// an older minor version refuses what it does not know.
 enum class InstructionKind : uint8_t {
   kernel,
   allReduce,
@@ -198,24 +272,31 @@ enum class InstructionKind : uint8_t {
 };
 constexpr unsigned kNumInstructionKinds = 8;
 std::string_view instructionKindName(InstructionKind kind);
+inline bool isCollective(InstructionKind kind) {
+  return kind != InstructionKind::kernel && kind != InstructionKind::send &&
+         kind != InstructionKind::recv;
+}
 
 enum class ReduceOp : uint8_t { sum, max, min, avg };
 constexpr unsigned kNumReduceOps = 4;
 std::string_view reduceOpName(ReduceOp op);
 
-/// One step of a rank's instruction stream.
+/// One instruction.
 ///
 /// - `kernel`: runs the kernel named `kernel` (see KernelCatalog.h) reading
 ///   `inputs` and writing `outputs`, configured by `attributes`.
-/// - Collectives run among the ranks of `groups[group]` (in that order) with
-///   one input and one output buffer: `allReduce` (reduced with `reduce`),
-///   `allGather` (the members' inputs concatenated along dimension 0),
-///   `reduceScatter` (the reduced input split along dimension 0, member i
-///   keeping part i), `allToAll` (input split along dimension 0, part j sent
-///   to member j, received parts concatenated) and `broadcast` (world rank
-///   `peer`'s input copied to every member's output).
-/// - `send` sends `inputs[0]` to world rank `peer`; `recv` receives
-///   `outputs[0]` from `peer`; messages match by `tag`.
+/// - Collectives run among the members of the rank's group of family
+///   `group` (in group order) with one input and one output buffer:
+///   `allReduce` (reduced with `reduce`), `allGather` (the members' inputs
+///   concatenated along dimension 0), `reduceScatter` (the reduced input
+///   split along dimension 0, member i keeping part i), `allToAll` (input
+///   split along dimension 0, part j sent to member j, received parts
+///   concatenated) and `broadcast` (the input of the member at position
+///   `peer` copied to every member's output).
+/// - `send` sends `inputs[0]` to pipeline stage `peer`, `recv` receives
+///   `outputs[0]` from it: to and from the rank of that stage with the same
+///   local index (in a rank's program: that world rank). Messages between
+///   two ranks match by `tag`, in the order issued.
 struct Instruction {
   InstructionKind kind = InstructionKind::kernel;
   std::string kernel;
@@ -225,14 +306,55 @@ struct Instruction {
   ReduceOp reduce = ReduceOp::sum;
   int32_t peer = 0;
   int32_t tag = 0;
-  /// Index into RankProgram::layers, or -1: the source layer, for profiles
-  /// and diagnostics.
+  /// Index into the program's layers, or -1: the source layer, for
+  /// profiles and diagnostics.
   int32_t layer = -1;
 };
 
-/// The program of one rank.
-struct RankProgram {
-  uint32_t rank = 0;
+//===----------------------------------------------------------------------===//
+// Blocks and the schedule
+//===----------------------------------------------------------------------===//
+
+/// Instructions [first, first + count) run together. A `slotted` block
+/// works on one micro-batch, in that micro-batch's slot: its slotted
+/// buffers are those of the slot.
+struct Block {
+  std::string name;
+  uint32_t first = 0, count = 0;
+  bool slotted = false;
+};
+
+/// Runs `block` for micro-batch `microBatch` + the phase's iteration.
+struct ScheduleStep {
+  uint32_t block = 0;
+  int32_t microBatch = 0;
+};
+
+/// `iterations` times the steps, in order.
+struct Phase {
+  uint32_t iterations = 1;
+  std::vector<ScheduleStep> steps;
+};
+
+/// One run of a program: its phases in order (warm-up, steady state and
+/// cool-down of a pipeline schedule, then the optimizer). Micro-batch m
+/// uses slot m % `slots`; the copy of slot k of a slotted buffer lies
+/// `k · slotSize` bytes above slot 0's, slot 0 spanning
+/// [slotOffset, slotOffset + slotSize).
+struct Schedule {
+  uint32_t microBatches = 1;
+  uint32_t slots = 1;
+  uint64_t slotOffset = 0;
+  uint64_t slotSize = 0;
+  std::vector<Phase> phases;
+};
+
+//===----------------------------------------------------------------------===//
+// Programs
+//===----------------------------------------------------------------------===//
+
+/// What a stage's program and a rank's program have in common.
+struct ProgramBody {
   uint64_t arenaSize = 0;
   std::vector<Buffer> buffers;
   std::vector<Parameter> parameters;
@@ -240,11 +362,18 @@ struct RankProgram {
   std::vector<Binding> inputs, outputs;
   std::vector<Instruction> instructions;
   std::vector<std::string> layers;
+  std::vector<Block> blocks;
+  Schedule schedule;
 
   /// The buffer whose bytes `index` uses: itself, or the root of a view.
   uint32_t rootOf(uint32_t index) const {
     return buffers[index].viewOf ? *buffers[index].viewOf : index;
   }
+};
+
+/// The program every rank of pipeline stage `stage` runs.
+struct StageProgram : ProgramBody {
+  uint32_t stage = 0;
 };
 
 /// What a runtime needs to drive a training step: how batches derive labels
@@ -259,15 +388,15 @@ struct TrainingInfo {
   int64_t vocabSize = 0;
 };
 
-/// A whole compiled program: one RankProgram per rank of a job of
-/// `worldSize` processes, the device groups the collectives run on, and
-/// where the source model's files are.
+/// A whole compiled program: a job of `worldSize` processes in
+/// `stages.size()` pipeline stages, the group families its collectives run
+/// on, and where the source model's files are.
 struct Program {
   uint32_t worldSize = 1;
   /// Offsets and sizes of buffers are multiples of this.
   uint32_t alignment = 64;
-  std::vector<std::vector<uint32_t>> groups;
-  std::vector<RankProgram> ranks;
+  std::vector<Group> groups;
+  std::vector<StageProgram> stages;
   /// Informational: the model the program was compiled from.
   std::string model;
   /// Directory that parameters' external-data locations are relative to.
@@ -275,8 +404,11 @@ struct Program {
   /// Set when every run of the program is one training step.
   std::optional<TrainingInfo> training;
 
-  /// The program of `rank`, or null.
-  const RankProgram *findRank(uint32_t rank) const;
+  /// Ranks per stage (the world divides evenly; see the validator).
+  uint32_t ranksPerStage() const {
+    return stages.empty() ? worldSize : worldSize / uint32_t(stages.size());
+  }
+  uint32_t stageOf(uint32_t rank) const { return rank / ranksPerStage(); }
 };
 
 } // namespace galvatron::runtime

@@ -1,7 +1,7 @@
 //===- DeviceGroups.h - The device groups of collectives --------*- C++ -*-===//
 //
-// The `[[0, 1], [2, 3]]` syntax of a collective's groups, and the lookup of
-// one rank's group that lowering for that rank needs.
+// The `[[0, 1], [2, 3]]` syntax of a collective's groups, and the mesh axes
+// that describe such groups without listing them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,10 +29,23 @@ LogicalResult verifyDeviceGroups(Operation *op, ArrayAttr groups);
 LogicalResult verifyVocabBlocks(Operation *op, ArrayAttr groups,
                                 IntegerAttr vocabSize, int64_t local);
 
-/// The group of `groups` holding `rank` and the rank's position in it, or
-/// nullopt when no group holds it.
-std::optional<std::pair<ArrayRef<int64_t>, int64_t>>
-findDeviceGroup(ArrayAttr groups, int64_t rank);
+/// A family of device groups over mesh axes: the group of world rank r
+/// holds the ranks that differ from r only in the coordinates
+/// (r / stride) % size of `axes` ({size, stride} pairs, in group order: the
+/// first varies slowest). What the runtime's programs record instead of
+/// member lists, so that their size does not grow with the world.
+struct MeshAxes {
+  SmallVector<std::pair<int64_t, int64_t>> axes;
+
+  /// `g` followed by `_<size>x<stride>` per axis: one name per family.
+  std::string name() const;
+};
+
+/// The mesh axes of explicit `groups` (non-empty, of one size, disjoint):
+/// the member order of the first group gives the axes, and every group must
+/// be that group moved to a base rank whose coordinates are all 0. Fails,
+/// naming why, for groups that are not one such family.
+FailureOr<MeshAxes> getMeshAxes(ArrayAttr groups, std::string &error);
 
 /// How a partitioned parameter's declared (local) tensor lies in the whole:
 /// the attribute `galvatron.shard` on a `galvatron.parameter`,
@@ -65,9 +78,6 @@ struct ParameterShard {
   static constexpr llvm::StringLiteral getAttrName() {
     return llvm::StringLiteral("galvatron.shard");
   }
-  /// Where `rank`'s part starts, or nullopt when a split has no group
-  /// holding the rank.
-  std::optional<SmallVector<int64_t>> sliceStart(int64_t rank) const;
   /// The shape of one part.
   SmallVector<int64_t> partShape() const;
   DictionaryAttr toAttr(MLIRContext *context) const;

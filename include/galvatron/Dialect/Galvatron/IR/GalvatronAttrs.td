@@ -258,15 +258,29 @@ def Galvatron_ScheduleStepAttr : Galvatron_Attr<"ScheduleStep", "step"> {
   let assemblyFormat = "`<` $kind (`,` $micro_batch^)? `>`";
 }
 
-def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
-  let summary = "What a runtime needs to drive an unrolled training step";
+def Galvatron_SchedulePhaseAttr : Galvatron_Attr<"SchedulePhase", "phase"> {
+  let summary = "Calls of a training schedule repeated over micro-batches";
   let description = [{
-    On the function `--galvatron-unroll-schedule` makes of a training step:
-    the objective `loss` (how the data pipeline derives labels) and
-    `model_flops`, the model FLOPs of one step (3 x the forward FLOPs of
-    every micro-batch, recomputation not counted, causal attention not
-    halved), from which the runtime reports MFU, and `vocab_size`, the
-    classes of the loss (synthetic data and masked tokens draw from them).
+    Runs `steps` (`#galvatron.step`s) `iterations` times; in iteration i a
+    step of micro-batch m calls micro-batch m + i. 1F1B's steady state over
+    micro-batches 1.. and 0.. three times:
+    `#galvatron.phase<3, [#galvatron.step<forward, 1>,
+    #galvatron.step<backward, 0>]>`.
+  }];
+  let parameters = (ins "int64_t":$iterations, "ArrayAttr":$steps);
+  let assemblyFormat = "`<` $iterations `,` $steps `>`";
+}
+
+def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
+  let summary = "What a runtime needs to drive a training step";
+  let description = [{
+    On the `grt.executable` of a training step: the objective `loss` (how
+    the data pipeline derives labels) and `model_flops`, the model FLOPs of
+    one step on every rank together (3 x the forward FLOPs of every
+    micro-batch, recomputation not counted, causal attention not halved),
+    from which the runtime reports MFU, and `vocab_size`, the classes of
+    the loss (synthetic data and masked tokens draw from them; 0 in the
+    program of a stage without the loss, which linking fills in).
   }];
   let parameters = (ins "LossKind":$loss, "int64_t":$model_flops,
                         "int64_t":$vocab_size);

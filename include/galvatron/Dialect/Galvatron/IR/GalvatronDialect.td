@@ -45,11 +45,6 @@ def Galvatron_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getModelAttrName() {
       return ::llvm::StringLiteral("galvatron.model");
     }
-    /// Name of the function attribute holding the `#galvatron.training` of
-    /// an unrolled training step.
-    static constexpr ::llvm::StringLiteral getTrainingAttrName() {
-      return ::llvm::StringLiteral("galvatron.training");
-    }
     /// Name of the function argument / result attribute keeping the name the
     /// source model gave a graph input or output.
     static constexpr ::llvm::StringLiteral getNameAttrName() {

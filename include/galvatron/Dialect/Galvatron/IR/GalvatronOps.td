@@ -980,35 +980,44 @@ def Galvatron_RecvOp : Galvatron_Op<"recv",
 def Galvatron_ScheduleOp : Galvatron_Op<"schedule",
     [Symbol, HasParent<"::mlir::ModuleOp">,
      DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
-  let summary = "The calls one device makes in a training step, as data";
+  let summary = "The calls one device makes in a training step, as a loop";
   let description = [{
     Names the `forward` function (one micro-batch: takes the data inputs,
     returns the activations its backward needs), the `backward` function
     (takes exactly those, accumulates parameter gradients into state) and
     the `optimizer` function (no arguments; updates parameters and returns
-    the step's metrics), and lists the order of calls in one training step.
-    Every micro-batch in [0, `micro_batches`) has one forward call and,
-    after it, one backward call; the optimizer step comes once, last.
-    Between a micro-batch's forward and backward its saved activations are
-    live, which is what checkpointing and the pipeline schedule trade.
-    `loss` tells the data pipeline how to derive labels.
+    the step's metrics), and the calls of one training step as phases: each
+    runs its calls a number of times, the micro-batch of every call one
+    higher each time. Every micro-batch in [0, `micro_batches`) has one
+    forward call and, after it, one backward call; the optimizer step comes
+    once, last. Between a micro-batch's forward and backward its saved
+    activations are live, which is what checkpointing and the pipeline
+    schedule trade. The phases do not grow with the micro-batches. `loss`
+    tells the data pipeline how to derive labels.
 
     ```mlir
-    galvatron.schedule @train_step loss next_token micro_batches 2
+    // 1F1B on the first of two stages, 4 micro-batches: a warm-up
+    // forward, a steady state of 3 forward-backward pairs, a cool-down.
+    galvatron.schedule @train_step loss next_token micro_batches 4
         forward @forward backward @backward optimizer @optimizer_step
-        [forward 0, backward 0, forward 1, backward 1, optimizer]
+        [1 x [forward 0], 3 x [forward 1, backward 0], 1 x [backward 3],
+         1 x [optimizer]]
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, Galvatron_LossKind:$loss,
       I64Attr:$micro_batches, FlatSymbolRefAttr:$forward,
       FlatSymbolRefAttr:$backward, FlatSymbolRefAttr:$optimizer,
-      TypedArrayAttrBase<Galvatron_ScheduleStepAttr, "schedule steps">:$order);
+      TypedArrayAttrBase<Galvatron_SchedulePhaseAttr, "schedule phases">:$phases);
   let assemblyFormat = [{
     $sym_name `loss` $loss `micro_batches` $micro_batches
     `forward` $forward `backward` $backward `optimizer` $optimizer
-    custom<ScheduleOrder>($order) attr-dict
+    custom<SchedulePhases>($phases) attr-dict
   }];
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The calls in order, each with its micro-batch (-1: the optimizer).
+    SmallVector<std::pair<ScheduleStepKind, int64_t>> expand();
+  }];
 }
 
 include "galvatron/Dialect/Galvatron/IR/GalvatronCollectives.td"

@@ -16,6 +16,9 @@
 
 #include "galvatron/Dialect/Runtime/IR/RuntimeEnums.h.inc"
 
+#define GET_ATTRDEF_CLASSES
+#include "galvatron/Dialect/Runtime/IR/RuntimeAttrs.h.inc"
+
 #define GET_OP_CLASSES
 #include "galvatron/Dialect/Runtime/IR/RuntimeOps.h.inc"
 
@@ -28,25 +31,20 @@ std::optional<::galvatron::runtime::ElementType> convertElementType(Type type);
 FailureOr<::galvatron::runtime::TensorType> convertType(ShapedType type);
 
 /// A kernel op's config as the runtime's typed attributes: integers and
-/// booleans, floats, and array<i64> lists.
+/// booleans, floats, and array<i64> lists, with their rank terms (groups
+/// numbered by `groups`, the executable's family symbols in order).
 FailureOr<std::vector<::galvatron::runtime::Attribute>>
-convertKernelConfig(KernelOp op);
-
-/// The program-wide fields of `executable` and its group table (indices
-/// recorded by name in `groupIndices`); no rank programs.
-::galvatron::runtime::Program
-exportProgramHeader(ExecutableOp executable,
-                    llvm::StringMap<uint32_t> &groupIndices);
-
-/// One rank's program; group symbols resolve through `groupIndices`.
-FailureOr<::galvatron::runtime::RankProgram>
-exportRankProgram(ProgramOp program,
-                  const llvm::StringMap<uint32_t> &groupIndices);
+convertKernelConfig(KernelOp op, const llvm::StringMap<uint32_t> &groups);
 
 /// Converts `executable` into the runtime's program model, one to one: the
-/// program file is this model serialized. Conversion problems are emitted
-/// on the offending op; the model is not validated here.
+/// program file is this model serialized. Stages the executable does not
+/// hold (one stage's lowering holds one) are left empty. Conversion
+/// problems are emitted on the offending op; the model is not validated
+/// here.
 FailureOr<::galvatron::runtime::Program> exportExecutable(ExecutableOp executable);
+
+/// Whether `executable` holds the program of every stage.
+bool holdsEveryStage(ExecutableOp executable);
 
 } // namespace mlir::galvatron::grt
 

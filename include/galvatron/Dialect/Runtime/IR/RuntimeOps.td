@@ -1,9 +1,10 @@
 //===- RuntimeOps.td - The grt runtime-program dialect -----*- tablegen -*-===//
 //
 // The `grt` dialect spells out a compiled program as the runtime executes
-// it: for each rank, numbered buffers at byte offsets in one arena and an
-// instruction stream of kernel calls, collectives on explicit device groups
-// and send/recv to explicit peers. `galvatron-translate --emit-program`
+// it: for each pipeline stage (shared by the stage's ranks), numbered
+// buffers at byte offsets in one arena and instructions (kernel calls,
+// collectives on group families over mesh axes, send/recv to a peer stage)
+// in blocks that a schedule runs in a loop over micro-batches. `galvatron-translate --emit-program`
 // serializes it one to one into the program file format
 // (runtime/schema/program.fbs); the verifiers apply the runtime's own
 // validation, so IR that verifies is a program the runtime accepts.
@@ -24,60 +25,128 @@ include "mlir/IR/CommonAttrConstraints.td"
 
 def Grt_ExecutableOp : Grt_Op<"executable",
     [SymbolTable, NoTerminator, SingleBlock, IsolatedFromAbove]> {
-  let summary = "A compiled program: device groups and one program per rank";
+  let summary = "A compiled program: group families and one program per stage";
   let description = [{
-    `world_size` is the number of processes the program runs on; offsets
-    and sizes of buffers are multiples of `alignment` bytes. `model` names
-    the source model and `model_directory` is where external parameter data
-    is looked up.
+    `world_size` processes run the program in `stages` pipeline stages of
+    world_size / stages ranks each (stage-major: rank = stage · ranks per
+    stage + local index); every rank of a stage runs the stage's
+    `grt.program`. Offsets and sizes of buffers are multiples of
+    `alignment` bytes. `model` names the source model and
+    `model_directory` is where external parameter data is looked up. An
+    executable that holds some of the stages (one stage's lowering) is
+    checked stage by stage; one that holds all of them is a whole program,
+    whose stages' communication must match.
 
     ```mlir
-    grt.executable world_size 2 alignment 64 {
-      grt.group @tp ranks [0, 1]
-      grt.program rank 0 arena 4096 { ... }
-      grt.program rank 1 arena 4096 { ... }
+    grt.executable world_size 4 alignment 64 stages 2 {
+      grt.group @g2x1 sizes [2] strides [1]
+      grt.program stage 0 arena 4096 { ... }
+      grt.program stage 1 arena 4096 { ... }
     }
     ```
   }];
   let arguments = (ins ConfinedAttr<I64Attr, [IntPositive]>:$world_size,
                        ConfinedAttr<I64Attr, [IntPositive]>:$alignment,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$stages,
                        OptionalAttr<StrAttr>:$model,
                        OptionalAttr<StrAttr>:$model_directory,
                        OptionalAttr<Galvatron_TrainingAttr>:$training);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
-    `world_size` $world_size `alignment` $alignment attr-dict-with-keyword
-    $body
+    `world_size` $world_size `alignment` $alignment `stages` $stages
+    attr-dict-with-keyword $body
   }];
   let hasRegionVerifier = 1;
 }
 
 def Grt_GroupOp : Grt_Op<"group", [Symbol, HasParent<"ExecutableOp">]> {
-  let summary = "A device group that collectives run on";
+  let summary = "A family of device groups over mesh axes";
   let description = [{
-    World ranks in group order: member i of the group holds part i of an
-    all-gather or reduce-scatter.
+    The group of world rank r holds the ranks that differ from r only in
+    the coordinates (r / stride) % size of the axes (`sizes[i]`,
+    `strides[i]`), in group order: the first axis varies slowest. Member i
+    of a group holds part i of an all-gather or reduce-scatter. Tensor-
+    parallel pairs of consecutive ranks are `sizes [2] strides [1]`; the
+    pipeline group of a local index over 4 stages of 8 ranks is
+    `sizes [4] strides [8]`. The description does not grow with the world.
   }];
-  let arguments = (ins SymbolNameAttr:$sym_name, DenseI64ArrayAttr:$ranks);
-  let assemblyFormat = "$sym_name `ranks` $ranks attr-dict";
+  let arguments = (ins SymbolNameAttr:$sym_name, DenseI64ArrayAttr:$sizes,
+                       DenseI64ArrayAttr:$strides);
+  let assemblyFormat = "$sym_name `sizes` $sizes `strides` $strides attr-dict";
   let hasVerifier = 1;
 }
 
 def Grt_ProgramOp : Grt_Op<"program",
     [HasParent<"ExecutableOp">, NoTerminator, SingleBlock]> {
-  let summary = "The program of one rank";
+  let summary = "The program every rank of one pipeline stage runs";
   let description = [{
-    `arena_size` bytes hold every buffer of the rank; the memory plan is
-    checked when the program verifies: buffers live at the same time never
-    share bytes, except a result computed in place over an operand the
-    instruction reads for the last time.
+    `arena_size` bytes hold every buffer of a rank of the stage. The body
+    declares the buffers, then the instructions: directly (run once, in
+    order) or in `grt.block`s that a `grt.schedule` runs, then binds the
+    outputs. The memory plan is checked when the program verifies, over
+    the whole schedule: buffers live at the same time never share bytes,
+    except a result computed in place over an operand the instruction
+    reads for the last time.
   }];
-  let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$rank,
+  let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$stage,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$arena_size);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat =
-      "`rank` $rank `arena` $arena_size attr-dict-with-keyword $body";
-  let hasRegionVerifier = 1;
+      "`stage` $stage `arena` $arena_size attr-dict-with-keyword $body";
+}
+
+def Grt_BlockOp : Grt_Op<"block",
+    [HasParent<"ProgramOp">, NoTerminator, SingleBlock]> {
+  let summary = "Instructions that the schedule runs together";
+  let description = [{
+    A `slotted` block works on one micro-batch: it reads and writes the
+    slotted buffers of the micro-batch's slot (the copy of slot k lies
+    k · slot size bytes above the buffer's offset).
+  }];
+  let arguments = (ins StrAttr:$name, UnitAttr:$slotted);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat =
+      "$name (`slotted` $slotted^)? attr-dict-with-keyword $body";
+}
+
+def Grt_ScheduleOp : Grt_Op<"schedule", [HasParent<"ProgramOp">]> {
+  let summary = "How one run of the program runs its blocks";
+  let description = [{
+    Phases in order, each running its steps `iterations` times: a step
+    names a block and the micro-batch of the first iteration (one more per
+    iteration). Micro-batch m works in slot m % `slots`; slot 0 spans
+    [`slot_offset`, `slot_offset` + `slot_size`) of the arena and slot k
+    lies k · `slot_size` bytes above it. 1F1B on the first of two stages
+    with 4 micro-batches:
+
+    ```mlir
+    grt.schedule micro_batches 4 slots 2 at 4096 size 1024
+        [1 x [forward 0], 3 x [forward 1, backward 0], 1 x [backward 3],
+         1 x [optimizer 0]]
+    ```
+  }];
+  let arguments = (ins ConfinedAttr<I64Attr, [IntPositive]>:$micro_batches,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$slots,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$slot_offset,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$slot_size,
+                       ArrayAttr:$phases);
+  let assemblyFormat = [{
+    `micro_batches` $micro_batches `slots` $slots `at` $slot_offset
+    `size` $slot_size custom<Phases>($phases) attr-dict
+  }];
+  let hasVerifier = 1;
+}
+
+def Grt_RankTermAttr : Grt_Attr<"RankTerm", "term"> {
+  let summary = "A rank-dependent part of an integer";
+  let description = [{
+    `#grt.term<"starts"[1], 16 * @g2x1>` adds 16 times the rank's position
+    in its group of family @g2x1 to element 1 of the integers `starts`.
+  }];
+  let parameters = (ins "StringAttr":$key, "int64_t":$index,
+                        "int64_t":$coefficient, "FlatSymbolRefAttr":$group);
+  let assemblyFormat =
+      "`<` $key `[` $index `]` `,` $coefficient `*` $group `>`";
 }
 
 //===----------------------------------------------------------------------===//
@@ -91,22 +160,39 @@ class Grt_BufferDefOp<string mnemonic, list<Trait> traits = []>
 
 def Grt_BufferOp : Grt_BufferDefOp<"buffer"> {
   let summary = "A temporary buffer at an arena offset";
-  let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$offset);
-  let assemblyFormat = "`offset` $offset attr-dict `:` type($buffer)";
+  let description = [{
+    A `slotted` buffer belongs to a micro-batch: `offset` is slot 0's copy.
+  }];
+  let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$offset,
+                       UnitAttr:$slotted);
+  let assemblyFormat =
+      "`offset` $offset (`slotted` $slotted^)? attr-dict `:` type($buffer)";
 }
 
 def Grt_InputOp : Grt_BufferDefOp<"input"> {
   let summary = "A buffer the caller fills before the run";
+  let description = [{
+    With `per_micro_batch "block"` the caller gives the rows of every
+    micro-batch stacked along dimension 0, and micro-batch m's rows are
+    written into the buffer (of its slot) before each run of `block` for
+    m. With `slotted` the buffer is slotted (see grt.buffer).
+  }];
   let arguments = (ins StrAttr:$name,
-                       ConfinedAttr<I64Attr, [IntNonNegative]>:$offset);
-  let assemblyFormat = "$name `offset` $offset attr-dict `:` type($buffer)";
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$offset,
+                       OptionalAttr<StrAttr>:$block, UnitAttr:$slotted);
+  let assemblyFormat = [{
+    $name `offset` $offset (`per_micro_batch` $block^)?
+    (`slotted` $slotted^)? attr-dict `:` type($buffer)
+  }];
 }
 
 def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
   let summary = "A buffer holding a trainable weight";
   let description = [{
     Holds the source model's parameter `name`, or the slice of it starting
-    at `slice_start` of a tensor of `full_shape` (a shard). Values come from
+    at `slice_start` of a tensor of `full_shape` (a shard), plus the
+    rank-dependent `slice_terms` (`#grt.term<"slice_start"[d], ...>`: which
+    rank holds which slice). Values come from
     a checkpoint, the `external` data, or the `init` initializer. With
     `state` it holds training state instead (a gradient accumulator, an
     optimizer moment, a counter): not a weight, started from `init`, saved
@@ -119,6 +205,8 @@ def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
                        OptionalAttr<Galvatron_ExternalDataAttr>:$external,
                        OptionalAttr<DenseI64ArrayAttr>:$full_shape,
                        OptionalAttr<DenseI64ArrayAttr>:$slice_start,
+                       OptionalAttr<TypedArrayAttrBase<Grt_RankTermAttr,
+                                    "rank terms">>:$slice_terms,
                        UnitAttr:$state);
   let assemblyFormat = "$name `offset` $offset attr-dict `:` type($buffer)";
 }
@@ -149,33 +237,44 @@ def Grt_ViewOp : Grt_BufferDefOp<"view"> {
 // Instructions
 //===----------------------------------------------------------------------===//
 
+/// Instructions sit in a program (run once, in order) or in its blocks.
+defvar Grt_InstructionParent = ParentOneOf<["ProgramOp", "BlockOp"]>;
+
 def Grt_KernelOp : Grt_Op<"kernel",
-    [HasParent<"ProgramOp">, AttrSizedOperandSegments]> {
+    [Grt_InstructionParent, AttrSizedOperandSegments]> {
   let summary = "Calls a kernel of the runtime";
   let description = [{
     Runs the kernel named `kernel` (runtime/include/galvatron/Runtime/
     Kernels.def), reading `inputs` and writing `outputs`, configured by
-    `config`: integers (or booleans), floats and `array<i64>` lists. `layer`
-    names the source layer for profiles and diagnostics.
+    `config`: integers (or booleans), floats and `array<i64>` lists, plus
+    the rank-dependent `terms` of integers. `layer` names the source layer
+    for profiles and diagnostics.
 
     ```mlir
     grt.kernel "softmax" ins(%0 : memref<2x8xf32>) outs(%1 : memref<2x8xf32>)
         {axis = -1 : i64} layer "h.0"
+    grt.kernel "slice" ins(%x : memref<4x8xf32>) outs(%y : memref<2x8xf32>)
+        {starts = array<i64: 0, 0>, limits = array<i64: 2, 8>,
+         strides = array<i64: 1, 1>}
+        terms [#grt.term<"starts"[0], 2 * @g2x1>,
+               #grt.term<"limits"[0], 2 * @g2x1>]
     ```
   }];
   let arguments = (ins StrAttr:$kernel, Variadic<Grt_Buffer>:$inputs,
                        Variadic<Grt_Buffer>:$outputs, DictionaryAttr:$config,
+                       OptionalAttr<TypedArrayAttrBase<Grt_RankTermAttr,
+                                    "rank terms">>:$terms,
                        OptionalAttr<StrAttr>:$layer);
   let assemblyFormat = [{
     $kernel `ins` `(` ($inputs^ `:` type($inputs))? `)`
     `outs` `(` $outputs `:` type($outputs) `)` $config
-    (`layer` $layer^)? attr-dict
+    (`terms` $terms^)? (`layer` $layer^)? attr-dict
   }];
   let hasVerifier = 1;
 }
 
 class Grt_CollectiveOp<string mnemonic, string summaryText>
-    : Grt_Op<mnemonic, [HasParent<"ProgramOp">,
+    : Grt_Op<mnemonic, [Grt_InstructionParent,
                         DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = summaryText;
 }
@@ -213,7 +312,7 @@ def Grt_AllToAllOp : Grt_MovingCollectiveOp<"all_to_all",
     "Part j of member i's input becomes part i of member j's output">;
 
 def Grt_BroadcastOp : Grt_CollectiveOp<"broadcast",
-    "World rank `root`'s input copied to every member's output"> {
+    "The input of the member at position `root` copied to every member"> {
   let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$root,
                        Grt_Buffer:$input, Grt_Buffer:$output,
                        FlatSymbolRefAttr:$group, OptionalAttr<StrAttr>:$layer);
@@ -224,26 +323,32 @@ def Grt_BroadcastOp : Grt_CollectiveOp<"broadcast",
   }];
 }
 
-def Grt_SendOp : Grt_Op<"send", [HasParent<"ProgramOp">]> {
-  let summary = "Sends a buffer to world rank `peer`";
+def Grt_SendOp : Grt_Op<"send", [Grt_InstructionParent]> {
+  let summary = "Sends a buffer to pipeline stage `peer`";
+  let description = [{
+    To the rank of stage `peer` with the sender's local index.
+  }];
   let arguments = (ins Grt_Buffer:$input,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$peer,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$tag,
                        OptionalAttr<StrAttr>:$layer);
   let assemblyFormat = [{
-    $input `to` $peer `tag` $tag (`layer` $layer^)? attr-dict `:`
+    $input `to` `stage` $peer `tag` $tag (`layer` $layer^)? attr-dict `:`
     type($input)
   }];
 }
 
-def Grt_RecvOp : Grt_Op<"recv", [HasParent<"ProgramOp">]> {
-  let summary = "Receives a buffer from world rank `peer`";
+def Grt_RecvOp : Grt_Op<"recv", [Grt_InstructionParent]> {
+  let summary = "Receives a buffer from pipeline stage `peer`";
+  let description = [{
+    From the rank of stage `peer` with the receiver's local index.
+  }];
   let arguments = (ins Grt_Buffer:$output,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$peer,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$tag,
                        OptionalAttr<StrAttr>:$layer);
   let assemblyFormat = [{
-    $output `from` $peer `tag` $tag (`layer` $layer^)? attr-dict `:`
+    $output `from` `stage` $peer `tag` $tag (`layer` $layer^)? attr-dict `:`
     type($output)
   }];
 }
