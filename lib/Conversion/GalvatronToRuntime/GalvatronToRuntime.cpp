@@ -1519,8 +1519,8 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
           inputs[0], results[0], step.group, step.layer);
       break;
     case KernelStep::Kind::allToAll:
-      grt::AllToAllOp::create(builder, at, inputs[0], results[0],
-                              groupSymbol(step.group), step.layer);
+      grt::AllToAllOp::create(builder, at, inputs[0], results[0], step.group,
+                              step.layer);
       break;
     case KernelStep::Kind::send:
       grt::SendOp::create(builder, at, inputs[0], step.peer, step.tag,
