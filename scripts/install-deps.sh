@@ -16,6 +16,8 @@ PACKAGES=(
   libflatbuffers-dev flatbuffers-compiler
   # runtime: BLAS and MPI
   libopenblas-dev libopenmpi-dev openmpi-bin
+  # launching under Slurm (the srun test starts a one-node cluster)
+  slurm-wlm munge
   # unit tests
   libgtest-dev
   # reference models and data for tests (Debian's python, not PyPI)

@@ -598,6 +598,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   StringAttr name = read.getNameAttr().getAttr();
   auto declaration = module.lookupSymbol<ParameterOp>(name);
   SmallVector<int64_t> original(declaration.getTensorType().getShape());
+  SmallVector<int64_t> source = original;
   // A tied weight: an earlier reader split it as this one does.
   ArrayAttr splitGroups = sharedSplits.lookup(name);
   ParameterShard shard;
@@ -605,15 +606,19 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
     if (!splitGroups)
       return read.emitOpError()
              << "reads a partitioned parameter a second time";
-    std::optional<ParameterShard> earlier = getParameterShard(declaration);
-    original = earlier->fullShape;
-    shard.sourceShape = earlier->sourceShape;
+    ParameterShard earlier = *getParameterShard(declaration);
+    original = earlier.fullShape;
+    source = earlier.sourceShape.empty() ? earlier.fullShape
+                                         : earlier.sourceShape;
+    shard.unpaddedShape = earlier.unpaddedShape;
   }
   if (!splitGroups)
     splitGroups = tpGroups;
   // The shape the layer reads: the TP part.
   SmallVector<int64_t> tpPart(original);
   shard.fullShape = original;
+  if (source != original)
+    shard.sourceShape = source;
   int64_t refinedDim = -1, segments = 0;
   bool tensorSplit = false;
   if (tensorParallel) {
@@ -629,6 +634,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
                     "parallelism splits only equal ones";
         shard.fullShape[dim] = entry.segments[0];
         shard.fullShape.insert(shard.fullShape.begin() + dim, segments);
+        shard.sourceShape = source;
         refinedDim = dim;
         dim += 1;
       }
@@ -636,15 +642,14 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
         // Padded as Megatron pads it; the rows past the source tensor's are
         // zero and not part of the model.
         int64_t padded =
-            padVocabulary(original[dim], mapping.tp, vocabDivisor);
-        if (padded != original[dim]) {
-          if (shard.sourceShape.empty())
-            shard.sourceShape = original;
+            padVocabulary(shard.fullShape[dim], mapping.tp, vocabDivisor);
+        if (padded != shard.fullShape[dim]) {
+          shard.unpaddedShape = shard.fullShape;
           shard.fullShape[dim] = padded;
           tpPart[entry.dim] = padded;
         }
-        if (!shard.sourceShape.empty())
-          paddedVocabulary = shard.sourceShape[dim];
+        if (!shard.unpaddedShape.empty())
+          paddedVocabulary = shard.unpaddedShape[dim];
       }
       if (shard.fullShape[dim] % mapping.tp != 0)
         return read.emitOpError() << "dimension " << entry.dim << " of "

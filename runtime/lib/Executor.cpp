@@ -14,13 +14,13 @@ namespace galvatron::runtime {
 
 Expected<std::unique_ptr<Executor>>
 Executor::create(const Program &program, uint32_t rankIndex, Backend &backend,
-                 Communicator &communicator) {
+                 Communicator &communicator, bool overlap) {
   Expected<RankProgram> rank = instantiateRank(program, rankIndex);
   if (!rank)
     return rank.takeStatus();
   // The backend binds addresses in the executor's copy of the program.
   std::unique_ptr<Executor> executor(
-      new Executor(program, std::move(*rank), backend, communicator));
+      new Executor(program, std::move(*rank), backend, communicator, overlap));
   const RankProgram &bound = executor->rank;
   GALVATRON_RETURN_IF_ERROR(
       backend.load(bound).withContext(std::string(backend.name()) + " backend"));
@@ -70,43 +70,126 @@ Status Executor::readBuffer(uint32_t buffer, void *data, uint64_t bytes) {
   return device.read(source.offset, data, bytes);
 }
 
-Status Executor::runCommunication(const Instruction &instruction) {
-  if (instruction.kind == InstructionKind::send) {
-    const TensorType &type = rank.buffers[instruction.inputs[0]].type;
-    return comm.send(uint32_t(instruction.peer), address(instruction.inputs[0]),
-                     type.byteSize(), instruction.tag);
-  }
-  if (instruction.kind == InstructionKind::recv) {
-    const TensorType &type = rank.buffers[instruction.outputs[0]].type;
-    return comm.recv(uint32_t(instruction.peer),
-                     address(instruction.outputs[0]), type.byteSize(),
-                     instruction.tag);
+Transfer Executor::transferOf(const Instruction &instruction) {
+  Transfer transfer;
+  transfer.kind = instruction.kind;
+  transfer.group = instruction.group;
+  transfer.reduce = instruction.reduce;
+  transfer.tag = instruction.tag;
+  transfer.peer = uint32_t(instruction.peer);
+  if (instruction.kind == InstructionKind::send ||
+      instruction.kind == InstructionKind::recv) {
+    bool send = instruction.kind == InstructionKind::send;
+    uint32_t buffer = send ? instruction.inputs[0] : instruction.outputs[0];
+    transfer.bytes = rank.buffers[buffer].type.byteSize();
+    if (send)
+      transfer.in = address(buffer);
+    else
+      transfer.out = address(buffer);
+    return transfer;
   }
   const TensorType &in = rank.buffers[instruction.inputs[0]].type;
   const TensorType &out = rank.buffers[instruction.outputs[0]].type;
-  const void *source = address(instruction.inputs[0]);
-  void *target = address(instruction.outputs[0]);
-  uint32_t group = instruction.group;
-  uint64_t members = rank.groups[group].size();
+  transfer.in = address(instruction.inputs[0]);
+  transfer.out = address(instruction.outputs[0]);
+  transfer.type = in.elementType;
+  transfer.bytes = in.byteSize();
+  uint64_t members = rank.groups[instruction.group].size();
   switch (instruction.kind) {
-  case InstructionKind::allReduce:
-    return comm.allReduce(group, source, target, in.numElements(),
-                          in.elementType, instruction.reduce);
-  case InstructionKind::allGather:
-    return comm.allGather(group, source, target, in.numElements(),
-                          in.elementType);
   case InstructionKind::reduceScatter:
-    return comm.reduceScatter(group, source, target, out.numElements(),
-                              in.elementType, instruction.reduce);
+    transfer.count = out.numElements();
+    break;
   case InstructionKind::allToAll:
-    return comm.allToAll(group, source, target, in.numElements() / members,
-                         in.elementType);
+    transfer.count = in.numElements() / members;
+    break;
   case InstructionKind::broadcast:
-    return comm.broadcast(group, uint32_t(instruction.peer), source, target,
-                          in.numElements(), in.elementType);
+    // The root's world rank.
+    transfer.peer = rank.groups[instruction.group][instruction.peer];
+    transfer.count = in.numElements();
+    break;
   default:
-    return error("not a communication instruction");
+    transfer.count = in.numElements();
   }
+  return transfer;
+}
+
+static const char *categoryOf(InstructionKind kind) {
+  switch (kind) {
+  case InstructionKind::kernel:
+    return "kernel";
+  case InstructionKind::send:
+    return "send";
+  case InstructionKind::recv:
+    return "recv";
+  default:
+    return "collective";
+  }
+}
+
+Status Executor::complete(int32_t event, Trace *trace) {
+  auto found = inFlight.find(event);
+  if (found == inFlight.end())
+    return error("waits for event ", event, ", which is not in flight");
+  std::vector<InFlight> transfers = std::move(found->second);
+  inFlight.erase(found);
+  for (const InFlight &started : transfers) {
+    GALVATRON_RETURN_IF_ERROR(queue.wait(started.ticket));
+    if (!trace)
+      continue;
+    double now = traceClock();
+    const Instruction &instruction = rank.instructions[started.instruction];
+    const Transfer &transfer = queue.completed(started.ticket);
+    TraceEvent traced;
+    traced.name = instructionKindName(instruction.kind);
+    traced.category = categoryOf(instruction.kind);
+    traced.layer = instruction.layer >= 0 ? rank.layers[instruction.layer] : "";
+    traced.block = rank.blocks[started.block].name;
+    traced.microBatch = started.microBatch;
+    traced.bytes = transfer.bytes;
+    traced.event = instruction.event;
+    traced.step = trace->step;
+    traced.track = TraceTrack::communication;
+    traced.begin = traceTime(transfer.began);
+    traced.end = traceTime(transfer.finished);
+    trace->events.push_back(traced);
+    traced.track = TraceTrack::inFlight;
+    traced.begin = started.started;
+    traced.end = now;
+    trace->events.push_back(std::move(traced));
+  }
+  return Status::ok();
+}
+
+Status Executor::completeWaited(Trace *trace) {
+  GALVATRON_RETURN_IF_ERROR(queue.submit());
+  std::vector<int32_t> events = std::move(waited);
+  waited.clear();
+  for (int32_t event : events)
+    GALVATRON_RETURN_IF_ERROR(complete(event, trace));
+  return Status::ok();
+}
+
+bool Executor::touchesWaited(const Instruction &instruction) const {
+  auto range = [&](uint32_t buffer) {
+    const Buffer &b = rank.buffers[buffer];
+    return std::make_pair(b.offset, b.offset + b.type.byteSize());
+  };
+  for (int32_t event : waited) {
+    auto found = inFlight.find(event);
+    if (found == inFlight.end())
+      continue;
+    for (const InFlight &started : found->second) {
+      const Instruction &other = rank.instructions[started.instruction];
+      for (const auto *mine : {&instruction.inputs, &instruction.outputs})
+        for (uint32_t a : *mine)
+          for (const auto *theirs : {&other.inputs, &other.outputs})
+            for (uint32_t b : *theirs)
+              if (range(a).first < range(b).second &&
+                  range(b).first < range(a).second)
+                return true;
+    }
+  }
+  return false;
 }
 
 /// Fault injection for failure tests: GALVATRON_TEST_KILL="RANK:INDEX" kills
@@ -123,13 +206,14 @@ static int64_t killBeforeInstruction(uint32_t rank) {
   return index;
 }
 
-Status Executor::run(Profile *profile) {
+Status Executor::run(Profile *profile, Trace *trace) {
   int64_t killAt = killBeforeInstruction(rank.rank);
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> layerTimes, kernelTimes;
   std::vector<std::string> layerOrder;
   Clock::time_point runStart = Clock::now();
   const Schedule &schedule = rank.schedule;
+  int64_t lastMicroBatch = int64_t(schedule.microBatches) - 1;
   int64_t executed = 0;
   for (const Phase &phase : schedule.phases)
     for (uint32_t iteration = 0; iteration < phase.iterations; ++iteration)
@@ -143,6 +227,7 @@ Status Executor::run(Profile *profile) {
             continue;
           if (staged[b].empty())
             return error("input '", input.name, "' was not given");
+          GALVATRON_RETURN_IF_ERROR(completeWaited(trace));
           const Buffer &buffer = rank.buffers[rank.slotBuffers[slot][input.buffer]];
           uint64_t bytes = buffer.type.byteSize();
           GALVATRON_RETURN_IF_ERROR(device.write(
@@ -151,18 +236,71 @@ Status Executor::run(Profile *profile) {
         uint32_t first = rank.blockStarts[step.block][slot];
         for (uint32_t i = first; i < first + block.count; ++i) {
           const Instruction &instruction = rank.instructions[i];
+          if (instruction.lastMicroBatch && micro != lastMicroBatch)
+            continue;
           if (executed++ == killAt)
             std::raise(SIGKILL);
           Clock::time_point start = Clock::now();
-          Status status = instruction.kind == InstructionKind::kernel
-                              ? device.runKernel(i)
-                              : runCommunication(instruction);
+          double started = trace ? traceClock() : 0.0;
+          Status status;
+          if (instruction.kind == InstructionKind::kernel) {
+            // The open group goes out before the kernel; what was waited
+            // for completes before it (profiled as "wait").
+            status = completeWaited(trace);
+            if (profile) {
+              Clock::time_point now = Clock::now();
+              kernelTimes["wait"] +=
+                  std::chrono::duration<double>(now - start).count();
+              start = now;
+            }
+            if (trace)
+              started = traceClock();
+            if (status.isOk())
+              status = device.runKernel(i);
+          } else if (instruction.kind == InstructionKind::wait) {
+            waited.push_back(instruction.event);
+          } else {
+            if (touchesWaited(instruction))
+              status = completeWaited(trace);
+            int32_t event = instruction.event;
+            // A synchronous instruction (format 2.0) completes here, on an
+            // event of its own.
+            if (event < 0) {
+              event = -1 - int32_t(i);
+              if (status.isOk())
+                status = completeWaited(trace);
+            }
+            if (status.isOk()) {
+              inFlight[event].push_back(InFlight{
+                  queue.add(transferOf(instruction)), i,
+                  block.slotted ? micro : -1, step.block, started});
+              if (instruction.event < 0)
+                status = complete(event, trace);
+            }
+          }
           if (!status.isOk()) {
             std::string where =
                 describeInstruction(rank, block.first + (i - first));
             if (block.slotted)
               where += " for micro-batch " + std::to_string(micro);
             return std::move(status).withContext(where);
+          }
+          if (trace && instruction.kind == InstructionKind::kernel) {
+            TraceEvent traced;
+            traced.name = instruction.kernel;
+            traced.category = "kernel";
+            traced.layer =
+                instruction.layer >= 0 ? rank.layers[instruction.layer] : "";
+            traced.block = block.name;
+            traced.microBatch = block.slotted ? micro : -1;
+            for (const auto *buffers : {&instruction.inputs, &instruction.outputs})
+              for (uint32_t buffer : *buffers)
+                traced.bytes += rank.buffers[buffer].type.byteSize();
+            traced.step = trace->step;
+            traced.begin = started;
+            GALVATRON_RETURN_IF_ERROR(device.synchronize());
+            traced.end = traceClock();
+            trace->events.push_back(std::move(traced));
           }
           if (!profile)
             continue;
@@ -181,6 +319,12 @@ Status Executor::run(Profile *profile) {
               seconds;
         }
       }
+  GALVATRON_RETURN_IF_ERROR(completeWaited(trace));
+  if (!inFlight.empty())
+    return error("the run ends with event ", inFlight.begin()->first,
+                 " in flight");
+  GALVATRON_RETURN_IF_ERROR(queue.waitAll());
+  queue.release(UINT64_MAX);
   GALVATRON_RETURN_IF_ERROR(device.synchronize());
   if (profile) {
     profile->total =

@@ -128,8 +128,9 @@ Status checkCount(uint64_t count) {
 
 class MPICommunicator final : public Communicator {
 public:
-  MPICommunicator(uint32_t rank, uint32_t size, HalfOps halfOps)
-      : myRank(rank), size(size), halfOps(halfOps) {}
+  MPICommunicator(uint32_t rank, uint32_t size, HalfOps halfOps,
+                  bool serialized)
+      : myRank(rank), size(size), halfOps(halfOps), serialized(serialized) {}
 
   ~MPICommunicator() override {
     // Sends whose receiver is done have completed; wait for the rest.
@@ -259,6 +260,49 @@ public:
     return Status::ok();
   }
 
+  /// Receives are posted first (MPI_Irecv) and waited for last, sends are
+  /// buffered, collectives run in order in between: the group's messages
+  /// progress while its collectives run, whatever order peers issue them.
+  Status runGroup(std::vector<Transfer> &transfers) override {
+    using Clock = std::chrono::steady_clock;
+    std::vector<MPI_Request> requests;
+    std::vector<Transfer *> receives;
+    for (Transfer &transfer : transfers) {
+      if (transfer.kind != InstructionKind::recv)
+        continue;
+      GALVATRON_RETURN_IF_ERROR(checkCount(transfer.bytes));
+      transfer.began = Clock::now();
+      GALVATRON_RETURN_IF_ERROR(mpiStatus(
+          MPI_Irecv(transfer.out, int(transfer.bytes), MPI_BYTE,
+                    int(transfer.peer), transfer.tag, MPI_COMM_WORLD,
+                    &requests.emplace_back()),
+          "MPI_Irecv"));
+      receives.push_back(&transfer);
+    }
+    for (Transfer &transfer : transfers) {
+      if (transfer.kind == InstructionKind::recv)
+        continue;
+      transfer.began = Clock::now();
+      GALVATRON_RETURN_IF_ERROR(runTransfer(*this, transfer));
+      transfer.finished = Clock::now();
+    }
+    std::vector<MPI_Status> statuses(requests.size());
+    GALVATRON_RETURN_IF_ERROR(mpiStatus(
+        MPI_Waitall(int(requests.size()), requests.data(), statuses.data()),
+        "MPI_Waitall"));
+    for (size_t r = 0; r < receives.size(); ++r) {
+      receives[r]->finished = Clock::now();
+      int received = 0;
+      MPI_Get_count(&statuses[r], MPI_BYTE, &received);
+      if (uint64_t(received) != receives[r]->bytes)
+        return error("received ", received, " bytes from rank ",
+                     receives[r]->peer, ", expected ", receives[r]->bytes);
+    }
+    return Status::ok();
+  }
+
+  bool runsOnQueueThread() const override { return serialized; }
+
   std::vector<int64_t> allGatherValue(int64_t value) override {
     std::vector<int64_t> values(worldSize());
     if (MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T,
@@ -329,6 +373,8 @@ private:
 
   uint32_t myRank, size;
   HalfOps halfOps;
+  /// MPI may be called from any one thread at a time.
+  bool serialized;
   std::vector<std::vector<uint32_t>> groups;
   std::vector<MPI_Comm> comms;
   std::deque<PendingSend> pendingSends;
@@ -346,9 +392,12 @@ bool launchedByMPI() {
 
 Expected<std::unique_ptr<Communicator>> createMPICommunicator(int *argc,
                                                               char ***argv) {
+  // The executor's communication queue calls MPI from a thread of its own,
+  // never while another thread does: MPI_THREAD_SERIALIZED suffices. An MPI
+  // that provides less runs communication on the main thread (no overlap).
   int provided = 0;
   GALVATRON_RETURN_IF_ERROR(mpiStatus(
-      MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided),
+      MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided),
       "MPI_Init_thread"));
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   int rank = 0, size = 0;
@@ -357,7 +406,8 @@ Expected<std::unique_ptr<Communicator>> createMPICommunicator(int *argc,
   HalfOps halfOps;
   GALVATRON_RETURN_IF_ERROR(halfOps.create());
   return std::unique_ptr<Communicator>(std::make_unique<MPICommunicator>(
-      uint32_t(rank), uint32_t(size), halfOps));
+      uint32_t(rank), uint32_t(size), halfOps,
+      provided >= MPI_THREAD_SERIALIZED));
 }
 
 } // namespace galvatron::runtime

@@ -38,14 +38,29 @@ std::optional<ElementType> parseElementType(std::string_view name) {
 }
 
 std::vector<int64_t>
-Parameter::validShape(const std::vector<int64_t> &shape) const {
+Parameter::validShape(const std::vector<int64_t> &shape,
+                      const std::vector<int64_t> &start) const {
   if (!isSlice())
     return shape;
   std::vector<int64_t> valid(shape);
   for (size_t d = 0; d < valid.size() && d < fullShape.size(); ++d)
-    valid[d] = std::max<int64_t>(
-        0, std::min(shape[d], fullShape[d] - sliceStart[d]));
+    valid[d] =
+        std::max<int64_t>(0, std::min(shape[d], fullShape[d] - start[d]));
   return valid;
+}
+
+bool refinesShape(const std::vector<int64_t> &full,
+                  const std::vector<int64_t> &source) {
+  size_t next = 0;
+  for (int64_t size : source) {
+    int64_t product = 1;
+    while (next < full.size() && full[next] != 0 &&
+           size % (product * full[next]) == 0 && product != size)
+      product *= full[next++];
+    if (product != size)
+      return false;
+  }
+  return next == full.size();
 }
 
 int64_t TensorType::numElements() const {
@@ -120,7 +135,8 @@ Attribute Attribute::makeIntegers(std::string name,
 std::string_view instructionKindName(InstructionKind kind) {
   static constexpr std::string_view names[] = {
       "kernel",     "all_reduce", "all_gather", "reduce_scatter",
-      "all_to_all", "broadcast",  "send",       "recv"};
+      "all_to_all", "broadcast",  "send",       "recv",
+      "wait"};
   return names[unsigned(kind)];
 }
 

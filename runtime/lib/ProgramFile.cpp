@@ -74,7 +74,7 @@ Offset<fb::Instruction> encode(FlatBufferBuilder &fbb,
       &instruction.inputs, &instruction.outputs,
       attributes.empty() ? nullptr : &attributes, instruction.group,
       fb::ReduceOp(instruction.reduce), instruction.peer, instruction.tag,
-      instruction.layer);
+      instruction.layer, instruction.event, instruction.lastMicroBatch);
 }
 
 Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
@@ -95,7 +95,8 @@ Offset<fb::Parameter> encode(FlatBufferBuilder &fbb,
       fbb, parameter.buffer, parameter.name.c_str(),
       parameter.isSlice() ? &parameter.fullShape : nullptr,
       parameter.isSlice() ? &parameter.sliceStart : nullptr,
-      terms.empty() ? nullptr : &terms, init, external, parameter.state);
+      terms.empty() ? nullptr : &terms, init, external, parameter.state,
+      parameter.sourceShape.empty() ? nullptr : &parameter.sourceShape);
 }
 
 Offset<fb::StageProgram> encode(FlatBufferBuilder &fbb,
@@ -213,6 +214,8 @@ Status decode(const fb::Instruction &in, Instruction &out) {
   out.peer = in.peer();
   out.tag = in.tag();
   out.layer = in.layer();
+  out.event = in.event();
+  out.lastMicroBatch = in.last_micro_batch();
   return forEach(in.attributes(), [&](const fb::Attribute &attr, size_t) {
     Attribute &decoded = out.attributes.emplace_back();
     decoded.name = attr.name()->str();
@@ -231,6 +234,7 @@ Status decode(const fb::Parameter &in, Parameter &out) {
   out.fullShape = list<int64_t>(in.full_shape());
   out.sliceStart = list<int64_t>(in.slice_start());
   out.sliceTerms = decode(in.slice_terms());
+  out.sourceShape = list<int64_t>(in.source_shape());
   out.state = in.state();
   if (const fb::ExternalData *external = in.external())
     out.external = ExternalData{external->location()->str(), external->offset(),

@@ -30,6 +30,8 @@ std::string describeInstruction(const ProgramBody &program, size_t index) {
     text += "kernel '" + instruction.kernel + "'";
   else
     text += instructionKindName(instruction.kind);
+  if (instruction.event >= 0)
+    text += " of event " + std::to_string(instruction.event);
   if (instruction.layer >= 0 &&
       size_t(instruction.layer) < program.layers.size())
     text += " in layer '" + program.layers[instruction.layer] + "'";
@@ -232,9 +234,17 @@ static Status checkParameter(const Program &program, const StageProgram &stage,
                    confined.message());
   }
   if (!parameter.isSlice()) {
-    if (!parameter.sliceStart.empty() || !parameter.sliceTerms.empty())
-      return error("has a slice start but no full shape");
+    if (!parameter.sliceStart.empty() || !parameter.sliceTerms.empty() ||
+        !parameter.sourceShape.empty())
+      return error("has a slice start or source shape but no full shape");
     return Status::ok();
+  }
+  if (!parameter.sourceShape.empty()) {
+    GALVATRON_RETURN_IF_ERROR(checkShape(parameter.sourceShape));
+    if (!refinesShape(parameter.fullShape, parameter.sourceShape))
+      return error("full shape ", shapeString(parameter.fullShape),
+                   " does not refine the source shape ",
+                   shapeString(parameter.sourceShape));
   }
   GALVATRON_RETURN_IF_ERROR(checkShape(parameter.fullShape));
   if (parameter.fullShape.size() != type.shape.size() ||
@@ -495,6 +505,16 @@ static Status checkInstruction(const Program &program,
     for (const Attribute &attribute : instruction.attributes)
       if (!attribute.terms.empty())
         return error("only kernel attributes may depend on the rank");
+  bool started = isCommunication(instruction.kind) && instruction.event >= 0;
+  if (instruction.event < -1 || instruction.event >= kMaxEvents ||
+      (instruction.kind == InstructionKind::kernel && instruction.event != -1))
+    return error("event ", instruction.event,
+                 instruction.kind == InstructionKind::kernel
+                     ? " on a kernel (only communication is started)"
+                     : " is out of range");
+  if (instruction.lastMicroBatch && !started)
+    return error("only a started communication instruction may run for the "
+                 "last micro-batch only");
   switch (instruction.kind) {
   case InstructionKind::kernel:
     return checkKernel(program, stage, instruction);
@@ -521,6 +541,11 @@ static Status checkInstruction(const Program &program,
       return error("peer stage ", instruction.peer, " is this stage itself");
     return Status::ok();
   }
+  case InstructionKind::wait:
+    if (!instruction.inputs.empty() || !instruction.outputs.empty() ||
+        instruction.event < 0)
+      return error("a wait names an event and no buffers");
+    return Status::ok();
   }
   return error("unknown instruction kind ", unsigned(instruction.kind));
 }
@@ -621,6 +646,159 @@ Expected<ScheduleRuns> checkSchedule(const StageProgram &stage) {
   return runs;
 }
 
+/// The starts a wait at `wait` of `block` completes: the nearest started
+/// instructions of its event before it in the block, consecutive (none
+/// when the event was started in another block).
+std::vector<uint32_t> startsOf(const StageProgram &stage, uint32_t block,
+                               uint32_t wait) {
+  int32_t event = stage.instructions[wait].event;
+  auto isStart = [&](uint32_t i) {
+    const Instruction &instruction = stage.instructions[i];
+    return isCommunication(instruction.kind) && instruction.event == event;
+  };
+  std::vector<uint32_t> starts;
+  uint32_t first = stage.blocks[block].first;
+  uint32_t i = wait;
+  while (i > first && !isStart(i - 1))
+    --i;
+  while (i > first && isStart(i - 1))
+    starts.push_back(--i);
+  return starts;
+}
+
+/// Asynchronous communication is well formed: a started instruction is
+/// waited for later in its block (or, started for the last micro-batch
+/// only, by a block that is not slotted and runs after it), is not started
+/// again before its wait, and nothing else touches its buffers meanwhile
+/// (no read of what it writes, no write of what it reads or writes).
+Status checkEvents(const StageProgram &stage, const ScheduleRuns &runs) {
+  std::vector<char> persistent(stage.buffers.size(), 0);
+  for (const Parameter &parameter : stage.parameters)
+    persistent[parameter.buffer] = 1;
+  // Events started in one block and waited in another: where started,
+  // where waited.
+  std::map<int32_t, std::set<uint32_t>> lateStarts, lateWaits;
+  // What the late events read and write.
+  std::map<int32_t, std::vector<const Instruction *>> late;
+  for (const Block &block : stage.blocks)
+    for (uint32_t i = block.first; i < block.first + block.count; ++i) {
+      const Instruction &instruction = stage.instructions[i];
+      if (!instruction.lastMicroBatch)
+        continue;
+      if (!block.slotted)
+        return error(describeInstruction(stage, i),
+                     ": only a slotted block runs per micro-batch");
+      for (auto *buffers : {&instruction.inputs, &instruction.outputs})
+        for (uint32_t buffer : *buffers)
+          if (!persistent[stage.rootOf(buffer)])
+            return error(describeInstruction(stage, i),
+                         ": started for the last micro-batch only, it may "
+                         "use only parameters and state, not ",
+                         describeBuffer(stage, buffer));
+      late[instruction.event].push_back(&instruction);
+    }
+  for (uint32_t b = 0; b < stage.blocks.size(); ++b) {
+    const Block &block = stage.blocks[b];
+    // In-flight events, and the roots they read and write.
+    std::map<int32_t, std::vector<uint32_t>> pending;
+    std::map<uint32_t, int32_t> readBy, writtenBy;
+    auto use = [&](const Instruction &instruction, int32_t event) {
+      for (uint32_t input : instruction.inputs)
+        readBy.emplace(stage.rootOf(input), event);
+      for (uint32_t output : instruction.outputs)
+        writtenBy[stage.rootOf(output)] = event;
+    };
+    // A block that is not slotted and waits for a late event starts with
+    // it in flight.
+    if (!block.slotted)
+      for (uint32_t i = block.first; i < block.first + block.count; ++i) {
+        const Instruction &instruction = stage.instructions[i];
+        if (instruction.kind == InstructionKind::wait &&
+            late.count(instruction.event))
+          for (const Instruction *start : late[instruction.event])
+            use(*start, instruction.event);
+      }
+    auto release = [&](int32_t event) {
+      for (auto *roots : {&readBy, &writtenBy})
+        for (auto it = roots->begin(); it != roots->end();)
+          it = it->second == event ? roots->erase(it) : std::next(it);
+    };
+    for (uint32_t i = block.first; i < block.first + block.count; ++i) {
+      const Instruction &instruction = stage.instructions[i];
+      int32_t event = instruction.event;
+      auto busy = [&](const std::map<uint32_t, int32_t> &roots,
+                      uint32_t buffer) -> Status {
+        auto it = roots.find(stage.rootOf(buffer));
+        if (it == roots.end())
+          return Status::ok();
+        return error(describeInstruction(stage, i), " touches ",
+                     describeBuffer(stage, buffer), " while event ",
+                     it->second, " is in flight with it");
+      };
+      if (instruction.kind == InstructionKind::wait) {
+        if (pending.erase(event)) {
+          release(event);
+          continue;
+        }
+        if (block.slotted || !late.count(event))
+          return error(describeInstruction(stage, i), ": block '", block.name,
+                       "' started no event ", event, " before it");
+        release(event);
+        lateWaits[event].insert(b);
+        continue;
+      }
+      for (uint32_t input : instruction.inputs)
+        GALVATRON_RETURN_IF_ERROR(busy(writtenBy, input));
+      for (uint32_t output : instruction.outputs) {
+        GALVATRON_RETURN_IF_ERROR(busy(writtenBy, output));
+        GALVATRON_RETURN_IF_ERROR(busy(readBy, output));
+      }
+      if (event < 0)
+        continue;
+      bool continues = i > block.first &&
+                       isCommunication(stage.instructions[i - 1].kind) &&
+                       stage.instructions[i - 1].event == event;
+      if ((pending.count(event) || lateStarts.count(event)) && !continues)
+        return error(describeInstruction(stage, i), ": starts event ", event,
+                     " again before waiting for it");
+      if (instruction.lastMicroBatch) {
+        lateStarts[event].insert(b);
+      } else {
+        pending[event].push_back(i);
+      }
+      use(instruction, event);
+    }
+    if (!pending.empty())
+      return error("block '", block.name, "' ends with event ",
+                   pending.begin()->first, " in flight (no wait)");
+  }
+  // Late events: started by the last micro-batch's run of their block,
+  // waited once after it.
+  std::map<int32_t, bool> inFlight;
+  for (const auto &[event, blocks] : lateStarts)
+    if (!lateWaits.count(event))
+      return error("event ", event, " is started and never waited for");
+  int64_t last = int64_t(stage.schedule.microBatches) - 1;
+  for (const Event &run : runs.events) {
+    const Block &block = stage.blocks[run.block];
+    for (auto &[event, blocks] : lateStarts)
+      if (blocks.count(run.block) && run.microBatch == last)
+        inFlight[event] = true;
+    for (auto &[event, blocks] : lateWaits) {
+      if (!blocks.count(run.block))
+        continue;
+      if (!inFlight[event])
+        return error("block '", block.name, "' waits for event ", event,
+                     " before the last micro-batch starts it");
+      inFlight[event] = false;
+    }
+  }
+  for (const auto &[event, flying] : inFlight)
+    if (flying)
+      return error("the schedule ends with event ", event, " in flight");
+  return Status::ok();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -669,6 +847,23 @@ void forEachAccess(const StageProgram &stage, const Step &step, F &&f) {
     return;
   }
   const Instruction &instruction = stage.instructions[step.instruction];
+  if (instruction.kind == InstructionKind::wait) {
+    // What the started instructions use stays in use until here (an
+    // operand reduced in place lives on as the result).
+    for (uint32_t start : startsOf(stage, step.block, uint32_t(step.instruction))) {
+      const Instruction &started = stage.instructions[start];
+      for (uint32_t input : started.inputs)
+        if (std::none_of(started.outputs.begin(), started.outputs.end(),
+                         [&](uint32_t output) {
+                           return sameBytes(stage.buffers[input],
+                                            stage.buffers[output]);
+                         }))
+          f(stage.rootOf(input), /*write=*/false);
+      for (uint32_t output : started.outputs)
+        f(stage.rootOf(output), /*write=*/false);
+    }
+    return;
+  }
   for (uint32_t input : instruction.inputs)
     f(stage.rootOf(input), /*write=*/false);
   for (uint32_t output : instruction.outputs)
@@ -1090,6 +1285,7 @@ Status validateStageProgram(const Program &program, const StageProgram &stage) {
   Expected<ScheduleRuns> runs = checkSchedule(stage);
   if (!runs)
     return runs.takeStatus();
+  GALVATRON_RETURN_IF_ERROR(checkEvents(stage, *runs));
   return checkMemoryPlan(stage, *runs);
 }
 
@@ -1129,13 +1325,17 @@ Traffic collectTraffic(const StageProgram &stage) {
   for (size_t b = 0; b < stage.blocks.size(); ++b)
     for (uint32_t i = stage.blocks[b].first;
          i < stage.blocks[b].first + stage.blocks[b].count; ++i)
-      if (stage.instructions[i].kind != InstructionKind::kernel)
+      if (isCommunication(stage.instructions[i].kind))
         communication[b].push_back(i);
+  int64_t last = int64_t(stage.schedule.microBatches) - 1;
   for (const Phase &phase : stage.schedule.phases)
     for (uint32_t iteration = 0; iteration < phase.iterations; ++iteration)
       for (const ScheduleStep &step : phase.steps)
         for (uint32_t i : communication[step.block]) {
           const Instruction &instruction = stage.instructions[i];
+          if (instruction.lastMicroBatch &&
+              int64_t(step.microBatch) + iteration != last)
+            continue;
           switch (instruction.kind) {
           case InstructionKind::send:
             traffic.sent[{uint32_t(instruction.peer), instruction.tag}]

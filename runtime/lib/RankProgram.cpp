@@ -13,6 +13,14 @@ int64_t resolveTerms(const Program &program, int64_t base,
   return base;
 }
 
+std::vector<int64_t> sliceStartOf(const Program &program,
+                                  const Parameter &parameter, uint32_t rank) {
+  std::vector<int64_t> start = parameter.sliceStart;
+  for (size_t d = 0; d < start.size(); ++d)
+    start[d] = resolveTerms(program, start[d], parameter.sliceTerms, d, rank);
+  return start;
+}
+
 namespace {
 
 /// Resolves a stage's program for one rank.
@@ -27,9 +35,7 @@ public:
     out.rank = rank;
     out.stage = stage.stage;
     for (Parameter &parameter : out.parameters) {
-      for (size_t d = 0; d < parameter.sliceStart.size(); ++d)
-        parameter.sliceStart[d] = resolveTerms(
-            program, parameter.sliceStart[d], parameter.sliceTerms, d, rank);
+      parameter.sliceStart = sliceStartOf(program, parameter, rank);
       parameter.sliceTerms.clear();
     }
     out.groups.assign(program.groups.size(), {});

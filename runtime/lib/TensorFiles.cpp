@@ -218,18 +218,21 @@ Status writeNpy(const std::string &path, const TensorType &type,
                                 {data, type.byteSize()}});
 }
 
-Status writeSafeTensors(const std::string &path,
-                        const std::vector<NamedTensor> &tensors) {
-  std::string header = "{";
+std::string safeTensorsHeader(const std::vector<std::string> &names,
+                              const std::vector<TensorType> &types,
+                              const SafeTensorsMetadata &metadata) {
+  std::string header = "{\"__metadata__\":{\"format\":\"pt\"";
+  for (const auto &[key, value] : metadata)
+    header += "," + quoteJson(key) + ":" + quoteJson(value);
+  header += "}";
   uint64_t offset = 0;
-  for (const NamedTensor &tensor : tensors) {
-    if (header.size() > 1)
-      header += ",";
-    header += quoteJson(tensor.name) + ":{\"dtype\":\"" +
-              kSafeTensorsTypes[unsigned(tensor.type.elementType)] + "\",\"shape\":[";
-    for (size_t i = 0; i < tensor.type.shape.size(); ++i)
-      header += (i ? "," : "") + std::to_string(tensor.type.shape[i]);
-    uint64_t end = offset + tensor.type.byteSize();
+  for (size_t i = 0; i < names.size(); ++i) {
+    const TensorType &type = types[i];
+    header += "," + quoteJson(names[i]) + ":{\"dtype\":\"" +
+              kSafeTensorsTypes[unsigned(type.elementType)] + "\",\"shape\":[";
+    for (size_t d = 0; d < type.shape.size(); ++d)
+      header += (d ? "," : "") + std::to_string(type.shape[d]);
+    uint64_t end = offset + type.byteSize();
     header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
               std::to_string(end) + "]}";
     offset = end;
@@ -237,14 +240,63 @@ Status writeSafeTensors(const std::string &path,
   header += "}";
   // The data section starts 8-byte aligned, as other writers do.
   header.append((8 - header.size() % 8) % 8, ' ');
-  uint8_t length[8];
+  std::string prefix(8, '\0');
   for (int i = 0; i < 8; ++i)
-    length[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  std::vector<FilePart> parts = {
-      {length, 8}, {header.data(), header.size()}};
+    prefix[i] = char(uint64_t(header.size()) >> (8 * i));
+  return prefix + header;
+}
+
+Status writeSafeTensors(const std::string &path,
+                        const std::vector<NamedTensor> &tensors,
+                        const SafeTensorsMetadata &metadata) {
+  std::vector<std::string> names;
+  std::vector<TensorType> types;
+  for (const NamedTensor &tensor : tensors) {
+    names.push_back(tensor.name);
+    types.push_back(tensor.type);
+  }
+  std::string header = safeTensorsHeader(names, types, metadata);
+  std::vector<FilePart> parts = {{header.data(), header.size()}};
   for (const NamedTensor &tensor : tensors)
     parts.emplace_back(tensor.data, tensor.type.byteSize());
   return writeFileAtomically(path, parts);
+}
+
+void forEachContiguousRun(
+    const TensorBox &box,
+    const std::function<void(int64_t, int64_t, int64_t)> &run) {
+  size_t rank = box.shape.size();
+  for (int64_t size : box.shape)
+    if (size == 0)
+      return;
+  // A run spans dimensions [inner, rank): whole ones after `inner`.
+  size_t inner = rank;
+  int64_t length = 1;
+  while (inner > 0) {
+    --inner;
+    length *= box.shape[inner];
+    if (box.shape[inner] != box.whole[inner])
+      break;
+  }
+  std::vector<int64_t> strides(rank, 1);
+  for (size_t d = rank; d-- > 1;)
+    strides[d - 1] = strides[d] * box.whole[d];
+  int64_t base = 0;
+  for (size_t d = 0; d < rank; ++d)
+    base += box.start[d] * strides[d];
+  std::vector<int64_t> index(inner, 0);
+  for (int64_t packed = 0;; packed += length) {
+    int64_t offset = base;
+    for (size_t d = 0; d < inner; ++d)
+      offset += index[d] * strides[d];
+    run(offset, packed, length);
+    // The next run: an odometer over the outer dimensions of the box.
+    size_t d = inner;
+    while (d > 0 && ++index[d - 1] == box.shape[d - 1])
+      index[--d] = 0;
+    if (d == 0)
+      return;
+  }
 }
 
 Expected<SafeTensorsReader> SafeTensorsReader::open(const std::string &path) {
@@ -275,8 +327,12 @@ Expected<SafeTensorsReader> SafeTensorsReader::open(const std::string &path) {
   reader.filePath = path;
   reader.file = input->file;
   for (const auto &[name, value] : json->members) {
-    if (name == "__metadata__")
+    if (name == "__metadata__") {
+      for (const auto &[key, text] : value.members)
+        if (text.kind == JsonValue::Kind::string)
+          reader.meta.emplace_back(key, text.string);
       continue;
+    }
     GALVATRON_RETURN_IF_ERROR(
         parseEntry(name, value, 8 + headerLength, size,
                    reader.list.emplace_back())
@@ -293,10 +349,38 @@ SafeTensorsReader::find(const std::string &name) const {
   return nullptr;
 }
 
+std::string SafeTensorsReader::metadata(const std::string &key) const {
+  for (const auto &[name, value] : meta)
+    if (name == key)
+      return value;
+  return "";
+}
+
 Status SafeTensorsReader::read(const Entry &entry,
                                std::vector<uint8_t> &bytes) const {
   bytes.resize(entry.end - entry.begin);
   return readAt(file.get(), filePath, entry.begin, bytes.data(), bytes.size());
+}
+
+Status SafeTensorsReader::readBox(const Entry &entry, const TensorBox &box,
+                                  std::vector<uint8_t> &bytes) const {
+  return readTensorBox(file.get(), filePath, entry.begin,
+                       entry.type.elementType, box, bytes);
+}
+
+Status readTensorBox(FILE *file, const std::string &path, uint64_t dataOffset,
+                     ElementType type, const TensorBox &box,
+                     std::vector<uint8_t> &bytes) {
+  uint64_t size = elementSize(type);
+  bytes.resize(TensorType{type, box.shape}.byteSize());
+  Status status = Status::ok();
+  forEachContiguousRun(box, [&](int64_t inTensor, int64_t inBox,
+                                int64_t count) {
+    if (status.isOk())
+      status = readAt(file, path, dataOffset + uint64_t(inTensor) * size,
+                      bytes.data() + inBox * size, uint64_t(count) * size);
+  });
+  return status;
 }
 
 Status readFileRange(const std::string &path, uint64_t offset, uint64_t size,

@@ -1,4 +1,4 @@
-//===- Training.cpp - Data, batches and checkpoints of training runs ------===//
+//===- Training.cpp - Data and batches of training runs -------------------===//
 
 #include "galvatron/Runtime/Training.h"
 
@@ -7,17 +7,10 @@
 #include "galvatron/Runtime/TensorFiles.h"
 
 #include "CPU/CPUKernels.h"
-#include "Json.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <optional>
-
-#include <dirent.h>
-#include <sys/stat.h>
 
 namespace galvatron::runtime {
 
@@ -175,205 +168,6 @@ Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
   result["attention_mask"].assign(batch * seq, 1);
   position += shards * batch * seq;
   return result;
-}
-
-//===----------------------------------------------------------------------===//
-// Checkpoints
-//===----------------------------------------------------------------------===//
-
-namespace {
-/// Tensors of the progress, next to the variables.
-constexpr const char *kStepName = "runtime.step";
-constexpr const char *kPositionName = "runtime.data_position";
-constexpr const char *kSeedName = "runtime.seed";
-} // namespace
-
-namespace {
-constexpr const char *kManifestName = "manifest.json";
-constexpr const char *kManifestFormat = "galvatron-checkpoint";
-constexpr int64_t kManifestVersion = 1;
-
-std::string inDirectory(const std::string &directory, const std::string &name) {
-  return directory.empty() || directory.back() == '/' ? directory + name
-                                                      : directory + "/" + name;
-}
-
-std::string partName(uint32_t rank, int64_t step) {
-  return "checkpoint.step" + std::to_string(step) + ".rank" +
-         std::to_string(rank) + ".safetensors";
-}
-
-/// The (rank, step) of a part's file name; none for other files.
-std::optional<std::pair<uint32_t, int64_t>>
-parsePartName(const std::string &name) {
-  long long step = -1;
-  unsigned rank = 0;
-  if (std::sscanf(name.c_str(), "checkpoint.step%lld.rank%u.safetensors", &step,
-                  &rank) != 2 ||
-      step < 0 || partName(rank, step) != name)
-    return std::nullopt;
-  return std::make_pair(uint32_t(rank), int64_t(step));
-}
-
-/// The parts in `directory`, ordered by rank and step.
-std::vector<std::pair<uint32_t, int64_t>>
-listParts(const std::string &directory) {
-  std::vector<std::pair<uint32_t, int64_t>> parts;
-  std::unique_ptr<DIR, int (*)(DIR *)> listing(::opendir(directory.c_str()),
-                                               ::closedir);
-  if (!listing)
-    return parts;
-  while (const dirent *entry = ::readdir(listing.get()))
-    if (auto part = parsePartName(entry->d_name))
-      parts.push_back(*part);
-  std::sort(parts.begin(), parts.end());
-  return parts;
-}
-
-bool exists(const std::string &path) {
-  struct stat status;
-  return ::stat(path.c_str(), &status) == 0;
-}
-} // namespace
-
-std::string checkpointPath(const std::string &directory, uint32_t rank,
-                           uint32_t worldSize, int64_t step) {
-  return inDirectory(directory, worldSize == 1 ? "checkpoint.safetensors"
-                                               : partName(rank, step));
-}
-
-Status writeCheckpointManifest(const std::string &directory, uint32_t worldSize,
-                               int64_t step) {
-  std::string text = "{\"format\": \"" + std::string(kManifestFormat) +
-                     "\", \"version\": " + std::to_string(kManifestVersion) +
-                     ", \"step\": " + std::to_string(step) +
-                     ", \"world_size\": " + std::to_string(worldSize) +
-                     ", \"parts\": [";
-  for (uint32_t rank = 0; rank < worldSize; ++rank)
-    text += (rank ? ", " : "") + quoteJson(partName(rank, step));
-  text += "]}\n";
-  return writeFileAtomically(inDirectory(directory, kManifestName),
-                             {{text.data(), text.size()}});
-}
-
-Expected<int64_t> findCheckpoint(const std::string &directory,
-                                 uint32_t worldSize) {
-  std::string manifestPath = inDirectory(directory, kManifestName);
-  std::string where = "checkpoint '" + directory + "'";
-  if (!exists(directory))
-    return error("cannot open ", where, ": ", std::strerror(ENOENT));
-  if (!exists(manifestPath)) {
-    if (worldSize == 1)
-      return int64_t(0);
-    if (exists(checkpointPath(directory, 0, 1, 0)))
-      return error(where, " holds the checkpoint of a one-rank job; this ",
-                   "program runs on ", worldSize, " ranks");
-    std::string found;
-    for (auto [rank, step] : listParts(directory))
-      found += (found.empty() ? "" : ", ") + std::string("rank ") +
-               std::to_string(rank) + " at step " + std::to_string(step);
-    return error(where, " is incomplete: it has no ", kManifestName,
-                 ", which rank 0 writes once every rank's part of a step is "
-                 "saved (parts found: ",
-                 found.empty() ? "none" : found, ")");
-  }
-  Expected<InputFile> file = openRegularFile(manifestPath);
-  if (!file)
-    return file.takeStatus();
-  std::vector<uint8_t> bytes;
-  if (file->size > (1u << 20))
-    return error("'", manifestPath, "' is not a checkpoint manifest (",
-                 file->size, " bytes)");
-  GALVATRON_RETURN_IF_ERROR(readFileRange(manifestPath, 0, file->size, bytes));
-  Expected<JsonValue> manifest = parseJson(std::string_view(
-      reinterpret_cast<const char *>(bytes.data()), bytes.size()));
-  if (!manifest)
-    return manifest.takeStatus().withContext("'" + manifestPath + "'");
-  auto integer = [&](const char *key) -> const JsonValue * {
-    const JsonValue *value = manifest->get(key);
-    return value && value->kind == JsonValue::Kind::integer ? value : nullptr;
-  };
-  const JsonValue *format = manifest->get("format");
-  const JsonValue *version = integer("version");
-  const JsonValue *step = integer("step");
-  const JsonValue *size = integer("world_size");
-  const JsonValue *parts = manifest->get("parts");
-  if (!format || format->string != kManifestFormat || !version ||
-      version->integer != kManifestVersion || !step || step->integer < 0 ||
-      !size || !parts || parts->kind != JsonValue::Kind::array)
-    return error("'", manifestPath, "' is not a checkpoint manifest of ",
-                 "version ", kManifestVersion);
-  if (size->integer != int64_t(worldSize))
-    return error(where, " holds the parts of a job of ", size->integer,
-                 " ranks; this program runs on ", worldSize);
-  if (worldSize == 1)
-    return error(where, " has a manifest but a one-rank job writes none");
-  for (uint32_t rank = 0; rank < worldSize; ++rank)
-    if (parts->items.size() != worldSize ||
-        parts->items[rank].string != partName(rank, step->integer))
-      return error("'", manifestPath, "' does not list the parts of step ",
-                   step->integer, " of ", worldSize, " ranks");
-  return step->integer;
-}
-
-void removeOlderCheckpointParts(const std::string &directory, uint32_t rank,
-                                int64_t step) {
-  for (auto [partRank, partStep] : listParts(directory))
-    if (partRank == rank && partStep != step)
-      std::remove(inDirectory(directory, partName(rank, partStep)).c_str());
-}
-
-Status saveCheckpoint(Executor &executor, const std::string &path,
-                      const TrainingProgress &progress) {
-  TensorType scalar{ElementType::i64, {}};
-  return saveParameters(executor, path, /*withState=*/true,
-                        {NamedTensor{kStepName, scalar, &progress.step},
-                         NamedTensor{kPositionName, scalar,
-                                     &progress.dataPosition},
-                         NamedTensor{kSeedName, scalar, &progress.seed}});
-}
-
-Expected<TrainingProgress> loadCheckpoint(Executor &executor,
-                                          const std::string &path) {
-  Expected<SafeTensorsReader> reader = SafeTensorsReader::open(path);
-  if (!reader)
-    return reader.takeStatus();
-  std::vector<uint8_t> bytes;
-  auto read = [&](const std::string &name,
-                  const TensorType &type) -> Status {
-    const SafeTensorsReader::Entry *entry = reader->find(name);
-    if (!entry)
-      return error("'", name, "' is missing from checkpoint '", path, "'");
-    if (entry->type != type)
-      return error("'", name, "' in checkpoint '", path, "' is ",
-                   entry->type.str(), ", expected ", type.str());
-    return reader->read(*entry, bytes);
-  };
-  const RankProgram &rank = executor.rankProgram();
-  std::vector<uint8_t> buffer;
-  for (const Parameter &parameter : rank.parameters) {
-    // A padded slice is saved without its padding.
-    const TensorType &type = rank.buffers[parameter.buffer].type;
-    GALVATRON_RETURN_IF_ERROR(read(
-        parameter.name,
-        TensorType{type.elementType, parameter.validShape(type.shape)}));
-    buffer.resize(type.byteSize());
-    unpackValidPart(parameter, type, bytes.data(), buffer.data());
-    GALVATRON_RETURN_IF_ERROR(
-        executor.writeBuffer(parameter.buffer, buffer.data(), buffer.size()));
-  }
-  TrainingProgress progress;
-  TensorType scalar{ElementType::i64, {}};
-  for (auto [name, field] :
-       {std::make_pair(kStepName, &progress.step),
-        std::make_pair(kPositionName, &progress.dataPosition),
-        std::make_pair(kSeedName, &progress.seed)}) {
-    GALVATRON_RETURN_IF_ERROR(read(name, scalar));
-    std::memcpy(field, bytes.data(), sizeof(int64_t));
-  }
-  if (progress.step < 0 || progress.dataPosition < 0)
-    return error("checkpoint '", path, "' records a negative step or position");
-  return progress;
 }
 
 //===----------------------------------------------------------------------===//

@@ -2,11 +2,15 @@
 
     export_onnx.py MODEL OUT.onnx [--opset N] [--layers L] [--batch B]
         [--seq S] [--dynamic] [--external-data] [--strip-names] [--no-fold]
+        [--fresh] [--no-identity]
 
 --dynamic marks batch and sequence dimensions symbolic ("batch",
 "sequence"); --external-data moves every initializer into OUT's folder as
 "<stem>.weights"; --strip-names clears the node names (as exporters without
-scope names write them); --no-fold disables torch's constant folding.
+scope names write them); --no-fold disables torch's constant folding; --fresh initializes the model as Hugging
+Face initializes a new one (galvatron_models.initialize_fresh) instead of
+with distinct values everywhere; --no-identity removes Identity nodes (as
+graph optimizers do), so that merged initializers are read directly.
 """
 
 import argparse
@@ -22,6 +26,22 @@ import torch  # noqa: E402
 import galvatron_models  # noqa: E402
 
 
+def remove_identities(graph):
+    """Reads each Identity's input where its output was read."""
+    source = {node.output[0]: node.input[0] for node in graph.node
+              if node.op_type == "Identity"}
+    graph_outputs = {output.name for output in graph.output}
+    kept = [node for node in graph.node if node.op_type != "Identity" or
+            node.output[0] in graph_outputs]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            while name in source and name not in graph_outputs:
+                name = source[name]
+            node.input[i] = name
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=galvatron_models.MODELS)
@@ -34,10 +54,13 @@ def main():
     parser.add_argument("--external-data", action="store_true")
     parser.add_argument("--strip-names", action="store_true")
     parser.add_argument("--no-fold", action="store_true")
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--no-identity", action="store_true")
     args = parser.parse_args()
 
     model, inputs, input_names, output_names = galvatron_models.build(
-        args.model, batch=args.batch, seq=args.seq, layers=args.layers)
+        args.model, batch=args.batch, seq=args.seq, layers=args.layers,
+        fresh=args.fresh)
     dynamic_axes = None
     if args.dynamic:
         dynamic_axes = {}
@@ -51,8 +74,10 @@ def main():
                           output_names=output_names, opset_version=args.opset,
                           do_constant_folding=not args.no_fold,
                           dynamic_axes=dynamic_axes)
-    if args.strip_names or args.external_data:
+    if args.strip_names or args.external_data or args.no_identity:
         proto = onnx.load(args.output)
+        if args.no_identity:
+            remove_identities(proto.graph)
         if args.strip_names:
             for node in proto.graph.node:
                 node.name = ""

@@ -12,7 +12,8 @@ embedding convolution with stride equal to its kernel (ViT).
 
 Everything is deterministic: build() seeds torch and initializes every
 parameter with distinct random values (identical initializers would be merged
-by the exporter). The ONNX importer tests export them; the runtime tests
+by the exporter), or, with fresh=True, as Hugging Face initializes a new
+model (whose equal initializers the exporter does merge). The ONNX importer tests export them; the runtime tests
 compare galvatron's results with these modules' outputs.
 
     model, inputs, names = build("gpt2", batch=2, seq=8)
@@ -24,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-MODELS = ("gpt2", "llama", "bert", "t5", "vit")
+MODELS = ("gpt2", "llama", "bert", "bert-mlm", "t5", "vit")
 
 
 #
@@ -522,6 +523,9 @@ class BertOnlyMLMHead(nn.Module):
 
 
 class BertForMaskedLM(nn.Module):
+    """Hugging Face's BertForMaskedLM: no pooler, the decoder tied to the
+    word embeddings."""
+
     def __init__(self, config):
         super().__init__()
         self.bert = BertModel(config, add_pooling_layer=False)
@@ -914,7 +918,7 @@ def config(name, layers=2):
                     num_attention_heads=4, num_key_value_heads=2,
                     num_hidden_layers=layers, max_position_embeddings=32,
                     rms_norm_eps=1e-6)
-    if name == "bert":
+    if name in ("bert", "bert-mlm"):
         return dict(vocab_size=96, hidden_size=32, num_attention_heads=4,
                     intermediate_size=64, num_hidden_layers=layers,
                     max_position_embeddings=32, type_vocab_size=2)
@@ -933,23 +937,47 @@ _CLASSES = {
     "gpt2": GPT2LMHeadModel,
     "llama": LlamaForCausalLM,
     "bert": BertModel,
+    "bert-mlm": BertForMaskedLM,
     "t5": T5ForConditionalGeneration,
     "vit": ViTForImageClassification,
 }
 
 
-def build(name, batch=2, seq=8, layers=2, seed=0):
-    """(model in eval mode, example inputs, input names, output names)."""
+def initialize_fresh(model):
+    """Hugging Face's _init_weights (initializer_range 0.02): normal weights
+    for linear maps and embeddings, zero biases, unit norm scales. Many
+    parameters then hold equal values, which torch.onnx merges."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, Conv1D, nn.Embedding)):
+                module.weight.normal_(0.0, 0.02)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+            elif isinstance(module, (nn.LayerNorm, LlamaRMSNorm, T5LayerNorm)):
+                module.weight.fill_(1.0)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+            elif isinstance(module, BertLMPredictionHead):
+                module.bias.zero_()
+
+
+def build(name, batch=2, seq=8, layers=2, seed=0, fresh=False):
+    """(model in eval mode, example inputs, input names, output names).
+    `fresh`: initialized as Hugging Face initializes a new model."""
     torch.manual_seed(seed)
     cfg = config(name, layers)
     model = _CLASSES[name](cfg).eval()
-    # Distinct values everywhere: the exporter merges identical initializers.
-    with torch.no_grad():
-        for parameter_name, parameter in model.named_parameters():
-            if parameter_name.endswith("weight") and parameter.dim() == 1:
-                parameter.copy_(1.0 + 0.1 * torch.randn_like(parameter))
-            else:
-                parameter.copy_(0.02 * torch.randn_like(parameter))
+    if fresh:
+        initialize_fresh(model)
+    else:
+        # Distinct values everywhere: the exporter merges identical
+        # initializers.
+        with torch.no_grad():
+            for parameter_name, parameter in model.named_parameters():
+                if parameter_name.endswith("weight") and parameter.dim() == 1:
+                    parameter.copy_(1.0 + 0.1 * torch.randn_like(parameter))
+                else:
+                    parameter.copy_(0.02 * torch.randn_like(parameter))
     generator = torch.Generator().manual_seed(seed + 1)
     if name == "vit":
         pixels = torch.randn(batch, cfg["num_channels"], cfg["image_size"],
@@ -963,13 +991,14 @@ def build(name, batch=2, seq=8, layers=2, seed=0):
         return model, (ids, mask), ["input_ids", "attention_mask"], ["logits"]
     if name == "llama":
         return model, (ids,), ["input_ids"], ["logits"]
-    if name == "bert":
+    if name in ("bert", "bert-mlm"):
         types = torch.zeros(batch, seq, dtype=torch.long)
         types[:, seq // 2:] = 1
         mask = torch.ones(batch, seq, dtype=torch.long)
         mask[1, seq - seq // 4:] = 0  # right padding in the second sequence
         return (model, (ids, types, mask),
                 ["input_ids", "token_type_ids", "attention_mask"],
+                ["logits"] if name == "bert-mlm" else
                 ["last_hidden_state", "pooler_output"])
     decoder_ids = torch.randint(0, vocab, (batch, seq), generator=generator)
     return model, (ids, decoder_ids), ["input_ids", "decoder_input_ids"], ["logits"]

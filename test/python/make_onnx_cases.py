@@ -50,29 +50,34 @@ def matmul_with(weight):
                  [tensor("x", FLOAT, [2, 4])], [tensor("y", FLOAT, [2, 3])], [weight])
 
 
-def rotary_model(seq, dim, theta):
-    """x·cos + rotate_half(x)·sin as torch exports Hugging Face's LLaMA."""
+def rotary_model(seq, dim, theta, buffers=False):
+    """x·cos + rotate_half(x)·sin as torch exports Hugging Face's LLaMA: the
+    cos/sin tables folded into Constant nodes, or with `buffers` as
+    initializers (persistent buffers "rotary_emb.cos_cached", ...)."""
     inv_freq = (1.0 / (theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))).astype(np.float32)
     freqs = np.outer(np.arange(seq, dtype=np.float32), inv_freq).astype(np.float32)
     emb = np.concatenate([freqs, freqs], axis=-1)[None, None]
     half = dim // 2
-    nodes = [
-        helper.make_node("Constant", [], ["cos"], name="/rotary/Cos",
-                         value=const("c", np.cos(emb).astype(np.float32))),
-        helper.make_node("Constant", [], ["sin"], name="/rotary/Sin",
-                         value=const("s", np.sin(emb).astype(np.float32))),
-        helper.make_node("Mul", ["x", "cos"], ["x_cos"], name="/rotary/Mul"),
+    tables = [const("rotary_emb.cos_cached", np.cos(emb).astype(np.float32)),
+              const("rotary_emb.sin_cached", np.sin(emb).astype(np.float32))]
+    cos, sin = ("rotary_emb.cos_cached", "rotary_emb.sin_cached") if buffers else ("cos", "sin")
+    nodes = [] if buffers else [
+        helper.make_node("Constant", [], ["cos"], name="/rotary/Cos", value=tables[0]),
+        helper.make_node("Constant", [], ["sin"], name="/rotary/Sin", value=tables[1])]
+    nodes += [
+        helper.make_node("Mul", ["x", cos], ["x_cos"], name="/rotary/Mul"),
         helper.make_node("Slice", ["x", "zero", "half", "last"], ["x1"], name="/rotary/Slice"),
         helper.make_node("Slice", ["x", "half", "end", "last"], ["x2"], name="/rotary/Slice_1"),
         helper.make_node("Neg", ["x2"], ["minus_x2"], name="/rotary/Neg"),
         helper.make_node("Concat", ["minus_x2", "x1"], ["rotated"], name="/rotary/Concat", axis=-1),
-        helper.make_node("Mul", ["rotated", "sin"], ["rotated_sin"], name="/rotary/Mul_1"),
+        helper.make_node("Mul", ["rotated", sin], ["rotated_sin"], name="/rotary/Mul_1"),
         helper.make_node("Add", ["x_cos", "rotated_sin"], ["y"], name="/rotary/Add"),
     ]
     shape = [1, 2, seq, dim]
     return model(nodes, [tensor("x", FLOAT, shape)], [tensor("y", FLOAT, shape)],
                  [const("zero", np.array([0], np.int64)), const("half", np.array([half], np.int64)),
-                  const("end", np.array([dim], np.int64)), const("last", np.array([-1], np.int64))])
+                  const("end", np.array([dim], np.int64)), const("last", np.array([-1], np.int64))] +
+                 (tables if buffers else []))
 
 
 def write(outdir, name, proto):
@@ -213,6 +218,30 @@ def edge_cases(outdir):
     # Rotary embedding of a long sequence: torch folds the cos/sin tables
     # into Constant nodes with more elements than a galvatron.constant holds.
     write(outdir, "rotary-long", rotary_model(seq=2048, dim=64, theta=500000.0))
+
+    # Float buffers stored as initializers are constants, not weights: the
+    # rotary tables of persistent buffers, an additive causal mask.
+    write(outdir, "rotary-buffers", rotary_model(seq=16, dim=8, theta=10000.0, buffers=True))
+    causal = np.triu(np.full((4, 4), np.finfo(np.float32).min, np.float32), 1)
+    write(outdir, "mask-buffer", model(
+        [helper.make_node("Add", ["scores", "attn.bias"], ["y"], name="/attn/Add")],
+        [tensor("scores", FLOAT, [1, 2, 4, 4])], [tensor("y", FLOAT, [1, 2, 4, 4])],
+        [const("attn.bias", causal[None, None])]))
+
+    # torch.onnx merges initializers with equal values: the scales of two
+    # norms are one initializer, the second read through an Identity named
+    # after it; each is a parameter. A matrix that two nodes read directly
+    # is tied in the source model and stays one parameter.
+    ones = np.ones(4, np.float32)
+    write(outdir, "merged-initializers", model(
+        [helper.make_node("Identity", ["ln_1.weight"], ["ln_2.weight"], name="Identity_0"),
+         helper.make_node("Mul", ["x", "ln_1.weight"], ["a"], name="/ln_1/Mul"),
+         helper.make_node("MatMul", ["a", "proj.weight"], ["b"], name="/proj/MatMul"),
+         helper.make_node("Mul", ["b", "ln_2.weight"], ["c"], name="/ln_2/Mul"),
+         helper.make_node("MatMul", ["c", "proj.weight"], ["y"], name="/proj/MatMul_1")],
+        [tensor("x", FLOAT, [2, 4])], [tensor("y", FLOAT, [2, 4])],
+        [const("ln_1.weight", ones),
+         const("proj.weight", np.arange(16, dtype=np.float32).reshape(4, 4) / 16)]))
 
     # Weights stored as raw bytes and as (packed) float_data both get byte
     # ranges in the file; a scalar float initializer is a constant.

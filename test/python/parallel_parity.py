@@ -13,8 +13,8 @@ between the serial step and its fp32 version.
 Forward programs compare every output; training programs compare the loss
 of every step and the final parameters. Prints one line per plan and exits
 non-zero when any value differs by more than --rtol: outputs relative to
-the tensor's largest magnitude, parameters and optimizer state (sharded ones
-assembled from the ranks' parts) in L2 norm per tensor.
+the tensor's largest magnitude, parameters and optimizer state (whole in
+the checkpoints, whatever the plan) in L2 norm per tensor.
 
 --adamw-steps checks AdamW step by step instead of comparing two AdamW
 trajectories (see check_adamw_steps).
@@ -32,8 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "Parallel", "Inputs"))
-from parallel_train import (checkpoint_part, l2_relative_error,  # noqa: E402
-                            owner_of, read_safetensors, slices_of,
+from parallel_train import (l2_relative_error, read_checkpoint,  # noqa: E402
                             without_key_bias)
 
 
@@ -75,10 +74,10 @@ def read_outputs(directory, rtol):
     return found
 
 
-def read_float_tensors(path):
-    """name -> array of every float32 tensor of a safetensors file (a
-    checkpoint's integer counters are left out)."""
-    return {name: value for name, value in read_safetensors(path).items()
+def read_float_tensors(directory):
+    """name -> array of every float32 tensor of the checkpoint in
+    `directory` (its integer counters are left out)."""
+    return {name: value for name, value in read_checkpoint(directory).items()
             if value.dtype == np.float32}
 
 
@@ -147,7 +146,7 @@ def main():
             run(common + ["--plan=" + serial_plan + precision,
                           "--train=" + with_option(args.train, "optimizer", "none"),
                           "-o", gradients])
-            return check_adamw_steps(args, devices, parallel, lowered, gradients)
+            return check_adamw_steps(args, devices, parallel, gradients)
         run(common + ["--plan=" + serial_plan + precision,
                       "--train=" + args.train, "-o", serial])
         fp32_serial = None
@@ -156,8 +155,7 @@ def main():
             fp32_serial = os.path.join(args.workdir, "serial-fp32.gxp")
             run(common + ["--plan=" + serial_plan + "fp32",
                           "--train=" + args.train, "-o", fp32_serial])
-        return compare_training(args, devices, serial, parallel, lowered,
-                                fp32_serial)
+        return compare_training(args, devices, serial, parallel, fp32_serial)
     run(common + ["-o", serial])
     run(common + ["--plan=" + args.plan, "-o", parallel])
 
@@ -212,36 +210,10 @@ def largest_tensor_error(actual, expected):
     return worst, errors[worst]
 
 
-def assemble(directory, devices, lowered, rtol):
-    """name -> every float tensor of the multi-rank checkpoint in
-    `directory`: a sharded parameter's part (and its optimizer state's) goes
-    into place in the whole tensor (`lowered`: the ranks' programs as text);
-    a tensor several ranks hold (a tied embedding, a replicated norm) must
-    agree."""
-    tensors = {}
-    for rank in range(devices):
-        slices = slices_of(lowered, rank)
-        for name, value in read_float_tensors(checkpoint_part(directory, rank)).items():
-            owner = owner_of(slices, name)
-            if owner is not None:
-                full, begin = slices[owner]
-                whole = tensors.setdefault(name, np.full(full, np.nan, dtype=np.float32))
-                whole[tuple(slice(b, b + n) for b, n in zip(begin, value.shape))] = value
-                continue
-            if name in tensors and relative_error(value, tensors[name]) > rtol:
-                sys.exit("ranks disagree on '%s'" % name)
-            tensors[name] = value
-    for name, value in tensors.items():
-        if np.isnan(value).any():
-            sys.exit("no rank holds part of '%s'" % name)
-    return tensors
-
-
-def compare_training(args, devices, serial, parallel, lowered, fp32_serial):
+def compare_training(args, devices, serial, parallel, fp32_serial):
     """Trains both programs on the same synthetic tokens; compares the loss
-    of every step and every final parameter (a rank's part of a sharded one
-    against the same slice of the serial tensor; `lowered` is the ranks'
-    programs as text). With `fp32_serial` (the serial step in fp32, for 16-bit
+    of every step and every final parameter and state tensor (whole in both
+    checkpoints). With `fp32_serial` (the serial step in fp32, for 16-bit
     programs), the bound is twice what 16-bit rounding alone moves the
     serial run by: the parallel run rounds as often, at other points and
     in other orders (partial sums of a tensor-parallel GEMM rounded before
@@ -251,7 +223,7 @@ def compare_training(args, devices, serial, parallel, lowered, fp32_serial):
     flags = ["--steps", str(args.steps), "--synthetic", "--seed", str(args.seed),
              "--quiet", "--threads", "1"]
     work = args.workdir
-    # Checkpoints hold parameters and optimizer state; a rank saves its parts.
+    # Checkpoints hold parameters and optimizer state, whole.
     save = ["--save-every", str(args.steps), "--checkpoint"]
     run([runner, serial] + flags + ["--log", os.path.join(work, "serial.log")] +
         save + [os.path.join(work, "serial")])
@@ -266,8 +238,8 @@ def compare_training(args, devices, serial, parallel, lowered, fp32_serial):
                  (args.steps, len(expected_losses), len(actual_losses)))
     loss_error = max(abs(a - e) / abs(e) for a, e in zip(actual_losses, expected_losses))
 
-    expected = read_float_tensors(os.path.join(work, "serial", "checkpoint.safetensors"))
-    actual = assemble(os.path.join(work, "parallel"), devices, lowered, args.rtol)
+    expected = read_float_tensors(os.path.join(work, "serial"))
+    actual = read_float_tensors(os.path.join(work, "parallel"))
     if set(actual) != set(expected):
         sys.exit("parameters differ: serial only %s, parallel only %s" %
                  (sorted(set(expected) - set(actual)),
@@ -279,7 +251,7 @@ def compare_training(args, devices, serial, parallel, lowered, fp32_serial):
         run([runner, fp32_serial] + flags +
             ["--log", os.path.join(work, "serial-fp32.log")] + save + [reference])
         rounding_at, rounding = largest_tensor_error(
-            read_float_tensors(os.path.join(reference, "checkpoint.safetensors")),
+            read_float_tensors(reference),
             expected)
         loss_rounding = max(abs(a - e) / abs(e) for a, e in zip(
             read_losses(os.path.join(work, "serial-fp32.log")), expected_losses))
@@ -333,20 +305,7 @@ def learning_rate(o, step):
     return o["min-lr"] if decay > warmup else lr
 
 
-def write_safetensors(path, tensors):
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
-    header, payload = {}, b""
-    for name, value in tensors.items():
-        data = np.ascontiguousarray(value).tobytes()
-        header[name] = {"dtype": dtypes[value.dtype], "shape": list(value.shape),
-                        "data_offsets": [len(payload), len(payload) + len(data)]}
-        payload += data
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little") + text + payload)
-
-
-def check_adamw_steps(args, devices, parallel, lowered, gradients):
+def check_adamw_steps(args, devices, parallel, gradients):
     """AdamW on a parallel plan, one step at a time. Two AdamW runs cannot
     be compared to 1e-5: the first update is lr * m / sqrt(v) = lr *
     sign(g), so an element whose gradient is rounding noise moves by +-lr
@@ -371,7 +330,6 @@ def check_adamw_steps(args, devices, parallel, lowered, gradients):
     work = args.workdir
     launcher, env = mpirun(devices)
     previous = None  # the parallel checkpoint of step t - 1
-    template = None  # the serial checkpoint's entries
     state = None     # the parallel run's tensors after step t - 1
     worst = {"loss": 0.0, "gradients": 0.0, "second moments": 0.0, "updates": 0.0}
     where = {}
@@ -382,34 +340,20 @@ def check_adamw_steps(args, devices, parallel, lowered, gradients):
 
     for t in range(1, args.steps + 1):
         directory = os.path.join(work, "parallel-%d" % t)
+        resume = ["--resume", previous] if previous else []
         run(launcher + [runner, parallel, "--steps", str(t), "--checkpoint", directory,
-                        "--log", directory + ".log"] + flags +
-            (["--resume", previous] if previous else []), env=env)
-        after = assemble(directory, devices, lowered, args.rtol)
+                        "--log", directory + ".log"] + flags + resume, env=env)
+        after = read_float_tensors(directory)
+        # The serial program resumes the parallel run's checkpoint of step
+        # t-1 (its weights, counters and data position; any plan resumes
+        # it) and keeps step t's gradients.
         reference = os.path.join(work, "serial-gradients-%d" % t)
-        resume = []
-        if template is not None:
-            # The serial program's checkpoint at the parallel run's step t-1:
-            # its weights, counters and data position.
-            counters = read_safetensors(checkpoint_part(previous, 0))
-            start = os.path.join(work, "serial-start-%d" % t)
-            os.makedirs(start, exist_ok=True)
-            write_safetensors(os.path.join(start, "checkpoint.safetensors"), {
-                name: (state[name] if name in state else
-                       counters[name] if name in counters else np.zeros_like(value))
-                for name, value in template.items()})
-            resume = ["--resume", start]
         run([runner, gradients, "--steps", str(t), "--checkpoint", reference,
              "--log", reference + ".log"] + flags + resume)
-        serial = read_safetensors(os.path.join(reference, "checkpoint.safetensors"))
-        if template is None:
-            template = serial
+        serial = read_float_tensors(reference)
+        if state is None:
             state = {name: value for name, value in serial.items()
-                     if value.dtype == np.float32 and not name.endswith(".grad")}
-        # Sharded tensors assemble in their full shape (a fused QKV bias as
-        # [3, 64]); the serial program's is the parameter's.
-        after = {name: value.reshape(template[name.rsplit(".exp_avg", 1)[0]].shape)
-                 for name, value in after.items()}
+                     if not name.endswith(".grad")}
         note("loss", "step %d" % t, abs(read_losses(directory + ".log")[-1] -
                                         read_losses(reference + ".log")[-1]) /
              abs(read_losses(reference + ".log")[-1]))

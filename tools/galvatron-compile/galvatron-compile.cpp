@@ -118,6 +118,18 @@ static cl::opt<std::string> train(
     cl::desc("Compile a training step; the value holds the options of "
              "--galvatron-build-train-step (e.g. \"lr=3e-4 warmup-steps=10\")"),
     cl::value_desc("options"), cl::ValueOptional, cl::cat(category));
+static cl::opt<bool> overlap(
+    "overlap",
+    cl::desc("Asynchronous communication (format 2.1): collectives and "
+             "messages started early and waited for late, the data-parallel "
+             "gradient sync in buckets of the last backward (default: on; "
+             "--overlap=false emits synchronous communication)"),
+    cl::init(true), cl::cat(category));
+static cl::opt<double> bucketMb(
+    "bucket-mb",
+    cl::desc("Size of a data-parallel gradient bucket in MiB (default 25, "
+             "PyTorch DDP's)"),
+    cl::init(25.0), cl::cat(category));
 
 static int error(const Twine &message) {
   llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
@@ -387,6 +399,8 @@ int main(int argc, char **argv) {
     return 1;
   mlir::galvatron::RuntimePipelineOptions options;
   options.modelDirectory = modelDirectory;
+  options.overlap = overlap;
+  options.bucketMb = bucketMb;
   if (options.modelDirectory.empty() && !inputFilename.empty()) {
     llvm::SmallString<256> directory(inputFilename);
     llvm::sys::fs::make_absolute(directory);

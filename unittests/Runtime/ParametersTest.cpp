@@ -2,6 +2,7 @@
 
 #include "RuntimeTestUtils.h"
 
+#include "galvatron/Runtime/Checkpoint.h"
 #include "galvatron/Runtime/Parameters.h"
 
 #include "gtest/gtest.h"
@@ -145,9 +146,14 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
   ASSERT_TRUE((*executor)->readBuffer(0, loaded.data(), 24).isOk());
   EXPECT_EQ(loaded, values);
 
-  // Save, then load the checkpoint back.
+  // Save, then load the weights back.
   std::string checkpoint = directory + "/parameters_test.safetensors";
-  ASSERT_TRUE(saveParameters(**executor, checkpoint).isOk());
+  Expected<std::vector<LogicalTensor>> tensors =
+      collectLogicalTensors(program, /*withState=*/false);
+  ASSERT_TRUE(tensors.isOk()) << tensors.status().message();
+  ASSERT_TRUE(saveWeights(**executor, *comm, *tensors, checkpoint,
+                          [](Status status) { return status; })
+                  .isOk());
   options = ParameterOptions{};
   options.initializersOnly = true;
   ASSERT_TRUE(loadParameters(**executor, options).isOk());
@@ -188,6 +194,51 @@ TEST(ParametersTest, LoadsFromCheckpointsAndExternalData) {
     EXPECT_EQ(loadParameters(**executor3, options).status().message(),
               "parameter 'w': external data '" + location + "' " + why);
   }
+}
+
+/// A rank loads only its slice of a whole tensor, from a file in another
+/// element type, also when its full shape refines the file's (a fused
+/// weight [2, 6] held as [2, 3, 2], the rank's part [2, 3, 1]).
+TEST(ParametersTest, LoadsTheSliceOfAWholeTensor) {
+  std::vector<uint16_t> halves;
+  std::vector<float> whole;
+  for (int i = 0; i < 12; ++i) {
+    whole.push_back(float(i));
+    halves.push_back(uint16_t(0x4000 + (i << 6))); // f16 values
+  }
+  std::string path = ::testing::TempDir() + "/parameters_slice.safetensors";
+  ASSERT_TRUE(writeSafeTensors(path, {{"w", TensorType{ElementType::f16, {2, 6}},
+                                       halves.data()}})
+                  .isOk());
+  Parameter parameter = normal("w", 0, 1);
+  parameter.fullShape = {2, 3, 2};
+  parameter.sliceStart = {0, 0, 1};
+  parameter.sourceShape = {2, 6};
+  Program program =
+      parameterProgram(parameter, TensorType{ElementType::f32, {2, 3, 1}});
+  ASSERT_EQ(validateProgram(program).isOk() ? "ok"
+                                            : validateProgram(program).message(),
+            "ok");
+  std::unique_ptr<Backend> backend = createCPUBackend(1);
+  std::unique_ptr<Communicator> comm = createSingleProcessCommunicator();
+  auto executor = Executor::create(program, 0, *backend, *comm);
+  ASSERT_TRUE(executor.isOk());
+  ParameterOptions options;
+  options.checkpoint = path;
+  auto report = loadParameters(**executor, options);
+  ASSERT_TRUE(report.isOk()) << report.status().message();
+  std::vector<float> loaded(6);
+  ASSERT_TRUE((*executor)->readBuffer(0, loaded.data(), 24).isOk());
+  // f16 0x4000 + (i << 6) is 2 + i / 8; the slice holds the odd elements.
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(loaded[i], 2.0f + float(2 * i + 1) / 8.0f);
+
+  // The file's shape must be the source model's.
+  ASSERT_TRUE(writeSafeTensors(path, {{"w", TensorType{ElementType::f32, {12}},
+                                       whole.data()}})
+                  .isOk());
+  EXPECT_EQ(loadParameters(**executor, options).status().message(),
+            "parameter 'w' in '" + path + "': has shape [12], expected [2,6]");
 }
 
 } // namespace

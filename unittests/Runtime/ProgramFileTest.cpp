@@ -5,6 +5,7 @@
 #include "galvatron/Runtime/KernelCatalog.h"
 #include "galvatron/Runtime/Parameters.h"
 #include "galvatron/Runtime/ProgramFile.h"
+#include "galvatron/Runtime/RankProgram.h"
 
 #include "gtest/gtest.h"
 
@@ -150,6 +151,13 @@ std::string validationError(const Program &program) {
   return status.isOk() ? "ok" : status.message();
 }
 
+/// `program` written and read back; its bytes are in `bytes`.
+Expected<Program> roundTrip(const Program &program,
+                            std::vector<uint8_t> &bytes) {
+  bytes = serializeProgram(program);
+  return deserializeProgram(bytes.data(), bytes.size());
+}
+
 std::string loadError(const std::vector<uint8_t> &bytes) {
   Expected<Program> program = deserializeProgram(bytes.data(), bytes.size());
   return program ? "ok" : program.status().message();
@@ -241,8 +249,8 @@ TEST(GroupTest, MembersAndPositionsFollowTheAxes) {
 TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   Program program = twoStageProgram();
   ASSERT_EQ(validationError(program), "ok");
-  std::vector<uint8_t> bytes = serializeProgram(program);
-  Expected<Program> loaded = deserializeProgram(bytes.data(), bytes.size());
+  std::vector<uint8_t> bytes;
+  Expected<Program> loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   EXPECT_EQ(loaded->model, "test");
@@ -262,8 +270,7 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   program = loopProgram(3);
   program.training = TrainingInfo{LossKind::maskedToken, 123, 50257};
   ASSERT_EQ(validationError(program), "ok");
-  bytes = serializeProgram(program);
-  loaded = deserializeProgram(bytes.data(), bytes.size());
+  loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(serializeProgram(*loaded), bytes);
   const StageProgram &stage = loaded->stages[0];
@@ -278,6 +285,23 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(loaded->training->loss, LossKind::maskedToken);
   EXPECT_EQ(loaded->training->modelFlops, 123);
   EXPECT_EQ(loaded->training->vocabSize, 50257);
+
+  // A slice of a tensor whose full shape refines the source's: every
+  // rank's program keeps the source shape.
+  program = twoStageProgram();
+  program.stages[0].parameters[0].sourceShape = {24};
+  ASSERT_EQ(validationError(program), "ok");
+  bytes = serializeProgram(program);
+  loaded = deserializeProgram(bytes.data(), bytes.size());
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->stages[0].parameters[0].sourceShape,
+            std::vector<int64_t>{24});
+  Expected<RankProgram> rank = instantiateRank(*loaded, 1);
+  ASSERT_TRUE(rank.isOk()) << rank.status().message();
+  const Parameter &slice = rank->parameters[0];
+  EXPECT_EQ(slice.sliceStart, (std::vector<int64_t>{0, 4}));
+  EXPECT_EQ(slice.modelShape({3, 4}), std::vector<int64_t>{24});
+  EXPECT_EQ(slice.wholeShape({3, 4}), (std::vector<int64_t>{3, 8}));
 }
 
 TEST(ProgramFileTest, HeaderProblemsAreNamed) {
@@ -290,16 +314,16 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   old[12] = 2;
   EXPECT_EQ(loadError(old),
             "program format 1.2 (one program per rank) is no longer "
-            "supported: this runtime reads format 2.1 (one program per "
+            "supported: this runtime reads format 2.3 (one program per "
             "pipeline stage); recompile the model with galvatron-compile");
   std::vector<uint8_t> version = bytes;
   version[8] = 3;
-  EXPECT_EQ(loadError(version), "program format version 3.1 is not supported "
-                                "by this runtime (format 2.1)");
+  EXPECT_EQ(loadError(version), "program format version 3.3 is not supported "
+                                "by this runtime (format 2.3)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 2;
-  EXPECT_EQ(loadError(minor), "program format version 2.2 is not supported "
-                              "by this runtime (format 2.1)");
+  minor[12] = 4;
+  EXPECT_EQ(loadError(minor), "program format version 2.4 is not supported "
+                              "by this runtime (format 2.3)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
@@ -419,6 +443,21 @@ TEST(ProgramValidatorTest, StructuralRulesAreEnforced) {
   p.stages[0].parameters[0].state = true;
   EXPECT_EQ(validationError(p), "stage 0: parameter 'w': state needs an "
                                 "initializer and no external data");
+  p = twoStageProgram();
+  p.stages[0].parameters[0].fullShape.clear();
+  p.stages[0].parameters[0].sliceStart.clear();
+  p.stages[0].parameters[0].sliceTerms.clear();
+  p.stages[0].parameters[0].sourceShape = {12};
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': has a slice start or "
+                                "source shape but no full shape");
+  p.stages[0].parameters[0].fullShape = {3, 8};
+  p.stages[0].parameters[0].sliceStart = {0, 0};
+  p.stages[0].parameters[0].sourceShape = {8, 3};
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': full shape [3,8] does "
+                                "not refine the source shape [8,3]");
+  EXPECT_TRUE(refinesShape({64, 3, 64}, {64, 192}));
+  EXPECT_TRUE(refinesShape({1, 3, 64}, {1, 192}));
+  EXPECT_FALSE(refinesShape({64, 192}, {64, 3, 64}));
   p = twoStageProgram();
   p.training = TrainingInfo{LossKind::nextToken, 1, 0};
   EXPECT_EQ(validationError(p), "training information needs non-negative "
@@ -640,3 +679,107 @@ TEST(ProgramValidatorTest, MemoryUsageCountsSharedBytesOnce) {
 }
 
 } // namespace
+
+/// Stage 0 of `twoStageProgram` with its all-reduce started (event 0) and
+/// waited for before the send reads its result.
+Program asyncProgram() {
+  Program program = twoStageProgram();
+  StageProgram &first = program.stages[0];
+  Instruction wait;
+  wait.kind = InstructionKind::wait;
+  wait.event = 0;
+  first.instructions[1].event = 0;
+  first.instructions.insert(first.instructions.begin() + 2, wait);
+  runOnce(first);
+  return program;
+}
+
+TEST(ProgramValidatorTest, StartedCommunicationIsWaitedFor) {
+  Program p = asyncProgram();
+  ASSERT_EQ(validationError(p), "ok");
+  std::vector<uint8_t> bytes;
+  Expected<Program> loaded = roundTrip(p, bytes);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->stages[0].instructions[1].event, 0);
+  EXPECT_EQ(loaded->stages[0].instructions[2].kind, InstructionKind::wait);
+
+  // The send reads the all-reduce's result while it is in flight.
+  std::swap(p.stages[0].instructions[2], p.stages[0].instructions[3]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (send) touches buffer 5 while event 0 is "
+            "in flight with it");
+  p = asyncProgram();
+  p.stages[0].instructions.erase(p.stages[0].instructions.begin() + 2);
+  runOnce(p.stages[0]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (send) touches buffer 5 while event 0 is "
+            "in flight with it");
+  p = asyncProgram();
+  p.stages[0].instructions.pop_back(); // the send: nothing waits after it
+  p.stages[0].instructions.erase(p.stages[0].instructions.begin() + 2);
+  runOnce(p.stages[0]);
+  EXPECT_EQ(validationError(p).rfind("stage 0: block 'main' ends with event 0 "
+                                     "in flight (no wait)", 0),
+            0u);
+  p = asyncProgram();
+  p.stages[0].instructions[2].event = 7;
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (wait of event 7): block 'main' started "
+            "no event 7 before it");
+  p = asyncProgram();
+  p.stages[0].instructions[0].event = 1;
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 0 (kernel 'linear' of event 1 in layer "
+            "'fc'): event 1 on a kernel (only communication is started)");
+  p = asyncProgram();
+  p.stages[0].instructions[1].lastMicroBatch = true;
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 1 (all_reduce of event 0): only a slotted "
+            "block runs per micro-batch");
+}
+
+/// The accumulator of `loopProgram` all-reduced for the last micro-batch
+/// only, right after the backward's accumulation, waited for by the
+/// optimizer block.
+Program lateSyncProgram(uint32_t microBatches) {
+  Program program = loopProgram(microBatches);
+  program.groups = {Group{{GroupAxis{1, 1}}}};
+  StageProgram &stage = program.stages[0];
+  Instruction sync;
+  sync.kind = InstructionKind::allReduce;
+  sync.inputs = {0};
+  sync.outputs = {0};
+  sync.event = 3;
+  sync.lastMicroBatch = true;
+  Instruction wait;
+  wait.kind = InstructionKind::wait;
+  wait.event = 3;
+  stage.instructions = {stage.instructions[0], stage.instructions[1], sync,
+                        wait, stage.instructions[2]};
+  stage.blocks = {Block{"forward", 0, 1, true}, Block{"backward", 1, 2, true},
+                  Block{"optimizer", 3, 2, false}};
+  return program;
+}
+
+TEST(ProgramValidatorTest, LastMicroBatchSyncIsWaitedByTheOptimizer) {
+  Program p = lateSyncProgram(3);
+  ASSERT_EQ(validationError(p), "ok");
+  // Started for every micro-batch, it would be started again before its
+  // wait.
+  p.stages[0].instructions[2].lastMicroBatch = false;
+  EXPECT_EQ(validationError(p),
+            "stage 0: block 'backward' ends with event 3 in flight (no wait)");
+  p = lateSyncProgram(3);
+  p.stages[0].buffers.push_back(buffer(f32({2}), 192, "scratch"));
+  p.stages[0].instructions[2].outputs = {4};
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 2 (all_reduce of event 3): started for the "
+            "last micro-batch only, it may use only parameters and state, not "
+            "buffer 4 ('scratch')");
+  // The optimizer reads the accumulator before waiting for its sync.
+  p = lateSyncProgram(3);
+  std::swap(p.stages[0].instructions[3], p.stages[0].instructions[4]);
+  EXPECT_EQ(validationError(p),
+            "stage 0: instruction 3 (kernel 'copy') touches buffer 0 ('acc') "
+            "while event 3 is in flight with it");
+}

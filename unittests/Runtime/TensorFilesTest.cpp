@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <tuple>
 
 using namespace galvatron::runtime;
 using namespace galvatron::runtime::testing;
@@ -105,6 +106,50 @@ TEST_F(TensorFilesTest, SafeTensorsRoundTrip) {
   ASSERT_TRUE(reader->read(*entry, bytes).isOk());
   EXPECT_EQ(bytes, b.data);
   EXPECT_EQ(reader->find("absent"), nullptr);
+  EXPECT_EQ(reader->metadata("format"), "pt");
+}
+
+/// A box of a tensor is read run by run: only the bytes it needs, also in
+/// the coordinates of a refined shape.
+TEST_F(TensorFilesTest, BoxesAreReadByContiguousRuns) {
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> runs;
+  auto record = [&](int64_t inTensor, int64_t inBox, int64_t count) {
+    runs.emplace_back(inTensor, inBox, count);
+  };
+  // Rows 1..2 of a [4, 3]: one run.
+  forEachContiguousRun(TensorBox{{4, 3}, {1, 0}, {2, 3}}, record);
+  EXPECT_EQ(runs, (decltype(runs){{3, 0, 6}}));
+  // Columns 1..2 of a [2, 3]: a run per row.
+  runs.clear();
+  forEachContiguousRun(TensorBox{{2, 3}, {0, 1}, {2, 2}}, record);
+  EXPECT_EQ(runs, (decltype(runs){{1, 0, 2}, {4, 2, 2}}));
+  // The whole tensor and a scalar: one run; an empty box: none.
+  runs.clear();
+  forEachContiguousRun(TensorBox{{2, 3}, {0, 0}, {2, 3}}, record);
+  forEachContiguousRun(TensorBox{{}, {}, {}}, record);
+  forEachContiguousRun(TensorBox{{2, 3}, {0, 0}, {0, 3}}, record);
+  EXPECT_EQ(runs, (decltype(runs){{0, 0, 6}, {0, 0, 1}}));
+
+  HostTensor a = randomFloats({4, 6}, 3);
+  std::string file = path("box.safetensors");
+  ASSERT_TRUE(writeSafeTensors(file, {{"w", a.type, a.data.data()}},
+                               {{"step", "7"}})
+                  .isOk());
+  Expected<SafeTensorsReader> reader = SafeTensorsReader::open(file);
+  ASSERT_TRUE(reader.isOk()) << reader.status().message();
+  EXPECT_EQ(reader->metadata("step"), "7");
+  // The middle third of every row of [4, 3, 2]'s refinement of [4, 6].
+  std::vector<uint8_t> bytes;
+  ASSERT_TRUE(reader->readBox(*reader->find("w"),
+                              TensorBox{{4, 3, 2}, {0, 1, 0}, {4, 1, 2}},
+                              bytes)
+                  .isOk());
+  const float *whole = reinterpret_cast<const float *>(a.data.data());
+  const float *box = reinterpret_cast<const float *>(bytes.data());
+  ASSERT_EQ(bytes.size(), 8u * sizeof(float));
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 2; ++c)
+      EXPECT_EQ(box[r * 2 + c], whole[r * 6 + 2 + c]);
 }
 
 TEST_F(TensorFilesTest, MalformedSafeTensorsAreRejected) {

@@ -24,6 +24,9 @@ struct RuntimePipelineOptions {
   std::string entry;
   /// The job's size (0: from the plan).
   int64_t worldSize = 0;
+  /// Asynchronous communication and its gradient buckets (MiB).
+  bool overlap = true;
+  double bucketMb = 25.0;
 };
 
 /// Canonicalizes, removes common subexpressions, lowers to the runtime.

@@ -54,6 +54,17 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
     devices / pp + local index). The stage is the one its layers'
     strategies name (0 without a plan).
 
+    With `overlap`, communication is asynchronous (format 2.1): each
+    collective and message is started as soon as its operand is ready (at
+    most one layer ahead: a ZeRO-3 weight is gathered during the layer
+    before) and waited for right before its first user (at most one layer
+    later), keeping the order in which collectives start. The optimizer's
+    in-place data-parallel all-reduces of gradient accumulators move into
+    buckets of `bucket-mb` MiB started in the last micro-batch's backward
+    right after the bucket's last gradient (`last_micro_batch`), waited for
+    at the start of the optimizer block. The memory plan keeps the buffers
+    of a started instruction live until its wait.
+
     The result verifies with the runtime's own validation and serializes to
     a program file with `galvatron-translate --emit-program`.
   }];
@@ -66,7 +77,14 @@ def LowerToRuntime : Pass<"galvatron-lower-to-runtime", "::mlir::ModuleOp"> {
     Option<"modelDirectory", "model-dir", "std::string", /*default=*/"\"\"",
            "Directory that external parameter data is relative to">,
     Option<"worldSize", "world-size", "int64_t", /*default=*/"0",
-           "Ranks of the job (0: the module plan's device count, else 1)">
+           "Ranks of the job (0: the module plan's device count, else 1)">,
+    Option<"overlap", "overlap", "bool", /*default=*/"true",
+           "Start collectives and messages early and wait for them late "
+           "(format 2.1), moving the data-parallel gradient sync into "
+           "buckets of the last micro-batch's backward">,
+    Option<"bucketMb", "bucket-mb", "double", /*default=*/"25.0",
+           "Size of a data-parallel gradient bucket in MiB (PyTorch DDP's "
+           "default)">
   ];
   let dependentDialects = ["::mlir::galvatron::grt::GrtDialect"];
 }

@@ -17,8 +17,13 @@
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include "llvm/Support/Debug.h"
+
 #include <cmath>
+#include <map>
 #include <limits>
+
+#define DEBUG_TYPE "galvatron-lower-to-runtime"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_LOWERTORUNTIME
@@ -543,7 +548,8 @@ struct KernelStep {
     reduceScatter,
     allToAll,
     send,
-    recv
+    recv,
+    wait
   };
   Operation *op;
   std::string kernel;
@@ -558,6 +564,20 @@ struct KernelStep {
   FlatSymbolRefAttr group;
   /// Rank-dependent parts of the kernel's integers (#grt.term).
   SmallVector<Attribute> terms;
+  /// The event of a started collective or message, or of a wait (-1: a
+  /// synchronous one); a start for the last micro-batch only.
+  int64_t event = -1;
+  bool lastMicroBatch = false;
+
+  bool communicates() const { return kind != Kind::kernel && kind != Kind::wait; }
+};
+
+/// Where and how `--galvatron-lower-to-runtime` places communication.
+struct CommunicationPlacement {
+  /// Start collectives and messages early and wait for them late.
+  bool overlap = true;
+  /// Data-parallel gradient buckets synced in the last backward.
+  uint64_t bucketBytes = 25 << 20;
 };
 
 /// A function lowered as one block of the program.
@@ -592,6 +612,9 @@ public:
   }
 
   LogicalResult collect();
+  /// Starts communication early and waits for it late (see
+  /// `CommunicationPlacement`), then computes the live ranges.
+  void placeCommunication(const CommunicationPlacement &placement);
   void assignInPlace();
   Layout plan();
   void emit(const Layout &layout, StringRef modelDirectory);
@@ -623,6 +646,15 @@ private:
   unsigned classOf(unsigned root) const { return rootClass[root]; }
   /// Slots the schedule's micro-batches in flight need.
   int64_t slotsNeeded();
+  /// Moves the optimizer block's data-parallel syncs of gradient
+  /// accumulators into buckets started in the last micro-batch's backward,
+  /// waited for at the start of the optimizer block.
+  void hoistGradientSync(uint64_t bucketBytes, int64_t &nextEvent);
+  /// Moves each collective or message of `block` up to where its operands
+  /// are ready (at most one layer ahead) and waits for it as late as its
+  /// users allow (at most one layer later).
+  void overlapInBlock(SmallVector<KernelStep, 0> &block, int64_t &nextEvent);
+  void computeLiveRanges();
 
   ModuleOp module;
   SmallVector<BlockSource> sources;
@@ -645,6 +677,8 @@ private:
   // Per root buffer: first write (-1 before the run) and last access
   // (steps.size() after it).
   SmallVector<int64_t> start, end;
+  /// Per step: the wait completing it when it is started (else -1).
+  SmallVector<int64_t> waitOf;
   SmallVector<unsigned> rootClass;
 };
 
@@ -1057,8 +1091,8 @@ FailureOr<unsigned> Lowering::resultBuffer(Operation *op, Value result) {
   return index;
 }
 
-/// The shard of a parameter or state variable: state shaped like its sharded
-/// parameter is the same slice of the whole state tensor.
+/// The shard a parameter or state variable holds. State shaped like its
+/// sharded parameter is the same slice of the whole state tensor.
 static std::optional<ParameterShard> variableShard(ModuleOp module,
                                                    Operation *symbol) {
   std::optional<ParameterShard> shard = getParameterShard(symbol);
@@ -1168,8 +1202,10 @@ LogicalResult Lowering::collect() {
     }
     blockSteps.emplace_back(first, steps.size());
   }
+  return success();
+}
 
-  // Live ranges of roots.
+void Lowering::computeLiveRanges() {
   int64_t count = steps.size();
   start.assign(buffers.size(), count);
   end.assign(buffers.size(), -1);
@@ -1192,7 +1228,19 @@ LogicalResult Lowering::collect() {
   }
   for (auto &[name, buffer] : outputs)
     end[rootOf(buffer)] = count;
-  return success();
+  // A started instruction's buffers are its own until its wait.
+  waitOf.assign(steps.size(), -1);
+  for (auto [i, step] : llvm::enumerate(steps)) {
+    if (!step.communicates() || step.event < 0 || step.lastMicroBatch)
+      continue;
+    size_t w = i + 1;
+    while (steps[w].kind != KernelStep::Kind::wait ||
+           steps[w].event != step.event)
+      ++w;
+    waitOf[i] = int64_t(w);
+    for (unsigned buffer : llvm::concat<unsigned>(step.inputs, step.outputs))
+      end[rootOf(buffer)] = std::max<int64_t>(end[rootOf(buffer)], w);
+  }
 }
 
 void Lowering::assignInPlace() {
@@ -1220,7 +1268,8 @@ void Lowering::assignInPlace() {
       const ValueBuffer &root = buffers[input.root];
       // Only a temporary read here for the last time; every operand using
       // its bytes must be one the kernel may overwrite, whole.
-      if (root.role != Role::temporary || end[input.root] != int64_t(index) ||
+      int64_t lastRead = waitOf[index] >= 0 ? waitOf[index] : int64_t(index);
+      if (root.role != Role::temporary || end[input.root] != lastRead ||
           root.bytes() != bytes)
         return false;
       for (auto [other, operand] : llvm::enumerate(step.inputs)) {
@@ -1250,6 +1299,271 @@ int64_t Lowering::slotsNeeded() {
       --flying;
   }
   return most;
+}
+
+/// The roots `step` reads and writes.
+static void rootsOf(const KernelStep &step, ArrayRef<ValueBuffer> buffers,
+                    DenseSet<unsigned> &reads, DenseSet<unsigned> &writes) {
+  for (unsigned input : step.inputs)
+    reads.insert(buffers[input].root);
+  for (unsigned output : step.outputs)
+    writes.insert(buffers[output].root);
+}
+
+/// Whether `step` must run after (or before) one that reads `reads` and
+/// writes `writes`: it writes what the other reads or writes, or reads
+/// what the other writes.
+static bool dependsOn(const KernelStep &step, ArrayRef<ValueBuffer> buffers,
+                      const DenseSet<unsigned> &reads,
+                      const DenseSet<unsigned> &writes) {
+  for (unsigned input : step.inputs)
+    if (writes.contains(buffers[input].root))
+      return true;
+  for (unsigned output : step.outputs)
+    if (reads.contains(buffers[output].root) ||
+        writes.contains(buffers[output].root))
+      return true;
+  return false;
+}
+
+void Lowering::hoistGradientSync(uint64_t bucketBytes, int64_t &nextEvent) {
+  auto [backwardFirst, backwardEnd] = blockSteps[1];
+  auto [optimizerFirst, optimizerEnd] = blockSteps[2];
+  int64_t perStage = worldSize / stages;
+  auto insideStage = [&](FlatSymbolRefAttr family) {
+    for (auto [size, stride] : families.all().lookup(family.getAttr()).axes)
+      if (size * stride > perStage)
+        return false;
+    return true;
+  };
+  auto touches = [&](const KernelStep &step, unsigned root) {
+    return llvm::any_of(llvm::concat<const unsigned>(step.inputs, step.outputs),
+                        [&](unsigned b) { return rootOf(b) == root; });
+  };
+  // Whether the all-reduce at `i` of accumulator `root` into a temporary
+  // may reduce in place instead: the optimizer reads the temporary only
+  // before it next writes the accumulator, and never reads the
+  // accumulator itself after the all-reduce.
+  auto canReduceInPlace = [&](size_t i, unsigned root) {
+    unsigned result = rootOf(steps[i].outputs[0]);
+    if (result == root)
+      return true;
+    if (buffers[result].role != Role::temporary ||
+        buffers[result].bytes() != buffers[root].bytes() ||
+        buffers[steps[i].inputs[0]].offsetInRoot != 0 ||
+        buffers[steps[i].inputs[0]].bytes() != buffers[root].bytes())
+      return false;
+    bool overwritten = false;
+    for (size_t j = i + 1; j < optimizerEnd; ++j) {
+      for (unsigned input : steps[j].inputs)
+        if (rootOf(input) == root || (overwritten && rootOf(input) == result))
+          return false;
+      for (unsigned output : steps[j].outputs)
+        overwritten |= rootOf(output) == root;
+    }
+    return true;
+  };
+  // An all-reduce of an accumulator, inside the stage, before the
+  // optimizer uses the accumulator otherwise (made in place when it is
+  // not): it may run as soon as the last backward wrote the accumulator
+  // (its position there).
+  SmallVector<std::pair<size_t, size_t>> moved; // (optimizer step, after)
+  DenseSet<unsigned> used;
+  for (size_t i = optimizerFirst; i < optimizerEnd; ++i) {
+    const KernelStep &step = steps[i];
+    if (step.kind == KernelStep::Kind::allReduce &&
+        buffers[rootOf(step.inputs[0])].role == Role::state &&
+        !used.contains(rootOf(step.inputs[0])) && insideStage(step.group) &&
+        canReduceInPlace(i, rootOf(step.inputs[0]))) {
+      unsigned root = rootOf(step.inputs[0]);
+      for (size_t j = backwardEnd; j-- > backwardFirst;)
+        if (touches(steps[j], root)) {
+          moved.emplace_back(i, j);
+          break;
+        }
+    }
+    for (unsigned b : llvm::concat<const unsigned>(step.inputs, step.outputs))
+      used.insert(rootOf(b));
+  }
+  if (moved.empty())
+    return;
+  // The result's bytes become the accumulator's.
+  for (auto [i, after] : moved) {
+    unsigned root = rootOf(steps[i].inputs[0]);
+    unsigned result = rootOf(steps[i].outputs[0]);
+    if (result == root)
+      continue;
+    for (ValueBuffer &buffer : buffers)
+      if (buffer.root == result)
+        buffer.root = root;
+  }
+  llvm::stable_sort(moved, [](auto a, auto b) { return a.second < b.second; });
+  // Buckets of about `bucketBytes`, in the order the backward completes
+  // their gradients, each started after its last gradient.
+  SmallVector<int64_t> events;
+  DenseMap<size_t, SmallVector<KernelStep, 0>> startsAfter;
+  uint64_t bytes = 0;
+  SmallVector<KernelStep, 0> bucket;
+  for (auto [k, entry] : llvm::enumerate(moved)) {
+    KernelStep step = steps[entry.first];
+    bytes += buffers[step.inputs[0]].bytes();
+    bucket.push_back(step);
+    if (bytes < bucketBytes && k + 1 < moved.size())
+      continue;
+    int64_t event = nextEvent++;
+    events.push_back(event);
+    LLVM_DEBUG(llvm::dbgs() << "gradient bucket " << event << ": "
+                            << bucket.size() << " tensors, " << bytes
+                            << " bytes\n");
+    for (KernelStep &member : bucket) {
+      member.event = event;
+      member.lastMicroBatch = true;
+      startsAfter[entry.second].push_back(member);
+    }
+    bucket.clear();
+    bytes = 0;
+  }
+  DenseSet<size_t> removed;
+  for (auto [i, after] : moved)
+    removed.insert(i);
+  SmallVector<KernelStep, 0> reordered;
+  SmallVector<std::pair<size_t, size_t>> ranges;
+  for (auto [b, range] : llvm::enumerate(blockSteps)) {
+    size_t first = reordered.size();
+    if (b == 2)
+      for (int64_t event : events) {
+        KernelStep &wait = reordered.emplace_back();
+        wait.op = steps[range.first].op;
+        wait.kind = KernelStep::Kind::wait;
+        wait.event = event;
+      }
+    for (size_t i = range.first; i < range.second; ++i) {
+      if (!removed.contains(i))
+        reordered.push_back(steps[i]);
+      if (auto it = startsAfter.find(i); it != startsAfter.end())
+        reordered.append(it->second.begin(), it->second.end());
+    }
+    ranges.emplace_back(first, reordered.size());
+  }
+  steps = std::move(reordered);
+  blockSteps = std::move(ranges);
+}
+
+void Lowering::overlapInBlock(SmallVector<KernelStep, 0> &block,
+                              int64_t &nextEvent) {
+  // Layers in the order the block runs them.
+  auto layerIndices = [&]() {
+    SmallVector<int64_t> indices;
+    int64_t index = 0;
+    for (auto [i, step] : llvm::enumerate(block)) {
+      if (i && step.layer != block[i - 1].layer)
+        ++index;
+      indices.push_back(index);
+    }
+    return indices;
+  };
+  SmallVector<int64_t> layerOf = layerIndices();
+  // Starts move up, past kernels only (collectives and messages keep their
+  // order, so every rank still issues them alike).
+  for (size_t i = 0; i < block.size(); ++i) {
+    if (!block[i].communicates() || block[i].event >= 0)
+      continue;
+    DenseSet<unsigned> reads, writes;
+    rootsOf(block[i], buffers, reads, writes);
+    size_t to = i;
+    while (to > 0 && block[to - 1].kind == KernelStep::Kind::kernel &&
+           layerOf[to - 1] + 1 >= layerOf[i] &&
+           !dependsOn(block[to - 1], buffers, reads, writes))
+      --to;
+    if (to == i)
+      continue;
+    KernelStep moving = block[i];
+    int64_t layer = layerOf[i];
+    block.erase(block.begin() + i);
+    layerOf.erase(layerOf.begin() + i);
+    block.insert(block.begin() + to, moving);
+    layerOf.insert(layerOf.begin() + to, layer);
+  }
+  // Waits go down, before the first user, at most to the end of the next
+  // layer; a user that only accumulates into state (a ZeRO gradient added
+  // to its shard) sinks with the wait.
+  auto accumulates = [&](const KernelStep &step) {
+    return step.kind == KernelStep::Kind::kernel &&
+           llvm::all_of(step.outputs, [&](unsigned output) {
+             Role role = buffers[rootOf(output)].role;
+             return role == Role::state || role == Role::parameter;
+           });
+  };
+  // Per position: the waits (and the accumulations sunk with them) placed
+  // before it; positions whose step sank.
+  std::map<size_t, SmallVector<KernelStep, 0>> before;
+  DenseSet<size_t> sunk;
+  for (size_t i = 0; i < block.size(); ++i) {
+    if (!block[i].communicates() || block[i].event >= 0)
+      continue;
+    block[i].event = nextEvent++;
+    DenseSet<unsigned> reads, writes;
+    rootsOf(block[i], buffers, reads, writes);
+    SmallVector<size_t> sinking;
+    size_t at = i + 1;
+    for (; at < block.size() && layerOf[at] <= layerOf[i] + 1; ++at) {
+      if (!dependsOn(block[at], buffers, reads, writes))
+        continue;
+      // An accumulation that sank already runs later than here: wait
+      // before its old place, which is earlier.
+      if (sunk.contains(at) || !accumulates(block[at]))
+        break;
+      sinking.push_back(at);
+      rootsOf(block[at], buffers, reads, writes);
+    }
+    // Never inside a group of starts sharing an event (a bucket).
+    auto continuesGroup = [&](size_t at) {
+      return at < block.size() && block[at].communicates() &&
+             block[at].event >= 0 && block[at - 1].communicates() &&
+             block[at - 1].event == block[at].event;
+    };
+    while (continuesGroup(at))
+      --at;
+    KernelStep wait;
+    wait.op = block[i].op;
+    wait.layer = block[i].layer;
+    wait.kind = KernelStep::Kind::wait;
+    wait.event = block[i].event;
+    SmallVector<KernelStep, 0> &placedHere = before[at];
+    placedHere.push_back(wait);
+    for (size_t k : sinking) {
+      placedHere.push_back(block[k]);
+      sunk.insert(k);
+    }
+  }
+  SmallVector<KernelStep, 0> placed;
+  for (size_t i = 0; i <= block.size(); ++i) {
+    if (auto it = before.find(i); it != before.end())
+      placed.append(it->second.begin(), it->second.end());
+    if (i < block.size() && !sunk.contains(i))
+      placed.push_back(block[i]);
+  }
+  block = std::move(placed);
+}
+
+void Lowering::placeCommunication(const CommunicationPlacement &placement) {
+  if (placement.overlap) {
+    int64_t nextEvent = 0;
+    if (schedule)
+      hoistGradientSync(placement.bucketBytes, nextEvent);
+    SmallVector<KernelStep, 0> all;
+    SmallVector<std::pair<size_t, size_t>> ranges;
+    for (auto [first, end] : blockSteps) {
+      SmallVector<KernelStep, 0> block(steps.begin() + first,
+                                       steps.begin() + end);
+      overlapInBlock(block, nextEvent);
+      ranges.emplace_back(all.size(), all.size() + block.size());
+      all.append(block.begin(), block.end());
+    }
+    steps = std::move(all);
+    blockSteps = std::move(ranges);
+  }
+  computeLiveRanges();
 }
 
 Layout Lowering::plan() {
@@ -1455,15 +1769,17 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
         Operation *symbol = buffer.parameter ? buffer.parameter.getOperation()
                                              : buffer.state.getOperation();
         std::optional<ParameterShard> shard = variableShard(module, symbol);
-        DenseI64ArrayAttr fullShape, sliceStart;
+        DenseI64ArrayAttr fullShape, sliceStart, sourceShape;
         ArrayAttr sliceTerms;
         if (shard) {
-          // The source tensor's shape: a padded vocabulary's rows past it
-          // are padding.
-          fullShape = builder.getDenseI64ArrayAttr(shard->getSourceShape());
+          // Without the padding: a padded vocabulary's rows past it are
+          // padding.
+          fullShape = builder.getDenseI64ArrayAttr(shard->getUnpaddedShape());
           sliceStart = builder.getDenseI64ArrayAttr(
               SmallVector<int64_t>(shard->fullShape.size(), 0));
           sliceTerms = builder.getArrayAttr(buffer.sliceTerms);
+          if (!shard->sourceShape.empty())
+            sourceShape = builder.getDenseI64ArrayAttr(shard->sourceShape);
         }
         values[index] =
             buffer.parameter
@@ -1471,12 +1787,12 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
                       builder, symbol->getLoc(), type, buffer.name,
                       offsetOf(index), buffer.parameter.getInitAttr(),
                       buffer.parameter.getExternalAttr(), fullShape,
-                      sliceStart, sliceTerms, /*state=*/false)
+                      sliceStart, sliceTerms, /*state=*/false, sourceShape)
                 : grt::ParameterOp::create(
                       builder, symbol->getLoc(), type, buffer.name,
                       offsetOf(index), buffer.state.getInitAttr(),
                       ExternalDataAttr(), fullShape, sliceStart, sliceTerms,
-                      /*state=*/true);
+                      /*state=*/true, sourceShape);
         break;
       }
       case Role::constant:
@@ -1497,6 +1813,7 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
     for (unsigned output : step.outputs)
       results.push_back(values[output]);
     Location at = step.op->getLoc();
+    Operation *emitted = nullptr;
     switch (step.kind) {
     case KernelStep::Kind::kernel:
       grt::KernelOp::create(
@@ -1505,32 +1822,43 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
           step.layer);
       break;
     case KernelStep::Kind::allReduce:
-      grt::AllReduceOp::create(builder, at,
-                               grt::ReduceKindAttr::get(context, step.reduce),
-                               inputs[0], results[0], step.group, step.layer);
+      emitted = grt::AllReduceOp::create(
+          builder, at, grt::ReduceKindAttr::get(context, step.reduce),
+          inputs[0], results[0], step.group, step.layer, IntegerAttr(),
+          UnitAttr());
       break;
     case KernelStep::Kind::allGather:
-      grt::AllGatherOp::create(builder, at, inputs[0], results[0], step.group,
-                               step.layer);
+      emitted = grt::AllGatherOp::create(builder, at, inputs[0], results[0],
+                                         step.group, step.layer,
+                                         IntegerAttr(), UnitAttr());
       break;
     case KernelStep::Kind::reduceScatter:
-      grt::ReduceScatterOp::create(
+      emitted = grt::ReduceScatterOp::create(
           builder, at, grt::ReduceKindAttr::get(context, step.reduce),
-          inputs[0], results[0], step.group, step.layer);
+          inputs[0], results[0], step.group, step.layer, IntegerAttr(),
+          UnitAttr());
       break;
     case KernelStep::Kind::allToAll:
-      grt::AllToAllOp::create(builder, at, inputs[0], results[0], step.group,
-                              step.layer);
+      emitted = grt::AllToAllOp::create(builder, at, inputs[0], results[0],
+                                        step.group, step.layer, IntegerAttr(),
+                                        UnitAttr());
       break;
     case KernelStep::Kind::send:
-      grt::SendOp::create(builder, at, inputs[0], step.peer, step.tag,
-                          step.layer);
+      emitted = grt::SendOp::create(builder, at, inputs[0], step.peer,
+                                    step.tag, step.layer, IntegerAttr());
       break;
     case KernelStep::Kind::recv:
-      grt::RecvOp::create(builder, at, results[0], step.peer, step.tag,
-                          step.layer);
+      emitted = grt::RecvOp::create(builder, at, results[0], step.peer,
+                                    step.tag, step.layer, IntegerAttr());
+      break;
+    case KernelStep::Kind::wait:
+      grt::WaitOp::create(builder, at, step.event);
       break;
     }
+    if (emitted && step.event >= 0)
+      emitted->setAttr("event", builder.getI64IntegerAttr(step.event));
+    if (emitted && step.lastMicroBatch)
+      emitted->setAttr("last_micro_batch", builder.getUnitAttr());
   };
   if (!schedule) {
     for (const KernelStep &step : steps)
@@ -1648,6 +1976,16 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
                       stage.value_or(0), stages, world);
     if (failed(lowering.collect()))
       return signalPassFailure();
+    CommunicationPlacement placement;
+    placement.overlap = overlap;
+    if (!(bucketMb > 0.0) || bucketMb > double(1 << 20)) {
+      fail(module) << "bucket-mb must lie in (0, 1048576], got "
+                   << double(bucketMb);
+      return;
+    }
+    placement.bucketBytes =
+        std::max<uint64_t>(1, uint64_t(bucketMb * double(1 << 20)));
+    lowering.placeCommunication(placement);
     lowering.assignInPlace();
     lowering.emit(lowering.plan(), modelDirectory);
     // The program replaces the model: drop the functions, schedule,

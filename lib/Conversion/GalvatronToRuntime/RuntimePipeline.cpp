@@ -16,6 +16,8 @@ void mlir::galvatron::buildRuntimePipeline(
   lowering.modelDirectory = options.modelDirectory;
   lowering.entry = options.entry;
   lowering.worldSize = options.worldSize;
+  lowering.overlap = options.overlap;
+  lowering.bucketMb = options.bucketMb;
   pm.addPass(createLowerToRuntime(lowering));
 }
 

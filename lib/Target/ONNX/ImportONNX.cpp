@@ -3,7 +3,10 @@
 // Walks the graph in order, keeping for every ONNX tensor either an IR value,
 // its contents when known at import, or the initializer it names. Float
 // initializers with more than one element are weights: they become
-// `galvatron.parameter`s that reference the bytes where they lie. Everything
+// `galvatron.parameter`s that reference the bytes where they lie, one per
+// parameter of the source model (torch.onnx's merged duplicates are split
+// again, see separateWeight); float buffers (rotary tables, additive masks)
+// are constants. Everything
 // else an op needs before run time is evaluated on the host; a value is only
 // materialized as IR when a run-time op consumes it.
 //
@@ -16,6 +19,8 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 
 using namespace mlir;
@@ -66,9 +71,9 @@ DType mlir::galvatron::onnx_import::getDType(Type type) {
   return DType::Undefined;
 }
 
-/// Float initializers with more than one element are weights; scalars and
-/// integer tensors are constants the importer folds.
-static bool isWeight(const onnx::TensorProto &tensor) {
+/// Float tensors with more than one element: weights unless buffers;
+/// scalars and integer tensors are constants the importer folds.
+static bool isFloatArray(const onnx::TensorProto &tensor) {
   auto type = static_cast<DType>(tensor.data_type());
   if (type != DType::Float && type != DType::Float16 && type != DType::BFloat16)
     return false;
@@ -125,6 +130,9 @@ FailureOr<Operation *> Importer::finishOp(Operation *op) {
 FailureOr<TensorValue *> Importer::lookupInput(int index) {
   if (!hasInput(index))
     return fail("input #" + Twine(index) + " is required");
+  auto separate = separateUses.find({currentIndex, index});
+  if (separate != separateUses.end())
+    return &separated[separate->second];
   auto it = tensors.find(node().input(index));
   if (it == tensors.end())
     return fail("input '" + node().input(index) + "' is not defined");
@@ -279,16 +287,19 @@ Importer::tensorAttribute(StringRef name) {
 }
 
 void Importer::setOutput(int index, Value value) {
-  if (index < node().output_size() && !node().output(index).empty())
-    tensors[node().output(index)] =
-        TensorValue{value, nullptr, nullptr, nullptr};
+  if (index >= node().output_size() || node().output(index).empty())
+    return;
+  TensorValue output;
+  output.value = value;
+  tensors[node().output(index)] = std::move(output);
 }
 
 void Importer::setOutput(int index, HostTensor contents) {
-  if (index < node().output_size() && !node().output(index).empty())
-    tensors[node().output(index)] =
-        TensorValue{Value(), std::make_shared<HostTensor>(std::move(contents)),
-                    nullptr, nullptr};
+  if (index >= node().output_size() || node().output(index).empty())
+    return;
+  TensorValue output;
+  output.constant = std::make_shared<HostTensor>(std::move(contents));
+  tensors[node().output(index)] = std::move(output);
 }
 
 void Importer::setOutput(int index, llvm::Expected<HostTensor> contents) {
@@ -304,6 +315,17 @@ void Importer::aliasOutput(int index, int inputIndex) {
     tensors[node().output(index)] = tensors[node().input(inputIndex)];
 }
 
+void Importer::separateWeight(int index) {
+  if (index >= node().output_size() || node().output(index).empty())
+    return;
+  const std::string &name = node().output(index);
+  TensorValue &alias = tensors[name];
+  if (!alias.initializer || alias.transposeOf || !isWeight(*alias.initializer))
+    return;
+  alias.value = Value();
+  alias.parameter = name;
+}
+
 //===----------------------------------------------------------------------===//
 // Materialization
 //===----------------------------------------------------------------------===//
@@ -313,12 +335,15 @@ FailureOr<Value> Importer::materialize(TensorValue &tensor) {
     return tensor.value;
   FailureOr<Value> value;
   if (tensor.transposeOf) {
-    FailureOr<Value> weight = readWeight(*tensor.transposeOf);
+    FailureOr<Value> weight =
+        readWeight(*tensor.transposeOf, tensor.transposeOf->name());
     if (failed(weight))
       return failure();
     value = transpose(*weight, {1, 0});
   } else if (tensor.initializer && isWeight(*tensor.initializer)) {
-    value = readWeight(*tensor.initializer);
+    value = readWeight(*tensor.initializer, tensor.parameter.empty()
+                                                ? tensor.initializer->name()
+                                                : tensor.parameter);
   } else {
     if (!tensor.constant && failed(loadConstant(tensor)))
       return failure();
@@ -330,8 +355,9 @@ FailureOr<Value> Importer::materialize(TensorValue &tensor) {
   return *value;
 }
 
-FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
-  auto symbol = parameterSymbols.find(tensor.name());
+FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor,
+                                      StringRef parameterName) {
+  auto symbol = parameterSymbols.find(parameterName);
   Type elementType =
       getElementType(context, static_cast<DType>(tensor.data_type()));
   llvm::Expected<SmallVector<int64_t>> shape = ONNXModel::tensorShape(tensor);
@@ -342,8 +368,8 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
     llvm::Expected<TensorLocation> where = model.locate(tensor);
     if (!where)
       return fail(where.takeError());
-    // Initializer names are unique; only the function's own name can clash.
-    std::string name = tensor.name();
+    // Tensor names are unique; only the function's own name can clash.
+    std::string name = parameterName.str();
     while (name == function.getSymName() || parameterSymbols.count(name))
       name += ".weight";
     auto external = ExternalDataAttr::get(
@@ -353,7 +379,7 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor) {
     builder.setInsertionPoint(function);
     ParameterOp::create(builder, NameLoc::get(builder.getStringAttr(name)),
                         name, type, InitAttr(), external);
-    symbol = parameterSymbols.try_emplace(tensor.name(), name).first;
+    symbol = parameterSymbols.try_emplace(parameterName, name).first;
   }
   return create<ParamOp>(
       {},
@@ -609,6 +635,100 @@ static bool isTransposedCopy(const ONNXModel &model,
   return true;
 }
 
+bool Importer::isWeight(const onnx::TensorProto &tensor) const {
+  return isFloatArray(tensor) && !buffers.contains(&tensor);
+}
+
+void Importer::findBuffers() {
+  for (const onnx::TensorProto &tensor : model.graph().initializer()) {
+    // Tables and masks are [..., rows, columns] with unit leading
+    // dimensions; their first value is 0 or 1 (cos 0, sin 0, an unmasked
+    // position). Only such candidates are decoded.
+    int rank = tensor.dims_size();
+    if (!isFloatArray(tensor) || rank < 2 || tensor.dims(rank - 2) < 2 ||
+        llvm::any_of(llvm::drop_end(tensor.dims(), 2),
+                     [](int64_t size) { return size != 1; }))
+      continue;
+    if (tensor.data_type() == static_cast<int32_t>(DType::Float)) {
+      llvm::Expected<RawBytes> raw = model.rawBytes(tensor);
+      if (!raw) {
+        llvm::consumeError(raw.takeError());
+      } else if (raw->data.size() >= sizeof(float)) {
+        float first;
+        std::memcpy(&first, raw->data.data(), sizeof(float));
+        if (first != 0.0f && first != 1.0f)
+          continue;
+      }
+    }
+    HostResult contents = model.decode(tensor);
+    if (!contents) {
+      llvm::consumeError(contents.takeError());
+      continue;
+    }
+    bool masks = isMaskLike(*contents) &&
+                 llvm::any_of(contents->floats,
+                              [](double value) { return value <= -1e4; });
+    if (masks || matchRotaryTable(*contents))
+      buffers.insert(&tensor);
+  }
+}
+
+/// The module scope of a node torch.onnx named "/transformer/h.1/ln_2/Mul":
+/// "transformer.h.1.ln_2"; empty for a name without one.
+static std::string scopeOf(const onnx::NodeProto &node) {
+  StringRef name = node.name();
+  size_t last = name.rfind('/');
+  if (!name.consume_front("/") || last == 0 || last == StringRef::npos)
+    return "";
+  std::string scope = name.take_front(last - 1).str();
+  std::replace(scope.begin(), scope.end(), '/', '.');
+  return scope;
+}
+
+void Importer::findSharedVectors() {
+  // Vector weight -> the scopes of the nodes reading it directly -> uses.
+  std::map<std::string,
+           std::map<std::string, SmallVector<std::pair<int, int>>>>
+      uses;
+  for (auto [index, node] : llvm::enumerate(model.graph().node())) {
+    // torch.onnx's own merges read through Identity (separateWeight).
+    if (node.op_type() == "Identity")
+      continue;
+    std::string scope = scopeOf(node);
+    for (auto [position, input] : llvm::enumerate(node.input())) {
+      auto found = tensors.find(input);
+      if (found == tensors.end() || !found->second.initializer ||
+          found->second.initializer->dims_size() != 1 ||
+          !isWeight(*found->second.initializer))
+        continue;
+      uses[input][scope].push_back({int(index), int(position)});
+    }
+  }
+  for (auto &[name, byScope] : uses) {
+    // One module reads it (a module called repeatedly shares its scope),
+    // or a reader has no scope to tell modules apart by.
+    auto [owner, role] = StringRef(name).rsplit('.');
+    if (byScope.size() < 2 || byScope.count("") || role.empty())
+      continue;
+    for (auto &[scope, reads] : byScope) {
+      if (scope == owner)
+        continue;
+      std::string parameter = scope + "." + role.str();
+      const onnx::TensorProto *initializer = tensors[name].initializer;
+      auto taken = separated.find(parameter);
+      if (tensors.count(parameter) ||
+          (taken != separated.end() &&
+           taken->second.initializer != initializer))
+        continue;
+      TensorValue &entry = separated[parameter];
+      entry.initializer = initializer;
+      entry.parameter = parameter;
+      for (std::pair<int, int> use : reads)
+        separateUses[use] = parameter;
+    }
+  }
+}
+
 void Importer::findTransposedCopies() {
   // torch.onnx folds the `W^T` of F.linear into a new initializer named
   // "onnx::MatMul_N". When W itself is still in the graph (a tied LM head
@@ -616,7 +736,7 @@ void Importer::findTransposedCopies() {
   // parameter.
   std::map<std::pair<int64_t, int64_t>, SmallVector<const onnx::TensorProto *>>
       named;
-  auto isMatrixWeight = [](const onnx::TensorProto &tensor) {
+  auto isMatrixWeight = [&](const onnx::TensorProto &tensor) {
     return isWeight(tensor) && tensor.dims_size() == 2;
   };
   for (const onnx::TensorProto &tensor : model.graph().initializer())
@@ -900,7 +1020,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
       return failWith("initializer '" + tensor.name() + "' is defined twice");
     entry.initializer = &tensor;
   }
+  findBuffers();
   findTransposedCopies();
+  findSharedVectors();
 
   SmallVector<Type> inputTypes;
   SmallVector<std::string> inputNames;

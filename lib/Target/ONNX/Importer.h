@@ -18,7 +18,9 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/DenseSet.h"
 
+#include <map>
 #include <memory>
 
 namespace mlir::galvatron::onnx_import {
@@ -34,6 +36,9 @@ struct TensorValue {
   /// For a weight that the exporter stored as the transpose of another
   /// initializer (torch folds `W^T` of `F.linear`), that initializer.
   const onnx::TensorProto *transposeOf = nullptr;
+  /// For a weight, the parameter it is read as when that is not the
+  /// initializer's name (see separateWeight).
+  std::string parameter;
 };
 
 /// The static type of a tensor in ONNX terms.
@@ -114,6 +119,13 @@ public:
   void setOutput(int index, llvm::Expected<HostTensor> contents);
   /// Binds output `index` to the same tensor as input `inputIndex`.
   void aliasOutput(int index, int inputIndex);
+  /// torch.onnx keeps one of several initializers with equal values (a
+  /// fresh model's LayerNorm scales, its zero biases) and reads the others
+  /// through Identity nodes named like the parameters they stand for; the
+  /// source model's real ties read one initializer directly. Makes output
+  /// `index`, when it is such an alias of a weight, a parameter of its own
+  /// named like the output.
+  void separateWeight(int index);
 
   //===--------------------------------------------------------------------===//
   // Building IR
@@ -177,7 +189,24 @@ private:
   /// Reads the contents of an initializer that is not a weight.
   LogicalResult loadConstant(TensorValue &tensor);
   FailureOr<Value> materialize(TensorValue &tensor);
-  FailureOr<Value> readWeight(const onnx::TensorProto &tensor);
+  /// The parameter `name` that holds `tensor`'s initial value.
+  FailureOr<Value> readWeight(const onnx::TensorProto &tensor,
+                              llvm::StringRef name);
+  /// Float initializers with more than one element are weights, except
+  /// buffers (findBuffers).
+  bool isWeight(const onnx::TensorProto &tensor) const;
+  /// Finds the float initializers that hold buffers, not weights: rotary
+  /// cos/sin tables and additive masks, which no trained weight starts as.
+  /// Their values become constants.
+  void findBuffers();
+  /// Merged vectors without Identity nodes (a graph optimizer removed
+  /// them): a vector weight (a norm's scale, a bias) that nodes of several
+  /// module scopes read directly cannot be a tie of the source model, which
+  /// ties matrices (embeddings, heads) or reuses a whole module (one
+  /// scope). Each scope other than the one the initializer is named after
+  /// reads a parameter of its own, named by the scope and the
+  /// initializer's role ("transformer.h.1.ln_2" + "weight").
+  void findSharedVectors();
   FailureOr<Value> materializeTriangular(const HostTensor &contents,
                                          Type elementType);
   FailureOr<Value> materializeRotaryTable(const HostTensor &contents,
@@ -201,8 +230,14 @@ private:
   OwningOpRef<ModuleOp> module;
   func::FuncOp function;
   llvm::StringMap<TensorValue> tensors;
-  /// Initializer name -> declared parameter symbol.
+  /// Parameter name -> declared parameter symbol.
   llvm::StringMap<std::string> parameterSymbols;
+  /// Initializers findBuffers found to be buffers.
+  llvm::DenseSet<const onnx::TensorProto *> buffers;
+  /// The uses (node index, input position) of a weight that read a
+  /// parameter of their own (findSharedVectors), and those parameters.
+  std::map<std::pair<int, int>, std::string> separateUses;
+  llvm::StringMap<TensorValue> separated;
   const onnx::NodeProto *currentNode = nullptr;
   int currentIndex = -1;
   Location currentLoc;

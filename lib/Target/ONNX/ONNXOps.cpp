@@ -86,6 +86,7 @@ FailureOr<T> check(Importer &im, llvm::Expected<T> value) {
 
 LogicalResult convertIdentity(Importer &im) {
   im.aliasOutput(0, 0);
+  im.separateWeight(0);
   return success();
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -42,17 +43,27 @@ constexpr const char *kUsage = R"(usage: galvatron-run PROGRAM.gxp [options]
   --input NAME=FILE.npy   bind a program input (repeat for each input)
   --output-dir DIR        write each output to DIR/NAME.npy
                           (DIR/rank<r>/NAME.npy in a job of several ranks)
-  --params FILE           load every parameter from a safetensors file
+  --params PATH           load every parameter from safetensors files, by
+                          name, each rank its slice: a file, a Hugging Face
+                          index (*.safetensors.index.json) or a directory
+                          holding model.safetensors, an index or a checkpoint
   --init-params           use initializers even where external data is recorded
   --model-dir DIR         where external parameter data lives
                           (default: the directory recorded in the program)
   --seed N                seed of the parameter initializers (default 0)
-  --save-params FILE      write the parameters to a safetensors file
+  --save-params FILE      write the parameters, whole, to a safetensors file
   --threads N             threads for kernels and BLAS (default: all cores)
   --repeat N              run N times and report the fastest (default 1)
   --profile               print the time per layer and per kernel (of the
                           last step when training)
   --quiet                 print errors only
+  --trace FILE.json       write a timeline of the run in the Chrome trace
+                          event format (Perfetto, chrome://tracing): kernels,
+                          collectives, messages and their time in flight,
+                          per rank (a job of several ranks needs "{rank}")
+  --no-overlap            run started communication on the main thread, each
+                          group before the next kernel (the same results
+                          without overlap; for comparisons)
 Training (programs compiled with galvatron-compile --train):
   --steps N               train until step N (inputs come from the data)
   --data FILE             token file: nanoGPT's raw uint16 train.bin, or
@@ -61,10 +72,15 @@ Training (programs compiled with galvatron-compile --train):
   --synthetic             uniform random tokens instead of a file
   --mask-token N          masked-token objective: the mask token id
                           (default 103, BERT's [MASK], or vocab - 1 if smaller)
-  --checkpoint DIR        write checkpoints (parameters, optimizer state,
-                          step, data position, seed) to DIR
+  --checkpoint DIR        write checkpoints (the model's weights and
+                          training state by name, step, data position, seed)
+                          to DIR: DIR/checkpoint-<step>/ and DIR/manifest.json
   --save-every K          checkpoint every K steps (and after the last)
-  --resume DIR            continue from the checkpoint in DIR
+  --max-shard-size SIZE   split a checkpoint's weights (and state) into files
+                          of at most SIZE bytes (suffixes KB MB GB, KiB MiB
+                          GiB; default 5GB), with a Hugging Face index
+  --resume DIR            continue from the checkpoint in DIR (written under
+                          any plan of the same model)
   --log FILE              also write one JSON line per step to FILE
   --print-every K         print every K-th step's line (default 1)
   --peak-tflops X         peak of the machine for MFU (default: measured
@@ -82,6 +98,8 @@ struct Options {
   int repeat = 1;
   bool profile = false;
   bool quiet = false;
+  std::string trace;
+  bool overlap = true;
   // Training.
   int64_t steps = 0;
   std::string data;
@@ -90,6 +108,7 @@ struct Options {
   int64_t maskToken = -1;
   std::string checkpoint;
   int64_t saveEvery = 0;
+  uint64_t maxShardBytes = CheckpointOptions().maxShardBytes;
   std::string resume;
   std::string log;
   int64_t printEvery = 1;
@@ -115,6 +134,28 @@ Status parseInteger(const std::string &flag, const std::string &text,
     return error(flag, " needs an integer >= ", minimum, ", got '", text, "'");
   value = parsed;
   return Status::ok();
+}
+
+/// A size in bytes with an optional unit (KB, MB, GB decimal; KiB, MiB,
+/// GiB binary), as Hugging Face's max_shard_size takes it.
+Status parseSize(const std::string &flag, const std::string &text,
+                 uint64_t &bytes) {
+  char *end = nullptr;
+  errno = 0;
+  unsigned long long number = std::strtoull(text.c_str(), &end, 10);
+  std::string unit = end ? end : "";
+  static const std::pair<const char *, uint64_t> kUnits[] = {
+      {"", 1},           {"B", 1},          {"KB", 1000},
+      {"MB", 1000000},   {"GB", 1000000000}, {"KiB", 1024},
+      {"MiB", 1 << 20},  {"GiB", 1 << 30}};
+  for (const auto &[name, scale] : kUnits)
+    if (unit == name && !text.empty() && std::isdigit((unsigned char)text[0]) &&
+        errno == 0 && number > 0 && number <= UINT64_MAX / scale) {
+      bytes = number * scale;
+      return Status::ok();
+    }
+  return error(flag, " needs a positive size in bytes (e.g. 5GB, 200MiB), "
+               "got '", text, "'");
 }
 
 Expected<Options> parseOptions(int argc, char **argv) {
@@ -183,6 +224,12 @@ Expected<Options> parseOptions(int argc, char **argv) {
     } else if (flag == "--profile") {
       GALVATRON_RETURN_IF_ERROR(noValue());
       options.profile = true;
+    } else if (flag == "--trace") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      options.trace = value;
+    } else if (flag == "--no-overlap") {
+      GALVATRON_RETURN_IF_ERROR(noValue());
+      options.overlap = false;
     } else if (flag == "--quiet") {
       GALVATRON_RETURN_IF_ERROR(noValue());
       options.quiet = true;
@@ -209,6 +256,9 @@ Expected<Options> parseOptions(int argc, char **argv) {
     } else if (flag == "--save-every") {
       GALVATRON_RETURN_IF_ERROR(takeValue());
       GALVATRON_RETURN_IF_ERROR(parseInteger(flag, value, 1, options.saveEvery));
+    } else if (flag == "--max-shard-size") {
+      GALVATRON_RETURN_IF_ERROR(takeValue());
+      GALVATRON_RETURN_IF_ERROR(parseSize(flag, value, options.maxShardBytes));
     } else if (flag == "--resume") {
       GALVATRON_RETURN_IF_ERROR(takeValue());
       options.resume = value;
@@ -242,6 +292,9 @@ Expected<Options> parseOptions(int argc, char **argv) {
     return error("a training run takes its inputs from the data, not --input");
   if (options.saveEvery && options.checkpoint.empty())
     return error("--save-every needs --checkpoint DIR");
+  if (options.maxShardBytes != CheckpointOptions().maxShardBytes &&
+      options.checkpoint.empty())
+    return error("--max-shard-size needs --checkpoint DIR");
   return options;
 }
 
@@ -405,9 +458,13 @@ public:
       return error("the program was compiled for ", program.worldSize,
                    " rank(s) but the job has ", comm.worldSize(),
                    " (launch it with mpirun -np ", program.worldSize, ")");
+    if (!options.trace.empty() && comm.worldSize() > 1 &&
+        options.trace.find("{rank}") == std::string::npos)
+      return error("--trace '", options.trace, "' needs \"{rank}\" in a job of ",
+                   comm.worldSize(), " ranks: each rank writes its own file");
     backend = createCPUBackend(options.threads);
-    Expected<std::unique_ptr<Executor>> created =
-        Executor::create(program, comm.rank(), *backend, comm);
+    Expected<std::unique_ptr<Executor>> created = Executor::create(
+        program, comm.rank(), *backend, comm, options.overlap);
     if (!created)
       return created.takeStatus();
     executor = std::move(*created);
@@ -416,9 +473,6 @@ public:
     if (!report)
       return report.takeStatus();
     parameterReport = *report;
-    if (!options.saveParameters.empty())
-      GALVATRON_RETURN_IF_ERROR(saveParameters(
-          *executor, forRank(options.saveParameters, comm.rank())));
     if (options.steps > 0)
       return setUpTraining();
     Expected<std::vector<std::pair<const Binding *, HostTensor>>> read =
@@ -427,6 +481,17 @@ public:
       return read.takeStatus();
     inputs = std::move(*read);
     return Status::ok();
+  }
+
+  /// --save-params: the weights, whole, into one file; each rank writes the
+  /// parts it owns.
+  Status saveParameters() {
+    Expected<std::vector<LogicalTensor>> weights =
+        collectLogicalTensors(program, /*withState=*/false);
+    if (!weights)
+      return failTogether(weights.takeStatus());
+    return saveWeights(*executor, comm, *weights, options.saveParameters,
+                       [&](Status status) { return agree(std::move(status)); });
   }
 
   Status run() {
@@ -455,8 +520,9 @@ public:
         GALVATRON_RETURN_IF_ERROR(executor->writeInput(
             *input, tensor.data.data(), tensor.data.size()));
       auto start = std::chrono::steady_clock::now();
-      GALVATRON_RETURN_IF_ERROR(
-          executor->run(options.profile ? &profile : nullptr));
+      trace.step = iteration + 1;
+      GALVATRON_RETURN_IF_ERROR(executor->run(
+          options.profile ? &profile : nullptr, tracing()));
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -466,6 +532,7 @@ public:
     std::vector<std::string> written;
     if (!options.outputDirectory.empty())
       GALVATRON_RETURN_IF_ERROR(writeOutputs(*executor, options, written));
+    GALVATRON_RETURN_IF_ERROR(saveTrace());
     if (options.quiet || comm.rank() != 0)
       return Status::ok();
     std::printf("galvatron-run: time: %.3f ms (fastest of %d run(s), mean "
@@ -573,8 +640,9 @@ public:
       if (step == overflowAt)
         GALVATRON_RETURN_IF_ERROR(forceOverflow());
       auto start = std::chrono::steady_clock::now();
-      GALVATRON_RETURN_IF_ERROR(
-          executor->run(options.profile ? &profile : nullptr));
+      trace.step = step;
+      GALVATRON_RETURN_IF_ERROR(executor->run(
+          options.profile ? &profile : nullptr, tracing()));
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -648,7 +716,7 @@ public:
       std::printf("\n");
     if (lead && options.profile)
       printProfile(profile);
-    return Status::ok();
+    return saveTrace();
   }
 
 private:
@@ -676,19 +744,28 @@ private:
       if (!findBinding(rank.outputs, output))
         return error("a training program needs an output '", output, "'");
     progress.seed = int64_t(options.parameters.seed);
+    if (!options.checkpoint.empty() || !options.resume.empty()) {
+      // The tensors of every rank: which rank writes which part, and which
+      // weights a checkpoint of this model holds. Every rank finds the
+      // same; rank 0 says what is wrong.
+      Expected<std::vector<LogicalTensor>> collected =
+          collectLogicalTensors(program, /*withState=*/true);
+      if (!collected) {
+        quiet = comm.rank() != 0;
+        return collected.takeStatus();
+      }
+      tensors = std::move(*collected);
+    }
     if (!options.checkpoint.empty())
       GALVATRON_RETURN_IF_ERROR(checkWritableDirectory(options.checkpoint));
     if (!options.resume.empty()) {
-      Expected<int64_t> complete =
-          findCheckpoint(options.resume, program.worldSize);
+      Expected<CheckpointInfo> complete = findCheckpoint(options.resume);
       if (!complete) {
-        // Every rank finds the same; rank 0 says it.
         quiet = comm.rank() != 0;
         return complete.takeStatus();
       }
-      Expected<TrainingProgress> loaded = loadCheckpoint(
-          *executor, checkpointPath(options.resume, comm.rank(),
-                                    program.worldSize, *complete));
+      Expected<TrainingProgress> loaded =
+          loadCheckpoint(*executor, *complete, tensors);
       if (!loaded)
         return loaded.takeStatus();
       progress = *loaded;
@@ -790,30 +867,17 @@ private:
                  "accumulator");
   }
 
-  /// Writes this rank's part of the checkpoint of the current step; with
-  /// several ranks, rank 0 then writes the manifest that makes the parts a
-  /// checkpoint, and older parts go.
+  /// Writes the checkpoint of the current step: every rank its parts, then
+  /// rank 0 the manifest that makes them a checkpoint; older ones go.
   Status writeCheckpoint() {
-    const std::string &directory = options.checkpoint;
-    uint32_t ranks = program.worldSize;
-    Status saved = saveCheckpoint(
-        *executor, checkpointPath(directory, comm.rank(), ranks, progress.step),
-        progress);
-    if (!saved.isOk())
-      saved = error("step ", progress.step, ": ", saved.message(), "; ",
-                    keptCheckpoint());
-    GALVATRON_RETURN_IF_ERROR(agree(saved));
-    if (ranks > 1) {
-      Status manifest =
-          comm.rank() == 0
-              ? writeCheckpointManifest(directory, ranks, progress.step)
-              : Status::ok();
-      if (!manifest.isOk())
-        manifest = error("step ", progress.step, ": ", manifest.message(), "; ",
-                         keptCheckpoint());
-      GALVATRON_RETURN_IF_ERROR(agree(manifest));
-      removeOlderCheckpointParts(directory, comm.rank(), progress.step);
-    }
+    CheckpointOptions where{options.checkpoint, options.maxShardBytes};
+    GALVATRON_RETURN_IF_ERROR(saveCheckpoint(
+        *executor, comm, tensors, where, progress, [&](Status status) {
+          if (!status.isOk())
+            status = error("step ", progress.step, ": ", status.message(),
+                           "; ", keptCheckpoint());
+          return agree(std::move(status));
+        }));
     savedStep = progress.step;
     return Status::ok();
   }
@@ -843,6 +907,22 @@ private:
     return Status::ok();
   }
 
+  Trace *tracing() { return options.trace.empty() ? nullptr : &trace; }
+
+  /// Each rank writes its own timeline.
+  Status saveTrace() {
+    if (options.trace.empty())
+      return Status::ok();
+    std::string path = forRank(options.trace, comm.rank());
+    GALVATRON_RETURN_IF_ERROR(writeTrace(path, trace, comm.rank()));
+    if (!options.quiet)
+      std::printf("galvatron-run: rank %u: wrote the trace %s (%zu events, "
+                  "communication %s)\n",
+                  comm.rank(), path.c_str(), trace.events.size(),
+                  executor->overlaps() ? "overlapped" : "synchronous");
+    return Status::ok();
+  }
+
   static void printProfile(Profile &profile) {
     std::printf("galvatron-run: profile of the last run (%.3f ms):\n",
                 profile.total * 1e3);
@@ -862,6 +942,7 @@ private:
   const Options &options;
   Communicator &comm;
   bool quiet = false, together = false;
+  Trace trace;
   /// The step of the last checkpoint this run wrote (or resumed from, in
   /// the same directory).
   int64_t savedStep = 0;
@@ -872,6 +953,8 @@ private:
   ParameterReport parameterReport;
   std::unique_ptr<TokenData> data;
   TrainingProgress progress;
+  /// The model's tensors as the ranks hold them (for checkpoints).
+  std::vector<LogicalTensor> tensors;
 };
 
 void printError(const Communicator *comm, const Status &status) {
@@ -906,6 +989,8 @@ int main(int argc, char **argv) {
 
   Runner runner(*options, *comm);
   Status ran = runner.agree(runner.setUp());
+  if (ran.isOk() && !options->saveParameters.empty())
+    ran = runner.saveParameters();
   if (ran.isOk())
     ran = options->steps > 0 ? runner.train() : runner.run();
   if (!ran.isOk()) {

@@ -5,12 +5,12 @@
 // their activations in slots (two for 1F1B on the first of two stages,
 // four for GPipe's four micro-batches, one on the last stage).
 // RUN: galvatron-translate --model=gpt-tiny --batch=1 --seq-len=8 > %t.mlir
-// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=1f1b" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime | FileCheck %s --check-prefix=FIRST
-// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=1f1b" --galvatron-pipeline="stage=1" --galvatron-build-train-step --galvatron-lower-to-runtime | FileCheck %s --check-prefix=LAST
-// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=gpipe" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime | FileCheck %s --check-prefix=GPIPE
+// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=1f1b" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime=overlap=false | FileCheck %s --check-prefix=FIRST
+// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=1f1b" --galvatron-pipeline="stage=1" --galvatron-build-train-step --galvatron-lower-to-runtime=overlap=false | FileCheck %s --check-prefix=LAST
+// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=gpipe" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime=overlap=false | FileCheck %s --check-prefix=GPIPE
 // The instruction count does not grow with the micro-batches.
-// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=1f1b" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime | grep -c "grt\.\(kernel\|send\|recv\|all_reduce\)" > %t.four
-// RUN: galvatron-translate --model=gpt-tiny --batch=1 --seq-len=8 | galvatron-opt --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=64 chunks=64 schedule=1f1b" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime | grep -c "grt\.\(kernel\|send\|recv\|all_reduce\)" > %t.sixtyfour
+// RUN: galvatron-opt %t.mlir --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=4 chunks=4 schedule=1f1b" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime=overlap=false | grep -c "grt\.\(kernel\|send\|recv\|all_reduce\)" > %t.four
+// RUN: galvatron-translate --model=gpt-tiny --batch=1 --seq-len=8 | galvatron-opt --galvatron-apply-strategy="devices=2 pp=2 precision=fp32 global-batch=64 chunks=64 schedule=1f1b" --galvatron-pipeline="stage=0" --galvatron-build-train-step --galvatron-lower-to-runtime=overlap=false | grep -c "grt\.\(kernel\|send\|recv\|all_reduce\)" > %t.sixtyfour
 // RUN: diff %t.four %t.sixtyfour
 
 // The first stage has no loss (vocabulary 0 until the stages are linked);

@@ -1,4 +1,4 @@
-// RUN: galvatron-opt %s --galvatron-lower-to-runtime="world-size=4" -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: galvatron-opt %s --galvatron-lower-to-runtime="world-size=4 overlap=false" -split-input-file -verify-diagnostics | FileCheck %s
 
 // Vocabulary-parallel ops name their groups; their kernels get the rank's
 // block as a rank term: member i of a pair ({2, 1}) holds rows

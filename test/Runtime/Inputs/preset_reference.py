@@ -59,6 +59,20 @@ def read_safetensors(path):
     return tensors
 
 
+def read_checkpoint(directory):
+    """Every tensor of the complete checkpoint in `directory` (galvatron-run
+    --checkpoint), whole, by name: the weights and the training state of
+    the checkpoint its manifest names, from all of its files."""
+    with open(os.path.join(directory, "manifest.json")) as f:
+        manifest = json.load(f)
+    folder = os.path.join(directory, manifest["checkpoint"])
+    tensors = {}
+    for name in manifest["files"]:
+        if name.endswith(".safetensors"):
+            tensors.update(read_safetensors(os.path.join(folder, name)))
+    return tensors
+
+
 def inputs_of(model):
     c = PRESETS[model]
     rng = np.random.RandomState(1234)

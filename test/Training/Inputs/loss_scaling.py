@@ -1,8 +1,8 @@
 """Checks fp16 dynamic loss scaling from galvatron-run's logs and checkpoints.
 
-  loss_scaling.py skip BEFORE.safetensors AFTER.safetensors LOG STEP
+  loss_scaling.py skip BEFORE AFTER LOG STEP
       step STEP of LOG overflowed and was skipped: AFTER (the checkpoint
-      after it) holds BEFORE's parameters and optimizer state bit for bit,
+      directory after it) holds BEFORE's parameters and optimizer state bit for bit,
       the same update count, a zeroed gradient accumulator and half the
       loss scale; every other logged step trained
   loss_scaling.py prefix LOG CHECKPOINT
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
-from preset_reference import read_safetensors  # noqa: E402
+from preset_reference import read_checkpoint  # noqa: E402
 
 
 def read_log(path):
@@ -33,7 +33,7 @@ def fail(message):
 
 
 def check_skip(before_path, after_path, log_path, step):
-    before, after = read_safetensors(before_path), read_safetensors(after_path)
+    before, after = read_checkpoint(before_path), read_checkpoint(after_path)
     entries = {entry["step"]: entry for entry in read_log(log_path)}
     if not entries[step]["skipped"] or entries[step]["grad_norm"] is not None:
         return fail(f"step {step} was not skipped: {entries[step]}")
@@ -74,7 +74,7 @@ def check_prefix(log_path, checkpoint_path):
         if scale != expected:
             return fail(f"step {entry['step']}: loss scale {scale}, "
                         f"expected {expected}")
-    updates = int(read_safetensors(checkpoint_path)["train.step"].numpy())
+    updates = int(read_checkpoint(checkpoint_path)["train.step"].numpy())
     if updates != len(entries) - len(skipped):
         return fail(f"{updates} updates counted for "
                     f"{len(entries) - len(skipped)} trained steps")

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
 from preset_reference import (FAMILIES, FLOAT32, PRESETS,  # noqa: E402
-                              Rounded, read_safetensors)
+                              Rounded, read_checkpoint, read_safetensors)
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "python"))
 import galvatron_models  # noqa: E402
@@ -233,7 +233,7 @@ def main(argv):
 
     # Gradients of the first step before clipping, as the optimizer=none run
     # keeps them.
-    ours = read_safetensors(os.path.join(grads_dir, "checkpoint.safetensors"))
+    ours = read_checkpoint(grads_dir)
     ok, worst, count = True, 0.0, 0
     for name, reference_grad in grads.items():
         our_grad = ours[name + ".grad"].numpy()
@@ -263,8 +263,8 @@ def main(argv):
     print(f"{model}: losses of {steps} steps {verdict} PyTorch "
           f"(max relative error {worst_loss:.1e}, tolerance "
           f"{loss_tolerance:.1e})")
-    trained = {name: value.numpy() for name, value in read_safetensors(
-        os.path.join(trained_dir, "checkpoint.safetensors")).items()}
+    trained = {name: value.numpy()
+               for name, value in read_checkpoint(trained_dir).items()}
     worst_name, worst = largest_error(trained, final, family, config)
     name = "SGD" if settings["optimizer"] == "sgd" else "AdamW"
     if worst <= param_tolerance:

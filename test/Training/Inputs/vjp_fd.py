@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
                                 "Runtime", "Inputs"))
-from preset_reference import read_safetensors  # noqa: E402
+from preset_reference import read_checkpoint, read_safetensors  # noqa: E402
 
 TOOLS = {}
 STEP = 1e-2
@@ -224,7 +224,7 @@ def check(work, name):
     loss_of(program, directory, "base",
             ["--save-params", weights, "--checkpoint", directory])
     theta = read_safetensors(weights)
-    grads = read_safetensors(os.path.join(directory, "checkpoint.safetensors"))
+    grads = read_checkpoint(directory)
     rng = np.random.RandomState(sum(map(ord, name)))
     direction = {p: rng.standard_normal(v.shape) for p, v in theta.items()}
     analytic = sum(float((grads[p + ".grad"].numpy().astype(np.float64) *

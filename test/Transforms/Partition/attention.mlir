@@ -47,8 +47,9 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_nod
 
 // A fused QKV weight [8, 24] splits per segment: its part is a box of the
 // refined [8, 3, 8], read and reshaped back to [8, 12]; the split sizes
-// follow.
-// CHECK-LABEL: galvatron.parameter @qkv.weight : tensor<8x3x4xf32> {galvatron.shard = {full_shape = array<i64: 8, 3, 8>, splits = [{dim = 2 : i64, groups = [array<i64: 0, 1>]}]}
+// follow. The shard records the source shape [8, 24], in which checkpoints
+// hold the tensor.
+// CHECK-LABEL: galvatron.parameter @qkv.weight : tensor<8x3x4xf32> {galvatron.shard = {full_shape = array<i64: 8, 3, 8>, source_shape = array<i64: 8, 24>, splits = [{dim = 2 : i64, groups = [array<i64: 0, 1>]}]}
 // CHECK: %[[W:.*]] = galvatron.param @qkv.weight : tensor<8x3x4xf32>
 // CHECK-NEXT: %[[WR:.*]] = galvatron.reshape %[[W]] : tensor<8x3x4xf32> -> tensor<8x12xf32>
 // CHECK: galvatron.linear %{{.*}}, %[[WR]] : (tensor<2x4x8xf32>, tensor<8x12xf32>) -> tensor<2x4x12xf32>

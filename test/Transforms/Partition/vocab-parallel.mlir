@@ -169,10 +169,10 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 
 // A vocabulary that does not divide among the TP ranks (GPT-2's 50257; 15
 // here) is padded to a multiple of vocab_divisor x tp (16 here): wte's
-// parts pad its source shape with a zero row, the lookup checks ids against
+// parts pad its shape with a zero row (unpadded_shape records it), the lookup checks ids against
 // the source vocabulary, and the gathered logits lose the padding column.
 // CHECK-LABEL: galvatron.parameter @wte : tensor<8x8xf32>
-// CHECK-SAME: full_shape = array<i64: 16, 8>, source_shape = array<i64: 15, 8>
+// CHECK-SAME: full_shape = array<i64: 16, 8>, splits = {{.*}}, unpadded_shape = array<i64: 15, 8>
 // CHECK: galvatron.embedding %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] {vocab_size = 15 : i64} : (tensor<8x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
 // CHECK: %[[L:.*]] = galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
 // CHECK-NEXT: %[[WHOLE:.*]] = galvatron.all_gather %[[L]] dim 2 groups {{\[}}[0, 1]] : tensor<2x4x8xf32> -> tensor<2x4x16xf32>
@@ -199,7 +199,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 
 // Megatron's default: a multiple of 128 x tp (15 -> 256 at tp = 2).
 // CHECK-LABEL: galvatron.parameter @wte : tensor<128x8xf32>
-// CHECK-SAME: full_shape = array<i64: 256, 8>, source_shape = array<i64: 15, 8>
+// CHECK-SAME: full_shape = array<i64: 256, 8>, splits = {{.*}}, unpadded_shape = array<i64: 15, 8>
 module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
   galvatron.parameter @wte : tensor<15x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x8xf32> {

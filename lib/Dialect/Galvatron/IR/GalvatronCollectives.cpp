@@ -135,13 +135,16 @@ DictionaryAttr ParameterShard::toAttr(MLIRContext *context) const {
     list.push_back(b.getDictionaryAttr(
         {b.getNamedAttr("dim", b.getI64IntegerAttr(split.dim)),
          b.getNamedAttr("groups", split.groups)}));
-  SmallVector<NamedAttribute> fields = {
+  SmallVector<NamedAttribute> entries = {
       b.getNamedAttr("full_shape", b.getDenseI64ArrayAttr(fullShape)),
       b.getNamedAttr("splits", b.getArrayAttr(list))};
   if (!sourceShape.empty())
-    fields.push_back(
+    entries.push_back(
         b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)));
-  return b.getDictionaryAttr(fields);
+  if (!unpaddedShape.empty())
+    entries.push_back(b.getNamedAttr("unpadded_shape",
+                                     b.getDenseI64ArrayAttr(unpaddedShape)));
+  return b.getDictionaryAttr(entries);
 }
 
 FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
@@ -157,15 +160,15 @@ FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
   ParameterShard shard;
   shard.fullShape.assign(fullShape.asArrayRef().begin(),
                          fullShape.asArrayRef().end());
-  if (auto source = dict.getAs<DenseI64ArrayAttr>("source_shape")) {
-    shard.sourceShape.assign(source.asArrayRef().begin(),
-                             source.asArrayRef().end());
-    bool within = shard.sourceShape.size() == shard.fullShape.size();
+  if (auto unpadded = dict.getAs<DenseI64ArrayAttr>("unpadded_shape")) {
+    shard.unpaddedShape.assign(unpadded.asArrayRef().begin(),
+                               unpadded.asArrayRef().end());
+    bool within = shard.unpaddedShape.size() == shard.fullShape.size();
     for (size_t d = 0; within && d < shard.fullShape.size(); ++d)
-      within = shard.sourceShape[d] >= 1 &&
-               shard.sourceShape[d] <= shard.fullShape[d];
+      within = shard.unpaddedShape[d] >= 1 &&
+               shard.unpaddedShape[d] <= shard.fullShape[d];
     if (!within) {
-      error = "has a source_shape that the full shape does not contain";
+      error = "has an unpadded_shape that the full shape does not contain";
       return failure();
     }
   }
@@ -190,6 +193,15 @@ FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
     }
     block[d] /= members;
     shard.splits.push_back({d, groups});
+  }
+  if (auto source = dict.getAs<DenseI64ArrayAttr>("source_shape")) {
+    shard.sourceShape.assign(source.asArrayRef().begin(),
+                             source.asArrayRef().end());
+    if (ShapedType::getNumElements(shard.getUnpaddedShape()) !=
+        ShapedType::getNumElements(shard.sourceShape)) {
+      error = "has a source_shape of another size than its full_shape";
+      return failure();
+    }
   }
   return shard;
 }

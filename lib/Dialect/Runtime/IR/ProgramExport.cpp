@@ -184,7 +184,7 @@ public:
 private:
   static bool isInstruction(Operation *op) {
     return isa<KernelOp, AllReduceOp, ReduceScatterOp, AllGatherOp,
-               AllToAllOp, BroadcastOp, SendOp, RecvOp>(op);
+               AllToAllOp, BroadcastOp, SendOp, RecvOp, WaitOp>(op);
   }
 
   std::optional<uint32_t> blockIndex(StringRef name) const {
@@ -289,6 +289,20 @@ private:
   }
 
   LogicalResult exportOp(Operation *op) {
+    size_t before = stage.instructions.size();
+    if (failed(exportDefinition(op)))
+      return failure();
+    // A started collective or message (format 2.1).
+    if (stage.instructions.size() > before) {
+      rt::Instruction &added = stage.instructions.back();
+      if (auto event = op->getAttrOfType<IntegerAttr>("event"))
+        added.event = int32_t(event.getInt());
+      added.lastMicroBatch = op->hasAttr("last_micro_batch");
+    }
+    return success();
+  }
+
+  LogicalResult exportDefinition(Operation *op) {
     using rt::InstructionKind;
     return TypeSwitch<Operation *, LogicalResult>(op)
         .Case([&](BufferOp op) {
@@ -311,6 +325,8 @@ private:
             parameter.fullShape.assign(shape->begin(), shape->end());
           if (auto start = op.getSliceStart())
             parameter.sliceStart.assign(start->begin(), start->end());
+          if (auto source = op.getSourceShape())
+            parameter.sourceShape.assign(source->begin(), source->end());
           if (failed(convertTerms(
                   op, op.getSliceTermsAttr(), groups,
                   [&](StringRef key) -> std::vector<rt::RankTerm> * {
@@ -388,6 +404,10 @@ private:
               InstructionKind::recv, {}, op.getOutput(), op.getLayer());
           added.peer = int32_t(op.getPeer());
           added.tag = int32_t(op.getTag());
+          return success();
+        })
+        .Case([&](WaitOp op) {
+          instruction(InstructionKind::wait, {}, {}, std::nullopt);
           return success();
         })
         .Case([&](OutputOp op) {

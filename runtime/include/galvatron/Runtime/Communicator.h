@@ -14,9 +14,32 @@
 #include "galvatron/Runtime/Program.h"
 #include "galvatron/Runtime/Status.h"
 
+#include <chrono>
 #include <memory>
+#include <vector>
 
 namespace galvatron::runtime {
+
+/// One collective or message of a group of communication started together
+/// (see Communicator::runGroup): a communication instruction with its
+/// arena addresses. `count` is what the matching Communicator call takes
+/// (elements per member for allGather, reduceScatter and allToAll);
+/// `peer` is the world rank of a message's peer or a broadcast's root.
+struct Transfer {
+  InstructionKind kind = InstructionKind::allReduce;
+  uint32_t group = 0;
+  ReduceOp reduce = ReduceOp::sum;
+  uint32_t peer = 0;
+  int32_t tag = 0;
+  const void *in = nullptr;
+  void *out = nullptr;
+  uint64_t count = 0;
+  ElementType type = ElementType::f32;
+  /// Bytes the rank sends or receives, for traces.
+  uint64_t bytes = 0;
+  /// When the communicator began and finished it (set by runGroup).
+  std::chrono::steady_clock::time_point began, finished;
+};
 
 class Communicator {
 public:
@@ -56,6 +79,20 @@ public:
   virtual Status recv(uint32_t peer, void *data, uint64_t bytes,
                       int32_t tag) = 0;
 
+  /// Runs a group of transfers that were started together and returns once
+  /// all completed, with NCCL's group semantics: the messages of a group
+  /// may progress in any order (a receive is posted before the group's
+  /// collectives run), so two stages exchanging messages in one group
+  /// cannot deadlock. Collectives run in group order. The default runs
+  /// each transfer with the calls above, in order.
+  virtual Status runGroup(std::vector<Transfer> &transfers);
+
+  /// Whether runGroup may run on a thread of its own (the executor's
+  /// communication queue) while the thread that created the communicator
+  /// runs kernels. The communicator is never called from two threads at
+  /// once: the executor calls nothing else while a group is in flight.
+  virtual bool runsOnQueueThread() const { return true; }
+
   /// Every rank's `value`, indexed by rank: lets all ranks stop together
   /// when one of them fails outside a collective, and check that they
   /// agree (on a checkpoint's step, say), naming those that do not.
@@ -65,6 +102,9 @@ public:
   /// waits forever for it. Does not return.
   [[noreturn]] virtual void abort(int exitCode) = 0;
 };
+
+/// Runs one transfer with the communicator's blocking calls.
+Status runTransfer(Communicator &communicator, const Transfer &transfer);
 
 /// A job of one process: groups must be {0} (or unused); collectives copy.
 std::unique_ptr<Communicator> createSingleProcessCommunicator();

@@ -1,8 +1,9 @@
 //===- Parameters.h - Where parameter values come from ----------*- C++ -*-===//
 //
-// A parameter's values come from a safetensors checkpoint (by the source
-// model's name), from the external data its program records (an ONNX
-// initializer's bytes), or from its initializer. Initialization is
+// A parameter's values come from safetensors files (by the source model's
+// name: a file, a Hugging Face index, a checkpoint), from the external data
+// its program records (an ONNX initializer's bytes), or from its
+// initializer; a rank reads only its slice of a tensor. Initialization is
 // counter-based: value i of parameter P depends only on the seed, P's name
 // and i's index in P's full tensor, never on the order of parameters or on
 // how P is sliced across ranks, so a shard initializes to exactly the slice
@@ -22,7 +23,8 @@ namespace galvatron::runtime {
 
 struct ParameterOptions {
   uint64_t seed = 0;
-  /// A safetensors file holding every parameter; empty: none.
+  /// Safetensors files holding every parameter, whole (TensorStore::open:
+  /// a file, an index, a directory); empty: none.
   std::string checkpoint;
   /// Overrides the program's model directory for external data.
   std::string modelDirectory;
@@ -41,16 +43,6 @@ struct ParameterReport {
 Expected<ParameterReport> loadParameters(Executor &executor,
                                          const ParameterOptions &options);
 
-/// Writes the rank's parameters (with `withState`, also its training state
-/// and the `extra` tensors: a checkpoint of the rank) to a safetensors file
-/// under their names. Without state, sliced parameters cannot be saved
-/// from one rank; with it, each rank saves its own slices, without the
-/// padding of a padded slice, and every float value must be finite (a
-/// diverged run never replaces a good checkpoint).
-Status saveParameters(Executor &executor, const std::string &path,
-                      bool withState = false,
-                      std::vector<NamedTensor> extra = {});
-
 /// SplitMix64's finalizer, and a uniform value in (0, 1] of stream `key` at
 /// `counter`: the counter-based generator behind initializers, synthetic
 /// data and masking.
@@ -59,12 +51,16 @@ double counterUniform(uint64_t key, uint64_t counter);
 
 /// The part of a (padded) slice's buffer `bytes` of `type` that lies inside
 /// the source tensor, packed; and back: `part` into a buffer of `type`
-/// whose padding is zeroed.
+/// whose padding is zeroed. `parameter` is a rank's (RankProgram).
 std::vector<uint8_t> packValidPart(const Parameter &parameter,
                                    const TensorType &type,
                                    const uint8_t *bytes);
 void unpackValidPart(const Parameter &parameter, const TensorType &type,
                      const uint8_t *part, uint8_t *bytes);
+
+/// The box of the whole tensor that a rank's parameter of `type` holds,
+/// without the padding of a padded slice.
+TensorBox parameterBox(const Parameter &parameter, const TensorType &type);
 
 /// Fills `out` (of `type`, the parameter's buffer type) from the
 /// parameter's initializer with `seed`; padding is zero.

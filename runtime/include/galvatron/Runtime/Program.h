@@ -37,10 +37,10 @@ namespace galvatron::runtime {
 /// Version of the program format this runtime reads and writes. A reader
 /// accepts files of its major version and any minor version up to its own;
 /// minor versions only add optional fields, instruction kinds and kernels,
-/// or relax what is valid (2.1: parameter slices may extend past the full
+/// or relax what is valid (2.3: parameter slices may extend past the full
 /// shape).
 constexpr uint32_t kFormatMajorVersion = 2;
-constexpr uint32_t kFormatMinorVersion = 1;
+constexpr uint32_t kFormatMinorVersion = 3;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -182,9 +182,13 @@ struct ExternalData {
 /// slice of the source model's tensor (a tensor- or ZeRO-parallel shard):
 /// `fullShape` is the source tensor's shape and `sliceStart` the slice's
 /// first index per dimension, plus `sliceTerms` (which rank holds which
-/// slice); both are empty when the buffer holds the whole tensor. A slice
-/// may extend past the full shape (a vocabulary padded to split evenly):
-/// the elements past it are padding, zero, never loaded or saved.
+/// slice); both are empty when the buffer holds the whole tensor. The full
+/// shape may refine the source model's shape of the tensor, splitting a
+/// dimension into factors so that a slice is one box (a fused QKV weight
+/// [h, 3h] as [h, 3, h]): `sourceShape` then gives the source's shape, which
+/// names the same elements in the same order. A slice may extend past the
+/// full shape (a vocabulary padded to split evenly): the elements past it
+/// are padding, zero, never loaded or saved.
 struct Parameter {
   uint32_t buffer = 0;
   std::string name;
@@ -194,12 +198,33 @@ struct Parameter {
   std::optional<Initializer> init;
   std::optional<ExternalData> external;
   bool state = false;
+  std::vector<int64_t> sourceShape;
 
   bool isSlice() const { return !fullShape.empty(); }
   /// The part of a buffer of `shape` that lies inside the full shape: its
   /// extent per dimension (the shape itself unless the slice is padded).
-  std::vector<int64_t> validShape(const std::vector<int64_t> &shape) const;
+  std::vector<int64_t> validShape(const std::vector<int64_t> &shape) const {
+    return validShape(shape, sliceStart);
+  }
+  /// The same for the slice starting at `start` (a rank's, when the
+  /// program's start has rank terms).
+  std::vector<int64_t> validShape(const std::vector<int64_t> &shape,
+                                  const std::vector<int64_t> &start) const;
+  /// The shape of the whole tensor the buffer (of `shape`) holds a part of,
+  /// in the coordinates of `sliceStart`.
+  const std::vector<int64_t> &wholeShape(const std::vector<int64_t> &shape) const {
+    return isSlice() ? fullShape : shape;
+  }
+  /// The whole tensor's shape in the source model.
+  const std::vector<int64_t> &modelShape(const std::vector<int64_t> &shape) const {
+    return sourceShape.empty() ? wholeShape(shape) : sourceShape;
+  }
 };
+
+/// Whether `full` splits dimensions of `source` into factors, in order: each
+/// dimension of `source` is the product of consecutive dimensions of `full`.
+bool refinesShape(const std::vector<int64_t> &full,
+                  const std::vector<int64_t> &source);
 
 /// Bytes loaded into `buffer` before the first instruction.
 struct Constant {
@@ -269,11 +294,17 @@ enum class InstructionKind : uint8_t {
   broadcast,
   send,
   recv,
+  /// Format 2.1: waits for the communication started with an event.
+  wait,
 };
-constexpr unsigned kNumInstructionKinds = 8;
+constexpr unsigned kNumInstructionKinds = 9;
 std::string_view instructionKindName(InstructionKind kind);
+/// Collectives and send/recv: what the communicator runs.
+inline bool isCommunication(InstructionKind kind) {
+  return kind != InstructionKind::kernel && kind != InstructionKind::wait;
+}
 inline bool isCollective(InstructionKind kind) {
-  return kind != InstructionKind::kernel && kind != InstructionKind::send &&
+  return isCommunication(kind) && kind != InstructionKind::send &&
          kind != InstructionKind::recv;
 }
 
@@ -297,6 +328,18 @@ std::string_view reduceOpName(ReduceOp op);
 ///   `outputs[0]` from it: to and from the rank of that stage with the same
 ///   local index (in a rank's program: that world rank). Messages between
 ///   two ranks match by `tag`, in the order issued.
+/// - A communication instruction with an `event` (>= 0, format 2.1) is only
+///   started: it runs on the rank's communication queue while the
+///   instructions after it run, and completes at the `wait` naming its
+///   event, until which its operand and result belong to it (nothing else
+///   reads or writes them; the memory plan keeps them). Consecutive starts
+///   may share an event: they complete together (a DP gradient bucket).
+///   The starts issued between two kernels form one group (one NCCL group:
+///   a send/recv exchange between two stages cannot deadlock).
+/// - `lastMicroBatch` (format 2.1): a communication instruction of a
+///   slotted block that runs only for the schedule's last micro-batch (the
+///   gradient sync started in the last backward); it touches persistent
+///   buffers only.
 struct Instruction {
   InstructionKind kind = InstructionKind::kernel;
   std::string kernel;
@@ -309,7 +352,14 @@ struct Instruction {
   /// Index into the program's layers, or -1: the source layer, for
   /// profiles and diagnostics.
   int32_t layer = -1;
+  /// The event of a started communication instruction or of a `wait`;
+  /// -1: a communication instruction that completes before the next one.
+  int32_t event = -1;
+  bool lastMicroBatch = false;
 };
+
+/// Events of one stage program are numbered below this.
+constexpr int32_t kMaxEvents = 1 << 20;
 
 //===----------------------------------------------------------------------===//
 // Blocks and the schedule

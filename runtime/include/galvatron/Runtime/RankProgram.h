@@ -46,6 +46,10 @@ int64_t resolveTerms(const Program &program, int64_t base,
                      const std::vector<RankTerm> &terms, uint32_t index,
                      uint32_t rank);
 
+/// Where `rank`'s slice of `parameter` (of its stage's program) starts.
+std::vector<int64_t> sliceStartOf(const Program &program,
+                                  const Parameter &parameter, uint32_t rank);
+
 } // namespace galvatron::runtime
 
 #endif // GALVATRON_RUNTIME_RANKPROGRAM_H

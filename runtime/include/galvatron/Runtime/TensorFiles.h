@@ -15,6 +15,7 @@
 #include "galvatron/Runtime/Status.h"
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,8 +42,37 @@ struct NamedTensor {
   const void *data;
 };
 
+/// A safetensors header's `__metadata__`: strings by key. Every file written
+/// here says {"format": "pt"}, which Hugging Face's loaders require.
+using SafeTensorsMetadata = std::vector<std::pair<std::string, std::string>>;
+
+/// The first bytes of a safetensors file holding tensors of `types`, named
+/// `names`, back to back in that order: the header's length (8 bytes) and
+/// the header, padded so that the data starts 8-byte aligned. Tensor i's
+/// bytes follow at the sum of the sizes before it.
+std::string safeTensorsHeader(const std::vector<std::string> &names,
+                              const std::vector<TensorType> &types,
+                              const SafeTensorsMetadata &metadata = {});
+
 Status writeSafeTensors(const std::string &path,
-                        const std::vector<NamedTensor> &tensors);
+                        const std::vector<NamedTensor> &tensors,
+                        const SafeTensorsMetadata &metadata = {});
+
+/// A box of a row-major tensor: `shape` elements from `start` on, indexed in
+/// `whole`, the tensor's shape or a refinement of it (which orders the
+/// elements alike).
+struct TensorBox {
+  std::vector<int64_t> whole, start, shape;
+};
+
+/// Calls `run(inTensor, inBox, count)` for each stretch of the box's
+/// elements that lies contiguous in the tensor, in order: `count` elements
+/// starting at element `inTensor` of the tensor and `inBox` of the box
+/// (packed row-major).
+void forEachContiguousRun(
+    const TensorBox &box,
+    const std::function<void(int64_t inTensor, int64_t inBox, int64_t count)>
+        &run);
 
 /// A safetensors file whose header has been read and checked; tensors are
 /// read on demand.
@@ -60,14 +90,27 @@ public:
   const std::string &path() const { return filePath; }
   const std::vector<Entry> &entries() const { return list; }
   const Entry *find(const std::string &name) const;
+  /// The header's `__metadata__` value of `key`, or empty.
+  std::string metadata(const std::string &key) const;
   /// Reads `entry`'s bytes into `bytes`.
   Status read(const Entry &entry, std::vector<uint8_t> &bytes) const;
+  /// Reads the elements of `box` of `entry` (whose element count `box.whole`
+  /// must have) into `bytes`, packed: only the bytes the box needs.
+  Status readBox(const Entry &entry, const TensorBox &box,
+                 std::vector<uint8_t> &bytes) const;
 
 private:
   std::string filePath;
   std::shared_ptr<FILE> file;
   std::vector<Entry> list;
+  SafeTensorsMetadata meta;
 };
+
+/// Reads the elements of `box` of the tensor of `type` elements whose bytes
+/// start at `dataOffset` of `file` (named `path`) into `bytes`, packed.
+Status readTensorBox(FILE *file, const std::string &path, uint64_t dataOffset,
+                     ElementType type, const TensorBox &box,
+                     std::vector<uint8_t> &bytes);
 
 /// Reads `size` bytes at `offset` of `path`; fails when the file is shorter.
 Status readFileRange(const std::string &path, uint64_t offset, uint64_t size,

@@ -2,8 +2,8 @@
 //
 // What a runtime needs around a compiled training step (a program with
 // TrainingInfo, one step per run): token data, the batches the step's
-// inputs take, the model's peak-FLOPs yardstick, and checkpoints that make
-// a stopped run resume exactly. The step loop itself stays with the tool,
+// inputs take and the model's peak-FLOPs yardstick (checkpoints, which make
+// a stopped run resume exactly under any plan, are in Checkpoint.h). The step loop itself stays with the tool,
 // so that multi-rank drivers reuse these pieces with their own loop.
 //
 //===----------------------------------------------------------------------===//
@@ -11,6 +11,7 @@
 #ifndef GALVATRON_RUNTIME_TRAINING_H
 #define GALVATRON_RUNTIME_TRAINING_H
 
+#include "galvatron/Runtime/Checkpoint.h"
 #include "galvatron/Runtime/Executor.h"
 
 #include <map>
@@ -73,56 +74,6 @@ struct BatchMaker {
   /// The batch of 1-based step `step` at `position`; advances `position`.
   Expected<Batch> make(int64_t step, int64_t &position) const;
 };
-
-/// Where a run stands: saved with every checkpoint.
-struct TrainingProgress {
-  /// Steps completed.
-  int64_t step = 0;
-  /// Token position of the next batch.
-  int64_t dataPosition = 0;
-  /// Seed of the data generator (masking, synthetic tokens).
-  int64_t seed = 0;
-};
-
-/// Checkpoints. A job of one rank writes DIR/checkpoint.safetensors, which
-/// one atomic rename makes complete. A job of N > 1 ranks writes one part
-/// per rank and step, DIR/checkpoint.step<S>.rank<r>.safetensors; once
-/// every rank has written its part of step S, rank 0 writes
-/// DIR/manifest.json (atomically, last):
-///
-///   {"format": "galvatron-checkpoint", "version": 1, "step": S,
-///    "world_size": N, "parts": ["checkpoint.stepS.rank0.safetensors", ...]}
-///
-/// and only then are older parts removed. The manifest names the newest
-/// complete checkpoint: a job stopped while writing step S leaves step S's
-/// parts incomplete and the manifest of the previous one in place.
-
-/// The file of `rank`'s part of the checkpoint of step `step` in
-/// `directory` (the whole checkpoint when `worldSize` is 1).
-std::string checkpointPath(const std::string &directory, uint32_t rank,
-                           uint32_t worldSize, int64_t step);
-/// Writes the manifest of the complete checkpoint of step `step` of a job
-/// of `worldSize` ranks into `directory`.
-Status writeCheckpointManifest(const std::string &directory, uint32_t worldSize,
-                               int64_t step);
-/// The step of the complete checkpoint in `directory` of a job of
-/// `worldSize` ranks (the manifest's; 0 for one rank, whose file holds its
-/// step). Refuses a directory whose manifest is missing (the parts found
-/// are named with their steps) or was written by a job of another size.
-Expected<int64_t> findCheckpoint(const std::string &directory,
-                                 uint32_t worldSize);
-/// Removes `rank`'s parts of checkpoints other than step `step` from
-/// `directory` (after the manifest of `step` was written).
-void removeOlderCheckpointParts(const std::string &directory, uint32_t rank,
-                                int64_t step);
-/// Writes every parameter and state variable of the executor's rank and the
-/// progress to `path`, atomically; refuses non-finite values.
-Status saveCheckpoint(Executor &executor, const std::string &path,
-                      const TrainingProgress &progress);
-/// Loads every parameter and state variable of the rank from `path`, and
-/// returns the progress saved with them.
-Expected<TrainingProgress> loadCheckpoint(Executor &executor,
-                                          const std::string &path);
 
 /// Best SGEMM rate of this machine with the backend's threads, in FLOP/s:
 /// the default yardstick of MFU on the CPU.

@@ -56,10 +56,11 @@ FailureOr<MeshAxes> getMeshAxes(ArrayAttr groups, std::string &error);
 /// refine the source tensor's (a fused QKV weight [h, 3h] as [h, 3, h]) so
 /// that a rank's part is one box; the runtime initializes and loads a slice
 /// by the element's index in the whole, which refining leaves unchanged.
-/// The full shape may also pad the source tensor (a vocabulary split among
-/// ranks it does not divide): `source_shape = array<i64: ...>` then gives
-/// the source tensor's shape, and elements past it are padding, zero and
-/// not part of the model.
+/// A refined shard records the source tensor's shape as `source_shape`
+/// (checkpoints and weight files hold the tensor under that shape). The
+/// full shape may also pad the tensor (a vocabulary split among ranks it
+/// does not divide): `unpadded_shape` then gives the full shape without the
+/// padding, whose elements are zero and not part of the model.
 struct ParameterShard {
   struct Split {
     int64_t dim;
@@ -67,12 +68,16 @@ struct ParameterShard {
   };
   SmallVector<int64_t> fullShape;
   SmallVector<Split> splits;
-  /// The source tensor's shape when the full shape pads it; else empty.
+  /// The source tensor's shape when the full shape refines it; else empty.
   SmallVector<int64_t> sourceShape;
+  /// The full shape without padding when the full shape pads it; else
+  /// empty.
+  SmallVector<int64_t> unpaddedShape;
 
-  /// The shape of the tensor in the source model.
-  ArrayRef<int64_t> getSourceShape() const {
-    return sourceShape.empty() ? ArrayRef<int64_t>(fullShape) : sourceShape;
+  /// The full shape without its padding.
+  ArrayRef<int64_t> getUnpaddedShape() const {
+    return unpaddedShape.empty() ? ArrayRef<int64_t>(fullShape)
+                                 : unpaddedShape;
   }
 
   static constexpr llvm::StringLiteral getAttrName() {

@@ -192,7 +192,9 @@ def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
     Holds the source model's parameter `name`, or the slice of it starting
     at `slice_start` of a tensor of `full_shape` (a shard), plus the
     rank-dependent `slice_terms` (`#grt.term<"slice_start"[d], ...>`: which
-    rank holds which slice). Values come from
+    rank holds which slice). A full shape that refines the source tensor's
+    (a fused [h, 3h] weight as [h, 3, h]) comes with the source's
+    `source_shape`. Values come from
     a checkpoint, the `external` data, or the `init` initializer. With
     `state` it holds training state instead (a gradient accumulator, an
     optimizer moment, a counter): not a weight, started from `init`, saved
@@ -207,7 +209,8 @@ def Grt_ParameterOp : Grt_BufferDefOp<"parameter"> {
                        OptionalAttr<DenseI64ArrayAttr>:$slice_start,
                        OptionalAttr<TypedArrayAttrBase<Grt_RankTermAttr,
                                     "rank terms">>:$slice_terms,
-                       UnitAttr:$state);
+                       UnitAttr:$state,
+                       OptionalAttr<DenseI64ArrayAttr>:$source_shape);
   let assemblyFormat = "$name `offset` $offset attr-dict `:` type($buffer)";
 }
 
@@ -239,6 +242,14 @@ def Grt_ViewOp : Grt_BufferDefOp<"view"> {
 
 /// Instructions sit in a program (run once, in order) or in its blocks.
 defvar Grt_InstructionParent = ParentOneOf<["ProgramOp", "BlockOp"]>;
+
+/// `async N` on a collective, send or recv: the instruction is only
+/// started (format 2.1) and completes at the `grt.wait N` after it; its
+/// buffers stay its own until then. Consecutive starts may share an event
+/// (they complete together). `last_micro_batch`: started only in the
+/// schedule's last micro-batch (the data-parallel gradient sync of the
+/// last backward, waited for in the optimizer block).
+defvar Grt_EventArgs = OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>;
 
 def Grt_KernelOp : Grt_Op<"kernel",
     [Grt_InstructionParent, AttrSizedOperandSegments]> {
@@ -283,22 +294,26 @@ class Grt_ReducingCollectiveOp<string mnemonic, string summaryText>
     : Grt_CollectiveOp<mnemonic, summaryText> {
   let arguments = (ins Grt_ReduceKind:$reduce, Grt_Buffer:$input,
                        Grt_Buffer:$output, FlatSymbolRefAttr:$group,
-                       OptionalAttr<StrAttr>:$layer);
+                       OptionalAttr<StrAttr>:$layer, Grt_EventArgs:$event,
+                       UnitAttr:$last_micro_batch);
   let assemblyFormat = [{
     $reduce `ins` `(` $input `:` type($input) `)`
     `outs` `(` $output `:` type($output) `)` `group` $group
-    (`layer` $layer^)? attr-dict
+    (`layer` $layer^)? (`async` $event^)?
+    (`last_micro_batch` $last_micro_batch^)? attr-dict
   }];
 }
 
 class Grt_MovingCollectiveOp<string mnemonic, string summaryText>
     : Grt_CollectiveOp<mnemonic, summaryText> {
   let arguments = (ins Grt_Buffer:$input, Grt_Buffer:$output,
-                       FlatSymbolRefAttr:$group, OptionalAttr<StrAttr>:$layer);
+                       FlatSymbolRefAttr:$group, OptionalAttr<StrAttr>:$layer,
+                       Grt_EventArgs:$event, UnitAttr:$last_micro_batch);
   let assemblyFormat = [{
     `ins` `(` $input `:` type($input) `)`
     `outs` `(` $output `:` type($output) `)` `group` $group
-    (`layer` $layer^)? attr-dict
+    (`layer` $layer^)? (`async` $event^)?
+    (`last_micro_batch` $last_micro_batch^)? attr-dict
   }];
 }
 
@@ -315,11 +330,13 @@ def Grt_BroadcastOp : Grt_CollectiveOp<"broadcast",
     "The input of the member at position `root` copied to every member"> {
   let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$root,
                        Grt_Buffer:$input, Grt_Buffer:$output,
-                       FlatSymbolRefAttr:$group, OptionalAttr<StrAttr>:$layer);
+                       FlatSymbolRefAttr:$group, OptionalAttr<StrAttr>:$layer,
+                       Grt_EventArgs:$event, UnitAttr:$last_micro_batch);
   let assemblyFormat = [{
     `root` $root `ins` `(` $input `:` type($input) `)`
     `outs` `(` $output `:` type($output) `)` `group` $group
-    (`layer` $layer^)? attr-dict
+    (`layer` $layer^)? (`async` $event^)?
+    (`last_micro_batch` $last_micro_batch^)? attr-dict
   }];
 }
 
@@ -331,10 +348,10 @@ def Grt_SendOp : Grt_Op<"send", [Grt_InstructionParent]> {
   let arguments = (ins Grt_Buffer:$input,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$peer,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$tag,
-                       OptionalAttr<StrAttr>:$layer);
+                       OptionalAttr<StrAttr>:$layer, Grt_EventArgs:$event);
   let assemblyFormat = [{
-    $input `to` `stage` $peer `tag` $tag (`layer` $layer^)? attr-dict `:`
-    type($input)
+    $input `to` `stage` $peer `tag` $tag (`layer` $layer^)?
+    (`async` $event^)? attr-dict `:` type($input)
   }];
 }
 
@@ -346,11 +363,31 @@ def Grt_RecvOp : Grt_Op<"recv", [Grt_InstructionParent]> {
   let arguments = (ins Grt_Buffer:$output,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$peer,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$tag,
-                       OptionalAttr<StrAttr>:$layer);
+                       OptionalAttr<StrAttr>:$layer, Grt_EventArgs:$event);
   let assemblyFormat = [{
-    $output `from` `stage` $peer `tag` $tag (`layer` $layer^)? attr-dict `:`
-    type($output)
+    $output `from` `stage` $peer `tag` $tag (`layer` $layer^)?
+    (`async` $event^)? attr-dict `:` type($output)
   }];
+}
+
+def Grt_WaitOp : Grt_Op<"wait", [Grt_InstructionParent]> {
+  let summary = "Waits for the communication started with an event";
+  let description = [{
+    The instructions after it may use the buffers of the collectives and
+    messages started with `async $event` (format 2.1): the compute queue
+    waits for the communication queue here. Several waits in a row are
+    one synchronization point; the starts issued between two kernels form
+    one group (one NCCL group on GPUs).
+
+    ```mlir
+    grt.all_reduce sum ins(%g : memref<64xf32>) outs(%g : memref<64xf32>)
+        group @dp async 0
+    grt.kernel "gelu" ins(%a : memref<8xf32>) outs(%b : memref<8xf32>) {}
+    grt.wait 0
+    ```
+  }];
+  let arguments = (ins ConfinedAttr<I64Attr, [IntNonNegative]>:$event);
+  let assemblyFormat = "$event attr-dict";
 }
 
 def Grt_OutputOp : Grt_Op<"output", [HasParent<"ProgramOp">]> {
