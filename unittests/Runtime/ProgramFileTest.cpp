@@ -500,6 +500,15 @@ TEST(ProgramValidatorTest, GroupFamiliesAndRankTermsAreChecked) {
   EXPECT_EQ(validationError(p), "stage 0: parameter 'w': slice f32[3,4] "
                                 "starts at 5 in dimension 1 on some rank, "
                                 "outside [3,8]");
+  // A padded dimension (format 2.3): the last block extends past the
+  // whole; a slice past it that is not one of the blocks is refused.
+  p = twoStageProgram();
+  p.stages[0].parameters[0].fullShape = {3, 6};
+  EXPECT_EQ(validationError(p), "ok");
+  p.stages[0].parameters[0].sliceTerms[0].coefficient = 3;
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': slice f32[3,4] "
+                                "starts at 3 in dimension 1 on some rank, "
+                                "outside [3,6]");
   p = twoStageProgram();
   p.stages[0].parameters[0].sliceTerms[0].coefficient = -4;
   EXPECT_EQ(validationError(p), "stage 0: parameter 'w': a rank term has "
