@@ -848,41 +848,83 @@ bool precedes(const State &a, const State &b) {
          std::tie(b.memory, b.transient, b.time);
 }
 
-/// out = Pareto(the states of every layout, each plus its change into the
-/// target: changes[from * stride]), with back-pointers to them: one k-way
-/// merge of the lists, sorted by (memory, transient).
-void mergeArrivals(ArrayRef<std::vector<State>> sources, const double *changes,
-                   size_t stride, std::vector<State> &out) {
-  struct Head {
-    State state;
-    uint32_t from;
+/// The states of every layout in one order by (memory, transient): one
+/// k-way merge of the lists, shared by every target layout (the order does
+/// not depend on the target, only the times do). `runs` holds the start of
+/// each run of equal (memory, transient), and the order's end.
+struct ArrivalOrder {
+  struct Entry {
+    uint32_t from, index;
   };
-  SmallVector<Head, 32> heads;
-  auto later = [](const Head &a, const Head &b) {
-    return precedes(b.state, a.state);
-  };
-  auto arrival = [&](uint32_t from, uint32_t index) {
-    const State &state = sources[from][index];
-    return State{state.memory, state.transient,
-                 state.time + changes[from * stride],
-                 static_cast<int32_t>(index), static_cast<int16_t>(from), -1};
-  };
-  for (uint32_t from = 0; from < sources.size(); ++from)
-    if (!sources[from].empty())
-      heads.push_back({arrival(from, 0), from});
-  std::make_heap(heads.begin(), heads.end(), later);
-  ParetoBuilder builder(out);
-  while (!heads.empty()) {
-    std::pop_heap(heads.begin(), heads.end(), later);
-    Head &head = heads.back();
-    builder.add(head.state);
-    uint32_t next = static_cast<uint32_t>(head.state.parent) + 1;
-    if (next < sources[head.from].size()) {
-      head.state = arrival(head.from, next);
-      std::push_heap(heads.begin(), heads.end(), later);
-    } else {
-      heads.pop_back();
+  std::vector<Entry> entries;
+  std::vector<uint32_t> runs;
+
+  void build(ArrayRef<std::vector<State>> sources) {
+    entries.clear();
+    runs.clear();
+    struct Head {
+      int32_t memory, transient;
+      uint32_t from, index;
+    };
+    auto later = [](const Head &a, const Head &b) {
+      return std::tie(b.memory, b.transient, b.from) <
+             std::tie(a.memory, a.transient, a.from);
+    };
+    auto head = [&](uint32_t from, uint32_t index) {
+      const State &state = sources[from][index];
+      return Head{state.memory, state.transient, from, index};
+    };
+    SmallVector<Head, 32> heads;
+    for (uint32_t from = 0; from < sources.size(); ++from)
+      if (!sources[from].empty())
+        heads.push_back(head(from, 0));
+    std::make_heap(heads.begin(), heads.end(), later);
+    while (!heads.empty()) {
+      std::pop_heap(heads.begin(), heads.end(), later);
+      Head &top = heads.back();
+      const State *last =
+          entries.empty()
+              ? nullptr
+              : &sources[entries.back().from][entries.back().index];
+      if (!last || last->memory != top.memory ||
+          last->transient != top.transient)
+        runs.push_back(uint32_t(entries.size()));
+      entries.push_back({top.from, top.index});
+      if (top.index + 1 < sources[top.from].size()) {
+        top = head(top.from, top.index + 1);
+        std::push_heap(heads.begin(), heads.end(), later);
+      } else {
+        heads.pop_back();
+      }
     }
+    runs.push_back(uint32_t(entries.size()));
+  }
+};
+
+/// out = Pareto(the states of every layout, each plus its change into the
+/// target: changes[from * stride]), with back-pointers to them, from their
+/// shared order. Of states of equal (memory, transient) only the fastest
+/// can be kept.
+void mergeArrivals(ArrayRef<std::vector<State>> sources,
+                   const ArrivalOrder &order, const double *changes,
+                   size_t stride, std::vector<State> &out) {
+  ParetoBuilder builder(out);
+  for (size_t run = 0; run + 1 < order.runs.size(); ++run) {
+    const ArrivalOrder::Entry *best = nullptr;
+    double bestTime = kInfinity;
+    for (uint32_t i = order.runs[run]; i < order.runs[run + 1]; ++i) {
+      const ArrivalOrder::Entry &entry = order.entries[i];
+      double time =
+          sources[entry.from][entry.index].time + changes[entry.from * stride];
+      if (!best || time < bestTime) {
+        best = &entry;
+        bestTime = time;
+      }
+    }
+    const State &state = sources[best->from][best->index];
+    builder.add(State{state.memory, state.transient, bestTime,
+                      static_cast<int32_t>(best->index),
+                      static_cast<int16_t>(best->from), -1});
   }
 }
 
@@ -942,6 +984,9 @@ void Searcher::advance(Engine &engine) {
 
   std::vector<std::vector<State>> next(count);
   std::vector<State> incoming, shifted, merged;
+  ArrivalOrder order;
+  if (!first)
+    order.build(engine.states);
   for (size_t to = 0; to < count; ++to) {
     const std::vector<Candidate> &group = set[to];
     if (group.empty())
@@ -960,7 +1005,7 @@ void Searcher::advance(Engine &engine) {
     if (first)
       incoming.push_back({0, 0, entry ? (*entry)[to] : 0.0, -1, -1, -1});
     else
-      mergeArrivals(engine.states, &(*matrix)[to], count, incoming);
+      mergeArrivals(engine.states, order, &(*matrix)[to], count, incoming);
     // Then this layer's strategies in that layout.
     std::vector<State> &result = next[to];
     for (const Candidate &candidate : group) {
