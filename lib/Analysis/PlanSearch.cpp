@@ -1760,32 +1760,45 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
       return std::nullopt;
     int64_t inFlight = getInFlight(k);
     int offsetKey = getOffsetKey(k);
+    // What the choices below read of each layer's strategies, computed once
+    // for the stage (the bisections read it many times).
+    struct Option {
+      double time, memory;
+      int64_t quanta, transient;
+      unsigned tieKey;
+      const CostedStrategy *costed;
+    };
+    std::vector<std::vector<Option>> options(end - start);
+    for (unsigned layer = start; layer < end; ++layer)
+      for (const CostedStrategy &costed : getCosts(layer, start, offsetKey)) {
+        double memory = costed.cost.getMemory(inFlight);
+        options[layer - start].push_back(
+            {costed.cost.getMicroBatchTime(current.microBatches), memory,
+             quantize(memory, quantum), quantize(costed.cost.transient, quantum),
+             getTieKey(costed.strategy), &costed});
+      }
     // The strategy of each layer for a multiplier, among those whose
     // transient stays within `cap`, honouring ties to an owner on this
     // stage.
-    std::vector<const CostedStrategy *> picks(end - start);
+    std::vector<const Option *> picks(end - start);
     auto choose = [&](double lambda, int64_t cap,
-                      std::vector<const CostedStrategy *> &into) {
+                      std::vector<const Option *> &into) {
       for (unsigned layer = start; layer < end; ++layer) {
         std::optional<unsigned> key;
         for (const Tie &tie : ties)
           if (tie.reader == layer && tie.owner >= start && into[tie.owner - start])
-            key = getTieKey(into[tie.owner - start]->strategy);
-        const CostedStrategy *best = nullptr;
+            key = into[tie.owner - start]->tieKey;
+        const Option *best = nullptr;
         double bestScore = kInfinity;
-        for (const CostedStrategy &costed : getCosts(layer, start, offsetKey)) {
-          if ((key && getTieKey(costed.strategy) != *key) ||
-              quantize(costed.cost.transient, quantum) > cap)
+        for (const Option &option : options[layer - start]) {
+          if ((key && option.tieKey != *key) || option.transient > cap)
             continue;
-          double memory = costed.cost.getMemory(inFlight);
           double score = lambda == kInfinity
-                             ? memory
-                             : costed.cost.getMicroBatchTime(
-                                   current.microBatches) +
-                                   lambda * memory;
+                             ? option.memory
+                             : option.time + lambda * option.memory;
           if (score < bestScore) {
             bestScore = score;
-            best = &costed;
+            best = &option;
           }
         }
         into[layer - start] = best;
@@ -1793,26 +1806,26 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
     };
     // Quanta used (with the cap) and time of a choice; infinity when a
     // layer has no strategy or it does not fit.
-    auto measure = [&](const std::vector<const CostedStrategy *> &choice,
+    auto measure = [&](const std::vector<const Option *> &choice,
                        int64_t cap, int64_t &used) {
       used = cap;
       double time = 0;
-      for (const CostedStrategy *pick : choice) {
+      for (const Option *pick : choice) {
         if (!pick)
           return kInfinity;
-        used += quantize(pick->cost.getMemory(inFlight), quantum);
-        time += pick->cost.getMicroBatchTime(current.microBatches);
+        used += pick->quanta;
+        time += pick->time;
       }
       return used <= capacity ? time : kInfinity;
     };
     SmallVector<int64_t> caps;
-    for (unsigned layer = start; layer < end; ++layer)
-      for (const CostedStrategy &costed : getCosts(layer, start, offsetKey))
-        caps.push_back(quantize(costed.cost.transient, quantum));
+    for (const std::vector<Option> &layer : options)
+      for (const Option &option : layer)
+        caps.push_back(option.transient);
     llvm::sort(caps);
     caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
     double bestStageTime = kInfinity;
-    std::vector<const CostedStrategy *> lean(end - start), rich(end - start);
+    std::vector<const Option *> lean(end - start), rich(end - start);
     for (int64_t cap : caps) {
       int64_t used = 0;
       choose(kInfinity, cap, lean);
@@ -1824,7 +1837,7 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
       if (measure(rich, cap, used) < kInfinity) {
         lean = rich;
       } else {
-        std::vector<const CostedStrategy *> trial(end - start);
+        std::vector<const Option *> trial(end - start);
         while (high < 1e6) {
           choose(high, cap, trial);
           if (measure(trial, cap, used) < kInfinity)
@@ -1849,11 +1862,9 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
         measure(lean, cap, used);
         for (size_t i = 0; i < lean.size(); ++i) {
           if (!rich[i] || rich[i] == lean[i] ||
-              getTieKey(rich[i]->strategy) != getTieKey(lean[i]->strategy))
+              rich[i]->tieKey != lean[i]->tieKey)
             continue;
-          int64_t extra =
-              quantize(rich[i]->cost.getMemory(inFlight), quantum) -
-              quantize(lean[i]->cost.getMemory(inFlight), quantum);
+          int64_t extra = rich[i]->quanta - lean[i]->quanta;
           if (used + extra > capacity)
             continue;
           lean[i] = rich[i];
@@ -1869,7 +1880,7 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
     if (bestStageTime == kInfinity)
       return std::nullopt;
     for (unsigned layer = start; layer < end; ++layer) {
-      plan.layers[layer] = picks[layer - start]->strategy;
+      plan.layers[layer] = picks[layer - start]->costed->strategy;
       plan.layers[layer].stage = k;
     }
     start = end;
