@@ -48,13 +48,23 @@ Status readExternal(const Parameter &parameter, const TensorType &type,
   Expected<InputFile> file = openRegularFile(*path);
   if (!file)
     return file.takeStatus();
-  std::vector<uint8_t> part;
-  GALVATRON_RETURN_IF_ERROR(readTensorBox(
-      file->file.get(), *path, uint64_t(external.offset), type.elementType,
-      parameterBox(parameter, type), part));
-  bytes.resize(type.byteSize());
-  unpackValidPart(parameter, type, part.data(), bytes.data());
+  TensorBox box = parameterBox(parameter, type);
+  GALVATRON_RETURN_IF_ERROR(readTensorBox(file->file.get(), *path,
+                                          uint64_t(external.offset),
+                                          type.elementType, box, bytes));
+  if (box.shape != type.shape) {
+    std::vector<uint8_t> padded(type.byteSize());
+    unpackValidPart(parameter, type, bytes.data(), padded.data());
+    bytes.swap(padded);
+  }
   return Status::ok();
+}
+
+/// The part of a buffer of `type` inside the whole tensor, as a box of the
+/// buffer.
+TensorBox validBox(const Parameter &parameter, const TensorType &type) {
+  return TensorBox{type.shape, std::vector<int64_t>(type.rank(), 0),
+                   parameter.validShape(type.shape)};
 }
 
 } // namespace
@@ -62,30 +72,27 @@ Status readExternal(const Parameter &parameter, const TensorType &type,
 std::vector<uint8_t> packValidPart(const Parameter &parameter,
                                    const TensorType &type,
                                    const uint8_t *bytes) {
-  TensorType valid{type.elementType, parameter.validShape(type.shape)};
+  TensorBox box = validBox(parameter, type);
   uint64_t size = elementSize(type.elementType);
-  std::vector<uint8_t> part(valid.byteSize());
-  forEachContiguousRun(
-      TensorBox{type.shape, std::vector<int64_t>(type.rank(), 0), valid.shape},
-      [&](int64_t inBuffer, int64_t inPart, int64_t count) {
-        std::memcpy(part.data() + inPart * size, bytes + inBuffer * size,
-                    count * size);
-      });
+  std::vector<uint8_t> part(TensorType{type.elementType, box.shape}.byteSize());
+  forEachContiguousRun(box, [&](int64_t inBuffer, int64_t inPart,
+                                int64_t count) {
+    std::memcpy(part.data() + inPart * size, bytes + inBuffer * size,
+                count * size);
+  });
   return part;
 }
 
 void unpackValidPart(const Parameter &parameter, const TensorType &type,
                      const uint8_t *part, uint8_t *bytes) {
-  std::vector<int64_t> valid = parameter.validShape(type.shape);
+  TensorBox box = validBox(parameter, type);
   uint64_t size = elementSize(type.elementType);
-  if (valid != type.shape)
+  if (box.shape != type.shape)
     std::memset(bytes, 0, type.byteSize());
-  forEachContiguousRun(
-      TensorBox{type.shape, std::vector<int64_t>(type.rank(), 0), valid},
-      [&](int64_t inBuffer, int64_t inPart, int64_t count) {
-        std::memcpy(bytes + inBuffer * size, part + inPart * size,
-                    count * size);
-      });
+  forEachContiguousRun(box, [&](int64_t inBuffer, int64_t inPart,
+                                int64_t count) {
+    std::memcpy(bytes + inBuffer * size, part + inPart * size, count * size);
+  });
 }
 
 TensorBox parameterBox(const Parameter &parameter, const TensorType &type) {
