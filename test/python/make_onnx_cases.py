@@ -222,6 +222,16 @@ def edge_cases(outdir):
     # Float buffers stored as initializers are constants, not weights: the
     # rotary tables of persistent buffers, an additive causal mask.
     write(outdir, "rotary-buffers", rotary_model(seq=16, dim=8, theta=10000.0, buffers=True))
+    # A buffer that starts like a sine table (row 0 all zero) with a tiny
+    # second row is no rotary table: it stays a parameter (its implied
+    # frequency, 1e-30, once overflowed the importer's row estimate).
+    lookalike = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
+    lookalike[0] = 0
+    lookalike[1, 1] = 1e-30
+    write(outdir, "rotary-lookalike", model(
+        [helper.make_node("Add", ["x", "lookalike"], ["y"], name="/add")],
+        [tensor("x", FLOAT, [16, 8])], [tensor("y", FLOAT, [16, 8])],
+        [const("lookalike", lookalike)]))
     causal = np.triu(np.full((4, 4), np.finfo(np.float32).min, np.float32), 1)
     write(outdir, "mask-buffer", model(
         [helper.make_node("Add", ["scores", "attn.bias"], ["y"], name="/attn/Add")],

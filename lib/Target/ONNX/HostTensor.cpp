@@ -1251,8 +1251,10 @@ mlir::galvatron::onnx_import::matchRotaryTable(const HostTensor &tensor) {
   double frequency = sine ? std::asin(value) : std::acos(value);
   if (!(frequency > 0.0 && frequency <= 1.0))
     return std::nullopt;
-  int64_t row = std::clamp<int64_t>(
-      static_cast<int64_t>((sine ? 1.0 : M_PI / 2) / frequency), 1, rows - 1);
+  // Clamp in double: a tiny frequency puts the row past any int64.
+  double wellConditionedRow = std::clamp<double>(
+      (sine ? 1.0 : M_PI / 2) / frequency, 1.0, static_cast<double>(rows - 1));
+  int64_t row = static_cast<int64_t>(wellConditionedRow);
   double refined = sine ? std::asin(at(row, 1)) : std::acos(at(row, 1));
   if (refined > 0.0 && refined / row <= 1.0)
     frequency = refined / row;

@@ -199,6 +199,16 @@ static bool dependsOnInputs(Value value, LayerOp layer,
   return depends;
 }
 
+/// The all-gather in `layer` that makes `value` whole from sequence-parallel
+/// shards for column-parallel work (its gradient is reduce-scattered), if
+/// `value` is one.
+static AllGatherOp getSequenceGather(Value value, LayerOp layer) {
+  auto gather = value.getDefiningOp<AllGatherOp>();
+  if (!gather || gather->getParentOp() != layer || !gather.getReduceGrad())
+    return {};
+  return gather;
+}
+
 /// Adds to `ops` the ops of `layer` that `value` is computed from (stopping
 /// at the layer's arguments and at received values, which cannot be
 /// received twice) and to `arguments` the values reached.
@@ -262,14 +272,23 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
   } else {
     DenseMap<Value, bool> memo;
     llvm::SetVector<Value> noArguments;
+    auto save = [&](Value value) {
+      if (plan.received.insert(value) && !isa<BlockArgument>(value))
+        plan.yielded.push_back(value);
+    };
     for (Value primal : primals) {
       if (isa<BlockArgument>(primal)) {
         plan.received.insert(primal);
       } else if (!dependsOnInputs(primal, layer, memo)) {
         collectSlice(primal, layer, cloned, noArguments);
+      } else if (auto gather = getSequenceGather(primal, layer)) {
+        // Megatron's sequence parallelism: keep the sequence shard and
+        // gather it again in the backward (tp times less memory for one
+        // more all-gather, as the cost model prices it).
+        cloned.insert(gather);
+        save(gather.getInput());
       } else {
-        plan.yielded.push_back(primal);
-        plan.received.insert(primal);
+        save(primal);
       }
     }
   }

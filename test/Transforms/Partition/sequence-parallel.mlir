@@ -1,4 +1,5 @@
 // RUN: galvatron-opt %s --galvatron-partition | FileCheck %s
+// RUN: galvatron-opt %s --galvatron-partition --galvatron-build-train-step="optimizer=none" | FileCheck %s --check-prefix=TRAIN
 
 // Megatron sequence parallelism on tp=2: the norm and the residual work on
 // the rank's half of the sequence; f is an all-gather along the sequence
@@ -19,6 +20,18 @@
 // CHECK-NEXT: %[[R:.*]] = galvatron.add %[[PART]], %[[Y]] : (tensor<2x2x8xf32>, tensor<2x2x8xf32>) -> tensor<2x2x8xf32>
 // CHECK-NEXT: %[[WHOLE:.*]] = galvatron.all_gather %[[R]] dim 1 groups {{\[}}[0, 1]] : tensor<2x2x8xf32> -> tensor<2x4x8xf32>
 // CHECK-NEXT: galvatron.yield %[[WHOLE]]
+// As in Megatron, the backward keeps the norm's sequence part, not its
+// gathered whole (tp times less activation memory), and gathers it again
+// for the weight gradient of the column-parallel linear.
+// TRAIN-LABEL: func.func @forward
+// TRAIN: %[[N:.*]] = galvatron.layer_norm {{.*}} -> tensor<2x2x8xf32>
+// TRAIN-NEXT: galvatron.all_gather %[[N]] dim 1 groups {{\[}}[0, 1]] reduce_grad : tensor<2x2x8xf32> -> tensor<2x4x8xf32>
+// TRAIN: galvatron.yield %{{.*}}, %[[N]], {{.*}} : tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<2x4x16xf32>, tensor<2x4x16xf32>, tensor<2x2x8xf32>, tensor<2x2xi64>, tensor<f32>{{$}}
+// TRAIN-LABEL: func.func @backward
+// TRAIN-SAME: (%{{.*}}: tensor<2x2x8xf32>, %[[SAVED:.*]]: tensor<2x2x8xf32>, %{{.*}}: tensor<2x4x16xf32>,
+// TRAIN: galvatron.layer decoder backward "mlp" ({{.*}}, %[[PART:.*]] = %[[SAVED]] : tensor<2x2x8xf32>,
+// TRAIN: %[[WHOLE:.*]] = galvatron.all_gather %[[PART]] dim 1 groups {{\[}}[0, 1]] reduce_grad : tensor<2x2x8xf32> -> tensor<2x4x8xf32>
+// TRAIN: galvatron.matmul %{{.*}}, %{{.*}} {transpose_lhs = true} : (tensor<8x16xf32>, tensor<8x8xf32>) -> tensor<16x8xf32>
 module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
   galvatron.parameter @ln.weight : tensor<8xf32> {init = #galvatron.init<ones>}
   galvatron.parameter @ln.bias : tensor<8xf32> {init = #galvatron.init<zeros>}
