@@ -121,6 +121,86 @@ static bool keepsTensor(const LayerProfile::Tensor &tensor, bool materialized) {
          tensor.attentionMode == (materialized ? 1 : 2);
 }
 
+/// Megatron's f and g (and their sequence-parallel forms), gathers and
+/// scatters, and the vocabulary-parallel loss, on the TP group.
+static void addTensorParallelTime(const LayerProfile &layer,
+                                  const LayerStrategy &strategy,
+                                  const ClusterSpec &cluster,
+                                  const GroupShape &group, double samples,
+                                  double activation, LayerCost &cost) {
+  bool sp = strategy.sp;
+  for (const LayerProfile::Comm &comm : layer.comms) {
+    double bytes = comm.bytes.at(activation) * (comm.batched ? samples : 1.0);
+    auto time = [&](Collective collective) {
+      return getCollectiveTime(cluster, collective, group, bytes);
+    };
+    bool sequence = sp && comm.sequence;
+    switch (comm.kind) {
+    case TPCommPoint::ReducePartial:
+      if (sequence) {
+        cost.tpForward += time(Collective::ReduceScatter);
+        cost.tpBackward += time(Collective::AllGather);
+      } else {
+        cost.tpForward += time(Collective::AllReduce);
+      }
+      break;
+    case TPCommPoint::ReplicatedInput:
+      if (sequence) {
+        cost.tpForward += time(Collective::AllGather);
+        if (comm.gradient)
+          cost.tpBackward += time(Collective::ReduceScatter);
+        // The input is stored split; the weight gradient gathers it again
+        // unless recomputation already did.
+        if (!strategy.ckpt)
+          cost.tpBackward += time(Collective::AllGather);
+      } else if (comm.gradient) {
+        cost.tpBackward += time(Collective::AllReduce);
+      }
+      break;
+    case TPCommPoint::GatherShards:
+      cost.tpForward += time(Collective::AllGather);
+      break;
+    case TPCommPoint::ScatterReplicated:
+      if (comm.gradient)
+        cost.tpBackward += time(Collective::AllGather);
+      break;
+    case TPCommPoint::VocabParallelLoss:
+      cost.tpForward += time(Collective::AllReduce);
+      break;
+    }
+  }
+}
+
+/// Ulysses' all-to-alls (and their reverse for the gradient), gathers of
+/// split values needed whole, and the gradient gathers of whole values
+/// taken split, on the Ulysses group.
+static void addUlyssesTime(const LayerProfile &layer,
+                           const ClusterSpec &cluster, const GroupShape &group,
+                           double samples, double activation,
+                           LayerCost &cost) {
+  using Comm = LayerProfile::UlyssesComm;
+  for (const Comm &comm : layer.ulyssesComms) {
+    double bytes = comm.bytes.at(activation) * (comm.batched ? samples : 1.0);
+    auto time = [&](Collective collective) {
+      return getCollectiveTime(cluster, collective, group, bytes);
+    };
+    switch (comm.kind) {
+    case Comm::AllToAll:
+      cost.tpForward += time(Collective::AllToAll);
+      if (comm.gradient)
+        cost.tpBackward += time(Collective::AllToAll);
+      break;
+    case Comm::Gather:
+      cost.tpForward += time(Collective::AllGather);
+      break;
+    case Comm::Scatter:
+      if (comm.gradient)
+        cost.tpBackward += time(Collective::AllGather);
+      break;
+    }
+  }
+}
+
 LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
                                          unsigned layerIndex,
                                          const LayerStrategy &strategy,
@@ -130,11 +210,16 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   LayerCost cost;
   double activation = context.activationBytes();
   int64_t dp = context.devicesPerStage / strategy.tp;
-  // A layer whose weights do not split evenly among the TP ranks (a
-  // vocabulary like GPT-2's 50257) runs whole on each of them, as the
-  // partitioner lowers it.
-  int64_t tp = layer.splitsEvenly(strategy.tp) ? strategy.tp : 1;
-  bool sp = strategy.sp && tp > 1;
+  int64_t tp = strategy.tp;
+  bool ulysses = strategy.usesUlysses();
+  ShareContext shares{tp, strategy.sp && tp > 1 && !ulysses, ulysses,
+                      layer.sequenceLength, context.vocabDivisor};
+  auto shareOf = [&](const Split &split) { return split.share(shares); };
+  // Weights are split by TP only; under Ulysses every rank of the stage
+  // holds them whole and data parallelism spans the Ulysses group too.
+  int64_t weightSplit = strategy.getWeightSplit();
+  int64_t divisor = context.vocabDivisor;
+  int64_t paramDp = ulysses ? context.devicesPerStage : dp;
   // Samples each device processes per micro-batch.
   double samples =
       static_cast<double>(context.microBatch) / static_cast<double>(dp);
@@ -144,7 +229,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
 
   // Compute: a roofline per op, forward and backward.
   for (const LayerProfile::Op &op : layer.ops) {
-    double share = op.split.share(tp, sp, layer.sequenceLength);
+    double share = shareOf(op.split);
     double scale = op.batched ? samples : 1.0;
     double flops = op.flops * share * scale;
     ByteCount perSample = op.bytes;
@@ -160,55 +245,20 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
                               efficiency.backwardBytes * bytes / bandwidth) +
                      2.0 * efficiency.kernelOverhead;
   }
+  cost.forward *= layer.computeScale;
+  cost.backward *= layer.computeScale;
   if (strategy.ckpt)
     cost.recompute = cost.forward;
 
   // Tensor (and sequence) parallel communication, not overlapped.
   Groups groups = getGroups(context, strategy.tp, strategy.consecutive);
-  if (tp > 1) {
-    for (const LayerProfile::Comm &comm : layer.comms) {
-      double bytes = comm.bytes.at(activation) * (comm.batched ? samples : 1.0);
-      auto time = [&](Collective collective) {
-        return getCollectiveTime(cluster, collective, groups.tp, bytes);
-      };
-      bool sequence = sp && comm.sequence;
-      switch (comm.kind) {
-      case TPCommPoint::ReducePartial:
-        if (sequence) {
-          cost.tpForward += time(Collective::ReduceScatter);
-          cost.tpBackward += time(Collective::AllGather);
-        } else {
-          cost.tpForward += time(Collective::AllReduce);
-        }
-        break;
-      case TPCommPoint::ReplicatedInput:
-        if (sequence) {
-          cost.tpForward += time(Collective::AllGather);
-          if (comm.gradient)
-            cost.tpBackward += time(Collective::ReduceScatter);
-          // The input is stored split; the weight gradient gathers it again
-          // unless recomputation already did.
-          if (!strategy.ckpt)
-            cost.tpBackward += time(Collective::AllGather);
-        } else if (comm.gradient) {
-          cost.tpBackward += time(Collective::AllReduce);
-        }
-        break;
-      case TPCommPoint::GatherShards:
-        cost.tpForward += time(Collective::AllGather);
-        break;
-      case TPCommPoint::ScatterReplicated:
-        if (comm.gradient)
-          cost.tpBackward += time(Collective::AllGather);
-        break;
-      case TPCommPoint::VocabParallelLoss:
-        cost.tpForward += time(Collective::AllReduce);
-        break;
-      }
-    }
-    if (strategy.ckpt)
-      cost.tpRecompute = cost.tpForward;
-  }
+  if (ulysses)
+    addUlyssesTime(layer, cluster, groups.tp, samples, activation, cost);
+  else if (tp > 1)
+    addTensorParallelTime(layer, strategy, cluster, groups.tp, samples,
+                          activation, cost);
+  if (strategy.ckpt)
+    cost.tpRecompute = cost.tpForward;
 
   // Model states. A parameter owned by an earlier layer of the same stage is
   // stored once, by its owner; one owned on an earlier stage is a copy.
@@ -217,18 +267,19 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   // across them; a weight several layers read in a pipeline is taken to be
   // the tied embedding and LM head, on the first and last stage).
   StateBytes stateBytes = getStateBytes(context.precision);
-  DataParallelType type = dp > 1 ? strategy.dpType : DataParallelType::ddp;
+  DataParallelType type =
+      paramDp > 1 ? strategy.dpType : DataParallelType::ddp;
   double local = 0, copied = 0, whole = 0, staged = 0;
   for (const LayerProfile::Parameter &param : layer.parameters) {
     if (param.owner != layerIndex && param.owner >= context.firstLayer)
       continue;
-    double elements = param.localElements(tp);
+    double elements = param.localElements(weightSplit, divisor);
     local += elements;
-    // ZeRO splits a weight's first dimension dp divides; another one (an
-    // odd vocabulary's hidden size) makes the lowering stage its gradient's
-    // per-micro-batch reduce-scatter (ZeRO-2) in a transposed copy.
-    int64_t leading = param.splitsLeading ? param.leading / tp : param.leading;
-    if (type == DataParallelType::zero2 && leading % dp != 0)
+    // ZeRO splits a weight's first dimension dp divides; another one makes
+    // the lowering stage its gradient's per-micro-batch reduce-scatter
+    // (ZeRO-2) in a transposed copy.
+    if (type == DataParallelType::zero2 &&
+        param.localLeading(weightSplit, divisor) % paramDp != 0)
       staged = std::max(staged, elements);
     if (param.owner != layerIndex)
       copied += elements;
@@ -242,7 +293,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   bool shardGrads =
       type == DataParallelType::zero2 || type == DataParallelType::zero3;
   bool shardParams = type == DataParallelType::zero3;
-  double d = static_cast<double>(dp);
+  double d = static_cast<double>(paramDp);
   // Elements per device of a state ZeRO shards or not.
   auto held = [&](bool sharded) {
     return sharded ? (local - whole) / d + whole : local;
@@ -263,10 +314,14 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   double paramBytes = local * stateBytes.param;
   double backwardCompute = cost.backward + cost.recompute;
   double overlap = efficiency.overlap;
+  GroupShape paramGroup =
+      ulysses ? getGroupShape(cluster, context.firstDevice, 1,
+                              context.devicesPerStage)
+              : groups.dp;
   auto dpTime = [&](Collective collective, double bytes) {
-    return getCollectiveTime(cluster, collective, groups.dp, bytes);
+    return getCollectiveTime(cluster, collective, paramGroup, bytes);
   };
-  if (dp > 1) {
+  if (paramDp > 1) {
     switch (type) {
     case DataParallelType::ddp:
       // Gradients are accumulated over micro-batches and all-reduced once,
@@ -314,12 +369,25 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
     double total = 0;
     for (const LayerProfile::Tensor &tensor : tensors)
       if (keepsTensor(tensor, materialized))
-        total += tensor.bytes.at(activation) *
-                 tensor.split.share(tp, sp, layer.sequenceLength) * samples;
+        total += tensor.bytes.at(activation) * shareOf(tensor.split) * samples;
     return total;
   };
   double full = stored(layer.saved);
   cost.activations = strategy.ckpt ? stored(layer.checkpointed) : full;
+  cost.activations *= layer.activationScale;
+  // Measured activations with (1) or without (0) Megatron SP, either at
+  // tp = 1; Galvatron's checkpointed ones divide by tp under SP.
+  for (int index : {shares.sp ? 1 : 0, tp == 1 ? 1 : -1}) {
+    if (index < 0)
+      continue;
+    const std::map<int64_t, double> &measured =
+        layer.measuredActivations[index];
+    if (auto it = measured.find(strategy.ckpt ? 0 : tp); it != measured.end()) {
+      cost.activations = it->second * samples /
+                         (strategy.ckpt && shares.sp ? double(tp) : 1.0);
+      break;
+    }
+  }
   if (strategy.ckpt)
     cost.transient += full;
   // The backward at its busiest op.
@@ -327,8 +395,7 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
   for (const LayerProfile::BackwardPoint &point : layer.backwardPoints) {
     double bytes = stored(point.activations);
     for (const LayerProfile::Tensor &weight : point.weights)
-      bytes += weight.bytes.at(activation) *
-               weight.split.share(tp, sp, layer.sequenceLength);
+      bytes += weight.bytes.at(activation) * shareOf(weight.split);
     backward = std::max(backward, bytes);
   }
   cost.transient += backward + staged * kStoredStateBytes.grad;
@@ -355,7 +422,7 @@ static HeldRegion getRegion(int64_t device, int64_t devices,
   GridPosition position = getGridPosition(device, tp, dp, strategy.consecutive);
   HeldRegion region{double(position.dpRank) / dp, double(position.dpRank + 1) / dp,
                 0.0, 1.0};
-  if (strategy.sp && tp > 1) {
+  if (strategy.splitsSequence()) {
     region.seqLo = double(position.tpRank) / tp;
     region.seqHi = double(position.tpRank + 1) / tp;
   }
@@ -375,7 +442,7 @@ static bool sameLayout(const LayerStrategy &a, const LayerStrategy &b,
   int64_t dp = devices / a.tp;
   return tpIsConsecutive(a.tp, dp, a.consecutive) ==
              tpIsConsecutive(b.tp, dp, b.consecutive) &&
-         (a.sp && a.tp > 1) == (b.sp && b.tp > 1);
+         a.splitsSequence() == b.splitsSequence();
 }
 
 /// Seconds for every device to fetch the part of the activation it needs in
@@ -390,7 +457,7 @@ static double getOneWayLayoutTime(const LayerStrategy &from,
   const ClusterSpec &cluster = *context.cluster;
   int64_t perNode = cluster.devicesPerNode;
   int64_t fromTp = from.tp, fromDp = devices / fromTp;
-  bool fromSp = from.sp && fromTp > 1;
+  bool fromSp = from.splitsSequence();
   LinkCost intra = cluster.intraNode[static_cast<unsigned>(Collective::AllGather)]
                        .lookup(std::min(devices, perNode));
   double interBandwidth = cluster.nodeNetworkBandwidth / perNode;
@@ -534,16 +601,15 @@ std::string ParallelPlan::check(const ModelProfile &model) const {
       return bad("a micro-batch of " + llvm::Twine(getMicroBatchSize()) +
                  " sequences does not divide among dp = " + llvm::Twine(dp) +
                  " replicas");
-    if (!layer.supportsTP(strategy.tp)) {
-      std::string reason = layer.tpFailure;
-      if (reason.empty())
-        for (int64_t size : layer.tpDivisors)
-          if (size % strategy.tp != 0) {
-            reason = (llvm::Twine(size) + " heads do not divide among " +
-                      llvm::Twine(strategy.tp) + " ranks")
-                         .str();
-            break;
-          }
+    if (strategy.usesUlysses()) {
+      if (strategy.sp)
+        return bad("uses both Megatron and Ulysses sequence parallelism");
+      if (std::string reason = layer.getUlyssesFailure(strategy.tp);
+          !reason.empty())
+        return bad("cannot run Ulysses on " + llvm::Twine(strategy.tp) +
+                   " ranks: " + reason);
+    } else if (std::string reason = layer.getTPFailure(strategy.tp);
+               !reason.empty()) {
       return bad("cannot run with tp = " + llvm::Twine(strategy.tp) + ": " +
                  reason);
     }
@@ -556,15 +622,17 @@ std::string ParallelPlan::check(const ModelProfile &model) const {
       if (param.owner == index)
         continue;
       const LayerStrategy &owner = layers[param.owner];
+      auto weights = [](const LayerStrategy &s) {
+        return LayerStrategy{0, s.getWeightSplit(), s.consecutive};
+      };
       if (owner.stage == strategy.stage &&
-          !sameLayout({0, owner.tp, owner.consecutive, {}, false, false},
-                      {0, strategy.tp, strategy.consecutive, {}, false, false},
-                      stageDevices))
+          !sameLayout(weights(owner), weights(strategy), stageDevices))
         return bad("shares @" + param.name + " with '" +
                    model.layers[param.owner].name + "' on stage " +
                    llvm::Twine(strategy.stage) +
-                   " and must use its tp degree and consecutiveness (tp " +
-                   llvm::Twine(owner.tp) + ")");
+                   " and must split it as that layer does (tp " +
+                   llvm::Twine(owner.getWeightSplit()) +
+                   ", consecutiveness and Ulysses alike)");
     }
   }
   for (auto [stage, isUsed] : llvm::enumerate(used))
@@ -679,6 +747,7 @@ PlanEvaluation mlir::galvatron::evaluatePlan(const ModelProfile &model,
     context.firstDevice = k * stageDevices;
     context.microBatch = plan.getMicroBatchSize();
     context.firstLayer = stage.firstLayer;
+    context.vocabDivisor = plan.vocabDivisor;
 
     double perMicroBatch = 0, compute = 0, tensor = 0, data = 0, transfer = 0;
     double transient = 0;

@@ -118,7 +118,8 @@ private:
 
 Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
     StringRef text, StringRef source, const ModelProfile &model,
-    int64_t devices, int64_t devicesPerNode, Precision precision) {
+    int64_t devices, int64_t devicesPerNode, Precision precision,
+    bool megatronSequenceParallel) {
   auto parsedRoot = parseJSONObject(text, source, "a Galvatron strategy");
   if (!parsedRoot)
     return parsedRoot.takeError();
@@ -214,18 +215,21 @@ Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
   size_t block = 0;
   for (auto [index, layer] : llvm::enumerate(model.layers)) {
     LayerStrategy &strategy = plan.layers[index];
+    // use_sp and vsp make the layer's group of tp ranks run Ulysses.
     if (layer.isTransformerBlock()) {
       strategy.tp = (*tp)[block];
       strategy.consecutive = (*consecutive)[block] != 0;
       strategy.dpType = (*zero3)[block] ? DataParallelType::zero3 : *type;
-      strategy.sp = (*sp)[block] != 0 && strategy.tp > 1;
+      strategy.ulysses = (*sp)[block] != 0 && strategy.tp > 1;
       strategy.ckpt = (*checkpoint)[block] != 0;
       ++block;
     } else {
       strategy.tp = *vtp;
       strategy.dpType = *embedSdp ? DataParallelType::zero3 : *type;
-      strategy.sp = *vsp != 0 && strategy.tp > 1;
+      strategy.ulysses = *vsp != 0 && strategy.tp > 1;
     }
+    strategy.sp = megatronSequenceParallel && strategy.tp > 1 &&
+                  !strategy.ulysses;
   }
   if (std::string error = plan.check(model); !error.empty())
     return makeError(source + ": the strategy does not suit the model: " +
@@ -240,37 +244,50 @@ mlir::galvatron::writeGalvatronStrategy(const ParallelPlan &plan,
     return makeError("Galvatron's strategy format cannot express this plan: " +
                      message);
   };
-  // The data-parallel type shared by layers that are not ZeRO-3 (where data
-  // parallelism exists at all).
-  std::optional<DataParallelType> defaultType;
+  // The data-parallel type of a layer whose weights are data-parallel at
+  // all, and whether it is ZeRO-3.
   auto dpTypeOf = [&](const LayerStrategy &strategy) {
-    return plan.getDp(strategy) > 1 ? strategy.dpType : DataParallelType::ddp;
+    return plan.getParamDp(strategy) > 1 ? strategy.dpType
+                                         : DataParallelType::ddp;
   };
+  auto isZero3 = [&](const LayerStrategy &strategy) {
+    return dpTypeOf(strategy) == DataParallelType::zero3;
+  };
+  // One default_dp_type for the layers that are not ZeRO-3, one Galvatron's
+  // runtime has (ddp or zero2).
+  std::optional<DataParallelType> defaultType;
   for (auto [index, strategy] : llvm::enumerate(plan.layers)) {
+    const std::string &name = model.layers[index].name;
+    if (strategy.sp && strategy.tp > 1 && !strategy.usesUlysses())
+      return cannot("'" + name +
+                    "' uses Megatron sequence parallelism (the file's use_sp "
+                    "and vsp mean Ulysses; Galvatron turns Megatron's on for "
+                    "every TP layer with its runtime flag --sequence-parallel)");
     DataParallelType type = dpTypeOf(strategy);
-    if (type == DataParallelType::zero3 || plan.getDp(strategy) == 1)
+    if (isZero3(strategy) || plan.getParamDp(strategy) == 1)
       continue;
+    if (type == DataParallelType::zero1)
+      return cannot("'" + name +
+                    "' uses zero1, which Galvatron's runtime does not have "
+                    "(default_dp_type is ddp, zero2 or zero3)");
     if (defaultType && *defaultType != type)
-      return cannot("'" + model.layers[index].name + "' uses " +
-                    stringifyDataParallelType(type) + " but another layer " +
+      return cannot("'" + name + "' uses " + stringifyDataParallelType(type) +
+                    " but another layer " +
                     stringifyDataParallelType(*defaultType) +
                     " (one default_dp_type besides ZeRO-3)");
     defaultType = type;
   }
-  SmallVector<std::string> tp, consecutive, zero3, sp, checkpoint;
+  SmallVector<std::string> tp, consecutive, zero3, ulysses, checkpoint;
   SmallVector<int64_t> division(plan.pp, 0);
   std::optional<LayerStrategy> outside;
   unsigned outsideIndex = 0;
   for (auto [index, strategy] : llvm::enumerate(plan.layers)) {
     const LayerProfile &layer = model.layers[index];
-    bool isZero3 = dpTypeOf(strategy) == DataParallelType::zero3 &&
-                   plan.getDp(strategy) > 1;
-    bool sequence = strategy.sp && strategy.tp > 1;
     if (layer.isTransformerBlock()) {
       tp.push_back(std::to_string(strategy.tp));
       consecutive.push_back(strategy.consecutive ? "1" : "0");
-      zero3.push_back(isZero3 ? "1" : "0");
-      sp.push_back(sequence ? "1" : "0");
+      zero3.push_back(isZero3(strategy) ? "1" : "0");
+      ulysses.push_back(strategy.usesUlysses() ? "1" : "0");
       checkpoint.push_back(strategy.ckpt ? "1" : "0");
       ++division[strategy.stage];
       continue;
@@ -284,12 +301,9 @@ mlir::galvatron::writeGalvatronStrategy(const ParallelPlan &plan,
       return cannot("'" + layer.name +
                     "' has non-consecutive TP ranks (only blocks can)");
     if (outside) {
-      bool outsideZero3 =
-          dpTypeOf(*outside) == DataParallelType::zero3 &&
-          plan.getDp(*outside) > 1;
       if (outside->tp != strategy.tp ||
-          (outside->sp && outside->tp > 1) != sequence ||
-          outsideZero3 != isZero3)
+          outside->usesUlysses() != strategy.usesUlysses() ||
+          isZero3(*outside) != isZero3(strategy))
         return cannot("'" + layer.name + "' and '" +
                       model.layers[outsideIndex].name +
                       "' differ (one vtp, vsp and embed_sdp for every layer "
@@ -319,7 +333,7 @@ mlir::galvatron::writeGalvatronStrategy(const ParallelPlan &plan,
       {"tp_sizes_enc", llvm::join(tp, ",")},
       {"tp_consecutive_flags", llvm::join(consecutive, ",")},
       {"dp_types_enc", llvm::join(zero3, ",")},
-      {"use_sp", llvm::join(sp, ",")},
+      {"use_sp", llvm::join(ulysses, ",")},
       {"checkpoint", llvm::join(checkpoint, ",")},
       {"global_bsz", plan.globalBatch},
       {"chunks", plan.microBatches},
@@ -328,11 +342,8 @@ mlir::galvatron::writeGalvatronStrategy(const ParallelPlan &plan,
       {"default_dp_type",
        stringifyDataParallelType(defaultType.value_or(DataParallelType::ddp))},
       {"vtp", outside ? outside->tp : 1},
-      {"vsp", outside && outside->sp && outside->tp > 1 ? 1 : 0},
-      {"embed_sdp", outside && dpTypeOf(*outside) == DataParallelType::zero3 &&
-                            plan.getDp(*outside) > 1
-                        ? 1
-                        : 0},
+      {"vsp", outside && outside->usesUlysses() ? 1 : 0},
+      {"embed_sdp", outside && isZero3(*outside) ? 1 : 0},
   };
   return result;
 }

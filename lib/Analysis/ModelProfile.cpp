@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/CostModel.h"
+#include "galvatron/Analysis/UlyssesAnalysis.h"
 #include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringMap.h"
@@ -19,43 +20,86 @@
 using namespace mlir;
 using namespace mlir::galvatron;
 
-double Split::share(int64_t tp, bool sp, int64_t sequenceLength) const {
+double Split::share(const ShareContext &context) const {
+  int64_t tp = context.tp;
   if (tp <= 1)
     return 1.0;
-  if (tpSize > 0)
-    return static_cast<double>((tpSize + tp - 1) / tp) /
+  // Ulysses divides the sequence and the heads, which the degree divides.
+  if (context.ulysses)
+    return ulysses ? 1.0 / static_cast<double>(tp) : 1.0;
+  if (tpSize > 0) {
+    int64_t held =
+        vocabulary ? padVocabulary(tpSize, tp, context.vocabDivisor) : tpSize;
+    return static_cast<double>((held + tp - 1) / tp) /
            static_cast<double>(tpSize);
-  if (sequence && sp && sequenceLength > 0)
-    return static_cast<double>((sequenceLength + tp - 1) / tp) /
-           static_cast<double>(sequenceLength);
+  }
+  int64_t length = context.sequenceLength;
+  if (sequence && context.sp && length > 0)
+    return static_cast<double>((length + tp - 1) / tp) /
+           static_cast<double>(length);
   return 1.0;
 }
 
-double LayerProfile::Parameter::localElements(int64_t tp) const {
+double LayerProfile::Parameter::localElements(int64_t tp,
+                                              int64_t vocabDivisor) const {
   if (segments.empty() || tp <= 1)
     return static_cast<double>(elements);
   int64_t total = 0, local = 0;
   for (int64_t size : segments) {
     total += size;
-    local += (size + tp - 1) / tp;
+    int64_t held = vocabulary ? padVocabulary(size, tp, vocabDivisor) : size;
+    local += (held + tp - 1) / tp;
   }
   return static_cast<double>(elements) / static_cast<double>(total) *
          static_cast<double>(local);
 }
 
-bool LayerProfile::supportsTP(int64_t tp) const {
-  if (tp == 1)
-    return true;
-  if (!tpFailure.empty())
-    return false;
-  return llvm::all_of(tpDivisors, [&](int64_t size) { return size % tp == 0; });
+int64_t LayerProfile::Parameter::localLeading(int64_t tp,
+                                              int64_t vocabDivisor) const {
+  if (!splitsLeading || tp <= 1)
+    return leading;
+  return (vocabulary ? padVocabulary(leading, tp, vocabDivisor) : leading) /
+         tp;
 }
 
-bool LayerProfile::splitsEvenly(int64_t tp) const {
-  return llvm::all_of(parameters, [&](const Parameter &param) {
-    return llvm::all_of(param.segments,
-                        [&](int64_t size) { return size % tp == 0; });
-  });
+bool LayerProfile::supportsTP(int64_t tp) const {
+  return getTPFailure(tp).empty();
+}
+
+bool LayerProfile::supportsUlysses(int64_t degree) const {
+  return getUlyssesFailure(degree).empty();
+}
+
+std::string LayerProfile::getUlyssesFailure(int64_t degree) const {
+  if (degree == 1)
+    return "";
+  if (!ulyssesFailure.empty())
+    return ulyssesFailure;
+  for (int64_t size : ulyssesDivisors)
+    if (size % degree != 0)
+      return ("Ulysses splits a sequence or head count of " +
+              llvm::Twine(size) + ", which does not divide among " +
+              llvm::Twine(degree) + " ranks")
+          .str();
+  return "";
+}
+
+std::string LayerProfile::getTPFailure(int64_t tp) const {
+  if (tp == 1)
+    return "";
+  if (!tpFailure.empty())
+    return tpFailure;
+  for (int64_t size : tpDivisors)
+    if (size % tp != 0)
+      return (llvm::Twine(size) + " heads do not divide among " +
+              llvm::Twine(tp) + " ranks")
+          .str();
+  for (int64_t size : weightSplits)
+    if (size % tp != 0)
+      return ("a weight dimension of " + llvm::Twine(size) +
+              " does not divide among " + llvm::Twine(tp) + " ranks")
+          .str();
+  return "";
 }
 
 //===----------------------------------------------------------------------===//
@@ -66,8 +110,9 @@ namespace {
 /// Sizes of values per sample (batched) or in total (unbatched).
 class Sizer {
 public:
-  Sizer(const TensorParallelAnalysis &analysis, int64_t irBatch)
-      : analysis(analysis), irBatch(irBatch) {}
+  Sizer(const TensorParallelAnalysis &analysis, int64_t irBatch,
+        const UlyssesAnalysis *ulysses = nullptr)
+      : analysis(analysis), irBatch(irBatch), ulysses(ulysses) {}
 
   ByteCount bytes(Value value) const {
     auto type = dyn_cast<RankedTensorType>(value.getType());
@@ -87,17 +132,32 @@ public:
   Split split(Value value) const {
     Split result;
     TPSharding sharding = analysis.getSharding(value);
-    if (sharding.kind == TPSharding::Sharded)
+    if (sharding.kind == TPSharding::Sharded) {
       result.tpSize =
           cast<RankedTensorType>(value.getType()).getDimSize(sharding.dim);
-    else if (analysis.isSequenceParallelValue(value))
+      result.vocabulary = analysis.isVocabularyValue(value);
+    } else if (analysis.isSequenceParallelValue(value))
       result.sequence = true;
+    result.ulysses = ulysses && ulysses->getLayout(value).isSplit();
+    return result;
+  }
+
+  /// How TP divides a weight read by `param` (and its gradient).
+  Split weightSplit(ParamOp param) const {
+    Split result;
+    for (const TPParameterSharding &entry : analysis.getParameters())
+      if (entry.op == param && entry.dim >= 0) {
+        result.tpSize =
+            cast<RankedTensorType>(param.getType()).getDimSize(entry.dim);
+        result.vocabulary = entry.vocabulary;
+      }
     return result;
   }
 
 private:
   const TensorParallelAnalysis &analysis;
   int64_t irBatch;
+  const UlyssesAnalysis *ulysses;
 };
 } // namespace
 
@@ -196,9 +256,10 @@ addBackwardPoints(LayerOp layer, const TensorParallelAnalysis &analysis,
         addTo(point.activations, {sizer.bytes(root), sizer.split(root), 0},
               -1.0);
     for (Value operand : op.getOperands())
-      if (operand.getDefiningOp<ParamOp>() && analysis.needsGradient(operand))
-        addTo(point.weights, {sizer.bytes(operand), sizer.split(operand), 0},
-              1.0);
+      if (auto param = operand.getDefiningOp<ParamOp>();
+          param && analysis.needsGradient(operand))
+        addTo(point.weights,
+              {sizer.bytes(operand), sizer.weightSplit(param), 0}, 1.0);
     entry.backwardPoints.push_back(std::move(point));
   }
 }
@@ -213,7 +274,9 @@ static std::string fingerprint(const LayerProfile &layer, unsigned index) {
   llvm::raw_string_ostream os(text);
   os << static_cast<int>(layer.kind) << "|";
   auto bytes = [&](const ByteCount &b) { os << b.floats << "," << b.fixed; };
-  auto split = [&](const Split &s) { os << "/" << s.tpSize << s.sequence; };
+  auto split = [&](const Split &s) {
+    os << "/" << s.tpSize << s.sequence << s.vocabulary << s.ulysses;
+  };
   for (const LayerProfile::Op &op : layer.ops) {
     os << "o" << op.flops << ",";
     bytes(op.bytes);
@@ -246,13 +309,24 @@ static std::string fingerprint(const LayerProfile &layer, unsigned index) {
       os << size << ",";
     os << (param.owner == index ? 0 : static_cast<int64_t>(index) -
                                           static_cast<int64_t>(param.owner))
-       << "r" << param.readers << "l" << param.leading << param.splitsLeading;
+       << "r" << param.readers << "l" << param.leading << param.splitsLeading
+       << param.vocabulary;
   }
   os << "d";
   for (int64_t d : layer.tpDivisors)
     os << d << ",";
+  os << "w";
+  for (int64_t d : layer.weightSplits)
+    os << d << ",";
   os << layer.tpFailure << "|" << layer.sequenceParallel << "|"
-     << layer.sequenceLength << "|";
+     << layer.sequenceLength << "|" << layer.ulyssesFailure << "|";
+  for (int64_t d : layer.ulyssesDivisors)
+    os << d << ",";
+  for (const LayerProfile::UlyssesComm &comm : layer.ulyssesComms) {
+    os << "u" << int(comm.kind);
+    bytes(comm.bytes);
+    os << comm.batched << comm.gradient;
+  }
   bytes(layer.inputCut);
   os << "|" << layer.batchedFlops << "," << layer.unbatchedFlops;
   return text;
@@ -343,7 +417,8 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
   llvm::StringMap<unsigned> signatures;
   for (auto [index, layer] : llvm::enumerate(layerOps)) {
     const TensorParallelAnalysis &analysis = analyses[index];
-    Sizer sizer(analysis, profile.irBatch);
+    UlyssesAnalysis ulysses(analysis);
+    Sizer sizer(analysis, profile.irBatch, &ulysses);
     LayerProfile &entry = profile.layers.emplace_back();
     entry.name = layer.getLayerName().str();
     entry.kind = layer.getKind();
@@ -358,6 +433,24 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
     entry.tpDivisors.erase(
         std::unique(entry.tpDivisors.begin(), entry.tpDivisors.end()),
         entry.tpDivisors.end());
+    entry.weightSplits.assign(analysis.getWeightSplitSizes().begin(),
+                              analysis.getWeightSplitSizes().end());
+    entry.ulyssesFailure = ulysses.getFailure().str();
+    entry.ulyssesDivisors.assign(ulysses.getDivisors().begin(),
+                                 ulysses.getDivisors().end());
+    for (const UlyssesConversion &conversion : ulysses.getConversions()) {
+      // The loss consumes split model outputs where they are.
+      if (conversion.modelOutput)
+        continue;
+      Value value = conversion.getValue();
+      using Comm = LayerProfile::UlyssesComm;
+      Comm::Kind kind = !conversion.to.isSplit()     ? Comm::Gather
+                        : !conversion.from.isSplit() ? Comm::Scatter
+                                                     : Comm::AllToAll;
+      entry.ulyssesComms.push_back({kind, sizer.bytes(value),
+                                    analysis.isBatched(value),
+                                    analysis.needsGradient(value)});
+    }
     entry.inputCut = cuts[index];
     entry.sequenceLength = analysis.getSequenceLength();
     profile.sequenceLength =
@@ -367,6 +460,7 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
     auto operandSplit = [&](Operation *op) {
       Split split;
       split.tpSize = analysis.getSplitSize(op);
+      split.vocabulary = split.tpSize > 0 && analysis.isVocabularySplit(op);
       if (split.tpSize == 0) {
         auto isSP = [&](Value v) {
           return analysis.isSequenceParallelValue(v);
@@ -374,6 +468,7 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
         split.sequence = llvm::any_of(op->getOperands(), isSP) ||
                          llvm::any_of(op->getResults(), isSP);
       }
+      split.ulysses = ulysses.isSplitWork(op);
       return split;
     };
 
@@ -534,6 +629,7 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
       parameter.elements = type.getNumElements();
       parameter.leading = type.getRank() ? type.getDimSize(0) : 1;
       parameter.splitsLeading = sharding.dim == 0;
+      parameter.vocabulary = sharding.vocabulary;
       if (sharding.dim >= 0) {
         if (sharding.segments.empty())
           parameter.segments.push_back(type.getDimSize(sharding.dim));

@@ -37,12 +37,35 @@ static SmallVector<LayerRun> getRuns(const PlanReportInput &input) {
   return runs;
 }
 
-/// "ddp" where data parallelism exists, "-" where dp = 1.
+/// The vocabulary `layer` splits and its padded size under `strategy`, when
+/// padding it changes it.
+static std::optional<std::pair<int64_t, int64_t>>
+getPaddedVocabulary(const LayerProfile &layer, const LayerStrategy &strategy,
+                    int64_t divisor) {
+  for (const LayerProfile::Parameter &param : layer.parameters) {
+    if (!param.vocabulary || param.segments.size() != 1)
+      continue;
+    int64_t size = param.segments.front();
+    int64_t padded = padVocabulary(size, strategy.getWeightSplit(), divisor);
+    if (padded != size)
+      return std::make_pair(size, padded);
+  }
+  return std::nullopt;
+}
+
+/// "ddp" where data parallelism exists, "-" where it does not.
 static std::string dpTypeName(const ParallelPlan &plan,
                               const LayerStrategy &strategy) {
-  if (plan.getDp(strategy) == 1)
+  if (plan.getParamDp(strategy) == 1)
     return "-";
   return stringifyDataParallelType(strategy.dpType).str();
+}
+
+/// The layer's sequence parallelism: "megatron", "ulysses" or "-".
+static StringRef sequenceParallelName(const LayerStrategy &strategy) {
+  if (strategy.usesUlysses())
+    return "ulysses";
+  return strategy.sp && strategy.tp > 1 ? "megatron" : "-";
 }
 
 void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
@@ -63,7 +86,7 @@ void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
      << stringifyPrecision(plan.precision) << "\n";
 
   os << "layers\n";
-  os << llvm::format("  %-44s %-10s %5s %4s %5s %-7s %-6s %-3s %-4s\n",
+  os << llvm::format("  %-44s %-10s %5s %4s %5s %-7s %-6s %-8s %-4s\n",
                      "layer", "kind", "stage", "tp", "dp", "dp-type",
                      "consec", "sp", "ckpt");
   for (const LayerRun &run : getRuns(input)) {
@@ -75,14 +98,20 @@ void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
     bool consecutive = strategy.consecutive || strategy.tp == 1 ||
                        plan.getDp(strategy) == 1;
     os << llvm::format(
-        "  %-44s %-10s %5lld %4lld %5lld %-7s %-6s %-3s %-4s\n", name.c_str(),
+        "  %-44s %-10s %5lld %4lld %5lld %-7s %-6s %-8s %-4s\n", name.c_str(),
         stringifyLayerKind(model.layers[run.first].kind).str().c_str(),
         (long long)strategy.stage, (long long)strategy.tp,
         (long long)plan.getDp(strategy), dpTypeName(plan, strategy).c_str(),
         consecutive ? "yes" : "no",
-        strategy.sp && strategy.tp > 1 ? "yes" : "no",
+        sequenceParallelName(strategy).str().c_str(),
         strategy.ckpt ? "yes" : "no");
   }
+  for (auto [index, strategy] : llvm::enumerate(plan.layers))
+    if (auto padded = getPaddedVocabulary(model.layers[index], strategy,
+                                          plan.vocabDivisor))
+      os << "  '" << model.layers[index].name << "' splits a vocabulary of "
+         << padded->first << " padded to " << padded->second << " (a multiple of "
+         << plan.vocabDivisor << " x tp " << strategy.tp << ")\n";
 
   os << "stages (memory in GiB per device; time in seconds per iteration)\n";
   os << llvm::format("  %5s %7s %7s %7s %9s %11s %8s %7s | %8s %8s %8s %8s "
@@ -113,13 +142,18 @@ void mlir::galvatron::printPlanReport(llvm::raw_ostream &os,
                      evaluation.usableMemory / kGiB,
                      evaluation.memoryBudget / kGiB,
                      evaluation.fits() ? "" : "  DOES NOT FIT");
-  if (const SearchStatistics *statistics = input.statistics)
+  if (const SearchStatistics *statistics = input.statistics) {
     os << llvm::format("search: %lld strategies priced, %lld of %lld "
                        "configurations explored, %lld DP steps, %.3f s\n",
                        (long long)statistics->strategiesEvaluated,
                        (long long)statistics->configurationsExplored,
                        (long long)statistics->configurations,
                        (long long)statistics->dpSteps, statistics->seconds);
+    if (statistics->batches > 0)
+      os << "batch search: the configurations covered "
+         << statistics->batches << " global batches; " << plan.globalBatch
+         << " gives the most sequences per second\n";
+  }
 }
 
 llvm::json::Object
@@ -130,7 +164,7 @@ mlir::galvatron::getPlanReportJSON(const PlanReportInput &input) {
   llvm::json::Array layers;
   for (auto [index, strategy] : llvm::enumerate(plan.layers)) {
     const LayerCost &cost = evaluation.layers[index];
-    layers.push_back(llvm::json::Object{
+    llvm::json::Object layer{
         {"name", model.layers[index].name},
         {"kind", stringifyLayerKind(model.layers[index].kind)},
         {"stage", strategy.stage},
@@ -139,12 +173,18 @@ mlir::galvatron::getPlanReportJSON(const PlanReportInput &input) {
         {"dp_type", dpTypeName(plan, strategy)},
         {"tp_consecutive", strategy.consecutive || strategy.tp == 1 ||
                                plan.getDp(strategy) == 1},
-        {"sp", strategy.sp && strategy.tp > 1},
+        {"sp", strategy.sp && strategy.tp > 1 && !strategy.usesUlysses()},
+        {"ulysses", strategy.usesUlysses()},
         {"ckpt", strategy.ckpt},
         {"micro_batch_seconds", cost.getMicroBatchTime(plan.microBatches)},
         {"state_bytes", cost.getStates()},
         {"activation_bytes", cost.activations},
-    });
+    };
+    if (auto padded = getPaddedVocabulary(model.layers[index], strategy,
+                                          plan.vocabDivisor))
+      layer["vocabulary"] = llvm::json::Object{{"size", padded->first},
+                                               {"padded", padded->second}};
+    layers.push_back(std::move(layer));
   }
   llvm::json::Array stages;
   for (const StageEvaluation &stage : evaluation.stages)
@@ -177,6 +217,7 @@ mlir::galvatron::getPlanReportJSON(const PlanReportInput &input) {
       {"global_batch", plan.globalBatch},
       {"schedule", scheduleName(plan.schedule)},
       {"precision", stringifyPrecision(plan.precision)},
+      {"vocab_divisor", plan.vocabDivisor},
       {"layers", std::move(layers)},
       {"stages", std::move(stages)},
       {"iteration_seconds", evaluation.iterationTime},
@@ -195,6 +236,7 @@ mlir::galvatron::getPlanReportJSON(const PlanReportInput &input) {
         {"configurations_explored", statistics->configurationsExplored},
         {"dp_steps", statistics->dpSteps},
         {"seconds", statistics->seconds},
+        {"batches", statistics->batches},
     };
   return result;
 }

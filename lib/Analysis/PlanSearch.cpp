@@ -26,6 +26,7 @@
 #include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -34,12 +35,24 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <memory>
+#include <set>
 
 using namespace mlir;
 using namespace mlir::galvatron;
 
 static constexpr double kInfinity = std::numeric_limits<double>::infinity();
+/// Micro-batch sizes a batch search prices per pipeline degree at most (its
+/// largest global batch is kMaxGlobalBatch, as for every search).
+static constexpr int64_t kMaxMicroBatchSizes = 4096;
+/// A relaxed pass may visit this many times the states of the exact pass
+/// before it, or this many per layer, before it is abandoned; and one at
+/// this many memory bins or more that does not raise the lower bound ends
+/// the configuration's relaxations.
+static constexpr int64_t kRelaxedStateRatio = 4;
+static constexpr int64_t kRelaxedStatesPerLayer = 1000;
+static constexpr int64_t kStallCapacity = 64;
 
 /// Whole quanta covering `bytes` (the rounding the search's memory
 /// accounting uses everywhere).
@@ -107,32 +120,57 @@ SmallVector<LayerStrategy> mlir::galvatron::getLayerStrategies(
   SmallVector<LayerStrategy> strategies;
   int64_t maxTp = space.maxTp > 0 ? space.maxTp : devicesPerNode;
   for (int64_t tp = 1; tp <= std::min(maxTp, devicesPerStage); tp *= 2) {
-    if (tp < space.minTp || devicesPerStage % tp != 0 || !layer.supportsTP(tp))
+    if (tp < space.minTp || devicesPerStage % tp != 0)
       continue;
     int64_t dp = devicesPerStage / tp;
     if (microBatch % dp != 0)
       continue;
+    // The group of tp ranks runs Megatron TP (without or with its sequence
+    // parallelism) or Ulysses.
+    struct Mode {
+      bool sp, ulysses;
+    };
+    SmallVector<Mode, 3> modes;
+    if (layer.supportsTP(tp)) {
+      modes.push_back({false, false});
+      if (tp > 1 && space.sequenceParallel && layer.sequenceParallel)
+        modes.push_back({true, false});
+    }
+    if (tp > 1 && space.ulysses && layer.supportsUlysses(tp))
+      modes.push_back({false, true});
     SmallVector<bool, 2> consecutive = {true};
     if (tp > 1 && dp > 1 && space.nonConsecutiveTp)
       consecutive.push_back(false);
-    SmallVector<bool, 2> sequence = {false};
-    if (tp > 1 && space.sequenceParallel && layer.sequenceParallel)
-      sequence.push_back(true);
-    SmallVector<DataParallelType, 4> types;
-    if (dp == 1)
-      types.push_back(DataParallelType::ddp);
-    else
-      for (int type = 0; type < 4; ++type)
-        if (space.dpTypes[type])
-          types.push_back(static_cast<DataParallelType>(type));
     SmallVector<bool, 2> checkpoint = {false};
     if (space.checkpointing)
       checkpoint.push_back(true);
+    // One strategy for the layers outside the blocks (Galvatron's vtp, vsp
+    // and embed_sdp) or for every layer (Megatron).
+    const std::optional<UniformStrategy> &uniform =
+        layer.isTransformerBlock() ? space.blocks : space.outside;
     for (bool c : consecutive)
-      for (bool s : sequence)
+      for (Mode mode : modes) {
+        if (uniform && (uniform->tp != tp || uniform->ulysses != mode.ulysses ||
+                        uniform->sp != mode.sp || !c))
+          continue;
+        // Under Ulysses data parallelism spans the whole stage.
+        int64_t paramDp = mode.ulysses ? devicesPerStage : dp;
+        SmallVector<DataParallelType, 4> types;
+        if (paramDp == 1)
+          types.push_back(DataParallelType::ddp);
+        else
+          for (int type = 0; type < 4; ++type)
+            if (space.dpTypes[type])
+              types.push_back(static_cast<DataParallelType>(type));
         for (DataParallelType type : types)
-          for (bool k : checkpoint)
-            strategies.push_back({0, tp, c, type, s, k});
+          for (bool k : checkpoint) {
+            if (uniform && (uniform->zero3 != (type == DataParallelType::zero3 &&
+                                               paramDp > 1) ||
+                            (k && !uniform->checkpointing)))
+              continue;
+            strategies.push_back({0, tp, c, type, mode.sp, k, mode.ulysses});
+          }
+      }
   }
   return strategies;
 }
@@ -163,7 +201,8 @@ bool mlir::galvatron::fitsQuantized(const ParallelPlan &plan,
 namespace {
 
 /// A layout class: what decides how a layer's boundary activations are
-/// spread over a stage.
+/// spread over a stage. `sp` stands for any split of the sequence
+/// (Megatron's or Ulysses'), which spread them alike.
 struct Layout {
   int64_t tp;
   bool consecutive;
@@ -201,11 +240,25 @@ struct State {
   int32_t candidate;
 };
 
-/// A (pp, micro-batches, schedule) configuration.
+/// A (pp, micro-batches, schedule) configuration of a global batch.
 struct Configuration {
   int64_t pp, microBatches;
   PipelineSchedule schedule;
   double lowerBound;
+  int64_t globalBatch;
+  /// The least memory per device any of its plans needs (computed when it
+  /// is first explored; negative until then).
+  double leastMemory = -1;
+  /// States the last exact pass visited, and whether a relaxed pass
+  /// failed to raise lowerBound (only speed depends on these).
+  int64_t exactStates = 0;
+  bool relaxationStalled = false;
+
+  int64_t getMicroBatch() const { return globalBatch / microBatches; }
+  bool operator==(const Configuration &other) const {
+    return pp == other.pp && microBatches == other.microBatches &&
+           schedule == other.schedule && globalBatch == other.globalBatch;
+  }
 };
 
 /// A layer's tie to the owner of a weight it shares (same stage: same tp
@@ -213,6 +266,57 @@ struct Configuration {
 struct Tie {
   unsigned reader, owner;
 };
+
+/// max(floor, max_j (cost_j - lambda_j * left)) as a function of the memory
+/// left: the upper envelope of those lines, read by binary search.
+class RestBound {
+public:
+  RestBound() = default;
+  RestBound(ArrayRef<double> lambdas, ArrayRef<double> cost, double floor);
+  double operator()(double left) const {
+    if (lines.empty())
+      return floor;
+    size_t index = llvm::upper_bound(crossings, left) - crossings.begin();
+    return std::max(floor, lines[index].intercept + lines[index].slope * left);
+  }
+
+private:
+  struct Line {
+    double slope, intercept;
+  };
+  /// Slopes increasing; line k + 1 is the highest from crossings[k] on.
+  SmallVector<Line> lines;
+  SmallVector<double> crossings;
+  double floor = 0;
+};
+
+RestBound::RestBound(ArrayRef<double> lambdas, ArrayRef<double> cost,
+                     double floor)
+    : floor(floor) {
+  // Slopes -lambda increase as lambda decreases. The middle of three lines
+  // is never the highest when the outer two cross no later than it rises
+  // above the first.
+  for (size_t j = lambdas.size(); j-- > 0;) {
+    Line line{-lambdas[j], cost[j]};
+    if (!lines.empty() && lines.back().slope == line.slope) {
+      if (lines.back().intercept >= line.intercept)
+        continue;
+      lines.pop_back();
+    }
+    while (lines.size() >= 2) {
+      const Line &a = lines[lines.size() - 2], &b = lines.back();
+      if ((a.intercept - line.intercept) * (b.slope - a.slope) <=
+          (a.intercept - b.intercept) * (line.slope - a.slope))
+        lines.pop_back();
+      else
+        break;
+    }
+    lines.push_back(line);
+  }
+  for (size_t k = 0; k + 1 < lines.size(); ++k)
+    crossings.push_back((lines[k].intercept - lines[k + 1].intercept) /
+                        (lines[k + 1].slope - lines[k].slope));
+}
 
 /// One forward (or backward) pass of the dynamic program from a start
 /// layer, extended on demand.
@@ -230,14 +334,14 @@ struct Engine {
   /// When every stage the pass serves has at least `boundLength` layers:
   /// lower bounds of what the layers after each prefix up to that length
   /// still need, to discard states that cannot finish within the budget or
-  /// the time bound. restCost[x][j] = sum over those layers of the least
-  /// time + lambdas[j] * memory, the Lagrangian bound of the rest's time
-  /// given the memory left.
+  /// the time bound. restBound[x] gives the least time the layers after
+  /// prefix x need with `left` quanta of memory: the maximum over
+  /// multipliers lambda of the sum over those layers of their least
+  /// time + lambda * memory, less lambda * left (a Lagrangian bound).
   unsigned boundLength = 0;
   std::vector<int32_t> restMemory, restTransient;
   std::vector<double> restTime;
-  std::vector<double> lambdas;
-  std::vector<std::vector<double>> restCost;
+  std::vector<RestBound> restBound;
 
   std::vector<std::vector<State>> states;
   unsigned processed = 0;
@@ -263,15 +367,37 @@ struct PositionKey {
 
 class Searcher {
 public:
+  /// Searches the best plans of the `count` best configurations faster
+  /// than `bound` seconds per sequence.
   Searcher(const ModelProfile &model, const ClusterSpec &cluster,
-           const SearchOptions &options, unsigned count)
+           const SearchOptions &options, unsigned count, double bound)
       : model(model), cluster(cluster), options(options),
-        layers(model.layers.size()), keep(count) {}
+        layers(model.layers.size()), keep(count), scoreBound(bound),
+        bestScore(bound) {}
 
-  /// The best plans of the `count` best configurations, best first.
+  /// The best plans of the `count` best configurations, best first; none
+  /// when no plan beats a finite bound.
   llvm::Expected<std::vector<SearchResult>> run();
 
 private:
+  /// Checks the options and sets up the memory accounting, ties and cuts.
+  llvm::Error prepare();
+  /// The (pp, micro-batches) configurations of the global batch, or of
+  /// the batch range, with their lower bounds.
+  llvm::Expected<std::vector<Configuration>> enumerateConfigurations();
+  /// The configurations a batch search needs (see searchPlan).
+  llvm::Expected<std::vector<Configuration>> enumerateBatchConfigurations();
+  /// Whether every layer has a strategy on stages of pp devices running
+  /// micro-batches of `microBatch` sequences.
+  bool everyLayerRuns(int64_t pp, int64_t microBatch) const;
+  /// The largest micro-batch whose activations may fit stages of pp
+  /// devices: each layer alone, and all of them in pp stages' memory.
+  int64_t getLargestMicroBatch(int64_t pp);
+  /// Explores the configurations in the order of their bounds.
+  void findBest(std::vector<Configuration> &configurations);
+  struct KeptPlan;
+  /// The plan of a kept configuration, with its evaluation.
+  llvm::Expected<SearchResult> recoverPlan(KeptPlan &entry);
   //===--------------------------------------------------------------------===//
   // Per (pp, micro-batch size)
   //===--------------------------------------------------------------------===//
@@ -354,17 +480,36 @@ private:
   std::pair<double, SmallVector<LayerStrategy>>
   solveStage(int64_t stage, unsigned start, unsigned end);
 
-  double minimumMemory(std::string &where);
+  /// Caps on the transient a stage's least memory is taken over: every
+  /// strategy's transient.
+  SmallVector<double> getTransientCaps();
+  /// The least memory per device any plan of `configuration` needs (tied
+  /// layers on one stage are not held to the same tp: a lower bound), and
+  /// the strategies of such a plan when `plan` is given.
+  double getMinimumMemory(const Configuration &configuration,
+                          SmallVector<LayerStrategy> *plan = nullptr);
+  SmallVector<LayerStrategy> getLeastMemoryStrategies(
+      ArrayRef<std::vector<unsigned>> from,
+      llvm::function_ref<double(int64_t, unsigned, unsigned, size_t *)>
+          stageMemory,
+      ArrayRef<double> caps);
+  /// Whether some plan of `configuration` may fit (its least memory does).
+  bool mayFit(Configuration &configuration);
+  /// The error when no configuration fits, naming the plan that needs the
+  /// least memory and what it lacks.
+  llvm::Error describeNoFit(ArrayRef<Configuration> configurations,
+                            double budget);
+  /// The best time a plan of `configuration` must beat.
+  double getTimeBound(const Configuration &configuration) const {
+    return bestScore * static_cast<double>(configuration.globalBatch);
+  }
   /// Keeps a plan of `time` for `configuration` (from the search's split,
   /// or a heuristic plan) when it is among the `keep` best configurations'
-  /// best plans so far; bestTime becomes the time a plan must beat.
+  /// best plans so far, by time per sequence; bestScore becomes the time
+  /// per sequence a plan must beat.
   void keepPlan(const Configuration &configuration, double time,
                 ArrayRef<unsigned> split, std::optional<ParallelPlan> plan);
   bool isKept(const Configuration &configuration) const;
-  /// The plan of the kept configuration set in incumbent,
-  /// bestConfiguration, bestSplit and bestTime.
-  llvm::Expected<SearchResult>
-  recover(std::chrono::steady_clock::time_point started, double budget);
   /// A feasible plan for `configuration` from a quick heuristic (blocks
   /// split evenly; per stage, each layer's cheapest time + lambda * memory
   /// with the least lambda that fits), or none.
@@ -375,9 +520,13 @@ private:
   const SearchOptions &options;
   unsigned layers;
   SearchStatistics statistics;
-  double usable = 0, quantum = 0;
+  double budget = 0, usable = 0, quantum = 0;
   /// Round memory down instead of up (a relaxation giving lower bounds).
   bool relaxed = false;
+  /// A relaxed pass is abandoned (it bounds nothing) once the DP has
+  /// visited more states than this.
+  int64_t relaxedStateLimit = 0;
+  bool abandoned = false;
   int64_t capacity = 0;
   SmallVector<Tie> ties;
   unsigned maxTiedOwner = 0;
@@ -407,7 +556,7 @@ private:
   std::map<std::tuple<int64_t, unsigned, unsigned>, double> stageTimes;
 
   // The best plan of each of the `keep` best configurations so far, best
-  // first: a heuristic plan, or the search's split.
+  // first by time per sequence: a heuristic plan, or the search's split.
   struct KeptPlan {
     Configuration configuration;
     double time;
@@ -416,8 +565,10 @@ private:
   };
   unsigned keep;
   std::vector<KeptPlan> kept;
-  /// The time a plan must beat: the last kept one's once `keep` are kept.
-  double bestTime = kInfinity;
+  /// Plans must be faster than `scoreBound` seconds per sequence;
+  /// bestScore is the time per sequence a plan must beat (the last kept
+  /// plan's once `keep` are kept).
+  double scoreBound, bestScore;
   // The plan being recovered.
   std::optional<ParallelPlan> incumbent;
   Configuration bestConfiguration{};
@@ -464,6 +615,7 @@ StageContext Searcher::getContext(int64_t stage, unsigned firstLayer) const {
   context.firstDevice = stage * devicesPerStage;
   context.microBatch = microBatch;
   context.firstLayer = firstLayer;
+  context.vocabDivisor = options.vocabDivisor;
   return context;
 }
 
@@ -486,7 +638,7 @@ int Searcher::getOffsetKey(int64_t stage) const {
 unsigned Searcher::getLayout(const LayerStrategy &strategy) const {
   int64_t dp = devicesPerStage / strategy.tp;
   bool consecutive = strategy.consecutive || strategy.tp == 1 || dp == 1;
-  bool sp = strategy.sp && strategy.tp > 1;
+  bool sp = strategy.splitsSequence();
   for (auto [index, layout] : llvm::enumerate(layouts))
     if (layout.tp == strategy.tp && layout.consecutive == consecutive &&
         layout.sp == sp)
@@ -495,9 +647,11 @@ unsigned Searcher::getLayout(const LayerStrategy &strategy) const {
 }
 
 unsigned Searcher::getTieKey(const LayerStrategy &strategy) const {
-  int64_t dp = devicesPerStage / strategy.tp;
-  bool consecutive = strategy.consecutive || strategy.tp == 1 || dp == 1;
-  return static_cast<unsigned>(strategy.tp * 2 + (consecutive ? 1 : 0));
+  // How the layer splits its weights: Ulysses keeps them whole.
+  int64_t split = strategy.getWeightSplit();
+  int64_t dp = devicesPerStage / split;
+  bool consecutive = strategy.consecutive || split == 1 || dp == 1;
+  return static_cast<unsigned>(split * 2 + (consecutive ? 1 : 0));
 }
 
 unsigned Searcher::getCopies(unsigned layer, unsigned start) const {
@@ -584,8 +738,8 @@ double Searcher::getTransfer(int64_t stage, unsigned boundaryLayer) {
 
 void Searcher::prepareConfiguration(const Configuration &configuration) {
   current = configuration;
-  stageBound = bestTime / static_cast<double>(configuration.microBatches) *
-               (1.0 + 1e-9);
+  stageBound = getTimeBound(configuration) /
+               static_cast<double>(configuration.microBatches) * (1.0 + 1e-9);
   candidates.clear();
   engines.clear();
   stageTimes.clear();
@@ -620,7 +774,15 @@ const CandidateSet &Searcher::getCandidates(unsigned layer, unsigned start,
       continue;
     set[costed.layout].push_back(candidate);
   }
-  // Within a layout class, transitions are equal: drop dominated ones.
+  // Within a layout class, transitions are equal: drop dominated ones
+  // (for a layer with a tie, only among strategies splitting the tied
+  // weights alike).
+  bool tied = llvm::any_of(ties, [&](const Tie &tie) {
+    return tie.owner == layer || tie.reader == layer;
+  });
+  auto tieKey = [&](const Candidate &c) {
+    return tied ? getTieKey(list[c.strategy].strategy) : 0u;
+  };
   for (std::vector<Candidate> &group : set) {
     llvm::sort(group, [](const Candidate &a, const Candidate &b) {
       return std::tie(a.memory, a.transient, a.time, a.strategy) <
@@ -630,7 +792,7 @@ const CandidateSet &Searcher::getCandidates(unsigned layer, unsigned start,
     for (const Candidate &c : group) {
       bool dominated = llvm::any_of(kept, [&](const Candidate &k) {
         return k.memory <= c.memory && k.transient <= c.transient &&
-               k.time <= c.time;
+               k.time <= c.time && tieKey(k) == tieKey(c);
       });
       if (!dominated)
         kept.push_back(c);
@@ -683,6 +845,86 @@ bool precedes(const State &a, const State &b) {
          std::tie(b.memory, b.transient, b.time);
 }
 
+/// The states of every layout in one order by (memory, transient): one
+/// k-way merge of the lists, shared by every target layout (the order does
+/// not depend on the target, only the times do). `runs` holds the start of
+/// each run of equal (memory, transient), and the order's end.
+struct ArrivalOrder {
+  struct Entry {
+    uint32_t from, index;
+  };
+  std::vector<Entry> entries;
+  std::vector<uint32_t> runs;
+
+  void build(ArrayRef<std::vector<State>> sources) {
+    entries.clear();
+    runs.clear();
+    struct Head {
+      int32_t memory, transient;
+      uint32_t from, index;
+    };
+    auto later = [](const Head &a, const Head &b) {
+      return std::tie(b.memory, b.transient, b.from) <
+             std::tie(a.memory, a.transient, a.from);
+    };
+    auto head = [&](uint32_t from, uint32_t index) {
+      const State &state = sources[from][index];
+      return Head{state.memory, state.transient, from, index};
+    };
+    SmallVector<Head, 32> heads;
+    for (uint32_t from = 0; from < sources.size(); ++from)
+      if (!sources[from].empty())
+        heads.push_back(head(from, 0));
+    std::make_heap(heads.begin(), heads.end(), later);
+    while (!heads.empty()) {
+      std::pop_heap(heads.begin(), heads.end(), later);
+      Head &top = heads.back();
+      const State *last =
+          entries.empty()
+              ? nullptr
+              : &sources[entries.back().from][entries.back().index];
+      if (!last || last->memory != top.memory ||
+          last->transient != top.transient)
+        runs.push_back(uint32_t(entries.size()));
+      entries.push_back({top.from, top.index});
+      if (top.index + 1 < sources[top.from].size()) {
+        top = head(top.from, top.index + 1);
+        std::push_heap(heads.begin(), heads.end(), later);
+      } else {
+        heads.pop_back();
+      }
+    }
+    runs.push_back(uint32_t(entries.size()));
+  }
+};
+
+/// out = Pareto(the states of every layout, each plus its change into the
+/// target: changes[from * stride]), with back-pointers to them, from their
+/// shared order. Of states of equal (memory, transient) only the fastest
+/// can be kept.
+void mergeArrivals(ArrayRef<std::vector<State>> sources,
+                   const ArrivalOrder &order, const double *changes,
+                   size_t stride, std::vector<State> &out) {
+  ParetoBuilder builder(out);
+  for (size_t run = 0; run + 1 < order.runs.size(); ++run) {
+    const ArrivalOrder::Entry *best = nullptr;
+    double bestTime = kInfinity;
+    for (uint32_t i = order.runs[run]; i < order.runs[run + 1]; ++i) {
+      const ArrivalOrder::Entry &entry = order.entries[i];
+      double time =
+          sources[entry.from][entry.index].time + changes[entry.from * stride];
+      if (!best || time < bestTime) {
+        best = &entry;
+        bestTime = time;
+      }
+    }
+    const State &state = sources[best->from][best->index];
+    builder.add(State{state.memory, state.transient, bestTime,
+                      static_cast<int32_t>(best->index),
+                      static_cast<int16_t>(best->from), -1});
+  }
+}
+
 /// out = Pareto(a ∪ b) for a and b sorted by (memory, transient).
 void mergePareto(const std::vector<State> &a, const std::vector<State> &b,
                  std::vector<State> &out) {
@@ -702,6 +944,8 @@ void Searcher::advance(Engine &engine) {
   unsigned copiesStart = getCopiesStart(engine);
   const CandidateSet &set =
       getCandidates(layer, copiesStart, engine.offsetKey, engine.inFlight);
+  const std::vector<CostedStrategy> &strategies =
+      getCosts(layer, copiesStart, engine.offsetKey);
   size_t count = layouts.size();
   bool first = engine.processed == 0;
   const std::vector<double> *matrix = nullptr;
@@ -725,58 +969,45 @@ void Searcher::advance(Engine &engine) {
   // What the rest of the stage needs at least, when the end is known.
   int32_t restMemory = 0, restTransient = 0;
   double restTime = 0;
-  const std::vector<double> *restCost = nullptr;
+  const RestBound *restBound = nullptr;
   size_t rest = engine.processed + 1;
   if (engine.boundLength && rest < engine.restTime.size()) {
     restMemory = engine.restMemory[rest];
     restTransient = engine.restTransient[rest];
     restTime = engine.restTime[rest];
-    restCost = &engine.restCost[rest];
+    restBound = &engine.restBound[rest];
   }
   double timeLimit = stageBound - restTime;
-  // The least time the rest needs with `left` quanta of memory.
-  auto restBound = [&](int32_t left) {
-    double bound = restTime;
-    if (restCost)
-      for (size_t j = 0; j < engine.lambdas.size(); ++j)
-        bound = std::max(bound, (*restCost)[j] - engine.lambdas[j] * left);
-    return bound;
-  };
 
   std::vector<std::vector<State>> next(count);
   std::vector<State> incoming, shifted, merged;
+  ArrivalOrder order;
+  if (!first)
+    order.build(engine.states);
   for (size_t to = 0; to < count; ++to) {
     const std::vector<Candidate> &group = set[to];
     if (group.empty())
       continue;
-    if (forcedKey) {
-      if (getTieKey(layouts[to].toStrategy()) != *forcedKey)
-        continue;
-    }
+    // A layout class holds TP and Ulysses strategies, which split tied
+    // weights differently.
+    auto tieAllowed = [&](const Candidate &candidate) {
+      return !forcedKey ||
+             getTieKey(strategies[candidate.strategy].strategy) == *forcedKey;
+    };
+    if (llvm::none_of(group, tieAllowed))
+      continue;
     // Every way to arrive in layout `to`: from each layout's states plus
     // the layout change.
     incoming.clear();
-    if (first) {
+    if (first)
       incoming.push_back({0, 0, entry ? (*entry)[to] : 0.0, -1, -1, -1});
-    } else {
-      for (size_t from = 0; from < count; ++from) {
-        const std::vector<State> &source = engine.states[from];
-        if (source.empty())
-          continue;
-        double change = (*matrix)[from * count + to];
-        shifted.clear();
-        for (auto [index, state] : llvm::enumerate(source))
-          shifted.push_back({state.memory, state.transient,
-                             state.time + change,
-                             static_cast<int32_t>(index),
-                             static_cast<int16_t>(from), -1});
-        mergePareto(incoming, shifted, merged);
-        std::swap(incoming, merged);
-      }
-    }
+    else
+      mergeArrivals(engine.states, order, &(*matrix)[to], count, incoming);
     // Then this layer's strategies in that layout.
     std::vector<State> &result = next[to];
     for (const Candidate &candidate : group) {
+      if (!tieAllowed(candidate))
+        continue;
       shifted.clear();
       for (const State &state : incoming) {
         int32_t memory = state.memory + candidate.memory;
@@ -789,9 +1020,10 @@ void Searcher::advance(Engine &engine) {
         double time = state.time + candidate.time;
         if (time > timeLimit)
           continue;
-        if (restCost &&
-            time + restBound(static_cast<int32_t>(capacity) - memory -
-                             std::max(transient, restTransient)) >
+        // The least time the rest needs with the memory left.
+        if (restBound &&
+            time + (*restBound)(double(capacity - memory -
+                                       std::max(transient, restTransient))) >
                 stageBound)
           continue;
         shifted.push_back({memory, transient, time, state.parent,
@@ -850,16 +1082,16 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
           }
         }
   }
-  engine.lambdas.clear();
+  std::vector<double> lambdas;
   if (high > 0) {
-    constexpr int kSteps = 16;
+    constexpr int kSteps = 128;
     low /= 4;
     high *= 4;
     for (int j = 0; j <= kSteps; ++j)
-      engine.lambdas.push_back(low * std::pow(high / low, double(j) / kSteps));
+      lambdas.push_back(low * std::pow(high / low, double(j) / kSteps));
   }
-  engine.restCost.assign(length + 1,
-                         std::vector<double>(engine.lambdas.size(), 0.0));
+  std::vector<double> restCost(lambdas.size(), 0.0);
+  engine.restBound.assign(length + 1, RestBound());
   for (unsigned x = length; x-- > 0;) {
     const CandidateSet &set =
         getCandidates(getLayerAt(engine, x), getCopiesStart(engine),
@@ -867,15 +1099,15 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
     int32_t memory = std::numeric_limits<int32_t>::max();
     int32_t transient = std::numeric_limits<int32_t>::max();
     double time = kInfinity;
-    std::vector<double> cost(engine.lambdas.size(), kInfinity);
+    std::vector<double> cost(lambdas.size(), kInfinity);
     for (const std::vector<Candidate> &group : set)
       for (const Candidate &candidate : group) {
         memory = std::min(memory, candidate.memory);
         transient = std::min(transient, candidate.transient);
         time = std::min(time, candidate.time);
         for (size_t j = 0; j < cost.size(); ++j)
-          cost[j] = std::min(cost[j], candidate.time +
-                                          engine.lambdas[j] * candidate.memory);
+          cost[j] = std::min(cost[j],
+                             candidate.time + lambdas[j] * candidate.memory);
       }
     if (time == kInfinity) {
       // A layer with no strategy that fits: nothing completes.
@@ -887,7 +1119,8 @@ void Searcher::setBoundLength(Engine &engine, unsigned length) {
     engine.restTransient[x] = std::max(engine.restTransient[x + 1], transient);
     engine.restTime[x] = engine.restTime[x + 1] + time;
     for (size_t j = 0; j < cost.size(); ++j)
-      engine.restCost[x][j] = engine.restCost[x + 1][j] + cost[j];
+      restCost[j] += cost[j];
+    engine.restBound[x] = RestBound(lambdas, restCost, engine.restTime[x]);
   }
 }
 
@@ -983,8 +1216,7 @@ unsigned Searcher::getMinimumLength(int64_t stage) const {
 /// with the memory of each layer at its smallest in-flight count; then
 /// T >= (1 + (m - 1) / pp) * sum_k t_k.
 double Searcher::getLowerBound(const Configuration &configuration) {
-  prepareShape(configuration.pp, options.globalBatch /
-                                     configuration.microBatches);
+  prepareShape(configuration.pp, configuration.getMicroBatch());
   current = configuration;
   int64_t smallestInFlight =
       configuration.schedule == PipelineSchedule::gpipe
@@ -1107,8 +1339,13 @@ Engine &Searcher::getEngine(int64_t stage, unsigned start, unsigned end) {
 double Searcher::readout(Engine &engine, unsigned start, unsigned end,
                          int64_t stage) {
   unsigned length = engine.reverse ? engine.start - start : end - start;
-  while (engine.processed < length && !engine.dead)
+  while (engine.processed < length && !engine.dead) {
+    if (relaxed && statistics.dpStates > relaxedStateLimit) {
+      abandoned = true;
+      return kInfinity;
+    }
     advance(engine);
+  }
   if (engine.processed < length)
     return kInfinity;
   const std::vector<double> &best = engine.best[length - 1];
@@ -1127,6 +1364,8 @@ double Searcher::readout(Engine &engine, unsigned start, unsigned end,
 }
 
 double Searcher::getStageTime(int64_t stage, unsigned start, unsigned end) {
+  if (abandoned)
+    return kInfinity;
   auto key = std::make_tuple(stage, start, end);
   auto cached = stageTimes.find(key);
   if (cached != stageTimes.end())
@@ -1202,11 +1441,13 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
     if (bins >= fromBins && bins <= toBins)
       levels.push_back(fineCapacity / bins);
   for (int64_t scale : llvm::reverse(levels)) {
-    if (configuration.lowerBound >= bestTime)
+    if (configuration.lowerBound >= getTimeBound(configuration))
       break;
     capacity = fineCapacity / scale;
     quantum = fineQuantum * static_cast<double>(scale);
+    int64_t visited = statistics.dpStates;
     explorePass(configuration);
+    configuration.exactStates = statistics.dpStates - visited;
     if (capacity <= relaxedBins)
       tightenLowerBound(configuration);
   }
@@ -1215,15 +1456,34 @@ void Searcher::explore(Configuration &configuration, int64_t fromBins,
 }
 
 void Searcher::tightenLowerBound(Configuration &configuration) {
+  if (configuration.relaxationStalled)
+    return;
+  // Rounding memory down admits far more states than rounding up where
+  // memory is tight; a relaxed pass visiting many times the states of the
+  // exact one costs more than it can save.
   relaxed = true;
-  configuration.lowerBound =
-      std::max(configuration.lowerBound, explorePass(configuration));
+  abandoned = false;
+  relaxedStateLimit =
+      statistics.dpStates +
+      std::max<int64_t>(kRelaxedStateRatio * configuration.exactStates,
+                        kRelaxedStatesPerLayer * layers);
+  double bound = explorePass(configuration);
   relaxed = false;
+  bool stopped = abandoned;
+  abandoned = false;
+  // A relaxation that does not raise the bound at this resolution rarely
+  // refutes the configuration at finer ones, where it costs more than the
+  // exact pass: no more of them.
+  if (stopped || (bound <= configuration.lowerBound &&
+                    capacity >= kStallCapacity)) {
+    configuration.relaxationStalled = true;
+    return;
+  }
+  configuration.lowerBound = std::max(configuration.lowerBound, bound);
 }
 
 double Searcher::explorePass(const Configuration &configuration) {
-  prepareShape(configuration.pp, options.globalBatch /
-                                     configuration.microBatches);
+  prepareShape(configuration.pp, configuration.getMicroBatch());
   prepareConfiguration(configuration);
   computeWindows();
   double m = static_cast<double>(configuration.microBatches);
@@ -1256,6 +1516,9 @@ double Searcher::explorePass(const Configuration &configuration) {
       if (k == 0)
         lastStart = 0;
       for (unsigned start = firstStart; start <= lastStart; ++start) {
+        if (k > 0 && options.space.stagesStartAtBlocks &&
+            !model.layers[start].isTransformerBlock())
+          continue;
         unsigned minEnd = std::max(start + 1, earliestEnds[k]);
         unsigned maxEnd = layers - (pp - 1 - k);
         if (k + 1 == pp)
@@ -1315,12 +1578,15 @@ double Searcher::explorePass(const Configuration &configuration) {
   };
 
   double passBest = kInfinity;
-  collect(bestTime);
+  double bound = getTimeBound(configuration);
+  collect(bound);
   // With one micro-batch the time is the plain sum: no bottleneck term.
   if (configuration.microBatches == 1 && !values.empty())
     values = {values.back()};
   for (double cap : values) {
-    if ((m - 1.0) * cap + std::max(lowerSum, cap) >= std::min(bestTime, passBest))
+    if (abandoned)
+      break;
+    if ((m - 1.0) * cap + std::max(lowerSum, cap) >= std::min(bound, passBest))
       break;
     SmallVector<unsigned> split;
     double sum = leastSum(cap, split);
@@ -1469,17 +1735,17 @@ SmallVector<LayerStrategy> Searcher::reconstruct(int64_t stage, unsigned start,
 
 std::optional<ParallelPlan>
 Searcher::getHeuristicPlan(const Configuration &configuration) {
-  prepareShape(configuration.pp, options.globalBatch /
-                                     configuration.microBatches);
+  prepareShape(configuration.pp, configuration.getMicroBatch());
   prepareConfiguration(configuration);
   ParallelPlan plan;
   plan.devices = cluster.getDevices();
   plan.devicesPerNode = cluster.devicesPerNode;
   plan.pp = pp;
   plan.microBatches = configuration.microBatches;
-  plan.globalBatch = options.globalBatch;
+  plan.globalBatch = configuration.globalBatch;
   plan.schedule = configuration.schedule;
   plan.precision = options.precision;
+  plan.vocabDivisor = options.vocabDivisor;
   if (!assignStages(plan, model, {}).empty())
     return std::nullopt;
   unsigned start = 0;
@@ -1491,32 +1757,45 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
       return std::nullopt;
     int64_t inFlight = getInFlight(k);
     int offsetKey = getOffsetKey(k);
+    // What the choices below read of each layer's strategies, computed once
+    // for the stage (the bisections read it many times).
+    struct Option {
+      double time, memory;
+      int64_t quanta, transient;
+      unsigned tieKey;
+      const CostedStrategy *costed;
+    };
+    std::vector<std::vector<Option>> options(end - start);
+    for (unsigned layer = start; layer < end; ++layer)
+      for (const CostedStrategy &costed : getCosts(layer, start, offsetKey)) {
+        double memory = costed.cost.getMemory(inFlight);
+        options[layer - start].push_back(
+            {costed.cost.getMicroBatchTime(current.microBatches), memory,
+             quantize(memory, quantum), quantize(costed.cost.transient, quantum),
+             getTieKey(costed.strategy), &costed});
+      }
     // The strategy of each layer for a multiplier, among those whose
     // transient stays within `cap`, honouring ties to an owner on this
     // stage.
-    std::vector<const CostedStrategy *> picks(end - start);
+    std::vector<const Option *> picks(end - start);
     auto choose = [&](double lambda, int64_t cap,
-                      std::vector<const CostedStrategy *> &into) {
+                      std::vector<const Option *> &into) {
       for (unsigned layer = start; layer < end; ++layer) {
         std::optional<unsigned> key;
         for (const Tie &tie : ties)
           if (tie.reader == layer && tie.owner >= start && into[tie.owner - start])
-            key = getTieKey(into[tie.owner - start]->strategy);
-        const CostedStrategy *best = nullptr;
+            key = into[tie.owner - start]->tieKey;
+        const Option *best = nullptr;
         double bestScore = kInfinity;
-        for (const CostedStrategy &costed : getCosts(layer, start, offsetKey)) {
-          if ((key && getTieKey(costed.strategy) != *key) ||
-              quantize(costed.cost.transient, quantum) > cap)
+        for (const Option &option : options[layer - start]) {
+          if ((key && option.tieKey != *key) || option.transient > cap)
             continue;
-          double memory = costed.cost.getMemory(inFlight);
           double score = lambda == kInfinity
-                             ? memory
-                             : costed.cost.getMicroBatchTime(
-                                   current.microBatches) +
-                                   lambda * memory;
+                             ? option.memory
+                             : option.time + lambda * option.memory;
           if (score < bestScore) {
             bestScore = score;
-            best = &costed;
+            best = &option;
           }
         }
         into[layer - start] = best;
@@ -1524,26 +1803,26 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
     };
     // Quanta used (with the cap) and time of a choice; infinity when a
     // layer has no strategy or it does not fit.
-    auto measure = [&](const std::vector<const CostedStrategy *> &choice,
+    auto measure = [&](const std::vector<const Option *> &choice,
                        int64_t cap, int64_t &used) {
       used = cap;
       double time = 0;
-      for (const CostedStrategy *pick : choice) {
+      for (const Option *pick : choice) {
         if (!pick)
           return kInfinity;
-        used += quantize(pick->cost.getMemory(inFlight), quantum);
-        time += pick->cost.getMicroBatchTime(current.microBatches);
+        used += pick->quanta;
+        time += pick->time;
       }
       return used <= capacity ? time : kInfinity;
     };
     SmallVector<int64_t> caps;
-    for (unsigned layer = start; layer < end; ++layer)
-      for (const CostedStrategy &costed : getCosts(layer, start, offsetKey))
-        caps.push_back(quantize(costed.cost.transient, quantum));
+    for (const std::vector<Option> &layer : options)
+      for (const Option &option : layer)
+        caps.push_back(option.transient);
     llvm::sort(caps);
     caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
     double bestStageTime = kInfinity;
-    std::vector<const CostedStrategy *> lean(end - start), rich(end - start);
+    std::vector<const Option *> lean(end - start), rich(end - start);
     for (int64_t cap : caps) {
       int64_t used = 0;
       choose(kInfinity, cap, lean);
@@ -1555,7 +1834,7 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
       if (measure(rich, cap, used) < kInfinity) {
         lean = rich;
       } else {
-        std::vector<const CostedStrategy *> trial(end - start);
+        std::vector<const Option *> trial(end - start);
         while (high < 1e6) {
           choose(high, cap, trial);
           if (measure(trial, cap, used) < kInfinity)
@@ -1580,11 +1859,9 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
         measure(lean, cap, used);
         for (size_t i = 0; i < lean.size(); ++i) {
           if (!rich[i] || rich[i] == lean[i] ||
-              getTieKey(rich[i]->strategy) != getTieKey(lean[i]->strategy))
+              rich[i]->tieKey != lean[i]->tieKey)
             continue;
-          int64_t extra =
-              quantize(rich[i]->cost.getMemory(inFlight), quantum) -
-              quantize(lean[i]->cost.getMemory(inFlight), quantum);
+          int64_t extra = rich[i]->quanta - lean[i]->quanta;
           if (used + extra > capacity)
             continue;
           lean[i] = rich[i];
@@ -1600,7 +1877,7 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
     if (bestStageTime == kInfinity)
       return std::nullopt;
     for (unsigned layer = start; layer < end; ++layer) {
-      plan.layers[layer] = picks[layer - start]->strategy;
+      plan.layers[layer] = picks[layer - start]->costed->strategy;
       plan.layers[layer].stage = k;
     }
     start = end;
@@ -1617,165 +1894,228 @@ Searcher::getHeuristicPlan(const Configuration &configuration) {
 // Memory when nothing fits
 //===----------------------------------------------------------------------===//
 
-double Searcher::minimumMemory(std::string &where) {
+namespace {
+/// Per stage: each layer's least memory under each cap on the transient,
+/// and prefix sums over layers, for the least memory of any plan.
+struct StageMemoryTables {
+  /// [layer][cap]: with parameter copies counted as for a stage starting
+  /// after every owner, or before all of them.
+  const std::vector<std::vector<double>> *copies, *none;
+  /// [cap][layer]: sums of the rows' finite entries (an infinite one would
+  /// absorb every other term), and counts of the others.
+  std::vector<std::vector<double>> prefix;
+  std::vector<std::vector<int64_t>> blocked;
+};
+} // namespace
+
+SmallVector<double> Searcher::getTransientCaps() {
+  SmallVector<double> caps;
+  // Layers of one signature with as many copies price alike.
+  std::set<std::tuple<unsigned, unsigned, int>> seen;
+  for (int64_t k = 0; k < pp; ++k)
+    for (unsigned layer = 0; layer < layers; ++layer)
+      for (unsigned start : {0u, layers}) {
+        int key = getOffsetKey(k);
+        if (!seen.insert({model.layers[layer].signature,
+                          getCopies(layer, start), key})
+                 .second)
+          continue;
+        for (const CostedStrategy &c : getCosts(layer, start, key))
+          caps.push_back(c.cost.transient);
+      }
+  llvm::sort(caps);
+  caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
+  return caps;
+}
+
+double Searcher::getMinimumMemory(const Configuration &configuration,
+                                  SmallVector<LayerStrategy> *plan) {
   constexpr double kHuge = 1e30;
-  double least = kInfinity;
-  for (int64_t degree : getPipelineDegrees(model, cluster.getDevices(),
-                                           options.space)) {
-    for (int64_t m : getMicroBatchCounts(options.globalBatch, options.space)) {
-      prepareShape(degree, options.globalBatch / m);
-      Configuration configuration{
-          degree, m,
-          options.space.schedule.value_or(PipelineSchedule::pipedream_flush),
-          0};
-      prepareConfiguration(configuration);
-      // A stage's least memory: over caps on the transient, the cap plus
-      // each layer's least memory among strategies within the cap.
-      SmallVector<double> caps;
-      for (int64_t k = 0; k < pp; ++k)
-        for (unsigned layer = 0; layer < layers; ++layer)
-          for (unsigned start : {0u, layers})
-            for (const CostedStrategy &c :
-                 getCosts(layer, start, getOffsetKey(k)))
-              caps.push_back(c.cost.transient);
-      llvm::sort(caps);
-      caps.erase(std::unique(caps.begin(), caps.end()), caps.end());
-      if (caps.empty())
-        continue;
-      // rows[(in flight, offset key, start)][layer][cap]: least memory,
-      // with parameter copies counted as for a stage starting at `start`
-      // (0: none, layers: all); shared by layers of one signature.
-      std::map<std::tuple<int64_t, int, unsigned>,
-               std::vector<std::vector<double>>>
-          rows;
-      auto tableFor = [&](int64_t inFlight, int key, unsigned start)
-          -> const std::vector<std::vector<double>> & {
-        auto [it, inserted] =
-            rows.insert({std::make_tuple(inFlight, key, start), {}});
-        if (!inserted)
-          return it->second;
-        std::map<std::pair<unsigned, unsigned>, std::vector<double>> bySignature;
-        for (unsigned layer = 0; layer < layers; ++layer) {
-          auto signature = std::make_pair(model.layers[layer].signature,
-                                          getCopies(layer, start));
-          auto found = bySignature.find(signature);
-          if (found == bySignature.end()) {
-            SmallVector<std::pair<double, double>> options;
-            for (const CostedStrategy &c : getCosts(layer, start, key))
-              options.push_back({c.cost.transient, c.cost.getMemory(inFlight)});
-            llvm::sort(options);
-            std::vector<double> row(caps.size(), kHuge);
-            double running = kHuge;
-            size_t next = 0;
-            for (size_t c = 0; c < caps.size(); ++c) {
-              while (next < options.size() && options[next].first <= caps[c])
-                running = std::min(running, options[next++].second);
-              row[c] = running;
-            }
-            found = bySignature.emplace(signature, std::move(row)).first;
-          }
-          it->second.push_back(found->second);
-        }
-        return it->second;
-      };
-      struct StageTables {
-        const std::vector<std::vector<double>> *copies, *none;
-        // [cap][layer]: sums of the rows' finite entries (a kHuge would
-        // absorb every other term), and counts of the others.
-        std::vector<std::vector<double>> prefix;
-        std::vector<std::vector<int64_t>> blocked;
-      };
-      std::vector<StageTables> stages(pp);
-      for (int64_t k = 0; k < pp; ++k) {
-        StageTables &tables = stages[k];
-        tables.copies = &tableFor(getInFlight(k), getOffsetKey(k), layers);
-        tables.none = &tableFor(getInFlight(k), getOffsetKey(k), 0);
-        tables.prefix.assign(caps.size(), std::vector<double>(layers + 1, 0));
-        tables.blocked.assign(caps.size(),
-                              std::vector<int64_t>(layers + 1, 0));
-        for (size_t c = 0; c < caps.size(); ++c)
-          for (unsigned layer = 0; layer < layers; ++layer) {
-            double memory = (*tables.copies)[layer][c];
-            bool fits = memory < kHuge;
-            tables.prefix[c][layer + 1] =
-                tables.prefix[c][layer] + (fits ? memory : 0.0);
-            tables.blocked[c][layer + 1] = tables.blocked[c][layer] + !fits;
-          }
-      }
-      auto stageMemory = [&](int64_t k, unsigned start, unsigned end) {
-        const StageTables &tables = stages[k];
-        double best = kInfinity;
+  prepareShape(configuration.pp, configuration.getMicroBatch());
+  prepareConfiguration(configuration);
+  // A stage's least memory: over caps on the transient, the cap plus each
+  // layer's least memory among strategies within the cap.
+  SmallVector<double> caps = getTransientCaps();
+  if (caps.empty())
+    return kInfinity;
+  // [(in flight, offset key, start)] -> [layer][cap], shared by the layers
+  // of one signature.
+  std::map<std::tuple<int64_t, int, unsigned>, std::vector<std::vector<double>>>
+      rows;
+  auto tableFor = [&](int64_t inFlight, int key, unsigned start)
+      -> const std::vector<std::vector<double>> & {
+    auto [it, inserted] =
+        rows.insert({std::make_tuple(inFlight, key, start), {}});
+    if (!inserted)
+      return it->second;
+    std::map<std::pair<unsigned, unsigned>, std::vector<double>> bySignature;
+    for (unsigned layer = 0; layer < layers; ++layer) {
+      auto signature = std::make_pair(model.layers[layer].signature,
+                                      getCopies(layer, start));
+      auto found = bySignature.find(signature);
+      if (found == bySignature.end()) {
+        SmallVector<std::pair<double, double>> options;
+        for (const CostedStrategy &c : getCosts(layer, start, key))
+          options.push_back({c.cost.transient, c.cost.getMemory(inFlight)});
+        llvm::sort(options);
+        std::vector<double> row(caps.size(), kHuge);
+        double running = kHuge;
+        size_t next = 0;
         for (size_t c = 0; c < caps.size(); ++c) {
-          double total =
-              caps[c] + tables.prefix[c][end] - tables.prefix[c][start];
-          int64_t blocked = tables.blocked[c][end] - tables.blocked[c][start];
-          // A weight tied to an owner on this stage is not a copy.
-          for (const Tie &tie : ties) {
-            if (tie.owner < start || tie.reader < start || tie.reader >= end)
-              continue;
-            double copy = (*tables.copies)[tie.reader][c];
-            double none = (*tables.none)[tie.reader][c];
-            if (copy >= kHuge)
-              --blocked;
-            else
-              total -= copy;
-            if (none >= kHuge)
-              ++blocked;
-            else
-              total += none;
-          }
-          if (blocked == 0)
-            best = std::min(best, total);
+          while (next < options.size() && options[next].first <= caps[c])
+            running = std::min(running, options[next++].second);
+          row[c] = running;
         }
-        return best;
-      };
-      // Minimize the largest stage over splits. More layers need more
-      // memory, so worst[k][s] grows with s while the next stage's memory
-      // shrinks: the best start is where they cross.
-      std::vector<std::vector<double>> worst(
-          pp + 1, std::vector<double>(layers + 1, kInfinity));
-      worst[0][0] = 0;
-      for (int64_t k = 0; k < pp; ++k) {
-        unsigned firstEnd = k + 1 == pp ? layers : k + 1;
-        for (unsigned end = firstEnd; end + (pp - 1 - k) <= layers; ++end) {
-          unsigned low = k, high = end - 1; // candidate starts
-          auto value = [&](unsigned start) {
-            if (worst[k][start] == kInfinity)
-              return kInfinity;
-            return std::max(worst[k][start], stageMemory(k, start, end));
-          };
-          while (low < high) {
-            unsigned middle = (low + high) / 2;
-            if (worst[k][middle] >= stageMemory(k, middle, end))
-              high = middle;
-            else
-              low = middle + 1;
-          }
-          double best = value(low);
-          if (low > static_cast<unsigned>(k))
-            best = std::min(best, value(low - 1));
-          worst[k + 1][end] = best;
-        }
+        found = bySignature.emplace(signature, std::move(row)).first;
       }
-      if (worst[pp][layers] < least) {
-        least = worst[pp][layers];
-        where = llvm::formatv("pp = {0}, {1} micro-batches", degree, m).str();
+      it->second.push_back(found->second);
+    }
+    return it->second;
+  };
+  std::vector<StageMemoryTables> stages(pp);
+  for (int64_t k = 0; k < pp; ++k) {
+    StageMemoryTables &tables = stages[k];
+    tables.copies = &tableFor(getInFlight(k), getOffsetKey(k), layers);
+    tables.none = &tableFor(getInFlight(k), getOffsetKey(k), 0);
+    tables.prefix.assign(caps.size(), std::vector<double>(layers + 1, 0));
+    tables.blocked.assign(caps.size(), std::vector<int64_t>(layers + 1, 0));
+    for (size_t c = 0; c < caps.size(); ++c)
+      for (unsigned layer = 0; layer < layers; ++layer) {
+        double memory = (*tables.copies)[layer][c];
+        bool fits = memory < kHuge;
+        tables.prefix[c][layer + 1] =
+            tables.prefix[c][layer] + (fits ? memory : 0.0);
+        tables.blocked[c][layer + 1] = tables.blocked[c][layer] + !fits;
+      }
+  }
+  // The least memory of stage k = [start, end), and the cap reaching it.
+  auto stageMemory = [&](int64_t k, unsigned start, unsigned end,
+                         size_t *bestCap = nullptr) {
+    const StageMemoryTables &tables = stages[k];
+    double best = kInfinity;
+    for (size_t c = 0; c < caps.size(); ++c) {
+      double total = caps[c] + tables.prefix[c][end] - tables.prefix[c][start];
+      int64_t blocked = tables.blocked[c][end] - tables.blocked[c][start];
+      // A weight tied to an owner on this stage is not a copy.
+      for (const Tie &tie : ties) {
+        if (tie.owner < start || tie.reader < start || tie.reader >= end)
+          continue;
+        double copy = (*tables.copies)[tie.reader][c];
+        double none = (*tables.none)[tie.reader][c];
+        if (copy >= kHuge)
+          --blocked;
+        else
+          total -= copy;
+        if (none >= kHuge)
+          ++blocked;
+        else
+          total += none;
+      }
+      if (blocked == 0 && total < best) {
+        best = total;
+        if (bestCap)
+          *bestCap = c;
+      }
+    }
+    return best;
+  };
+  // Minimize the largest stage over splits. More layers need more memory,
+  // so worst[k][s] grows with s while the next stage's memory shrinks: the
+  // best start is where they cross.
+  std::vector<std::vector<double>> worst(
+      pp + 1, std::vector<double>(layers + 1, kInfinity));
+  std::vector<std::vector<unsigned>> from(pp + 1,
+                                          std::vector<unsigned>(layers + 1));
+  worst[0][0] = 0;
+  for (int64_t k = 0; k < pp; ++k) {
+    unsigned firstEnd = k + 1 == pp ? layers : k + 1;
+    for (unsigned end = firstEnd; end + (pp - 1 - k) <= layers; ++end) {
+      unsigned low = k, high = end - 1; // candidate starts
+      auto value = [&](unsigned start) {
+        if (worst[k][start] == kInfinity)
+          return kInfinity;
+        return std::max(worst[k][start], stageMemory(k, start, end));
+      };
+      while (low < high) {
+        unsigned middle = (low + high) / 2;
+        if (worst[k][middle] >= stageMemory(k, middle, end))
+          high = middle;
+        else
+          low = middle + 1;
+      }
+      worst[k + 1][end] = value(low);
+      from[k + 1][end] = low;
+      if (low > static_cast<unsigned>(k) && value(low - 1) < worst[k + 1][end]) {
+        worst[k + 1][end] = value(low - 1);
+        from[k + 1][end] = low - 1;
       }
     }
   }
-  return least >= kHuge ? kInfinity : least;
+  double least = worst[pp][layers];
+  if (least >= kHuge)
+    return kInfinity;
+  if (plan)
+    *plan = getLeastMemoryStrategies(from, stageMemory, caps);
+  return least;
+}
+
+SmallVector<LayerStrategy> Searcher::getLeastMemoryStrategies(
+    ArrayRef<std::vector<unsigned>> from,
+    llvm::function_ref<double(int64_t, unsigned, unsigned, size_t *)>
+        stageMemory,
+    ArrayRef<double> caps) {
+  SmallVector<LayerStrategy> strategies(layers);
+  unsigned end = layers;
+  for (int64_t k = pp; k > 0; --k) {
+    unsigned start = from[k][end];
+    size_t cap = 0;
+    stageMemory(k - 1, start, end, &cap);
+    int64_t inFlight = getInFlight(k - 1);
+    for (unsigned layer = start; layer < end; ++layer) {
+      const LayerStrategy *lean = nullptr;
+      double least = kInfinity;
+      for (const CostedStrategy &c :
+           getCosts(layer, start, getOffsetKey(k - 1)))
+        if (c.cost.transient <= caps[cap] &&
+            c.cost.getMemory(inFlight) < least) {
+          least = c.cost.getMemory(inFlight);
+          lean = &c.strategy;
+        }
+      if (lean)
+        strategies[layer] = *lean;
+      strategies[layer].stage = k - 1;
+    }
+    end = start;
+  }
+  return strategies;
 }
 
 //===----------------------------------------------------------------------===//
 // Driver
 //===----------------------------------------------------------------------===//
 
-llvm::Expected<std::vector<SearchResult>> Searcher::run() {
-  auto started = std::chrono::steady_clock::now();
+llvm::Error Searcher::prepare() {
   const SearchSpace &space = options.space;
   int64_t devices = cluster.getDevices();
-  if (options.globalBatch < 1)
+  if (!options.batchRange && options.globalBatch < 1)
     return makeError("the global batch must be positive");
+  if (const std::optional<BatchRange> &range = options.batchRange) {
+    if (range->minimum < 1 || range->step < 1 ||
+        range->maximum < range->minimum)
+      return makeError(llvm::formatv(
+          "the batch range [{0}, {1}] in steps of {2} is empty or not "
+          "positive",
+          range->minimum, range->maximum, range->step));
+    if (range->maximum > kMaxGlobalBatch)
+      return makeError(llvm::formatv("max-batch {0} exceeds {1}",
+                                     range->maximum, kMaxGlobalBatch));
+    // GPipe holds every micro-batch: more of them need more memory, and
+    // every count of the range would have to be searched.
+    if (space.schedule == PipelineSchedule::gpipe)
+      return makeError("a batch search needs the 1F1B schedule");
+  }
+  if (options.vocabDivisor < 1)
+    return makeError("vocab-divisor must be positive");
   if (options.memoryBins < 16 || options.memoryBins > (1 << 24))
     return makeError("memory-bins must lie in [16, 16777216]");
   if (space.fixedPp > 0 && devices % space.fixedPp != 0)
@@ -1784,13 +2124,12 @@ llvm::Expected<std::vector<SearchResult>> Searcher::run() {
   if (space.fixedPp > static_cast<int64_t>(layers))
     return makeError(llvm::formatv("pp = {0} exceeds the model's {1} layers",
                                    space.fixedPp, layers));
-  if (space.fixedMicroBatches > 0 &&
+  if (space.fixedMicroBatches > 0 && !options.batchRange &&
       options.globalBatch % space.fixedMicroBatches != 0)
     return makeError(llvm::formatv(
         "{0} micro-batches do not divide the global batch of {1}",
         space.fixedMicroBatches, options.globalBatch));
-  double budget = options.memoryBudget > 0 ? options.memoryBudget
-                                           : cluster.memory;
+  budget = options.memoryBudget > 0 ? options.memoryBudget : cluster.memory;
   if (llvm::Error error = checkMemoryBudget(cluster, budget))
     return std::move(error);
   usable = getUsableMemory(cluster, budget);
@@ -1811,65 +2150,180 @@ llvm::Expected<std::vector<SearchResult>> Searcher::run() {
     if (it == distinctCuts.end())
       distinctCuts.push_back(layer.inputCut);
   }
+  return llvm::Error::success();
+}
 
-  // Configurations and their lower bounds.
-  SmallVector<PipelineSchedule, 2> schedules;
-  if (space.schedule)
-    schedules.push_back(*space.schedule);
-  else
-    schedules.push_back(PipelineSchedule::pipedream_flush);
+bool Searcher::everyLayerRuns(int64_t degree, int64_t batch) const {
+  SmallVector<unsigned> seen;
+  return llvm::all_of(model.layers, [&](const LayerProfile &layer) {
+    if (llvm::is_contained(seen, layer.signature))
+      return true;
+    seen.push_back(layer.signature);
+    return !getLayerStrategies(layer, cluster.getDevices() / degree,
+                               cluster.devicesPerNode, batch, options.space)
+                .empty();
+  });
+}
+
+llvm::Expected<std::vector<Configuration>>
+Searcher::enumerateConfigurations() {
+  if (options.batchRange)
+    return enumerateBatchConfigurations();
+  const SearchSpace &space = options.space;
+  PipelineSchedule schedule =
+      space.schedule.value_or(PipelineSchedule::pipedream_flush);
   std::vector<Configuration> configurations;
-  for (int64_t degree : getPipelineDegrees(model, devices, space)) {
-    for (int64_t m : getMicroBatchCounts(options.globalBatch, space)) {
-      int64_t batch = options.globalBatch / m;
-      bool everyLayer = llvm::all_of(model.layers, [&](const LayerProfile &l) {
-        return !getLayerStrategies(l, devices / degree, cluster.devicesPerNode,
-                                   batch, space)
-                    .empty();
-      });
-      if (!everyLayer)
+  int64_t globalBatch = options.globalBatch;
+  for (int64_t degree :
+       getPipelineDegrees(model, cluster.getDevices(), space)) {
+    for (int64_t m : getMicroBatchCounts(globalBatch, space)) {
+      if (!everyLayerRuns(degree, globalBatch / m))
         continue;
-      for (PipelineSchedule schedule : schedules) {
-        Configuration configuration{degree, m, schedule, 0};
+      Configuration configuration{degree, m, schedule, 0, globalBatch};
+      configuration.lowerBound = getLowerBound(configuration);
+      configurations.push_back(configuration);
+      ++statistics.configurations;
+    }
+  }
+  return configurations;
+}
+
+int64_t Searcher::getLargestMicroBatch(int64_t degree) {
+  // A layer's memory is its states plus in-flight activations, linear in
+  // the micro-batch; priced where every strategy exists (a micro-batch of
+  // one sequence per device at dp = D), min over strategies of those lines
+  // bounds it from below at any micro-batch (fewer strategies may exist
+  // there, none leaner).
+  int64_t perStage = cluster.getDevices() / degree;
+  prepareShape(degree, perStage);
+  struct Line {
+    double fixed, slope;
+  };
+  std::vector<SmallVector<Line>> lines(layers);
+  for (unsigned layer = 0; layer < layers; ++layer)
+    for (int64_t stage = 0; stage < degree; ++stage)
+      for (const CostedStrategy &c : getCosts(layer, 0, getOffsetKey(stage)))
+        lines[layer].push_back(
+            {c.cost.getStates(), c.cost.activations / double(perStage)});
+  auto fits = [&](int64_t batch) {
+    double total = 0;
+    for (const SmallVector<Line> &options : lines) {
+      double least = kInfinity;
+      for (const Line &line : options)
+        least = std::min(least, line.fixed + line.slope * double(batch));
+      if (least > usable)
+        return false;
+      total += least;
+    }
+    return total <= double(degree) * usable;
+  };
+  int64_t low = 0, high = options.batchRange->maximum;
+  while (low < high) {
+    int64_t middle = low + (high - low + 1) / 2;
+    if (fits(middle))
+      low = middle;
+    else
+      high = middle - 1;
+  }
+  return low;
+}
+
+llvm::Expected<std::vector<Configuration>>
+Searcher::enumerateBatchConfigurations() {
+  const BatchRange &range = *options.batchRange;
+  const SearchSpace &space = options.space;
+  PipelineSchedule schedule =
+      space.schedule.value_or(PipelineSchedule::pipedream_flush);
+  auto inRange = [&](int64_t batch) {
+    return batch >= range.minimum && batch <= range.maximum &&
+           batch % range.step == 0;
+  };
+  std::vector<Configuration> configurations;
+  llvm::SmallDenseSet<int64_t, 64> batches;
+  for (int64_t degree :
+       getPipelineDegrees(model, cluster.getDevices(), space)) {
+    int64_t largest = getLargestMicroBatch(degree);
+    if (largest > kMaxMicroBatchSizes)
+      return makeError(llvm::formatv(
+          "the batch range allows {0} micro-batch sizes on {1} pipeline "
+          "stages (memory bounds them only there); narrow max-batch or "
+          "search micro-batch sizes in steps with batch-step",
+          largest, degree));
+    for (int64_t micro = 1; micro <= largest; ++micro) {
+      // The largest batch of the range with this micro-batch, and those
+      // with fewer micro-batches than stages.
+      SmallVector<int64_t, 8> counts;
+      int64_t unit = std::lcm(micro, range.step);
+      int64_t top = range.maximum / unit * unit;
+      if (top >= range.minimum && top / micro >= degree)
+        counts.push_back(top / micro);
+      for (int64_t m = 1; m < degree; ++m)
+        if (inRange(m * micro))
+          counts.push_back(m);
+      if (space.fixedMicroBatches > 0)
+        counts.assign(inRange(space.fixedMicroBatches * micro)
+                          ? 1
+                          : 0,
+                      space.fixedMicroBatches);
+      if (counts.empty() || !everyLayerRuns(degree, micro))
+        continue;
+      for (int64_t m : counts) {
+        Configuration configuration{degree, m, schedule, 0, m * micro};
         configuration.lowerBound = getLowerBound(configuration);
         configurations.push_back(configuration);
+        batches.insert(m * micro);
         ++statistics.configurations;
       }
     }
   }
-  if (configurations.empty())
-    return makeError(llvm::formatv(
-        "no configuration in the search space: no pipeline degree, "
-        "micro-batch count and tensor-parallel degree fit {0} devices and a "
-        "global batch of {1} (each layer's data-parallel degree must divide "
-        "the micro-batch)",
-        devices, options.globalBatch));
+  statistics.batches = batches.size();
+  return configurations;
+}
+
+bool Searcher::mayFit(Configuration &configuration) {
+  if (configuration.leastMemory < 0)
+    configuration.leastMemory = getMinimumMemory(configuration);
+  return configuration.leastMemory <= usable;
+}
+
+void Searcher::findBest(std::vector<Configuration> &configurations) {
   // Every configuration at coarse resolutions first, for an incumbent and
   // tighter lower bounds; then the promising ones at fine resolutions, in
-  // the order of their bounds.
+  // the order of their bounds. A configuration whose least memory does not
+  // fit is never explored.
   auto byBound = [](const Configuration &a, const Configuration &b) {
-    return a.lowerBound < b.lowerBound;
+    return a.lowerBound / double(a.globalBatch) <
+           b.lowerBound / double(b.globalBatch);
+  };
+  auto cannotWin = [&](const Configuration &configuration) {
+    return configuration.lowerBound >= getTimeBound(configuration);
   };
   constexpr int64_t kCoarseBins = 64;
   llvm::stable_sort(configurations, byBound);
-  for (const Configuration &configuration : configurations) {
-    if (!options.heuristicIncumbent || configuration.lowerBound >= bestTime)
+  for (Configuration &configuration : configurations) {
+    if (!options.heuristicIncumbent || cannotWin(configuration))
       break;
+    if (!mayFit(configuration))
+      continue;
     if (std::optional<ParallelPlan> plan = getHeuristicPlan(configuration)) {
       double time = evaluatePlan(model, *plan, cluster, usable).iterationTime;
       keepPlan(configuration, time, {}, std::move(plan));
     }
   }
   for (Configuration &configuration : configurations) {
-    if (configuration.lowerBound >= bestTime)
+    if (cannotWin(configuration))
       break;
+    if (!mayFit(configuration))
+      continue;
     ++statistics.configurationsExplored;
     explore(configuration, 0, kCoarseBins, kCoarseBins);
   }
   llvm::stable_sort(configurations, byBound);
   for (Configuration &configuration : configurations) {
-    if (configuration.lowerBound >= bestTime)
+    if (cannotWin(configuration))
       break;
+    if (!mayFit(configuration))
+      continue;
     // Relaxed passes at rising resolutions first can refute it cheaply;
     // the configurations holding kept plans need their fine pass anyway.
     int64_t fineCapacity = capacity;
@@ -1877,7 +2331,7 @@ llvm::Expected<std::vector<SearchResult>> Searcher::run() {
     bool holdsBest = isKept(configuration);
     for (int64_t bins = kCoarseBins * 4;
          !holdsBest && bins < options.memoryBins; bins *= 4) {
-      if (configuration.lowerBound >= bestTime)
+      if (cannotWin(configuration) || configuration.relaxationStalled)
         break;
       capacity = bins;
       quantum = usable / static_cast<double>(bins);
@@ -1887,64 +2341,112 @@ llvm::Expected<std::vector<SearchResult>> Searcher::run() {
     quantum = fineQuantum;
     explore(configuration, options.memoryBins, options.memoryBins, 0);
   }
+}
 
-  if (kept.empty()) {
-    std::string where;
-    double least = minimumMemory(where);
-    double gib = double(1ull << 30);
-    double needed = least + cluster.efficiency.runtimeMemory;
-    needed /= (1.0 - cluster.efficiency.fragmentation);
-    if (least == kInfinity)
-      return makeError(llvm::formatv(
-          "no plan fits in {0:F2} GiB per device", budget / gib));
+llvm::Error Searcher::describeNoFit(ArrayRef<Configuration> configurations,
+                                    double budget) {
+  const Configuration *leanest = nullptr;
+  for (const Configuration &configuration : configurations)
+    if (configuration.leastMemory >= 0 &&
+        (!leanest || configuration.leastMemory < leanest->leastMemory))
+      leanest = &configuration;
+  double gib = double(1ull << 30);
+  if (!leanest || leanest->leastMemory == kInfinity)
+    return makeError(
+        llvm::formatv("no plan fits in {0:F2} GiB per device", budget / gib));
+  SmallVector<LayerStrategy> strategies;
+  double least = getMinimumMemory(*leanest, &strategies);
+  const EfficiencyFactors &efficiency = cluster.efficiency;
+  double needed =
+      (least + efficiency.runtimeMemory) / (1.0 - efficiency.fragmentation);
+  // The leanest plan, by the strategy of its middle layer (a block).
+  const LayerStrategy &block = strategies[strategies.size() / 2];
+  int64_t stageDevices = cluster.getDevices() / leanest->pp;
+  std::string strategy = llvm::formatv(
+      "{0} {1}, dp {2} {3}{4}", block.usesUlysses() ? "ulysses" : "tp",
+      block.tp, stageDevices / block.tp,
+      stringifyDataParallelType(block.dpType), block.ckpt ? ", checkpointed"
+                                                          : "");
+  return makeError(llvm::formatv(
+      "no plan fits in {0:F2} GiB per device: the plan needing the least "
+      "memory (pp = {1}, {2} micro-batches of {3}, '{4}' {5}) needs {6:F2} "
+      "GiB per device, {7:F2} GiB more ({8:F2} GiB of model states, "
+      "activations and buffers plus the runtime reserve)",
+      budget / gib, leanest->pp, leanest->microBatches,
+      leanest->getMicroBatch(), model.layers[strategies.size() / 2].name,
+      strategy, needed / gib, (needed - budget) / gib, least / gib));
+}
+
+llvm::Expected<std::vector<SearchResult>> Searcher::run() {
+  auto started = std::chrono::steady_clock::now();
+  if (llvm::Error error = prepare())
+    return std::move(error);
+  llvm::Expected<std::vector<Configuration>> enumerated =
+      enumerateConfigurations();
+  if (!enumerated)
+    return enumerated.takeError();
+  std::vector<Configuration> &configurations = *enumerated;
+  if (configurations.empty())
     return makeError(llvm::formatv(
-        "no plan fits in {0:F2} GiB per device: the plan needing the least "
-        "memory ({1}) needs {2:F2} GiB per device ({3:F2} GiB of model "
-        "states, activations and buffers plus the runtime reserve)",
-        budget / gib, where, needed / gib, least / gib));
+        "no configuration in the search space: no pipeline degree, "
+        "micro-batch count and tensor-parallel degree fit {0} devices and {1} "
+        "(each layer's data-parallel degree must divide the micro-batch)",
+        cluster.getDevices(),
+        options.batchRange
+            ? llvm::formatv("a global batch in [{0}, {1}] in steps of {2}",
+                            options.batchRange->minimum,
+                            options.batchRange->maximum,
+                            options.batchRange->step)
+                  .str()
+            : llvm::formatv("a global batch of {0}", options.globalBatch)
+                  .str()));
+  findBest(configurations);
+  if (kept.empty() && scoreBound < kInfinity)
+    return std::vector<SearchResult>();
+  if (kept.empty()) {
+    // Every configuration's least memory is known unless a time bound
+    // stopped the exploration.
+    for (Configuration &configuration : configurations)
+      mayFit(configuration);
+    return describeNoFit(configurations, budget);
   }
-
   std::vector<SearchResult> results;
   for (KeptPlan &entry : kept) {
-    incumbent = std::move(entry.heuristic);
-    bestConfiguration = entry.configuration;
-    bestSplit = entry.split;
-    bestTime = entry.time;
-    auto result = recover(started, budget);
+    llvm::Expected<SearchResult> result = recoverPlan(entry);
     if (!result)
       return result.takeError();
+    result->statistics.seconds = std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count();
     results.push_back(std::move(*result));
   }
   return results;
 }
 
-llvm::Expected<SearchResult>
-Searcher::recover(std::chrono::steady_clock::time_point started,
-                  double budget) {
-  int64_t devices = cluster.getDevices();
+llvm::Expected<SearchResult> Searcher::recoverPlan(KeptPlan &entry) {
+  incumbent = std::move(entry.heuristic);
+  bestConfiguration = entry.configuration;
+  bestSplit = entry.split;
   SearchResult result;
   ParallelPlan &plan = result.plan;
+  result.statistics = statistics;
   if (incumbent) {
     // Nothing beat the heuristic plan: it is optimal.
     plan = *incumbent;
     result.evaluation = evaluatePlan(model, plan, cluster, budget);
-    statistics.seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - started)
-                             .count();
-    result.statistics = statistics;
     return result;
   }
   // Recover the strategies of the winning configuration.
-  prepareShape(bestConfiguration.pp,
-               options.globalBatch / bestConfiguration.microBatches);
+  prepareShape(bestConfiguration.pp, bestConfiguration.getMicroBatch());
   prepareConfiguration(bestConfiguration);
-  plan.devices = devices;
+  plan.devices = cluster.getDevices();
   plan.devicesPerNode = cluster.devicesPerNode;
   plan.pp = bestConfiguration.pp;
   plan.microBatches = bestConfiguration.microBatches;
-  plan.globalBatch = options.globalBatch;
+  plan.globalBatch = bestConfiguration.globalBatch;
   plan.schedule = bestConfiguration.schedule;
   plan.precision = options.precision;
+  plan.vocabDivisor = options.vocabDivisor;
   for (int64_t k = 0; k < pp; ++k) {
     SmallVector<LayerStrategy> stage =
         reconstruct(k, bestSplit[k], bestSplit[k + 1]);
@@ -1958,6 +2460,7 @@ Searcher::recover(std::chrono::steady_clock::time_point started,
     return makeError("internal error: the searched plan is inconsistent: " +
                      error);
   result.evaluation = evaluatePlan(model, plan, cluster, budget);
+  double bestTime = entry.time;
   double difference = std::fabs(result.evaluation.iterationTime - bestTime);
   if (difference > 1e-6 * bestTime ||
       !fitsQuantized(plan, result.evaluation, usable, options.memoryBins))
@@ -1965,45 +2468,55 @@ Searcher::recover(std::chrono::steady_clock::time_point started,
         "internal error: the search predicted {0} s but the plan evaluates to "
         "{1} s",
         bestTime, result.evaluation.iterationTime));
-  statistics.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-          .count();
-  result.statistics = statistics;
   return result;
-}
-
-static bool isSameConfiguration(const Configuration &a,
-                                const Configuration &b) {
-  return a.pp == b.pp && a.microBatches == b.microBatches &&
-         a.schedule == b.schedule;
 }
 
 void Searcher::keepPlan(const Configuration &configuration, double time,
                         ArrayRef<unsigned> split,
                         std::optional<ParallelPlan> plan) {
+  double score = time / static_cast<double>(configuration.globalBatch);
+  auto scoreOf = [](const KeptPlan &entry) {
+    return entry.time / static_cast<double>(entry.configuration.globalBatch);
+  };
   auto it = llvm::find_if(kept, [&](const KeptPlan &entry) {
-    return isSameConfiguration(entry.configuration, configuration);
+    return entry.configuration == configuration;
   });
   if (it != kept.end()) {
-    if (time >= it->time)
+    if (score >= scoreOf(*it))
       return;
     kept.erase(it);
-  } else if (kept.size() >= keep && time >= kept.back().time) {
+  } else if (score >= bestScore) {
     return;
   }
-  auto position = llvm::upper_bound(
-      kept, time, [](double t, const KeptPlan &entry) { return t < entry.time; });
+  auto position = llvm::upper_bound(kept, score, [&](double s,
+                                                     const KeptPlan &entry) {
+    return s < scoreOf(entry);
+  });
   kept.insert(position, KeptPlan{configuration, time,
                                  SmallVector<unsigned>(split), std::move(plan)});
   if (kept.size() > keep)
     kept.pop_back();
-  bestTime = kept.size() < keep ? kInfinity : kept.back().time;
+  bestScore = kept.size() < keep ? scoreBound : scoreOf(kept.back());
 }
 
 bool Searcher::isKept(const Configuration &configuration) const {
   return llvm::any_of(kept, [&](const KeptPlan &entry) {
-    return isSameConfiguration(entry.configuration, configuration);
+    return entry.configuration == configuration;
   });
+}
+
+llvm::Expected<std::optional<SearchResult>>
+mlir::galvatron::searchPlanBelow(const ModelProfile &model,
+                                 const ClusterSpec &cluster,
+                                 const SearchOptions &options,
+                                 double secondsPerSequence) {
+  Searcher searcher(model, cluster, options, 1, secondsPerSequence);
+  auto results = searcher.run();
+  if (!results)
+    return results.takeError();
+  if (results->empty())
+    return std::nullopt;
+  return std::optional<SearchResult>(std::move(results->front()));
 }
 
 llvm::Expected<SearchResult>
@@ -2022,6 +2535,6 @@ mlir::galvatron::searchPlans(const ModelProfile &model,
                              const SearchOptions &options, unsigned count) {
   if (count < 1)
     return makeError("the number of plans must be positive");
-  Searcher searcher(model, cluster, options, count);
+  Searcher searcher(model, cluster, options, count, kInfinity);
   return searcher.run();
 }

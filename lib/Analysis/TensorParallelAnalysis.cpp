@@ -127,6 +127,14 @@ bool TensorParallelAnalysis::supportsDegree(int64_t tp,
                       .str();
       return false;
     }
+  for (int64_t size : weightSplits)
+    if (size % tp != 0) {
+      if (reason)
+        *reason = ("a weight dimension of " + llvm::Twine(size) +
+                   " does not divide among " + llvm::Twine(tp) + " ranks")
+                      .str();
+      return false;
+    }
   return true;
 }
 
@@ -230,6 +238,45 @@ void TensorParallelAnalysis::run() {
     visit(&op);
     checkSequenceParallel(&op);
   }
+  collectWeightSplits();
+}
+
+void TensorParallelAnalysis::collectWeightSplits() {
+  auto markVocabulary = [&](Value weight) {
+    if (TPParameterSharding *entry = parameterOf(weight))
+      entry->vocabulary = entry->dim >= 0;
+  };
+  // The vocabulary lookup, and the heads producing vocabulary-parallel
+  // model outputs (their weights and biases split along the outputs).
+  if (vocabularyLookup && getSharding(vocabularyLookup->getResult(0)).kind ==
+                              TPSharding::Partial) {
+    vocabularyOps.insert(vocabularyLookup);
+    markVocabulary(cast<EmbeddingOp>(vocabularyLookup).getTable());
+  }
+  auto yield = cast<YieldOp>(layer.getBodyBlock().getTerminator());
+  for (unsigned index : shardedResults) {
+    auto head = yield.getValues()[index].getDefiningOp<LinearOp>();
+    if (!head || getLinearParallelism(head) != LinearParallelism::Column)
+      continue;
+    vocabularyOps.insert(head);
+    markVocabulary(head.getWeight());
+    if (head.getBias())
+      markVocabulary(head.getBias());
+    for (Operation *user : head.getResult().getUsers())
+      if (isa<CrossEntropyOp>(user))
+        vocabularyOps.insert(user);
+  }
+  for (const TPParameterSharding &entry : parameters) {
+    if (entry.dim < 0 || entry.vocabulary)
+      continue;
+    if (entry.segments.empty())
+      weightSplits.push_back(shapeOf(ParamOp(entry.op).getResult())[entry.dim]);
+    else
+      llvm::append_range(weightSplits, entry.segments);
+  }
+  llvm::sort(weightSplits);
+  weightSplits.erase(std::unique(weightSplits.begin(), weightSplits.end()),
+                     weightSplits.end());
 }
 
 void TensorParallelAnalysis::visit(Operation *op) {
@@ -400,6 +447,8 @@ void TensorParallelAnalysis::print(llvm::raw_ostream &os) const {
       continue;
     }
     os << "split dim " << parameter.dim;
+    if (parameter.vocabulary)
+      os << " (vocabulary, padded to a multiple of the TP degree)";
     if (!parameter.segments.empty()) {
       os << " in segments";
       for (int64_t size : parameter.segments)

@@ -41,7 +41,7 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
             {"tp", tp.hasValue()},
             {"fsdp", fsdp.hasValue()},
             {"dp-type", dpType.hasValue()},
-            {"sp", sp.hasValue()},
+            {"ulysses", ulysses.hasValue()},
             {"ckpt", ckpt.hasValue()},
             {"chunks", chunks.hasValue()},
             {"schedule", schedule.hasValue()},
@@ -60,12 +60,14 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
       if (!buffer)
         return fail("cannot read '" + json +
                     "': " + buffer.getError().message());
+      // sp: Galvatron's runtime flag --sequence-parallel.
       auto parsed = parseGalvatronStrategy(
           (*buffer)->getBuffer(), json, *model, spec.getDevices(),
-          spec.devicesPerNode, *trainingPrecision);
+          spec.devicesPerNode, *trainingPrecision, sp);
       if (!parsed)
         return fail(llvm::toString(parsed.takeError()));
       plan = std::move(*parsed);
+      plan.vocabDivisor = vocabDivisor;
     } else {
       plan.devices = spec.getDevices();
       plan.devicesPerNode = spec.devicesPerNode;
@@ -73,6 +75,7 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
       plan.microBatches = chunks;
       plan.globalBatch = input->globalBatch;
       plan.precision = *trainingPrecision;
+      plan.vocabDivisor = vocabDivisor;
       if (schedule == "gpipe")
         plan.schedule = PipelineSchedule::gpipe;
       else if (schedule == "1f1b" || schedule == "pipedream_flush")
@@ -100,10 +103,13 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
         strategy.consecutive = tpConsecutive;
         bool sharded = fsdp || (!block && embedSdp);
         strategy.dpType = sharded ? DataParallelType::zero3 : *type;
-        strategy.sp = (block ? sp : vsp) && strategy.tp > 1;
+        strategy.ulysses = ulysses && strategy.tp > 1;
+        strategy.sp = (block ? sp : vsp) && strategy.tp > 1 && !ulysses;
         strategy.ckpt = block && ckpt;
       }
     }
+    if (vocabDivisor < 1)
+      return fail("vocab-divisor must be positive");
     if (std::string error = plan.check(*model); !error.empty())
       return fail("the plan does not suit the model: " + error);
     PlanEvaluation evaluation =

@@ -316,6 +316,22 @@ static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
     batchGathers.push_back(gather);
     gather = gather.getInput().getDefiningOp<AllGatherOp>();
   }
+  // A padded vocabulary: its padding was cut off after the gather.
+  IntegerAttr vocabSize;
+  Value gatheredLogits = batchGathers.empty() ? logits
+                                              : batchGathers.back().getInput();
+  if (auto cut = gatheredLogits.getDefiningOp<SliceOp>()) {
+    auto whole = cut.getInput().getDefiningOp<AllGatherOp>();
+    auto wholeShape = cast<RankedTensorType>(cut.getInput().getType()).getShape();
+    bool prefix = llvm::all_of(cut.getStarts(), [](int64_t s) { return s == 0; }) &&
+                  llvm::all_of(cut.getStrides(), [](int64_t s) { return s == 1; }) &&
+                  cut.getLimits().drop_back() == wholeShape.drop_back();
+    if (whole && prefix && int64_t(whole.getDim()) == last) {
+      gather = whole;
+      vocabSize = builder.getI64IntegerAttr(
+          cast<RankedTensorType>(cut.getType()).getDimSize(last));
+    }
+  }
   AllGatherOp vocabularyGather = gather;
   if (!vocabularyGather && batchGathers.empty())
     return CrossEntropyOp::create(builder, loc, logits, labels, kIgnoreIndex,
@@ -347,12 +363,12 @@ static Value buildCrossEntropy(OpBuilder &builder, Location loc, Value logits,
     statsShape.push_back(2);
     Value stats = VocabCrossEntropyStatsOp::create(
         builder, loc, RankedTensorType::get(statsShape, builder.getF32Type()),
-        part, max, rowLabels, groups, kIgnoreIndex);
+        part, max, rowLabels, groups, kIgnoreIndex, vocabSize);
     Value sums = AllReduceOp::create(builder, loc, stats,
                                      CollectiveReduction::sum, groups);
     return VocabCrossEntropyOp::create(
         builder, loc, emit.scalarType(builder.getF32Type()), sums, part, max,
-        rowLabels, groups, kIgnoreIndex, reduction);
+        rowLabels, groups, kIgnoreIndex, reduction, vocabSize);
   };
   if (batchGathers.empty())
     return rowsLossOf(LossReduction::mean);

@@ -43,10 +43,15 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
           {cluster, nodes, devices, memory, profiles}, plan);
       if (!setup)
         return fail(llvm::toString(setup.takeError()));
-      PlanEvaluation original = evaluatePlan(model, plan, setup->cluster,
+      // Galvatron's model profiles, when given, override the IR's costs.
+      ModelProfile priced = model;
+      if (llvm::Error error =
+              applyModelProfiles(priced, *setup, plan.precision))
+        return fail(llvm::toString(std::move(error)));
+      PlanEvaluation original = evaluatePlan(priced, plan, setup->cluster,
                                              setup->memoryBudget);
       PlanEvaluation evaluation = evaluatePlan(
-          model, exported->plan, setup->cluster, setup->memoryBudget);
+          priced, exported->plan, setup->cluster, setup->memoryBudget);
       InFlightDiagnostic remark = emitRemark(module.getLoc());
       remark << pass << ": format=" << format;
       for (const std::string &line :

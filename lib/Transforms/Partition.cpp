@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
+#include "galvatron/Analysis/UlyssesAnalysis.h"
 #include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/Training.h"
@@ -50,6 +51,14 @@ struct DeviceMapping {
       for (int64_t i = 0; i < inner; ++i)
         group.push_back(tensorParallel ? rankOf(i, o) : rankOf(o, i));
     }
+    return buildDeviceGroups(context, list);
+  }
+  /// One group of all the stage's ranks (the data-parallel group of weights
+  /// under Ulysses).
+  ArrayAttr stageGroup(MLIRContext *context) const {
+    SmallVector<SmallVector<int64_t>> list(1);
+    for (int64_t rank = 0; rank < tp * dp; ++rank)
+      list[0].push_back(stageBase + rank);
     return buildDeviceGroups(context, list);
   }
   /// The same arrangement in another stage.
@@ -115,12 +124,13 @@ public:
                    llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters,
                    const llvm::DenseMap<StringAttr, unsigned> &readers,
                    SyncRequests &syncRequests,
-                   const llvm::DenseMap<StringAttr, ArrayAttr> &sharedSplits)
-      : layer(layer), analysis(analysis), mapping(mapping),
+                   const llvm::DenseMap<StringAttr, ArrayAttr> &sharedSplits,
+                   int64_t vocabDivisor, const UlyssesAnalysis *ulysses)
+      : layer(layer), analysis(analysis), ulysses(ulysses), mapping(mapping),
         dpType(strategy.getDpType()), sequenceParallel(strategy.getSp()),
         layouts(layouts), shardedParameters(shardedParameters),
         readers(readers), syncRequests(syncRequests),
-        sharedSplits(sharedSplits),
+        sharedSplits(sharedSplits), vocabDivisor(vocabDivisor),
         context(layer.getContext()),
         tpGroups(mapping.groups(context, /*tensorParallel=*/true)),
         dpGroups(mapping.groups(context, /*tensorParallel=*/false)) {}
@@ -134,12 +144,23 @@ private:
       return it->second;
     if (sequenceParts.contains(value))
       return TPSharding::sharded(1);
+    if (ulysses) {
+      UlyssesLayout layout = ulysses->getLayout(value);
+      return layout.isSplit() ? TPSharding::sharded(layout.dim)
+                              : TPSharding::replicated();
+    }
     return tensorParallel ? analysis.getSharding(value)
                           : TPSharding::replicated();
   }
   LogicalResult chooseTensorParallelism();
   LogicalResult convertInputs();
   LogicalResult convertOperands(Operation *op);
+  /// Inserts the conversions the Ulysses analysis asks for on `op`'s
+  /// operands.
+  void convertUlyssesOperands(Operation *op);
+  /// `value` (in layout `from`) in layout `to`: an all-to-all between
+  /// sequence and head splits, a gather, or a local slice; made once.
+  Value convertedUlysses(Value value, UlyssesLayout from, UlyssesLayout to);
   LogicalResult retypeResults(Operation *op);
   /// Records where a dropout's part lies in `whole`, its tensor before
   /// partitioning, so that every rank draws the serial run's mask.
@@ -151,9 +172,13 @@ private:
   /// value, right after its definition.
   Value converted(Value value, int kind, int64_t dim = -1);
   SmallVector<int64_t> partShape(Value value) const;
+  /// The size `value`'s vocabulary dimension `dim` is split at: padded.
+  int64_t splitSize(Value value, int64_t dim) const;
 
   LayerOp layer;
   const TensorParallelAnalysis &analysis;
+  /// Under Ulysses, how it lays out the layer's values; else null.
+  const UlyssesAnalysis *ulysses;
   DeviceMapping mapping;
   DataParallelType dpType;
   bool sequenceParallel;
@@ -164,6 +189,8 @@ private:
   /// Weights several layers read that every reader splits alike (a tied
   /// embedding and LM head), with the TP groups of all readers.
   const llvm::DenseMap<StringAttr, ArrayAttr> &sharedSplits;
+  /// A vocabulary is padded to a multiple of vocabDivisor x tp.
+  int64_t vocabDivisor;
   MLIRContext *context;
   ArrayAttr tpGroups, dpGroups;
   bool tensorParallel = false;
@@ -175,7 +202,13 @@ private:
   /// conversions that make them).
   llvm::DenseSet<Value> sequenceParts;
   llvm::DenseMap<std::pair<Value, int64_t>, Value> conversions;
+  llvm::DenseMap<std::pair<Value, std::pair<int64_t, int64_t>>, Value>
+      ulyssesConversions;
   llvm::DenseSet<Operation *> inserted;
+  /// Vocabulary-split values whose part is padded: their size before.
+  llvm::DenseMap<Value, int64_t> paddedFrom;
+  /// The vocabulary's size when the layer pads it, else 0.
+  int64_t paddedVocabulary = 0;
 };
 
 enum ConversionKind {
@@ -193,31 +226,25 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
   if (mapping.tp == 1)
     return success();
   std::string reason;
+  if (ulysses) {
+    // Weights stay whole; the inputs split along the sequence.
+    if (!ulysses->supportsDegree(mapping.tp, &reason))
+      return layer.emitOpError()
+             << "cannot run Ulysses on " << mapping.tp << " ranks: " << reason;
+    for (BlockArgument argument : layer.getBodyBlock().getArguments())
+      if (ulysses->getLayout(argument).isSplit())
+        sequenceValues.insert(argument);
+    return success();
+  }
   if (!analysis.supportsDegree(mapping.tp, &reason))
     return layer.emitOpError()
            << "cannot run with tp=" << mapping.tp << ": " << reason;
-  // A weight other layers read split differently (or not at all), or a
-  // vocabulary that does not divide among the TP ranks (GPT-2's 50257),
-  // keeps the layer whole on every TP rank: exact, if not memory-saving.
+  // A weight other layers read split differently (or not at all) keeps the
+  // layer whole on every TP rank: exact, if not memory-saving.
   for (const TPParameterSharding &entry : analysis.getParameters()) {
     StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
-    if (entry.dim < 0)
-      continue;
-    bool shared = readers.lookup(name) > 1;
-    if (shared && !sharedSplits.count(name))
-      return success();
-    int64_t size = entry.segments.empty()
-                       ? ParamOp(entry.op).getType().getDimSize(entry.dim)
-                       : entry.segments.front();
-    if (size % mapping.tp == 0)
-      continue;
-    // The vocabulary: a tied weight, a lookup table, or the weight of a
-    // linear whose result leaves the layer (the LM head's logits).
-    if (shared ||
-        llvm::any_of(entry.op->getUsers(), [](Operation *user) {
-          return isa<EmbeddingOp>(user) ||
-                 llvm::any_of(user->getUsers(), llvm::IsaPred<YieldOp>);
-        }))
+    if (entry.dim >= 0 && readers.lookup(name) > 1 &&
+        !sharedSplits.count(name))
       return success();
   }
   for (const TPParameterSharding &entry : analysis.getParameters())
@@ -248,12 +275,21 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
   return success();
 }
 
+int64_t LayerPartitioner::splitSize(Value value, int64_t dim) const {
+  int64_t size = cast<RankedTensorType>(value.getType()).getDimSize(dim);
+  if (tensorParallel && !overrides.count(value) &&
+      analysis.isVocabularyValue(value) &&
+      analysis.getSharding(value).dim == dim)
+    return padVocabulary(size, mapping.tp, vocabDivisor);
+  return size;
+}
+
 SmallVector<int64_t> LayerPartitioner::partShape(Value value) const {
   auto type = cast<RankedTensorType>(value.getType());
   SmallVector<int64_t> shape(type.getShape());
   TPSharding sharding = shardingOf(value);
   if (sharding.kind == TPSharding::Sharded)
-    shape[sharding.dim] /= mapping.tp;
+    shape[sharding.dim] = splitSize(value, sharding.dim) / mapping.tp;
   return shape;
 }
 
@@ -276,6 +312,14 @@ Value LayerPartitioner::converted(Value value, int kind, int64_t dim) {
     whole[dim] *= mapping.tp;
     result = AllGatherOp::create(builder, loc, withShape(type, whole), value,
                                  dim, tpGroups, /*reduce_grad=*/false);
+    // A padded vocabulary's padding is cut off again.
+    if (int64_t valid = paddedFrom.lookup(value); valid && valid < whole[dim]) {
+      inserted.insert(result.getDefiningOp());
+      SmallVector<int64_t> starts(whole.size(), 0), limits(whole),
+          strides(whole.size(), 1);
+      limits[dim] = valid;
+      result = SliceOp::create(builder, loc, result, starts, limits, strides);
+    }
     break;
   }
   case Scatter: {
@@ -383,7 +427,55 @@ static bool isElementwiseBinary(Operation *op) {
 }
 
 /// Brings each operand into the state `op` consumes it in.
+void LayerPartitioner::convertUlyssesOperands(Operation *op) {
+  for (const UlyssesConversion &conversion : ulysses->getConversions())
+    if (conversion.user == op)
+      op->setOperand(conversion.operand,
+                     convertedUlysses(op->getOperand(conversion.operand),
+                                      conversion.from, conversion.to));
+}
+
+Value LayerPartitioner::convertedUlysses(Value value, UlyssesLayout from,
+                                         UlyssesLayout to) {
+  int64_t encoded = int64_t(to.kind) * 4096 + (to.dim + 1) * 64 +
+                    (to.sequenceDim + 1);
+  auto key = std::make_pair(value, std::make_pair(encoded, int64_t(0)));
+  if (Value done = ulyssesConversions.lookup(key))
+    return done;
+  OpBuilder builder(context);
+  builder.setInsertionPointAfterValue(value);
+  Location loc = value.getLoc();
+  auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<int64_t> shape(type.getShape());
+  Value result;
+  if (from.isSplit() && to.isSplit()) {
+    // Sequence <-> heads: split the target's dimension, gather the other.
+    int64_t split = to.dim, concat = from.dim;
+    shape[split] /= mapping.tp;
+    shape[concat] *= mapping.tp;
+    result = AllToAllOp::create(builder, loc, withShape(type, shape), value,
+                                split, concat, tpGroups);
+  } else if (from.isSplit()) {
+    shape[from.dim] *= mapping.tp;
+    result = AllGatherOp::create(builder, loc, withShape(type, shape), value,
+                                 from.dim, tpGroups, /*reduce_grad=*/false);
+  } else {
+    shape[to.dim] /= mapping.tp;
+    result = ShardOp::create(builder, loc, withShape(type, shape), value,
+                             to.dim, tpGroups);
+  }
+  inserted.insert(result.getDefiningOp());
+  overrides[result] = to.isSplit() ? TPSharding::sharded(to.dim)
+                                   : TPSharding::replicated();
+  ulyssesConversions[key] = result;
+  return result;
+}
+
 LogicalResult LayerPartitioner::convertOperands(Operation *op) {
+  if (ulysses) {
+    convertUlyssesOperands(op);
+    return success();
+  }
   if (!tensorParallel)
     return success();
   auto yield = dyn_cast<YieldOp>(op);
@@ -464,11 +556,16 @@ LogicalResult LayerPartitioner::retypeResults(Operation *op) {
       shape[0] /= mapping.dp;
     }
     TPSharding sharding = shardingOf(result);
-    if (sharding.kind == TPSharding::Sharded &&
-        type.getDimSize(sharding.dim) % mapping.tp != 0)
-      return op->emitOpError()
-             << "dimension " << sharding.dim << " of " << type
-             << " does not split among tp=" << mapping.tp << " ranks";
+    if (sharding.kind == TPSharding::Sharded) {
+      int64_t size = type.getDimSize(sharding.dim);
+      int64_t padded = splitSize(result, sharding.dim);
+      if (padded % mapping.tp != 0)
+        return op->emitOpError()
+               << "dimension " << sharding.dim << " of " << type
+               << " does not split among tp=" << mapping.tp << " ranks";
+      if (padded != size)
+        paddedFrom[result] = size;
+    }
     result.setType(withShape(type, shape));
   }
   // Attributes that spell sizes.
@@ -522,6 +619,7 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   SmallVector<int64_t> source = original;
   // A tied weight: an earlier reader split it as this one does.
   ArrayAttr splitGroups = sharedSplits.lookup(name);
+  ParameterShard shard;
   if (shardedParameters.count(name)) {
     if (!splitGroups)
       return read.emitOpError()
@@ -530,12 +628,12 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
     original = earlier.fullShape;
     source = earlier.sourceShape.empty() ? earlier.fullShape
                                          : earlier.sourceShape;
+    shard.unpaddedShape = earlier.unpaddedShape;
   }
   if (!splitGroups)
     splitGroups = tpGroups;
   // The shape the layer reads: the TP part.
   SmallVector<int64_t> tpPart(original);
-  ParameterShard shard;
   shard.fullShape = original;
   if (source != original)
     shard.sourceShape = source;
@@ -558,6 +656,19 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
         refinedDim = dim;
         dim += 1;
       }
+      if (entry.vocabulary) {
+        // Padded as Megatron pads it; the rows past the source tensor's are
+        // zero and not part of the model.
+        int64_t padded =
+            padVocabulary(shard.fullShape[dim], mapping.tp, vocabDivisor);
+        if (padded != shard.fullShape[dim]) {
+          shard.unpaddedShape = shard.fullShape;
+          shard.fullShape[dim] = padded;
+          tpPart[entry.dim] = padded;
+        }
+        if (!shard.unpaddedShape.empty())
+          paddedVocabulary = shard.unpaddedShape[dim];
+      }
       if (shard.fullShape[dim] % mapping.tp != 0)
         return read.emitOpError() << "dimension " << entry.dim << " of "
                                   << read.getType() << " does not split among tp="
@@ -576,20 +687,29 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   // 2, the gradient) to the training step, which syncs once per step; a
   // weight several pipeline stages read keeps autodiff's sync in every
   // micro-batch's backward.
+  // The ranks holding the weight whole that see different data: the DP
+  // replicas, and under Ulysses every rank of the stage when the weight
+  // works on sequence parts (each has the gradient of its part).
+  ArrayAttr replicas = dpGroups;
+  int64_t replicaCount = mapping.dp;
+  if (ulysses && mapping.tp > 1 && ulysses->isUsedOnParts(read.getResult())) {
+    replicas = mapping.stageGroup(context);
+    replicaCount = mapping.tp * mapping.dp;
+  }
   std::optional<int64_t> zeroDim;
-  if (mapping.dp > 1)
+  if (replicaCount > 1)
     if (auto dim = llvm::find_if(
-            stored, [&](int64_t size) { return size % mapping.dp == 0; });
+            stored, [&](int64_t size) { return size % replicaCount == 0; });
         dim != stored.end())
       zeroDim = dim - stored.begin();
   bool zero3 = dpType == DataParallelType::zero3 && zeroDim &&
                readers.lookup(name) == 1;
   if (zero3) {
-    shard.splits.push_back({*zeroDim, dpGroups});
+    shard.splits.push_back({*zeroDim, replicas});
     stored = shard.partShape();
-  } else if (mapping.dp > 1 &&
+  } else if (replicaCount > 1 &&
              !declaration->hasAttr(kPipelineStagesAttrName)) {
-    DataParallelSync sync{dpGroups, 0, 0};
+    DataParallelSync sync{replicas, 0, 0};
     if (zeroDim && (dpType == DataParallelType::zero1 ||
                     dpType == DataParallelType::zero2)) {
       sync.zeroStage = dpType == DataParallelType::zero1 ? 1 : 2;
@@ -611,18 +731,18 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
   if (zero3) {
     value = AllGatherOp::create(builder, read.getLoc(),
                                 withShape(value.getType(), tpStored), value,
-                                shard.splits.back().dim, dpGroups,
+                                shard.splits.back().dim, replicas,
                                 /*reduce_grad=*/true);
     inserted.insert(value.getDefiningOp());
-  } else if (mapping.dp > 1) {
-    value = ReplicateOp::create(builder, read.getLoc(), value, dpGroups);
+  } else if (replicaCount > 1) {
+    value = ReplicateOp::create(builder, read.getLoc(), value, replicas);
     inserted.insert(value.getDefiningOp());
   }
   // Under sequence parallelism a whole weight applied to this rank's part
   // of the sequence (norms, a row-parallel bias) gets a part of its
   // gradient: summed over the TP group as well.
   bool onSequenceParts =
-      !tensorSplit && llvm::any_of(users, [&](Operation *user) {
+      !ulysses && !tensorSplit && llvm::any_of(users, [&](Operation *user) {
         auto linear = dyn_cast<LinearOp>(user);
         if (linear && linear.getBias() == read.getResult())
           return !sequenceValues.empty() &&
@@ -695,8 +815,12 @@ LogicalResult LayerPartitioner::run() {
     // Each rank looks up the ids of its block of the vocabulary.
     if (auto lookup = dyn_cast<EmbeddingOp>(op);
         lookup && tensorParallel &&
-        analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial)
+        analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial) {
       lookup.setVocabGroupsAttr(tpGroups);
+      if (paddedVocabulary)
+        lookup.setVocabSizeAttr(IntegerAttr::get(
+            IntegerType::get(context, 64), paddedVocabulary));
+    }
     if (auto linear = dyn_cast<LinearOp>(op);
         linear && tensorParallel &&
         analysis.getLinearParallelism(linear) == LinearParallelism::Row)
@@ -737,7 +861,9 @@ findSharedSplits(ArrayRef<TensorParallelAnalysis> analyses, PlanAttr plan,
   for (const TensorParallelAnalysis &analysis : analyses) {
     DeviceMapping mapping =
         mappingOf(analysis.getLayer().getStrategyAttr(), plan);
-    bool shardable = mapping.tp > 1 && analysis.supportsDegree(mapping.tp);
+    bool shardable = mapping.tp > 1 &&
+                     !analysis.getLayer().getStrategyAttr().getUlysses() &&
+                     analysis.supportsDegree(mapping.tp);
     for (const TPParameterSharding &entry : analysis.getParameters()) {
       StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
       if (readers.lookup(name) < 2)
@@ -831,10 +957,15 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
       SmallVector<bool> batchedResults;
       for (Value value : yield.getValues())
         batchedResults.push_back(analysis.isBatched(value));
+      std::optional<UlyssesAnalysis> ulysses;
+      if (strategy.getUlysses() && mapping.tp > 1)
+        ulysses.emplace(analysis);
       LayerPartitioner partitioner(layer, analysis, mapping,
                                    strategy, layouts,
                                    shardedParameters, readers,
-                                   syncRequests, sharedSplits);
+                                   syncRequests, sharedSplits,
+                                   plan.getVocabDivisor(),
+                                   ulysses ? &*ulysses : nullptr);
       if (failed(partitioner.run()))
         return signalPassFailure();
       for (auto [result, value, batched] :

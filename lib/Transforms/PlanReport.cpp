@@ -21,12 +21,14 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
     auto input = getModelAndPlan(module, pass);
     if (failed(input))
       return signalPassFailure();
-    const ModelProfile *model = &input->first.model;
+    ModelProfile *model = &input->first.model;
     const ParallelPlan *plan = &input->second;
     auto setup = makePlanCostModelSetup(
         {cluster, nodes, devices, memory, profiles}, *plan);
     if (!setup)
       return fail(llvm::toString(setup.takeError()));
+    if (llvm::Error error = applyModelProfiles(*model, *setup, plan->precision))
+      return fail(llvm::toString(std::move(error)));
     if (std::string error = plan->check(*model); !error.empty())
       return fail("the plan does not suit the model: " + error);
     PlanEvaluation evaluation =

@@ -3,10 +3,12 @@
 #include "galvatron/Transforms/PlanUtils.h"
 #include "galvatron/Support/Error.h"
 
+#include "galvatron/Analysis/GalvatronProfiles.h"
 #include "galvatron/Support/OutputFile.h"
 
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 using namespace mlir;
@@ -72,9 +74,21 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
     if (llvm::Error error = spec.validate())
       return std::move(error);
   }
-  for (const std::string &profile : options.profiles)
+  for (const std::string &profile : options.profiles) {
+    // Galvatron's model profiles are about the model, applied to it later.
+    auto buffer = llvm::MemoryBuffer::getFile(profile, /*IsText=*/true);
+    if (buffer) {
+      auto root = parseJSONObject((*buffer)->getBuffer(), profile, "a profile");
+      if (root && isGalvatronModelProfile(*root)) {
+        setup.modelProfiles.emplace_back(profile, std::move(*root));
+        continue;
+      }
+      if (!root)
+        llvm::consumeError(root.takeError());
+    }
     if (llvm::Error error = applyProfileFile(spec, profile))
       return std::move(error);
+  }
   setup.memoryBudget = spec.memory;
   if (!options.memory.empty()) {
     auto budget = parseMemorySize(options.memory);
@@ -85,6 +99,16 @@ mlir::galvatron::makeCostModelSetup(const CostModelOptions &options) {
   if (llvm::Error error = checkMemoryBudget(spec, setup.memoryBudget))
     return std::move(error);
   return setup;
+}
+
+llvm::Error mlir::galvatron::applyModelProfiles(ModelProfile &model,
+                                               const CostModelSetup &setup,
+                                               Precision precision) {
+  for (const auto &[path, root] : setup.modelProfiles)
+    if (llvm::Error error = applyGalvatronModelProfile(model, root, path,
+                                                       setup.cluster, precision))
+      return error;
+  return llvm::Error::success();
 }
 
 llvm::Expected<CostModelSetup>
@@ -117,15 +141,19 @@ void mlir::galvatron::writePlan(ModuleOp module, func::FuncOp function,
     const LayerStrategy &strategy = plan.layers[index++];
     int64_t dp = plan.getDp(strategy);
     bool consecutive = strategy.consecutive || strategy.tp == 1 || dp == 1;
-    DataParallelType type = dp > 1 ? strategy.dpType : DataParallelType::ddp;
+    DataParallelType type = plan.getParamDp(strategy) > 1
+                                ? strategy.dpType
+                                : DataParallelType::ddp;
+    bool ulysses = strategy.usesUlysses();
     layer.setStrategyAttr(StrategyAttr::get(
         context, strategy.stage, strategy.tp, dp, consecutive, type,
-        strategy.sp && strategy.tp > 1, strategy.ckpt));
+        strategy.sp && strategy.tp > 1 && !ulysses, strategy.ckpt, ulysses));
   }
   module->setAttr(GalvatronDialect::getPlanAttrName(),
                   PlanAttr::get(context, plan.devices, plan.devicesPerNode,
                                 plan.pp, plan.microBatches, plan.globalBatch,
-                                plan.schedule, plan.precision));
+                                plan.schedule, plan.precision,
+                                plan.vocabDivisor));
 }
 
 llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
@@ -142,6 +170,7 @@ llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
   plan.globalBatch = attribute.getGlobalBatch();
   plan.schedule = attribute.getSchedule();
   plan.precision = attribute.getPrecision();
+  plan.vocabDivisor = attribute.getVocabDivisor();
   for (LayerOp layer : function.getOps<LayerOp>()) {
     StrategyAttr strategy = layer.getStrategyAttr();
     if (!strategy)
@@ -149,7 +178,8 @@ llvm::Expected<ParallelPlan> mlir::galvatron::readPlan(ModuleOp module,
                        "' has no #galvatron.strategy");
     plan.layers.push_back({strategy.getStage(), strategy.getTp(),
                            strategy.getTpConsecutive(), strategy.getDpType(),
-                           strategy.getSp(), strategy.getCkpt()});
+                           strategy.getSp(), strategy.getCkpt(),
+                           strategy.getUlysses()});
   }
   return plan;
 }
@@ -231,6 +261,11 @@ mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
   auto trainingPrecision = parsePrecision(precision);
   if (!trainingPrecision) {
     emitPassError(module, pass, trainingPrecision.takeError());
+    return failure();
+  }
+  if (llvm::Error error =
+          applyModelProfiles(input->model, *setup, *trainingPrecision)) {
+    emitPassError(module, pass, llvm::toString(std::move(error)));
     return failure();
   }
   int64_t batch = globalBatch > 0 ? globalBatch : input->model.irBatch;

@@ -1,6 +1,7 @@
 //===- PrintTensorParallel.cpp - Print the tensor-parallel analysis -------===//
 
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
+#include "galvatron/Analysis/UlyssesAnalysis.h"
 #include "galvatron/Transforms/Passes.h"
 
 #include "mlir/Support/FileUtilities.h"
@@ -29,8 +30,10 @@ struct PrintTensorParallelPass
       file->os() << "tensor parallelism of @" << function.getSymName()
                  << "\n";
       for (const TensorParallelAnalysis &analysis :
-           TensorParallelAnalysis::analyzeFunction(function))
+           TensorParallelAnalysis::analyzeFunction(function)) {
         analysis.print(file->os());
+        UlyssesAnalysis(analysis).print(file->os());
+      }
     }
     file->keep();
     markAllAnalysesPreserved();

@@ -31,7 +31,16 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
 
     SearchOptions options;
     options.globalBatch = input->globalBatch;
+    if (maxBatch > 0) {
+      if (globalBatch > 0 || microBatch > 0)
+        return fail("a batch search (max-batch) chooses the global batch; "
+                    "drop global-batch and micro-batch");
+      options.batchRange = BatchRange{minBatch, maxBatch, batchStep};
+    } else if (minBatch > 1 || batchStep > 1) {
+      return fail("min-batch and batch-step need max-batch");
+    }
     options.precision = input->precision;
+    options.vocabDivisor = vocabDivisor;
     options.memoryBudget = setup.memoryBudget;
     options.memoryBins = memoryBins;
     SearchSpace &space = options.space;
@@ -73,6 +82,8 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
         space.maxPp = 1;
       else if (dimension == "sp")
         space.sequenceParallel = false;
+      else if (dimension == "ulysses")
+        space.ulysses = false;
       else if (dimension == "ckpt")
         space.checkpointing = false;
       else if (dimension == "tp-nonconsecutive")
@@ -81,15 +92,19 @@ struct PlanSearchPass : impl::PlanSearchBase<PlanSearchPass> {
         space.dpTypes[static_cast<int>(*type)] = false;
       else
         return fail("cannot disable '" + dimension +
-                    "' (expected tp, pp, sp, ckpt, ddp, zero1, zero2, zero3 "
-                    "or tp-nonconsecutive)");
+                    "' (expected tp, pp, sp, ulysses, ckpt, ddp, zero1, "
+                    "zero2, zero3 or tp-nonconsecutive)");
     }
     if (llvm::none_of(space.dpTypes, [](bool allowed) { return allowed; }))
       return fail("every data-parallel type is disabled");
     if (space.maxTp > 0 && space.minTp > space.maxTp)
       return fail("min-tp exceeds max-tp");
 
-    auto result = searchPlan(model, setup.cluster, options);
+    std::optional<PlanTarget> planTarget = parsePlanTarget(target);
+    if (!planTarget)
+      return fail("unknown target '" + target +
+                  "' (expected any, galvatron or megatron)");
+    auto result = searchPlanFor(model, setup.cluster, options, *planTarget);
     if (!result)
       return fail(llvm::toString(result.takeError()));
     writePlan(module, input->input.function, result->plan);

@@ -3,6 +3,7 @@
 #include "galvatron/Runtime/Checkpoint.h"
 
 #include "galvatron/Runtime/InputFiles.h"
+#include "galvatron/Runtime/Parameters.h"
 #include "galvatron/Runtime/RankProgram.h"
 
 #include "CPU/CPUKernels.h"
@@ -313,6 +314,8 @@ Status writeParts(Executor &executor, const std::vector<LogicalTensor> &tensors,
         GALVATRON_RETURN_IF_ERROR(
             executor.readBuffer(parameter.buffer, bytes.data(), bytes.size()));
         GALVATRON_RETURN_IF_ERROR(checkFinite(tensor.name, type, bytes));
+        if (part.shape != type.shape)
+          bytes = packValidPart(parameter, type, bytes.data());
         if (descriptor < 0) {
           descriptor = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
           if (descriptor < 0)
@@ -477,8 +480,12 @@ collectLogicalTensors(const Program &program, bool withState) {
       }
       LogicalTensor::Part part{r, p, {}, {}};
       if (parameter.isSlice()) {
+        // Without the padding of a padded slice (a block of padding only
+        // holds nothing of the tensor).
         part.start = sliceStartOf(program, parameter, r);
-        part.shape = type.shape;
+        part.shape = parameter.validShape(type.shape, part.start);
+        if (boxElements(part.shape) == 0)
+          continue;
       } else {
         part.start.assign(tensor.fullShape.size(), 0);
         part.shape = tensor.fullShape;
@@ -816,18 +823,21 @@ Status TensorStore::load(Executor &executor, const Parameter &parameter) const {
   if (from != type.elementType && !(isFloat(from) && isFloat(type.elementType)))
     return error(in, ": holds ", elementTypeName(from), " values, expected ",
                  elementTypeName(type.elementType));
-  TensorBox box{parameter.wholeShape(type.shape),
-                parameter.isSlice() ? parameter.sliceStart
-                                    : std::vector<int64_t>(type.rank(), 0),
-                type.shape};
+  TensorBox box = parameterBox(parameter, type);
   std::vector<uint8_t> bytes;
   GALVATRON_RETURN_IF_ERROR(file->readBox(*entry, box, bytes));
   if (from != type.elementType) {
-    std::vector<uint8_t> converted(type.byteSize());
-    for (int64_t i = 0; i < type.numElements(); ++i)
+    int64_t count = boxElements(box.shape);
+    std::vector<uint8_t> converted(count * elementSize(type.elementType));
+    for (int64_t i = 0; i < count; ++i)
       cpu::storeElement(converted.data(), type.elementType, i,
                         cpu::loadElement(bytes.data(), from, i));
     bytes.swap(converted);
+  }
+  if (box.shape != type.shape) {
+    std::vector<uint8_t> padded(type.byteSize());
+    unpackValidPart(parameter, type, bytes.data(), padded.data());
+    bytes.swap(padded);
   }
   return executor.writeBuffer(parameter.buffer, bytes.data(), bytes.size());
 }

@@ -183,13 +183,16 @@ static Status verifyLinear(const KernelCall &call) {
   return expectOutput(call, result);
 }
 
-/// A block of `local` ids of a split vocabulary lies inside it.
+/// A block of `local` ids of a split vocabulary lies inside it, or is one
+/// of its equal blocks extending into the padding (ids past `vocab_size`).
 static Status verifyVocabBlock(const KernelCall &call, int64_t local) {
   int64_t start = call.integer("vocab_start", 0);
   int64_t size = call.integer("vocab_size", local);
-  if (start < 0 || start > size - local)
+  bool inside = start + local <= size;
+  bool paddedBlock = start % std::max<int64_t>(local, 1) == 0;
+  if (start < 0 || size < 1 || (!inside && !paddedBlock))
     return error("vocabulary block [", start, ", ", start + local,
-                 ") does not lie in [0, ", size, ")");
+                 ") is not a block of [0, ", size, ")");
   return Status::ok();
 }
 

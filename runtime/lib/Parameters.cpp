@@ -55,17 +55,60 @@ Status readExternal(const Parameter &parameter, const TensorType &type,
   Expected<InputFile> file = openRegularFile(*path);
   if (!file)
     return file.takeStatus();
-  return readTensorBox(file->file.get(), *path, uint64_t(external.offset),
-                       type.elementType,
-                       TensorBox{source.shape,
-                                 parameter.isSlice()
-                                     ? parameter.sliceStart
-                                     : std::vector<int64_t>(type.rank(), 0),
-                                 type.shape},
-                       bytes);
+  TensorBox box = parameterBox(parameter, type);
+  GALVATRON_RETURN_IF_ERROR(readTensorBox(file->file.get(), *path,
+                                          uint64_t(external.offset),
+                                          type.elementType, box, bytes));
+  if (box.shape != type.shape) {
+    std::vector<uint8_t> padded(type.byteSize());
+    unpackValidPart(parameter, type, bytes.data(), padded.data());
+    bytes.swap(padded);
+  }
+  return Status::ok();
+}
+
+/// The part of a buffer of `type` inside the whole tensor, as a box of the
+/// buffer.
+TensorBox validBox(const Parameter &parameter, const TensorType &type) {
+  return TensorBox{type.shape, std::vector<int64_t>(type.rank(), 0),
+                   parameter.validShape(type.shape)};
 }
 
 } // namespace
+
+std::vector<uint8_t> packValidPart(const Parameter &parameter,
+                                   const TensorType &type,
+                                   const uint8_t *bytes) {
+  TensorBox box = validBox(parameter, type);
+  uint64_t size = elementSize(type.elementType);
+  std::vector<uint8_t> part(TensorType{type.elementType, box.shape}.byteSize());
+  forEachContiguousRun(box, [&](int64_t inBuffer, int64_t inPart,
+                                int64_t count) {
+    std::memcpy(part.data() + inPart * size, bytes + inBuffer * size,
+                count * size);
+  });
+  return part;
+}
+
+void unpackValidPart(const Parameter &parameter, const TensorType &type,
+                     const uint8_t *part, uint8_t *bytes) {
+  TensorBox box = validBox(parameter, type);
+  uint64_t size = elementSize(type.elementType);
+  if (box.shape != type.shape)
+    std::memset(bytes, 0, type.byteSize());
+  forEachContiguousRun(box, [&](int64_t inBuffer, int64_t inPart,
+                                int64_t count) {
+    std::memcpy(bytes + inBuffer * size, part + inPart * size, count * size);
+  });
+}
+
+TensorBox parameterBox(const Parameter &parameter, const TensorType &type) {
+  if (!parameter.isSlice())
+    return TensorBox{type.shape, std::vector<int64_t>(type.rank(), 0),
+                     type.shape};
+  return TensorBox{parameter.fullShape, parameter.sliceStart,
+                   parameter.validShape(type.shape)};
+}
 
 void initializeParameter(const Parameter &parameter, const TensorType &type,
                          uint64_t seed, uint8_t *out) {
@@ -75,21 +118,26 @@ void initializeParameter(const Parameter &parameter, const TensorType &type,
   // Index in the full tensor of each element of the (possibly sliced) buffer.
   std::vector<int64_t> fullStrides =
       cpu::stridesOf(parameter.wholeShape(type.shape));
-  auto fullIndex = [&](int64_t i) {
+  // -1 for padding past the full tensor.
+  auto fullIndex = [&](int64_t i) -> int64_t {
     if (!parameter.isSlice())
       return i;
     int64_t index = 0;
     for (size_t d = type.shape.size(); d-- > 0;) {
-      index += (parameter.sliceStart[d] + i % type.shape[d]) * fullStrides[d];
+      int64_t position = parameter.sliceStart[d] + i % type.shape[d];
+      if (position >= parameter.fullShape[d])
+        return -1;
+      index += position * fullStrides[d];
       i /= type.shape[d];
     }
     return index;
   };
   cpu::parallelFor(count, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      uint64_t counter = uint64_t(fullIndex(i));
+      int64_t index = fullIndex(i);
+      uint64_t counter = uint64_t(index);
       double value = 0.0;
-      switch (init.kind) {
+      switch (index < 0 ? InitKind::zeros : init.kind) {
       case InitKind::zeros:
         break;
       case InitKind::ones:

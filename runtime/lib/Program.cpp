@@ -2,6 +2,7 @@
 
 #include "galvatron/Runtime/Program.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace galvatron::runtime {
@@ -34,6 +35,18 @@ std::optional<ElementType> parseElementType(std::string_view name) {
     if (kElementTypeNames[i] == name)
       return ElementType(i);
   return std::nullopt;
+}
+
+std::vector<int64_t>
+Parameter::validShape(const std::vector<int64_t> &shape,
+                      const std::vector<int64_t> &start) const {
+  if (!isSlice())
+    return shape;
+  std::vector<int64_t> valid(shape);
+  for (size_t d = 0; d < valid.size() && d < fullShape.size(); ++d)
+    valid[d] =
+        std::max<int64_t>(0, std::min(shape[d], fullShape[d] - start[d]));
+  return valid;
 }
 
 bool refinesShape(const std::vector<int64_t> &full,

@@ -254,11 +254,16 @@ static Status checkParameter(const Program &program, const StageProgram &stage,
                  type.str());
   GALVATRON_RETURN_IF_ERROR(
       checkTerms(program, parameter.sliceTerms, type.shape.size()));
+  // A slice may extend past the full shape when it is one of the equal
+  // blocks of a padded dimension (a padded vocabulary's rows): the elements
+  // past it are padding.
   for (bool high : {false, true})
     for (size_t dim = 0; dim < type.shape.size(); ++dim) {
       int64_t start = atCorner(program, parameter.sliceStart[dim],
                                parameter.sliceTerms, uint32_t(dim), high);
-      if (start < 0 || start > parameter.fullShape[dim] - type.shape[dim])
+      int64_t size = type.shape[dim];
+      bool padded = start + size > parameter.fullShape[dim];
+      if (start < 0 || (padded && (size == 0 || start % size != 0)))
         return error("slice ", type.str(), " starts at ", start,
                      " in dimension ", dim, " on some rank, outside ",
                      shapeString(parameter.fullShape));

@@ -19,7 +19,7 @@
 // RUN: galvatron-translate --model=gpt-tiny --batch=2 | galvatron-opt --galvatron-apply-strategy="devices=8 json=%S/Inputs/strategy-gpt-tiny.json" | FileCheck %s --check-prefix=JSON
 // JSON: #galvatron.plan<devices = 8, devices_per_node = 8, pp = 2, micro_batches = 4, global_batch = 16, schedule = pipedream_flush, precision = bf16>
 // JSON: "transformer.embeddings" {{.*}}<stage = 0, tp = 2, dp = 2, dp_type = zero3>
-// JSON: "transformer.h.0" {{.*}}<stage = 0, tp = 2, dp = 2, dp_type = zero2, sp = true>
+// JSON: "transformer.h.0" {{.*}}<stage = 0, tp = 2, dp = 2, dp_type = zero2, ulysses = true>
 // JSON: "transformer.h.1" {{.*}}<stage = 1, tp = 1, dp = 4, dp_type = zero3, ckpt = true>
 // JSON: "lm_head" {{.*}}<stage = 1, tp = 2, dp = 2, dp_type = zero3>
 

@@ -3,13 +3,16 @@
 
 // CHECK: plan for gpt-1.5b on 16 devices (h100-80gb, 2 x 8, 80.00 GiB per device)
 // CHECK-NEXT: pp 2, 8 micro-batches of 8 sequences (global batch 64), schedule 1f1b, bf16
-// CHECK: transformer.embeddings embedding 0 2 4 ddp yes no no
-// CHECK-NEXT: transformer.h.0 .. transformer.h.23 (24) decoder 0 2 4 ddp yes no yes
-// CHECK-NEXT: transformer.h.24 .. transformer.h.47 (24) decoder 1 2 4 ddp yes no yes
-// CHECK-NEXT: lm_head head 1 2 4 ddp yes no no
+// CHECK: transformer.embeddings embedding 0 2 4 ddp yes - no
+// CHECK-NEXT: transformer.h.0 .. transformer.h.23 (24) decoder 0 2 4 ddp yes - yes
+// CHECK-NEXT: transformer.h.24 .. transformer.h.47 (24) decoder 1 2 4 ddp yes - yes
+// CHECK-NEXT: lm_head head 1 2 4 ddp yes - no
+// GPT-2's vocabulary is padded as Megatron pads it, and split.
+// CHECK-NEXT: 'transformer.embeddings' splits a vocabulary of 50257 padded to 50432 (a multiple of 128 x tp 2)
+// CHECK-NEXT: 'lm_head' splits a vocabulary of 50257 padded to 50432 (a multiple of 128 x tp 2)
 // CHECK: stages (memory in GiB per device; time in seconds per iteration)
-// CHECK: 0 25 1.68 1.68 3.36
-// CHECK: 1 25 1.67 1.67 3.35
+// CHECK: 0 25 1.53 1.53 3.06
+// CHECK: 1 25 1.52 1.52 3.05
 // CHECK: iteration time
 
 // JSON: "devices": 16,
@@ -18,6 +21,9 @@
 // JSON: "ckpt": false,
 // JSON: "dp": 4,
 // JSON: "dp_type": "ddp",
+// JSON: "vocabulary": {
+// JSON-NEXT: "padded": 50432,
+// JSON-NEXT: "size": 50257
 // JSON: "stages": [
 // JSON: "memory_bytes": {
 // JSON: "seconds": {

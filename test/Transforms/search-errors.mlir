@@ -1,6 +1,6 @@
 // No plan fits: the error names the least memory any plan needs.
 // RUN: galvatron-translate --model=gpt-1.5b | not galvatron-opt --galvatron-search="devices=8 memory=4GiB global-batch=8" -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOFIT
-// NOFIT: error: --galvatron-search: no plan fits in 4.00 GiB per device: the plan needing the least memory (pp = 8, 8 micro-batches) needs 4.63 GiB per device (3.40 GiB of model states, activations and buffers plus the runtime reserve)
+// NOFIT: error: --galvatron-search: no plan fits in 4.00 GiB per device: the plan needing the least memory (pp = 1, 8 micro-batches of 1, 'transformer.h.24' tp 8, dp 1 ddp, checkpointed) needs 4.21 GiB per device, 0.21 GiB more (3.00 GiB of model states, activations and buffers plus the runtime reserve)
 
 // RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="cluster=tpu-v5" 2>&1 | FileCheck %s --check-prefix=CLUSTER
 // CLUSTER: error: --galvatron-search: unknown cluster 'tpu-v5' (presets: a100-80gb, h100-80gb, a100-40gb-pcie; or give the path of a cluster JSON file)
@@ -15,7 +15,7 @@
 // PROFILE: error: --galvatron-search: {{.*}}bad-profile.json: unrecognized key 'broadcast_size_4'
 
 // RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="disable=dp" 2>&1 | FileCheck %s --check-prefix=DISABLE
-// DISABLE: error: --galvatron-search: cannot disable 'dp' (expected tp, pp, sp, ckpt, ddp, zero1, zero2, zero3 or tp-nonconsecutive)
+// DISABLE: error: --galvatron-search: cannot disable 'dp' (expected tp, pp, sp, ulysses, ckpt, ddp, zero1, zero2, zero3 or tp-nonconsecutive)
 
 // RUN: galvatron-translate --model=gpt-tiny | not galvatron-opt --galvatron-search="schedule=interleaved" 2>&1 | FileCheck %s --check-prefix=SCHEDULE
 // SCHEDULE: error: --galvatron-search: unknown schedule 'interleaved' (expected any, gpipe or 1f1b)

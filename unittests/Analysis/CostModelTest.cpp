@@ -431,7 +431,7 @@ TEST(CostModelTest, PlanCheckNamesTheProblem) {
   plan.layers[1].tp = 1;
   // The tied head must follow the embedding's tp on one stage.
   plan.layers.back().tp = 2;
-  EXPECT_NE(plan.check(f.model).find("must use its tp degree"),
+  EXPECT_NE(plan.check(f.model).find("must split it as that layer does"),
             std::string::npos)
       << plan.check(f.model);
 }

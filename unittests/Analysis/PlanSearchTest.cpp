@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/PlanSearch.h"
+#include "galvatron/Analysis/GalvatronStrategy.h"
 #include "galvatron/Models/ModelPresets.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -122,6 +123,9 @@ BruteForceResult bruteForce(const ModelProfile &model,
             if (index == 0 && next != 0)
               continue;
             if (next >= pp)
+              continue;
+            if (next != stage && options.space.stagesStartAtBlocks &&
+                !model.layers[index].isTransformerBlock())
               continue;
             // A stage is non-empty: moving on requires the previous layer
             // on the current stage, which the recursion guarantees.
@@ -256,6 +260,76 @@ TEST(PlanSearchTest, BertTinyFourDevicesMatchesBruteForce) {
   options.space.dpTypes[1] = options.space.dpTypes[3] = false; // ddp, zero2
   options.space.sequenceParallel = false;
   expectMatchesAtBudgets(model, cluster, options, {0.8, 0.4});
+}
+
+TEST(PlanSearchTest, BatchSearchIsTheBestOfEveryBatch) {
+  // Every global batch of the range searched alone (each search is exact,
+  // checked against brute force above), against one batch search, at
+  // budgets where memory binds the micro-batch.
+  MLIRContext context;
+  ModelProfile model = profileOf(context, "gpt-tiny");
+  ClusterSpec cluster = smallCluster(1, 2);
+  SearchOptions options;
+  options.memoryBins = 64;
+  options.globalBatch = 8;
+  double free = unconstrainedMemory(model, cluster, options);
+  for (double fraction : {1.0, 0.5}) {
+    SCOPED_TRACE(fraction);
+    options.memoryBudget = fraction * free;
+    double best = std::numeric_limits<double>::infinity();
+    for (int64_t batch = 4; batch <= 40; batch += 4) {
+      options.globalBatch = batch;
+      auto alone = searchPlan(model, cluster, options);
+      if (alone)
+        best = std::min(best, alone->evaluation.iterationTime / double(batch));
+      else
+        llvm::consumeError(alone.takeError());
+    }
+    SearchOptions range = options;
+    range.batchRange = BatchRange{4, 40, 4};
+    auto searched = searchPlan(model, cluster, range);
+    ASSERT_TRUE(bool(searched)) << llvm::toString(searched.takeError());
+    EXPECT_NEAR(searched->evaluation.iterationTime /
+                    double(searched->plan.globalBatch),
+                best, 1e-9 * best);
+    EXPECT_EQ(searched->plan.globalBatch % 4, 0);
+    // A range a million times larger: the micro-batches that fit bound the
+    // work, not the batches.
+    range.batchRange = BatchRange{4, 40 << 20, 4};
+    auto large = searchPlan(model, cluster, range);
+    ASSERT_TRUE(bool(large)) << llvm::toString(large.takeError());
+    EXPECT_LE(large->evaluation.iterationTime / double(large->plan.globalBatch),
+              best * (1 + 1e-9));
+    EXPECT_LT(large->statistics.configurations, 5000);
+  }
+}
+
+TEST(PlanSearchTest, GalvatronTargetIsTheBestPlanGalvatronRuns) {
+  // The target search against brute force over the spaces whose union is
+  // what Galvatron's runtime can run; its plan exports.
+  MLIRContext context;
+  ModelProfile model = profileOf(context, "gpt-tiny");
+  ClusterSpec cluster = smallCluster(1, 2);
+  SearchOptions options;
+  options.globalBatch = 8;
+  options.memoryBins = 64;
+  options.memoryBudget = 0.6 * unconstrainedMemory(model, cluster, options);
+  for (PlanTarget target : {PlanTarget::galvatron, PlanTarget::megatron}) {
+    double best = std::numeric_limits<double>::infinity();
+    for (const SearchSpace &space :
+         getTargetSpaces(options.space, target, /*maxTp=*/2)) {
+      SearchOptions restricted = options;
+      restricted.space = space;
+      best = std::min(best, bruteForce(model, cluster, restricted).time);
+    }
+    auto searched = searchPlanFor(model, cluster, options, target);
+    ASSERT_TRUE(bool(searched)) << llvm::toString(searched.takeError());
+    EXPECT_NEAR(searched->evaluation.iterationTime, best, 1e-9 * best);
+    if (target == PlanTarget::galvatron) {
+      auto json = writeGalvatronStrategy(searched->plan, model);
+      EXPECT_TRUE(bool(json)) << llvm::toString(json.takeError());
+    }
+  }
 }
 
 TEST(PlanSearchTest, NoFittingPlanNamesTheLeastMemory) {

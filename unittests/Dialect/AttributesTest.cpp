@@ -30,7 +30,7 @@ protected:
   StrategyAttr strategy(int64_t stage, int64_t tp, int64_t dp) {
     return StrategyAttr::getChecked(
         [&] { return emitError(UnknownLoc::get(&context)); }, &context, stage,
-        tp, dp, true, DataParallelType::ddp, false, false);
+        tp, dp, true, DataParallelType::ddp, false, false, false);
   }
 
   MLIRContext context;
@@ -53,7 +53,7 @@ TEST_F(AttributesTest, PlanChecksBatchSplit) {
     EXPECT_FALSE(PlanAttr::getChecked(
         [&] { return emitError(loc); }, &context, int64_t(8), int64_t(8),
         int64_t(2), int64_t(3), int64_t(16), PipelineSchedule::gpipe,
-        Precision::bf16));
+        Precision::bf16, int64_t(128)));
   });
   EXPECT_NE(errors.find("global batch 16 does not split into 3 equal "
                         "micro-batches"),
@@ -61,7 +61,7 @@ TEST_F(AttributesTest, PlanChecksBatchSplit) {
       << errors;
   PlanAttr plan = PlanAttr::get(
       &context, int64_t(16), int64_t(8), int64_t(2), int64_t(4), int64_t(32),
-      PipelineSchedule::pipedream_flush, Precision::fp16);
+      PipelineSchedule::pipedream_flush, Precision::fp16, int64_t(128));
   EXPECT_EQ(plan.getNodes(), 2);
 }
 
@@ -88,7 +88,8 @@ TEST_F(AttributesTest, VerifyPlanAgainstLayers) {
   // The same layers under a 16-device plan no longer multiply out.
   PlanAttr wrong =
       PlanAttr::get(&context, int64_t(16), int64_t(8), int64_t(2), int64_t(2),
-                    int64_t(8), PipelineSchedule::gpipe, Precision::fp32);
+                    int64_t(8), PipelineSchedule::gpipe, Precision::fp32,
+                    int64_t(128));
   std::string errors =
       diagnosticsOf([&] { EXPECT_TRUE(failed(verifyPlan(*module, wrong))); });
   EXPECT_NE(errors.find("pp (2) x tp (2) x dp (2) = 8 does not equal the "

@@ -109,6 +109,26 @@ TEST(CheckpointTest, RefinedSlicesKeepTheSourceShape) {
   EXPECT_EQ(owners((*tensors)[0]), "2@[0,0,0]");
 }
 
+/// A padded vocabulary (6 rows padded to 9 on 3 ranks): each part leaves
+/// out the padding, and a block of padding alone holds nothing.
+TEST(CheckpointTest, PaddedSlicesHoldOnlyTheTensor) {
+  ProgramBuilder b(3);
+  for (uint32_t r = 0; r < 3; ++r)
+    b.hold(r, "wte", {3, 4}, {6, 4}, {3 * int64_t(r), 0});
+  Expected<std::vector<LogicalTensor>> tensors =
+      collectLogicalTensors(b.program, false);
+  ASSERT_TRUE(tensors.isOk()) << tensors.status().message();
+  EXPECT_EQ((*tensors)[0].type.str(), "f32[6,4]");
+  EXPECT_EQ(owners((*tensors)[0]), "0@[0,0] 1@[3,0]");
+  ProgramBuilder partly(2);
+  partly.hold(0, "wte", {4, 4}, {6, 4}, {0, 0})
+      .hold(1, "wte", {4, 4}, {6, 4}, {4, 0});
+  tensors = collectLogicalTensors(partly.program, false);
+  ASSERT_TRUE(tensors.isOk()) << tensors.status().message();
+  ASSERT_EQ((*tensors)[0].parts.size(), 2u);
+  EXPECT_EQ((*tensors)[0].parts[1].shape, (std::vector<int64_t>{2, 4}));
+}
+
 TEST(CheckpointTest, PartsMustCoverATensorOnce) {
   ProgramBuilder gap(2);
   gap.hold(0, "w", {2}, {6}, {0}).hold(1, "w", {2}, {6}, {2});

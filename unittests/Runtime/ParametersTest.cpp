@@ -84,6 +84,30 @@ TEST(ParametersTest, SlicesInitializeToTheSliceOfTheWhole) {
       EXPECT_EQ(part[r * 4 + c], whole[(r + 2) * 10 + c + 5]);
 }
 
+TEST(ParametersTest, PaddedSlicesHoldZerosPastTheWhole) {
+  // Rows [4, 8) of a 6-row tensor (a padded vocabulary): rows 6 and 7 are
+  // padding, zero, and packing keeps the first two rows only.
+  TensorType full{ElementType::f32, {6, 3}};
+  std::vector<float> whole = initialize(normal("w", 0, 1), full, 3);
+  Parameter shard = normal("w", 0, 1);
+  shard.fullShape = {6, 3};
+  shard.sliceStart = {4, 0};
+  TensorType type{ElementType::f32, {4, 3}};
+  EXPECT_EQ(shard.validShape(type.shape), (std::vector<int64_t>{2, 3}));
+  std::vector<float> part = initialize(shard, type, 3);
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 3; ++c)
+      EXPECT_EQ(part[r * 3 + c], r < 2 ? whole[(r + 4) * 3 + c] : 0.0f);
+  std::vector<uint8_t> bytes(type.byteSize());
+  std::memcpy(bytes.data(), part.data(), bytes.size());
+  std::vector<uint8_t> packed = packValidPart(shard, type, bytes.data());
+  ASSERT_EQ(packed.size(), 6 * sizeof(float));
+  EXPECT_EQ(std::memcmp(packed.data(), bytes.data(), packed.size()), 0);
+  std::vector<uint8_t> unpacked(type.byteSize(), 0xff);
+  unpackValidPart(shard, type, packed.data(), unpacked.data());
+  EXPECT_EQ(unpacked, bytes);
+}
+
 /// A program with one parameter and an identity-like kernel reading it.
 Program parameterProgram(Parameter parameter, TensorType type) {
   Program program = kernelProgram("neg", {type}, {type}, {});

@@ -206,14 +206,20 @@ TEST(KernelCatalogTest, CallsAreChecked) {
             "contracting dimensions differ: 3 vs 4");
   EXPECT_EQ(check("linear", {f32({2, 3}), f32({3, 5})}, {f32({2, 4})}, none),
             "result #0 must be f32[2,5], got f32[2,4]");
-  // A rank's block of a split vocabulary lies inside it.
+  // A rank's block of a split vocabulary is one of its blocks; the last
+  // may extend past it (a padded vocabulary: [4, 8) of 6 is 2 rows and 2 of
+  // padding).
   TensorType ids{ElementType::i64, {2}};
   std::vector<Attribute> block = {Attribute::makeInteger("vocab_start", 4),
                                   Attribute::makeInteger("vocab_size", 8)};
+  std::vector<Attribute> padded = {Attribute::makeInteger("vocab_start", 4),
+                                   Attribute::makeInteger("vocab_size", 6)};
   EXPECT_EQ(check("embedding", {f32({4, 3}), ids}, {f32({2, 3})}, block),
             "ok");
+  EXPECT_EQ(check("embedding", {f32({4, 3}), ids}, {f32({2, 3})}, padded),
+            "ok");
   EXPECT_EQ(check("embedding", {f32({5, 3}), ids}, {f32({2, 3})}, block),
-            "vocabulary block [4, 9) does not lie in [0, 8)");
+            "vocabulary block [4, 9) is not a block of [0, 8)");
   EXPECT_EQ(check("vocab_cross_entropy_stats", {f32({2, 4}), f32({2}), ids},
                   {f32({2, 2})}, block),
             "ok");
@@ -308,16 +314,16 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   old[12] = 2;
   EXPECT_EQ(loadError(old),
             "program format 1.2 (one program per rank) is no longer "
-            "supported: this runtime reads format 2.2 (one program per "
+            "supported: this runtime reads format 2.3 (one program per "
             "pipeline stage); recompile the model with galvatron-compile");
   std::vector<uint8_t> version = bytes;
   version[8] = 3;
-  EXPECT_EQ(loadError(version), "program format version 3.2 is not supported "
-                                "by this runtime (format 2.2)");
+  EXPECT_EQ(loadError(version), "program format version 3.3 is not supported "
+                                "by this runtime (format 2.3)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 3;
-  EXPECT_EQ(loadError(minor), "program format version 2.3 is not supported "
-                              "by this runtime (format 2.2)");
+  minor[12] = 4;
+  EXPECT_EQ(loadError(minor), "program format version 2.4 is not supported "
+                              "by this runtime (format 2.3)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
@@ -494,6 +500,15 @@ TEST(ProgramValidatorTest, GroupFamiliesAndRankTermsAreChecked) {
   EXPECT_EQ(validationError(p), "stage 0: parameter 'w': slice f32[3,4] "
                                 "starts at 5 in dimension 1 on some rank, "
                                 "outside [3,8]");
+  // A padded dimension (format 2.3): the last block extends past the
+  // whole; a slice past it that is not one of the blocks is refused.
+  p = twoStageProgram();
+  p.stages[0].parameters[0].fullShape = {3, 6};
+  EXPECT_EQ(validationError(p), "ok");
+  p.stages[0].parameters[0].sliceTerms[0].coefficient = 3;
+  EXPECT_EQ(validationError(p), "stage 0: parameter 'w': slice f32[3,4] "
+                                "starts at 3 in dimension 1 on some rank, "
+                                "outside [3,6]");
   p = twoStageProgram();
   p.stages[0].parameters[0].sliceTerms[0].coefficient = -4;
   EXPECT_EQ(validationError(p), "stage 0: parameter 'w': a rank term has "

@@ -287,4 +287,78 @@ TEST(TrainingKernelsTest, VocabParallelCrossEntropyEqualsTheWholeOne) {
   }
 }
 
+TEST(TrainingKernelsTest, PaddedVocabularyLeavesThePaddingOut) {
+  // A vocabulary of 5 in two blocks of 3 columns: block 1 holds 3, 4 and a
+  // padding column (set to 50 here to show it is left out), which gets no
+  // share of the softmax and a zero gradient; ids past 5 are refused.
+  HostTensor logits = randomFloats({4, 5}, 24);
+  std::vector<float> L = valuesOf<float>(logits);
+  HostTensor labels = integers<int64_t>(ElementType::i64, {4}, {1, 4, 3, 0});
+  std::vector<Attribute> mean = {Attribute::makeInteger("reduction", 0)};
+  auto loss = run("cross_entropy", {logits, labels}, {f32({})}, mean);
+  auto grad = run("cross_entropy_grad", {scalar(1.0f), logits, labels},
+                  {f32({4, 5})}, mean);
+  ASSERT_EQ(loss.size(), 1u);
+  ASSERT_EQ(grad.size(), 1u);
+  std::vector<float> maxima(4, -INFINITY);
+  for (int r = 0; r < 4; ++r)
+    for (int j = 0; j < 5; ++j)
+      maxima[r] = std::max(maxima[r], L[r * 5 + j]);
+  HostTensor max = floats({4}, maxima);
+  auto block = [](int64_t index) {
+    return std::vector<Attribute>{
+        Attribute::makeInteger("vocab_start", index * 3),
+        Attribute::makeInteger("vocab_size", 5)};
+  };
+  std::vector<HostTensor> parts;
+  std::vector<float> sums(8, 0.0f);
+  for (int64_t index = 0; index < 2; ++index) {
+    std::vector<float> columns;
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < 3; ++j) {
+        int64_t column = index * 3 + j;
+        columns.push_back(column < 5 ? L[r * 5 + column] : 50.0f);
+      }
+    parts.push_back(floats({4, 3}, columns));
+    auto stats = run("vocab_cross_entropy_stats", {parts.back(), max, labels},
+                     {f32({4, 2})}, block(index));
+    ASSERT_EQ(stats.size(), 1u);
+    std::vector<float> S = valuesOf<float>(stats[0]);
+    for (int i = 0; i < 8; ++i)
+      sums[i] += S[i];
+  }
+  HostTensor summed = floats({4, 2}, sums);
+  std::vector<float> G = valuesOf<float>(grad[0]);
+  for (int64_t index = 0; index < 2; ++index) {
+    std::vector<Attribute> attributes = block(index);
+    attributes.push_back(Attribute::makeInteger("reduction", 0));
+    auto partLoss = run("vocab_cross_entropy",
+                        {summed, parts[index], max, labels}, {f32({})},
+                        attributes);
+    ASSERT_EQ(partLoss.size(), 1u);
+    EXPECT_NEAR(valuesOf<float>(partLoss[0])[0], valuesOf<float>(loss[0])[0],
+                1e-6);
+    auto partGrad =
+        run("vocab_cross_entropy_grad",
+            {scalar(1.0f), summed, parts[index], max, labels}, {f32({4, 3})},
+            attributes);
+    ASSERT_EQ(partGrad.size(), 1u);
+    std::vector<float> P = valuesOf<float>(partGrad[0]);
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < 3; ++j) {
+        int64_t column = index * 3 + j;
+        EXPECT_NEAR(P[r * 3 + j], column < 5 ? G[r * 5 + column] : 0.0f,
+                    1e-7);
+      }
+  }
+  HostTensor rows = randomFloats({3, 2}, 25);
+  HostTensor padding = integers<int64_t>(ElementType::i64, {2}, {4, 5});
+  auto refused =
+      runKernel("embedding", {rows, padding}, {f32({2, 2})}, block(1));
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().message(),
+            "instruction 0 (kernel 'embedding'): index 5 at position 1 is out "
+            "of range [0, 5)");
+}
+
 } // namespace

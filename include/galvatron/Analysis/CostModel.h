@@ -28,6 +28,7 @@
 
 #include "llvm/Support/Error.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,17 +53,40 @@ struct ByteCount {
   }
 };
 
+/// Megatron-LM's default `--make-vocab-size-divisible-by`.
+constexpr int64_t kDefaultVocabDivisor = 128;
+
+/// What decides the share of a split one rank holds: the size of the
+/// layer's model-parallel group (tp, or the Ulysses degree), its kind of
+/// sequence parallelism, and the vocabulary padding.
+struct ShareContext {
+  int64_t tp = 1;
+  /// Megatron sequence parallelism.
+  bool sp = false;
+  /// DeepSpeed-Ulysses: the group splits the sequence, weights stay whole.
+  bool ulysses = false;
+  int64_t sequenceLength = 0;
+  int64_t vocabDivisor = kDefaultVocabDivisor;
+};
+
 /// How tensor / sequence parallelism divides a tensor or an op's work.
 struct Split {
   /// Size of the dimension TP splits (ceil(size / tp) per rank), 0 if none.
   int64_t tpSize = 0;
   /// Split along the sequence under sequence parallelism.
   bool sequence = false;
+  /// The TP-split dimension is the vocabulary, padded to a multiple of
+  /// vocabDivisor x tp (padVocabulary).
+  bool vocabulary = false;
+  /// Split 1/u under Ulysses (by the sequence, or by heads around
+  /// attention).
+  bool ulysses = false;
 
   /// The fraction one rank holds or does.
-  double share(int64_t tp, bool sp, int64_t sequenceLength) const;
+  double share(const ShareContext &context) const;
   bool operator==(const Split &other) const {
-    return tpSize == other.tpSize && sequence == other.sequence;
+    return tpSize == other.tpSize && sequence == other.sequence &&
+           vocabulary == other.vocabulary && ulysses == other.ulysses;
   }
 };
 
@@ -139,28 +163,58 @@ struct LayerProfile {
     /// Size of its first dimension, and whether TP splits that one.
     int64_t leading = 1;
     bool splitsLeading = false;
+    /// TP splits the vocabulary (padded, see padVocabulary).
+    bool vocabulary = false;
 
-    double localElements(int64_t tp) const;
+    /// Elements one of `tp` ranks holds.
+    double localElements(int64_t tp, int64_t vocabDivisor) const;
+    /// The size of its first dimension one of `tp` ranks holds.
+    int64_t localLeading(int64_t tp, int64_t vocabDivisor) const;
   };
   SmallVector<Parameter> parameters;
 
   /// Head counts that must divide among TP ranks.
   SmallVector<int64_t> tpDivisors;
+  /// Sizes of the split weight dimensions other than the vocabulary's:
+  /// they must divide among TP ranks too.
+  SmallVector<int64_t> weightSplits;
   /// Why TP cannot shard this layer (empty when it can).
   std::string tpFailure;
   bool sequenceParallel = false;
   std::string sequenceParallelFailure;
   /// Length of the sequence dimension sequence parallelism splits.
   int64_t sequenceLength = 0;
+  /// DeepSpeed-Ulysses: why it cannot run (empty when it can), the sizes
+  /// its degree must divide (heads, the sequence), and its communication:
+  /// all-to-alls between sequence and head splits, gathers of split values
+  /// needed whole, slices of whole values needed split.
+  std::string ulyssesFailure;
+  SmallVector<int64_t> ulyssesDivisors;
+  struct UlyssesComm {
+    enum Kind : uint8_t { AllToAll, Gather, Scatter };
+    Kind kind;
+    ByteCount bytes;
+    bool batched = true;
+    bool gradient = true;
+  };
+  SmallVector<UlyssesComm> ulyssesComms;
   /// Bytes per sample of the activations crossing into this layer from
   /// earlier layers (what a pipeline boundary before it sends).
   ByteCount inputCut;
   /// Forward FLOPs per sample (batched) and per micro-batch (unbatched).
   double batchedFlops = 0, unbatchedFlops = 0;
+  /// Measured overrides (Galvatron's model profiles): a factor on the
+  /// IR-derived compute time, and the stored activations per sequence on a
+  /// device by TP degree (0: checkpointed), without and with Megatron
+  /// sequence parallelism, or else a factor on the IR-derived ones.
+  double computeScale = 1, activationScale = 1;
+  std::map<int64_t, double> measuredActivations[2];
 
   bool supportsTP(int64_t tp) const;
-  /// Whether every split weight's segments divide among `tp` ranks.
-  bool splitsEvenly(int64_t tp) const;
+  /// Why the layer cannot run with `tp` ranks (empty when it can).
+  std::string getTPFailure(int64_t tp) const;
+  bool supportsUlysses(int64_t degree) const;
+  std::string getUlyssesFailure(int64_t degree) const;
   bool isTransformerBlock() const {
     return kind == LayerKind::encoder || kind == LayerKind::decoder;
   }
@@ -193,6 +247,10 @@ struct ModelProfile {
 //===----------------------------------------------------------------------===//
 
 /// One layer's strategy; dp follows from the plan (devices / pp / tp).
+/// `tp` is the size of the layer's model-parallel group: Megatron tensor
+/// parallelism (with `sp`, Megatron sequence parallelism), or with `ulysses`
+/// DeepSpeed-Ulysses sequence parallelism (Galvatron's tp_sizes_enc with
+/// use_sp).
 struct LayerStrategy {
   int64_t stage = 0;
   int64_t tp = 1;
@@ -200,12 +258,19 @@ struct LayerStrategy {
   DataParallelType dpType = DataParallelType::ddp;
   bool sp = false;
   bool ckpt = false;
+  bool ulysses = false;
 
   bool operator==(const LayerStrategy &other) const {
     return stage == other.stage && tp == other.tp &&
            consecutive == other.consecutive && dpType == other.dpType &&
-           sp == other.sp && ckpt == other.ckpt;
+           sp == other.sp && ckpt == other.ckpt && ulysses == other.ulysses;
   }
+  bool usesUlysses() const { return ulysses && tp > 1; }
+  /// Whether the layer's boundary activations are split along the sequence
+  /// (Megatron SP or Ulysses).
+  bool splitsSequence() const { return (sp || ulysses) && tp > 1; }
+  /// The degree TP splits the weights by (1 under Ulysses).
+  int64_t getWeightSplit() const { return ulysses ? 1 : tp; }
 };
 
 /// The largest global batch a plan may have (sequences): far beyond any
@@ -220,12 +285,19 @@ struct ParallelPlan {
   int64_t globalBatch = 1;
   PipelineSchedule schedule = PipelineSchedule::pipedream_flush;
   Precision precision = Precision::bf16;
+  /// Split vocabularies are padded to a multiple of vocabDivisor x tp.
+  int64_t vocabDivisor = kDefaultVocabDivisor;
   SmallVector<LayerStrategy> layers;
 
   int64_t getDevicesPerStage() const { return devices / pp; }
   int64_t getMicroBatchSize() const { return globalBatch / microBatches; }
   int64_t getDp(const LayerStrategy &strategy) const {
     return getDevicesPerStage() / strategy.tp;
+  }
+  /// Ranks a layer's weights are data-parallel over: dp, or under Ulysses
+  /// the whole stage.
+  int64_t getParamDp(const LayerStrategy &strategy) const {
+    return strategy.usesUlysses() ? getDevicesPerStage() : getDp(strategy);
   }
   /// Micro-batches whose activations stage `stage` holds at its peak: all
   /// of them under GPipe, min(m, pp - stage) under 1F1B.
@@ -258,6 +330,8 @@ struct StageContext {
   /// Index of the stage's first layer: parameters owned before it are held
   /// as copies.
   unsigned firstLayer = 0;
+  /// Split vocabularies are padded to a multiple of vocabDivisor x tp.
+  int64_t vocabDivisor = kDefaultVocabDivisor;
 
   double activationBytes() const;
 };

@@ -77,7 +77,23 @@ struct TPParameterSharding {
   /// split per q, k and v so each rank holds its heads of all three);
   /// empty means one segment.
   SmallVector<int64_t> segments;
+  /// The split dimension is the vocabulary (a lookup table's rows, an LM
+  /// head's outputs): padded to a multiple of the TP degree (see
+  /// padVocabulary) instead of having to divide among the ranks.
+  bool vocabulary = false;
 };
+
+/// The size a vocabulary of `size` entries takes when split among `tp`
+/// ranks, padded as Megatron-LM pads it: to a multiple of `divisor` x `tp`
+/// (unchanged when it is one already, and at tp = 1, where nothing is
+/// split). The padded rows are not part of the model: they are zero, and
+/// the lookup and the loss leave them out.
+inline int64_t padVocabulary(int64_t size, int64_t tp, int64_t divisor) {
+  if (tp <= 1)
+    return size;
+  int64_t multiple = divisor * tp;
+  return (size + multiple - 1) / multiple * multiple;
+}
 
 class TensorParallelAnalysis : public TPRuleContext {
 public:
@@ -105,6 +121,20 @@ public:
 
   /// Sizes that must divide evenly among TP ranks (head counts).
   ArrayRef<int64_t> getDivisibilityConstraints() const { return divisors; }
+  /// Sizes of the weight dimensions TP splits, other than the vocabulary's
+  /// (which is padded): they must divide among the TP ranks too.
+  ArrayRef<int64_t> getWeightSplitSizes() const { return weightSplits; }
+
+  /// Whether `op`'s work is split along the vocabulary (the vocabulary
+  /// lookup, an LM head, the vocabulary-parallel loss), and whether
+  /// `value` is split along it (an LM head's logits).
+  bool isVocabularySplit(Operation *op) const {
+    return vocabularyOps.contains(op);
+  }
+  bool isVocabularyValue(Value value) const {
+    return value.getDefiningOp() && isVocabularySplit(value.getDefiningOp()) &&
+           getSharding(value).kind == TPSharding::Sharded;
+  }
 
   /// Whether Megatron sequence parallelism applies: every op on a replicated
   /// sequence-shaped value acts position by position.
@@ -151,6 +181,9 @@ private:
   void visit(Operation *op);
   void visitYield(YieldOp op);
   void checkSequenceParallel(Operation *op);
+  /// Marks the vocabulary's weights and ops, and records the other split
+  /// weights' sizes.
+  void collectWeightSplits();
 
   // The verbs of the ops' rules (TPRuleContext).
   void require(Value value, TPSharding target) override;
@@ -184,8 +217,9 @@ private:
   SmallVector<TPCommPoint> commPoints;
   llvm::DenseSet<std::pair<Value, unsigned>> recorded;
   SmallVector<TPParameterSharding> parameters;
-  SmallVector<int64_t> divisors;
+  SmallVector<int64_t> divisors, weightSplits;
   SmallVector<unsigned> shardedResults;
+  llvm::DenseSet<Operation *> vocabularyOps;
   /// The largest embedding table of the layer: the vocabulary, split by
   /// rows. Smaller tables (positions, token types, relative biases) stay
   /// replicated.

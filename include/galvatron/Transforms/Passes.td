@@ -30,7 +30,10 @@ defvar trainingOptions = [
   Option<"precision", "precision", "std::string", /*default=*/"\"bf16\"",
          "Training precision: bf16, fp16 or fp32">,
   Option<"globalBatch", "global-batch", "int64_t", /*default=*/"0",
-         "Sequences per iteration (0: the IR's batch)">
+         "Sequences per iteration (0: the IR's batch)">,
+  Option<"vocabDivisor", "vocab-divisor", "int64_t", /*default=*/"128",
+         "A vocabulary split among tp ranks is padded to a multiple of "
+         "vocab-divisor x tp (Megatron-LM's make-vocab-size-divisible-by)">
 ];
 
 defvar reportOptions = [
@@ -47,11 +50,13 @@ def PlanSearch : Pass<"galvatron-search", "::mlir::ModuleOp"> {
     and searches, exactly under that model: the pipeline degree, the stage
     split, the micro-batch count, the schedule, and per layer the TP degree
     and consecutiveness, the data-parallel type (ddp, zero1, zero2, zero3),
-    sequence parallelism and checkpointing. Writes #galvatron.strategy on
+    Megatron or DeepSpeed-Ulysses sequence parallelism and checkpointing. Writes #galvatron.strategy on
     every layer and #galvatron.plan on the module. Memory is accounted in
     memory-bins quanta of the usable budget (see docs/architecture.md for
-    what optimal means then). When no plan fits, fails naming the least
-    memory per device any plan in the space needs.
+    what optimal means then). With max-batch the global batch is searched
+    too (multiples of batch-step in [min-batch, max-batch]): the plan with
+    the most sequences per second wins. When no plan fits, fails naming
+    the plan that needs the least memory and how much it lacks.
 
     ```
     galvatron-opt --galvatron-search="cluster=h100-80gb nodes=2 global-batch=512 report=text"
@@ -73,10 +78,21 @@ def PlanSearch : Pass<"galvatron-search", "::mlir::ModuleOp"> {
     Option<"schedule", "schedule", "std::string", /*default=*/"\"any\"",
            "Pipeline schedule: any, gpipe or 1f1b">,
     ListOption<"disable", "disable", "std::string",
-               "Dimensions left out: tp, pp, sp, ckpt, ddp, zero1, zero2, "
-               "zero3, tp-nonconsecutive">,
+               "Dimensions left out: tp, pp, sp (Megatron), ulysses, ckpt, "
+               "ddp, zero1, zero2, zero3, tp-nonconsecutive">,
     Option<"memoryBins", "memory-bins", "int64_t", /*default=*/"4096",
-           "Quanta the usable memory is divided into">
+           "Quanta the usable memory is divided into">,
+    Option<"minBatch", "min-batch", "int64_t", /*default=*/"1",
+           "Batch search: the smallest global batch (Galvatron's min_bsz)">,
+    Option<"maxBatch", "max-batch", "int64_t", /*default=*/"0",
+           "Batch search: the largest global batch (Galvatron's max_bsz; "
+           "0: no batch search)">,
+    Option<"batchStep", "batch-step", "int64_t", /*default=*/"1",
+           "Batch search: global batches are multiples of this (Galvatron's "
+           "bsz_scale)">,
+    Option<"target", "target", "std::string", /*default=*/"\"any\"",
+           "Plans the trainer runs: any (our runtime), galvatron (Galvatron's "
+           "runtime: exportable to its strategy JSON) or megatron">
   ]);
   let dependentDialects = ["::mlir::galvatron::GalvatronDialect"];
 }
@@ -105,7 +121,11 @@ def ApplyStrategy : Pass<"galvatron-apply-strategy", "::mlir::ModuleOp"> {
     Option<"dpType", "dp-type", "std::string", /*default=*/"\"ddp\"",
            "Data-parallel type: ddp, zero1, zero2 or zero3">,
     Option<"sp", "sp", "bool", /*default=*/"false",
-           "Sequence parallelism in the blocks">,
+           "Megatron sequence parallelism in the blocks (with json=FILE: in "
+           "every TP layer, Galvatron's --sequence-parallel)">,
+    Option<"ulysses", "ulysses", "bool", /*default=*/"false",
+           "Every layer's tp ranks run DeepSpeed-Ulysses sequence "
+           "parallelism instead of TP (Galvatron's --use-ulysses)">,
     Option<"ckpt", "ckpt", "bool", /*default=*/"false",
            "Checkpoint every transformer block">,
     Option<"chunks", "chunks", "int64_t", /*default=*/"1",
@@ -117,7 +137,7 @@ def ApplyStrategy : Pass<"galvatron-apply-strategy", "::mlir::ModuleOp"> {
     Option<"vtp", "vtp", "int64_t", /*default=*/"0",
            "TP degree of the layers outside the blocks (0: tp)">,
     Option<"vsp", "vsp", "bool", /*default=*/"false",
-           "Sequence parallelism outside the blocks">,
+           "Megatron sequence parallelism outside the blocks">,
     Option<"embedSdp", "embed-sdp", "bool", /*default=*/"false",
            "ZeRO-3 for the layers outside the blocks">,
     ListOption<"ppDivision", "pp-division", "int64_t",
@@ -193,8 +213,10 @@ def PrintTensorParallel : Pass<"galvatron-print-tensor-parallel",
     divide among TP ranks, whether sequence parallelism applies, each
     linear's kind (column, row, replicated), each parameter's split, the
     communication points (reduce-partial = Megatron's g, replicated-input =
-    Megatron's f, gathers and scatters, the vocabulary-parallel loss) and
-    the vocabulary-parallel outputs. The IR is left unchanged.
+    Megatron's f, gathers and scatters, the vocabulary-parallel loss), the
+    vocabulary-parallel outputs, and whether DeepSpeed-Ulysses applies
+    (the sizes its degree must divide, its all-to-alls, gathers and
+    slices). The IR is left unchanged.
   }];
   let options = [
     Option<"output", "output", "std::string", /*default=*/"\"-\"",

@@ -33,11 +33,21 @@ struct CostModelSetup {
   ClusterSpec cluster;
   /// Bytes per device.
   double memoryBudget = 0;
+  /// Galvatron's model profiles among the profiles (file, contents), for
+  /// applyModelProfiles.
+  std::vector<std::pair<std::string, llvm::json::Object>> modelProfiles;
 };
 
 /// The cluster (preset or file, resized to `nodes` or `devices`, with the
-/// profiles applied) and the memory budget the options describe.
+/// hardware and cost profiles applied) and the memory budget the options
+/// describe.
 llvm::Expected<CostModelSetup> makeCostModelSetup(const CostModelOptions &options);
+
+/// Applies the setup's Galvatron model profiles to `model`, trained in
+/// `precision` (see GalvatronProfiles.h).
+llvm::Error applyModelProfiles(ModelProfile &model,
+                               const CostModelSetup &setup,
+                               Precision precision);
 
 /// The cluster and budget the options describe for pricing `plan`: without
 /// nodes or devices, the cluster takes the plan's device count; fails when

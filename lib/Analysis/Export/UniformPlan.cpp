@@ -113,6 +113,9 @@ static std::string describeDifference(const ParallelPlan &from,
   bool aSp = a.sp && a.tp > 1, bSp = b.sp && b.tp > 1;
   if (aSp != bSp)
     parts.push_back(llvm::formatv("sp {0} -> {1}", onOff(aSp), onOff(bSp)));
+  if (a.usesUlysses() != b.usesUlysses())
+    parts.push_back(llvm::formatv("ulysses {0} -> {1}", onOff(a.usesUlysses()),
+                                  onOff(b.usesUlysses())));
   if (a.ckpt != b.ckpt)
     parts.push_back(
         llvm::formatv("ckpt {0} -> {1}", onOff(a.ckpt), onOff(b.ckpt)));
@@ -158,7 +161,8 @@ mlir::galvatron::makeUniformPlan(const ParallelPlan &plan,
     if (!layer.isTransformerBlock())
       continue;
     const LayerStrategy &strategy = plan.layers[index];
-    tps.push_back(strategy.tp);
+    // Ulysses ranks split no weight: the layer is not tensor-parallel.
+    tps.push_back(strategy.getWeightSplit());
     if (strategy.tp > 1)
       sps.push_back(strategy.sp);
     if (plan.getDp(strategy) > 1)
@@ -260,6 +264,7 @@ mlir::galvatron::makeUniformPlan(const ParallelPlan &plan,
     // A layer TP cannot split stays whole, as it would in the trainer.
     strategy.tp = layer.supportsTP(result.tp) ? result.tp : 1;
     strategy.consecutive = true;
+    strategy.ulysses = false;
     strategy.dpType = result.dpType;
     strategy.sp = result.sp && layer.sequenceParallel && strategy.tp > 1;
     strategy.ckpt = false;

@@ -474,6 +474,7 @@ struct KernelStep {
     allReduce,
     allGather,
     reduceScatter,
+    allToAll,
     send,
     recv,
     wait
@@ -553,7 +554,8 @@ private:
   /// `type` over the bytes of `buffer` (a view of its root).
   unsigned newView(unsigned buffer, RankedTensorType type);
   LogicalResult visitCollective(Operation *op, StringAttr layer);
-  /// Adds to `step` the `vocab_start` and `vocab_size` of the rank's block
+  /// Adds to `step` the `vocab_start` of the rank's block and the
+  /// `vocab_size` (the blocks together, or the op's own when they pad it)
   /// when `op` works on a vocabulary split over device groups.
   LogicalResult addVocabBlock(Operation *op, KernelStep &step);
   /// Adds to `step` where a dropout's part lies in the whole tensor of a
@@ -693,9 +695,12 @@ LogicalResult Lowering::addVocabBlock(Operation *op, KernelStep &step) {
   Builder b(op->getContext());
   SmallVector<NamedAttribute> entries(step.config.getValue());
   entries.push_back(b.getNamedAttr("vocab_start", b.getI64IntegerAttr(0)));
-  entries.push_back(b.getNamedAttr(
-      "vocab_size",
-      b.getI64IntegerAttr(families.sizeOf(*family) * local)));
+  // An op whose blocks pad the vocabulary names its size (describeKernel
+  // took it from the op).
+  if (!step.config.contains("vocab_size"))
+    entries.push_back(b.getNamedAttr(
+        "vocab_size",
+        b.getI64IntegerAttr(families.sizeOf(*family) * local)));
   step.config = b.getDictionaryAttr(entries);
   step.terms.push_back(term("vocab_start", 0, local, *family));
   return success();
@@ -881,6 +886,39 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
     buffers[*output].root = whole;
     return success();
   }
+  if (auto exchange = dyn_cast<AllToAllOp>(op)) {
+    // Bring the member index of split_dim to the front, exchange the parts,
+    // and move the member index next to concat_dim, whose bytes are then
+    // the result's.
+    int64_t split = exchange.getSplitDim(), concat = exchange.getConcatDim();
+    int64_t rank = inputType.getRank();
+    SmallVector<int64_t> part(inputType.getShape());
+    part[split] /= members;
+    unsigned staged =
+        newView(bufferOf.lookup(input), tensorOf(insertDim(part, split, members)));
+    if (split != 0) {
+      unsigned front = newTemporary(tensorOf(insertDim(part, 0, members)));
+      addTranspose(op, layer, staged, front,
+                   movePermutation(rank + 1, split, 0));
+      staged = front;
+    }
+    collective.kind = KernelStep::Kind::allToAll;
+    collective.inputs = {staged};
+    unsigned exchanged = newTemporary(tensorOf(insertDim(part, 0, members)));
+    collective.outputs = {exchanged};
+    steps.push_back(std::move(collective));
+    unsigned whole = exchanged;
+    if (concat != 0) {
+      whole = newTemporary(tensorOf(insertDim(part, concat, members)));
+      addTranspose(op, layer, exchanged, whole,
+                   movePermutation(rank + 1, 0, concat));
+    }
+    FailureOr<unsigned> output = newBuffer(op, result, Role::temporary);
+    if (failed(output))
+      return failure();
+    buffers[*output].root = whole;
+    return success();
+  }
   auto scatter = cast<ReduceScatterOp>(op);
   int64_t dim = scatter.getDim();
   collective.kind = KernelStep::Kind::reduceScatter;
@@ -909,7 +947,8 @@ LogicalResult Lowering::visitCollective(Operation *op, StringAttr layer) {
 }
 
 LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
-  if (isa<AllReduceOp, ReplicateOp, AllGatherOp, ReduceScatterOp, ShardOp>(op))
+  if (isa<AllReduceOp, ReplicateOp, AllGatherOp, ReduceScatterOp, AllToAllOp,
+          ShardOp>(op))
     return visitCollective(op, layer);
   if (auto nested = dyn_cast<LayerOp>(op)) {
     Block &body = nested.getBodyBlock();
@@ -1627,10 +1666,11 @@ static int64_t vocabularyOf(func::FuncOp forward) {
   forward.walk([&](Operation *op) {
     if (auto loss = dyn_cast<CrossEntropyOp>(op))
       vocabulary = columnsOf(loss.getLogits());
-    // The vocabulary split over the loss's groups.
+    // The vocabulary split over the loss's groups (less their padding).
     if (auto loss = dyn_cast<VocabCrossEntropyOp>(op))
-      vocabulary = columnsOf(loss.getLogits()) *
-                   cast<DenseI64ArrayAttr>(loss.getVocabGroups()[0]).size();
+      vocabulary = loss.getVocabSize().value_or(
+          columnsOf(loss.getLogits()) *
+          cast<DenseI64ArrayAttr>(loss.getVocabGroups()[0]).size());
   });
   return vocabulary;
 }
@@ -1705,7 +1745,9 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
         DenseI64ArrayAttr fullShape, sliceStart, sourceShape;
         ArrayAttr sliceTerms;
         if (shard) {
-          fullShape = builder.getDenseI64ArrayAttr(shard->fullShape);
+          // Without the padding: a padded vocabulary's rows past it are
+          // padding.
+          fullShape = builder.getDenseI64ArrayAttr(shard->getUnpaddedShape());
           sliceStart = builder.getDenseI64ArrayAttr(
               SmallVector<int64_t>(shard->fullShape.size(), 0));
           sliceTerms = builder.getArrayAttr(buffer.sliceTerms);
@@ -1768,6 +1810,11 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
           builder, at, grt::ReduceKindAttr::get(context, step.reduce),
           inputs[0], results[0], step.group, step.layer, IntegerAttr(),
           UnitAttr());
+      break;
+    case KernelStep::Kind::allToAll:
+      emitted = grt::AllToAllOp::create(builder, at, inputs[0], results[0],
+                                        step.group, step.layer, IntegerAttr(),
+                                        UnitAttr());
       break;
     case KernelStep::Kind::send:
       emitted = grt::SendOp::create(builder, at, inputs[0], step.peer,

@@ -515,10 +515,13 @@ Status vocabCrossEntropyGradOf(const KernelArgs &args,
         std::fill(res, res + local, Format::store(0.0f));
         continue;
       }
-      crossEntropyGradRow<Format>(x + r * local, res, local,
+      // A padded vocabulary's columns past the valid ones get no gradient.
+      int64_t valid = labels.block.valid();
+      crossEntropyGradRow<Format>(x + r * local, res, valid,
                                   Format::load(maximum[r]),
                                   1.0 / double(stats[2 * r]), scale,
                                   labels.column(r));
+      std::fill(res + valid, res + local, Format::store(0.0f));
     }
   });
   return Status::ok();

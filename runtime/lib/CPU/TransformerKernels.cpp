@@ -210,7 +210,7 @@ Status vocabCrossEntropyStatsOf(const KernelArgs &args,
   Expected<int64_t> counted = labels.count();
   if (!counted)
     return counted.takeStatus();
-  int64_t local = labels.block.local;
+  int64_t local = labels.block.local, valid = labels.block.valid();
   const Storage *x = args.input(0).as<Storage>();
   const Storage *maximum = args.input(1).as<Storage>();
   float *out = args.output().as<float>();
@@ -219,7 +219,7 @@ Status vocabCrossEntropyStatsOf(const KernelArgs &args,
       const Storage *row = x + r * local;
       float rowMax = Format::load(maximum[r]);
       double sum = 0.0;
-      for (int64_t j = 0; j < local; ++j)
+      for (int64_t j = 0; j < valid; ++j)
         sum += std::exp(double(Format::load(row[j])) - rowMax);
       int64_t column = labels.column(r);
       out[2 * r] = float(sum);

@@ -164,3 +164,28 @@ func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = galvatron.all_reduce sum %x groups [[0, 3], [1, 2]] : tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+
+// -----
+
+// An all-to-all (Ulysses): the split dimension's member index is brought
+// to the front by a transpose, the parts are exchanged along dimension 0,
+// and a second transpose moves the member index next to the concatenated
+// dimension. A padded parameter keeps its source shape: the second member's
+// slice of a 6-row vocabulary padded to 8 starts at row 4 (rows 6 and 7 are
+// padding), and the lookup's vocabulary is the source's.
+// CHECK-LABEL: grt.executable world_size 4 alignment 64 stages 1
+// CHECK: grt.parameter "table" {{.*}}{full_shape = array<i64: 6, 4>, {{.*}}slice_start = array<i64: 0, 0>, slice_terms = [#grt.term<"slice_start"[0], 4 * @g_2x1>]} : memref<4x4xf32>
+// CHECK: grt.kernel "embedding" {{.*}}{vocab_size = 6 : i64, vocab_start = 0 : i64} terms [#grt.term<"vocab_start"[0], 4 * @g_2x1>]
+// CHECK: grt.kernel "transpose" ins(%{{.*}} : memref<2x2x2x2x4xf32>) outs(%{{.*}} : memref<2x2x2x2x4xf32>) {perm = array<i64: 1, 0, 2, 3, 4>}
+// CHECK-NEXT: grt.all_to_all ins(%{{.*}} : memref<2x2x2x2x4xf32>) outs(%{{.*}} : memref<2x2x2x2x4xf32>) group @g_2x1
+// CHECK-NEXT: grt.kernel "transpose" ins(%{{.*}} : memref<2x2x2x2x4xf32>) outs(%{{.*}} : memref<2x2x2x2x4xf32>) {perm = array<i64: 1, 2, 0, 3, 4>}
+galvatron.parameter @table : tensor<4x4xf32> {init = #galvatron.init<zeros>, galvatron.shard = {full_shape = array<i64: 8, 4>, splits = [{dim = 0, groups = [array<i64: 0, 1>, array<i64: 2, 3>]}], unpadded_shape = array<i64: 6, 4>}}
+func.func @main(%x: tensor<2x4x2x4xf32>, %ids: tensor<2xi64>) -> (tensor<2x2x4x4xf32>, tensor<2x4xf32>) {
+  %0:2 = galvatron.layer decoder "l0" (%a = %x : tensor<2x4x2x4xf32>, %i = %ids : tensor<2xi64>) -> (tensor<2x2x4x4xf32>, tensor<2x4xf32>) {
+    %t = galvatron.param @table : tensor<4x4xf32>
+    %e = galvatron.embedding %t, %i vocab_groups [[0, 1], [2, 3]] {vocab_size = 6} : (tensor<4x4xf32>, tensor<2xi64>) -> tensor<2x4xf32>
+    %y = galvatron.all_to_all %a split 1 concat 2 groups [[0, 1], [2, 3]] : tensor<2x4x2x4xf32> -> tensor<2x2x4x4xf32>
+    galvatron.yield %y, %e : tensor<2x2x4x4xf32>, tensor<2x4xf32>
+  }
+  return %0#0, %0#1 : tensor<2x2x4x4xf32>, tensor<2x4xf32>
+}

@@ -55,6 +55,21 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 8, devices_per_nod
 
 // -----
 
+// expected-error @+1 {{a layer runs Megatron (sp) or Ulysses sequence parallelism, not both}}
+#s = #galvatron.strategy<stage = 0, tp = 2, dp = 1, sp = true, ulysses = true>
+
+// -----
+
+// expected-error @+1 {{Ulysses needs a group of tp > 1 ranks}}
+#s = #galvatron.strategy<stage = 0, tp = 1, dp = 2, ulysses = true>
+
+// -----
+
+// expected-error @+1 {{vocabulary divisor must be positive, got 0}}
+#p = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2, vocab_divisor = 0>
+
+// -----
+
 // expected-error @+1 {{'galvatron.plan' must be a #galvatron.plan attribute}}
 module attributes {galvatron.plan = 4 : i64} {}
 

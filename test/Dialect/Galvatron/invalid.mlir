@@ -1332,3 +1332,43 @@ func.func @f(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
   %y, %keep = galvatron.dropout %x {probability = 0.1 : f64, stream = 0 : i64, shard = {full_shape = array<i64: 2, 4>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}} : tensor<2x4xf32> -> tensor<2x4xi1>
   return %y : tensor<2x4xf32>
 }
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  // expected-error @+1 {{needs two different dimensions of 'tensor<2x4x8x16xf32>', got split 1 and concat 1}}
+  %0 = galvatron.all_to_all %x split 1 concat 1 groups [[0, 1]] : tensor<2x4x8x16xf32> -> tensor<2x4x8x16xf32>
+  return %0 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3x8x16xf32>) -> tensor<2x1x16x16xf32> {
+  // expected-error @+1 {{dimension 1 of 'tensor<2x3x8x16xf32>' does not split among 2 members}}
+  %0 = galvatron.all_to_all %x split 1 concat 2 groups [[0, 1]] : tensor<2x3x8x16xf32> -> tensor<2x1x16x16xf32>
+  return %0 : tensor<2x1x16x16xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<2x4x8x16xf32>) -> tensor<2x2x8x16xf32> {
+  // expected-error @+1 {{result must be 'tensor<2x2x16x16xf32>', got 'tensor<2x2x8x16xf32>'}}
+  %0 = galvatron.all_to_all %x split 1 concat 2 groups [[0, 1]] : tensor<2x4x8x16xf32> -> tensor<2x2x8x16xf32>
+  return %0 : tensor<2x2x8x16xf32>
+}
+
+// -----
+
+func.func @f(%table: tensor<4x4xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // expected-error @+1 {{vocab_size 9 exceeds the 8 rows of the blocks together}}
+  %0 = galvatron.embedding %table, %ids vocab_groups [[0, 1]] {vocab_size = 9} : (tensor<4x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
+
+// -----
+
+func.func @f(%table: tensor<4x4xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // expected-error @+1 {{has a vocab_size but no vocab_groups}}
+  %0 = galvatron.embedding %table, %ids {vocab_size = 3} : (tensor<4x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}

@@ -315,6 +315,22 @@ func.func @collectives(%x: tensor<4x8xf32>, %ids: tensor<4x8xi64>) -> (tensor<4x
   return %4, %5 : tensor<4x8xf32>, tensor<2x8xi64>
 }
 
+// Ulysses' switch between a sequence split (dim 2) and a head split (dim 1).
+// CHECK-LABEL: func.func @all_to_all
+func.func @all_to_all(%x: tensor<2x4x8x16xf32>) -> tensor<2x2x16x16xf32> {
+  // CHECK: galvatron.all_to_all %{{.*}} split 1 concat 2 groups {{\[}}[0, 1], [2, 3]] : tensor<2x4x8x16xf32> -> tensor<2x2x16x16xf32>
+  %0 = galvatron.all_to_all %x split 1 concat 2 groups [[0, 1], [2, 3]] : tensor<2x4x8x16xf32> -> tensor<2x2x16x16xf32>
+  return %0 : tensor<2x2x16x16xf32>
+}
+
+// A padded vocabulary: the blocks' 8 rows hold a vocabulary of 7.
+// CHECK-LABEL: func.func @padded_vocabulary
+func.func @padded_vocabulary(%table: tensor<4x4xf32>, %ids: tensor<2x3xi64>) -> tensor<2x3x4xf32> {
+  // CHECK: galvatron.embedding %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] {vocab_size = 7 : i64}
+  %0 = galvatron.embedding %table, %ids vocab_groups [[0, 1]] {vocab_size = 7} : (tensor<4x4xf32>, tensor<2x3xi64>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
+
 // A parameter's part of the whole: tensor parallelism splits dimension 1,
 // ZeRO-3 splits the part again.
 // CHECK: galvatron.parameter @sharded : tensor<4x2xf32> {galvatron.shard = {full_shape = array<i64: 4, 8>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>]}, {dim = 1 : i64, groups = [array<i64: 0, 1>]}]}

@@ -32,7 +32,7 @@
 // CHECK-LABEL: func.func @optimizer_step
 // CHECK: galvatron.read_state @wte.grad : tensor<8x8xf32>
 // CHECK-NEXT: galvatron.all_reduce sum %{{.*}} groups {{\[}}[0, 2], [1, 3]] : tensor<8x8xf32>
-module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_node = 4, pp = 1, micro_batches = 1, global_batch = 4>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_node = 4, pp = 1, micro_batches = 1, global_batch = 4, vocab_divisor = 1>} {
   galvatron.parameter @wte : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<4x3xi64>) -> tensor<4x3x16xf32> {
     %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<4x3xi64>) -> tensor<4x3x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 2>} {
@@ -62,7 +62,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_nod
 // CHECK-NEXT: galvatron.all_reduce sum %[[MEAN]] groups {{\[}}[0, 1]] : tensor<f32>
 // CHECK-NOT: galvatron.all_gather
 // CHECK-LABEL: func.func @backward
-module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 4>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 4, vocab_divisor = 1>} {
   galvatron.parameter @w : tensor<8x16xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%x: tensor<4x3x8xf32>) -> tensor<4x3x16xf32> {
     %0 = galvatron.layer head "head" (%h = %x : tensor<4x3x8xf32>) -> tensor<4x3x16xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 1, dp = 2>} {

@@ -22,7 +22,7 @@
 // CHECK-NEXT: %[[L:.*]] = galvatron.linear %[[F]], %[[H]] {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
 // CHECK-NEXT: %[[WHOLE:.*]] = galvatron.all_gather %[[L]] dim 2 groups {{\[}}[0, 1]] : tensor<2x4x8xf32> -> tensor<2x4x16xf32>
 // CHECK-NEXT: galvatron.yield %[[WHOLE]]
-module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2, vocab_divisor = 1>} {
   galvatron.parameter @wte : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   galvatron.parameter @wpe : tensor<4x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<2x4xi64>, %pos: tensor<4xi64>) -> tensor<2x4x16xf32> {
@@ -53,7 +53,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 // CHECK: galvatron.embedding %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]]
 // CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
 // CHECK-NEXT: galvatron.all_gather %{{.*}} dim 2 groups {{\[}}[2, 3]]
-module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_node = 4, pp = 2, micro_batches = 1, global_batch = 2>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_node = 4, pp = 2, micro_batches = 1, global_batch = 2, vocab_divisor = 1>} {
   galvatron.parameter @wte : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x16xf32> {
     %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<2x4xi64>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
@@ -78,7 +78,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_nod
 // CHECK: galvatron.embedding %{{.*}}, %{{.*}} : (tensor<16x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
 // CHECK-NOT: galvatron.all_reduce
 // CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
-module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2, vocab_divisor = 1>} {
   galvatron.parameter @wte : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x16xf32> {
     %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<2x4xi64>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
@@ -110,7 +110,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 // CHECK: galvatron.layer head "head"
 // CHECK: galvatron.linear {{.*}} -> tensor<2x4x8xf32>
 // CHECK-NEXT: galvatron.all_gather %{{.*}} dim 2 groups {{\[}}[0, 1]]
-module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2, vocab_divisor = 1>} {
   galvatron.parameter @embed_tokens : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   galvatron.parameter @lm_head : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x16xf32> {
@@ -141,7 +141,7 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 // CHECK: galvatron.layer head "head"
 // CHECK-NOT: galvatron.all_gather
 // CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<16x8xf32>) -> tensor<2x4x16xf32>
-module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2, vocab_divisor = 1>} {
   galvatron.parameter @a : tensor<16x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   galvatron.parameter @b : tensor<8xf32> {init = #galvatron.init<zeros>}
   galvatron.parameter @c : tensor<8x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
@@ -168,13 +168,17 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
 // -----
 
 // A vocabulary that does not divide among the TP ranks (GPT-2's 50257; 15
-// here) keeps the layers reading it whole on every rank, as before
-// vocabulary parallelism: the lookup and the head run unsplit.
-// CHECK-LABEL: galvatron.parameter @wte : tensor<15x8xf32> {init
-// CHECK: galvatron.embedding %{{.*}}, %{{.*}} : (tensor<15x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
-// CHECK-NOT: vocab_groups
-// CHECK: galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<15x8xf32>) -> tensor<2x4x15xf32>
-module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+// here) is padded to a multiple of vocab_divisor x tp (16 here): wte's
+// parts pad its shape with a zero row (unpadded_shape records it), the lookup checks ids against
+// the source vocabulary, and the gathered logits lose the padding column.
+// CHECK-LABEL: galvatron.parameter @wte : tensor<8x8xf32>
+// CHECK-SAME: full_shape = array<i64: 16, 8>, splits = {{.*}}, unpadded_shape = array<i64: 15, 8>
+// CHECK: galvatron.embedding %{{.*}}, %{{.*}} vocab_groups {{\[}}[0, 1]] {vocab_size = 15 : i64} : (tensor<8x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+// CHECK: %[[L:.*]] = galvatron.linear %{{.*}}, %{{.*}} {transpose_weight = true} : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
+// CHECK-NEXT: %[[WHOLE:.*]] = galvatron.all_gather %[[L]] dim 2 groups {{\[}}[0, 1]] : tensor<2x4x8xf32> -> tensor<2x4x16xf32>
+// CHECK-NEXT: %[[CUT:.*]] = galvatron.slice %[[WHOLE]] [0, 0, 0] to [2, 4, 15] step [1, 1, 1] : tensor<2x4x16xf32> -> tensor<2x4x15xf32>
+// CHECK-NEXT: galvatron.yield %[[CUT]]
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2, vocab_divisor = 1>} {
   galvatron.parameter @wte : tensor<15x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
   func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x15xf32> {
     %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<2x4xi64>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
@@ -188,5 +192,22 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
       galvatron.yield %l : tensor<2x4x15xf32>
     }
     return %1 : tensor<2x4x15xf32>
+  }
+}
+
+// -----
+
+// Megatron's default: a multiple of 128 x tp (15 -> 256 at tp = 2).
+// CHECK-LABEL: galvatron.parameter @wte : tensor<128x8xf32>
+// CHECK-SAME: full_shape = array<i64: 256, 8>, splits = {{.*}}, unpadded_shape = array<i64: 15, 8>
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+  galvatron.parameter @wte : tensor<15x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  func.func @main(%ids: tensor<2x4xi64>) -> tensor<2x4x8xf32> {
+    %0 = galvatron.layer embedding "embed" (%i = %ids : tensor<2x4xi64>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1>} {
+      %w = galvatron.param @wte : tensor<15x8xf32>
+      %t = galvatron.embedding %w, %i : (tensor<15x8xf32>, tensor<2x4xi64>) -> tensor<2x4x8xf32>
+      galvatron.yield %t : tensor<2x4x8xf32>
+    }
+    return %0 : tensor<2x4x8xf32>
   }
 }

@@ -130,13 +130,18 @@ ExternalDataAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult StrategyAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                    int64_t stage, int64_t tp, int64_t dp,
                                    bool tpConsecutive, DataParallelType dpType,
-                                   bool sp, bool ckpt) {
+                                   bool sp, bool ckpt, bool ulysses) {
   if (stage < 0)
     return emitError() << "pipeline stage must be non-negative, got " << stage;
   if (tp < 1)
     return emitError() << "tensor-parallel degree must be positive, got " << tp;
   if (dp < 1)
     return emitError() << "data-parallel degree must be positive, got " << dp;
+  if (ulysses && sp)
+    return emitError() << "a layer runs Megatron (sp) or Ulysses sequence "
+                          "parallelism, not both";
+  if (ulysses && tp == 1)
+    return emitError() << "Ulysses needs a group of tp > 1 ranks";
   return success();
 }
 
@@ -144,7 +149,7 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t devices, int64_t devicesPerNode,
                                int64_t pp, int64_t microBatches,
                                int64_t globalBatch, PipelineSchedule schedule,
-                               Precision precision) {
+                               Precision precision, int64_t vocabDivisor) {
   if (devices < 1)
     return emitError() << "device count must be positive, got " << devices;
   if (devicesPerNode < 1)
@@ -167,5 +172,8 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "global batch " << globalBatch
                        << " does not split into " << microBatches
                        << " equal micro-batches";
+  if (vocabDivisor < 1)
+    return emitError() << "vocabulary divisor must be positive, got "
+                       << vocabDivisor;
   return success();
 }

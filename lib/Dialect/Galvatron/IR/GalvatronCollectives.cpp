@@ -141,6 +141,9 @@ DictionaryAttr ParameterShard::toAttr(MLIRContext *context) const {
   if (!sourceShape.empty())
     entries.push_back(
         b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)));
+  if (!unpaddedShape.empty())
+    entries.push_back(b.getNamedAttr("unpadded_shape",
+                                     b.getDenseI64ArrayAttr(unpaddedShape)));
   return b.getDictionaryAttr(entries);
 }
 
@@ -157,6 +160,18 @@ FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
   ParameterShard shard;
   shard.fullShape.assign(fullShape.asArrayRef().begin(),
                          fullShape.asArrayRef().end());
+  if (auto unpadded = dict.getAs<DenseI64ArrayAttr>("unpadded_shape")) {
+    shard.unpaddedShape.assign(unpadded.asArrayRef().begin(),
+                               unpadded.asArrayRef().end());
+    bool within = shard.unpaddedShape.size() == shard.fullShape.size();
+    for (size_t d = 0; within && d < shard.fullShape.size(); ++d)
+      within = shard.unpaddedShape[d] >= 1 &&
+               shard.unpaddedShape[d] <= shard.fullShape[d];
+    if (!within) {
+      error = "has an unpadded_shape that the full shape does not contain";
+      return failure();
+    }
+  }
   SmallVector<int64_t> block(shard.fullShape);
   for (Attribute entry : splits) {
     auto split = dyn_cast<DictionaryAttr>(entry);
@@ -182,7 +197,7 @@ FailureOr<ParameterShard> ParameterShard::fromAttr(Attribute attr,
   if (auto source = dict.getAs<DenseI64ArrayAttr>("source_shape")) {
     shard.sourceShape.assign(source.asArrayRef().begin(),
                              source.asArrayRef().end());
-    if (ShapedType::getNumElements(shard.fullShape) !=
+    if (ShapedType::getNumElements(shard.getUnpaddedShape()) !=
         ShapedType::getNumElements(shard.sourceShape)) {
       error = "has a source_shape of another size than its full_shape";
       return failure();
@@ -293,6 +308,24 @@ LogicalResult mlir::galvatron::verifyDeviceGroups(Operation *op,
   return success();
 }
 
+LogicalResult mlir::galvatron::verifyVocabBlocks(Operation *op,
+                                                ArrayAttr groups,
+                                                IntegerAttr vocabSize,
+                                                int64_t local) {
+  if (groups && failed(verifyDeviceGroups(op, groups)))
+    return failure();
+  if (!vocabSize)
+    return success();
+  if (!groups)
+    return op->emitOpError() << "has a vocab_size but no vocab_groups";
+  int64_t blocks = cast<DenseI64ArrayAttr>(groups[0]).size() * local;
+  if (vocabSize.getInt() > blocks)
+    return op->emitOpError() << "vocab_size " << vocabSize.getInt()
+                             << " exceeds the " << blocks
+                             << " rows of the blocks together";
+  return success();
+}
+
 /// `whole` is `part` with dimension `dim` multiplied by the group size.
 static LogicalResult verifyParts(Operation *op, int64_t dim, int64_t members,
                                  RankedTensorType part,
@@ -344,6 +377,30 @@ LogicalResult ShardOp::verify() {
     return failure();
   return verifyParts(*this, getDim(), getGroupSize(), getResult().getType(),
                      getInput().getType());
+}
+
+LogicalResult AllToAllOp::verify() {
+  if (failed(verifyDeviceGroups(*this, getGroups())))
+    return failure();
+  RankedTensorType input = getInput().getType(), result = getType();
+  int64_t split = getSplitDim(), concat = getConcatDim();
+  int64_t members = getGroupSize();
+  if (split >= input.getRank() || concat >= input.getRank() || split == concat)
+    return emitOpError() << "needs two different dimensions of " << input
+                         << ", got split " << split << " and concat "
+                         << concat;
+  SmallVector<int64_t> expected(input.getShape());
+  if (expected[split] % members != 0)
+    return emitOpError() << "dimension " << split << " of " << input
+                         << " does not split among " << members << " members";
+  expected[split] /= members;
+  expected[concat] *= members;
+  if (result != RankedTensorType::get(expected, input.getElementType()))
+    return emitOpError() << "result must be "
+                         << RankedTensorType::get(expected,
+                                                  input.getElementType())
+                         << ", got " << result;
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -418,6 +475,17 @@ LogicalResult ReduceScatterOp::buildVJP(VJPBuilder &vjp) {
   return success();
 }
 
+void AllToAllOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
+
+LogicalResult AllToAllOp::buildVJP(VJPBuilder &vjp) {
+  if (Value gradient = vjp.resultGradient(0))
+    vjp.setGradient(0, AllToAllOp::create(vjp.getBuilder(), vjp.getLoc(),
+                                          getInput().getType(), gradient,
+                                          getConcatDim(), getSplitDim(),
+                                          getGroups()));
+  return success();
+}
+
 void ShardOp::getVJPPrimals(ArrayRef<bool>, SmallVectorImpl<Value> &) {}
 
 LogicalResult ShardOp::buildVJP(VJPBuilder &vjp) {
@@ -434,9 +502,9 @@ LogicalResult ShardOp::buildVJP(VJPBuilder &vjp) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult EmbeddingOp::verify() {
-  if (ArrayAttr groups = getVocabGroupsAttr())
-    return verifyDeviceGroups(*this, groups);
-  return success();
+  RankedTensorType table = getTable().getType();
+  return verifyVocabBlocks(*this, getVocabGroupsAttr(), getVocabSizeAttr(),
+                           table.getRank() ? table.getDimSize(0) : 0);
 }
 
 /// `type` is `shape` of `elementType`, or an error naming `what`.
@@ -455,11 +523,13 @@ static LogicalResult expectTensor(Operation *op, StringRef what, Type type,
 static LogicalResult verifyVocabCrossEntropy(Operation *op, ArrayAttr groups,
                                              Value logits, Value max,
                                              Value labels, Value stats) {
-  if (failed(verifyDeviceGroups(op, groups)))
-    return failure();
   auto logitsType = cast<RankedTensorType>(logits.getType());
   if (logitsType.getRank() < 1)
     return op->emitOpError() << "logits must have rank >= 1";
+  if (failed(verifyVocabBlocks(
+          op, groups, op->getAttrOfType<IntegerAttr>("vocab_size"),
+          logitsType.getShape().back())))
+    return failure();
   ArrayRef<int64_t> rows = logitsType.getShape().drop_back();
   if (cast<RankedTensorType>(labels.getType()).getShape() != rows)
     return op->emitOpError() << "labels " << labels.getType()
@@ -517,6 +587,7 @@ LogicalResult VocabCrossEntropyOp::buildVJP(VJPBuilder &vjp) {
                          vjp.resultGradient(0), vjp.primal(getStats()),
                          vjp.primal(getLogits()), vjp.primal(getMax()),
                          vjp.primal(getLabels()), getVocabGroupsAttr(),
-                         getIgnoreIndexAttr(), getReductionAttr()));
+                         getIgnoreIndexAttr(), getReductionAttr(),
+                         getVocabSizeAttr()));
   return success();
 }

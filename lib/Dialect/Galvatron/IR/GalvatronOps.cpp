@@ -1050,15 +1050,15 @@ LogicalResult AttentionGradOp::verify() {
 }
 
 LogicalResult EmbeddingGradOp::verify() {
-  if (ArrayAttr groups = getVocabGroupsAttr();
-      groups && failed(verifyDeviceGroups(*this, groups)))
-    return failure();
   ArrayRef<int64_t> indices = getIndices().getType().getShape();
   ArrayRef<int64_t> grad = getGrad().getType().getShape();
   RankedTensorType table = getType();
   if (table.getRank() != 2)
     return emitOpError() << "the table gradient must have rank 2, got "
                          << table.getRank();
+  if (failed(verifyVocabBlocks(*this, getVocabGroupsAttr(), getVocabSizeAttr(),
+                               table.getDimSize(0))))
+    return failure();
   if (table.getElementType() != getGrad().getType().getElementType())
     return emitOpError() << "the table gradient's element type "
                          << table.getElementType()

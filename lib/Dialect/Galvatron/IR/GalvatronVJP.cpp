@@ -584,7 +584,7 @@ LogicalResult EmbeddingOp::buildVJP(VJPBuilder &vjp) {
   vjp.setGradient(0, EmbeddingGradOp::create(
                          vjp.getBuilder(), vjp.getLoc(), getTable().getType(),
                          vjp.resultGradient(0), vjp.primal(getIndices()),
-                         getVocabGroupsAttr()));
+                         getVocabGroupsAttr(), getVocabSizeAttr()));
   return success();
 }
 

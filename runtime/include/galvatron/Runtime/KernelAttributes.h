@@ -11,6 +11,7 @@
 #ifndef GALVATRON_RUNTIME_KERNELATTRIBUTES_H
 #define GALVATRON_RUNTIME_KERNELATTRIBUTES_H
 
+#include <algorithm>
 #include <cstdint>
 #include <variant>
 #include <vector>
@@ -33,10 +34,15 @@ struct LinearAttributes {
 
 /// The block of a vocabulary split among ranks that a kernel's table rows
 /// (or logits columns) hold: ids [start, start + local) of [0, size); the
-/// whole vocabulary when the call has no `vocab_start` / `vocab_size`.
+/// whole vocabulary when the call has no `vocab_start` / `vocab_size`. A
+/// block may extend past `size` (a padded vocabulary): its rows or columns
+/// from `valid()` on are padding.
 struct VocabBlock {
   int64_t start = 0, local = 0, size = 0;
   bool holds(int64_t id) const { return id >= start && id < start + local; }
+  int64_t valid() const {
+    return std::max<int64_t>(0, std::min(local, size - start));
+  }
 };
 
 struct EmbeddingAttributes {

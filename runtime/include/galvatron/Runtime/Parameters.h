@@ -53,8 +53,21 @@ double counterUniform(uint64_t key, uint64_t counter);
 /// counter is the element's index in the whole tensor of the global batch.
 uint64_t dropoutKey(uint64_t seed, int64_t step, uint64_t stream);
 
+/// The part of a (padded) slice's buffer `bytes` of `type` that lies inside
+/// the source tensor, packed; and back: `part` into a buffer of `type`
+/// whose padding is zeroed. `parameter` is a rank's (RankProgram).
+std::vector<uint8_t> packValidPart(const Parameter &parameter,
+                                   const TensorType &type,
+                                   const uint8_t *bytes);
+void unpackValidPart(const Parameter &parameter, const TensorType &type,
+                     const uint8_t *part, uint8_t *bytes);
+
+/// The box of the whole tensor that a rank's parameter of `type` holds,
+/// without the padding of a padded slice.
+TensorBox parameterBox(const Parameter &parameter, const TensorType &type);
+
 /// Fills `out` (of `type`, the parameter's buffer type) from the
-/// parameter's initializer with `seed`.
+/// parameter's initializer with `seed`; padding is zero.
 void initializeParameter(const Parameter &parameter, const TensorType &type,
                          uint64_t seed, uint8_t *out);
 

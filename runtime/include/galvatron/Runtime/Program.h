@@ -36,9 +36,11 @@ namespace galvatron::runtime {
 
 /// Version of the program format this runtime reads and writes. A reader
 /// accepts files of its major version and any minor version up to its own;
-/// minor versions only add optional fields, instruction kinds and kernels.
+/// minor versions only add optional fields, instruction kinds and kernels,
+/// or relax what is valid (2.3: parameter slices may extend past the full
+/// shape).
 constexpr uint32_t kFormatMajorVersion = 2;
-constexpr uint32_t kFormatMinorVersion = 2;
+constexpr uint32_t kFormatMinorVersion = 3;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -184,7 +186,9 @@ struct ExternalData {
 /// shape may refine the source model's shape of the tensor, splitting a
 /// dimension into factors so that a slice is one box (a fused QKV weight
 /// [h, 3h] as [h, 3, h]): `sourceShape` then gives the source's shape, which
-/// names the same elements in the same order.
+/// names the same elements in the same order. A slice may extend past the
+/// full shape (a vocabulary padded to split evenly): the elements past it
+/// are padding, zero, never loaded or saved.
 struct Parameter {
   uint32_t buffer = 0;
   std::string name;
@@ -197,6 +201,15 @@ struct Parameter {
   std::vector<int64_t> sourceShape;
 
   bool isSlice() const { return !fullShape.empty(); }
+  /// The part of a buffer of `shape` that lies inside the full shape: its
+  /// extent per dimension (the shape itself unless the slice is padded).
+  std::vector<int64_t> validShape(const std::vector<int64_t> &shape) const {
+    return validShape(shape, sliceStart);
+  }
+  /// The same for the slice starting at `start` (a rank's, when the
+  /// program's start has rank terms).
+  std::vector<int64_t> validShape(const std::vector<int64_t> &shape,
+                                  const std::vector<int64_t> &start) const;
   /// The shape of the whole tensor the buffer (of `shape`) holds a part of,
   /// in the coordinates of `sliceStart`.
   const std::vector<int64_t> &wholeShape(const std::vector<int64_t> &shape) const {

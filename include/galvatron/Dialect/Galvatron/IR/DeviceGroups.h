@@ -23,6 +23,12 @@ ArrayAttr buildDeviceGroups(MLIRContext *context,
 /// world ranks, reporting on `op`.
 LogicalResult verifyDeviceGroups(Operation *op, ArrayAttr groups);
 
+/// Verifies the vocabulary-parallel attributes of `op`, whose members hold
+/// blocks of `local` rows or columns: the groups, and a `vocabSize` (when
+/// given, only with groups) no larger than the blocks together.
+LogicalResult verifyVocabBlocks(Operation *op, ArrayAttr groups,
+                                IntegerAttr vocabSize, int64_t local);
+
 /// A family of device groups over mesh axes: the group of world rank r
 /// holds the ranks that differ from r only in the coordinates
 /// (r / stride) % size of `axes` ({size, stride} pairs, in group order: the
@@ -51,7 +57,10 @@ FailureOr<MeshAxes> getMeshAxes(ArrayAttr groups, std::string &error);
 /// that a rank's part is one box; the runtime initializes and loads a slice
 /// by the element's index in the whole, which refining leaves unchanged.
 /// A refined shard records the source tensor's shape as `source_shape`
-/// (checkpoints and weight files hold the tensor under that shape).
+/// (checkpoints and weight files hold the tensor under that shape). The
+/// full shape may also pad the tensor (a vocabulary split among ranks it
+/// does not divide): `unpadded_shape` then gives the full shape without the
+/// padding, whose elements are zero and not part of the model.
 struct ParameterShard {
   struct Split {
     int64_t dim;
@@ -61,6 +70,15 @@ struct ParameterShard {
   SmallVector<Split> splits;
   /// The source tensor's shape when the full shape refines it; else empty.
   SmallVector<int64_t> sourceShape;
+  /// The full shape without padding when the full shape pads it; else
+  /// empty.
+  SmallVector<int64_t> unpaddedShape;
+
+  /// The full shape without its padding.
+  ArrayRef<int64_t> getUnpaddedShape() const {
+    return unpaddedShape.empty() ? ArrayRef<int64_t>(fullShape)
+                                 : unpaddedShape;
+  }
 
   static constexpr llvm::StringLiteral getAttrName() {
     return llvm::StringLiteral("galvatron.shard");

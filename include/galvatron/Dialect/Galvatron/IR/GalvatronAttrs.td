@@ -198,8 +198,13 @@ def Galvatron_StrategyAttr : Galvatron_Attr<"Strategy", "strategy"> {
     Pipeline `stage` (0-based), tensor-parallel degree `tp` (its ranks
     consecutive device ids when `tp_consecutive`), data-parallel degree `dp`
     and flavour `dp_type` (ddp, or ZeRO stage 1 / 2 / 3), Megatron sequence
-    parallelism `sp`, and activation checkpointing `ckpt`. The degrees of
-    every layer must multiply with the module plan's pp to its device count.
+    parallelism `sp`, and activation checkpointing `ckpt`. With `ulysses`
+    the group of `tp` ranks runs DeepSpeed-Ulysses sequence parallelism
+    instead of tensor parallelism (Galvatron's `tp_sizes_enc` with
+    `use_sp`): the sequence split among them, heads around attention,
+    weights whole, and data parallelism (ZeRO included) over the tp x dp
+    ranks. The degrees of every layer must multiply with the module plan's
+    pp to its device count.
   }];
   let parameters = (ins
     "int64_t":$stage,
@@ -208,7 +213,8 @@ def Galvatron_StrategyAttr : Galvatron_Attr<"Strategy", "strategy"> {
     DefaultValuedParameter<"bool", "true">:$tp_consecutive,
     DefaultValuedParameter<"DataParallelType", "DataParallelType::ddp">:$dp_type,
     DefaultValuedParameter<"bool", "false">:$sp,
-    DefaultValuedParameter<"bool", "false">:$ckpt);
+    DefaultValuedParameter<"bool", "false">:$ckpt,
+    DefaultValuedParameter<"bool", "false">:$ulysses);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }
@@ -218,7 +224,10 @@ def Galvatron_PlanAttr : Galvatron_Attr<"Plan", "plan"> {
   let description = [{
     `devices` in nodes of `devices_per_node`, pipeline degree `pp`,
     `micro_batches` per iteration, pipeline `schedule`, `global_batch`
-    (sequences per iteration) and training `precision`.
+    (sequences per iteration), training `precision`, and
+    `vocab_divisor`: a vocabulary split among tp ranks is padded to a
+    multiple of vocab_divisor x tp (Megatron-LM's
+    `--make-vocab-size-divisible-by`).
   }];
   let parameters = (ins
     "int64_t":$devices,
@@ -227,7 +236,8 @@ def Galvatron_PlanAttr : Galvatron_Attr<"Plan", "plan"> {
     "int64_t":$micro_batches,
     "int64_t":$global_batch,
     DefaultValuedParameter<"PipelineSchedule", "PipelineSchedule::gpipe">:$schedule,
-    DefaultValuedParameter<"Precision", "Precision::fp32">:$precision);
+    DefaultValuedParameter<"Precision", "Precision::fp32">:$precision,
+    DefaultValuedParameter<"int64_t", "128">:$vocab_divisor);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{

@@ -160,6 +160,34 @@ def Galvatron_ShardOp : Galvatron_CollectiveOp<"shard"> {
   }];
 }
 
+def Galvatron_AllToAllOp : Galvatron_CollectiveOp<"all_to_all"> {
+  let summary = "Trades a split along one dimension for one along another";
+  let description = [{
+    Each member splits its operand along `split_dim` into n parts, sends
+    part j to member j, and concatenates what it receives along
+    `concat_dim` in group order. When every member holds part i of a tensor
+    along `concat_dim` (whole along `split_dim`), the results are its parts
+    along `split_dim` (whole along `concat_dim`): DeepSpeed-Ulysses's switch
+    between a sequence split and a head split around attention. The gradient
+    is the all-to-all back (`split_dim` and `concat_dim` exchanged).
+
+    ```mlir
+    %1 = galvatron.all_to_all %0 split 1 concat 2 groups [[0, 1]]
+        : tensor<2x4x8x16xf32> -> tensor<2x2x16x16xf32>
+    ```
+  }];
+  let arguments = (ins Galvatron_FloatTensor:$input,
+      ConfinedAttr<I64Attr, [IntNonNegative]>:$split_dim,
+      ConfinedAttr<I64Attr, [IntNonNegative]>:$concat_dim,
+      Galvatron_DeviceGroupsAttr:$groups);
+  let results = (outs Galvatron_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `split` $split_dim `concat` $concat_dim `groups`
+    custom<DeviceGroups>($groups) attr-dict `:` type($input) `->`
+    type($result)
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Vocabulary-parallel cross-entropy
 //===----------------------------------------------------------------------===//
@@ -178,6 +206,9 @@ def Galvatron_ShardOp : Galvatron_CollectiveOp<"shard"> {
 // gradient of the whole chain with respect to the member's logits,
 // softmax − onehot on its columns, and none to the statistics, so neither
 // the maximum (on which the loss does not depend) nor the sums carry one.
+// An optional `vocab_size` (at most V·n) is the vocabulary when the blocks
+// pad it: labels lie in [0, vocab_size), the columns past it are left out of
+// the softmax and get a zero gradient.
 
 class Galvatron_VocabParallelOp<string mnemonic, list<Trait> traits = []>
     : Galvatron_Op<mnemonic, !listconcat([Galvatron_Kernel, Pure], traits)> {
@@ -199,7 +230,8 @@ def Galvatron_VocabCrossEntropyStatsOp
   let arguments = (ins Galvatron_FloatTensor:$logits,
       Galvatron_FloatTensor:$max, Galvatron_IndexTensor:$labels,
       Galvatron_DeviceGroupsAttr:$vocab_groups,
-      DefaultValuedAttr<I64Attr, "-100">:$ignore_index);
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      OptionalAttr<Galvatron_VocabSizeAttr>:$vocab_size);
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat = [{
     $logits `,` $max `,` $labels `vocab_groups`
@@ -225,7 +257,8 @@ def Galvatron_VocabCrossEntropyOp
       Galvatron_DeviceGroupsAttr:$vocab_groups,
       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
       DefaultValuedAttr<Galvatron_LossReduction,
-                        "LossReduction::mean">:$reduction);
+                        "LossReduction::mean">:$reduction,
+      OptionalAttr<Galvatron_VocabSizeAttr>:$vocab_size);
   let results = (outs 0DTensorOf<[F32]>:$result);
   let assemblyFormat = [{
     $stats `,` $logits `,` $max `,` $labels `vocab_groups`
@@ -250,7 +283,8 @@ def Galvatron_VocabCrossEntropyGradOp
       Galvatron_DeviceGroupsAttr:$vocab_groups,
       DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
       DefaultValuedAttr<Galvatron_LossReduction,
-                        "LossReduction::mean">:$reduction);
+                        "LossReduction::mean">:$reduction,
+      OptionalAttr<Galvatron_VocabSizeAttr>:$vocab_size);
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat = [{
     $grad `,` $stats `,` $logits `,` $max `,` $labels `vocab_groups`

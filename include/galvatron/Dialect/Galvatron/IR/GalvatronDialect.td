@@ -70,4 +70,7 @@ def Galvatron_Tensor : StaticShapeTensorOf<[F16, BF16, F32, I1, I32, I64]>;
 def Galvatron_DeviceGroupsAttr
     : TypedArrayAttrBase<DenseI64ArrayAttr, "device groups">;
 
+/// The vocabulary of a lookup or loss whose blocks pad it.
+def Galvatron_VocabSizeAttr : ConfinedAttr<I64Attr, [IntPositive]>;
+
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONDIALECT_TD

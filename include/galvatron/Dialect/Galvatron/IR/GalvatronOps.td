@@ -395,7 +395,10 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
     over each group (vocabulary parallelism): member i holds rows
     [i·V, (i+1)·V) of the group's V·n, indices lie in [0, V·n), and an index
     outside the member's block gives a zero row, so that the members' results
-    sum to the lookup in the whole table.
+    sum to the lookup in the whole table. `vocab_size` (at most V·n) is the
+    vocabulary when the blocks pad it (a vocabulary the members do not
+    divide): indices lie in [0, vocab_size) and the rows past it are
+    padding.
 
     ```mlir
     %e = galvatron.embedding %table, %ids vocab_groups [[0, 1]] : (tensor<128x64xf32>, tensor<4x8xi64>) -> tensor<4x8x64xf32>
@@ -403,7 +406,8 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
   }];
   let arguments = (ins Galvatron_FloatTensor:$table,
                        Galvatron_IndexTensor:$indices,
-                       OptionalAttr<Galvatron_DeviceGroupsAttr>:$vocab_groups);
+                       OptionalAttr<Galvatron_DeviceGroupsAttr>:$vocab_groups,
+                       OptionalAttr<Galvatron_VocabSizeAttr>:$vocab_size);
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat = [{
     $table `,` $indices (`vocab_groups` custom<DeviceGroups>($vocab_groups)^)?
@@ -411,7 +415,7 @@ def Galvatron_EmbeddingOp : Galvatron_Op<"embedding",
   }];
   let hasVerifier = 1;
   let builders = [OpBuilder<(ins "Value":$table, "Value":$indices), [{
-    build($_builder, $_state, table, indices, ArrayAttr());
+    build($_builder, $_state, table, indices, ArrayAttr(), IntegerAttr());
   }]>];
 }
 
@@ -863,11 +867,13 @@ def Galvatron_EmbeddingGradOp : Galvatron_Op<"embedding_grad",
     the result the table's [V, D]. Indices lie in [0, V), as for the lookup.
     With `vocab_groups` (see `galvatron.embedding`) the result is the
     member's block of rows of the whole table's gradient: positions whose
-    index lies outside the block add nothing.
+    index lies outside the block add nothing; `vocab_size` as for the
+    lookup.
   }];
   let arguments = (ins Galvatron_FloatTensor:$grad,
                        Galvatron_IndexTensor:$indices,
-                       OptionalAttr<Galvatron_DeviceGroupsAttr>:$vocab_groups);
+                       OptionalAttr<Galvatron_DeviceGroupsAttr>:$vocab_groups,
+                       OptionalAttr<Galvatron_VocabSizeAttr>:$vocab_size);
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat = [{
     $grad `,` $indices (`vocab_groups` custom<DeviceGroups>($vocab_groups)^)?
