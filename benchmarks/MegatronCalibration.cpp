@@ -19,6 +19,7 @@
 #include "galvatron/Analysis/CostModel.h"
 #include "galvatron/Cluster/Cluster.h"
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Support/ToolSupport.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
@@ -31,10 +32,11 @@
 using namespace mlir;
 using namespace mlir::galvatron;
 
+static llvm::cl::OptionCategory category("galvatron-calibration options");
 static llvm::cl::opt<std::string>
     profileFile("profile", llvm::cl::desc("Cost profile overriding the "
                                           "efficiency factors"),
-                llvm::cl::init(""));
+                llvm::cl::cat(category), llvm::cl::init(""));
 
 namespace {
 struct Row {
@@ -58,6 +60,7 @@ static const Row kRows[] = {
 };
 
 int main(int argc, char **argv) {
+  hideLibraryOptions({&category});
   llvm::cl::ParseCommandLineOptions(argc, argv,
                                     "Cost model vs Megatron-LM SC'21 Table 1\n");
   constexpr int64_t seq = 2048, vocab = 51200;

@@ -14,6 +14,7 @@
 #include "galvatron/Analysis/PlanSearch.h"
 #include "galvatron/Cluster/Cluster.h"
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Support/ToolSupport.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
@@ -25,23 +26,34 @@
 using namespace mlir;
 using namespace mlir::galvatron;
 
+static llvm::cl::OptionCategory category("galvatron-search-bench options");
 static llvm::cl::opt<int> repeat("repeat",
                                  llvm::cl::desc("Runs per case (minimum kept)"),
-                                 llvm::cl::init(5));
+                                 llvm::cl::cat(category), llvm::cl::init(5));
 static llvm::cl::opt<std::string>
     model("model", llvm::cl::desc("Run only this preset (with --devices, "
                                   "--batch)"),
-          llvm::cl::init(""));
-static llvm::cl::opt<int> devicesOption("devices", llvm::cl::init(16));
-static llvm::cl::opt<int> batchOption("batch", llvm::cl::init(64));
-static llvm::cl::opt<int> seqOption("seq", llvm::cl::init(0));
+          llvm::cl::cat(category), llvm::cl::init(""));
+static llvm::cl::opt<int>
+    devicesOption("devices", llvm::cl::desc("With --model: devices"),
+                  llvm::cl::cat(category), llvm::cl::init(16));
+static llvm::cl::opt<int>
+    batchOption("batch", llvm::cl::desc("With --model: global batch"),
+                llvm::cl::cat(category), llvm::cl::init(64));
+static llvm::cl::opt<int>
+    seqOption("seq",
+              llvm::cl::desc("With --model: sequence length (0: the preset's)"),
+              llvm::cl::cat(category), llvm::cl::init(0));
 static llvm::cl::opt<int> layersOption(
     "layers", llvm::cl::desc("With --model: the preset with this many blocks"),
-    llvm::cl::init(0));
-static llvm::cl::opt<int> binsOption("bins", llvm::cl::init(0));
+    llvm::cl::cat(category), llvm::cl::init(0));
+static llvm::cl::opt<int>
+    binsOption("bins",
+               llvm::cl::desc("Memory bins of the search (0: its default)"),
+               llvm::cl::cat(category), llvm::cl::init(0));
 static llvm::cl::opt<std::string>
     clusterName("cluster", llvm::cl::desc("Cluster preset"),
-                llvm::cl::init("h100-80gb"));
+                llvm::cl::cat(category), llvm::cl::init("h100-80gb"));
 
 namespace {
 struct Case {
@@ -144,6 +156,7 @@ static ModelConfig gptShape(const char *name, int64_t layers, int64_t hidden,
 }
 
 int main(int argc, char **argv) {
+  hideLibraryOptions({&category});
   llvm::cl::ParseCommandLineOptions(argc, argv, "Plan search wall time\n");
   MLIRContext context;
   auto preset = [](const char *name) { return *findModelPreset(name); };

@@ -2131,7 +2131,7 @@ llvm::Error Searcher::prepare() {
         space.fixedMicroBatches, options.globalBatch));
   budget = options.memoryBudget > 0 ? options.memoryBudget : cluster.memory;
   if (llvm::Error error = checkMemoryBudget(cluster, budget))
-    return std::move(error);
+    return error;
   usable = getUsableMemory(cluster, budget);
   quantum = usable / static_cast<double>(options.memoryBins);
   capacity = options.memoryBins;

@@ -570,7 +570,7 @@ void ModelBuilder::buildT5() {
 
 void ModelBuilder::buildViT() {
   int64_t h = config.hidden, p = config.patchSize, c = config.channels;
-  int64_t tokens = config.maxPositions, patches = tokens - 1;
+  int64_t tokens = config.maxPositions;
   double initStd = config.initStd;
   seq = tokens;
   // ViTModel's own names have no prefix; the classifier nests it as "vit".
@@ -591,7 +591,8 @@ void ModelBuilder::buildViT() {
       BroadcastOp::create(builder, loc, tensor({batch, 1, h}),
                           param(e + ".cls_token", {1, 1, h}, normal(initStd)));
   Value joined = ConcatOp::create(builder, loc, ValueRange{cls, projected}, 1);
-  assert(cast<RankedTensorType>(projected.getType()).getDimSize(1) == patches);
+  assert(cast<RankedTensorType>(projected.getType()).getDimSize(1) ==
+         tokens - 1);
   Value hidden = endLayer(add(
       joined, param(e + ".position_embeddings", {1, tokens, h}, normal(initStd))));
 
