@@ -1,22 +1,15 @@
 //===- UlyssesAnalysis.cpp - DeepSpeed-Ulysses sequence parallelism -------===//
 
 #include "galvatron/Analysis/UlyssesAnalysis.h"
+#include "galvatron/Dialect/Galvatron/IR/TensorShapes.h"
 
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
-
-static ArrayRef<int64_t> shapeOf(Value value) {
-  if (auto type = dyn_cast<RankedTensorType>(value.getType()))
-    return type.getShape();
-  return {};
-}
-
-static int64_t rankOf(Value value) {
-  return static_cast<int64_t>(shapeOf(value).size());
-}
+using mlir::galvatron::tensors::rankOf;
+using mlir::galvatron::tensors::shapeOf;
 
 UlyssesAnalysis::UlyssesAnalysis(const TensorParallelAnalysis &tensorParallel)
     : tensorParallel(tensorParallel) {
