@@ -272,14 +272,14 @@ LogicalResult Differentiator::plan(LayerPlan &plan) {
   } else {
     DenseMap<Value, bool> memo;
     llvm::SetVector<Value> noArguments;
+    // A layer input is received as it is; any other value the forward layer
+    // also yields.
     auto save = [&](Value value) {
       if (plan.received.insert(value) && !isa<BlockArgument>(value))
         plan.yielded.push_back(value);
     };
     for (Value primal : primals) {
-      if (isa<BlockArgument>(primal)) {
-        plan.received.insert(primal);
-      } else if (!dependsOnInputs(primal, layer, memo)) {
+      if (!dependsOnInputs(primal, layer, memo)) {
         collectSlice(primal, layer, cloned, noArguments);
       } else if (auto gather = getSequenceGather(primal, layer)) {
         // Megatron's sequence parallelism: keep the sequence shard and
