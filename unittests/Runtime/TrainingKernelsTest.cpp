@@ -232,83 +232,31 @@ TEST(TrainingKernelsTest, VocabularyBlocksAddUpToTheWholeTable) {
             "of range [0, 6)");
 }
 
-TEST(TrainingKernelsTest, VocabParallelCrossEntropyEqualsTheWholeOne) {
-  // Logits [4, 6] split into two blocks of 3 columns; row 2 is ignored.
-  HostTensor logits = randomFloats({4, 6}, 23);
+/// Splits `logits` [4, vocabulary] into two blocks of 3 columns and checks
+/// the vocabulary-parallel loss against the whole one: each block's loss
+/// equals the whole loss and its gradient (scaled by `seed`) the block's
+/// columns of the whole gradient. A column past the vocabulary is padding,
+/// set to 50 to show that it gets no share of the softmax and a zero
+/// gradient.
+void expectBlocksEqualTheWholeLoss(const HostTensor &logits,
+                                   const HostTensor &labels, float seed) {
+  int64_t vocabulary = logits.type.shape[1];
   std::vector<float> L = valuesOf<float>(logits);
-  HostTensor labels =
-      integers<int64_t>(ElementType::i64, {4}, {1, 4, -100, 5});
   std::vector<Attribute> mean = {Attribute::makeInteger("reduction", 0)};
   auto loss = run("cross_entropy", {logits, labels}, {f32({})}, mean);
-  auto grad = run("cross_entropy_grad", {scalar(2.0f), logits, labels},
-                  {f32({4, 6})}, mean);
+  auto grad = run("cross_entropy_grad", {scalar(seed), logits, labels},
+                  {f32({4, vocabulary})}, mean);
   ASSERT_EQ(loss.size(), 1u);
   ASSERT_EQ(grad.size(), 1u);
   std::vector<float> maxima(4, -INFINITY);
   for (int r = 0; r < 4; ++r)
-    for (int j = 0; j < 6; ++j)
-      maxima[r] = std::max(maxima[r], L[r * 6 + j]);
+    for (int j = 0; j < vocabulary; ++j)
+      maxima[r] = std::max(maxima[r], L[r * vocabulary + j]);
   HostTensor max = floats({4}, maxima);
-  std::vector<HostTensor> parts;
-  std::vector<float> sums(8, 0.0f);
-  for (int64_t block = 0; block < 2; ++block) {
-    std::vector<float> columns;
-    for (int r = 0; r < 4; ++r)
-      for (int j = 0; j < 3; ++j)
-        columns.push_back(L[r * 6 + block * 3 + j]);
-    parts.push_back(floats({4, 3}, columns));
-    auto stats = run("vocab_cross_entropy_stats", {parts.back(), max, labels},
-                     {f32({4, 2})}, vocabBlock(block, 2, 3));
-    ASSERT_EQ(stats.size(), 1u);
-    std::vector<float> S = valuesOf<float>(stats[0]);
-    for (int i = 0; i < 8; ++i)
-      sums[i] += S[i];
-  }
-  HostTensor summed = floats({4, 2}, sums);
-  std::vector<float> G = valuesOf<float>(grad[0]);
-  for (int64_t block = 0; block < 2; ++block) {
-    std::vector<Attribute> attributes = vocabBlock(block, 2, 3);
-    attributes.push_back(Attribute::makeInteger("reduction", 0));
-    auto partLoss = run("vocab_cross_entropy",
-                        {summed, parts[block], max, labels}, {f32({})},
-                        attributes);
-    ASSERT_EQ(partLoss.size(), 1u);
-    EXPECT_NEAR(valuesOf<float>(partLoss[0])[0], valuesOf<float>(loss[0])[0],
-                1e-6);
-    auto partGrad =
-        run("vocab_cross_entropy_grad",
-            {scalar(2.0f), summed, parts[block], max, labels}, {f32({4, 3})},
-            attributes);
-    ASSERT_EQ(partGrad.size(), 1u);
-    std::vector<float> P = valuesOf<float>(partGrad[0]);
-    for (int r = 0; r < 4; ++r)
-      for (int j = 0; j < 3; ++j)
-        EXPECT_NEAR(P[r * 3 + j], G[r * 6 + block * 3 + j], 1e-7);
-  }
-}
-
-TEST(TrainingKernelsTest, PaddedVocabularyLeavesThePaddingOut) {
-  // A vocabulary of 5 in two blocks of 3 columns: block 1 holds 3, 4 and a
-  // padding column (set to 50 here to show it is left out), which gets no
-  // share of the softmax and a zero gradient; ids past 5 are refused.
-  HostTensor logits = randomFloats({4, 5}, 24);
-  std::vector<float> L = valuesOf<float>(logits);
-  HostTensor labels = integers<int64_t>(ElementType::i64, {4}, {1, 4, 3, 0});
-  std::vector<Attribute> mean = {Attribute::makeInteger("reduction", 0)};
-  auto loss = run("cross_entropy", {logits, labels}, {f32({})}, mean);
-  auto grad = run("cross_entropy_grad", {scalar(1.0f), logits, labels},
-                  {f32({4, 5})}, mean);
-  ASSERT_EQ(loss.size(), 1u);
-  ASSERT_EQ(grad.size(), 1u);
-  std::vector<float> maxima(4, -INFINITY);
-  for (int r = 0; r < 4; ++r)
-    for (int j = 0; j < 5; ++j)
-      maxima[r] = std::max(maxima[r], L[r * 5 + j]);
-  HostTensor max = floats({4}, maxima);
-  auto block = [](int64_t index) {
+  auto block = [&](int64_t index) {
     return std::vector<Attribute>{
         Attribute::makeInteger("vocab_start", index * 3),
-        Attribute::makeInteger("vocab_size", 5)};
+        Attribute::makeInteger("vocab_size", vocabulary)};
   };
   std::vector<HostTensor> parts;
   std::vector<float> sums(8, 0.0f);
@@ -317,7 +265,8 @@ TEST(TrainingKernelsTest, PaddedVocabularyLeavesThePaddingOut) {
     for (int r = 0; r < 4; ++r)
       for (int j = 0; j < 3; ++j) {
         int64_t column = index * 3 + j;
-        columns.push_back(column < 5 ? L[r * 5 + column] : 50.0f);
+        columns.push_back(column < vocabulary ? L[r * vocabulary + column]
+                                              : 50.0f);
       }
     parts.push_back(floats({4, 3}, columns));
     auto stats = run("vocab_cross_entropy_stats", {parts.back(), max, labels},
@@ -340,21 +289,39 @@ TEST(TrainingKernelsTest, PaddedVocabularyLeavesThePaddingOut) {
                 1e-6);
     auto partGrad =
         run("vocab_cross_entropy_grad",
-            {scalar(1.0f), summed, parts[index], max, labels}, {f32({4, 3})},
+            {scalar(seed), summed, parts[index], max, labels}, {f32({4, 3})},
             attributes);
     ASSERT_EQ(partGrad.size(), 1u);
     std::vector<float> P = valuesOf<float>(partGrad[0]);
     for (int r = 0; r < 4; ++r)
       for (int j = 0; j < 3; ++j) {
         int64_t column = index * 3 + j;
-        EXPECT_NEAR(P[r * 3 + j], column < 5 ? G[r * 5 + column] : 0.0f,
+        EXPECT_NEAR(P[r * 3 + j],
+                    column < vocabulary ? G[r * vocabulary + column] : 0.0f,
                     1e-7);
       }
   }
+}
+
+TEST(TrainingKernelsTest, VocabParallelCrossEntropyEqualsTheWholeOne) {
+  // Logits [4, 6] split into two blocks of 3 columns; row 2 is ignored.
+  expectBlocksEqualTheWholeLoss(
+      randomFloats({4, 6}, 23),
+      integers<int64_t>(ElementType::i64, {4}, {1, 4, -100, 5}), 2.0f);
+}
+
+TEST(TrainingKernelsTest, PaddedVocabularyLeavesThePaddingOut) {
+  // A vocabulary of 5 in two blocks of 3 columns: block 1 holds 3, 4 and a
+  // padding column, which is left out; ids past 5 are refused.
+  expectBlocksEqualTheWholeLoss(
+      randomFloats({4, 5}, 24),
+      integers<int64_t>(ElementType::i64, {4}, {1, 4, 3, 0}), 1.0f);
   HostTensor rows = randomFloats({3, 2}, 25);
   HostTensor padding = integers<int64_t>(ElementType::i64, {2}, {4, 5});
   auto refused =
-      runKernel("embedding", {rows, padding}, {f32({2, 2})}, block(1));
+      runKernel("embedding", {rows, padding}, {f32({2, 2})},
+                {Attribute::makeInteger("vocab_start", 3),
+                 Attribute::makeInteger("vocab_size", 5)});
   ASSERT_FALSE(refused.isOk());
   EXPECT_EQ(refused.status().message(),
             "instruction 0 (kernel 'embedding'): index 5 at position 1 is out "
