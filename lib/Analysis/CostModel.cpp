@@ -239,11 +239,15 @@ LayerCost mlir::galvatron::evaluateLayer(const LayerProfile &layer,
         (perSample.at(activation) * scale + op.callBytes.at(activation)) *
         share;
     double rate = peak * (op.attention ? efficiency.attention : efficiency.gemm);
-    cost.forward += std::max(flops / rate, bytes / bandwidth) +
+    // The fused kernel draws its dropout mask in the forward and again in
+    // the backward (materialized attention reads it: `bytes`).
+    double maskOps = materialized ? 0.0 : op.fusedMaskOps * share * scale;
+    cost.forward += std::max((flops + maskOps) / rate, bytes / bandwidth) +
                     efficiency.kernelOverhead;
-    cost.backward += std::max(efficiency.backwardFlops * flops / rate,
-                              efficiency.backwardBytes * bytes / bandwidth) +
-                     2.0 * efficiency.kernelOverhead;
+    cost.backward +=
+        std::max((efficiency.backwardFlops * flops + maskOps) / rate,
+                 efficiency.backwardBytes * bytes / bandwidth) +
+        2.0 * efficiency.kernelOverhead;
   }
   cost.forward *= layer.computeScale;
   cost.backward *= layer.computeScale;

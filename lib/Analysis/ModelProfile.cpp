@@ -278,7 +278,7 @@ static std::string fingerprint(const LayerProfile &layer, unsigned index) {
     os << "/" << s.tpSize << s.sequence << s.vocabulary << s.ulysses;
   };
   for (const LayerProfile::Op &op : layer.ops) {
-    os << "o" << op.flops << ",";
+    os << "o" << op.flops << "," << op.fusedMaskOps << ",";
     bytes(op.bytes);
     bytes(op.callBytes);
     bytes(op.materializedBytes);
@@ -529,6 +529,14 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
         // Materialized: scores written, read and written by softmax, read
         // by the second product.
         cost.materializedBytes = {4.0 * scores, 0};
+        if (attention.dropsElements()) {
+          // Materialized dropout reads the probabilities and writes the
+          // dropped ones and the 1-byte mask; the fused kernel draws the
+          // mask from the counter instead (two SplitMix64 finalizers:
+          // about 24 operations per score).
+          cost.materializedBytes += ByteCount{2.0 * scores, scores};
+          cost.fusedMaskOps = 24.0 * scores;
+        }
       }
       cost.split = operandSplit(&op);
       if (cost.flops > 0 || cost.bytes.floats > 0 || cost.bytes.fixed > 0 ||
@@ -560,8 +568,12 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
           Split heads = sizer.split(attention.getResult());
           double scores = static_cast<double>(q[0] * q[1] * q[2] * k[2]) /
                           static_cast<double>(profile.irBatch);
-          // Materialized: the softmax probabilities.
+          // Materialized: the softmax probabilities, and with dropout the
+          // dropped probabilities and the 1-byte mask (Megatron's 3as²b).
+          // The fused kernel keeps no mask: its backward draws it again.
           entry.saved.push_back({{scores, 0}, heads, 1});
+          if (attention.dropsElements())
+            entry.saved.push_back({{scores, scores}, heads, 1});
           // Fused: the output and the fp32 log-sum-exp per query row.
           save(attention.getResult(), 2);
           double rows = static_cast<double>(q[0] * q[1] * q[2]) /

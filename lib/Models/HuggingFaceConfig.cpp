@@ -264,7 +264,7 @@ static Error readGPT2(FieldReader &reader, HuggingFaceModel &result) {
                        "GPT2LMHeadModel is built without cross-attention"));
   READ(residualDropout, reader.probability("resid_pdrop", 0.1));
   READ(embeddingDropout, reader.probability("embd_pdrop", 0.1));
-  CHECK(reader.dropout("attn_pdrop", result.ignored));
+  READ(attentionDropout, reader.probability("attn_pdrop", 0.1));
   c.vocab = *vocab;
   c.maxPositions = *positions;
   c.seqLen = *positions;
@@ -280,6 +280,7 @@ static Error readGPT2(FieldReader &reader, HuggingFaceModel &result) {
   c.tiedHead = *tied;
   c.hiddenDropout = *residualDropout;
   c.embeddingDropout = *embeddingDropout;
+  c.attentionDropout = *attentionDropout;
   return Error::success();
 }
 

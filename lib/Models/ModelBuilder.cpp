@@ -162,11 +162,19 @@ private:
     return DropoutOp::create(builder, loc, x, p, nextStream++).getResult();
   }
 
+  /// Attention whose probabilities drop out with probability `dropout`
+  /// (a site of its own when non-zero, as `dropout` above).
   Value attention(Value q, Value k, Value v, Value mask, bool causal,
-                  std::optional<double> scale = std::nullopt) {
-    return AttentionOp::create(builder, loc, q, k, v, mask, causal,
-                               scale ? builder.getF64FloatAttr(*scale)
-                                     : FloatAttr());
+                  std::optional<double> scale = std::nullopt,
+                  double dropout = 0.0) {
+    auto op = AttentionOp::create(builder, loc, q, k, v, mask, causal,
+                                  scale ? builder.getF64FloatAttr(*scale)
+                                        : FloatAttr());
+    if (dropout != 0.0) {
+      op.setDropout(APFloat(dropout));
+      op.setStream(nextStream++);
+    }
+    return op.getResult();
   }
 
   /// Opens a layer whose body receives `inputs` as block arguments; returns
@@ -282,8 +290,8 @@ void ModelBuilder::buildGPT() {
     if (!config.scaleAttention || config.scaleByInverseLayer)
       scale = (config.scaleAttention ? headScale : 1.0) /
               (config.scaleByInverseLayer ? double(i + 1) : 1.0);
-    Value attn =
-        mergeHeads(attention(q, k, val, Value(), /*causal=*/true, scale));
+    Value attn = mergeHeads(attention(q, k, val, Value(), /*causal=*/true,
+                                      scale, config.attentionDropout));
     Value proj = linear(attn, p + ".attn.c_proj", h, h, config.hasOutputBias(),
                         false, residualStd);
     Value r1 = add(in, dropout(proj, config.hiddenDropout));

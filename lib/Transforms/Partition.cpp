@@ -162,9 +162,10 @@ private:
   /// sequence and head splits, a gather, or a local slice; made once.
   Value convertedUlysses(Value value, UlyssesLayout from, UlyssesLayout to);
   LogicalResult retypeResults(Operation *op);
-  /// Records where a dropout's part lies in `whole`, its tensor before
-  /// partitioning, so that every rank draws the serial run's mask.
-  void recordDropoutShard(DropoutOp dropout, ArrayRef<int64_t> whole);
+  /// Records where the part of `op`'s masked tensor lies in `whole`, that
+  /// tensor before partitioning, so that every rank draws the serial
+  /// run's dropout mask.
+  void recordMaskShard(DropoutMaskOpInterface op, ArrayRef<int64_t> whole);
   LogicalResult partitionParameter(ParamOp read);
   void reduceRowParallel(LinearOp linear);
   /// The whole of `value` (all-reduced or all-gathered over the TP group),
@@ -596,17 +597,18 @@ LogicalResult LayerPartitioner::retypeResults(Operation *op) {
   return success();
 }
 
-void LayerPartitioner::recordDropoutShard(DropoutOp dropout,
-                                          ArrayRef<int64_t> whole) {
+void LayerPartitioner::recordMaskShard(DropoutMaskOpInterface op,
+                                       ArrayRef<int64_t> whole) {
   ParameterShard shard;
   shard.fullShape.assign(whole.begin(), whole.end());
-  if (mapping.dp > 1 && analysis.isBatched(dropout.getResult()))
+  Value result = op->getResult(0);
+  if (mapping.dp > 1 && analysis.isBatched(result))
     shard.splits.push_back({0, dpGroups});
-  TPSharding sharding = shardingOf(dropout.getResult());
+  TPSharding sharding = shardingOf(result);
   if (sharding.kind == TPSharding::Sharded)
     shard.splits.push_back({sharding.dim, tpGroups});
   if (!shard.splits.empty())
-    dropout.setShardAttr(shard.toAttr(context));
+    op.setMaskShard(shard.toAttr(context));
 }
 
 /// Splits the weight per the analysis (and ZeRO-3), and marks the read for
@@ -798,20 +800,23 @@ LogicalResult LayerPartitioner::run() {
   for (Operation &op : body)
     if (!inserted.contains(&op))
       ops.push_back(&op);
+  // The whole shapes of the tensors dropout masks cover, before any op of
+  // the layer (an operand's producer included) is retyped.
+  llvm::DenseMap<Operation *, SmallVector<int64_t>> maskedShapes;
+  for (Operation *op : ops)
+    if (auto masked = dyn_cast<DropoutMaskOpInterface>(op);
+        masked && masked.dropsElements())
+      maskedShapes[op] = masked.getMaskedShape();
   for (Operation *op : ops) {
     if (auto read = dyn_cast<ParamOp>(op)) {
       if (failed(partitionParameter(read)))
         return failure();
       continue;
     }
-    auto dropout = dyn_cast<DropoutOp>(op);
-    SmallVector<int64_t> whole =
-        dropout ? llvm::to_vector(dropout.getResult().getType().getShape())
-                : SmallVector<int64_t>();
     if (failed(convertOperands(op)) || failed(retypeResults(op)))
       return failure();
-    if (dropout)
-      recordDropoutShard(dropout, whole);
+    if (auto it = maskedShapes.find(op); it != maskedShapes.end())
+      recordMaskShard(cast<DropoutMaskOpInterface>(op), it->second);
     // Each rank looks up the ids of its block of the vocabulary.
     if (auto lookup = dyn_cast<EmbeddingOp>(op);
         lookup && tensorParallel &&

@@ -369,6 +369,29 @@ static Status verifyRotary(const KernelCall &call) {
   return expectOutput(call, input);
 }
 
+/// A dropout probability (attribute `name`) in [0, 1) and, when the call
+/// holds a part of the masked tensor, `whole_shape` and `offsets` placing
+/// `part` in it.
+static Status verifyDropoutPart(const KernelCall &call, std::string_view name,
+                                const TensorType &part) {
+  double probability = call.real(name);
+  if (!(probability >= 0.0 && probability < 1.0))
+    return error(name, " must lie in [0, 1), got ", probability);
+  if (!call.find("whole_shape") && !call.find("offsets"))
+    return Status::ok();
+  std::vector<int64_t> whole = call.integers("whole_shape");
+  std::vector<int64_t> offsets = call.integers("offsets");
+  if (whole.size() != part.shape.size() || offsets.size() != whole.size())
+    return error("whole_shape and offsets need one entry per dimension of ",
+                 part.str());
+  for (size_t d = 0; d < whole.size(); ++d)
+    if (offsets[d] < 0 || offsets[d] > whole[d] - part.shape[d])
+      return error("part ", part.str(), " at offsets ",
+                   shapeString(offsets), " does not lie in the whole ",
+                   shapeString(whole));
+  return Status::ok();
+}
+
 static Status verifyAttention(const KernelCall &call) {
   const TensorType &q = call.inputs[0], &k = call.inputs[1],
                    &v = call.inputs[2];
@@ -399,6 +422,8 @@ static Status verifyAttention(const KernelCall &call) {
       return error("mask ", mask.str(), " does not broadcast to the scores ",
                    shapeString(scores));
   }
+  GALVATRON_RETURN_IF_ERROR(verifyDropoutPart(
+      call, "dropout", TensorType{q.elementType, {batch, heads, seq, keyLen}}));
   return expectOutput(
       call, TensorType{q.elementType, {batch, heads, seq, v.shape[3]}});
 }
@@ -454,24 +479,10 @@ static Status verifyTrilMask(const KernelCall &call) {
 
 static Status verifyDropout(const KernelCall &call) {
   const TensorType &input = call.inputs[0];
-  double probability = call.real("probability");
-  if (!(probability >= 0.0 && probability < 1.0))
-    return error("probability must lie in [0, 1), got ", probability);
   GALVATRON_RETURN_IF_ERROR(expectOutput(call, input, 0));
   GALVATRON_RETURN_IF_ERROR(
       expectOutput(call, TensorType{ElementType::i1, input.shape}, 1));
-  if (!call.find("whole_shape") && !call.find("offsets"))
-    return Status::ok();
-  std::vector<int64_t> whole = call.integers("whole_shape");
-  std::vector<int64_t> offsets = call.integers("offsets");
-  if (whole.size() != input.shape.size() || offsets.size() != whole.size())
-    return error("whole_shape and offsets need one entry per dimension of ",
-                 input.str());
-  for (size_t d = 0; d < whole.size(); ++d)
-    if (offsets[d] < 0 || offsets[d] > whole[d] - input.shape[d])
-      return error("part ", input.str(), " at offsets ", shapeString(offsets),
-                   " does not lie in the whole ", shapeString(whole));
-  return Status::ok();
+  return verifyDropoutPart(call, "probability", input);
 }
 
 //===----------------------------------------------------------------------===//
@@ -771,8 +782,25 @@ static KernelAttributes decodeRotary(const KernelCall &call) {
       call.real("theta"), call.integer("rotary_dim"), call.flag("interleaved")};
 }
 
+/// The dropout of `part` (probability attribute `name`) a call holds.
+static DropoutAttributes decodeDropoutPart(const KernelCall &call,
+                                           std::string_view name,
+                                           const std::vector<int64_t> &part) {
+  bool whole = !call.find("whole_shape");
+  return DropoutAttributes{
+      call.real(name), uint64_t(call.integer("stream")),
+      whole ? part : call.integers("whole_shape"),
+      whole ? std::vector<int64_t>(part.size(), 0) : call.integers("offsets")};
+}
+
+/// The attention kernels, whose query is operand `query` (the key follows).
+template <unsigned query>
 static KernelAttributes decodeAttention(const KernelCall &call) {
-  return AttentionAttributes{call.flag("causal"), float(call.real("scale"))};
+  const std::vector<int64_t> &q = call.inputs[query].shape,
+                             &k = call.inputs[query + 1].shape;
+  return AttentionAttributes{
+      call.flag("causal"), float(call.real("scale")),
+      decodeDropoutPart(call, "dropout", {q[0], q[1], q[2], k[2]})};
 }
 
 /// The cross-entropy kernels, whose logits are operand `logits`.
@@ -798,13 +826,7 @@ static KernelAttributes decodeTrilMask(const KernelCall &call) {
 }
 
 static KernelAttributes decodeDropout(const KernelCall &call) {
-  const TensorType &input = call.inputs[0];
-  bool whole = !call.find("whole_shape");
-  return DropoutAttributes{
-      call.real("probability"), uint64_t(call.integer("stream")),
-      whole ? input.shape : call.integers("whole_shape"),
-      whole ? std::vector<int64_t>(input.shape.size(), 0)
-            : call.integers("offsets")};
+  return decodeDropoutPart(call, "probability", call.inputs[0].shape);
 }
 
 static KernelAttributes decodeFill(const KernelCall &call) {
@@ -876,6 +898,12 @@ const std::vector<AttributeSpec> kVocabCrossEntropyAttributes = {
     {"vocab_size", kInt, false},
     {"ignore_index", kInt, false},
     {"reduction", kInt, false}};
+// The attention kernels' dropout of the probabilities is optional (off at
+// 0); `whole_shape` and `offsets` place a partitioned call's part.
+const std::vector<AttributeSpec> kAttentionAttributes = {
+    {"causal", kInt, false},     {"scale", kReal, true},
+    {"dropout", kReal, false},   {"stream", kInt, false},
+    {"whole_shape", kInts, false}, {"offsets", kInts, false}};
 
 /// One spec per opcode (checked by the unit tests), in any order. Fields:
 /// opcode, (name), inputs min/max, results min/max, attributes, in-place
@@ -944,9 +972,8 @@ std::vector<KernelSpec> buildCatalog() {
         {"rotary_dim", kInt, true},
         {"interleaved", kInt, false}},
        kFirst, input(0), kFloatTypes, verifyRotary, decodeRotary},
-      {O::Attention, {}, 3, 4, 1, 1,
-       {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
-       input(0), kFloatTypes, verifyAttention, decodeAttention},
+      {O::Attention, {}, 3, 4, 1, 1, kAttentionAttributes, kNone, input(0),
+       kFloatTypes, verifyAttention, decodeAttention<0>},
       {O::CrossEntropy, {}, 2, 2, 1, 1,
        {{"ignore_index", kInt, false}, {"reduction", kInt, false}}, kNone,
        input(0), kFloatTypes, verifyCrossEntropy, decodeCrossEntropy<0>},
@@ -997,9 +1024,8 @@ std::vector<KernelSpec> buildCatalog() {
        input(0), kFloatTypes, verifyNormGrad, decodeNorm},
       {O::RMSNormGrad, {}, 3, 3, 2, 2, {{"epsilon", kReal, true}}, kNone,
        input(0), kFloatTypes, verifyNormGrad, decodeNorm},
-      {O::AttentionGrad, {}, 4, 5, 3, 4,
-       {{"causal", kInt, false}, {"scale", kReal, true}}, kNone,
-       input(0), kFloatTypes, verifyAttentionGrad, decodeAttention},
+      {O::AttentionGrad, {}, 4, 5, 3, 4, kAttentionAttributes, kNone,
+       input(0), kFloatTypes, verifyAttentionGrad, decodeAttention<1>},
       {O::EmbeddingGrad, {}, 2, 2, 1, 1,
        {{"vocab_start", kInt, false}, {"vocab_size", kInt, false}}, kNone,
        input(0), kFloatTypes, verifyEmbeddingGrad, decodeEmbeddingGrad},

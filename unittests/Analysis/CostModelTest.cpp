@@ -135,6 +135,46 @@ TEST(CostModelTest, GptLayerActivationsMatchHandCount) {
   }
 }
 
+// With dropout where GPT-2 has it (both residual branches and the
+// attention probabilities), materialized attention keeps what Megatron's
+// s·b·h·(34 + 5as/h) counts: the 1-byte masks of the residual dropouts
+// (2sbh) and the attention's mask and dropped probabilities (3as²b), plus
+// the fp32 LayerNorm statistics (16sb) Megatron leaves out. The fused
+// kernel keeps no attention mask (its backward draws it again): its
+// activations are those without attention dropout, its time grows by the
+// draws.
+TEST(CostModelTest, GptLayerWithDropoutMatchesMegatron) {
+  const double s = 256, h = 512, a = 8, b = 2;
+  ModelConfig config = gptConfig(2, 512, 8, 256, 1000);
+  config.hiddenDropout = 0.1;
+  Fixture residual(config, 256, 1);
+  config.attentionDropout = 0.1;
+  Fixture full(config, 256, 1);
+  unsigned index;
+  for (bool materialized : {true, false}) {
+    LayerCost costs[2];
+    for (Fixture *f : {&residual, &full}) {
+      f->cluster.efficiency.materializedAttention = materialized;
+      f->cluster.devicesPerNode = 1;
+      StageContext stage = f->context8(b);
+      stage.devicesPerStage = 1;
+      costs[f == &full] =
+          evaluateLayer(firstBlock(f->model, index), index, {}, stage);
+    }
+    SCOPED_TRACE(materialized);
+    EXPECT_DOUBLE_EQ(costs[0].activations,
+                     34 * s * b * h + 16 * s * b +
+                         (materialized ? 2 * a * s * s * b : 4 * a * s * b));
+    if (materialized)
+      EXPECT_DOUBLE_EQ(costs[1].activations,
+                       f::megatronActivationBytes(s, b, h, a) + 16 * s * b);
+    else
+      EXPECT_DOUBLE_EQ(costs[1].activations, costs[0].activations);
+    EXPECT_GT(costs[1].forward, costs[0].forward);
+    EXPECT_GT(costs[1].backward, costs[0].backward);
+  }
+}
+
 // With TP t, the replicated part (LayerNorm inputs and outputs: 8sbh and the
 // fp32 statistics) stays whole and the rest divides by t; with sequence
 // parallelism everything divides by t (Megatron's 10 + 24/t and /t).

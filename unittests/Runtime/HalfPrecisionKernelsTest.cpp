@@ -275,6 +275,13 @@ TEST(HalfPrecisionKernelsTest, RotaryAndAttention) {
   checkCase({"attention_grad", {dO, q, k, v}, {q.type, k.type, v.type}, causal});
   checkCase({"attention_grad", {dO, q, k, v, mask},
              {q.type, k.type, v.type, mask.type}, plain});
+  // Dropout of the probabilities: the 16-bit kernels draw the f32 mask.
+  std::vector<Attribute> dropped = causal;
+  dropped.push_back(Attribute::makeReal("dropout", 0.2));
+  dropped.push_back(Attribute::makeInteger("stream", 3));
+  checkCase({"attention", {q, k, v}, {q.type}, dropped});
+  checkCase({"attention_grad", {dO, q, k, v}, {q.type, k.type, v.type},
+             dropped});
 }
 
 TEST(HalfPrecisionKernelsTest, CrossEntropyAndItsGradient) {

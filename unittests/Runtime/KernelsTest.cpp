@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 
+#include <array>
 #include <cmath>
 #include <functional>
 
@@ -538,12 +539,17 @@ TEST(KernelsTest, RotaryRotatesPairs) {
   }
 }
 
+/// What attention's dropout multiplies probability (b, h, i, j) by.
+using DropoutFactor = std::function<double(int64_t, int64_t, int64_t, int64_t)>;
+
 /// softmax(scale·QKᵀ + mask)·V per head, with causal masking and grouped
-/// key/value heads.
+/// key/value heads; with `dropout`, each probability is multiplied by its
+/// factor first.
 std::vector<double> attentionReference(const HostTensor &q, const HostTensor &k,
                                        const HostTensor &v,
                                        const HostTensor *mask, bool causal,
-                                       double scale) {
+                                       double scale,
+                                       const DropoutFactor &dropout = {}) {
   const Shape &qs = q.type.shape, &ks = k.type.shape, &vs = v.type.shape;
   int64_t batch = qs[0], heads = qs[1], seq = qs[2], dim = qs[3];
   int64_t kvHeads = ks[1], keys = ks[2], vdim = vs[3];
@@ -572,6 +578,8 @@ std::vector<double> attentionReference(const HostTensor &q, const HostTensor &k,
         double sum = 0;
         for (double &s : scores)
           sum += (s = s <= -1e299 ? 0 : std::exp(s - maximum));
+        for (int64_t j = 0; j < keys; ++j)
+          scores[j] *= dropout ? dropout(b, h, i, j) : 1.0;
         for (int64_t d = 0; d < vdim; ++d) {
           double value = 0;
           for (int64_t j = 0; j < keys; ++j)
@@ -754,6 +762,133 @@ TEST(KernelsTest, DropoutPartsDrawTheirPlaceInTheWhole) {
   EXPECT_NE(outside.status().message().find(
                 "part f32[2,6,4] at offsets [3,0,4] does not lie in the "
                 "whole [4,6,8]"),
+            std::string::npos)
+      << outside.status().message();
+}
+
+/// The gradients of causal attention (no mask, one key/value head per
+/// query head) with dropout factors `dropout`, in double, loop by loop:
+/// D = P ∘ F, O = D·V; dV = Dᵀ·dO, dP = (dO·Vᵀ) ∘ F,
+/// dS = P ∘ (dP − rowsum(P ∘ dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q.
+std::array<std::vector<double>, 3>
+attentionGradReference(const HostTensor &dO, const HostTensor &q,
+                       const HostTensor &k, const HostTensor &v, double scale,
+                       const DropoutFactor &dropout) {
+  const Shape &qs = q.type.shape;
+  int64_t batch = qs[0], heads = qs[1], seq = qs[2], dim = qs[3];
+  std::vector<float> g = valuesOf<float>(dO), qv = valuesOf<float>(q),
+                     kv = valuesOf<float>(k), vv = valuesOf<float>(v);
+  std::array<std::vector<double>, 3> grads;
+  for (auto &grad : grads)
+    grad.assign(qv.size(), 0.0);
+  auto at = [&](int64_t b, int64_t h, int64_t i, int64_t d) {
+    return ((b * heads + h) * seq + i) * dim + d;
+  };
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < seq; ++i) {
+        std::vector<double> p(seq, 0.0), dp(seq, 0.0);
+        double maximum = -1e300, sum = 0, rowDot = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t d = 0; d < dim; ++d)
+            p[j] += double(qv[at(b, h, i, d)]) * kv[at(b, h, j, d)] * scale;
+          maximum = std::max(maximum, p[j]);
+        }
+        for (int64_t j = 0; j <= i; ++j)
+          sum += (p[j] = std::exp(p[j] - maximum));
+        for (int64_t j = 0; j <= i; ++j) {
+          p[j] /= sum;
+          double factor = dropout(b, h, i, j);
+          for (int64_t d = 0; d < dim; ++d) {
+            grads[2][at(b, h, j, d)] += p[j] * factor * g[at(b, h, i, d)];
+            dp[j] += double(g[at(b, h, i, d)]) * vv[at(b, h, j, d)];
+          }
+          dp[j] *= factor;
+          rowDot += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j <= i; ++j) {
+          double ds = p[j] * (dp[j] - rowDot);
+          for (int64_t d = 0; d < dim; ++d) {
+            grads[0][at(b, h, i, d)] += scale * ds * kv[at(b, h, j, d)];
+            grads[1][at(b, h, j, d)] += scale * ds * qv[at(b, h, i, d)];
+          }
+        }
+      }
+  return grads;
+}
+
+TEST(KernelsTest, AttentionDropsProbabilitiesByTheGenerator) {
+  // Batch rows 1..2 and heads 2..3 of a [3, 4, 70, 70] probability tensor
+  // (two query blocks), as a rank of a data- and tensor-parallel plan
+  // holds them, and the whole; forward and backward against the
+  // references with the contract's mask.
+  double p = 0.3, scale = 0.35;
+  Shape part = {2, 2, 70, 8};
+  HostTensor q = randomFloats(part, 41), k = randomFloats(part, 42),
+             v = randomFloats(part, 43), dO = randomFloats(part, 44);
+  for (bool partitioned : {false, true}) {
+    SCOPED_TRACE(partitioned);
+    Shape whole = partitioned ? Shape{3, 4, 70, 70} : Shape{2, 2, 70, 70};
+    Shape offsets = partitioned ? Shape{1, 2, 0, 0} : Shape{0, 0, 0, 0};
+    DropoutFactor factor = [&](int64_t b, int64_t h, int64_t i, int64_t j) {
+      int64_t element =
+          ravel({b + offsets[0], h + offsets[1], i, j}, whole);
+      return keptByContract(7, element, p) ? 1.0 / (1.0 - p) : 0.0;
+    };
+    std::vector<Attribute> attributes = {
+        Attribute::makeInteger("causal", 1), Attribute::makeReal("scale", scale),
+        Attribute::makeReal("dropout", p), Attribute::makeInteger("stream", 7)};
+    if (partitioned) {
+      attributes.push_back(Attribute::makeIntegers("whole_shape", whole));
+      attributes.push_back(Attribute::makeIntegers("offsets", offsets));
+    }
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(threads);
+      expectClose(run1("attention", {q, k, v}, q.type, attributes, threads),
+                  attentionReference(q, k, v, nullptr, true, scale, factor),
+                  1e-4);
+      auto results = runKernel("attention_grad", {dO, q, k, v},
+                               {q.type, k.type, v.type}, attributes, threads);
+      ASSERT_TRUE(results.isOk()) << results.status().message();
+      auto expected = attentionGradReference(dO, q, k, v, scale, factor);
+      for (size_t i = 0; i < 3; ++i) {
+        SCOPED_TRACE(i);
+        expectClose(valuesOf<float>((*results)[i]), expected[i], 1e-4);
+      }
+    }
+  }
+  // Without dropout the reference differs: the mask drops something.
+  std::vector<float> dropped = run1(
+      "attention", {q, k, v}, q.type,
+      {Attribute::makeInteger("causal", 1), Attribute::makeReal("scale", scale),
+       Attribute::makeReal("dropout", p), Attribute::makeInteger("stream", 7)});
+  std::vector<double> plain =
+      attentionReference(q, k, v, nullptr, true, scale);
+  double largest = 0;
+  for (size_t i = 0; i < plain.size(); ++i)
+    largest = std::max(largest, std::fabs(dropped[i] - plain[i]));
+  EXPECT_GT(largest, 0.1);
+}
+
+TEST(KernelsTest, AttentionDropoutOutsideItsRangeOrWholeIsAnError) {
+  HostTensor q = randomFloats({1, 2, 4, 8}, 45);
+  auto run = [&](std::vector<Attribute> attributes) {
+    attributes.push_back(Attribute::makeReal("scale", 0.5));
+    return runKernel("attention", {q, q, q}, {q.type}, attributes);
+  };
+  auto negative = run({Attribute::makeReal("dropout", -0.1)});
+  ASSERT_FALSE(negative.isOk());
+  EXPECT_NE(negative.status().message().find(
+                "dropout must lie in [0, 1), got -0.1"),
+            std::string::npos)
+      << negative.status().message();
+  auto outside = run({Attribute::makeReal("dropout", 0.1),
+                      Attribute::makeIntegers("whole_shape", {1, 2, 4, 4}),
+                      Attribute::makeIntegers("offsets", {0, 1, 0, 0})});
+  ASSERT_FALSE(outside.isOk());
+  EXPECT_NE(outside.status().message().find(
+                "part f32[1,2,4,4] at offsets [0,1,0,0] does not lie in the "
+                "whole [1,2,4,4]"),
             std::string::npos)
       << outside.status().message();
 }

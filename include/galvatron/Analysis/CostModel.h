@@ -109,6 +109,9 @@ struct LayerProfile {
     ByteCount callBytes;
     /// Extra traffic when attention materializes its score matrix.
     ByteCount materializedBytes;
+    /// Integer work per sample of drawing attention's dropout mask inside
+    /// the fused kernel, once in the forward and again in the backward.
+    double fusedMaskOps = 0;
     Split split;
     bool batched = true;
     bool attention = false;

@@ -109,9 +109,9 @@ struct ModelConfig {
   double initStd = 0.02;
   /// Dropout probabilities of the embeddings' sum and of each residual
   /// branch (GPT-2's embd_pdrop and resid_pdrop); only the GPT family
-  /// builds dropout so far. Dropout of the attention probabilities happens
-  /// inside the fused attention kernel, which has none.
-  double embeddingDropout = 0.0, hiddenDropout = 0.0;
+  /// builds dropout so far. `attentionDropout`: the attention
+  /// probabilities (attn_pdrop), dropped inside the attention op.
+  double embeddingDropout = 0.0, hiddenDropout = 0.0, attentionDropout = 0.0;
 
   int64_t headDim() const {
     return headDimension ? headDimension : hidden / heads;

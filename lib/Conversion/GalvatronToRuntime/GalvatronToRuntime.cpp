@@ -558,9 +558,10 @@ private:
   /// `vocab_size` (the blocks together, or the op's own when they pad it)
   /// when `op` works on a vocabulary split over device groups.
   LogicalResult addVocabBlock(Operation *op, KernelStep &step);
-  /// Adds to `step` where a dropout's part lies in the whole tensor of a
-  /// micro-batch (`whole_shape`, `offsets`) when it is partitioned.
-  LogicalResult addDropoutShard(DropoutOp op, KernelStep &step);
+  /// Adds to `step` where the part of `op`'s masked tensor lies in the
+  /// whole tensor of a micro-batch (`whole_shape`, `offsets`) when it is
+  /// partitioned.
+  LogicalResult addMaskShard(DropoutMaskOpInterface op, KernelStep &step);
   /// The terms placing `shard`'s part of `owner` in the whole, as `key`'s
   /// entries: along each split dimension, the rank's place in the split's
   /// group times the part the split leaves.
@@ -721,14 +722,15 @@ Lowering::shardTerms(Operation *owner, const ParameterShard &shard,
   return terms;
 }
 
-LogicalResult Lowering::addDropoutShard(DropoutOp op, KernelStep &step) {
-  if (!op.getShardAttr())
+LogicalResult Lowering::addMaskShard(DropoutMaskOpInterface op,
+                                    KernelStep &step) {
+  if (!op.getMaskShard())
     return success();
   std::string error;
   FailureOr<ParameterShard> shard =
-      ParameterShard::fromAttr(op.getShardAttr(), error);
+      ParameterShard::fromAttr(op.getMaskShard(), error);
   if (failed(shard))
-    return op.emitOpError() << "shard " << error;
+    return op->emitOpError() << "shard " << error;
   FailureOr<SmallVector<Attribute>> terms = shardTerms(op, *shard, "offsets");
   if (failed(terms))
     return failure();
@@ -1043,8 +1045,8 @@ LogicalResult Lowering::visit(Operation *op, StringAttr layer) {
   KernelStep step{op, kernel->first, kernel->second, layer, {}, {}};
   if (failed(addVocabBlock(op, step)))
     return failure();
-  if (auto dropout = dyn_cast<DropoutOp>(op);
-      dropout && failed(addDropoutShard(dropout, step)))
+  if (auto masked = dyn_cast<DropoutMaskOpInterface>(op);
+      masked && failed(addMaskShard(masked, step)))
     return failure();
   for (Value operand : op->getOperands())
     step.inputs.push_back(bufferOf.lookup(operand));
@@ -1945,6 +1947,10 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
         }
     // Dropout trains only: a forward program leaves it out.
     if (!schedule) {
+      blocks.front().function.walk([](AttentionOp op) {
+        op.setDropout(APFloat(0.0));
+        op.removeShardAttr();
+      });
       WalkResult dropped = blocks.front().function.walk([&](DropoutOp op) {
         if (!op.getMask().use_empty()) {
           op.emitOpError() << "has its mask used outside a training step";

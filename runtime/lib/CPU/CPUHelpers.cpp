@@ -123,4 +123,30 @@ void storeElement(uint8_t *data, ElementType type, int64_t i, double value) {
   }
 }
 
+DropoutMask::DropoutMask(const RunContext &context,
+                         const DropoutAttributes &attributes,
+                         const std::vector<int64_t> &part)
+    : key(dropoutKey(context.seed, context.step, attributes.stream)),
+      probability(attributes.probability),
+      keptScale(float(1.0 / (1.0 - attributes.probability))), part(part),
+      offsets(attributes.offsets), strides(part.size(), 1) {
+  const std::vector<int64_t> &whole = attributes.wholeShape;
+  for (int64_t d = int64_t(part.size()) - 2; d >= 0; --d)
+    strides[d] = strides[d + 1] * whole[d + 1];
+  int64_t wholeElements = part.empty() ? 1 : strides[0] * whole[0];
+  first = uint64_t(context.microBatch) * uint64_t(wholeElements);
+}
+
+uint64_t DropoutMask::rowStart(int64_t row) const {
+  int64_t rank = int64_t(part.size());
+  if (rank == 0)
+    return first;
+  int64_t index = offsets[rank - 1], rest = row;
+  for (int64_t d = rank - 2; d >= 0; --d) {
+    index += (rest % part[d] + offsets[d]) * strides[d];
+    rest /= part[d];
+  }
+  return first + uint64_t(index);
+}
+
 } // namespace galvatron::runtime::cpu

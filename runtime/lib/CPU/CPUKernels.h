@@ -17,6 +17,7 @@
 
 #include "galvatron/Runtime/Backend.h"
 #include "galvatron/Runtime/KernelCatalog.h"
+#include "galvatron/Runtime/Parameters.h"
 
 #include <algorithm>
 #include <array>
@@ -258,6 +259,40 @@ inline std::array<int64_t, 4> broadcastStrides4(std::vector<int64_t> shape) {
   }
   return strides;
 }
+
+/// The dropout mask of a call (`dropout`, attention's probabilities):
+/// element e of the whole masked tensor of the step's global batch is kept
+/// when the counter-based uniform of (seed, step, stream) at e exceeds the
+/// probability. The call's part starts at `offsets` in the whole tensor of
+/// one micro-batch, and micro-batch m's whole tensor is the m-th block of
+/// the global batch's. Kernels walk the part by rows of its last
+/// dimension: `rowStart(row)` is the whole index of the row's first
+/// element, consecutive along the row.
+class DropoutMask {
+public:
+  DropoutMask(const RunContext &context, const DropoutAttributes &attributes,
+              const std::vector<int64_t> &part);
+
+  bool active() const { return probability > 0.0; }
+  uint64_t rowStart(int64_t row) const;
+  bool keeps(uint64_t index) const {
+    return counterUniform(key, index) > probability;
+  }
+  /// What a kept element is multiplied by: 1 / (1 - probability).
+  float scale() const { return keptScale; }
+  /// The factor of each of `count` elements from `index` on: the scale
+  /// where kept, 0 where dropped.
+  void factors(uint64_t index, int64_t count, float *out) const {
+    for (int64_t j = 0; j < count; ++j)
+      out[j] = keeps(index + uint64_t(j)) ? keptScale : 0.0f;
+  }
+
+private:
+  uint64_t key, first;
+  double probability;
+  float keptScale;
+  std::vector<int64_t> part, offsets, strides;
+};
 
 /// Query rows per attention task, forward and backward: a task's scores
 /// are a block of kQueryBlock × keys, so memory stays linear in the

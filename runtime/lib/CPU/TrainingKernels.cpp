@@ -239,7 +239,8 @@ Status normGrad(const KernelArgs &args, const NormAttributes &attributes) {
 /// gradients and walks the query heads sharing it, block by block:
 /// P = softmax(scale·Q·Kᵀ + mask) recomputed, dP = dO·Vᵀ,
 /// dS = P ∘ (dP − rowsum(P ∘ dP)), dQ = scale·dS·K, dK += scale·dSᵀ·Q,
-/// dV += Pᵀ·dO.
+/// dV += Pᵀ·dO. With dropout the forward's mask M (kept elements scaled)
+/// is drawn again: dP = (dO·Vᵀ) ∘ M and dV += (P ∘ M)ᵀ·dO.
 template <typename Format>
 Status attentionGrad(const KernelArgs &args,
                      const AttentionAttributes &attributes) {
@@ -255,6 +256,8 @@ Status attentionGrad(const KernelArgs &args,
   const float scale = shape.scale;
   const Storage *mask = reinterpret_cast<const Storage *>(shape.mask);
   const std::array<int64_t, 4> &maskStride = shape.maskStride;
+  const DropoutMask dropout(args.context(), attributes.dropout,
+                            {batch, heads, seq, keys});
   // The mask gradient sums over whatever the mask broadcasts along: in f32,
   // stored once at the end.
   Storage *maskGradStored = nullptr;
@@ -281,8 +284,10 @@ Status attentionGrad(const KernelArgs &args,
   // Per thread: probabilities and their gradients for a block, and for
   // 16-bit tensors the f32 rows of the task's operands and results.
   struct Scratch {
-    explicit Scratch(size_t size) : p(size), dp(size) {}
-    std::vector<float> p, dp, key, value, dKey, dValue, query, gradOut, dQuery;
+    explicit Scratch(size_t size, size_t keys)
+        : p(size), dp(size), dropped(keys) {}
+    std::vector<float> p, dp, dropped, key, value, dKey, dValue, query,
+        gradOut, dQuery;
   };
   auto runTask = [&](int64_t task, Scratch &scratch) {
     int64_t b = task / kvHeads, kvh = task % kvHeads;
@@ -327,6 +332,13 @@ Status attentionGrad(const KernelArgs &args,
           int64_t visible = causal ? i + 1 : width;
           softmaxLine(row, row, visible, 1);
           std::fill(row + visible, row + width, 0.0f);
+          float *factor = scratch.dropped.data();
+          if (dropout.active()) {
+            dropout.factors(dropout.rowStart((b * heads + h) * seq + i),
+                            visible, factor);
+            for (int64_t j = 0; j < visible; ++j)
+              dRow[j] *= factor[j];
+          }
           double dot = 0.0;
           for (int64_t j = 0; j < visible; ++j)
             dot += double(row[j]) * dRow[j];
@@ -337,6 +349,10 @@ Status attentionGrad(const KernelArgs &args,
             for (int64_t j = 0; j < width; ++j)
               gradRow[j * maskStride[3]] += dRow[j];
           }
+          // The value gradient reads the dropped probabilities.
+          if (dropout.active())
+            for (int64_t j = 0; j < visible; ++j)
+              row[j] *= factor[j];
         }
         // dp now holds dS.
         ok &= gemm(false, false, rows, headDim, width, scale, dp, kHead, 0.0f,
@@ -360,7 +376,7 @@ Status attentionGrad(const KernelArgs &args,
   size_t scratch = size_t(kQueryBlock) * size_t(keys);
   // The mask gradient may be shared between tasks: accumulate it in order.
   if (threadCount() == 1 || tasks == 1 || maskGrad) {
-    Scratch buffers(scratch);
+    Scratch buffers(scratch, size_t(keys));
     for (int64_t task = 0; task < tasks; ++task)
       runTask(task, buffers);
   } else {
@@ -368,7 +384,7 @@ Status attentionGrad(const KernelArgs &args,
     openblas_set_num_threads(1);
 #pragma omp parallel
     {
-      Scratch buffers(scratch);
+      Scratch buffers(scratch, size_t(keys));
 #pragma omp for schedule(dynamic)
       for (int64_t task = 0; task < tasks; ++task)
         runTask(task, buffers);

@@ -51,6 +51,8 @@ Status attention(const KernelArgs &args, const AttentionAttributes &attributes) 
   const float scale = shape.scale;
   const Storage *mask = reinterpret_cast<const Storage *>(shape.mask);
   const std::array<int64_t, 4> &maskStride = shape.maskStride;
+  const DropoutMask dropout(args.context(), attributes.dropout,
+                            {batch, heads, seq, keys});
 
   int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
   int64_t tasks = batch * heads * blocks;
@@ -91,6 +93,12 @@ Status attention(const KernelArgs &args, const AttentionAttributes &attributes) 
       int64_t visible = causal ? i + 1 : width;
       softmaxLine(row, row, visible, 1);
       std::fill(row + visible, row + width, 0.0f);
+      if (dropout.active()) {
+        uint64_t start = dropout.rowStart((b * heads + h) * seq + i);
+        for (int64_t j = 0; j < visible; ++j)
+          row[j] = dropout.keeps(start + uint64_t(j)) ? row[j] * dropout.scale()
+                                                     : 0.0f;
+      }
     }
     if (!gemm(false, false, rows, valueDim, width, 1.0f, scores, vHead, 0.0f,
               oBlock)
@@ -350,11 +358,7 @@ Status trilMask(const KernelArgs &args, const TrilMaskAttributes &attributes) {
   return Status::ok();
 }
 
-/// Dropout: keeps element e of the whole tensor of the global batch when
-/// the counter-based uniform of (seed, step, stream) at e's index exceeds
-/// the probability. The part this call holds starts at `offsets` in the
-/// whole tensor of one micro-batch, and micro-batch m's whole tensor is
-/// the m-th block of the global batch's.
+/// Dropout: `DropoutMask` says which elements of the part are kept.
 template <typename Format>
 Status dropout(const KernelArgs &args, const DropoutAttributes &attributes) {
   using Storage = typename Format::Storage;
@@ -362,36 +366,17 @@ Status dropout(const KernelArgs &args, const DropoutAttributes &attributes) {
   const Storage *x = input.as<Storage>();
   Storage *y = args.output(0).as<Storage>();
   uint8_t *keep = args.output(1).as<uint8_t>();
-  const std::vector<int64_t> &shape = input.shape();
-  const std::vector<int64_t> &whole = attributes.wholeShape;
-  int64_t rank = input.rank();
-  int64_t length = rank ? shape.back() : 1;
+  const DropoutMask mask(args.context(), attributes, input.shape());
+  int64_t length = input.rank() ? input.shape().back() : 1;
   int64_t rows = length ? input.numElements() / length : 0;
-  // Strides of the whole tensor.
-  std::vector<int64_t> strides(size_t(rank), 1);
-  for (int64_t d = rank - 2; d >= 0; --d)
-    strides[d] = strides[d + 1] * whole[d + 1];
-  int64_t wholeElements = rank ? strides[0] * whole[0] : 1;
-  const RunContext &context = args.context();
-  uint64_t key = dropoutKey(context.seed, context.step, attributes.stream);
-  uint64_t first = uint64_t(context.microBatch) * uint64_t(wholeElements);
-  double probability = attributes.probability;
-  float scale = float(1.0 / (1.0 - probability));
+  float scale = mask.scale();
   parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(length, 1)),
               [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      // The whole tensor's index of the row's first element.
-      int64_t index = 0, rest = row;
-      for (int64_t d = rank - 2; d >= 0; --d) {
-        index += (rest % shape[d] + attributes.offsets[d]) * strides[d];
-        rest /= shape[d];
-      }
-      if (rank)
-        index += attributes.offsets[rank - 1];
+      uint64_t first = mask.rowStart(row);
       for (int64_t j = 0; j < length; ++j) {
         int64_t i = row * length + j;
-        bool kept =
-            counterUniform(key, first + uint64_t(index + j)) > probability;
+        bool kept = mask.keeps(first + uint64_t(j));
         keep[i] = kept;
         y[i] = Format::store(kept ? Format::load(x[i]) * scale : 0.0f);
       }

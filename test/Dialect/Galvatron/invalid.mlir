@@ -1335,6 +1335,39 @@ func.func @f(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
 
 // -----
 
+func.func @f(%q: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  // expected-error @+1 {{dropout must lie in [0, 1), got 1}}
+  %0 = galvatron.attention %q, %q, %q {dropout = 1.0 : f64, stream = 1 : i64} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return %0 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  // expected-error @+1 {{dropout must lie in [0, 1), got -5.000000e-01}}
+  %0 = galvatron.attention %q, %q, %q {dropout = -0.5 : f64, stream = 1 : i64} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return %0 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+func.func @f(%g: tensor<2x4x8x16xf32>, %q: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  // expected-error @+1 {{dropout must lie in [0, 1), got 1.500000e+00}}
+  %dq, %dk, %dv = galvatron.attention_grad %g, %q, %q, %q {causal = true, dropout = 1.5 : f64, stream = 1 : i64} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>)
+  return %dq : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+// The shard places the [B, H, S, T] probabilities, not the output.
+func.func @f(%q: tensor<2x2x8x16xf32>, %k: tensor<2x2x6x16xf32>) -> tensor<2x2x8x16xf32> {
+  // expected-error @+1 {{shard parts are [2, 2, 8, 16], not [2, 2, 8, 6]}}
+  %0 = galvatron.attention %q, %k, %k {dropout = 0.1 : f64, stream = 1 : i64, shard = {full_shape = array<i64: 2, 4, 8, 16>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>]}]}} : (tensor<2x2x8x16xf32>, tensor<2x2x6x16xf32>, tensor<2x2x6x16xf32>) -> tensor<2x2x8x16xf32>
+  return %0 : tensor<2x2x8x16xf32>
+}
+
+// -----
+
 func.func @f(%x: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
   // expected-error @+1 {{needs two different dimensions of 'tensor<2x4x8x16xf32>', got split 1 and concat 1}}
   %0 = galvatron.all_to_all %x split 1 concat 1 groups [[0, 1]] : tensor<2x4x8x16xf32> -> tensor<2x4x8x16xf32>

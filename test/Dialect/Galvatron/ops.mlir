@@ -353,6 +353,17 @@ func.func @vocab_parallel(%table: tensor<8x4xf32>, %ids: tensor<2x3xi64>, %logit
   return %0, %1, %3, %4 : tensor<2x3x4xf32>, tensor<8x4xf32>, tensor<f32>, tensor<2x3x8xf32>
 }
 
+// Attention dropout: the attributes round-trip; 0 (the default) prints
+// nothing.
+// CHECK-LABEL: func.func @attention_dropout
+func.func @attention_dropout(%q: tensor<2x2x8x16xf32>) -> (tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) {
+  // CHECK: galvatron.attention %{{.*}}, %{{.*}}, %{{.*}} {causal = true, dropout = 1.000000e-01 : f64, shard = {full_shape = array<i64: 2, 4, 8, 8>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>]}]}, stream = 4 : i64} :
+  %0 = galvatron.attention %q, %q, %q {causal = true, dropout = 0.1 : f64, stream = 4 : i64, shard = {full_shape = array<i64: 2, 4, 8, 8>, splits = [{dim = 1 : i64, groups = [array<i64: 0, 1>]}]}} : (tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) -> tensor<2x2x8x16xf32>
+  // CHECK: galvatron.attention %{{.*}}, %{{.*}}, %{{.*}} {causal = true} :
+  %1 = galvatron.attention %q, %q, %q {causal = true, dropout = 0.0 : f64} : (tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>) -> tensor<2x2x8x16xf32>
+  return %0, %1 : tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>
+}
+
 // CHECK-LABEL: func.func @dropout
 func.func @dropout(%x: tensor<2x8x4xf32>, %part: tensor<1x8x4xf32>) -> (tensor<2x8x4xf32>, tensor<1x8x4xf32>) {
   // CHECK: %{{.*}}, %{{.*}} = galvatron.dropout %{{.*}} {probability = 1.000000e-01 : f64, stream = 3 : i64} : tensor<2x8x4xf32> -> tensor<2x8x4xi1>

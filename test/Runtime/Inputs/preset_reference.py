@@ -10,6 +10,7 @@ used from the safetensors file it saved.
       compare galvatron-run's outputs with PyTorch's; exit 1 on a mismatch
 """
 
+import itertools
 import json
 import math
 import os
@@ -109,8 +110,10 @@ def merge(x):
     return x.transpose(1, 2).reshape(b, s, n * d)
 
 
-def attend(q, k, v, bias=None, causal=False, scale=None, groups=1):
-    """Softmax attention; `groups` query heads share each key/value head."""
+def attend(q, k, v, bias=None, causal=False, scale=None, groups=1,
+           dropout=None):
+    """Softmax attention; `groups` query heads share each key/value head;
+    `dropout`, when given, maps the probabilities to their dropped form."""
     k = k.repeat_interleave(groups, dim=1)
     v = v.repeat_interleave(groups, dim=1)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -121,7 +124,10 @@ def attend(q, k, v, bias=None, causal=False, scale=None, groups=1):
         s, t = scores.shape[-2:]
         keep = torch.tril(torch.ones(s, t, dtype=torch.bool))
         scores = scores.masked_fill(~keep, float("-inf"))
-    return torch.matmul(torch.softmax(scores, dim=-1), v)
+    probabilities = torch.softmax(scores, dim=-1)
+    if dropout is not None:
+        probabilities = dropout(probabilities)
+    return torch.matmul(probabilities, v)
 
 
 def rms_norm(x, weight, eps):
@@ -227,15 +233,30 @@ def conv1d(x, weight, bias):
 
 
 def gpt(w, c, x, ops=FLOAT32):
-    """`c["dropout"]`, when given, is (x, stream) -> x with dropout applied:
-    the sites are the embeddings (stream 0) and, in block i, the attention
-    output (1 + 2i) and the MLP output (2 + 2i)."""
+    """`c["dropout"]` and `c["attention_dropout"]`, when given, are
+    (x, stream) -> x with dropout applied: the former at the embeddings and,
+    in each block, the attention output and the MLP output, the latter on
+    each block's attention probabilities. Sites draw streams 0, 1, ... in
+    program order, as the model builder numbers them."""
     w = ops.params(w)
-    drop = c.get("dropout", lambda x, stream: x)
+    streams = itertools.count()
+
+    def site(kind):
+        """The dropout of the next site of `kind`, or None."""
+        function = c.get(kind)
+        if function is None:
+            return None
+        stream = next(streams)
+        return lambda value: function(value, stream)
+
+    def drop(value):
+        dropout = site("dropout")
+        return value if dropout is None else dropout(value)
+
     ids = x["input_ids"]
     s = ids.shape[1]
     h = drop(ops.op(lookup, w["transformer.wte.weight"], ids) +
-             w["transformer.wpe.weight"][:s], 0)
+             w["transformer.wpe.weight"][:s])
     for i in range(c["layers"]):
         p = f"transformer.h.{i}"
         a = layer_norm(w, p + ".ln_1", h, c["eps"], ops)
@@ -243,14 +264,15 @@ def gpt(w, c, x, ops=FLOAT32):
                      w[p + ".attn.c_attn.bias"])
         q, k, v = qkv.split(c["hidden"], dim=2)
         o = merge(ops.op(attend, heads(q, c["heads"]), heads(k, c["heads"]),
-                         heads(v, c["heads"]), causal=True))
+                         heads(v, c["heads"]), causal=True,
+                         dropout=site("attention_dropout")))
         h = h + drop(ops.op(conv1d, o, w[p + ".attn.c_proj.weight"],
-                            w[p + ".attn.c_proj.bias"]), 1 + 2 * i)
+                            w[p + ".attn.c_proj.bias"]))
         m = layer_norm(w, p + ".ln_2", h, c["eps"], ops)
         m = ops.op(F.gelu, ops.op(conv1d, m, w[p + ".mlp.c_fc.weight"],
                                   w[p + ".mlp.c_fc.bias"]), approximate="tanh")
         h = h + drop(ops.op(conv1d, m, w[p + ".mlp.c_proj.weight"],
-                            w[p + ".mlp.c_proj.bias"]), 2 + 2 * i)
+                            w[p + ".mlp.c_proj.bias"]))
     h = layer_norm(w, "transformer.ln_f", h, c["eps"], ops)
     return {"logits": ops.logits(ops.op(F.linear, h,
                                         w["transformer.wte.weight"]))}

@@ -144,13 +144,17 @@ def accumulate_step(family, config, weights, x, labels, micro, ops, step,
                     dropout):
     """The mean over micro-batches of each micro-batch's mean token loss;
     each micro-batch's backward accumulates its gradients (scaled by
-    1 / micro) into the f32 parameters' .grad, as the training step does."""
+    1 / micro) into the f32 parameters' .grad, as the training step does.
+    `dropout` maps the model's dropout kinds ("dropout",
+    "attention_dropout") to their probabilities."""
     total = 0.0
     rows = labels.shape[0] // micro
     for m in range(micro):
         part = {k: v[m * rows:(m + 1) * rows] for k, v in x.items()}
-        if dropout > 0:
-            config = dict(config, dropout=dropout_sites(dropout, 0, step, m))
+        for kind, probability in dropout.items():
+            if probability > 0:
+                config = dict(config, **{kind: dropout_sites(probability, 0,
+                                                             step, m)})
         logits = FAMILIES[family](weights, config, part, ops)["logits"]
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
@@ -219,7 +223,8 @@ def main(argv):
     settings = dict(batch=1, micro=1, lr=1e-3, min_lr=0.0, warmup=0, decay=0,
                     precision="fp32",
                     beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                    clip=1.0, optimizer="adamw", momentum=0.9, dropout=0.0)
+                    clip=1.0, optimizer="adamw", momentum=0.9, dropout=0.0,
+                    attention_dropout=0.0)
     for option in argv[8:]:
         key, value = option.lstrip("-").split("=")
         kind = type(settings[key])
@@ -339,7 +344,8 @@ def reference(family, config, initial, tokens, steps, settings, ops, dtype):
         optimizer.zero_grad(set_to_none=True)
         losses.append(accumulate_step(family, config, weights, x, labels,
                                       settings["micro"], ops, step,
-                                      settings["dropout"]))
+                                      {kind: settings[kind] for kind in
+                                       ("dropout", "attention_dropout")}))
         trained = [w for w in weights.values() if w.grad is not None]
         if step == 1:
             first_grads = {name: value.grad.float().numpy().copy()

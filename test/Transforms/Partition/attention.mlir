@@ -76,3 +76,41 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
     return %0 : tensor<2x4x8xf32>
   }
 }
+
+// -----
+
+// Attention dropout on tp=2 x dp=2: the op records where the rank's part
+// of the [2, 4, 4, 4] probabilities lies (rows by the DP groups, heads by
+// the strided TP groups), so that it draws the serial run's mask.
+// CHECK-LABEL: galvatron.layer decoder "dropped"
+// CHECK: galvatron.attention %{{.*}}, %{{.*}}, %{{.*}} {causal = true, dropout = 1.000000e-01 : f64, shard = {full_shape = array<i64: 2, 4, 4, 4>, splits = [{dim = 0 : i64, groups = {{\[}}array<i64: 0, 1>, array<i64: 2, 3>]}, {dim = 1 : i64, groups = {{\[}}array<i64: 0, 2>, array<i64: 1, 3>]}]}, stream = 2 : i64} : (tensor<1x2x4x4xf32>, tensor<1x1x4x4xf32>, tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32>
+module attributes {galvatron.plan = #galvatron.plan<devices = 4, devices_per_node = 4, pp = 1, micro_batches = 1, global_batch = 2>} {
+  galvatron.parameter @q.weight : tensor<16x16xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  galvatron.parameter @k.weight : tensor<8x16xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  galvatron.parameter @v.weight : tensor<8x16xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  galvatron.parameter @o.weight : tensor<16x16xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  func.func @main(%x: tensor<2x4x16xf32>) -> tensor<2x4x16xf32> {
+    %0 = galvatron.layer decoder "dropped" (%a = %x : tensor<2x4x16xf32>) -> tensor<2x4x16xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 2, tp_consecutive = false>} {
+      %wq = galvatron.param @q.weight : tensor<16x16xf32>
+      %q = galvatron.linear %a, %wq {transpose_weight = true} : (tensor<2x4x16xf32>, tensor<16x16xf32>) -> tensor<2x4x16xf32>
+      %q4 = galvatron.reshape %q : tensor<2x4x16xf32> -> tensor<2x4x4x4xf32>
+      %qt = galvatron.transpose %q4, [0, 2, 1, 3] : tensor<2x4x4x4xf32> -> tensor<2x4x4x4xf32>
+      %wk = galvatron.param @k.weight : tensor<8x16xf32>
+      %k = galvatron.linear %a, %wk {transpose_weight = true} : (tensor<2x4x16xf32>, tensor<8x16xf32>) -> tensor<2x4x8xf32>
+      %k4 = galvatron.reshape %k : tensor<2x4x8xf32> -> tensor<2x4x2x4xf32>
+      %kt = galvatron.transpose %k4, [0, 2, 1, 3] : tensor<2x4x2x4xf32> -> tensor<2x2x4x4xf32>
+      %wv = galvatron.param @v.weight : tensor<8x16xf32>
+      %v = galvatron.linear %a, %wv {transpose_weight = true} : (tensor<2x4x16xf32>, tensor<8x16xf32>) -> tensor<2x4x8xf32>
+      %v4 = galvatron.reshape %v : tensor<2x4x8xf32> -> tensor<2x4x2x4xf32>
+      %vt = galvatron.transpose %v4, [0, 2, 1, 3] : tensor<2x4x2x4xf32> -> tensor<2x2x4x4xf32>
+      %o = galvatron.attention %qt, %kt, %vt {causal = true, dropout = 0.1 : f64, stream = 2 : i64} : (tensor<2x4x4x4xf32>, tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x4x4x4xf32>
+      %ot = galvatron.transpose %o, [0, 2, 1, 3] : tensor<2x4x4x4xf32> -> tensor<2x4x4x4xf32>
+      %of = galvatron.reshape %ot : tensor<2x4x4x4xf32> -> tensor<2x4x16xf32>
+      %wo = galvatron.param @o.weight : tensor<16x16xf32>
+      %y = galvatron.linear %of, %wo {transpose_weight = true} : (tensor<2x4x16xf32>, tensor<16x16xf32>) -> tensor<2x4x16xf32>
+      galvatron.yield %y : tensor<2x4x16xf32>
+    }
+    return %0 : tensor<2x4x16xf32>
+  }
+}
+

@@ -905,26 +905,73 @@ LogicalResult TrilMaskOp::verify() {
   return success();
 }
 
-LogicalResult DropoutOp::verify() {
-  double probability = getProbability().convertToDouble();
+/// A dropout probability in [0, 1) and, after partitioning, a `shard`
+/// whose parts are the op's masked tensor.
+static LogicalResult verifyDropoutMask(Operation *op, StringRef name,
+                                       double probability) {
   if (!(probability >= 0.0 && probability < 1.0))
-    return emitOpError() << "probability must lie in [0, 1), got "
-                         << probability;
-  if (getMask().getType().getShape() != getInput().getType().getShape())
-    return emitOpError() << "mask " << getMask().getType()
-                         << " must have the input's shape";
-  DictionaryAttr shardAttr = getShardAttr();
+    return op->emitOpError() << name << " must lie in [0, 1), got "
+                             << probability;
+  auto masked = cast<DropoutMaskOpInterface>(op);
+  DictionaryAttr shardAttr = masked.getMaskShard();
   if (!shardAttr)
     return success();
   std::string error;
   FailureOr<ParameterShard> shard = ParameterShard::fromAttr(shardAttr, error);
   if (failed(shard))
-    return emitOpError() << "shard " << error;
-  if (ArrayRef<int64_t>(shard->partShape()) != getInput().getType().getShape())
-    return emitOpError() << "shard parts are "
-                         << shapeString(shard->partShape()) << ", not "
-                         << shapeString(getInput().getType().getShape());
+    return op->emitOpError() << "shard " << error;
+  SmallVector<int64_t> part = masked.getMaskedShape();
+  if (ArrayRef<int64_t>(shard->partShape()) != ArrayRef<int64_t>(part))
+    return op->emitOpError() << "shard parts are "
+                             << shapeString(shard->partShape()) << ", not "
+                             << shapeString(part);
   return success();
+}
+
+LogicalResult DropoutOp::verify() {
+  if (getMask().getType().getShape() != getInput().getType().getShape())
+    return emitOpError() << "mask " << getMask().getType()
+                         << " must have the input's shape";
+  return verifyDropoutMask(*this, "probability",
+                           getProbability().convertToDouble());
+}
+
+bool DropoutOp::dropsElements() {
+  return getProbability().convertToDouble() > 0.0;
+}
+
+// Masked shapes read the result where they can: the partitioner asks
+// before it retypes the op, when operands may already be parts.
+SmallVector<int64_t> DropoutOp::getMaskedShape() {
+  return llvm::to_vector(getResult().getType().getShape());
+}
+
+/// The [B, Hq, S, T] probabilities of attention whose query (or output) is
+/// `query` and key `key`.
+static SmallVector<int64_t> attentionScores(Value query, Value key) {
+  ArrayRef<int64_t> q = cast<RankedTensorType>(query.getType()).getShape();
+  ArrayRef<int64_t> k = cast<RankedTensorType>(key.getType()).getShape();
+  return {q[0], q[1], q[2], k[2]};
+}
+
+LogicalResult AttentionOp::verify() {
+  return verifyDropoutMask(*this, "dropout", getDropout().convertToDouble());
+}
+
+bool AttentionOp::dropsElements() {
+  return getDropout().convertToDouble() > 0.0;
+}
+
+SmallVector<int64_t> AttentionOp::getMaskedShape() {
+  return attentionScores(getResult(), getKey());
+}
+
+bool AttentionGradOp::dropsElements() {
+  return getDropout().convertToDouble() > 0.0;
+}
+
+SmallVector<int64_t> AttentionGradOp::getMaskedShape() {
+  return attentionScores(getQuery(), getKey());
 }
 
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
@@ -1043,10 +1090,11 @@ LogicalResult AttentionGradOp::verify() {
   if (Value maskGrad = getMaskGrad()) {
     if (!getMask())
       return emitOpError() << "has a mask gradient but no mask";
-    return verifyTypeIs(*this, "the mask gradient", maskGrad.getType(),
-                        getMask().getType());
+    if (failed(verifyTypeIs(*this, "the mask gradient", maskGrad.getType(),
+                            getMask().getType())))
+      return failure();
   }
-  return success();
+  return verifyDropoutMask(*this, "dropout", getDropout().convertToDouble());
 }
 
 LogicalResult EmbeddingGradOp::verify() {

@@ -809,6 +809,9 @@ LogicalResult RotaryOp::buildVJP(VJPBuilder &vjp) {
   return success();
 }
 
+// The dropout mask is drawn again in the backward (as flash-attention
+// does), not saved: a saved mask would cost B·Hq·S·T bytes per layer, the
+// quadratic term the fused kernel exists to avoid.
 void AttentionOp::getVJPPrimals(ArrayRef<bool>,
                                 SmallVectorImpl<Value> &values) {
   values.append({getQuery(), getKey(), getValue()});
@@ -823,7 +826,8 @@ LogicalResult AttentionOp::buildVJP(VJPBuilder &vjp) {
       vjp.getBuilder(), vjp.getLoc(), getQuery().getType(), getKey().getType(),
       getValue().getType(), maskGradType, vjp.resultGradient(0),
       vjp.primal(getQuery()), vjp.primal(getKey()), vjp.primal(getValue()),
-      mask, getCausalAttr(), getScaleAttr());
+      mask, getCausalAttr(), getScaleAttr(), getDropoutAttr(),
+      getStreamAttr(), getShardAttr());
   vjp.setGradient(0, grad.getQueryGrad());
   vjp.setGradient(1, grad.getKeyGrad());
   vjp.setGradient(2, grad.getValueGrad());

@@ -81,10 +81,21 @@ struct RotaryAttributes {
   bool interleaved = false;
 };
 
+/// dropout, and attention's of its [batch, heads, seq, keys] probabilities.
+/// The part a call holds starts at `offsets` in `wholeShape`, the tensor of
+/// one micro-batch before partitioning (the call's own shape and zeros
+/// when it is whole).
+struct DropoutAttributes {
+  double probability = 0.0;
+  uint64_t stream = 0;
+  std::vector<int64_t> wholeShape, offsets;
+};
+
 /// attention, attention_grad.
 struct AttentionAttributes {
   bool causal = false;
   float scale = 0.0f;
+  DropoutAttributes dropout;
 };
 
 /// The cross-entropy kernels: `vocab` is the block of the vocabulary the
@@ -106,15 +117,6 @@ struct PatchAttributes {
 
 struct TrilMaskAttributes {
   int64_t diagonal = 0;
-};
-
-/// The part a call holds starts at `offsets` in `wholeShape`, the tensor of
-/// one micro-batch before partitioning (the call's own shape and zeros
-/// when it is whole).
-struct DropoutAttributes {
-  double probability = 0.0;
-  uint64_t stream = 0;
-  std::vector<int64_t> wholeShape, offsets;
 };
 
 /// fill, and pad's padding value.

@@ -117,8 +117,36 @@ def Galvatron_RuntimeKernelOpInterface
   ];
 }
 
+def Galvatron_DropoutMaskOpInterface : OpInterface<"DropoutMaskOpInterface"> {
+  let cppNamespace = "::mlir::galvatron";
+  let description = [{
+    The op drops elements of a tensor (its "masked tensor": a dropout's
+    input, attention's [B, Hq, S, T] probabilities) with a mask drawn by
+    the counter-based generator at each element's index in the whole
+    tensor of the step's global batch ("Dropout" in docs/architecture.md).
+    The partitioner records in the op's `shard` attribute where the part a
+    rank holds lies in the whole masked tensor of one micro-batch (the
+    masked tensor's leading dimensions split as the op's first result's);
+    the lowering turns it into the kernel's `whole_shape` and `offsets`,
+    so every plan draws the serial run's mask.
+  }];
+  let methods = [
+    InterfaceMethod<"Whether the op drops anything (probability > 0).",
+      "bool", "dropsElements">,
+    InterfaceMethod<"The shape of the masked tensor this op holds.",
+      "::llvm::SmallVector<int64_t>", "getMaskedShape">,
+    InterfaceMethod<"Where the part lies in the whole, or null when whole.",
+      "::mlir::DictionaryAttr", "getMaskShard", (ins), [{}],
+      [{ return $_op.getShardAttr(); }]>,
+    InterfaceMethod<"Records where the part lies in the whole.",
+      "void", "setMaskShard", (ins "::mlir::DictionaryAttr":$shard), [{}],
+      [{ $_op.setShardAttr(shard); }]>
+  ];
+}
+
 // Shorthands for op trait lists: a TP rule (with its sequence-parallel
-// rule), a runtime kernel (with attributes the op derives).
+// rule), a runtime kernel (with attributes the op derives), a dropout
+// mask.
 defvar Galvatron_TPRule =
     DeclareOpInterfaceMethods<Galvatron_TensorParallelOpInterface>;
 defvar Galvatron_PositionwiseTPRule =
@@ -128,5 +156,7 @@ defvar Galvatron_Kernel = Galvatron_RuntimeKernelOpInterface;
 defvar Galvatron_DerivedKernel =
     DeclareOpInterfaceMethods<Galvatron_RuntimeKernelOpInterface,
                               ["getKernelAttribute"]>;
+defvar Galvatron_DropoutMask =
+    DeclareOpInterfaceMethods<Galvatron_DropoutMaskOpInterface>;
 
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONINTERFACES_TD

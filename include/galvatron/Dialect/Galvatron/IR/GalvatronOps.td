@@ -624,7 +624,7 @@ def Galvatron_RotaryOp : Galvatron_Op<"rotary",
 }
 
 def Galvatron_AttentionOp : Galvatron_Op<"attention", [Galvatron_TPRule,
-    Galvatron_DerivedKernel, Pure,
+    Galvatron_DerivedKernel, Pure, Galvatron_DropoutMask,
     InferTypeOpAdaptor, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>,
     DeclareOpInterfaceMethods<Galvatron_FlopCountOpInterface>]> {
   let summary = "Fused scaled dot-product attention";
@@ -637,16 +637,39 @@ def Galvatron_AttentionOp : Galvatron_Op<"attention", [Galvatron_TPRule,
     [B, Hq, S, T] (padding masks, relative position biases). `causal` masks
     key positions after the query position. `scale` defaults to 1/√D. The
     result is [B, Hq, S, Dv].
+
+    With `dropout` = p > 0 (training only; inference programs leave it
+    out) the probabilities are dropped before the product with V, as
+    `galvatron.dropout` drops a tensor: probability element e of the whole
+    [B, Hq, S, T] tensor of the step's global batch is kept, scaled by
+    1/(1 − p), by the counter-based generator of site `stream`; `shard`
+    says where a rank's part lies after partitioning (heads under tensor
+    parallelism, rows under data parallelism). The backward draws the
+    same mask again: nothing is saved for it.
   }];
   let arguments = (ins Galvatron_FloatTensor:$query, Galvatron_FloatTensor:$key,
       Galvatron_FloatTensor:$value, Optional<Galvatron_FloatTensor>:$mask,
       DefaultValuedAttr<BoolAttr, "false">:$causal,
-      OptionalAttr<F64Attr>:$scale);
+      OptionalAttr<F64Attr>:$scale,
+      DefaultValuedAttr<F64Attr, "0.0">:$dropout,
+      DefaultValuedAttr<I64Attr, "0">:$stream,
+      OptionalAttr<DictionaryAttr>:$shard);
   let results = (outs Galvatron_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value (`,` $mask^)? attr-dict `:`
     functional-type(operands, results)
   }];
+  let hasVerifier = 1;
+  let builders = [
+    // Attention without dropout.
+    OpBuilder<(ins "::mlir::Value":$query, "::mlir::Value":$key,
+                   "::mlir::Value":$value, "::mlir::Value":$mask,
+                   "bool":$causal, "::mlir::FloatAttr":$scale), [{
+      build($_builder, $_state, query, key, value, mask,
+            $_builder.getBoolAttr(causal), scale, ::mlir::FloatAttr(),
+            ::mlir::IntegerAttr(), ::mlir::DictionaryAttr());
+    }]>
+  ];
   let extraClassDeclaration = [{
     double getEffectiveScale() {
       if (auto s = getScale()) return s->convertToDouble();
@@ -678,7 +701,7 @@ def Galvatron_TrilMaskOp : Galvatron_Op<"tril_mask", [Galvatron_Kernel, Pure]> {
 
 def Galvatron_DropoutOp : Galvatron_Op<"dropout", [Pure,
     AllTypesMatch<["input", "result"]>, Galvatron_PositionwiseTPRule,
-    Galvatron_Kernel, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
+    Galvatron_Kernel, Galvatron_DropoutMask, DeclareOpInterfaceMethods<Galvatron_VJPOpInterface>]> {
   let summary = "Dropout: zeroes elements at random, scales the others up";
   let description = [{
     `result` = `input` · `mask` / (1 − `probability`), where the i1 `mask`
@@ -829,7 +852,8 @@ def Galvatron_RMSNormGradOp : Galvatron_Op<"rms_norm_grad",
 }
 
 def Galvatron_AttentionGradOp : Galvatron_Op<"attention_grad",
-    [Galvatron_DerivedKernel, Pure, SameOperandsElementType]> {
+    [Galvatron_DerivedKernel, Galvatron_DropoutMask, Pure,
+    SameOperandsElementType]> {
   let summary = "Gradients of fused scaled dot-product attention";
   let description = [{
     The gradients of `galvatron.attention` with the same operands and
@@ -841,13 +865,19 @@ def Galvatron_AttentionGradOp : Galvatron_Op<"attention_grad",
     heads sharing a key/value head. The optional `mask_grad` (requested by
     giving its type; only with a mask) is dS summed over the dimensions the
     mask broadcasts along: the gradient of a trainable bias (T5's relative
-    positions).
+    positions). With `dropout`, the probabilities' mask is drawn again as
+    the forward drew it (same `stream` and `shard`): with M the kept
+    elements scaled by 1/(1 − `dropout`), `value_grad` = (P ∘ M)ᵀ·grad and
+    dP above is (grad·Vᵀ) ∘ M.
   }];
   let arguments = (ins Galvatron_FloatTensor:$grad,
       Galvatron_FloatTensor:$query, Galvatron_FloatTensor:$key,
       Galvatron_FloatTensor:$value, Optional<Galvatron_FloatTensor>:$mask,
       DefaultValuedAttr<BoolAttr, "false">:$causal,
-      OptionalAttr<F64Attr>:$scale);
+      OptionalAttr<F64Attr>:$scale,
+      DefaultValuedAttr<F64Attr, "0.0">:$dropout,
+      DefaultValuedAttr<I64Attr, "0">:$stream,
+      OptionalAttr<DictionaryAttr>:$shard);
   let results = (outs Galvatron_FloatTensor:$query_grad,
       Galvatron_FloatTensor:$key_grad, Galvatron_FloatTensor:$value_grad,
       Optional<Galvatron_FloatTensor>:$mask_grad);
