@@ -231,7 +231,8 @@ llvm::Error mlir::galvatron::setDropout(ModelConfig &config,
   if (probability > 0.0 && config.family != ModelFamily::GPT)
     return makeError("--dropout: only the gpt family builds dropout so far, "
                      "not " + stringifyModelFamily(config.family));
-  config.embeddingDropout = config.hiddenDropout = probability;
+  config.embeddingDropout = config.hiddenDropout = config.attentionDropout =
+      probability;
   return llvm::Error::success();
 }
 

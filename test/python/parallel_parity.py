@@ -97,9 +97,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--config", default=None,
-                        help="build from this Hugging Face config.json "
-                        "instead (--model names its family's inputs)")
     parser.add_argument("--plan", required=True,
                         help="--galvatron-apply-strategy options of the parallel run")
     parser.add_argument("--layers", type=int, default=4)
@@ -125,9 +122,7 @@ def main():
     devices = plan_value(args.plan, "devices", 1)
     compile_ = os.path.join(args.bin, "galvatron-compile")
     runner = os.path.join(args.bin, "galvatron-run")
-    source = ("--config=" + args.config if args.config else
-              "--model=" + args.model)
-    common = [compile_, source, "--batch=%d" % args.micro_batch,
+    common = [compile_, "--model=" + args.model, "--batch=%d" % args.micro_batch,
               "--seq-len=%d" % args.seq_len, "--layers=%d" % args.layers, "--quiet"]
     if args.dropout is not None:
         common.append("--dropout=" + args.dropout)

@@ -145,8 +145,8 @@ int64_t countPresetParameters(const ModelConfig &config);
 /// Checks that `config`'s dimensions are consistent (positive sizes, heads
 /// dividing the hidden size, key/value heads dividing the heads, ...);
 /// returns a message naming the first problem, or "".
-/// Sets the embedding and residual dropout of `config` to `probability`
-/// (the --dropout option); fails outside [0, 1) and for families that do
+/// Sets the embedding, residual and attention dropout of `config` to
+/// `probability` (the --dropout option); fails outside [0, 1) and for families that do
 /// not build dropout yet.
 llvm::Error setDropout(ModelConfig &config, double probability);
 

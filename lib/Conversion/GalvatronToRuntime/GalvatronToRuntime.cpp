@@ -1948,7 +1948,8 @@ struct LowerToRuntimePass : impl::LowerToRuntimeBase<LowerToRuntimePass> {
     // Dropout trains only: a forward program leaves it out.
     if (!schedule) {
       blocks.front().function.walk([](AttentionOp op) {
-        op.setDropout(APFloat(0.0));
+        op.getProperties().dropout = FloatAttr();
+        op.getProperties().stream = IntegerAttr();
         op.removeShardAttr();
       });
       WalkResult dropped = blocks.front().function.walk([&](DropoutOp op) {
