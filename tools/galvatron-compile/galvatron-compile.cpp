@@ -115,8 +115,8 @@ static cl::opt<int64_t> layers(
     cl::init(0), cl::cat(category));
 static cl::opt<double> dropout(
     "dropout",
-    cl::desc("Dropout probability of a GPT preset's embeddings and residual "
-             "branches while training (default: none)"),
+    cl::desc("Dropout probability of every dropout site of a preset "
+             "while training (default: the preset's)"),
     cl::value_desc("P"), cl::cat(category));
 static cl::opt<std::string> train(
     "train",

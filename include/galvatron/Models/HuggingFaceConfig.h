@@ -13,8 +13,10 @@
 // Absent fields take the defaults of the architecture's configuration
 // class. Every field is accounted for: dimensions and variants that the
 // builder implements are read; metadata (token ids, labels, generation
-// settings, dtypes) is ignored; dropout probabilities are ignored with a
-// warning (the IR has no dropout); anything else, and values of known
+// settings, dtypes) is ignored; dropout probabilities are built (the
+// attention probabilities' are recorded in `attentionDropout` and warned
+// about, as attention does not apply them yet); anything else, and values
+// of known
 // fields that would change the math in ways the builder does not implement
 // (rope_scaling, relative_key positions, pruned heads, ...), is an error
 // naming the field.
@@ -32,8 +34,8 @@ namespace mlir::galvatron {
 
 struct HuggingFaceModel {
   ModelConfig config;
-  /// Fields read but not modelled (non-zero dropout probabilities), as
-  /// "name = value".
+  /// Fields read but not built (non-zero dropout probabilities of the
+  /// attention probabilities), as "name = value".
   SmallVector<std::string> ignored;
 };
 
