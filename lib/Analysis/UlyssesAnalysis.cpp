@@ -156,7 +156,7 @@ static int64_t positionwiseResultDim(Operation *op, Value input, int64_t dim) {
   };
   return llvm::TypeSwitch<Operation *, int64_t>(op)
       .Case<NegOp, AbsOp, ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp,
-            ErfOp, SigmoidOp, ReluOp, SiluOp, GeluOp, CastOp>(
+            ErfOp, SigmoidOp, ReluOp, SiluOp, GeluOp, CastOp, DropoutOp>(
           [&](Operation *) { return dim; })
       .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, SelectOp>(
           [&](Operation *) { return dim + rank - inRank; })
