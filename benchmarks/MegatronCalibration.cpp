@@ -78,6 +78,11 @@ int main(int argc, char **argv) {
                        row.heads,  row.heads,        4 * row.hidden,
                        vocab,      seq,              seq,
                        true,       1e-5};
+    // Megatron-LM's hidden_dropout and attention_dropout (0.1 both).
+    if (llvm::Error error = setDropout(config, 0.1)) {
+      llvm::errs() << llvm::toString(std::move(error)) << "\n";
+      return 1;
+    }
     auto module = buildModel(&context, config, {1, seq});
     if (!module) {
       llvm::errs() << llvm::toString(module.takeError()) << "\n";
