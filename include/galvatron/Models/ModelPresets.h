@@ -114,8 +114,8 @@ struct ModelConfig {
   /// which also drops the feed-forward's activation and each stack's
   /// output). LLaMA builds none. `attentionDropout`: the attention
   /// probabilities (attn_pdrop, attention_probs_dropout_prob, T5's
-  /// dropout_rate, LLaMA's attention_dropout), applied inside the
-  /// attention op.
+  /// dropout_rate, LLaMA's attention_dropout), for the attention op, which
+  /// does not apply it yet.
   double embeddingDropout = 0.0, hiddenDropout = 0.0, attentionDropout = 0.0;
 
   int64_t headDim() const {
