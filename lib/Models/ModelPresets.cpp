@@ -5,9 +5,9 @@
 // architecture at these sizes), Llama 2 (Touvron et al.), BERT (Devlin et
 // al.), T5 v1.0 (Raffel et al.) and ViT (Dosovitskiy et al.). So do the
 // training dropout probabilities: 0.1 on GPT-2's embeddings, residual
-// branches and attention probabilities (GPT-3 and Megatron-LM, whose
-// hidden_dropout and attention_dropout default to 0.1, keep them; so does
-// Galvatron for its GPT models), BERT's hidden_dropout_prob and
+// branches and attention probabilities (also for Galvatron's gpt-* presets,
+// GPT-2's architecture, and GPT-3, as Megatron-LM, whose hidden_dropout and
+// attention_dropout default to 0.1), BERT's hidden_dropout_prob and
 // attention_probs_dropout_prob 0.1, T5's dropout_rate 0.1, ViT-B and ViT-L
 // 0.1 (their ImageNet-21k pre-training, Dosovitskiy et al. Table 3; ViT-H
 // was trained on JFT only, with none), Llama none. The *-tiny presets are
