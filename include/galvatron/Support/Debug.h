@@ -15,6 +15,8 @@
 #ifndef GALVATRON_SUPPORT_DEBUG_H
 #define GALVATRON_SUPPORT_DEBUG_H
 
+#include "galvatron/Support/TracingConfig.h"
+
 #include "llvm/Support/Debug.h"
 
 #if defined(NDEBUG) && GALVATRON_ENABLE_TRACING

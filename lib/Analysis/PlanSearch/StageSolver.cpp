@@ -349,9 +349,9 @@ void StageSolver::advance(Engine &engine) {
       best[layout] = std::min(best[layout], state.time);
     kept += engine.states[layout].size();
   }
-  LLVM_DEBUG(llvm::dbgs() << "  layer " << layer << ": " << kept
-                          << " states kept of " << generated
-                          << " generated (the others dominated)"
+  LLVM_DEBUG(llvm::dbgs() << "  layer " << layer << ": " << kept << " of "
+                          << generated << " states kept ("
+                          << generated - int64_t(kept) << " dominated)"
                           << (kept ? "" : "; the pass ends: nothing fits")
                           << "\n");
   engine.best.push_back(std::move(best));

@@ -13,7 +13,6 @@
 
 #include "galvatron/Support/Debug.h"
 
-#include "llvm/Support/Format.h"
 
 #define DEBUG_TYPE "plan-search-split"
 
@@ -184,7 +183,7 @@ SplitExplorer::explorePass(const Configuration &configuration,
       llvm::dbgs() << "best split";
       for (unsigned point : pass.split)
         llvm::dbgs() << " " << point;
-      llvm::dbgs() << " in " << llvm::format("%.6g", pass.time) << " s\n";
+      llvm::dbgs() << " in " << pass.time << " s\n";
     }
   });
   if (!grid.relaxed && pass.time < kInfinity)
