@@ -288,15 +288,7 @@ void StageSolver::advance(Engine &engine) {
             : &space.getTransitions(engine.reverse ? layer + 1 : layer,
                                     engine.offsetKey);
 
-  // Tie restrictions on this layer.
-  std::optional<unsigned> forcedKey;
-  for (auto [owner, key] : engine.forced) {
-    if (owner == layer)
-      forcedKey = key;
-    for (const Tie &tie : space.getTies())
-      if (tie.reader == layer && tie.owner == owner)
-        forcedKey = key;
-  }
+  std::optional<unsigned> forcedKey = getForcedKey(engine, layer);
   // A layout class holds TP and Ulysses strategies, which split tied
   // weights differently.
   auto tieAllowed = [&](const Candidate &candidate) {
@@ -340,14 +332,33 @@ void StageSolver::advance(Engine &engine) {
     }
   }
   space.statistics.dpStates += generated;
+  finishStep(engine, std::move(next), layer, generated);
+}
+
+std::optional<unsigned> StageSolver::getForcedKey(const Engine &engine,
+                                                  unsigned layer) const {
+  std::optional<unsigned> forcedKey;
+  for (auto [owner, key] : engine.forced) {
+    if (owner == layer)
+      forcedKey = key;
+    for (const Tie &tie : space.getTies())
+      if (tie.reader == layer && tie.owner == owner)
+        forcedKey = key;
+  }
+  return forcedKey;
+}
+
+void StageSolver::finishStep(Engine &engine,
+                             std::vector<std::vector<State>> next,
+                             unsigned layer, int64_t generated) {
   ++space.statistics.dpSteps;
   engine.states = std::move(next);
-  std::vector<double> best(count, kInfinity);
+  std::vector<double> best(engine.states.size(), kInfinity);
   size_t kept = 0;
-  for (size_t layout = 0; layout < count; ++layout) {
-    for (const State &state : engine.states[layout])
+  for (auto [layout, states] : llvm::enumerate(engine.states)) {
+    for (const State &state : states)
       best[layout] = std::min(best[layout], state.time);
-    kept += engine.states[layout].size();
+    kept += states.size();
   }
   LLVM_DEBUG(llvm::dbgs() << "  layer " << layer << ": " << kept << " of "
                           << generated << " states kept ("

@@ -106,6 +106,12 @@ private:
 
   /// Extends `engine` by one layer.
   void advance(Engine &engine);
+  /// The tie key `layer` must have in `engine`'s pass, if any.
+  std::optional<unsigned> getForcedKey(const Engine &engine,
+                                       unsigned layer) const;
+  /// Makes `next` the states after `layer` (of `generated` states).
+  void finishStep(Engine &engine, std::vector<std::vector<State>> next,
+                  unsigned layer, int64_t generated);
   /// Lets `engine` prune with bounds over its first `length` layers.
   void setBoundLength(Engine &engine, unsigned length);
   /// Where parameter copies are counted from: a backward pass serves last
