@@ -288,6 +288,16 @@ void SplitExplorer::seedWithHeuristics(
   }
 }
 
+bool SplitExplorer::endsPhase(const Configuration &configuration,
+                              StringRef phase) const {
+  if (!cannotWin(configuration))
+    return false;
+  LLVM_DEBUG(llvm::dbgs() << phase << " passes stop at " << configuration
+                          << ": its bound " << configuration.lowerBound
+                          << " s reaches the best time\n");
+  return true;
+}
+
 void SplitExplorer::explore(std::vector<Configuration> &configurations) {
   // Every configuration at coarse resolutions first, for an incumbent and
   // tighter lower bounds; then the promising ones at fine resolutions, in
@@ -301,12 +311,8 @@ void SplitExplorer::explore(std::vector<Configuration> &configurations) {
   if (space.options.heuristicIncumbent)
     seedWithHeuristics(configurations);
   for (Configuration &configuration : configurations) {
-    if (cannotWin(configuration)) {
-      LLVM_DEBUG(llvm::dbgs() << "coarse passes stop at " << configuration
-                              << ": its bound " << configuration.lowerBound
-                              << " s reaches the best time\n");
+    if (endsPhase(configuration, "coarse"))
       break;
-    }
     if (!mayFit(configuration))
       continue;
     ++space.statistics.configurationsExplored;
@@ -314,12 +320,8 @@ void SplitExplorer::explore(std::vector<Configuration> &configurations) {
   }
   llvm::stable_sort(configurations, byBound);
   for (Configuration &configuration : configurations) {
-    if (cannotWin(configuration)) {
-      LLVM_DEBUG(llvm::dbgs() << "fine passes stop at " << configuration
-                              << ": its bound " << configuration.lowerBound
-                              << " s reaches the best time\n");
+    if (endsPhase(configuration, "fine"))
       break;
-    }
     if (!mayFit(configuration))
       continue;
     // Relaxed passes at rising resolutions first can refute it cheaply;

@@ -50,6 +50,9 @@ private:
   /// One pass at `grid`; an exact one keeps its best split.
   Pass explorePass(const Configuration &configuration, MemoryGrid grid,
                    int64_t stateLimit);
+  /// Whether `phase` of the exploration stops at `configuration` (it and
+  /// those after cannot win).
+  bool endsPhase(const Configuration &configuration, StringRef phase) const;
   bool cannotWin(const Configuration &configuration) const {
     return configuration.lowerBound >= kept.getTimeBound(configuration);
   }
