@@ -1,7 +1,7 @@
 //===- PlanSearch.cpp - Optimal hybrid-parallel plan search ---------------===//
 //
 // The driver of the search; its parts live in lib/Analysis/PlanSearch/
-// (docs/architecture.md, "Search", has the full argument):
+// (docs/architecture.md, "Plan search", has the full argument):
 //
 //  1. StrategySpace: configurations (pp, m, schedule) and, per pipeline
 //     shape, each layer's strategies priced by the cost model.
@@ -17,6 +17,8 @@
 //     back-pointers and re-priced by evaluatePlan as a check.
 //
 //===----------------------------------------------------------------------===//
+
+#include "galvatron/Analysis/PlanSearch.h"
 
 #include "PlanSearch/PlanRecovery.h"
 #include "PlanSearch/SearchBounds.h"

@@ -68,7 +68,9 @@ struct Engine {
 };
 
 /// The stage times of one configuration at one memory resolution (`grid`),
-/// for a plan faster than `timeBound` seconds per iteration.
+/// for a plan faster than `timeBound` seconds per iteration. It sets the
+/// space's shape to the configuration's, which must stay while it is used
+/// (each solver lives within one pass).
 class StageSolver {
 public:
   /// A relaxed solver gives up (isAbandoned) once the search has visited
