@@ -4,11 +4,10 @@
 // part (docs/architecture.md lists them). Debian's LLVM is a release build:
 // NDEBUG compiles LLVM_DEBUG away and its tools lack -debug-only. With
 // GALVATRON_ENABLE_TRACING (the CMake option of that name), code that
-// includes this header (after any LLVM header) gets LLVM_DEBUG /
-// DEBUG_WITH_TYPE as in an assertions build, reading the flags that
-// release libLLVMSupport still defines (llvm::DebugFlag,
-// isCurrentDebugType); NDEBUG itself stays defined, so no LLVM or MLIR
-// header changes meaning and assertions stay off.
+// includes this header gets LLVM_DEBUG / DEBUG_WITH_TYPE as in an
+// assertions build, reading the flags that release libLLVMSupport still
+// defines (llvm::DebugFlag, isCurrentDebugType); NDEBUG itself stays
+// defined, so no LLVM or MLIR class or assertion changes meaning.
 //
 //===----------------------------------------------------------------------===//
 
