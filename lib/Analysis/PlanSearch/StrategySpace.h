@@ -145,7 +145,6 @@ public:
 
   void setShape(int64_t pp, int64_t microBatch);
   int64_t getPp() const { return pp; }
-  int64_t getDevicesPerStage() const { return devicesPerStage; }
   ArrayRef<Layout> getLayouts() const { return layouts; }
 
   StageContext getContext(int64_t stage, unsigned firstLayer) const;
