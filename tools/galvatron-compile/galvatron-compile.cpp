@@ -28,6 +28,7 @@
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/CompilePipelines.h"
@@ -382,6 +383,7 @@ static void printSummary(const std::string &description,
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::galvatron::hideLibraryOptions({&category});
+  mlir::galvatron::registerDebugOptions();
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();

@@ -9,6 +9,7 @@
 
 #include "galvatron/InitAll.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -27,6 +28,7 @@ static int error(const llvm::Twine &message) {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::galvatron::hideLibraryOptions({});
+  mlir::galvatron::registerDebugOptions();
   mlir::galvatron::registerAllPasses();
   mlir::DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);

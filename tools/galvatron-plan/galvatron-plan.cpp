@@ -21,6 +21,7 @@
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelOptions.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Transforms/PlanUtils.h"
@@ -474,6 +475,7 @@ static int run() {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   hideLibraryOptions({&modelCategory, &clusterCategory, &planCategory});
+  registerDebugOptions();
   cl::ParseCommandLineOptions(
       argc, argv,
       "Galvatron plan: the fastest hybrid-parallel plan of a model on a "

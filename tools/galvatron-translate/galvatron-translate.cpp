@@ -19,6 +19,7 @@
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelOptions.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
@@ -270,6 +271,7 @@ static int run() {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   hideLibraryOptions({&category});
+  registerDebugOptions();
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
