@@ -318,8 +318,9 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
     for (BlockArgument argument : layer.getBodyBlock().getArguments())
       if (ulysses->getLayout(argument).isSplit())
         sequenceValues.insert(argument);
-    LLVM_DEBUG(llvm::dbgs() << "[partition]   Ulysses: " << sequenceValues.size()
-                            << " inputs split along the sequence\n");
+    LLVM_DEBUG(llvm::dbgs()
+               << "[partition]   Ulysses: " << sequenceValues.size()
+               << " inputs split along the sequence\n");
     return success();
   }
   if (!analysis.supportsDegree(mapping.tp, &reason))
@@ -331,9 +332,9 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
     StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
     if (entry.dim >= 0 && readers.lookup(name) > 1 &&
         !sharedSplits.count(name)) {
-      LLVM_DEBUG(llvm::dbgs() << "[partition]   whole on every TP rank: "
-                              << name << " is read split differently "
-                                         "elsewhere\n");
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   whole on every TP rank: " << name
+                 << " is read split differently elsewhere\n");
       return success();
     }
   }
@@ -361,12 +362,10 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
         if (analysis.isSequenceParallelValue(value))
           sequenceValues.insert(value);
     });
-  LLVM_DEBUG(llvm::dbgs() << "[partition]   tensor parallel"
-                          << (sequenceValues.empty()
-                                  ? ""
-                                  : ", sequence parallel")
-                          << (vocabularyLookup ? ", vocabulary lookup" : "")
-                          << "\n");
+  LLVM_DEBUG(
+      llvm::dbgs() << "[partition]   tensor parallel"
+                   << (sequenceValues.empty() ? "" : ", sequence parallel")
+                   << (vocabularyLookup ? ", vocabulary lookup" : "") << "\n");
   return success();
 }
 
@@ -412,12 +411,12 @@ void LayerPartitioner::mapResults(Operation *original, Operation *rebuilt) {
     mapValue(result, value);
     TPSharding sharding = shardingOf(value);
     LLVM_DEBUG(llvm::dbgs() << "[partition]   result #"
-                            << cast<OpResult>(result).getResultNumber()
-                            << ": " << sharding << "\n");
+                            << cast<OpResult>(result).getResultNumber() << ": "
+                            << sharding << "\n");
     if (sharding.kind != TPSharding::Sharded)
       continue;
-    int64_t size = cast<RankedTensorType>(result.getType())
-                       .getDimSize(sharding.dim);
+    int64_t size =
+        cast<RankedTensorType>(result.getType()).getDimSize(sharding.dim);
     if (splitSize(result, sharding.dim) != size)
       paddedFrom[value] = size;
   }
@@ -466,14 +465,14 @@ Value LayerPartitioner::converted(Value value, Conversion conversion,
     break;
   case GatherSequence:
     shape[1] *= mapping.tp;
-    result = AllGatherOp::create(builder, loc, withShape(type, shape), value,
-                                 1, tpGroups, /*reduce_grad=*/true);
+    result = AllGatherOp::create(builder, loc, withShape(type, shape), value, 1,
+                                 tpGroups, /*reduce_grad=*/true);
     break;
   case ReduceScatterSequence:
     shape[1] /= mapping.tp;
-    result = ReduceScatterOp::create(builder, loc, withShape(type, shape),
-                                     value, CollectiveReduction::sum, 1,
-                                     tpGroups);
+    result =
+        ReduceScatterOp::create(builder, loc, withShape(type, shape), value,
+                                CollectiveReduction::sum, 1, tpGroups);
     sharding = TPSharding::sharded(1);
     sequenceParts.insert(result);
     break;
@@ -485,10 +484,22 @@ Value LayerPartitioner::converted(Value value, Conversion conversion,
     sharding = TPSharding::sharded(dim);
     break;
   }
-  LLVM_DEBUG(llvm::dbgs() << "[partition]   " << result.getDefiningOp()->getName()
-                          << " " << type << " -> " << result.getType()
-                          << ": " << shardingOf(value) << " to " << sharding
-                          << " for " << user->getName() << "\n");
+  LLVM_DEBUG({
+    // In ConversionKind's order.
+    static constexpr StringLiteral why[] = {
+        "partial sums needed whole",
+        "a split value needed whole",
+        "a whole value needed split",
+        "Megatron's f before column-parallel work",
+        "sequence parallelism's f: the whole sequence",
+        "sequence parallelism's g: partial sums to sequence parts",
+        "Ulysses: sequence split <-> heads split"};
+    llvm::dbgs() << "[partition]   " << result.getDefiningOp()->getName() << " "
+                 << type << " -> " << result.getType() << " ("
+                 << shardingOf(value) << " to " << sharding
+                 << "): " << why[conversion.kind] << " for " << user->getName()
+                 << "\n";
+  });
   shardings[result] = sharding;
   conversions[key] = result;
   return result;
@@ -497,8 +508,7 @@ Value LayerPartitioner::converted(Value value, Conversion conversion,
 /// Batched inputs take the layer's rows; a batch split another way is
 /// gathered first. Values crossing stages arrive at the same local rank,
 /// so the producer's arrangement is read in this layer's stage.
-LogicalResult LayerPartitioner::convertInputs(Block &body,
-                                              OpBuilder &builder) {
+LogicalResult LayerPartitioner::convertInputs(Block &body, OpBuilder &builder) {
   for (auto [argument, operand] :
        llvm::zip(layer.getBodyBlock().getArguments(), layer.getInputs())) {
     Value value = body.addArgument(operand.getType(), argument.getLoc());
@@ -517,11 +527,10 @@ LogicalResult LayerPartitioner::convertInputs(Block &body,
                                   withShape(type, shape), value, 0,
                                   from.groups(context, false),
                                   /*reduce_grad=*/false);
-      LLVM_DEBUG(llvm::dbgs() << "[partition]   input #"
-                              << argument.getArgNumber()
-                              << ": all_gather of the producer's batch split "
-                                 "over dp="
-                              << from.dp << "\n");
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   input #" << argument.getArgNumber()
+                 << ": all_gather of the producer's batch split over dp="
+                 << from.dp << "\n");
     }
     if (convertBatch && want.dp > 1) {
       if (shape.empty() || shape[0] % want.dp != 0)
@@ -532,10 +541,9 @@ LogicalResult LayerPartitioner::convertInputs(Block &body,
       shape[0] /= want.dp;
       value = ShardOp::create(builder, layer.getLoc(), withShape(type, shape),
                               value, 0, dpGroups);
-      LLVM_DEBUG(llvm::dbgs() << "[partition]   input #"
-                              << argument.getArgNumber()
-                              << ": shard of the batch over dp=" << want.dp
-                              << "\n");
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   input #" << argument.getArgNumber()
+                 << ": shard of the batch over dp=" << want.dp << "\n");
     }
     if (sequenceValues.contains(argument)) {
       // The layer's part of the sequence.
@@ -547,10 +555,9 @@ LogicalResult LayerPartitioner::convertInputs(Block &body,
       shape[1] /= mapping.tp;
       value = ShardOp::create(builder, layer.getLoc(), withShape(type, shape),
                               value, 1, tpGroups);
-      LLVM_DEBUG(llvm::dbgs() << "[partition]   input #"
-                              << argument.getArgNumber()
-                              << ": shard of the sequence over tp="
-                              << mapping.tp << "\n");
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   input #" << argument.getArgNumber()
+                 << ": shard of the sequence over tp=" << mapping.tp << "\n");
     }
     mapValue(argument, value);
   }
@@ -579,13 +586,11 @@ void LayerPartitioner::convertUlyssesOperands(Operation *op,
 void LayerPartitioner::convertTensorParallelOperands(
     Operation *op, MutableArrayRef<Value> operands) {
   bool yield = isa<YieldOp>(op);
-  TPSharding result = op->getNumResults()
-                          ? decidedSharding(op->getResult(0))
-                          : TPSharding::replicated();
+  TPSharding result = op->getNumResults() ? decidedSharding(op->getResult(0))
+                                          : TPSharding::replicated();
   auto linear = dyn_cast<LinearOp>(op);
-  bool columnParallel =
-      linear &&
-      analysis.getLinearParallelism(linear) == LinearParallelism::Column;
+  bool columnParallel = linear && analysis.getLinearParallelism(linear) ==
+                                      LinearParallelism::Column;
   int64_t resultRank =
       op->getNumResults()
           ? cast<RankedTensorType>(op->getResult(0).getType()).getRank()
@@ -649,9 +654,8 @@ void LayerPartitioner::gatherModelOutputs(YieldOp yield,
     if (!analysis.isBatched(original))
       continue;
     bool returned =
-        llvm::any_of(layer->getResult(index).getUsers(), [](Operation *user) {
-          return isa<func::ReturnOp>(user);
-        });
+        llvm::any_of(layer->getResult(index).getUsers(),
+                     [](Operation *user) { return isa<func::ReturnOp>(user); });
     if (!returned) {
       batchSplitResults.push_back(index);
       continue;
@@ -663,9 +667,9 @@ void LayerPartitioner::gatherModelOutputs(YieldOp yield,
     shape[0] *= mapping.dp;
     value = AllGatherOp::create(builder, yield.getLoc(), withShape(type, shape),
                                 value, 0, dpGroups, /*reduce_grad=*/false);
-    LLVM_DEBUG(llvm::dbgs() << "[partition]   model output #" << index
-                            << ": all_gather of the batch over dp="
-                            << mapping.dp << "\n");
+    LLVM_DEBUG(llvm::dbgs()
+               << "[partition]   model output #" << index
+               << ": all_gather of the batch over dp=" << mapping.dp << "\n");
   }
 }
 
@@ -699,8 +703,7 @@ LayerPartitioner::partitionedResultTypes(Operation *op) {
 
 DictionaryAttr LayerPartitioner::dropoutShard(DropoutOp dropout) const {
   ParameterShard shard;
-  llvm::append_range(shard.fullShape,
-                     dropout.getResult().getType().getShape());
+  llvm::append_range(shard.fullShape, dropout.getResult().getType().getShape());
   if (mapping.dp > 1 && analysis.isBatched(dropout.getResult()))
     shard.splits.push_back({0, dpGroups});
   TPSharding sharding = decidedSharding(dropout.getResult());
@@ -710,8 +713,7 @@ DictionaryAttr LayerPartitioner::dropoutShard(DropoutOp dropout) const {
 }
 
 FailureOr<SmallVector<NamedAttribute>>
-LayerPartitioner::partitionedAttributes(Operation *op,
-                                        ArrayRef<Value> operands,
+LayerPartitioner::partitionedAttributes(Operation *op, ArrayRef<Value> operands,
                                         TypeRange types) {
   SmallVector<NamedAttribute> changed;
   auto change = [&](StringAttr name, Attribute value) {
@@ -725,8 +727,7 @@ LayerPartitioner::partitionedAttributes(Operation *op,
       SmallVector<int64_t> sizes;
       for (int64_t size : split.getSizes())
         sizes.push_back(size / mapping.tp);
-      change(split.getSizesAttrName(),
-             DenseI64ArrayAttr::get(context, sizes));
+      change(split.getSizesAttrName(), DenseI64ArrayAttr::get(context, sizes));
     }
   } else if (auto slice = dyn_cast<SliceOp>(op)) {
     auto in = cast<RankedTensorType>(operands[0].getType());
@@ -744,13 +745,13 @@ LayerPartitioner::partitionedAttributes(Operation *op,
     change(slice.getLimitsAttrName(), DenseI64ArrayAttr::get(context, limits));
   } else if (auto lookup = dyn_cast<EmbeddingOp>(op)) {
     // Each rank looks up the ids of its block of the vocabulary.
-    if (tensorParallel && analysis.getSharding(lookup.getResult()).kind ==
-                              TPSharding::Partial) {
+    if (tensorParallel &&
+        analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial) {
       change(lookup.getVocabGroupsAttrName(), tpGroups);
       if (paddedVocabulary)
-        change(lookup.getVocabSizeAttrName(),
-               IntegerAttr::get(IntegerType::get(context, 64),
-                                paddedVocabulary));
+        change(
+            lookup.getVocabSizeAttrName(),
+            IntegerAttr::get(IntegerType::get(context, 64), paddedVocabulary));
     }
   } else if (auto dropout = dyn_cast<DropoutOp>(op)) {
     change(dropout.getShardAttrName(), dropoutShard(dropout));
@@ -758,14 +759,15 @@ LayerPartitioner::partitionedAttributes(Operation *op,
   return changed;
 }
 
-LogicalResult LayerPartitioner::partitionOp(Operation *op,
-                                            OpBuilder &builder) {
+LogicalResult LayerPartitioner::partitionOp(Operation *op, OpBuilder &builder) {
   LLVM_DEBUG(llvm::dbgs() << "[partition]  " << op->getName() << " at "
                           << op->getLoc() << "\n");
   if (auto read = dyn_cast<ParamOp>(op))
     return partitionParameter(read, builder);
-  SmallVector<Value> operands = llvm::map_to_vector(
-      op->getOperands(), [&](Value value) { return partitioned.lookup(value); });
+  SmallVector<Value> operands =
+      llvm::map_to_vector(op->getOperands(), [&](Value value) {
+        return partitioned.lookup(value);
+      });
   if (ulysses)
     convertUlyssesOperands(op, operands);
   else if (tensorParallel)
@@ -909,8 +911,11 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read,
     declaration->setAttr(ParameterShard::getAttrName(), shard.toAttr(context));
     shardedParameters[name] = declaration;
   }
-  Value value = rebuild(builder, read, {}, {declaration.getTensorType()})
-                    ->getResult(0);
+  Value value =
+      rebuild(builder, read, {}, {declaration.getTensorType()})->getResult(0);
+  LLVM_DEBUG(llvm::dbgs() << "[partition]   weight " << name << ": "
+                          << (tensorSplit ? "split" : "whole")
+                          << (zero3 ? ", ZeRO-3" : "") << "\n");
   if (zero3) {
     value = AllGatherOp::create(builder, read.getLoc(),
                                 withShape(value.getType(), tpStored), value,
@@ -920,8 +925,8 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read,
                             << replicaCount << " replicas\n");
   } else if (replicaCount > 1) {
     value = ReplicateOp::create(builder, read.getLoc(), value, replicas);
-    LLVM_DEBUG(llvm::dbgs() << "[partition]   replicated over "
-                            << replicaCount << " ranks\n");
+    LLVM_DEBUG(llvm::dbgs() << "[partition]   replicated over " << replicaCount
+                            << " ranks\n");
   }
   // Under sequence parallelism a whole weight applied to this rank's part
   // of the sequence (norms, a row-parallel bias) gets a part of its
@@ -949,7 +954,6 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read,
   mapValue(read.getResult(), value);
   return success();
 }
-
 
 Value LayerPartitioner::reduceRowParallel(LinearOp linear, Value partialSums,
                                           Value bias) {
@@ -984,9 +988,8 @@ LogicalResult LayerPartitioner::run() {
       return failure();
   // The layer itself, with the partitioned result types.
   builder.setInsertionPoint(layer);
-  Operation *rebuilt =
-      rebuild(builder, layer, layer.getInputs(),
-              body->getTerminator()->getOperandTypes());
+  Operation *rebuilt = rebuild(builder, layer, layer.getInputs(),
+                               body->getTerminator()->getOperandTypes());
   rebuilt->getRegion(0).push_back(body.release());
   for (unsigned index : batchSplitResults)
     layouts[rebuilt->getResult(index)] = mapping;

@@ -221,11 +221,10 @@ void DropoutOp::propagateUlysses(UlyssesRuleContext &context) {
     return context.hasPositionwiseOperands(*this);                             \
   }                                                                            \
   void OP::propagateUlysses(UlyssesRuleContext &context) {                     \
-    context.propagatePositionwise(                                             \
-        *this, UlyssesOperands::Broadcast,                                     \
-        [&](Value input, int64_t dim) {                                        \
-          return broadcastDim(*this, input, dim);                              \
-        });                                                                    \
+    context.propagatePositionwise(*this, UlyssesOperands::Broadcast,           \
+                                  [&](Value input, int64_t dim) {              \
+                                    return broadcastDim(*this, input, dim);    \
+                                  });                                          \
   }
 
 GALVATRON_ELEMENTWISE_RULE(AddOp, true)
@@ -377,9 +376,9 @@ void TransposeOp::propagateUlysses(UlyssesRuleContext &context) {
   };
   UlyssesLayout layout = context.getLayout(getInput());
   if (layout.kind == UlyssesLayout::Heads)
-    return context.setResult(getResult(),
-                             UlyssesLayout::heads(position(layout.dim),
-                                                  position(layout.sequenceDim)));
+    return context.setResult(
+        getResult(), UlyssesLayout::heads(position(layout.dim),
+                                          position(layout.sequenceDim)));
   context.propagatePositionwise(
       *this, UlyssesOperands::Moved,
       [&](Value, int64_t dim) { return position(dim); });
@@ -471,9 +470,10 @@ bool BroadcastOp::isPositionwise(const TPRuleContext &) {
   return keepsLeadingDims(getInput(), getResult());
 }
 void BroadcastOp::propagateUlysses(UlyssesRuleContext &context) {
-  context.propagatePositionwise(
-      *this, UlyssesOperands::Moved,
-      [&](Value input, int64_t dim) { return broadcastDim(*this, input, dim); });
+  context.propagatePositionwise(*this, UlyssesOperands::Moved,
+                                [&](Value input, int64_t dim) {
+                                  return broadcastDim(*this, input, dim);
+                                });
 }
 
 //===----------------------------------------------------------------------===//
@@ -590,10 +590,10 @@ void EmbeddingOp::propagateTensorParallel(TPRuleContext &context) {
 bool EmbeddingOp::isPositionwise(const TPRuleContext &) { return true; }
 void EmbeddingOp::propagateUlysses(UlyssesRuleContext &context) {
   // The ids of this rank's positions looked up in the whole table.
-  context.propagatePositionwise(
-      *this, UlyssesOperands::Aligned, [&](Value input, int64_t dim) {
-        return input == getIndices() ? dim : -1;
-      });
+  context.propagatePositionwise(*this, UlyssesOperands::Aligned,
+                                [&](Value input, int64_t dim) {
+                                  return input == getIndices() ? dim : -1;
+                                });
 }
 
 void MatmulOp::propagateTensorParallel(TPRuleContext &context) {
