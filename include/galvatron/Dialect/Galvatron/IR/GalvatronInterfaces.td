@@ -76,6 +76,12 @@ def Galvatron_TensorParallelOpInterface
     the sizes that must divide among the ranks, stated through the
     `TPRuleContext` (ShardingRule.h). An op without this interface keeps the
     layer at tp = 1 when one of its operands is sharded or a partial sum.
+
+    The same ranks may run DeepSpeed-Ulysses sequence parallelism instead
+    (lib/Analysis/UlyssesAnalysis.cpp): the op's Ulysses rule states, through
+    the `UlyssesRuleContext`, how it keeps its operands' sequence or heads
+    splits, or that it needs them whole. An op without this interface has
+    its split operands gathered whole.
   }];
   let methods = [
     InterfaceMethod<[{
@@ -88,7 +94,12 @@ def Galvatron_TensorParallelOpInterface
         split them along the sequence.
       }], "bool", "isPositionwise",
       (ins "const ::mlir::galvatron::TPRuleContext &":$context), [{}],
-      [{ return false; }]>
+      [{ return false; }]>,
+    InterfaceMethod<[{
+        States the Ulysses layouts of the results and what the operands
+        need.
+      }], "void", "propagateUlysses",
+      (ins "::mlir::galvatron::UlyssesRuleContext &":$context)>
   ];
 }
 
@@ -117,8 +128,9 @@ def Galvatron_RuntimeKernelOpInterface
   ];
 }
 
-// Shorthands for op trait lists: a TP rule (with its sequence-parallel
-// rule), a runtime kernel (with attributes the op derives).
+// Shorthands for op trait lists: a TP rule and a Ulysses rule (with its
+// sequence-parallel rule), a runtime kernel (with attributes the op
+// derives).
 defvar Galvatron_TPRule =
     DeclareOpInterfaceMethods<Galvatron_TensorParallelOpInterface>;
 defvar Galvatron_PositionwiseTPRule =
