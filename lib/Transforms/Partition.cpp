@@ -14,6 +14,7 @@
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
 #include "galvatron/Analysis/UlyssesAnalysis.h"
 #include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/Training.h"
 
@@ -22,7 +23,6 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
-#include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "partition"
 
