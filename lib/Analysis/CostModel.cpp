@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/CostModel.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -700,8 +701,7 @@ llvm::Error mlir::galvatron::checkMemoryBudget(const ClusterSpec &cluster,
                                                double budget) {
   if (getUsableMemory(cluster, budget) > 0)
     return llvm::Error::success();
-  return llvm::createStringError(
-      llvm::inconvertibleErrorCode(),
+  return makeError(
       "a budget of " + formatBytes(budget) +
           " per device leaves nothing after the runtime's " +
           formatBytes(cluster.efficiency.runtimeMemory) + " and fragmentation");

@@ -20,6 +20,7 @@
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelOptions.h"
+#include "galvatron/Support/Error.h"
 #include "galvatron/Support/OutputFile.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
@@ -125,7 +126,8 @@ static int error(const llvm::Twine &message) {
 }
 
 /// The model as galvatron IR, from whichever option names it.
-static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
+static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
+                                                  llvm::SourceMgr &sourceMgr) {
   if (modelOptions.hasModel() == !inputFilename.empty()) {
     error("give one model: --model, --config or a model file");
     return failure();
@@ -171,10 +173,7 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
     error(message);
     return failure();
   }
-  llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-plan");
-  handler.setSubject(inputFilename);
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     return failure();
@@ -184,12 +183,9 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
 /// The cluster the options describe.
 static llvm::Expected<CostModelSetup> loadClusterSetup() {
   if (!clusterName.empty() && !gpu.empty())
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "give --cluster or --gpu, not both");
+    return makeError("give --cluster or --gpu, not both");
   if (nodes < 0 || gpusPerNode < 0)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        "--nodes and --gpus-per-node must be positive");
+    return makeError("--nodes and --gpus-per-node must be positive");
   std::string name = !gpu.empty()           ? gpu.getValue()
                      : !clusterName.empty() ? clusterName.getValue()
                                             : std::string("a100-80gb");
@@ -198,10 +194,8 @@ static llvm::Expected<CostModelSetup> loadClusterSetup() {
         return StringRef(preset.name);
       });
   if (!gpu.empty() && !llvm::is_contained(presets, gpu.getValue()))
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "--gpu must name a preset (" +
-                                       llvm::join(presets, ", ") + "), got '" +
-                                       gpu + "'");
+    return makeError("--gpu must name a preset (" + llvm::join(presets, ", ") +
+                     "), got '" + gpu + "'");
   auto setup = makeCostModelSetup({name, nodes, 0, memory, profiles});
   if (!setup)
     return setup.takeError();
@@ -367,12 +361,19 @@ static int run() {
   registerAllDialects(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
-  auto module = loadModel(context);
+  // Diagnostics of the model's ops and layers: at their file:line:col, or
+  // named (an ONNX node, a preset's layer).
+  llvm::SourceMgr sourceMgr;
+  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-plan");
+  handler.setSubject(inputFilename);
+  auto module = loadModel(context, sourceMgr);
   if (failed(module))
     return 1;
   auto model = ModelProfile::build(**module);
-  if (!model)
-    return error(llvm::toString(model.takeError()));
+  if (!model) {
+    (void)emitError(model.takeError(), (*module)->getLoc());
+    return 1;
+  }
   const ClusterSpec &cluster = setup->cluster;
 
   SearchOptions options;
