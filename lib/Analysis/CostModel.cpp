@@ -565,16 +565,16 @@ llvm::Error ParallelPlan::validate(const ModelProfile &model) const {
     return makeError("devices, devices per node, pp, micro-batches and the "
                      "global batch must be positive");
   if (devices % pp != 0)
-    return makeError("pipeline degree " + llvm::Twine(pp) + " does not divide " +
-                   llvm::Twine(devices) + " devices");
+    return makeError("pipeline degree " + llvm::Twine(pp) +
+                     " does not divide " + llvm::Twine(devices) + " devices");
   if (globalBatch % microBatches != 0)
     return makeError("global batch " + llvm::Twine(globalBatch) +
-                   " does not split into " + llvm::Twine(microBatches) +
-                   " equal micro-batches");
+                     " does not split into " + llvm::Twine(microBatches) +
+                     " equal micro-batches");
   if (layers.size() != model.layers.size())
     return makeError("the plan has " + llvm::Twine(layers.size()) +
-                   " layer strategies but the model has " +
-                   llvm::Twine(model.layers.size()) + " layers");
+                     " layer strategies but the model has " +
+                     llvm::Twine(model.layers.size()) + " layers");
   int64_t stageDevices = getDevicesPerStage();
   int64_t previousStage = 0;
   SmallVector<bool> used(pp, false);
@@ -640,7 +640,7 @@ llvm::Error ParallelPlan::validate(const ModelProfile &model) const {
   for (auto [stage, isUsed] : llvm::enumerate(used))
     if (!isUsed)
       return makeError("pipeline stage " + llvm::Twine(stage) + " of " +
-                     llvm::Twine(pp) + " has no layer");
+                       llvm::Twine(pp) + " has no layer");
   return llvm::Error::success();
 }
 
@@ -702,10 +702,10 @@ llvm::Error mlir::galvatron::checkMemoryBudget(const ClusterSpec &cluster,
                                                double budget) {
   if (getUsableMemory(cluster, budget) > 0)
     return llvm::Error::success();
-  return makeError(
-      "a budget of " + formatBytes(budget) +
-          " per device leaves nothing after the runtime's " +
-          formatBytes(cluster.efficiency.runtimeMemory) + " and fragmentation");
+  return makeError("a budget of " + formatBytes(budget) +
+                   " per device leaves nothing after the runtime's " +
+                   formatBytes(cluster.efficiency.runtimeMemory) +
+                   " and fragmentation");
 }
 
 std::string mlir::galvatron::formatBytes(double bytes) {

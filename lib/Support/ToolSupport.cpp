@@ -80,8 +80,7 @@ LogicalResult ToolDiagnosticHandler::handle(Diagnostic &diagnostic) {
       if (detail && *detail != subject)
         where = where.empty() ? *detail : where + ": " + *detail;
     };
-    if (std::optional<FileLineColRange> partFile =
-            findFile(part.getLocation()))
+    if (std::optional<FileLineColRange> partFile = findFile(part.getLocation()))
       add(partFile->getFilename().str());
     add(findName(part.getLocation()));
     if (!where.empty())
@@ -92,6 +91,12 @@ LogicalResult ToolDiagnosticHandler::handle(Diagnostic &diagnostic) {
   for (const Diagnostic &note : diagnostic.getNotes())
     print(note);
   return success();
+}
+
+int mlir::galvatron::printToolError(StringRef tool,
+                                    const llvm::Twine &message) {
+  label(llvm::errs(), DiagnosticSeverity::Error, tool) << message << "\n";
+  return 1;
 }
 
 void mlir::galvatron::hideLibraryOptions(

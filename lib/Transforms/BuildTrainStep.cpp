@@ -293,11 +293,11 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
       auto tensor = dyn_cast<RankedTensorType>(type);
       if (tensor && tensor.getRank() >= 1 && tensor.getDimSize(0) != microBatch)
         return error(main.getArgument(index).getLoc())
-               << "input #" << index << " of @" << function
-                       << " has batch " << tensor.getDimSize(0)
-                       << " but the plan's micro-batch is global_batch / "
-                          "micro_batches = "
-                       << microBatch;
+               << "input #" << index << " of @" << function << " has batch "
+               << tensor.getDimSize(0)
+               << " but the plan's micro-batch is global_batch / "
+                  "micro_batches = "
+               << microBatch;
     }
   }
   return config;
@@ -408,8 +408,8 @@ FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
   if (!logitsIndex)
     return error(forward.getLoc())
            << "cannot tell which result of @" << function
-                   << " holds the logits: name it \"logits\" with "
-                   << GalvatronDialect::getNameAttrName();
+           << " holds the logits: name it \"logits\" with "
+           << GalvatronDialect::getNameAttrName();
   Value logits = terminator->getOperand(*logitsIndex);
   auto logitsType = dyn_cast<RankedTensorType>(logits.getType());
   auto head = logits.getDefiningOp<LayerOp>();
@@ -786,7 +786,7 @@ LogicalResult BuildTrainStepPass::run() {
     return failure();
   if (accumulators.get().empty())
     return error(forward.getLoc()) << "the loss of @" << function
-                   << " does not depend on any parameter";
+                                   << " does not depend on any parameter";
   accumulators.eraseBypassedSyncs();
   setResults(forward, backward->savedValues);
   pruneUnusedLayerResults(forward);

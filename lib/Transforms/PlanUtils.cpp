@@ -220,9 +220,9 @@ LogicalResult mlir::galvatron::checkPlanSuitsModel(ModuleOp module,
   llvm::Error error = plan.validate(model);
   if (!error)
     return success();
-  emitPassError(module, pass,
-                withContext(std::move(error),
-                            "the plan does not suit the model: "));
+  emitPassError(
+      module, pass,
+      withContext(std::move(error), "the plan does not suit the model: "));
   return failure();
 }
 

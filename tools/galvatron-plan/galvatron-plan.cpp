@@ -37,7 +37,6 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 #include <set>
 
@@ -121,8 +120,7 @@ static cl::opt<int64_t> fixedPp("pp", cl::desc("Fixed pipeline degree"),
 static constexpr double kGiB = double(1ull << 30);
 
 static int error(const llvm::Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-plan") << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-plan", message);
 }
 
 /// The model as galvatron IR, from whichever option names it.

@@ -43,6 +43,10 @@ private:
   std::string tool, subject;
 };
 
+/// Prints "TOOL: error: message" (colored on a terminal), for errors
+/// without a location; returns 1, the tool's exit code.
+int printToolError(StringRef tool, const llvm::Twine &message);
+
 /// Hides from --help every option the linked libraries registered before
 /// main started (LLVM's code generators and optimizers: hundreds of flags
 /// no Galvatron user sets). Options in `categories`, LLVM's generic ones

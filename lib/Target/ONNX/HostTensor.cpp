@@ -237,8 +237,8 @@ static Expected<HostTensor> allocate(DType type, ArrayRef<int64_t> shape) {
     return count.takeError();
   if (*count > kMaxHostElements)
     return makeError("a constant of " + llvm::Twine(*count) +
-                       " elements exceeds the import limit of " +
-                       llvm::Twine(kMaxHostElements));
+                     " elements exceeds the import limit of " +
+                     llvm::Twine(kMaxHostElements));
   return HostTensor::zeros(type, shape);
 }
 
@@ -318,8 +318,7 @@ mlir::galvatron::onnx_import::checkedNumel(ArrayRef<int64_t> shape) {
       return makeError("negative dimension in shape " + shapeText(shape));
     if (__builtin_mul_overflow(count, dim, &count) ||
         count > (int64_t(1) << 62))
-      return makeError("shape " + shapeText(shape) +
-                         " has too many elements");
+      return makeError("shape " + shapeText(shape) + " has too many elements");
   }
   return count;
 }
@@ -328,7 +327,7 @@ Expected<int64_t> mlir::galvatron::onnx_import::normalizeAxis(int64_t axis,
                                                               int64_t rank) {
   if (axis < -rank || axis >= rank)
     return makeError("axis " + llvm::Twine(axis) +
-                       " is out of range for rank " + llvm::Twine(rank));
+                     " is out of range for rank " + llvm::Twine(rank));
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -342,7 +341,7 @@ mlir::galvatron::onnx_import::broadcastShapes(ArrayRef<int64_t> a,
     int64_t y = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (x != y && x != 1 && y != 1)
       return makeError("shapes " + shapeText(a) + " and " + shapeText(b) +
-                         " do not broadcast");
+                       " do not broadcast");
     shape[i] = x == 1 ? y : x;
   }
   return shape;
@@ -360,21 +359,21 @@ Expected<SmallVector<int64_t>> mlir::galvatron::onnx_import::resolveReshape(
     if (dim == 0 && !allowZero) {
       if (index >= input.size())
         return makeError("reshape copies dimension " + llvm::Twine(index) +
-                           " that the input " + shapeText(input) +
-                           " does not have");
+                         " that the input " + shapeText(input) +
+                         " does not have");
       dim = input[index];
     }
     if (dim == -1) {
       if (inferred >= 0)
         return makeError("reshape to " + shapeText(requested) +
-                           " infers more than one dimension");
+                         " infers more than one dimension");
       inferred = index;
       shape.push_back(1);
       continue;
     }
     if (dim < 0)
       return makeError("reshape to " + shapeText(requested) +
-                         " has a negative dimension");
+                       " has a negative dimension");
     if (__builtin_mul_overflow(known, dim, &known))
       return makeError("reshape to " + shapeText(requested) + " overflows");
     shape.push_back(dim);
@@ -382,12 +381,12 @@ Expected<SmallVector<int64_t>> mlir::galvatron::onnx_import::resolveReshape(
   if (inferred >= 0) {
     if (known == 0 || *total % known != 0)
       return makeError("cannot reshape " + shapeText(input) + " to " +
-                         shapeText(requested));
+                       shapeText(requested));
     shape[inferred] = *total / known;
   } else if (known != *total) {
     return makeError("cannot reshape " + shapeText(input) + " (" +
-                       llvm::Twine(*total) + " elements) to " +
-                       shapeText(requested));
+                     llvm::Twine(*total) + " elements) to " +
+                     shapeText(requested));
   }
   return shape;
 }
@@ -402,8 +401,7 @@ mlir::galvatron::onnx_import::resolveUnsqueeze(ArrayRef<int64_t> input,
     if (!normalized)
       return normalized.takeError();
     if (inserted[*normalized])
-      return makeError("unsqueeze axis " + llvm::Twine(axis) +
-                         " is repeated");
+      return makeError("unsqueeze axis " + llvm::Twine(axis) + " is repeated");
     inserted[*normalized] = true;
   }
   SmallVector<int64_t> shape;
@@ -428,7 +426,7 @@ mlir::galvatron::onnx_import::resolveSqueeze(ArrayRef<int64_t> input,
       return normalized.takeError();
     if (input[*normalized] != 1)
       return makeError("cannot squeeze dimension " + llvm::Twine(axis) +
-                         " of size " + llvm::Twine(input[*normalized]));
+                       " of size " + llvm::Twine(input[*normalized]));
     removed[*normalized] = true;
   }
   SmallVector<int64_t> shape;
@@ -449,7 +447,7 @@ mlir::galvatron::onnx_import::resolvePermutation(int64_t rank,
   }
   if (static_cast<int64_t>(perm.size()) != rank)
     return makeError("permutation " + shapeText(perm) +
-                       " does not match rank " + llvm::Twine(rank));
+                     " does not match rank " + llvm::Twine(rank));
   SmallVector<bool> seen(rank, false);
   for (int64_t dim : perm) {
     if (dim < 0 || dim >= rank || seen[dim])
@@ -660,7 +658,7 @@ HostResult mlir::galvatron::onnx_import::evaluateBinary(BinaryKind kind,
   // operands of one type.
   if (lhs.type != rhs.type && kind != BinaryKind::Pow)
     return makeError("operands have different element types " +
-                       dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
+                     dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
   bool logical = kind == BinaryKind::And || kind == BinaryKind::Or ||
                  kind == BinaryKind::Xor;
   if (logical && lhs.type != DType::Bool)
@@ -740,8 +738,8 @@ mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
         break;
       default:
         return makeError("this operation needs a floating-point tensor, "
-                           "got " +
-                           dtypeName(input.type));
+                         "got " +
+                         dtypeName(input.type));
       }
       result->ints[i] = wrapToType(input.type, out);
     }
@@ -810,10 +808,10 @@ HostResult mlir::galvatron::onnx_import::evaluateWhere(
     const HostTensor &condition, const HostTensor &lhs, const HostTensor &rhs) {
   if (condition.type != DType::Bool)
     return makeError("Where needs a bool condition, got " +
-                       dtypeName(condition.type));
+                     dtypeName(condition.type));
   if (lhs.type != rhs.type)
     return makeError("Where operands have different element types " +
-                       dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
+                     dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
   Expected<SmallVector<int64_t>> partial =
       broadcastShapes(condition.shape, lhs.shape);
   if (!partial)
@@ -868,7 +866,7 @@ mlir::galvatron::onnx_import::reshapeTensor(const HostTensor &input,
     return count.takeError();
   if (*count != input.numel())
     return makeError("cannot reshape " + shapeText(input.shape) + " to " +
-                       shapeText(shape));
+                     shapeText(shape));
   HostTensor result = input;
   result.shape.assign(shape.begin(), shape.end());
   return result;
@@ -933,8 +931,8 @@ HostResult mlir::galvatron::onnx_import::gatherTensor(const HostTensor &data,
     int64_t index = indices.ints[i];
     if (index < -size || index >= size)
       return makeError("Gather index " + llvm::Twine(index) +
-                         " is out of range for a dimension of size " +
-                         llvm::Twine(size));
+                       " is out of range for a dimension of size " +
+                       llvm::Twine(size));
     if (index < 0)
       index += size;
     for (int64_t o = 0; o < outer; ++o)
@@ -961,8 +959,7 @@ mlir::galvatron::onnx_import::concatTensors(ArrayRef<const HostTensor *> inputs,
       return makeError("Concat inputs differ in element type or rank");
     for (int64_t d = 0; d < first.rank(); ++d)
       if (d != *dim && input->shape[d] != first.shape[d])
-        return makeError("Concat inputs differ in dimension " +
-                           llvm::Twine(d));
+        return makeError("Concat inputs differ in dimension " + llvm::Twine(d));
     shape[*dim] += input->shape[*dim];
   }
   HostResult result = allocate(first.type, shape);

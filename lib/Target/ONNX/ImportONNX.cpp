@@ -386,8 +386,8 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor,
         where->key.empty() ? StringAttr() : builder.getStringAttr(where->key));
     OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPoint(function);
-    ParameterOp::create(builder, locate(name),
-                        name, type, InitAttr(), external);
+    ParameterOp::create(builder, locate(name), name, type, InitAttr(),
+                        external);
     symbol = parameterSymbols.try_emplace(parameterName, name).first;
   }
   return create<ParamOp>(

@@ -21,11 +21,11 @@
 #include <cstring>
 
 using namespace mlir::galvatron::onnx_import;
-using mlir::galvatron::makeError;
 using llvm::Expected;
 using llvm::SmallVector;
 using llvm::StringRef;
 using llvm::Twine;
+using mlir::galvatron::makeError;
 
 namespace protoio = google::protobuf::io;
 namespace rt = ::galvatron::runtime;
@@ -38,7 +38,7 @@ Expected<std::unique_ptr<ONNXModel>>
 ONNXModel::parse(StringRef bytes, std::string fileName, std::string directory) {
   if (bytes.size() > static_cast<size_t>(INT_MAX))
     return makeError("the file is larger than the 2 GiB a protobuf can hold; "
-                       "store the weights as external data");
+                     "store the weights as external data");
   auto result = std::unique_ptr<ONNXModel>(new ONNXModel());
   result->modelFileName = std::move(fileName);
   result->directory = std::move(directory);
@@ -49,7 +49,7 @@ ONNXModel::parse(StringRef bytes, std::string fileName, std::string directory) {
   if (!result->model.ParseFromCodedStream(&input) ||
       !input.ConsumedEntireMessage())
     return makeError("not a valid ONNX model (the protobuf is malformed or "
-                       "truncated)");
+                     "truncated)");
   if (!result->model.has_graph())
     return makeError("the model has no graph");
 
@@ -61,11 +61,11 @@ ONNXModel::parse(StringRef bytes, std::string fileName, std::string directory) {
     }
   if (!hasDefault)
     return makeError("the model imports no opset of the default domain "
-                       "(ai.onnx)");
+                     "(ai.onnx)");
   if (result->opset < kMinOpset || result->opset > kMaxOpset)
     return makeError("the model uses opset " + Twine(result->opset) +
-                       " of the default domain; the importer supports opsets " +
-                       Twine(kMinOpset) + " to " + Twine(kMaxOpset));
+                     " of the default domain; the importer supports opsets " +
+                     Twine(kMinOpset) + " to " + Twine(kMaxOpset));
   result->scanEmbeddedRanges(bytes);
   return result;
 }
@@ -192,7 +192,7 @@ static Expected<int64_t> parseExternalNumber(StringRef text, StringRef what,
   int64_t value;
   if (text.getAsInteger(10, value) || value < 0)
     return makeError("external data " + what + " '" + text + "' of tensor '" +
-                       tensor + "' is not a non-negative integer");
+                     tensor + "' is not a non-negative integer");
   return value;
 }
 
@@ -217,11 +217,11 @@ ONNXModel::resolveExternal(const onnx::TensorProto &tensor,
   StringRef location = file.location;
   auto refuse = [&](const Twine &why) {
     return makeError("external data '" + location + "' of tensor '" + name +
-                       "' " + why);
+                     "' " + why);
   };
   if (location.empty())
     return makeError("tensor '" + name +
-                       "' is stored externally but names no location");
+                     "' is stored externally but names no location");
   if (file.length < 0)
     file.length = expectedBytes;
   if (file.length != expectedBytes)
@@ -248,7 +248,7 @@ ONNXModel::tensorShape(const onnx::TensorProto &tensor) {
   Expected<int64_t> count = checkedNumel(shape);
   if (!count)
     return makeError("tensor '" + tensor.name() +
-                       "': " + llvm::toString(count.takeError()));
+                     "': " + llvm::toString(count.takeError()));
   return shape;
 }
 
@@ -261,7 +261,7 @@ static Expected<int64_t> rawSize(const onnx::TensorProto &tensor) {
   int64_t bytes;
   if (!size || __builtin_mul_overflow(*checkedNumel(*shape), size, &bytes))
     return makeError("tensor '" + tensor.name() + "' of element type " +
-                       dtypeName(tensor.data_type()) + " cannot be read");
+                     dtypeName(tensor.data_type()) + " cannot be read");
   return bytes;
 }
 
@@ -299,8 +299,8 @@ Expected<RawBytes> ONNXModel::rawBytes(const onnx::TensorProto &tensor) const {
                                                    file->offset);
     if (!buffer)
       return makeError("cannot read external data '" + file->location +
-                         "' of tensor '" + tensor.name() +
-                         "': " + buffer.getError().message());
+                       "' of tensor '" + tensor.name() +
+                       "': " + buffer.getError().message());
     result.owner = std::move(*buffer);
     result.data = result.owner->getBuffer();
   } else if (tensor.has_raw_data()) {
@@ -312,14 +312,14 @@ Expected<RawBytes> ONNXModel::rawBytes(const onnx::TensorProto &tensor) const {
                   tensor.float_data_size() * sizeof(float));
   } else {
     return makeError("tensor '" + tensor.name() +
-                       "' is not stored as raw data");
+                     "' is not stored as raw data");
   }
   if (static_cast<int64_t>(result.data.size()) != *bytes)
     return makeError("tensor '" + tensor.name() + "' holds " +
-                       Twine(result.data.size()) +
-                       " bytes but its shape and "
-                       "type need " +
-                       Twine(*bytes));
+                     Twine(result.data.size()) +
+                     " bytes but its shape and "
+                     "type need " +
+                     Twine(*bytes));
   return std::move(result);
 }
 
@@ -387,12 +387,12 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
   StringRef name = tensor.name();
   if (!isHostType(tensor.data_type()))
     return makeError("tensor '" + name + "' has element type " +
-                       dtypeName(tensor.data_type()) +
-                       ", which the importer cannot read");
+                     dtypeName(tensor.data_type()) +
+                     ", which the importer cannot read");
   if (tensor.has_segment())
     return makeError("tensor '" + name +
-                       "' is segmented, which the "
-                       "importer does not support");
+                     "' is segmented, which the "
+                     "importer does not support");
   auto type = static_cast<DType>(tensor.data_type());
   Expected<SmallVector<int64_t>> shape = tensorShape(tensor);
   if (!shape)
@@ -400,8 +400,8 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
   int64_t count = *checkedNumel(*shape);
   if (count > kMaxHostElements)
     return makeError("tensor '" + name + "' has " + Twine(count) +
-                       " elements, more than the " + Twine(kMaxHostElements) +
-                       " the importer evaluates");
+                     " elements, more than the " + Twine(kMaxHostElements) +
+                     " the importer evaluates");
   HostTensor result = HostTensor::zeros(type, *shape);
   int64_t size = dtypeSize(type);
 
@@ -416,8 +416,8 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
 
   if (typedValueCount(tensor) != count)
     return makeError("tensor '" + name + "' stores " +
-                       Twine(typedValueCount(tensor)) +
-                       " values but its shape has " + Twine(count));
+                     Twine(typedValueCount(tensor)) +
+                     " values but its shape has " + Twine(count));
   switch (type) {
   case DType::Float:
     for (int64_t i = 0; i < count; ++i)
@@ -482,14 +482,14 @@ ONNXModel::locate(const onnx::TensorProto &tensor) const {
   if (tensor.has_raw_data()) {
     if (static_cast<int64_t>(tensor.raw_data().size()) != *bytes)
       return makeError("tensor '" + tensor.name() + "' holds " +
-                         Twine(tensor.raw_data().size()) +
-                         " bytes but its shape and type need " + Twine(*bytes));
+                       Twine(tensor.raw_data().size()) +
+                       " bytes but its shape and type need " + Twine(*bytes));
     return result;
   }
   int64_t count = *bytes / dtypeSize(static_cast<DType>(tensor.data_type()));
   if (typedValueCount(tensor) != count)
     return makeError("tensor '" + tensor.name() + "' stores " +
-                       Twine(typedValueCount(tensor)) +
-                       " values but its shape has " + Twine(count));
+                     Twine(typedValueCount(tensor)) +
+                     " values but its shape has " + Twine(count));
   return result;
 }
