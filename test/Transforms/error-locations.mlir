@@ -19,7 +19,9 @@ func.func @main(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
 
 // -----
 
-// A plan that does not suit a layer: at the layer.
+// A plan that does not suit a layer: at the layer. A loss that depends on
+// no parameter: at the function.
+// TRAIN: error-locations.mlir:[[# @LINE + 2]]:1: error: --galvatron-build-train-step: the loss of @main does not depend on any parameter
 // PLAN: error-locations.mlir:[[# @LINE + 2]]:8: error: --galvatron-apply-strategy: the plan does not suit the model: 'embeddings': tp 3 does not divide the stage's 2 devices
 func.func @main(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
   %0 = galvatron.layer embedding "embeddings" (%a = %x : tensor<2x4xf32>) -> tensor<2x4xf32> {
