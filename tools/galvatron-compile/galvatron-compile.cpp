@@ -52,7 +52,6 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -138,8 +137,7 @@ static cl::opt<double> bucketMb(
     cl::init(25.0), cl::cat(category));
 
 static int error(const Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-compile", message);
 }
 
 /// The model to compile: a preset or a parsed file; a preset or an ONNX

@@ -18,11 +18,9 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 static int error(const llvm::Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-opt") << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-opt", message);
 }
 
 int main(int argc, char **argv) {

@@ -37,7 +37,6 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -86,9 +85,7 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::init("-"), cl::cat(category));
 
 static int error(const Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-translate")
-      << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-translate", message);
 }
 
 static void printModelList(llvm::raw_ostream &os) {
