@@ -18,6 +18,9 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 config.substitutions.append(("%python", config.python_executable))
+# LLVM_DEBUG tracing compiled in (GALVATRON_ENABLE_TRACING).
+if config.galvatron_tracing.upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("tracing")
 config.substitutions.append(("%galvatron_src_root", config.galvatron_src_root))
 config.substitutions.append(("%galvatron_bin", config.galvatron_tools_dir))
 

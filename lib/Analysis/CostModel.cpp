@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/CostModel.h"
+#include "galvatron/Support/Error.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -562,30 +563,31 @@ int64_t ParallelPlan::getInFlight(int64_t stage) const {
   return std::min(microBatches, pp - stage);
 }
 
-std::string ParallelPlan::check(const ModelProfile &model) const {
-  auto message = [](const llvm::Twine &text) { return text.str(); };
+llvm::Error ParallelPlan::validate(const ModelProfile &model) const {
   if (devices < 1 || devicesPerNode < 1 || pp < 1 || microBatches < 1 ||
       globalBatch < 1)
-    return "devices, devices per node, pp, micro-batches and the global batch "
-           "must be positive";
+    return makeError("devices, devices per node, pp, micro-batches and the "
+                     "global batch must be positive");
   if (devices % pp != 0)
-    return message("pipeline degree " + llvm::Twine(pp) + " does not divide " +
-                   llvm::Twine(devices) + " devices");
+    return makeError("pipeline degree " + llvm::Twine(pp) +
+                     " does not divide " + llvm::Twine(devices) + " devices");
   if (globalBatch % microBatches != 0)
-    return message("global batch " + llvm::Twine(globalBatch) +
-                   " does not split into " + llvm::Twine(microBatches) +
-                   " equal micro-batches");
+    return makeError("global batch " + llvm::Twine(globalBatch) +
+                     " does not split into " + llvm::Twine(microBatches) +
+                     " equal micro-batches");
   if (layers.size() != model.layers.size())
-    return message("the plan has " + llvm::Twine(layers.size()) +
-                   " layer strategies but the model has " +
-                   llvm::Twine(model.layers.size()) + " layers");
+    return makeError("the plan has " + llvm::Twine(layers.size()) +
+                     " layer strategies but the model has " +
+                     llvm::Twine(model.layers.size()) + " layers");
   int64_t stageDevices = getDevicesPerStage();
   int64_t previousStage = 0;
   SmallVector<bool> used(pp, false);
   for (auto [index, strategy] : llvm::enumerate(layers)) {
     const LayerProfile &layer = model.layers[index];
     auto bad = [&](const llvm::Twine &text) {
-      return message("'" + layer.name + "': " + text);
+      std::string full = ("'" + layer.name + "': " + text).str();
+      return layer.location ? makeError(Location(layer.location), full)
+                            : makeError(full);
     };
     if (strategy.stage < 0 || strategy.stage >= pp)
       return bad("stage " + llvm::Twine(strategy.stage) +
@@ -641,9 +643,9 @@ std::string ParallelPlan::check(const ModelProfile &model) const {
   }
   for (auto [stage, isUsed] : llvm::enumerate(used))
     if (!isUsed)
-      return message("pipeline stage " + llvm::Twine(stage) + " of " +
-                     llvm::Twine(pp) + " has no layer");
-  return "";
+      return makeError("pipeline stage " + llvm::Twine(stage) + " of " +
+                       llvm::Twine(pp) + " has no layer");
+  return llvm::Error::success();
 }
 
 std::string mlir::galvatron::assignStages(ParallelPlan &plan,
@@ -704,11 +706,10 @@ llvm::Error mlir::galvatron::checkMemoryBudget(const ClusterSpec &cluster,
                                                double budget) {
   if (getUsableMemory(cluster, budget) > 0)
     return llvm::Error::success();
-  return llvm::createStringError(
-      llvm::inconvertibleErrorCode(),
-      "a budget of " + formatBytes(budget) +
-          " per device leaves nothing after the runtime's " +
-          formatBytes(cluster.efficiency.runtimeMemory) + " and fragmentation");
+  return makeError("a budget of " + formatBytes(budget) +
+                   " per device leaves nothing after the runtime's " +
+                   formatBytes(cluster.efficiency.runtimeMemory) +
+                   " and fragmentation");
 }
 
 std::string mlir::galvatron::formatBytes(double bytes) {

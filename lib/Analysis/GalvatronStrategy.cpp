@@ -231,9 +231,9 @@ Expected<ParallelPlan> mlir::galvatron::parseGalvatronStrategy(
     strategy.sp = megatronSequenceParallel && strategy.tp > 1 &&
                   !strategy.ulysses;
   }
-  if (std::string error = plan.check(model); !error.empty())
-    return makeError(source + ": the strategy does not suit the model: " +
-                     error);
+  if (llvm::Error error = plan.validate(model))
+    return withContext(std::move(error),
+                       source + ": the strategy does not suit the model: ");
   return plan;
 }
 

@@ -421,6 +421,7 @@ llvm::Expected<ModelProfile> ModelProfile::build(func::FuncOp function) {
     Sizer sizer(analysis, profile.irBatch, &ulysses);
     LayerProfile &entry = profile.layers.emplace_back();
     entry.name = layer.getLayerName().str();
+    entry.location = layer.getLoc();
     entry.kind = layer.getKind();
     entry.tpFailure = analysis.getFailure().str();
     entry.sequenceParallel = analysis.supportsSequenceParallel();

@@ -157,17 +157,6 @@ public:
     return *p;
   }
 
-  /// Reads a dropout probability the built model does not apply: non-zero
-  /// values are remembered for a warning.
-  Error dropout(StringRef key, SmallVectorImpl<std::string> &ignored) {
-    Expected<double> p = probability(key, 0.0);
-    if (!p)
-      return p.takeError();
-    if (*p > 0)
-      ignored.push_back(key.str() + " = " + llvm::formatv("{0}", *p).str());
-    return Error::success();
-  }
-
   /// Every key must have been read or be metadata.
   Error finish() const {
     SmallVector<std::string> unknown;
@@ -234,15 +223,6 @@ static Error checkModelType(FieldReader &reader, StringRef expected) {
 #define CHECK(expression)                                                      \
   if (Error e = (expression))                                                  \
     return e;
-
-void mlir::galvatron::warnIgnoredFields(const HuggingFaceModel &model,
-                                        StringRef tool) {
-  if (!model.ignored.empty())
-    llvm::WithColor::warning(llvm::errs(), tool)
-        << model.config.name
-        << ": dropout not built (the graph trains without it): "
-        << llvm::join(model.ignored, ", ") << "\n";
-}
 
 static Error readGPT2(FieldReader &reader, HuggingFaceModel &result) {
   ModelConfig &c = result.config;
@@ -319,7 +299,8 @@ static Error readLlamaFamily(FieldReader &reader, StringRef architecture,
     return reader.error("rope_scaling",
                         "is not supported: scaled rotary embeddings change "
                         "the positions' frequencies (only null)");
-  CHECK(reader.dropout("attention_dropout", result.ignored));
+  READ(attentionDropout,
+       reader.probability("attention_dropout", 0.0));
   if (mistral || qwen2) {
     // Qwen2 applies its window only with use_sliding_window, above its
     // first max_window_layers layers.
@@ -356,11 +337,14 @@ static Error readLlamaFamily(FieldReader &reader, StringRef architecture,
   c.initStd = *std;
   c.tiedHead = *tied;
   c.activation = *activation;
+  c.attentionDropout = *attentionDropout;
   return Error::success();
 }
 
-/// What BertConfig and ViTConfig share, with the same defaults.
-static Error readEncoder(FieldReader &reader, HuggingFaceModel &result) {
+/// What BertConfig and ViTConfig share, with the same defaults but for
+/// dropout (`defaultDropout`: BERT 0.1, ViT 0).
+static Error readEncoder(FieldReader &reader, HuggingFaceModel &result,
+                         double defaultDropout) {
   ModelConfig &c = result.config;
   READ(hidden, reader.integer("hidden_size", 768));
   READ(layers, reader.integer("num_hidden_layers", 12));
@@ -369,8 +353,10 @@ static Error readEncoder(FieldReader &reader, HuggingFaceModel &result) {
   READ(activation, readActivation(reader, "hidden_act", "gelu"));
   READ(epsilon, reader.number("layer_norm_eps", 1e-12));
   READ(std, reader.number("initializer_range", 0.02));
-  for (StringRef key : {"hidden_dropout_prob", "attention_probs_dropout_prob"})
-    CHECK(reader.dropout(key, result.ignored));
+  READ(hiddenDropout,
+       reader.probability("hidden_dropout_prob", defaultDropout));
+  READ(attentionDropout,
+       reader.probability("attention_probs_dropout_prob", defaultDropout));
   c.hidden = *hidden;
   c.layers = *layers;
   c.heads = c.kvHeads = *heads;
@@ -378,6 +364,8 @@ static Error readEncoder(FieldReader &reader, HuggingFaceModel &result) {
   c.activation = *activation;
   c.normEpsilon = *epsilon;
   c.initStd = *std;
+  c.embeddingDropout = c.hiddenDropout = *hiddenDropout;
+  c.attentionDropout = *attentionDropout;
   return Error::success();
 }
 
@@ -388,7 +376,7 @@ static Error readBERT(FieldReader &reader, StringRef architecture,
   c.head = architecture == "BertModel" ? ModelHead::pooler
                                        : ModelHead::maskedLM;
   CHECK(checkModelType(reader, "bert"));
-  CHECK(readEncoder(reader, result));
+  CHECK(readEncoder(reader, result, /*defaultDropout=*/0.1));
   READ(vocab, reader.integer("vocab_size", 30522));
   READ(positions, reader.integer("max_position_embeddings", 512));
   READ(types, reader.integer("type_vocab_size", 2));
@@ -413,7 +401,8 @@ static Error readBERT(FieldReader &reader, StringRef architecture,
                           "is not supported: pruned heads change the "
                           "attention's shapes (only {})");
   }
-  CHECK(reader.dropout("classifier_dropout", result.ignored));
+  // Only sequence-classification heads, which are not built, use it.
+  CHECK(reader.probability("classifier_dropout", 0.0).takeError());
   c.vocab = *vocab;
   c.maxPositions = *positions;
   c.seqLen = *positions;
@@ -474,7 +463,9 @@ static Error readT5(FieldReader &reader, HuggingFaceModel &result) {
   CHECK(reader.require("is_encoder_decoder", true,
                        "T5ForConditionalGeneration has an encoder and a "
                        "decoder"));
-  CHECK(reader.dropout("dropout_rate", result.ignored));
+  // dropout_rate drops out everywhere, the attention probabilities too.
+  READ(dropout,
+       reader.probability("dropout_rate", 0.1));
   c.vocab = *vocab;
   c.hidden = *hidden;
   c.headDimension = *headDim;
@@ -489,6 +480,7 @@ static Error readT5(FieldReader &reader, HuggingFaceModel &result) {
   c.seqLen = *positions;
   c.activation = activation;
   c.gatedFeedForward = gated;
+  c.embeddingDropout = c.hiddenDropout = c.attentionDropout = *dropout;
   return Error::success();
 }
 
@@ -499,7 +491,7 @@ static Error readViT(FieldReader &reader, StringRef architecture,
   c.head = architecture == "ViTModel" ? ModelHead::pooler
                                       : ModelHead::standard;
   CHECK(checkModelType(reader, "vit"));
-  CHECK(readEncoder(reader, result));
+  CHECK(readEncoder(reader, result, /*defaultDropout=*/0.0));
   READ(image, reader.integer("image_size", 224));
   READ(patch, reader.integer("patch_size", 16));
   READ(channels, reader.integer("num_channels", 3));

@@ -8,6 +8,7 @@
 
 #include "galvatron/Dialect/Galvatron/IR/GalvatronDialect.h"
 #include "galvatron/Models/ModelPresets.h"
+#include "galvatron/Support/Error.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
@@ -115,17 +116,19 @@ private:
     llvm_unreachable("unknown activation");
   }
 
-  /// The feed-forward block: up (and gate), activation, down.
+  /// The feed-forward block: up (and gate), activation, dropout of
+  /// `innerDropout` (T5's), down.
   Value feedForward(Value x, const Twine &up, const Twine &gate,
                     const Twine &down, bool torchLayout, double initStd,
-                    double downStd) {
+                    double downStd, double innerDropout = 0.0) {
     int64_t h = config.hidden, f = config.ffnHidden;
     bool bias = config.hasMlpBias();
     Value hidden = activate(linear(x, config.isGated() ? gate : up, h, f,
                                    bias, torchLayout, initStd));
     if (config.isGated())
       hidden = mul(hidden, linear(x, up, h, f, bias, torchLayout, initStd));
-    return linear(hidden, down, f, h, bias, torchLayout, downStd);
+    return linear(dropout(hidden, innerDropout), down, f, h, bias, torchLayout,
+                  downStd);
   }
   Value mul(Value a, Value b) { return MulOp::create(builder, loc, a, b); }
 
@@ -343,7 +346,8 @@ void ModelBuilder::buildLLaMA() {
         linear(n1, p + ".self_attn.v_proj", h, kv, qkvBias, true, initStd),
         config.kvHeads);
     Value attn = mergeHeads(
-        attention(rotary(q), rotary(k), val, Value(), /*causal=*/true));
+        attention(rotary(q), rotary(k), val, Value(), /*causal=*/true,
+                  std::nullopt, config.attentionDropout));
     Value r1 = add(in, linear(attn, p + ".self_attn.o_proj", inner, h,
                               config.hasOutputBias(), true, initStd));
     Value n2 = rmsNorm(r1, p + ".post_attention_layernorm.weight", h);
@@ -389,8 +393,9 @@ void ModelBuilder::buildBERT() {
                                     param(e + ".token_type_embeddings.weight",
                                           {config.tokenTypes, h}, normal(initStd)),
                                     embedIn[1]);
-  Value embedded =
-      layerNorm(add(add(words, positions), types), e + ".LayerNorm", h);
+  Value embedded = dropout(
+      layerNorm(add(add(words, positions), types), e + ".LayerNorm", h),
+      config.embeddingDropout);
   // Additive padding mask: 0 where attended, -10000 where padded.
   Value keep = CastOp::create(builder, loc, tensor({batch, seq}), embedIn[2]);
   Value mask = mul(SubOp::create(builder, loc, keep, constant(1.0f)),
@@ -413,14 +418,17 @@ void ModelBuilder::buildBERT() {
     Value val = splitHeads(
         linear(in[0], a + ".value", h, inner, qkvBias, true, initStd),
         config.heads);
-    Value attn = mergeHeads(attention(q, k, val, in[1], /*causal=*/false));
+    Value attn = mergeHeads(attention(q, k, val, in[1], /*causal=*/false,
+                                      std::nullopt, config.attentionDropout));
     Value a1 = layerNorm(
-        add(in[0], linear(attn, p + ".attention.output.dense", inner, h,
-                          config.hasOutputBias(), true, initStd)),
+        add(in[0], dropout(linear(attn, p + ".attention.output.dense", inner,
+                                  h, config.hasOutputBias(), true, initStd),
+                           config.hiddenDropout)),
         p + ".attention.output.LayerNorm", h);
     Value o = feedForward(a1, p + ".intermediate.dense", "",
                           p + ".output.dense", true, initStd, initStd);
-    hidden = endLayer(layerNorm(add(a1, o), p + ".output.LayerNorm", h));
+    hidden = endLayer(layerNorm(add(a1, dropout(o, config.hiddenDropout)),
+                                p + ".output.LayerNorm", h));
   }
 
   // The pooler: tanh(dense(first token)).
@@ -485,8 +493,11 @@ void ModelBuilder::buildT5() {
     return reshape(transpose(bias, {2, 0, 1}), {1, heads, seq, seq});
   };
   auto embed = [&](Value ids) {
-    return EmbeddingOp::create(
-        builder, loc, param("shared.weight", {v, h}, normal(embedStd)), ids);
+    return dropout(
+        EmbeddingOp::create(builder, loc,
+                            param("shared.weight", {v, h}, normal(embedStd)),
+                            ids),
+        config.embeddingDropout);
   };
   auto project = [&](Value x, const std::string &name, int64_t in,
                      int64_t out) {
@@ -499,14 +510,19 @@ void ModelBuilder::buildT5() {
     Value q = splitHeads(project(n, a + ".q", h, inner), heads);
     Value k = splitHeads(project(n, a + ".k", h, inner), heads);
     Value val = splitHeads(project(n, a + ".v", h, inner), heads);
-    Value o = mergeHeads(attention(q, k, val, bias, causal, 1.0));
-    return add(x, project(o, a + ".o", inner, h));
+    Value o = mergeHeads(attention(q, k, val, bias, causal, 1.0,
+                                       config.attentionDropout));
+    return add(x, dropout(project(o, a + ".o", inner, h), config.hiddenDropout));
   };
   auto feedForwardLayer = [&](Value x, const std::string &p) {
     Value n = rmsNorm(x, p + ".layer_norm.weight", h);
     std::string d = p + ".DenseReluDense";
-    return add(x, feedForward(n, config.isGated() ? d + ".wi_1" : d + ".wi",
-                              d + ".wi_0", d + ".wo", true, projStd, projStd));
+    return add(x, dropout(feedForward(n,
+                                      config.isGated() ? d + ".wi_1"
+                                                       : d + ".wi",
+                                      d + ".wi_0", d + ".wo", true, projStd,
+                                      projStd, config.hiddenDropout),
+                          config.hiddenDropout));
   };
 
   // Encoder.
@@ -528,8 +544,9 @@ void ModelBuilder::buildT5() {
   }
   Value encIn2 = beginLayer(LayerKind::other, "encoder.final_layer_norm",
                             hidden, hiddenType())[0];
-  Value encoded =
-      endLayer(rmsNorm(encIn2, "encoder.final_layer_norm.weight", h));
+  Value encoded = endLayer(
+      dropout(rmsNorm(encIn2, "encoder.final_layer_norm.weight", h),
+              config.hiddenDropout));
 
   // Decoder.
   auto decIn = beginLayer(LayerKind::embedding, "decoder.embeddings", inputs[1],
@@ -553,14 +570,16 @@ void ModelBuilder::buildT5() {
     Value q = splitHeads(project(n, a + ".q", h, inner), heads);
     Value k = splitHeads(project(in[1], a + ".k", h, inner), heads);
     Value val = splitHeads(project(in[1], a + ".v", h, inner), heads);
-    Value o = mergeHeads(attention(q, k, val, Value(), false, 1.0));
-    x = add(x, project(o, a + ".o", inner, h));
+    Value o = mergeHeads(attention(q, k, val, Value(), false, 1.0,
+                                       config.attentionDropout));
+    x = add(x, dropout(project(o, a + ".o", inner, h), config.hiddenDropout));
     hidden = endLayer(feedForwardLayer(x, p + ".layer.2"));
   }
 
   Value out = beginLayer(LayerKind::head, "lm_head", hidden,
                          tensor({batch, seq, v}))[0];
-  Value normed = rmsNorm(out, "decoder.final_layer_norm.weight", h);
+  Value normed = dropout(rmsNorm(out, "decoder.final_layer_norm.weight", h),
+                         config.hiddenDropout);
   Value logits;
   if (config.tiedHead) {
     // The tied head rescales by d_model^-0.5 (T5 v1.0).
@@ -601,8 +620,10 @@ void ModelBuilder::buildViT() {
   Value joined = ConcatOp::create(builder, loc, ValueRange{cls, projected}, 1);
   assert(cast<RankedTensorType>(projected.getType()).getDimSize(1) ==
          tokens - 1);
-  Value hidden = endLayer(add(
-      joined, param(e + ".position_embeddings", {1, tokens, h}, normal(initStd))));
+  Value hidden = endLayer(dropout(
+      add(joined,
+          param(e + ".position_embeddings", {1, tokens, h}, normal(initStd))),
+      config.embeddingDropout));
 
   int64_t inner = config.heads * config.headDim();
   bool qkvBias = config.hasQkvBias();
@@ -617,13 +638,16 @@ void ModelBuilder::buildViT() {
                          config.heads);
     Value val = splitHeads(
         linear(n1, a + ".value", h, inner, qkvBias, true, initStd), config.heads);
-    Value attn = mergeHeads(attention(q, k, val, Value(), false));
-    Value r1 = add(in, linear(attn, l + ".attention.output.dense", inner, h,
-                              config.hasOutputBias(), true, initStd));
+    Value attn = mergeHeads(attention(q, k, val, Value(), false,
+                                      std::nullopt, config.attentionDropout));
+    Value r1 = add(in, dropout(linear(attn, l + ".attention.output.dense",
+                                      inner, h, config.hasOutputBias(), true,
+                                      initStd),
+                               config.hiddenDropout));
     Value n2 = layerNorm(r1, l + ".layernorm_after", h);
-    hidden = endLayer(add(r1, feedForward(n2, l + ".intermediate.dense", "",
-                                          l + ".output.dense", true, initStd,
-                                          initStd)));
+    Value mlp = feedForward(n2, l + ".intermediate.dense", "",
+                            l + ".output.dense", true, initStd, initStd);
+    hidden = endLayer(add(r1, dropout(mlp, config.hiddenDropout)));
   }
 
   auto first = [&](Value x) {
@@ -677,8 +701,7 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::galvatron::buildModel(MLIRContext *context, const ModelConfig &config,
                             ModelShape shape) {
   auto error = [&](const Twine &message) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   config.name + ": " + message);
+    return makeError(config.name + ": " + message);
   };
   if (std::string problem = checkModelConfig(config); !problem.empty())
     return error(problem);

@@ -39,9 +39,9 @@ ModelOptions::ModelOptions(cl::OptionCategory &category)
                 cl::desc("Learned positions (gpt, bert)"),
                 cl::value_desc("N"), cl::cat(category)),
       dropout("dropout",
-              cl::desc("Dropout probability of the embeddings, the "
-                       "residual branches and the attention probabilities "
-                       "while training (gpt; default: the architecture's)"),
+              cl::desc("Dropout probability of every dropout site of "
+                       "the model while training (default: the "
+                       "architecture's)"),
               cl::value_desc("P"), cl::cat(category)) {}
 
 bool ModelOptions::hasModel() const {

@@ -3,8 +3,17 @@
 // Dimensions follow the published configurations: GPT-2 (Radford et al.),
 // GPT-3 (Brown et al., Table 2.1; Galvatron's gpt-0.3b..6.7b use GPT-2's
 // architecture at these sizes), Llama 2 (Touvron et al.), BERT (Devlin et
-// al.), T5 v1.0 (Raffel et al.) and ViT (Dosovitskiy et al.). The *-tiny
-// presets are small models of each family for tests and demos.
+// al.), T5 v1.0 (Raffel et al.) and ViT (Dosovitskiy et al.). So do the
+// training dropout probabilities: 0.1 on GPT-2's embeddings, residual
+// branches and attention probabilities (also for Galvatron's gpt-* presets,
+// GPT-2's architecture, and GPT-3, as Megatron-LM, whose hidden_dropout and
+// attention_dropout default to 0.1), BERT's hidden_dropout_prob and
+// attention_probs_dropout_prob 0.1, T5's dropout_rate 0.1, ViT-B and ViT-L
+// 0.1 (their ImageNet-21k pre-training, Dosovitskiy et al. Table 3; ViT-H
+// was trained on JFT only, with none), Llama none. The *-tiny presets are
+// small models of each family for tests and demos, built without dropout
+// (--dropout adds it) so that tests compare against references without
+// masks.
 //
 //===----------------------------------------------------------------------===//
 
@@ -130,34 +139,42 @@ static ModelConfig vit(const char *name, int64_t layers, int64_t hidden,
   return config;
 }
 
+/// `config` trained with dropout `probability` everywhere its architecture
+/// has dropout.
+static ModelConfig withDropout(ModelConfig config, double probability) {
+  config.embeddingDropout = config.hiddenDropout = config.attentionDropout =
+      probability;
+  return config;
+}
+
 ArrayRef<ModelConfig> mlir::galvatron::getModelPresets() {
   static const std::vector<ModelConfig> presets = {
       // Galvatron's GPT configurations.
-      gpt("gpt-0.3b", 24, 1024, 16),
-      gpt("gpt-1.5b", 48, 1600, 32),
+      withDropout(gpt("gpt-0.3b", 24, 1024, 16), 0.1),
+      withDropout(gpt("gpt-1.5b", 48, 1600, 32), 0.1),
       // Galvatron's gpt-2.7b and gpt-6.7b have 2048 positions.
-      gpt("gpt-2.7b", 32, 2560, 32, 2048),
-      gpt("gpt-6.7b", 32, 4096, 32, 2048),
+      withDropout(gpt("gpt-2.7b", 32, 2560, 32, 2048), 0.1),
+      withDropout(gpt("gpt-6.7b", 32, 4096, 32, 2048), 0.1),
       // OpenAI GPT-2.
-      gpt("gpt2-small", 12, 768, 12),
-      gpt("gpt2-medium", 24, 1024, 16),
-      gpt("gpt2-large", 36, 1280, 20),
-      gpt("gpt2-xl", 48, 1600, 25),
+      withDropout(gpt("gpt2-small", 12, 768, 12), 0.1),
+      withDropout(gpt("gpt2-medium", 24, 1024, 16), 0.1),
+      withDropout(gpt("gpt2-large", 36, 1280, 20), 0.1),
+      withDropout(gpt("gpt2-xl", 48, 1600, 25), 0.1),
       // GPT-3 175B.
-      gpt("gpt3-175b", 96, 12288, 96, 2048),
+      withDropout(gpt("gpt3-175b", 96, 12288, 96, 2048), 0.1),
       // Llama 2.
       llama("llama2-7b", 32, 4096, 32, 32, 11008),
       llama("llama2-13b", 40, 5120, 40, 40, 13824),
       llama("llama2-70b", 80, 8192, 64, 8, 28672),
       // BERT.
-      bert("bert-base", 12, 768, 12),
-      bert("bert-large", 24, 1024, 16),
+      withDropout(bert("bert-base", 12, 768, 12), 0.1),
+      withDropout(bert("bert-large", 24, 1024, 16), 0.1),
       // T5 v1.0.
-      t5("t5-base", 12, 768, 12),
-      t5("t5-large", 24, 1024, 16),
+      withDropout(t5("t5-base", 12, 768, 12), 0.1),
+      withDropout(t5("t5-large", 24, 1024, 16), 0.1),
       // ViT.
-      vit("vit-base", 12, 768, 12, 16),
-      vit("vit-large", 24, 1024, 16, 16),
+      withDropout(vit("vit-base", 12, 768, 12, 16), 0.1),
+      withDropout(vit("vit-large", 24, 1024, 16, 16), 0.1),
       vit("vit-huge", 32, 1280, 16, 14),
       // Small models of each family for tests and demos.
       gpt("gpt-tiny", 2, 64, 4, 64, 256),
@@ -228,11 +245,7 @@ llvm::Error mlir::galvatron::setDropout(ModelConfig &config,
   if (!(probability >= 0.0 && probability < 1.0))
     return makeError(llvm::formatv(
         "--dropout must be a probability in [0, 1), got {0}", probability));
-  if (probability > 0.0 && config.family != ModelFamily::GPT)
-    return makeError("--dropout: only the gpt family builds dropout so far, "
-                     "not " + stringifyModelFamily(config.family));
-  config.embeddingDropout = config.hiddenDropout = config.attentionDropout =
-      probability;
+  config = withDropout(std::move(config), probability);
   return llvm::Error::success();
 }
 

@@ -54,24 +54,35 @@ static llvm::raw_ostream &label(llvm::raw_ostream &os,
   llvm_unreachable("unknown diagnostic severity");
 }
 
-static bool hasFilePosition(Location location) {
-  bool found = false;
+/// The first file a location names, if any. A file without a line (0) is
+/// one that has no text to point into: a binary model, whose nodes are
+/// loc("NODE"("model.onnx":0:0)).
+static std::optional<FileLineColRange> findFile(Location location) {
+  std::optional<FileLineColRange> file;
   location->walk([&](Location inner) {
-    found |= isa<FileLineColRange>(inner);
-    return found ? WalkResult::interrupt() : WalkResult::advance();
+    if (auto range = dyn_cast<FileLineColRange>(inner)) {
+      file = range;
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
   });
-  return found;
+  return file;
 }
 
 LogicalResult ToolDiagnosticHandler::handle(Diagnostic &diagnostic) {
-  if (hasFilePosition(diagnostic.getLocation()))
+  std::optional<FileLineColRange> file = findFile(diagnostic.getLocation());
+  if (file && file->getStartLine() > 0)
     return failure(); // The source manager's handler prints it.
   auto print = [&](const Diagnostic &part) {
     llvm::raw_ostream &os = label(llvm::errs(), part.getSeverity(), tool);
     std::string where = subject;
-    if (std::optional<std::string> name = findName(part.getLocation());
-        name && *name != subject)
-      where = where.empty() ? *name : where + ": " + *name;
+    auto add = [&](std::optional<std::string> detail) {
+      if (detail && *detail != subject)
+        where = where.empty() ? *detail : where + ": " + *detail;
+    };
+    if (std::optional<FileLineColRange> partFile = findFile(part.getLocation()))
+      add(partFile->getFilename().str());
+    add(findName(part.getLocation()));
     if (!where.empty())
       os << where << ": ";
     os << part.str() << "\n";
@@ -80,6 +91,12 @@ LogicalResult ToolDiagnosticHandler::handle(Diagnostic &diagnostic) {
   for (const Diagnostic &note : diagnostic.getNotes())
     print(note);
   return success();
+}
+
+int mlir::galvatron::printToolError(StringRef tool,
+                                    const llvm::Twine &message) {
+  label(llvm::errs(), DiagnosticSeverity::Error, tool) << message << "\n";
+  return 1;
 }
 
 void mlir::galvatron::hideLibraryOptions(

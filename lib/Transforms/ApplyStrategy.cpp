@@ -64,8 +64,10 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
       auto parsed = parseGalvatronStrategy(
           (*buffer)->getBuffer(), json, *model, spec.getDevices(),
           spec.devicesPerNode, *trainingPrecision, sp);
-      if (!parsed)
-        return fail(llvm::toString(parsed.takeError()));
+      if (!parsed) {
+        emitPassError(module, pass, parsed.takeError());
+        return signalPassFailure();
+      }
       plan = std::move(*parsed);
       plan.vocabDivisor = vocabDivisor;
     } else {
@@ -110,8 +112,8 @@ struct ApplyStrategyPass : impl::ApplyStrategyBase<ApplyStrategyPass> {
     }
     if (vocabDivisor < 1)
       return fail("vocab-divisor must be positive");
-    if (std::string error = plan.check(*model); !error.empty())
-      return fail("the plan does not suit the model: " + error);
+    if (failed(checkPlanSuitsModel(module, pass, plan, *model)))
+      return signalPassFailure();
     PlanEvaluation evaluation =
         evaluatePlan(*model, plan, spec, setup->memoryBudget);
     if (checkMemory && !evaluation.fits()) {

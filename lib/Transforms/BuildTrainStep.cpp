@@ -173,8 +173,11 @@ struct BuildTrainStepPass : impl::BuildTrainStepBase<BuildTrainStepPass> {
   }
 
 private:
-  InFlightDiagnostic error() {
-    return getOperation().emitError() << "--galvatron-build-train-step: ";
+  /// An error about the model as a whole, or about what lies at `location`
+  /// (an input, the logits, a clashing symbol).
+  InFlightDiagnostic error() { return error(getOperation().getLoc()); }
+  InFlightDiagnostic error(Location location) {
+    return mlir::emitError(location) << "--galvatron-build-train-step: ";
   }
   LogicalResult run();
   FailureOr<TrainConfig> resolveConfig(func::FuncOp main);
@@ -289,11 +292,12 @@ FailureOr<TrainConfig> BuildTrainStepPass::resolveConfig(func::FuncOp main) {
     for (auto [index, type] : llvm::enumerate(main.getArgumentTypes())) {
       auto tensor = dyn_cast<RankedTensorType>(type);
       if (tensor && tensor.getRank() >= 1 && tensor.getDimSize(0) != microBatch)
-        return error() << "input #" << index << " of @" << function
-                       << " has batch " << tensor.getDimSize(0)
-                       << " but the plan's micro-batch is global_batch / "
-                          "micro_batches = "
-                       << microBatch;
+        return error(main.getArgument(index).getLoc())
+               << "input #" << index << " of @" << function << " has batch "
+               << tensor.getDimSize(0)
+               << " but the plan's micro-batch is global_batch / "
+                  "micro_batches = "
+               << microBatch;
     }
   }
   return config;
@@ -402,15 +406,17 @@ FailureOr<Value> BuildTrainStepPass::addLoss(func::FuncOp forward,
   if (!logitsIndex && forward.getNumResults() == 1)
     logitsIndex = 0;
   if (!logitsIndex)
-    return error() << "cannot tell which result of @" << function
-                   << " holds the logits: name it \"logits\" with "
-                   << GalvatronDialect::getNameAttrName();
+    return error(forward.getLoc())
+           << "cannot tell which result of @" << function
+           << " holds the logits: name it \"logits\" with "
+           << GalvatronDialect::getNameAttrName();
   Value logits = terminator->getOperand(*logitsIndex);
   auto logitsType = dyn_cast<RankedTensorType>(logits.getType());
   auto head = logits.getDefiningOp<LayerOp>();
   if (!logitsType || logitsType.getRank() < 1 ||
       !isa<FloatType>(logitsType.getElementType()) || !head)
-    return error() << "the logits must be a float tensor computed by a layer";
+    return error(logits.getLoc())
+           << "the logits must be a float tensor computed by a layer";
   unsigned resultIndex = cast<OpResult>(logits).getResultNumber();
 
   // labels: the logits' leading shape, integers, -100 where not counted.
@@ -695,7 +701,7 @@ LogicalResult BuildTrainStepPass::run() {
   for (StringRef name : {kForward, kBackward, kOptimizer, kSchedule})
     if (Operation *existing = module.lookupSymbol(name);
         existing && existing != main)
-      return error() << "@" << name << " already exists";
+      return error(existing->getLoc()) << "@" << name << " already exists";
   FailureOr<TrainConfig> config = resolveConfig(main);
   if (failed(config))
     return failure();
@@ -779,8 +785,8 @@ LogicalResult BuildTrainStepPass::run() {
   if (failed(backward))
     return failure();
   if (accumulators.get().empty())
-    return error() << "the loss of @" << function
-                   << " does not depend on any parameter";
+    return error(forward.getLoc()) << "the loss of @" << function
+                                   << " does not depend on any parameter";
   accumulators.eraseBypassedSyncs();
   setResults(forward, backward->savedValues);
   pruneUnusedLayerResults(forward);

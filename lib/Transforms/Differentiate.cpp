@@ -1,7 +1,9 @@
 //===- Differentiate.cpp - Backward function of a layered function --------===//
 
 #include "galvatron/Transforms/Passes.h"
+#include "galvatron/Support/Error.h"
 #include "galvatron/Transforms/Autodiff.h"
+#include "galvatron/Transforms/PlanUtils.h"
 #include "galvatron/Transforms/Training.h"
 
 namespace mlir::galvatron {
@@ -35,20 +37,21 @@ struct DifferentiatePass : impl::DifferentiateBase<DifferentiatePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto fail = [&](const Twine &message) {
-      module.emitError() << "--galvatron-differentiate: " << message;
+    auto fail = [&](llvm::Error error) {
+      emitPassError(module, "--galvatron-differentiate", std::move(error));
       signalPassFailure();
     };
     auto forward = module.lookupSymbol<func::FuncOp>(function);
     if (!forward || forward.isExternal())
-      return fail("no function @" + function + " with a body to differentiate");
+      return fail(makeError("no function @" + function +
+                            " with a body to differentiate"));
     std::optional<CheckpointPolicy> policy = parseCheckpointPolicy(checkpoint);
     if (!policy)
-      return fail("unknown checkpoint policy '" + checkpoint +
-                  "' (expected plan, none, blocks or all)");
+      return fail(makeError("unknown checkpoint policy '" + checkpoint +
+                            "' (expected plan, none, blocks or all)"));
     std::string backwardName = function + "_backward";
-    if (module.lookupSymbol(backwardName))
-      return fail("@" + backwardName + " already exists");
+    if (Operation *existing = module.lookupSymbol(backwardName))
+      return fail(makeError(existing, "@" + backwardName + " already exists"));
 
     // The float results computed by layers arrive with gradients.
     auto terminator = forward.getBody().front().getTerminator();

@@ -32,8 +32,8 @@ struct ExportStrategyPass : impl::ExportStrategyBase<ExportStrategyPass> {
       return signalPassFailure();
     const ModelProfile &model = input->first.model;
     const ParallelPlan &plan = input->second;
-    if (std::string error = plan.check(model); !error.empty())
-      return fail("the plan does not suit the model: " + error);
+    if (failed(checkPlanSuitsModel(module, pass, plan, model)))
+      return signalPassFailure();
     auto exported = exporter->exportPlan(plan, model);
     if (!exported)
       return fail(llvm::toString(exported.takeError()));

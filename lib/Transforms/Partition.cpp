@@ -4,21 +4,27 @@
 // of its pipeline stage runs: data parallelism slices the batch and marks
 // parameter reads replicated (or ZeRO-3 sharded) over the DP group, tensor
 // parallelism splits weights and activations as TensorParallelAnalysis
-// decided and inserts Megatron's f and g. Gradients come later, from the
-// collectives' rules.
+// decided and inserts Megatron's f and g (Ulysses: as UlyssesAnalysis
+// decided). Each layer is rebuilt op by op through an IRMapping from the
+// original values to the partitioned ones, never retyped in place.
+// Gradients come later, from the collectives' rules.
 //
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
 #include "galvatron/Analysis/UlyssesAnalysis.h"
 #include "galvatron/Dialect/Galvatron/IR/DeviceGroups.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Transforms/Passes.h"
 #include "galvatron/Transforms/Training.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
+
+#define DEBUG_TYPE "partition"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_PARTITION
@@ -115,12 +121,15 @@ private:
   llvm::MapVector<StringAttr, Request> requests;
 };
 
-/// Partitions one layer.
+/// Partitions one layer: builds the program of one rank in a new body, op
+/// by op, mapping each value of the original layer to its partitioned
+/// counterpart (upstream MLIR's shard partitioner works the same way), and
+/// replaces the layer by one with the partitioned result types.
 class LayerPartitioner {
 public:
   LayerPartitioner(LayerOp layer, const TensorParallelAnalysis &analysis,
                    DeviceMapping mapping, StrategyAttr strategy,
-                   const llvm::DenseMap<Value, DeviceMapping> &layouts,
+                   llvm::DenseMap<Value, DeviceMapping> &layouts,
                    llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters,
                    const llvm::DenseMap<StringAttr, unsigned> &readers,
                    SyncRequests &syncRequests,
@@ -135,46 +144,76 @@ public:
         tpGroups(mapping.groups(context, /*tensorParallel=*/true)),
         dpGroups(mapping.groups(context, /*tensorParallel=*/false)) {}
 
+  /// Replaces the layer by its partitioned counterpart; fails after a
+  /// diagnostic, leaving the layer as it was.
   LogicalResult run();
 
 private:
-  TPSharding shardingOf(Value value) const {
-    auto it = overrides.find(value);
-    if (it != overrides.end())
-      return it->second;
-    if (sequenceParts.contains(value))
-      return TPSharding::sharded(1);
-    if (ulysses) {
-      UlyssesLayout layout = ulysses->getLayout(value);
-      return layout.isSplit() ? TPSharding::sharded(layout.dim)
-                              : TPSharding::replicated();
-    }
-    return tensorParallel ? analysis.getSharding(value)
-                          : TPSharding::replicated();
-  }
+  /// Collectives (and local slices) that bring a value of the partitioned
+  /// layer into the state a consumer needs.
+  enum ConversionKind {
+    Reduce,
+    Gather,
+    Scatter,
+    MarkReplicated,
+    /// Sequence parallelism's f and g: all-gather along the sequence (the
+    /// gradient reduce-scattered), reduce-scatter of partial sums.
+    GatherSequence,
+    ReduceScatterSequence,
+    /// Ulysses: split along `dim` instead of `concatDim` (all-to-all).
+    Exchange
+  };
+  struct Conversion {
+    ConversionKind kind;
+    int64_t dim = -1;
+    int64_t concatDim = -1;
+  };
+
+  /// How the analyses decided the ranks hold `original`, a value of the
+  /// original layer.
+  TPSharding decidedSharding(Value original) const;
+  /// How the ranks hold `value`, a value of the partitioned layer.
+  TPSharding shardingOf(Value value) const { return shardings.lookup(value); }
   LogicalResult chooseTensorParallelism();
-  LogicalResult convertInputs();
-  LogicalResult convertOperands(Operation *op);
-  /// Inserts the conversions the Ulysses analysis asks for on `op`'s
-  /// operands.
-  void convertUlyssesOperands(Operation *op);
-  /// `value` (in layout `from`) in layout `to`: an all-to-all between
-  /// sequence and head splits, a gather, or a local slice; made once.
-  Value convertedUlysses(Value value, UlyssesLayout from, UlyssesLayout to);
-  LogicalResult retypeResults(Operation *op);
-  /// Records where the part of `op`'s masked tensor lies in `whole`, that
-  /// tensor before partitioning, so that every rank draws the serial
-  /// run's dropout mask.
-  void recordMaskShard(DropoutMaskOpInterface op, ArrayRef<int64_t> whole);
-  LogicalResult partitionParameter(ParamOp read);
-  void reduceRowParallel(LinearOp linear);
-  /// The whole of `value` (all-reduced or all-gathered over the TP group),
-  /// or its TP part along `dim` / its Megatron f marker; made once per
-  /// value, right after its definition.
-  Value converted(Value value, int kind, int64_t dim = -1);
-  SmallVector<int64_t> partShape(Value value) const;
-  /// The size `value`'s vocabulary dimension `dim` is split at: padded.
-  int64_t splitSize(Value value, int64_t dim) const;
+  /// Adds the partitioned body's arguments, each brought to the layer's
+  /// batch split (and sequence part).
+  LogicalResult convertInputs(Block &body, OpBuilder &builder);
+  /// Builds the partitioned counterpart of `op` at `builder`'s point.
+  LogicalResult partitionOp(Operation *op, OpBuilder &builder);
+  /// Brings the operands of `op` (already mapped) into the state `op`
+  /// consumes them in.
+  void convertTensorParallelOperands(Operation *op,
+                                     MutableArrayRef<Value> operands);
+  void convertUlyssesOperands(Operation *op, MutableArrayRef<Value> operands);
+  /// The model outputs a data-parallel layer yields are gathered whole.
+  void gatherModelOutputs(YieldOp yield, MutableArrayRef<Value> operands,
+                          OpBuilder &builder);
+  /// The types of `op`'s results on one rank: rows of the batch, TP parts.
+  FailureOr<SmallVector<Type>> partitionedResultTypes(Operation *op);
+  /// The attributes of `op` that change with its operands' and results'
+  /// partitioned types (sizes they spell, what a rank's part is).
+  FailureOr<SmallVector<NamedAttribute>>
+  partitionedAttributes(Operation *op, ArrayRef<Value> operands,
+                        TypeRange types);
+  /// Where the part of `op`'s masked tensor a rank holds lies in the whole
+  /// (the masked tensor's leading dimensions split as `op`'s first
+  /// result's), so that every rank draws the serial run's dropout mask;
+  /// null when the rank holds all of it.
+  DictionaryAttr maskShard(DropoutMaskOpInterface op) const;
+  /// Maps `original`'s results to `rebuilt`'s.
+  void mapResults(Operation *original, Operation *rebuilt);
+  /// Maps `original` to `value`, held as the analyses decided.
+  void mapValue(Value original, Value value);
+  LogicalResult partitionParameter(ParamOp read, OpBuilder &builder);
+  /// A row-parallel linear's partial sums reduced before its bias is added
+  /// once; `partialSums` itself when nothing needs reducing yet.
+  Value reduceRowParallel(LinearOp linear, Value partialSums, Value bias);
+  /// `value` converted as `conversion` says for `user`; made once per value
+  /// and conversion, right after its definition.
+  Value converted(Value value, Conversion conversion, Operation *user);
+  SmallVector<int64_t> partShape(Value original) const;
+  /// The size `original`'s vocabulary dimension `dim` is split at: padded.
+  int64_t splitSize(Value original, int64_t dim) const;
 
   LayerOp layer;
   const TensorParallelAnalysis &analysis;
@@ -183,7 +222,9 @@ private:
   DeviceMapping mapping;
   DataParallelType dpType;
   bool sequenceParallel;
-  const llvm::DenseMap<Value, DeviceMapping> &layouts;
+  /// The batch arrangement of each layer result (absent: whole); this
+  /// layer reads its inputs' and records its results'.
+  llvm::DenseMap<Value, DeviceMapping> &layouts;
   llvm::DenseMap<StringAttr, ParameterOp> &shardedParameters;
   const llvm::DenseMap<StringAttr, unsigned> &readers;
   SyncRequests &syncRequests;
@@ -195,35 +236,79 @@ private:
   MLIRContext *context;
   ArrayAttr tpGroups, dpGroups;
   bool tensorParallel = false;
-  llvm::DenseMap<Value, TPSharding> overrides;
+  /// Values of the original layer to the partitioned layer's.
+  IRMapping partitioned;
+  /// How the ranks hold each value of the partitioned layer (absent:
+  /// replicated).
+  llvm::DenseMap<Value, TPSharding> shardings;
   /// Under sequence parallelism: the replicated [batch, sequence, ...]
-  /// values, split along the sequence instead.
+  /// values of the original layer, split along the sequence instead.
   llvm::DenseSet<Value> sequenceValues;
-  /// Values holding this rank's part of the sequence (the above and the
-  /// conversions that make them).
+  /// Values of the partitioned layer holding this rank's part of the
+  /// sequence (the above and the conversions that make them).
   llvm::DenseSet<Value> sequenceParts;
-  llvm::DenseMap<std::pair<Value, int64_t>, Value> conversions;
-  llvm::DenseMap<std::pair<Value, std::pair<int64_t, int64_t>>, Value>
-      ulyssesConversions;
-  llvm::DenseSet<Operation *> inserted;
+  llvm::DenseMap<std::tuple<Value, int, int64_t, int64_t>, Value> conversions;
   /// Vocabulary-split values whose part is padded: their size before.
   llvm::DenseMap<Value, int64_t> paddedFrom;
   /// The vocabulary's size when the layer pads it, else 0.
   int64_t paddedVocabulary = 0;
+  /// The batch-split results of the layer that are not model outputs.
+  SmallVector<unsigned> batchSplitResults;
 };
 
-enum ConversionKind {
-  Reduce,
-  Gather,
-  Scatter,
-  MarkReplicated,
-  /// Sequence parallelism's f and g: all-gather along the sequence (the
-  /// gradient reduce-scattered), reduce-scatter of partial sums.
-  GatherSequence,
-  ReduceScatterSequence
-};
+[[maybe_unused]] static llvm::raw_ostream &operator<<(llvm::raw_ostream &os,
+                                                      TPSharding sharding) {
+  switch (sharding.kind) {
+  case TPSharding::Replicated:
+    return os << "replicated";
+  case TPSharding::Sharded:
+    return os << "split(" << sharding.dim << ")";
+  case TPSharding::Partial:
+    return os << "partial";
+  }
+  return os;
+}
+
+/// `op` built anew from `operands` and result `types`, with its attributes
+/// except that `changed` replaces those of the same names.
+static Operation *rebuild(OpBuilder &builder, Operation *op,
+                          ValueRange operands, TypeRange types,
+                          ArrayRef<NamedAttribute> changed = {}) {
+  OperationState state(op->getLoc(), op->getName(), operands, types,
+                       op->getDiscardableAttrDictionary().getValue(),
+                       op->getSuccessors());
+  // Ops without inherent attributes have no properties to set; the
+  // others' are null while none is set.
+  assert((op->getPropertiesStorageSize() || changed.empty()) &&
+         "changes an attribute the op lacks");
+  if (op->getPropertiesStorageSize()) {
+    NamedAttrList properties;
+    if (auto inherent =
+            dyn_cast_or_null<DictionaryAttr>(op->getPropertiesAsAttribute()))
+      properties.assign(inherent.getValue());
+    for (NamedAttribute attribute : changed)
+      properties.set(attribute.getName(), attribute.getValue());
+    state.propertiesAttr = properties.getDictionary(op->getContext());
+  }
+  for (unsigned i = 0; i < op->getNumRegions(); ++i)
+    state.addRegion();
+  Operation *rebuilt = builder.create(state);
+  LLVM_DEBUG({
+    llvm::dbgs() << "[partition]   rebuilt " << op->getName() << " -> (";
+    llvm::interleaveComma(types, llvm::dbgs());
+    llvm::dbgs() << ")";
+    for (NamedAttribute attribute : changed)
+      llvm::dbgs() << ", " << attribute.getName().getValue() << " = "
+                   << attribute.getValue();
+    llvm::dbgs() << "\n";
+  });
+  return rebuilt;
+}
 
 LogicalResult LayerPartitioner::chooseTensorParallelism() {
+  LLVM_DEBUG(llvm::dbgs() << "[partition] layer '" << layer.getLayerName()
+                          << "': tp=" << mapping.tp << " dp=" << mapping.dp
+                          << " stage base " << mapping.stageBase << "\n");
   if (mapping.tp == 1)
     return success();
   std::string reason;
@@ -235,6 +320,9 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
     for (BlockArgument argument : layer.getBodyBlock().getArguments())
       if (ulysses->getLayout(argument).isSplit())
         sequenceValues.insert(argument);
+    LLVM_DEBUG(llvm::dbgs()
+               << "[partition]   Ulysses: " << sequenceValues.size()
+               << " inputs split along the sequence\n");
     return success();
   }
   if (!analysis.supportsDegree(mapping.tp, &reason))
@@ -245,8 +333,12 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
   for (const TPParameterSharding &entry : analysis.getParameters()) {
     StringAttr name = ParamOp(entry.op).getNameAttr().getAttr();
     if (entry.dim >= 0 && readers.lookup(name) > 1 &&
-        !sharedSplits.count(name))
+        !sharedSplits.count(name)) {
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   whole on every TP rank: " << name
+                 << " is read split differently elsewhere\n");
       return success();
+    }
   }
   for (const TPParameterSharding &entry : analysis.getParameters())
     if (entry.dim >= 0)
@@ -270,91 +362,147 @@ LogicalResult LayerPartitioner::chooseTensorParallelism() {
       for (Value value : llvm::concat<Value>(op->getOperands(),
                                              op->getResults()))
         if (analysis.isSequenceParallelValue(value))
-          sequenceParts.insert(value);
+          sequenceValues.insert(value);
     });
-  sequenceValues = sequenceParts;
+  LLVM_DEBUG(
+      llvm::dbgs() << "[partition]   tensor parallel"
+                   << (sequenceValues.empty() ? "" : ", sequence parallel")
+                   << (vocabularyLookup ? ", vocabulary lookup" : "") << "\n");
   return success();
 }
 
-int64_t LayerPartitioner::splitSize(Value value, int64_t dim) const {
-  int64_t size = cast<RankedTensorType>(value.getType()).getDimSize(dim);
-  if (tensorParallel && !overrides.count(value) &&
-      analysis.isVocabularyValue(value) &&
-      analysis.getSharding(value).dim == dim)
+TPSharding LayerPartitioner::decidedSharding(Value original) const {
+  if (sequenceValues.contains(original))
+    return TPSharding::sharded(1);
+  if (ulysses) {
+    UlyssesLayout layout = ulysses->getLayout(original);
+    return layout.isSplit() ? TPSharding::sharded(layout.dim)
+                            : TPSharding::replicated();
+  }
+  return tensorParallel ? analysis.getSharding(original)
+                        : TPSharding::replicated();
+}
+
+int64_t LayerPartitioner::splitSize(Value original, int64_t dim) const {
+  int64_t size = cast<RankedTensorType>(original.getType()).getDimSize(dim);
+  if (tensorParallel && analysis.isVocabularyValue(original) &&
+      analysis.getSharding(original).dim == dim)
     return padVocabulary(size, mapping.tp, vocabDivisor);
   return size;
 }
 
-SmallVector<int64_t> LayerPartitioner::partShape(Value value) const {
-  auto type = cast<RankedTensorType>(value.getType());
+SmallVector<int64_t> LayerPartitioner::partShape(Value original) const {
+  auto type = cast<RankedTensorType>(original.getType());
   SmallVector<int64_t> shape(type.getShape());
-  TPSharding sharding = shardingOf(value);
+  TPSharding sharding = decidedSharding(original);
   if (sharding.kind == TPSharding::Sharded)
-    shape[sharding.dim] = splitSize(value, sharding.dim) / mapping.tp;
+    shape[sharding.dim] = splitSize(original, sharding.dim) / mapping.tp;
   return shape;
 }
 
-Value LayerPartitioner::converted(Value value, int kind, int64_t dim) {
-  auto key = std::make_pair(value, int64_t(kind) * 64 + dim + 1);
+void LayerPartitioner::mapValue(Value original, Value value) {
+  partitioned.map(original, value);
+  shardings[value] = decidedSharding(original);
+  if (sequenceValues.contains(original))
+    sequenceParts.insert(value);
+}
+
+void LayerPartitioner::mapResults(Operation *original, Operation *rebuilt) {
+  for (auto [result, value] :
+       llvm::zip_equal(original->getResults(), rebuilt->getResults())) {
+    mapValue(result, value);
+    TPSharding sharding = shardingOf(value);
+    LLVM_DEBUG(llvm::dbgs() << "[partition]   result #"
+                            << cast<OpResult>(result).getResultNumber() << ": "
+                            << sharding << "\n");
+    if (sharding.kind != TPSharding::Sharded)
+      continue;
+    int64_t size =
+        cast<RankedTensorType>(result.getType()).getDimSize(sharding.dim);
+    if (splitSize(result, sharding.dim) != size)
+      paddedFrom[value] = size;
+  }
+}
+
+Value LayerPartitioner::converted(Value value, Conversion conversion,
+                                  Operation *user) {
+  auto key = std::make_tuple(value, int(conversion.kind), conversion.dim,
+                             conversion.concatDim);
   if (Value done = conversions.lookup(key))
     return done;
   OpBuilder builder(context);
   builder.setInsertionPointAfterValue(value);
   Location loc = value.getLoc();
   auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<int64_t> shape(type.getShape());
+  int64_t dim = conversion.dim;
+  TPSharding sharding = TPSharding::replicated();
   Value result;
-  switch (kind) {
+  switch (conversion.kind) {
   case Reduce:
     result = AllReduceOp::create(builder, loc, value, CollectiveReduction::sum,
                                  tpGroups);
     break;
   case Gather: {
-    SmallVector<int64_t> whole(type.getShape());
-    whole[dim] *= mapping.tp;
-    result = AllGatherOp::create(builder, loc, withShape(type, whole), value,
+    shape[dim] *= mapping.tp;
+    result = AllGatherOp::create(builder, loc, withShape(type, shape), value,
                                  dim, tpGroups, /*reduce_grad=*/false);
     // A padded vocabulary's padding is cut off again.
-    if (int64_t valid = paddedFrom.lookup(value); valid && valid < whole[dim]) {
-      inserted.insert(result.getDefiningOp());
-      SmallVector<int64_t> starts(whole.size(), 0), limits(whole),
-          strides(whole.size(), 1);
+    if (int64_t valid = paddedFrom.lookup(value); valid && valid < shape[dim]) {
+      SmallVector<int64_t> starts(shape.size(), 0), limits(shape),
+          strides(shape.size(), 1);
       limits[dim] = valid;
       result = SliceOp::create(builder, loc, result, starts, limits, strides);
     }
     break;
   }
-  case Scatter: {
-    SmallVector<int64_t> part(type.getShape());
-    part[dim] /= mapping.tp;
-    result = ShardOp::create(builder, loc, withShape(type, part), value, dim,
+  case Scatter:
+    shape[dim] /= mapping.tp;
+    result = ShardOp::create(builder, loc, withShape(type, shape), value, dim,
                              tpGroups);
+    sharding = TPSharding::sharded(dim);
     break;
-  }
   case MarkReplicated:
     result = ReplicateOp::create(builder, loc, value, tpGroups);
     break;
-  case GatherSequence: {
-    SmallVector<int64_t> whole(type.getShape());
-    whole[1] *= mapping.tp;
-    result = AllGatherOp::create(builder, loc, withShape(type, whole), value,
-                                 1, tpGroups, /*reduce_grad=*/true);
+  case GatherSequence:
+    shape[1] *= mapping.tp;
+    result = AllGatherOp::create(builder, loc, withShape(type, shape), value, 1,
+                                 tpGroups, /*reduce_grad=*/true);
     break;
-  }
-  case ReduceScatterSequence: {
-    SmallVector<int64_t> part(type.getShape());
-    part[1] /= mapping.tp;
-    result = ReduceScatterOp::create(builder, loc, withShape(type, part),
-                                     value, CollectiveReduction::sum, 1,
-                                     tpGroups);
-    break;
-  }
-  }
-  inserted.insert(result.getDefiningOp());
-  if (kind == ReduceScatterSequence)
+  case ReduceScatterSequence:
+    shape[1] /= mapping.tp;
+    result =
+        ReduceScatterOp::create(builder, loc, withShape(type, shape), value,
+                                CollectiveReduction::sum, 1, tpGroups);
+    sharding = TPSharding::sharded(1);
     sequenceParts.insert(result);
-  else
-    overrides[result] = kind == Scatter ? TPSharding::sharded(dim)
-                                        : TPSharding::replicated();
+    break;
+  case Exchange:
+    shape[dim] /= mapping.tp;
+    shape[conversion.concatDim] *= mapping.tp;
+    result = AllToAllOp::create(builder, loc, withShape(type, shape), value,
+                                dim, conversion.concatDim, tpGroups);
+    sharding = TPSharding::sharded(dim);
+    break;
+  }
+  LLVM_DEBUG({
+    // In ConversionKind's order.
+    static constexpr StringLiteral why[] = {
+        "partial sums needed whole",
+        "a split value needed whole",
+        "a whole value needed split",
+        "Megatron's f before column-parallel work",
+        "sequence parallelism's f: the whole sequence",
+        "sequence parallelism's g: partial sums to sequence parts",
+        "Ulysses: sequence split <-> heads split"};
+    llvm::dbgs() << "[partition]   " << result.getDefiningOp()->getName() << " "
+                 << type << " -> " << result.getType() << " ("
+                 << shardingOf(value) << " to " << sharding
+                 << "): " << why[conversion.kind] << " for " << user->getName()
+                 << "\n";
+  });
+  shardings[result] = sharding;
   conversions[key] = result;
   return result;
 }
@@ -362,12 +510,10 @@ Value LayerPartitioner::converted(Value value, int kind, int64_t dim) {
 /// Batched inputs take the layer's rows; a batch split another way is
 /// gathered first. Values crossing stages arrive at the same local rank,
 /// so the producer's arrangement is read in this layer's stage.
-LogicalResult LayerPartitioner::convertInputs() {
-  Block &body = layer.getBodyBlock();
-  OpBuilder builder = OpBuilder::atBlockBegin(&body);
+LogicalResult LayerPartitioner::convertInputs(Block &body, OpBuilder &builder) {
   for (auto [argument, operand] :
-       llvm::zip(body.getArguments(), layer.getInputs())) {
-    argument.setType(operand.getType());
+       llvm::zip(layer.getBodyBlock().getArguments(), layer.getInputs())) {
+    Value value = body.addArgument(operand.getType(), argument.getLoc());
     DeviceMapping from =
         layouts.lookup(operand).inStage(mapping.stageBase);
     bool batched = analysis.isBatched(argument);
@@ -375,13 +521,7 @@ LogicalResult LayerPartitioner::convertInputs() {
     if (!batched)
       want.stageBase = mapping.stageBase;
     bool convertBatch = !from.sameBatchSplit(want);
-    if (!convertBatch && !sequenceValues.contains(argument))
-      continue;
-    SmallVector<OpOperand *> uses;
-    for (OpOperand &use : argument.getUses())
-      uses.push_back(&use);
-    Value value = argument;
-    auto type = cast<RankedTensorType>(argument.getType());
+    auto type = cast<RankedTensorType>(operand.getType());
     SmallVector<int64_t> shape(type.getShape());
     if (convertBatch && from.dp > 1) {
       shape[0] *= from.dp;
@@ -389,7 +529,10 @@ LogicalResult LayerPartitioner::convertInputs() {
                                   withShape(type, shape), value, 0,
                                   from.groups(context, false),
                                   /*reduce_grad=*/false);
-      inserted.insert(value.getDefiningOp());
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   input #" << argument.getArgNumber()
+                 << ": all_gather of the producer's batch split over dp="
+                 << from.dp << "\n");
     }
     if (convertBatch && want.dp > 1) {
       if (shape.empty() || shape[0] % want.dp != 0)
@@ -400,7 +543,9 @@ LogicalResult LayerPartitioner::convertInputs() {
       shape[0] /= want.dp;
       value = ShardOp::create(builder, layer.getLoc(), withShape(type, shape),
                               value, 0, dpGroups);
-      inserted.insert(value.getDefiningOp());
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   input #" << argument.getArgNumber()
+                 << ": shard of the batch over dp=" << want.dp << "\n");
     }
     if (sequenceValues.contains(argument)) {
       // The layer's part of the sequence.
@@ -412,13 +557,11 @@ LogicalResult LayerPartitioner::convertInputs() {
       shape[1] /= mapping.tp;
       value = ShardOp::create(builder, layer.getLoc(), withShape(type, shape),
                               value, 1, tpGroups);
-      inserted.insert(value.getDefiningOp());
-      sequenceParts.insert(value);
+      LLVM_DEBUG(llvm::dbgs()
+                 << "[partition]   input #" << argument.getArgNumber()
+                 << ": shard of the sequence over tp=" << mapping.tp << "\n");
     }
-    if (value == argument)
-      continue;
-    for (OpOperand *use : uses)
-      use->set(value);
+    mapValue(argument, value);
   }
   return success();
 }
@@ -427,66 +570,36 @@ static bool isElementwiseBinary(Operation *op) {
   return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, SelectOp>(op);
 }
 
-/// Brings each operand into the state `op` consumes it in.
-void LayerPartitioner::convertUlyssesOperands(Operation *op) {
-  for (const UlyssesConversion &conversion : ulysses->getConversions())
-    if (conversion.user == op)
-      op->setOperand(conversion.operand,
-                     convertedUlysses(op->getOperand(conversion.operand),
-                                      conversion.from, conversion.to));
+void LayerPartitioner::convertUlyssesOperands(Operation *op,
+                                              MutableArrayRef<Value> operands) {
+  for (const UlyssesConversion &conversion : ulysses->getConversions()) {
+    if (conversion.user != op)
+      continue;
+    UlyssesLayout from = conversion.from, to = conversion.to;
+    Conversion how{Scatter, to.dim};
+    if (from.isSplit())
+      how = to.isSplit() ? Conversion{Exchange, to.dim, from.dim}
+                         : Conversion{Gather, from.dim};
+    Value &operand = operands[conversion.operand];
+    operand = converted(operand, how, op);
+  }
 }
 
-Value LayerPartitioner::convertedUlysses(Value value, UlyssesLayout from,
-                                         UlyssesLayout to) {
-  int64_t encoded = int64_t(to.kind) * 4096 + (to.dim + 1) * 64 +
-                    (to.sequenceDim + 1);
-  auto key = std::make_pair(value, std::make_pair(encoded, int64_t(0)));
-  if (Value done = ulyssesConversions.lookup(key))
-    return done;
-  OpBuilder builder(context);
-  builder.setInsertionPointAfterValue(value);
-  Location loc = value.getLoc();
-  auto type = cast<RankedTensorType>(value.getType());
-  SmallVector<int64_t> shape(type.getShape());
-  Value result;
-  if (from.isSplit() && to.isSplit()) {
-    // Sequence <-> heads: split the target's dimension, gather the other.
-    int64_t split = to.dim, concat = from.dim;
-    shape[split] /= mapping.tp;
-    shape[concat] *= mapping.tp;
-    result = AllToAllOp::create(builder, loc, withShape(type, shape), value,
-                                split, concat, tpGroups);
-  } else if (from.isSplit()) {
-    shape[from.dim] *= mapping.tp;
-    result = AllGatherOp::create(builder, loc, withShape(type, shape), value,
-                                 from.dim, tpGroups, /*reduce_grad=*/false);
-  } else {
-    shape[to.dim] /= mapping.tp;
-    result = ShardOp::create(builder, loc, withShape(type, shape), value,
-                             to.dim, tpGroups);
-  }
-  inserted.insert(result.getDefiningOp());
-  overrides[result] = to.isSplit() ? TPSharding::sharded(to.dim)
-                                   : TPSharding::replicated();
-  ulyssesConversions[key] = result;
-  return result;
-}
-
-LogicalResult LayerPartitioner::convertOperands(Operation *op) {
-  if (ulysses) {
-    convertUlyssesOperands(op);
-    return success();
-  }
-  if (!tensorParallel)
-    return success();
-  auto yield = dyn_cast<YieldOp>(op);
-  TPSharding result = op->getNumResults() ? shardingOf(op->getResult(0))
+void LayerPartitioner::convertTensorParallelOperands(
+    Operation *op, MutableArrayRef<Value> operands) {
+  bool yield = isa<YieldOp>(op);
+  TPSharding result = op->getNumResults() ? decidedSharding(op->getResult(0))
                                           : TPSharding::replicated();
   auto linear = dyn_cast<LinearOp>(op);
-  for (OpOperand &operand : op->getOpOperands()) {
-    Value value = operand.get();
+  bool columnParallel = linear && analysis.getLinearParallelism(linear) ==
+                                      LinearParallelism::Column;
+  int64_t resultRank =
+      op->getNumResults()
+          ? cast<RankedTensorType>(op->getResult(0).getType()).getRank()
+          : 0;
+  for (auto [index, value] : llvm::enumerate(operands)) {
     // Weights are split where they are read.
-    if (linear && operand.getOperandNumber() > 0)
+    if (linear && index > 0)
       continue;
     TPSharding state = shardingOf(value);
     switch (state.kind) {
@@ -495,59 +608,82 @@ LogicalResult LayerPartitioner::convertOperands(Operation *op) {
                                BroadcastOp>(op) &&
                            result.kind == TPSharding::Partial;
       if (!sumOfPartials)
-        operand.set(converted(value, Reduce));
+        value = converted(value, {Reduce}, op);
       break;
     }
     case TPSharding::Sharded: {
-      if (sequenceParts.contains(value) && linear &&
-          analysis.getLinearParallelism(linear) == LinearParallelism::Column) {
+      if (sequenceParts.contains(value) && columnParallel) {
         // Sequence parallelism's f: the whole sequence for column-parallel
         // work; the members' gradients are summed and scattered back.
-        operand.set(converted(value, GatherSequence));
+        value = converted(value, {GatherSequence}, op);
         break;
       }
       bool keeps = !yield && result.kind != TPSharding::Replicated;
       if (keeps && isElementwiseBinary(op) &&
           result.kind == TPSharding::Sharded) {
         int64_t rankDiff =
-            cast<RankedTensorType>(op->getResult(0).getType()).getRank() -
-            cast<RankedTensorType>(value.getType()).getRank();
+            resultRank - cast<RankedTensorType>(value.getType()).getRank();
         keeps = state.dim + rankDiff == result.dim;
       }
       if (!keeps)
-        operand.set(converted(value, Gather, state.dim));
+        value = converted(value, {Gather, state.dim}, op);
       break;
     }
     case TPSharding::Replicated: {
-      if (linear && linear.getInput() == value &&
-          analysis.getLinearParallelism(linear) == LinearParallelism::Column) {
-        operand.set(converted(value, MarkReplicated));
+      if (index == 0 && columnParallel) {
+        value = converted(value, {MarkReplicated}, op);
         break;
       }
-
       if (result.kind != TPSharding::Sharded ||
           !(isElementwiseBinary(op) || isa<AttentionOp>(op)))
         break;
       auto type = cast<RankedTensorType>(value.getType());
-      int64_t dim =
-          result.dim -
-          (cast<RankedTensorType>(op->getResult(0).getType()).getRank() -
-           type.getRank());
+      int64_t dim = result.dim - (resultRank - type.getRank());
       if (dim >= 0 && type.getDimSize(dim) > 1)
-        operand.set(converted(value, Scatter, dim));
+        value = converted(value, {Scatter, dim}, op);
       break;
     }
     }
   }
-  return success();
 }
 
-/// Results take their part's shape: rows of the batch, TP parts.
-LogicalResult LayerPartitioner::retypeResults(Operation *op) {
+void LayerPartitioner::gatherModelOutputs(YieldOp yield,
+                                          MutableArrayRef<Value> operands,
+                                          OpBuilder &builder) {
+  if (mapping.dp == 1)
+    return;
+  for (auto [index, original] : llvm::enumerate(yield.getValues())) {
+    if (!analysis.isBatched(original))
+      continue;
+    bool returned =
+        llvm::any_of(layer->getResult(index).getUsers(),
+                     [](Operation *user) { return isa<func::ReturnOp>(user); });
+    if (!returned) {
+      batchSplitResults.push_back(index);
+      continue;
+    }
+    // The function's results are whole on every rank.
+    Value &value = operands[index];
+    auto type = cast<RankedTensorType>(value.getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[0] *= mapping.dp;
+    value = AllGatherOp::create(builder, yield.getLoc(), withShape(type, shape),
+                                value, 0, dpGroups, /*reduce_grad=*/false);
+    LLVM_DEBUG(llvm::dbgs()
+               << "[partition]   model output #" << index
+               << ": all_gather of the batch over dp=" << mapping.dp << "\n");
+  }
+}
+
+FailureOr<SmallVector<Type>>
+LayerPartitioner::partitionedResultTypes(Operation *op) {
+  SmallVector<Type> types;
   for (Value result : op->getResults()) {
     auto type = dyn_cast<RankedTensorType>(result.getType());
-    if (!type)
+    if (!type) {
+      types.push_back(result.getType());
       continue;
+    }
     SmallVector<int64_t> shape = partShape(result);
     if (mapping.dp > 1 && analysis.isBatched(result)) {
       if (shape.empty() || shape[0] % mapping.dp != 0)
@@ -556,32 +692,51 @@ LogicalResult LayerPartitioner::retypeResults(Operation *op) {
                << " does not split among dp=" << mapping.dp << " replicas";
       shape[0] /= mapping.dp;
     }
-    TPSharding sharding = shardingOf(result);
-    if (sharding.kind == TPSharding::Sharded) {
-      int64_t size = type.getDimSize(sharding.dim);
-      int64_t padded = splitSize(result, sharding.dim);
-      if (padded % mapping.tp != 0)
-        return op->emitOpError()
-               << "dimension " << sharding.dim << " of " << type
-               << " does not split among tp=" << mapping.tp << " ranks";
-      if (padded != size)
-        paddedFrom[result] = size;
-    }
-    result.setType(withShape(type, shape));
+    TPSharding sharding = decidedSharding(result);
+    if (sharding.kind == TPSharding::Sharded &&
+        splitSize(result, sharding.dim) % mapping.tp != 0)
+      return op->emitOpError()
+             << "dimension " << sharding.dim << " of " << type
+             << " does not split among tp=" << mapping.tp << " ranks";
+    types.push_back(withShape(type, shape));
   }
-  // Attributes that spell sizes.
+  return types;
+}
+
+DictionaryAttr LayerPartitioner::maskShard(DropoutMaskOpInterface op) const {
+  ParameterShard shard;
+  // The original op: its types are still the whole ones.
+  SmallVector<int64_t> whole = op.getMaskedShape();
+  shard.fullShape.assign(whole.begin(), whole.end());
+  Value result = op->getResult(0);
+  if (mapping.dp > 1 && analysis.isBatched(result))
+    shard.splits.push_back({0, dpGroups});
+  TPSharding sharding = decidedSharding(result);
+  if (sharding.kind == TPSharding::Sharded)
+    shard.splits.push_back({sharding.dim, tpGroups});
+  return shard.splits.empty() ? DictionaryAttr() : shard.toAttr(context);
+}
+
+FailureOr<SmallVector<NamedAttribute>>
+LayerPartitioner::partitionedAttributes(Operation *op, ArrayRef<Value> operands,
+                                        TypeRange types) {
+  SmallVector<NamedAttribute> changed;
+  auto change = [&](StringAttr name, Attribute value) {
+    if (value)
+      changed.emplace_back(name, value);
+  };
   if (auto split = dyn_cast<SplitOp>(op)) {
-    TPSharding in = shardingOf(split.getInput());
+    // Sizes along the split axis are the part's.
+    TPSharding in = shardingOf(operands[0]);
     if (in.kind == TPSharding::Sharded && in.dim == int64_t(split.getAxis())) {
       SmallVector<int64_t> sizes;
       for (int64_t size : split.getSizes())
         sizes.push_back(size / mapping.tp);
-      split.setSizes(sizes);
+      change(split.getSizesAttrName(), DenseI64ArrayAttr::get(context, sizes));
     }
-  }
-  if (auto slice = dyn_cast<SliceOp>(op)) {
-    auto in = cast<RankedTensorType>(slice.getInput().getType());
-    auto out = cast<RankedTensorType>(slice.getResult().getType());
+  } else if (auto slice = dyn_cast<SliceOp>(op)) {
+    auto in = cast<RankedTensorType>(operands[0].getType());
+    auto out = cast<RankedTensorType>(types[0]);
     SmallVector<int64_t> limits(slice.getLimits());
     for (int64_t d = 0; d < in.getRank(); ++d) {
       if (limits[d] - slice.getStarts()[d] == out.getDimSize(d) ||
@@ -592,28 +747,66 @@ LogicalResult LayerPartitioner::retypeResults(Operation *op) {
         return op->emitOpError() << "slices split dimension " << d;
       limits[d] = in.getDimSize(d);
     }
-    slice.setLimits(limits);
+    change(slice.getLimitsAttrName(), DenseI64ArrayAttr::get(context, limits));
+  } else if (auto lookup = dyn_cast<EmbeddingOp>(op)) {
+    // Each rank looks up the ids of its block of the vocabulary.
+    if (tensorParallel &&
+        analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial) {
+      change(lookup.getVocabGroupsAttrName(), tpGroups);
+      if (paddedVocabulary)
+        change(
+            lookup.getVocabSizeAttrName(),
+            IntegerAttr::get(IntegerType::get(context, 64), paddedVocabulary));
+    }
+  } else if (auto masked = dyn_cast<DropoutMaskOpInterface>(op);
+             masked && masked.dropsElements()) {
+    change(masked.getMaskShardAttrName(), maskShard(masked));
   }
-  return success();
+  return changed;
 }
 
-void LayerPartitioner::recordMaskShard(DropoutMaskOpInterface op,
-                                       ArrayRef<int64_t> whole) {
-  ParameterShard shard;
-  shard.fullShape.assign(whole.begin(), whole.end());
-  Value result = op->getResult(0);
-  if (mapping.dp > 1 && analysis.isBatched(result))
-    shard.splits.push_back({0, dpGroups});
-  TPSharding sharding = shardingOf(result);
-  if (sharding.kind == TPSharding::Sharded)
-    shard.splits.push_back({sharding.dim, tpGroups});
-  if (!shard.splits.empty())
-    op.setMaskShard(shard.toAttr(context));
+LogicalResult LayerPartitioner::partitionOp(Operation *op, OpBuilder &builder) {
+  LLVM_DEBUG(llvm::dbgs() << "[partition]  " << op->getName() << " at "
+                          << op->getLoc() << "\n");
+  if (auto read = dyn_cast<ParamOp>(op))
+    return partitionParameter(read, builder);
+  SmallVector<Value> operands =
+      llvm::map_to_vector(op->getOperands(), [&](Value value) {
+        return partitioned.lookup(value);
+      });
+  if (ulysses)
+    convertUlyssesOperands(op, operands);
+  else if (tensorParallel)
+    convertTensorParallelOperands(op, operands);
+  if (auto yield = dyn_cast<YieldOp>(op))
+    gatherModelOutputs(yield, operands, builder);
+  // A row-parallel linear adds its bias after the reduction.
+  auto linear = dyn_cast<LinearOp>(op);
+  bool rowParallel =
+      linear && tensorParallel &&
+      analysis.getLinearParallelism(linear) == LinearParallelism::Row;
+  Value bias;
+  if (rowParallel && linear.getBias())
+    bias = operands.pop_back_val();
+  FailureOr<SmallVector<Type>> types = partitionedResultTypes(op);
+  if (failed(types))
+    return failure();
+  FailureOr<SmallVector<NamedAttribute>> attributes =
+      partitionedAttributes(op, operands, *types);
+  if (failed(attributes))
+    return failure();
+  Operation *rebuilt = rebuild(builder, op, operands, *types, *attributes);
+  mapResults(op, rebuilt);
+  if (rowParallel)
+    partitioned.map(linear.getResult(),
+                    reduceRowParallel(linear, rebuilt->getResult(0), bias));
+  return success();
 }
 
 /// Splits the weight per the analysis (and ZeRO-3), and marks the read for
 /// data parallelism.
-LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
+LogicalResult LayerPartitioner::partitionParameter(ParamOp read,
+                                                   OpBuilder &builder) {
   auto module = layer->getParentOfType<ModuleOp>();
   StringAttr name = read.getNameAttr().getAttr();
   auto declaration = module.lookupSymbol<ParameterOp>(name);
@@ -724,27 +917,29 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
     declaration->setAttr(ParameterShard::getAttrName(), shard.toAttr(context));
     shardedParameters[name] = declaration;
   }
-  read.getResult().setType(declaration.getTensorType());
-
-  OpBuilder builder(context);
-  builder.setInsertionPointAfter(read);
-  Value value = read.getResult();
-  SmallVector<Operation *> users(value.getUsers());
+  Value value =
+      rebuild(builder, read, {}, {declaration.getTensorType()})->getResult(0);
+  LLVM_DEBUG(llvm::dbgs() << "[partition]   weight " << name << ": "
+                          << (tensorSplit ? "split" : "whole")
+                          << (zero3 ? ", ZeRO-3" : "") << "\n");
   if (zero3) {
     value = AllGatherOp::create(builder, read.getLoc(),
                                 withShape(value.getType(), tpStored), value,
                                 shard.splits.back().dim, replicas,
                                 /*reduce_grad=*/true);
-    inserted.insert(value.getDefiningOp());
+    LLVM_DEBUG(llvm::dbgs() << "[partition]   ZeRO-3: all_gather over "
+                            << replicaCount << " replicas\n");
   } else if (replicaCount > 1) {
     value = ReplicateOp::create(builder, read.getLoc(), value, replicas);
-    inserted.insert(value.getDefiningOp());
+    LLVM_DEBUG(llvm::dbgs() << "[partition]   replicated over " << replicaCount
+                            << " ranks\n");
   }
   // Under sequence parallelism a whole weight applied to this rank's part
   // of the sequence (norms, a row-parallel bias) gets a part of its
   // gradient: summed over the TP group as well.
   bool onSequenceParts =
-      !ulysses && !tensorSplit && llvm::any_of(users, [&](Operation *user) {
+      !ulysses && !tensorSplit &&
+      llvm::any_of(read->getUsers(), [&](Operation *user) {
         auto linear = dyn_cast<LinearOp>(user);
         if (linear && linear.getBias() == read.getResult())
           return !sequenceValues.empty() &&
@@ -756,84 +951,56 @@ LogicalResult LayerPartitioner::partitionParameter(ParamOp read) {
       });
   if (onSequenceParts) {
     value = ReplicateOp::create(builder, read.getLoc(), value, tpGroups);
-    inserted.insert(value.getDefiningOp());
+    LLVM_DEBUG(llvm::dbgs() << "[partition]   replicated over the TP group: "
+                               "applied to sequence parts\n");
   }
-  if (refinedDim >= 0) {
+  if (refinedDim >= 0)
     value = ReshapeOp::create(builder, read.getLoc(),
                               withShape(value.getType(), tpPart), value);
-    inserted.insert(value.getDefiningOp());
-  }
-  for (Operation *user : users)
-    user->replaceUsesOfWith(read.getResult(), value);
+  mapValue(read.getResult(), value);
   return success();
 }
 
-/// A row-parallel linear's partial sums are reduced before its bias is
-/// added once.
-void LayerPartitioner::reduceRowParallel(LinearOp linear) {
-  Value bias = linear.getBias();
+Value LayerPartitioner::reduceRowParallel(LinearOp linear, Value partialSums,
+                                          Value bias) {
   bool sequence = !sequenceValues.empty();
   if (!bias && !sequence)
-    return;
-  Value reduced = converted(linear.getResult(),
-                            sequence ? ReduceScatterSequence : Reduce);
-  Value result = reduced;
-  if (bias) {
-    linear.getBiasMutable().clear();
-    OpBuilder builder(context);
-    builder.setInsertionPointAfterValue(reduced);
-    result = AddOp::create(builder, linear.getLoc(), reduced, bias);
-    inserted.insert(result.getDefiningOp());
-    if (sequence)
-      sequenceParts.insert(result);
-    else
-      overrides[result] = TPSharding::replicated();
-  }
-  linear.getResult().replaceAllUsesExcept(result, reduced.getDefiningOp());
+    return partialSums;
+  Value reduced = converted(
+      partialSums, {sequence ? ReduceScatterSequence : Reduce}, linear);
+  if (!bias)
+    return reduced;
+  OpBuilder builder(context);
+  builder.setInsertionPointAfterValue(reduced);
+  Value result = AddOp::create(builder, linear.getLoc(), reduced, bias);
+  LLVM_DEBUG(llvm::dbgs() << "[partition]   bias added after the reduction\n");
+  shardings[result] = shardingOf(reduced);
+  if (sequence)
+    sequenceParts.insert(result);
+  return result;
 }
 
 LogicalResult LayerPartitioner::run() {
-  if (failed(chooseTensorParallelism()) || failed(convertInputs()))
+  if (failed(chooseTensorParallelism()))
     return failure();
-  Block &body = layer.getBodyBlock();
-  SmallVector<Operation *> ops;
-  for (Operation &op : body)
-    if (!inserted.contains(&op))
-      ops.push_back(&op);
-  // The whole shapes of the tensors dropout masks cover, before any op of
-  // the layer (an operand's producer included) is retyped.
-  llvm::DenseMap<Operation *, SmallVector<int64_t>> maskedShapes;
-  for (Operation *op : ops)
-    if (auto masked = dyn_cast<DropoutMaskOpInterface>(op);
-        masked && masked.dropsElements())
-      maskedShapes[op] = masked.getMaskedShape();
-  for (Operation *op : ops) {
-    if (auto read = dyn_cast<ParamOp>(op)) {
-      if (failed(partitionParameter(read)))
-        return failure();
-      continue;
-    }
-    if (failed(convertOperands(op)) || failed(retypeResults(op)))
+  // Built detached, so that a failure leaves the layer as it was.
+  auto body = std::make_unique<Block>();
+  OpBuilder builder(context);
+  builder.setInsertionPointToEnd(body.get());
+  if (failed(convertInputs(*body, builder)))
+    return failure();
+  for (Operation &op : layer.getBodyBlock())
+    if (failed(partitionOp(&op, builder)))
       return failure();
-    if (auto it = maskedShapes.find(op); it != maskedShapes.end())
-      recordMaskShard(cast<DropoutMaskOpInterface>(op), it->second);
-    // Each rank looks up the ids of its block of the vocabulary.
-    if (auto lookup = dyn_cast<EmbeddingOp>(op);
-        lookup && tensorParallel &&
-        analysis.getSharding(lookup.getResult()).kind == TPSharding::Partial) {
-      lookup.setVocabGroupsAttr(tpGroups);
-      if (paddedVocabulary)
-        lookup.setVocabSizeAttr(IntegerAttr::get(
-            IntegerType::get(context, 64), paddedVocabulary));
-    }
-    if (auto linear = dyn_cast<LinearOp>(op);
-        linear && tensorParallel &&
-        analysis.getLinearParallelism(linear) == LinearParallelism::Row)
-      reduceRowParallel(linear);
-  }
-  auto yield = cast<YieldOp>(body.getTerminator());
-  for (auto [result, value] : llvm::zip(layer.getResults(), yield.getValues()))
-    result.setType(value.getType());
+  // The layer itself, with the partitioned result types.
+  builder.setInsertionPoint(layer);
+  Operation *rebuilt = rebuild(builder, layer, layer.getInputs(),
+                               body->getTerminator()->getOperandTypes());
+  rebuilt->getRegion(0).push_back(body.release());
+  for (unsigned index : batchSplitResults)
+    layouts[rebuilt->getResult(index)] = mapping;
+  layer->replaceAllUsesWith(rebuilt);
+  layer.erase();
   return success();
 }
 
@@ -958,10 +1125,6 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
       // The plan's verifier guarantees every layer a strategy.
       StrategyAttr strategy = layer.getStrategyAttr();
       DeviceMapping mapping = mappingOf(strategy, plan);
-      auto yield = cast<YieldOp>(layer.getBodyBlock().getTerminator());
-      SmallVector<bool> batchedResults;
-      for (Value value : yield.getValues())
-        batchedResults.push_back(analysis.isBatched(value));
       std::optional<UlyssesAnalysis> ulysses;
       if (strategy.getUlysses() && mapping.tp > 1)
         ulysses.emplace(analysis);
@@ -973,28 +1136,6 @@ struct PartitionPass : impl::PartitionBase<PartitionPass> {
                                    ulysses ? &*ulysses : nullptr);
       if (failed(partitioner.run()))
         return signalPassFailure();
-      for (auto [result, value, batched] :
-           llvm::zip(layer.getResults(), yield.getValues(), batchedResults)) {
-        if (mapping.dp == 1 || !batched)
-          continue;
-        bool returned = llvm::any_of(result.getUsers(), [](Operation *user) {
-          return isa<func::ReturnOp>(user);
-        });
-        if (!returned) {
-          layouts[result] = mapping;
-          continue;
-        }
-        // The function's results are whole on every rank.
-        auto type = cast<RankedTensorType>(value.getType());
-        SmallVector<int64_t> shape(type.getShape());
-        shape[0] *= mapping.dp;
-        OpBuilder builder(yield);
-        Value whole = AllGatherOp::create(
-            builder, yield.getLoc(), withShape(type, shape), value, 0,
-            mapping.groups(&getContext(), false), /*reduce_grad=*/false);
-        yield->setOperand(cast<OpResult>(result).getResultNumber(), whole);
-        result.setType(whole.getType());
-      }
     }
     syncRequests.apply(module, readers);
   }

@@ -29,8 +29,8 @@ struct PlanReportPass : impl::PlanReportBase<PlanReportPass> {
       return fail(llvm::toString(setup.takeError()));
     if (llvm::Error error = applyModelProfiles(*model, *setup, plan->precision))
       return fail(llvm::toString(std::move(error)));
-    if (std::string error = plan->check(*model); !error.empty())
-      return fail("the plan does not suit the model: " + error);
+    if (failed(checkPlanSuitsModel(module, pass, *plan, *model)))
+      return signalPassFailure();
     PlanEvaluation evaluation =
         evaluatePlan(*model, *plan, setup->cluster, setup->memoryBudget);
     if (llvm::Error error =

@@ -213,6 +213,19 @@ void mlir::galvatron::emitPassError(ModuleOp module, StringRef pass,
   (void)emitError(std::move(error), module.getLoc(), pass + ": ");
 }
 
+LogicalResult mlir::galvatron::checkPlanSuitsModel(ModuleOp module,
+                                                   StringRef pass,
+                                                   const ParallelPlan &plan,
+                                                   const ModelProfile &model) {
+  llvm::Error error = plan.validate(model);
+  if (!error)
+    return success();
+  emitPassError(
+      module, pass,
+      withContext(std::move(error), "the plan does not suit the model: "));
+  return failure();
+}
+
 FailureOr<ModelInput> mlir::galvatron::getModelInput(ModuleOp module,
                                                      StringRef pass) {
   FailureOr<func::FuncOp> function = getModelFunction(module, pass);
@@ -265,7 +278,7 @@ mlir::galvatron::getPlanningInput(ModuleOp module, StringRef pass,
   }
   if (llvm::Error error =
           applyModelProfiles(input->model, *setup, *trainingPrecision)) {
-    emitPassError(module, pass, llvm::toString(std::move(error)));
+    emitPassError(module, pass, std::move(error));
     return failure();
   }
   int64_t batch = globalBatch > 0 ? globalBatch : input->model.irBatch;

@@ -166,6 +166,15 @@ Expected<Batch> BatchMaker::make(int64_t step, int64_t &position) const {
   // segment.
   result["token_type_ids"].assign(batch * seq, 0);
   result["attention_mask"].assign(batch * seq, 1);
+  // An encoder-decoder (T5) decodes the labels shifted right behind its
+  // start token 0 (teacher forcing, T5's _shift_right).
+  if (info.loss == LossKind::nextToken) {
+    std::vector<int64_t> &decoder = result["decoder_input_ids"];
+    decoder.resize(batch * seq);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t s = 0; s < seq; ++s)
+        decoder[b * seq + s] = s == 0 ? 0 : labels[b * seq + s - 1];
+  }
   position += shards * batch * seq;
   return result;
 }

@@ -28,6 +28,7 @@
 #include "galvatron/Runtime/ProgramFile.h"
 #include "galvatron/Runtime/ProgramValidator.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/CompilePipelines.h"
@@ -51,7 +52,6 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -115,8 +115,8 @@ static cl::opt<int64_t> layers(
     cl::init(0), cl::cat(category));
 static cl::opt<double> dropout(
     "dropout",
-    cl::desc("Dropout probability of a GPT preset's embeddings and residual "
-             "branches while training (default: none)"),
+    cl::desc("Dropout probability of every dropout site of a preset "
+             "while training (default: the preset's)"),
     cl::value_desc("P"), cl::cat(category));
 static cl::opt<std::string> train(
     "train",
@@ -137,8 +137,7 @@ static cl::opt<double> bucketMb(
     cl::init(25.0), cl::cat(category));
 
 static int error(const Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-compile") << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-compile", message);
 }
 
 /// The model to compile: a preset or a parsed file; a preset or an ONNX
@@ -382,6 +381,7 @@ static void printSummary(const std::string &description,
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::galvatron::hideLibraryOptions({&category});
+  mlir::galvatron::registerDebugOptions();
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();

@@ -9,6 +9,7 @@
 
 #include "galvatron/InitAll.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -17,16 +18,15 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 static int error(const llvm::Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-opt") << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-opt", message);
 }
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::galvatron::hideLibraryOptions({});
+  mlir::galvatron::registerDebugOptions();
   mlir::galvatron::registerAllPasses();
   mlir::DialectRegistry registry;
   mlir::galvatron::registerAllDialects(registry);

@@ -20,7 +20,9 @@
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelOptions.h"
+#include "galvatron/Support/Error.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Transforms/PlanUtils.h"
@@ -36,7 +38,6 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 #include <set>
 
@@ -120,12 +121,12 @@ static cl::opt<int64_t> fixedPp("pp", cl::desc("Fixed pipeline degree"),
 static constexpr double kGiB = double(1ull << 30);
 
 static int error(const llvm::Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-plan") << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-plan", message);
 }
 
 /// The model as galvatron IR, from whichever option names it.
-static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
+static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context,
+                                                  llvm::SourceMgr &sourceMgr) {
   if (modelOptions.hasModel() == !inputFilename.empty()) {
     error("give one model: --model, --config or a model file");
     return failure();
@@ -140,7 +141,6 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
       error(llvm::toString(model.takeError()));
       return failure();
     }
-    warnIgnoredFields(*model, "galvatron-plan");
     auto module = buildModel(&context, model->config, ModelShape{1, seqLen});
     if (!module) {
       error(llvm::toString(module.takeError()));
@@ -171,10 +171,7 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
     error(message);
     return failure();
   }
-  llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-plan");
-  handler.setSubject(inputFilename);
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
   if (!module)
     return failure();
@@ -184,12 +181,9 @@ static FailureOr<OwningOpRef<ModuleOp>> loadModel(MLIRContext &context) {
 /// The cluster the options describe.
 static llvm::Expected<CostModelSetup> loadClusterSetup() {
   if (!clusterName.empty() && !gpu.empty())
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "give --cluster or --gpu, not both");
+    return makeError("give --cluster or --gpu, not both");
   if (nodes < 0 || gpusPerNode < 0)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        "--nodes and --gpus-per-node must be positive");
+    return makeError("--nodes and --gpus-per-node must be positive");
   std::string name = !gpu.empty()           ? gpu.getValue()
                      : !clusterName.empty() ? clusterName.getValue()
                                             : std::string("a100-80gb");
@@ -198,10 +192,8 @@ static llvm::Expected<CostModelSetup> loadClusterSetup() {
         return StringRef(preset.name);
       });
   if (!gpu.empty() && !llvm::is_contained(presets, gpu.getValue()))
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "--gpu must name a preset (" +
-                                       llvm::join(presets, ", ") + "), got '" +
-                                       gpu + "'");
+    return makeError("--gpu must name a preset (" + llvm::join(presets, ", ") +
+                     "), got '" + gpu + "'");
   auto setup = makeCostModelSetup({name, nodes, 0, memory, profiles});
   if (!setup)
     return setup.takeError();
@@ -367,12 +359,19 @@ static int run() {
   registerAllDialects(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
-  auto module = loadModel(context);
+  // Diagnostics of the model's ops and layers: at their file:line:col, or
+  // named (an ONNX node, a preset's layer).
+  llvm::SourceMgr sourceMgr;
+  ToolDiagnosticHandler handler(&context, sourceMgr, "galvatron-plan");
+  handler.setSubject(inputFilename);
+  auto module = loadModel(context, sourceMgr);
   if (failed(module))
     return 1;
   auto model = ModelProfile::build(**module);
-  if (!model)
-    return error(llvm::toString(model.takeError()));
+  if (!model) {
+    (void)emitError(model.takeError(), (*module)->getLoc());
+    return 1;
+  }
   const ClusterSpec &cluster = setup->cluster;
 
   SearchOptions options;
@@ -474,6 +473,7 @@ static int run() {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   hideLibraryOptions({&modelCategory, &clusterCategory, &planCategory});
+  registerDebugOptions();
   cl::ParseCommandLineOptions(
       argc, argv,
       "Galvatron plan: the fastest hybrid-parallel plan of a model on a "

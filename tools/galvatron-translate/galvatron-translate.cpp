@@ -19,6 +19,7 @@
 #include "galvatron/InitAll.h"
 #include "galvatron/Models/ModelOptions.h"
 #include "galvatron/Support/OutputFile.h"
+#include "galvatron/Support/Debug.h"
 #include "galvatron/Support/ToolSupport.h"
 #include "galvatron/Target/ONNX/ImportONNX.h"
 #include "galvatron/Target/Program/ProgramEmitter.h"
@@ -36,7 +37,6 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/WithColor.h"
 
 using namespace mlir;
 using namespace mlir::galvatron;
@@ -85,9 +85,7 @@ static cl::opt<std::string> outputFilename("o", cl::desc("Output file"),
                                            cl::init("-"), cl::cat(category));
 
 static int error(const Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "galvatron-translate")
-      << message << "\n";
-  return 1;
+  return mlir::galvatron::printToolError("galvatron-translate", message);
 }
 
 static void printModelList(llvm::raw_ostream &os) {
@@ -214,7 +212,6 @@ static int emitModel() {
   auto model = modelOptions.getModel(seqLen);
   if (!model)
     return error(llvm::toString(model.takeError()));
-  warnIgnoredFields(*model, "galvatron-translate");
   MLIRContext context;
   auto module = buildModel(&context, model->config, ModelShape{batch, seqLen});
   if (!module)
@@ -270,6 +267,7 @@ static int run() {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   hideLibraryOptions({&category});
+  registerDebugOptions();
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();

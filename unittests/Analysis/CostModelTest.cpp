@@ -175,6 +175,82 @@ TEST(CostModelTest, GptLayerWithDropoutMatchesMegatron) {
   }
 }
 
+// Dropout keeps its mask for the backward, one byte per element: a model
+// built with dropout keeps, in every layer, exactly the bytes of its
+// layer's masks more than without (the dropped values replace the values
+// the next op kept before), in any precision. Hand counts of the sites per
+// layer, in elements of the hidden state (b·s·h) or of the feed-forward's
+// activation (b·s·f).
+TEST(CostModelTest, DropoutAddsExactlyItsMasks) {
+  const double s = 16, b = 2;
+  for (const char *name : {"gpt-tiny", "bert-tiny", "t5-tiny", "vit-tiny"}) {
+    ModelConfig config = *findModelPreset(name);
+    bool vit = config.family == ModelFamily::ViT;
+    double tokens = b * (vit ? config.seqLen : s);
+    double hiddenMask = tokens * config.hidden;
+    double ffnMask = tokens * config.ffnHidden;
+    // Sites per layer: embeddings 1; GPT, BERT, ViT blocks 2 (both
+    // residual branches); T5 blocks one per residual branch (2 encoder,
+    // 3 decoder) and the feed-forward's activation, each stack's final
+    // norm 1 (the decoder's in the head).
+    auto expectedMasks = [&](const LayerProfile &layer) -> double {
+      switch (layer.kind) {
+      case LayerKind::embedding:
+        return hiddenMask;
+      case LayerKind::encoder:
+      case LayerKind::decoder: {
+        if (config.family != ModelFamily::T5)
+          return 2 * hiddenMask;
+        double branches = layer.kind == LayerKind::decoder ? 3 : 2;
+        return branches * hiddenMask + ffnMask;
+      }
+      case LayerKind::head:
+      case LayerKind::other:
+        return config.family == ModelFamily::T5 ? hiddenMask : 0;
+      }
+      llvm_unreachable("unknown layer kind");
+    };
+    int64_t seq = vit ? 0 : int64_t(s);
+    Fixture without(config, seq);
+    ASSERT_FALSE(llvm::errorToBool(setDropout(config, 0.1)));
+    Fixture with(config, seq);
+    ASSERT_EQ(with.model.layers.size(), without.model.layers.size());
+    double total = 0;
+    for (Precision precision : {Precision::fp32, Precision::bf16}) {
+      for (unsigned i = 0; i < with.model.layers.size(); ++i) {
+        StageContext stage = with.context8(b, precision);
+        stage.devicesPerStage = 1;
+        const LayerProfile &layer = with.model.layers[i];
+        double difference =
+            evaluateLayer(layer, i, {}, stage).activations -
+            evaluateLayer(without.model.layers[i], i, {}, stage).activations;
+        EXPECT_DOUBLE_EQ(difference, expectedMasks(layer))
+            << name << " layer " << layer.name;
+        total += difference;
+      }
+    }
+    EXPECT_GT(total, 0) << name;
+  }
+}
+
+// With the residual branches' dropout built, what Megatron's
+// s·b·h·(34 + 5as/h) counts beyond ours is its attention dropout (3as²b)
+// less our fp32 LayerNorm statistics (16sb): its 2sbh of masks are ours.
+TEST(CostModelTest, GptLayerDropoutMasksMatchMegatron) {
+  const double s = 256, h = 512, a = 8, b = 2;
+  ModelConfig config = gptConfig(2, 512, 8, 256, 1000);
+  config.hiddenDropout = 0.1;
+  Fixture f(config, 256, 1);
+  f.cluster.efficiency.materializedAttention = true;
+  unsigned index;
+  const LayerProfile &block = firstBlock(f.model, index);
+  StageContext stage = f.context8(b);
+  stage.devicesPerStage = 1;
+  LayerCost cost = evaluateLayer(block, index, {}, stage);
+  EXPECT_DOUBLE_EQ(f::megatronActivationBytes(s, b, h, a) - cost.activations,
+                   3 * a * s * s * b - 16 * s * b);
+}
+
 // With TP t, the replicated part (LayerNorm inputs and outputs: 8sbh and the
 // fp32 statistics) stays whole and the rest divides by t; with sequence
 // parallelism everything divides by t (Megatron's 10 + 24/t and /t).

@@ -94,6 +94,9 @@ struct Split {
 /// Batched quantities are per sample; unbatched ones per micro-batch.
 struct LayerProfile {
   std::string name;
+  /// Where the layer is defined (its galvatron.layer), for errors about it;
+  /// null in profiles not read from IR.
+  LocationAttr location;
   LayerKind kind = LayerKind::other;
   /// Layers with equal profiles (the repeated transformer blocks) share a
   /// signature, so their costs are computed once.
@@ -305,9 +308,14 @@ struct ParallelPlan {
   /// Micro-batches whose activations stage `stage` holds at its peak: all
   /// of them under GPipe, min(m, pp - stage) under 1F1B.
   int64_t getInFlight(int64_t stage) const;
-  /// A message naming the first inconsistency with the model and cluster,
-  /// or empty (the dialect's verifyPlan rules plus TP support per layer).
-  std::string check(const ModelProfile &model) const;
+  /// The first inconsistency with the model and cluster (the dialect's
+  /// verifyPlan rules plus TP support per layer), at the layer it concerns
+  /// when it concerns one.
+  llvm::Error validate(const ModelProfile &model) const;
+  /// validate's message, or empty.
+  std::string check(const ModelProfile &model) const {
+    return llvm::toString(validate(model));
+  }
 };
 
 /// Puts `blocksPerStage[k]` transformer blocks on stage k of `plan` (which

@@ -12,15 +12,15 @@
 // depend on u; the degrees a layer supports follow from its head counts and
 // sequence length. The cost model and the partitioning pass consume it.
 //
-// Each value has a layout:
-//   whole      every rank holds all of it (replicated work),
-//   sequence   each rank holds a contiguous 1/u block of dimension `dim`, the
-//              sequence,
-//   heads      each rank holds a 1/u block of the heads dimension `dim`, the
-//              whole sequence (at `sequenceDim`).
-// An op that needs an operand in another layout than it has gets a
-// conversion: sequence <-> heads is an all-to-all, sequence or heads ->
-// whole an all-gather, whole -> sequence or heads a local slice.
+// Each value has a layout (UlyssesLayout, ShardingRule.h): whole, split
+// along the sequence, or split along the heads. An op that needs an operand
+// in another layout than it has gets a conversion: sequence <-> heads is an
+// all-to-all, sequence or heads -> whole an all-gather, whole -> sequence or
+// heads a local slice. What each op needs is its own rule
+// (`TensorParallelOpInterface::propagateUlysses`, in
+// lib/Dialect/Galvatron/IR/GalvatronSharding.cpp); the analysis walks the
+// layer, calls it and keeps the books. An op without a rule has its split
+// operands gathered whole.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,29 +30,6 @@
 #include "galvatron/Analysis/TensorParallelAnalysis.h"
 
 namespace mlir::galvatron {
-
-struct UlyssesLayout {
-  enum Kind : uint8_t { Whole, Sequence, Heads };
-  Kind kind = Whole;
-  /// The split dimension (the sequence's, or the heads').
-  int64_t dim = -1;
-  /// Where the sequence lies (for heads: whole there).
-  int64_t sequenceDim = -1;
-
-  static UlyssesLayout whole() { return {}; }
-  static UlyssesLayout sequence(int64_t dim) { return {Sequence, dim, dim}; }
-  static UlyssesLayout heads(int64_t dim, int64_t sequenceDim) {
-    return {Heads, dim, sequenceDim};
-  }
-  bool isSplit() const { return kind != Whole; }
-  bool operator==(const UlyssesLayout &other) const {
-    return kind == other.kind && dim == other.dim &&
-           sequenceDim == other.sequenceDim;
-  }
-  bool operator!=(const UlyssesLayout &other) const {
-    return !(*this == other);
-  }
-};
 
 /// An operand an op consumes in another layout than its value has.
 struct UlyssesConversion {
@@ -66,7 +43,7 @@ struct UlyssesConversion {
   Value getValue() const { return user->getOperand(operand); }
 };
 
-class UlyssesAnalysis {
+class UlyssesAnalysis : public UlyssesRuleContext {
 public:
   explicit UlyssesAnalysis(const TensorParallelAnalysis &tensorParallel);
 
@@ -79,7 +56,7 @@ public:
   /// Sizes the degree must divide: head counts and the sequence length.
   ArrayRef<int64_t> getDivisors() const { return divisors; }
 
-  UlyssesLayout getLayout(Value value) const;
+  UlyssesLayout getLayout(Value value) const override;
   ArrayRef<UlyssesConversion> getConversions() const { return conversions; }
   /// Whether an op works on parts (1/u of the work on each rank).
   bool isSplitWork(Operation *op) const;
@@ -89,19 +66,18 @@ public:
 
   void print(llvm::raw_ostream &os) const;
 
+  /// UlyssesRuleContext: what the ops' rules state. `require` records the
+  /// conversion.
+  void require(Operation *op, unsigned index, UlyssesLayout target) override;
+  void setResult(Value value, UlyssesLayout layout) override {
+    layouts[value] = layout;
+  }
+  void requireDivisible(int64_t size) override { divisors.push_back(size); }
+  void fail(Operation *op, const llvm::Twine &why) override;
+  bool hasFailed() const override { return !failure.empty(); }
+
 private:
   void visit(Operation *op);
-  /// The layout `op`'s operand `index` must have; records the conversion.
-  void require(Operation *op, unsigned index, UlyssesLayout target);
-  void fail(Operation *op, const llvm::Twine &why);
-  /// The sequence layout of an operand (converting heads back); whole when
-  /// the operand is whole.
-  UlyssesLayout sequenceOperand(Operation *op, unsigned index);
-  void visitPositionwise(Operation *op, int64_t resultDim);
-  void visitAttention(AttentionOp op);
-  void visitRotary(RotaryOp op);
-  /// Brings every split operand whole; the results are whole.
-  void gatherAll(Operation *op);
 
   const TensorParallelAnalysis &tensorParallel;
   std::string failure;

@@ -13,9 +13,9 @@
 // Absent fields take the defaults of the architecture's configuration
 // class. Every field is accounted for: dimensions and variants that the
 // builder implements are read; metadata (token ids, labels, generation
-// settings, dtypes) is ignored; dropout probabilities are ignored with a
-// warning (the IR has no dropout); anything else, and values of known
-// fields that would change the math in ways the builder does not implement
+// settings, dtypes) is ignored; dropout probabilities are built (the
+// attention probabilities' inside the attention op); anything else, and
+// values of known fields that would change the math in ways the builder does not implement
 // (rope_scaling, relative_key positions, pruned heads, ...), is an error
 // naming the field.
 //
@@ -32,9 +32,6 @@ namespace mlir::galvatron {
 
 struct HuggingFaceModel {
   ModelConfig config;
-  /// Fields read but not modelled (non-zero dropout probabilities), as
-  /// "name = value".
-  SmallVector<std::string> ignored;
 };
 
 /// Parses the text of a config.json; `source` names it in errors and
@@ -42,9 +39,6 @@ struct HuggingFaceModel {
 llvm::Expected<HuggingFaceModel>
 parseHuggingFaceConfig(llvm::StringRef text, llvm::StringRef source,
                        llvm::StringRef name);
-
-/// Warns, as `tool`, about the fields `model` read but does not build.
-void warnIgnoredFields(const HuggingFaceModel &model, llvm::StringRef tool);
 
 /// Reads `path`; the model is named after the file's directory when the
 /// file is `config.json`, otherwise after the file without its extension.

@@ -107,10 +107,14 @@ struct ModelConfig {
   int64_t slidingWindow = 0;
   /// Standard deviation of normally initialized weights (initializer_range).
   double initStd = 0.02;
-  /// Dropout probabilities of the embeddings' sum and of each residual
-  /// branch (GPT-2's embd_pdrop and resid_pdrop); only the GPT family
-  /// builds dropout so far. `attentionDropout`: the attention
-  /// probabilities (attn_pdrop), dropped inside the attention op.
+  /// Dropout probabilities (training only). `embeddingDropout`: the
+  /// embeddings' output (GPT-2's embd_pdrop; BERT's, ViT's and T5's
+  /// hidden dropout). `hiddenDropout`: each residual branch (GPT-2's
+  /// resid_pdrop, BERT's and ViT's hidden_dropout_prob, T5's dropout_rate,
+  /// which also drops the feed-forward's activation and each stack's
+  /// output). LLaMA builds none. `attentionDropout`: the attention
+  /// probabilities (attn_pdrop, attention_probs_dropout_prob, T5's
+  /// dropout_rate, LLaMA's attention_dropout), dropped inside the attention op.
   double embeddingDropout = 0.0, hiddenDropout = 0.0, attentionDropout = 0.0;
 
   int64_t headDim() const {
@@ -142,14 +146,13 @@ const ModelConfig *findModelPreset(llvm::StringRef name);
 /// Parameters of `config` by closed-form formula, independent of the IR.
 int64_t countPresetParameters(const ModelConfig &config);
 
+/// Sets every dropout probability of `config` to `probability` (the
+/// --dropout option); fails outside [0, 1).
+llvm::Error setDropout(ModelConfig &config, double probability);
+
 /// Checks that `config`'s dimensions are consistent (positive sizes, heads
 /// dividing the hidden size, key/value heads dividing the heads, ...);
 /// returns a message naming the first problem, or "".
-/// Sets the embedding, residual and attention dropout of `config` to
-/// `probability` (the --dropout option); fails outside [0, 1) and for families that do
-/// not build dropout yet.
-llvm::Error setDropout(ModelConfig &config, double probability);
-
 std::string checkModelConfig(const ModelConfig &config);
 
 /// Builds the forward graph of `config` as a module: parameter declarations

@@ -1,9 +1,11 @@
 //===- Error.h - Errors that name their cause and where ---------*- C++ -*-===//
 //
-// The one way analyses and passes report through llvm::Error: `makeError`
-// with a message, or with the op or layer it concerns, whose location the
-// diagnostic then carries (file:line:col of textual IR, the ONNX node's
-// name of an import); `emitError` turns either into a diagnostic.
+// The one way analyses, passes, the importer and the tools report through
+// llvm::Error: `makeError` with a message, or with the op, layer or
+// location it concerns, which the diagnostic then carries (file:line:col of
+// textual IR, the ONNX node's name of an import); `withContext` leads the
+// message with what was being done; `emitError` turns either into a
+// diagnostic.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,17 +25,17 @@ public:
   static char ID;
 
   LocatedError(Location location, std::string message)
-      : location(location), message(std::move(message)) {}
+      : location(location), text(std::move(message)) {}
 
   Location getLocation() const { return location; }
-  void log(llvm::raw_ostream &os) const override { os << message; }
+  void log(llvm::raw_ostream &os) const override { os << text; }
   std::error_code convertToErrorCode() const override {
     return llvm::inconvertibleErrorCode();
   }
 
 private:
   Location location;
-  std::string message;
+  std::string text;
 };
 
 /// An error naming its cause.
@@ -41,10 +43,19 @@ inline llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
+/// An error about what lies at `location` (a layer, a graph input),
+/// reported there.
+inline llvm::Error makeError(Location location, const llvm::Twine &message) {
+  return llvm::make_error<LocatedError>(location, message.str());
+}
+
 /// An error about `op`, reported at its location.
 inline llvm::Error makeError(Operation *op, const llvm::Twine &message) {
-  return llvm::make_error<LocatedError>(op->getLoc(), message.str());
+  return makeError(op->getLoc(), message);
 }
+
+/// `error` with its message led by `context`, at the same location.
+llvm::Error withContext(llvm::Error error, const llvm::Twine &context);
 
 /// Emits `error` (consumed) as an error diagnostic led by `prefix`: at the
 /// location of the op it concerns, or at `fallback`. Returns failure.

@@ -22,9 +22,11 @@ namespace mlir::galvatron {
 
 /// Prints a tool's diagnostics. One whose location holds a file position
 /// goes through the source manager (file:line:col and the source line);
-/// any other prints as "TOOL: error: SUBJECT[: NAME]: message", where
-/// SUBJECT is what the tool works on (an input file, a preset model) and
-/// NAME the name the location carries (a layer, an ONNX node), if any.
+/// any other prints as "TOOL: error: SUBJECT[: FILE][: NAME]: message",
+/// where SUBJECT is what the tool works on (an input file, a preset
+/// model), FILE a file without positions the location names when it is
+/// not the subject (an imported model: "model.onnx":0:0), and NAME the
+/// name the location carries (a layer, an ONNX node), if any.
 class ToolDiagnosticHandler {
 public:
   ToolDiagnosticHandler(MLIRContext *context, llvm::SourceMgr &sourceMgr,
@@ -40,6 +42,10 @@ private:
   DiagnosticEngine::HandlerID id;
   std::string tool, subject;
 };
+
+/// Prints "TOOL: error: message" (colored on a terminal), for errors
+/// without a location; returns 1, the tool's exit code.
+int printToolError(StringRef tool, const llvm::Twine &message);
 
 /// Hides from --help every option the linked libraries registered before
 /// main started (LLVM's code generators and optimizers: hundreds of flags

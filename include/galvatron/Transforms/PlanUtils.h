@@ -76,6 +76,12 @@ void emitPassError(ModuleOp module, StringRef pass, llvm::Error error);
 void emitPassError(ModuleOp module, StringRef pass,
                    const llvm::Twine &message);
 
+/// Checks that `plan` suits `model` (ParallelPlan::validate); otherwise
+/// emits why, at the layer concerned, and fails.
+LogicalResult checkPlanSuitsModel(ModuleOp module, StringRef pass,
+                                  const ParallelPlan &plan,
+                                  const ModelProfile &model);
+
 /// The model function and its profile.
 struct ModelInput {
   func::FuncOp function;

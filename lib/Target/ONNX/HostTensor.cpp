@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+using namespace mlir::galvatron;
 using namespace mlir::galvatron::onnx_import;
 using llvm::ArrayRef;
 using llvm::Expected;
@@ -110,11 +111,6 @@ bool mlir::galvatron::onnx_import::isHostType(int32_t code) {
     return false;
   auto type = static_cast<DType>(code);
   return isFloatType(type) || isIntegerType(type);
-}
-
-llvm::Error
-mlir::galvatron::onnx_import::importError(const llvm::Twine &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
 double mlir::galvatron::onnx_import::roundToType(DType type, double value) {
@@ -240,9 +236,9 @@ static Expected<HostTensor> allocate(DType type, ArrayRef<int64_t> shape) {
   if (!count)
     return count.takeError();
   if (*count > kMaxHostElements)
-    return importError("a constant of " + llvm::Twine(*count) +
-                       " elements exceeds the import limit of " +
-                       llvm::Twine(kMaxHostElements));
+    return makeError("a constant of " + llvm::Twine(*count) +
+                     " elements exceeds the import limit of " +
+                     llvm::Twine(kMaxHostElements));
   return HostTensor::zeros(type, shape);
 }
 
@@ -319,11 +315,10 @@ mlir::galvatron::onnx_import::checkedNumel(ArrayRef<int64_t> shape) {
   int64_t count = 1;
   for (int64_t dim : shape) {
     if (dim < 0)
-      return importError("negative dimension in shape " + shapeText(shape));
+      return makeError("negative dimension in shape " + shapeText(shape));
     if (__builtin_mul_overflow(count, dim, &count) ||
         count > (int64_t(1) << 62))
-      return importError("shape " + shapeText(shape) +
-                         " has too many elements");
+      return makeError("shape " + shapeText(shape) + " has too many elements");
   }
   return count;
 }
@@ -331,8 +326,8 @@ mlir::galvatron::onnx_import::checkedNumel(ArrayRef<int64_t> shape) {
 Expected<int64_t> mlir::galvatron::onnx_import::normalizeAxis(int64_t axis,
                                                               int64_t rank) {
   if (axis < -rank || axis >= rank)
-    return importError("axis " + llvm::Twine(axis) +
-                       " is out of range for rank " + llvm::Twine(rank));
+    return makeError("axis " + llvm::Twine(axis) +
+                     " is out of range for rank " + llvm::Twine(rank));
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -345,8 +340,8 @@ mlir::galvatron::onnx_import::broadcastShapes(ArrayRef<int64_t> a,
     int64_t x = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     int64_t y = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (x != y && x != 1 && y != 1)
-      return importError("shapes " + shapeText(a) + " and " + shapeText(b) +
-                         " do not broadcast");
+      return makeError("shapes " + shapeText(a) + " and " + shapeText(b) +
+                       " do not broadcast");
     shape[i] = x == 1 ? y : x;
   }
   return shape;
@@ -363,35 +358,35 @@ Expected<SmallVector<int64_t>> mlir::galvatron::onnx_import::resolveReshape(
     int64_t dim = given;
     if (dim == 0 && !allowZero) {
       if (index >= input.size())
-        return importError("reshape copies dimension " + llvm::Twine(index) +
-                           " that the input " + shapeText(input) +
-                           " does not have");
+        return makeError("reshape copies dimension " + llvm::Twine(index) +
+                         " that the input " + shapeText(input) +
+                         " does not have");
       dim = input[index];
     }
     if (dim == -1) {
       if (inferred >= 0)
-        return importError("reshape to " + shapeText(requested) +
-                           " infers more than one dimension");
+        return makeError("reshape to " + shapeText(requested) +
+                         " infers more than one dimension");
       inferred = index;
       shape.push_back(1);
       continue;
     }
     if (dim < 0)
-      return importError("reshape to " + shapeText(requested) +
-                         " has a negative dimension");
+      return makeError("reshape to " + shapeText(requested) +
+                       " has a negative dimension");
     if (__builtin_mul_overflow(known, dim, &known))
-      return importError("reshape to " + shapeText(requested) + " overflows");
+      return makeError("reshape to " + shapeText(requested) + " overflows");
     shape.push_back(dim);
   }
   if (inferred >= 0) {
     if (known == 0 || *total % known != 0)
-      return importError("cannot reshape " + shapeText(input) + " to " +
-                         shapeText(requested));
+      return makeError("cannot reshape " + shapeText(input) + " to " +
+                       shapeText(requested));
     shape[inferred] = *total / known;
   } else if (known != *total) {
-    return importError("cannot reshape " + shapeText(input) + " (" +
-                       llvm::Twine(*total) + " elements) to " +
-                       shapeText(requested));
+    return makeError("cannot reshape " + shapeText(input) + " (" +
+                     llvm::Twine(*total) + " elements) to " +
+                     shapeText(requested));
   }
   return shape;
 }
@@ -406,8 +401,7 @@ mlir::galvatron::onnx_import::resolveUnsqueeze(ArrayRef<int64_t> input,
     if (!normalized)
       return normalized.takeError();
     if (inserted[*normalized])
-      return importError("unsqueeze axis " + llvm::Twine(axis) +
-                         " is repeated");
+      return makeError("unsqueeze axis " + llvm::Twine(axis) + " is repeated");
     inserted[*normalized] = true;
   }
   SmallVector<int64_t> shape;
@@ -431,8 +425,8 @@ mlir::galvatron::onnx_import::resolveSqueeze(ArrayRef<int64_t> input,
     if (!normalized)
       return normalized.takeError();
     if (input[*normalized] != 1)
-      return importError("cannot squeeze dimension " + llvm::Twine(axis) +
-                         " of size " + llvm::Twine(input[*normalized]));
+      return makeError("cannot squeeze dimension " + llvm::Twine(axis) +
+                       " of size " + llvm::Twine(input[*normalized]));
     removed[*normalized] = true;
   }
   SmallVector<int64_t> shape;
@@ -452,12 +446,12 @@ mlir::galvatron::onnx_import::resolvePermutation(int64_t rank,
     return result;
   }
   if (static_cast<int64_t>(perm.size()) != rank)
-    return importError("permutation " + shapeText(perm) +
-                       " does not match rank " + llvm::Twine(rank));
+    return makeError("permutation " + shapeText(perm) +
+                     " does not match rank " + llvm::Twine(rank));
   SmallVector<bool> seen(rank, false);
   for (int64_t dim : perm) {
     if (dim < 0 || dim >= rank || seen[dim])
-      return importError("invalid permutation " + shapeText(perm));
+      return makeError("invalid permutation " + shapeText(perm));
     seen[dim] = true;
     result.push_back(dim);
   }
@@ -479,7 +473,7 @@ mlir::galvatron::onnx_import::resolveAxes(int64_t rank,
     if (!normalized)
       return normalized.takeError();
     if (seen[*normalized])
-      return importError("axis " + llvm::Twine(axis) + " is repeated");
+      return makeError("axis " + llvm::Twine(axis) + " is repeated");
     seen[*normalized] = true;
     result.push_back(*normalized);
   }
@@ -494,7 +488,7 @@ Expected<SliceSpec> mlir::galvatron::onnx_import::resolveSlice(
   if (starts.size() != ends.size() ||
       (!axes.empty() && axes.size() != starts.size()) ||
       (!steps.empty() && steps.size() != starts.size()))
-    return importError("slice starts, ends, axes and steps differ in length");
+    return makeError("slice starts, ends, axes and steps differ in length");
   SliceSpec spec;
   spec.starts.assign(rank, 0);
   spec.steps.assign(rank, 1);
@@ -506,12 +500,12 @@ Expected<SliceSpec> mlir::galvatron::onnx_import::resolveSlice(
     if (!dim)
       return dim.takeError();
     if (seen[*dim])
-      return importError("slice axis " + llvm::Twine(axis) + " is repeated");
+      return makeError("slice axis " + llvm::Twine(axis) + " is repeated");
     seen[*dim] = true;
     int64_t size = shape[*dim];
     int64_t step = steps.empty() ? 1 : steps[i];
     if (step == 0)
-      return importError("slice step must not be zero");
+      return makeError("slice step must not be zero");
     // Negative indices count from the end; then clamp as ONNX specifies.
     int64_t start = starts[i] < 0 ? starts[i] + size : starts[i];
     int64_t end = ends[i] < 0 ? ends[i] + size : ends[i];
@@ -570,7 +564,7 @@ static Expected<int64_t> binaryInt(BinaryKind kind, int64_t a, int64_t b) {
   case BinaryKind::Mod:
   case BinaryKind::FMod: {
     if (b == 0)
-      return importError("integer division by zero");
+      return makeError("integer division by zero");
     if (b == -1) // avoids INT64_MIN / -1
       return kind == BinaryKind::Div ? static_cast<int64_t>(-bits(a)) : 0;
     if (kind == BinaryKind::Div)
@@ -652,7 +646,7 @@ static Expected<double> binaryFloat(BinaryKind kind, double a, double b) {
   case BinaryKind::And:
   case BinaryKind::Or:
   case BinaryKind::Xor:
-    return importError("logical operators need bool operands");
+    return makeError("logical operators need bool operands");
   }
   return 0.0;
 }
@@ -663,12 +657,12 @@ HostResult mlir::galvatron::onnx_import::evaluateBinary(BinaryKind kind,
   // Pow may raise to an exponent of another type; every other op needs
   // operands of one type.
   if (lhs.type != rhs.type && kind != BinaryKind::Pow)
-    return importError("operands have different element types " +
-                       dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
+    return makeError("operands have different element types " +
+                     dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
   bool logical = kind == BinaryKind::And || kind == BinaryKind::Or ||
                  kind == BinaryKind::Xor;
   if (logical && lhs.type != DType::Bool)
-    return importError("logical operators need bool operands");
+    return makeError("logical operators need bool operands");
   Expected<SmallVector<int64_t>> shape = broadcastShapes(lhs.shape, rhs.shape);
   if (!shape)
     return shape.takeError();
@@ -715,7 +709,7 @@ mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
   if (!result)
     return result.takeError();
   if (kind == UnaryKind::Not && input.type != DType::Bool)
-    return importError("Not needs a bool tensor");
+    return makeError("Not needs a bool tensor");
   int64_t count = input.numel();
   if (!input.isFloat()) {
     for (int64_t i = 0; i < count; ++i) {
@@ -743,9 +737,9 @@ mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
         out = value;
         break;
       default:
-        return importError("this operation needs a floating-point tensor, "
-                           "got " +
-                           dtypeName(input.type));
+        return makeError("this operation needs a floating-point tensor, "
+                         "got " +
+                         dtypeName(input.type));
       }
       result->ints[i] = wrapToType(input.type, out);
     }
@@ -813,11 +807,11 @@ mlir::galvatron::onnx_import::evaluateUnary(UnaryKind kind,
 HostResult mlir::galvatron::onnx_import::evaluateWhere(
     const HostTensor &condition, const HostTensor &lhs, const HostTensor &rhs) {
   if (condition.type != DType::Bool)
-    return importError("Where needs a bool condition, got " +
-                       dtypeName(condition.type));
+    return makeError("Where needs a bool condition, got " +
+                     dtypeName(condition.type));
   if (lhs.type != rhs.type)
-    return importError("Where operands have different element types " +
-                       dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
+    return makeError("Where operands have different element types " +
+                     dtypeName(lhs.type) + " and " + dtypeName(rhs.type));
   Expected<SmallVector<int64_t>> partial =
       broadcastShapes(condition.shape, lhs.shape);
   if (!partial)
@@ -844,7 +838,7 @@ HostResult mlir::galvatron::onnx_import::evaluateWhere(
 HostResult mlir::galvatron::onnx_import::castTensor(const HostTensor &input,
                                                     DType type) {
   if (!isFloatType(type) && !isIntegerType(type))
-    return importError("cannot cast to " + dtypeName(type));
+    return makeError("cannot cast to " + dtypeName(type));
   HostResult result = allocate(type, input.shape);
   if (!result)
     return result.takeError();
@@ -871,8 +865,8 @@ mlir::galvatron::onnx_import::reshapeTensor(const HostTensor &input,
   if (!count)
     return count.takeError();
   if (*count != input.numel())
-    return importError("cannot reshape " + shapeText(input.shape) + " to " +
-                       shapeText(shape));
+    return makeError("cannot reshape " + shapeText(input.shape) + " to " +
+                     shapeText(shape));
   HostTensor result = input;
   result.shape.assign(shape.begin(), shape.end());
   return result;
@@ -919,7 +913,7 @@ HostResult mlir::galvatron::onnx_import::gatherTensor(const HostTensor &data,
                                                       const HostTensor &indices,
                                                       int64_t axis) {
   if (isFloatType(indices.type))
-    return importError("Gather indices must be integers");
+    return makeError("Gather indices must be integers");
   Expected<int64_t> dim = normalizeAxis(axis, data.rank());
   if (!dim)
     return dim.takeError();
@@ -936,9 +930,9 @@ HostResult mlir::galvatron::onnx_import::gatherTensor(const HostTensor &data,
   for (int64_t i = 0; i < count; ++i) {
     int64_t index = indices.ints[i];
     if (index < -size || index >= size)
-      return importError("Gather index " + llvm::Twine(index) +
-                         " is out of range for a dimension of size " +
-                         llvm::Twine(size));
+      return makeError("Gather index " + llvm::Twine(index) +
+                       " is out of range for a dimension of size " +
+                       llvm::Twine(size));
     if (index < 0)
       index += size;
     for (int64_t o = 0; o < outer; ++o)
@@ -953,7 +947,7 @@ HostResult
 mlir::galvatron::onnx_import::concatTensors(ArrayRef<const HostTensor *> inputs,
                                             int64_t axis) {
   if (inputs.empty())
-    return importError("Concat needs at least one input");
+    return makeError("Concat needs at least one input");
   const HostTensor &first = *inputs.front();
   Expected<int64_t> dim = normalizeAxis(axis, first.rank());
   if (!dim)
@@ -962,11 +956,10 @@ mlir::galvatron::onnx_import::concatTensors(ArrayRef<const HostTensor *> inputs,
   shape[*dim] = 0;
   for (const HostTensor *input : inputs) {
     if (input->type != first.type || input->rank() != first.rank())
-      return importError("Concat inputs differ in element type or rank");
+      return makeError("Concat inputs differ in element type or rank");
     for (int64_t d = 0; d < first.rank(); ++d)
       if (d != *dim && input->shape[d] != first.shape[d])
-        return importError("Concat inputs differ in dimension " +
-                           llvm::Twine(d));
+        return makeError("Concat inputs differ in dimension " + llvm::Twine(d));
     shape[*dim] += input->shape[*dim];
   }
   HostResult result = allocate(first.type, shape);
@@ -1002,13 +995,13 @@ HostResult mlir::galvatron::onnx_import::expandTensor(const HostTensor &input,
 HostResult mlir::galvatron::onnx_import::tileTensor(const HostTensor &input,
                                                     ArrayRef<int64_t> repeats) {
   if (static_cast<int64_t>(repeats.size()) != input.rank())
-    return importError("Tile needs one repeat count per dimension");
+    return makeError("Tile needs one repeat count per dimension");
   // tile(x) = reshape(expand(reshape(x, [1, d0, 1, d1, ...]),
   //                          [r0, d0, r1, d1, ...]), [r0·d0, r1·d1, ...])
   SmallVector<int64_t> interleaved, expanded, tiled;
   for (auto [dim, repeat] : llvm::zip(input.shape, repeats)) {
     if (repeat < 0)
-      return importError("Tile repeat counts must not be negative");
+      return makeError("Tile repeat counts must not be negative");
     interleaved.append({1, dim});
     expanded.append({repeat, dim});
     tiled.push_back(repeat * dim);
@@ -1026,14 +1019,14 @@ HostResult mlir::galvatron::onnx_import::rangeTensor(const HostTensor &start,
                                                      const HostTensor &limit,
                                                      const HostTensor &delta) {
   if (start.numel() != 1 || limit.numel() != 1 || delta.numel() != 1)
-    return importError("Range needs scalar start, limit and delta");
+    return makeError("Range needs scalar start, limit and delta");
   if (start.type != limit.type || start.type != delta.type)
-    return importError("Range operands differ in element type");
+    return makeError("Range operands differ in element type");
   int64_t count;
   if (start.isFloat()) {
     double step = delta.floats[0];
     if (step == 0 || std::isnan(step))
-      return importError("Range delta must not be zero");
+      return makeError("Range delta must not be zero");
     double span = std::ceil((limit.floats[0] - start.floats[0]) / step);
     if (!(span < static_cast<double>(kMaxHostElements + 1)))
       span = static_cast<double>(kMaxHostElements + 1);
@@ -1041,7 +1034,7 @@ HostResult mlir::galvatron::onnx_import::rangeTensor(const HostTensor &start,
   } else {
     __int128 step = delta.ints[0];
     if (step == 0)
-      return importError("Range delta must not be zero");
+      return makeError("Range delta must not be zero");
     __int128 span = static_cast<__int128>(limit.ints[0]) - start.ints[0];
     __int128 steps = (span > 0) == (step > 0) && span != 0
                          ? (span + step - (step > 0 ? 1 : -1)) / step
@@ -1068,7 +1061,7 @@ HostResult mlir::galvatron::onnx_import::triluTensor(const HostTensor &input,
                                                      int64_t diagonal,
                                                      bool upper) {
   if (input.rank() < 2)
-    return importError("Trilu needs a tensor of rank >= 2");
+    return makeError("Trilu needs a tensor of rank >= 2");
   HostTensor result = input;
   int64_t rows = input.shape[input.rank() - 2];
   int64_t cols = input.shape[input.rank() - 1];
@@ -1110,7 +1103,7 @@ HostResult mlir::galvatron::onnx_import::reduceTensor(ReduceKind kind,
       resultShape.push_back(keptShape.back());
   }
   if (groupSize == 0 && (kind == ReduceKind::Max || kind == ReduceKind::Min))
-    return importError("cannot take the maximum or minimum of no elements");
+    return makeError("cannot take the maximum or minimum of no elements");
   HostResult result = allocate(input.type, resultShape);
   if (!result)
     return result.takeError();

@@ -12,6 +12,8 @@
 #ifndef GALVATRON_LIB_TARGET_ONNX_HOSTTENSOR_H
 #define GALVATRON_LIB_TARGET_ONNX_HOSTTENSOR_H
 
+#include "galvatron/Support/Error.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
@@ -90,9 +92,6 @@ struct HostTensor {
 };
 
 using HostResult = llvm::Expected<HostTensor>;
-
-/// An llvm::Error carrying `message`.
-llvm::Error importError(const llvm::Twine &message);
 
 /// Rounds `value` to what an element of floating-point `type` holds.
 double roundToType(DType type, double value);

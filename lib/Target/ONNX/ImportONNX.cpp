@@ -14,12 +14,15 @@
 
 #include "Importer.h"
 
+#include "galvatron/Runtime/InputFiles.h"
+
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -29,6 +32,7 @@ using namespace mlir::galvatron::onnx_import;
 using llvm::SmallVector;
 using llvm::StringRef;
 using llvm::Twine;
+namespace rt = ::galvatron::runtime;
 
 //===----------------------------------------------------------------------===//
 // Types
@@ -92,7 +96,12 @@ Importer::Importer(MLIRContext *context, const ONNXModel &model,
                    const ONNXImportOptions &options, std::string displayName)
     : context(context), model(model), options(options),
       displayName(std::move(displayName)), builder(context),
-      currentLoc(UnknownLoc::get(context)) {}
+      fileLoc(FileLineColLoc::get(context, this->displayName, 0, 0)),
+      currentLoc(fileLoc) {}
+
+Location Importer::locate(StringRef name) const {
+  return NameLoc::get(StringAttr::get(context, name), fileLoc);
+}
 
 std::string Importer::describeNode() const {
   if (!currentNode)
@@ -377,8 +386,8 @@ FailureOr<Value> Importer::readWeight(const onnx::TensorProto &tensor,
         where->key.empty() ? StringAttr() : builder.getStringAttr(where->key));
     OpBuilder::InsertionGuard guard(builder);
     builder.setInsertionPoint(function);
-    ParameterOp::create(builder, NameLoc::get(builder.getStringAttr(name)),
-                        name, type, InitAttr(), external);
+    ParameterOp::create(builder, locate(name), name, type, InitAttr(),
+                        external);
     symbol = parameterSymbols.try_emplace(parameterName, name).first;
   }
   return create<ParamOp>(
@@ -884,6 +893,8 @@ LogicalResult Importer::bindOutputs(SmallVectorImpl<Value> &results,
     if (it == tensors.end())
       return fail("graph output '" + name +
                   "' is not produced by any node, initializer or graph input");
+    // An initializer or a constant read only as an output is built here.
+    currentLoc = locate(name);
     FailureOr<Value> value = materialize(it->second);
     if (failed(value))
       return failure();
@@ -919,9 +930,9 @@ LogicalResult Importer::bindOutputs(SmallVectorImpl<Value> &results,
 LogicalResult Importer::convertNode(const onnx::NodeProto &node, int index) {
   currentNode = &node;
   currentIndex = index;
-  currentLoc = NameLoc::get(builder.getStringAttr(
-      node.name().empty() ? "#" + std::to_string(index) + " " + node.op_type()
-                          : node.name()));
+  currentLoc = locate(node.name().empty()
+                          ? "#" + std::to_string(index) + " " + node.op_type()
+                          : node.name());
   diagnostic.clear();
 
   StringRef domain = node.domain();
@@ -992,18 +1003,14 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
       diagnostic = diag.str();
     return success();
   });
-  auto reportError = [&]() {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   displayName + ": " + error);
-  };
+  auto reportError = [&]() { return makeError(displayName + ": " + error); };
   auto failWith = [&](const Twine &message) {
     (void)fail(message);
     return reportError();
   };
 
   const onnx::GraphProto &graph = model.graph();
-  Location moduleLoc = FileLineColLoc::get(context, displayName, 0, 0);
-  module = ModuleOp::create(moduleLoc);
+  module = ModuleOp::create(fileLoc);
   // Exporters give graphs generic names ("torch_jit"); the file names the
   // model.
   std::string modelName = llvm::sys::path::stem(displayName).str();
@@ -1029,12 +1036,13 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   if (failed(declareInputs(inputTypes, inputNames)))
     return reportError();
   builder.setInsertionPointToEnd(module->getBody());
-  function = func::FuncOp::create(builder, moduleLoc, "main",
+  function = func::FuncOp::create(builder, fileLoc, "main",
                                   builder.getFunctionType(inputTypes, {}));
   Block *entry = function.addEntryBlock();
   for (auto [index, name] : llvm::enumerate(inputNames)) {
     function.setArgAttr(index, GalvatronDialect::getNameAttrName(),
                         builder.getStringAttr(name));
+    entry->getArgument(index).setLoc(locate(name));
     tensors[name].value = entry->getArgument(index);
   }
   builder.setInsertionPointToStart(entry);
@@ -1048,7 +1056,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   SmallVector<std::string> outputNames;
   if (failed(bindOutputs(results, outputNames)))
     return reportError();
-  func::ReturnOp::create(builder, moduleLoc, results);
+  currentLoc = fileLoc;
+  func::ReturnOp::create(builder, fileLoc, results);
   function.setFunctionType(
       builder.getFunctionType(inputTypes, ValueRange(results).getTypes()));
   for (auto [index, name] : llvm::enumerate(outputNames))
@@ -1070,28 +1079,29 @@ mlir::galvatron::importONNX(MLIRContext *context, StringRef bytes,
   llvm::Expected<std::unique_ptr<ONNXModel>> model =
       ONNXModel::parse(bytes, fileName.str(), directory.str());
   if (!model)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   fileName + ": " +
-                                       llvm::toString(model.takeError()));
+    return makeError(fileName + ": " + llvm::toString(model.takeError()));
   return Importer(context, **model, options, fileName.str()).run();
 }
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::galvatron::importONNXFile(MLIRContext *context, StringRef path,
                                 const ONNXImportOptions &options) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
+  // Only a regular file: a FIFO or a device would block or never end.
+  rt::Expected<rt::InputFile> file =
+      rt::openRegularFile(path.str(), "the model");
+  if (!file)
+    return makeError(file.status().message());
+  auto buffer = llvm::MemoryBuffer::getOpenFile(
+      fileno(file->file.get()), path, file->size,
+      /*RequiresNullTerminator=*/false);
   if (!buffer)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        path + ": cannot read the file: " + buffer.getError().message());
+    return makeError("cannot read the model '" + path +
+                     "': " + buffer.getError().message());
   StringRef directory = llvm::sys::path::parent_path(path);
   llvm::Expected<std::unique_ptr<ONNXModel>> model = ONNXModel::parse(
       (*buffer)->getBuffer(), llvm::sys::path::filename(path).str(),
       directory.empty() ? "." : directory.str());
   if (!model)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path + ": " +
-                                       llvm::toString(model.takeError()));
+    return makeError(path + ": " + llvm::toString(model.takeError()));
   return Importer(context, **model, options, path.str()).run();
 }

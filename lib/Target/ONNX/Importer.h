@@ -221,6 +221,9 @@ private:
   LogicalResult bindOutputs(llvm::SmallVectorImpl<Value> &results,
                             llvm::SmallVectorImpl<std::string> &names);
   std::string describeNode() const;
+  /// `name` (a node, initializer, graph input or output) in the model file:
+  /// loc("NAME"("FILE":0:0)).
+  Location locate(llvm::StringRef name) const;
 
   MLIRContext *context;
   const ONNXModel &model;
@@ -240,6 +243,10 @@ private:
   llvm::StringMap<TensorValue> separated;
   const onnx::NodeProto *currentNode = nullptr;
   int currentIndex = -1;
+  /// The model file, which has no line and column to point at.
+  Location fileLoc;
+  /// Where the ops being created come from: the node, or the graph input,
+  /// initializer or output they stand for (locate).
   Location currentLoc;
   std::string error;
   /// The first error diagnostic MLIR emitted while converting a node.

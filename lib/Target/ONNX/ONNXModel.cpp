@@ -25,6 +25,7 @@ using llvm::Expected;
 using llvm::SmallVector;
 using llvm::StringRef;
 using llvm::Twine;
+using mlir::galvatron::makeError;
 
 namespace protoio = google::protobuf::io;
 namespace rt = ::galvatron::runtime;
@@ -36,8 +37,8 @@ constexpr int kRecursionLimit = 64;
 Expected<std::unique_ptr<ONNXModel>>
 ONNXModel::parse(StringRef bytes, std::string fileName, std::string directory) {
   if (bytes.size() > static_cast<size_t>(INT_MAX))
-    return importError("the file is larger than the 2 GiB a protobuf can hold; "
-                       "store the weights as external data");
+    return makeError("the file is larger than the 2 GiB a protobuf can hold; "
+                     "store the weights as external data");
   auto result = std::unique_ptr<ONNXModel>(new ONNXModel());
   result->modelFileName = std::move(fileName);
   result->directory = std::move(directory);
@@ -47,10 +48,10 @@ ONNXModel::parse(StringRef bytes, std::string fileName, std::string directory) {
   input.SetRecursionLimit(kRecursionLimit);
   if (!result->model.ParseFromCodedStream(&input) ||
       !input.ConsumedEntireMessage())
-    return importError("not a valid ONNX model (the protobuf is malformed or "
-                       "truncated)");
+    return makeError("not a valid ONNX model (the protobuf is malformed or "
+                     "truncated)");
   if (!result->model.has_graph())
-    return importError("the model has no graph");
+    return makeError("the model has no graph");
 
   bool hasDefault = false;
   for (const onnx::OperatorSetIdProto &entry : result->model.opset_import())
@@ -59,12 +60,12 @@ ONNXModel::parse(StringRef bytes, std::string fileName, std::string directory) {
       result->opset = entry.version();
     }
   if (!hasDefault)
-    return importError("the model imports no opset of the default domain "
-                       "(ai.onnx)");
+    return makeError("the model imports no opset of the default domain "
+                     "(ai.onnx)");
   if (result->opset < kMinOpset || result->opset > kMaxOpset)
-    return importError("the model uses opset " + Twine(result->opset) +
-                       " of the default domain; the importer supports opsets " +
-                       Twine(kMinOpset) + " to " + Twine(kMaxOpset));
+    return makeError("the model uses opset " + Twine(result->opset) +
+                     " of the default domain; the importer supports opsets " +
+                     Twine(kMinOpset) + " to " + Twine(kMaxOpset));
   result->scanEmbeddedRanges(bytes);
   return result;
 }
@@ -190,8 +191,8 @@ static Expected<int64_t> parseExternalNumber(StringRef text, StringRef what,
                                              StringRef tensor) {
   int64_t value;
   if (text.getAsInteger(10, value) || value < 0)
-    return importError("external data " + what + " '" + text + "' of tensor '" +
-                       tensor + "' is not a non-negative integer");
+    return makeError("external data " + what + " '" + text + "' of tensor '" +
+                     tensor + "' is not a non-negative integer");
   return value;
 }
 
@@ -215,12 +216,12 @@ ONNXModel::resolveExternal(const onnx::TensorProto &tensor,
   }
   StringRef location = file.location;
   auto refuse = [&](const Twine &why) {
-    return importError("external data '" + location + "' of tensor '" + name +
-                       "' " + why);
+    return makeError("external data '" + location + "' of tensor '" + name +
+                     "' " + why);
   };
   if (location.empty())
-    return importError("tensor '" + name +
-                       "' is stored externally but names no location");
+    return makeError("tensor '" + name +
+                     "' is stored externally but names no location");
   if (file.length < 0)
     file.length = expectedBytes;
   if (file.length != expectedBytes)
@@ -246,8 +247,8 @@ ONNXModel::tensorShape(const onnx::TensorProto &tensor) {
   SmallVector<int64_t> shape(tensor.dims().begin(), tensor.dims().end());
   Expected<int64_t> count = checkedNumel(shape);
   if (!count)
-    return importError("tensor '" + tensor.name() +
-                       "': " + llvm::toString(count.takeError()));
+    return makeError("tensor '" + tensor.name() +
+                     "': " + llvm::toString(count.takeError()));
   return shape;
 }
 
@@ -259,8 +260,8 @@ static Expected<int64_t> rawSize(const onnx::TensorProto &tensor) {
   int64_t size = dtypeSize(static_cast<DType>(tensor.data_type()));
   int64_t bytes;
   if (!size || __builtin_mul_overflow(*checkedNumel(*shape), size, &bytes))
-    return importError("tensor '" + tensor.name() + "' of element type " +
-                       dtypeName(tensor.data_type()) + " cannot be read");
+    return makeError("tensor '" + tensor.name() + "' of element type " +
+                     dtypeName(tensor.data_type()) + " cannot be read");
   return bytes;
 }
 
@@ -297,9 +298,9 @@ Expected<RawBytes> ONNXModel::rawBytes(const onnx::TensorProto &tensor) const {
     auto buffer = llvm::MemoryBuffer::getFileSlice(file->path, file->length,
                                                    file->offset);
     if (!buffer)
-      return importError("cannot read external data '" + file->location +
-                         "' of tensor '" + tensor.name() +
-                         "': " + buffer.getError().message());
+      return makeError("cannot read external data '" + file->location +
+                       "' of tensor '" + tensor.name() +
+                       "': " + buffer.getError().message());
     result.owner = std::move(*buffer);
     result.data = result.owner->getBuffer();
   } else if (tensor.has_raw_data()) {
@@ -310,15 +311,15 @@ Expected<RawBytes> ONNXModel::rawBytes(const onnx::TensorProto &tensor) const {
         StringRef(reinterpret_cast<const char *>(tensor.float_data().data()),
                   tensor.float_data_size() * sizeof(float));
   } else {
-    return importError("tensor '" + tensor.name() +
-                       "' is not stored as raw data");
+    return makeError("tensor '" + tensor.name() +
+                     "' is not stored as raw data");
   }
   if (static_cast<int64_t>(result.data.size()) != *bytes)
-    return importError("tensor '" + tensor.name() + "' holds " +
-                       Twine(result.data.size()) +
-                       " bytes but its shape and "
-                       "type need " +
-                       Twine(*bytes));
+    return makeError("tensor '" + tensor.name() + "' holds " +
+                     Twine(result.data.size()) +
+                     " bytes but its shape and "
+                     "type need " +
+                     Twine(*bytes));
   return std::move(result);
 }
 
@@ -385,22 +386,22 @@ static void decodeElement(DType type, const char *data, HostTensor &result,
 HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
   StringRef name = tensor.name();
   if (!isHostType(tensor.data_type()))
-    return importError("tensor '" + name + "' has element type " +
-                       dtypeName(tensor.data_type()) +
-                       ", which the importer cannot read");
+    return makeError("tensor '" + name + "' has element type " +
+                     dtypeName(tensor.data_type()) +
+                     ", which the importer cannot read");
   if (tensor.has_segment())
-    return importError("tensor '" + name +
-                       "' is segmented, which the "
-                       "importer does not support");
+    return makeError("tensor '" + name +
+                     "' is segmented, which the "
+                     "importer does not support");
   auto type = static_cast<DType>(tensor.data_type());
   Expected<SmallVector<int64_t>> shape = tensorShape(tensor);
   if (!shape)
     return shape.takeError();
   int64_t count = *checkedNumel(*shape);
   if (count > kMaxHostElements)
-    return importError("tensor '" + name + "' has " + Twine(count) +
-                       " elements, more than the " + Twine(kMaxHostElements) +
-                       " the importer evaluates");
+    return makeError("tensor '" + name + "' has " + Twine(count) +
+                     " elements, more than the " + Twine(kMaxHostElements) +
+                     " the importer evaluates");
   HostTensor result = HostTensor::zeros(type, *shape);
   int64_t size = dtypeSize(type);
 
@@ -414,9 +415,9 @@ HostResult ONNXModel::decode(const onnx::TensorProto &tensor) const {
   }
 
   if (typedValueCount(tensor) != count)
-    return importError("tensor '" + name + "' stores " +
-                       Twine(typedValueCount(tensor)) +
-                       " values but its shape has " + Twine(count));
+    return makeError("tensor '" + name + "' stores " +
+                     Twine(typedValueCount(tensor)) +
+                     " values but its shape has " + Twine(count));
   switch (type) {
   case DType::Float:
     for (int64_t i = 0; i < count; ++i)
@@ -480,15 +481,15 @@ ONNXModel::locate(const onnx::TensorProto &tensor) const {
   // Not contiguous in the file: only the key finds the values.
   if (tensor.has_raw_data()) {
     if (static_cast<int64_t>(tensor.raw_data().size()) != *bytes)
-      return importError("tensor '" + tensor.name() + "' holds " +
-                         Twine(tensor.raw_data().size()) +
-                         " bytes but its shape and type need " + Twine(*bytes));
+      return makeError("tensor '" + tensor.name() + "' holds " +
+                       Twine(tensor.raw_data().size()) +
+                       " bytes but its shape and type need " + Twine(*bytes));
     return result;
   }
   int64_t count = *bytes / dtypeSize(static_cast<DType>(tensor.data_type()));
   if (typedValueCount(tensor) != count)
-    return importError("tensor '" + tensor.name() + "' stores " +
-                       Twine(typedValueCount(tensor)) +
-                       " values but its shape has " + Twine(count));
+    return makeError("tensor '" + tensor.name() + "' stores " +
+                     Twine(typedValueCount(tensor)) +
+                     " values but its shape has " + Twine(count));
   return result;
 }

@@ -16,7 +16,7 @@
 // EXEC: galvatron-run: wrote {{.*}}sums.npy (f32[2])
 // VALUES: {{\[\[}}1.5, 3.0], [3.5, 7.0]] [4.5, 10.5]
 // STDOUT: error: --emit-program writes a binary file: give -o FILE
-// NOMAIN: error: no function or galvatron.schedule 'main' to lower
+// NOMAIN: error: <stdin>: no function or galvatron.schedule 'main' to lower
 
 module attributes {galvatron.model = "affine"} {
   func.func @main(%x: tensor<2x2xf32> {galvatron.name = "x"}) -> (tensor<2x2xf32> {galvatron.name = "y"}, tensor<2xf32> {galvatron.name = "sums"}) {

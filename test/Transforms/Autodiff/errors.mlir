@@ -54,8 +54,8 @@ module {
 
 // -----
 
-// expected-error @+1 {{--galvatron-differentiate: @main_backward already exists}}
 module {
+  // expected-error @+1 {{--galvatron-differentiate: @main_backward already exists}}
   func.func @main_backward() {
     return
   }

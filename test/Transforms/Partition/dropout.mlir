@@ -41,3 +41,29 @@ module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_nod
     return %0 : tensor<4x8xf32>
   }
 }
+
+// -----
+
+// DeepSpeed-Ulysses: the residual branch's dropout runs on the rank's half
+// of the sequence (no gather around it) and records that half, so the
+// mask is the serial run's at the global element index.
+// CHECK-LABEL: galvatron.layer decoder "ulysses"
+// CHECK-NOT: galvatron.all_gather
+// CHECK: galvatron.dropout %{{.*}} {probability = 1.000000e-01 : f64, shard = {full_shape = array<i64: 2, 4, 8>, splits = [{dim = 1 : i64, groups = {{\[}}array<i64: 0, 1>]}]}, stream = 3 : i64} : tensor<2x2x8xf32> -> tensor<2x2x8xi1>
+// CHECK-NOT: galvatron.all_gather
+// CHECK: galvatron.add
+// CHECK: galvatron.all_gather %{{.*}} dim 1
+// CHECK-NEXT: galvatron.yield
+module attributes {galvatron.plan = #galvatron.plan<devices = 2, devices_per_node = 2, pp = 1, micro_batches = 1, global_batch = 2>} {
+  galvatron.parameter @fc.weight : tensor<8x8xf32> {init = #galvatron.init<normal(0.0, 0.02)>}
+  func.func @main(%x: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
+    %0 = galvatron.layer decoder "ulysses" (%a = %x : tensor<2x4x8xf32>) -> tensor<2x4x8xf32> attributes {strategy = #galvatron.strategy<stage = 0, tp = 2, dp = 1, ulysses = true>} {
+      %w = galvatron.param @fc.weight : tensor<8x8xf32>
+      %y = galvatron.linear %a, %w : (tensor<2x4x8xf32>, tensor<8x8xf32>) -> tensor<2x4x8xf32>
+      %d, %m = galvatron.dropout %y {probability = 0.1 : f64, stream = 3 : i64} : tensor<2x4x8xf32> -> tensor<2x4x8xi1>
+      %r = galvatron.add %a, %d : (tensor<2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x8xf32>
+      galvatron.yield %r : tensor<2x4x8xf32>
+    }
+    return %0 : tensor<2x4x8xf32>
+  }
+}

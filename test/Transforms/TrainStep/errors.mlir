@@ -31,8 +31,8 @@
 // RUN: not galvatron-opt %S/Inputs/planned-lm.mlir --galvatron-build-train-step=precision=fp16 2>&1 | FileCheck %s --check-prefix=PLANPREC
 // PLANPREC: error: --galvatron-build-train-step: precision=fp16 conflicts with the plan's bf16
 
-// expected-error @+1 {{--galvatron-build-train-step: @forward already exists}}
 module {
+  // expected-error @+1 {{--galvatron-build-train-step: @forward already exists}}
   func.func @forward() {
     return
   }
@@ -44,8 +44,8 @@ module {
 
 // -----
 
-// expected-error @+1 {{--galvatron-build-train-step: cannot tell which result of @main holds the logits: name it "logits" with galvatron.name}}
 module {
+  // expected-error @+1 {{--galvatron-build-train-step: cannot tell which result of @main holds the logits: name it "logits" with galvatron.name}}
   func.func @main(%x: tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x8xf32>) {
     return %x, %x : tensor<2x4x8xf32>, tensor<2x4x8xf32>
   }
@@ -53,8 +53,8 @@ module {
 
 // -----
 
-// expected-error @+1 {{--galvatron-build-train-step: the logits must be a float tensor computed by a layer}}
 module {
+  // expected-error @+1 {{--galvatron-build-train-step: the logits must be a float tensor computed by a layer}}
   func.func @main(%x: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
     return %x : tensor<2x4x8xf32>
   }
@@ -62,8 +62,8 @@ module {
 
 // -----
 
-// expected-error @+1 {{--galvatron-build-train-step: the loss of @main does not depend on any parameter}}
 module {
+  // expected-error @+1 {{--galvatron-build-train-step: the loss of @main does not depend on any parameter}}
   func.func @main(%x: tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
     %0 = galvatron.layer head "head" (%a = %x : tensor<2x4x8xf32>) -> tensor<2x4x8xf32> {
       %t = galvatron.tanh %a : tensor<2x4x8xf32>

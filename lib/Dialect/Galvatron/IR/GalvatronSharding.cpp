@@ -5,6 +5,8 @@
 // operands need, and whether it acts position by position along the
 // sequence (`isPositionwise`, for sequence parallelism). The analysis in
 // lib/Analysis/TensorParallelAnalysis.cpp walks a layer and keeps the books.
+// Beside it, each op's DeepSpeed-Ulysses rule (`propagateUlysses`), which
+// lib/Analysis/UlyssesAnalysis.cpp walks the same way.
 //
 //===----------------------------------------------------------------------===//
 
@@ -103,32 +105,113 @@ bool TPRuleContext::hasPositionwiseOperands(Operation *op) const {
   });
 }
 
+void UlyssesRuleContext::gatherAll(Operation *op) {
+  for (unsigned index = 0; index < op->getNumOperands(); ++index)
+    if (getLayout(op->getOperand(index)).isSplit())
+      require(op, index, UlyssesLayout::whole());
+}
+
+UlyssesLayout UlyssesRuleContext::sequenceOperand(Operation *op,
+                                                  unsigned index) {
+  UlyssesLayout layout = getLayout(op->getOperand(index));
+  if (layout.kind != UlyssesLayout::Heads)
+    return layout;
+  UlyssesLayout target = UlyssesLayout::sequence(layout.sequenceDim);
+  require(op, index, target);
+  return target;
+}
+
+void UlyssesRuleContext::propagatePositionwise(
+    Operation *op, UlyssesOperands operands,
+    llvm::function_ref<int64_t(Value input, int64_t dim)> resultDim,
+    bool keepsHeads) {
+  auto split = llvm::find_if(op->getOperands(),
+                             [&](Value v) { return getLayout(v).isSplit(); });
+  if (split == op->getOperands().end())
+    return;
+  Value input = *split;
+  UlyssesLayout layout = getLayout(input);
+  if (layout.kind == UlyssesLayout::Heads) {
+    if (keepsHeads && op->getNumOperands() == 1)
+      return setResult(op->getResult(0), layout);
+    layout = UlyssesLayout::sequence(layout.sequenceDim);
+  }
+  int64_t sequenceDim = resultDim(input, layout.dim);
+  if (sequenceDim < 0)
+    return gatherAll(op);
+  int64_t rank = rankOf(op->getResult(0));
+  // Every operand at the result's split, or broadcast along it; weights and
+  // other whole operands stay whole unless they vary along the sequence.
+  for (unsigned index = 0; index < op->getNumOperands(); ++index) {
+    Value operand = op->getOperand(index);
+    UlyssesLayout held = sequenceOperand(op, index);
+    int64_t rankDiff =
+        operands == UlyssesOperands::Broadcast ? rank - rankOf(operand) : 0;
+    int64_t dim = sequenceDim - rankDiff;
+    if (held.isSplit()) {
+      if (rankDiff == 0 && operands != UlyssesOperands::Moved &&
+          held.dim != dim)
+        require(op, index, UlyssesLayout::whole());
+      continue;
+    }
+    if (operands == UlyssesOperands::Broadcast && dim >= 0 &&
+        shapeOf(operand)[dim] > 1)
+      require(op, index, UlyssesLayout::sequence(dim));
+  }
+  if (hasFailed())
+    return;
+  for (Value result : op->getResults())
+    setResult(result, UlyssesLayout::sequence(sequenceDim));
+}
+
 //===----------------------------------------------------------------------===//
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-#define GALVATRON_UNARY_RULE(OP)                                               \
+static int64_t sameDim(Value, int64_t dim) { return dim; }
+
+/// Where a broadcasting op puts dimension `dim` of `input`.
+static int64_t broadcastDim(Operation *op, Value input, int64_t dim) {
+  return dim + rankOf(op->getResult(0)) - rankOf(input);
+}
+
+// KEEPS_HEADS: Ulysses applies the op to a heads split as it is (the ops
+// seen between the all-to-alls around attention).
+#define GALVATRON_UNARY_RULE(OP, KEEPS_HEADS)                                  \
   void OP::propagateTensorParallel(TPRuleContext &context) {                   \
     context.propagateDimensionPreserving(*this, {});                           \
   }                                                                            \
-  bool OP::isPositionwise(const TPRuleContext &) { return true; }
+  bool OP::isPositionwise(const TPRuleContext &) { return true; }              \
+  void OP::propagateUlysses(UlyssesRuleContext &context) {                     \
+    context.propagatePositionwise(*this, UlyssesOperands::Aligned, sameDim,    \
+                                  KEEPS_HEADS);                                \
+  }
 
-GALVATRON_UNARY_RULE(NegOp)
-GALVATRON_UNARY_RULE(AbsOp)
-GALVATRON_UNARY_RULE(ExpOp)
-GALVATRON_UNARY_RULE(LogOp)
-GALVATRON_UNARY_RULE(SqrtOp)
-GALVATRON_UNARY_RULE(RsqrtOp)
-GALVATRON_UNARY_RULE(ReciprocalOp)
-GALVATRON_UNARY_RULE(TanhOp)
-GALVATRON_UNARY_RULE(ErfOp)
-GALVATRON_UNARY_RULE(SigmoidOp)
-GALVATRON_UNARY_RULE(ReluOp)
-GALVATRON_UNARY_RULE(SiluOp)
-GALVATRON_UNARY_RULE(GeluOp)
-GALVATRON_UNARY_RULE(CastOp)
-GALVATRON_UNARY_RULE(DropoutOp)
+GALVATRON_UNARY_RULE(NegOp, true)
+GALVATRON_UNARY_RULE(AbsOp, false)
+GALVATRON_UNARY_RULE(ExpOp, true)
+GALVATRON_UNARY_RULE(LogOp, false)
+GALVATRON_UNARY_RULE(SqrtOp, false)
+GALVATRON_UNARY_RULE(RsqrtOp, false)
+GALVATRON_UNARY_RULE(ReciprocalOp, false)
+GALVATRON_UNARY_RULE(TanhOp, true)
+GALVATRON_UNARY_RULE(ErfOp, false)
+GALVATRON_UNARY_RULE(SigmoidOp, true)
+GALVATRON_UNARY_RULE(ReluOp, false)
+GALVATRON_UNARY_RULE(SiluOp, false)
+GALVATRON_UNARY_RULE(GeluOp, false)
+GALVATRON_UNARY_RULE(CastOp, true)
 #undef GALVATRON_UNARY_RULE
+
+void DropoutOp::propagateTensorParallel(TPRuleContext &context) {
+  context.propagateDimensionPreserving(*this, {});
+}
+bool DropoutOp::isPositionwise(const TPRuleContext &) { return true; }
+// Under Ulysses each rank drops its sequence part; the partitioner records
+// where the part lies, so the mask is the serial run's.
+void DropoutOp::propagateUlysses(UlyssesRuleContext &context) {
+  context.propagatePositionwise(*this, UlyssesOperands::Aligned, sameDim);
+}
 
 #define GALVATRON_ELEMENTWISE_RULE(OP, ADDITIVE)                               \
   void OP::propagateTensorParallel(TPRuleContext &context) {                   \
@@ -136,6 +219,12 @@ GALVATRON_UNARY_RULE(DropoutOp)
   }                                                                            \
   bool OP::isPositionwise(const TPRuleContext &context) {                      \
     return context.hasPositionwiseOperands(*this);                             \
+  }                                                                            \
+  void OP::propagateUlysses(UlyssesRuleContext &context) {                     \
+    context.propagatePositionwise(*this, UlyssesOperands::Broadcast,           \
+                                  [&](Value input, int64_t dim) {              \
+                                    return broadcastDim(*this, input, dim);    \
+                                  });                                          \
   }
 
 GALVATRON_ELEMENTWISE_RULE(AddOp, true)
@@ -159,11 +248,23 @@ bool LayerNormOp::isPositionwise(const TPRuleContext &) {
   return rankOf(getInput()) >= 3;
 }
 
+/// Normalizing along the last dimension: the split must lie elsewhere.
+static int64_t notLastDim(Value input, int64_t dim) {
+  return dim == rankOf(input) - 1 ? -1 : dim;
+}
+
+void LayerNormOp::propagateUlysses(UlyssesRuleContext &context) {
+  context.propagatePositionwise(*this, UlyssesOperands::Aligned, notLastDim);
+}
+
 void RMSNormOp::propagateTensorParallel(TPRuleContext &context) {
   context.propagateDimensionPreserving(*this, {rankOf(getInput()) - 1});
 }
 bool RMSNormOp::isPositionwise(const TPRuleContext &) {
   return rankOf(getInput()) >= 3;
+}
+void RMSNormOp::propagateUlysses(UlyssesRuleContext &context) {
+  context.propagatePositionwise(*this, UlyssesOperands::Aligned, notLastDim);
 }
 
 void SoftmaxOp::propagateTensorParallel(TPRuleContext &context) {
@@ -174,6 +275,12 @@ bool SoftmaxOp::isPositionwise(const TPRuleContext &) {
   return rankOf(getInput()) >= 3 &&
          normalizedAxis(static_cast<int64_t>(getAxis()), getInput()) >= 2;
 }
+void SoftmaxOp::propagateUlysses(UlyssesRuleContext &context) {
+  int64_t axis = normalizedAxis(static_cast<int64_t>(getAxis()), getInput());
+  context.propagatePositionwise(
+      *this, UlyssesOperands::Aligned,
+      [&](Value, int64_t dim) { return dim == axis ? -1 : dim; });
+}
 
 void RotaryOp::propagateTensorParallel(TPRuleContext &context) {
   context.propagateDimensionPreserving(
@@ -182,6 +289,23 @@ void RotaryOp::propagateTensorParallel(TPRuleContext &context) {
 }
 bool RotaryOp::isPositionwise(const TPRuleContext &) {
   return getSeqAxis() == 1;
+}
+void RotaryOp::propagateUlysses(UlyssesRuleContext &context) {
+  // Positions along the sequence: the whole sequence, split by heads (the
+  // dimension that is neither batch, sequence nor features).
+  UlyssesLayout layout = context.getLayout(getInput());
+  int64_t axis = getSeqAxis();
+  if (!layout.isSplit())
+    return;
+  if (rankOf(getInput()) != 4 || layout.sequenceDim != axis)
+    return context.fail(*this, "rotates along a dimension other than the "
+                               "split sequence");
+  int64_t heads = axis == 1 ? 2 : 1;
+  if (layout.kind == UlyssesLayout::Sequence) {
+    context.requireDivisible(shapeOf(getInput())[heads]);
+    context.require(*this, 0, UlyssesLayout::heads(heads, axis));
+  }
+  context.setResult(getResult(), UlyssesLayout::heads(heads, axis));
 }
 
 //===----------------------------------------------------------------------===//
@@ -224,6 +348,15 @@ void ReshapeOp::propagateTensorParallel(TPRuleContext &context) {
 bool ReshapeOp::isPositionwise(const TPRuleContext &) {
   return keepsLeadingDims(getInput(), getResult());
 }
+void ReshapeOp::propagateUlysses(UlyssesRuleContext &context) {
+  // The split dimension and those before it stay as they are.
+  context.propagatePositionwise(
+      *this, UlyssesOperands::Moved, [&](Value input, int64_t dim) {
+        bool keepsPrefix = shapeOf(input).take_front(dim + 1) ==
+                           shapeOf(getResult()).take_front(dim + 1);
+        return keepsPrefix ? dim : -1;
+      });
+}
 
 void TransposeOp::propagateTensorParallel(TPRuleContext &context) {
   TPSharding in = context.getSharding(getInput());
@@ -236,6 +369,19 @@ void TransposeOp::propagateTensorParallel(TPRuleContext &context) {
 bool TransposeOp::isPositionwise(const TPRuleContext &) {
   ArrayRef<int64_t> perm = getPerm();
   return perm.size() >= 2 && perm[0] == 0 && perm[1] == 1;
+}
+void TransposeOp::propagateUlysses(UlyssesRuleContext &context) {
+  auto position = [&](int64_t dim) {
+    return int64_t(llvm::find(getPerm(), dim) - getPerm().begin());
+  };
+  UlyssesLayout layout = context.getLayout(getInput());
+  if (layout.kind == UlyssesLayout::Heads)
+    return context.setResult(
+        getResult(), UlyssesLayout::heads(position(layout.dim),
+                                          position(layout.sequenceDim)));
+  context.propagatePositionwise(
+      *this, UlyssesOperands::Moved,
+      [&](Value, int64_t dim) { return position(dim); });
 }
 
 void SliceOp::propagateTensorParallel(TPRuleContext &context) {
@@ -256,6 +402,23 @@ bool SliceOp::isPositionwise(const TPRuleContext &) {
   return keepsLeadingDims(getInput(), getResult()) && getStrides()[0] == 1 &&
          getStrides()[1] == 1 && getStarts()[0] == 0 && getStarts()[1] == 0;
 }
+void SliceOp::propagateUlysses(UlyssesRuleContext &context) {
+  // Only a slice taking the split dimension whole keeps it.
+  context.propagatePositionwise(
+      *this, UlyssesOperands::Aligned, [&](Value input, int64_t dim) {
+        bool whole = getStarts()[dim] == 0 && getStrides()[dim] == 1 &&
+                     getLimits()[dim] == shapeOf(input)[dim];
+        return whole ? dim : -1;
+      });
+}
+
+/// Ops joining or cutting along `axis`: the split must lie elsewhere.
+static void propagateUlyssesBesideAxis(Operation *op, int64_t axis,
+                                       UlyssesOperands operands,
+                                       UlyssesRuleContext &context) {
+  context.propagatePositionwise(
+      op, operands, [&](Value, int64_t dim) { return dim == axis ? -1 : dim; });
+}
 
 void SplitOp::propagateTensorParallel(TPRuleContext &context) {
   TPSharding in = context.getSharding(getInput());
@@ -271,6 +434,10 @@ void SplitOp::propagateTensorParallel(TPRuleContext &context) {
     context.setResult(result, in);
 }
 bool SplitOp::isPositionwise(const TPRuleContext &) { return getAxis() >= 2; }
+void SplitOp::propagateUlysses(UlyssesRuleContext &context) {
+  propagateUlyssesBesideAxis(*this, getAxis(), UlyssesOperands::Aligned,
+                             context);
+}
 
 void ConcatOp::propagateTensorParallel(TPRuleContext &context) {
   int64_t axis = getAxis();
@@ -288,6 +455,10 @@ void ConcatOp::propagateTensorParallel(TPRuleContext &context) {
                     target ? shapeOf(getResult())[*target] : 0);
 }
 bool ConcatOp::isPositionwise(const TPRuleContext &) { return getAxis() >= 2; }
+void ConcatOp::propagateUlysses(UlyssesRuleContext &context) {
+  propagateUlyssesBesideAxis(*this, getAxis(), UlyssesOperands::Broadcast,
+                             context);
+}
 
 void BroadcastOp::propagateTensorParallel(TPRuleContext &context) {
   TPSharding in = context.getSharding(getInput());
@@ -297,6 +468,12 @@ void BroadcastOp::propagateTensorParallel(TPRuleContext &context) {
 }
 bool BroadcastOp::isPositionwise(const TPRuleContext &) {
   return keepsLeadingDims(getInput(), getResult());
+}
+void BroadcastOp::propagateUlysses(UlyssesRuleContext &context) {
+  context.propagatePositionwise(*this, UlyssesOperands::Moved,
+                                [&](Value input, int64_t dim) {
+                                  return broadcastDim(*this, input, dim);
+                                });
 }
 
 //===----------------------------------------------------------------------===//
@@ -331,12 +508,29 @@ static void propagateReduction(Operation *reduce, ArrayRef<int64_t> axes,
                         : 0);
 }
 
+/// Reducing along the split dimension acts across the sequence.
+static void propagateUlyssesReduction(Operation *reduce, ArrayRef<int64_t> axes,
+                                      bool keepDims,
+                                      UlyssesRuleContext &context) {
+  context.propagatePositionwise(
+      reduce, UlyssesOperands::Moved, [&](Value, int64_t dim) -> int64_t {
+        if (llvm::is_contained(axes, dim))
+          return -1;
+        if (keepDims)
+          return dim;
+        return dim - llvm::count_if(axes, [&](int64_t a) { return a < dim; });
+      });
+}
+
 #define GALVATRON_REDUCTION_RULE(OP, LINEAR)                                   \
   void OP::propagateTensorParallel(TPRuleContext &context) {                   \
     propagateReduction(*this, getAxes(), getKeepDims(), LINEAR, context);      \
   }                                                                            \
   bool OP::isPositionwise(const TPRuleContext &) {                             \
     return llvm::all_of(getAxes(), [](int64_t a) { return a >= 2; });          \
+  }                                                                            \
+  void OP::propagateUlysses(UlyssesRuleContext &context) {                     \
+    propagateUlyssesReduction(*this, getAxes(), getKeepDims(), context);       \
   }
 
 GALVATRON_REDUCTION_RULE(ReduceSumOp, true)
@@ -374,6 +568,13 @@ void LinearOp::propagateTensorParallel(TPRuleContext &context) {
                     getOutFeatures());
 }
 bool LinearOp::isPositionwise(const TPRuleContext &) { return true; }
+void LinearOp::propagateUlysses(UlyssesRuleContext &context) {
+  // Whole weights applied to the input's positions.
+  context.propagatePositionwise(
+      *this, UlyssesOperands::Aligned, [&](Value input, int64_t dim) {
+        return input == getInput() && dim < rankOf(input) - 1 ? dim : -1;
+      });
+}
 
 void EmbeddingOp::propagateTensorParallel(TPRuleContext &context) {
   context.require(getIndices(), TPSharding::replicated());
@@ -387,6 +588,13 @@ void EmbeddingOp::propagateTensorParallel(TPRuleContext &context) {
   context.require(getTable(), TPSharding::replicated());
 }
 bool EmbeddingOp::isPositionwise(const TPRuleContext &) { return true; }
+void EmbeddingOp::propagateUlysses(UlyssesRuleContext &context) {
+  // The ids of this rank's positions looked up in the whole table.
+  context.propagatePositionwise(*this, UlyssesOperands::Aligned,
+                                [&](Value input, int64_t dim) {
+                                  return input == getIndices() ? dim : -1;
+                                });
+}
 
 void MatmulOp::propagateTensorParallel(TPRuleContext &context) {
   Value lhs = getLhs(), rhs = getRhs();
@@ -449,6 +657,20 @@ void MatmulOp::propagateTensorParallel(TPRuleContext &context) {
   context.require(rhs, TPSharding::replicated());
   finish(TPSharding::replicated(), 0);
 }
+void MatmulOp::propagateUlysses(UlyssesRuleContext &context) {
+  // Rows (or batch dimensions) of the left-hand side against a whole
+  // right-hand side.
+  context.propagatePositionwise(
+      *this, UlyssesOperands::Aligned,
+      [&](Value input, int64_t dim) -> int64_t {
+        int64_t inRank = rankOf(input);
+        int64_t rows = getTransposeLhs() ? inRank - 1 : inRank - 2;
+        bool lhs = input == getLhs() && getRhs() != input;
+        return lhs && (dim < inRank - 2 || dim == rows)
+                   ? broadcastDim(*this, input, dim)
+                   : -1;
+      });
+}
 
 //===----------------------------------------------------------------------===//
 // Transformer ops
@@ -477,6 +699,35 @@ void AttentionOp::propagateTensorParallel(TPRuleContext &context) {
   context.requireDivisible(shapeOf(getKey())[1]);
   context.setResult(getResult(), TPSharding::sharded(1), shapeOf(query)[1]);
 }
+void AttentionOp::propagateUlysses(UlyssesRuleContext &context) {
+  // Query, key and value [batch, heads, sequence, head_dim] with whole
+  // sequences of 1/u of the heads.
+  for (unsigned index = 0; index < 3; ++index) {
+    Value operand = getOperand(index);
+    if (rankOf(operand) != 4)
+      return context.fail(*this,
+                          "needs [batch, heads, sequence, head_dim] operands");
+    UlyssesLayout layout = context.getLayout(operand);
+    if (layout.isSplit() && layout.sequenceDim != 2)
+      return context.fail(*this, "has an operand split along a dimension "
+                                 "other than its sequence");
+    context.requireDivisible(shapeOf(operand)[1]);
+    context.require(*this, index, UlyssesLayout::heads(1, 2));
+  }
+  if (Value mask = getMask()) {
+    unsigned index = getNumOperands() - 1;
+    // A per-head mask takes the rank's heads; whole sequences either way.
+    int64_t headDim = 1 - (4 - rankOf(mask));
+    bool perHead = headDim >= 0 && shapeOf(mask)[headDim] > 1;
+    if (perHead && context.getLayout(mask).isSplit())
+      return context.fail(*this, "has a per-head mask split along the "
+                                 "sequence");
+    context.require(*this, index,
+                    perHead ? UlyssesLayout::heads(headDim, -1)
+                            : UlyssesLayout::whole());
+  }
+  context.setResult(getResult(), UlyssesLayout::heads(1, 2));
+}
 
 void CrossEntropyOp::propagateTensorParallel(TPRuleContext &context) {
   context.require(getLabels(), TPSharding::replicated());
@@ -487,7 +738,13 @@ void CrossEntropyOp::propagateTensorParallel(TPRuleContext &context) {
   }
   context.require(getLogits(), TPSharding::replicated());
 }
+void CrossEntropyOp::propagateUlysses(UlyssesRuleContext &context) {
+  context.gatherAll(*this);
+}
 
 void ExtractPatchesOp::propagateTensorParallel(TPRuleContext &context) {
   context.require(getInput(), TPSharding::replicated());
+}
+void ExtractPatchesOp::propagateUlysses(UlyssesRuleContext &context) {
+  context.gatherAll(*this);
 }

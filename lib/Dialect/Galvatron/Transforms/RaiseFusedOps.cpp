@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "galvatron/Dialect/Galvatron/Transforms/Passes.h"
+#include "galvatron/Support/Debug.h"
 
 #include "mlir/Dialect/Traits.h"
 #include "mlir/IR/Matchers.h"
@@ -16,6 +17,8 @@
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #include <cmath>
+
+#define DEBUG_TYPE "raise-fused-ops"
 
 namespace mlir::galvatron {
 #define GEN_PASS_DEF_RAISEFUSEDOPS
@@ -26,6 +29,13 @@ using namespace mlir;
 using namespace mlir::galvatron;
 
 namespace {
+
+/// Traces a match: the fused op raised and the op that ended the idiom.
+void traceRaise(StringRef raised, Operation *root) {
+  LLVM_DEBUG(llvm::dbgs() << "raised " << raised << " at " << root->getLoc()
+                          << " (the idiom ending in " << root->getName()
+                          << ")\n");
+}
 
 //===----------------------------------------------------------------------===//
 // Matching helpers
@@ -210,6 +220,8 @@ LogicalResult replaceGelu(PatternRewriter &rewriter, Value activation, Value x,
     return rewriter.notifyMatchFailure(
         activation.getLoc(), "no product 0.5 · x · (1 + activation) of x's "
         "type");
+  traceRaise(approximation == GeluApproximation::tanh ? "gelu (tanh)" : "gelu",
+             root);
   rewriter.replaceOpWithNewOp<GeluOp>(root, x, approximation);
   return success();
 }
@@ -284,6 +296,7 @@ struct RaiseSilu : OpRewritePattern<SigmoidOp> {
         mul.getType() != x.getType())
       return rewriter.notifyMatchFailure(
           sigmoid, "not multiplied by its own input");
+    traceRaise("silu", mul);
     rewriter.replaceOpWithNewOp<SiluOp>(mul, x);
     return success();
   }
@@ -422,6 +435,7 @@ struct RaiseNorm : OpRewritePattern<ReduceMeanOp> {
               vectorType, rewriter.getFloatAttr(type.getElementType(), 1.0)));
     FloatAttr eps = rewriter.getF64FloatAttr(*epsilon);
     Location loc = rewriter.getFusedLoc({variance.getLoc(), root->getLoc()});
+    traceRaise(layerNorm ? "layer_norm" : "rms_norm", root);
     if (layerNorm)
       rewriter.replaceOp(
           root, LayerNormOp::create(rewriter, loc, type, x, weight, bias, eps));
@@ -447,6 +461,7 @@ struct RaiseLinear : OpRewritePattern<MatmulOp> {
       return rewriter.notifyMatchFailure(
           matmul, "not x·W with a 2-D weight derived from parameters");
     // A 2-D right operand has no batch dimensions: x·W is a linear layer.
+    traceRaise("linear", matmul);
     rewriter.replaceOpWithNewOp<LinearOp>(matmul, matmul.getLhs(), weight,
                                           Value(), matmul.getTransposeRhs());
     return success();
@@ -462,6 +477,8 @@ struct FoldLinearWeightTranspose : OpRewritePattern<LinearOp> {
     if (!transpose || transpose.getPerm() != ArrayRef<int64_t>{1, 0})
       return rewriter.notifyMatchFailure(
           linear, "the weight is not a 2-D transpose");
+    traceRaise("linear with the transpose folded into its weight layout",
+               linear);
     rewriter.modifyOpInPlace(linear, [&]() {
       linear.getWeightMutable().assign(transpose.getInput());
       linear.setTransposeWeight(!linear.getTransposeWeight());
@@ -483,6 +500,7 @@ struct FoldLinearBias : OpRewritePattern<AddOp> {
       Value bias = otherOperand(add, operand);
       if (!isFeatureVector(bias, linear.getOutFeatures()))
         continue;
+      traceRaise("linear with its bias", add);
       rewriter.replaceOpWithNewOp<LinearOp>(
           add, linear.getInput(), linear.getWeight(), asVector(rewriter, bias),
           linear.getTransposeWeight());
@@ -518,6 +536,7 @@ struct CollapseLinearReshape : OpRewritePattern<ReshapeOp> {
           outer, "the rows do not match the leading dimensions");
     SmallVector<int64_t> shape(result.drop_back());
     shape.push_back(input[1]);
+    traceRaise("linear with the reshape moved to its input", outer);
     Value reshaped = ReshapeOp::create(
         rewriter, outer.getLoc(),
         RankedTensorType::get(shape,
@@ -635,6 +654,7 @@ struct RaiseRotary : OpRewritePattern<AddOp> {
               sin->rows != cos->rows || sin->dim != cos->dim ||
               !isRotateHalf(rotated, x))
             continue;
+          traceRaise("rotary", add);
           rewriter.replaceOpWithNewOp<RotaryOp>(
               add, type, x, rewriter.getI64IntegerAttr(type.getRank() - 2),
               rewriter.getF64FloatAttr(cos->theta), IntegerAttr(),
@@ -960,6 +980,7 @@ struct RaiseAttention : OpRewritePattern<SoftmaxOp> {
     FloatAttr scaleAttr;
     if (!near(scale, 1.0 / std::sqrt(headDim), 1e-6))
       scaleAttr = rewriter.getF64FloatAttr(scale);
+    traceRaise(causal ? "attention (causal)" : "attention", output);
     rewriter.replaceOpWithNewOp<AttentionOp>(output, query, key, value, mask,
                                              causal, scaleAttr);
     return success();

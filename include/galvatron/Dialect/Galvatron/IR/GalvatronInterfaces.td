@@ -76,6 +76,12 @@ def Galvatron_TensorParallelOpInterface
     the sizes that must divide among the ranks, stated through the
     `TPRuleContext` (ShardingRule.h). An op without this interface keeps the
     layer at tp = 1 when one of its operands is sharded or a partial sum.
+
+    The same ranks may run DeepSpeed-Ulysses sequence parallelism instead
+    (lib/Analysis/UlyssesAnalysis.cpp): the op's Ulysses rule states, through
+    the `UlyssesRuleContext`, how it keeps its operands' sequence or heads
+    splits, or that it needs them whole. An op without this interface has
+    its split operands gathered whole.
   }];
   let methods = [
     InterfaceMethod<[{
@@ -88,7 +94,12 @@ def Galvatron_TensorParallelOpInterface
         split them along the sequence.
       }], "bool", "isPositionwise",
       (ins "const ::mlir::galvatron::TPRuleContext &":$context), [{}],
-      [{ return false; }]>
+      [{ return false; }]>,
+    InterfaceMethod<[{
+        States the Ulysses layouts of the results and what the operands
+        need.
+      }], "void", "propagateUlysses",
+      (ins "::mlir::galvatron::UlyssesRuleContext &":$context)>
   ];
 }
 
@@ -124,7 +135,7 @@ def Galvatron_DropoutMaskOpInterface : OpInterface<"DropoutMaskOpInterface"> {
     input, attention's [B, Hq, S, T] probabilities) with a mask drawn by
     the counter-based generator at each element's index in the whole
     tensor of the step's global batch ("Dropout" in docs/architecture.md).
-    The partitioner records in the op's `shard` attribute where the part a
+    The partitioner builds the op with its `shard` attribute where the part a
     rank holds lies in the whole masked tensor of one micro-batch (the
     masked tensor's leading dimensions split as the op's first result's);
     the lowering turns it into the kernel's `whole_shape` and `offsets`,
@@ -138,15 +149,15 @@ def Galvatron_DropoutMaskOpInterface : OpInterface<"DropoutMaskOpInterface"> {
     InterfaceMethod<"Where the part lies in the whole, or null when whole.",
       "::mlir::DictionaryAttr", "getMaskShard", (ins), [{}],
       [{ return $_op.getShardAttr(); }]>,
-    InterfaceMethod<"Records where the part lies in the whole.",
-      "void", "setMaskShard", (ins "::mlir::DictionaryAttr":$shard), [{}],
-      [{ $_op.setShardAttr(shard); }]>
+    InterfaceMethod<"The name of the attribute holding where the part lies.",
+      "::mlir::StringAttr", "getMaskShardAttrName", (ins), [{}],
+      [{ return $_op.getShardAttrName(); }]>
   ];
 }
 
-// Shorthands for op trait lists: a TP rule (with its sequence-parallel
-// rule), a runtime kernel (with attributes the op derives), a dropout
-// mask.
+// Shorthands for op trait lists: a TP rule and a Ulysses rule (with its
+// sequence-parallel rule), a runtime kernel (with attributes the op
+// derives), a dropout mask.
 defvar Galvatron_TPRule =
     DeclareOpInterfaceMethods<Galvatron_TensorParallelOpInterface>;
 defvar Galvatron_PositionwiseTPRule =

@@ -1,10 +1,12 @@
 //===- ShardingRule.h - What a tensor-parallel rule works with --*- C++ -*-===//
 //
-// The context the tensor-parallel analysis (galvatron/Analysis/
-// TensorParallelAnalysis.h) hands to `TensorParallelOpInterface`: each op's
-// rule reads its operands' shardings and states its results' shardings, the
-// communication its operands need and the weights it splits, through these
-// verbs; the analysis keeps the books.
+// The contexts the sharding analyses hand to `TensorParallelOpInterface`:
+// each op's rule reads its operands' layouts and states its results'
+// layouts, the communication its operands need and the weights it splits,
+// through these verbs; the analysis keeps the books. TPRuleContext serves
+// Megatron tensor parallelism (galvatron/Analysis/TensorParallelAnalysis.h),
+// UlyssesRuleContext DeepSpeed-Ulysses sequence parallelism
+// (galvatron/Analysis/UlyssesAnalysis.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,6 +16,7 @@
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/Twine.h"
 
 namespace mlir::galvatron {
@@ -91,6 +94,83 @@ public:
   /// free (partial sums, sequence-parallel, unbatched, or of extent 1 along
   /// the sequence).
   bool hasPositionwiseOperands(Operation *op) const;
+};
+
+/// How the u ranks of a Ulysses group hold a value:
+///   whole      every rank holds all of it (replicated work),
+///   sequence   each rank holds a contiguous 1/u block of dimension `dim`,
+///              the sequence,
+///   heads      each rank holds a 1/u block of the heads dimension `dim`,
+///              the whole sequence (at `sequenceDim`).
+struct UlyssesLayout {
+  enum Kind : uint8_t { Whole, Sequence, Heads };
+  Kind kind = Whole;
+  /// The split dimension (the sequence's, or the heads').
+  int64_t dim = -1;
+  /// Where the sequence lies (for heads: whole there).
+  int64_t sequenceDim = -1;
+
+  static UlyssesLayout whole() { return {}; }
+  static UlyssesLayout sequence(int64_t dim) { return {Sequence, dim, dim}; }
+  static UlyssesLayout heads(int64_t dim, int64_t sequenceDim) {
+    return {Heads, dim, sequenceDim};
+  }
+  bool isSplit() const { return kind != Whole; }
+  bool operator==(const UlyssesLayout &other) const {
+    return kind == other.kind && dim == other.dim &&
+           sequenceDim == other.sequenceDim;
+  }
+  bool operator!=(const UlyssesLayout &other) const {
+    return !(*this == other);
+  }
+};
+
+/// How position-wise work lines its operands' splits up with its result's.
+enum class UlyssesOperands {
+  /// Every split operand at the result's split dimension (unary ops, norms,
+  /// linears, slices...); one split elsewhere is gathered.
+  Aligned,
+  /// NumPy-broadcast operands aligned from the right (elementwise binary
+  /// ops, select, concat); a whole operand that varies along the split is
+  /// sliced to its part.
+  Broadcast,
+  /// The op moves dimensions (transpose, reshape, broadcast, reductions):
+  /// the operand's split lies elsewhere than the result's.
+  Moved
+};
+
+class UlyssesRuleContext {
+public:
+  virtual ~UlyssesRuleContext() = default;
+
+  virtual UlyssesLayout getLayout(Value value) const = 0;
+  /// `op` consumes operand `index` as `target`: an all-to-all between
+  /// sequence and heads, an all-gather to whole, a free slice from whole.
+  virtual void require(Operation *op, unsigned index,
+                       UlyssesLayout target) = 0;
+  virtual void setResult(Value value, UlyssesLayout layout) = 0;
+  /// A size (a head count) that must divide among the group's ranks.
+  virtual void requireDivisible(int64_t size) = 0;
+  /// The layer cannot run Ulysses; the first failure names the op.
+  virtual void fail(Operation *op, const llvm::Twine &why) = 0;
+  virtual bool hasFailed() const = 0;
+
+  /// Rules many ops share.
+  /// The op acts across the sequence: its split operands are gathered
+  /// whole, its results are whole.
+  void gatherAll(Operation *op);
+  /// The sequence layout of `op`'s operand `index`, converting heads back;
+  /// whole when the operand is whole.
+  UlyssesLayout sequenceOperand(Operation *op, unsigned index);
+  /// Position-wise work on the sequence parts: `resultDim(input, dim)` is
+  /// the sequence dimension of the result when the op keeps the split of
+  /// `input` (its first split operand) along `dim`, or -1 when it acts
+  /// along that dimension (then it gathers all). `keepsHeads`: a unary op
+  /// that keeps a split of the heads as it is.
+  void propagatePositionwise(
+      Operation *op, UlyssesOperands operands,
+      llvm::function_ref<int64_t(Value input, int64_t dim)> resultDim,
+      bool keepsHeads = false);
 };
 
 } // namespace mlir::galvatron
