@@ -62,3 +62,15 @@ func.func @silu(%x: tensor<4xf32>) -> tensor<4xf32> {
 // galvatron-plan registers the option too.
 // RUN: galvatron-plan --model=gpt-tiny --gpus-per-node 4 --global-batch 8 --pp 2 --debug-only=plan-search-recovery 2>&1 | FileCheck %s --check-prefix=PLAN
 // PLAN: plan pp 2 m {{[0-9]+}} (batch 8): stage 0 = layers
+
+// The partitioner: each layer's mode, each weight's split, each op rebuilt
+// with its types and changed attributes (the attention's mask record: the
+// rank's heads in the whole probabilities), each collective and why.
+// RUN: galvatron-translate --model=gpt-tiny --layers=1 --seq-len=16 --batch=2 --dropout=0.1 | galvatron-opt --galvatron-apply-strategy="devices=2 tp=2 precision=fp32 check-memory=false" --galvatron-partition --debug-only=partition -o /dev/null 2>&1 | FileCheck %s --check-prefix=PART
+// PART:      [partition] layer 'transformer.embeddings': tp=2 dp=1
+// PART-NEXT: [partition]   tensor parallel, vocabulary lookup
+// PART:      [partition]   weight "transformer.wte.weight": split
+// PART:      [partition]   galvatron.all_reduce {{.*}} (partial to replicated): partial sums needed whole for galvatron.add
+// PART:      [partition]   rebuilt galvatron.attention -> (tensor<2x2x16x16xf32>), shard = {full_shape = array<i64: 2, 4, 16, 16>, splits = [{dim = 1 : i64
+// PART-NEXT: [partition]   result #0: split(1)
+// PART:      [partition]   bias added after the reduction
