@@ -15,9 +15,9 @@
 // builder implements are read; metadata (token ids, labels, generation
 // settings, dtypes) is ignored; dropout probabilities are built (the
 // attention probabilities' inside the attention op); anything else, and
-// values of known fields that would change the math in ways the builder does not implement
-// (rope_scaling, relative_key positions, pruned heads, ...), is an error
-// naming the field.
+// values of known fields that would change the math in ways the builder
+// does not implement (rope_scaling, relative_key positions, pruned heads,
+// ...), is an error naming the field.
 //
 //===----------------------------------------------------------------------===//
 

@@ -33,7 +33,7 @@ public:
   /// Whether --model or --config was given.
   bool hasModel() const;
 
-  /// The model the options describe (with the config's ignored fields),
+  /// The model the options describe,
   /// for sequences of `seqLen` tokens (0: the model's default; a family's
   /// learned position table grows to it). Errors name the option or the
   /// config field.
