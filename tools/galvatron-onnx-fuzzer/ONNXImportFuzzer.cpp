@@ -3,7 +3,8 @@
 // Feeds arbitrary bytes to the importer as an ONNX model. A bad model must
 // give an error; a model that imports must survive the clean-up pipeline and
 // verify. Anything else (a crash, a sanitizer report, a failed pipeline) is a
-// bug. External data resolves in $GALVATRON_FUZZ_DIR (refused when unset).
+// bug; a failed pipeline prints its diagnostics before aborting. External
+// data resolves in $GALVATRON_FUZZ_DIR (refused when unset).
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +18,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <cstdlib>
+#include <string>
 
 using namespace mlir;
 
@@ -40,7 +42,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   PassManager pm(&context);
   galvatron::buildONNXCleanupPipeline(pm);
-  if (failed(pm.run(**module)) || failed(verify(**module)))
+  // A model that imported must go through: its diagnostics explain the bug.
+  std::string diagnostics;
+  ScopedDiagnosticHandler keep(&context, [&](Diagnostic &diagnostic) {
+    llvm::raw_string_ostream os(diagnostics);
+    os << diagnostic.getLocation() << ": " << diagnostic << "\n";
+    return success();
+  });
+  if (failed(pm.run(**module)) || failed(verify(**module))) {
+    llvm::errs() << "galvatron-onnx-fuzzer: an imported model failed the "
+                    "clean-up pipeline or the verifier:\n"
+                 << diagnostics;
     std::abort();
+  }
   return 0;
 }
