@@ -312,13 +312,19 @@ static std::string shapeText(ArrayRef<int64_t> shape) {
 
 Expected<int64_t>
 mlir::galvatron::onnx_import::checkedNumel(ArrayRef<int64_t> shape) {
-  int64_t count = 1;
+  // The nonzero dimensions must multiply within bounds too: an empty tensor
+  // with huge other dimensions would overflow its strides.
+  constexpr int64_t kLimit = int64_t(1) << 62;
+  int64_t count = 1, extent = 1;
   for (int64_t dim : shape) {
     if (dim < 0)
       return makeError("negative dimension in shape " + shapeText(shape));
-    if (__builtin_mul_overflow(count, dim, &count) ||
-        count > (int64_t(1) << 62))
-      return makeError("shape " + shapeText(shape) + " has too many elements");
+    if (__builtin_mul_overflow(extent, std::max<int64_t>(dim, 1), &extent) ||
+        extent > kLimit)
+      return makeError("shape " + shapeText(shape) +
+                       (count ? " has too many elements"
+                              : "'s dimensions multiply past 2^62"));
+    count *= dim;
   }
   return count;
 }
