@@ -324,7 +324,10 @@ Status decode(const fb::Program &in, Program &out) {
   out.modelDirectory = text(in.model_directory());
   if (const fb::Training *training = in.training()) {
     TrainingInfo &info = out.training.emplace();
-    info.modelFlops = training->model_flops();
+    // Files before 2.4 have the FLOPs as a long.
+    info.modelFlops = training->model_flops_f64() >= 0
+                          ? training->model_flops_f64()
+                          : static_cast<double>(training->model_flops());
     info.vocabSize = training->vocab_size();
     GALVATRON_RETURN_IF_ERROR(decodeEnum(training->loss(), kNumLossKinds,
                                          "loss kind", info.loss));
@@ -381,8 +384,9 @@ std::vector<uint8_t> serializeProgram(const Program &program) {
   Offset<fb::Training> training;
   if (program.training)
     training = fb::CreateTraining(fbb, fb::LossKind(program.training->loss),
-                                  program.training->modelFlops,
-                                  program.training->vocabSize);
+                                  /*model_flops=*/0,
+                                  program.training->vocabSize,
+                                  program.training->modelFlops);
   fb::FinishProgramBuffer(
       fbb, fb::CreateProgramDirect(fbb, program.worldSize, program.alignment,
                                    &groups, &stages, program.model.c_str(),

@@ -17,6 +17,7 @@
 #include "galvatron/Runtime/KernelCatalog.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <tuple>
@@ -1442,10 +1443,11 @@ Status validateProgram(const Program &program) {
     GALVATRON_RETURN_IF_ERROR(checkGroup(program, program.groups[g])
                                   .withContext("group family " +
                                                std::to_string(g)));
-  if (program.training && (program.training->modelFlops < 0 ||
+  if (program.training && (!(program.training->modelFlops >= 0 &&
+                             std::isfinite(program.training->modelFlops)) ||
                            program.training->vocabSize < 1))
-    return error("training information needs non-negative model FLOPs and a "
-                 "positive vocabulary size");
+    return error("training information needs finite, non-negative model "
+                 "FLOPs and a positive vocabulary size");
   for (size_t s = 0; s < program.stages.size(); ++s) {
     const StageProgram &stage = program.stages[s];
     if (stage.stage != s)

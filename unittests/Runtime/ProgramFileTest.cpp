@@ -285,6 +285,11 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(loaded->training->loss, LossKind::maskedToken);
   EXPECT_EQ(loaded->training->modelFlops, 123);
   EXPECT_EQ(loaded->training->vocabSize, 50257);
+  // A large job's model FLOPs exceed an int64 (format 2.4 stores a double).
+  program.training->modelFlops = 4.4e21;
+  loaded = roundTrip(program, bytes);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->training->modelFlops, 4.4e21);
 
   // A slice of a tensor whose full shape refines the source's: every
   // rank's program keeps the source shape.
@@ -314,16 +319,16 @@ TEST(ProgramFileTest, HeaderProblemsAreNamed) {
   old[12] = 2;
   EXPECT_EQ(loadError(old),
             "program format 1.2 (one program per rank) is no longer "
-            "supported: this runtime reads format 2.3 (one program per "
+            "supported: this runtime reads format 2.4 (one program per "
             "pipeline stage); recompile the model with galvatron-compile");
   std::vector<uint8_t> version = bytes;
   version[8] = 3;
-  EXPECT_EQ(loadError(version), "program format version 3.3 is not supported "
-                                "by this runtime (format 2.3)");
+  EXPECT_EQ(loadError(version), "program format version 3.4 is not supported "
+                                "by this runtime (format 2.4)");
   std::vector<uint8_t> minor = bytes;
-  minor[12] = 4;
-  EXPECT_EQ(loadError(minor), "program format version 2.4 is not supported "
-                              "by this runtime (format 2.3)");
+  minor[12] = 5;
+  EXPECT_EQ(loadError(minor), "program format version 2.5 is not supported "
+                              "by this runtime (format 2.4)");
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 10);
   EXPECT_EQ(loadError(truncated),
             "truncated or padded file: the header announces " +
@@ -460,8 +465,13 @@ TEST(ProgramValidatorTest, StructuralRulesAreEnforced) {
   EXPECT_FALSE(refinesShape({64, 192}, {64, 3, 64}));
   p = twoStageProgram();
   p.training = TrainingInfo{LossKind::nextToken, 1, 0};
-  EXPECT_EQ(validationError(p), "training information needs non-negative "
-                                "model FLOPs and a positive vocabulary size");
+  EXPECT_EQ(validationError(p), "training information needs finite, "
+                                "non-negative model FLOPs and a positive "
+                                "vocabulary size");
+  p.training = TrainingInfo{LossKind::nextToken, -1, 8};
+  EXPECT_EQ(validationError(p), "training information needs finite, "
+                                "non-negative model FLOPs and a positive "
+                                "vocabulary size");
   p = twoStageProgram();
   p.stages[0].instructions[0].outputs = {2};
   p.stages[0].buffers[2].type = f32({2, 4});

@@ -1652,9 +1652,11 @@ Layout Lowering::plan() {
 }
 
 /// Model FLOPs of one forward call: every matrix op of the function.
-static int64_t forwardFlops(func::FuncOp function) {
-  int64_t flops = 0;
-  function.walk([&](FlopCountOpInterface op) { flops += op.getFlops(); });
+static double forwardFlops(func::FuncOp function) {
+  double flops = 0;
+  function.walk([&](FlopCountOpInterface op) {
+    flops += static_cast<double>(op.getFlops());
+  });
   return flops;
 }
 
@@ -1690,8 +1692,9 @@ void Lowering::emit(const Layout &layout, StringRef modelDirectory) {
   if (schedule)
     training = TrainingAttr::get(
         context, schedule.getLoss(),
-        3 * schedule.getMicroBatches() *
-            forwardFlops(sources.front().function) * (worldSize / stages),
+        3.0 * static_cast<double>(schedule.getMicroBatches()) *
+            forwardFlops(sources.front().function) *
+            static_cast<double>(worldSize / stages),
         vocabularyOf(sources.front().function));
   auto executable = grt::ExecutableOp::create(
       builder, loc, worldSize, alignment, stages, model,

@@ -101,7 +101,7 @@ mlir::galvatron::linkExecutables(ArrayRef<grt::ExecutableOp> parts) {
       continue;
     training = TrainingAttr::get(
         context, training.getLoss(),
-        training.getModelFlops() + other.getModelFlops(),
+        training.getModelFlopsValue() + other.getModelFlopsValue(),
         std::max(training.getVocabSize(), other.getVocabSize()));
   }
   if (training)

@@ -15,7 +15,7 @@
 
 // The first stage has no loss (vocabulary 0 until the stages are linked);
 // its token ids are written per micro-batch into the micro-batch's slot.
-// FIRST-LABEL: grt.executable world_size 2 alignment 64 stages 2 attributes {model = "gpt-tiny", training = #galvatron.training<loss = next_token, model_flops = {{[0-9]+}}, vocab_size = 0>}
+// FIRST-LABEL: grt.executable world_size 2 alignment 64 stages 2 attributes {model = "gpt-tiny", training = #galvatron.training<loss = next_token, model_flops = {{[0-9.]+E\+[0-9]+}}, vocab_size = 0>}
 // FIRST: grt.program stage 0
 // FIRST: grt.input "input_ids" offset [[SLOT:[0-9]+]] per_micro_batch "forward" slotted : memref<1x8xi64>
 // FIRST: grt.buffer offset {{[0-9]+}} slotted : memref<1x8x64xf32>
@@ -32,7 +32,7 @@
 // FIRST: grt.output "grad_norm"
 // FIRST: grt.output "lr"
 
-// LAST: training = #galvatron.training<loss = next_token, model_flops = {{[0-9]+}}, vocab_size = 256>
+// LAST: training = #galvatron.training<loss = next_token, model_flops = {{[0-9.]+E\+[0-9]+}}, vocab_size = 256>
 // LAST: grt.program stage 1
 // LAST: grt.input "labels" {{.*}} per_micro_batch "forward"
 // LAST: grt.schedule micro_batches 4 slots 1 at {{[0-9]+}} size {{[0-9]+}} [4 x [forward 0, backward 0], 1 x [optimizer 0]]

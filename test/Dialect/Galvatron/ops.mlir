@@ -372,3 +372,11 @@ func.func @dropout(%x: tensor<2x8x4xf32>, %part: tensor<1x8x4xf32>) -> (tensor<2
   %z, %keep2 = galvatron.dropout %part {probability = 0.5 : f64, stream = 0 : i64, shard = {full_shape = array<i64: 2, 8, 4>, splits = [{dim = 0 : i64, groups = [array<i64: 0, 1>]}]}} : tensor<1x8x4xf32> -> tensor<1x8x4xi1>
   return %y, %z : tensor<2x8x4xf32>, tensor<1x8x4xf32>
 }
+
+// A training step's model FLOPs read back exactly, past the int64 range.
+// CHECK-LABEL: func.func @training_info
+// CHECK-SAME: big = #galvatron.training<loss = masked_token, model_flops = 4.4E+21, vocab_size = 8>
+// CHECK-SAME: small = #galvatron.training<loss = next_token, model_flops = 1.2345678901234567E+4, vocab_size = 256>
+func.func @training_info() attributes {big = #galvatron.training<loss = masked_token, model_flops = 4.4e21, vocab_size = 8>, small = #galvatron.training<loss = next_token, model_flops = 12345.678901234567, vocab_size = 256>} {
+  return
+}

@@ -11,7 +11,7 @@
 // RUN: not galvatron-translate --emit-program %s 2>&1 | FileCheck %s --check-prefix=STDOUT
 // RUN: echo 'func.func @f() { return }' | not galvatron-translate --emit-program -o %t.bad.gxp 2>&1 | FileCheck %s --check-prefix=NOMAIN
 
-// EXEC-LABEL: galvatron-run: {{.*}}.gxp: model 'affine', 1 rank(s), format 2.3
+// EXEC-LABEL: galvatron-run: {{.*}}.gxp: model 'affine', 1 rank(s), format 2.4
 // EXEC: galvatron-run: wrote {{.*}}y.npy (f32[2,2])
 // EXEC: galvatron-run: wrote {{.*}}sums.npy (f32[2])
 // VALUES: {{\[\[}}1.5, 3.0], [3.5, 7.0]] [4.5, 10.5]

@@ -445,7 +445,8 @@ FailureOr<rt::Program> exportExecutable(ExecutableOp executable) {
   program.modelDirectory = executable.getModelDirectory().value_or("").str();
   if (auto training = executable.getTrainingAttr())
     program.training = rt::TrainingInfo{
-        rt::LossKind(unsigned(training.getLoss())), training.getModelFlops(),
+        rt::LossKind(unsigned(training.getLoss())),
+        training.getModelFlopsValue(),
         training.getVocabSize()};
   llvm::StringMap<uint32_t> groupIndices;
   for (GroupOp group : executable.getBody().getOps<GroupOp>()) {

@@ -40,7 +40,7 @@ namespace galvatron::runtime {
 /// or relax what is valid (2.3: parameter slices may extend past the full
 /// shape).
 constexpr uint32_t kFormatMajorVersion = 2;
-constexpr uint32_t kFormatMinorVersion = 3;
+constexpr uint32_t kFormatMinorVersion = 4;
 
 //===----------------------------------------------------------------------===//
 // Tensors
@@ -434,7 +434,7 @@ constexpr unsigned kNumLossKinds = 2;
 
 struct TrainingInfo {
   LossKind loss = LossKind::nextToken;
-  int64_t modelFlops = 0;
+  double modelFlops = 0;
   int64_t vocabSize = 0;
 };
 

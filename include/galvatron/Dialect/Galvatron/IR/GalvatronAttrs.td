@@ -271,6 +271,22 @@ def Galvatron_SchedulePhaseAttr : Galvatron_Attr<"SchedulePhase", "phase"> {
   let assemblyFormat = "`<` $iterations `,` $steps `>`";
 }
 
+// A float written in scientific notation with the fewest digits that read
+// back exactly (AsmPrinter would print an integral value's bits in hex).
+class Galvatron_FloatParameter<string desc> : APFloatParameter<desc> {
+  let parser = [{ [&]() -> ::mlir::FailureOr<::llvm::APFloat> {
+    double value;
+    if (::mlir::failed($_parser.parseFloat(value)))
+      return ::mlir::failure();
+    return ::llvm::APFloat(value);
+  }() }];
+  let printer = [{ [&] {
+    ::llvm::SmallString<32> text;
+    $_self.toString(text, /*FormatPrecision=*/0, /*FormatMaxPadding=*/0);
+    $_printer << text;
+  }() }];
+}
+
 def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
   let summary = "What a runtime needs to drive a training step";
   let description = [{
@@ -278,13 +294,26 @@ def Galvatron_TrainingAttr : Galvatron_Attr<"Training", "training"> {
     the data pipeline derives labels) and `model_flops`, the model FLOPs of
     one step on every rank together (3 x the forward FLOPs of every
     micro-batch, recomputation not counted, causal attention not halved),
-    from which the runtime reports MFU, and `vocab_size`, the classes of
+    from which the runtime reports MFU (a double: a large job's exceed an
+    int64), and `vocab_size`, the classes of
     the loss (synthetic data and masked tokens draw from them; 0 in the
     program of a stage without the loss, which linking fills in).
   }];
-  let parameters = (ins "LossKind":$loss, "int64_t":$model_flops,
+  let parameters = (ins "LossKind":$loss,
+                        Galvatron_FloatParameter<"model FLOPs">:$model_flops,
                         "int64_t":$vocab_size);
   let assemblyFormat = "`<` struct(params) `>`";
+  let builders = [
+    AttrBuilder<(ins "LossKind":$loss, "double":$modelFlops,
+                     "int64_t":$vocabSize), [{
+      return $_get($_ctxt, loss, ::llvm::APFloat(modelFlops), vocabSize);
+    }]>
+  ];
+  let extraClassDeclaration = [{
+    double getModelFlopsValue() const {
+      return getModelFlops().convertToDouble();
+    }
+  }];
 }
 
 #endif // GALVATRON_DIALECT_GALVATRON_IR_GALVATRONATTRS_TD
