@@ -324,10 +324,11 @@ Status decode(const fb::Program &in, Program &out) {
   out.modelDirectory = text(in.model_directory());
   if (const fb::Training *training = in.training()) {
     TrainingInfo &info = out.training.emplace();
-    // Files before 2.4 have the FLOPs as a long.
-    info.modelFlops = training->model_flops_f64() >= 0
-                          ? training->model_flops_f64()
-                          : static_cast<double>(training->model_flops());
+    // Files before 2.4 have the FLOPs as a long. Presence, not the value,
+    // tells them apart: a bad double (negative, NaN) reaches the validator.
+    flatbuffers::Optional<double> flops = training->model_flops_f64();
+    info.modelFlops = flops ? *flops
+                            : static_cast<double>(training->model_flops());
     info.vocabSize = training->vocab_size();
     GALVATRON_RETURN_IF_ERROR(decodeEnum(training->loss(), kNumLossKinds,
                                          "loss kind", info.loss));

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 
+#include <cmath>
 #include <random>
 
 using namespace galvatron::runtime;
@@ -290,6 +291,14 @@ TEST(ProgramFileTest, RoundTripKeepsEveryField) {
   loaded = roundTrip(program, bytes);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(loaded->training->modelFlops, 4.4e21);
+  // A file's bad FLOPs are refused, not read as the old field's.
+  for (double bad : {-1.0, std::nan("")}) {
+    program.training->modelFlops = bad;
+    bytes = serializeProgram(program);
+    EXPECT_EQ(loadError(bytes),
+              "training information needs finite, non-negative model FLOPs "
+              "and a positive vocabulary size");
+  }
 
   // A slice of a tensor whose full shape refines the source's: every
   // rank's program keeps the source shape.
