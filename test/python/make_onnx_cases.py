@@ -124,11 +124,12 @@ def error_cases(outdir):
          helper.make_node("Add", ["x", "big"], ["y"])],
         [x23], [y23], [const("shape", np.array([100000, 100000], np.int64))]))
     # An empty initializer whose other dimensions multiply past int64: its
-    # strides once overflowed (found by the fuzz test).
-    empty = helper.make_tensor("empty", FLOAT, [0, 2**31, 2**31, 2**31], [])
-    write(outdir, "empty-overflowing-shape", model(
-        [helper.make_node("Add", ["x", "empty"], ["y"], name="/add")],
-        [x23], [y23], [empty]))
+    # strides once overflowed (found by the fuzz test), wherever the zero is.
+    for name, dims in [("empty-overflowing-shape", [0, 2**31, 2**31, 2**31]),
+                       ("empty-last-overflowing-shape", [2**31, 2**31, 2**31, 0])]:
+        write(outdir, name, model(
+            [helper.make_node("Add", ["x", "empty"], ["y"], name="/add")],
+            [x23], [y23], [helper.make_tensor("empty", FLOAT, dims, [])]))
     write(outdir, "unstructured-constant", model(
         [helper.make_node("Constant", [], ["c"], name="/table",
                           value=const("v", np.random.RandomState(0).rand(70000).astype(np.float32))),

@@ -322,8 +322,9 @@ mlir::galvatron::onnx_import::checkedNumel(ArrayRef<int64_t> shape) {
     if (__builtin_mul_overflow(extent, std::max<int64_t>(dim, 1), &extent) ||
         extent > kLimit)
       return makeError("shape " + shapeText(shape) +
-                       (count ? " has too many elements"
-                              : "'s dimensions multiply past 2^62"));
+                       (llvm::is_contained(shape, 0)
+                            ? "'s dimensions multiply past 2^62"
+                            : " has too many elements"));
     count *= dim;
   }
   return count;
